@@ -1,0 +1,260 @@
+// Package config reads the gatehouse server's YAML configuration file,
+// applies command-line overrides and checks the result. Unknown keys are
+// refused, so a typo never silently falls back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gravitational/trace"
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults for every setting that has one.
+const (
+	DefaultDataDir        = "/var/lib/gatehouse"
+	DefaultWebAddr        = ":3080"
+	DefaultAuthAddr       = ":3025"
+	DefaultSSHAddr        = ":3022"
+	DefaultStorage        = "sqlite"
+	DefaultClusterName    = "gatehouse"
+	DefaultLogLevel       = "info"
+	DefaultLogFormat      = "text"
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	DefaultAdminTTL       = 365 * 24 * time.Hour
+)
+
+// File is the YAML configuration file. Every key is optional; flags override
+// what the file sets.
+type File struct {
+	// Version is the file format version; "v1" (or empty).
+	Version     string   `yaml:"version"`
+	DataDir     string   `yaml:"data_dir"`
+	ClusterName string   `yaml:"cluster_name"`
+	PublicAddr  string   `yaml:"public_addr"`
+	Storage     Storage  `yaml:"storage"`
+	Auth        Auth     `yaml:"auth"`
+	Web         Web      `yaml:"web"`
+	SSH         Listener `yaml:"ssh"`
+	Diag        Listener `yaml:"diag"`
+	Log         Log      `yaml:"log"`
+}
+
+// Storage selects the backend.
+type Storage struct {
+	// Type is the backend name ("sqlite").
+	Type string `yaml:"type"`
+	// Path is where an embedded backend keeps its files; default
+	// <data_dir>/backend.
+	Path string `yaml:"path"`
+}
+
+// Auth configures the auth service.
+type Auth struct {
+	ListenAddr string `yaml:"listen_addr"`
+	// AuditRetention, a Go duration, is how long audit events are kept.
+	AuditRetention string `yaml:"audit_retention"`
+	// AdminIdentityTTL, a Go duration, is the lifetime of the generated
+	// <data_dir>/admin.identity.
+	AdminIdentityTTL string `yaml:"admin_identity_ttl"`
+}
+
+// Web configures the HTTPS listener.
+type Web struct {
+	ListenAddr string `yaml:"listen_addr"`
+	// CertFile and KeyFile (PEM) replace the self-signed certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Listener is a section with only a listen address.
+type Listener struct {
+	ListenAddr string `yaml:"listen_addr"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Config is the effective, checked configuration.
+type Config struct {
+	DataDir          string
+	ClusterName      string
+	PublicAddr       string
+	StorageType      string
+	StoragePath      string
+	AuthAddr         string
+	WebAddr          string
+	WebCertFile      string
+	WebKeyFile       string
+	SSHAddr          string
+	DiagAddr         string
+	LogLevel         slog.Level
+	LogFormat        string
+	AuditRetention   time.Duration
+	AdminIdentityTTL time.Duration
+}
+
+// Overrides are the command-line flags; a nil field was not given.
+type Overrides struct {
+	DataDir     *string
+	ClusterName *string
+	PublicAddr  *string
+	Storage     *string
+	AuthAddr    *string
+	WebAddr     *string
+	SSHAddr     *string
+	DiagAddr    *string
+	LogLevel    *string
+	LogFormat   *string
+}
+
+// ReadFile parses a configuration file. A missing file is an error: the
+// operator named it.
+func ReadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, trace.ConvertSystemError(err)
+	}
+	f, err := Parse(data)
+	if err != nil {
+		return nil, trace.BadParameter("config file %s: %v", path, err)
+	}
+	return f, nil
+}
+
+// Parse reads YAML configuration, refusing unknown keys and extra documents.
+func Parse(data []byte) (*File, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, trace.BadParameter("%s", cleanYAMLError(err))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, trace.BadParameter("only one YAML document is allowed")
+	}
+	if f.Version != "" && f.Version != "v1" {
+		return nil, trace.BadParameter("unsupported version %q (want v1)", f.Version)
+	}
+	return &f, nil
+}
+
+// cleanYAMLError turns yaml.v3's "field foo not found in type config.File"
+// into words an operator understands.
+func cleanYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, " not found in type ") {
+		rest := msg[i+len("field "):]
+		name := rest[:strings.Index(rest, " not found in type ")]
+		return msg[:i] + "unknown key " + `"` + name + `"`
+	}
+	return msg
+}
+
+// Build merges the file (may be nil) and the overrides over the defaults and
+// checks the result.
+func Build(f *File, o Overrides) (*Config, error) {
+	if f == nil {
+		f = &File{}
+	}
+	c := &Config{
+		DataDir:     pick(o.DataDir, f.DataDir, DefaultDataDir),
+		ClusterName: pick(o.ClusterName, f.ClusterName, DefaultClusterName),
+		PublicAddr:  pick(o.PublicAddr, f.PublicAddr, ""),
+		StorageType: pick(o.Storage, f.Storage.Type, DefaultStorage),
+		StoragePath: f.Storage.Path,
+		AuthAddr:    pick(o.AuthAddr, f.Auth.ListenAddr, DefaultAuthAddr),
+		WebAddr:     pick(o.WebAddr, f.Web.ListenAddr, DefaultWebAddr),
+		WebCertFile: f.Web.CertFile,
+		WebKeyFile:  f.Web.KeyFile,
+		SSHAddr:     pick(o.SSHAddr, f.SSH.ListenAddr, DefaultSSHAddr),
+		DiagAddr:    pick(o.DiagAddr, f.Diag.ListenAddr, ""),
+		LogFormat:   pick(o.LogFormat, f.Log.Format, DefaultLogFormat),
+	}
+	var err error
+	if c.LogLevel, err = ParseLevel(pick(o.LogLevel, f.Log.Level, DefaultLogLevel)); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return nil, trace.BadParameter("log format %q: want text or json", c.LogFormat)
+	}
+	if c.AuditRetention, err = parseDuration("auth.audit_retention", f.Auth.AuditRetention, DefaultAuditRetention); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if c.AdminIdentityTTL, err = parseDuration("auth.admin_identity_ttl", f.Auth.AdminIdentityTTL, DefaultAdminTTL); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if c.StoragePath == "" {
+		c.StoragePath = filepath.Join(c.DataDir, "backend")
+	}
+	if (c.WebCertFile == "") != (c.WebKeyFile == "") {
+		return nil, trace.BadParameter("web.cert_file and web.key_file go together: set both or neither")
+	}
+	if strings.TrimSpace(c.ClusterName) == "" || strings.ContainsAny(c.ClusterName, " /\t\n") {
+		return nil, trace.BadParameter("cluster name %q: want a non-empty name without spaces or slashes", c.ClusterName)
+	}
+	for _, a := range []struct{ name, addr string }{
+		{"auth address", c.AuthAddr}, {"web address", c.WebAddr}, {"ssh address", c.SSHAddr}, {"diagnostics address", c.DiagAddr},
+	} {
+		if a.addr == "" && a.name == "diagnostics address" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return nil, trace.BadParameter("%s %q: want host:port (for example :3080)", a.name, a.addr)
+		}
+	}
+	if c.PublicAddr != "" {
+		if strings.Contains(c.PublicAddr, "://") || strings.Contains(c.PublicAddr, "/") {
+			return nil, trace.BadParameter("public address %q: want host[:port], without a scheme or path", c.PublicAddr)
+		}
+	}
+	return c, nil
+}
+
+// ParseLevel parses debug, info, warn or error.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, trace.BadParameter("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func parseDuration(key, s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, trace.BadParameter("%s %q: want a positive Go duration such as 720h", key, s)
+	}
+	return d, nil
+}
+
+func pick(flag *string, file, def string) string {
+	if flag != nil {
+		return *flag
+	}
+	if file != "" {
+		return file
+	}
+	return def
+}

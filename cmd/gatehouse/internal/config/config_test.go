@@ -1,0 +1,116 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func ptr(s string) *string { return &s }
+
+func TestParseAndOverride(t *testing.T) {
+	t.Parallel()
+	f, err := Parse([]byte(`
+version: v1
+data_dir: /srv/gh
+cluster_name: acme
+public_addr: gatehouse.acme.com:443
+storage:
+  type: sqlite
+auth:
+  listen_addr: 127.0.0.1:4025
+  audit_retention: 720h
+web:
+  listen_addr: :443
+ssh:
+  listen_addr: :2222
+diag:
+  listen_addr: 127.0.0.1:3000
+log:
+  level: debug
+  format: json
+`))
+	require.NoError(t, err)
+	c, err := Build(f, Overrides{WebAddr: ptr("127.0.0.1:8443"), LogLevel: ptr("warn")})
+	require.NoError(t, err)
+	require.Equal(t, "/srv/gh", c.DataDir)
+	require.Equal(t, filepath.Join("/srv/gh", "backend"), c.StoragePath)
+	require.Equal(t, "acme", c.ClusterName)
+	require.Equal(t, "gatehouse.acme.com:443", c.PublicAddr)
+	require.Equal(t, "127.0.0.1:4025", c.AuthAddr)
+	require.Equal(t, "127.0.0.1:8443", c.WebAddr, "flag beats file")
+	require.Equal(t, ":2222", c.SSHAddr)
+	require.Equal(t, "127.0.0.1:3000", c.DiagAddr)
+	require.Equal(t, slog.LevelWarn, c.LogLevel, "flag beats file")
+	require.Equal(t, "json", c.LogFormat)
+	require.Equal(t, 720*time.Hour, c.AuditRetention)
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Build(nil, Overrides{})
+	require.NoError(t, err)
+	require.Equal(t, DefaultDataDir, c.DataDir)
+	require.Equal(t, ":3080", c.WebAddr)
+	require.Equal(t, ":3025", c.AuthAddr)
+	require.Equal(t, ":3022", c.SSHAddr)
+	require.Empty(t, c.DiagAddr, "diagnostics are off unless set")
+	require.Equal(t, "sqlite", c.StorageType)
+	require.Equal(t, slog.LevelInfo, c.LogLevel)
+	require.Equal(t, DefaultAdminTTL, c.AdminIdentityTTL)
+
+	// An empty flag value is an explicit choice, e.g. --diag-addr "" turns
+	// diagnostics off even when the file sets them.
+	f, err := Parse([]byte("diag:\n  listen_addr: :3000\n"))
+	require.NoError(t, err)
+	c, err = Build(f, Overrides{DiagAddr: ptr("")})
+	require.NoError(t, err)
+	require.Empty(t, c.DiagAddr)
+}
+
+func TestRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, yaml string
+		o          Overrides
+		want       string
+	}{
+		{name: "unknown top key", yaml: "web_adr: :1\n", want: `unknown key "web_adr"`},
+		{name: "unknown nested key", yaml: "web:\n  listen: :1\n", want: `unknown key "listen"`},
+		{name: "bad version", yaml: "version: v2\n", want: "unsupported version"},
+		{name: "two documents", yaml: "cluster_name: a\n---\ncluster_name: b\n", want: "one YAML document"},
+		{name: "bad yaml", yaml: "web: [\n", want: ""},
+		{name: "bad level", o: Overrides{LogLevel: ptr("loud")}, want: "log level"},
+		{name: "bad format", o: Overrides{LogFormat: ptr("xml")}, want: "log format"},
+		{name: "bad addr", o: Overrides{WebAddr: ptr("3080")}, want: "web address"},
+		{name: "bad retention", yaml: "auth:\n  audit_retention: forever\n", want: "audit_retention"},
+		{name: "cert without key", yaml: "web:\n  cert_file: /x.pem\n", want: "cert_file"},
+		{name: "public addr with scheme", o: Overrides{PublicAddr: ptr("https://x")}, want: "public address"},
+		{name: "cluster name with space", o: Overrides{ClusterName: ptr("a b")}, want: "cluster name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				_, err = Build(f, tc.o)
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	t.Parallel()
+	_, err := ReadFile(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.Error(t, err)
+	p := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("bogus: 1\n"), 0o600))
+	_, err = ReadFile(p)
+	require.ErrorContains(t, err, p)
+	require.ErrorContains(t, err, `unknown key "bogus"`)
+}
