@@ -98,4 +98,3 @@ func LockInForce(locks []*typesv1.Lock, user *typesv1.User, now time.Time) *type
 	}
 	return nil
 }
-
