@@ -1,0 +1,175 @@
+package services
+
+import (
+	"context"
+
+	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+const maxTokenHashLen = 1024
+
+// ValidatePluginStaticCredentials checks static credentials and sets their
+// defaults (kind "plugin_static_credentials", version "v1"): a bounded,
+// non-empty scim_token_hash is required. Only the hash is ever stored; the
+// caller hashes the token.
+func ValidatePluginStaticCredentials(c *typesv1.PluginStaticCredentials) error {
+	if c == nil {
+		return trace.BadParameter("missing plugin static credentials")
+	}
+	if err := checkHeader(KindPluginStaticCredentials, &c.Kind, &c.Version, c.GetMetadata()); err != nil {
+		return trace.Wrap(err)
+	}
+	name := c.GetMetadata().GetName()
+	switch h := c.GetSpec().GetScimTokenHash(); {
+	case len(h) == 0:
+		return trace.BadParameter("plugin_static_credentials %q: spec.scim_token_hash is required", name)
+	case len(h) > maxTokenHashLen:
+		return trace.BadParameter("plugin_static_credentials %q: spec.scim_token_hash is over %d bytes", name, maxTokenHashLen)
+	}
+	return nil
+}
+
+// StripPluginStaticCredentialsSecrets removes the token hash in place.
+func StripPluginStaticCredentialsSecrets(c *typesv1.PluginStaticCredentials) {
+	if c.GetSpec() != nil {
+		c.Spec.ScimTokenHash = nil
+	}
+}
+
+// MarshalPluginStaticCredentials validates c (on a copy) and returns the
+// backend item storing it at PluginStaticCredentialsKey(name).
+func MarshalPluginStaticCredentials(c *typesv1.PluginStaticCredentials) (backend.Item, error) {
+	return marshalValidated(PluginStaticCredentialsPrefix, c, ValidatePluginStaticCredentials)
+}
+
+// UnmarshalPluginStaticCredentials decodes stored credentials, secrets
+// included.
+func UnmarshalPluginStaticCredentials(item backend.Item) (*typesv1.PluginStaticCredentials, error) {
+	c, err := generic.UnmarshalResource[*typesv1.PluginStaticCredentials](item, protojson.UnmarshalOptions{})
+	return c, trace.Wrap(err)
+}
+
+// PluginStaticCredentialsService stores credentials at
+// plugin_static_credentials/<name>.
+type PluginStaticCredentialsService struct {
+	svc *generic.Service[*typesv1.PluginStaticCredentials]
+}
+
+// NewPluginStaticCredentialsService returns the static credentials service.
+func NewPluginStaticCredentialsService(cfg Config) (*PluginStaticCredentialsService, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	svc, err := generic.New(generic.Config[*typesv1.PluginStaticCredentials]{
+		Backend:   cfg.Backend,
+		Kind:      KindPluginStaticCredentials,
+		KeyPrefix: PluginStaticCredentialsPrefix,
+		Validate:  ValidatePluginStaticCredentials,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &PluginStaticCredentialsService{svc: svc}, nil
+}
+
+// GetPluginStaticCredentials reads credentials; the token hash only with
+// withSecrets.
+func (s *PluginStaticCredentialsService) GetPluginStaticCredentials(ctx context.Context, name string, withSecrets bool) (*typesv1.PluginStaticCredentials, error) {
+	c, err := s.svc.Get(ctx, name)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return stripped(c, withSecrets, StripPluginStaticCredentialsSecrets), nil
+}
+
+// ListPluginStaticCredentials returns a page of credentials in name order
+// and the next page's token; the token hashes only with withSecrets.
+func (s *PluginStaticCredentialsService) ListPluginStaticCredentials(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.PluginStaticCredentials, string, error) {
+	cs, next, err := s.svc.List(ctx, pageSize, pageToken)
+	if err != nil {
+		return nil, "", trace.Wrap(err)
+	}
+	for _, c := range cs {
+		stripped(c, withSecrets, StripPluginStaticCredentialsSecrets)
+	}
+	return cs, next, nil
+}
+
+// ListPluginStaticCredentialsByLabels returns every credential carrying all
+// of labels (a plugin's static_credentials_ref), in name order; the token
+// hashes only with withSecrets. No labels is refused: it would select every
+// credential.
+func (s *PluginStaticCredentialsService) ListPluginStaticCredentialsByLabels(ctx context.Context, labels map[string]string, withSecrets bool) ([]*typesv1.PluginStaticCredentials, error) {
+	if len(labels) == 0 {
+		return nil, trace.BadParameter("listing plugin static credentials by labels needs at least one label")
+	}
+	cs, err := s.svc.ListAll(ctx, func(c *typesv1.PluginStaticCredentials) bool {
+		return MatchLabels(c.GetMetadata().GetLabels(), labels)
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	for _, c := range cs {
+		stripped(c, withSecrets, StripPluginStaticCredentialsSecrets)
+	}
+	return cs, nil
+}
+
+// MatchLabels reports whether have carries every key of want with the same
+// value.
+func MatchLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// CreatePluginStaticCredentials writes new credentials; trace.AlreadyExists
+// if the name is taken. It returns them without the hash.
+func (s *PluginStaticCredentialsService) CreatePluginStaticCredentials(ctx context.Context, c *typesv1.PluginStaticCredentials) (*typesv1.PluginStaticCredentials, error) {
+	out, err := s.svc.Create(ctx, c)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripPluginStaticCredentialsSecrets(out)
+	return out, nil
+}
+
+// UpdatePluginStaticCredentials overwrites credentials still at
+// c.metadata.revision (required); the hash is required as on create.
+func (s *PluginStaticCredentialsService) UpdatePluginStaticCredentials(ctx context.Context, c *typesv1.PluginStaticCredentials) (*typesv1.PluginStaticCredentials, error) {
+	out, err := s.svc.Update(ctx, c)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripPluginStaticCredentialsSecrets(out)
+	return out, nil
+}
+
+// UpsertPluginStaticCredentials writes credentials whether or not they exist.
+func (s *PluginStaticCredentialsService) UpsertPluginStaticCredentials(ctx context.Context, c *typesv1.PluginStaticCredentials) (*typesv1.PluginStaticCredentials, error) {
+	out, err := s.svc.Upsert(ctx, c)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripPluginStaticCredentialsSecrets(out)
+	return out, nil
+}
+
+// DeletePluginStaticCredentials removes credentials; trace.NotFound if
+// missing.
+func (s *PluginStaticCredentialsService) DeletePluginStaticCredentials(ctx context.Context, name string) error {
+	return trace.Wrap(s.svc.Delete(ctx, name))
+}
+
+// DeleteAllPluginStaticCredentials removes every credential.
+func (s *PluginStaticCredentialsService) DeleteAllPluginStaticCredentials(ctx context.Context) error {
+	return trace.Wrap(s.svc.DeleteAll(ctx))
+}

@@ -1,0 +1,85 @@
+package services
+
+import (
+	"context"
+
+	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+)
+
+// secretsOf says where a kind keeps its secrets, so that a resource read
+// without secrets can be written back without wiping them.
+type secretsOf[T generic.Resource] struct {
+	// has reports whether the resource carries its secrets.
+	has func(T) bool
+	// copy sets dst's secrets from src.
+	copy func(dst, src T)
+}
+
+// updateKeepingSecrets is Update, except that a resource given without its
+// secrets keeps the stored ones. The stored copy lends its secrets only when
+// it is at the revision the caller gives: the conditional write fails anyway
+// if it changed, so secrets never come from a version the caller did not see.
+func updateKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.Service[T], r T, sec secretsOf[T]) (T, error) {
+	var zero T
+	if !r.ProtoReflect().IsValid() {
+		return zero, trace.BadParameter("missing %s", svc.Kind())
+	}
+	rev := r.GetMetadata().GetRevision()
+	if !sec.has(r) && rev != "" {
+		cur, err := svc.Get(ctx, r.GetMetadata().GetName())
+		if err != nil {
+			return zero, trace.Wrap(err)
+		}
+		if cur.GetMetadata().GetRevision() == rev && sec.has(cur) {
+			r = proto.Clone(r).(T)
+			sec.copy(r, cur)
+		}
+	}
+	out, err := svc.Update(ctx, r)
+	return out, trace.Wrap(err)
+}
+
+// upsertKeepingSecrets is Upsert, except that a resource given without its
+// secrets keeps the stored ones. The read and the write are tied by a
+// conditional write (or a create), retried when someone else wrote between.
+func upsertKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.Service[T], r T, sec secretsOf[T]) (T, error) {
+	var zero T
+	if !r.ProtoReflect().IsValid() {
+		return zero, trace.BadParameter("missing %s", svc.Kind())
+	}
+	if sec.has(r) {
+		out, err := svc.Upsert(ctx, r)
+		return out, trace.Wrap(err)
+	}
+	name := r.GetMetadata().GetName()
+	for attempt := 0; attempt < generic.DefaultMaxSwapAttempts; attempt++ {
+		c := proto.Clone(r).(T)
+		cur, err := svc.Get(ctx, name)
+		switch {
+		case trace.IsNotFound(err):
+			out, err := svc.Create(ctx, c)
+			if trace.IsAlreadyExists(err) {
+				continue
+			}
+			return out, trace.Wrap(err)
+		case err != nil:
+			return zero, trace.Wrap(err)
+		}
+		sec.copy(c, cur)
+		md := c.GetMetadata()
+		if md == nil {
+			// Unreachable: Get succeeded, so the name was valid.
+			return zero, trace.BadParameter("%s: missing metadata", svc.Kind())
+		}
+		md.Revision = cur.GetMetadata().GetRevision()
+		out, err := svc.Update(ctx, c)
+		if trace.IsCompareFailed(err) || trace.IsNotFound(err) {
+			continue
+		}
+		return out, trace.Wrap(err)
+	}
+	return zero, trace.CompareFailed("%s %q: gave up after %d concurrent modifications, try again", svc.Kind(), name, generic.DefaultMaxSwapAttempts)
+}

@@ -1,0 +1,275 @@
+package services
+
+import (
+	"context"
+	"time"
+
+	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+const (
+	maxTraits          = 64
+	maxTraitValues     = 256
+	maxPasswordHashLen = 1024
+)
+
+// ValidateUser checks a user and sets its defaults (kind "user", version
+// "v1"): a valid name, valid role names, traits that are lists of non-empty
+// strings within bounds, a sane password hash.
+func ValidateUser(u *typesv1.User) error {
+	if u == nil {
+		return trace.BadParameter("missing user")
+	}
+	if err := checkHeader(KindUser, &u.Kind, &u.Version, u.GetMetadata()); err != nil {
+		return trace.Wrap(err)
+	}
+	name := u.GetMetadata().GetName()
+	if u.Spec == nil {
+		u.Spec = &typesv1.UserSpec{}
+	}
+	if err := checkNames(KindUser, name, "roles", KindRole, u.Spec.GetRoles()); err != nil {
+		return trace.Wrap(err)
+	}
+	if err := checkTraits(KindUser, name, u.Spec.GetTraits()); err != nil {
+		return trace.Wrap(err)
+	}
+	if cb := u.Spec.GetCreatedBy(); cb != nil {
+		if t := cb.GetTime(); t != nil {
+			if err := t.CheckValid(); err != nil {
+				return trace.BadParameter("user %q: created_by.time: %v", name, err)
+			}
+		}
+	}
+	if la := u.Spec.GetLocalAuth(); la != nil && len(la.GetPasswordHash()) > maxPasswordHashLen {
+		return trace.BadParameter("user %q: password hash is over %d bytes", name, maxPasswordHashLen)
+	}
+	return nil
+}
+
+// checkTraits requires every trait to be a list of non-empty strings.
+func checkTraits(kind, name string, traits map[string]*structpb.ListValue) error {
+	if len(traits) > maxTraits {
+		return trace.BadParameter("%s %q: %d traits, over the limit of %d", kind, name, len(traits), maxTraits)
+	}
+	for k, list := range traits {
+		if k == "" || len(k) > maxStringField {
+			return trace.BadParameter("%s %q: trait names must be 1 to %d bytes", kind, name, maxStringField)
+		}
+		if list == nil {
+			return trace.BadParameter("%s %q: trait %q must be a list of strings", kind, name, k)
+		}
+		if len(list.GetValues()) > maxTraitValues {
+			return trace.BadParameter("%s %q: trait %q has %d values, over the limit of %d", kind, name, k, len(list.GetValues()), maxTraitValues)
+		}
+		for _, v := range list.GetValues() {
+			s, ok := v.GetKind().(*structpb.Value_StringValue)
+			if !ok {
+				return trace.BadParameter("%s %q: trait %q must be a list of strings", kind, name, k)
+			}
+			if s.StringValue == "" || len(s.StringValue) > maxStringField {
+				return trace.BadParameter("%s %q: trait %q values must be 1 to %d bytes", kind, name, k, maxStringField)
+			}
+		}
+	}
+	return nil
+}
+
+// TraitValues returns a trait's values as strings (nil when absent); the
+// helper every caller needs since traits are ListValues.
+func TraitValues(u *typesv1.User, trait string) []string {
+	list := u.GetSpec().GetTraits()[trait]
+	if list == nil {
+		return nil
+	}
+	out := make([]string, 0, len(list.GetValues()))
+	for _, v := range list.GetValues() {
+		out = append(out, v.GetStringValue())
+	}
+	return out
+}
+
+// NewTraits builds traits from string lists.
+func NewTraits(traits map[string][]string) map[string]*structpb.ListValue {
+	out := make(map[string]*structpb.ListValue, len(traits))
+	for k, vs := range traits {
+		list := &structpb.ListValue{Values: make([]*structpb.Value, 0, len(vs))}
+		for _, v := range vs {
+			list.Values = append(list.Values, structpb.NewStringValue(v))
+		}
+		out[k] = list
+	}
+	return out
+}
+
+// StripUserSecrets removes a user's secrets (local_auth) in place.
+func StripUserSecrets(u *typesv1.User) {
+	if u.GetSpec() != nil {
+		u.Spec.LocalAuth = nil
+	}
+}
+
+// IsUserExpired reports whether a user carries an expiry at or before now.
+// Reads never return such a user; this is for users held in memory.
+func IsUserExpired(u *typesv1.User, now time.Time) bool {
+	exp := u.GetMetadata().GetExpires()
+	return exp != nil && backend.Expired(exp.AsTime(), now)
+}
+
+// MarshalUser validates u (on a copy) and returns the backend item storing it
+// at UserKey(name), for use in a backend.AtomicWrite. See
+// generic.MarshalResource.
+func MarshalUser(u *typesv1.User) (backend.Item, error) {
+	return marshalValidated(UsersPrefix, u, ValidateUser)
+}
+
+// UnmarshalUser decodes a stored user, secrets included.
+func UnmarshalUser(item backend.Item) (*typesv1.User, error) {
+	u, err := generic.UnmarshalResource[*typesv1.User](item, protojson.UnmarshalOptions{})
+	return u, trace.Wrap(err)
+}
+
+// marshalValidated validates a copy of r and marshals it.
+func marshalValidated[T generic.Resource](prefix string, r T, validate func(T) error) (backend.Item, error) {
+	if !r.ProtoReflect().IsValid() {
+		return backend.Item{}, trace.BadParameter("missing resource")
+	}
+	c := proto.Clone(r).(T)
+	if err := validate(c); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	item, err := generic.MarshalResource(prefix, c, protojson.MarshalOptions{})
+	return item, trace.Wrap(err)
+}
+
+// stripped removes r's secrets in place unless withSecrets is set, and
+// returns r. Only for resources freshly decoded from the backend.
+func stripped[T proto.Message](r T, withSecrets bool, strip func(T)) T {
+	if withSecrets {
+		return r
+	}
+	strip(r)
+	return r
+}
+
+// UserService stores users at users/<name>.
+type UserService struct {
+	svc *generic.Service[*typesv1.User]
+}
+
+// NewUserService returns the user service.
+func NewUserService(cfg Config) (*UserService, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	svc, err := generic.New(generic.Config[*typesv1.User]{
+		Backend:   cfg.Backend,
+		Kind:      KindUser,
+		KeyPrefix: UsersPrefix,
+		Validate:  ValidateUser,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &UserService{svc: svc}, nil
+}
+
+// GetUser reads a user; its local_auth only with withSecrets.
+func (s *UserService) GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error) {
+	u, err := s.svc.Get(ctx, name)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return stripped(u, withSecrets, StripUserSecrets), nil
+}
+
+// ListUsers returns a page of users in name order and the next page's token
+// ("" after the last page); local_auth only with withSecrets.
+func (s *UserService) ListUsers(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.User, string, error) {
+	users, next, err := s.svc.List(ctx, pageSize, pageToken)
+	if err != nil {
+		return nil, "", trace.Wrap(err)
+	}
+	for _, u := range users {
+		stripped(u, withSecrets, StripUserSecrets)
+	}
+	return users, next, nil
+}
+
+// CreateUser writes a new user; trace.AlreadyExists if the name is taken.
+// It returns the stored user without secrets.
+func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
+	out, err := s.svc.Create(ctx, u)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripUserSecrets(out)
+	return out, nil
+}
+
+// UpdateUser overwrites a user still at u.metadata.revision (required). A
+// user given without local_auth keeps the stored one: a user read without
+// secrets can be updated without wiping its password. To remove local_auth,
+// use UpdateAndSwapUser.
+func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
+	out, err := updateKeepingSecrets(ctx, s.svc, u, userSecrets)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripUserSecrets(out)
+	return out, nil
+}
+
+// UpsertUser writes a user whether or not it exists. Like UpdateUser, a user
+// given without local_auth keeps the stored one.
+func (s *UserService) UpsertUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
+	out, err := upsertKeepingSecrets(ctx, s.svc, u, userSecrets)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripUserSecrets(out)
+	return out, nil
+}
+
+var userSecrets = secretsOf[*typesv1.User]{
+	has: func(u *typesv1.User) bool { return u.GetSpec().GetLocalAuth() != nil },
+	copy: func(dst, src *typesv1.User) {
+		if dst.Spec == nil {
+			dst.Spec = &typesv1.UserSpec{}
+		}
+		dst.Spec.LocalAuth = src.GetSpec().GetLocalAuth()
+	},
+}
+
+// UpdateAndSwapUser reads a user (secrets included), applies modify and
+// writes it back if nobody changed it meanwhile, retrying a bounded number of
+// times. It returns the stored user without secrets.
+func (s *UserService) UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error) {
+	out, err := s.svc.UpdateAndSwap(ctx, name, modify)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	StripUserSecrets(out)
+	return out, nil
+}
+
+// DeleteUser removes a user; trace.NotFound if missing.
+func (s *UserService) DeleteUser(ctx context.Context, name string) error {
+	return trace.Wrap(s.svc.Delete(ctx, name))
+}
+
+// ConditionalDeleteUser removes a user still at revision (SCIM If-Match).
+func (s *UserService) ConditionalDeleteUser(ctx context.Context, name, revision string) error {
+	return trace.Wrap(s.svc.ConditionalDelete(ctx, name, revision))
+}
+
+// DeleteAllUsers removes every user.
+func (s *UserService) DeleteAllUsers(ctx context.Context) error {
+	return trace.Wrap(s.svc.DeleteAll(ctx))
+}
