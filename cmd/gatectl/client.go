@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+)
+
+// File names in the server's data directory that gatectl reads.
+const (
+	adminIdentityFile = "admin.identity"
+	authAddrFile      = "auth_addr"
+)
+
+// target is where to connect and with which identity.
+type target struct {
+	addr     string
+	identity string
+}
+
+// resolveTarget applies the precedence: explicit flags, then the data dir.
+func (a *app) resolveTarget() (target, error) {
+	t := target{addr: a.authServer, identity: a.identity}
+	if t.identity == "" {
+		if a.dataDir == "" {
+			return t, trace.BadParameter("no credentials: pass --data-dir DIR on the server's host, or --auth-server HOST:PORT --identity FILE")
+		}
+		t.identity = filepath.Join(a.dataDir, adminIdentityFile)
+	}
+	if t.addr == "" {
+		if a.dataDir == "" {
+			return t, trace.BadParameter("no auth server address: pass --auth-server HOST:PORT (or --data-dir DIR on the server's host)")
+		}
+		p := filepath.Join(a.dataDir, authAddrFile)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return t, trace.NotFound("%s not found: is gatehouse running with --data-dir %s? (or pass --auth-server HOST:PORT)", p, a.dataDir)
+			}
+			return t, trace.ConvertSystemError(err)
+		}
+		t.addr = strings.TrimSpace(string(data))
+	}
+	return t, nil
+}
+
+// client connects on first use and returns the API stubs.
+func (a *app) client(ctx context.Context) (*apis, error) {
+	if a.conn != nil {
+		return a.conn, nil
+	}
+	t, err := a.resolveTarget()
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	id, err := identityfile.Read(t.identity)
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return nil, trace.NotFound("identity file %s not found", t.identity)
+		}
+		return nil, trace.Wrap(err)
+	}
+	c, err := dial(ctx, t.addr, id)
+	if err != nil {
+		return nil, trace.Wrap(err, "connecting to the auth server at %s", t.addr)
+	}
+	a.conn = c
+	return c, nil
+}
+
+func (a *app) close() error {
+	if a.conn == nil {
+		return nil
+	}
+	err := a.conn.close()
+	a.conn = nil
+	return trace.Wrap(err)
+}

@@ -1,0 +1,134 @@
+// Command gatectl administers a Gatehouse cluster over the auth service's
+// gRPC API (mTLS): it creates, reads and deletes resources, installs the Okta
+// plugin and rotates its SCIM token, and searches the audit log.
+//
+// CLI library: github.com/spf13/cobra (already a module dependency), which
+// gives every command --help and POSIX flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/gravitational/trace"
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes gatectl with args and returns the process exit code. Errors
+// are printed as one line on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout)
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "ERROR: "+oneLine(userMessage(err)))
+		return 1
+	}
+	return 0
+}
+
+// userMessage is the error as a person should read it, without stacks.
+func userMessage(err error) string {
+	msg := trace.UserMessage(err)
+	if msg == "" {
+		msg = err.Error()
+	}
+	return msg
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+// app holds the global flags and the connection, opened on first use.
+type app struct {
+	out        io.Writer
+	dataDir    string
+	authServer string
+	identity   string
+	format     string
+	conn       *apis
+}
+
+func newApp(out io.Writer) *app { return &app{out: out} }
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gatectl",
+		Short: "Administer a Gatehouse cluster",
+		Long: `gatectl administers a Gatehouse cluster through the auth service's gRPC API (mTLS).
+
+On the server's host, point it at the data directory: it reads the admin identity
+(<data-dir>/admin.identity) and the auth address (<data-dir>/auth_addr) there:
+
+  gatectl --data-dir ./data get plugins
+
+Elsewhere, give the auth address and an identity file:
+
+  gatectl --auth-server auth.example.com:3025 --identity alice.identity get users`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Version:           version,
+		PersistentPostRunE: func(*cobra.Command, []string) error {
+			return a.close()
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return trace.BadParameter("%v (see %s --help)", err, c.CommandPath())
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.dataDir, "data-dir", os.Getenv("GATEHOUSE_DATA_DIR"), "server data directory: use its admin.identity and auth_addr (env GATEHOUSE_DATA_DIR)")
+	pf.StringVar(&a.authServer, "auth-server", "", "auth service address, host:port (default: read from <data-dir>/auth_addr)")
+	pf.StringVar(&a.identity, "identity", "", "identity file (default: <data-dir>/admin.identity)")
+	pf.StringVar(&a.format, "format", "text", "output format: text, yaml or json")
+
+	root.AddCommand(
+		a.createCommand(),
+		a.getCommand(),
+		a.rmCommand(),
+		a.pluginsCommand(),
+		a.eventsCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print gatectl's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintf(a.out, "gatectl %s\n", version)
+			return trace.Wrap(err)
+		},
+	}
+}
+
+// checkFormat validates --format before any call is made.
+func (a *app) checkFormat() error {
+	switch a.format {
+	case "text", "yaml", "json":
+		return nil
+	}
+	return trace.BadParameter("unknown --format %q: want text, yaml or json", a.format)
+}
