@@ -1,0 +1,399 @@
+// Package lite is the embedded default backend: a single SQLite database file
+// opened through the cgo-free modernc.org/sqlite driver.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so a write
+// is on disk (the WAL is fsynced) before the call that made it returns. A
+// process crash or power loss never loses an acknowledged write, and a
+// transaction is applied in full or not at all.
+//
+// Concurrency: writes are serialized in-process by one writer lock and run on
+// a single connection in BEGIN IMMEDIATE transactions, so the SQLite write
+// lock is taken up front and a transaction never fails half-way on a lock
+// upgrade. Reads use a separate pool of read-only connections; in WAL mode
+// they never block the writer and see every committed write.
+//
+// Revisions come from a one-row counter table bumped in the same transaction
+// as the write, so they survive restarts and are never reused; every item an
+// AtomicWrite touches gets the same revision.
+//
+// Watchers are fed in-process: after a transaction commits, and while the
+// writer lock is still held, its events are handed to every matching watcher,
+// so watchers see changes in commit order. The database is therefore owned by
+// one process at a time: New takes an exclusive lock on a side file and fails
+// if another backend (in this or another process) holds it, because a second
+// writer's changes would never reach this process's watchers.
+package lite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// Name is the name the backend is registered under.
+const Name = "sqlite"
+
+// DBFileName is the database file that the registered factory opens inside
+// backend.Params.Path.
+const DBFileName = "gatehouse.db"
+
+const (
+	// DefaultPurgeInterval is how often expired items are deleted.
+	DefaultPurgeInterval = time.Second
+	// DefaultBusyTimeout is how long a connection waits for a lock held by
+	// another connection before it fails with SQLITE_BUSY.
+	DefaultBusyTimeout = 10 * time.Second
+	// DefaultReadConns is the size of the read connection pool.
+	DefaultReadConns = 4
+	// purgeBatch bounds how many expired rows one purge transaction deletes,
+	// so that a large backlog does not hold the writer lock for long.
+	purgeBatch = 1000
+	// schemaVersion is stored in PRAGMA user_version.
+	schemaVersion = 1
+)
+
+// settingPurgeInterval is the one Settings key the registered factory reads.
+const settingPurgeInterval = "purge_interval"
+
+func init() {
+	backend.Register(Name, openFromParams)
+}
+
+// openFromParams is the registered factory. Params.Path is a directory
+// (created 0700 if missing); the database is the file DBFileName inside it.
+// Params.Clock decides expiry. Settings may hold "purge_interval" (a Go
+// duration string such as "5s"); any other key is refused.
+func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, error) {
+	if p.Path == "" {
+		return nil, trace.BadParameter("sqlite backend needs a data directory path")
+	}
+	cfg := Config{Path: filepath.Join(p.Path, DBFileName), Clock: p.Clock}
+	for k, v := range p.Settings {
+		switch k {
+		case settingPurgeInterval:
+			d, err := parseDuration(v)
+			if err != nil {
+				return nil, trace.BadParameter("sqlite backend setting %q: %v", k, err)
+			}
+			cfg.PurgeInterval = d
+		default:
+			return nil, trace.BadParameter("sqlite backend does not know setting %q (known: %s)", k, settingPurgeInterval)
+		}
+	}
+	if fi, err := os.Stat(p.Path); err == nil && !fi.IsDir() {
+		return nil, trace.BadParameter("sqlite backend path %q is a file; it must be a data directory", p.Path)
+	}
+	b, err := New(ctx, cfg)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return b, nil
+}
+
+func parseDuration(v any) (time.Duration, error) {
+	var d time.Duration
+	switch x := v.(type) {
+	case string:
+		var err error
+		if d, err = time.ParseDuration(x); err != nil {
+			return 0, err
+		}
+	case time.Duration:
+		d = x
+	default:
+		return 0, fmt.Errorf("want a duration string, got %T", v)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("duration must be positive, got %v", d)
+	}
+	return d, nil
+}
+
+// Config configures the lite backend.
+type Config struct {
+	// Path is the database file. Its directory is created with mode 0700 if
+	// missing. The WAL ("-wal", "-shm") and lock (".lock") files live beside it.
+	Path string
+	// Clock decides expiry and drives the purge loop; defaults to the real clock.
+	Clock clockwork.Clock
+	// PurgeInterval is how often expired items are deleted (and watchers get
+	// their Delete events). Expired items are invisible to reads and
+	// conditions at once, whatever this interval is.
+	PurgeInterval time.Duration
+	// BusyTimeout is how long SQLite waits on a lock held by another
+	// connection (a backup tool, the sqlite3 shell) before failing.
+	BusyTimeout time.Duration
+	// ReadConns is the maximum number of read connections.
+	ReadConns int
+	// Logger receives the backend's logs.
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Path == "" {
+		return trace.BadParameter("sqlite backend: database path is required")
+	}
+	// The driver reads everything after the first '?' as DSN parameters.
+	if strings.ContainsRune(c.Path, '?') {
+		return trace.BadParameter("sqlite backend: database path %q must not contain '?'", c.Path)
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.PurgeInterval < 0 || c.BusyTimeout < 0 || c.ReadConns < 0 {
+		return trace.BadParameter("sqlite backend: intervals and pool sizes must not be negative")
+	}
+	if c.PurgeInterval == 0 {
+		c.PurgeInterval = DefaultPurgeInterval
+	}
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = DefaultBusyTimeout
+	}
+	if c.ReadConns == 0 {
+		c.ReadConns = DefaultReadConns
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "backend:sqlite")
+	return nil
+}
+
+// Backend is the SQLite implementation of backend.Backend.
+type Backend struct {
+	cfg Config
+	log *slog.Logger
+
+	// wdb has exactly one connection, used for every write.
+	wdb *sql.DB
+	// rdb is the read-only pool.
+	rdb *sql.DB
+	// fileLock keeps other backends off the database file.
+	fileLock *fileLock
+
+	// writeSem is the writer lock: a one-slot semaphore so that waiting for
+	// it can be abandoned when the caller's context ends. It is held from
+	// BEGIN to the end of the watcher fan-out.
+	writeSem chan struct{}
+
+	// watchMu guards watchers.
+	watchMu  sync.Mutex
+	watchers map[*watcher]struct{}
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	loops     sync.WaitGroup
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New opens (creating if needed) the database at cfg.Path.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	dir := filepath.Dir(cfg.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, trace.ConvertSystemError(err)
+	}
+	lock, err := lockFile(cfg.Path + ".lock")
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	b := &Backend{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		fileLock: lock,
+		writeSem: make(chan struct{}, 1),
+		watchers: make(map[*watcher]struct{}),
+		closed:   make(chan struct{}),
+	}
+	if err := b.open(ctx); err != nil {
+		b.closeDBs()
+		return nil, trace.Wrap(err)
+	}
+	b.loops.Add(1)
+	go b.purgeLoop()
+	b.log.DebugContext(ctx, "Opened database.", "path", cfg.Path)
+	return b, nil
+}
+
+// dsn builds the driver DSN. Every connection gets the busy timeout first,
+// then WAL mode and synchronous=FULL: FULL fsyncs the WAL on every commit,
+// which is what makes an acknowledged write durable across power loss
+// (NORMAL in WAL mode may lose the last commits). Write transactions begin
+// IMMEDIATE so the write lock is taken before anything is read.
+func (b *Backend) dsn(readOnly bool) string {
+	q := []string{
+		fmt.Sprintf("_pragma=busy_timeout(%d)", b.cfg.BusyTimeout.Milliseconds()),
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(FULL)",
+		"_txlock=immediate",
+	}
+	if readOnly {
+		q = append(q, "_pragma=query_only(1)")
+	}
+	return b.cfg.Path + "?" + strings.Join(q, "&")
+}
+
+func (b *Backend) open(ctx context.Context) error {
+	wdb, err := sql.Open("sqlite", b.dsn(false))
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	b.wdb = wdb
+	// One connection: SQLite has one writer anyway, and a single connection
+	// means a transaction never waits on another of ours.
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	wdb.SetConnMaxLifetime(0)
+
+	if err := b.migrate(ctx); err != nil {
+		return trace.Wrap(err)
+	}
+	var mode string
+	if err := wdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return trace.Wrap(err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return trace.BadParameter("sqlite backend: could not enable WAL mode on %q (got %q)", b.cfg.Path, mode)
+	}
+
+	rdb, err := sql.Open("sqlite", b.dsn(true))
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	b.rdb = rdb
+	rdb.SetMaxOpenConns(b.cfg.ReadConns)
+	rdb.SetMaxIdleConns(b.cfg.ReadConns)
+	if err := rdb.PingContext(ctx); err != nil {
+		return trace.Wrap(err)
+	}
+	return nil
+}
+
+// migrate creates the schema, or checks that an existing one is one this
+// code understands.
+func (b *Backend) migrate(ctx context.Context) error {
+	tx, err := b.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return trace.Wrap(err)
+	}
+	switch {
+	case version == schemaVersion:
+		return nil
+	case version > schemaVersion:
+		return trace.BadParameter("sqlite backend: database %q has schema version %d, newer than this build supports (%d)", b.cfg.Path, version, schemaVersion)
+	}
+	stmts := []string{
+		// revision is the last revision handed out; it only grows.
+		`CREATE TABLE IF NOT EXISTS meta (
+			id INTEGER PRIMARY KEY CHECK (id = 1),
+			revision INTEGER NOT NULL
+		)`,
+		`INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0)`,
+		// key is compared byte-wise (BLOB memcmp order). expires is unix
+		// nanoseconds, NULL for never. value NULL means empty.
+		`CREATE TABLE IF NOT EXISTS kv (
+			key BLOB NOT NULL PRIMARY KEY,
+			value BLOB,
+			expires INTEGER,
+			revision INTEGER NOT NULL
+		)`,
+		`CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL`,
+		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return trace.Wrap(err, "creating the schema")
+		}
+	}
+	return trace.Wrap(tx.Commit())
+}
+
+// Clock returns the clock that decides expiry.
+func (b *Backend) Clock() clockwork.Clock { return b.cfg.Clock }
+
+// Close closes every watcher, stops the purge loop and closes the database.
+// It waits for a write in progress to finish.
+func (b *Backend) Close() error {
+	var err error
+	b.closeOnce.Do(func() {
+		// Take the writer lock so no write is half-way when the database closes.
+		b.writeSem <- struct{}{}
+		close(b.closed)
+		<-b.writeSem
+		b.loops.Wait()
+		b.closeAllWatchers()
+		err = b.closeDBs()
+	})
+	return trace.Wrap(err)
+}
+
+func (b *Backend) closeDBs() error {
+	var errs []error
+	if b.rdb != nil {
+		errs = append(errs, b.rdb.Close())
+	}
+	if b.wdb != nil {
+		// The last connection to close checkpoints the WAL into the database.
+		errs = append(errs, b.wdb.Close())
+	}
+	if b.fileLock != nil {
+		errs = append(errs, b.fileLock.release())
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backend) isClosed() bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func errClosed() error {
+	return trace.ConnectionProblem(nil, "sqlite backend is closed")
+}
+
+// purgeLoop deletes expired items on every tick of the clock.
+func (b *Backend) purgeLoop() {
+	defer b.loops.Done()
+	ticker := b.cfg.Clock.NewTicker(b.cfg.PurgeInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-b.closed:
+			return
+		case <-ticker.Chan():
+			if err := b.purgeExpired(context.Background()); err != nil && !b.isClosed() {
+				b.log.WarnContext(context.Background(), "Failed to purge expired items.", "error", err)
+			}
+		}
+	}
+}

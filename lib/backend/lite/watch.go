@@ -1,0 +1,134 @@
+package lite
+
+import (
+	"bytes"
+	"context"
+	"sync"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// watcher is one in-process subscriber. Its events channel is written only
+// under Backend.watchMu, with non-blocking sends: a full buffer closes the
+// watcher rather than blocking the writer or dropping an event.
+type watcher struct {
+	b        *Backend
+	name     string
+	prefixes []backend.Key
+	events   chan backend.Event
+	done     chan struct{}
+	once     sync.Once
+}
+
+var _ backend.Watcher = (*watcher)(nil)
+
+// Events delivers OpInit first, then Put and Delete events in commit order.
+func (w *watcher) Events() <-chan backend.Event { return w.events }
+
+// Done is closed when the watcher stops delivering events.
+func (w *watcher) Done() <-chan struct{} { return w.done }
+
+// Close stops the watcher.
+func (w *watcher) Close() error {
+	w.b.watchMu.Lock()
+	defer w.b.watchMu.Unlock()
+	w.b.removeLocked(w)
+	return nil
+}
+
+// NewWatcher follows changes under w.Prefixes until ctx ends, the watcher
+// or the backend is closed, or the watcher's buffer overflows.
+func (b *Backend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if w.QueueSize < 0 {
+		return nil, trace.BadParameter("watcher %q: queue size must not be negative, got %d", w.Name, w.QueueSize)
+	}
+	prefixes := make([]backend.Key, 0, len(w.Prefixes))
+	for _, p := range w.Prefixes {
+		if len(p) > backend.MaxKeySize {
+			return nil, trace.BadParameter("watcher %q: prefix is over the key size limit of %d", w.Name, backend.MaxKeySize)
+		}
+		prefixes = append(prefixes, bytes.Clone(p))
+	}
+	size := w.QueueSize
+	if size == 0 {
+		size = backend.DefaultWatchQueueSize
+	}
+	wt := &watcher{
+		b:        b,
+		name:     w.Name,
+		prefixes: prefixes,
+		events:   make(chan backend.Event, size),
+		done:     make(chan struct{}),
+	}
+
+	b.watchMu.Lock()
+	// Close marks the backend closed before it closes the registered
+	// watchers under watchMu, so a watcher registered here is either seen
+	// and closed by it, or refused now.
+	if b.isClosed() {
+		b.watchMu.Unlock()
+		return nil, errClosed()
+	}
+	// Registration and fan-out both hold watchMu: every transaction whose
+	// events are not yet delivered when the watcher registers will reach it
+	// after OpInit, and every earlier one is committed, so a read made
+	// after OpInit sees it.
+	wt.events <- backend.Event{Type: backend.OpInit}
+	b.watchers[wt] = struct{}{}
+	b.watchMu.Unlock()
+
+	go func() {
+		select {
+		case <-ctx.Done():
+			wt.Close()
+		case <-wt.done:
+		}
+	}()
+	return wt, nil
+}
+
+// fanOut hands a committed transaction's events to every matching watcher.
+// The caller holds the writer lock, so transactions arrive in commit order.
+func (b *Backend) fanOut(events []backend.Event) {
+	if len(events) == 0 {
+		return
+	}
+	b.watchMu.Lock()
+	defer b.watchMu.Unlock()
+	for w := range b.watchers {
+		for _, ev := range events {
+			if !backend.MatchesPrefixes(ev.Item.Key, w.prefixes) {
+				continue
+			}
+			select {
+			case w.events <- ev:
+			default:
+				b.log.Warn("Watcher fell behind; closing it so that its consumer reloads.", "watcher", w.name, "queue_size", cap(w.events))
+				b.removeLocked(w)
+			}
+			if _, ok := b.watchers[w]; !ok {
+				break
+			}
+		}
+	}
+}
+
+// removeLocked unregisters and closes w; watchMu is held.
+func (b *Backend) removeLocked(w *watcher) {
+	delete(b.watchers, w)
+	w.once.Do(func() { close(w.done) })
+}
+
+// closeAllWatchers closes every watcher.
+func (b *Backend) closeAllWatchers() {
+	b.watchMu.Lock()
+	defer b.watchMu.Unlock()
+	for w := range b.watchers {
+		b.removeLocked(w)
+	}
+}

@@ -1,0 +1,537 @@
+package lite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// txn is one write transaction. Events collected in it are handed to
+// watchers only after it commits.
+type txn struct {
+	tx    *sql.Tx
+	now   int64 // the clock's now in unix nanoseconds, fixed for the transaction
+	rev   int64 // the transaction's revision; 0 until allocated
+	event []backend.Event
+}
+
+// write runs fn in a write transaction under the writer lock, commits, and
+// then fans the transaction's events out to watchers while still holding
+// the lock, so watchers see transactions in commit order.
+//
+// The caller's context bounds the wait for the writer lock. Once the
+// transaction has begun it runs to completion regardless of the context: a
+// COMMIT interrupted by a cancellation could land on disk yet be reported as
+// failed, and a write must never be acknowledged differently from what is
+// stored.
+func (b *Backend) write(ctx context.Context, fn func(ctx context.Context, t *txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return trace.Wrap(err)
+	}
+	select {
+	case b.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return trace.Wrap(ctx.Err())
+	case <-b.closed:
+		return errClosed()
+	}
+	defer func() { <-b.writeSem }()
+	// select picks at random among ready cases: check both again.
+	if b.isClosed() {
+		return errClosed()
+	}
+	if err := ctx.Err(); err != nil {
+		return trace.Wrap(err)
+	}
+
+	wctx := context.WithoutCancel(ctx)
+	tx, err := b.wdb.BeginTx(wctx, nil)
+	if err != nil {
+		return trace.Wrap(err, "beginning a write transaction")
+	}
+	t := &txn{tx: tx, now: unixNanos(b.cfg.Clock.Now())}
+	if err := fn(wctx, t); err != nil {
+		if rerr := tx.Rollback(); rerr != nil {
+			b.log.WarnContext(ctx, "Failed to roll back a write transaction.", "error", rerr)
+		}
+		return trace.Wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		// Whether the transaction reached the disk is unknown (an I/O error
+		// during COMMIT). Watchers cannot be told which, so close them all:
+		// their consumers reload from the database instead of missing a change.
+		b.log.ErrorContext(ctx, "Commit failed; closing every watcher so that consumers reload.", "error", err)
+		b.closeAllWatchers()
+		return trace.Wrap(err, "committing a write transaction")
+	}
+	b.fanOut(t.event)
+	return nil
+}
+
+// revision returns the transaction's revision, taking the next value of the
+// persistent counter the first time it is called.
+func (t *txn) revision(ctx context.Context) (int64, error) {
+	if t.rev != 0 {
+		return t.rev, nil
+	}
+	var rev int64
+	err := t.tx.QueryRowContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev)
+	if err != nil {
+		return 0, trace.Wrap(err, "allocating a revision")
+	}
+	t.rev = rev
+	return rev, nil
+}
+
+// current returns the revision of the live (present, unexpired) item at key.
+func (t *txn) current(ctx context.Context, key backend.Key) (rev int64, ok bool, err error) {
+	err = t.tx.QueryRowContext(ctx,
+		`SELECT revision FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)`,
+		[]byte(key), t.now).Scan(&rev)
+	switch {
+	case err == sql.ErrNoRows:
+		return 0, false, nil
+	case err != nil:
+		return 0, false, trace.Wrap(err)
+	}
+	return rev, true, nil
+}
+
+// holds reports whether cond holds for key.
+func (t *txn) holds(ctx context.Context, key backend.Key, cond backend.Condition) (bool, error) {
+	if cond.Kind == backend.ConditionWhatever {
+		return true, nil
+	}
+	rev, ok, err := t.current(ctx, key)
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	switch cond.Kind {
+	case backend.ConditionExists:
+		return ok, nil
+	case backend.ConditionNotExists:
+		return !ok, nil
+	case backend.ConditionRevision:
+		// Revisions are opaque strings: compare them as text, so that a
+		// foreign revision such as "007" never matches 7.
+		return ok && formatRevision(rev) == cond.Revision, nil
+	default:
+		return false, trace.BadParameter("unknown condition kind %d", cond.Kind)
+	}
+}
+
+// put writes key with the transaction's revision.
+func (t *txn) put(ctx context.Context, key backend.Key, value []byte, expires time.Time) (int64, error) {
+	rev, err := t.revision(ctx)
+	if err != nil {
+		return 0, trace.Wrap(err)
+	}
+	exp := encodeExpires(expires)
+	_, err = t.tx.ExecContext(ctx,
+		`INSERT INTO kv (key, value, expires, revision) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires, revision = excluded.revision`,
+		[]byte(key), encodeValue(value), exp, rev)
+	if err != nil {
+		return 0, trace.Wrap(err)
+	}
+	t.event = append(t.event, backend.Event{Type: backend.OpPut, Item: backend.Item{
+		Key:      bytes.Clone(key),
+		Value:    bytes.Clone(value),
+		Expires:  decodeExpires(exp),
+		Revision: formatRevision(rev),
+	}})
+	return rev, nil
+}
+
+// del removes key (live or expired) and reports whether a row was removed.
+func (t *txn) del(ctx context.Context, key backend.Key) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, []byte(key))
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	if n > 0 {
+		t.deleted(key)
+	}
+	return n > 0, nil
+}
+
+func (t *txn) deleted(key backend.Key) {
+	t.event = append(t.event, backend.Event{Type: backend.OpDelete, Item: backend.Item{Key: bytes.Clone(key)}})
+}
+
+// apply runs actions in t. If a condition fails it returns a CompareFailed
+// error and the caller's transaction is rolled back.
+func (t *txn) apply(ctx context.Context, actions []backend.ConditionalAction) error {
+	// Every condition is checked before anything is written, so a condition
+	// sees the state before the AtomicWrite, whatever the order of actions.
+	for i, a := range actions {
+		ok, err := t.holds(ctx, a.Key, a.Condition)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if !ok {
+			return backend.CompareFailed("condition of action %d on key %q does not hold: %s", i, a.Key, backend.ErrIncorrectRevision)
+		}
+	}
+	for _, a := range actions {
+		switch a.Action.Kind {
+		case backend.ActionNop:
+		case backend.ActionPut:
+			if _, err := t.put(ctx, a.Key, a.Action.Item.Value, a.Action.Item.Expires); err != nil {
+				return trace.Wrap(err)
+			}
+		case backend.ActionDelete:
+			if _, err := t.del(ctx, a.Key); err != nil {
+				return trace.Wrap(err)
+			}
+		default:
+			return trace.BadParameter("unknown action kind %d", a.Action.Kind)
+		}
+	}
+	return nil
+}
+
+// Create writes a new item; trace.AlreadyExists if a live item has the key.
+func (b *Backend) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	if err := backend.CheckItem(i); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var rev int64
+	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+		_, exists, err := t.current(ctx, i.Key)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if exists {
+			return trace.AlreadyExists("key %q already exists", i.Key)
+		}
+		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
+		return trace.Wrap(err)
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return newLease(i.Key, rev), nil
+}
+
+// Put writes an item whether or not it exists.
+func (b *Backend) Put(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	if err := backend.CheckItem(i); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var rev int64
+	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+		var err error
+		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
+		return trace.Wrap(err)
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return newLease(i.Key, rev), nil
+}
+
+// Update overwrites a live item; trace.NotFound if there is none.
+func (b *Backend) Update(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	if err := backend.CheckItem(i); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var rev int64
+	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+		_, exists, err := t.current(ctx, i.Key)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if !exists {
+			return trace.NotFound("key %q is not found", i.Key)
+		}
+		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
+		return trace.Wrap(err)
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return newLease(i.Key, rev), nil
+}
+
+// ConditionalUpdate overwrites the item only if it is live at i.Revision.
+func (b *Backend) ConditionalUpdate(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	if err := backend.CheckItem(i); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var rev int64
+	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+		ok, err := t.holds(ctx, i.Key, backend.Revision(i.Revision))
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if !ok {
+			return backend.CompareFailed("")
+		}
+		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
+		return trace.Wrap(err)
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return newLease(i.Key, rev), nil
+}
+
+// Delete removes a live item; trace.NotFound if there is none.
+func (b *Backend) Delete(ctx context.Context, key backend.Key) error {
+	if err := backend.CheckKey(key); err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+		_, exists, err := t.current(ctx, key)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if !exists {
+			// An expired row is left for the purge loop, which reports it.
+			return trace.NotFound("key %q is not found", key)
+		}
+		_, err = t.del(ctx, key)
+		return trace.Wrap(err)
+	}))
+}
+
+// ConditionalDelete removes the item only if it is live at revision.
+func (b *Backend) ConditionalDelete(ctx context.Context, key backend.Key, revision string) error {
+	if err := backend.CheckKey(key); err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+		ok, err := t.holds(ctx, key, backend.Revision(revision))
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if !ok {
+			return backend.CompareFailed("")
+		}
+		_, err = t.del(ctx, key)
+		return trace.Wrap(err)
+	}))
+}
+
+// DeleteRange removes every item with start <= key < end (nil end: to the
+// end of the keyspace), expired ones included; watchers get a Delete for
+// each removed key, in key order.
+func (b *Backend) DeleteRange(ctx context.Context, start, end backend.Key) error {
+	if _, err := backend.CheckRange(start, end, 0); err != nil {
+		return trace.Wrap(err)
+	}
+	if end != nil && bytes.Compare(start, end) >= 0 {
+		return trace.Wrap(b.checkOpen())
+	}
+	where, args := rangeWhere(start, end)
+	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+		rows, err := t.tx.QueryContext(ctx, `DELETE FROM kv`+where+` RETURNING key`, args...)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		var keys []backend.Key
+		for rows.Next() {
+			var k []byte
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return trace.Wrap(err)
+			}
+			keys = append(keys, k)
+		}
+		if err := rows.Close(); err != nil {
+			return trace.Wrap(err)
+		}
+		if err := rows.Err(); err != nil {
+			return trace.Wrap(err)
+		}
+		slices.SortFunc(keys, func(a, b backend.Key) int { return bytes.Compare(a, b) })
+		for _, k := range keys {
+			t.deleted(k)
+		}
+		return nil
+	}))
+}
+
+// AtomicWrite applies every action if every condition holds, or none.
+func (b *Backend) AtomicWrite(ctx context.Context, actions []backend.ConditionalAction) (string, error) {
+	if err := backend.CheckAtomicWrite(actions); err != nil {
+		return "", trace.Wrap(err)
+	}
+	var rev int64
+	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+		if err := t.apply(ctx, actions); err != nil {
+			return trace.Wrap(err)
+		}
+		var err error
+		rev, err = t.revision(ctx)
+		return trace.Wrap(err)
+	})
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	return formatRevision(rev), nil
+}
+
+// KeepAlive moves the expiry of a live item written at lease.Revision and
+// gives it a new revision.
+func (b *Backend) KeepAlive(ctx context.Context, lease backend.Lease, expires time.Time) error {
+	if err := backend.CheckKey(lease.Key); err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+		cur, exists, err := t.current(ctx, lease.Key)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if !exists {
+			return trace.NotFound("key %q is not found", lease.Key)
+		}
+		if formatRevision(cur) != lease.Revision {
+			return backend.CompareFailed("")
+		}
+		rev, err := t.revision(ctx)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		exp := encodeExpires(expires)
+		var value []byte
+		err = t.tx.QueryRowContext(ctx,
+			`UPDATE kv SET expires = ?, revision = ? WHERE key = ? RETURNING value`,
+			exp, rev, []byte(lease.Key)).Scan(&value)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		t.event = append(t.event, backend.Event{Type: backend.OpPut, Item: backend.Item{
+			Key:      bytes.Clone(lease.Key),
+			Value:    value,
+			Expires:  decodeExpires(exp),
+			Revision: formatRevision(rev),
+		}})
+		return nil
+	}))
+}
+
+// purgeExpired deletes expired rows in batches and reports each to watchers.
+func (b *Backend) purgeExpired(ctx context.Context) error {
+	for {
+		var n int
+		err := b.write(ctx, func(ctx context.Context, t *txn) error {
+			rows, err := t.tx.QueryContext(ctx,
+				`DELETE FROM kv WHERE key IN (
+					SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?
+				) RETURNING key`, t.now, purgeBatch)
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			var keys []backend.Key
+			for rows.Next() {
+				var k []byte
+				if err := rows.Scan(&k); err != nil {
+					rows.Close()
+					return trace.Wrap(err)
+				}
+				keys = append(keys, k)
+			}
+			if err := rows.Close(); err != nil {
+				return trace.Wrap(err)
+			}
+			if err := rows.Err(); err != nil {
+				return trace.Wrap(err)
+			}
+			slices.SortFunc(keys, func(a, b backend.Key) int { return bytes.Compare(a, b) })
+			for _, k := range keys {
+				t.deleted(k)
+			}
+			n = len(keys)
+			return nil
+		})
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if n < purgeBatch {
+			return nil
+		}
+	}
+}
+
+// rangeWhere builds the WHERE clause for start <= key < end. An empty start
+// needs no lower bound (and an empty blob would bind as NULL).
+func rangeWhere(start, end backend.Key) (string, []any) {
+	var conds []string
+	var args []any
+	if len(start) > 0 {
+		conds = append(conds, "key >= ?")
+		args = append(args, []byte(start))
+	}
+	if end != nil {
+		conds = append(conds, "key < ?")
+		args = append(args, []byte(end))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+func newLease(key backend.Key, rev int64) *backend.Lease {
+	return &backend.Lease{Key: bytes.Clone(key), Revision: formatRevision(rev)}
+}
+
+func formatRevision(rev int64) string { return strconv.FormatInt(rev, 10) }
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// unixNanos converts t to unix nanoseconds, clamped to the int64 range
+// (years 1677 to 2262). Clamping keeps the meaning of an expiry: a time
+// before the range is long past, one after it is centuries away.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// encodeExpires returns the stored form of an expiry: NULL for never.
+func encodeExpires(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return unixNanos(t)
+}
+
+func decodeExpires(v any) time.Time {
+	n, ok := v.(int64)
+	if !ok {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// encodeValue stores an empty value as NULL: the driver binds an empty blob
+// as NULL anyway, and reads give back an empty value either way.
+func encodeValue(v []byte) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
