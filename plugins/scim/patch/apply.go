@@ -1,0 +1,518 @@
+package patch
+
+import (
+	"reflect"
+	"strings"
+
+	fp "github.com/scim2/filter-parser/v2"
+
+	"github.com/gatehouse/gatehouse/plugins/scim/filter"
+	"github.com/gatehouse/gatehouse/plugins/scim/schema"
+	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
+)
+
+// maxPathLength bounds a path; see filter.MaxLength.
+const maxPathLength = 1024
+
+// Apply applies ops in order to a copy of r (a normalized resource of type rt) and returns the
+// normalized, validated result. r itself is never modified. Errors are *scimerr.Error.
+func Apply(rt *schema.ResourceType, r schema.Resource, ops []Operation) (schema.Resource, error) {
+	out := r.Clone()
+	if out == nil {
+		out = schema.Resource{}
+	}
+	for i := range ops {
+		if err := applyOne(rt, out, &ops[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := rt.Normalize(out); err != nil {
+		return nil, err
+	}
+	if err := rt.Validate(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// target is a resolved PATCH path.
+type target struct {
+	ref    schema.Ref
+	filter *filter.ElementFilter // value filter, nil when none
+	sub    string                // sub-attribute after the filter ("" when none)
+	subDef *schema.Attribute
+	// explicit: the client named this attribute in "path" (read-only attributes are then an
+	// error, where in a path-less value they are skipped).
+	explicit bool
+}
+
+func applyOne(rt *schema.ResourceType, r schema.Resource, op *Operation) error {
+	if op.Path == "" {
+		if op.Op == OpRemove {
+			// RFC 7644 §3.5.2.2: remove without a path is noTarget.
+			return scimerr.BadRequest(scimerr.NoTarget, "remove needs a path")
+		}
+		obj, ok := op.Value.(map[string]any)
+		if !ok {
+			return scimerr.BadRequest(scimerr.InvalidValue, "%s without a path needs an object value", op.Op)
+		}
+		return applyPathless(rt, r, op.Op, obj)
+	}
+	t, err := parsePath(rt, op.Path)
+	if err != nil {
+		return err
+	}
+	return apply(r, op.Op, t, op.Value, op.HasValue)
+}
+
+// applyPathless applies each attribute of a path-less add/replace value as if it had been named
+// by path. Read-only attributes (id, meta, schemas, groups) are ignored: Okta sends
+// {"op":"replace","value":{"id":"...","displayName":"Eng"}}.
+func applyPathless(rt *schema.ResourceType, r schema.Resource, op string, obj map[string]any) error {
+	for k, v := range obj {
+		if ext := rt.Extension(k); ext != nil {
+			m, ok := v.(map[string]any)
+			if !ok {
+				if v == nil {
+					continue
+				}
+				return scimerr.BadRequest(scimerr.InvalidValue, "%s must be an object", ext.ID)
+			}
+			for sk, sv := range m {
+				t := target{ref: rt.Resolve(ext.ID, sk, "")}
+				if err := apply(r, op, t, sv, true); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		var t target
+		if uri, name, ok := splitURN(k); ok {
+			if _, isObj := v.(map[string]any); isObj && !rt.IsSchemaURN(uri) && rt.Resolve(uri, name, "").Attr == nil {
+				// An unknown extension's object: keep it as a whole.
+				t = target{ref: schema.Ref{Ext: k, ExtRoot: true}}
+			} else {
+				t = target{ref: rt.Resolve(uri, name, "")}
+			}
+		} else {
+			t = target{ref: rt.Resolve("", k, "")}
+		}
+		if err := apply(r, op, t, v, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitURN splits "urn:...:User:employeeNumber" into schema URN and attribute name.
+func splitURN(k string) (uri, name string, ok bool) {
+	if !strings.HasPrefix(strings.ToLower(k), "urn:") {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(k, ':')
+	if i <= 4 || i == len(k)-1 {
+		return "", "", false
+	}
+	return k[:i], k[i+1:], true
+}
+
+func parsePath(rt *schema.ResourceType, raw string) (t target, err error) {
+	bad := func() error {
+		return scimerr.BadRequest(scimerr.InvalidPath, "path %q is not a valid SCIM attribute path", truncate(raw))
+	}
+	if len(raw) > maxPathLength {
+		return t, bad()
+	}
+	var p fp.Path
+	func() {
+		// The third-party parser must never take the server down.
+		defer func() {
+			if rec := recover(); rec != nil {
+				err = bad()
+			}
+		}()
+		p, err = fp.ParsePathNumber([]byte(raw))
+	}()
+	if err != nil {
+		return t, bad()
+	}
+	ap := p.AttributePath
+	if ap.AttributeName == "" {
+		return t, bad()
+	}
+	t.explicit = true
+	t.ref = rt.Resolve(ap.URI(), ap.AttributeName, ap.SubAttributeName())
+	if p.ValueExpression != nil {
+		if t.ref.SubName != "" || t.ref.ExtRoot {
+			return t, bad()
+		}
+		if t.ref.Attr != nil && (!t.ref.Attr.MultiValued || t.ref.Attr.Type != schema.Complex) {
+			return t, scimerr.BadRequest(scimerr.InvalidPath,
+				"%s is not a multi-valued complex attribute; it cannot carry a value filter", t.ref.Name)
+		}
+		f, ferr := filter.CompileElementFilter(t.ref.Attr, p.ValueExpression)
+		if ferr != nil {
+			return t, scimerr.BadRequest(scimerr.InvalidPath, "path %q has an invalid value filter", truncate(raw))
+		}
+		t.filter = f
+		if p.SubAttribute != nil {
+			t.sub = *p.SubAttribute
+			t.subDef = t.ref.Attr.SubAttribute(t.sub)
+			if t.subDef != nil {
+				t.sub = t.subDef.Name
+			}
+		}
+	}
+	if t.ref.SubName != "" && t.ref.Attr != nil && t.ref.Attr.Type != schema.Complex {
+		return t, scimerr.BadRequest(scimerr.InvalidPath, "%s has no sub-attributes", t.ref.Name)
+	}
+	return t, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}
+
+// apply runs one operation against one target.
+func apply(r schema.Resource, op string, t target, value any, hasValue bool) error {
+	ref := t.ref
+	if ref.ExtRoot {
+		return applyExtRoot(r, op, t, value)
+	}
+	// Mutability of the named attribute.
+	a := ref.Attr
+	if a.ReadOnly() || (ref.SubName != "" && ref.Sub.ReadOnly()) || (t.sub != "" && t.subDef.ReadOnly()) {
+		if !t.explicit {
+			return nil
+		}
+		return scimerr.BadRequest(scimerr.Mutability, "attribute %s is read-only", pathName(t))
+	}
+	if op == OpRemove && a != nil && a.Required && ref.SubName == "" && t.filter == nil {
+		return scimerr.BadRequest(scimerr.Mutability, "attribute %s is required and cannot be removed", ref.Name)
+	}
+	if op != OpRemove {
+		var err error
+		if value, err = checkValue(t, value); err != nil {
+			return err
+		}
+	}
+	c := r.Container(ref, op != OpRemove)
+	if c == nil {
+		return nil // removing from an extension that is not there
+	}
+	switch {
+	case t.filter != nil:
+		return applyFiltered(c, op, t, value)
+	case ref.SubName != "":
+		return applySub(c, op, t, value)
+	}
+	cur, exists := schema.Lookup(c, ref.Name)
+	multi := (a != nil && a.MultiValued) || (a == nil && isList(cur, value))
+	switch op {
+	case OpRemove:
+		if multi && hasValue && value != nil {
+			// Not in RFC 7644, but sent by several clients: remove with a path naming a
+			// multi-valued attribute and a value listing the elements to drop.
+			list, _ := cur.([]any)
+			kept := list[:0:0]
+			for _, e := range list {
+				if !containsElem(a, asList(value), e) {
+					kept = append(kept, e)
+				}
+			}
+			setOrDelete(c, ref.Name, kept)
+			return nil
+		}
+		schema.Delete(c, ref.Name)
+		return nil
+	case OpAdd:
+		switch {
+		case multi:
+			list, _ := cur.([]any)
+			setOrDelete(c, ref.Name, mergeList(a, list, asList(value)))
+		case isComplex(a, value) && exists:
+			setOrDelete(c, ref.Name, mergeObject(cur, value))
+		default:
+			setOrDelete(c, ref.Name, value)
+		}
+	case OpReplace:
+		switch {
+		case multi:
+			list := asList(value)
+			fixPrimary(list, -1)
+			setOrDelete(c, ref.Name, list)
+		case isComplex(a, value) && exists:
+			// RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
+			setOrDelete(c, ref.Name, mergeObject(cur, value))
+		default:
+			setOrDelete(c, ref.Name, value)
+		}
+	}
+	return nil
+}
+
+func pathName(t target) string {
+	s := t.ref.Name
+	if t.ref.SubName != "" {
+		s += "." + t.ref.SubName
+	}
+	if t.sub != "" {
+		s += "[...]." + t.sub
+	}
+	return s
+}
+
+func applyExtRoot(r schema.Resource, op string, t target, value any) error {
+	if op == OpRemove {
+		schema.Delete(r, t.ref.Ext)
+		return nil
+	}
+	m, ok := value.(map[string]any)
+	if !ok {
+		return scimerr.BadRequest(scimerr.InvalidValue, "%s needs an object value", t.ref.Ext)
+	}
+	if t.ref.ExtSchema == nil {
+		cur, _ := schema.Lookup(r, t.ref.Ext)
+		if op == OpReplace {
+			cur = nil
+		}
+		setOrDelete(r, t.ref.Ext, mergeObject(cur, schema.CloneValue(m)))
+		return nil
+	}
+	for k, v := range m {
+		st := target{ref: t.ref, explicit: false}
+		st.ref.ExtRoot = false
+		st.ref.Name, st.ref.Attr = k, t.ref.ExtSchema.Attribute(k)
+		if st.ref.Attr != nil {
+			st.ref.Name = st.ref.Attr.Name
+		}
+		if err := apply(r, op, st, v, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkValue type-checks and canonicalizes the value an add/replace writes to t.
+func checkValue(t target, value any) (any, error) {
+	var def *schema.Attribute
+	single := false
+	switch {
+	case t.filter != nil && t.sub != "":
+		def, single = t.subDef, true
+	case t.filter != nil:
+		def, single = t.ref.Attr, true
+	case t.ref.SubName != "":
+		def, single = t.ref.Sub, true
+	default:
+		def = t.ref.Attr
+	}
+	if def == nil || value == nil {
+		return schema.CloneValue(value), nil
+	}
+	var (
+		v   any
+		err error
+	)
+	if single {
+		v, err = schema.NormalizeSingle(def, value)
+	} else {
+		v, err = schema.NormalizeValue(def, value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dropReadOnlySubs(def, v)
+	return v, nil
+}
+
+// dropReadOnlySubs removes read-only sub-attributes (manager.displayName) from a value: the server
+// owns them, and silently ignoring them is what a client echoing a GET expects.
+func dropReadOnlySubs(a *schema.Attribute, v any) {
+	for _, s := range a.SubAttributes {
+		if s.ReadOnly() {
+			for _, m := range objects(v) {
+				schema.Delete(m, s.Name)
+			}
+		}
+	}
+}
+
+func objects(v any) []map[string]any {
+	switch t := v.(type) {
+	case map[string]any:
+		return []map[string]any{t}
+	case []any:
+		var out []map[string]any
+		for _, e := range t {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// applySub handles "name.givenName" (no value filter).
+func applySub(c map[string]any, op string, t target, value any) error {
+	ref := t.ref
+	cur, exists := schema.Lookup(c, ref.Name)
+	if ref.Attr != nil && ref.Sub != nil && ref.Sub.Mutability == schema.Immutable && exists && op != OpAdd {
+		return scimerr.BadRequest(scimerr.Mutability, "attribute %s.%s is immutable", ref.Name, ref.SubName)
+	}
+	switch cv := cur.(type) {
+	case []any:
+		// "emails.type" on a multi-valued attribute: RFC 7644 leaves it open. Remove from every
+		// element; setting it on every element is too broad to guess, so add/replace need a filter.
+		if op != OpRemove {
+			return scimerr.BadRequest(scimerr.InvalidPath,
+				"%s is multi-valued; select elements with a value filter (%s[...].%s)", ref.Name, ref.Name, ref.SubName)
+		}
+		for _, e := range cv {
+			if m, ok := e.(map[string]any); ok {
+				schema.Delete(m, ref.SubName)
+			}
+		}
+		setOrDelete(c, ref.Name, cleanList(cv))
+		return nil
+	case map[string]any:
+		if op == OpRemove {
+			schema.Delete(cv, ref.SubName)
+			setOrDelete(c, ref.Name, cv)
+			return nil
+		}
+		setSub(cv, ref.SubName, value)
+		setOrDelete(c, ref.Name, cv)
+		return nil
+	case nil:
+		if op == OpRemove {
+			return nil
+		}
+		if ref.Attr != nil && ref.Attr.MultiValued {
+			return scimerr.BadRequest(scimerr.InvalidPath,
+				"%s is multi-valued; select elements with a value filter (%s[...].%s)", ref.Name, ref.Name, ref.SubName)
+		}
+		m := map[string]any{}
+		setSub(m, ref.SubName, value)
+		setOrDelete(c, ref.Name, m)
+		return nil
+	default:
+		if !exists {
+			return nil
+		}
+		return scimerr.BadRequest(scimerr.InvalidPath, "%s has no sub-attributes", ref.Name)
+	}
+}
+
+func setSub(m map[string]any, name string, v any) {
+	if v == nil {
+		schema.Delete(m, name)
+		return
+	}
+	schema.Set(m, name, v)
+}
+
+// applyFiltered handles "emails[type eq \"work\"]" and "emails[type eq \"work\"].value".
+func applyFiltered(c map[string]any, op string, t target, value any) error {
+	ref := t.ref
+	cur, _ := schema.Lookup(c, ref.Name)
+	list, isList := cur.([]any)
+	if cur != nil && !isList {
+		list = []any{cur}
+	}
+	var matched []int
+	for i, e := range list {
+		if t.filter.Match(e) {
+			matched = append(matched, i)
+		}
+	}
+	if op == OpRemove {
+		// No match is success: the element is already gone (Okta removes members that may have
+		// left already).
+		if t.sub == "" {
+			kept := make([]any, 0, len(list))
+			j := 0
+			for i, e := range list {
+				if j < len(matched) && matched[j] == i {
+					j++
+					continue
+				}
+				kept = append(kept, e)
+			}
+			setOrDelete(c, ref.Name, kept)
+			return nil
+		}
+		if t.subDef != nil && t.subDef.Mutability == schema.Immutable && len(matched) > 0 {
+			return scimerr.BadRequest(scimerr.Mutability, "attribute %s.%s is immutable", ref.Name, t.sub)
+		}
+		for _, i := range matched {
+			if m, ok := list[i].(map[string]any); ok {
+				schema.Delete(m, t.sub)
+			}
+		}
+		setOrDelete(c, ref.Name, cleanList(list))
+		return nil
+	}
+	if len(matched) == 0 {
+		eqs, ok := t.filter.Equalities()
+		if op == OpReplace || !ok {
+			// RFC 7644 §3.5.2.3: a replace whose value filter matches nothing is noTarget. An add
+			// through an equality filter creates the element instead (RFC 7644 leaves add with a
+			// filter open; this is what clients mean by it).
+			return scimerr.BadRequest(scimerr.NoTarget, "no value of %s matches the filter", ref.Name)
+		}
+		elem := map[string]any{}
+		for k, v := range eqs {
+			elem[k] = v
+		}
+		if t.sub != "" {
+			setSub(elem, t.sub, value)
+		} else {
+			m, ok := value.(map[string]any)
+			if !ok {
+				return scimerr.BadRequest(scimerr.InvalidValue, "%s needs an object value", ref.Name)
+			}
+			elem = mergeObject(elem, m).(map[string]any)
+		}
+		list = append(list, elem)
+		fixPrimary(list, len(list)-1)
+		setOrDelete(c, ref.Name, list)
+		return nil
+	}
+	for _, i := range matched {
+		if t.sub != "" {
+			m, ok := list[i].(map[string]any)
+			if !ok {
+				continue
+			}
+			if t.subDef != nil && t.subDef.Mutability == schema.Immutable {
+				if old, has := schema.Lookup(m, t.sub); has && !reflect.DeepEqual(old, value) {
+					return scimerr.BadRequest(scimerr.Mutability, "attribute %s.%s is immutable", ref.Name, t.sub)
+				}
+			}
+			setSub(m, t.sub, value)
+			if v, _ := value.(bool); v && strings.EqualFold(t.sub, "primary") {
+				fixPrimary(list, i)
+			}
+			continue
+		}
+		m, ok := value.(map[string]any)
+		if !ok {
+			return scimerr.BadRequest(scimerr.InvalidValue, "%s needs an object value", ref.Name)
+		}
+		if op == OpAdd {
+			list[i] = mergeObject(list[i], m)
+		} else {
+			list[i] = schema.CloneValue(m)
+		}
+		if p, _ := schema.Lookup(m, "primary"); p == true {
+			fixPrimary(list, i)
+		}
+	}
+	setOrDelete(c, ref.Name, cleanList(list))
+	return nil
+}

@@ -1,0 +1,197 @@
+package protocol
+
+import (
+	"net/url"
+	"strings"
+
+	fp "github.com/scim2/filter-parser/v2"
+
+	"github.com/gatehouse/gatehouse/plugins/scim/schema"
+	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
+)
+
+// Projection is the attributes / excludedAttributes selection of a request (RFC 7644 §3.9). The
+// zero value returns every default attribute. Either way, returned:never attributes (password)
+// are never output and returned:always ones (id, schemas, meta) always are.
+type Projection struct {
+	include map[string]bool
+	exclude map[string]bool
+}
+
+// ParseProjection reads attributes and excludedAttributes (comma-separated attribute paths,
+// possibly URN-qualified) from the query. A malformed path is 400 invalidValue; unknown attributes
+// are allowed and select nothing.
+func ParseProjection(rt *schema.ResourceType, q url.Values) (Projection, error) {
+	var p Projection
+	var err error
+	if p.include, err = parseAttrList(rt, q.Get("attributes")); err != nil {
+		return Projection{}, err
+	}
+	if p.exclude, err = parseAttrList(rt, q.Get("excludedAttributes")); err != nil {
+		return Projection{}, err
+	}
+	return p, nil
+}
+
+func parseAttrList(rt *schema.ResourceType, s string) (map[string]bool, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) > 4096 {
+		return nil, scimerr.BadRequest(scimerr.InvalidValue, "attribute list is too long")
+	}
+	out := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		ap, err := parseAttrPath(item)
+		if err != nil {
+			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%q is not an attribute path", item)
+		}
+		ref := rt.Resolve(ap.URI(), ap.AttributeName, ap.SubAttributeName())
+		out[refKey(ref)] = true
+	}
+	return out, nil
+}
+
+func parseAttrPath(s string) (ap fp.AttributePath, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = scimerr.BadRequest(scimerr.InvalidValue, "bad attribute path")
+		}
+	}()
+	return fp.ParseAttrPath([]byte(s))
+}
+
+// refKey is the lower-case selection key of a reference: "name.givenname",
+// "urn:...:user:employeenumber", or the extension URN for a whole extension.
+func refKey(ref schema.Ref) string {
+	if ref.ExtRoot {
+		return strings.ToLower(ref.Ext)
+	}
+	k := strings.ToLower(ref.Name)
+	if ref.Ext != "" {
+		k = strings.ToLower(ref.Ext) + ":" + k
+	}
+	if ref.SubName != "" {
+		k += "." + strings.ToLower(ref.SubName)
+	}
+	return k
+}
+
+// Apply returns the projected copy of r that goes on the wire. It shares no mutable state with r
+// at the top level and for projected complex values.
+func (p Projection) Apply(rt *schema.ResourceType, r schema.Resource) map[string]any {
+	out := make(map[string]any, len(r))
+	for k, v := range r {
+		if ext := rt.Extension(k); ext != nil || isExtObject(k, v) {
+			obj, _ := v.(map[string]any)
+			prefix := strings.ToLower(k)
+			whole := p.include[prefix]
+			if p.exclude[prefix] {
+				continue
+			}
+			sub := map[string]any{}
+			for ak, av := range obj {
+				var def *schema.Attribute
+				if ext != nil {
+					def = ext.Attribute(ak)
+				}
+				if pv, keep := p.attr(prefix+":", ak, def, av, whole); keep {
+					sub[ak] = pv
+				}
+			}
+			if len(sub) > 0 {
+				out[k] = sub
+			}
+			continue
+		}
+		if pv, keep := p.attr("", k, rt.Attribute(k), v, false); keep {
+			out[k] = pv
+		}
+	}
+	return out
+}
+
+func isExtObject(k string, v any) bool {
+	_, ok := v.(map[string]any)
+	return ok && strings.HasPrefix(strings.ToLower(k), "urn:")
+}
+
+// attr projects one attribute; forced is set when an enclosing extension was selected whole.
+func (p Projection) attr(prefix, name string, def *schema.Attribute, v any, forced bool) (any, bool) {
+	if def != nil && def.Returned == schema.Never {
+		return nil, false
+	}
+	key := prefix + strings.ToLower(name)
+	always := def != nil && def.Returned == schema.Always
+	if !always && p.exclude[key] {
+		return nil, false
+	}
+	subFilter := func(string) bool { return true }
+	switch {
+	case always, forced:
+	case len(p.include) > 0:
+		if !p.include[key] {
+			// Only some sub-attributes asked for ("name.givenName", "emails.value")?
+			subPrefix := key + "."
+			any := false
+			for k := range p.include {
+				if strings.HasPrefix(k, subPrefix) {
+					any = true
+					break
+				}
+			}
+			if !any {
+				return nil, false
+			}
+			subFilter = func(s string) bool { return p.include[subPrefix+strings.ToLower(s)] }
+		}
+	default:
+		if def != nil && def.Returned == schema.Request {
+			return nil, false
+		}
+	}
+	keepSub := func(s string) bool {
+		if def != nil {
+			if sd := def.SubAttribute(s); sd != nil && sd.Returned == schema.Never {
+				return false
+			}
+		}
+		if p.exclude[key+"."+strings.ToLower(s)] {
+			return false
+		}
+		return subFilter(s)
+	}
+	return projectValue(v, keepSub)
+}
+
+func projectValue(v any, keep func(string) bool) (any, bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, sv := range t {
+			if keep(k) {
+				m[k] = sv
+			}
+		}
+		return m, len(m) > 0
+	case []any:
+		out := make([]any, 0, len(t))
+		for _, e := range t {
+			if em, ok := e.(map[string]any); ok {
+				if pm, ok := projectValue(em, keep); ok {
+					out = append(out, pm)
+				}
+				continue
+			}
+			out = append(out, e)
+		}
+		return out, len(out) > 0
+	default:
+		return v, true
+	}
+}

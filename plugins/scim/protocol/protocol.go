@@ -1,0 +1,162 @@
+// Package protocol holds the SCIM HTTP building blocks the Users/Groups handlers share: media
+// types, body limits, list responses, paging and attribute projection (RFC 7644 §3.4.2, §3.9).
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
+)
+
+// ListResponseSchema is the schema URN of a list response.
+const ListResponseSchema = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 1 << 20
+
+// Paging defaults. MaxResults is what ServiceProviderConfig advertises as filter.maxResults.
+const (
+	DefaultCount = 100
+	MaxResults   = 1000
+)
+
+// CheckContentType accepts application/scim+json and application/json, with any parameters
+// (charset). Okta sends both. A request without a Content-Type is accepted: the body is parsed as
+// JSON either way and refusing it would only break lax clients. Anything else is 415.
+func CheckContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/scim+json" || mt == "application/json") {
+		return nil
+	}
+	return scimerr.New(http.StatusUnsupportedMediaType, "",
+		"Content-Type must be application/scim+json or application/json")
+}
+
+// ReadBody checks the content type and reads at most MaxBodyBytes of the body; a larger body is a
+// 413 error.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if err := CheckContentType(r); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, scimerr.New(http.StatusRequestEntityTooLarge, "",
+				"request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "could not read the request body")
+	}
+	return body, nil
+}
+
+// WriteJSON writes v as a SCIM response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", scimerr.ContentType)
+	w.WriteHeader(status)
+	_, err = w.Write(body)
+	return err
+}
+
+// ListResponse is the body of a query answer (RFC 7644 §3.4.2).
+type ListResponse struct {
+	Schemas      []string         `json:"schemas"`
+	TotalResults int              `json:"totalResults"`
+	StartIndex   int              `json:"startIndex"`
+	ItemsPerPage int              `json:"itemsPerPage"`
+	Resources    []map[string]any `json:"Resources"`
+}
+
+// NewListResponse builds a list response for one page. Resources is never null in JSON: Okta
+// expects "Resources": [] when nothing matches.
+func NewListResponse(total int, page Page, resources []map[string]any) *ListResponse {
+	if resources == nil {
+		resources = []map[string]any{}
+	}
+	return &ListResponse{
+		Schemas:      []string{ListResponseSchema},
+		TotalResults: total,
+		StartIndex:   page.StartIndex,
+		ItemsPerPage: len(resources),
+		Resources:    resources,
+	}
+}
+
+// Page is a requested page: 1-based StartIndex and Count (0 means "only totalResults").
+type Page struct {
+	StartIndex int
+	Count      int
+}
+
+// Offset returns the 0-based offset of the page.
+func (p Page) Offset() int { return p.StartIndex - 1 }
+
+// ParsePage reads startIndex and count from the query with the RFC 7644 §3.4.2.4 rules: startIndex
+// below 1 is 1, a negative count is 0, a missing count is DefaultCount, and count is capped at
+// MaxResults. A value that is not an integer is 400 invalidValue.
+func ParsePage(q url.Values) (Page, error) {
+	p := Page{StartIndex: 1, Count: DefaultCount}
+	if s := strings.TrimSpace(q.Get("startIndex")); s != "" {
+		n, err := parseInt(s)
+		if err != nil {
+			return Page{}, scimerr.BadRequest(scimerr.InvalidValue, "startIndex must be an integer")
+		}
+		if n > 1 {
+			p.StartIndex = n
+		}
+	}
+	if s := strings.TrimSpace(q.Get("count")); s != "" {
+		n, err := parseInt(s)
+		if err != nil {
+			return Page{}, scimerr.BadRequest(scimerr.InvalidValue, "count must be an integer")
+		}
+		p.Count = max(0, min(n, MaxResults))
+	}
+	return p, nil
+}
+
+// parseInt parses a decimal integer, saturating at the int range so that an absurd startIndex
+// means "past the end" rather than an error.
+func parseInt(s string) (int, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	var ne *strconv.NumError
+	if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+		err = nil // ParseInt already saturated n
+	}
+	if err != nil {
+		return 0, err
+	}
+	const maxInt = int64(^uint(0) >> 1)
+	if n > maxInt/2 {
+		n = maxInt / 2
+	}
+	return int(n), nil
+}
+
+// Slice returns the page of items (already in the stable order) and the total.
+func Slice[T any](items []T, p Page) []T {
+	off := p.Offset()
+	if off >= len(items) || p.Count == 0 {
+		return nil
+	}
+	end := len(items)
+	if p.Count < end-off {
+		end = off + p.Count
+	}
+	return items[off:end]
+}
