@@ -18,30 +18,32 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Verbs a rule may name.
+// Verbs a rule may name (aliases of the services constants).
 const (
-	VerbList          = "list"
-	VerbRead          = "read"
-	VerbReadNoSecrets = "readnosecrets"
-	VerbCreate        = "create"
-	VerbUpdate        = "update"
-	VerbDelete        = "delete"
+	VerbList          = services.VerbList
+	VerbRead          = services.VerbRead
+	VerbReadNoSecrets = services.VerbReadNoSecrets
+	VerbCreate        = services.VerbCreate
+	VerbUpdate        = services.VerbUpdate
+	VerbDelete        = services.VerbDelete
 	// Wildcard matches every verb or every kind.
-	Wildcard = "*"
+	Wildcard = services.Wildcard
 )
 
 // Resource kinds the auth API guards.
 const (
-	KindUser                    = "user"
-	KindRole                    = "role"
-	KindLock                    = "lock"
-	KindSAMLConnector           = "saml"
-	KindPlugin                  = "plugin"
-	KindPluginStaticCredentials = "plugin_static_credentials"
-	KindEvent                   = "event"
+	KindUser                    = services.KindUser
+	KindRole                    = services.KindRole
+	KindLock                    = services.KindLock
+	KindSAMLConnector           = services.KindSAMLConnector
+	KindPlugin                  = services.KindPlugin
+	KindPluginStaticCredentials = services.KindPluginStaticCredentials
+	// KindEvent is the audit log, which the auditor role reads.
+	KindEvent = "event"
 )
 
 // Identity is who the verified client certificate says the caller is.
@@ -69,7 +71,7 @@ func IdentityFromContext(ctx context.Context) (Identity, bool) {
 
 // UserGetter reads a user; trace.NotFound if missing.
 type UserGetter interface {
-	GetUser(ctx context.Context, name string) (*typesv1.User, error)
+	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
 }
 
 // RoleGetter reads a role; trace.NotFound if missing.
@@ -77,9 +79,9 @@ type RoleGetter interface {
 	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
 }
 
-// LockGetter returns every lock currently stored.
+// LockGetter returns the locks in force.
 type LockGetter interface {
-	GetAllLocks(ctx context.Context) ([]*typesv1.Lock, error)
+	GetLocksInForce(ctx context.Context) ([]*typesv1.Lock, error)
 }
 
 // Config configures an Authorizer.
@@ -145,14 +147,14 @@ func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 	if !ok {
 		return nil, trace.AccessDenied("the caller has no verified identity")
 	}
-	user, err := a.cfg.Users.GetUser(ctx, id.Username)
+	user, err := a.cfg.Users.GetUser(ctx, id.Username, false)
 	if err != nil {
 		if trace.IsNotFound(err) {
 			return nil, trace.AccessDenied("user %q no longer exists", id.Username)
 		}
 		return nil, trace.Wrap(err)
 	}
-	if exp := user.GetMetadata().GetExpires(); exp != nil && !a.cfg.Clock.Now().Before(exp.AsTime()) {
+	if services.IsUserExpired(user, a.cfg.Clock.Now()) {
 		return nil, trace.AccessDenied("user %q has expired", id.Username)
 	}
 	roles := make([]*typesv1.Role, 0, len(user.GetSpec().GetRoles()))
@@ -168,11 +170,15 @@ func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 		}
 		roles = append(roles, role)
 	}
-	locks, err := a.cfg.Locks.GetAllLocks(ctx)
+	locks, err := a.cfg.Locks.GetLocksInForce(ctx)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if lock := LockInForce(locks, user, a.cfg.Clock.Now()); lock != nil {
+	// Only user and role targets apply to API calls: a lock that also names
+	// a login or a node is about SSH sessions with that login or on that
+	// node, which an API call is not.
+	subject := services.LockSubject{User: user.GetMetadata().GetName(), Roles: user.GetSpec().GetRoles()}
+	if lock := services.FindLock(locks, subject, a.cfg.Clock.Now()); lock != nil {
 		msg := lock.GetSpec().GetMessage()
 		if msg == "" {
 			msg = "access is locked"

@@ -3,7 +3,6 @@ package authz
 import (
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gravitational/trace"
 
@@ -69,32 +68,4 @@ func rulesMatch(rules []*typesv1.Rule, kind, verb string, verbMatch func(ruleVer
 		}
 	}
 	return false
-}
-
-// LockInForce returns the first lock in force at now that applies to an API
-// call by user, or nil. A lock applies when it names the user or one of the
-// user's roles and every field it sets matches; locks that also name a login
-// or a node apply only to SSH sessions with that login or on that node, never
-// to API calls.
-func LockInForce(locks []*typesv1.Lock, user *typesv1.User, now time.Time) *typesv1.Lock {
-	for _, l := range locks {
-		if exp := l.GetMetadata().GetExpires(); exp != nil && !now.Before(exp.AsTime()) {
-			continue
-		}
-		t := l.GetSpec().GetTarget()
-		if t.GetUser() == "" && t.GetRole() == "" {
-			continue
-		}
-		if t.GetLogin() != "" || t.GetNode() != "" {
-			continue
-		}
-		if t.GetUser() != "" && t.GetUser() != user.GetMetadata().GetName() {
-			continue
-		}
-		if t.GetRole() != "" && !slices.Contains(user.GetSpec().GetRoles(), t.GetRole()) {
-			continue
-		}
-		return l
-	}
-	return nil
 }
