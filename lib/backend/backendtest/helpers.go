@@ -119,36 +119,31 @@ func requireLease(t *testing.T, lease *backend.Lease, key backend.Key) {
 }
 
 // requireKind checks that err is of the kind is reports.
-func requireKind(t *testing.T, err error, is func(error) bool, kind string, msgAndArgs ...any) {
+func requireKind(t *testing.T, err error, is func(error) bool, kind string, format string, args ...any) {
 	t.Helper()
-	what := fmt.Sprint(msgAndArgs...)
-	if len(msgAndArgs) > 1 {
-		if format, ok := msgAndArgs[0].(string); ok {
-			what = fmt.Sprintf(format, msgAndArgs[1:]...)
-		}
-	}
+	what := fmt.Sprintf(format, args...)
 	require.Error(t, err, "%s: want %s, got success", what, kind)
 	require.True(t, is(err), "%s: want %s, got %T: %v", what, kind, trace.Unwrap(err), err)
 }
 
-func requireNotFound(t *testing.T, err error, msgAndArgs ...any) {
+func requireNotFound(t *testing.T, err error, format string, args ...any) {
 	t.Helper()
-	requireKind(t, err, trace.IsNotFound, "NotFound", msgAndArgs...)
+	requireKind(t, err, trace.IsNotFound, "NotFound", format, args...)
 }
 
-func requireAlreadyExists(t *testing.T, err error, msgAndArgs ...any) {
+func requireAlreadyExists(t *testing.T, err error, format string, args ...any) {
 	t.Helper()
-	requireKind(t, err, trace.IsAlreadyExists, "AlreadyExists", msgAndArgs...)
+	requireKind(t, err, trace.IsAlreadyExists, "AlreadyExists", format, args...)
 }
 
-func requireCompareFailed(t *testing.T, err error, msgAndArgs ...any) {
+func requireCompareFailed(t *testing.T, err error, format string, args ...any) {
 	t.Helper()
-	requireKind(t, err, trace.IsCompareFailed, "CompareFailed", msgAndArgs...)
+	requireKind(t, err, trace.IsCompareFailed, "CompareFailed", format, args...)
 }
 
-func requireBadParameter(t *testing.T, err error, msgAndArgs ...any) {
+func requireBadParameter(t *testing.T, err error, format string, args ...any) {
 	t.Helper()
-	requireKind(t, err, trace.IsBadParameter, "BadParameter", msgAndArgs...)
+	requireKind(t, err, trace.IsBadParameter, "BadParameter", format, args...)
 }
 
 // requireSameTime compares instants, ignoring location and monotonic

@@ -129,3 +129,10 @@ func randomHex(n int) string {
 	_, _ = rand.Read(buf) // crypto/rand.Read never fails.
 	return hex.EncodeToString(buf)
 }
+
+// sub returns a fixture for a nested sub-test: the same backend and clock,
+// the nested test's t, and a fresh prefix under the parent's. Nested
+// sub-tests run one at a time; the parent closes the backend.
+func (f *fixture) sub(t *testing.T) *fixture {
+	return &fixture{t: t, b: f.b, clock: f.clock, prefix: f.prefix + randomHex(4) + "/", cfg: f.cfg}
+}
