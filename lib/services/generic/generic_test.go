@@ -1,0 +1,483 @@
+package generic
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+func newTestService(t *testing.T) (*Service[*typesv1.Lock], *clockwork.FakeClock, backend.Backend) {
+	t.Helper()
+	clock := clockwork.NewFakeClockAt(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	b, err := memory.New(context.Background(), memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	svc, err := New(Config[*typesv1.Lock]{
+		Backend:   b,
+		Kind:      "lock",
+		KeyPrefix: "locks",
+		Validate: func(l *typesv1.Lock) error {
+			if l.GetSpec().GetTarget().GetUser() == "" {
+				return trace.BadParameter("lock needs a user")
+			}
+			if l.Kind == "" {
+				l.Kind = "lock"
+			}
+			return nil
+		},
+	})
+	require.NoError(t, err)
+	return svc, clock, b
+}
+
+func lock(name, user string) *typesv1.Lock {
+	return &typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: name},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: user}, Message: "m"},
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	_, _, b := newTestService(t)
+	ok := func(*typesv1.Lock) error { return nil }
+	for name, cfg := range map[string]Config[*typesv1.Lock]{
+		"no backend":   {Kind: "lock", KeyPrefix: "locks", Validate: ok},
+		"no kind":      {Backend: b, KeyPrefix: "locks", Validate: ok},
+		"no prefix":    {Backend: b, Kind: "lock", Validate: ok},
+		"slash prefix": {Backend: b, Kind: "lock", KeyPrefix: "a/b", Validate: ok},
+		"no validate":  {Backend: b, Kind: "lock", KeyPrefix: "locks"},
+		"neg attempts": {Backend: b, Kind: "lock", KeyPrefix: "locks", Validate: ok, MaxSwapAttempts: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := New(cfg)
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+		})
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"alice", true},
+		{"alice@example.com", true},
+		{"élodie", true},
+		{strings.Repeat("a", MaxNameLength), true},
+		{"", false},
+		{strings.Repeat("a", MaxNameLength+1), false},
+		{"a/b", false},
+		{"a b", false},
+		{"a\tb", false},
+		{"a\x00b", false},
+		{"\xff", false},
+		{".", false},
+		{"..", false},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.name), func(t *testing.T) {
+			err := CheckName("user", tc.name)
+			if tc.ok {
+				require.NoError(t, err)
+			} else {
+				require.True(t, trace.IsBadParameter(err), "%v", err)
+			}
+		})
+	}
+}
+
+func TestCRUD(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, b := newTestService(t)
+
+	_, err := svc.Get(ctx, "l1")
+	require.True(t, trace.IsNotFound(err))
+	require.EqualError(t, err, `lock "l1" not found`)
+
+	in := lock("l1", "alice")
+	in.Metadata.Revision = "bogus" // ignored on create, never stored
+	created, err := svc.Create(ctx, in)
+	require.NoError(t, err)
+	require.NotEmpty(t, created.GetMetadata().GetRevision())
+	require.NotEqual(t, "bogus", created.GetMetadata().GetRevision())
+	require.Equal(t, "lock", created.GetKind(), "validate sets defaults")
+	require.Empty(t, in.GetKind(), "the caller's resource is not modified")
+
+	// Stored as protojson with proto names, without the revision.
+	item, err := b.Get(ctx, backend.Key("locks/l1"))
+	require.NoError(t, err)
+	require.Contains(t, string(item.Value), `"metadata"`)
+	require.NotContains(t, string(item.Value), "revision")
+	require.NotContains(t, string(item.Value), "bogus")
+	require.Equal(t, item.Revision, created.GetMetadata().GetRevision())
+
+	_, err = svc.Create(ctx, lock("l1", "bob"))
+	require.True(t, trace.IsAlreadyExists(err))
+	require.EqualError(t, err, `lock "l1" already exists`)
+
+	got, err := svc.Get(ctx, "l1")
+	require.NoError(t, err)
+	require.True(t, proto.Equal(created, got), "got %v want %v", got, created)
+
+	// Update needs a revision.
+	_, err = svc.Update(ctx, lock("l1", "carol"))
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+
+	got.Spec.Message = "changed"
+	updated, err := svc.Update(ctx, got)
+	require.NoError(t, err)
+	require.NotEqual(t, got.GetMetadata().GetRevision(), updated.GetMetadata().GetRevision())
+
+	// A stale revision fails with a clear CompareFailed.
+	got.Spec.Message = "stale"
+	_, err = svc.Update(ctx, got)
+	require.True(t, trace.IsCompareFailed(err), "%v", err)
+	require.Contains(t, err.Error(), `lock "l1" was changed since it was read`)
+
+	// Update of a deleted resource is NotFound.
+	require.NoError(t, svc.Delete(ctx, "l1"))
+	_, err = svc.Update(ctx, updated)
+	require.True(t, trace.IsNotFound(err), "%v", err)
+
+	err = svc.Delete(ctx, "l1")
+	require.True(t, trace.IsNotFound(err))
+	require.EqualError(t, err, `lock "l1" not found`)
+
+	// Upsert creates and overwrites.
+	u1, err := svc.Upsert(ctx, lock("l2", "dave"))
+	require.NoError(t, err)
+	u2, err := svc.Upsert(ctx, lock("l2", "erin"))
+	require.NoError(t, err)
+	require.NotEqual(t, u1.GetMetadata().GetRevision(), u2.GetMetadata().GetRevision())
+	got, err = svc.Get(ctx, "l2")
+	require.NoError(t, err)
+	require.Equal(t, "erin", got.GetSpec().GetTarget().GetUser())
+
+	// Conditional delete.
+	err = svc.ConditionalDelete(ctx, "l2", u1.GetMetadata().GetRevision())
+	require.True(t, trace.IsCompareFailed(err), "%v", err)
+	require.NoError(t, svc.ConditionalDelete(ctx, "l2", u2.GetMetadata().GetRevision()))
+	err = svc.ConditionalDelete(ctx, "l2", u2.GetMetadata().GetRevision())
+	require.True(t, trace.IsNotFound(err), "%v", err)
+
+	// Validation and names are enforced on every write.
+	for _, bad := range []*typesv1.Lock{lock("l3", ""), lock("a/b", "x"), lock("", "x"), nil} {
+		_, err = svc.Create(ctx, bad)
+		require.True(t, trace.IsBadParameter(err), "%v", err)
+		_, err = svc.Upsert(ctx, bad)
+		require.True(t, trace.IsBadParameter(err), "%v", err)
+	}
+	_, err = svc.Get(ctx, "a/b")
+	require.True(t, trace.IsBadParameter(err))
+	require.True(t, trace.IsBadParameter(svc.Delete(ctx, "")))
+}
+
+func TestDeleteAllKeepsOtherPrefixes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, b := newTestService(t)
+	for i := range 3 {
+		_, err := svc.Create(ctx, lock(fmt.Sprintf("l%d", i), "u"))
+		require.NoError(t, err)
+	}
+	// A neighbour whose prefix starts the same way must survive.
+	_, err := b.Put(ctx, backend.Item{Key: backend.Key("locksmith/x"), Value: []byte("{}")})
+	require.NoError(t, err)
+	require.NoError(t, svc.DeleteAll(ctx))
+	items, _, err := svc.List(ctx, 0, "")
+	require.NoError(t, err)
+	require.Empty(t, items)
+	_, err = b.Get(ctx, backend.Key("locksmith/x"))
+	require.NoError(t, err)
+}
+
+func TestListPaging(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, b := newTestService(t)
+	// Unrelated keys on both sides of the prefix stay out of the list.
+	for _, k := range []string{"lock", "locks", "locksmith/a", "lockr/a"} {
+		_, err := b.Put(ctx, backend.Item{Key: backend.Key(k), Value: []byte("{}")})
+		require.NoError(t, err)
+	}
+	var want []string
+	for i := range 25 {
+		name := fmt.Sprintf("l%02d", i)
+		want = append(want, name)
+		_, err := svc.Create(ctx, lock(name, "u"))
+		require.NoError(t, err)
+	}
+
+	for _, size := range []int{1, 7, 24, 25, 26, 0} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			var names []string
+			token := ""
+			pages := 0
+			for {
+				page, next, err := svc.List(ctx, size, token)
+				require.NoError(t, err)
+				pages++
+				for _, l := range page {
+					require.NotEmpty(t, l.GetMetadata().GetRevision())
+					names = append(names, l.GetMetadata().GetName())
+				}
+				if next == "" {
+					break
+				}
+				require.Len(t, page, size)
+				token = next
+				require.Less(t, pages, 100)
+			}
+			require.Equal(t, want, names)
+		})
+	}
+
+	// A token stays valid when the item it points at is deleted.
+	page, next, err := svc.List(ctx, 5, "")
+	require.NoError(t, err)
+	require.Len(t, page, 5)
+	require.NoError(t, svc.Delete(ctx, "l05"))
+	page, _, err = svc.List(ctx, 5, next)
+	require.NoError(t, err)
+	require.Equal(t, "l06", page[0].GetMetadata().GetName())
+
+	for name, tc := range map[string]struct {
+		size  int
+		token string
+	}{
+		"negative size":  {size: -1},
+		"oversized page": {size: MaxPageSize + 1},
+		"not base64":     {token: "!!!"},
+		"foreign token":  {token: "YWxpY2U"},
+		"bad name token": {token: encodePageToken("a/b")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := svc.List(ctx, tc.size, tc.token)
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+		})
+	}
+}
+
+func TestListFailsOnCorruptItem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, b := newTestService(t)
+	_, err := svc.Create(ctx, lock("a", "u"))
+	require.NoError(t, err)
+	_, err = b.Put(ctx, backend.Item{Key: backend.Key("locks/b"), Value: []byte("not json")})
+	require.NoError(t, err)
+	_, _, err = svc.List(ctx, 0, "")
+	require.Error(t, err)
+	_, err = svc.Get(ctx, "b")
+	require.Error(t, err)
+}
+
+func TestExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, clock, b := newTestService(t)
+
+	exp := clock.Now().Add(time.Hour)
+	l := lock("temp", "u")
+	l.Metadata.Expires = timestamppb.New(exp)
+	created, err := svc.Create(ctx, l)
+	require.NoError(t, err)
+	require.True(t, created.GetMetadata().GetExpires().AsTime().Equal(exp))
+
+	item, err := b.Get(ctx, backend.Key("locks/temp"))
+	require.NoError(t, err)
+	require.True(t, item.Expires.Equal(exp), "metadata.expires becomes the item's expiry")
+
+	// The backend's expiry is what reads report.
+	newExp := clock.Now().Add(2 * time.Hour)
+	require.NoError(t, b.KeepAlive(ctx, backend.Lease{Key: item.Key, Revision: item.Revision}, newExp))
+	got, err := svc.Get(ctx, "temp")
+	require.NoError(t, err)
+	require.True(t, got.GetMetadata().GetExpires().AsTime().Equal(newExp))
+
+	// Past expiry is refused.
+	past := lock("past", "u")
+	past.Metadata.Expires = timestamppb.New(clock.Now().Add(-time.Second))
+	_, err = svc.Create(ctx, past)
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+
+	clock.Advance(2*time.Hour + time.Second)
+	_, err = svc.Get(ctx, "temp")
+	require.True(t, trace.IsNotFound(err), "%v", err)
+
+	// No expiry stays unset.
+	perm, err := svc.Create(ctx, lock("perm", "u"))
+	require.NoError(t, err)
+	require.Nil(t, perm.GetMetadata().GetExpires())
+	got, err = svc.Get(ctx, "perm")
+	require.NoError(t, err)
+	require.Nil(t, got.GetMetadata().GetExpires())
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	t.Parallel()
+	svc, clock, _ := newTestService(t)
+	l := lock("x", "u")
+	l.Metadata.Revision = "rev-1"
+	l.Metadata.Labels = map[string]string{"a": "b"}
+	l.Metadata.Expires = timestamppb.New(clock.Now().Add(time.Minute))
+	item, err := svc.MarshalItem(l)
+	require.NoError(t, err)
+	require.Equal(t, "locks/x", item.Key.String())
+	require.Equal(t, "rev-1", item.Revision, "the revision is carried for conditional writes")
+	require.NotContains(t, string(item.Value), "rev-1")
+	require.Contains(t, string(item.Value), `"spec"`)
+	require.Equal(t, "rev-1", l.GetMetadata().GetRevision(), "input untouched")
+
+	item.Revision = "rev-2"
+	back, err := svc.UnmarshalItem(item)
+	require.NoError(t, err)
+	require.Equal(t, "rev-2", back.GetMetadata().GetRevision())
+	require.Equal(t, "lock", back.GetKind())
+	want := proto.Clone(l).(*typesv1.Lock)
+	want.Kind = "lock"
+	want.Metadata.Revision = "rev-2"
+	require.True(t, proto.Equal(want, back), "got %v", back)
+
+	_, err = svc.MarshalItem(lock("y", ""))
+	require.True(t, trace.IsBadParameter(err))
+
+	// Unknown stored fields are tolerated (written by a newer version).
+	back, err = UnmarshalResource[*typesv1.Lock](backend.Item{Key: backend.Key("locks/z"), Value: []byte(`{"metadata":{"name":"z"},"future_field":1}`)}, svc.cfg.UnmarshalOptions)
+	require.NoError(t, err)
+	require.Equal(t, "z", back.GetMetadata().GetName())
+
+	// Metadata is allocated when absent so the revision can be set.
+	back, err = UnmarshalResource[*typesv1.Lock](backend.Item{Key: backend.Key("locks/z"), Value: []byte(`{}`), Revision: "r"}, svc.cfg.UnmarshalOptions)
+	require.NoError(t, err)
+	require.Equal(t, "r", back.GetMetadata().GetRevision())
+}
+
+func TestUpdateAndSwap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t)
+
+	_, err := svc.UpdateAndSwap(ctx, "missing", func(*typesv1.Lock) error { return nil })
+	require.True(t, trace.IsNotFound(err), "%v", err)
+
+	created, err := svc.Create(ctx, lock("l", "u"))
+	require.NoError(t, err)
+	out, err := svc.UpdateAndSwap(ctx, "l", func(l *typesv1.Lock) error {
+		l.Spec.Message = "swapped"
+		l.Metadata.Revision = "garbage" // ignored: the revision read is used
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, "swapped", out.GetSpec().GetMessage())
+	require.NotEqual(t, created.GetMetadata().GetRevision(), out.GetMetadata().GetRevision())
+
+	// The modify error is returned as is, and nothing is written.
+	boom := trace.AccessDenied("boom")
+	_, err = svc.UpdateAndSwap(ctx, "l", func(l *typesv1.Lock) error { l.Spec.Message = "no"; return boom })
+	require.True(t, trace.IsAccessDenied(err))
+	got, err := svc.Get(ctx, "l")
+	require.NoError(t, err)
+	require.Equal(t, "swapped", got.GetSpec().GetMessage())
+
+	// Renames and invalid results are refused.
+	_, err = svc.UpdateAndSwap(ctx, "l", func(l *typesv1.Lock) error { l.Metadata.Name = "other"; return nil })
+	require.True(t, trace.IsBadParameter(err))
+	_, err = svc.UpdateAndSwap(ctx, "l", func(l *typesv1.Lock) error { l.Spec.Target = nil; return nil })
+	require.True(t, trace.IsBadParameter(err))
+
+	// A writer sneaking in between read and write forces a retry on top of
+	// its change.
+	calls := 0
+	out, err = svc.UpdateAndSwap(ctx, "l", func(l *typesv1.Lock) error {
+		calls++
+		if calls == 1 {
+			cur, err := svc.Get(ctx, "l")
+			require.NoError(t, err)
+			cur.Spec.Target.User = "intruder"
+			_, err = svc.Update(ctx, cur)
+			require.NoError(t, err)
+		}
+		l.Spec.Message = fmt.Sprintf("attempt %d", calls)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, calls)
+	require.Equal(t, "intruder", out.GetSpec().GetTarget().GetUser(), "the concurrent change is kept")
+	require.Equal(t, "attempt 2", out.GetSpec().GetMessage())
+
+	// Always interfered with: gives up after MaxSwapAttempts.
+	calls = 0
+	_, err = svc.UpdateAndSwap(ctx, "l", func(l *typesv1.Lock) error {
+		calls++
+		_, err := svc.Upsert(ctx, lock("l", "u"))
+		require.NoError(t, err)
+		return nil
+	})
+	require.True(t, trace.IsCompareFailed(err), "%v", err)
+	require.Equal(t, DefaultMaxSwapAttempts, calls)
+}
+
+// TestUpdateAndSwapConcurrent runs counters from several goroutines: every
+// successful swap must be reflected in the final value (no lost update).
+func TestUpdateAndSwapConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t)
+	l := lock("counter", "u")
+	l.Metadata.Labels = map[string]string{"n": "0"}
+	_, err := svc.Create(ctx, l)
+	require.NoError(t, err)
+
+	const workers, perWorker = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done := 0; done < perWorker; {
+				_, err := svc.UpdateAndSwap(ctx, "counter", func(l *typesv1.Lock) error {
+					var n int
+					if _, err := fmt.Sscan(l.Metadata.Labels["n"], &n); err != nil {
+						return trace.Wrap(err)
+					}
+					l.Metadata.Labels["n"] = fmt.Sprint(n + 1)
+					return nil
+				})
+				switch {
+				case err == nil:
+					done++
+				case trace.IsCompareFailed(err):
+					// Gave up under contention: the caller retries.
+				default:
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := svc.Get(ctx, "counter")
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprint(workers*perWorker), got.GetMetadata().GetLabels()["n"])
+}
