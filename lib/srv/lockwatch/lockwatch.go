@@ -1,0 +1,531 @@
+// Package lockwatch keeps a process-local view of the locks in force and tells
+// subscribers, such as the SSH session monitor, the moment a lock that
+// targets them appears.
+//
+// The watcher loads every lock under the locks prefix, then follows backend
+// watch events. When its event stream breaks it reconnects with backoff and
+// reloads from scratch. Because a missed lock means a deprovisioned user keeps
+// access, the view fails closed: until the first load, and while the stream is
+// down for longer than MaxStaleness (zero by default, so at once),
+// CheckLockInForce refuses every party.
+package lockwatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// LocksPrefix is the key prefix lock resources are stored under.
+var LocksPrefix = backend.Key("locks/")
+
+// Defaults.
+const (
+	// DefaultRetryInitial is the first backoff delay after a failed reconnect.
+	DefaultRetryInitial = 100 * time.Millisecond
+	// DefaultRetryMax caps the reconnect backoff.
+	DefaultRetryMax = 10 * time.Second
+	// DefaultSubscriptionBuffer is the event buffer of one subscription.
+	DefaultSubscriptionBuffer = 64
+	// DefaultInitTimeout bounds how long one watch attempt waits for the
+	// backend's Init event before it gives up and retries.
+	DefaultInitTimeout = 30 * time.Second
+)
+
+// Config configures a Watcher.
+type Config struct {
+	// Backend is where locks are stored; required.
+	Backend backend.Backend
+	// Clock decides lock expiry and backoff; defaults to the backend's clock.
+	Clock clockwork.Clock
+	// Logger defaults to slog.Default.
+	Logger *slog.Logger
+	// MaxStaleness is how long the view may be disconnected from the backend
+	// before CheckLockInForce refuses. Zero (the default) refuses as soon as
+	// the stream breaks: a lock written during an outage must not be missed.
+	MaxStaleness time.Duration
+	// RetryInitial is the first reconnect backoff after a failed attempt; the
+	// first reconnect after a healthy stream breaks happens at once.
+	RetryInitial time.Duration
+	// RetryMax caps the reconnect backoff.
+	RetryMax time.Duration
+	// InitTimeout bounds the wait for a new stream's Init event.
+	InitTimeout time.Duration
+	// SubscriptionBuffer is the event buffer of each subscription.
+	SubscriptionBuffer int
+	// Prefix is the key prefix of locks; defaults to LocksPrefix.
+	Prefix backend.Key
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Backend == nil {
+		return trace.BadParameter("lockwatch: missing Backend")
+	}
+	if c.MaxStaleness < 0 {
+		return trace.BadParameter("lockwatch: MaxStaleness must not be negative")
+	}
+	if c.Clock == nil {
+		c.Clock = c.Backend.Clock()
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "lockwatch")
+	if c.RetryInitial <= 0 {
+		c.RetryInitial = DefaultRetryInitial
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.RetryMax < c.RetryInitial {
+		c.RetryMax = c.RetryInitial
+	}
+	if c.InitTimeout <= 0 {
+		c.InitTimeout = DefaultInitTimeout
+	}
+	if c.SubscriptionBuffer <= 0 {
+		c.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	if len(c.Prefix) == 0 {
+		c.Prefix = LocksPrefix
+	}
+	return nil
+}
+
+// Event is a change to a lock that matches a subscriber.
+type Event struct {
+	// Type is backend.OpPut for a created or changed lock in force, and
+	// backend.OpDelete for a removed (or purged) lock.
+	Type backend.OpType
+	// Lock is the lock; for OpDelete, the last version seen.
+	Lock *typesv1.Lock
+}
+
+// Watcher is a live view of the locks in force. It is safe for concurrent use.
+type Watcher struct {
+	cfg    Config
+	ctx    context.Context
+	cancel context.CancelFunc
+	loopWG sync.WaitGroup
+
+	initOnce sync.Once
+	initCh   chan struct{}
+
+	mu sync.RWMutex
+	// locks holds every lock under the prefix by key, in force or not.
+	locks map[string]*typesv1.Lock
+	// synced is set after the first complete load.
+	synced bool
+	// connected is set while the current stream is in sync.
+	connected      bool
+	disconnectedAt time.Time
+	subs           map[*Subscription]struct{}
+	closed         bool
+}
+
+// New starts a watcher. It returns at once; use WaitInit to wait for the
+// first load. Until then every CheckLockInForce refuses.
+func New(ctx context.Context, cfg Config) (*Watcher, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &Watcher{
+		cfg:            cfg,
+		ctx:            ctx,
+		cancel:         cancel,
+		initCh:         make(chan struct{}),
+		locks:          make(map[string]*typesv1.Lock),
+		subs:           make(map[*Subscription]struct{}),
+		disconnectedAt: cfg.Clock.Now(),
+	}
+	w.loopWG.Add(1)
+	go w.run()
+	return w, nil
+}
+
+// WaitInit blocks until the first complete load of the locks, or ctx ends.
+func (w *Watcher) WaitInit(ctx context.Context) error {
+	select {
+	case <-w.initCh:
+		return nil
+	case <-ctx.Done():
+		return trace.Wrap(ctx.Err(), "waiting for the lock watcher's first load")
+	case <-w.ctx.Done():
+		return trace.ConnectionProblem(nil, "lock watcher closed")
+	}
+}
+
+// Close stops the watcher and ends every subscription.
+func (w *Watcher) Close() error {
+	w.cancel()
+	w.loopWG.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	w.connected = false
+	for s := range w.subs {
+		s.closeLocked(trace.ConnectionProblem(nil, "lock watcher closed"))
+	}
+	return nil
+}
+
+// Stale reports whether the view cannot be trusted for new sessions.
+func (w *Watcher) Stale() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.staleLocked(w.cfg.Clock.Now())
+}
+
+func (w *Watcher) staleLocked(now time.Time) bool {
+	if !w.synced || w.closed {
+		return true
+	}
+	if w.connected {
+		return false
+	}
+	return now.Sub(w.disconnectedAt) >= w.cfg.MaxStaleness
+}
+
+// CheckLockInForce returns trace.AccessDenied when a lock in force matches
+// any of targets (`lock targeting user "alice" is in force: <message>`), and
+// also, failing closed, when the view is stale (StaleMessage).
+func (w *Watcher) CheckLockInForce(targets ...*Target) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	now := w.cfg.Clock.Now()
+	if w.staleLocked(now) {
+		return trace.AccessDenied(StaleMessage)
+	}
+	if l := w.findLocked(now, targets); l != nil {
+		return LockInForceError(l)
+	}
+	return nil
+}
+
+// FindLockInForce returns a lock in force matching any of targets in the
+// current view, or nil, without regard to staleness. Live sessions use it to
+// re-check themselves; new sessions must use CheckLockInForce.
+func (w *Watcher) FindLockInForce(targets ...*Target) *typesv1.Lock {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.findLocked(w.cfg.Clock.Now(), targets)
+}
+
+func (w *Watcher) findLocked(now time.Time, targets []*Target) *typesv1.Lock {
+	var found *typesv1.Lock
+	for _, l := range w.locks {
+		if !InForce(l, now) || !Matches(l, targets...) {
+			continue
+		}
+		// Pick deterministically so that messages do not flap.
+		if found == nil || l.GetMetadata().GetName() < found.GetMetadata().GetName() {
+			found = l
+		}
+	}
+	return found
+}
+
+// LocksInForce returns the locks in force in the current view.
+func (w *Watcher) LocksInForce() []*typesv1.Lock {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	now := w.cfg.Clock.Now()
+	out := make([]*typesv1.Lock, 0, len(w.locks))
+	for _, l := range w.locks {
+		if InForce(l, now) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Subscribe returns a subscription to changes of locks that match any of
+// targets. Subscribe first, then check FindLockInForce or CheckLockInForce:
+// a lock written in between is then seen by one or the other.
+func (w *Watcher) Subscribe(targets ...*Target) (*Subscription, error) {
+	if len(targets) == 0 {
+		return nil, trace.BadParameter("lock subscription needs at least one target")
+	}
+	s := &Subscription{
+		w:       w,
+		targets: targets,
+		ch:      make(chan Event, w.cfg.SubscriptionBuffer),
+		done:    make(chan struct{}),
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, trace.ConnectionProblem(nil, "lock watcher closed")
+	}
+	w.subs[s] = struct{}{}
+	return s, nil
+}
+
+// Subscription delivers events for locks that match its targets.
+type Subscription struct {
+	w       *Watcher
+	targets []*Target
+	ch      chan Event
+	done    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+// Events delivers matching lock events. It is never closed; watch Done.
+func (s *Subscription) Events() <-chan Event { return s.ch }
+
+// Done is closed when the subscription ends: Close, the watcher closed, or
+// the subscriber fell behind (Err is then trace.LimitExceeded and the
+// subscriber must resubscribe and re-check, because events were lost).
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err says why the subscription ended; nil while it is live or after Close.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	s.closeLocked(nil)
+}
+
+func (s *Subscription) closeLocked(err error) {
+	s.once.Do(func() {
+		s.err = err
+		delete(s.w.subs, s)
+		close(s.done)
+	})
+}
+
+// notifyLocked sends ev to every subscription it matches. A subscription
+// whose buffer is full is ended rather than skipped: a silently lost lock
+// event would leave a session running.
+func (w *Watcher) notifyLocked(ev Event) {
+	for s := range w.subs {
+		if !Matches(ev.Lock, s.targets...) {
+			continue
+		}
+		select {
+		case s.ch <- ev:
+		default:
+			w.cfg.Logger.Warn("Lock subscriber fell behind, ending its subscription.")
+			s.closeLocked(trace.LimitExceeded("lock subscription fell behind; resubscribe and re-check"))
+		}
+	}
+}
+
+func (w *Watcher) run() {
+	defer w.loopWG.Done()
+	failures := 0
+	for {
+		synced, err := w.watchOnce()
+		if w.ctx.Err() != nil {
+			return
+		}
+		w.markDisconnected(err)
+		if synced {
+			failures = 0
+		}
+		// The first retry after a healthy stream is immediate; a lock may be
+		// being written right now. Later retries back off with jitter.
+		var delay time.Duration
+		if failures > 0 {
+			delay = w.cfg.RetryInitial << min(failures-1, 20)
+			if delay > w.cfg.RetryMax || delay <= 0 {
+				delay = w.cfg.RetryMax
+			}
+			delay = delay/2 + rand.N(delay/2+1)
+		}
+		failures++
+		if delay > 0 {
+			select {
+			case <-w.ctx.Done():
+				return
+			case <-w.cfg.Clock.After(delay):
+			}
+		}
+	}
+}
+
+func (w *Watcher) markDisconnected(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.connected {
+		w.connected = false
+		w.disconnectedAt = w.cfg.Clock.Now()
+		w.cfg.Logger.Warn("Lock event stream broke; new sessions are refused until it is back.", "error", err)
+	} else {
+		w.cfg.Logger.Debug("Lock watch attempt failed.", "error", err)
+	}
+}
+
+var errStreamClosed = errors.New("lock event stream closed")
+
+// watchOnce opens one backend watcher, reloads on its Init event and follows
+// it until it breaks. synced reports whether it got in sync.
+func (w *Watcher) watchOnce() (synced bool, err error) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	bw, err := w.cfg.Backend.NewWatcher(ctx, backend.Watch{
+		Name:     "lockwatch",
+		Prefixes: []backend.Key{w.cfg.Prefix},
+	})
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	defer bw.Close()
+
+	initTimer := w.cfg.Clock.NewTimer(w.cfg.InitTimeout)
+	defer initTimer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return synced, trace.Wrap(ctx.Err())
+		case <-bw.Done():
+			return synced, trace.Wrap(errStreamClosed)
+		case <-initTimer.Chan():
+			if !synced {
+				return false, trace.ConnectionProblem(nil, "no Init event from the backend within %v", w.cfg.InitTimeout)
+			}
+		case ev := <-bw.Events():
+			switch ev.Type {
+			case backend.OpInit:
+				// Events from now on are seen, so a load now misses nothing.
+				if err := w.reload(ctx); err != nil {
+					return synced, trace.Wrap(err)
+				}
+				synced = true
+				initTimer.Stop()
+			case backend.OpPut:
+				if !synced {
+					continue
+				}
+				w.applyPut(ev.Item)
+			case backend.OpDelete:
+				if !synced {
+					continue
+				}
+				w.applyDelete(ev.Item.Key)
+			}
+		}
+	}
+}
+
+// reload reads every lock and replaces the view, telling subscribers what
+// changed since the last view they were told about.
+func (w *Watcher) reload(ctx context.Context) error {
+	fresh := make(map[string]*typesv1.Lock)
+	start, end := w.cfg.Prefix, backend.RangeEnd(w.cfg.Prefix)
+	for {
+		res, err := w.cfg.Backend.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return trace.Wrap(err, "loading locks")
+		}
+		for _, it := range res.Items {
+			if l := w.parse(it); l != nil {
+				fresh[string(it.Key)] = l
+			}
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			break
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.cfg.Clock.Now()
+	for k, old := range w.locks {
+		if _, ok := fresh[k]; !ok {
+			w.notifyLocked(Event{Type: backend.OpDelete, Lock: old})
+		}
+	}
+	for k, l := range fresh {
+		old, ok := w.locks[k]
+		if ok && old.GetMetadata().GetRevision() == l.GetMetadata().GetRevision() {
+			continue
+		}
+		if InForce(l, now) {
+			w.notifyLocked(Event{Type: backend.OpPut, Lock: l})
+		}
+	}
+	w.locks = fresh
+	w.synced = true
+	w.connected = true
+	w.initOnce.Do(func() { close(w.initCh) })
+	w.cfg.Logger.Info("Lock view in sync.", "locks", len(fresh))
+	return nil
+}
+
+func (w *Watcher) applyPut(it backend.Item) {
+	l := w.parse(it)
+	if l == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.locks[string(it.Key)] = l
+	if InForce(l, w.cfg.Clock.Now()) {
+		w.notifyLocked(Event{Type: backend.OpPut, Lock: l})
+	}
+}
+
+func (w *Watcher) applyDelete(key backend.Key) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old, ok := w.locks[string(key)]
+	if !ok {
+		return
+	}
+	delete(w.locks, string(key))
+	w.notifyLocked(Event{Type: backend.OpDelete, Lock: old})
+}
+
+// parse decodes a stored lock. A lock that cannot be decoded cannot be
+// matched; it is logged loudly, since it may be meant to lock someone.
+func (w *Watcher) parse(it backend.Item) *typesv1.Lock {
+	l := &typesv1.Lock{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(it.Value, l); err != nil {
+		w.cfg.Logger.Error("Ignoring a lock that cannot be decoded.", "key", it.Key.String(), "error", err)
+		return nil
+	}
+	if l.Metadata == nil {
+		l.Metadata = &typesv1.Metadata{}
+	}
+	if l.Metadata.Name == "" {
+		l.Metadata.Name = string(it.Key[len(w.cfg.Prefix):])
+	}
+	l.Metadata.Revision = it.Revision
+	// The backend expiry wins when it is earlier (or the only one).
+	if !it.Expires.IsZero() && (l.Metadata.Expires == nil || it.Expires.Before(l.Metadata.Expires.AsTime())) {
+		l.Metadata.Expires = timestamppb.New(it.Expires)
+	}
+	if TargetEmpty(l.GetSpec().GetTarget()) {
+		w.cfg.Logger.Error("Ignoring a lock with an empty target.", "key", it.Key.String())
+		return nil
+	}
+	return l
+}

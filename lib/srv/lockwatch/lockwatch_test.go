@@ -1,0 +1,354 @@
+package lockwatch_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// flakyBackend wraps a backend so that a test can break every watch stream
+// and make new watchers fail.
+type flakyBackend struct {
+	backend.Backend
+	mu       sync.Mutex
+	fail     bool
+	watchers []backend.Watcher
+	opened   int
+}
+
+func (f *flakyBackend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return nil, trace.ConnectionProblem(nil, "backend unreachable (test)")
+	}
+	bw, err := f.Backend.NewWatcher(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	f.watchers = append(f.watchers, bw)
+	f.opened++
+	return bw, nil
+}
+
+// breakStreams closes every open watcher; with fail set, new ones fail too.
+func (f *flakyBackend) breakStreams(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+	for _, w := range f.watchers {
+		w.Close()
+	}
+	f.watchers = nil
+}
+
+func (f *flakyBackend) setFail(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+}
+
+type fixture struct {
+	ctx   context.Context
+	clock *clockwork.FakeClock
+	bk    *flakyBackend
+	w     *lockwatch.Watcher
+}
+
+func newFixture(t *testing.T, mutate func(*lockwatch.Config), failFirst bool) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	mem, err := memory.New(ctx, memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close() })
+	bk := &flakyBackend{Backend: mem, fail: failFirst}
+	cfg := lockwatch.Config{Backend: bk, Clock: clock, Logger: slog.New(slog.DiscardHandler)}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	w, err := lockwatch.New(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+	if !failFirst {
+		waitCtx, done := context.WithTimeout(ctx, 5*time.Second)
+		defer done()
+		require.NoError(t, w.WaitInit(waitCtx))
+	}
+	return &fixture{ctx: ctx, clock: clock, bk: bk, w: w}
+}
+
+func lockFor(name string, target *typesv1.LockTarget, msg string) *typesv1.Lock {
+	return &typesv1.Lock{
+		Kind:     "lock",
+		Version:  "v1",
+		Metadata: &typesv1.Metadata{Name: name},
+		Spec:     &typesv1.LockSpec{Target: target, Message: msg},
+	}
+}
+
+func (f *fixture) putLock(t *testing.T, l *typesv1.Lock) {
+	t.Helper()
+	v, err := protojson.Marshal(l)
+	require.NoError(t, err)
+	item := backend.Item{Key: backend.NewKey("locks", l.GetMetadata().GetName()), Value: v}
+	if exp := l.GetMetadata().GetExpires(); exp != nil {
+		item.Expires = exp.AsTime()
+	}
+	_, err = f.bk.Put(f.ctx, item)
+	require.NoError(t, err)
+}
+
+func (f *fixture) deleteLock(t *testing.T, name string) {
+	t.Helper()
+	require.NoError(t, f.bk.Delete(f.ctx, backend.NewKey("locks", name)))
+}
+
+func recv(t *testing.T, s *lockwatch.Subscription) lockwatch.Event {
+	t.Helper()
+	select {
+	case ev := <-s.Events():
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no lock event within 5s")
+		return lockwatch.Event{}
+	}
+}
+
+func alice() []*lockwatch.Target { return lockwatch.Targets("alice", []string{"access"}, "root", "node1") }
+func bob() []*lockwatch.Target   { return lockwatch.Targets("bob", []string{"dev"}, "bob", "node1") }
+
+func TestNewLockNotifiesOnlyMatchingSubscribers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	require.NoError(t, f.w.CheckLockInForce(alice()...))
+
+	subA, err := f.w.Subscribe(alice()...)
+	require.NoError(t, err)
+	defer subA.Close()
+	subB, err := f.w.Subscribe(bob()...)
+	require.NoError(t, err)
+	defer subB.Close()
+
+	f.putLock(t, lockFor("l-alice", &typesv1.LockTarget{User: "alice"}, "deprovisioned by Okta"))
+	ev := recv(t, subA)
+	require.Equal(t, backend.OpPut, ev.Type)
+	require.Equal(t, "l-alice", ev.Lock.GetMetadata().GetName())
+
+	// Events are delivered in order: if bob had been told about alice's lock
+	// he would see it before his own.
+	f.putLock(t, lockFor("l-bob", &typesv1.LockTarget{User: "bob"}, "gone"))
+	ev = recv(t, subB)
+	require.Equal(t, "l-bob", ev.Lock.GetMetadata().GetName())
+
+	err = f.w.CheckLockInForce(alice()...)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Equal(t, `lock targeting user "alice" is in force: deprovisioned by Okta`, err.Error())
+	require.Len(t, f.w.LocksInForce(), 2)
+}
+
+func TestLockTargets(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	cases := []struct {
+		name   string
+		target *typesv1.LockTarget
+		want   string // "" means alice is not locked
+	}{
+		{"role", &typesv1.LockTarget{Role: "access"}, `lock targeting role "access" is in force: m`},
+		{"other role", &typesv1.LockTarget{Role: "dev"}, ""},
+		{"login", &typesv1.LockTarget{Login: "root"}, `lock targeting login "root" is in force: m`},
+		{"node", &typesv1.LockTarget{Node: "node1"}, `lock targeting node "node1" is in force: m`},
+		{"user and other login", &typesv1.LockTarget{User: "alice", Login: "admin"}, ""},
+		{"user and login", &typesv1.LockTarget{User: "alice", Login: "root"}, `lock targeting user "alice", login "root" is in force: m`},
+		{"empty target", &typesv1.LockTarget{}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sub, err := f.w.Subscribe(alice()...)
+			require.NoError(t, err)
+			defer sub.Close()
+			f.putLock(t, lockFor("l", tc.target, "m"))
+			// A marker lock on alice is always delivered; anything before it
+			// must be the lock under test.
+			f.putLock(t, lockFor("marker", &typesv1.LockTarget{User: "alice", Node: "marker"}, ""))
+			f.putLock(t, lockFor("marker", &typesv1.LockTarget{User: "alice"}, "marker"))
+			// Deletes from the previous case may still be in flight.
+			ev := recv(t, sub)
+			for ev.Type != backend.OpPut {
+				ev = recv(t, sub)
+			}
+			if tc.want == "" {
+				require.Equal(t, "marker", ev.Lock.GetMetadata().GetName())
+			} else {
+				require.Equal(t, "l", ev.Lock.GetMetadata().GetName())
+				require.Equal(t, tc.want, lockwatch.LockMessage(ev.Lock))
+			}
+			f.deleteLock(t, "marker")
+			f.deleteLock(t, "l")
+		})
+	}
+}
+
+func TestDeletedLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	sub, err := f.w.Subscribe(alice()...)
+	require.NoError(t, err)
+	defer sub.Close()
+	f.putLock(t, lockFor("l", &typesv1.LockTarget{User: "alice"}, "m"))
+	require.Equal(t, backend.OpPut, recv(t, sub).Type)
+	require.Error(t, f.w.CheckLockInForce(alice()...))
+
+	f.deleteLock(t, "l")
+	ev := recv(t, sub)
+	require.Equal(t, backend.OpDelete, ev.Type)
+	require.Equal(t, "l", ev.Lock.GetMetadata().GetName())
+	require.NoError(t, f.w.CheckLockInForce(alice()...))
+}
+
+func TestExpiredLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	sub, err := f.w.Subscribe(alice()...)
+	require.NoError(t, err)
+	defer sub.Close()
+
+	// Already expired when written: never in force, never announced.
+	past := lockFor("past", &typesv1.LockTarget{User: "alice"}, "old")
+	past.Metadata.Expires = timestamppb.New(f.clock.Now().Add(-time.Minute))
+	v, err := protojson.Marshal(past)
+	require.NoError(t, err)
+	// Stored without a backend expiry, as if a purge had not happened yet.
+	_, err = f.bk.Put(f.ctx, backend.Item{Key: backend.NewKey("locks", "past"), Value: v})
+	require.NoError(t, err)
+
+	soon := lockFor("soon", &typesv1.LockTarget{User: "alice"}, "temporary")
+	soon.Metadata.Expires = timestamppb.New(f.clock.Now().Add(time.Hour))
+	f.putLock(t, soon)
+	ev := recv(t, sub)
+	require.Equal(t, "soon", ev.Lock.GetMetadata().GetName(), "the expired lock must not be announced")
+	err = f.w.CheckLockInForce(alice()...)
+	require.Equal(t, `lock targeting user "alice" is in force: temporary`, err.Error())
+
+	// Past its expiry the lock no longer applies, whether or not the backend
+	// purged it yet.
+	f.clock.Advance(time.Hour)
+	require.NoError(t, f.w.CheckLockInForce(alice()...))
+	require.Nil(t, f.w.FindLockInForce(alice()...))
+}
+
+func TestStreamBreakReloads(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	sub, err := f.w.Subscribe(alice()...)
+	require.NoError(t, err)
+	defer sub.Close()
+	f.putLock(t, lockFor("gone-later", &typesv1.LockTarget{User: "alice", Login: "root"}, "x"))
+	require.Equal(t, "gone-later", recv(t, sub).Lock.GetMetadata().GetName())
+
+	// The stream breaks and the backend stays unreachable: new checks are
+	// refused at once (fail closed).
+	f.bk.breakStreams(true)
+	require.Eventually(t, f.w.Stale, 5*time.Second, 5*time.Millisecond)
+	err = f.w.CheckLockInForce(bob()...)
+	require.True(t, trace.IsAccessDenied(err))
+	require.Equal(t, lockwatch.StaleMessage, err.Error())
+
+	// Changes made meanwhile are not seen by the stream...
+	f.deleteLock(t, "gone-later")
+	f.putLock(t, lockFor("during-outage", &typesv1.LockTarget{User: "alice"}, "written during the outage"))
+
+	// ...but the reload after reconnecting finds them.
+	f.bk.setFail(false)
+	require.Eventually(t, func() bool {
+		f.clock.Advance(lockwatch.DefaultRetryMax)
+		return !f.w.Stale()
+	}, 10*time.Second, 10*time.Millisecond)
+
+	seen := map[string]backend.OpType{}
+	for range 2 {
+		ev := recv(t, sub)
+		seen[ev.Lock.GetMetadata().GetName()] = ev.Type
+	}
+	require.Equal(t, map[string]backend.OpType{"gone-later": backend.OpDelete, "during-outage": backend.OpPut}, seen)
+	require.Equal(t, `lock targeting user "alice" is in force: written during the outage`, f.w.CheckLockInForce(alice()...).Error())
+	require.NoError(t, f.w.CheckLockInForce(bob()...))
+
+	// And the new stream is live.
+	f.putLock(t, lockFor("after", &typesv1.LockTarget{Role: "access"}, "y"))
+	require.Equal(t, "after", recv(t, sub).Lock.GetMetadata().GetName())
+}
+
+func TestNeverSyncedFailsClosed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, true)
+	err := f.w.CheckLockInForce(bob()...)
+	require.True(t, trace.IsAccessDenied(err))
+	require.Equal(t, lockwatch.StaleMessage, err.Error())
+
+	f.bk.setFail(false)
+	require.Eventually(t, func() bool {
+		f.clock.Advance(lockwatch.DefaultRetryMax)
+		return f.w.CheckLockInForce(bob()...) == nil
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestMaxStaleness(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *lockwatch.Config) {
+		c.MaxStaleness = time.Minute
+		// Retries far apart, so the watcher stays disconnected while the
+		// test advances the clock.
+		c.RetryInitial = time.Hour
+		c.RetryMax = time.Hour
+	}, false)
+	f.bk.breakStreams(true)
+	// Wait until the watcher noticed and its immediate retry failed: it then
+	// sleeps on the clock (the second sleeper is the memory backend's purge
+	// ticker).
+	require.NoError(t, f.clock.BlockUntilContext(f.ctx, 2))
+	require.NoError(t, f.w.CheckLockInForce(bob()...), "within MaxStaleness the last view is trusted")
+	f.clock.Advance(time.Minute)
+	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(bob()...).Error())
+}
+
+func TestSlowSubscriberIsCutNotSkipped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *lockwatch.Config) { c.SubscriptionBuffer = 1 }, false)
+	sub, err := f.w.Subscribe(alice()...)
+	require.NoError(t, err)
+	f.putLock(t, lockFor("a", &typesv1.LockTarget{User: "alice"}, ""))
+	f.putLock(t, lockFor("b", &typesv1.LockTarget{User: "alice"}, ""))
+	select {
+	case <-sub.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("overflowing subscription was not ended")
+	}
+	require.True(t, trace.IsLimitExceeded(sub.Err()), "%v", sub.Err())
+}
+
+func TestSubscribeNeedsTargets(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	_, err := f.w.Subscribe()
+	require.True(t, trace.IsBadParameter(err))
+	require.NoError(t, f.w.Close())
+	_, err = f.w.Subscribe(alice()...)
+	require.Error(t, err)
+	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(alice()...).Error())
+}
