@@ -129,8 +129,10 @@ func recv(t *testing.T, s *lockwatch.Subscription) lockwatch.Event {
 	}
 }
 
-func alice() []*lockwatch.Target { return lockwatch.Targets("alice", []string{"access"}, "root", "node1") }
-func bob() []*lockwatch.Target   { return lockwatch.Targets("bob", []string{"dev"}, "bob", "node1") }
+func alice() []*lockwatch.Target {
+	return lockwatch.Targets("alice", []string{"access"}, "root", "node1")
+}
+func bob() []*lockwatch.Target { return lockwatch.Targets("bob", []string{"dev"}, "bob", "node1") }
 
 func TestNewLockNotifiesOnlyMatchingSubscribers(t *testing.T) {
 	t.Parallel()
