@@ -229,8 +229,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.closeDBs()
 		return nil, trace.Wrap(err)
 	}
+	// The ticker is made before New returns so that a fake clock's Advance
+	// right after New already drives it.
+	ticker := cfg.Clock.NewTicker(cfg.PurgeInterval)
 	b.loops.Add(1)
-	go b.purgeLoop()
+	go b.purgeLoop(ticker)
 	b.log.DebugContext(ctx, "Opened database.", "path", cfg.Path)
 	return b, nil
 }
@@ -382,9 +385,8 @@ func errClosed() error {
 }
 
 // purgeLoop deletes expired items on every tick of the clock.
-func (b *Backend) purgeLoop() {
+func (b *Backend) purgeLoop(ticker clockwork.Ticker) {
 	defer b.loops.Done()
-	ticker := b.cfg.Clock.NewTicker(b.cfg.PurgeInterval)
 	defer ticker.Stop()
 	for {
 		select {
