@@ -1,6 +1,6 @@
 // Package audit records what happens on the auth server as structured audit
-// events (who, what, when, outcome), through the services audit log with a
-// retention TTL. Recording never fails the call it describes: a change that
+// events (who, what, when, outcome), through the services audit log, which
+// keeps them for its retention period. Recording never fails the call it describes: a change that
 // happened must not be reported as failed because its event could not be
 // written; the failure is logged instead. Events never carry secrets: callers
 // put names, kinds and outcomes in them, never tokens, hashes or keys.
@@ -16,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -46,15 +47,18 @@ const (
 
 // Outcomes of an audit event.
 const (
-	OutcomeSuccess = "success"
-	OutcomeFailure = "failure"
-	OutcomeDenied  = "denied"
+	OutcomeSuccess = services.OutcomeSuccess
+	OutcomeFailure = services.OutcomeFailure
+	OutcomeDenied  = services.OutcomeDenied
 )
 
-// Sink stores one audit event, kept for retention.
+// Sink stores one audit event for the retention period
+// (services.AuditLog).
 type Sink interface {
-	EmitAuditEvent(ctx context.Context, e *typesv1.AuditEvent, retention time.Duration) error
+	Emit(ctx context.Context, e *typesv1.AuditEvent) error
 }
+
+var _ Sink = (*services.AuditLog)(nil)
 
 // RecorderConfig configures a Recorder.
 type RecorderConfig struct {
@@ -64,17 +68,12 @@ type RecorderConfig struct {
 	Clock clockwork.Clock
 	// Logger reports events that could not be stored.
 	Logger *slog.Logger
-	// Retention is how long events are kept. Required.
-	Retention time.Duration
 }
 
 // CheckAndSetDefaults validates the config.
 func (c *RecorderConfig) CheckAndSetDefaults() error {
 	if c.Sink == nil {
 		return trace.BadParameter("audit: missing Sink")
-	}
-	if c.Retention <= 0 {
-		return trace.BadParameter("audit: Retention must be positive")
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
@@ -143,7 +142,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	// event worth keeping), so the write gets its own short deadline.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := r.cfg.Sink.EmitAuditEvent(wctx, ev, r.cfg.Retention); err != nil {
+	if err := r.cfg.Sink.Emit(wctx, ev); err != nil {
 		r.cfg.Logger.ErrorContext(ctx, "Failed to record audit event", "type", e.Type, "user", e.User, "resource", e.Resource, "error", err)
 	}
 }

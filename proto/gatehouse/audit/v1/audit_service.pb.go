@@ -32,7 +32,8 @@ type SearchEventsRequest struct {
 	// from is the earliest event time to return (inclusive); unset means the
 	// oldest kept event.
 	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	// to is the latest event time to return (exclusive); unset means now.
+	// to is the latest event time to return (exclusive); unset means no
+	// upper bound.
 	To *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	// types keeps only events of these types (for example "plugin.create");
 	// empty keeps all.

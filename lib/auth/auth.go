@@ -1,0 +1,308 @@
+// Package auth is the Gatehouse auth server: it composes the typed resource
+// services, owns the cluster's certificate authorities, issues user
+// identities, and serves the admin gRPC APIs over mTLS, authorizing every
+// call against the caller's current roles (see lib/auth/authz).
+//
+// Design decisions:
+//
+//   - The caller's username comes from its verified client certificate; its
+//     roles are re-read from its user resource on every call (the roles in
+//     the certificate's Organization are informational). A role change, a
+//     user deletion or a lock takes effect on the next call, not when the
+//     certificate expires.
+//   - CAs are created on first start with backend Create, so that two
+//     servers starting at once on one backend agree on one set of keys: the
+//     loser re-reads the winner's.
+//   - Preset roles are created only if absent, so an operator's edits stick.
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Defaults.
+const (
+	// DefaultClusterName is used when Config.ClusterName is empty.
+	DefaultClusterName = "gatehouse"
+	// DefaultAuditRetention is how long audit events are kept.
+	DefaultAuditRetention = services.DefaultAuditRetention
+)
+
+// Config configures the auth server.
+type Config struct {
+	// Backend stores everything. Required.
+	Backend backend.Backend
+	// ClusterName names the cluster in CA certificates; DefaultClusterName
+	// if empty.
+	ClusterName string
+	// Clock defaults to the backend's clock, which decides expiry.
+	Clock clockwork.Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// AuditRetention is how long audit events are kept;
+	// DefaultAuditRetention if zero.
+	AuditRetention time.Duration
+	// PublicAddr is the host:port shown to people, as in the SCIM base URL
+	// https://<PublicAddr>/v1/webapi/scim/okta. Optional.
+	PublicAddr string
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Backend == nil {
+		return trace.BadParameter("auth: missing Backend")
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = DefaultClusterName
+	}
+	if c.Clock == nil {
+		c.Clock = c.Backend.Clock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "auth")
+	switch {
+	case c.AuditRetention < 0:
+		return trace.BadParameter("auth: AuditRetention must not be negative")
+	case c.AuditRetention == 0:
+		c.AuditRetention = DefaultAuditRetention
+	}
+	return nil
+}
+
+// Services are the typed resource services the server is composed of.
+type Services struct {
+	Users                   *services.UserService
+	Roles                   *services.RoleService
+	Locks                   *services.LockService
+	Plugins                 *services.PluginService
+	PluginStaticCredentials *services.PluginStaticCredentialsService
+	SAMLConnectors          *services.SAMLConnectorService
+	CertAuthorities         *services.CertAuthorityService
+	Events                  *services.AuditLog
+}
+
+// Server is the auth server.
+type Server struct {
+	cfg        Config
+	services   Services
+	authorizer *authz.Authorizer
+	recorder   *audit.Recorder
+	userCA     *certAuthority
+	hostCA     *certAuthority
+}
+
+// New opens the auth server on cfg.Backend: it creates the CAs and preset
+// roles on first start and loads them on later ones.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	svcCfg := services.Config{Backend: cfg.Backend}
+	s := &Server{cfg: cfg}
+	var err error
+	if s.services.Users, err = services.NewUserService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.services.Roles, err = services.NewRoleService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.services.Locks, err = services.NewLockService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.services.Plugins, err = services.NewPluginService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.services.PluginStaticCredentials, err = services.NewPluginStaticCredentialsService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.services.SAMLConnectors, err = services.NewSAMLConnectorService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.services.CertAuthorities, err = services.NewCertAuthorityService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	s.services.Events, err = services.NewAuditLog(services.AuditLogConfig{
+		Backend:   cfg.Backend,
+		Clock:     cfg.Clock,
+		Retention: cfg.AuditRetention,
+		Logger:    cfg.Logger,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	s.recorder, err = audit.NewRecorder(audit.RecorderConfig{
+		Sink:   s.services.Events,
+		Clock:  cfg.Clock,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	s.authorizer, err = authz.New(authz.Config{
+		Users:  s.services.Users,
+		Roles:  s.services.Roles,
+		Locks:  s.services.Locks,
+		Clock:  cfg.Clock,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.userCA, err = s.ensureCA(ctx, UserCA); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s.hostCA, err = s.ensureCA(ctx, HostCA); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := s.ensurePresetRoles(ctx); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return s, nil
+}
+
+// Services returns the typed services, for in-process callers (the SCIM
+// plugin's adapter, the web listener).
+func (s *Server) Services() Services { return s.services }
+
+// Authorizer returns the server's authorizer.
+func (s *Server) Authorizer() *authz.Authorizer { return s.authorizer }
+
+// Recorder returns the server's audit recorder.
+func (s *Server) Recorder() *audit.Recorder { return s.recorder }
+
+// ClusterName returns the cluster's name.
+func (s *Server) ClusterName() string { return s.cfg.ClusterName }
+
+// ensureCA loads the CA of type typ, creating it if this is the first start.
+func (s *Server) ensureCA(ctx context.Context, typ string) (*certAuthority, error) {
+	ca, err := s.services.CertAuthorities.GetCertAuthority(ctx, typ, true)
+	if trace.IsNotFound(err) {
+		fresh, genErr := newCertAuthorityResource(s.cfg.ClusterName, typ, s.cfg.Clock.Now())
+		if genErr != nil {
+			return nil, trace.Wrap(genErr)
+		}
+		_, err = s.services.CertAuthorities.CreateCertAuthority(ctx, fresh)
+		switch {
+		case err == nil:
+			s.cfg.Logger.InfoContext(ctx, "Created certificate authority", "type", typ, "cluster", s.cfg.ClusterName)
+		case trace.IsAlreadyExists(err):
+			// Another server created it first; use its keys.
+		default:
+			return nil, trace.Wrap(err, "creating %s CA", typ)
+		}
+		ca, err = s.services.CertAuthorities.GetCertAuthority(ctx, typ, true)
+	}
+	if err != nil {
+		return nil, trace.Wrap(err, "loading %s CA", typ)
+	}
+	if cn := ca.GetSpec().GetClusterName(); cn != s.cfg.ClusterName {
+		return nil, trace.BadParameter("the %s CA in this backend belongs to cluster %q, not %q; use the same cluster name or a new data directory", typ, cn, s.cfg.ClusterName)
+	}
+	parsed, err := parseCertAuthority(ca)
+	return parsed, trace.Wrap(err)
+}
+
+// Preset role names.
+const (
+	// PresetEditorRole manages every resource.
+	PresetEditorRole = "editor"
+	// PresetAccessRole logs in to nodes with the logins in the user's
+	// "logins" trait.
+	PresetAccessRole = "access"
+	// PresetAuditorRole reads the audit log.
+	PresetAuditorRole = "auditor"
+)
+
+// LoginsTraitTemplate in a role's logins stands for the values of the
+// user's "logins" trait; it is expanded when certificates are issued.
+const LoginsTraitTemplate = "{{internal.logins}}"
+
+// LoginsTrait is the user trait LoginsTraitTemplate expands to.
+const LoginsTrait = "logins"
+
+// PresetRoles returns the roles every cluster starts with.
+func PresetRoles() []*typesv1.Role {
+	role := func(name, desc string, allow *typesv1.RoleConditions) *typesv1.Role {
+		return &typesv1.Role{
+			Kind:     services.KindRole,
+			Version:  services.V1,
+			Metadata: &typesv1.Metadata{Name: name, Description: desc},
+			Spec:     &typesv1.RoleSpec{Allow: allow},
+		}
+	}
+	return []*typesv1.Role{
+		role(PresetEditorRole, "Manages every resource; no node logins.", &typesv1.RoleConditions{
+			Rules: []*typesv1.Rule{{Resources: []string{authz.Wildcard}, Verbs: []string{authz.Wildcard}}},
+		}),
+		role(PresetAccessRole, "Logs in to SSH nodes as the logins in the user's \"logins\" trait; no admin API access.", &typesv1.RoleConditions{
+			Logins: []string{LoginsTraitTemplate},
+		}),
+		role(PresetAuditorRole, "Reads the audit log.", &typesv1.RoleConditions{
+			Rules: []*typesv1.Rule{{Resources: []string{authz.KindEvent}, Verbs: []string{authz.VerbList, authz.VerbRead}}},
+		}),
+	}
+}
+
+// ensurePresetRoles creates each preset role that does not exist yet.
+func (s *Server) ensurePresetRoles(ctx context.Context) error {
+	for _, r := range PresetRoles() {
+		_, err := s.services.Roles.CreateRole(ctx, r)
+		switch {
+		case err == nil:
+			s.cfg.Logger.InfoContext(ctx, "Created preset role", "role", r.GetMetadata().GetName())
+		case trace.IsAlreadyExists(err):
+		default:
+			return trace.Wrap(err, "creating preset role %q", r.GetMetadata().GetName())
+		}
+	}
+	return nil
+}
+
+// BootstrapAdmin makes sure a local user name exists that holds the editor
+// role: it creates the user if missing and adds the role if the user lacks
+// it. It is for first start, before anyone can call the API.
+func (s *Server) BootstrapAdmin(ctx context.Context, name string) (*typesv1.User, error) {
+	now := s.cfg.Clock.Now()
+	u, err := s.services.Users.CreateUser(ctx, &typesv1.User{
+		Kind:     services.KindUser,
+		Version:  services.V1,
+		Metadata: &typesv1.Metadata{Name: name, Description: "Administrator created on first start."},
+		Spec: &typesv1.UserSpec{
+			Roles:     []string{PresetEditorRole},
+			CreatedBy: &typesv1.CreatedBy{Time: timestamp(now), User: &typesv1.UserRef{Name: "system"}},
+		},
+	})
+	if err == nil {
+		s.recorder.Record(ctx, audit.Event{Type: audit.EventUserCreate, User: "system", Resource: services.KindUser + "/" + name, Message: "bootstrap administrator"})
+		return u, nil
+	}
+	if !trace.IsAlreadyExists(err) {
+		return nil, trace.Wrap(err)
+	}
+	u, err = s.services.Users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
+		if u.Spec == nil {
+			u.Spec = &typesv1.UserSpec{}
+		}
+		for _, r := range u.Spec.Roles {
+			if r == PresetEditorRole {
+				return nil
+			}
+		}
+		u.Spec.Roles = append(u.Spec.Roles, PresetEditorRole)
+		return nil
+	})
+	return u, trace.Wrap(err)
+}

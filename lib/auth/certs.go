@@ -1,0 +1,276 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/services"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Identity is a user's credentials: what an identity file holds.
+type Identity = identityfile.Identity
+
+// serverCertValidity is the lifetime of the auth listener's certificate; it
+// is renewed in memory when two thirds of it have passed.
+const serverCertValidity = 30 * 24 * time.Hour
+
+func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// GenerateUserIdentity issues credentials for username, valid for ttl (0
+// means the shortest max_session_ttl of the user's roles; a longer ttl is
+// cut to it): a TLS client certificate from the user CA with the username as
+// common name and the roles as organizations, and, when the user's roles
+// allow node logins, an SSH user certificate for the same key with those
+// logins as principals. It refuses a missing, expired or locked user.
+func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl time.Duration) (*Identity, error) {
+	if ttl < 0 {
+		return nil, trace.BadParameter("certificate TTL must not be negative")
+	}
+	now := s.cfg.Clock.Now()
+	user, err := s.services.Users.GetUser(ctx, username, false)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if services.IsUserExpired(user, now) {
+		return nil, trace.AccessDenied("user %q has expired", username)
+	}
+	maxTTL := services.MaxSessionTTL
+	var roles []*typesv1.Role
+	for _, name := range user.GetSpec().GetRoles() {
+		r, err := s.services.Roles.GetRole(ctx, name)
+		if trace.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		roles = append(roles, r)
+		maxTTL = min(maxTTL, services.RoleMaxSessionTTL(r))
+	}
+	if ttl == 0 || ttl > maxTTL {
+		ttl = maxTTL
+	}
+	if exp := user.GetMetadata().GetExpires(); exp != nil && now.Add(ttl).After(exp.AsTime()) {
+		// A temporary user's certificates end with the user.
+		ttl = exp.AsTime().Sub(now)
+	}
+	logins := loginsFor(user, roles)
+	locks, err := s.services.Locks.GetLocksInForce(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	subject := services.LockSubject{User: username, Roles: user.GetSpec().GetRoles(), Logins: logins}
+	if l := services.FindLock(locks, subject, now); l != nil {
+		return nil, trace.AccessDenied("user %q is locked: %s", username, l.GetSpec().GetMessage())
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	certPEM, err := s.userCA.signTLS(&x509.Certificate{
+		Subject: pkix.Name{
+			CommonName:   username,
+			Organization: slices.Clone(user.GetSpec().GetRoles()),
+		},
+		NotBefore:   now.Add(-time.Minute),
+		NotAfter:    now.Add(ttl),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, &key.PublicKey)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	id := &Identity{
+		Username:   username,
+		KeyPEM:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		CertPEM:    certPEM,
+		CACertsPEM: [][]byte{s.hostCA.tlsCertPE},
+	}
+	// An SSH certificate without principals would be valid for every login,
+	// so none is issued to a user without logins.
+	if len(logins) > 0 {
+		sshPub, err := ssh.NewPublicKey(&key.PublicKey)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		cert := &ssh.Certificate{
+			Key:             sshPub,
+			CertType:        ssh.UserCert,
+			KeyId:           username,
+			ValidPrincipals: logins,
+			ValidAfter:      uint64(now.Add(-time.Minute).Unix()),
+			ValidBefore:     uint64(now.Add(ttl).Unix()),
+			Permissions: ssh.Permissions{Extensions: map[string]string{
+				"permit-pty":             "",
+				"permit-port-forwarding": "",
+			}},
+		}
+		if err := cert.SignCert(rand.Reader, s.userCA.sshSigner); err != nil {
+			return nil, trace.Wrap(err)
+		}
+		id.SSHCert = ssh.MarshalAuthorizedKey(cert)
+	}
+	s.recorder.Record(ctx, audit.Event{
+		Type:     audit.EventCertIssue,
+		User:     username,
+		Resource: services.KindUser + "/" + username,
+		Fields:   map[string]string{"ttl": ttl.String(), "roles": strings.Join(user.GetSpec().GetRoles(), ",")},
+	})
+	return id, nil
+}
+
+// loginsFor returns the node logins roles allow user, with
+// LoginsTraitTemplate expanded to the user's "logins" trait, minus the logins
+// any role denies; sorted and without duplicates.
+func loginsFor(user *typesv1.User, roles []*typesv1.Role) []string {
+	expand := func(in []string) []string {
+		var out []string
+		for _, l := range in {
+			if l == LoginsTraitTemplate {
+				out = append(out, services.TraitValues(user, LoginsTrait)...)
+				continue
+			}
+			out = append(out, l)
+		}
+		return out
+	}
+	var allow, deny []string
+	for _, r := range roles {
+		allow = append(allow, expand(r.GetSpec().GetAllow().GetLogins())...)
+		deny = append(deny, expand(r.GetSpec().GetDeny().GetLogins())...)
+	}
+	allow = slices.DeleteFunc(allow, func(l string) bool {
+		return l == "" || slices.Contains(deny, l) || slices.Contains(deny, "*")
+	})
+	slices.Sort(allow)
+	return slices.Compact(allow)
+}
+
+// UserCACertPEM returns the user CA's TLS certificate: what servers trust
+// for client certificates.
+func (s *Server) UserCACertPEM() []byte { return slices.Clone(s.userCA.tlsCertPE) }
+
+// HostCACertPEM returns the host CA's TLS certificate: what clients trust
+// for the auth server.
+func (s *Server) HostCACertPEM() []byte { return slices.Clone(s.hostCA.tlsCertPE) }
+
+// UserCASSHPublicKey returns the user CA's SSH public key in authorized_keys
+// format, which SSH nodes trust for user certificates.
+func (s *Server) UserCASSHPublicKey() []byte {
+	return ssh.MarshalAuthorizedKey(s.userCA.sshSigner.PublicKey())
+}
+
+// ServerTLSConfig returns the auth listener's TLS config: a server
+// certificate from the host CA for hosts (DNS names or IPs, ports ignored;
+// "localhost" and 127.0.0.1 are always included), renewed in memory before it
+// expires, and a requirement for client certificates from the user CA.
+func (s *Server) ServerTLSConfig(ctx context.Context, hosts []string) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.userCA.tlsCert)
+	iss := &serverCertIssuer{s: s, hosts: hosts}
+	if _, err := iss.get(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return iss.get()
+		},
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		ClientCAs:  pool,
+		// Client certificates are issued on the server's clock, so they are
+		// checked on it too.
+		Time:       s.cfg.Clock.Now,
+		NextProtos: []string{"h2"},
+	}, nil
+}
+
+type serverCertIssuer struct {
+	s     *Server
+	hosts []string
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	renew time.Time
+}
+
+func (i *serverCertIssuer) get() (*tls.Certificate, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	now := i.s.cfg.Clock.Now()
+	if i.cert != nil && now.Before(i.renew) {
+		return i.cert, nil
+	}
+	cert, err := i.s.issueServerCert(i.hosts, now)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	i.cert = cert
+	i.renew = now.Add(serverCertValidity * 2 / 3)
+	return cert, nil
+}
+
+func (s *Server) issueServerCert(hosts []string, now time.Time) (*tls.Certificate, error) {
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: s.cfg.ClusterName, Organization: []string{"Gatehouse auth server"}},
+		NotBefore:   now.Add(-time.Minute),
+		NotAfter:    now.Add(serverCertValidity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	for _, h := range append(hosts, s.cfg.ClusterName) {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		if h == "" {
+			continue
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if !ip.IsUnspecified() {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+			continue
+		}
+		if !slices.Contains(tmpl.DNSNames, h) {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	certPEM, err := s.hostCA.signTLS(tmpl, &key.PublicKey)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	return &cert, trace.Wrap(err)
+}

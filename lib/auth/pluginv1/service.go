@@ -1,0 +1,484 @@
+// Package pluginv1 serves gatehouse.plugin.v1.PluginService: plugins and
+// their SCIM bearer tokens. Every RPC runs in the same order: authorize the
+// caller, check the verb on kind "plugin", validate the request, act, and
+// return the error wrapped (the interceptor turns it into a gRPC status).
+//
+// A plugin's SCIM token is stored only as a bcrypt hash, in a
+// plugin_static_credentials resource named <plugin>-scim-token and labelled
+// LabelPlugin=<plugin>; the plugin's spec.static_credentials_ref selects that
+// label and is managed by the server. The plaintext is returned once by
+// GenerateSCIMToken and appears nowhere else: not in the backend, not in
+// audit events, not in logs.
+package pluginv1
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"maps"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// LabelPlugin links static credentials to the plugin they belong to.
+const LabelPlugin = "gatehouse.dev/plugin"
+
+// TokenBytes is the entropy of a SCIM token.
+const TokenBytes = 32
+
+// maxRotateAttempts bounds retries of a token rotation that raced another
+// change to the plugin or its credentials.
+const maxRotateAttempts = 5
+
+// Authorizer identifies and authorizes the caller.
+type Authorizer interface {
+	Authorize(ctx context.Context) (*authz.Context, error)
+}
+
+// Recorder records audit events.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event)
+}
+
+// Plugins is the part of the plugins service the handlers use.
+type Plugins interface {
+	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
+	ListPlugins(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Plugin, string, error)
+	CreatePlugin(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error)
+	UpdatePlugin(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error)
+	SetPluginStatus(ctx context.Context, name string, status *typesv1.PluginStatus) (*typesv1.Plugin, error)
+}
+
+// StaticCredentials is the part of the static credentials service the
+// handlers use.
+type StaticCredentials interface {
+	ListPluginStaticCredentialsByLabels(ctx context.Context, labels map[string]string, withSecrets bool) ([]*typesv1.PluginStaticCredentials, error)
+}
+
+// Connectors finds the SAML connector an Okta plugin names.
+type Connectors interface {
+	GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error)
+}
+
+var (
+	_ Plugins           = (*services.PluginService)(nil)
+	_ StaticCredentials = (*services.PluginStaticCredentialsService)(nil)
+	_ Connectors        = (*services.SAMLConnectorService)(nil)
+)
+
+// Config configures the service.
+type Config struct {
+	Authorizer        Authorizer
+	Recorder          Recorder
+	Plugins           Plugins
+	StaticCredentials StaticCredentials
+	Connectors        Connectors
+	// Backend is where plugins and credentials live; deletion and token
+	// rotation write several of them in one AtomicWrite.
+	Backend backend.Backend
+	// PublicAddr is the host:port of the web listener shown to people; the
+	// SCIM base URL is built from it. Optional.
+	PublicAddr string
+	Clock      clockwork.Clock
+	Logger     *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Authorizer == nil:
+		return trace.BadParameter("pluginv1: missing Authorizer")
+	case c.Recorder == nil:
+		return trace.BadParameter("pluginv1: missing Recorder")
+	case c.Plugins == nil:
+		return trace.BadParameter("pluginv1: missing Plugins")
+	case c.StaticCredentials == nil:
+		return trace.BadParameter("pluginv1: missing StaticCredentials")
+	case c.Connectors == nil:
+		return trace.BadParameter("pluginv1: missing Connectors")
+	case c.Backend == nil:
+		return trace.BadParameter("pluginv1: missing Backend")
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "pluginv1")
+	return nil
+}
+
+// Service implements pluginpb.PluginServiceServer.
+type Service struct {
+	pluginpb.UnsafePluginServiceServer
+	cfg Config
+}
+
+var _ pluginpb.PluginServiceServer = (*Service)(nil)
+
+// New returns the service.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+const kind = services.KindPlugin
+
+func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Context, error) {
+	actx, err := s.cfg.Authorizer.Authorize(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	for _, v := range verbs {
+		if err := actx.Checker.CheckAccess(kind, v); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	return actx, nil
+}
+
+func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
+	s.cfg.Recorder.Record(ctx, audit.Event{Type: typ, User: actx.Username(), Resource: kind + "/" + name, Err: err})
+}
+
+// CredentialsLabels are the labels linking static credentials to plugin name.
+func CredentialsLabels(name string) map[string]string {
+	return map[string]string{LabelPlugin: name}
+}
+
+// CredentialsName is the name of the static credentials holding plugin
+// name's SCIM token hash.
+func CredentialsName(name string) string { return name + "-scim-token" }
+
+// SCIMBaseURL is the SCIM base URL of plugin name on publicAddr, or "" when
+// there is no public address.
+func SCIMBaseURL(publicAddr, name string) string {
+	if publicAddr == "" {
+		return ""
+	}
+	return "https://" + publicAddr + "/v1/webapi/scim/" + name
+}
+
+// prepare validates a plugin from a request and links it to its
+// credentials: the server owns spec.static_credentials_ref, so any other
+// value is refused. An Okta plugin's SAML connector must exist.
+func (s *Service) prepare(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error) {
+	if p == nil {
+		return nil, trace.BadParameter("missing plugin")
+	}
+	name := p.GetMetadata().GetName()
+	if err := generic.CheckName(kind, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	want := CredentialsLabels(name)
+	if ref := p.GetSpec().GetStaticCredentialsRef(); ref != nil && len(ref.GetLabels()) > 0 && !maps.Equal(ref.GetLabels(), want) {
+		return nil, trace.BadParameter("plugin %q: spec.static_credentials_ref is managed by the server; leave it unset", name)
+	}
+	if conn := p.GetSpec().GetOkta().GetSamlConnector(); conn != "" {
+		if _, err := s.cfg.Connectors.GetSAMLConnector(ctx, conn, false); err != nil {
+			if trace.IsNotFound(err) {
+				return nil, trace.BadParameter("plugin %q: SAML connector %q does not exist; create it first", name, conn)
+			}
+			return nil, trace.Wrap(err)
+		}
+	}
+	p = proto.Clone(p).(*typesv1.Plugin)
+	if p.Spec == nil {
+		p.Spec = &typesv1.PluginSpec{}
+	}
+	p.Spec.StaticCredentialsRef = &typesv1.PluginStaticCredentialsRef{Labels: want}
+	return p, nil
+}
+
+// CreatePlugin creates a plugin.
+func (s *Service) CreatePlugin(ctx context.Context, req *pluginpb.CreatePluginRequest) (*pluginpb.CreatePluginResponse, error) {
+	actx, err := s.authorize(ctx, authz.VerbCreate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	p, err := s.prepare(ctx, req.GetPlugin())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	out, err := s.cfg.Plugins.CreatePlugin(ctx, p)
+	s.record(ctx, actx, audit.EventPluginCreate, p.GetMetadata().GetName(), err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginpb.CreatePluginResponse{Plugin: out}, nil
+}
+
+// GetPlugin reads a plugin; with_secrets (verb read) adds its credentials.
+func (s *Service) GetPlugin(ctx context.Context, req *pluginpb.GetPluginRequest) (*pluginpb.GetPluginResponse, error) {
+	verb := authz.VerbReadNoSecrets
+	if req.GetWithSecrets() {
+		verb = authz.VerbRead
+	}
+	if _, err := s.authorize(ctx, verb); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(kind, req.GetName()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	p, err := s.cfg.Plugins.GetPlugin(ctx, req.GetName())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	resp := &pluginpb.GetPluginResponse{Plugin: p}
+	if req.GetWithSecrets() {
+		if labels := p.GetSpec().GetStaticCredentialsRef().GetLabels(); len(labels) > 0 {
+			creds, err := s.cfg.StaticCredentials.ListPluginStaticCredentialsByLabels(ctx, labels, true)
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			resp.StaticCredentials = creds
+		}
+	}
+	return resp, nil
+}
+
+// ListPlugins pages through plugins; never with secrets.
+func (s *Service) ListPlugins(ctx context.Context, req *pluginpb.ListPluginsRequest) (*pluginpb.ListPluginsResponse, error) {
+	if _, err := s.authorize(ctx, authz.VerbList, authz.VerbReadNoSecrets); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if req.GetPageSize() < 0 {
+		return nil, trace.BadParameter("page_size must not be negative")
+	}
+	ps, next, err := s.cfg.Plugins.ListPlugins(ctx, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginpb.ListPluginsResponse{Plugins: ps, NextPageToken: next}, nil
+}
+
+// UpdatePlugin replaces a plugin at the revision given.
+func (s *Service) UpdatePlugin(ctx context.Context, req *pluginpb.UpdatePluginRequest) (*pluginpb.UpdatePluginResponse, error) {
+	actx, err := s.authorize(ctx, authz.VerbUpdate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	p, err := s.prepare(ctx, req.GetPlugin())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if p.GetMetadata().GetRevision() == "" {
+		return nil, trace.BadParameter("plugin %q: metadata.revision is required to update; read the plugin first", p.GetMetadata().GetName())
+	}
+	out, err := s.cfg.Plugins.UpdatePlugin(ctx, p)
+	s.record(ctx, actx, audit.EventPluginUpdate, p.GetMetadata().GetName(), err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginpb.UpdatePluginResponse{Plugin: out}, nil
+}
+
+// DeletePlugin deletes a plugin and its linked credentials in one atomic
+// write, so that no token outlives its plugin.
+func (s *Service) DeletePlugin(ctx context.Context, req *pluginpb.DeletePluginRequest) (*pluginpb.DeletePluginResponse, error) {
+	actx, err := s.authorize(ctx, authz.VerbDelete)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	name := req.GetName()
+	if err := generic.CheckName(kind, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	err = s.deletePlugin(ctx, name)
+	s.record(ctx, actx, audit.EventPluginDelete, name, err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginpb.DeletePluginResponse{}, nil
+}
+
+func (s *Service) deletePlugin(ctx context.Context, name string) error {
+	for attempt := 0; attempt < maxRotateAttempts; attempt++ {
+		p, err := s.cfg.Plugins.GetPlugin(ctx, name)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		actions := []backend.ConditionalAction{{
+			Key:       services.PluginKey(name),
+			Condition: backend.Revision(p.GetMetadata().GetRevision()),
+			Action:    backend.Delete(),
+		}}
+		creds, err := s.linkedCredentials(ctx, p)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, c := range creds {
+			actions = append(actions, backend.ConditionalAction{
+				Key:       services.PluginStaticCredentialsKey(c.GetMetadata().GetName()),
+				Condition: backend.Whatever(),
+				Action:    backend.Delete(),
+			})
+		}
+		if len(actions) > backend.MaxAtomicWriteActions {
+			return trace.LimitExceeded("plugin %q has too many linked credentials to delete at once", name)
+		}
+		_, err = s.cfg.Backend.AtomicWrite(ctx, actions)
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		return trace.Wrap(err)
+	}
+	return trace.CompareFailed("plugin %q kept changing while it was being deleted; try again", name)
+}
+
+// linkedCredentials returns the credentials plugin p links to (with the
+// server's label, whatever the stored reference says).
+func (s *Service) linkedCredentials(ctx context.Context, p *typesv1.Plugin) ([]*typesv1.PluginStaticCredentials, error) {
+	creds, err := s.cfg.StaticCredentials.ListPluginStaticCredentialsByLabels(ctx, CredentialsLabels(p.GetMetadata().GetName()), false)
+	return creds, trace.Wrap(err)
+}
+
+// GenerateSCIMToken makes a new SCIM token for a plugin, stores its bcrypt
+// hash in place of any previous one, and returns the plaintext once.
+func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateSCIMTokenRequest) (*pluginpb.GenerateSCIMTokenResponse, error) {
+	actx, err := s.authorize(ctx, authz.VerbUpdate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	name := req.GetName()
+	if err := generic.CheckName(kind, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	token, rotated, err := s.generateToken(ctx, name)
+	typ := audit.EventPluginTokenCreate
+	if rotated {
+		typ = audit.EventPluginTokenRotate
+	}
+	s.record(ctx, actx, typ, name, err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginpb.GenerateSCIMTokenResponse{Token: token, BaseUrl: SCIMBaseURL(s.cfg.PublicAddr, name)}, nil
+}
+
+// NewToken returns a random SCIM token and its bcrypt hash.
+func NewToken() (token string, hash []byte, err error) {
+	raw := make([]byte, TokenBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, trace.Wrap(err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(raw)
+	hash, err = bcrypt.GenerateFromPassword([]byte(token), bcrypt.DefaultCost)
+	if err != nil {
+		return "", nil, trace.Wrap(err)
+	}
+	return token, hash, nil
+}
+
+// generateToken writes a fresh token hash and removes every other linked
+// credential, conditioned on the plugin not changing meanwhile. rotated
+// reports whether a previous token was replaced.
+func (s *Service) generateToken(ctx context.Context, name string) (token string, rotated bool, err error) {
+	token, hash, err := NewToken()
+	if err != nil {
+		return "", false, trace.Wrap(err)
+	}
+	for attempt := 0; attempt < maxRotateAttempts; attempt++ {
+		p, err := s.cfg.Plugins.GetPlugin(ctx, name)
+		if err != nil {
+			return "", false, trace.Wrap(err)
+		}
+		pluginAction := backend.Nop()
+		if !maps.Equal(p.GetSpec().GetStaticCredentialsRef().GetLabels(), CredentialsLabels(name)) {
+			// A plugin written before the server managed the reference:
+			// link it now, in the same write.
+			p.Spec.StaticCredentialsRef = &typesv1.PluginStaticCredentialsRef{Labels: CredentialsLabels(name)}
+			item, err := services.MarshalPlugin(p)
+			if err != nil {
+				return "", false, trace.Wrap(err)
+			}
+			pluginAction = backend.Put(item)
+		}
+		actions := []backend.ConditionalAction{{
+			Key:       services.PluginKey(name),
+			Condition: backend.Revision(p.GetMetadata().GetRevision()),
+			Action:    pluginAction,
+		}}
+		existing, err := s.linkedCredentials(ctx, p)
+		if err != nil {
+			return "", false, trace.Wrap(err)
+		}
+		credName := CredentialsName(name)
+		credCond := backend.NotExists()
+		for _, c := range existing {
+			cn := c.GetMetadata().GetName()
+			if cn == credName {
+				credCond = backend.Revision(c.GetMetadata().GetRevision())
+				continue
+			}
+			actions = append(actions, backend.ConditionalAction{
+				Key:       services.PluginStaticCredentialsKey(cn),
+				Condition: backend.Revision(c.GetMetadata().GetRevision()),
+				Action:    backend.Delete(),
+			})
+		}
+		item, err := services.MarshalPluginStaticCredentials(&typesv1.PluginStaticCredentials{
+			Metadata: &typesv1.Metadata{
+				Name:        credName,
+				Description: "SCIM bearer token hash of plugin " + name,
+				Labels:      CredentialsLabels(name),
+			},
+			Spec: &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash},
+		})
+		if err != nil {
+			return "", false, trace.Wrap(err)
+		}
+		actions = append(actions, backend.ConditionalAction{
+			Key:       services.PluginStaticCredentialsKey(credName),
+			Condition: credCond,
+			Action:    backend.Put(item),
+		})
+		if len(actions) > backend.MaxAtomicWriteActions {
+			return "", false, trace.LimitExceeded("plugin %q has too many linked credentials", name)
+		}
+		_, err = s.cfg.Backend.AtomicWrite(ctx, actions)
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		if err != nil {
+			return "", false, trace.Wrap(err)
+		}
+		return token, len(existing) > 0, nil
+	}
+	return "", false, trace.CompareFailed("plugin %q kept changing while its token was being generated; try again", name)
+}
+
+// SetPluginStatus replaces a plugin's status.
+func (s *Service) SetPluginStatus(ctx context.Context, req *pluginpb.SetPluginStatusRequest) (*pluginpb.SetPluginStatusResponse, error) {
+	actx, err := s.authorize(ctx, authz.VerbUpdate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(kind, req.GetName()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if req.GetStatus() == nil {
+		return nil, trace.BadParameter("missing status")
+	}
+	out, err := s.cfg.Plugins.SetPluginStatus(ctx, req.GetName(), req.GetStatus())
+	s.record(ctx, actx, audit.EventPluginStatus, req.GetName(), err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginpb.SetPluginStatusResponse{Plugin: out}, nil
+}
