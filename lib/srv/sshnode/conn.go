@@ -1,0 +1,304 @@
+package sshnode
+
+import (
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gravitational/trace"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// refuseTimeout bounds how long a refused connection stays open waiting for
+// the client to open a channel and read why it is refused.
+const refuseTimeout = 10 * time.Second
+
+// conn is one authenticated SSH connection.
+type conn struct {
+	s           *Server
+	sconn       *ssh.ServerConn
+	user        string
+	login       string
+	roles       []string
+	targets     []*lockwatch.Target
+	validBefore uint64
+	certSerial  string
+	log         *slog.Logger
+	done        chan struct{}
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	// denied, once set, is the reason every new channel is refused with.
+	denied   string
+	termOnce sync.Once
+}
+
+func newConn(s *Server, sconn *ssh.ServerConn) *conn {
+	ext := sconn.Permissions.Extensions
+	vb, err := strconv.ParseUint(ext[extValidBefore], 10, 64)
+	if err != nil {
+		// Unreachable: authenticate wrote it. Expire at once rather than never.
+		vb = 0
+	}
+	c := &conn{
+		s:           s,
+		sconn:       sconn,
+		user:        ext[extUser],
+		login:       sconn.User(),
+		validBefore: vb,
+		certSerial:  ext[extCertSerial],
+		done:        make(chan struct{}),
+		sessions:    make(map[*session]struct{}),
+	}
+	c.log = s.cfg.Logger.With("user", c.user, "login", c.login, "remote_addr", sconn.RemoteAddr().String())
+	return c
+}
+
+func (c *conn) event(typ, outcome, msg string) *typesv1.AuditEvent {
+	return &typesv1.AuditEvent{
+		Id:       uuid.NewString(),
+		Type:     typ,
+		Time:     timestamppb.New(c.s.cfg.Clock.Now()),
+		User:     c.user,
+		Outcome:  outcome,
+		Resource: "node/" + c.s.cfg.NodeName,
+		Message:  msg,
+		Fields: map[string]string{
+			"login":       c.login,
+			"node":        c.s.cfg.NodeName,
+			"remote_addr": c.sconn.RemoteAddr().String(),
+			"cert_serial": c.certSerial,
+		},
+	}
+}
+
+// serve authorizes the connection, then serves its channels until it ends.
+func (c *conn) serve(chans <-chan ssh.NewChannel) {
+	go func() {
+		_ = c.sconn.Wait()
+		close(c.done)
+	}()
+	defer c.hangup()
+
+	roles, accessErr := c.s.cfg.AccessChecker.CheckLogin(c.s.ctx, c.user, c.login)
+	c.roles = roles
+	c.targets = lockwatch.Targets(c.user, roles, c.login, c.s.cfg.NodeName)
+	lw := c.s.cfg.LockWatcher
+	// Subscribe before checking: a lock written in between reaches one or
+	// the other.
+	sub, err := lw.Subscribe(c.targets...)
+	var denial error
+	switch {
+	case err != nil:
+		denial = trace.AccessDenied(lockwatch.StaleMessage)
+	default:
+		if err := lw.CheckLockInForce(c.targets...); err != nil {
+			denial = err
+		} else if accessErr != nil {
+			denial = accessErr
+		}
+	}
+	if denial != nil {
+		if sub != nil {
+			sub.Close()
+		}
+		c.refuse(trace.UserMessage(denial), chans)
+		return
+	}
+	go c.monitor(sub)
+	c.log.Info("SSH connection authorized.", "roles", roles)
+	for nch := range chans {
+		c.handleChannel(nch)
+	}
+}
+
+// refuse rejects every channel with msg, which OpenSSH prints as
+// "administratively prohibited: <msg>", and closes the connection soon.
+func (c *conn) refuse(msg string, chans <-chan ssh.NewChannel) {
+	c.mu.Lock()
+	c.denied = msg
+	c.mu.Unlock()
+	c.log.Info("Refusing SSH connection.", "reason", msg)
+	c.s.emit(c.event(EventSessionRejected, "denied", msg))
+	t := time.AfterFunc(refuseTimeout, func() { c.sconn.Close() })
+	defer t.Stop()
+	for nch := range chans {
+		_ = nch.Reject(ssh.Prohibited, msg)
+		// The client has its answer; leave it a moment to read it.
+		t.Reset(c.s.cfg.TerminateGrace)
+	}
+}
+
+// monitor ends the connection when a lock that matches it appears or its
+// certificate expires.
+func (c *conn) monitor(sub *lockwatch.Subscription) {
+	defer func() { sub.Close() }()
+	clock := c.s.cfg.Clock
+	var expiry <-chan time.Time
+	if c.validBefore != ssh.CertTimeInfinity {
+		at := time.Unix(int64(min(c.validBefore, math.MaxInt64)), 0)
+		t := clock.NewTimer(at.Sub(clock.Now()))
+		defer t.Stop()
+		expiry = t.Chan()
+	}
+	lw := c.s.cfg.LockWatcher
+	for {
+		select {
+		case ev := <-sub.Events():
+			if ev.Type == backend.OpPut && lockwatch.InForce(ev.Lock, clock.Now()) {
+				c.terminate(lockwatch.LockMessage(ev.Lock), ev.Lock)
+				return
+			}
+		case <-sub.Done():
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			// Events may have been lost: subscribe again and re-check.
+			c.log.Warn("Lock subscription ended; re-subscribing.", "error", sub.Err())
+			next, err := lw.Subscribe(c.targets...)
+			if err != nil {
+				c.terminate("lock watcher is unavailable", nil)
+				return
+			}
+			sub = next
+			if l := lw.FindLockInForce(c.targets...); l != nil {
+				c.terminate(lockwatch.LockMessage(l), l)
+				return
+			}
+		case <-expiry:
+			c.terminate("certificate expired", nil)
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// terminate tells every session why, kills its processes, closes it and
+// then the connection, and records the termination.
+func (c *conn) terminate(reason string, lock *typesv1.Lock) {
+	c.termOnce.Do(func() {
+		msg := "session terminated: " + reason
+		c.mu.Lock()
+		c.denied = msg
+		sessions := make([]*session, 0, len(c.sessions))
+		for s := range c.sessions {
+			sessions = append(sessions, s)
+		}
+		c.mu.Unlock()
+		c.log.Warn("Terminating SSH connection.", "reason", reason, "sessions", len(sessions))
+		var wg sync.WaitGroup
+		for _, s := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.terminate(msg)
+			}()
+		}
+		wg.Wait()
+		ev := c.event(EventSessionTerminated, "denied", msg)
+		if lock != nil {
+			ev.Resource = "lock/" + lock.GetMetadata().GetName()
+			ev.Fields["lock"] = lock.GetMetadata().GetName()
+			ev.Fields["reason"] = "lock"
+		} else {
+			ev.Fields["reason"] = reason
+		}
+		c.s.emit(ev)
+		// Let the client read the message and close first; closing under it
+		// can reset the TCP connection before it has read everything.
+		select {
+		case <-c.done:
+		case <-time.After(c.s.cfg.TerminateGrace):
+		}
+		c.sconn.Close()
+	})
+}
+
+// shutdown kills everything at once (server Close).
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	c.denied = "node is shutting down"
+	sessions := make([]*session, 0, len(c.sessions))
+	for s := range c.sessions {
+		sessions = append(sessions, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.signal(syscall.SIGKILL)
+	}
+	c.sconn.Close()
+}
+
+// hangup runs when the connection ends: its processes get SIGHUP, as from a
+// terminal hangup, and are killed if they outlive it briefly.
+func (c *conn) hangup() {
+	c.sconn.Close()
+	c.mu.Lock()
+	if c.denied == "" {
+		c.denied = "connection closed"
+	}
+	sessions := make([]*session, 0, len(c.sessions))
+	for s := range c.sessions {
+		sessions = append(sessions, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.signal(syscall.SIGHUP)
+		go func() {
+			select {
+			case <-s.finished:
+			case <-time.After(time.Second):
+				s.signal(syscall.SIGKILL)
+			}
+		}()
+	}
+}
+
+func (c *conn) handleChannel(nch ssh.NewChannel) {
+	if nch.ChannelType() != "session" {
+		_ = nch.Reject(ssh.UnknownChannelType, "only session channels are supported")
+		return
+	}
+	c.mu.Lock()
+	denied := c.denied
+	c.mu.Unlock()
+	if denied != "" {
+		_ = nch.Reject(ssh.Prohibited, denied)
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		c.log.Debug("Cannot accept a channel.", "error", err)
+		return
+	}
+	s := newSession(c, ch)
+	c.mu.Lock()
+	if c.denied != "" {
+		denied = c.denied
+		c.mu.Unlock()
+		_, _ = ch.Stderr().Write([]byte("\r\n" + denied + "\r\n"))
+		ch.Close()
+		go ssh.DiscardRequests(reqs)
+		return
+	}
+	c.sessions[s] = struct{}{}
+	c.mu.Unlock()
+	go func() {
+		s.serve(reqs)
+		c.mu.Lock()
+		delete(c.sessions, s)
+		c.mu.Unlock()
+	}()
+}

@@ -1,0 +1,249 @@
+package sshnode_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"net"
+	"os/user"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
+	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// staticAccess is an AccessChecker over a fixed table: user -> roles, role ->
+// logins.
+type staticAccess struct {
+	users map[string][]string
+	roles map[string][]string
+}
+
+func (a *staticAccess) CheckLogin(_ context.Context, username, login string) ([]string, error) {
+	roles, ok := a.users[username]
+	if !ok {
+		return nil, trace.NotFound("user %q not found", username)
+	}
+	for _, r := range roles {
+		if slices.Contains(a.roles[r], login) {
+			return roles, nil
+		}
+	}
+	return roles, trace.AccessDenied("user %q is not allowed to log in as %q", username, login)
+}
+
+// recorder is an Emitter that keeps events.
+type recorder struct {
+	mu     sync.Mutex
+	events []*typesv1.AuditEvent
+}
+
+func (r *recorder) Emit(_ context.Context, ev *typesv1.AuditEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	return nil
+}
+
+func (r *recorder) find(typ string) *typesv1.AuditEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if ev.GetType() == typ {
+			return ev
+		}
+	}
+	return nil
+}
+
+// node is a running node service with its CA, backend and lock watcher.
+type node struct {
+	ctx     context.Context
+	clock   *clockwork.FakeClock
+	bk      *memory.Memory
+	lw      *lockwatch.Watcher
+	srv     *sshnode.Server
+	addr    string
+	hostKey ssh.PublicKey
+	ca      ssh.Signer
+	audit   *recorder
+	login   string
+}
+
+func newSigner(t testing.TB) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	s, err := ssh.NewSignerFromKey(priv)
+	require.NoError(t, err)
+	return s
+}
+
+// currentLogin is the OS login sessions run as: the test's own user (root
+// in CI), so that no account has to be created.
+func currentLogin(t testing.TB) string {
+	t.Helper()
+	u, err := user.Current()
+	require.NoError(t, err)
+	return u.Username
+}
+
+func startNode(t testing.TB) *node {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	// The fake clock starts at real time: OpenSSH clients compare nothing
+	// against it, but it must be plausible in the certificates.
+	clock := clockwork.NewFakeClockAt(time.Now())
+	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	quiet := slog.New(slog.DiscardHandler)
+	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: bk, Clock: clock, Logger: quiet})
+	require.NoError(t, err)
+	t.Cleanup(func() { lw.Close() })
+	require.NoError(t, lw.WaitInit(ctx))
+
+	login := currentLogin(t)
+	ca := newSigner(t)
+	host := newSigner(t)
+	audit := &recorder{}
+	srv, err := sshnode.New(sshnode.Config{
+		NodeName:    "node1",
+		HostSigners: []ssh.Signer{host},
+		UserCAKeys: func(context.Context) ([]ssh.PublicKey, error) {
+			return []ssh.PublicKey{ca.PublicKey()}, nil
+		},
+		AccessChecker: &staticAccess{
+			users: map[string][]string{"alice": {"access"}, "bob": {"access"}},
+			roles: map[string][]string{"access": {login}},
+		},
+		LockWatcher: lw,
+		Emitter:     audit,
+		Clock:       clock,
+		Logger:      quiet,
+	})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &node{
+		ctx: ctx, clock: clock, bk: bk, lw: lw, srv: srv, addr: ln.Addr().String(),
+		hostKey: host.PublicKey(), ca: ca, audit: audit, login: login,
+	}
+}
+
+type certOpts struct {
+	keyID      string
+	principals []string
+	validAfter time.Time
+	ttl        time.Duration
+	ca         ssh.Signer
+}
+
+// issue signs a new user key into a certificate and returns the client key
+// and certificate.
+func (n *node) issue(t testing.TB, o certOpts) (ssh.Signer, *ssh.Certificate) {
+	t.Helper()
+	key := newSigner(t)
+	if o.ca == nil {
+		o.ca = n.ca
+	}
+	if o.validAfter.IsZero() {
+		o.validAfter = n.clock.Now().Add(-time.Minute)
+	}
+	if o.ttl == 0 {
+		o.ttl = time.Hour
+	}
+	if o.principals == nil {
+		o.principals = []string{n.login}
+	}
+	cert := &ssh.Certificate{
+		Key:             key.PublicKey(),
+		Serial:          1,
+		CertType:        ssh.UserCert,
+		KeyId:           o.keyID,
+		ValidPrincipals: o.principals,
+		ValidAfter:      uint64(o.validAfter.Unix()),
+		ValidBefore:     uint64(o.validAfter.Add(o.ttl).Unix()),
+		Permissions: ssh.Permissions{Extensions: map[string]string{
+			"permit-pty": "",
+		}},
+	}
+	require.NoError(t, cert.SignCert(rand.Reader, o.ca))
+	return key, cert
+}
+
+func (n *node) dial(key ssh.Signer, cert *ssh.Certificate, login string) (*ssh.Client, error) {
+	auth := key
+	if cert != nil {
+		// Not ssh.NewCertSigner: it refuses some of the bad certificates the
+		// tests must show the server refusing.
+		auth = rawCertSigner{Signer: key, cert: cert}
+	}
+	return ssh.Dial("tcp", n.addr, &ssh.ClientConfig{
+		User:            login,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(auth)},
+		HostKeyCallback: ssh.FixedHostKey(n.hostKey),
+		Timeout:         10 * time.Second,
+	})
+}
+
+func (n *node) putLock(t testing.TB, name string, target *typesv1.LockTarget, msg string) {
+	t.Helper()
+	v, err := protojson.Marshal(&typesv1.Lock{
+		Kind:     "lock",
+		Version:  "v1",
+		Metadata: &typesv1.Metadata{Name: name},
+		Spec:     &typesv1.LockSpec{Target: target, Message: msg},
+	})
+	require.NoError(t, err)
+	_, err = n.bk.Put(n.ctx, backend.Item{Key: backend.NewKey("locks", name), Value: v})
+	require.NoError(t, err)
+}
+
+func (n *node) deleteLock(t testing.TB, name string) {
+	t.Helper()
+	require.NoError(t, n.bk.Delete(n.ctx, backend.NewKey("locks", name)))
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// rawCertSigner presents any certificate for a key.
+type rawCertSigner struct {
+	ssh.Signer
+	cert *ssh.Certificate
+}
+
+func (s rawCertSigner) PublicKey() ssh.PublicKey { return s.cert }

@@ -1,0 +1,300 @@
+package sshnode_test
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+const lockMsg = "deprovisioned by Okta"
+
+// wantLockText is what clients are told about alice's lock.
+var wantLockText = `lock targeting user "alice" is in force: ` + lockMsg
+
+func TestExecAndLockEndsSession(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+
+	// A plain exec runs as the login and reports its output and status.
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	out, err := sess.Output("echo hi")
+	require.NoError(t, err)
+	require.Equal(t, "hi\n", string(out))
+
+	sess, err = client.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, sess.Setenv("GREETING", "hello"))
+	out, err = sess.CombinedOutput(`echo "$GREETING $USER"; echo err >&2; exit 3`)
+	var exitErr *ssh.ExitError
+	require.ErrorAs(t, err, &exitErr)
+	require.Equal(t, 3, exitErr.ExitStatus())
+	require.Contains(t, string(out), "hello "+n.login+"\n")
+	require.Contains(t, string(out), "err\n")
+
+	// A long session ends within a second of the lock being written, and the
+	// client is told why.
+	sess, err = client.NewSession()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	sess.Stderr = &stderr
+	require.NoError(t, sess.Start("sleep 30"))
+	ended := make(chan error, 1)
+	go func() { ended <- sess.Wait() }()
+
+	start := time.Now()
+	n.putLock(t, "alice-okta", &typesv1.LockTarget{User: "alice"}, lockMsg)
+	select {
+	case <-ended:
+	case <-time.After(time.Second):
+		t.Fatal("session still running 1s after the lock was written")
+	}
+	t.Logf("lock to session end: %v", time.Since(start))
+	require.Equal(t, "\r\nsession terminated: "+wantLockText+"\r\n", stderr.String())
+
+	ev := waitEvent(t, n, sshnode.EventSessionTerminated)
+	require.Equal(t, "alice", ev.GetUser())
+	require.Equal(t, "lock/alice-okta", ev.GetResource())
+	require.Equal(t, "alice-okta", ev.GetFields()["lock"])
+
+	// The connection is closed too.
+	closed := make(chan error, 1)
+	go func() { closed <- client.Wait() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not closed after termination")
+	}
+
+	// A new connection with the same certificate is refused with the lock.
+	client2, err := n.dial(key, cert, n.login)
+	require.NoError(t, err, "authentication succeeds so that the client can be told why it is refused")
+	defer client2.Close()
+	_, err = client2.NewSession()
+	requireProhibited(t, err, wantLockText)
+	require.NotNil(t, waitEvent(t, n, sshnode.EventSessionRejected))
+
+	// Another user is not affected; once the lock is gone alice is back.
+	bobKey, bobCert := n.issue(t, certOpts{keyID: "bob"})
+	requireRuns(t, n, bobKey, bobCert)
+	n.deleteLock(t, "alice-okta")
+	require.Eventually(t, func() bool { return n.lw.FindLockInForce(aliceTargets(n)...) == nil }, 5*time.Second, 5*time.Millisecond)
+	requireRuns(t, n, key, cert)
+}
+
+func aliceTargets(n *node) []*typesv1.LockTarget {
+	return []*typesv1.LockTarget{{User: "alice", Role: "access", Login: n.login, Node: "node1"}}
+}
+
+func TestLocksByRoleLoginAndNode(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	for _, tc := range []struct {
+		name   string
+		target *typesv1.LockTarget
+		want   string
+	}{
+		{"role", &typesv1.LockTarget{Role: "access"}, `lock targeting role "access" is in force: m`},
+		{"login", &typesv1.LockTarget{Login: n.login}, `lock targeting login "` + n.login + `" is in force: m`},
+		{"node", &typesv1.LockTarget{Node: "node1"}, `lock targeting node "node1" is in force: m`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, cert := n.issue(t, certOpts{keyID: "alice"})
+			client, err := n.dial(key, cert, n.login)
+			require.NoError(t, err)
+			defer client.Close()
+			sess, err := client.NewSession()
+			require.NoError(t, err)
+			var stderr syncBuffer
+			sess.Stderr = &stderr
+			require.NoError(t, sess.Start("sleep 30"))
+			n.putLock(t, "l", tc.target, "m")
+			waitEnded(t, sess, 2*time.Second)
+			require.Contains(t, stderr.String(), "session terminated: "+tc.want)
+			n.deleteLock(t, "l")
+			require.Eventually(t, func() bool { return n.lw.CheckLockInForce(aliceTargets(n)...) == nil }, 5*time.Second, 5*time.Millisecond)
+		})
+	}
+	// A lock on another node or role leaves the session alone.
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, sess.Start("sleep 30"))
+	n.putLock(t, "other-node", &typesv1.LockTarget{Node: "node2"}, "")
+	n.putLock(t, "other-role", &typesv1.LockTarget{Role: "editor"}, "")
+	requireRuns(t, n, key, cert)
+	require.NoError(t, sess.Signal(ssh.SIGKILL))
+	waitEnded(t, sess, 5*time.Second)
+}
+
+func TestRefusedCertificates(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+
+	foreignKey, foreignCert := n.issue(t, certOpts{keyID: "alice", ca: newSigner(t)})
+	expiredKey, expiredCert := n.issue(t, certOpts{keyID: "alice", validAfter: n.clock.Now().Add(-2 * time.Hour), ttl: time.Hour})
+	futureKey, futureCert := n.issue(t, certOpts{keyID: "alice", validAfter: n.clock.Now().Add(time.Hour)})
+	otherPrincipalKey, otherPrincipalCert := n.issue(t, certOpts{keyID: "alice", principals: []string{"someone-else"}})
+	noIDKey, noIDCert := n.issue(t, certOpts{})
+	for _, tc := range []struct {
+		name string
+		key  ssh.Signer
+		cert *ssh.Certificate
+	}{
+		{"foreign CA", foreignKey, foreignCert},
+		{"expired", expiredKey, expiredCert},
+		{"not yet valid", futureKey, futureCert},
+		{"login not a principal", otherPrincipalKey, otherPrincipalCert},
+		{"no key id", noIDKey, noIDCert},
+		{"plain key", newSigner(t), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := n.dial(tc.key, tc.cert, n.login)
+			if c != nil {
+				c.Close()
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "unable to authenticate")
+		})
+	}
+}
+
+func TestLoginNotAllowedByRoles(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	// The certificate names the login, but alice's roles do not allow it.
+	key, cert := n.issue(t, certOpts{keyID: "alice", principals: []string{n.login, "daemon"}})
+	client, err := n.dial(key, cert, "daemon")
+	require.NoError(t, err)
+	defer client.Close()
+	_, err = client.NewSession()
+	requireProhibited(t, err, `user "alice" is not allowed to log in as "daemon"`)
+
+	// An unknown user with a valid certificate is refused as well.
+	key, cert = n.issue(t, certOpts{keyID: "mallory"})
+	client2, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client2.Close()
+	_, err = client2.NewSession()
+	requireProhibited(t, err, `user "mallory" not found`)
+}
+
+func TestCertificateExpiryEndsSession(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice", ttl: 10 * time.Minute})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	sess.Stderr = &stderr
+	require.NoError(t, sess.Start("sleep 30"))
+	// Let the monitor arm its timer before moving the clock.
+	require.Eventually(t, func() bool { return n.audit.find(sshnode.EventSessionStart) != nil }, 5*time.Second, 5*time.Millisecond)
+	// Issued a minute ago for ten minutes: eight minutes on, still valid.
+	n.clock.Advance(8 * time.Minute)
+	requireRuns(t, n, key, cert)
+	n.clock.Advance(2 * time.Minute)
+	waitEnded(t, sess, 2*time.Second)
+	require.Contains(t, stderr.String(), "session terminated: certificate expired")
+}
+
+func TestShellWithPTY(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, sess.RequestPty("xterm", 40, 100, ssh.TerminalModes{}))
+	stdin, err := sess.StdinPipe()
+	require.NoError(t, err)
+	var out syncBuffer
+	sess.Stdout = &out
+	require.NoError(t, sess.Shell())
+	require.NoError(t, sess.WindowChange(50, 120))
+	_, err = io.WriteString(stdin, "tty; echo term=$TERM; stty size; exit 7\n")
+	require.NoError(t, err)
+	err = sess.Wait()
+	var exitErr *ssh.ExitError
+	require.ErrorAs(t, err, &exitErr, "output: %s", out.String())
+	require.Equal(t, 7, exitErr.ExitStatus())
+	require.Contains(t, out.String(), "/dev/pts/")
+	require.Contains(t, out.String(), "term=xterm")
+	require.Contains(t, out.String(), "50 120")
+}
+
+func TestWatcherOutageRefusesNewSessions(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	requireRuns(t, n, key, cert)
+	// A closed watcher is the extreme outage: nothing is known any more.
+	require.NoError(t, n.lw.Close())
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	_, err = client.NewSession()
+	requireProhibited(t, err, "lock view is stale, refusing new sessions")
+}
+
+func requireProhibited(t *testing.T, err error, msg string) {
+	t.Helper()
+	var oce *ssh.OpenChannelError
+	require.True(t, errors.As(err, &oce), "want a refused channel, got %v", err)
+	require.Equal(t, ssh.Prohibited, oce.Reason)
+	require.Equal(t, msg, oce.Message)
+}
+
+// requireRuns checks that a new connection can run a command.
+func requireRuns(t *testing.T, n *node, key ssh.Signer, cert *ssh.Certificate) {
+	t.Helper()
+	c, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	out, err := s.Output("echo ok")
+	require.NoError(t, err)
+	require.Equal(t, "ok", strings.TrimSpace(string(out)))
+}
+
+func waitEnded(t *testing.T, sess *ssh.Session, d time.Duration) {
+	t.Helper()
+	ended := make(chan error, 1)
+	go func() { ended <- sess.Wait() }()
+	select {
+	case <-ended:
+	case <-time.After(d):
+		t.Fatalf("session still running after %v", d)
+	}
+}
+
+func waitEvent(t *testing.T, n *node, typ string) *typesv1.AuditEvent {
+	t.Helper()
+	var ev *typesv1.AuditEvent
+	require.Eventually(t, func() bool {
+		ev = n.audit.find(typ)
+		return ev != nil
+	}, 5*time.Second, 5*time.Millisecond, "no %s audit event", typ)
+	return ev
+}
