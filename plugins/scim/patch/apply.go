@@ -479,7 +479,9 @@ func applyFiltered(c map[string]any, op string, t target, value any) error {
 			elem = mergeObject(elem, m).(map[string]any)
 		}
 		list = append(list, elem)
-		fixPrimary(list, len(list)-1)
+		if p, _ := schema.Lookup(elem, "primary"); p == true {
+			fixPrimary(list, len(list)-1)
+		}
 		setOrDelete(c, ref.Name, list)
 		return nil
 	}
