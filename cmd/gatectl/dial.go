@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
-	"github.com/gatehouse/gatehouse/lib/auth/grpcerr"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	auditv1 "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	lockv1 "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
@@ -18,7 +15,8 @@ import (
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 )
 
-// apis are the gRPC stubs gatectl uses.
+// apis are the gRPC stubs gatectl uses; a struct of interfaces so that
+// tests can substitute fakes.
 type apis struct {
 	plugins pluginv1.PluginServiceClient
 	users   userv1.UserServiceClient
@@ -29,38 +27,20 @@ type apis struct {
 	close   func() error
 }
 
-// dial opens an mTLS connection to the auth server with id. Errors of every
-// call come back as trace errors (trace.IsNotFound and friends).
-func dial(_ context.Context, addr string, id *identityfile.Identity) (*apis, error) {
-	cert, err := id.TLSCertificate()
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	pool, err := id.CAPool()
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	tlsCfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-	}
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			return grpcerr.FromGRPC(invoker(ctx, method, req, reply, cc, opts...))
-		}),
-	)
+// dial opens an mTLS connection to the auth server with id (lib/auth/client;
+// errors of every call come back as trace errors).
+func dial(ctx context.Context, addr string, id *identityfile.Identity) (*apis, error) {
+	c, err := client.New(ctx, client.Config{Addr: addr, Identity: id})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return &apis{
-		plugins: pluginv1.NewPluginServiceClient(cc),
-		users:   userv1.NewUserServiceClient(cc),
-		roles:   rolev1.NewRoleServiceClient(cc),
-		locks:   lockv1.NewLockServiceClient(cc),
-		saml:    samlv1.NewSAMLConnectorServiceClient(cc),
-		audit:   auditv1.NewAuditServiceClient(cc),
-		close:   cc.Close,
+		plugins: c.Plugins,
+		users:   c.Users,
+		roles:   c.Roles,
+		locks:   c.Locks,
+		saml:    c.SAML,
+		audit:   c.Audit,
+		close:   c.Close,
 	}, nil
 }

@@ -77,7 +77,7 @@ Needs the list verb on kind "event" (roles editor and auditor have it).`,
 			default:
 				raws := make([]json.RawMessage, 0, len(events))
 				for _, e := range events {
-					r, err := resourceJSON(e)
+					r, err := messageJSON(e)
 					if err != nil {
 						return trace.Wrap(err)
 					}

@@ -1,0 +1,465 @@
+// Package process wires a gatehouse server together: backend, auth server,
+// the auth gRPC listener (mTLS), the web listener, the optional diagnostics
+// listener, the admin identity file and the sidecar address files that
+// gatectl reads. It lives under cmd/gatehouse because it imports every layer.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	// Register the storage engines selectable with --storage.
+	_ "github.com/gatehouse/gatehouse/lib/backend/lite"
+	_ "github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/web"
+)
+
+// Files the server keeps in its data directory besides the backend.
+const (
+	// AdminIdentityFile is the admin's identity file (mode 0600).
+	AdminIdentityFile = "admin.identity"
+	// AuthAddrFile holds the auth listener's dialable host:port; gatectl
+	// --data-dir reads it.
+	AuthAddrFile = "auth_addr"
+	// WebAddrFile holds the web listener's dialable host:port.
+	WebAddrFile = "web_addr"
+	// AdminUser is the user the admin identity is issued to.
+	AdminUser = "admin"
+	// shutdownTimeout bounds a graceful shutdown.
+	shutdownTimeout = 15 * time.Second
+)
+
+// Mounter attaches a handler set (SCIM, SAML, ...) to the web listener once
+// the auth server is up.
+type Mounter func(ctx context.Context, a *auth.Server, w *web.Server, log *slog.Logger) error
+
+// Config configures a process.
+type Config struct {
+	// Settings is the checked server configuration.
+	Settings *config.Config
+	// Logger receives the process's logs.
+	Logger *slog.Logger
+	// Stdout receives the human-readable startup banner.
+	Stdout io.Writer
+	// Clock defaults to the real clock.
+	Clock clockwork.Clock
+	// Mounters run in order after the web listener is created.
+	Mounters []Mounter
+	// Registry receives the process's metrics; a new registry (with Go and
+	// process collectors) if nil.
+	Registry *prometheus.Registry
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Settings == nil {
+		return trace.BadParameter("process: missing settings")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+		c.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return nil
+}
+
+// Process is a running gatehouse server.
+type Process struct {
+	cfg     Config
+	set     *config.Config
+	log     *slog.Logger
+	backend backend.Backend
+	auth    *auth.Server
+	grpc    *grpc.Server
+	authLn  net.Listener
+	web     *web.Server
+	diag    *http.Server
+	diagLn  net.Listener
+
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// Start brings every listener up. On error, whatever was started is closed.
+func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	set := cfg.Settings
+	p := &Process{cfg: cfg, set: set, log: cfg.Logger.With("component", "process")}
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	defer func() {
+		if err != nil {
+			sctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer c()
+			_ = p.Shutdown(sctx)
+		}
+	}()
+
+	if err := os.MkdirAll(set.DataDir, 0o700); err != nil {
+		return nil, trace.ConvertSystemError(err)
+	}
+	p.backend, err = backend.New(ctx, set.StorageType, backend.Params{Path: set.StoragePath, Clock: cfg.Clock})
+	if err != nil {
+		return nil, trace.Wrap(err, "opening %s storage at %s", set.StorageType, set.StoragePath)
+	}
+	p.auth, err = auth.New(ctx, auth.Config{
+		Backend:        p.backend,
+		ClusterName:    set.ClusterName,
+		Clock:          cfg.Clock,
+		Logger:         cfg.Logger,
+		AuditRetention: set.AuditRetention,
+		PublicAddr:     set.PublicAddr,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err, "starting the auth server")
+	}
+	if _, err := p.auth.BootstrapAdmin(ctx, AdminUser); err != nil {
+		return nil, trace.Wrap(err, "creating the %s user", AdminUser)
+	}
+
+	// Auth gRPC listener.
+	p.authLn, err = net.Listen("tcp", set.AuthAddr)
+	if err != nil {
+		return nil, trace.Wrap(err, "auth listener on %s", set.AuthAddr)
+	}
+	tlsCfg, err := p.auth.ServerTLSConfig(ctx, p.serverHosts(p.authLn.Addr()))
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	p.grpc, err = p.auth.NewGRPCServer(tlsCfg)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.grpc.Serve(p.authLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			p.log.Error("Auth listener stopped.", "error", err)
+		}
+	}()
+
+	// Web listener.
+	metrics := newWebMetrics(cfg.Registry)
+	p.web, err = web.New(web.Config{
+		Addr: set.WebAddr,
+		TLS: web.TLSConfig{
+			CertFile:      set.WebCertFile,
+			KeyFile:       set.WebKeyFile,
+			SelfSignedDir: set.DataDir,
+			Hosts:         p.webHosts(),
+		},
+		Ready:      p.ready,
+		Logger:     cfg.Logger,
+		Clock:      cfg.Clock,
+		Middleware: metrics,
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	for _, m := range cfg.Mounters {
+		if err := m(ctx, p.auth, p.web, cfg.Logger); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	p.web.Start()
+
+	// Diagnostics listener.
+	if set.DiagAddr != "" {
+		if err := p.startDiag(); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+
+	// Files gatectl reads. Written after the listeners are up so that a
+	// reader never finds an address nobody listens on.
+	if err := writeFileAtomic(filepath.Join(set.DataDir, AuthAddrFile), []byte(dialable(p.authLn.Addr())+"\n"), 0o644); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := writeFileAtomic(filepath.Join(set.DataDir, WebAddrFile), []byte(dialable(p.web.Addr())+"\n"), 0o644); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := p.ensureAdminIdentity(ctx); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.refreshAdminIdentity(bgCtx)
+	}()
+
+	if set.SSHAddr != "" {
+		p.log.Info("The SSH node service is not part of this build yet; the SSH address is recorded only.", "ssh_addr", set.SSHAddr)
+	}
+	p.log.Info("Gatehouse started.",
+		"cluster", set.ClusterName,
+		"auth_addr", p.authLn.Addr().String(),
+		"web_addr", p.web.Addr().String(),
+		"data_dir", set.DataDir)
+	p.printBanner()
+	return p, nil
+}
+
+// AuthAddr is the auth listener's bound address.
+func (p *Process) AuthAddr() net.Addr { return p.authLn.Addr() }
+
+// WebAddr is the web listener's bound address.
+func (p *Process) WebAddr() net.Addr { return p.web.Addr() }
+
+// Auth is the auth server.
+func (p *Process) Auth() *auth.Server { return p.auth }
+
+// ready is the /readyz check: a cheap read that proves the backend answers.
+func (p *Process) ready(ctx context.Context) error {
+	_, err := p.backend.Get(ctx, backend.NewKey("readyz"))
+	if err == nil || trace.IsNotFound(err) {
+		return nil
+	}
+	return trace.Wrap(err)
+}
+
+// Shutdown stops accepting work, waits for what is in flight up to ctx and
+// closes the backend. It is safe on a partly started process.
+func (p *Process) Shutdown(ctx context.Context) error {
+	var errs []error
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if p.web != nil {
+		if err := p.web.Shutdown(ctx); err != nil {
+			errs = append(errs, trace.Wrap(err, "web listener"))
+		}
+	}
+	if p.diag != nil {
+		if err := p.diag.Shutdown(ctx); err != nil {
+			_ = p.diag.Close()
+		}
+	} else if p.diagLn != nil {
+		_ = p.diagLn.Close()
+	}
+	if p.grpc != nil {
+		done := make(chan struct{})
+		go func() {
+			p.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.grpc.Stop()
+			<-done
+		}
+	} else if p.authLn != nil {
+		_ = p.authLn.Close()
+	}
+	p.wg.Wait()
+	if p.backend != nil {
+		if err := p.backend.Close(); err != nil {
+			errs = append(errs, trace.Wrap(err, "closing the backend"))
+		}
+	}
+	if p.set != nil && p.authLn != nil {
+		// The address is no longer served: do not point gatectl at it.
+		_ = os.Remove(filepath.Join(p.set.DataDir, AuthAddrFile))
+		_ = os.Remove(filepath.Join(p.set.DataDir, WebAddrFile))
+	}
+	p.log.Info("Gatehouse stopped.")
+	return trace.NewAggregate(errs...)
+}
+
+func (p *Process) startDiag() error {
+	ln, err := net.Listen("tcp", p.set.DiagAddr)
+	if err != nil {
+		return trace.Wrap(err, "diagnostics listener on %s", p.set.DiagAddr)
+	}
+	p.diagLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	p.diag = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: web.DefaultReadHeaderTimeout,
+		ReadTimeout:       web.DefaultReadTimeout,
+		WriteTimeout:      web.DefaultWriteTimeout,
+		IdleTimeout:       web.DefaultIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.diag.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("Diagnostics listener stopped.", "error", err)
+		}
+	}()
+	return nil
+}
+
+// serverHosts are the names the auth server certificate must cover.
+func (p *Process) serverHosts(bound net.Addr) []string {
+	hosts := []string{hostOf(p.set.AuthAddr), hostOf(bound.String()), hostOf(p.set.PublicAddr)}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	return nonEmpty(hosts)
+}
+
+// webHosts are the names the self-signed web certificate covers.
+func (p *Process) webHosts() []string {
+	hosts := []string{hostOf(p.set.PublicAddr), hostOf(p.set.WebAddr)}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	var out []string
+	for _, h := range nonEmpty(hosts) {
+		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func (p *Process) printBanner() {
+	s := p.set
+	var b strings.Builder
+	webURL := "https://" + dialableHost(p.web.Addr())
+	fmt.Fprintf(&b, "\nGatehouse is running (cluster %q).\n\n", s.ClusterName)
+	fmt.Fprintf(&b, "  web (HTTPS):   %s   listening on %s\n", webURL, p.web.Addr())
+	if s.WebCertFile == "" {
+		fmt.Fprintf(&b, "                 self-signed certificate: %s\n", filepath.Join(s.DataDir, web.SelfSignedCertName))
+	}
+	if s.PublicAddr != "" {
+		fmt.Fprintf(&b, "  public:        https://%s\n", s.PublicAddr)
+	}
+	fmt.Fprintf(&b, "  auth (gRPC):   %s (mTLS)\n", p.authLn.Addr())
+	if p.diagLn != nil {
+		fmt.Fprintf(&b, "  metrics:       http://%s/metrics\n", dialable(p.diagLn.Addr()))
+	}
+	fmt.Fprintf(&b, "  data dir:      %s (storage: %s)\n", s.DataDir, s.StorageType)
+	fmt.Fprintf(&b, "  admin identity: %s (user %q, role editor)\n\n", filepath.Join(s.DataDir, AdminIdentityFile), AdminUser)
+	fmt.Fprintf(&b, "Administer it with gatectl on this host:\n")
+	fmt.Fprintf(&b, "  gatectl --data-dir %s get plugins\n", s.DataDir)
+	fmt.Fprintf(&b, "  gatectl --data-dir %s create -f okta-saml.yaml\n", s.DataDir)
+	fmt.Fprintf(&b, "  gatectl --data-dir %s plugins install okta --saml-connector okta\n\n", s.DataDir)
+	_, _ = io.WriteString(p.cfg.Stdout, b.String())
+}
+
+// newWebMetrics instruments the web listener.
+func newWebMetrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "web", Name: "requests_total",
+		Help: "HTTP requests served by the web listener, by method and status code.",
+	}, []string{"method", "code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "gatehouse", Subsystem: "web", Name: "request_duration_seconds",
+		Help:    "Time to serve HTTP requests on the web listener.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"method"})
+	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "web", Name: "requests_in_flight",
+		Help: "HTTP requests being served by the web listener.",
+	})
+	reg.MustRegister(requests, duration, inFlight)
+	return func(next http.Handler) http.Handler {
+		return promhttp.InstrumentHandlerInFlight(inFlight,
+			promhttp.InstrumentHandlerDuration(duration,
+				promhttp.InstrumentHandlerCounter(requests, next)))
+	}
+}
+
+// dialable turns a bound address into one a local client can dial: an
+// unspecified host (":3025", "[::]:3025") becomes 127.0.0.1.
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// dialableHost is dialable with "localhost" for loopback, for URLs people open.
+func dialableHost(a net.Addr) string {
+	d := dialable(a)
+	host, port, _ := net.SplitHostPort(d)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return net.JoinHostPort("localhost", port)
+	}
+	return d
+}
+
+func hostOf(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+func nonEmpty(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// writeFileAtomic replaces path with data through a rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return trace.ConvertSystemError(err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return trace.ConvertSystemError(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return trace.ConvertSystemError(err)
+	}
+	if err := f.Close(); err != nil {
+		return trace.ConvertSystemError(err)
+	}
+	return trace.ConvertSystemError(os.Rename(tmp, path))
+}

@@ -1,0 +1,267 @@
+// Command gatehouse runs the Gatehouse server: `gatehouse start` brings up
+// the backend, the auth service (gRPC over mTLS), the HTTPS web listener and,
+// if asked, a Prometheus diagnostics listener. The wiring lives in
+// internal/process; this file is flags and signals.
+//
+// CLI library: github.com/spf13/cobra (already a module dependency).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/process"
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := rootCommand(stdout, stderr)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		msg := trace.UserMessage(err)
+		fmt.Fprintln(stderr, "ERROR: "+strings.Join(strings.Fields(msg), " "))
+		return 1
+	}
+	return 0
+}
+
+func rootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gatehouse",
+		Short: "Gatehouse identity-aware access server",
+		Long: `Gatehouse is an identity-aware access server. Okta provisions its users over SCIM;
+a deactivated user is deleted and locked at once.
+
+  gatehouse start --data-dir ./data --public-addr localhost:3080
+
+then administer it with gatectl --data-dir ./data (see gatectl --help).`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return trace.BadParameter("%v (see %s --help)", err, c.CommandPath())
+	})
+	root.AddCommand(startCommand(stdout, stderr), signCommand(stdout, stderr), versionCommand(stdout))
+	return root
+}
+
+func versionCommand(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			rev := ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+						rev = " (" + s.Value[:12] + ")"
+					}
+				}
+			}
+			_, err := fmt.Fprintf(stdout, "gatehouse %s%s\n", version, rev)
+			return trace.Wrap(err)
+		},
+	}
+}
+
+// startFlags are the flags of `gatehouse start`; only the ones given
+// override the config file.
+type startFlags struct {
+	configFile string
+	dataDir, clusterName, publicAddr, storage,
+	authAddr, webAddr, sshAddr, diagAddr, logLevel, logFormat string
+}
+
+func (f *startFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file (flags override it)")
+	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "directory for the database, keys, admin identity and address files")
+	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name, written into certificates")
+	fs.StringVar(&f.publicAddr, "public-addr", "", "host:port people and Okta reach the web listener at (used in the SCIM base URL)")
+	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend: "+strings.Join(backend.Names(), ", "))
+	fs.StringVar(&f.authAddr, "auth-addr", config.DefaultAuthAddr, "auth gRPC (mTLS) listen address; port 0 picks a free port")
+	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
+	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (recorded; the node service is not in this build yet)")
+	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics (off unless set)")
+	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log format: text or json")
+}
+
+// overrides returns the flags that were set on the command line.
+func (f *startFlags) overrides(fs *pflag.FlagSet) config.Overrides {
+	set := func(name string, v *string) *string {
+		if fs.Changed(name) {
+			return v
+		}
+		return nil
+	}
+	return config.Overrides{
+		DataDir:     set("data-dir", &f.dataDir),
+		ClusterName: set("cluster-name", &f.clusterName),
+		PublicAddr:  set("public-addr", &f.publicAddr),
+		Storage:     set("storage", &f.storage),
+		AuthAddr:    set("auth-addr", &f.authAddr),
+		WebAddr:     set("web-addr", &f.webAddr),
+		SSHAddr:     set("ssh-addr", &f.sshAddr),
+		DiagAddr:    set("diag-addr", &f.diagAddr),
+		LogLevel:    set("log-level", &f.logLevel),
+		LogFormat:   set("log-format", &f.logFormat),
+	}
+}
+
+func (f *startFlags) load(fs *pflag.FlagSet) (*config.Config, error) {
+	var file *config.File
+	if f.configFile != "" {
+		var err error
+		if file, err = config.ReadFile(f.configFile); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	return config.Build(file, f.overrides(fs))
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func startCommand(stdout, stderr io.Writer) *cobra.Command {
+	var f startFlags
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start the Gatehouse server",
+		Long: `Start the Gatehouse server: storage, the auth service (gRPC, mTLS), the HTTPS web
+listener (/healthz, /readyz, SCIM and SSO endpoints) and, with --diag-addr,
+Prometheus /metrics.
+
+Settings come from --config FILE (YAML; unknown keys are refused) and flags;
+a flag given on the command line wins over the file. See the README for the
+file's keys.
+
+On start the server writes into --data-dir:
+  admin.identity   credentials of user "admin" (role editor) for gatectl, mode 0600,
+                   renewed by the running server before they expire
+  auth_addr        the auth listener's address, for gatectl --data-dir
+  web_addr         the web listener's address
+  web.crt/web.key  the self-signed web certificate, unless one is configured
+
+SIGINT or SIGTERM shuts it down gracefully.`,
+		Example: "  gatehouse start --data-dir ./data --public-addr localhost:3080\n  gatehouse start --config /etc/gatehouse.yaml --log-format json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd.Flags())
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			log := newLogger(cfg, stderr)
+			slog.SetDefault(log)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			p, err := process.Start(ctx, process.Config{Settings: cfg, Logger: log, Stdout: stdout})
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			<-ctx.Done()
+			log.Info("Shutting down.")
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return trace.Wrap(p.Shutdown(sctx))
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func signCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		f    startFlags
+		user string
+		ttl  time.Duration
+		out  string
+	)
+	cmd := &cobra.Command{
+		Use:   "sign --user NAME --out FILE",
+		Short: "Write an identity file for a user (run on the server host while gatehouse is stopped)",
+		Long: `Issue credentials for an existing user and write them as an identity file that
+gatectl accepts with --identity. The certificate carries the user's roles, so
+the identity can do exactly what those roles allow; its lifetime is capped by
+the roles' max_session_ttl.
+
+This opens the storage directly: run it on the server's host, with the same
+--data-dir (or --config), while "gatehouse start" is stopped (the SQLite
+storage admits one process at a time).`,
+		Example: "  gatehouse sign --data-dir ./data --user alice --ttl 8h --out alice.identity",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if user == "" || out == "" {
+				return trace.BadParameter("sign needs --user NAME and --out FILE")
+			}
+			cfg, err := f.load(cmd.Flags())
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			log := newLogger(cfg, stderr)
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			bk, err := backend.New(ctx, cfg.StorageType, backend.Params{Path: cfg.StoragePath})
+			if err != nil {
+				return trace.Wrap(err, "opening %s (is gatehouse start still running on this data dir?)", cfg.StoragePath)
+			}
+			defer bk.Close()
+			a, err := auth.New(ctx, auth.Config{Backend: bk, ClusterName: cfg.ClusterName, Logger: log, AuditRetention: cfg.AuditRetention, PublicAddr: cfg.PublicAddr})
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			id, err := a.GenerateUserIdentity(ctx, user, ttl)
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			if err := identityfile.Write(out, id); err != nil {
+				return trace.Wrap(err)
+			}
+			abs, _ := filepath.Abs(out)
+			_, err = fmt.Fprintf(stdout, "Wrote the identity of user %q to %s\nUse it with: gatectl --auth-server HOST:PORT --identity %s ...\n", user, abs, abs)
+			return trace.Wrap(err)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file")
+	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "the server's data directory")
+	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend")
+	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name")
+	fs.StringVar(&user, "user", "", "user to issue the identity for (must exist)")
+	fs.DurationVar(&ttl, "ttl", time.Hour, "certificate lifetime (capped by the user's roles)")
+	fs.StringVar(&out, "out", "", "identity file to write (mode 0600)")
+	return cmd
+}
