@@ -1,0 +1,81 @@
+package lockv1_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/services"
+	lockpb "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+func newRes(name string) *typesv1.Lock {
+	return &typesv1.Lock{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "target-" + name}, Message: "test"}}
+}
+
+func existing(t *testing.T, s *authtest.Server, name string) {
+	_, err := s.Auth.Services().Locks.CreateLock(context.Background(), newRes(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type call = func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error
+
+func TestEveryRPC(t *testing.T) {
+	t.Parallel()
+	authtest.RunRPCCases(t, lockpb.LockService_ServiceDesc, services.KindLock, map[string]authtest.RPCCase{
+		"GetLock": {
+			Verbs: []string{services.VerbReadNoSecrets},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Locks.GetLock(ctx, &lockpb.GetLockRequest{Name: name})
+				return err
+			}),
+		},
+		"ListLocks": {
+			Verbs: []string{services.VerbList, services.VerbReadNoSecrets},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Locks.ListLocks(ctx, &lockpb.ListLocksRequest{})
+				return err
+			}),
+		},
+		"CreateLock": {
+			Verbs: []string{services.VerbCreate},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Locks.CreateLock(ctx, &lockpb.CreateLockRequest{Lock: newRes(name)})
+				return err
+			}),
+		},
+		"UpdateLock": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				cur, err := s.Auth.Services().Locks.GetLock(ctx, name)
+				if err != nil {
+					return err
+				}
+				cur.Metadata.Description = "updated"
+				_, err = c.Locks.UpdateLock(ctx, &lockpb.UpdateLockRequest{Lock: cur})
+				return err
+			}),
+		},
+		"UpsertLock": {
+			Verbs: []string{services.VerbCreate, services.VerbUpdate},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Locks.UpsertLock(ctx, &lockpb.UpsertLockRequest{Lock: newRes(name)})
+				return err
+			}),
+		},
+		"DeleteLock": {
+			Verbs: []string{services.VerbDelete},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: name})
+				return err
+			}),
+		},
+	})
+}

@@ -1,0 +1,112 @@
+package samlv1_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gravitational/trace"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/services"
+	samlpb "github.com/gatehouse/gatehouse/proto/gatehouse/saml/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+func newRes(name string) *typesv1.SAMLConnector {
+	return &typesv1.SAMLConnector{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.SAMLConnectorSpec{EntityDescriptorUrl: "https://idp.example.com/metadata", Acs: "https://gatehouse.example.com/v1/webapi/saml/acs/" + name, SigningKeyPair: &typesv1.AsymmetricKeyPair{PrivateKey: "SECRET-KEY", Cert: "CERT"}}}
+}
+
+func existing(t *testing.T, s *authtest.Server, name string) {
+	_, err := s.Auth.Services().SAMLConnectors.CreateSAMLConnector(context.Background(), newRes(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type call = func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error
+
+func TestEveryRPC(t *testing.T) {
+	t.Parallel()
+	authtest.RunRPCCases(t, samlpb.SAMLConnectorService_ServiceDesc, services.KindSAMLConnector, map[string]authtest.RPCCase{
+		"GetSAMLConnector": {
+			Verbs: []string{services.VerbReadNoSecrets},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.SAML.GetSAMLConnector(ctx, &samlpb.GetSAMLConnectorRequest{Name: name})
+				return err
+			}),
+		},
+		"ListSAMLConnectors": {
+			Verbs: []string{services.VerbList, services.VerbReadNoSecrets},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.SAML.ListSAMLConnectors(ctx, &samlpb.ListSAMLConnectorsRequest{})
+				return err
+			}),
+		},
+		"CreateSAMLConnector": {
+			Verbs: []string{services.VerbCreate},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.SAML.CreateSAMLConnector(ctx, &samlpb.CreateSAMLConnectorRequest{SamlConnector: newRes(name)})
+				return err
+			}),
+		},
+		"UpdateSAMLConnector": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				cur, err := s.Auth.Services().SAMLConnectors.GetSAMLConnector(ctx, name, false)
+				if err != nil {
+					return err
+				}
+				cur.Metadata.Description = "updated"
+				_, err = c.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: cur})
+				return err
+			}),
+		},
+		"UpsertSAMLConnector": {
+			Verbs: []string{services.VerbCreate, services.VerbUpdate},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.SAML.UpsertSAMLConnector(ctx, &samlpb.UpsertSAMLConnectorRequest{SamlConnector: newRes(name)})
+				return err
+			}),
+		},
+		"DeleteSAMLConnector": {
+			Verbs: []string{services.VerbDelete},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.SAML.DeleteSAMLConnector(ctx, &samlpb.DeleteSAMLConnectorRequest{Name: name})
+				return err
+			}),
+		},
+	})
+}
+
+// TestGetWithSecrets checks that the private key needs the read verb and
+// is never returned without with_secrets or by List.
+func TestGetWithSecrets(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	existing(t, s, "okta")
+	reader := s.UserWith(t, "reader", services.KindSAMLConnector, services.VerbRead, services.VerbList)
+	noSecrets := s.UserWith(t, "nosecrets", services.KindSAMLConnector, services.VerbReadNoSecrets, services.VerbList)
+
+	got, err := reader.SAML.GetSAMLConnector(ctx, &samlpb.GetSAMLConnectorRequest{Name: "okta", WithSecrets: true})
+	require.NoError(t, err)
+	require.Equal(t, "SECRET-KEY", got.GetSamlConnector().GetSpec().GetSigningKeyPair().GetPrivateKey())
+
+	for _, c := range []*client.Client{reader, noSecrets} {
+		got, err = c.SAML.GetSAMLConnector(ctx, &samlpb.GetSAMLConnectorRequest{Name: "okta"})
+		require.NoError(t, err)
+		require.Empty(t, got.GetSamlConnector().GetSpec().GetSigningKeyPair().GetPrivateKey())
+		require.Equal(t, "CERT", got.GetSamlConnector().GetSpec().GetSigningKeyPair().GetCert())
+		list, err := c.SAML.ListSAMLConnectors(ctx, &samlpb.ListSAMLConnectorsRequest{})
+		require.NoError(t, err)
+		require.Len(t, list.GetSamlConnectors(), 1)
+		require.Empty(t, list.GetSamlConnectors()[0].GetSpec().GetSigningKeyPair().GetPrivateKey())
+	}
+	_, err = noSecrets.SAML.GetSAMLConnector(ctx, &samlpb.GetSAMLConnectorRequest{Name: "okta", WithSecrets: true})
+	require.True(t, trace.IsAccessDenied(err), "got %v", err)
+}

@@ -1,0 +1,110 @@
+package userv1_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/services"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+	userpb "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
+)
+
+func user(name string) *typesv1.User {
+	return &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}}
+}
+
+func existing(t *testing.T, s *authtest.Server, name string) {
+	s.CreateUser(t, name, "access")
+}
+
+func TestEveryRPC(t *testing.T) {
+	t.Parallel()
+	authtest.RunRPCCases(t, userpb.UserService_ServiceDesc, services.KindUser, map[string]authtest.RPCCase{
+		"GetUser": {
+			Verbs: []string{services.VerbReadNoSecrets},
+			Setup: existing,
+			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Users.GetUser(ctx, &userpb.GetUserRequest{Name: name})
+				return err
+			},
+		},
+		"ListUsers": {
+			Verbs: []string{services.VerbList, services.VerbReadNoSecrets},
+			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Users.ListUsers(ctx, &userpb.ListUsersRequest{})
+				return err
+			},
+		},
+		"CreateUser": {
+			Verbs: []string{services.VerbCreate},
+			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: user(name)})
+				return err
+			},
+		},
+		"UpdateUser": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				// The caller may not be able to read: the revision comes
+				// from the server's own service.
+				cur, err := s.Auth.Services().Users.GetUser(ctx, name, false)
+				if err != nil {
+					return err
+				}
+				cur.Spec.Roles = []string{"auditor"}
+				_, err = c.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{User: cur})
+				return err
+			},
+		},
+		"UpsertUser": {
+			Verbs: []string{services.VerbCreate, services.VerbUpdate},
+			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: user(name)})
+				return err
+			},
+		},
+		"DeleteUser": {
+			Verbs: []string{services.VerbDelete},
+			Setup: existing,
+			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Users.DeleteUser(ctx, &userpb.DeleteUserRequest{Name: name})
+				return err
+			},
+		},
+	})
+}
+
+// TestAdminFieldsKept checks that created_by and metadata.expires set by an
+// admin survive creation, and that created_by defaults to the caller.
+func TestAdminFieldsKept(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	c := s.UserWith(t, "admin", services.KindUser, services.VerbCreate, services.VerbReadNoSecrets)
+	ctx := context.Background()
+	exp := timestamppb.New(s.Clock.Now().Add(48 * time.Hour))
+	created := timestamppb.New(s.Clock.Now().Add(-time.Hour))
+	u := user("temp")
+	u.Metadata.Expires = exp
+	u.Spec.CreatedBy = &typesv1.CreatedBy{Time: created, Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "temp@example.com"}}
+	_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: u})
+	require.NoError(t, err)
+	got, err := c.Users.GetUser(ctx, &userpb.GetUserRequest{Name: "temp"})
+	require.NoError(t, err)
+	require.True(t, got.GetUser().GetMetadata().GetExpires().AsTime().Equal(exp.AsTime()))
+	require.Equal(t, "okta", got.GetUser().GetSpec().GetCreatedBy().GetConnector().GetId())
+	require.True(t, got.GetUser().GetSpec().GetCreatedBy().GetTime().AsTime().Equal(created.AsTime()))
+
+	_, err = c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: user("plain")})
+	require.NoError(t, err)
+	got, err = c.Users.GetUser(ctx, &userpb.GetUserRequest{Name: "plain"})
+	require.NoError(t, err)
+	require.Equal(t, "admin", got.GetUser().GetSpec().GetCreatedBy().GetUser().GetName())
+	authtest.RequireEvent(t, s, "user.create", "admin")
+}
