@@ -31,9 +31,7 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 		expires sql.NullInt64
 		rev     int64
 	)
-	err := b.rdb.QueryRowContext(ctx,
-		`SELECT value, expires, revision FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)`,
-		[]byte(key), now).Scan(&value, &expires, &rev)
+	err := b.getStmt.QueryRowContext(ctx, []byte(key), now).Scan(&value, &expires, &rev)
 	switch {
 	case err == sql.ErrNoRows:
 		return nil, trace.NotFound("key %q is not found", key)

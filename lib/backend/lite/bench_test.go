@@ -1,0 +1,213 @@
+package lite
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// The benchmarks share one database of benchKeys items, loaded once per
+// `go test -bench` run. Each benchmark iteration performs a fixed batch of
+// operations and reports throughput as ops/s, so that `make bench`
+// (-benchtime 1x) gives real numbers.
+const (
+	benchKeys      = 100_000
+	benchValueSize = 256
+	benchPageSize  = 100
+)
+
+var (
+	benchOnce    sync.Once
+	benchBackend *Backend
+	benchDir     string
+	benchErr     error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchBackend != nil {
+		benchBackend.Close()
+	}
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
+func benchKey(i int) backend.Key { return backend.Key(fmt.Sprintf("bench/%06d", i)) }
+
+func benchValue(rng *rand.Rand) []byte {
+	v := make([]byte, benchValueSize)
+	for i := range v {
+		v[i] = byte('a' + rng.IntN(26))
+	}
+	return v
+}
+
+// loadedBackend returns the shared database, preloading it on first use in
+// one transaction through the write path (one revision, no events).
+func loadedBackend(b *testing.B) *Backend {
+	b.Helper()
+	benchOnce.Do(func() {
+		benchDir, benchErr = os.MkdirTemp("", "lite-bench-")
+		if benchErr != nil {
+			return
+		}
+		benchBackend, benchErr = New(context.Background(), Config{Path: filepath.Join(benchDir, DBFileName)})
+		if benchErr != nil {
+			return
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		benchErr = benchBackend.write(context.Background(), func(ctx context.Context, t *txn) error {
+			rev, err := t.revision(ctx)
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO kv (key, value, expires, revision) VALUES (?, ?, NULL, ?)`)
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			defer stmt.Close()
+			for i := range benchKeys {
+				if _, err := stmt.ExecContext(ctx, []byte(benchKey(i)), benchValue(rng), rev); err != nil {
+					return trace.Wrap(err)
+				}
+			}
+			return nil
+		})
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchBackend
+}
+
+func reportOps(b *testing.B, perIter int) {
+	b.ReportMetric(float64(b.N*perIter)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkPut overwrites random existing keys; every Put is a durable
+// (fsynced) transaction.
+func BenchmarkPut(b *testing.B) {
+	be := loadedBackend(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	const batch = 2000
+	b.ResetTimer()
+	for range b.N {
+		for range batch {
+			if _, err := be.Put(ctx, backend.Item{Key: benchKey(rng.IntN(benchKeys)), Value: benchValue(rng)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportOps(b, batch)
+}
+
+// BenchmarkConditionalUpdate updates random keys at their known revision.
+func BenchmarkConditionalUpdate(b *testing.B) {
+	be := loadedBackend(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	const batch = 2000
+	keys := make([]backend.Key, batch)
+	revs := make(map[string]string, batch)
+	for i := range keys {
+		keys[i] = benchKey(rng.IntN(benchKeys))
+		it, err := be.Get(ctx, keys[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		revs[string(keys[i])] = it.Revision
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, k := range keys {
+			lease, err := be.ConditionalUpdate(ctx, backend.Item{Key: k, Value: benchValue(rng), Revision: revs[string(k)]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			revs[string(k)] = lease.Revision
+		}
+	}
+	reportOps(b, batch)
+}
+
+// BenchmarkGet reads random keys from one goroutine.
+func BenchmarkGet(b *testing.B) {
+	be := loadedBackend(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 8))
+	const batch = 20000
+	b.ResetTimer()
+	for range b.N {
+		for range batch {
+			if _, err := be.Get(ctx, benchKey(rng.IntN(benchKeys))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportOps(b, batch)
+}
+
+// BenchmarkGetParallel reads random keys from 8 goroutines at once, through
+// the read pool. (RunParallel would do one operation under -benchtime 1x.)
+func BenchmarkGetParallel(b *testing.B) {
+	be := loadedBackend(b)
+	const workers, perWorker = 8, 5000
+	b.ResetTimer()
+	for range b.N {
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := range workers {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(9, uint64(w)))
+				for range perWorker {
+					if _, err := be.Get(context.Background(), benchKey(rng.IntN(benchKeys))); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+	}
+	reportOps(b, workers*perWorker)
+}
+
+// BenchmarkGetRange pages through the whole keyspace, 100 items a page;
+// ops/s counts pages.
+func BenchmarkGetRange(b *testing.B) {
+	be := loadedBackend(b)
+	ctx := context.Background()
+	const pages = benchKeys / benchPageSize
+	start, end := backend.Key("bench/"), backend.RangeEnd(backend.Key("bench/"))
+	b.ResetTimer()
+	for range b.N {
+		next := start
+		for range pages {
+			res, err := be.GetRange(ctx, next, end, benchPageSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Items) != benchPageSize {
+				b.Fatalf("page of %d items, want %d", len(res.Items), benchPageSize)
+			}
+			next = backend.NextKey(res.Items[len(res.Items)-1].Key)
+		}
+	}
+	reportOps(b, pages)
+	b.ReportMetric(float64(b.N*pages*benchPageSize)/b.Elapsed().Seconds(), "items/s")
+}
