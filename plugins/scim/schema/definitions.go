@@ -43,7 +43,7 @@ var commonAttributes = []*Attribute{
 		caseExact),
 	attr("schemas", Reference, "The schema URNs the resource conforms to.",
 		multi, caseExact, readOnly, always, refs("uri")),
-	attr("meta", Complex, "Resource metadata.", readOnly, subs(
+	attr("meta", Complex, "Resource metadata.", readOnly, always, subs(
 		attr("resourceType", String, "The name of the resource type.", caseExact, readOnly),
 		attr("created", DateTime, "When the resource was added to the service provider.", readOnly),
 		attr("lastModified", DateTime, "When the resource was last updated.", readOnly),
