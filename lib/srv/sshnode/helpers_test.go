@@ -153,6 +153,8 @@ type certOpts struct {
 	validAfter time.Time
 	ttl        time.Duration
 	ca         ssh.Signer
+	// priv is the client's key; a new one when nil.
+	priv ed25519.PrivateKey
 }
 
 // issue signs a new user key into a certificate and returns the client key
@@ -160,6 +162,11 @@ type certOpts struct {
 func (n *node) issue(t testing.TB, o certOpts) (ssh.Signer, *ssh.Certificate) {
 	t.Helper()
 	key := newSigner(t)
+	if o.priv != nil {
+		var err error
+		key, err = ssh.NewSignerFromKey(o.priv)
+		require.NoError(t, err)
+	}
 	if o.ca == nil {
 		o.ca = n.ca
 	}

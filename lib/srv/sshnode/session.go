@@ -35,6 +35,9 @@ type session struct {
 	id       string
 	log      *slog.Logger
 	finished chan struct{}
+	// told is closed once a terminated session's client has been sent the
+	// reason, which must precede the exit status and channel close.
+	told chan struct{}
 
 	mu         sync.Mutex
 	env        []string
@@ -55,6 +58,7 @@ func newSession(c *conn, ch ssh.Channel) *session {
 		id:       id,
 		log:      c.log.With("session_id", id),
 		finished: make(chan struct{}),
+		told:     make(chan struct{}),
 	}
 }
 
@@ -312,7 +316,11 @@ func (s *session) wait(cmd *exec.Cmd, ptmx *os.File, stdin io.WriteCloser, stdou
 	}
 	s.mu.Lock()
 	s.done = true
+	terminated := s.terminated
 	s.mu.Unlock()
+	if terminated {
+		<-s.told
+	}
 
 	code, sig := exitInfo(cmd, waitErr)
 	if sig != 0 {
@@ -364,14 +372,16 @@ func (s *session) closePTY() {
 	}
 }
 
-// terminate writes msg to the client's stderr, kills the process group and
-// closes the channel once the exit is reported (or after a grace period).
+// terminate kills the session's process group at once, writes msg to the
+// client's stderr and closes the channel once the exit is reported (or after
+// a grace period).
 func (s *session) terminate(msg string) {
 	s.mu.Lock()
 	s.terminated = true
 	started := s.started
 	s.mu.Unlock()
-	// A client that stops reading must not hold back the kill.
+	s.signal(syscall.SIGKILL)
+	// A client that stops reading must not hold the channel open.
 	written := make(chan struct{})
 	go func() {
 		_, _ = s.ch.Stderr().Write([]byte("\r\n" + msg + "\r\n"))
@@ -381,7 +391,7 @@ func (s *session) terminate(msg string) {
 	case <-written:
 	case <-time.After(500 * time.Millisecond):
 	}
-	s.signal(syscall.SIGKILL)
+	close(s.told)
 	if !started {
 		s.ch.Close()
 		return
