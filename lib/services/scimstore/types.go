@@ -1,0 +1,78 @@
+// Package scimstore keeps the SCIM view of provisioned users and groups for
+// each provisioning plugin: a record per SCIM id, and indexes from userName,
+// externalId and displayName to that id, so that every lookup Okta makes is
+// answered by key, never by scanning.
+//
+// A record outlives the Gatehouse user it describes: when Okta deactivates a
+// user, the user is deleted and locked but the record stays, marked inactive,
+// so that Okta can still GET it by id and reactivate it.
+//
+// Keys, all under scim/<plugin>/:
+//
+//	users/<id>                   UserRecord
+//	usernames/<lower(userName)>  id
+//	external_ids/<externalId>    id
+//	groups/<id>                  GroupRecord
+//	group_names/<lower(name)>    id
+package scimstore
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// UserRecord is the SCIM view of one provisioned user.
+type UserRecord struct {
+	// ID is the server-assigned SCIM id; stable for the record's life.
+	ID string `json:"id"`
+	// UserName is the SCIM userName, which is also the Gatehouse username.
+	UserName string `json:"user_name"`
+	// ExternalID is the client's id for the user (Okta's 00u...).
+	ExternalID string `json:"external_id,omitempty"`
+	// Active is false once the user is deactivated.
+	Active bool `json:"active"`
+	// Attributes are the SCIM attributes as last written by the client,
+	// without id, meta, groups and password (which is never kept).
+	Attributes json.RawMessage `json:"attributes"`
+	// Groups are the SCIM groups the user belongs to (kept by group writes).
+	Groups []GroupRef `json:"groups,omitempty"`
+	// Created and LastModified feed meta.created and meta.lastModified.
+	Created      time.Time `json:"created"`
+	LastModified time.Time `json:"last_modified"`
+	// Revision is the backend revision the record was read at; it is the
+	// SCIM ETag (W/"<revision>"). Not stored.
+	Revision string `json:"-"`
+}
+
+// GroupRef names a group a user belongs to.
+type GroupRef struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
+}
+
+// GroupRecord is the SCIM view of one pushed group.
+type GroupRecord struct {
+	// ID is the server-assigned SCIM id.
+	ID string `json:"id"`
+	// DisplayName is the group's name; unique per plugin, case-insensitive.
+	DisplayName string `json:"display_name"`
+	// ExternalID is the client's id for the group.
+	ExternalID string `json:"external_id,omitempty"`
+	// Members are the SCIM ids of member users.
+	Members []MemberRef `json:"members,omitempty"`
+	// Attributes are other SCIM attributes as last written.
+	Attributes json.RawMessage `json:"attributes,omitempty"`
+	// Created and LastModified feed meta.
+	Created      time.Time `json:"created"`
+	LastModified time.Time `json:"last_modified"`
+	// Revision is the backend revision the record was read at. Not stored.
+	Revision string `json:"-"`
+}
+
+// MemberRef is one member of a group.
+type MemberRef struct {
+	// Value is the member user's SCIM id.
+	Value string `json:"value"`
+	// Display is the member's display name as the client sent it.
+	Display string `json:"display,omitempty"`
+}
