@@ -1,0 +1,244 @@
+package pluginv1_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"testing"
+
+	"github.com/gravitational/trace"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+func plugin(name string) *typesv1.Plugin {
+	return &typesv1.Plugin{
+		Metadata: &typesv1.Metadata{Name: name},
+		Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
+			SamlConnector: "okta-app",
+			ScimEnabled:   true,
+			DefaultRoles:  []string{"access"},
+		}}},
+	}
+}
+
+func ensureConnector(t *testing.T, s *authtest.Server, _ string) {
+	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(context.Background(), &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: "okta-app"},
+		Spec: &typesv1.SAMLConnectorSpec{
+			EntityDescriptorUrl: "https://idp.example.com/metadata",
+			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/okta-app",
+		},
+	})
+	require.NoError(t, err)
+}
+
+func existing(t *testing.T, s *authtest.Server, name string) {
+	ensureConnector(t, s, name)
+	_, err := s.Auth.Services().Plugins.CreatePlugin(context.Background(), plugin(name))
+	require.NoError(t, err)
+}
+
+type call = func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error
+
+func TestEveryRPC(t *testing.T) {
+	t.Parallel()
+	authtest.RunRPCCases(t, pluginpb.PluginService_ServiceDesc, services.KindPlugin, map[string]authtest.RPCCase{
+		"CreatePlugin": {
+			Verbs: []string{services.VerbCreate},
+			Setup: ensureConnector,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin(name)})
+				return err
+			}),
+		},
+		"GetPlugin": {
+			Verbs: []string{services.VerbReadNoSecrets},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: name})
+				return err
+			}),
+		},
+		"ListPlugins": {
+			Verbs: []string{services.VerbList, services.VerbReadNoSecrets},
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.ListPlugins(ctx, &pluginpb.ListPluginsRequest{PageSize: 10})
+				return err
+			}),
+		},
+		"UpdatePlugin": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, name)
+				if err != nil {
+					return err
+				}
+				cur.GetSpec().GetOkta().ScimEnabled = false
+				_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
+				return err
+			}),
+		},
+		"DeletePlugin": {
+			Verbs: []string{services.VerbDelete},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.DeletePlugin(ctx, &pluginpb.DeletePluginRequest{Name: name})
+				return err
+			}),
+		},
+		"GenerateSCIMToken": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: name})
+				return err
+			}),
+		},
+		"SetPluginStatus": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.SetPluginStatus(ctx, &pluginpb.SetPluginStatusRequest{
+					Name:   name,
+					Status: &typesv1.PluginStatus{Code: typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_RUNNING},
+				})
+				return err
+			}),
+		},
+	})
+}
+
+// TestTokenRotation checks the token lifecycle: only a bcrypt hash is
+// stored, linked to the plugin by label; rotating replaces the hash so the
+// old token stops matching; the plaintext appears nowhere in the backend or
+// the audit log; deleting the plugin deletes its credentials.
+func TestTokenRotation(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com:3080"})
+	ctx := context.Background()
+	admin := s.UserWith(t, "admin", services.KindPlugin, "*")
+	ensureConnector(t, s, "")
+
+	_, err := admin.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
+	require.NoError(t, err)
+
+	gen := func() string {
+		resp, err := admin.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+		require.NoError(t, err)
+		require.Equal(t, "https://gatehouse.example.com:3080/v1/webapi/scim/okta", resp.GetBaseUrl())
+		raw, err := base64.RawURLEncoding.DecodeString(resp.GetToken())
+		require.NoError(t, err)
+		require.Len(t, raw, pluginv1.TokenBytes)
+		return resp.GetToken()
+	}
+	hashes := func() [][]byte {
+		p, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{pluginv1.LabelPlugin: "okta"}, p.GetSpec().GetStaticCredentialsRef().GetLabels())
+		creds, err := s.Auth.Services().PluginStaticCredentials.ListPluginStaticCredentialsByLabels(ctx, p.GetSpec().GetStaticCredentialsRef().GetLabels(), true)
+		require.NoError(t, err)
+		var out [][]byte
+		for _, c := range creds {
+			out = append(out, c.GetSpec().GetScimTokenHash())
+		}
+		return out
+	}
+
+	tok1 := gen()
+	h := hashes()
+	require.Len(t, h, 1)
+	require.NoError(t, bcrypt.CompareHashAndPassword(h[0], []byte(tok1)))
+
+	tok2 := gen()
+	require.NotEqual(t, tok1, tok2)
+	h = hashes()
+	require.Len(t, h, 1, "rotation must replace the hash, not add one")
+	require.NoError(t, bcrypt.CompareHashAndPassword(h[0], []byte(tok2)))
+	require.ErrorIs(t, bcrypt.CompareHashAndPassword(h[0], []byte(tok1)), bcrypt.ErrMismatchedHashAndPassword)
+
+	// GetPlugin: hashes only with secrets; never from List.
+	got, err := admin.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta", WithSecrets: true})
+	require.NoError(t, err)
+	require.Len(t, got.GetStaticCredentials(), 1)
+	require.Equal(t, h[0], got.GetStaticCredentials()[0].GetSpec().GetScimTokenHash())
+	got, err = admin.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta"})
+	require.NoError(t, err)
+	require.Empty(t, got.GetStaticCredentials())
+
+	// The plaintext tokens are nowhere in the backend.
+	secrets := [][]byte{[]byte(tok1), []byte(tok2)}
+	items, err := s.Backend.GetRange(ctx, backend.Key("\x00"), nil, backend.MaxRangeLimit)
+	require.NoError(t, err)
+	require.NotEmpty(t, items.Items)
+	for _, it := range items.Items {
+		for _, sec := range secrets {
+			require.False(t, bytes.Contains(it.Value, sec), "token found in %s", it.Key)
+			require.False(t, bytes.Contains(it.Key, sec), "token found in key %s", it.Key)
+		}
+	}
+	// Neither tokens nor hashes are in any audit event.
+	events, err := admin.Audit.SearchEvents(ctx, nil)
+	require.True(t, trace.IsAccessDenied(err), "plugin admin must not read events: %v", err)
+	_ = events
+	all, err := s.Auth.Services().Events.Search(ctx, s.Clock.Now().AddDate(-1, 0, 0), s.Clock.Now().AddDate(1, 0, 0), nil, services.MaxSearchLimit)
+	require.NoError(t, err)
+	var types []string
+	for _, e := range all {
+		types = append(types, e.GetType())
+		js, err := protojson.Marshal(e)
+		require.NoError(t, err)
+		for _, sec := range append(secrets, h[0], []byte(base64.StdEncoding.EncodeToString(h[0]))) {
+			require.False(t, bytes.Contains(js, sec), "secret in audit event %s", js)
+		}
+	}
+	require.Contains(t, types, "plugin.token.create")
+	require.Contains(t, types, "plugin.token.rotate")
+
+	// Deleting the plugin deletes its credentials.
+	_, err = admin.Plugins.DeletePlugin(ctx, &pluginpb.DeletePluginRequest{Name: "okta"})
+	require.NoError(t, err)
+	creds, err := s.Auth.Services().PluginStaticCredentials.ListPluginStaticCredentialsByLabels(ctx, pluginv1.CredentialsLabels("okta"), false)
+	require.NoError(t, err)
+	require.Empty(t, creds)
+	_, err = admin.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.True(t, trace.IsNotFound(err), "got %v", err)
+}
+
+func TestPluginValidation(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "admin", services.KindPlugin, "*")
+	ensureConnector(t, s, "")
+
+	p := plugin("okta")
+	p.GetSpec().GetOkta().SamlConnector = "missing"
+	_, err := admin.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: p})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+	require.Contains(t, err.Error(), `SAML connector "missing" does not exist`)
+
+	p = plugin("okta")
+	p.Spec.StaticCredentialsRef = &typesv1.PluginStaticCredentialsRef{Labels: map[string]string{"other": "creds"}}
+	_, err = admin.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: p})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+
+	created, err := admin.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
+	require.NoError(t, err)
+	// A stale revision is refused.
+	stale := created.GetPlugin()
+	_, err = admin.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: stale})
+	require.NoError(t, err)
+	_, err = admin.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: stale})
+	require.True(t, trace.IsCompareFailed(err), "got %v", err)
+}
