@@ -36,8 +36,13 @@ const (
 	JSON Format = "json"
 )
 
-// MaxDocuments bounds the resources one file may hold.
-const MaxDocuments = 1000
+// Bounds on one input file.
+const (
+	// MaxDocuments bounds the resources one file may hold.
+	MaxDocuments = 1000
+	// MaxInputSize bounds the bytes Parse reads.
+	MaxInputSize = 16 << 20
+)
 
 // kinds maps every kind to a constructor of its message.
 var kinds = map[string]func() proto.Message{
@@ -85,6 +90,9 @@ type header struct {
 // Parse reads every resource in data, YAML or JSON, in order. Errors name the
 // document (counted from 1) and its kind.
 func Parse(data []byte) ([]proto.Message, error) {
+	if len(data) > MaxInputSize {
+		return nil, trace.LimitExceeded("resource file is %d bytes, over the limit of %d", len(data), MaxInputSize)
+	}
 	docs, err := splitDocuments(data)
 	if err != nil {
 		return nil, trace.Wrap(err)
