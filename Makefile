@@ -18,6 +18,13 @@ build: ## Build the gatehouse and gatectl binaries into ./bin.
 	@mkdir -p $(BIN_DIR)
 	@for cmd in $$(ls cmd 2>/dev/null); do $(GO) build -o $(BIN_DIR)/$$cmd ./cmd/$$cmd || exit 1; done
 
+.PHONY: run
+run: build ## Build and start Gatehouse on SQLite in ./data (web https://localhost:3080, auth localhost:3025).
+	@mkdir -p $(DATA_DIR)
+	$(BIN_DIR)/gatehouse start --data-dir $(DATA_DIR) --storage sqlite \
+	  --public-addr localhost:3080 --web-addr 127.0.0.1:3080 \
+	  --auth-addr 127.0.0.1:3025 --ssh-addr 127.0.0.1:3022 --diag-addr 127.0.0.1:3000
+
 .PHONY: test
 test: ## Run every test (backend packages under -race), then a short pass of each fuzz target.
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)

@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 )
 
 const (
-	// adminRefreshBefore renews the admin identity when less than this is
-	// left. The auth server caps certificates at the editor role's
-	// max_session_ttl (30h by default), so the file cannot simply last a
-	// year; the running server keeps it fresh instead.
+	// adminRefreshBefore renews the admin identity when less than this, or
+	// less than a third of its lifetime, is left. The auth server caps
+	// certificates at the editor role's max_session_ttl, so the file cannot
+	// simply last a year; the running server keeps it fresh instead.
 	adminRefreshBefore = 10 * time.Hour
 	// adminCheckInterval is how often the running server looks.
 	adminCheckInterval = 10 * time.Minute
@@ -81,15 +82,16 @@ func (p *Process) adminIdentityUsable(path string) (string, bool) {
 	if !trusted {
 		return "does not trust this cluster's host CA", false
 	}
-	if leaf.NotAfter.Sub(now) < adminRefreshBefore {
+	if left := leaf.NotAfter.Sub(now); left < min(adminRefreshBefore, leaf.NotAfter.Sub(leaf.NotBefore)/3) {
 		return "expiring", false
 	}
 	return "", true
 }
 
 // refreshAdminIdentity keeps the admin identity fresh while the server runs.
-func (p *Process) refreshAdminIdentity(ctx context.Context) {
-	t := p.cfg.Clock.NewTicker(adminCheckInterval)
+// The ticker is made by the caller, before the goroutine starts, so that a
+// clock advanced right after Start is seen.
+func (p *Process) refreshAdminIdentity(ctx context.Context, t clockwork.Ticker) {
 	defer t.Stop()
 	for {
 		select {

@@ -211,10 +211,11 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := p.ensureAdminIdentity(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	ticker := cfg.Clock.NewTicker(adminCheckInterval)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.refreshAdminIdentity(bgCtx)
+		p.refreshAdminIdentity(bgCtx, ticker)
 	}()
 
 	if set.SSHAddr != "" {
@@ -368,7 +369,7 @@ func (p *Process) printBanner() {
 		fmt.Fprintf(&b, "  metrics:       http://%s/metrics\n", dialable(p.diagLn.Addr()))
 	}
 	fmt.Fprintf(&b, "  data dir:      %s (storage: %s)\n", s.DataDir, s.StorageType)
-	fmt.Fprintf(&b, "  admin identity: %s (user %q, role editor)\n\n", filepath.Join(s.DataDir, AdminIdentityFile), AdminUser)
+	fmt.Fprintf(&b, "  admin:         %s (identity of user %q, role editor)\n\n", filepath.Join(s.DataDir, AdminIdentityFile), AdminUser)
 	fmt.Fprintf(&b, "Administer it with gatectl on this host:\n")
 	fmt.Fprintf(&b, "  gatectl --data-dir %s get plugins\n", s.DataDir)
 	fmt.Fprintf(&b, "  gatectl --data-dir %s create -f okta-saml.yaml\n", s.DataDir)

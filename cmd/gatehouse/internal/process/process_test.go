@@ -1,0 +1,158 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
+)
+
+func settings(t *testing.T, dataDir string) *config.Config {
+	t.Helper()
+	loop := "127.0.0.1:0"
+	c, err := config.Build(nil, config.Overrides{
+		DataDir: &dataDir, AuthAddr: &loop, WebAddr: &loop, DiagAddr: &loop,
+	})
+	require.NoError(t, err)
+	return c
+}
+
+func start(t *testing.T, set *config.Config, clock clockwork.Clock, out io.Writer) *Process {
+	t.Helper()
+	p, err := Start(context.Background(), Config{
+		Settings: set,
+		Logger:   slog.New(slog.DiscardHandler),
+		Stdout:   out,
+		Clock:    clock,
+	})
+	require.NoError(t, err)
+	return p
+}
+
+func stop(t *testing.T, p *Process) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, p.Shutdown(ctx))
+}
+
+func TestStartServesAndRestarts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	set := settings(t, dir)
+	clock := clockwork.NewFakeClockAt(time.Now())
+	var banner bytes.Buffer
+	p := start(t, set, clock, &banner)
+
+	// Address files point at the bound listeners.
+	authAddr, err := os.ReadFile(filepath.Join(dir, AuthAddrFile))
+	require.NoError(t, err)
+	require.Equal(t, p.AuthAddr().String(), strings.TrimSpace(string(authAddr)))
+	webAddr, err := os.ReadFile(filepath.Join(dir, WebAddrFile))
+	require.NoError(t, err)
+	require.Equal(t, p.WebAddr().String(), strings.TrimSpace(string(webAddr)))
+	require.Contains(t, banner.String(), "gatectl --data-dir "+dir)
+
+	// /readyz over HTTPS with the kept self-signed certificate.
+	pemBytes, err := os.ReadFile(filepath.Join(dir, "web.crt"))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pemBytes))
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get("https://" + p.WebAddr().String() + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// /metrics on the diagnostics listener.
+	resp, err = http.Get("http://" + p.diagLn.Addr().String() + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "gatehouse_web_requests_total")
+
+	// The admin identity works against the auth listener.
+	idPath := filepath.Join(dir, AdminIdentityFile)
+	id, err := identityfile.Read(idPath)
+	require.NoError(t, err)
+	c, err := client.New(context.Background(), client.Config{Addr: p.AuthAddr().String(), Identity: id})
+	require.NoError(t, err)
+	_, err = c.Plugins.ListPlugins(context.Background(), &pluginv1.ListPluginsRequest{})
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	first, err := os.ReadFile(idPath)
+	require.NoError(t, err)
+	stop(t, p)
+	_, err = os.Stat(filepath.Join(dir, AuthAddrFile))
+	require.True(t, os.IsNotExist(err), "a stopped server leaves no address behind")
+
+	// Restart: same CAs, so the identity is kept as is.
+	p = start(t, set, clock, io.Discard)
+	again, err := os.ReadFile(idPath)
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+
+	// Close to expiry, the running server renews it.
+	leaf, err := leafOf(id)
+	require.NoError(t, err)
+	clock.Advance(leaf.NotAfter.Sub(clock.Now()) - time.Minute)
+	require.Eventually(t, func() bool {
+		now, err := os.ReadFile(idPath)
+		return err == nil && !bytes.Equal(now, first)
+	}, 10*time.Second, 20*time.Millisecond)
+	stop(t, p)
+}
+
+func TestStartReplacesForeignIdentity(t *testing.T) {
+	t.Parallel()
+	// An identity from another cluster (another data dir) is replaced.
+	other := t.TempDir()
+	p := start(t, settings(t, other), nil, io.Discard)
+	stop(t, p)
+	foreign, err := os.ReadFile(filepath.Join(other, AdminIdentityFile))
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, AdminIdentityFile), foreign, 0o600))
+	p = start(t, settings(t, dir), nil, io.Discard)
+	defer stop(t, p)
+	now, err := os.ReadFile(filepath.Join(dir, AdminIdentityFile))
+	require.NoError(t, err)
+	require.NotEqual(t, foreign, now)
+}
+
+func TestStartFailsCleanly(t *testing.T) {
+	t.Parallel()
+	set := settings(t, t.TempDir())
+	set.StorageType = "nosuch"
+	_, err := Start(context.Background(), Config{Settings: set, Logger: slog.New(slog.DiscardHandler)})
+	require.ErrorContains(t, err, "nosuch")
+
+	// A taken port: the error names the listener, and the storage is
+	// released (a second start on the same dir works).
+	dir := t.TempDir()
+	p := start(t, settings(t, t.TempDir()), nil, io.Discard)
+	defer stop(t, p)
+	set = settings(t, dir)
+	set.AuthAddr = p.AuthAddr().String()
+	_, err = Start(context.Background(), Config{Settings: set, Logger: slog.New(slog.DiscardHandler)})
+	require.ErrorContains(t, err, "auth listener")
+	p2 := start(t, settings(t, dir), nil, io.Discard)
+	stop(t, p2)
+}
