@@ -18,17 +18,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/gatehouse/gatehouse/lib/backend"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // LocksPrefix is the key prefix lock resources are stored under.
-var LocksPrefix = backend.Key("locks/")
+var LocksPrefix = backend.NewKey(services.LocksPrefix, "")
 
 // Defaults.
 const (
@@ -203,34 +201,34 @@ func (w *Watcher) staleLocked(now time.Time) bool {
 }
 
 // CheckLockInForce returns trace.AccessDenied when a lock in force matches
-// any of targets (`lock targeting user "alice" is in force: <message>`), and
+// subject (`lock targeting user "alice" is in force: <message>`), and
 // also, failing closed, when the view is stale (StaleMessage).
-func (w *Watcher) CheckLockInForce(targets ...*Target) error {
+func (w *Watcher) CheckLockInForce(subject Subject) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	now := w.cfg.Clock.Now()
 	if w.staleLocked(now) {
 		return trace.AccessDenied(StaleMessage)
 	}
-	if l := w.findLocked(now, targets); l != nil {
+	if l := w.findLocked(now, subject); l != nil {
 		return LockInForceError(l)
 	}
 	return nil
 }
 
-// FindLockInForce returns a lock in force matching any of targets in the
-// current view, or nil, without regard to staleness. Live sessions use it to
+// FindLockInForce returns a lock in force matching subject in the current
+// view, or nil, without regard to staleness. Live sessions use it to
 // re-check themselves; new sessions must use CheckLockInForce.
-func (w *Watcher) FindLockInForce(targets ...*Target) *typesv1.Lock {
+func (w *Watcher) FindLockInForce(subject Subject) *typesv1.Lock {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	return w.findLocked(w.cfg.Clock.Now(), targets)
+	return w.findLocked(w.cfg.Clock.Now(), subject)
 }
 
-func (w *Watcher) findLocked(now time.Time, targets []*Target) *typesv1.Lock {
+func (w *Watcher) findLocked(now time.Time, subject Subject) *typesv1.Lock {
 	var found *typesv1.Lock
 	for _, l := range w.locks {
-		if !InForce(l, now) || !Matches(l, targets...) {
+		if !InForce(l, now) || !Matches(l, subject) {
 			continue
 		}
 		// Pick deterministically so that messages do not flap.
@@ -255,16 +253,16 @@ func (w *Watcher) LocksInForce() []*typesv1.Lock {
 	return out
 }
 
-// Subscribe returns a subscription to changes of locks that match any of
-// targets. Subscribe first, then check FindLockInForce or CheckLockInForce:
+// Subscribe returns a subscription to changes of locks that match subject.
+// Subscribe first, then check FindLockInForce or CheckLockInForce:
 // a lock written in between is then seen by one or the other.
-func (w *Watcher) Subscribe(targets ...*Target) (*Subscription, error) {
-	if len(targets) == 0 {
-		return nil, trace.BadParameter("lock subscription needs at least one target")
+func (w *Watcher) Subscribe(subject Subject) (*Subscription, error) {
+	if subject.User == "" && len(subject.Roles) == 0 && len(subject.Logins) == 0 && subject.Node == "" {
+		return nil, trace.BadParameter("lock subscription needs a subject")
 	}
 	s := &Subscription{
 		w:       w,
-		targets: targets,
+		subject: subject,
 		ch:      make(chan Event, w.cfg.SubscriptionBuffer),
 		done:    make(chan struct{}),
 	}
@@ -277,10 +275,10 @@ func (w *Watcher) Subscribe(targets ...*Target) (*Subscription, error) {
 	return s, nil
 }
 
-// Subscription delivers events for locks that match its targets.
+// Subscription delivers events for locks that match its subject.
 type Subscription struct {
 	w       *Watcher
-	targets []*Target
+	subject Subject
 	ch      chan Event
 	done    chan struct{}
 	once    sync.Once
@@ -325,7 +323,7 @@ func (s *Subscription) closeLocked(err error) {
 // event would leave a session running.
 func (w *Watcher) notifyLocked(ev Event) {
 	for s := range w.subs {
-		if !Matches(ev.Lock, s.targets...) {
+		if !Matches(ev.Lock, s.subject) {
 			continue
 		}
 		select {
@@ -507,21 +505,16 @@ func (w *Watcher) applyDelete(key backend.Key) {
 // parse decodes a stored lock. A lock that cannot be decoded cannot be
 // matched; it is logged loudly, since it may be meant to lock someone.
 func (w *Watcher) parse(it backend.Item) *typesv1.Lock {
-	l := &typesv1.Lock{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(it.Value, l); err != nil {
+	l, err := services.UnmarshalLock(it)
+	if err != nil {
 		w.cfg.Logger.Error("Ignoring a lock that cannot be decoded.", "key", it.Key.String(), "error", err)
 		return nil
 	}
 	if l.Metadata == nil {
-		l.Metadata = &typesv1.Metadata{}
+		l.Metadata = &typesv1.Metadata{Revision: it.Revision}
 	}
 	if l.Metadata.Name == "" {
 		l.Metadata.Name = string(it.Key[len(w.cfg.Prefix):])
-	}
-	l.Metadata.Revision = it.Revision
-	// The backend expiry wins when it is earlier (or the only one).
-	if !it.Expires.IsZero() && (l.Metadata.Expires == nil || it.Expires.Before(l.Metadata.Expires.AsTime())) {
-		l.Metadata.Expires = timestamppb.New(it.Expires)
 	}
 	if TargetEmpty(l.GetSpec().GetTarget()) {
 		w.cfg.Logger.Error("Ignoring a lock with an empty target.", "key", it.Key.String())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -14,72 +15,28 @@ import (
 // view of the locks cannot be trusted.
 const StaleMessage = "lock view is stale, refusing new sessions"
 
-// Target describes one party that may be locked: for a session, the user,
-// one of the user's roles, the OS login and the node. Build one per role with
-// Targets; a session with no roles has one target.
-type Target = typesv1.LockTarget
+// Subject is who is asking for access, as lock targets see it: the user,
+// the user's roles, the OS logins in play and the node. Matching is
+// services.LockTargetMatches, the one definition every enforcement point
+// shares.
+type Subject = services.LockSubject
 
-// Targets expands a session's identity into lock targets: one per role (each
-// carrying the user, login and node), or a single one when roles is empty. A
-// lock matches the session when it matches any of them.
-func Targets(user string, roles []string, login, node string) []*Target {
-	if len(roles) == 0 {
-		return []*Target{{User: user, Login: login, Node: node}}
-	}
-	out := make([]*Target, 0, len(roles))
-	for _, r := range roles {
-		out = append(out, &Target{User: user, Role: r, Login: login, Node: node})
-	}
-	return out
+// Matches reports whether lock applies to subject.
+func Matches(lock *typesv1.Lock, subject Subject) bool {
+	return services.LockTargetMatches(lock.GetSpec().GetTarget(), subject)
 }
 
-// TargetEmpty reports whether a lock target names nothing. An empty lock
-// target matches nothing: a lock must say whom it locks.
+// InForce reports whether lock is in force at now: until its expiry
+// (metadata.expires, which is the backend item's expiry) passes; the backend
+// purges expired locks later, and until then they must not lock anyone.
+func InForce(lock *typesv1.Lock, now time.Time) bool {
+	return services.IsLockInForce(lock, now)
+}
+
+// TargetEmpty reports whether a lock target names nothing. Such a lock
+// matches nothing (and never passes services.ValidateLock).
 func TargetEmpty(t *typesv1.LockTarget) bool {
 	return t == nil || (t.GetUser() == "" && t.GetRole() == "" && t.GetLogin() == "" && t.GetNode() == "")
-}
-
-// TargetMatches reports whether a lock target applies to a party: every field
-// the lock sets must equal the party's field. A lock target that sets nothing
-// matches nothing.
-func TargetMatches(lock *typesv1.LockTarget, party *Target) bool {
-	if TargetEmpty(lock) || party == nil {
-		return false
-	}
-	if lock.GetUser() != "" && lock.GetUser() != party.GetUser() {
-		return false
-	}
-	if lock.GetRole() != "" && lock.GetRole() != party.GetRole() {
-		return false
-	}
-	if lock.GetLogin() != "" && lock.GetLogin() != party.GetLogin() {
-		return false
-	}
-	if lock.GetNode() != "" && lock.GetNode() != party.GetNode() {
-		return false
-	}
-	return true
-}
-
-// Matches reports whether lock applies to any of targets.
-func Matches(lock *typesv1.Lock, targets ...*Target) bool {
-	for _, t := range targets {
-		if TargetMatches(lock.GetSpec().GetTarget(), t) {
-			return true
-		}
-	}
-	return false
-}
-
-// InForce reports whether lock is in force at now: it is until its
-// metadata.expires passes (unset: until deleted). The backend purges expired
-// locks later; until then they must not lock anyone.
-func InForce(lock *typesv1.Lock, now time.Time) bool {
-	exp := lock.GetMetadata().GetExpires()
-	if exp == nil {
-		return true
-	}
-	return now.Before(exp.AsTime())
 }
 
 // DescribeTarget renders a lock target for messages: `user "alice"`,

@@ -90,7 +90,7 @@ func BenchmarkLockToDisconnect(b *testing.B) {
 			c.Close()
 		}
 		n.deleteLock(b, "alice-okta")
-		require.Eventually(b, func() bool { return n.lw.CheckLockInForce(aliceTargets(n)...) == nil }, 5*time.Second, time.Millisecond)
+		require.Eventually(b, func() bool { return n.lw.CheckLockInForce(aliceSubject(n)) == nil }, 5*time.Second, time.Millisecond)
 	}
 	slices.Sort(all)
 	pct := func(p float64) float64 {

@@ -29,7 +29,7 @@ type conn struct {
 	user        string
 	login       string
 	roles       []string
-	targets     []*lockwatch.Target
+	subject     lockwatch.Subject
 	validBefore uint64
 	certSerial  string
 	log         *slog.Logger
@@ -91,17 +91,17 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 
 	roles, accessErr := c.s.cfg.AccessChecker.CheckLogin(c.s.ctx, c.user, c.login)
 	c.roles = roles
-	c.targets = lockwatch.Targets(c.user, roles, c.login, c.s.cfg.NodeName)
+	c.subject = lockwatch.Subject{User: c.user, Roles: roles, Logins: []string{c.login}, Node: c.s.cfg.NodeName}
 	lw := c.s.cfg.LockWatcher
 	// Subscribe before checking: a lock written in between reaches one or
 	// the other.
-	sub, err := lw.Subscribe(c.targets...)
+	sub, err := lw.Subscribe(c.subject)
 	var denial error
 	switch {
 	case err != nil:
 		denial = trace.AccessDenied(lockwatch.StaleMessage)
 	default:
-		if err := lw.CheckLockInForce(c.targets...); err != nil {
+		if err := lw.CheckLockInForce(c.subject); err != nil {
 			denial = err
 		} else if accessErr != nil {
 			denial = accessErr
@@ -166,13 +166,13 @@ func (c *conn) monitor(sub *lockwatch.Subscription) {
 			}
 			// Events may have been lost: subscribe again and re-check.
 			c.log.Warn("Lock subscription ended; re-subscribing.", "error", sub.Err())
-			next, err := lw.Subscribe(c.targets...)
+			next, err := lw.Subscribe(c.subject)
 			if err != nil {
 				c.terminate("lock watcher is unavailable", nil)
 				return
 			}
 			sub = next
-			if l := lw.FindLockInForce(c.targets...); l != nil {
+			if l := lw.FindLockInForce(c.subject); l != nil {
 				c.terminate(lockwatch.LockMessage(l), l)
 				return
 			}

@@ -16,10 +16,9 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
-	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -212,20 +211,18 @@ func (n *node) dial(key ssh.Signer, cert *ssh.Certificate, login string) (*ssh.C
 
 func (n *node) putLock(t testing.TB, name string, target *typesv1.LockTarget, msg string) {
 	t.Helper()
-	v, err := protojson.Marshal(&typesv1.Lock{
-		Kind:     "lock",
-		Version:  "v1",
+	item, err := services.MarshalLock(&typesv1.Lock{
 		Metadata: &typesv1.Metadata{Name: name},
 		Spec:     &typesv1.LockSpec{Target: target, Message: msg},
 	})
 	require.NoError(t, err)
-	_, err = n.bk.Put(n.ctx, backend.Item{Key: backend.NewKey("locks", name), Value: v})
+	_, err = n.bk.Put(n.ctx, item)
 	require.NoError(t, err)
 }
 
 func (n *node) deleteLock(t testing.TB, name string) {
 	t.Helper()
-	require.NoError(t, n.bk.Delete(n.ctx, backend.NewKey("locks", name)))
+	require.NoError(t, n.bk.Delete(n.ctx, services.LockKey(name)))
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.

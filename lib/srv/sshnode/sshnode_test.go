@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -90,12 +91,12 @@ func TestExecAndLockEndsSession(t *testing.T) {
 	bobKey, bobCert := n.issue(t, certOpts{keyID: "bob"})
 	requireRuns(t, n, bobKey, bobCert)
 	n.deleteLock(t, "alice-okta")
-	require.Eventually(t, func() bool { return n.lw.FindLockInForce(aliceTargets(n)...) == nil }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return n.lw.FindLockInForce(aliceSubject(n)) == nil }, 5*time.Second, 5*time.Millisecond)
 	requireRuns(t, n, key, cert)
 }
 
-func aliceTargets(n *node) []*typesv1.LockTarget {
-	return []*typesv1.LockTarget{{User: "alice", Role: "access", Login: n.login, Node: "node1"}}
+func aliceSubject(n *node) lockwatch.Subject {
+	return lockwatch.Subject{User: "alice", Roles: []string{"access"}, Logins: []string{n.login}, Node: "node1"}
 }
 
 func TestLocksByRoleLoginAndNode(t *testing.T) {
@@ -124,7 +125,7 @@ func TestLocksByRoleLoginAndNode(t *testing.T) {
 			waitEnded(t, sess, 2*time.Second)
 			require.Contains(t, stderr.String(), "session terminated: "+tc.want)
 			n.deleteLock(t, "l")
-			require.Eventually(t, func() bool { return n.lw.CheckLockInForce(aliceTargets(n)...) == nil }, 5*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return n.lw.CheckLockInForce(aliceSubject(n)) == nil }, 5*time.Second, 5*time.Millisecond)
 		})
 	}
 	// A lock on another node or role leaves the session alone.
