@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -128,7 +129,7 @@ func (c *conn) refuse(msg string, chans <-chan ssh.NewChannel) {
 	c.denied = msg
 	c.mu.Unlock()
 	c.log.Info("Refusing SSH connection.", "reason", msg)
-	c.s.emit(c.event(EventSessionRejected, "denied", msg))
+	c.s.emit(c.event(EventSessionRejected, services.OutcomeDenied, msg))
 	t := time.AfterFunc(refuseTimeout, func() { c.sconn.Close() })
 	defer t.Stop()
 	for nch := range chans {
@@ -207,7 +208,7 @@ func (c *conn) terminate(reason string, lock *typesv1.Lock) {
 			}()
 		}
 		wg.Wait()
-		ev := c.event(EventSessionTerminated, "denied", msg)
+		ev := c.event(EventSessionTerminated, services.OutcomeDenied, msg)
 		if lock != nil {
 			ev.Resource = "lock/" + lock.GetMetadata().GetName()
 			ev.Fields["lock"] = lock.GetMetadata().GetName()

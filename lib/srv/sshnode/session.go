@@ -19,6 +19,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse/gatehouse/lib/services"
 )
 
 // Limits on what a client may ask of a session.
@@ -264,7 +266,7 @@ func (s *session) start(req *ssh.Request) (func(), error) {
 	if isExec {
 		kind = "exec"
 	}
-	ev := s.c.event(EventSessionStart, "success", "")
+	ev := s.c.event(EventSessionStart, services.OutcomeSuccess, "")
 	ev.Fields["session_id"] = s.id
 	ev.Fields["kind"] = kind
 	s.c.s.emit(ev)
@@ -335,7 +337,7 @@ func (s *session) wait(cmd *exec.Cmd, ptmx *os.File, stdin io.WriteCloser, stdou
 	}
 	_ = s.ch.CloseWrite()
 	s.ch.Close()
-	ev := s.c.event(EventSessionEnd, "success", "")
+	ev := s.c.event(EventSessionEnd, services.OutcomeSuccess, "")
 	ev.Fields["session_id"] = s.id
 	ev.Fields["exit_code"] = strconv.Itoa(code)
 	if sig != 0 {
