@@ -202,7 +202,9 @@ func Build(f *File, o Overrides) (*Config, error) {
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if c.StoragePath == "" {
+	if c.StoragePath == "" && c.StorageType != "memory" {
+		// Embedded engines keep their files in the data dir; the memory
+		// engine has none.
 		c.StoragePath = filepath.Join(c.DataDir, "backend")
 	}
 	if (c.WebCertFile == "") != (c.WebKeyFile == "") {
