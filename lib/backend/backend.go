@@ -181,7 +181,9 @@ const (
 	// OpInit is the first event of every watcher: from then on it sees every
 	// change under its prefixes.
 	OpInit OpType = iota + 1
-	// OpPut reports a created or updated item.
+	// OpPut reports a created or updated item: its key, value, expiry and
+	// the revision the write returned, so that a cache built from events can
+	// make conditional writes.
 	OpPut
 	// OpDelete reports a deleted or expired item; only Item.Key is set.
 	OpDelete
