@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseRef(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ref      string
+		needName bool
+		kind     string
+		name     string
+		wantErr  string
+	}{
+		{ref: "users", kind: "user"},
+		{ref: "user/alice", kind: "user", name: "alice"},
+		{ref: "PLUGINS", kind: "plugin"},
+		{ref: "saml/okta", kind: "saml", name: "okta"},
+		{ref: "saml_connectors", kind: "saml"},
+		{ref: "locks/x", kind: "lock", name: "x"},
+		{ref: "cert_authority", wantErr: "unknown resource kind"},
+		{ref: "plugin_static_credentials/okta", wantErr: "unknown resource kind"},
+		{ref: "user/", wantErr: "want KIND/NAME"},
+		{ref: "user/a/b", wantErr: "want KIND/NAME"},
+		{ref: "user", needName: true, wantErr: "name missing"},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			t.Parallel()
+			k, name, err := parseRef(tc.ref, tc.needName)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.kind, k.kind)
+			require.Equal(t, tc.name, name)
+		})
+	}
+}
+
+func TestErrorsAreOneLineAndExitOne(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("kind: cert_authority\nversion: v1\nmetadata:\n  name: x\n"), 0o600))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no credentials", []string{"get", "users"}, "no credentials"},
+		{"no server", []string{"--data-dir", dir, "get", "users"}, "auth_addr not found"},
+		{"bad format", []string{"--format", "xml", "get", "users"}, "unknown --format"},
+		{"bad flag", []string{"get", "--bogus", "users"}, "unknown flag"},
+		{"bad kind", []string{"--data-dir", dir, "get", "widgets"}, "unknown resource kind"},
+		{"install other type", []string{"plugins", "install", "jira"}, "supported: okta"},
+		{"install without connector", []string{"--data-dir", dir, "plugins", "install", "okta"}, "--saml-connector"},
+		{"create without file", []string{"--data-dir", dir, "create"}, "-f FILE"},
+		{"create refused kind", []string{"--data-dir", dir, "create", "-f", bad}, "unknown resource kind"},
+		{"events bad since", []string{"--data-dir", dir, "events", "ls", "--since", "-1h"}, "--since"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errOut)
+			require.Equal(t, 1, code)
+			require.Contains(t, errOut.String(), tc.want)
+			require.True(t, strings.HasPrefix(errOut.String(), "ERROR: "))
+			require.Equal(t, 1, strings.Count(errOut.String(), "\n"), "one line: %q", errOut.String())
+		})
+	}
+}
+
+func TestHelpEverywhere(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--help"}, {"create", "--help"}, {"get", "--help"}, {"rm", "--help"},
+		{"plugins", "--help"}, {"plugins", "install", "--help"}, {"plugins", "rotate-token", "--help"},
+		{"events", "--help"}, {"events", "ls", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, 0, run(context.Background(), args, &out, &errOut), "%v: %s", args, errOut.String())
+		require.Contains(t, out.String(), "Usage:", "%v", args)
+	}
+}
