@@ -153,26 +153,6 @@ func requireSameTime(t *testing.T, want, got time.Time, what string) {
 	require.True(t, want.Equal(got), "%s: want %v, got %v", what, want, got)
 }
 
-// eventually polls cond in real time until it holds or the wait timeout
-// passes. Each poll may first advance the fake clock by step (0: not at all),
-// so a backend that purges on its clock's ticker gets ticks.
-func (f *fixture) eventually(step time.Duration, cond func() bool, msg string, args ...any) {
-	f.t.Helper()
-	deadline := time.Now().Add(f.cfg.waitTimeout)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("after waiting %v: "+msg, append([]any{f.cfg.waitTimeout}, args...)...)
-		}
-		if step > 0 {
-			f.clock.Advance(step)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // bigValue returns n bytes of non-text data.
 func bigValue(n int) []byte {
 	return bytes.Repeat([]byte{0x00, 0xff, 'x'}, n/3+1)[:n]
