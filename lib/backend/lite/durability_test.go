@@ -42,6 +42,11 @@ func TestReopen(t *testing.T) {
 	_, err = b.Put(ctx, backend.Item{Key: backend.Key("gone"), Value: []byte("x")})
 	require.NoError(t, err)
 	require.NoError(t, b.Delete(ctx, backend.Key("gone")))
+	for _, name := range []string{path, path + "-wal", path + "-shm", path + ".lock"} {
+		fi, err := os.Stat(name)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), name)
+	}
 	require.NoError(t, b.Close())
 
 	fi, err := os.Stat(filepath.Dir(path))

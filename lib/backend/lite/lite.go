@@ -219,6 +219,17 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	// Create the database file 0600 before SQLite does (it would use 0644
+	// less the umask): it holds credential hashes, and SQLite gives the WAL
+	// and shared-memory files the database file's mode. An empty file is a
+	// valid empty database.
+	if f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		lock.release()
+		return nil, trace.ConvertSystemError(err)
+	} else if err := f.Close(); err != nil {
+		lock.release()
+		return nil, trace.ConvertSystemError(err)
+	}
 	b := &Backend{
 		cfg:      cfg,
 		log:      cfg.Logger,
