@@ -148,8 +148,8 @@ func checkMetadata(kind string, md *typesv1.Metadata) error {
 		if k == "" || len(k) > maxLabelKeyLength {
 			return trace.BadParameter("%s %q: label keys must be 1 to %d bytes, got %q", kind, md.GetName(), maxLabelKeyLength, k)
 		}
-		if len(v) > maxLabelValueBytes {
-			return trace.BadParameter("%s %q: label %q value is over %d bytes", kind, md.GetName(), k, maxLabelValueBytes)
+		if limit := labelValueLimit(k); len(v) > limit {
+			return trace.BadParameter("%s %q: label %q value is over %d bytes", kind, md.GetName(), k, limit)
 		}
 	}
 	return nil

@@ -7,13 +7,26 @@
 // user, the user is deleted and locked but the record stays, marked inactive,
 // so that Okta can still GET it by id and reactivate it.
 //
-// Keys, all under scim/<plugin>/:
+// Keys, all under scim/<plugin>/ (see store.go for the builders):
 //
-//	users/<id>                   UserRecord
-//	usernames/<lower(userName)>  id
-//	external_ids/<externalId>    id
-//	groups/<id>                  GroupRecord
-//	group_names/<lower(name)>    id
+//	users/<id>                               UserRecord (JSON)
+//	usernames/<esc(lower(userName))>         id of the user record
+//	external_ids/<esc(externalId)>           id of the user record
+//	groups/<id>                              GroupRecord (JSON)
+//	group_names/<esc(lower(displayName))>    id of the group record
+//	group_external_ids/<esc(externalId)>     id of the group record
+//
+// esc is url.PathEscape, so that a name containing "/" stays one key part;
+// userName and displayName are lower-cased (strings.ToLower) because SCIM
+// compares them case-insensitively, externalId is kept as is (caseExact).
+//
+// Every write of a record and its indexes goes into one backend.AtomicWrite
+// conditioned on the record's revision (or its absence), so an index never
+// points at a record that does not name it back, and a name taken by one
+// record cannot be taken by another (the new index key is written with a
+// NotExists condition). The Put*/Delete* functions return those actions for
+// the caller to extend with the writes of other kinds (the Gatehouse user,
+// a lock, an audit event) before it calls AtomicWrite.
 package scimstore
 
 import (
@@ -75,4 +88,17 @@ type MemberRef struct {
 	Value string `json:"value"`
 	// Display is the member's display name as the client sent it.
 	Display string `json:"display,omitempty"`
+}
+
+// SCIMSettings are the SCIM-relevant settings of a provisioning plugin, as
+// the SCIM HTTP server needs them on every request.
+type SCIMSettings struct {
+	// Enabled is false when the plugin's SCIM endpoint is turned off: every
+	// request is refused.
+	Enabled bool
+	// RateLimit is the sustained requests per second allowed; 0 means the
+	// server's default.
+	RateLimit int
+	// RateBurst is the burst allowed; 0 means the server's default.
+	RateBurst int
 }

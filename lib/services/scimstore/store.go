@@ -1,0 +1,513 @@
+package scimstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+)
+
+// Prefix is the first key part of everything this package stores.
+const Prefix = "scim"
+
+// Key parts under scim/<plugin>/.
+const (
+	usersPart            = "users"
+	userNamesPart        = "usernames"
+	userExternalIDsPart  = "external_ids"
+	groupsPart           = "groups"
+	groupNamesPart       = "group_names"
+	groupExternalIDsPart = "group_external_ids"
+)
+
+// Lookup attributes accepted by LookupUser and LookupGroup.
+const (
+	AttrID          = "id"
+	AttrUserName    = "userName"
+	AttrExternalID  = "externalId"
+	AttrDisplayName = "displayName"
+)
+
+// MaxIndexedValueBytes bounds an indexed value (externalId, displayName) so
+// that its escaped key stays far below backend.MaxKeySize.
+const MaxIndexedValueBytes = 512
+
+func esc(s string) string { return url.PathEscape(s) }
+
+func pluginKey(plugin string, parts ...string) backend.Key {
+	return backend.NewKey(append([]string{Prefix, plugin}, parts...)...)
+}
+
+// UsersPrefix is the prefix of every user record of plugin, with a trailing
+// separator.
+func UsersPrefix(plugin string) backend.Key { return pluginKey(plugin, usersPart, "") }
+
+// GroupsPrefix is the prefix of every group record of plugin, with a
+// trailing separator.
+func GroupsPrefix(plugin string) backend.Key { return pluginKey(plugin, groupsPart, "") }
+
+// UserKey is the key of user record id.
+func UserKey(plugin, id string) backend.Key { return pluginKey(plugin, usersPart, id) }
+
+// UserNameKey is the key of the userName index entry (case-insensitive).
+func UserNameKey(plugin, userName string) backend.Key {
+	return pluginKey(plugin, userNamesPart, esc(strings.ToLower(userName)))
+}
+
+// UserExternalIDKey is the key of the user externalId index entry.
+func UserExternalIDKey(plugin, externalID string) backend.Key {
+	return pluginKey(plugin, userExternalIDsPart, esc(externalID))
+}
+
+// GroupKey is the key of group record id.
+func GroupKey(plugin, id string) backend.Key { return pluginKey(plugin, groupsPart, id) }
+
+// GroupNameKey is the key of the displayName index entry (case-insensitive).
+func GroupNameKey(plugin, displayName string) backend.Key {
+	return pluginKey(plugin, groupNamesPart, esc(strings.ToLower(displayName)))
+}
+
+// GroupExternalIDKey is the key of the group externalId index entry.
+func GroupExternalIDKey(plugin, externalID string) backend.Key {
+	return pluginKey(plugin, groupExternalIDsPart, esc(externalID))
+}
+
+// CheckPlugin refuses a plugin name that cannot be a key part.
+func CheckPlugin(plugin string) error {
+	return trace.Wrap(generic.CheckName("plugin", plugin))
+}
+
+// checkID refuses an id that cannot be a key part. Ids are server-assigned
+// UUIDs, but they arrive from clients in URLs and filters.
+func checkID(id string) error {
+	if id == "" || len(id) > generic.MaxNameLength || strings.ContainsRune(id, backend.Separator) {
+		return trace.BadParameter("invalid SCIM id %q", id)
+	}
+	return nil
+}
+
+func checkIndexed(what, v string) error {
+	if len(v) > MaxIndexedValueBytes {
+		return trace.BadParameter("%s is %d bytes, over the limit of %d", what, len(v), MaxIndexedValueBytes)
+	}
+	return nil
+}
+
+// MarshalUser returns the backend item storing rec for plugin.
+func MarshalUser(plugin string, rec *UserRecord) (backend.Item, error) {
+	if rec == nil {
+		return backend.Item{}, trace.BadParameter("missing user record")
+	}
+	if err := checkID(rec.ID); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	if rec.UserName == "" {
+		return backend.Item{}, trace.BadParameter("user record %q: missing userName", rec.ID)
+	}
+	if err := checkIndexed("externalId", rec.ExternalID); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	value, err := json.Marshal(rec)
+	if err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	return backend.Item{Key: UserKey(plugin, rec.ID), Value: value, Revision: rec.Revision}, nil
+}
+
+// UnmarshalUser decodes a stored user record, its Revision from the item.
+func UnmarshalUser(item backend.Item) (*UserRecord, error) {
+	var rec UserRecord
+	if err := json.Unmarshal(item.Value, &rec); err != nil {
+		return nil, trace.BadParameter("stored SCIM user at %q is corrupt: %v", item.Key, err)
+	}
+	rec.Revision = item.Revision
+	return &rec, nil
+}
+
+// MarshalGroup returns the backend item storing rec for plugin.
+func MarshalGroup(plugin string, rec *GroupRecord) (backend.Item, error) {
+	if rec == nil {
+		return backend.Item{}, trace.BadParameter("missing group record")
+	}
+	if err := checkID(rec.ID); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	if rec.DisplayName == "" {
+		return backend.Item{}, trace.BadParameter("group record %q: missing displayName", rec.ID)
+	}
+	if err := checkIndexed("displayName", rec.DisplayName); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	if err := checkIndexed("externalId", rec.ExternalID); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	value, err := json.Marshal(rec)
+	if err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	return backend.Item{Key: GroupKey(plugin, rec.ID), Value: value, Revision: rec.Revision}, nil
+}
+
+// UnmarshalGroup decodes a stored group record, its Revision from the item.
+func UnmarshalGroup(item backend.Item) (*GroupRecord, error) {
+	var rec GroupRecord
+	if err := json.Unmarshal(item.Value, &rec); err != nil {
+		return nil, trace.BadParameter("stored SCIM group at %q is corrupt: %v", item.Key, err)
+	}
+	rec.Revision = item.Revision
+	return &rec, nil
+}
+
+// indexActions moves an index entry from oldKey to newKey (either may be
+// nil): the new key must be free, the old one is removed. Both are guarded by
+// the record's own condition, which the caller adds.
+func indexActions(oldKey, newKey backend.Key, id string) []backend.ConditionalAction {
+	var out []backend.ConditionalAction
+	if bytes.Equal(oldKey, newKey) {
+		return nil
+	}
+	if oldKey != nil {
+		out = append(out, backend.ConditionalAction{Key: oldKey, Condition: backend.Whatever(), Action: backend.Delete()})
+	}
+	if newKey != nil {
+		out = append(out, backend.ConditionalAction{
+			Key:       newKey,
+			Condition: backend.NotExists(),
+			Action:    backend.Put(backend.Item{Value: []byte(id)}),
+		})
+	}
+	return out
+}
+
+func optKey(v string, key func(string) backend.Key) backend.Key {
+	if v == "" {
+		return nil
+	}
+	return key(v)
+}
+
+// PutUserActions returns the actions that store next in place of old (nil
+// for a new record; otherwise as read, with its Revision) with its indexes:
+// the record conditioned on old's revision (or NotExists), a new userName or
+// externalId index entry conditioned on NotExists, a replaced one deleted.
+// A CompareFailed from the write means a concurrent change or a name taken
+// by another record; the caller tells them apart by reading the index.
+func PutUserActions(plugin string, old, next *UserRecord) ([]backend.ConditionalAction, error) {
+	if old != nil && old.ID != next.ID {
+		return nil, trace.BadParameter("user record id cannot change (%q to %q)", old.ID, next.ID)
+	}
+	item, err := MarshalUser(plugin, next)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var cond backend.Condition
+	var oldName, oldExt backend.Key
+	if old == nil {
+		cond = backend.NotExists()
+	} else {
+		cond = backend.Revision(old.Revision)
+		oldName = UserNameKey(plugin, old.UserName)
+		oldExt = optKey(old.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) })
+	}
+	actions := []backend.ConditionalAction{{Key: item.Key, Condition: cond, Action: backend.Put(item)}}
+	actions = append(actions, indexActions(oldName, UserNameKey(plugin, next.UserName), next.ID)...)
+	newExt := optKey(next.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) })
+	actions = append(actions, indexActions(oldExt, newExt, next.ID)...)
+	return actions, nil
+}
+
+// DeleteUserActions returns the actions that remove old (as read) and its
+// index entries, conditioned on old's revision.
+func DeleteUserActions(plugin string, old *UserRecord) []backend.ConditionalAction {
+	actions := []backend.ConditionalAction{
+		{Key: UserKey(plugin, old.ID), Condition: backend.Revision(old.Revision), Action: backend.Delete()},
+		{Key: UserNameKey(plugin, old.UserName), Condition: backend.Whatever(), Action: backend.Delete()},
+	}
+	if old.ExternalID != "" {
+		actions = append(actions, backend.ConditionalAction{Key: UserExternalIDKey(plugin, old.ExternalID), Condition: backend.Whatever(), Action: backend.Delete()})
+	}
+	return actions
+}
+
+// PutGroupActions is PutUserActions for groups (displayName and externalId
+// indexes).
+func PutGroupActions(plugin string, old, next *GroupRecord) ([]backend.ConditionalAction, error) {
+	if old != nil && old.ID != next.ID {
+		return nil, trace.BadParameter("group record id cannot change (%q to %q)", old.ID, next.ID)
+	}
+	item, err := MarshalGroup(plugin, next)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var cond backend.Condition
+	var oldName, oldExt backend.Key
+	if old == nil {
+		cond = backend.NotExists()
+	} else {
+		cond = backend.Revision(old.Revision)
+		oldName = GroupNameKey(plugin, old.DisplayName)
+		oldExt = optKey(old.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) })
+	}
+	actions := []backend.ConditionalAction{{Key: item.Key, Condition: cond, Action: backend.Put(item)}}
+	actions = append(actions, indexActions(oldName, GroupNameKey(plugin, next.DisplayName), next.ID)...)
+	newExt := optKey(next.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) })
+	actions = append(actions, indexActions(oldExt, newExt, next.ID)...)
+	return actions, nil
+}
+
+// DeleteGroupActions returns the actions that remove old (as read) and its
+// index entries, conditioned on old's revision.
+func DeleteGroupActions(plugin string, old *GroupRecord) []backend.ConditionalAction {
+	actions := []backend.ConditionalAction{
+		{Key: GroupKey(plugin, old.ID), Condition: backend.Revision(old.Revision), Action: backend.Delete()},
+		{Key: GroupNameKey(plugin, old.DisplayName), Condition: backend.Whatever(), Action: backend.Delete()},
+	}
+	if old.ExternalID != "" {
+		actions = append(actions, backend.ConditionalAction{Key: GroupExternalIDKey(plugin, old.ExternalID), Condition: backend.Whatever(), Action: backend.Delete()})
+	}
+	return actions
+}
+
+// Store reads records and indexes. Writes go through the Put*/Delete*
+// action builders and the caller's backend.AtomicWrite.
+type Store struct {
+	b backend.Backend
+}
+
+// New returns a Store over b.
+func New(b backend.Backend) (*Store, error) {
+	if b == nil {
+		return nil, trace.BadParameter("scimstore: missing backend")
+	}
+	return &Store{b: b}, nil
+}
+
+// GetUser reads user record id; trace.NotFound if missing.
+func (s *Store) GetUser(ctx context.Context, plugin, id string) (*UserRecord, error) {
+	if err := checkID(id); err != nil {
+		return nil, trace.NotFound("SCIM user %q not found", id)
+	}
+	item, err := s.b.Get(ctx, UserKey(plugin, id))
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return nil, trace.NotFound("SCIM user %q not found", id)
+		}
+		return nil, trace.Wrap(err)
+	}
+	return UnmarshalUser(*item)
+}
+
+// GetGroup reads group record id; trace.NotFound if missing.
+func (s *Store) GetGroup(ctx context.Context, plugin, id string) (*GroupRecord, error) {
+	if err := checkID(id); err != nil {
+		return nil, trace.NotFound("SCIM group %q not found", id)
+	}
+	item, err := s.b.Get(ctx, GroupKey(plugin, id))
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return nil, trace.NotFound("SCIM group %q not found", id)
+		}
+		return nil, trace.Wrap(err)
+	}
+	return UnmarshalGroup(*item)
+}
+
+// indexLookup reads an index entry and returns the id it holds.
+func (s *Store) indexLookup(ctx context.Context, key backend.Key) (string, error) {
+	if backend.CheckKey(key) != nil {
+		return "", trace.NotFound("no such index entry")
+	}
+	item, err := s.b.Get(ctx, key)
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	return string(item.Value), nil
+}
+
+// LookupUserID returns the id of the user record with attr (AttrUserName,
+// case-insensitive; AttrExternalID; AttrID) equal to value, from the index;
+// trace.NotFound if none.
+func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (string, error) {
+	var key backend.Key
+	switch {
+	case strings.EqualFold(attr, AttrID):
+		return value, nil
+	case strings.EqualFold(attr, AttrUserName):
+		key = UserNameKey(plugin, value)
+	case strings.EqualFold(attr, AttrExternalID):
+		key = UserExternalIDKey(plugin, value)
+	default:
+		return "", trace.BadParameter("users cannot be looked up by %q", attr)
+	}
+	id, err := s.indexLookup(ctx, key)
+	if trace.IsNotFound(err) {
+		return "", trace.NotFound("no SCIM user with %s %q", attr, value)
+	}
+	return id, trace.Wrap(err)
+}
+
+// LookupUser returns the user record with attr equal to value (see
+// LookupUserID); trace.NotFound if none. The record is checked to carry the
+// value, so a stale read can never return another user.
+func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
+	id, err := s.LookupUserID(ctx, plugin, attr, value)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	rec, err := s.GetUser(ctx, plugin, id)
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
+		}
+		return nil, trace.Wrap(err)
+	}
+	switch {
+	case strings.EqualFold(attr, AttrUserName) && !strings.EqualFold(rec.UserName, value),
+		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
+		return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
+	}
+	return rec, nil
+}
+
+// LookupGroupID returns the id of the group record with attr
+// (AttrDisplayName, case-insensitive; AttrExternalID; AttrID) equal to
+// value; trace.NotFound if none.
+func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (string, error) {
+	var key backend.Key
+	switch {
+	case strings.EqualFold(attr, AttrID):
+		return value, nil
+	case strings.EqualFold(attr, AttrDisplayName):
+		key = GroupNameKey(plugin, value)
+	case strings.EqualFold(attr, AttrExternalID):
+		key = GroupExternalIDKey(plugin, value)
+	default:
+		return "", trace.BadParameter("groups cannot be looked up by %q", attr)
+	}
+	id, err := s.indexLookup(ctx, key)
+	if trace.IsNotFound(err) {
+		return "", trace.NotFound("no SCIM group with %s %q", attr, value)
+	}
+	return id, trace.Wrap(err)
+}
+
+// LookupGroup returns the group record with attr equal to value; see
+// LookupUser.
+func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*GroupRecord, error) {
+	id, err := s.LookupGroupID(ctx, plugin, attr, value)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	rec, err := s.GetGroup(ctx, plugin, id)
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return nil, trace.NotFound("no SCIM group with %s %q", attr, value)
+		}
+		return nil, trace.Wrap(err)
+	}
+	switch {
+	case strings.EqualFold(attr, AttrDisplayName) && !strings.EqualFold(rec.DisplayName, value),
+		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
+		return nil, trace.NotFound("no SCIM group with %s %q", attr, value)
+	}
+	return rec, nil
+}
+
+// pageStart is the first key of a page after startAfterID.
+func pageStart(prefix backend.Key, startAfterID string) backend.Key {
+	if startAfterID == "" {
+		return prefix
+	}
+	return backend.NextKey(append(append(backend.Key{}, prefix...), startAfterID...))
+}
+
+func checkLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, trace.BadParameter("limit must not be negative")
+	case limit == 0:
+		return backend.DefaultRangeLimit, nil
+	case limit > backend.MaxRangeLimit:
+		return backend.MaxRangeLimit, nil
+	}
+	return limit, nil
+}
+
+// ListUsers returns up to limit user records with ids after startAfterID
+// ("" for the first page), in id order, which is stable across pages.
+func (s *Store) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*UserRecord, error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	prefix := UsersPrefix(plugin)
+	res, err := s.b.GetRange(ctx, pageStart(prefix, startAfterID), backend.RangeEnd(prefix), limit)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	out := make([]*UserRecord, 0, len(res.Items))
+	for _, item := range res.Items {
+		rec, err := UnmarshalUser(item)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// ListGroups is ListUsers for groups.
+func (s *Store) ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*GroupRecord, error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	prefix := GroupsPrefix(plugin)
+	res, err := s.b.GetRange(ctx, pageStart(prefix, startAfterID), backend.RangeEnd(prefix), limit)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	out := make([]*GroupRecord, 0, len(res.Items))
+	for _, item := range res.Items {
+		rec, err := UnmarshalGroup(item)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// count counts the items under prefix, paging with NextKey. The backend
+// has no key-only range, so this reads values: callers should cache.
+func (s *Store) count(ctx context.Context, prefix backend.Key) (int, error) {
+	start, end := prefix, backend.RangeEnd(prefix)
+	n := 0
+	for {
+		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return 0, trace.Wrap(err)
+		}
+		n += len(res.Items)
+		if len(res.Items) < backend.MaxRangeLimit {
+			return n, nil
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
+}
+
+// CountUsers counts the user records of plugin (active and inactive).
+func (s *Store) CountUsers(ctx context.Context, plugin string) (int, error) {
+	return s.count(ctx, UsersPrefix(plugin))
+}
+
+// CountGroups counts the group records of plugin.
+func (s *Store) CountGroups(ctx context.Context, plugin string) (int, error) {
+	return s.count(ctx, GroupsPrefix(plugin))
+}
