@@ -282,3 +282,42 @@ func requireEvent(t *testing.T, w backend.Watcher, typ backend.OpType, key strin
 		t.Fatalf("no %v event for %q", typ, key)
 	}
 }
+
+// TestBinaryKeysAndExtremeExpiry checks byte-wise key order (keys are BLOBs,
+// never TEXT) and expiries outside the int64-nanosecond range.
+func TestBinaryKeysAndExtremeExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clock := clockwork.NewFakeClock()
+	b := newTestBackend(t, filepath.Join(t.TempDir(), "gatehouse.db"), clock)
+	defer b.Close()
+	keys := []string{"\x00", "\x00\x00", "a", "a\x00", "a\xff", "b", "\xff", "\xff\xff"}
+	for _, k := range []int{5, 0, 7, 2, 6, 1, 4, 3} {
+		_, err := b.Put(ctx, backend.Item{Key: backend.Key(keys[k]), Value: []byte(keys[k])})
+		require.NoError(t, err)
+	}
+	res, err := b.GetRange(ctx, nil, nil, 0)
+	require.NoError(t, err)
+	var got []string
+	for _, it := range res.Items {
+		got = append(got, string(it.Key))
+	}
+	require.Equal(t, keys, got)
+	res, err = b.GetRange(ctx, backend.Key("a"), backend.RangeEnd(backend.Key("a")), 0)
+	require.NoError(t, err)
+	require.Len(t, res.Items, 3)
+	res, err = b.GetRange(ctx, backend.Key("\xff"), nil, 0)
+	require.NoError(t, err)
+	require.Len(t, res.Items, 2)
+
+	far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = b.Put(ctx, backend.Item{Key: backend.Key("far"), Value: []byte("v"), Expires: far})
+	require.NoError(t, err)
+	it, err := b.Get(ctx, backend.Key("far"))
+	require.NoError(t, err, "an expiry past 2262 is kept as the latest storable time")
+	require.False(t, it.Expires.IsZero())
+	_, err = b.Put(ctx, backend.Item{Key: backend.Key("past"), Value: []byte("v"), Expires: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)})
+	require.NoError(t, err)
+	_, err = b.Get(ctx, backend.Key("past"))
+	require.True(t, trace.IsNotFound(err), "%v", err)
+}
