@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+)
+
+// Provisioner is what the SCIM endpoint needs from the auth service. The SCIM server never touches
+// the backend: every read and write of users, groups, locks and settings goes through here, and the
+// implementation (lib/auth/scimprov) owns atomicity, adoption, deactivation locks and token
+// verification.
+//
+// Errors are trace kinds: NotFound, AlreadyExists (409 uniqueness), CompareFailed (a conditional
+// write lost a race), BadParameter (400), AccessDenied (bad token).
+type Provisioner interface {
+	// CreateUser stores a new SCIM user. AlreadyExists becomes 409 uniqueness; adoption of a
+	// temporary SSO user and reactivation-by-POST are handled inside.
+	CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
+	// GetUser reads a user record by SCIM id.
+	GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error)
+	// LookupUser finds a user by "userName" (case-insensitive), "externalId" or "id"; NotFound if
+	// none.
+	LookupUser(ctx context.Context, plugin, attr, value string) (*scimstore.UserRecord, error)
+	// ListUsers returns up to limit records with ids after startAfterID, in id order.
+	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error)
+	// CountUsers returns the number of user records.
+	CountUsers(ctx context.Context, plugin string) (int, error)
+	// UpdateUser writes rec conditionally on rec.Revision (CompareFailed when it moved). An active
+	// true→false change deactivates (lock and delete the user atomically), false→true reactivates.
+	UpdateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
+	// DeleteUser deprovisions the user and removes the record.
+	DeleteUser(ctx context.Context, plugin, id string) error
+	// CreateGroup stores a new group.
+	CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
+	// GetGroup reads a group by SCIM id.
+	GetGroup(ctx context.Context, plugin, id string) (*scimstore.GroupRecord, error)
+	// LookupGroup finds a group by "displayName" (case-insensitive), "externalId" or "id".
+	LookupGroup(ctx context.Context, plugin, attr, value string) (*scimstore.GroupRecord, error)
+	// ListGroups returns up to limit groups with ids after startAfterID, in id order.
+	ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.GroupRecord, error)
+	// CountGroups returns the number of groups.
+	CountGroups(ctx context.Context, plugin string) (int, error)
+	// UpdateGroup writes rec conditionally on rec.Revision.
+	UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
+	// DeleteGroup removes the group.
+	DeleteGroup(ctx context.Context, plugin, id string) error
+	// SCIMSettings returns the plugin's SCIM settings; NotFound if there is no such plugin.
+	SCIMSettings(ctx context.Context, plugin string) (*SCIMSettings, error)
+	// VerifySCIMToken checks a bearer token; AccessDenied on mismatch.
+	VerifySCIMToken(ctx context.Context, plugin, token string) error
+	// RecordSCIMRequest keeps the plugin's status current (failure is nil unless the request
+	// failed with a 5xx). It must not block.
+	RecordSCIMRequest(ctx context.Context, plugin string, failure error)
+}

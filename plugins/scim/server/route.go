@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/plugins/scim/discovery"
+	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
+	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
+)
+
+// Operation names, the "operation" label of the metrics.
+const (
+	opListUsers             = "list_users"
+	opGetUser               = "get_user"
+	opCreateUser            = "create_user"
+	opReplaceUser           = "replace_user"
+	opPatchUser             = "patch_user"
+	opDeleteUser            = "delete_user"
+	opListGroups            = "list_groups"
+	opGetGroup              = "get_group"
+	opCreateGroup           = "create_group"
+	opReplaceGroup          = "replace_group"
+	opPatchGroup            = "patch_group"
+	opDeleteGroup           = "delete_group"
+	opServiceProviderConfig = "service_provider_config"
+	opResourceTypes         = "resource_types"
+	opSchemas               = "schemas"
+	opUnknown               = "unknown"
+)
+
+type handlerFunc = func(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error
+
+// route reads the plugin, the operation and the resource id from the path. The request it returns
+// always carries the plugin and an operation name (opUnknown when the path or method is not
+// served, with the error to answer once the caller is authenticated).
+func (s *Server) route(r *http.Request) (*request, error) {
+	req := &request{op: opUnknown}
+	rest, ok := strings.CutPrefix(r.URL.Path, MountPrefix)
+	if !ok {
+		return req, scimerr.NotFound("no such SCIM endpoint")
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	parts := strings.Split(rest, "/")
+	req.plugin = parts[0]
+	if len(parts) < 2 || len(parts) > 3 {
+		return req, scimerr.NotFound("no such SCIM endpoint")
+	}
+	resource, id := parts[1], ""
+	if len(parts) == 3 {
+		id = parts[2]
+		if id == "" {
+			return req, scimerr.NotFound("no such SCIM endpoint")
+		}
+	}
+	req.id = id
+	type entry struct {
+		op string
+		h  handlerFunc
+	}
+	var table map[string]entry
+	switch resource {
+	case "Users":
+		if id == "" {
+			table = map[string]entry{
+				http.MethodGet:  {opListUsers, s.listUsers},
+				http.MethodPost: {opCreateUser, s.createUser},
+			}
+		} else {
+			table = map[string]entry{
+				http.MethodGet:    {opGetUser, s.getUser},
+				http.MethodPut:    {opReplaceUser, s.replaceUser},
+				http.MethodPatch:  {opPatchUser, s.patchUser},
+				http.MethodDelete: {opDeleteUser, s.deleteUser},
+			}
+		}
+	case "Groups":
+		if id == "" {
+			table = map[string]entry{
+				http.MethodGet:  {opListGroups, s.listGroups},
+				http.MethodPost: {opCreateGroup, s.createGroup},
+			}
+		} else {
+			table = map[string]entry{
+				http.MethodGet:    {opGetGroup, s.getGroup},
+				http.MethodPut:    {opReplaceGroup, s.replaceGroup},
+				http.MethodPatch:  {opPatchGroup, s.patchGroup},
+				http.MethodDelete: {opDeleteGroup, s.deleteGroup},
+			}
+		}
+	case "ServiceProviderConfig":
+		if id != "" {
+			return req, scimerr.NotFound("no such SCIM endpoint")
+		}
+		table = map[string]entry{http.MethodGet: {opServiceProviderConfig, serviceProviderConfig}}
+	case "ResourceTypes":
+		table = map[string]entry{http.MethodGet: {opResourceTypes, resourceTypes}}
+	case "Schemas":
+		table = map[string]entry{http.MethodGet: {opSchemas, schemas}}
+	default:
+		return req, scimerr.NotFound("no such SCIM endpoint")
+	}
+	e, ok := table[r.Method]
+	if !ok {
+		allowed := make([]string, 0, len(table))
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if _, ok := table[m]; ok {
+				allowed = append(allowed, m)
+			}
+		}
+		req.handler = func(_ context.Context, w http.ResponseWriter, _ *http.Request, _ *request) error {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			return scimerr.New(http.StatusMethodNotAllowed, "", "method %s is not allowed here", r.Method)
+		}
+		return req, nil
+	}
+	req.op, req.handler = e.op, e.h
+	return req, nil
+}
+
+func serviceProviderConfig(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+	return protocol.WriteJSON(w, http.StatusOK, discovery.NewServiceProviderConfig(req.base))
+}
+
+func resourceTypes(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+	if req.id == "" {
+		return protocol.WriteJSON(w, http.StatusOK, discovery.List(discovery.ResourceTypes(req.base)))
+	}
+	doc, ok := discovery.ResourceTypeByID(req.base, req.id)
+	if !ok {
+		return scimerr.NotFound("resource type %q not found", truncate(req.id, 128))
+	}
+	return protocol.WriteJSON(w, http.StatusOK, doc)
+}
+
+func schemas(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+	if req.id == "" {
+		return protocol.WriteJSON(w, http.StatusOK, discovery.List(discovery.Schemas(req.base)))
+	}
+	doc, ok := discovery.SchemaByID(req.base, req.id)
+	if !ok {
+		return scimerr.NotFound("schema %q not found", truncate(req.id, 256))
+	}
+	return protocol.WriteJSON(w, http.StatusOK, doc)
+}

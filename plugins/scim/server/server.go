@@ -1,0 +1,398 @@
+// Package server is Gatehouse's SCIM 2.0 HTTP endpoint (RFC 7644), mounted on the web listener at
+// /v1/webapi/scim/{plugin}/: Users, Groups, ServiceProviderConfig, ResourceTypes and Schemas.
+//
+// It speaks HTTP and SCIM only. Users, groups, deactivation locks, plugin settings and tokens live
+// behind the Provisioner interface (implemented by lib/auth/scimprov); this package maps SCIM
+// representations to scimstore records and back, and owns the protocol rules: bearer
+// authentication, limits, ETags, read-modify-write retries, filters, paging and projection.
+//
+// Request pipeline, in order:
+//
+//  1. Routing: the plugin name and the operation are read from the path (unknown paths are
+//     answered only after authentication, so an unauthenticated caller learns nothing).
+//  2. Source limiter: a source IP with AuthFailureLimit failed authentications in the current
+//     AuthFailureWindow gets 429 + Retry-After until the window ends, without its token being
+//     looked at. The source is the TCP peer address: X-Forwarded-For is not trusted.
+//  3. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.VerifySCIMToken. A
+//     missing or bad token, an unknown plugin and a plugin with SCIM disabled all get the same
+//     401 (SCIM body, `WWW-Authenticate: Bearer`): an unauthenticated caller cannot tell whether a
+//     plugin exists or is enabled. Each counts as a failure for the source limiter.
+//  4. Per-plugin rate limit (token bucket, SCIMSettings.RateLimit/RateBurst, defaults
+//     DefaultRateLimit/DefaultRateBurst): 429 + Retry-After.
+//  5. Body: over protocol.MaxBodyBytes → 413; Content-Type must be application/scim+json or
+//     application/json (any charset) → else 415.
+//  6. The operation. Every error is a SCIM error body (scimerr); a panic is recovered into a
+//     logged 500 with a SCIM body.
+//
+// Every request is counted in Prometheus (gatehouse_scim_requests_total by plugin, operation and
+// code; gatehouse_scim_request_duration_seconds). Authenticated requests are reported to
+// Provisioner.RecordSCIMRequest (with the error for 5xx answers); unauthenticated ones are not, so
+// that anybody on the network cannot move a plugin's "last request" status.
+//
+// Okta sends nothing when a user is suspended in Okta; suspension is therefore invisible here and
+// the Gatehouse user stays active until Okta deactivates or unassigns them.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
+	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
+)
+
+// MountPrefix is where the handler is mounted on the web listener; a plugin's SCIM base URL is
+// MountPrefix + plugin name.
+const MountPrefix = "/v1/webapi/scim/"
+
+// Defaults.
+const (
+	// DefaultRateLimit and DefaultRateBurst bound one plugin's requests per second. Okta sends
+	// bursts of a few hundred requests (an import or a group push of a large group), far below
+	// this; the limit is there to keep a runaway or stolen-token client from monopolizing the
+	// server, and it sits above what a 2-core server can serve so that it never throttles a
+	// legitimate load (nor the load benchmark). A plugin's SCIMSettings override both.
+	DefaultRateLimit = 10000
+	DefaultRateBurst = 20000
+	// DefaultAuthFailureLimit failed authentications per DefaultAuthFailureWindow from one source
+	// IP are allowed; the next requests from it get 429 until the window ends.
+	DefaultAuthFailureLimit  = 10
+	DefaultAuthFailureWindow = time.Minute
+	// DefaultUpdateRetries is how many times a PUT or PATCH without If-Match re-reads and re-applies
+	// when its conditional write loses a race.
+	DefaultUpdateRetries = 5
+	// maxTrackedSources bounds the source limiter's memory.
+	maxTrackedSources = 100_000
+)
+
+// Config configures the SCIM endpoint.
+type Config struct {
+	// Provisioner is the auth-service side. Required.
+	Provisioner Provisioner
+	// Registerer receives the endpoint's metrics; nil means a private registry (not exported).
+	Registerer prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Clock defaults to the real clock. It drives rate limits, the source limiter and latencies.
+	Clock clockwork.Clock
+	// PublicURL is the public origin of the web listener ("https://gatehouse.example.com"), used in
+	// Location headers and meta.location. Empty means "https://" + the request's Host.
+	PublicURL string
+	// DefaultRateLimit and DefaultRateBurst apply to plugins whose settings set none.
+	DefaultRateLimit int
+	DefaultRateBurst int
+	// AuthFailureLimit and AuthFailureWindow configure the per-source failure limiter.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
+	// UpdateRetries bounds read-modify-write retries without If-Match.
+	UpdateRetries int
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Provisioner == nil {
+		return trace.BadParameter("scim server: missing Provisioner")
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "scim")
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "https://") && !strings.HasPrefix(c.PublicURL, "http://") {
+		c.PublicURL = "https://" + c.PublicURL
+	}
+	if c.DefaultRateLimit <= 0 {
+		c.DefaultRateLimit = DefaultRateLimit
+	}
+	if c.DefaultRateBurst <= 0 {
+		c.DefaultRateBurst = DefaultRateBurst
+	}
+	if c.AuthFailureLimit <= 0 {
+		c.AuthFailureLimit = DefaultAuthFailureLimit
+	}
+	if c.AuthFailureWindow <= 0 {
+		c.AuthFailureWindow = DefaultAuthFailureWindow
+	}
+	if c.UpdateRetries <= 0 {
+		c.UpdateRetries = DefaultUpdateRetries
+	}
+	return nil
+}
+
+// Server is the SCIM endpoint, an http.Handler for every path under MountPrefix.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	prov     Provisioner
+	metrics  *metrics
+	failures *failureLimiter
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// New returns the endpoint and registers its metrics.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		prov:     cfg.Provisioner,
+		metrics:  m,
+		failures: newFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
+		limiters: map[string]*rate.Limiter{},
+	}, nil
+}
+
+// request is one routed SCIM request.
+type request struct {
+	plugin string
+	op     string
+	id     string
+	// base is the plugin's SCIM base URL, without a trailing slash.
+	base    string
+	handler func(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.cfg.Clock.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	req, routeErr := s.route(r)
+	pluginLabel := unauthenticatedPlugin
+	authenticated := false
+	var failure error
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("SCIM handler panicked.", "op", req.op, "panic", v)
+			failure = trace.Errorf("handler panic")
+			if !sw.wroteHeader {
+				scimerr.Write(sw, nil, scimerr.Internal())
+			} else {
+				sw.status = http.StatusInternalServerError
+			}
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.metrics.observe(pluginLabel, req.op, status, s.cfg.Clock.Since(start))
+		if authenticated {
+			if status < 500 {
+				failure = nil
+			} else if failure == nil {
+				failure = trace.Errorf("SCIM request answered %d", status)
+			}
+			s.prov.RecordSCIMRequest(context.WithoutCancel(r.Context()), req.plugin, failure)
+		}
+	}()
+
+	ctx := r.Context()
+	settings, err := s.authenticate(ctx, r, req.plugin)
+	if err != nil {
+		scimerr.Write(sw, s.log, err)
+		return
+	}
+	authenticated, pluginLabel = true, req.plugin
+	if err := s.allow(req.plugin, settings); err != nil {
+		scimerr.Write(sw, s.log, err)
+		return
+	}
+	if routeErr != nil {
+		scimerr.Write(sw, s.log, routeErr)
+		return
+	}
+	if r.ContentLength > protocol.MaxBodyBytes {
+		scimerr.Write(sw, s.log, scimerr.New(http.StatusRequestEntityTooLarge, "",
+			"request body is larger than %d bytes", protocol.MaxBodyBytes))
+		return
+	}
+	req.base = s.baseURL(r, req.plugin)
+	if err := req.handler(ctx, sw, r, req); err != nil {
+		if se := scimerr.From(err); se.Status >= 500 {
+			failure = err
+		}
+		scimerr.Write(sw, s.log, err)
+	}
+}
+
+// unauthenticatedPlugin is the plugin label of requests that were not authenticated: the path's
+// plugin name is attacker-chosen and must not create metric series.
+const unauthenticatedPlugin = "-"
+
+func (s *Server) baseURL(r *http.Request, plugin string) string {
+	origin := s.cfg.PublicURL
+	if origin == "" {
+		origin = "https://" + r.Host
+	}
+	return origin + MountPrefix + plugin
+}
+
+// authenticate runs the source limiter and the bearer check. The only errors returned are 401,
+// 429 and 500.
+func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*SCIMSettings, error) {
+	source := sourceIP(r)
+	if wait := s.failures.blocked(source); wait > 0 {
+		return nil, scimerr.TooManyRequests(wait)
+	}
+	fail := func(reason string) error {
+		s.failures.fail(source)
+		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", source, "reason", reason)
+		return scimerr.Unauthorized()
+	}
+	token, ok := bearerToken(r)
+	if !ok {
+		return nil, fail("missing bearer token")
+	}
+	if !validPluginName(plugin) {
+		return nil, fail("no such plugin")
+	}
+	settings, err := s.prov.SCIMSettings(ctx, plugin)
+	switch {
+	case trace.IsNotFound(err):
+		return nil, fail("no such plugin")
+	case err != nil:
+		return nil, trace.Wrap(err)
+	case settings == nil || !settings.Enabled:
+		return nil, fail("SCIM is disabled for the plugin")
+	}
+	err = s.prov.VerifySCIMToken(ctx, plugin, token)
+	switch {
+	case trace.IsAccessDenied(err), trace.IsNotFound(err):
+		return nil, fail("bad bearer token")
+	case err != nil:
+		return nil, trace.Wrap(err)
+	}
+	return settings, nil
+}
+
+// allow applies the plugin's rate limit.
+func (s *Server) allow(plugin string, settings *SCIMSettings) error {
+	limit, burst := s.cfg.DefaultRateLimit, s.cfg.DefaultRateBurst
+	if settings.RateLimit > 0 {
+		limit = settings.RateLimit
+	}
+	if settings.RateBurst > 0 {
+		burst = settings.RateBurst
+	}
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	lim, ok := s.limiters[plugin]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(limit), burst)
+		// A new bucket starts full at the limiter's creation time.
+		lim.AllowN(now, 0)
+		s.limiters[plugin] = lim
+	} else {
+		if lim.Limit() != rate.Limit(limit) {
+			lim.SetLimitAt(now, rate.Limit(limit))
+		}
+		if lim.Burst() != burst {
+			lim.SetBurstAt(now, burst)
+		}
+	}
+	s.mu.Unlock()
+	res := lim.ReserveN(now, 1)
+	if !res.OK() {
+		return scimerr.TooManyRequests(time.Second)
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return scimerr.TooManyRequests(d)
+	}
+	return nil
+}
+
+// bearerToken returns the token of an `Authorization: Bearer <token>` header (scheme
+// case-insensitive).
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || len(token) > 4096 {
+		return "", false
+	}
+	return token, true
+}
+
+// validPluginName accepts the names resources can have, so that junk never reaches storage.
+func validPluginName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
