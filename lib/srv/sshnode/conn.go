@@ -1,6 +1,7 @@
 package sshnode
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"strconv"
@@ -90,7 +91,9 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 	}()
 	defer c.hangup()
 
-	roles, accessErr := c.s.cfg.AccessChecker.CheckLogin(c.s.ctx, c.user, c.login)
+	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HandshakeTimeout)
+	roles, accessErr := c.s.cfg.AccessChecker.CheckLogin(ctx, c.user, c.login)
+	cancel()
 	c.roles = roles
 	c.subject = lockwatch.Subject{User: c.user, Roles: roles, Logins: []string{c.login}, Node: c.s.cfg.NodeName}
 	lw := c.s.cfg.LockWatcher
@@ -273,10 +276,14 @@ func (c *conn) handleChannel(nch ssh.NewChannel) {
 		return
 	}
 	c.mu.Lock()
-	denied := c.denied
+	denied, open := c.denied, len(c.sessions)
 	c.mu.Unlock()
 	if denied != "" {
 		_ = nch.Reject(ssh.Prohibited, denied)
+		return
+	}
+	if open >= c.s.cfg.MaxSessions {
+		_ = nch.Reject(ssh.ResourceShortage, "too many sessions on this connection")
 		return
 	}
 	ch, reqs, err := nch.Accept()

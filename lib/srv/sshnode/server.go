@@ -96,6 +96,9 @@ type Config struct {
 	Logger *slog.Logger
 	// HandshakeTimeout bounds the SSH handshake and authentication.
 	HandshakeTimeout time.Duration
+	// MaxSessions is the most session channels open at once on one
+	// connection; defaults to 10, as OpenSSH's MaxSessions.
+	MaxSessions int
 	// TerminateGrace is how long a terminated or refused connection is left
 	// for the client to close it itself (so that it reads the message)
 	// before the server closes it. Nothing runs on it meanwhile.
@@ -135,6 +138,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	c.Logger = c.Logger.With("component", "sshnode")
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 30 * time.Second
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 10
 	}
 	if c.TerminateGrace <= 0 {
 		c.TerminateGrace = 2 * time.Second

@@ -1,8 +1,12 @@
 package sshnode_test
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -298,4 +302,71 @@ func waitEvent(t *testing.T, n *node, typ string) *typesv1.AuditEvent {
 		return ev != nil
 	}, 5*time.Second, 5*time.Millisecond, "no %s audit event", typ)
 	return ev
+}
+
+func TestSessionLimitAndUnsupportedChannels(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	for range 10 {
+		_, err := client.NewSession()
+		require.NoError(t, err)
+	}
+	_, err = client.NewSession()
+	var oce *ssh.OpenChannelError
+	require.ErrorAs(t, err, &oce)
+	require.Equal(t, ssh.ResourceShortage, oce.Reason)
+
+	// Port forwarding is not offered.
+	_, err = client.Dial("tcp", "127.0.0.1:1")
+	require.ErrorAs(t, err, &oce)
+	require.Equal(t, ssh.UnknownChannelType, oce.Reason)
+}
+
+// TestTerminationKillsProcessGroup checks that children of the session's
+// command die with it.
+func TestTerminationKillsProcessGroup(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	// A marker no other process has: a sleep duration unique to this run.
+	marker := fmt.Sprintf("%d.%03d", 40+time.Now().UnixNano()%50, time.Now().UnixNano()%1000)
+	stdout, err := sess.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, sess.Start("sleep "+marker+" & sleep "+marker+" & echo started; wait"))
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "started\n", line)
+	// The background jobs may not have exec'd yet.
+	require.Eventually(t, func() bool { return len(pgrep(t, "sleep "+marker)) == 2 }, 2*time.Second, 10*time.Millisecond)
+
+	n.putLock(t, "l", &typesv1.LockTarget{User: "alice"}, "m")
+	waitEnded(t, sess, 2*time.Second)
+	require.Eventually(t, func() bool { return len(pgrep(t, "sleep "+marker)) == 0 }, 2*time.Second, 10*time.Millisecond)
+}
+
+// pgrep lists the pids whose command line is exactly cmdline.
+func pgrep(t *testing.T, cmdline string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	var pids []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ") == cmdline {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
 }
