@@ -2,6 +2,7 @@ package lockwatch_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -186,29 +187,31 @@ func TestLockTargets(t *testing.T) {
 		{"user and login", &typesv1.LockTarget{User: "alice", Login: "root"}, `lock targeting user "alice", login "root" is in force: m`},
 		{"empty target", &typesv1.LockTarget{}, ""},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sub, err := f.w.Subscribe(alice())
 			require.NoError(t, err)
 			defer sub.Close()
-			f.putLock(t, lockFor("l", tc.target, "m"))
+			// Names unique to this case: events of earlier cases may still be
+			// in flight and are skipped.
+			name, marker := fmt.Sprintf("l%d", i), fmt.Sprintf("marker%d", i)
+			f.putLock(t, lockFor(name, tc.target, "m"))
 			// A marker lock on alice is always delivered; anything before it
 			// must be the lock under test.
-			f.putLock(t, lockFor("marker", &typesv1.LockTarget{User: "alice", Node: "marker"}, "not alice"))
-			f.putLock(t, lockFor("marker", &typesv1.LockTarget{User: "alice"}, "marker"))
-			// Deletes from the previous case may still be in flight.
+			f.putLock(t, lockFor(marker, &typesv1.LockTarget{User: "alice", Node: "elsewhere"}, "not alice"))
+			f.putLock(t, lockFor(marker, &typesv1.LockTarget{User: "alice"}, "marker"))
 			ev := recv(t, sub)
-			for ev.Type != backend.OpPut {
+			for n := ev.Lock.GetMetadata().GetName(); ev.Type != backend.OpPut || (n != name && n != marker); n = ev.Lock.GetMetadata().GetName() {
 				ev = recv(t, sub)
 			}
 			if tc.want == "" {
-				require.Equal(t, "marker", ev.Lock.GetMetadata().GetName())
+				require.Equal(t, marker, ev.Lock.GetMetadata().GetName())
 			} else {
-				require.Equal(t, "l", ev.Lock.GetMetadata().GetName())
+				require.Equal(t, name, ev.Lock.GetMetadata().GetName())
 				require.Equal(t, tc.want, lockwatch.LockMessage(ev.Lock))
 			}
-			f.deleteLock(t, "marker")
-			f.deleteLock(t, "l")
+			f.deleteLock(t, marker)
+			f.deleteLock(t, name)
 		})
 	}
 }
