@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -100,7 +101,10 @@ func currentLogin(t testing.TB) string {
 	return u.Username
 }
 
-func startNode(t testing.TB) *node {
+func startNode(t testing.TB) *node { return startNodeWith(t, nil) }
+
+// startNodeWith starts a node whose lock watcher reads through wrap(backend).
+func startNodeWith(t testing.TB, wrap func(backend.Backend) backend.Backend) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -111,7 +115,11 @@ func startNode(t testing.TB) *node {
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
 	quiet := slog.New(slog.DiscardHandler)
-	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: bk, Clock: clock, Logger: quiet})
+	var lwBackend backend.Backend = bk
+	if wrap != nil {
+		lwBackend = wrap(bk)
+	}
+	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: lwBackend, Clock: clock, Logger: quiet})
 	require.NoError(t, err)
 	t.Cleanup(func() { lw.Close() })
 	require.NoError(t, lw.WaitInit(ctx))
@@ -251,3 +259,37 @@ type rawCertSigner struct {
 }
 
 func (s rawCertSigner) PublicKey() ssh.PublicKey { return s.cert }
+
+// flakyBackend lets a test break the lock watcher's event streams and make
+// new ones fail.
+type flakyBackend struct {
+	backend.Backend
+	mu       sync.Mutex
+	fail     bool
+	watchers []backend.Watcher
+}
+
+func (f *flakyBackend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return nil, trace.ConnectionProblem(nil, "backend unreachable (test)")
+	}
+	bw, err := f.Backend.NewWatcher(ctx, w)
+	if err == nil {
+		f.watchers = append(f.watchers, bw)
+	}
+	return bw, err
+}
+
+func (f *flakyBackend) setFail(fail, breakStreams bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+	if breakStreams {
+		for _, w := range f.watchers {
+			w.Close()
+		}
+		f.watchers = nil
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -369,4 +370,51 @@ func pgrep(t *testing.T, cmdline string) []string {
 		}
 	}
 	return pids
+}
+
+// TestLockWrittenDuringWatcherOutage: while the lock stream is down new
+// sessions are refused, and a lock written meanwhile still ends the live
+// session once the watcher reconnects and reloads.
+func TestLockWrittenDuringWatcherOutage(t *testing.T) {
+	t.Parallel()
+	flaky := &flakyBackend{}
+	n := startNodeWith(t, func(b backend.Backend) backend.Backend {
+		flaky.Backend = b
+		return flaky
+	})
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	sess.Stderr = &stderr
+	require.NoError(t, sess.Start("sleep 30"))
+
+	flaky.setFail(true, true)
+	require.Eventually(t, n.lw.Stale, 5*time.Second, 5*time.Millisecond)
+	bobKey, bobCert := n.issue(t, certOpts{keyID: "bob"})
+	bob, err := n.dial(bobKey, bobCert, n.login)
+	require.NoError(t, err)
+	defer bob.Close()
+	_, err = bob.NewSession()
+	requireProhibited(t, err, "lock view is stale, refusing new sessions")
+
+	n.putLock(t, "alice-okta", &typesv1.LockTarget{User: "alice"}, lockMsg)
+	flaky.setFail(false, false)
+	ended := make(chan error, 1)
+	go func() { ended <- sess.Wait() }()
+	require.Eventually(t, func() bool {
+		n.clock.Advance(lockwatch.DefaultRetryMax)
+		select {
+		case err := <-ended:
+			ended <- err
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, stderr.String(), "session terminated: "+wantLockText)
+	requireRuns(t, n, bobKey, bobCert)
 }
