@@ -1,0 +1,389 @@
+package saml
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Backend key prefixes of the SP's short-lived state.
+const (
+	// RequestsPrefix holds outstanding SP-initiated requests by relay state.
+	RequestsPrefix = "saml_requests"
+	// AssertionsPrefix holds the SHA-256 of every accepted assertion ID
+	// until the assertion expires: the replay cache.
+	AssertionsPrefix = "saml_assertions"
+)
+
+// Limits.
+const (
+	// RequestTTL is how long an SP-initiated login may take at the IdP.
+	RequestTTL = 10 * time.Minute
+	// MaxResponseSize caps a decoded SAMLResponse.
+	MaxResponseSize = 192 << 10
+	// maxRedirectURL caps the post-login redirect kept with a request.
+	maxRedirectURL = 2048
+)
+
+// ServiceProvider builds the crewjam service provider for a connector read
+// with its secrets. The SP's entity ID, and the audience assertions must
+// name, is spec.audience (which defaults to the ACS URL); the IdP is the
+// connector's entity_descriptor. IdP-initiated logins are accepted.
+func ServiceProvider(c *typesv1.SAMLConnector, clock clockwork.Clock) (*crewjam.ServiceProvider, error) {
+	spec := c.GetSpec()
+	idp, err := ParseIDPMetadata(spec.GetEntityDescriptor())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	acs, err := url.Parse(spec.GetAcs())
+	if err != nil || acs.Host == "" {
+		return nil, trace.BadParameter("saml %q: bad acs %q", c.GetMetadata().GetName(), spec.GetAcs())
+	}
+	audience := spec.GetAudience()
+	if audience == "" {
+		audience = spec.GetAcs()
+	}
+	sp := &crewjam.ServiceProvider{
+		EntityID:                         audience,
+		AcsURL:                           *acs,
+		MetadataURL:                      *acs,
+		IDPMetadata:                      idp,
+		AllowIDPInitiated:                true,
+		AuthnNameIDFormat:                crewjam.UnspecifiedNameIDFormat,
+		AssertionConsumerServiceBindings: []string{crewjam.HTTPPostBinding},
+		RejectSHA1Signatures:             false,
+	}
+	if clock != nil {
+		sp.Clock = dsig.NewFakeClock(clock)
+	}
+	if kp := spec.GetSigningKeyPair(); kp.GetPrivateKey() != "" {
+		key, cert, err := parseSigningKeyPair(kp)
+		if err != nil {
+			return nil, trace.Wrap(err, "saml %q", c.GetMetadata().GetName())
+		}
+		sp.Key, sp.Certificate = key, cert
+	} else if kp.GetCert() != "" {
+		// Read without secrets: enough for the metadata.
+		_, cert, err := parseSigningKeyPair(&typesv1.AsymmetricKeyPair{PrivateKey: "", Cert: kp.GetCert()})
+		if err == nil {
+			sp.Certificate = cert
+		}
+	}
+	return sp, nil
+}
+
+// Config configures a Provider.
+type Config struct {
+	// Backend keeps outstanding requests and the replay cache. Required.
+	Backend backend.Backend
+	// Clock defaults to the backend's clock.
+	Clock clockwork.Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Backend == nil {
+		return trace.BadParameter("saml: missing Backend")
+	}
+	if c.Clock == nil {
+		c.Clock = c.Backend.Clock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "saml")
+	return nil
+}
+
+// Provider runs SAML logins for every connector.
+type Provider struct {
+	cfg Config
+}
+
+// New returns a Provider.
+func New(cfg Config) (*Provider, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Provider{cfg: cfg}, nil
+}
+
+// request is an outstanding SP-initiated login, at RequestsPrefix/<relay state>.
+type request struct {
+	ID          string    `json:"id"`
+	Connector   string    `json:"connector"`
+	RedirectURL string    `json:"redirect_url,omitempty"`
+	Created     time.Time `json:"created"`
+}
+
+func requestKey(relayState string) backend.Key { return backend.NewKey(RequestsPrefix, relayState) }
+
+// AuthnRequest starts an SP-initiated login: it records the request under
+// a fresh random relay state for RequestTTL and returns the IdP URL
+// (HTTP-Redirect binding) to send the browser to. redirectURL, a local path,
+// is where the browser goes after the login.
+func (p *Provider) AuthnRequest(ctx context.Context, c *typesv1.SAMLConnector, redirectURL string) (*url.URL, error) {
+	if len(redirectURL) > maxRedirectURL {
+		return nil, trace.BadParameter("redirect URL is over %d bytes", maxRedirectURL)
+	}
+	sp, err := ServiceProvider(c, p.cfg.Clock)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ssoURL := sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding)
+	if ssoURL == "" {
+		return nil, trace.BadParameter("saml %q: the IdP metadata has no HTTP-Redirect SingleSignOnService", c.GetMetadata().GetName())
+	}
+	req, err := sp.MakeAuthenticationRequest(ssoURL, crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	relayState, err := randomToken()
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	now := p.cfg.Clock.Now()
+	rec, err := json.Marshal(request{ID: req.ID, Connector: c.GetMetadata().GetName(), RedirectURL: redirectURL, Created: now})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if _, err := p.cfg.Backend.Create(ctx, backend.Item{Key: requestKey(relayState), Value: rec, Expires: now.Add(RequestTTL)}); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	u, err := req.Redirect(relayState, sp)
+	return u, trace.Wrap(err)
+}
+
+// Assertion is what a validated SAML response says.
+type Assertion struct {
+	// Connector is the connector's name.
+	Connector string
+	// NameID is the subject's NameID: the Gatehouse username.
+	NameID string
+	// Attributes are the assertion's attribute values by attribute Name,
+	// and also by FriendlyName when one is given.
+	Attributes map[string][]string
+	// Traits are the attribute values by FriendlyName, or Name when there
+	// is none: what the user's traits become.
+	Traits map[string][]string
+	// ID is the assertion's ID.
+	ID string
+	// IdPInitiated is set for an unsolicited response.
+	IdPInitiated bool
+	// RedirectURL is where the SP-initiated request asked to land.
+	RedirectURL string
+}
+
+// Reasons for refusing a response, as shown to the user.
+const (
+	ReasonMalformed   = "the SAML response is not well-formed"
+	ReasonSignature   = "the SAML response is not signed by the identity provider"
+	ReasonIssuer      = "the SAML response comes from another identity provider"
+	ReasonAudience    = "the SAML assertion is meant for another service provider"
+	ReasonDestination = "the SAML response was sent to another address"
+	ReasonExpired     = "the SAML assertion has expired or is not yet valid; check the clocks"
+	ReasonReplayed    = "the SAML assertion has already been used"
+	ReasonRequest     = "the SAML response does not answer a login started here"
+	ReasonTooLarge    = "the SAML response is too large"
+	ReasonStatus      = "the identity provider refused the login"
+	ReasonGeneric     = "the SAML response is not valid"
+)
+
+// ResponseError is a refused response: Reason is safe to show the browser,
+// Detail (the library's explanation) goes to the audit log and logs only.
+type ResponseError struct {
+	Reason string
+	Detail string
+}
+
+func (e *ResponseError) Error() string { return e.Reason }
+
+// classify turns a library error into a ResponseError.
+func classify(err error) *ResponseError {
+	detail := err.Error()
+	var ivr *crewjam.InvalidResponseError
+	if errors.As(err, &ivr) && ivr.PrivateErr != nil {
+		detail = ivr.PrivateErr.Error()
+	}
+	reason := ReasonGeneric
+	switch {
+	case errors.Is(err, crewjam.ErrAssertionReplayed):
+		reason = ReasonReplayed
+	case errors.Is(err, crewjam.ErrInvalidSignature), errors.Is(err, crewjam.ErrUntrustedCertificate), errors.Is(err, crewjam.ErrCertificateNotValidNow):
+		reason = ReasonSignature
+	case errors.Is(err, crewjam.ErrIssuerMismatch):
+		reason = ReasonIssuer
+	case errors.Is(err, crewjam.ErrAudienceMismatch):
+		reason = ReasonAudience
+	case errors.Is(err, crewjam.ErrDestinationMismatch):
+		reason = ReasonDestination
+	case errors.Is(err, crewjam.ErrExpired), errors.Is(err, crewjam.ErrNotYetValid):
+		reason = ReasonExpired
+	case errors.Is(err, crewjam.ErrRequestIDMismatch):
+		reason = ReasonRequest
+	case errors.Is(err, crewjam.ErrMalformedMessage), errors.Is(err, crewjam.ErrMissingElement):
+		reason = ReasonMalformed
+	default:
+		var bs crewjam.ErrBadStatus
+		if errors.As(err, &bs) {
+			reason = ReasonStatus
+		}
+	}
+	return &ResponseError{Reason: reason, Detail: detail}
+}
+
+// ParseResponse validates a base64 SAMLResponse posted to connector c's
+// ACS. relayState picks the SP-initiated request it answers (consumed, so
+// a request is answered once); an empty or unknown relay state means an
+// IdP-initiated login. Every refusal is a *ResponseError (wrapped), never a
+// panic.
+func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, samlResponse, relayState string) (*Assertion, error) {
+	if samlResponse == "" {
+		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "no SAMLResponse in the form"})
+	}
+	if base64.StdEncoding.DecodedLen(len(samlResponse)) > MaxResponseSize+3 {
+		return nil, trace.Wrap(&ResponseError{Reason: ReasonTooLarge, Detail: "SAMLResponse is over the size limit"})
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(samlResponse))
+	if err != nil {
+		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "SAMLResponse is not base64: " + err.Error()})
+	}
+	sp, err := ServiceProvider(c, p.cfg.Clock)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	sp.ReplayCache = &replayCache{ctx: ctx, backend: p.cfg.Backend}
+
+	var (
+		possibleIDs []string
+		req         request
+		solicited   bool
+	)
+	if relayState != "" && len(relayState) <= 256 && !strings.ContainsRune(relayState, backend.Separator) {
+		item, err := p.cfg.Backend.Get(ctx, requestKey(relayState))
+		switch {
+		case err == nil:
+			if json.Unmarshal(item.Value, &req) == nil && req.Connector == c.GetMetadata().GetName() {
+				solicited = true
+				possibleIDs = []string{req.ID}
+			}
+		case !trace.IsNotFound(err):
+			return nil, trace.Wrap(err)
+		}
+	}
+	assertion, err := p.parse(sp, raw, possibleIDs)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if solicited {
+		// The request is answered; a second answer must not find it. A
+		// failure here is harmless: the request expires on its own and the
+		// assertion is already in the replay cache.
+		_ = p.cfg.Backend.Delete(ctx, requestKey(relayState))
+	}
+	out := &Assertion{
+		Connector:    c.GetMetadata().GetName(),
+		ID:           assertion.ID,
+		IdPInitiated: !solicited,
+		RedirectURL:  req.RedirectURL,
+		Attributes:   map[string][]string{},
+		Traits:       map[string][]string{},
+	}
+	if assertion.Subject != nil && assertion.Subject.NameID != nil {
+		out.NameID = strings.TrimSpace(assertion.Subject.NameID.Value)
+	}
+	if out.NameID == "" {
+		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "the assertion has no NameID"})
+	}
+	for _, st := range assertion.AttributeStatements {
+		for _, a := range st.Attributes {
+			var vals []string
+			for _, v := range a.Values {
+				if s := strings.TrimSpace(v.Value); s != "" {
+					vals = append(vals, s)
+				}
+			}
+			if a.Name != "" {
+				out.Attributes[a.Name] = append(out.Attributes[a.Name], vals...)
+			}
+			if a.FriendlyName != "" && a.FriendlyName != a.Name {
+				out.Attributes[a.FriendlyName] = append(out.Attributes[a.FriendlyName], vals...)
+			}
+			traitName := a.FriendlyName
+			if traitName == "" {
+				traitName = a.Name
+			}
+			if traitName != "" && len(vals) > 0 {
+				out.Traits[traitName] = append(out.Traits[traitName], vals...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// parse runs the library's validation, turning any error or panic into a
+// *ResponseError.
+func (p *Provider) parse(sp *crewjam.ServiceProvider, raw []byte, possibleIDs []string) (a *crewjam.Assertion, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.cfg.Logger.Error("SAML library panicked on a response", "panic", r)
+			a, err = nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "the response could not be parsed"})
+		}
+	}()
+	a, err = sp.ParseXMLResponse(raw, possibleIDs, sp.AcsURL)
+	if err != nil {
+		return nil, trace.Wrap(classify(err))
+	}
+	return a, nil
+}
+
+// replayCache is the crewjam AssertionReplayCache over the backend: an
+// assertion ID is recorded with backend Create, which fails on a second
+// use, from this server or any other sharing the backend.
+type replayCache struct {
+	ctx     context.Context
+	backend backend.Backend
+}
+
+func (r *replayCache) Consume(assertionID string, expiresAt time.Time) error {
+	sum := sha256.Sum256([]byte(assertionID))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 10*time.Second)
+	defer cancel()
+	_, err := r.backend.Create(ctx, backend.Item{
+		Key:     backend.NewKey(AssertionsPrefix, hex.EncodeToString(sum[:])),
+		Value:   []byte(`{}`),
+		Expires: expiresAt,
+	})
+	if trace.IsAlreadyExists(err) {
+		return crewjam.ErrAssertionReplayed
+	}
+	return err
+}
+
+// randomToken is 32 random bytes, hex: 64 characters, within the 80 bytes
+// the SAML bindings allow a RelayState.
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", trace.Wrap(err)
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,241 @@
+// Package websession keeps web sessions and one-time password-set tokens in
+// the backend. A session is stored under web_sessions/<sha256 of its ID>:
+// the ID is the browser's bearer secret, so it never appears as a key (keys
+// show up in logs, watch events and backups); the same goes for password
+// tokens under password_tokens/<sha256 of the token>. Both expire with the
+// backend item, so an ended session needs no sweeper, and every server
+// sharing the backend sees the same sessions.
+package websession
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// Key prefixes.
+const (
+	SessionsPrefix       = "web_sessions"
+	PasswordTokensPrefix = "password_tokens"
+)
+
+// Limits.
+const (
+	// MaxTokenLength bounds a session ID or token accepted from a client.
+	MaxTokenLength = 128
+	// DefaultPasswordTokenTTL is how long a password-set link works.
+	DefaultPasswordTokenTTL = 24 * time.Hour
+	// MaxPasswordTokenTTL caps it.
+	MaxPasswordTokenTTL = 7 * 24 * time.Hour
+)
+
+// Login methods.
+const (
+	MethodSAML     = "saml"
+	MethodPassword = "password"
+)
+
+// Session is a web session.
+type Session struct {
+	// ID is the session's secret, sent as the session cookie. It is not
+	// stored.
+	ID string `json:"-"`
+	// User is the username.
+	User string `json:"user"`
+	// CSRFToken must accompany state-changing requests (X-CSRF-Token).
+	CSRFToken string `json:"csrf_token"`
+	// Method is how the user logged in: MethodSAML or MethodPassword.
+	Method string `json:"method"`
+	// Connector names the SAML connector for MethodSAML.
+	Connector string `json:"connector,omitempty"`
+	// Created and Expires bound the session.
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// Config configures a Manager.
+type Config struct {
+	// Backend stores sessions. Required.
+	Backend backend.Backend
+	// Clock defaults to the backend's.
+	Clock clockwork.Clock
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Backend == nil {
+		return trace.BadParameter("websession: missing Backend")
+	}
+	if c.Clock == nil {
+		c.Clock = c.Backend.Clock()
+	}
+	return nil
+}
+
+// Manager creates, reads and ends web sessions and password tokens.
+type Manager struct {
+	cfg Config
+}
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Manager{cfg: cfg}, nil
+}
+
+// NewToken returns 32 random bytes, base64url without padding.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", trace.Wrap(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func hashKey(prefix, secret string) backend.Key {
+	sum := sha256.Sum256([]byte(secret))
+	return backend.NewKey(prefix, hex.EncodeToString(sum[:]))
+}
+
+// SessionKey is the backend key of the session with ID id.
+func SessionKey(id string) backend.Key { return hashKey(SessionsPrefix, id) }
+
+// CreateSession starts a session for user lasting ttl.
+func (m *Manager) CreateSession(ctx context.Context, user, method, connector string, ttl time.Duration) (*Session, error) {
+	if user == "" {
+		return nil, trace.BadParameter("websession: missing user")
+	}
+	if ttl <= 0 {
+		return nil, trace.BadParameter("websession: session TTL must be positive")
+	}
+	id, err := NewToken()
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	csrf, err := NewToken()
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	now := m.cfg.Clock.Now()
+	s := &Session{ID: id, User: user, CSRFToken: csrf, Method: method, Connector: connector, Created: now, Expires: now.Add(ttl)}
+	value, err := json.Marshal(s)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if _, err := m.cfg.Backend.Create(ctx, backend.Item{Key: SessionKey(id), Value: value, Expires: s.Expires}); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return s, nil
+}
+
+// GetSession reads the session with ID id; trace.NotFound if there is none
+// or it has expired.
+func (m *Manager) GetSession(ctx context.Context, id string) (*Session, error) {
+	if id == "" || len(id) > MaxTokenLength {
+		return nil, trace.NotFound("web session not found")
+	}
+	item, err := m.cfg.Backend.Get(ctx, SessionKey(id))
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return nil, trace.NotFound("web session not found")
+		}
+		return nil, trace.Wrap(err)
+	}
+	var s Session
+	if err := json.Unmarshal(item.Value, &s); err != nil {
+		return nil, trace.BadParameter("web session record is corrupt")
+	}
+	if !s.Expires.After(m.cfg.Clock.Now()) {
+		return nil, trace.NotFound("web session has expired")
+	}
+	s.ID = id
+	return &s, nil
+}
+
+// DeleteSession ends a session; ending a missing one is not an error.
+func (m *Manager) DeleteSession(ctx context.Context, id string) error {
+	if id == "" || len(id) > MaxTokenLength {
+		return nil
+	}
+	err := m.cfg.Backend.Delete(ctx, SessionKey(id))
+	if trace.IsNotFound(err) {
+		return nil
+	}
+	return trace.Wrap(err)
+}
+
+// passwordToken is a stored password-set token.
+type passwordToken struct {
+	User    string    `json:"user"`
+	Expires time.Time `json:"expires"`
+}
+
+// CreatePasswordToken returns a one-time token that sets user's password,
+// valid for ttl (DefaultPasswordTokenTTL if zero, at most
+// MaxPasswordTokenTTL).
+func (m *Manager) CreatePasswordToken(ctx context.Context, user string, ttl time.Duration) (string, time.Time, error) {
+	switch {
+	case user == "":
+		return "", time.Time{}, trace.BadParameter("missing user")
+	case ttl < 0:
+		return "", time.Time{}, trace.BadParameter("token TTL must not be negative")
+	case ttl == 0:
+		ttl = DefaultPasswordTokenTTL
+	case ttl > MaxPasswordTokenTTL:
+		return "", time.Time{}, trace.BadParameter("token TTL %s is over the maximum of %s", ttl, MaxPasswordTokenTTL)
+	}
+	token, err := NewToken()
+	if err != nil {
+		return "", time.Time{}, trace.Wrap(err)
+	}
+	expires := m.cfg.Clock.Now().Add(ttl)
+	value, err := json.Marshal(passwordToken{User: user, Expires: expires})
+	if err != nil {
+		return "", time.Time{}, trace.Wrap(err)
+	}
+	if _, err := m.cfg.Backend.Create(ctx, backend.Item{Key: hashKey(PasswordTokensPrefix, token), Value: value, Expires: expires}); err != nil {
+		return "", time.Time{}, trace.Wrap(err)
+	}
+	return token, expires, nil
+}
+
+// ConsumePasswordToken checks a password-set token and deletes it, so it
+// works once; it returns the user it is for. A missing, used or expired
+// token is trace.AccessDenied.
+func (m *Manager) ConsumePasswordToken(ctx context.Context, token string) (string, error) {
+	denied := trace.AccessDenied("the password link is invalid, used or expired; ask an administrator for a new one")
+	if token == "" || len(token) > MaxTokenLength {
+		return "", denied
+	}
+	key := hashKey(PasswordTokensPrefix, token)
+	item, err := m.cfg.Backend.Get(ctx, key)
+	if err != nil {
+		if trace.IsNotFound(err) {
+			return "", denied
+		}
+		return "", trace.Wrap(err)
+	}
+	var pt passwordToken
+	if err := json.Unmarshal(item.Value, &pt); err != nil || !pt.Expires.After(m.cfg.Clock.Now()) {
+		return "", denied
+	}
+	// Only one consumer wins the conditional delete.
+	if err := m.cfg.Backend.ConditionalDelete(ctx, key, item.Revision); err != nil {
+		if trace.IsCompareFailed(err) || trace.IsNotFound(err) {
+			return "", denied
+		}
+		return "", trace.Wrap(err)
+	}
+	return pt.User, nil
+}
