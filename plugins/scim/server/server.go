@@ -317,13 +317,9 @@ func (s *Server) allow(plugin string, settings *SCIMSettings) error {
 		}
 	}
 	s.mu.Unlock()
-	res := lim.ReserveN(now, 1)
-	if !res.OK() {
-		return scimerr.TooManyRequests(time.Second)
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return scimerr.TooManyRequests(d)
+	if !lim.AllowN(now, 1) {
+		// One token comes back every 1/limit seconds; Retry-After is whole seconds, at least 1.
+		return scimerr.TooManyRequests(time.Duration(float64(time.Second) / float64(limit)))
 	}
 	return nil
 }
