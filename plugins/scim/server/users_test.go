@@ -186,10 +186,10 @@ func TestListUsers(t *testing.T) {
 
 	// Indexed lookups do not scan.
 	scans := h.fake.calls["ListUsers"]
-	require.Equal(t, 1.0, list("filter="+url.QueryEscape(`externalId eq "00u3"`))["totalResults"])
-	require.Equal(t, 0.0, list("filter="+url.QueryEscape(`externalId eq "00U3"`))["totalResults"], "externalId is caseExact")
-	require.Equal(t, 1.0, list("filter="+url.QueryEscape(`id eq "`+all[4]+`"`))["totalResults"])
-	require.Equal(t, 1.0, list("filter="+url.QueryEscape(`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "U5@EXAMPLE.COM"`))["totalResults"])
+	require.Equal(t, 1.0, list("filter=" + url.QueryEscape(`externalId eq "00u3"`))["totalResults"])
+	require.Equal(t, 0.0, list("filter=" + url.QueryEscape(`externalId eq "00U3"`))["totalResults"], "externalId is caseExact")
+	require.Equal(t, 1.0, list("filter=" + url.QueryEscape(`id eq "`+all[4]+`"`))["totalResults"])
+	require.Equal(t, 1.0, list("filter=" + url.QueryEscape(`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "U5@EXAMPLE.COM"`))["totalResults"])
 	require.Equal(t, scans, h.fake.calls["ListUsers"])
 
 	// Other filters scan and evaluate.
