@@ -19,7 +19,7 @@ import (
 type fakeProvisioner struct {
 	mu       sync.Mutex
 	rev      int
-	settings map[string]*SCIMSettings
+	settings map[string]*scimstore.SCIMSettings
 	tokens   map[string]string
 	users    map[string]*scimstore.UserRecord
 	groups   map[string]*scimstore.GroupRecord
@@ -36,7 +36,7 @@ type fakeProvisioner struct {
 
 func newFake() *fakeProvisioner {
 	return &fakeProvisioner{
-		settings: map[string]*SCIMSettings{"okta": {Enabled: true}, "off": {Enabled: false}},
+		settings: map[string]*scimstore.SCIMSettings{"okta": {Enabled: true}, "off": {Enabled: false}},
 		tokens:   map[string]string{"okta": "secret-token", "off": "secret-token"},
 		users:    map[string]*scimstore.UserRecord{},
 		groups:   map[string]*scimstore.GroupRecord{},
@@ -308,7 +308,7 @@ func (f *fakeProvisioner) DeleteGroup(_ context.Context, _, id string) error {
 	return nil
 }
 
-func (f *fakeProvisioner) SCIMSettings(_ context.Context, plugin string) (*SCIMSettings, error) {
+func (f *fakeProvisioner) SCIMSettings(_ context.Context, plugin string) (*scimstore.SCIMSettings, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("SCIMSettings"); err != nil {

@@ -46,7 +46,7 @@ type Provisioner interface {
 	// DeleteGroup removes the group.
 	DeleteGroup(ctx context.Context, plugin, id string) error
 	// SCIMSettings returns the plugin's SCIM settings; NotFound if there is no such plugin.
-	SCIMSettings(ctx context.Context, plugin string) (*SCIMSettings, error)
+	SCIMSettings(ctx context.Context, plugin string) (*scimstore.SCIMSettings, error)
 	// VerifySCIMToken checks a bearer token; AccessDenied on mismatch.
 	VerifySCIMToken(ctx context.Context, plugin, token string) error
 	// RecordSCIMRequest keeps the plugin's status current (failure is nil unless the request

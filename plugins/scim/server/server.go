@@ -47,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -255,7 +256,7 @@ func (s *Server) baseURL(r *http.Request, plugin string) string {
 
 // authenticate runs the source limiter and the bearer check. The only errors returned are 401,
 // 429 and 500.
-func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*SCIMSettings, error) {
+func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimstore.SCIMSettings, error) {
 	source := sourceIP(r)
 	if wait := s.failures.blocked(source); wait > 0 {
 		return nil, scimerr.TooManyRequests(wait)
@@ -292,7 +293,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 }
 
 // allow applies the plugin's rate limit.
-func (s *Server) allow(plugin string, settings *SCIMSettings) error {
+func (s *Server) allow(plugin string, settings *scimstore.SCIMSettings) error {
 	limit, burst := s.cfg.DefaultRateLimit, s.cfg.DefaultRateBurst
 	if settings.RateLimit > 0 {
 		limit = settings.RateLimit
