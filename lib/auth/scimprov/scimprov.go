@@ -1,0 +1,257 @@
+// Package scimprov is the auth side of SCIM provisioning: it implements the
+// Provisioner interface that the SCIM HTTP server (plugins/scim/server)
+// declares, over the shared backend, for each provisioning plugin ("okta").
+//
+// What it guarantees, and how:
+//
+//   - Every change to a user (create, update, adoption, deactivation,
+//     reactivation, deletion) is ONE backend.AtomicWrite carrying the SCIM
+//     record and its indexes (lib/services/scimstore), the Gatehouse user,
+//     the deactivation lock and the audit events, each conditioned on what
+//     was read (a revision, or absence). A crash can never leave a user
+//     deleted without its lock, nor a record without its user. A condition
+//     that fails because something else changed meanwhile is re-planned
+//     from a fresh read; a change to the record itself is reported as
+//     trace.CompareFailed (the SCIM ETag).
+//   - Deactivation locks have a deterministic name per plugin and username
+//     (LockName), carry the labels origin=<plugin>, gatehouse.dev/plugin and
+//     gatehouse.dev/reason, and are removed on reactivation only if those
+//     labels say this plugin wrote them, with a revision condition on the
+//     exact lock read: an administrator's lock is never removed.
+//   - Roles of a provisioned user are the plugin's default_roles plus what
+//     the plugin's SAML connector grants through
+//     services.RolesFromAttributes for {"groups": <SCIM group names>}, the
+//     same rule SAML login applies; the "groups" trait holds those names.
+//   - Group membership changes update member records and users in
+//     conditional writes of at most backend.MaxAtomicWriteActions keys (see
+//     groups.go for what is and is not atomic).
+//   - Bearer tokens are checked against the bcrypt hash once per token and
+//     credential revision; verified tokens are remembered only as SHA-256
+//     digests (tokens.go).
+//   - Plugin status counters are aggregated in memory and written at most
+//     every StatusFlushInterval, and on Close.
+package scimprov
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Defaults.
+const (
+	// DefaultStatusFlushInterval is how often plugin status is written.
+	DefaultStatusFlushInterval = 2 * time.Second
+	// maxAttempts bounds re-planning after a condition failed because of a
+	// concurrent change to something other than the record being updated.
+	maxAttempts = 8
+)
+
+// Plugins is the part of the plugin service the provisioner uses
+// (*services.PluginService).
+type Plugins interface {
+	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
+	UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error)
+}
+
+// Credentials finds a plugin's static credentials
+// (*services.PluginStaticCredentialsService).
+type Credentials interface {
+	ListPluginStaticCredentialsByLabels(ctx context.Context, labels map[string]string, withSecrets bool) ([]*typesv1.PluginStaticCredentials, error)
+}
+
+// SAMLConnectors reads the plugin's SAML connector
+// (*services.SAMLConnectorService).
+type SAMLConnectors interface {
+	GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error)
+}
+
+var (
+	_ Plugins        = (*services.PluginService)(nil)
+	_ Credentials    = (*services.PluginStaticCredentialsService)(nil)
+	_ SAMLConnectors = (*services.SAMLConnectorService)(nil)
+	_ audit.Sink     = (*services.AuditLog)(nil)
+)
+
+// Config configures a Provisioner.
+type Config struct {
+	// Backend stores records, users, locks and the audit events written in
+	// the same atomic writes. Required.
+	Backend backend.Backend
+	// Plugins reads plugin settings and writes status. Required.
+	Plugins Plugins
+	// Credentials finds the plugin's token hash. Required.
+	Credentials Credentials
+	// SAMLConnectors reads the plugin's SAML connector (role mapping).
+	// Required.
+	SAMLConnectors SAMLConnectors
+	// Audit stores events that are not part of a state change (refused
+	// tokens). Required (*services.AuditLog).
+	Audit audit.Sink
+	// AuditRetention is the expiry of the events written inside atomic
+	// writes; it must match the audit log's. services.DefaultAuditRetention
+	// if zero.
+	AuditRetention time.Duration
+	// Clock defaults to the backend's clock.
+	Clock clockwork.Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// StatusFlushInterval is how often plugin status is written;
+	// DefaultStatusFlushInterval if zero.
+	StatusFlushInterval time.Duration
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Backend == nil:
+		return trace.BadParameter("scimprov: missing Backend")
+	case c.Plugins == nil:
+		return trace.BadParameter("scimprov: missing Plugins")
+	case c.Credentials == nil:
+		return trace.BadParameter("scimprov: missing Credentials")
+	case c.SAMLConnectors == nil:
+		return trace.BadParameter("scimprov: missing SAMLConnectors")
+	case c.Audit == nil:
+		return trace.BadParameter("scimprov: missing Audit")
+	case c.AuditRetention < 0 || c.StatusFlushInterval < 0:
+		return trace.BadParameter("scimprov: durations must not be negative")
+	}
+	if c.AuditRetention == 0 {
+		c.AuditRetention = services.DefaultAuditRetention
+	}
+	if c.Clock == nil {
+		c.Clock = c.Backend.Clock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "scimprov")
+	if c.StatusFlushInterval == 0 {
+		c.StatusFlushInterval = DefaultStatusFlushInterval
+	}
+	return nil
+}
+
+// Provisioner implements the SCIM server's Provisioner interface.
+type Provisioner struct {
+	cfg    Config
+	store  *scimstore.Store
+	tokens tokenCache
+	status statusAggregator
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// New returns a Provisioner and starts its status flush loop; Close stops it.
+func New(cfg Config) (*Provisioner, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	store, err := scimstore.New(cfg.Backend)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Provisioner{
+		cfg:    cfg,
+		store:  store,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	p.tokens.init()
+	p.status.init()
+	go p.flushLoop(ctx)
+	return p, nil
+}
+
+// Close stops the flush loop and writes the pending plugin status.
+func (p *Provisioner) Close() error {
+	p.once.Do(func() {
+		p.cancel()
+		<-p.done
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.FlushStatus(ctx)
+	})
+	return nil
+}
+
+// Store returns the record store, for read-only use (tests, tools).
+func (p *Provisioner) Store() *scimstore.Store { return p.store }
+
+// pluginContext is what every operation needs from the plugin resource.
+type pluginContext struct {
+	name      string
+	okta      *typesv1.OktaPluginSettings
+	connector *typesv1.SAMLConnector // nil when missing: no mappings
+	lockTTL   time.Duration
+}
+
+// loadPlugin reads plugin name and its SAML connector. A plugin that is
+// missing or not an Okta plugin is trace.NotFound. A missing connector only
+// means no mapped roles: provisioning (and above all deactivation) must not
+// fail because a connector is being replaced.
+func (p *Provisioner) loadPlugin(ctx context.Context, name string) (*pluginContext, error) {
+	if err := scimstore.CheckPlugin(name); err != nil {
+		return nil, trace.NotFound("plugin %q not found", name)
+	}
+	pl, err := p.cfg.Plugins.GetPlugin(ctx, name)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	okta := pl.GetSpec().GetOkta()
+	if okta == nil {
+		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", name)
+	}
+	pc := &pluginContext{name: name, okta: okta}
+	if ttl := okta.GetLockTtl(); ttl != "" {
+		if pc.lockTTL, err = services.ParseLockTTL(ttl); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	conn, err := p.cfg.SAMLConnectors.GetSAMLConnector(ctx, okta.GetSamlConnector(), false)
+	switch {
+	case err == nil:
+		pc.connector = conn
+	case trace.IsNotFound(err):
+		p.cfg.Logger.WarnContext(ctx, "SAML connector of the SCIM plugin is missing; provisioning without mapped roles",
+			"plugin", name, "saml_connector", okta.GetSamlConnector())
+	default:
+		return nil, trace.Wrap(err)
+	}
+	return pc, nil
+}
+
+// SCIMSettings returns the SCIM settings of plugin; trace.NotFound if there
+// is no such plugin.
+func (p *Provisioner) SCIMSettings(ctx context.Context, plugin string) (*scimstore.SCIMSettings, error) {
+	if err := scimstore.CheckPlugin(plugin); err != nil {
+		return nil, trace.NotFound("plugin %q not found", plugin)
+	}
+	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	okta := pl.GetSpec().GetOkta()
+	if okta == nil {
+		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", plugin)
+	}
+	return &scimstore.SCIMSettings{
+		Enabled:   okta.GetScimEnabled(),
+		RateLimit: int(okta.GetScimRateLimit()),
+		RateBurst: int(okta.GetScimRateBurst()),
+	}, nil
+}

@@ -1,0 +1,670 @@
+package scimprov
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Labels and values on the users and locks the provisioner writes.
+const (
+	// LabelPlugin names the plugin that manages a user or wrote a lock.
+	LabelPlugin = pluginv1.LabelPlugin
+	// LabelReason says why a lock was written.
+	LabelReason = "gatehouse.dev/reason"
+	// ReasonDeactivation marks a lock written because the user was
+	// deactivated in the identity provider.
+	ReasonDeactivation = "scim-deactivation"
+	// ReasonDeletion marks a lock written because the user was deleted
+	// over SCIM.
+	ReasonDeletion = "scim-deletion"
+	// TraitGroups is the trait holding a user's SCIM group names, and the
+	// attribute name the connector's attributes_to_roles are matched on.
+	TraitGroups = "groups"
+	// ConnectorTypeSAML is the created_by connector type of SCIM users.
+	ConnectorTypeSAML = "saml"
+)
+
+// LockName is the name of the deactivation lock plugin writes for
+// userName: deterministic, so that reactivation (and a later create of the
+// same userName) finds exactly that lock, and by username rather than SCIM
+// id, so that a lock left by a deleted record is lifted when the same user
+// is provisioned again. Plugin names must be at most 216 bytes for the lock
+// name to fit.
+func LockName(plugin, userName string) string {
+	sum := sha256.Sum256([]byte(userName))
+	return "scim-" + plugin + "-" + hex.EncodeToString(sum[:16])
+}
+
+// normalizeUser checks a record from the client and returns the copy to
+// store: a userName that is a valid Gatehouse username, a bounded
+// externalId, and the attributes as a JSON object without password, id,
+// meta and groups, at most services.MaxSCIMAttributesBytes.
+func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+	if rec == nil {
+		return nil, trace.BadParameter("missing user")
+	}
+	if err := generic.CheckName("user", rec.UserName); err != nil {
+		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: %v", rec.UserName, err)
+	}
+	if len(rec.ExternalID) > scimstore.MaxIndexedValueBytes {
+		return nil, trace.BadParameter("externalId is over %d bytes", scimstore.MaxIndexedValueBytes)
+	}
+	attrs, err := cleanAttributes(rec.Attributes, "password", "id", "meta", "groups")
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	out := *rec
+	out.Attributes = attrs
+	out.Groups = nil
+	return &out, nil
+}
+
+// cleanAttributes parses raw as a JSON object, drops the named attributes
+// (case-insensitively, as SCIM attribute names are) and bounds the size.
+func cleanAttributes(raw json.RawMessage, drop ...string) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, trace.BadParameter("SCIM attributes must be a JSON object")
+	}
+	for k := range obj {
+		for _, d := range drop {
+			if strings.EqualFold(k, d) {
+				delete(obj, k)
+			}
+		}
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if len(out) > services.MaxSCIMAttributesBytes {
+		return nil, trace.BadParameter("SCIM attributes are %d bytes, over the limit of %d", len(out), services.MaxSCIMAttributesBytes)
+	}
+	return out, nil
+}
+
+// readUser reads a Gatehouse user, secrets included (so that rewriting it
+// keeps them); nil if missing.
+func (p *Provisioner) readUser(ctx context.Context, name string) (*typesv1.User, error) {
+	item, err := p.cfg.Backend.Get(ctx, services.UserKey(name))
+	if trace.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	u, err := services.UnmarshalUser(*item)
+	return u, trace.Wrap(err)
+}
+
+// readLock reads a lock; nil if missing.
+func (p *Provisioner) readLock(ctx context.Context, name string) (*typesv1.Lock, error) {
+	item, err := p.cfg.Backend.Get(ctx, services.LockKey(name))
+	if trace.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	l, err := services.UnmarshalLock(*item)
+	return l, trace.Wrap(err)
+}
+
+// ownsUser reports whether u is the Gatehouse user of record id of plugin.
+func ownsUser(plugin string, u *typesv1.User, id string) bool {
+	l := u.GetMetadata().GetLabels()
+	return l[services.LabelOrigin] == plugin && l[services.LabelSCIMID] == id
+}
+
+// adoptable reports whether u is a temporary user created by a login
+// through the plugin's SAML connector, which SCIM may turn into the
+// SCIM-managed account.
+func adoptable(pc *pluginContext, u *typesv1.User) bool {
+	conn := u.GetSpec().GetCreatedBy().GetConnector()
+	return u.GetMetadata().GetExpires() != nil &&
+		conn.GetType() == ConnectorTypeSAML &&
+		conn.GetId() == pc.okta.GetSamlConnector() &&
+		u.GetMetadata().GetLabels()[services.LabelOrigin] == ""
+}
+
+// foreignUserError explains why an existing user cannot be taken over.
+func foreignUserError(pc *pluginContext, u *typesv1.User) error {
+	name := u.GetMetadata().GetName()
+	origin := u.GetMetadata().GetLabels()[services.LabelOrigin]
+	conn := u.GetSpec().GetCreatedBy().GetConnector()
+	var who string
+	switch {
+	case origin == pc.name:
+		who = fmt.Sprintf("is managed by plugin %q under another SCIM id", pc.name)
+	case origin != "":
+		who = fmt.Sprintf("is managed by %q", origin)
+	case conn.GetType() != "":
+		who = fmt.Sprintf("was created by %s connector %q", conn.GetType(), conn.GetId())
+		if conn.GetId() == pc.okta.GetSamlConnector() {
+			who += " and is not temporary"
+		}
+	default:
+		who = "is a local user"
+	}
+	return trace.AlreadyExists("user %q already exists and %s; it was left untouched", name, who)
+}
+
+// ownsLock reports whether l is a SCIM lock written by plugin.
+func ownsLock(plugin string, l *typesv1.Lock) bool {
+	lb := l.GetMetadata().GetLabels()
+	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin &&
+		(lb[LabelReason] == ReasonDeactivation || lb[LabelReason] == ReasonDeletion)
+}
+
+func groupNames(rec *scimstore.UserRecord) []string {
+	names := make([]string, 0, len(rec.Groups))
+	for _, g := range rec.Groups {
+		if g.DisplayName != "" {
+			names = append(names, g.DisplayName)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// rolesFor returns the plugin's default roles plus the connector's mapped
+// roles for rec's groups, sorted.
+func rolesFor(pc *pluginContext, rec *scimstore.UserRecord) []string {
+	roles := slices.Clone(pc.okta.GetDefaultRoles())
+	roles = append(roles, services.RolesFromAttributes(pc.connector, map[string][]string{TraitGroups: groupNames(rec)})...)
+	slices.Sort(roles)
+	return slices.Compact(roles)
+}
+
+// buildUser returns the Gatehouse user for an active record. base is the
+// stored user it replaces (ours, or a temporary SAML user being adopted),
+// nil for a new one: its traits other than groups, its labels, description
+// and local_auth are kept; its expiry is not.
+func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User, now time.Time) *typesv1.User {
+	u := &typesv1.User{
+		Kind:     services.KindUser,
+		Version:  services.V1,
+		Metadata: &typesv1.Metadata{Name: rec.UserName, Labels: map[string]string{}},
+		Spec:     &typesv1.UserSpec{Traits: map[string]*structpb.ListValue{}},
+	}
+	identity := rec.ExternalID
+	if identity == "" {
+		identity = rec.UserName
+	}
+	created := timestamppb.New(now)
+	if base != nil {
+		for k, v := range base.GetMetadata().GetLabels() {
+			u.Metadata.Labels[k] = v
+		}
+		u.Metadata.Description = base.GetMetadata().GetDescription()
+		for k, v := range base.GetSpec().GetTraits() {
+			u.Spec.Traits[k] = proto.Clone(v).(*structpb.ListValue)
+		}
+		u.Spec.LocalAuth = base.GetSpec().GetLocalAuth()
+		if ownsUser(pc.name, base, rec.ID) && base.GetSpec().GetCreatedBy().GetTime() != nil {
+			created = base.GetSpec().GetCreatedBy().GetTime()
+		}
+	}
+	u.Metadata.Labels[services.LabelOrigin] = pc.name
+	u.Metadata.Labels[LabelPlugin] = pc.name
+	u.Metadata.Labels[services.LabelSCIMID] = rec.ID
+	u.Metadata.Labels[services.LabelSCIMAttributes] = string(rec.Attributes)
+	if groups := groupNames(rec); len(groups) > 0 {
+		u.Spec.Traits[TraitGroups] = services.NewTraits(map[string][]string{TraitGroups: groups})[TraitGroups]
+	} else {
+		delete(u.Spec.Traits, TraitGroups)
+	}
+	u.Spec.Roles = rolesFor(pc, rec)
+	u.Spec.CreatedBy = &typesv1.CreatedBy{
+		Time:      created,
+		Connector: &typesv1.ConnectorRef{Type: ConnectorTypeSAML, Id: pc.okta.GetSamlConnector(), Identity: identity},
+	}
+	return u
+}
+
+// buildLock returns the deactivation lock of rec.
+func buildLock(pc *pluginContext, rec *scimstore.UserRecord, deleted bool, now time.Time) *typesv1.Lock {
+	reason, what := ReasonDeactivation, "deactivated"
+	if deleted {
+		reason, what = ReasonDeletion, "deleted"
+	}
+	l := &typesv1.Lock{
+		Kind:    services.KindLock,
+		Version: services.V1,
+		Metadata: &typesv1.Metadata{
+			Name: LockName(pc.name, rec.UserName),
+			Labels: map[string]string{
+				services.LabelOrigin: pc.name,
+				LabelPlugin:          pc.name,
+				LabelReason:          reason,
+				services.LabelSCIMID: rec.ID,
+			},
+		},
+		Spec: &typesv1.LockSpec{
+			Target: &typesv1.LockTarget{User: rec.UserName},
+			Message: fmt.Sprintf("%s in Okta (SCIM, plugin %q, SCIM id %s, externalId %q) at %s",
+				what, pc.name, rec.ID, rec.ExternalID, now.UTC().Format(time.RFC3339)),
+			CreatedBy: actor(pc.name),
+			CreatedAt: timestamppb.New(now),
+		},
+	}
+	if pc.lockTTL > 0 {
+		l.Metadata.Expires = timestamppb.New(now.Add(pc.lockTTL))
+	}
+	return l
+}
+
+// userEvent is an audit event about record rec.
+func userEvent(pc *pluginContext, typ string, rec *scimstore.UserRecord, msg string) *typesv1.AuditEvent {
+	return &typesv1.AuditEvent{
+		Type:     typ,
+		User:     actor(pc.name),
+		Resource: services.KindUser + "/" + rec.UserName,
+		Message:  msg,
+		Fields: map[string]string{
+			"plugin":      pc.name,
+			"scim_id":     rec.ID,
+			"external_id": rec.ExternalID,
+			"username":    rec.UserName,
+		},
+	}
+}
+
+func lockEvent(pc *pluginContext, typ string, l *typesv1.Lock, msg string) *typesv1.AuditEvent {
+	return &typesv1.AuditEvent{
+		Type:     typ,
+		User:     actor(pc.name),
+		Resource: services.KindLock + "/" + l.GetMetadata().GetName(),
+		Message:  msg,
+		Fields: map[string]string{
+			"plugin": pc.name,
+			"target": l.GetSpec().GetTarget().GetUser(),
+			"reason": l.GetMetadata().GetLabels()[LabelReason],
+		},
+	}
+}
+
+// outcome is what a planned user write did, for status counters.
+type outcome struct {
+	provisioned bool
+	deactivated bool
+	locks       int
+}
+
+// checkUnique refuses an index value of next that another record holds.
+func (p *Provisioner) checkUnique(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) error {
+	if old == nil || !strings.EqualFold(old.UserName, next.UserName) {
+		id, err := p.store.LookupUserID(ctx, pc.name, scimstore.AttrUserName, next.UserName)
+		switch {
+		case err == nil && id != next.ID:
+			return trace.AlreadyExists("a SCIM user with userName %q already exists", next.UserName)
+		case err != nil && !trace.IsNotFound(err):
+			return trace.Wrap(err)
+		}
+	}
+	if next.ExternalID != "" && (old == nil || old.ExternalID != next.ExternalID) {
+		id, err := p.store.LookupUserID(ctx, pc.name, scimstore.AttrExternalID, next.ExternalID)
+		switch {
+		case err == nil && id != next.ID:
+			return trace.AlreadyExists("a SCIM user with externalId %q already exists", next.ExternalID)
+		case err != nil && !trace.IsNotFound(err):
+			return trace.Wrap(err)
+		}
+	}
+	return nil
+}
+
+// writeUser plans and applies, in ONE AtomicWrite, the change from old (nil:
+// a new record) to next (nil: delete the record): the record and indexes,
+// the Gatehouse user (created, rewritten, adopted or deleted), the
+// deactivation lock (written or removed) and the audit events. Every key is
+// conditioned on what was read; trace.CompareFailed means something changed
+// meanwhile and the caller may re-plan from a fresh read.
+func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (string, outcome, error) {
+	var out outcome
+	now := p.cfg.Clock.Now()
+	var actions []backend.ConditionalAction
+	var events []*typesv1.AuditEvent
+	if next != nil {
+		if err := p.checkUnique(ctx, pc, old, next); err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		a, err := scimstore.PutUserActions(pc.name, old, next)
+		if err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		actions = append(actions, a...)
+	} else {
+		actions = append(actions, scimstore.DeleteUserActions(pc.name, old)...)
+	}
+
+	target := next
+	if target == nil {
+		target = old
+	}
+	wasActive := old != nil && old.Active
+	wantUser := next != nil && next.Active
+	renamed := old != nil && old.UserName != target.UserName
+
+	// A renamed active user leaves its old name.
+	if renamed && wasActive {
+		u, err := p.readUser(ctx, old.UserName)
+		if err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		if u != nil && ownsUser(pc.name, u, old.ID) {
+			actions = append(actions, backend.ConditionalAction{
+				Key: services.UserKey(old.UserName), Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Delete(),
+			})
+		}
+	}
+
+	u, err := p.readUser(ctx, target.UserName)
+	if err != nil {
+		return "", out, trace.Wrap(err)
+	}
+	userKey := services.UserKey(target.UserName)
+	if wantUser {
+		var base *typesv1.User
+		cond := backend.NotExists()
+		adopted := false
+		if u != nil {
+			switch {
+			case ownsUser(pc.name, u, target.ID):
+			case adoptable(pc, u):
+				adopted = true
+			default:
+				return "", out, foreignUserError(pc, u)
+			}
+			base, cond = u, backend.Revision(u.GetMetadata().GetRevision())
+		}
+		item, err := services.MarshalUser(buildUser(pc, next, base, now))
+		if err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		actions = append(actions, backend.ConditionalAction{Key: userKey, Condition: cond, Action: backend.Put(item)})
+		switch {
+		case old == nil:
+			events = append(events, userEvent(pc, EventUserCreate, next, "user provisioned over SCIM"))
+			out.provisioned = true
+		case !wasActive:
+			events = append(events, userEvent(pc, EventUserReactivate, next, "user reactivated over SCIM"))
+		default:
+			events = append(events, userEvent(pc, EventUserUpdate, next, "user updated over SCIM"))
+		}
+		if adopted {
+			events = append(events, userEvent(pc, EventUserAdopt, next, "temporary SAML user adopted as a SCIM-managed user"))
+			out.provisioned = old == nil
+		}
+	} else {
+		if u != nil {
+			switch {
+			case ownsUser(pc.name, u, target.ID) || adoptable(pc, u):
+				actions = append(actions, backend.ConditionalAction{
+					Key: userKey, Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Delete(),
+				})
+			case old == nil:
+				return "", out, foreignUserError(pc, u)
+			default:
+				// The name now belongs to a user this plugin did not write.
+				// It is not deleted, but the lock below still applies to
+				// the name: failing closed beats leaving a deprovisioned
+				// identity able to sign in.
+				p.cfg.Logger.WarnContext(ctx, "Deactivated SCIM user's name belongs to a user not managed by the plugin; locking the name without deleting that user.",
+					"plugin", pc.name, "user", target.UserName)
+			}
+		}
+		switch {
+		case next == nil:
+			events = append(events, userEvent(pc, EventUserDelete, target, "user deleted over SCIM"))
+			out.deactivated = wasActive
+		case wasActive || old == nil:
+			events = append(events, userEvent(pc, EventUserDeactivate, target, "user deactivated over SCIM"))
+			out.deactivated = wasActive
+		default:
+			events = append(events, userEvent(pc, EventUserUpdate, target, "deactivated user's record updated over SCIM"))
+		}
+	}
+
+	// Locks: written when a user stops being active (or is created or
+	// renamed inactive), removed when it becomes active.
+	writeLock := !wantUser && (old == nil || wasActive || renamed)
+	removeLock := wantUser && (old == nil || !wasActive || renamed)
+	if writeLock || removeLock {
+		l, err := p.readLock(ctx, LockName(pc.name, target.UserName))
+		if err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		lockKey := services.LockKey(LockName(pc.name, target.UserName))
+		switch {
+		case writeLock && (l == nil || ownsLock(pc.name, l)):
+			nl := buildLock(pc, target, next == nil, now)
+			item, err := services.MarshalLock(nl)
+			if err != nil {
+				return "", out, trace.Wrap(err)
+			}
+			cond := backend.NotExists()
+			if l != nil {
+				cond = backend.Revision(l.GetMetadata().GetRevision())
+			}
+			actions = append(actions, backend.ConditionalAction{Key: lockKey, Condition: cond, Action: backend.Put(item)})
+			events = append(events, lockEvent(pc, EventLockCreate, nl, nl.GetSpec().GetMessage()))
+			out.locks++
+		case writeLock && l.GetSpec().GetTarget().GetUser() == target.UserName:
+			// Someone else's lock under our name already locks the user.
+		case writeLock:
+			return "", out, trace.AlreadyExists("lock %q exists and was not written by plugin %q", l.GetMetadata().GetName(), pc.name)
+		case removeLock && l != nil && ownsLock(pc.name, l):
+			actions = append(actions, backend.ConditionalAction{
+				Key: lockKey, Condition: backend.Revision(l.GetMetadata().GetRevision()), Action: backend.Delete(),
+			})
+			events = append(events, lockEvent(pc, EventLockDelete, l, "deactivation lock removed: user reactivated over SCIM"))
+		}
+	}
+	// A renamed inactive user's lock moves with it.
+	if renamed && old != nil && !wasActive {
+		l, err := p.readLock(ctx, LockName(pc.name, old.UserName))
+		if err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		if l != nil && ownsLock(pc.name, l) {
+			actions = append(actions, backend.ConditionalAction{
+				Key: services.LockKey(l.GetMetadata().GetName()), Condition: backend.Revision(l.GetMetadata().GetRevision()), Action: backend.Delete(),
+			})
+			events = append(events, lockEvent(pc, EventLockDelete, l, "deactivation lock moved: user renamed over SCIM"))
+		}
+	}
+
+	for _, e := range events {
+		a, err := p.eventAction(e)
+		if err != nil {
+			return "", out, trace.Wrap(err)
+		}
+		actions = append(actions, a)
+	}
+	rev, err := p.cfg.Backend.AtomicWrite(ctx, actions)
+	if err != nil {
+		return "", out, trace.Wrap(err)
+	}
+	return rev, out, nil
+}
+
+// account updates the status counters after a successful write.
+func (p *Provisioner) account(plugin string, o outcome) {
+	if o.provisioned {
+		p.countProvisioned(plugin)
+	}
+	if o.deactivated || o.locks > 0 {
+		p.status.update(plugin, func(d *statusDelta) {
+			if o.deactivated {
+				d.deactivated++
+			}
+			d.locks += int64(o.locks)
+		})
+	}
+}
+
+// CreateUser provisions a user. A userName whose record exists but is
+// inactive reactivates that record (same id) with the new attributes; an
+// active one is trace.AlreadyExists. A Gatehouse user of that name is
+// adopted if it is a temporary user of the plugin's SAML connector, and
+// refused (trace.AlreadyExists, left untouched) otherwise.
+func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+	pc, err := p.loadPlugin(ctx, plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	in, err := normalizeUser(rec)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	for range maxAttempts {
+		now := p.cfg.Clock.Now().UTC()
+		existing, err := p.store.LookupUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
+		var old, next *scimstore.UserRecord
+		switch {
+		case err == nil && (existing.Active || !in.Active):
+			return nil, trace.AlreadyExists("a SCIM user with userName %q already exists", in.UserName)
+		case err == nil:
+			old = existing
+			n := *existing
+			n.UserName, n.ExternalID, n.Attributes, n.Active = in.UserName, in.ExternalID, in.Attributes, true
+			n.LastModified = now
+			next = &n
+		case trace.IsNotFound(err):
+			n := *in
+			n.ID, n.Created, n.LastModified, n.Revision = uuid.NewString(), now, now, ""
+			next = &n
+		default:
+			return nil, trace.Wrap(err)
+		}
+		rev, o, err := p.writeUser(ctx, pc, old, next)
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		p.account(pc.name, o)
+		next.Revision = rev
+		return next, nil
+	}
+	return nil, trace.CompareFailed("SCIM user %q kept changing while it was being created; try again", in.UserName)
+}
+
+// UpdateUser replaces the record rec.ID if it is still at rec.Revision
+// (required; trace.CompareFailed otherwise) with rec's userName,
+// externalId, active and attributes; id, groups and created are kept. An
+// active change deactivates (user deleted and locked) or reactivates (user
+// recreated, the plugin's lock removed) in the same atomic write.
+func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+	if rec == nil || rec.Revision == "" {
+		return nil, trace.BadParameter("updating a SCIM user needs the revision it was read at")
+	}
+	pc, err := p.loadPlugin(ctx, plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	in, err := normalizeUser(rec)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	for range maxAttempts {
+		old, err := p.store.GetUser(ctx, pc.name, rec.ID)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		if old.Revision != rec.Revision {
+			return nil, trace.CompareFailed("SCIM user %q was changed since it was read", rec.ID)
+		}
+		n := *old
+		n.UserName, n.ExternalID, n.Attributes, n.Active = in.UserName, in.ExternalID, in.Attributes, in.Active
+		n.LastModified = p.cfg.Clock.Now().UTC()
+		rev, o, err := p.writeUser(ctx, pc, old, &n)
+		if trace.IsCompareFailed(err) {
+			// Re-read: if the record itself changed, the next round says
+			// so; if only the user or lock did, the change is re-planned.
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		p.account(pc.name, o)
+		n.Revision = rev
+		return &n, nil
+	}
+	return nil, trace.CompareFailed("SCIM user %q kept changing while it was being updated; try again", rec.ID)
+}
+
+// DeleteUser deletes record id, its indexes and its Gatehouse user, and
+// locks the username, in one atomic write: like a deactivation, without the
+// record. trace.NotFound if there is no such record.
+func (p *Provisioner) DeleteUser(ctx context.Context, plugin, id string) error {
+	pc, err := p.loadPlugin(ctx, plugin)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	for range maxAttempts {
+		old, err := p.store.GetUser(ctx, pc.name, id)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		_, o, err := p.writeUser(ctx, pc, old, nil)
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		p.account(pc.name, o)
+		return nil
+	}
+	return trace.CompareFailed("SCIM user %q kept changing while it was being deleted; try again", id)
+}
+
+// GetUser reads record id; trace.NotFound if none.
+func (p *Provisioner) GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error) {
+	rec, err := p.store.GetUser(ctx, plugin, id)
+	return rec, trace.Wrap(err)
+}
+
+// LookupUser finds a record by "userName" (case-insensitive), "externalId"
+// or "id", from an index; trace.NotFound if none.
+func (p *Provisioner) LookupUser(ctx context.Context, plugin, attr, value string) (*scimstore.UserRecord, error) {
+	rec, err := p.store.LookupUser(ctx, plugin, attr, value)
+	return rec, trace.Wrap(err)
+}
+
+// ListUsers returns up to limit records after startAfterID, in id order.
+func (p *Provisioner) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error) {
+	recs, err := p.store.ListUsers(ctx, plugin, startAfterID, limit)
+	return recs, trace.Wrap(err)
+}
+
+// CountUsers counts the records of plugin, active and inactive.
+func (p *Provisioner) CountUsers(ctx context.Context, plugin string) (int, error) {
+	n, err := p.store.CountUsers(ctx, plugin)
+	return n, trace.Wrap(err)
+}
