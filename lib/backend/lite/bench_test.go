@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gravitational/trace"
@@ -210,4 +212,108 @@ func BenchmarkGetRange(b *testing.B) {
 	}
 	reportOps(b, pages)
 	b.ReportMetric(float64(b.N*pages*benchPageSize)/b.Elapsed().Seconds(), "items/s")
+}
+
+// benchWriters is how many goroutines the concurrent write benchmarks run:
+// the SCIM endpoint's target concurrency.
+const benchWriters = 16
+
+// BenchmarkConcurrentWriters runs benchWriters goroutines writing at once, so
+// that writers queue behind each other's commits. Each goroutine works on its
+// own keys, so no write fails on a conflict.
+//   - put: Put of a random existing key.
+//   - conditional-update: ConditionalUpdate at the revision it last wrote.
+//   - atomic-create: an AtomicWrite that creates 5 new keys (NotExists), the
+//     shape of one SCIM create.
+func BenchmarkConcurrentWriters(b *testing.B) {
+	const perWorker = 250
+	for _, bc := range []struct {
+		name string
+		// work returns one goroutine's loop body; it is made before the
+		// timer starts, so any setup reads are not counted.
+		work func(be *Backend, w int) (func(ctx context.Context, rng *rand.Rand) error, error)
+	}{
+		{"put", func(be *Backend, w int) (func(context.Context, *rand.Rand) error, error) {
+			return func(ctx context.Context, rng *rand.Rand) error {
+				// Worker w owns the keys congruent to w modulo benchWriters.
+				k := benchKey(rng.IntN(benchKeys/benchWriters)*benchWriters + w)
+				_, err := be.Put(ctx, backend.Item{Key: k, Value: benchValue(rng)})
+				return err
+			}, nil
+		}},
+		{"conditional-update", func(be *Backend, w int) (func(context.Context, *rand.Rand) error, error) {
+			k := benchKey(benchKeys - 1 - w)
+			it, err := be.Get(context.Background(), k)
+			if err != nil {
+				return nil, err
+			}
+			rev := it.Revision
+			return func(ctx context.Context, rng *rand.Rand) error {
+				lease, err := be.ConditionalUpdate(ctx, backend.Item{Key: k, Value: benchValue(rng), Revision: rev})
+				if err != nil {
+					return err
+				}
+				rev = lease.Revision
+				return nil
+			}, nil
+		}},
+		{"atomic-create", func(be *Backend, w int) (func(context.Context, *rand.Rand) error, error) {
+			return func(ctx context.Context, rng *rand.Rand) error {
+				id := fmt.Sprintf("scim/%d/%d", w, benchSeq.Add(1))
+				actions := make([]backend.ConditionalAction, 5)
+				for i := range actions {
+					actions[i] = backend.ConditionalAction{
+						Key:       backend.NewKey(id, strconv.Itoa(i)),
+						Condition: backend.NotExists(),
+						Action:    backend.Put(backend.Item{Value: benchValue(rng)}),
+					}
+				}
+				_, err := be.AtomicWrite(ctx, actions)
+				return err
+			}, nil
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.StopTimer()
+			be := loadedBackend(b)
+			for range b.N {
+				works := make([]func(context.Context, *rand.Rand) error, benchWriters)
+				for w := range works {
+					var err error
+					if works[w], err = bc.work(be, w); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				runBenchWriters(b, works, perWorker)
+				b.StopTimer()
+			}
+			reportOps(b, benchWriters*perWorker)
+		})
+	}
+}
+
+// benchSeq makes the atomic-create keys unique across iterations.
+var benchSeq atomic.Int64
+
+// runBenchWriters runs each work perWorker times, all workers at once.
+func runBenchWriters(b *testing.B, works []func(context.Context, *rand.Rand) error, perWorker int) {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(works))
+	for w, work := range works {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(11, uint64(w)))
+			for range perWorker {
+				if err := work(context.Background(), rng); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
 }
