@@ -150,7 +150,7 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 }
 
-func runCmd(t *testing.T, bin string, args ...string) result {
+func runCmd(t testing.TB, bin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -169,7 +169,7 @@ func runCmd(t *testing.T, bin string, args ...string) result {
 
 // idpMetadata returns minimal valid SAML IdP metadata with a fresh
 // self-signed signing certificate.
-func idpMetadata(t *testing.T) string {
+func idpMetadata(t testing.TB) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	// Register the storage engines selectable with --storage.
 	_ "github.com/gatehouse/gatehouse/lib/backend/lite"
@@ -101,6 +102,7 @@ type Process struct {
 	grpc    *grpc.Server
 	authLn  net.Listener
 	web     *web.Server
+	scim    *scimprov.Provisioner
 	diag    *http.Server
 	diagLn  net.Listener
 
@@ -186,6 +188,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := p.mountSCIM(ctx); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	for _, m := range cfg.Mounters {
 		if err := m(ctx, p.auth, p.web, cfg.Logger); err != nil {
 			return nil, trace.Wrap(err)
@@ -260,6 +265,7 @@ func (p *Process) Shutdown(ctx context.Context) error {
 			errs = append(errs, trace.Wrap(err, "web listener"))
 		}
 	}
+	p.closeSCIM()
 	if p.diag != nil {
 		if err := p.diag.Shutdown(ctx); err != nil {
 			_ = p.diag.Close()

@@ -1,0 +1,59 @@
+package process
+
+import (
+	"context"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	scimserver "github.com/gatehouse/gatehouse/plugins/scim/server"
+)
+
+// The real provisioner must satisfy the interface the SCIM endpoint declares.
+var _ scimserver.Provisioner = (*scimprov.Provisioner)(nil)
+
+// mountSCIM builds the SCIM provisioner over the process's backend and auth services and mounts
+// the SCIM endpoint on the web listener at /v1/webapi/scim/. Its metrics go to the process
+// registry (served on the diagnostics listener's /metrics).
+func (p *Process) mountSCIM(ctx context.Context) error {
+	svc := p.auth.Services()
+	prov, err := scimprov.New(scimprov.Config{
+		Backend:        p.backend,
+		Plugins:        svc.Plugins,
+		Credentials:    svc.PluginStaticCredentials,
+		SAMLConnectors: svc.SAMLConnectors,
+		Audit:          svc.Events,
+		AuditRetention: p.set.AuditRetention,
+		Clock:          p.cfg.Clock,
+		Logger:         p.cfg.Logger,
+	})
+	if err != nil {
+		return trace.Wrap(err, "starting the SCIM provisioner")
+	}
+	p.scim = prov
+	publicURL := ""
+	if p.set.PublicAddr != "" {
+		publicURL = "https://" + p.set.PublicAddr
+	}
+	h, err := scimserver.New(scimserver.Config{
+		Provisioner: prov,
+		Registerer:  p.cfg.Registry,
+		Logger:      p.cfg.Logger,
+		Clock:       p.cfg.Clock,
+		PublicURL:   publicURL,
+	})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(p.web.Mount(scimserver.MountPrefix, h))
+}
+
+// closeSCIM stops the provisioner's status flusher, writing what is pending. It runs after the
+// web listener stopped and before the backend closes.
+func (p *Process) closeSCIM() {
+	if p.scim != nil {
+		if err := p.scim.Close(); err != nil {
+			p.log.Warn("Closing the SCIM provisioner.", "error", err)
+		}
+	}
+}
