@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -245,6 +246,9 @@ func classify(err error) *ResponseError {
 		var bs crewjam.ErrBadStatus
 		if errors.As(err, &bs) {
 			reason = ReasonStatus
+		} else if strings.Contains(strings.ToLower(detail), "signature") {
+			// An unsigned response is reported without a sentinel error.
+			reason = ReasonSignature
 		}
 	}
 	return &ResponseError{Reason: reason, Detail: detail}
@@ -386,4 +390,33 @@ func randomToken() (string, error) {
 		return "", trace.Wrap(err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// Metadata returns the SP metadata of connector c, to register Gatehouse
+// at the IdP. It advertises the signing certificate only, no encryption
+// key: Gatehouse asks for signed, unencrypted assertions (what Okta sends
+// by default), which keeps the signature check on the assertion itself.
+func Metadata(c *typesv1.SAMLConnector, clock clockwork.Clock) ([]byte, error) {
+	sp, err := ServiceProvider(c, clock)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	md := sp.Metadata()
+	for i := range md.SPSSODescriptors {
+		d := &md.SPSSODescriptors[i]
+		kept := d.KeyDescriptors[:0]
+		for _, kd := range d.KeyDescriptors {
+			if kd.Use != "encryption" {
+				kd.Use = "signing"
+				kd.EncryptionMethods = nil
+				kept = append(kept, kd)
+			}
+		}
+		d.KeyDescriptors = kept
+	}
+	out, err := xml.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return append([]byte(xml.Header), out...), nil
 }

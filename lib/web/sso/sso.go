@@ -1,0 +1,639 @@
+// Package sso serves the web login API on the web listener: SAML
+// (SP-initiated redirect, ACS, SP metadata), local password login, the
+// current session, logout, SSH certificates for the session's user, and
+// one-time password-set links. SAML validation and the login outcome live
+// in lib/auth/saml; sessions in lib/auth/websession; the session middleware
+// in lib/web.
+//
+// Endpoints (all under /v1/webapi/):
+//
+//	GET    saml/sso?connector_id=NAME[&redirect_url=/path]   302 to the IdP
+//	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated
+//	GET    saml/metadata/NAME                                 SP metadata for the IdP
+//	POST   sessions            {"user","password"}            local login
+//	GET    sessions/current                                   the session (user, roles, expiry, CSRF token)
+//	DELETE sessions/current                                   logout (CSRF)
+//	POST   sessions/certs      {"public_key","ttl"}           OpenSSH user certificate (CSRF)
+//	POST   users/password      {"token","password"}           set a password with a one-time token
+package sso
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
+
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/saml"
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/web"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Limits and defaults.
+const (
+	// MaxACSBody caps the ACS form body.
+	MaxACSBody = 256 << 10
+	// maxJSONBody caps the JSON bodies of the other endpoints.
+	maxJSONBody = 64 << 10
+	// DefaultRedirect is where a login lands without a redirect_url.
+	DefaultRedirect = "/v1/webapi/sessions/current"
+	// MinPasswordLength and MaxPasswordLength bound local passwords
+	// (bcrypt reads only 72 bytes).
+	MinPasswordLength = 12
+	MaxPasswordLength = 72
+	// Failed password logins allowed per user and per client address:
+	// a burst of loginBurst, then one every loginEvery.
+	loginBurst = 5
+	loginEvery = 12 * time.Second
+	// maxLimiters bounds the limiter maps; they are reset when full.
+	maxLimiters = 10000
+)
+
+// Audit event types of the web login API.
+const (
+	EventWebLogin    = "web.login"
+	EventWebLogout   = "web.logout"
+	EventPasswordSet = "user.password.set"
+	EventWebDenied   = "web.denied"
+)
+
+// Connectors reads SAML connectors.
+type Connectors interface {
+	GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error)
+}
+
+// Users reads and changes users.
+type Users interface {
+	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
+	UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error)
+}
+
+// CertSigner signs SSH user certificates (auth.Server).
+type CertSigner interface {
+	SignSSHUserCert(ctx context.Context, req auth.SSHCertRequest) ([]byte, error)
+}
+
+// Config configures the handler.
+type Config struct {
+	Connectors  Connectors
+	SAML        *saml.Provider
+	Login       saml.LoginConfig
+	Sessions    *websession.Manager
+	SessionAuth *web.SessionAuth
+	Users       Users
+	Certs       CertSigner
+	Recorder    saml.Recorder
+	Clock       clockwork.Clock
+	Logger      *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Connectors == nil:
+		return trace.BadParameter("sso: missing Connectors")
+	case c.SAML == nil:
+		return trace.BadParameter("sso: missing SAML")
+	case c.Sessions == nil:
+		return trace.BadParameter("sso: missing Sessions")
+	case c.SessionAuth == nil:
+		return trace.BadParameter("sso: missing SessionAuth")
+	case c.Users == nil:
+		return trace.BadParameter("sso: missing Users")
+	case c.Certs == nil:
+		return trace.BadParameter("sso: missing Certs")
+	case c.Recorder == nil:
+		return trace.BadParameter("sso: missing Recorder")
+	}
+	if err := c.Login.CheckAndSetDefaults(); err != nil {
+		return trace.Wrap(err)
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "sso")
+	return nil
+}
+
+// Handler serves the endpoints.
+type Handler struct {
+	cfg   Config
+	mux   *http.ServeMux
+	dummy []byte
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// New returns the handler. Mount it at "/v1/webapi/" (it answers only its
+// own paths, and longer mounts such as SCIM's take precedence).
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	// A hash to compare against when the user has no password, so that a
+	// failed login costs one bcrypt whether or not the user exists.
+	dummy, err := bcrypt.GenerateFromPassword([]byte("gatehouse-dummy-password"), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), dummy: dummy, limiters: map[string]*rate.Limiter{}}
+	req := cfg.SessionAuth.RequireSession
+	h.mux.HandleFunc("GET /v1/webapi/saml/sso", h.handleSSO)
+	h.mux.HandleFunc("POST /v1/webapi/saml/acs/{connector}", h.handleACS)
+	h.mux.HandleFunc("GET /v1/webapi/saml/metadata/{connector}", h.handleMetadata)
+	h.mux.HandleFunc("POST /v1/webapi/sessions", h.handlePasswordLogin)
+	h.mux.Handle("GET /v1/webapi/sessions/current", req(http.HandlerFunc(h.handleCurrent)))
+	h.mux.Handle("DELETE /v1/webapi/sessions/current", req(http.HandlerFunc(h.handleLogout)))
+	h.mux.Handle("POST /v1/webapi/sessions/certs", req(http.HandlerFunc(h.handleCerts)))
+	h.mux.HandleFunc("POST /v1/webapi/users/password", h.handleSetPassword)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler; unknown paths are a JSON 404.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		web.WriteError(w, http.StatusNotFound, trace.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// OnDenied is a web.SessionAuthConfig.OnDenied that audits the refusal.
+func OnDenied(rec saml.Recorder) func(ctx context.Context, user, reason string) {
+	return func(ctx context.Context, user, reason string) {
+		rec.Record(ctx, audit.Event{Type: EventWebDenied, User: user, Err: trace.AccessDenied("%s", reason)})
+	}
+}
+
+// --- SAML ---
+
+func (h *Handler) handleSSO(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("connector_id")
+	if name == "" {
+		h.writeLoginError(w, r, http.StatusBadRequest, "connector_id is required")
+		return
+	}
+	redirect, err := checkRedirect(r.URL.Query().Get("redirect_url"))
+	if err != nil {
+		h.writeLoginError(w, r, http.StatusBadRequest, trace.UserMessage(err))
+		return
+	}
+	c, err := h.cfg.Connectors.GetSAMLConnector(r.Context(), name, true)
+	if err != nil {
+		if trace.IsNotFound(err) || trace.IsBadParameter(err) {
+			h.writeLoginError(w, r, http.StatusNotFound, "no SAML connector named "+quote(name))
+			return
+		}
+		h.cfg.Logger.ErrorContext(r.Context(), "Reading a SAML connector failed", "connector", name, "error", err)
+		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
+		return
+	}
+	u, err := h.cfg.SAML.AuthnRequest(r.Context(), c, redirect)
+	if err != nil {
+		h.cfg.Logger.ErrorContext(r.Context(), "Starting a SAML login failed", "connector", name, "error", err)
+		h.writeLoginError(w, r, web.StatusFor(err), "cannot start the SAML login: "+trace.UserMessage(err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("connector")
+	fail := func(code int, reason, detail string, err error) {
+		h.cfg.Recorder.Record(ctx, audit.Event{
+			Type:     saml.EventLogin,
+			Resource: services.KindSAMLConnector + "/" + name,
+			Message:  detail,
+			Fields:   map[string]string{"connector": name, "remote_addr": clientAddr(r)},
+			Err:      err,
+		})
+		h.writeLoginError(w, r, code, reason)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(http.StatusRequestEntityTooLarge, saml.ReasonTooLarge, "form body over the limit", trace.LimitExceeded("%s", saml.ReasonTooLarge))
+			return
+		}
+		fail(http.StatusBadRequest, saml.ReasonMalformed, "unreadable form", trace.BadParameter("%s", saml.ReasonMalformed))
+		return
+	}
+	c, err := h.cfg.Connectors.GetSAMLConnector(ctx, name, true)
+	if err != nil {
+		if trace.IsNotFound(err) || trace.IsBadParameter(err) {
+			fail(http.StatusNotFound, "no SAML connector named "+quote(name), "", trace.NotFound("no SAML connector"))
+			return
+		}
+		h.cfg.Logger.ErrorContext(ctx, "Reading a SAML connector failed", "connector", name, "error", err)
+		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
+		return
+	}
+	a, err := h.cfg.SAML.ParseResponse(ctx, c, r.PostForm.Get("SAMLResponse"), r.PostForm.Get("RelayState"))
+	if err != nil {
+		var re *saml.ResponseError
+		if errors.As(err, &re) {
+			h.cfg.Logger.InfoContext(ctx, "SAML response refused", "connector", name, "reason", re.Reason, "detail", re.Detail)
+			code := http.StatusBadRequest
+			if re.Reason == saml.ReasonTooLarge {
+				code = http.StatusRequestEntityTooLarge
+			}
+			fail(code, re.Reason, re.Detail, trace.AccessDenied("%s", re.Reason))
+			return
+		}
+		h.cfg.Logger.ErrorContext(ctx, "Validating a SAML response failed", "connector", name, "error", err)
+		fail(web.StatusFor(err), "the SAML login failed", trace.UserMessage(err), err)
+		return
+	}
+	res, err := saml.Login(ctx, h.cfg.Login, c, a, h.cfg.Clock.Now())
+	if err != nil {
+		// Login recorded its own audit event.
+		code := web.StatusFor(err)
+		msg := trace.UserMessage(err)
+		if code >= 500 {
+			h.cfg.Logger.ErrorContext(ctx, "SAML login failed", "connector", name, "user", a.NameID, "error", err)
+			msg = "the SAML login failed"
+		}
+		h.writeLoginError(w, r, code, msg)
+		return
+	}
+	sess, err := h.cfg.Sessions.CreateSession(ctx, res.User.GetMetadata().GetName(), websession.MethodSAML, name, res.SessionTTL)
+	if err != nil {
+		h.cfg.Logger.ErrorContext(ctx, "Creating a web session failed", "user", a.NameID, "error", err)
+		h.writeLoginError(w, r, http.StatusServiceUnavailable, "cannot create a session")
+		return
+	}
+	web.SetSessionCookies(w, sess, h.cfg.Clock.Now())
+	target := a.RedirectURL
+	if target == "" {
+		target = DefaultRedirect
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func (h *Handler) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("connector")
+	c, err := h.cfg.Connectors.GetSAMLConnector(r.Context(), name, false)
+	if err != nil {
+		code := web.StatusFor(err)
+		if trace.IsBadParameter(err) {
+			code = http.StatusNotFound
+		}
+		web.WriteError(w, code, err)
+		return
+	}
+	out, err := saml.Metadata(c, h.cfg.Clock)
+	if err != nil {
+		web.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	_, _ = w.Write(out)
+}
+
+// checkRedirect accepts only a local absolute path, so a login cannot be
+// turned into an open redirect.
+func checkRedirect(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
+		return "", trace.BadParameter("redirect_url must be a path on this server")
+	}
+	return raw, nil
+}
+
+var errorPage = template.Must(template.New("error").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Gatehouse login failed</title></head>
+<body><h1>Login failed</h1><p>{{.}}</p></body></html>
+`))
+
+// writeLoginError answers a browser with an HTML page and an API client
+// (Accept: application/json) with JSON.
+func (h *Handler) writeLoginError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		web.WriteJSON(w, code, web.ErrorBody{Error: msg})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = errorPage.Execute(w, msg)
+}
+
+// --- sessions ---
+
+// SessionInfo is the JSON of a session.
+type SessionInfo struct {
+	User      string    `json:"user"`
+	Roles     []string  `json:"roles"`
+	Method    string    `json:"method"`
+	Expires   time.Time `json:"expires"`
+	CSRFToken string    `json:"csrf_token"`
+}
+
+func info(s *websession.Session, u *typesv1.User) SessionInfo {
+	return SessionInfo{User: s.User, Roles: u.GetSpec().GetRoles(), Method: s.Method, Expires: s.Expires, CSRFToken: s.CSRFToken}
+}
+
+// PasswordLoginRequest is the body of POST /v1/webapi/sessions.
+type PasswordLoginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		return trace.BadParameter("request body is unreadable or over %d bytes", maxJSONBody)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return trace.BadParameter("request body is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+func (h *Handler) limiter(key string) *rate.Limiter {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.limiters[key]
+	if !ok {
+		if len(h.limiters) >= maxLimiters {
+			h.limiters = map[string]*rate.Limiter{}
+		}
+		l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
+		h.limiters[key] = l
+	}
+	return l
+}
+
+func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req PasswordLoginRequest
+	if err := readJSON(w, r, &req); err != nil {
+		web.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	now := h.cfg.Clock.Now()
+	userLim, addrLim := h.limiter("user:"+req.User), h.limiter("addr:"+clientAddr(r))
+	if userLim.TokensAt(now) < 1 || addrLim.TokensAt(now) < 1 {
+		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"remote_addr": clientAddr(r)}, Err: trace.LimitExceeded("too many failed logins")})
+		w.Header().Set("Retry-After", "15")
+		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed logins; try again later"))
+		return
+	}
+	user, err := h.checkPassword(ctx, req)
+	if err != nil {
+		if trace.IsAccessDenied(err) {
+			userLim.AllowN(now, 1)
+			addrLim.AllowN(now, 1)
+		}
+		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": clientAddr(r)}, Err: err})
+		web.WriteError(w, web.StatusFor(err), err)
+		return
+	}
+	var roles []*typesv1.Role
+	for _, n := range user.GetSpec().GetRoles() {
+		if role, err := h.cfg.Login.Roles.GetRole(ctx, n); err == nil {
+			roles = append(roles, role)
+		}
+	}
+	sess, err := h.cfg.Sessions.CreateSession(ctx, req.User, websession.MethodPassword, "", saml.SessionTTL(roles))
+	if err != nil {
+		web.WriteError(w, http.StatusServiceUnavailable, trace.ConnectionProblem(nil, "cannot create a session"))
+		return
+	}
+	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": clientAddr(r)}})
+	web.SetSessionCookies(w, sess, h.cfg.Clock.Now())
+	web.WriteJSON(w, http.StatusOK, info(sess, user))
+}
+
+// checkPassword returns the local user whose password matches, or one
+// AccessDenied for every kind of mismatch, after one bcrypt comparison
+// either way.
+func (h *Handler) checkPassword(ctx context.Context, req PasswordLoginRequest) (*typesv1.User, error) {
+	bad := trace.AccessDenied("wrong username or password")
+	var user *typesv1.User
+	hash := h.dummy
+	if req.User != "" && len(req.User) <= 255 && !strings.ContainsRune(req.User, '/') {
+		u, err := h.cfg.Users.GetUser(ctx, req.User, true)
+		switch {
+		case err == nil:
+			user = u
+			if ph := u.GetSpec().GetLocalAuth().GetPasswordHash(); len(ph) > 0 {
+				hash = ph
+			}
+		case !trace.IsNotFound(err):
+			return nil, trace.ConnectionProblem(nil, "users are unavailable")
+		}
+	}
+	pwErr := bcrypt.CompareHashAndPassword(hash, []byte(req.Password))
+	if user == nil || len(user.GetSpec().GetLocalAuth().GetPasswordHash()) == 0 || pwErr != nil || req.Password == "" {
+		return nil, bad
+	}
+	if services.IsUserExpired(user, h.cfg.Clock.Now()) {
+		return nil, bad
+	}
+	if err := h.cfg.Login.Locks.CheckLockInForce(services.LockSubject{User: req.User, Roles: user.GetSpec().GetRoles()}); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	services.StripUserSecrets(user)
+	return user, nil
+}
+
+func (h *Handler) handleCurrent(w http.ResponseWriter, r *http.Request) {
+	as, _ := web.SessionFromContext(r.Context())
+	web.WriteJSON(w, http.StatusOK, info(as.Session, as.User))
+}
+
+func (h *Handler) handleLogout(w http.ResponseWriter, r *http.Request) {
+	as, _ := web.SessionFromContext(r.Context())
+	if err := h.cfg.Sessions.DeleteSession(r.Context(), as.Session.ID); err != nil {
+		web.WriteError(w, http.StatusServiceUnavailable, trace.ConnectionProblem(nil, "cannot end the session"))
+		return
+	}
+	h.cfg.Recorder.Record(r.Context(), audit.Event{Type: EventWebLogout, User: as.Session.User})
+	web.ClearSessionCookies(w)
+	web.WriteJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+}
+
+// CertRequest is the body of POST /v1/webapi/sessions/certs.
+type CertRequest struct {
+	// PublicKey is in authorized_keys format.
+	PublicKey string `json:"public_key"`
+	// TTL, a Go duration, is optional: the certificate lasts at most
+	// until the session ends and the roles' max_session_ttl.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// CertResponse is the answer of POST /v1/webapi/sessions/certs.
+type CertResponse struct {
+	// SSHCert is the certificate in authorized_keys format (the
+	// <key>-cert.pub file).
+	SSHCert string `json:"ssh_cert"`
+	// ValidBefore is when it expires.
+	ValidBefore time.Time `json:"valid_before"`
+	// Principals are the logins it is valid for.
+	Principals []string `json:"principals"`
+}
+
+func (h *Handler) handleCerts(w http.ResponseWriter, r *http.Request) {
+	as, _ := web.SessionFromContext(r.Context())
+	var req CertRequest
+	if err := readJSON(w, r, &req); err != nil {
+		web.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(req.PublicKey))
+	if err != nil {
+		web.WriteError(w, http.StatusBadRequest, trace.BadParameter("public_key is not an SSH public key in authorized_keys format"))
+		return
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl < 0 {
+			web.WriteError(w, http.StatusBadRequest, trace.BadParameter("ttl must be a Go duration such as \"1h\""))
+			return
+		}
+	}
+	certText, err := h.cfg.Certs.SignSSHUserCert(r.Context(), auth.SSHCertRequest{
+		Username:  as.Session.User,
+		PublicKey: pub,
+		TTL:       ttl,
+		NotAfter:  as.Session.Expires,
+		Reason:    "web session",
+	})
+	if err != nil {
+		web.WriteError(w, web.StatusFor(err), err)
+		return
+	}
+	parsed, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+	if err != nil {
+		web.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	cert, _ := parsed.(*ssh.Certificate)
+	resp := CertResponse{SSHCert: string(certText)}
+	if cert != nil {
+		resp.ValidBefore = time.Unix(int64(cert.ValidBefore), 0).UTC()
+		resp.Principals = cert.ValidPrincipals
+	}
+	web.WriteJSON(w, http.StatusOK, resp)
+}
+
+// SetPasswordRequest is the body of POST /v1/webapi/users/password.
+type SetPasswordRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+// CheckPassword enforces the local password policy.
+func CheckPassword(pw string) error {
+	switch {
+	case len(pw) < MinPasswordLength:
+		return trace.BadParameter("the password must be at least %d characters", MinPasswordLength)
+	case len(pw) > MaxPasswordLength:
+		return trace.BadParameter("the password must be at most %d bytes", MaxPasswordLength)
+	}
+	return nil
+}
+
+// SetLocalPassword hashes pw with bcrypt and stores it on user, which must
+// be a local user (not created by a connector, not SCIM-managed).
+func SetLocalPassword(ctx context.Context, users Users, name, pw string) error {
+	if err := CheckPassword(pw); err != nil {
+		return trace.Wrap(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	_, err = users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
+		if u.GetSpec().GetCreatedBy().GetConnector() != nil || u.GetMetadata().GetLabels()[services.LabelOrigin] != "" {
+			return trace.BadParameter("user %q is managed by an identity provider and cannot have a local password", name)
+		}
+		if u.Spec == nil {
+			u.Spec = &typesv1.UserSpec{}
+		}
+		u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: hash}
+		return nil
+	})
+	return trace.Wrap(err)
+}
+
+func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req SetPasswordRequest
+	if err := readJSON(w, r, &req); err != nil {
+		web.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	// Check the policy first, so a weak password does not burn the token.
+	if err := CheckPassword(req.Password); err != nil {
+		web.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	now := h.cfg.Clock.Now()
+	addrLim := h.limiter("addr:" + clientAddr(r))
+	if addrLim.TokensAt(now) < 1 {
+		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed attempts; try again later"))
+		return
+	}
+	user, err := h.cfg.Sessions.ConsumePasswordToken(ctx, req.Token)
+	if err != nil {
+		if trace.IsAccessDenied(err) {
+			addrLim.AllowN(now, 1)
+		}
+		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, Fields: map[string]string{"remote_addr": clientAddr(r)}, Err: err})
+		web.WriteError(w, web.StatusFor(err), err)
+		return
+	}
+	err = SetLocalPassword(ctx, h.cfg.Users, user, req.Password)
+	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: user, Resource: services.KindUser + "/" + user, Err: err})
+	if err != nil {
+		web.WriteError(w, web.StatusFor(err), err)
+		return
+	}
+	web.WriteJSON(w, http.StatusOK, map[string]string{"status": "password set", "user": user})
+}
+
+// clientAddr is the request's remote IP (no proxy headers are trusted).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return "\"" + s + "\""
+}
