@@ -68,7 +68,7 @@ func loadedBackend(b *testing.B) *Backend {
 			return
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
-		benchErr = benchBackend.write(context.Background(), func(ctx context.Context, t *txn) error {
+		benchErr = benchBackend.write(context.Background(), 0, func(ctx context.Context, t *txn) error {
 			rev, err := t.revision(ctx)
 			if err != nil {
 				return trace.Wrap(err)

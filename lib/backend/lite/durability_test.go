@@ -263,13 +263,18 @@ func TestContext(t *testing.T) {
 	_, err = b.Get(t.Context(), backend.Key("k"))
 	require.True(t, trace.IsNotFound(err), "%v", err)
 
-	// A writer waiting for the lock gives up when its context ends.
-	b.writeSem <- struct{}{}
+	// A write still queued behind a busy writer gives up when its context
+	// ends, and is never applied.
+	release := blockWriter(t, b)
 	wctx, wcancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer wcancel()
 	_, err = b.Put(wctx, backend.Item{Key: backend.Key("k"), Value: []byte("v")})
-	<-b.writeSem
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	release()
+	_, err = b.Put(t.Context(), backend.Item{Key: backend.Key("after"), Value: []byte("v")})
+	require.NoError(t, err)
+	_, err = b.Get(t.Context(), backend.Key("k"))
+	require.True(t, trace.IsNotFound(err), "a withdrawn write was applied: %v", err)
 }
 
 func requireEvent(t *testing.T, w backend.Watcher, typ backend.OpType, key string) {

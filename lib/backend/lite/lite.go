@@ -6,22 +6,28 @@
 // process crash or power loss never loses an acknowledged write, and a
 // transaction is applied in full or not at all.
 //
-// Concurrency: writes are serialized in-process by one writer lock and run on
-// a single connection in BEGIN IMMEDIATE transactions, so the SQLite write
-// lock is taken up front and a transaction never fails half-way on a lock
-// upgrade. Reads use a separate pool of read-only connections; in WAL mode
-// they never block the writer and see every committed write.
+// Concurrency: every write is a request to one writer goroutine, which runs
+// the requests queued at that moment as one batch: a single BEGIN IMMEDIATE
+// transaction (the SQLite write lock is taken up front, so it never fails
+// half-way on a lock upgrade), each request in its own savepoint, one COMMIT
+// and so one fsync for all of them (group commit; see batch.go). Each
+// request still gets its own result, revision and events, exactly as if it
+// had committed alone, and is acknowledged only after the COMMIT. Reads use a
+// separate pool of read-only connections; in WAL mode they never block the
+// writer and see every committed write.
 //
 // Revisions come from a one-row counter table bumped in the same transaction
 // as the write, so they survive restarts and are never reused; every item an
-// AtomicWrite touches gets the same revision.
+// AtomicWrite touches gets the same revision, and each request of a batch
+// gets its own.
 //
-// Watchers are fed in-process: after a transaction commits, and while the
-// writer lock is still held, its events are handed to every matching watcher,
-// so watchers see changes in commit order. The database is therefore owned by
-// one process at a time: New takes an exclusive lock on a side file and fails
-// if another backend (in this or another process) holds it, because a second
-// writer's changes would never reach this process's watchers.
+// Watchers are fed in-process: after a batch commits, and before the writer
+// takes the next one or acknowledges any of its requests, its events are
+// handed to every matching watcher, so watchers see changes in commit order.
+// The database is therefore owned by one process at a time: New takes an
+// exclusive lock on a side file and fails if another backend (in this or
+// another process) holds it, because a second writer's changes would never
+// reach this process's watchers.
 package lite
 
 import (
@@ -59,7 +65,7 @@ const (
 	// DefaultReadConns is the size of the read connection pool.
 	DefaultReadConns = 4
 	// purgeBatch bounds how many expired rows one purge transaction deletes,
-	// so that a large backlog does not hold the writer lock for long.
+	// so that a large backlog does not hold up other writes for long.
 	purgeBatch = 1000
 	// schemaVersion is stored in PRAGMA user_version.
 	schemaVersion = 1
@@ -187,10 +193,11 @@ type Backend struct {
 	// fileLock keeps other backends off the database file.
 	fileLock *fileLock
 
-	// writeSem is the writer lock: a one-slot semaphore so that waiting for
-	// it can be abandoned when the caller's context ends. It is held from
-	// BEGIN to the end of the watcher fan-out.
-	writeSem chan struct{}
+	// queue feeds write requests to the writer goroutine (writeLoop), the
+	// only one that writes.
+	queue chan *request
+	// stats counts committed batches and requests.
+	stats writeStats
 
 	// watchMu guards watchers.
 	watchMu  sync.Mutex
@@ -234,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		fileLock: lock,
-		writeSem: make(chan struct{}, 1),
+		queue:    make(chan *request, queueSize),
 		watchers: make(map[*watcher]struct{}),
 		closed:   make(chan struct{}),
 	}
@@ -245,7 +252,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	// The ticker is made before New returns so that a fake clock's Advance
 	// right after New already drives it.
 	ticker := cfg.Clock.NewTicker(cfg.PurgeInterval)
-	b.loops.Add(1)
+	b.loops.Add(2)
+	go b.writeLoop()
 	go b.purgeLoop(ticker)
 	b.log.DebugContext(ctx, "Opened database.", "path", cfg.Path)
 	return b, nil
@@ -358,14 +366,14 @@ func (b *Backend) migrate(ctx context.Context) error {
 func (b *Backend) Clock() clockwork.Clock { return b.cfg.Clock }
 
 // Close closes every watcher, stops the purge loop and closes the database.
-// It waits for a write in progress to finish.
+// It waits for the batch being written to finish; writes still queued fail.
 func (b *Backend) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
-		// Take the writer lock so no write is half-way when the database closes.
-		b.writeSem <- struct{}{}
+		// Once closed, the writer takes no new batch, but finishes the one it
+		// is running (and fans its events out) before it exits, so no write is
+		// half-way when the database closes.
 		close(b.closed)
-		<-b.writeSem
 		b.loops.Wait()
 		b.closeAllWatchers()
 		err = b.closeDBs()

@@ -92,8 +92,9 @@ func (b *Backend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watc
 	return wt, nil
 }
 
-// fanOut hands a committed transaction's events to every matching watcher.
-// The caller holds the writer lock, so transactions arrive in commit order.
+// fanOut hands a committed batch's events to every matching watcher. Only
+// the writer goroutine calls it, one batch at a time, so events arrive in
+// commit order.
 func (b *Backend) fanOut(events []backend.Event) {
 	if len(events) == 0 {
 		return

@@ -15,70 +15,20 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 )
 
-// txn is one write transaction. Events collected in it are handed to
-// watchers only after it commits.
+// txn is one write request's view of the batch transaction it runs in (see
+// batch.go). Its events are handed to watchers only after the batch commits,
+// and only if the request succeeded.
 type txn struct {
 	tx    *sql.Tx
-	now   int64 // the clock's now in unix nanoseconds, fixed for the transaction
-	rev   int64 // the transaction's revision; 0 until allocated
+	now   int64 // the clock's now in unix nanoseconds, fixed for the request
+	rev   int64 // the request's revision; 0 until allocated
 	event []backend.Event
 }
 
-// write runs fn in a write transaction under the writer lock, commits, and
-// then fans the transaction's events out to watchers while still holding
-// the lock, so watchers see transactions in commit order.
-//
-// The caller's context bounds the wait for the writer lock. Once the
-// transaction has begun it runs to completion regardless of the context: a
-// COMMIT interrupted by a cancellation could land on disk yet be reported as
-// failed, and a write must never be acknowledged differently from what is
-// stored.
-func (b *Backend) write(ctx context.Context, fn func(ctx context.Context, t *txn) error) error {
-	if err := ctx.Err(); err != nil {
-		return trace.Wrap(err)
-	}
-	select {
-	case b.writeSem <- struct{}{}:
-	case <-ctx.Done():
-		return trace.Wrap(ctx.Err())
-	case <-b.closed:
-		return errClosed()
-	}
-	defer func() { <-b.writeSem }()
-	// select picks at random among ready cases: check both again.
-	if b.isClosed() {
-		return errClosed()
-	}
-	if err := ctx.Err(); err != nil {
-		return trace.Wrap(err)
-	}
-
-	wctx := context.WithoutCancel(ctx)
-	tx, err := b.wdb.BeginTx(wctx, nil)
-	if err != nil {
-		return trace.Wrap(err, "beginning a write transaction")
-	}
-	t := &txn{tx: tx, now: unixNanos(b.cfg.Clock.Now())}
-	if err := fn(wctx, t); err != nil {
-		if rerr := tx.Rollback(); rerr != nil {
-			b.log.WarnContext(ctx, "Failed to roll back a write transaction.", "error", rerr)
-		}
-		return trace.Wrap(err)
-	}
-	if err := tx.Commit(); err != nil {
-		// Whether the transaction reached the disk is unknown (an I/O error
-		// during COMMIT). Watchers cannot be told which, so close them all:
-		// their consumers reload from the database instead of missing a change.
-		b.log.ErrorContext(ctx, "Commit failed; closing every watcher so that consumers reload.", "error", err)
-		b.closeAllWatchers()
-		return trace.Wrap(err, "committing a write transaction")
-	}
-	b.fanOut(t.event)
-	return nil
-}
-
-// revision returns the transaction's revision, taking the next value of the
-// persistent counter the first time it is called.
+// revision returns the request's revision, taking the next value of the
+// persistent counter the first time it is called. The counter is bumped
+// inside the request's savepoint, so a failed request gives its value back
+// and the revisions of a batch's successful requests stay consecutive.
 func (t *txn) revision(ctx context.Context) (int64, error) {
 	if t.rev != 0 {
 		return t.rev, nil
@@ -210,7 +160,7 @@ func (b *Backend) Create(ctx context.Context, i backend.Item) (*backend.Lease, e
 		return nil, trace.Wrap(err)
 	}
 	var rev int64
-	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
 		_, exists, err := t.current(ctx, i.Key)
 		if err != nil {
 			return trace.Wrap(err)
@@ -233,7 +183,7 @@ func (b *Backend) Put(ctx context.Context, i backend.Item) (*backend.Lease, erro
 		return nil, trace.Wrap(err)
 	}
 	var rev int64
-	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
 		var err error
 		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
 		return trace.Wrap(err)
@@ -250,7 +200,7 @@ func (b *Backend) Update(ctx context.Context, i backend.Item) (*backend.Lease, e
 		return nil, trace.Wrap(err)
 	}
 	var rev int64
-	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
 		_, exists, err := t.current(ctx, i.Key)
 		if err != nil {
 			return trace.Wrap(err)
@@ -273,7 +223,7 @@ func (b *Backend) ConditionalUpdate(ctx context.Context, i backend.Item) (*backe
 		return nil, trace.Wrap(err)
 	}
 	var rev int64
-	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
 		ok, err := t.holds(ctx, i.Key, backend.Revision(i.Revision))
 		if err != nil {
 			return trace.Wrap(err)
@@ -295,7 +245,7 @@ func (b *Backend) Delete(ctx context.Context, key backend.Key) error {
 	if err := backend.CheckKey(key); err != nil {
 		return trace.Wrap(err)
 	}
-	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+	return trace.Wrap(b.write(ctx, len(key), func(ctx context.Context, t *txn) error {
 		_, exists, err := t.current(ctx, key)
 		if err != nil {
 			return trace.Wrap(err)
@@ -314,7 +264,7 @@ func (b *Backend) ConditionalDelete(ctx context.Context, key backend.Key, revisi
 	if err := backend.CheckKey(key); err != nil {
 		return trace.Wrap(err)
 	}
-	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+	return trace.Wrap(b.write(ctx, len(key), func(ctx context.Context, t *txn) error {
 		ok, err := t.holds(ctx, key, backend.Revision(revision))
 		if err != nil {
 			return trace.Wrap(err)
@@ -338,7 +288,7 @@ func (b *Backend) DeleteRange(ctx context.Context, start, end backend.Key) error
 		return trace.Wrap(b.checkOpen())
 	}
 	where, args := rangeWhere(start, end)
-	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+	return trace.Wrap(b.write(ctx, 0, func(ctx context.Context, t *txn) error {
 		rows, err := t.tx.QueryContext(ctx, `DELETE FROM kv`+where+` RETURNING key`, args...)
 		if err != nil {
 			return trace.Wrap(err)
@@ -372,7 +322,7 @@ func (b *Backend) AtomicWrite(ctx context.Context, actions []backend.Conditional
 		return "", trace.Wrap(err)
 	}
 	var rev int64
-	err := b.write(ctx, func(ctx context.Context, t *txn) error {
+	err := b.write(ctx, actionsSize(actions), func(ctx context.Context, t *txn) error {
 		if err := t.apply(ctx, actions); err != nil {
 			return trace.Wrap(err)
 		}
@@ -392,7 +342,7 @@ func (b *Backend) KeepAlive(ctx context.Context, lease backend.Lease, expires ti
 	if err := backend.CheckKey(lease.Key); err != nil {
 		return trace.Wrap(err)
 	}
-	return trace.Wrap(b.write(ctx, func(ctx context.Context, t *txn) error {
+	return trace.Wrap(b.write(ctx, len(lease.Key), func(ctx context.Context, t *txn) error {
 		cur, exists, err := t.current(ctx, lease.Key)
 		if err != nil {
 			return trace.Wrap(err)
@@ -429,7 +379,7 @@ func (b *Backend) KeepAlive(ctx context.Context, lease backend.Lease, expires ti
 func (b *Backend) purgeExpired(ctx context.Context) error {
 	for {
 		var n int
-		err := b.write(ctx, func(ctx context.Context, t *txn) error {
+		err := b.write(ctx, 0, func(ctx context.Context, t *txn) error {
 			rows, err := t.tx.QueryContext(ctx,
 				`DELETE FROM kv WHERE key IN (
 					SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?
@@ -485,6 +435,18 @@ func rangeWhere(start, end backend.Key) (string, []any) {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// itemSize is the bytes a write of i adds to a batch.
+func itemSize(i backend.Item) int { return len(i.Key) + len(i.Value) }
+
+// actionsSize is the bytes an AtomicWrite adds to a batch.
+func actionsSize(actions []backend.ConditionalAction) int {
+	n := 0
+	for _, a := range actions {
+		n += len(a.Key) + len(a.Action.Item.Value)
+	}
+	return n
 }
 
 func newLease(key backend.Key, rev int64) *backend.Lease {
