@@ -26,7 +26,7 @@ import (
 )
 
 // buildBinaries compiles gatehouse and gatectl once into a temporary dir.
-func buildBinaries(t *testing.T) (gatehouse, gatectl string) {
+func buildBinaries(t testing.TB) (gatehouse, gatectl string) {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/gatehouse", "./cmd/gatectl")

@@ -1,0 +1,252 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// BenchmarkSCIMLoad is `make bench`'s SCIM load test: a real gatehouse on SQLite, over HTTPS,
+// preloaded with SCIM_BENCH_USERS (default 100,000) users through the SCIM API itself. It reports
+// creates/s (the preload), userName-filter lookups/s with p50/p99 at concurrency 16,
+// deactivations/s, and the server's resident memory. Run it once: -benchtime 1x.
+//
+//	go test -run '^$' -bench BenchmarkSCIMLoad -benchtime 1x -timeout 30m ./integration/
+func BenchmarkSCIMLoad(b *testing.B) {
+	users := envInt(b, "SCIM_BENCH_USERS", 100_000)
+	createConc := envInt(b, "SCIM_BENCH_CREATE_CONCURRENCY", 32)
+	lookupDur := time.Duration(envInt(b, "SCIM_BENCH_LOOKUP_SECONDS", 20)) * time.Second
+	deactivations := min(users, envInt(b, "SCIM_BENCH_DEACTIVATIONS", 5_000))
+	const lookupConc = 16
+
+	gatehouseBin, gatectlBin := buildBinaries(b)
+	dataDir, work := b.TempDir(), b.TempDir()
+	logs := &syncBuffer{}
+	srv := startGatehouse(b, gatehouseBin, dataDir, logs, "--storage", "sqlite", "--log-level", "warn")
+	admin := func(args ...string) result {
+		return runCmd(b, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
+	}
+	token := installOkta(b, admin, work)
+	c := newSCIMClient(b, srv, "okta", token, 64)
+	pid := srv.cmd.Process.Pid
+	rssStart := procStatusKB(b, pid, "VmRSS")
+
+	var throttled atomic.Int64
+	b.ResetTimer()
+
+	// Preload through POST /Users: creates per second.
+	ids := make([]string, users)
+	start := time.Now()
+	createLat := runParallel(b, createConc, users, func(i int) error {
+		r, err := c.try(http.MethodPost, "/Users", oktaUser(benchUser(i), "00u"+strconv.Itoa(i)))
+		if err != nil {
+			return err
+		}
+		if r.status == http.StatusTooManyRequests {
+			throttled.Add(1)
+		}
+		if r.status != http.StatusCreated {
+			return fmt.Errorf("create %d: %d %s", i, r.status, r.raw)
+		}
+		ids[i], _ = r.body["id"].(string)
+		return nil
+	})
+	createSecs := time.Since(start).Seconds()
+	rssLoaded := procStatusKB(b, pid, "VmRSS")
+
+	// Lookups: Okta's lookup-before-create filter on random users, concurrency 16, fixed duration.
+	var lookups []time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var lookupErr atomic.Value
+	deadline := time.Now().Add(lookupDur)
+	start = time.Now()
+	for w := range lookupConc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			var local []time.Duration
+			for time.Now().Before(deadline) {
+				i := rng.IntN(users)
+				q := "/Users?filter=" + url.QueryEscape(`userName eq "`+benchUser(i)+`"`) + "&startIndex=1&count=100"
+				t0 := time.Now()
+				r, err := c.try(http.MethodGet, q, nil)
+				local = append(local, time.Since(t0))
+				if err == nil && r.status == http.StatusTooManyRequests {
+					throttled.Add(1)
+				}
+				if err == nil && (r.status != http.StatusOK || r.body["totalResults"] != 1.0) {
+					err = fmt.Errorf("lookup %d: %d %s", i, r.status, r.raw)
+				}
+				if err != nil {
+					lookupErr.Store(err)
+					return
+				}
+			}
+			mu.Lock()
+			lookups = append(lookups, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	lookupSecs := time.Since(start).Seconds()
+	if err, _ := lookupErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	rssLookups := procStatusKB(b, pid, "VmRSS")
+
+	// Deactivations: Okta's PATCH active:false, concurrency 16.
+	start = time.Now()
+	deactivate := patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})
+	deactLat := runParallel(b, lookupConc, deactivations, func(i int) error {
+		r, err := c.try(http.MethodPatch, "/Users/"+ids[i], deactivate)
+		if err != nil {
+			return err
+		}
+		if r.status == http.StatusTooManyRequests {
+			throttled.Add(1)
+		}
+		if r.status != http.StatusOK || r.body["active"] != false {
+			return fmt.Errorf("deactivate %d: %d %s", i, r.status, r.raw)
+		}
+		return nil
+	})
+	deactSecs := time.Since(start).Seconds()
+	b.StopTimer()
+
+	rssEnd := procStatusKB(b, pid, "VmRSS")
+	hwm := procStatusKB(b, pid, "VmHWM")
+	dbSize := dirSizeMB(dataDir)
+	require.NoError(b, srv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-srv.done:
+		require.NoError(b, err, "gatehouse should exit 0 on SIGTERM")
+	case <-time.After(30 * time.Second):
+		b.Fatal("gatehouse did not stop on SIGTERM")
+	}
+	require.Zero(b, throttled.Load(), "the default rate limit must never throttle the benchmark")
+
+	createRate := float64(users) / createSecs
+	lookupRate := float64(len(lookups)) / lookupSecs
+	deactRate := float64(deactivations) / deactSecs
+	b.ReportMetric(createRate, "creates/s")
+	b.ReportMetric(lookupRate, "lookups/s")
+	b.ReportMetric(ms(percentile(lookups, 0.99)), "lookup-p99-ms")
+	b.ReportMetric(deactRate, "deactivations/s")
+	b.ReportMetric(float64(rssEnd)/1024, "rss-MiB")
+	table := fmt.Sprintf(`
+SCIM load on SQLite over HTTPS, %d users
+| measure | value |
+| --- | --- |
+| creates/s (POST /Users, concurrency %d) | %.0f (p50 %.1f ms, p99 %.1f ms) |
+| filter lookups/s (userName eq, concurrency %d, %s) | %.0f (%d lookups) |
+| lookup latency p50 / p99 / max | %.2f / %.2f / %.2f ms |
+| deactivations/s (PATCH active:false, concurrency %d, %d users) | %.0f (p50 %.1f ms, p99 %.1f ms) |
+| server RSS: start / after preload / after lookups / end / peak (VmHWM) | %d / %d / %d / %d / %d MiB |
+| data dir size | %.0f MB |
+`, users, createConc, createRate, ms(percentile(createLat, .5)), ms(percentile(createLat, .99)),
+		lookupConc, lookupDur, lookupRate, len(lookups),
+		ms(percentile(lookups, .5)), ms(percentile(lookups, .99)), ms(percentile(lookups, 1)),
+		lookupConc, deactivations, deactRate, ms(percentile(deactLat, .5)), ms(percentile(deactLat, .99)),
+		rssStart/1024, rssLoaded/1024, rssLookups/1024, rssEnd/1024, hwm/1024, dbSize)
+	b.Log(table)
+	fmt.Fprintln(os.Stderr, table)
+}
+
+func benchUser(i int) string { return fmt.Sprintf("user%06d@example.com", i) }
+
+// runParallel runs n jobs on conc workers, failing the benchmark on the first error, and returns
+// each job's latency.
+func runParallel(b *testing.B, conc, n int, job func(i int) error) []time.Duration {
+	b.Helper()
+	var next atomic.Int64
+	lat := make([]time.Duration, n)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || firstErr.Load() != nil {
+					return
+				}
+				t0 := time.Now()
+				if err := job(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return lat
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// procStatusKB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status.
+func procStatusKB(b *testing.B, pid int, field string) int {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(b, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			require.NoError(b, err)
+			return n
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+func dirSizeMB(dir string) float64 {
+	var total int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && !e.IsDir() {
+			total += info.Size()
+		}
+	}
+	return float64(total) / 1e6
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(b, err, name)
+	return n
+}
