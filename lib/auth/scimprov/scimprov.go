@@ -173,7 +173,7 @@ func New(cfg Config) (*Provisioner, error) {
 	}
 	p.tokens.init()
 	p.status.init()
-	go p.flushLoop(ctx)
+	go p.flushLoop(ctx, cfg.Clock.NewTicker(cfg.StatusFlushInterval))
 	return p, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -106,9 +107,9 @@ func (p *Provisioner) countDeactivated(plugin string, locks int) {
 }
 
 // flushLoop writes status every StatusFlushInterval until ctx ends.
-func (p *Provisioner) flushLoop(ctx context.Context) {
+// The ticker is made by the caller, so that it exists when New returns.
+func (p *Provisioner) flushLoop(ctx context.Context, t clockwork.Ticker) {
 	defer close(p.done)
-	t := p.cfg.Clock.NewTicker(p.cfg.StatusFlushInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -1,0 +1,697 @@
+package scimprov
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/lite"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+const (
+	testPlugin    = "okta"
+	testConnector = "okta-saml"
+)
+
+// countingBackend counts the writes that reach the backend, to show that a
+// deactivation is one AtomicWrite and nothing else.
+type countingBackend struct {
+	backend.Backend
+	atomicWrites atomic.Int64
+	otherWrites  atomic.Int64
+}
+
+func (c *countingBackend) AtomicWrite(ctx context.Context, a []backend.ConditionalAction) (string, error) {
+	c.atomicWrites.Add(1)
+	return c.Backend.AtomicWrite(ctx, a)
+}
+
+func (c *countingBackend) Put(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	c.otherWrites.Add(1)
+	return c.Backend.Put(ctx, i)
+}
+
+func (c *countingBackend) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	c.otherWrites.Add(1)
+	return c.Backend.Create(ctx, i)
+}
+
+func (c *countingBackend) Update(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	c.otherWrites.Add(1)
+	return c.Backend.Update(ctx, i)
+}
+
+func (c *countingBackend) ConditionalUpdate(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	c.otherWrites.Add(1)
+	return c.Backend.ConditionalUpdate(ctx, i)
+}
+
+func (c *countingBackend) Delete(ctx context.Context, k backend.Key) error {
+	c.otherWrites.Add(1)
+	return c.Backend.Delete(ctx, k)
+}
+
+func (c *countingBackend) ConditionalDelete(ctx context.Context, k backend.Key, rev string) error {
+	c.otherWrites.Add(1)
+	return c.Backend.ConditionalDelete(ctx, k, rev)
+}
+
+func (c *countingBackend) writes() (int64, int64) { return c.atomicWrites.Load(), c.otherWrites.Load() }
+
+type env struct {
+	ctx   context.Context
+	clock *clockwork.FakeClock
+	b     *countingBackend
+	svc   *services.Services
+	audit *services.AuditLog
+	p     *Provisioner
+	token string
+}
+
+var backends = []string{"memory", "lite"}
+
+func newEnv(t *testing.T, kind string) *env {
+	t.Helper()
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	var raw backend.Backend
+	var err error
+	switch kind {
+	case "memory":
+		raw, err = memory.New(ctx, memory.Config{Clock: clock})
+	case "lite":
+		raw, err = lite.New(ctx, lite.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), Clock: clock})
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { raw.Close() })
+	b := &countingBackend{Backend: raw}
+	svc, err := services.New(services.Config{Backend: b})
+	require.NoError(t, err)
+	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: b, Clock: clock})
+	require.NoError(t, err)
+
+	_, err = svc.CreateSAMLConnector(ctx, &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: testConnector},
+		Spec: &typesv1.SAMLConnectorSpec{
+			EntityDescriptor: "<EntityDescriptor/>",
+			Acs:              "https://gatehouse.example.com/v1/webapi/saml/acs/" + testConnector,
+			AttributesToRoles: []*typesv1.AttributeMapping{
+				{Name: "groups", Value: "Eng", Roles: []string{"eng"}},
+				{Name: "groups", Value: "*", Roles: []string{"member"}},
+			},
+		},
+	})
+	require.NoError(t, err)
+	_, err = svc.CreatePlugin(ctx, &typesv1.Plugin{
+		Metadata: &typesv1.Metadata{Name: testPlugin},
+		Spec: &typesv1.PluginSpec{
+			Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
+				SamlConnector: testConnector,
+				ScimEnabled:   true,
+				DefaultRoles:  []string{"access"},
+				LockTtl:       "720h",
+			}},
+			StaticCredentialsRef: &typesv1.PluginStaticCredentialsRef{Labels: pluginv1.CredentialsLabels(testPlugin)},
+		},
+	})
+	require.NoError(t, err)
+	token := rotateToken(t, ctx, svc)
+
+	p, err := New(Config{
+		Backend:        b,
+		Plugins:        svc.PluginService,
+		Credentials:    svc.PluginStaticCredentialsService,
+		SAMLConnectors: svc.SAMLConnectorService,
+		Audit:          al,
+		Clock:          clock,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	return &env{ctx: ctx, clock: clock, b: b, svc: svc, audit: al, p: p, token: token}
+}
+
+// rotateToken writes a fresh token hash, as pluginv1 does, and returns the
+// token.
+func rotateToken(t *testing.T, ctx context.Context, svc *services.Services) string {
+	token, hash, err := pluginv1.NewToken()
+	require.NoError(t, err)
+	_, err = svc.UpsertPluginStaticCredentials(ctx, &typesv1.PluginStaticCredentials{
+		Metadata: &typesv1.Metadata{Name: pluginv1.CredentialsName(testPlugin), Labels: pluginv1.CredentialsLabels(testPlugin)},
+		Spec:     &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash},
+	})
+	require.NoError(t, err)
+	return token
+}
+
+func newRecord(userName, externalID string) *scimstore.UserRecord {
+	attrs := fmt.Sprintf(`{"userName":%q,"externalId":%q,"name":{"givenName":"Jane"},"password":"placeholder","emails":[{"primary":true,"value":%q}]}`,
+		userName, externalID, userName)
+	return &scimstore.UserRecord{UserName: userName, ExternalID: externalID, Active: true, Attributes: json.RawMessage(attrs)}
+}
+
+func (e *env) user(t *testing.T, name string) *typesv1.User {
+	t.Helper()
+	u, err := e.svc.GetUser(e.ctx, name, false)
+	require.NoError(t, err)
+	return u
+}
+
+func (e *env) events(t *testing.T, types ...string) []*typesv1.AuditEvent {
+	t.Helper()
+	now := e.clock.Now()
+	evs, err := e.audit.Search(e.ctx, now.Add(-time.Hour), now.Add(time.Hour), types, services.MaxSearchLimit)
+	require.NoError(t, err)
+	return evs
+}
+
+func TestCreateLookupListCount(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("jane@example.com", "00u1"))
+			require.NoError(t, err)
+			require.NotEmpty(t, rec.ID)
+			require.NotEmpty(t, rec.Revision)
+			require.True(t, rec.Active)
+			require.NotContains(t, string(rec.Attributes), "password")
+			require.NotContains(t, string(rec.Attributes), "placeholder")
+
+			for _, q := range []struct{ attr, value string }{
+				{scimstore.AttrUserName, "JANE@EXAMPLE.COM"},
+				{scimstore.AttrUserName, "jane@example.com"},
+				{scimstore.AttrExternalID, "00u1"},
+				{scimstore.AttrID, rec.ID},
+			} {
+				got, err := e.p.LookupUser(e.ctx, testPlugin, q.attr, q.value)
+				require.NoError(t, err, q)
+				require.Equal(t, rec.ID, got.ID)
+				require.Equal(t, rec.Revision, got.Revision)
+			}
+			_, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrExternalID, "00U1")
+			require.True(t, trace.IsNotFound(err), "externalId is caseExact: %v", err)
+			_, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, "nobody")
+			require.True(t, trace.IsNotFound(err))
+
+			u := e.user(t, "jane@example.com")
+			require.Nil(t, u.GetMetadata().GetExpires())
+			require.Equal(t, testPlugin, u.GetMetadata().GetLabels()[services.LabelOrigin])
+			require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
+			require.JSONEq(t, string(rec.Attributes), u.GetMetadata().GetLabels()[services.LabelSCIMAttributes])
+			require.Equal(t, []string{"access"}, u.GetSpec().GetRoles())
+			cb := u.GetSpec().GetCreatedBy()
+			require.Equal(t, "saml", cb.GetConnector().GetType())
+			require.Equal(t, testConnector, cb.GetConnector().GetId())
+			require.Equal(t, "00u1", cb.GetConnector().GetIdentity())
+			require.NotNil(t, cb.GetTime())
+
+			ids := []string{rec.ID}
+			for i := range 6 {
+				r, err := e.p.CreateUser(e.ctx, testPlugin, newRecord(fmt.Sprintf("user%d", i), fmt.Sprintf("00x%d", i)))
+				require.NoError(t, err)
+				ids = append(ids, r.ID)
+			}
+			slices.Sort(ids)
+			var listed []string
+			after := ""
+			for {
+				page, err := e.p.ListUsers(e.ctx, testPlugin, after, 2)
+				require.NoError(t, err)
+				for _, r := range page {
+					listed = append(listed, r.ID)
+				}
+				if len(page) < 2 {
+					break
+				}
+				after = page[len(page)-1].ID
+			}
+			require.Equal(t, ids, listed)
+			n, err := e.p.CountUsers(e.ctx, testPlugin)
+			require.NoError(t, err)
+			require.Equal(t, 7, n)
+			require.Len(t, e.events(t, EventUserCreate), 7)
+
+			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("JANE@example.com", "00u9"))
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("other", "00u1"))
+			require.True(t, trace.IsAlreadyExists(err), "externalId is unique: %v", err)
+
+			big := newRecord("big", "00big")
+			big.Attributes = json.RawMessage(fmt.Sprintf(`{"x":%q}`, make([]byte, services.MaxSCIMAttributesBytes)))
+			_, err = e.p.CreateUser(e.ctx, testPlugin, big)
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("has space", "00sp"))
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+		})
+	}
+}
+
+func TestAdoption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "lite")
+	now := e.clock.Now()
+	temp := &typesv1.User{
+		Metadata: &typesv1.Metadata{Name: "temp@example.com", Expires: timestamppb.New(now.Add(time.Hour))},
+		Spec: &typesv1.UserSpec{
+			Roles:     []string{"sso-role"},
+			Traits:    services.NewTraits(map[string][]string{"logins": {"jane"}, "groups": {"Eng"}}),
+			CreatedBy: &typesv1.CreatedBy{Time: timestamppb.New(now), Connector: &typesv1.ConnectorRef{Type: "saml", Id: testConnector, Identity: "jane"}},
+		},
+	}
+	_, err := e.svc.CreateUser(e.ctx, temp)
+	require.NoError(t, err)
+	rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("temp@example.com", "00t"))
+	require.NoError(t, err)
+	u := e.user(t, "temp@example.com")
+	require.Nil(t, u.GetMetadata().GetExpires(), "adopted user has no expiry")
+	require.Equal(t, testPlugin, u.GetMetadata().GetLabels()[services.LabelOrigin])
+	require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
+	require.Equal(t, []string{"access"}, u.GetSpec().GetRoles(), "roles recomputed from SCIM groups (none yet)")
+	require.Equal(t, []string{"jane"}, services.TraitValues(u, "logins"), "other traits kept")
+	require.Empty(t, services.TraitValues(u, "groups"), "groups come from SCIM now")
+	require.Len(t, e.events(t, EventUserAdopt), 1)
+	// After the temporary expiry, the adopted user is still there.
+	e.clock.Advance(2 * time.Hour)
+	e.user(t, "temp@example.com")
+
+	refused := []struct {
+		name string
+		user *typesv1.User
+	}{
+		{"local user", &typesv1.User{Metadata: &typesv1.Metadata{Name: "local"}, Spec: &typesv1.UserSpec{Roles: []string{"editor"}}}},
+		{"other connector", &typesv1.User{
+			Metadata: &typesv1.Metadata{Name: "other-conn", Expires: timestamppb.New(e.clock.Now().Add(time.Hour))},
+			Spec:     &typesv1.UserSpec{CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "another"}}},
+		}},
+		{"same connector, not temporary", &typesv1.User{
+			Metadata: &typesv1.Metadata{Name: "permanent"},
+			Spec:     &typesv1.UserSpec{CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: testConnector}}},
+		}},
+		{"other plugin", &typesv1.User{
+			Metadata: &typesv1.Metadata{Name: "other-plugin", Expires: timestamppb.New(e.clock.Now().Add(time.Hour)), Labels: map[string]string{services.LabelOrigin: "other"}},
+			Spec:     &typesv1.UserSpec{CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: testConnector}}},
+		}},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := e.svc.CreateUser(e.ctx, tc.user)
+			require.NoError(t, err)
+			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord(tc.user.GetMetadata().GetName(), "00-"+tc.user.GetMetadata().GetName()))
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			after := e.user(t, tc.user.GetMetadata().GetName())
+			require.Equal(t, before.GetMetadata().GetRevision(), after.GetMetadata().GetRevision(), "user untouched")
+			_, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, tc.user.GetMetadata().GetName())
+			require.True(t, trace.IsNotFound(err), "no record left behind: %v", err)
+		})
+	}
+}
+
+func deactivate(t *testing.T, e *env, rec *scimstore.UserRecord, active bool) *scimstore.UserRecord {
+	t.Helper()
+	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+	require.NoError(t, err)
+	cur.Active = active
+	out, err := e.p.UpdateUser(e.ctx, testPlugin, cur)
+	require.NoError(t, err)
+	return out
+}
+
+func TestDeactivateReactivate(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("jane", "00u1"))
+			require.NoError(t, err)
+			adminLock, err := e.svc.CreateLock(e.ctx, &typesv1.Lock{
+				Metadata: &typesv1.Metadata{Name: "admin-lock"},
+				Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "jane"}, Message: "security review", CreatedBy: "admin"},
+			})
+			require.NoError(t, err)
+
+			atomicBefore, otherBefore := e.b.writes()
+			out := deactivate(t, e, rec, false)
+			atomicAfter, otherAfter := e.b.writes()
+			require.Equal(t, int64(1), atomicAfter-atomicBefore, "deactivation is one AtomicWrite")
+			require.Equal(t, int64(0), otherAfter-otherBefore, "and nothing else")
+			require.False(t, out.Active)
+
+			_, err = e.svc.GetUser(e.ctx, "jane", false)
+			require.True(t, trace.IsNotFound(err), "user deleted: %v", err)
+			lock, err := e.svc.GetLock(e.ctx, LockName(testPlugin, "jane"))
+			require.NoError(t, err)
+			require.Equal(t, "jane", lock.GetSpec().GetTarget().GetUser())
+			require.Contains(t, lock.GetSpec().GetMessage(), "deactivated in Okta")
+			require.Equal(t, map[string]string{
+				services.LabelOrigin: testPlugin, LabelPlugin: testPlugin, LabelReason: ReasonDeactivation, services.LabelSCIMID: rec.ID,
+			}, lock.GetMetadata().GetLabels())
+			require.Equal(t, e.clock.Now().Add(720*time.Hour), lock.GetMetadata().GetExpires().AsTime())
+
+			got, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+			require.NoError(t, err)
+			require.False(t, got.Active)
+			got, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, "JANE")
+			require.NoError(t, err)
+			require.Equal(t, rec.ID, got.ID)
+			require.False(t, got.Active)
+			require.Len(t, e.events(t, EventUserDeactivate), 1)
+			require.Len(t, e.events(t, EventLockCreate), 1)
+
+			// Reactivate by PUT/PATCH: user back, our lock gone, the admin's kept.
+			out = deactivate(t, e, rec, true)
+			require.True(t, out.Active)
+			u := e.user(t, "jane")
+			require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
+			_, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "jane"))
+			require.True(t, trace.IsNotFound(err), "plugin lock removed: %v", err)
+			kept, err := e.svc.GetLock(e.ctx, "admin-lock")
+			require.NoError(t, err)
+			require.Equal(t, adminLock.GetMetadata().GetRevision(), kept.GetMetadata().GetRevision())
+			require.Len(t, e.events(t, EventUserReactivate), 1)
+			require.Len(t, e.events(t, EventLockDelete), 1)
+
+			// Reactivate by POST of the same userName: same id.
+			deactivate(t, e, rec, false)
+			again, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("jane", "00u1"))
+			require.NoError(t, err)
+			require.Equal(t, rec.ID, again.ID)
+			require.True(t, again.Active)
+			e.user(t, "jane")
+			_, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "jane"))
+			require.True(t, trace.IsNotFound(err))
+
+			// An admin lock under the plugin's lock name (not labelled as the
+			// plugin's) survives a reactivation.
+			deactivate(t, e, rec, false)
+			_, err = e.svc.UpsertLock(e.ctx, &typesv1.Lock{
+				Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "jane")},
+				Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "jane"}, Message: "admin took over", CreatedBy: "admin"},
+			})
+			require.NoError(t, err)
+			deactivate(t, e, rec, true)
+			_, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "jane"))
+			require.NoError(t, err, "a lock not labelled as the plugin's is never removed")
+
+			e.p.FlushStatus(e.ctx)
+			pl, err := e.svc.GetPlugin(e.ctx, testPlugin)
+			require.NoError(t, err)
+			st := pl.GetStatus().GetOkta()
+			require.Equal(t, int64(1), st.GetUsersProvisioned())
+			require.Equal(t, int64(3), st.GetUsersDeactivated())
+			require.Equal(t, int64(3), st.GetLocksWritten())
+		})
+	}
+}
+
+func TestDeleteUser(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("bob", "00b"))
+			require.NoError(t, err)
+			atomicBefore, _ := e.b.writes()
+			require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, rec.ID))
+			atomicAfter, _ := e.b.writes()
+			require.Equal(t, int64(1), atomicAfter-atomicBefore)
+			_, err = e.p.GetUser(e.ctx, testPlugin, rec.ID)
+			require.True(t, trace.IsNotFound(err), "%v", err)
+			for _, q := range [][2]string{{scimstore.AttrUserName, "bob"}, {scimstore.AttrExternalID, "00b"}} {
+				_, err = e.p.LookupUser(e.ctx, testPlugin, q[0], q[1])
+				require.True(t, trace.IsNotFound(err), "%v", err)
+			}
+			_, err = e.svc.GetUser(e.ctx, "bob", false)
+			require.True(t, trace.IsNotFound(err))
+			lock, err := e.svc.GetLock(e.ctx, LockName(testPlugin, "bob"))
+			require.NoError(t, err)
+			require.Equal(t, ReasonDeletion, lock.GetMetadata().GetLabels()[LabelReason])
+			require.True(t, trace.IsNotFound(e.p.DeleteUser(e.ctx, testPlugin, rec.ID)))
+
+			// Provisioning the same userName again gets a new id and lifts
+			// the plugin's lock.
+			again, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("bob", "00b"))
+			require.NoError(t, err)
+			require.NotEqual(t, rec.ID, again.ID)
+			_, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "bob"))
+			require.True(t, trace.IsNotFound(err))
+			e.user(t, "bob")
+		})
+	}
+}
+
+func TestConcurrentCreates(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			const n = 50
+			var ok, exists atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("race@example.com", fmt.Sprintf("00r%d", i)))
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case trace.IsAlreadyExists(err):
+						exists.Add(1)
+					default:
+						errs <- err
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			require.Equal(t, int64(1), ok.Load())
+			require.Equal(t, int64(n-1), exists.Load())
+			count, err := e.p.CountUsers(e.ctx, testPlugin)
+			require.NoError(t, err)
+			require.Equal(t, 1, count)
+		})
+	}
+}
+
+func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "lite")
+	rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("carol", "00c"))
+	require.NoError(t, err)
+	const writers = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var attrs map[string]any
+				if err := json.Unmarshal(cur.Attributes, &attrs); err != nil {
+					errs <- err
+					return
+				}
+				attrs[fmt.Sprintf("k%d", i)] = i
+				cur.Attributes, _ = json.Marshal(attrs)
+				_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+				if trace.IsCompareFailed(err) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+				}
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	final, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+	require.NoError(t, err)
+	var attrs map[string]any
+	require.NoError(t, json.Unmarshal(final.Attributes, &attrs))
+	for i := range writers {
+		require.Contains(t, attrs, fmt.Sprintf("k%d", i))
+	}
+	u := e.user(t, "carol")
+	require.JSONEq(t, string(final.Attributes), u.GetMetadata().GetLabels()[services.LabelSCIMAttributes])
+
+	// A stale revision is refused.
+	_, err = e.p.UpdateUser(e.ctx, testPlugin, rec)
+	require.True(t, trace.IsCompareFailed(err), "%v", err)
+}
+
+func TestGroups(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			a, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("alice", "00a"))
+			require.NoError(t, err)
+			b, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("bob", "00b"))
+			require.NoError(t, err)
+			roles := func(name string) []string { return e.user(t, name).GetSpec().GetRoles() }
+			groups := func(name string) []string { return services.TraitValues(e.user(t, name), "groups") }
+
+			g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Eng", Members: []scimstore.MemberRef{{Value: a.ID}}})
+			require.NoError(t, err)
+			require.Equal(t, []string{"access", "eng", "member"}, roles("alice"))
+			require.Equal(t, []string{"Eng"}, groups("alice"))
+			require.Equal(t, []string{"access"}, roles("bob"))
+			ar, err := e.p.GetUser(e.ctx, testPlugin, a.ID)
+			require.NoError(t, err)
+			require.Equal(t, []scimstore.GroupRef{{ID: g.ID, DisplayName: "Eng"}}, ar.Groups)
+
+			got, err := e.p.LookupGroup(e.ctx, testPlugin, scimstore.AttrDisplayName, "eng")
+			require.NoError(t, err)
+			require.Equal(t, g.ID, got.ID)
+			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "ENG"})
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Ghosts", Members: []scimstore.MemberRef{{Value: "nope"}}})
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+
+			// Swap members.
+			g.Members = []scimstore.MemberRef{{Value: b.ID}}
+			g, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
+			require.NoError(t, err)
+			require.Equal(t, []string{"access"}, roles("alice"))
+			require.Empty(t, groups("alice"))
+			require.Equal(t, []string{"access", "eng", "member"}, roles("bob"))
+
+			// Rename: the name-specific mapping no longer applies.
+			g.DisplayName = "Platform"
+			g, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
+			require.NoError(t, err)
+			require.Equal(t, []string{"access", "member"}, roles("bob"))
+			require.Equal(t, []string{"Platform"}, groups("bob"))
+			_, err = e.p.LookupGroup(e.ctx, testPlugin, scimstore.AttrDisplayName, "Eng")
+			require.True(t, trace.IsNotFound(err))
+
+			// A deactivated member: record only; reactivation brings the roles.
+			deactivate(t, e, a, false)
+			g.Members = append(g.Members, scimstore.MemberRef{Value: a.ID})
+			g, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
+			require.NoError(t, err)
+			ar, err = e.p.GetUser(e.ctx, testPlugin, a.ID)
+			require.NoError(t, err)
+			require.Len(t, ar.Groups, 1)
+			deactivate(t, e, a, true)
+			require.Equal(t, []string{"access", "member"}, roles("alice"))
+
+			// Many members: batched writes.
+			var members []scimstore.MemberRef
+			for i := range 45 {
+				r, err := e.p.CreateUser(e.ctx, testPlugin, newRecord(fmt.Sprintf("m%02d", i), fmt.Sprintf("00m%d", i)))
+				require.NoError(t, err)
+				members = append(members, scimstore.MemberRef{Value: r.ID})
+			}
+			big, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Eng", Members: members})
+			require.NoError(t, err)
+			require.Len(t, big.Members, 45)
+			for i := range 45 {
+				require.Equal(t, []string{"access", "eng", "member"}, roles(fmt.Sprintf("m%02d", i)))
+			}
+			require.NoError(t, e.p.DeleteGroup(e.ctx, testPlugin, big.ID))
+			for i := range 45 {
+				require.Equal(t, []string{"access"}, roles(fmt.Sprintf("m%02d", i)))
+			}
+			_, err = e.p.GetGroup(e.ctx, testPlugin, big.ID)
+			require.True(t, trace.IsNotFound(err))
+			n, err := e.p.CountGroups(e.ctx, testPlugin)
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+		})
+	}
+}
+
+func TestVerifySCIMToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory")
+	require.NoError(t, e.p.VerifySCIMToken(e.ctx, testPlugin, e.token))
+	require.NoError(t, e.p.VerifySCIMToken(e.ctx, testPlugin, e.token), "cached")
+	for _, bad := range []string{"", "wrong", e.token + "x"} {
+		err := e.p.VerifySCIMToken(e.ctx, testPlugin, bad)
+		require.True(t, trace.IsAccessDenied(err), "%q: %v", bad, err)
+	}
+	err := e.p.VerifySCIMToken(e.ctx, "nosuch", e.token)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	denied := e.events(t, EventTokenDenied)
+	require.Len(t, denied, 4)
+	for _, ev := range denied {
+		require.NotContains(t, fmt.Sprint(ev), e.token)
+	}
+
+	// Rotation: the old token is refused on the very next call.
+	newToken := rotateToken(t, e.ctx, e.svc)
+	err = e.p.VerifySCIMToken(e.ctx, testPlugin, e.token)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.NoError(t, e.p.VerifySCIMToken(e.ctx, testPlugin, newToken))
+
+	// Deleting the plugin refuses its token at once.
+	require.NoError(t, e.svc.DeletePlugin(e.ctx, testPlugin))
+	err = e.p.VerifySCIMToken(e.ctx, testPlugin, newToken)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+}
+
+func TestSettingsAndStatusFlush(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory")
+	st, err := e.p.SCIMSettings(e.ctx, testPlugin)
+	require.NoError(t, err)
+	require.True(t, st.Enabled)
+	_, err = e.p.SCIMSettings(e.ctx, "nosuch")
+	require.True(t, trace.IsNotFound(err))
+
+	e.p.RecordSCIMRequest(e.ctx, testPlugin, trace.NotFound("client asked for nothing"))
+	e.p.RecordSCIMRequest(e.ctx, testPlugin, trace.ConnectionProblem(nil, "backend down"))
+	e.p.RecordSCIMRequest(e.ctx, testPlugin, nil)
+	pl, err := e.svc.GetPlugin(e.ctx, testPlugin)
+	require.NoError(t, err)
+	require.Nil(t, pl.GetStatus(), "nothing written on the request path")
+
+	// The flush loop writes within one interval.
+	require.NoError(t, e.clock.BlockUntilContext(e.ctx, 1))
+	e.clock.Advance(DefaultStatusFlushInterval)
+	require.Eventually(t, func() bool {
+		pl, err := e.svc.GetPlugin(e.ctx, testPlugin)
+		return err == nil && pl.GetStatus().GetOkta().GetLastScimRequest() != nil
+	}, 10*time.Second, 10*time.Millisecond)
+	pl, err = e.svc.GetPlugin(e.ctx, testPlugin)
+	require.NoError(t, err)
+	require.Contains(t, pl.GetStatus().GetOkta().GetLastError(), "backend down")
+	require.Equal(t, e.clock.Now().Add(-DefaultStatusFlushInterval), pl.GetStatus().GetOkta().GetLastScimRequest().AsTime())
+}
