@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,9 +42,14 @@ func parseCrashValue(t *testing.T, key string, v []byte) int {
 	return n
 }
 
+// crashWriters is how many goroutines write at once in the child, so that
+// their writes share batches (group commit) when the kill lands.
+const crashWriters = 4
+
 // TestCrashChild is the child side of TestCrash; it does nothing unless run
-// by it. After each call returns it prints "ack <key> <value>": from then on
-// the write must survive any crash.
+// by it. crashWriters goroutines write at once; after each call returns the
+// child prints "ack <key> <value>": from then on the write must survive any
+// crash.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
@@ -51,52 +57,94 @@ func TestCrashChild(t *testing.T) {
 	}
 	round := os.Getenv(crashRoundEnv)
 	ctx := context.Background()
+	var outMu sync.Mutex
+	printf := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Printf(format, args...)
+	}
 	fail := func(what string, err error) {
-		fmt.Printf("error %s: %v\n", what, err)
+		printf("error %s: %v\n", what, err)
 		os.Exit(3)
 	}
 	b, err := New(ctx, Config{Path: filepath.Join(dir, DBFileName)})
 	if err != nil {
 		fail("open", err)
 	}
-	fmt.Println("ready")
-	counter := backend.Key("counter")
-	if _, err := b.Create(ctx, backend.Item{Key: counter, Value: crashValue(0)}); err != nil && !trace.IsAlreadyExists(err) {
+	printf("ready\n")
+	if _, err := b.Create(ctx, backend.Item{Key: crashCounter, Value: crashValue(0)}); err != nil && !trace.IsAlreadyExists(err) {
 		fail("create counter", err)
 	}
-	for i := 0; ; i++ {
-		key := fmt.Sprintf("put/%s/%06d", round, i)
-		if _, err := b.Put(ctx, backend.Item{Key: backend.Key(key), Value: crashValue(i)}); err != nil {
-			fail("put", err)
-		}
-		fmt.Printf("ack %s %d\n", key, i)
+	for w := range crashWriters {
+		go func() {
+			for i := 0; ; i++ {
+				if err := crashWriteOnce(ctx, b, round, w, i, printf); err != nil {
+					fail(fmt.Sprintf("writer %d", w), err)
+				}
+			}
+		}()
+	}
+	// Report how many requests shared each commit, so the test log shows
+	// that the kills landed among batches, not lone writes.
+	for range time.Tick(50 * time.Millisecond) {
+		printf("batched %d %d\n", b.stats.requests.Load(), b.stats.commits.Load())
+	}
+}
 
-		group := fmt.Sprintf("atomic/%s/%06d", round, i)
-		var actions []backend.ConditionalAction
-		for _, part := range []string{"a", "b", "c"} {
-			actions = append(actions, backend.ConditionalAction{
-				Key:       backend.Key(group + "/" + part),
-				Condition: backend.NotExists(),
-				Action:    backend.Put(backend.Item{Value: crashValue(i)}),
-			})
-		}
-		if _, err := b.AtomicWrite(ctx, actions); err != nil {
-			fail("atomic write", err)
-		}
-		fmt.Printf("ack %s %d\n", group, i)
+// crashCounter is incremented by every child writer with ConditionalUpdate,
+// so that writers conflict inside batches.
+var crashCounter = backend.Key("counter")
 
-		cur, err := b.Get(ctx, counter)
+// crashWriteOnce is one step of a child writer: a Put, a three-key
+// AtomicWrite, a Create that every writer races for (one wins, the others
+// fail with AlreadyExists, often inside the same batch), and an increment
+// of the shared counter.
+func crashWriteOnce(ctx context.Context, b *Backend, round string, w, i int, printf func(string, ...any)) error {
+	key := fmt.Sprintf("put/%s/%d/%06d", round, w, i)
+	if _, err := b.Put(ctx, backend.Item{Key: backend.Key(key), Value: crashValue(i)}); err != nil {
+		return trace.Wrap(err, "put")
+	}
+	printf("ack %s %d\n", key, i)
+
+	group := fmt.Sprintf("atomic/%s/%d/%06d", round, w, i)
+	var actions []backend.ConditionalAction
+	for _, part := range []string{"a", "b", "c"} {
+		actions = append(actions, backend.ConditionalAction{
+			Key:       backend.Key(group + "/" + part),
+			Condition: backend.NotExists(),
+			Action:    backend.Put(backend.Item{Value: crashValue(i)}),
+		})
+	}
+	if _, err := b.AtomicWrite(ctx, actions); err != nil {
+		return trace.Wrap(err, "atomic write")
+	}
+	printf("ack %s %d\n", group, i)
+
+	race := fmt.Sprintf("race/%s/%06d", round, i)
+	switch _, err := b.Create(ctx, backend.Item{Key: backend.Key(race), Value: crashValue(w)}); {
+	case err == nil:
+		printf("ack %s %d\n", race, w)
+	case !trace.IsAlreadyExists(err):
+		return trace.Wrap(err, "create")
+	}
+
+	for {
+		cur, err := b.Get(ctx, crashCounter)
 		if err != nil {
-			fail("get counter", err)
+			return trace.Wrap(err, "get counter")
 		}
 		n, err := strconv.Atoi(strings.SplitN(string(cur.Value), "|", 2)[0])
 		if err != nil {
-			fail("parse counter", err)
+			return trace.Wrap(err, "parse counter")
 		}
-		if _, err := b.ConditionalUpdate(ctx, backend.Item{Key: counter, Value: crashValue(n + 1), Revision: cur.Revision}); err != nil {
-			fail("conditional update", err)
+		_, err = b.ConditionalUpdate(ctx, backend.Item{Key: crashCounter, Value: crashValue(n + 1), Revision: cur.Revision})
+		switch {
+		case err == nil:
+			printf("ack counter %d\n", n+1)
+			return nil
+		case !trace.IsCompareFailed(err):
+			return trace.Wrap(err, "conditional update")
 		}
-		fmt.Printf("ack counter %d\n", n+1)
 	}
 }
 
@@ -121,14 +169,17 @@ func TestCrash(t *testing.T) {
 
 	puts := map[string]int{}   // acknowledged put key -> value
 	groups := map[string]int{} // acknowledged atomic group -> value
-	counter := 0               // last acknowledged counter value
+	races := map[string]int{}  // raced-for key -> the writer whose Create was acknowledged
+	counters := map[int]bool{} // acknowledged counter values
+	counter := 0               // highest acknowledged counter value
 	const rounds = 8
 	for round := range rounds {
 		// Kill anywhere from during the child's open (schema creation, WAL
 		// recovery) to well into its write loop.
-		delay := time.Duration(20+rng.IntN(700)) * time.Millisecond
+		delay := time.Duration(20+rng.IntN(1200)) * time.Millisecond
 		lines := runAndKill(t, dir, round, delay)
 		acks := 0
+		batched := "none"
 		for _, l := range lines {
 			f := strings.Fields(l)
 			switch {
@@ -137,8 +188,15 @@ func TestCrash(t *testing.T) {
 				require.NoError(t, err, "line %q", l)
 				switch {
 				case f[1] == "counter":
-					require.Greater(t, n, counter, "counter goes up")
-					counter = n
+					// Two acknowledged increments to the same value mean
+					// one overwrote the other.
+					require.False(t, counters[n], "counter value %d acknowledged twice: a lost update", n)
+					counters[n] = true
+					counter = max(counter, n)
+				case strings.HasPrefix(f[1], "race/"):
+					_, dup := races[f[1]]
+					require.False(t, dup, "two Creates of %q acknowledged", f[1])
+					races[f[1]] = n
 				case strings.HasPrefix(f[1], "put/"):
 					puts[f[1]] = n
 				case strings.HasPrefix(f[1], "atomic/"):
@@ -147,12 +205,14 @@ func TestCrash(t *testing.T) {
 					t.Fatalf("unexpected line %q", l)
 				}
 				acks++
+			case len(f) == 3 && f[0] == "batched":
+				batched = f[1] + " requests in " + f[2] + " commits"
 			case len(f) > 0 && f[0] == "error":
 				t.Fatalf("child failed: %s", l)
 			}
 		}
-		t.Logf("round %d: killed after %v, %d acknowledged writes", round, delay, acks)
-		verifyCrashDB(t, dir, puts, groups, counter)
+		t.Logf("round %d: killed after %v, %d acknowledged writes (last count: %s)", round, delay, acks, batched)
+		verifyCrashDB(t, dir, puts, groups, races, counter)
 	}
 	require.NotEmpty(t, puts, "no round acknowledged a write: the kills came too early")
 }
@@ -185,7 +245,7 @@ func runAndKill(t *testing.T, dir string, round int, delay time.Duration) []stri
 	return lines
 }
 
-func verifyCrashDB(t *testing.T, dir string, puts, groups map[string]int, counter int) {
+func verifyCrashDB(t *testing.T, dir string, puts, groups, races map[string]int, counter int) {
 	t.Helper()
 	ctx := t.Context()
 	b, err := New(ctx, Config{Path: filepath.Join(dir, DBFileName)})
@@ -214,6 +274,11 @@ func verifyCrashDB(t *testing.T, dir string, puts, groups map[string]int, counte
 		got, ok := stored[k]
 		require.True(t, ok, "acknowledged put %q is lost", k)
 		require.Equal(t, v, got, "acknowledged put %q", k)
+	}
+	for k, w := range races {
+		got, ok := stored[k]
+		require.True(t, ok, "acknowledged create %q is lost", k)
+		require.Equal(t, w, got, "create %q: the acknowledged winner's value", k)
 	}
 	for g, v := range groups {
 		for _, part := range []string{"a", "b", "c"} {
