@@ -257,12 +257,22 @@ func (w *Watcher) LocksInForce() []*typesv1.Lock {
 // Subscribe first, then check FindLockInForce or CheckLockInForce:
 // a lock written in between is then seen by one or the other.
 func (w *Watcher) Subscribe(subject Subject) (*Subscription, error) {
+	return w.SubscribeFunc(subject, nil)
+}
+
+// SubscribeFunc is Subscribe, and also calls fn, if not nil, for every
+// matching event, synchronously in the watcher's goroutine before the event
+// is queued. It is for enforcement that must not wait for a goroutine to be
+// scheduled (killing a locked session's processes): fn must be quick and
+// must not block or call back into the watcher.
+func (w *Watcher) SubscribeFunc(subject Subject, fn func(Event)) (*Subscription, error) {
 	if subject.User == "" && len(subject.Roles) == 0 && len(subject.Logins) == 0 && subject.Node == "" {
 		return nil, trace.BadParameter("lock subscription needs a subject")
 	}
 	s := &Subscription{
 		w:       w,
 		subject: subject,
+		fn:      fn,
 		ch:      make(chan Event, w.cfg.SubscriptionBuffer),
 		done:    make(chan struct{}),
 	}
@@ -279,6 +289,7 @@ func (w *Watcher) Subscribe(subject Subject) (*Subscription, error) {
 type Subscription struct {
 	w       *Watcher
 	subject Subject
+	fn      func(Event)
 	ch      chan Event
 	done    chan struct{}
 	once    sync.Once
@@ -325,6 +336,9 @@ func (w *Watcher) notifyLocked(ev Event) {
 	for s := range w.subs {
 		if !Matches(ev.Lock, s.subject) {
 			continue
+		}
+		if s.fn != nil {
+			s.fn(ev)
 		}
 		select {
 		case s.ch <- ev:

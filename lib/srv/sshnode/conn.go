@@ -99,7 +99,7 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 	lw := c.s.cfg.LockWatcher
 	// Subscribe before checking: a lock written in between reaches one or
 	// the other.
-	sub, err := lw.Subscribe(c.subject)
+	sub, err := lw.SubscribeFunc(c.subject, c.onLockEvent)
 	var denial error
 	switch {
 	case err != nil:
@@ -170,7 +170,7 @@ func (c *conn) monitor(sub *lockwatch.Subscription) {
 			}
 			// Events may have been lost: subscribe again and re-check.
 			c.log.Warn("Lock subscription ended; re-subscribing.", "error", sub.Err())
-			next, err := lw.Subscribe(c.subject)
+			next, err := lw.SubscribeFunc(c.subject, c.onLockEvent)
 			if err != nil {
 				c.terminate("lock watcher is unavailable", nil)
 				return
@@ -189,6 +189,24 @@ func (c *conn) monitor(sub *lockwatch.Subscription) {
 	}
 }
 
+// onLockEvent runs in the lock watcher's goroutine for every lock event that
+// matches the connection: a lock in force kills the connection's processes
+// at once and refuses new channels; the monitor then tells the client and
+// closes the connection.
+func (c *conn) onLockEvent(ev lockwatch.Event) {
+	if ev.Type != backend.OpPut || !lockwatch.InForce(ev.Lock, c.s.cfg.Clock.Now()) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.denied == "" {
+		c.denied = "session terminated: " + lockwatch.LockMessage(ev.Lock)
+	}
+	for s := range c.sessions {
+		s.kill()
+	}
+}
+
 // terminate tells every session why, kills its processes, closes it and
 // then the connection, and records the termination.
 func (c *conn) terminate(reason string, lock *typesv1.Lock) {
@@ -202,15 +220,15 @@ func (c *conn) terminate(reason string, lock *typesv1.Lock) {
 		}
 		c.mu.Unlock()
 		c.log.Warn("Terminating SSH connection.", "reason", reason, "sessions", len(sessions))
-		var wg sync.WaitGroup
+		// The connection is closed after the grace period whatever happens:
+		// that also unblocks a write to a client that stopped reading.
+		closer := time.AfterFunc(c.s.cfg.TerminateGrace, func() { c.sconn.Close() })
+		defer closer.Stop()
+		// Sequentially, in this goroutine: every extra goroutine hop is
+		// scheduling latency between the lock and the client seeing it.
 		for _, s := range sessions {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.terminate(msg)
-			}()
+			s.terminate(msg)
 		}
-		wg.Wait()
 		ev := c.event(EventSessionTerminated, services.OutcomeDenied, msg)
 		if lock != nil {
 			ev.Resource = "lock/" + lock.GetMetadata().GetName()

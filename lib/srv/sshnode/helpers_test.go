@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -49,13 +51,31 @@ func (a *staticAccess) CheckLogin(_ context.Context, username, login string) ([]
 type recorder struct {
 	mu     sync.Mutex
 	events []*typesv1.AuditEvent
+	// at is the wall time each event was emitted (the benchmark's
+	// server-side clock).
+	at []time.Time
 }
 
 func (r *recorder) Emit(_ context.Context, ev *typesv1.AuditEvent) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
+	r.at = append(r.at, time.Now())
 	return nil
+}
+
+// since returns, for each event of type typ emitted after start, how long
+// after start it was emitted.
+func (r *recorder) since(typ string, start time.Time) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	for i, ev := range r.events {
+		if ev.GetType() == typ && r.at[i].After(start) {
+			out = append(out, r.at[i].Sub(start))
+		}
+	}
+	return out
 }
 
 func (r *recorder) find(typ string) *typesv1.AuditEvent {
@@ -73,7 +93,7 @@ func (r *recorder) find(typ string) *typesv1.AuditEvent {
 type node struct {
 	ctx     context.Context
 	clock   *clockwork.FakeClock
-	bk      *memory.Memory
+	bk      backend.Backend
 	lw      *lockwatch.Watcher
 	srv     *sshnode.Server
 	addr    string
@@ -101,23 +121,35 @@ func currentLogin(t testing.TB) string {
 	return u.Username
 }
 
-func startNode(t testing.TB) *node { return startNodeWith(t, nil) }
+func startNode(t testing.TB) *node { return startNodeWith(t, nodeOpts{}) }
 
-// startNodeWith starts a node whose lock watcher reads through wrap(backend).
-func startNodeWith(t testing.TB, wrap func(backend.Backend) backend.Backend) *node {
+type nodeOpts struct {
+	// wrap, if set, wraps the backend the lock watcher reads through.
+	wrap func(backend.Backend) backend.Backend
+	// lite selects the SQLite backend instead of the memory one.
+	lite bool
+}
+
+func startNodeWith(t testing.TB, o nodeOpts) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	// The fake clock starts at real time: OpenSSH clients compare nothing
 	// against it, but it must be plausible in the certificates.
 	clock := clockwork.NewFakeClockAt(time.Now())
-	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	var bk backend.Backend
+	var err error
+	if o.lite {
+		bk, err = lite.New(ctx, lite.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), Clock: clock})
+	} else {
+		bk, err = memory.New(ctx, memory.Config{Clock: clock})
+	}
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
 	quiet := slog.New(slog.DiscardHandler)
 	var lwBackend backend.Backend = bk
-	if wrap != nil {
-		lwBackend = wrap(bk)
+	if o.wrap != nil {
+		lwBackend = o.wrap(bk)
 	}
 	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: lwBackend, Clock: clock, Logger: quiet})
 	require.NoError(t, err)

@@ -266,13 +266,17 @@ func (s *session) start(req *ssh.Request) (func(), error) {
 	if isExec {
 		kind = "exec"
 	}
-	ev := s.c.event(EventSessionStart, services.OutcomeSuccess, "")
-	ev.Fields["session_id"] = s.id
-	ev.Fields["kind"] = kind
-	s.c.s.emit(ev)
 	s.log.Info("Session started.", "kind", kind, "pid", cmd.Process.Pid)
 	ptmx := s.ptmx
-	return func() { go s.wait(cmd, ptmx, stdin, stdout, stderr) }, nil
+	return func() {
+		go s.wait(cmd, ptmx, stdin, stdout, stderr)
+		// Not under s.mu: the lock watcher's kill path takes it, and an
+		// audit write may be slow.
+		ev := s.c.event(EventSessionStart, services.OutcomeSuccess, "")
+		ev.Fields["session_id"] = s.id
+		ev.Fields["kind"] = kind
+		s.c.s.emit(ev)
+	}, nil
 }
 
 // wait plumbs I/O until the process ends, then reports its exit and closes
@@ -320,23 +324,33 @@ func (s *session) wait(cmd *exec.Cmd, ptmx *os.File, stdin io.WriteCloser, stdou
 	s.done = true
 	terminated := s.terminated
 	s.mu.Unlock()
-	if terminated {
-		<-s.told
-	}
 
 	code, sig := exitInfo(cmd, waitErr)
-	if sig != 0 {
-		_, _ = s.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
-			Signal     string
-			CoreDumped bool
-			Error      string
-			Lang       string
-		}{Signal: signalName(sig)}))
-	} else {
-		_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
+	// A terminated session's exit and close are sent by terminate, right
+	// after the reason, without waiting for the process to be reaped. If the
+	// client closed the channel first, terminate may never run for it.
+	reported := false
+	if terminated {
+		select {
+		case <-s.told:
+			reported = true
+		case <-time.After(s.c.s.cfg.TerminateGrace):
+		}
 	}
-	_ = s.ch.CloseWrite()
-	s.ch.Close()
+	if !reported {
+		if sig != 0 {
+			_, _ = s.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}{Signal: signalName(sig)}))
+		} else {
+			_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
+		}
+		_ = s.ch.CloseWrite()
+		s.ch.Close()
+	}
 	ev := s.c.event(EventSessionEnd, services.OutcomeSuccess, "")
 	ev.Fields["session_id"] = s.id
 	ev.Fields["exit_code"] = strconv.Itoa(code)
@@ -374,35 +388,42 @@ func (s *session) closePTY() {
 	}
 }
 
-// terminate kills the session's process group at once, writes msg to the
-// client's stderr and closes the channel once the exit is reported (or after
-// a grace period).
-func (s *session) terminate(msg string) {
+// kill marks the session terminated, so that it starts nothing more, and
+// kills its process group. It only makes syscalls: the lock watcher calls it
+// synchronously.
+func (s *session) kill() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.terminated = true
+	if s.cmd != nil && s.cmd.Process != nil && !s.done {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// terminate kills the session's process group (if kill has not already),
+// writes msg to the client's stderr, reports the exit as SIGKILL and closes
+// the channel, without waiting for the processes to be reaped. The caller
+// must make sure the connection is closed eventually (see conn.terminate).
+func (s *session) terminate(msg string) {
+	s.kill()
+	// This write blocks only if the client stopped reading and its window is
+	// full; the caller closes the connection after a grace period, which
+	// unblocks it.
+	_, _ = s.ch.Stderr().Write([]byte("\r\n" + msg + "\r\n"))
+	s.mu.Lock()
 	started := s.started
 	s.mu.Unlock()
-	s.signal(syscall.SIGKILL)
-	// A client that stops reading must not hold the channel open.
-	written := make(chan struct{})
-	go func() {
-		_, _ = s.ch.Stderr().Write([]byte("\r\n" + msg + "\r\n"))
-		close(written)
-	}()
-	select {
-	case <-written:
-	case <-time.After(500 * time.Millisecond):
+	if started {
+		_, _ = s.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}{Signal: "KILL", Error: msg}))
 	}
 	close(s.told)
-	if !started {
-		s.ch.Close()
-		return
-	}
-	select {
-	case <-s.finished:
-	case <-time.After(s.c.s.cfg.TerminateGrace):
-		s.ch.Close()
-	}
+	_ = s.ch.CloseWrite()
+	s.ch.Close()
 }
 
 // buildCmd prepares the process for a session as the connection's OS login.

@@ -378,10 +378,10 @@ func pgrep(t *testing.T, cmdline string) []string {
 func TestLockWrittenDuringWatcherOutage(t *testing.T) {
 	t.Parallel()
 	flaky := &flakyBackend{}
-	n := startNodeWith(t, func(b backend.Backend) backend.Backend {
+	n := startNodeWith(t, nodeOpts{wrap: func(b backend.Backend) backend.Backend {
 		flaky.Backend = b
 		return flaky
-	})
+	}})
 	key, cert := n.issue(t, certOpts{keyID: "alice"})
 	client, err := n.dial(key, cert, n.login)
 	require.NoError(t, err)
