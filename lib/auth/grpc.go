@@ -80,7 +80,7 @@ func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	saml, err := samlv1.New(samlv1.Config{Authorizer: a, Recorder: r, Connectors: s.services.SAMLConnectors})
+	saml, err := samlv1.New(samlv1.Config{Authorizer: a, Recorder: r, Connectors: s.services.SAMLConnectors, Prepare: s.prepareSAMLConnector})
 	if err != nil {
 		return trace.Wrap(err)
 	}

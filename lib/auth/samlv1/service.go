@@ -46,6 +46,10 @@ type Config struct {
 	Recorder   Recorder
 	Connectors Connectors
 	Clock      clockwork.Clock
+	// Prepare, if set, completes a connector before create and upsert:
+	// it fetches entity_descriptor_url and generates the SP signing key
+	// pair when absent (lib/auth/saml.PrepareConnector).
+	Prepare func(ctx context.Context, c *typesv1.SAMLConnector) error
 }
 
 // CheckAndSetDefaults validates the config.
@@ -150,6 +154,10 @@ func (s *Service) CreateSAMLConnector(ctx context.Context, req *samlpb.CreateSAM
 	if err := checkResource(req.GetSamlConnector()); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := s.prepare(ctx, req.GetSamlConnector()); err != nil {
+		s.record(ctx, actx, audit.EventSAMLConnectorCreate, req.GetSamlConnector().GetMetadata().GetName(), err)
+		return nil, trace.Wrap(err)
+	}
 	u, err := s.cfg.Connectors.CreateSAMLConnector(ctx, req.GetSamlConnector())
 	s.record(ctx, actx, audit.EventSAMLConnectorCreate, req.GetSamlConnector().GetMetadata().GetName(), err)
 	if err != nil {
@@ -187,6 +195,10 @@ func (s *Service) UpsertSAMLConnector(ctx context.Context, req *samlpb.UpsertSAM
 	if err := checkResource(req.GetSamlConnector()); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := s.prepareUpsert(ctx, req.GetSamlConnector()); err != nil {
+		s.record(ctx, actx, audit.EventSAMLConnectorUpdate, req.GetSamlConnector().GetMetadata().GetName(), err)
+		return nil, trace.Wrap(err)
+	}
 	u, err := s.cfg.Connectors.UpsertSAMLConnector(ctx, req.GetSamlConnector())
 	s.record(ctx, actx, audit.EventSAMLConnectorUpdate, req.GetSamlConnector().GetMetadata().GetName(), err)
 	if err != nil {
@@ -210,4 +222,28 @@ func (s *Service) DeleteSAMLConnector(ctx context.Context, req *samlpb.DeleteSAM
 		return nil, trace.Wrap(err)
 	}
 	return &samlpb.DeleteSAMLConnectorResponse{}, nil
+}
+
+// prepare runs cfg.Prepare, if any, on a connector about to be created.
+func (s *Service) prepare(ctx context.Context, c *typesv1.SAMLConnector) error {
+	if s.cfg.Prepare == nil {
+		return nil
+	}
+	return trace.Wrap(s.cfg.Prepare(ctx, c))
+}
+
+// prepareUpsert prepares a connector about to be upserted. When one is
+// stored already and the request carries no key pair, the stored pair is
+// kept (UpsertSAMLConnector keeps it), so no new one is generated: the
+// IdP would otherwise have to be told about a new SP certificate.
+func (s *Service) prepareUpsert(ctx context.Context, c *typesv1.SAMLConnector) error {
+	if s.cfg.Prepare == nil {
+		return nil
+	}
+	if c.GetSpec().GetSigningKeyPair().GetPrivateKey() == "" {
+		if stored, err := s.cfg.Connectors.GetSAMLConnector(ctx, c.GetMetadata().GetName(), true); err == nil && stored.GetSpec().GetSigningKeyPair().GetPrivateKey() != "" && c.GetSpec() != nil {
+			c.Spec.SigningKeyPair = stored.GetSpec().GetSigningKeyPair()
+		}
+	}
+	return trace.Wrap(s.cfg.Prepare(ctx, c))
 }

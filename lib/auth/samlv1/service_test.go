@@ -15,7 +15,7 @@ import (
 )
 
 func newRes(name string) *typesv1.SAMLConnector {
-	return &typesv1.SAMLConnector{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.SAMLConnectorSpec{EntityDescriptorUrl: "https://idp.example.com/metadata", Acs: "https://gatehouse.example.com/v1/webapi/saml/acs/" + name, SigningKeyPair: &typesv1.AsymmetricKeyPair{PrivateKey: "SECRET-KEY", Cert: "CERT"}}}
+	return &typesv1.SAMLConnector{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.SAMLConnectorSpec{EntityDescriptor: testIDPMetadata, EntityDescriptorUrl: "https://idp.example.com/metadata", Acs: "https://gatehouse.example.com/v1/webapi/saml/acs/" + name, SigningKeyPair: &typesv1.AsymmetricKeyPair{PrivateKey: "SECRET-KEY", Cert: "CERT"}}}
 }
 
 func existing(t *testing.T, s *authtest.Server, name string) {
