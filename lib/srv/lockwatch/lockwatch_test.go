@@ -360,3 +360,29 @@ func TestSubscribeNeedsSubject(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(alice()).Error())
 }
+
+func TestSubscribeFuncRunsBeforeDelivery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	var mu sync.Mutex
+	var seen []string
+	sub, err := f.w.SubscribeFunc(alice(), func(ev lockwatch.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, ev.Type.String()+" "+ev.Lock.GetMetadata().GetName())
+	})
+	require.NoError(t, err)
+	defer sub.Close()
+	f.putLock(t, lockFor("other", &typesv1.LockTarget{User: "bob"}, ""))
+	f.putLock(t, lockFor("l", &typesv1.LockTarget{User: "alice"}, ""))
+	recv(t, sub)
+	// The callback ran before the event was queued.
+	mu.Lock()
+	require.Equal(t, []string{"put l"}, seen)
+	mu.Unlock()
+	f.deleteLock(t, "l")
+	recv(t, sub)
+	mu.Lock()
+	require.Equal(t, []string{"put l", "delete l"}, seen)
+	mu.Unlock()
+}
