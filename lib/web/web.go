@@ -134,6 +134,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
+	// The root sends people to the web UI (mounted at /web/ by the process).
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/web/", http.StatusFound)
+	})
 	var handler http.Handler = s.mux
 	handler = withSecurityHeaders(handler)
 	if cfg.Middleware != nil {

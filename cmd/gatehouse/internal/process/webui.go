@@ -1,0 +1,93 @@
+package process
+
+import (
+	"context"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/web"
+	"github.com/gatehouse/gatehouse/lib/web/sso"
+	"github.com/gatehouse/gatehouse/lib/web/ui"
+	"github.com/gatehouse/gatehouse/lib/web/webapi"
+)
+
+// mountWebUI serves the embedded web UI at /web/ and its API under
+// /v1/webapi/plugins/ (behind the web session middleware) and
+// /v1/webapi/auth/ (the sign-in page's connector list).
+func (p *Process) mountWebUI(ctx context.Context) error {
+	svc := p.auth.Services()
+	mgr, err := websession.New(websession.Config{Backend: p.backend, Clock: p.cfg.Clock})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	sessions, err := web.NewSessionAuth(web.SessionAuthConfig{
+		Sessions: mgr,
+		Users:    svc.Users,
+		Locks:    &backendLocks{locks: svc.Locks, clock: p.cfg.Clock},
+		Clock:    p.cfg.Clock,
+		Logger:   p.cfg.Logger,
+		OnDenied: sso.OnDenied(p.auth.Recorder()),
+	})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	apis, err := p.auth.NewAPIs()
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	api, err := webapi.New(webapi.Config{
+		RequireSession: sessions.RequireSession,
+		Plugins:        apis.Plugins,
+		SAML:           apis.SAML,
+		Events:         apis.Events,
+		Authorizer:     p.auth.Authorizer(),
+		Recorder:       p.auth.Recorder(),
+		PublicAddr:     p.set.PublicAddr,
+		Clock:          p.cfg.Clock,
+		Logger:         p.cfg.Logger,
+	})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	if err := p.web.Mount(webapi.PluginsPrefix, api); err != nil {
+		return trace.Wrap(err)
+	}
+	public, err := webapi.NewPublicHandler(svc.SAMLConnectors, p.cfg.Logger)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	if err := p.web.Mount(webapi.PublicPrefix, public); err != nil {
+		return trace.Wrap(err)
+	}
+	uiHandler, err := ui.NewHandler()
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(p.web.Mount(ui.Prefix, uiHandler))
+}
+
+// backendLocks refuses a locked subject by reading the locks in force from
+// the backend on each request: no cache to go stale, and a read error
+// refuses (fails closed).
+type backendLocks struct {
+	locks *services.LockService
+	clock clockwork.Clock
+}
+
+func (b *backendLocks) CheckLockInForce(subject services.LockSubject) error {
+	locks, err := b.locks.GetLocksInForce(context.Background())
+	if err != nil {
+		return trace.AccessDenied("cannot check locks: %v", err)
+	}
+	if l := services.FindLock(locks, subject, b.clock.Now()); l != nil {
+		msg := l.GetSpec().GetMessage()
+		if msg == "" {
+			msg = "access is locked"
+		}
+		return trace.AccessDenied("%s", msg)
+	}
+	return nil
+}
