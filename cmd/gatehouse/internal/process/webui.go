@@ -4,10 +4,9 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 
+	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
-	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/sso"
 	"github.com/gatehouse/gatehouse/lib/web/ui"
@@ -26,7 +25,7 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 	sessions, err := web.NewSessionAuth(web.SessionAuthConfig{
 		Sessions: mgr,
 		Users:    svc.Users,
-		Locks:    &backendLocks{locks: svc.Locks, clock: p.cfg.Clock},
+		Locks:    saml.BackendLocks{Locks: svc.Locks, Now: p.cfg.Clock.Now},
 		Clock:    p.cfg.Clock,
 		Logger:   p.cfg.Logger,
 		OnDenied: sso.OnDenied(p.auth.Recorder()),
@@ -67,27 +66,4 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 		return trace.Wrap(err)
 	}
 	return trace.Wrap(p.web.Mount(ui.Prefix, uiHandler))
-}
-
-// backendLocks refuses a locked subject by reading the locks in force from
-// the backend on each request: no cache to go stale, and a read error
-// refuses (fails closed).
-type backendLocks struct {
-	locks *services.LockService
-	clock clockwork.Clock
-}
-
-func (b *backendLocks) CheckLockInForce(subject services.LockSubject) error {
-	locks, err := b.locks.GetLocksInForce(context.Background())
-	if err != nil {
-		return trace.AccessDenied("cannot check locks: %v", err)
-	}
-	if l := services.FindLock(locks, subject, b.clock.Now()); l != nil {
-		msg := l.GetSpec().GetMessage()
-		if msg == "" {
-			msg = "access is locked"
-		}
-		return trace.AccessDenied("%s", msg)
-	}
-	return nil
 }
