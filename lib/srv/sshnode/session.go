@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,54 +221,45 @@ func (s *session) start(req *ssh.Request) (func(), error) {
 		}
 		command = p.Command
 	}
+	// Reserve the session under the lock, but fork outside it: the lock
+	// watcher's kill path takes s.mu and must not wait for a fork.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started {
+		s.mu.Unlock()
 		return nil, trace.BadParameter("session already started")
 	}
 	if s.terminated {
+		s.mu.Unlock()
 		return nil, trace.AccessDenied("session terminated")
 	}
-	cmd, err := s.c.buildCmd(isExec, command, s.env, s.term)
+	s.started = true
+	env, term, tty := slices.Clone(s.env), s.term, s.tty
+	s.mu.Unlock()
+	cmd, stdin, stdout, stderr, err := s.launchProcess(isExec, command, env, term, tty)
 	if err != nil {
+		s.mu.Lock()
+		s.started = false
+		s.mu.Unlock()
 		return nil, trace.Wrap(err)
 	}
-	var stdin io.WriteCloser
-	var stdout, stderr io.ReadCloser
-	if s.tty != nil {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = s.tty, s.tty, s.tty
-		cmd.SysProcAttr.Setctty = true
-		cmd.SysProcAttr.Ctty = 0
-		if cmd.SysProcAttr.Credential != nil {
-			_ = os.Chown(s.tty.Name(), int(cmd.SysProcAttr.Credential.Uid), -1)
-		}
-	} else {
-		if stdin, err = cmd.StdinPipe(); err != nil {
-			return nil, trace.Wrap(err)
-		}
-		if stdout, err = cmd.StdoutPipe(); err != nil {
-			return nil, trace.Wrap(err)
-		}
-		if stderr, err = cmd.StderrPipe(); err != nil {
-			return nil, trace.Wrap(err)
-		}
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, trace.Wrap(err, "cannot start the session")
-	}
+	s.mu.Lock()
 	s.cmd = cmd
-	s.started = true
+	killNow, ptmx := s.terminated, s.ptmx
 	if s.tty != nil {
 		// The child has its own copy; ours would keep the pty open forever.
 		s.tty.Close()
 		s.tty = nil
+	}
+	s.mu.Unlock()
+	if killNow {
+		// A lock arrived while the process was being started.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	kind := "shell"
 	if isExec {
 		kind = "exec"
 	}
 	s.log.Info("Session started.", "kind", kind, "pid", cmd.Process.Pid)
-	ptmx := s.ptmx
 	return func() {
 		go s.wait(cmd, ptmx, stdin, stdout, stderr)
 		// Not under s.mu: the lock watcher's kill path takes it, and an
@@ -277,6 +269,37 @@ func (s *session) start(req *ssh.Request) (func(), error) {
 		ev.Fields["kind"] = kind
 		s.c.s.emit(ev)
 	}, nil
+}
+
+// launchProcess starts the session's process, on tty if there is one, or
+// on pipes.
+func (s *session) launchProcess(isExec bool, command string, env []string, term string, tty *os.File) (cmd *exec.Cmd, stdin io.WriteCloser, stdout, stderr io.ReadCloser, err error) {
+	cmd, err = s.c.buildCmd(isExec, command, env, term)
+	if err != nil {
+		return nil, nil, nil, nil, trace.Wrap(err)
+	}
+	if tty != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		cmd.SysProcAttr.Setctty = true
+		cmd.SysProcAttr.Ctty = 0
+		if cmd.SysProcAttr.Credential != nil {
+			_ = os.Chown(tty.Name(), int(cmd.SysProcAttr.Credential.Uid), -1)
+		}
+	} else {
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			return nil, nil, nil, nil, trace.Wrap(err)
+		}
+		if stdout, err = cmd.StdoutPipe(); err != nil {
+			return nil, nil, nil, nil, trace.Wrap(err)
+		}
+		if stderr, err = cmd.StderrPipe(); err != nil {
+			return nil, nil, nil, nil, trace.Wrap(err)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, nil, trace.Wrap(err, "cannot start the session")
+	}
+	return cmd, stdin, stdout, stderr, nil
 }
 
 // wait plumbs I/O until the process ends, then reports its exit and closes
