@@ -207,13 +207,14 @@ func (b *Backend) commitBatch(batch []*request) ([]error, []backend.Event, error
 	if err != nil {
 		return nil, nil, trace.Wrap(err, "beginning a write transaction")
 	}
+	st := b.wstmts.in(context.Background(), tx)
 	results := make([]error, len(batch))
 	var events []backend.Event
 	succeeded := 0
 	for i, r := range batch {
 		// A fresh txn state per request: its own revision, its own clock
 		// reading, its own events (kept only if it succeeds).
-		t := &txn{tx: tx, now: unixNanos(b.cfg.Clock.Now())}
+		t := &txn{tx: tx, st: st, now: unixNanos(b.cfg.Clock.Now())}
 		var batchErr error
 		results[i], batchErr = runRequest(r, t)
 		if batchErr != nil {
@@ -239,14 +240,6 @@ func (b *Backend) commitBatch(batch []*request) ([]error, []backend.Event, error
 	return results, events, nil
 }
 
-// The savepoint every request runs in. Savepoints nest by name, and each is
-// released before the next request opens its own, so one name serves all.
-const (
-	sqlSavepoint  = "SAVEPOINT request"
-	sqlRollbackTo = "ROLLBACK TO request"
-	sqlRelease    = "RELEASE request"
-)
-
 // runRequest runs r.fn inside its own savepoint, so that a failed request
 // is undone alone while the batch goes on. It returns the request's own
 // result, and a batch error if a savepoint statement failed: SQLite rolls
@@ -254,16 +247,16 @@ const (
 // requests before this one are gone too.
 func runRequest(r *request, t *txn) (result, batchErr error) {
 	ctx := context.Background()
-	if _, err := t.tx.ExecContext(ctx, sqlSavepoint); err != nil {
+	if _, err := t.st.savepoint.ExecContext(ctx); err != nil {
 		return nil, trace.Wrap(err, "opening a savepoint")
 	}
 	result = r.fn(context.WithoutCancel(r.ctx), t)
 	if result != nil {
-		if _, err := t.tx.ExecContext(ctx, sqlRollbackTo); err != nil {
+		if _, err := t.st.rollbackTo.ExecContext(ctx); err != nil {
 			return nil, trace.Wrap(err, "undoing a failed write (which failed with: %v)", result)
 		}
 	}
-	if _, err := t.tx.ExecContext(ctx, sqlRelease); err != nil {
+	if _, err := t.st.release.ExecContext(ctx); err != nil {
 		return nil, trace.Wrap(err, "releasing a savepoint")
 	}
 	return trace.Wrap(result), nil

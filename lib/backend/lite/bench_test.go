@@ -276,6 +276,7 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.StopTimer()
 			be := loadedBackend(b)
+			reqs, commits := be.stats.requests.Load(), be.stats.commits.Load()
 			for range b.N {
 				works := make([]func(context.Context, *rand.Rand) error, benchWriters)
 				for w := range works {
@@ -289,6 +290,10 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 				b.StopTimer()
 			}
 			reportOps(b, benchWriters*perWorker)
+			// The mean batch size: how many writes shared each fsync.
+			if n := be.stats.commits.Load() - commits; n > 0 {
+				b.ReportMetric(float64(be.stats.requests.Load()-reqs)/float64(n), "writes/commit")
+			}
 		})
 	}
 }

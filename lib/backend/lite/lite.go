@@ -190,6 +190,8 @@ type Backend struct {
 	rdb *sql.DB
 	// getStmt is Get's query, prepared once per read connection.
 	getStmt *sql.Stmt
+	// wstmts are the write path's hot statements, prepared on wdb.
+	wstmts *writeStmts
 	// fileLock keeps other backends off the database file.
 	fileLock *fileLock
 
@@ -302,6 +304,9 @@ func (b *Backend) open(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return trace.BadParameter("sqlite backend: could not enable WAL mode on %q (got %q)", b.cfg.Path, mode)
 	}
+	if b.wstmts, err = prepareWriteStmts(ctx, wdb); err != nil {
+		return trace.Wrap(err)
+	}
 
 	rdb, err := sql.Open("sqlite", b.dsn(true))
 	if err != nil {
@@ -388,6 +393,9 @@ func (b *Backend) closeDBs() error {
 	}
 	if b.rdb != nil {
 		errs = append(errs, b.rdb.Close())
+	}
+	if b.wstmts != nil {
+		errs = append(errs, b.wstmts.close())
 	}
 	if b.wdb != nil {
 		// The last connection to close checkpoints the WAL into the database.

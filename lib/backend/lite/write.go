@@ -20,8 +20,9 @@ import (
 // and only if the request succeeded.
 type txn struct {
 	tx    *sql.Tx
-	now   int64 // the clock's now in unix nanoseconds, fixed for the request
-	rev   int64 // the request's revision; 0 until allocated
+	st    *writeStmts // the hot statements, bound to tx
+	now   int64       // the clock's now in unix nanoseconds, fixed for the request
+	rev   int64       // the request's revision; 0 until allocated
 	event []backend.Event
 }
 
@@ -34,7 +35,7 @@ func (t *txn) revision(ctx context.Context) (int64, error) {
 		return t.rev, nil
 	}
 	var rev int64
-	err := t.tx.QueryRowContext(ctx, `UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev)
+	err := t.st.nextRevision.QueryRowContext(ctx).Scan(&rev)
 	if err != nil {
 		return 0, trace.Wrap(err, "allocating a revision")
 	}
@@ -44,9 +45,7 @@ func (t *txn) revision(ctx context.Context) (int64, error) {
 
 // current returns the revision of the live (present, unexpired) item at key.
 func (t *txn) current(ctx context.Context, key backend.Key) (rev int64, ok bool, err error) {
-	err = t.tx.QueryRowContext(ctx,
-		`SELECT revision FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)`,
-		[]byte(key), t.now).Scan(&rev)
+	err = t.st.current.QueryRowContext(ctx, []byte(key), t.now).Scan(&rev)
 	switch {
 	case err == sql.ErrNoRows:
 		return 0, false, nil
@@ -86,10 +85,7 @@ func (t *txn) put(ctx context.Context, key backend.Key, value []byte, expires ti
 		return 0, trace.Wrap(err)
 	}
 	exp := encodeExpires(expires)
-	_, err = t.tx.ExecContext(ctx,
-		`INSERT INTO kv (key, value, expires, revision) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires, revision = excluded.revision`,
-		[]byte(key), encodeValue(value), exp, rev)
+	_, err = t.st.upsert.ExecContext(ctx, []byte(key), encodeValue(value), exp, rev)
 	if err != nil {
 		return 0, trace.Wrap(err)
 	}
@@ -104,7 +100,7 @@ func (t *txn) put(ctx context.Context, key backend.Key, value []byte, expires ti
 
 // del removes key (live or expired) and reports whether a row was removed.
 func (t *txn) del(ctx context.Context, key backend.Key) (bool, error) {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, []byte(key))
+	res, err := t.st.delete.ExecContext(ctx, []byte(key))
 	if err != nil {
 		return false, trace.Wrap(err)
 	}
