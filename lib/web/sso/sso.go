@@ -53,7 +53,7 @@ const (
 	// maxJSONBody caps the JSON bodies of the other endpoints.
 	maxJSONBody = 64 << 10
 	// DefaultRedirect is where a login lands without a redirect_url.
-	DefaultRedirect = "/v1/webapi/sessions/current"
+	DefaultRedirect = "/web/"
 	// MinPasswordLength and MaxPasswordLength bound local passwords
 	// (bcrypt reads only 72 bytes).
 	MinPasswordLength = 12

@@ -194,6 +194,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := p.mountWebUI(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := p.mountSSO(ctx); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	for _, m := range cfg.Mounters {
 		if err := m(ctx, p.auth, p.web, cfg.Logger); err != nil {
 			return nil, trace.Wrap(err)
