@@ -370,6 +370,7 @@ func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scims
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
+		p.counts.add(countKey{pc.name, "groups"}, 1)
 		next.Revision = rev
 		return &next, nil
 	}
@@ -426,6 +427,9 @@ func (p *Provisioner) DeleteGroup(ctx context.Context, plugin, id string) error 
 		if trace.IsCompareFailed(err) {
 			continue
 		}
+		if err == nil {
+			p.counts.add(countKey{pc.name, "groups"}, -1)
+		}
 		return trace.Wrap(err)
 	}
 	return trace.CompareFailed("SCIM group %q kept changing while it was being deleted; try again", id)
@@ -452,6 +456,8 @@ func (p *Provisioner) ListGroups(ctx context.Context, plugin, startAfterID strin
 
 // CountGroups counts the groups of plugin.
 func (p *Provisioner) CountGroups(ctx context.Context, plugin string) (int, error) {
-	n, err := p.store.CountGroups(ctx, plugin)
+	n, err := p.counts.get(ctx, countKey{plugin, "groups"}, p.cfg.Clock.Now(), func(ctx context.Context) (int, error) {
+		return p.store.CountGroups(ctx, plugin)
+	})
 	return n, trace.Wrap(err)
 }

@@ -148,6 +148,7 @@ type Provisioner struct {
 	cfg    Config
 	store  *scimstore.Store
 	tokens tokenCache
+	counts countCache
 	status statusAggregator
 
 	cancel context.CancelFunc

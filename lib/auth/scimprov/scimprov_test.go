@@ -87,7 +87,7 @@ type env struct {
 
 var backends = []string{"memory", "lite"}
 
-func newEnv(t *testing.T, kind string) *env {
+func newEnv(t testing.TB, kind string) *env {
 	t.Helper()
 	ctx := context.Background()
 	clock := clockwork.NewFakeClockAt(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
@@ -149,7 +149,7 @@ func newEnv(t *testing.T, kind string) *env {
 
 // rotateToken writes a fresh token hash, as pluginv1 does, and returns the
 // token.
-func rotateToken(t *testing.T, ctx context.Context, svc *services.Services) string {
+func rotateToken(t testing.TB, ctx context.Context, svc *services.Services) string {
 	token, hash, err := pluginv1.NewToken()
 	require.NoError(t, err)
 	_, err = svc.UpsertPluginStaticCredentials(ctx, &typesv1.PluginStaticCredentials{
@@ -430,8 +430,14 @@ func TestDeleteUser(t *testing.T) {
 			e := newEnv(t, kind)
 			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("bob", "00b"))
 			require.NoError(t, err)
+			n, err := e.p.CountUsers(e.ctx, testPlugin)
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
 			atomicBefore, _ := e.b.writes()
 			require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, rec.ID))
+			n, err = e.p.CountUsers(e.ctx, testPlugin)
+			require.NoError(t, err)
+			require.Equal(t, 0, n, "the cached total follows local deletes")
 			atomicAfter, _ := e.b.writes()
 			require.Equal(t, int64(1), atomicAfter-atomicBefore)
 			_, err = e.p.GetUser(e.ctx, testPlugin, rec.ID)

@@ -568,6 +568,9 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimst
 			return nil, trace.Wrap(err)
 		}
 		p.account(pc.name, o)
+		if old == nil {
+			p.counts.add(countKey{pc.name, "users"}, 1)
+		}
 		next.Revision = rev
 		return next, nil
 	}
@@ -639,6 +642,7 @@ func (p *Provisioner) DeleteUser(ctx context.Context, plugin, id string) error {
 			return trace.Wrap(err)
 		}
 		p.account(pc.name, o)
+		p.counts.add(countKey{pc.name, "users"}, -1)
 		return nil
 	}
 	return trace.CompareFailed("SCIM user %q kept changing while it was being deleted; try again", id)
@@ -665,6 +669,8 @@ func (p *Provisioner) ListUsers(ctx context.Context, plugin, startAfterID string
 
 // CountUsers counts the records of plugin, active and inactive.
 func (p *Provisioner) CountUsers(ctx context.Context, plugin string) (int, error) {
-	n, err := p.store.CountUsers(ctx, plugin)
+	n, err := p.counts.get(ctx, countKey{plugin, "users"}, p.cfg.Clock.Now(), func(ctx context.Context) (int, error) {
+		return p.store.CountUsers(ctx, plugin)
+	})
 	return n, trace.Wrap(err)
 }
