@@ -1,0 +1,140 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/auth/saml"
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/web"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+func TestRequireSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	svc, err := services.New(services.Config{Backend: bk})
+	require.NoError(t, err)
+	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
+	require.NoError(t, err)
+	var denied []string
+	auth, err := web.NewSessionAuth(web.SessionAuthConfig{
+		Sessions: mgr, Users: svc, Locks: saml.BackendLocks{Locks: svc, Now: clock.Now}, Clock: clock,
+		OnDenied: func(_ context.Context, user, reason string) { denied = append(denied, user+": "+reason) },
+	})
+	require.NoError(t, err)
+	var seen string
+	h := auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		as, ok := web.SessionFromContext(r.Context())
+		require.True(t, ok)
+		seen = as.User.GetMetadata().GetName()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	newUser := func(name string) *websession.Session {
+		_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})
+		require.NoError(t, err)
+		s, err := mgr.CreateSession(ctx, name, websession.MethodPassword, "", time.Hour)
+		require.NoError(t, err)
+		return s
+	}
+	do := func(method string, s *websession.Session, csrf string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, "/v1/webapi/x", nil)
+		if s != nil {
+			req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: s.ID})
+		}
+		if csrf != "" {
+			req.Header.Set(web.CSRFHeader, csrf)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+
+	t.Run("no session", func(t *testing.T) {
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, nil, "").Code)
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, &websession.Session{ID: "made-up"}, "").Code)
+	})
+	t.Run("session and CSRF", func(t *testing.T) {
+		s := newUser("alice")
+		require.Equal(t, http.StatusNoContent, do(http.MethodGet, s, "").Code)
+		require.Equal(t, "alice", seen)
+		require.Equal(t, http.StatusForbidden, do(http.MethodPost, s, "").Code)
+		require.Equal(t, http.StatusForbidden, do(http.MethodPost, s, "wrong").Code)
+		require.Equal(t, http.StatusForbidden, do(http.MethodDelete, s, s.ID).Code, "the session ID is not the CSRF token")
+		require.Equal(t, http.StatusNoContent, do(http.MethodPost, s, s.CSRFToken).Code)
+		// The key is the hash of the ID, never the ID.
+		_, err := bk.Get(ctx, websession.SessionKey(s.ID))
+		require.NoError(t, err)
+		res, err := bk.GetRange(ctx, []byte("web_sessions/"), []byte("web_sessions0"), 0)
+		require.NoError(t, err)
+		for _, it := range res.Items {
+			require.NotContains(t, string(it.Key), s.ID)
+			require.NotContains(t, string(it.Value), s.ID)
+		}
+	})
+	t.Run("locked mid-session", func(t *testing.T) {
+		s := newUser("bob")
+		require.Equal(t, http.StatusNoContent, do(http.MethodGet, s, "").Code)
+		_, err := svc.CreateLock(ctx, &typesv1.Lock{Metadata: &typesv1.Metadata{Name: "bob"}, Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "bob"}, Message: "deactivated in Okta"}})
+		require.NoError(t, err)
+		rec := do(http.MethodGet, s, "")
+		require.Equal(t, http.StatusForbidden, rec.Code)
+		require.Contains(t, rec.Body.String(), "deactivated in Okta")
+		require.NotEmpty(t, denied)
+		// The session was ended: unlocking does not revive it.
+		require.NoError(t, svc.DeleteLock(ctx, "bob"))
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
+	})
+	t.Run("locked by role", func(t *testing.T) {
+		s := newUser("carol")
+		_, err := svc.CreateLock(ctx, &typesv1.Lock{Metadata: &typesv1.Metadata{Name: "dev"}, Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{Role: "dev"}, Message: "dev frozen"}})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = svc.DeleteLock(ctx, "dev") })
+		require.Equal(t, http.StatusForbidden, do(http.MethodGet, s, "").Code)
+	})
+	t.Run("deleted user", func(t *testing.T) {
+		s := newUser("dave")
+		require.NoError(t, svc.DeleteUser(ctx, "dave"))
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
+	})
+	t.Run("expired session", func(t *testing.T) {
+		s := newUser("erin")
+		clock.Advance(time.Hour + time.Second)
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
+	})
+}
+
+func TestPasswordTokens(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
+	require.NoError(t, err)
+	tok, _, err := mgr.CreatePasswordToken(ctx, "alice", time.Hour)
+	require.NoError(t, err)
+	user, err := mgr.ConsumePasswordToken(ctx, tok)
+	require.NoError(t, err)
+	require.Equal(t, "alice", user)
+	_, err = mgr.ConsumePasswordToken(ctx, tok)
+	require.Error(t, err, "one use")
+	tok2, _, err := mgr.CreatePasswordToken(ctx, "alice", time.Hour)
+	require.NoError(t, err)
+	clock.Advance(2 * time.Hour)
+	_, err = mgr.ConsumePasswordToken(ctx, tok2)
+	require.Error(t, err, "expired")
+}
