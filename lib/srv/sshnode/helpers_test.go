@@ -30,11 +30,14 @@ import (
 // staticAccess is an AccessChecker over a fixed table: user -> roles, role ->
 // logins.
 type staticAccess struct {
+	mu    sync.Mutex
 	users map[string][]string
 	roles map[string][]string
 }
 
 func (a *staticAccess) CheckLogin(_ context.Context, username, login string) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	roles, ok := a.users[username]
 	if !ok {
 		return nil, trace.NotFound("user %q not found", username)
@@ -100,6 +103,7 @@ type node struct {
 	hostKey ssh.PublicKey
 	ca      ssh.Signer
 	audit   *recorder
+	access  *staticAccess
 	login   string
 }
 
@@ -160,20 +164,21 @@ func startNodeWith(t testing.TB, o nodeOpts) *node {
 	ca := newSigner(t)
 	host := newSigner(t)
 	audit := &recorder{}
+	access := &staticAccess{
+		users: map[string][]string{"alice": {"access"}, "bob": {"access"}},
+		roles: map[string][]string{"access": {login}},
+	}
 	srv, err := sshnode.New(sshnode.Config{
 		NodeName:    "node1",
 		HostSigners: []ssh.Signer{host},
 		UserCAKeys: func(context.Context) ([]ssh.PublicKey, error) {
 			return []ssh.PublicKey{ca.PublicKey()}, nil
 		},
-		AccessChecker: &staticAccess{
-			users: map[string][]string{"alice": {"access"}, "bob": {"access"}},
-			roles: map[string][]string{"access": {login}},
-		},
-		LockWatcher: lw,
-		Emitter:     audit,
-		Clock:       clock,
-		Logger:      quiet,
+		AccessChecker: access,
+		LockWatcher:   lw,
+		Emitter:       audit,
+		Clock:         clock,
+		Logger:        quiet,
 	})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,7 +187,7 @@ func startNodeWith(t testing.TB, o nodeOpts) *node {
 	t.Cleanup(func() { srv.Close() })
 	return &node{
 		ctx: ctx, clock: clock, bk: bk, lw: lw, srv: srv, addr: ln.Addr().String(),
-		hostKey: host.PublicKey(), ca: ca, audit: audit, login: login,
+		hostKey: host.PublicKey(), ca: ca, audit: audit, access: access, login: login,
 	}
 }
 

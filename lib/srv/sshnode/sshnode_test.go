@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -417,4 +418,70 @@ func TestLockWrittenDuringWatcherOutage(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Contains(t, stderr.String(), "session terminated: "+wantLockText)
 	requireRuns(t, n, bobKey, bobCert)
+}
+
+// TestRunsAsRequestedLogin checks the privilege drop: as root, a session
+// for another login runs with that account's uid, gid, environment and login
+// shell (nologin refuses, as with OpenSSH).
+func TestRunsAsRequestedLogin(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	n := startNode(t)
+	run := func(login, command string) (string, error) {
+		n.access.mu.Lock()
+		n.access.roles["access"] = append(n.access.roles["access"], login)
+		n.access.mu.Unlock()
+		key, cert := n.issue(t, certOpts{keyID: "alice", principals: []string{login}})
+		client, err := n.dial(key, cert, login)
+		require.NoError(t, err)
+		defer client.Close()
+		sess, err := client.NewSession()
+		require.NoError(t, err)
+		out, err := sess.CombinedOutput(command)
+		return string(out), err
+	}
+
+	if u, err := user.Lookup("nobody"); err == nil && loginShellOf(t, "nobody") == "/usr/sbin/nologin" {
+		out, err := run(u.Username, "echo should not run")
+		require.Error(t, err)
+		require.Contains(t, out, "not available")
+	}
+
+	other := accountWithShell(t)
+	if other == nil {
+		t.Skip("no non-root account with a shell to switch to")
+	}
+	out, err := run(other.Username, `echo "$(id -u) $(id -g) $USER $HOME"`)
+	require.NoError(t, err, out)
+	require.Equal(t, other.Uid+" "+other.Gid+" "+other.Username+" "+other.HomeDir+"\n", out)
+}
+
+// accountWithShell finds a non-root account whose shell is sh or bash.
+func accountWithShell(t *testing.T) *user.User {
+	t.Helper()
+	data, err := os.ReadFile("/etc/passwd")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) == 7 && f[2] != "0" && (f[6] == "/bin/bash" || f[6] == "/bin/sh") {
+			if u, err := user.Lookup(f[0]); err == nil {
+				return u
+			}
+		}
+	}
+	return nil
+}
+
+func loginShellOf(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("/etc/passwd")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Split(line, ":"); len(f) == 7 && f[0] == name {
+			return f[6]
+		}
+	}
+	return ""
 }
