@@ -1,0 +1,144 @@
+package sso_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/saml"
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/web"
+	"github.com/gatehouse/gatehouse/lib/web/sso"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+type recorder struct{ events []audit.Event }
+
+func (r *recorder) Record(_ context.Context, e audit.Event) { r.events = append(r.events, e) }
+
+type noCerts struct{}
+
+func (noCerts) SignSSHUserCert(context.Context, auth.SSHCertRequest) ([]byte, error) {
+	return nil, nil
+}
+
+func newHandler(t *testing.T) (*sso.Handler, *services.Services, *websession.Manager, *recorder) {
+	t.Helper()
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	svc, err := services.New(services.Config{Backend: bk})
+	require.NoError(t, err)
+	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
+	require.NoError(t, err)
+	locks := saml.BackendLocks{Locks: svc, Now: clock.Now}
+	sa, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: svc, Locks: locks, Clock: clock})
+	require.NoError(t, err)
+	p, err := saml.New(saml.Config{Backend: bk, Clock: clock})
+	require.NoError(t, err)
+	rec := &recorder{}
+	h, err := sso.New(sso.Config{
+		Connectors: svc, SAML: p, Sessions: mgr, SessionAuth: sa, Users: svc, Certs: noCerts{}, Recorder: rec, Clock: clock,
+		Login: saml.LoginConfig{Users: svc, Roles: svc, Locks: locks, Recorder: rec},
+	})
+	require.NoError(t, err)
+	return h, svc, mgr, rec
+}
+
+func TestACSRefusesHugeAndUnknown(t *testing.T) {
+	t.Parallel()
+	h, _, _, rec := newHandler(t)
+	body := "SAMLResponse=" + strings.Repeat("A", sso.MaxACSBody+10)
+	req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	require.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
+	require.Contains(t, w.Body.String(), saml.ReasonTooLarge)
+	require.Equal(t, saml.EventLogin, rec.events[len(rec.events)-1].Type)
+
+	req = httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/nope", strings.NewReader(url.Values{"SAMLResponse": {"x"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	require.Equal(t, http.StatusNotFound, w.Code)
+	require.Contains(t, w.Body.String(), `"error"`)
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url=https://evil.example.com/", nil))
+	require.Equal(t, http.StatusBadRequest, w.Code)
+}
+
+func TestPasswordLogin(t *testing.T) {
+	t.Parallel()
+	h, svc, mgr, _ := newHandler(t)
+	ctx := context.Background()
+	_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "root"}, Spec: &typesv1.UserSpec{Roles: []string{"editor"}}})
+	require.NoError(t, err)
+	require.NoError(t, sso.SetLocalPassword(ctx, svc, "root", "correct horse battery"))
+	require.Error(t, sso.SetLocalPassword(ctx, svc, "root", "short"))
+
+	login := func(user, pw string) *httptest.ResponseRecorder {
+		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
+		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+		req.RemoteAddr = "192.0.2.1:1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	w := login("root", "correct horse battery")
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	var info sso.SessionInfo
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &info))
+	require.Equal(t, "root", info.User)
+	var cookie *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == web.SessionCookie {
+			cookie = c
+		}
+	}
+	require.NotNil(t, cookie)
+	require.True(t, cookie.HttpOnly && cookie.Secure)
+	s, err := mgr.GetSession(ctx, cookie.Value)
+	require.NoError(t, err)
+	require.Equal(t, info.CSRFToken, s.CSRFToken)
+
+	require.Equal(t, http.StatusForbidden, login("root", "wrong password!!").Code)
+	require.Equal(t, http.StatusForbidden, login("nobody", "whatever pass").Code)
+	// Failures are rate limited per user and address.
+	for range 5 {
+		login("root", "wrong password!!")
+	}
+	require.Equal(t, http.StatusTooManyRequests, login("root", "correct horse battery").Code)
+
+	// Password links: one use.
+	tok, _, err := mgr.CreatePasswordToken(ctx, "root", time.Hour)
+	require.NoError(t, err)
+	set := func(tok, pw string) int {
+		b, _ := json.Marshal(sso.SetPasswordRequest{Token: tok, Password: pw})
+		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/users/password", bytes.NewReader(b))
+		req.RemoteAddr = "198.51.100.7:1"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	require.Equal(t, http.StatusBadRequest, set(tok, "short"), "policy first, token kept")
+	require.Equal(t, http.StatusOK, set(tok, "another long password"))
+	require.Equal(t, http.StatusForbidden, set(tok, "another long password"))
+}
