@@ -388,7 +388,7 @@ func (w *Watcher) markDisconnected(err error) {
 	if w.connected {
 		w.connected = false
 		w.disconnectedAt = w.cfg.Clock.Now()
-		w.cfg.Logger.Warn("Lock event stream broke; new sessions are refused until it is back.", "error", err)
+		w.cfg.Logger.Warn("Lock event stream broke; reconnecting. New sessions are refused once it has been down for MaxStaleness.", "error", err, "max_staleness", w.cfg.MaxStaleness)
 	} else {
 		w.cfg.Logger.Debug("Lock watch attempt failed.", "error", err)
 	}
