@@ -340,13 +340,13 @@ function ssoTile(st, readOnly) {
   if (c) {
     return tile("sso-tile", "SSO", onOff(true, "Connected", ""),
       h("p", { class: "muted small" }, "Users sign in with the Okta SAML app through this connector."),
-      h("dl", { class: "facts" },
+      h("dl", { class: "facts facts-stacked" },
         h("dt", {}, "Connector"), h("dd", { id: "sso-connector" }, c.name, c.display ? ` (button “Sign in with ${c.display}”)` : ""),
         h("dt", {}, "IdP entity ID"), h("dd", { id: "sso-idp-entity" }, h("code", {}, c.idp_entity_id || "—")),
         h("dt", {}, "Single sign-on URL (ACS)"), h("dd", {}, copyable(c.acs_url, "ACS URL", { id: "sso-acs" })),
         h("dt", {}, "Audience URI (SP entity ID)"), h("dd", {}, copyable(c.audience, "Audience URI")),
         h("dt", {}, "Roles"), h("dd", {}, c.attributes_to_roles.length
-          ? h("ul", { class: "small", style: null }, c.attributes_to_roles.map((m) => h("li", {}, h("code", {}, `${m.name} = ${m.value}`), " → ", m.roles.join(", "))))
+          ? h("ul", { class: "small" }, c.attributes_to_roles.map((m) => h("li", {}, h("code", {}, `${m.name} = ${m.value}`), " → ", m.roles.join(", "))))
           : h("span", { class: "muted" }, "No attribute mappings: SAML users get no roles until SCIM or an admin assigns them."))),
       h("p", { class: "small muted" }, "In Okta, paste the ACS URL into “Single sign-on URL” and the audience into “Audience URI (SP Entity ID)”."));
   }
@@ -410,7 +410,7 @@ function oktaSettings(baseURL) {
       row("Unique identifier field for users", h("code", {}, "userName")),
       row("Supported provisioning actions", "Push New Users, Push Profile Updates (Push Groups optional)"),
       row("Authentication Mode", h("code", {}, "HTTP Header")),
-      row("Authorization", "Bearer token (below)"),
+      row("Authorization", "The bearer token Gatehouse generated (shown once)"),
       row("Provisioning → To App", "Enable Create Users, Update User Attributes, Deactivate Users"),
       row("Sync Password", "Leave off: Gatehouse never stores Okta passwords")));
 }
@@ -470,9 +470,10 @@ function scimTile(st, readOnly) {
   const err = h("div", { class: "note note-err", role: "alert", hidden: true });
   const parts = [
     h("p", {}, "Okta provisions users to this endpoint."),
-    h("dl", { class: "facts" },
+    h("dl", { class: "facts facts-stacked" },
       h("dt", {}, "SCIM base URL"), h("dd", {}, copyable(base, "SCIM base URL", { id: "scim-base-url" })),
-      h("dt", {}, "Bearer token"), h("dd", { class: "muted", id: "scim-token-hidden" }, "Hidden. It was shown once when generated.")),
+      freshToken ? null : h("dt", {}, "Bearer token"),
+      freshToken ? null : h("dd", { class: "muted", id: "scim-token-hidden" }, "Hidden. It was shown once when generated; regenerate it if it was lost.")),
   ];
   if (freshToken) {
     parts.push(h("div", { class: "note note-warn", id: "token-once" }, h("strong", {}, "New token — shown once"),
