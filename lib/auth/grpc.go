@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/samlv1"
 	"github.com/gatehouse/gatehouse/lib/auth/userv1"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
+	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 	lockpb "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	rolepb "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
@@ -88,6 +89,11 @@ func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
+	creds, err := s.newCredentialsService()
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	credentialspb.RegisterCredentialsServiceServer(srv, creds)
 	pluginpb.RegisterPluginServiceServer(srv, plugins)
 	userpb.RegisterUserServiceServer(srv, users)
 	rolepb.RegisterRoleServiceServer(srv, roles)

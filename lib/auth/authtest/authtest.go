@@ -105,6 +105,9 @@ func (s *Server) UserWith(t testing.TB, name, kind string, verbs ...string) *cli
 
 // RPCCase is how a coverage test calls one RPC.
 type RPCCase struct {
+	// Kind, if set, is the kind the RPC checks, instead of the service's
+	// (for services whose RPCs guard different kinds).
+	Kind string
 	// Verbs are the verbs on the service's kind the RPC needs.
 	Verbs []string
 	// Setup prepares what the call needs (for example the resource it
@@ -147,6 +150,10 @@ func RunRPCCases(t *testing.T, desc grpc.ServiceDesc, kind string, cases map[str
 	for _, m := range methods {
 		tc := cases[m]
 		require.NotEmpty(t, tc.Verbs, "%s: no verbs", m)
+		kind := kind
+		if tc.Kind != "" {
+			kind = tc.Kind
+		}
 		t.Run(m, func(t *testing.T) {
 			ctx := context.Background()
 			okName := lower(m) + "-ok"

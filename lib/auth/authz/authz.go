@@ -44,6 +44,10 @@ const (
 	KindPluginStaticCredentials = services.KindPluginStaticCredentials
 	// KindEvent is the audit log, which the auditor role reads.
 	KindEvent = "event"
+	// KindCert is credentials issued for a user by someone else (SSH
+	// certificates, identity files: verb create). Whoever may create them
+	// can act as any user, so only administrators should hold it.
+	KindCert = "cert"
 )
 
 // Identity is who the verified client certificate says the caller is.

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/grpcerr"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
+	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 	lockpb "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	rolepb "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
@@ -69,6 +70,8 @@ type Client struct {
 	Locks   lockpb.LockServiceClient
 	SAML    samlpb.SAMLConnectorServiceClient
 	Audit   auditpb.AuditServiceClient
+	// Credentials issues certificates, identities and password links.
+	Credentials credentialspb.CredentialsServiceClient
 }
 
 // New returns a client for the auth server. The connection is made lazily:
@@ -109,6 +112,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		Locks:   lockpb.NewLockServiceClient(conn),
 		SAML:    samlpb.NewSAMLConnectorServiceClient(conn),
 		Audit:   auditpb.NewAuditServiceClient(conn),
+
+		Credentials: credentialspb.NewCredentialsServiceClient(conn),
 	}, nil
 }
 

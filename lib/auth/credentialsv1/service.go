@@ -1,0 +1,340 @@
+// Package credentialsv1 serves gatehouse.credentials.v1.CredentialsService:
+// SSH certificates and identity files issued by an administrator for a user
+// (verb create on kind "cert"), and one-time password links and local
+// passwords (verb update on kind "user"). Every RPC runs in the same order
+// as the other auth APIs: authorize the caller, check the verb, validate the
+// request, act, record an audit event naming the caller and the target
+// user, and return the error wrapped (the auth server's interceptor turns
+// it into a gRPC status once).
+//
+// Issuing credentials for another user is impersonation, so kind "cert" is
+// meant for administrators only (the editor preset has it through "*").
+// What is issued is still bounded by the target user: its roles decide the
+// logins and the longest lifetime, and an expired or locked user gets
+// nothing.
+package credentialsv1
+
+import (
+	"context"
+	"net/url"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
+	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Audit event types of this service. The certificates themselves are also
+// recorded by the issuer (cert.issue, on behalf of the target user); these
+// name the administrator who asked.
+const (
+	// EventCertRequest is an administrator asking for a user's SSH
+	// certificate or identity.
+	EventCertRequest = "cert.request"
+	// EventPasswordToken is a one-time password link created.
+	EventPasswordToken = "user.password.token"
+	// EventPasswordSet is a local password set (the web page's event type
+	// too).
+	EventPasswordSet = "user.password.set"
+)
+
+// Password policy of local users (bcrypt reads only 72 bytes).
+const (
+	MinPasswordLength = 12
+	MaxPasswordLength = 72
+)
+
+// PasswordPath is the web UI page a password link opens.
+const PasswordPath = "/web/password"
+
+// Authorizer identifies and authorizes the caller.
+type Authorizer interface {
+	Authorize(ctx context.Context) (*authz.Context, error)
+}
+
+// Recorder records audit events.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event)
+}
+
+// Issuer issues certificates from the cluster's user CA (lib/auth's
+// Server, through a small adapter, since this package sits below it).
+type Issuer interface {
+	// SignSSHUserCert returns an OpenSSH user certificate for pub in
+	// authorized_keys format.
+	SignSSHUserCert(ctx context.Context, user string, pub ssh.PublicKey, ttl time.Duration, reason string) ([]byte, error)
+	// GenerateUserIdentity returns an identity for user.
+	GenerateUserIdentity(ctx context.Context, user string, ttl time.Duration) (*identityfile.Identity, error)
+}
+
+// Users reads and changes users.
+type Users interface {
+	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
+	UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error)
+}
+
+var _ Users = (*services.UserService)(nil)
+
+// PasswordTokens creates one-time password tokens (websession.Manager).
+type PasswordTokens interface {
+	CreatePasswordToken(ctx context.Context, user string, ttl time.Duration) (string, time.Time, error)
+}
+
+// Config configures the service.
+type Config struct {
+	Authorizer Authorizer
+	Recorder   Recorder
+	Issuer     Issuer
+	Users      Users
+	Tokens     PasswordTokens
+	// PublicAddr is the web listener's public host:port, for password
+	// links; without it the response carries the token and a relative URL.
+	PublicAddr string
+	Clock      clockwork.Clock
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	switch {
+	case c.Authorizer == nil:
+		return trace.BadParameter("credentialsv1: missing Authorizer")
+	case c.Recorder == nil:
+		return trace.BadParameter("credentialsv1: missing Recorder")
+	case c.Issuer == nil:
+		return trace.BadParameter("credentialsv1: missing Issuer")
+	case c.Users == nil:
+		return trace.BadParameter("credentialsv1: missing Users")
+	case c.Tokens == nil:
+		return trace.BadParameter("credentialsv1: missing Tokens")
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	return nil
+}
+
+// Service implements credentialspb.CredentialsServiceServer.
+type Service struct {
+	credentialspb.UnsafeCredentialsServiceServer
+	cfg Config
+}
+
+var _ credentialspb.CredentialsServiceServer = (*Service)(nil)
+
+// New returns the service.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+func (s *Service) authorize(ctx context.Context, kind, verb string) (*authz.Context, error) {
+	actx, err := s.cfg.Authorizer.Authorize(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := actx.Checker.CheckAccess(kind, verb); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return actx, nil
+}
+
+func (s *Service) record(ctx context.Context, actx *authz.Context, typ, user string, fields map[string]string, err error) {
+	s.cfg.Recorder.Record(ctx, audit.Event{
+		Type:     typ,
+		User:     actx.Username(),
+		Resource: services.KindUser + "/" + user,
+		Fields:   fields,
+		Err:      err,
+	})
+}
+
+// ttlOf reads an optional, non-negative duration.
+func ttlOf(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, trace.BadParameter("ttl: %v", err)
+	}
+	ttl := d.AsDuration()
+	if ttl < 0 {
+		return 0, trace.BadParameter("ttl must not be negative")
+	}
+	return ttl, nil
+}
+
+// SignSSHCert signs the request's public key for the user.
+func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCertRequest) (*credentialspb.SignSSHCertResponse, error) {
+	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ttl, err := ttlOf(req.GetTtl())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(req.GetPublicKey()))
+	if err != nil {
+		return nil, trace.BadParameter("public_key is not an SSH public key in authorized_keys format")
+	}
+	certText, err := s.cfg.Issuer.SignSSHUserCert(ctx, req.GetUser(), pub, ttl, "issued by "+actx.Username())
+	s.record(ctx, actx, EventCertRequest, req.GetUser(), map[string]string{"kind": "ssh"}, err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	resp := &credentialspb.SignSSHCertResponse{Certificate: string(certText)}
+	if parsed, _, _, _, err := ssh.ParseAuthorizedKey(certText); err == nil {
+		if cert, ok := parsed.(*ssh.Certificate); ok {
+			resp.Principals = cert.ValidPrincipals
+			resp.ValidBefore = timestamppb.New(time.Unix(int64(cert.ValidBefore), 0))
+		}
+	}
+	return resp, nil
+}
+
+// CreateUserIdentity issues an identity file for the user.
+func (s *Service) CreateUserIdentity(ctx context.Context, req *credentialspb.CreateUserIdentityRequest) (*credentialspb.CreateUserIdentityResponse, error) {
+	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ttl, err := ttlOf(req.GetTtl())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	id, err := s.cfg.Issuer.GenerateUserIdentity(ctx, req.GetUser(), ttl)
+	var data []byte
+	if err == nil {
+		data, err = identityfile.Encode(id)
+	}
+	s.record(ctx, actx, EventCertRequest, req.GetUser(), map[string]string{"kind": "identity"}, err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	resp := &credentialspb.CreateUserIdentityResponse{Identity: data}
+	if c, err := id.TLSCertificate(); err == nil && c.Leaf != nil {
+		resp.ValidBefore = timestamppb.New(c.Leaf.NotAfter)
+	}
+	return resp, nil
+}
+
+// CreatePasswordToken returns a one-time password link for a local user.
+func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.CreatePasswordTokenRequest) (*credentialspb.CreatePasswordTokenResponse, error) {
+	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ttl, err := ttlOf(req.GetTtl())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	err = s.checkLocalUser(ctx, req.GetUser())
+	var token string
+	var expires time.Time
+	if err == nil {
+		token, expires, err = s.cfg.Tokens.CreatePasswordToken(ctx, req.GetUser(), ttl)
+	}
+	s.record(ctx, actx, EventPasswordToken, req.GetUser(), nil, err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	link := PasswordPath + "?" + url.Values{"token": {token}}.Encode()
+	if s.cfg.PublicAddr != "" {
+		link = (&url.URL{Scheme: "https", Host: s.cfg.PublicAddr, Path: PasswordPath, RawQuery: url.Values{"token": {token}}.Encode()}).String()
+	}
+	return &credentialspb.CreatePasswordTokenResponse{Url: link, Token: token, Expires: timestamppb.New(expires)}, nil
+}
+
+// SetPassword sets a local user's password.
+func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswordRequest) (*credentialspb.SetPasswordResponse, error) {
+	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := CheckPassword(req.GetPassword()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	err = SetLocalPassword(ctx, s.cfg.Users, req.GetUser(), req.GetPassword())
+	s.record(ctx, actx, EventPasswordSet, req.GetUser(), nil, err)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &credentialspb.SetPasswordResponse{}, nil
+}
+
+// checkLocalUser refuses a missing user and one an identity provider
+// manages (a password link for it could never be used).
+func (s *Service) checkLocalUser(ctx context.Context, name string) error {
+	u, err := s.cfg.Users.GetUser(ctx, name, false)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(checkLocal(u))
+}
+
+func checkLocal(u *typesv1.User) error {
+	if u.GetSpec().GetCreatedBy().GetConnector() != nil || u.GetMetadata().GetLabels()[services.LabelOrigin] != "" {
+		return trace.BadParameter("user %q is managed by an identity provider and cannot have a local password", u.GetMetadata().GetName())
+	}
+	return nil
+}
+
+// CheckPassword enforces the local password policy.
+func CheckPassword(pw string) error {
+	switch {
+	case len(pw) < MinPasswordLength:
+		return trace.BadParameter("the password must be at least %d characters", MinPasswordLength)
+	case len(pw) > MaxPasswordLength:
+		return trace.BadParameter("the password must be at most %d bytes", MaxPasswordLength)
+	}
+	return nil
+}
+
+// SetLocalPassword hashes pw with bcrypt and stores it on the local user
+// name (not created by a connector, not SCIM-managed), in one
+// read-modify-write.
+func SetLocalPassword(ctx context.Context, users Users, name, pw string) error {
+	if err := CheckPassword(pw); err != nil {
+		return trace.Wrap(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	_, err = users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
+		if err := checkLocal(u); err != nil {
+			return trace.Wrap(err)
+		}
+		if u.Spec == nil {
+			u.Spec = &typesv1.UserSpec{}
+		}
+		u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: hash}
+		return nil
+	})
+	return trace.Wrap(err)
+}

@@ -1,0 +1,235 @@
+package credentialsv1_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/services"
+	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
+	rolepb "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+const loginsRole = "node-logins"
+
+// target creates a local user name holding a role that allows the login
+// "root" and lasts at most 2h.
+func target(t *testing.T, s *authtest.Server, name string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := s.Auth.Services().Roles.UpsertRole(ctx, &typesv1.Role{
+		Metadata: &typesv1.Metadata{Name: loginsRole},
+		Spec: &typesv1.RoleSpec{
+			Allow:   &typesv1.RoleConditions{Logins: []string{"root"}},
+			Options: &typesv1.RoleOptions{MaxSessionTtl: "2h"},
+		},
+	})
+	require.NoError(t, err)
+	s.CreateUser(t, name, loginsRole)
+}
+
+func pubKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	sp, err := ssh.NewPublicKey(pub)
+	require.NoError(t, err)
+	return string(ssh.MarshalAuthorizedKey(sp))
+}
+
+type call = func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error
+
+func TestEveryRPC(t *testing.T) {
+	t.Parallel()
+	authtest.RunRPCCases(t, credentialspb.CredentialsService_ServiceDesc, authz.KindCert, map[string]authtest.RPCCase{
+		"SignSSHCert": {
+			Verbs: []string{services.VerbCreate},
+			Setup: target,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Credentials.SignSSHCert(ctx, &credentialspb.SignSSHCertRequest{User: name, PublicKey: pubKey(t)})
+				return err
+			}),
+		},
+		"CreateUserIdentity": {
+			Verbs: []string{services.VerbCreate},
+			Setup: target,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Credentials.CreateUserIdentity(ctx, &credentialspb.CreateUserIdentityRequest{User: name})
+				return err
+			}),
+		},
+		"CreatePasswordToken": {
+			Kind:  services.KindUser,
+			Verbs: []string{services.VerbUpdate},
+			Setup: target,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: name})
+				return err
+			}),
+		},
+		"SetPassword": {
+			Kind:  services.KindUser,
+			Verbs: []string{services.VerbUpdate},
+			Setup: target,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: name, Password: "correct horse battery"})
+				return err
+			}),
+		},
+	})
+}
+
+func TestSignSSHCert(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "certadmin", authz.KindCert, services.VerbCreate)
+	target(t, s, "bob")
+
+	resp, err := admin.Credentials.SignSSHCert(ctx, &credentialspb.SignSSHCertRequest{User: "bob", PublicKey: pubKey(t), Ttl: durationpb.New(time.Hour)})
+	require.NoError(t, err)
+	parsed, _, _, _, err := ssh.ParseAuthorizedKey([]byte(resp.GetCertificate()))
+	require.NoError(t, err)
+	cert := parsed.(*ssh.Certificate)
+	require.Equal(t, "bob", cert.KeyId)
+	require.Equal(t, []string{"root"}, cert.ValidPrincipals)
+	require.Equal(t, []string{"root"}, resp.GetPrincipals())
+	require.Equal(t, s.Clock.Now().Add(time.Hour).Unix(), int64(cert.ValidBefore))
+	require.Equal(t, int64(cert.ValidBefore), resp.GetValidBefore().AsTime().Unix())
+	// Signed by the user CA the nodes trust.
+	caKey, _, _, _, err := ssh.ParseAuthorizedKey(s.Auth.UserCASSHPublicKey())
+	require.NoError(t, err)
+	require.Equal(t, caKey.Marshal(), cert.SignatureKey.Marshal())
+	ev := authtest.RequireEvent(t, s, credentialsv1.EventCertRequest, "certadmin")
+	require.Equal(t, "user/bob", ev.GetResource())
+
+	// A longer TTL is cut to the role's max_session_ttl.
+	resp, err = admin.Credentials.SignSSHCert(ctx, &credentialspb.SignSSHCertRequest{User: "bob", PublicKey: pubKey(t), Ttl: durationpb.New(48 * time.Hour)})
+	require.NoError(t, err)
+	require.Equal(t, s.Clock.Now().Add(2*time.Hour).Unix(), resp.GetValidBefore().AsTime().Unix())
+
+	for _, tc := range []struct {
+		name  string
+		req   *credentialspb.SignSSHCertRequest
+		check func(error) bool
+	}{
+		{"no user", &credentialspb.SignSSHCertRequest{PublicKey: pubKey(t)}, trace.IsBadParameter},
+		{"bad key", &credentialspb.SignSSHCertRequest{User: "bob", PublicKey: "ssh-ed25519 AAAA"}, trace.IsBadParameter},
+		{"negative ttl", &credentialspb.SignSSHCertRequest{User: "bob", PublicKey: pubKey(t), Ttl: durationpb.New(-time.Minute)}, trace.IsBadParameter},
+		{"missing user", &credentialspb.SignSSHCertRequest{User: "nobody", PublicKey: pubKey(t)}, trace.IsAccessDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := admin.Credentials.SignSSHCert(ctx, tc.req)
+			require.True(t, tc.check(err), "got %v", err)
+		})
+	}
+
+	// A user without logins gets none: a certificate without principals
+	// would be valid for every login.
+	s.CreateUser(t, "nologins")
+	_, err = admin.Credentials.SignSSHCert(ctx, &credentialspb.SignSSHCertRequest{User: "nologins", PublicKey: pubKey(t)})
+	require.True(t, trace.IsAccessDenied(err), "got %v", err)
+
+	// A locked user gets none, with the lock's message.
+	_, err = s.Auth.Services().Locks.CreateLock(ctx, &typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: "bob-off"},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "bob"}, Message: "offboarded"},
+	})
+	require.NoError(t, err)
+	_, err = admin.Credentials.SignSSHCert(ctx, &credentialspb.SignSSHCertRequest{User: "bob", PublicKey: pubKey(t)})
+	require.True(t, trace.IsAccessDenied(err), "got %v", err)
+	require.Contains(t, err.Error(), "offboarded")
+}
+
+func TestCreateUserIdentity(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "idadmin", authz.KindCert, services.VerbCreate)
+	// A less privileged user: may list roles, nothing else.
+	s.CreateRole(t, "role-reader", []string{services.KindRole}, []string{services.VerbList, services.VerbReadNoSecrets})
+	s.CreateUser(t, "reader", "role-reader")
+
+	resp, err := admin.Credentials.CreateUserIdentity(ctx, &credentialspb.CreateUserIdentityRequest{User: "reader", Ttl: durationpb.New(30 * time.Minute)})
+	require.NoError(t, err)
+	id, err := identityfile.Decode(resp.GetIdentity())
+	require.NoError(t, err)
+	require.Equal(t, "reader", id.Username)
+	require.Equal(t, s.Clock.Now().Add(30*time.Minute).Unix(), resp.GetValidBefore().AsTime().Unix())
+
+	// The identity works, with exactly the reader's rights.
+	c, err := client.New(ctx, client.Config{Addr: s.Addr, Identity: id})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	_, err = c.Roles.ListRoles(ctx, &rolepb.ListRolesRequest{})
+	require.NoError(t, err)
+	_, err = c.Credentials.CreateUserIdentity(ctx, &credentialspb.CreateUserIdentityRequest{User: "idadmin"})
+	require.True(t, trace.IsAccessDenied(err), "a reader must not mint identities: %v", err)
+
+	_, err = admin.Credentials.CreateUserIdentity(ctx, &credentialspb.CreateUserIdentityRequest{User: "ghost"})
+	require.True(t, trace.IsNotFound(err), "got %v", err)
+	authtest.RequireEvent(t, s, credentialsv1.EventCertRequest, "idadmin")
+}
+
+func TestPasswords(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com:3080"})
+	ctx := context.Background()
+	admin := s.UserWith(t, "pwadmin", services.KindUser, services.VerbUpdate)
+	s.CreateUser(t, "carol", "access")
+
+	resp, err := admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "carol"})
+	require.NoError(t, err)
+	u, err := url.Parse(resp.GetUrl())
+	require.NoError(t, err)
+	require.Equal(t, "https", u.Scheme)
+	require.Equal(t, "gatehouse.example.com:3080", u.Host)
+	require.Equal(t, credentialsv1.PasswordPath, u.Path)
+	require.Equal(t, resp.GetToken(), u.Query().Get("token"))
+	require.Equal(t, s.Clock.Now().Add(24*time.Hour).Unix(), resp.GetExpires().AsTime().Unix())
+	authtest.RequireEvent(t, s, credentialsv1.EventPasswordToken, "pwadmin")
+
+	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "carol", Ttl: durationpb.New(30 * 24 * time.Hour)})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "nobody"})
+	require.True(t, trace.IsNotFound(err), "got %v", err)
+
+	_, err = admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "carol", Password: "short"})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+	_, err = admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "carol", Password: strings.Repeat("x", 73)})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+	_, err = admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "carol", Password: "correct horse battery"})
+	require.NoError(t, err)
+	stored, err := s.Auth.Services().Users.GetUser(ctx, "carol", true)
+	require.NoError(t, err)
+	require.NoError(t, bcrypt.CompareHashAndPassword(stored.GetSpec().GetLocalAuth().GetPasswordHash(), []byte("correct horse battery")))
+	ev := authtest.RequireEvent(t, s, credentialsv1.EventPasswordSet, "pwadmin")
+	require.NotContains(t, ev.String(), "correct horse")
+
+	// Users an identity provider manages have no local password.
+	_, err = s.Auth.Services().Users.UpsertUser(ctx, &typesv1.User{
+		Metadata: &typesv1.Metadata{Name: "scimmed", Labels: map[string]string{services.LabelOrigin: services.OriginSCIM}},
+		Spec:     &typesv1.UserSpec{Roles: []string{"access"}},
+	})
+	require.NoError(t, err)
+	_, err = admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "scimmed", Password: "correct horse battery"})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "scimmed"})
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+}
