@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	auditv1 "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
+	credentialsv1 "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 	lockv1 "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
 	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	rolev1 "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
@@ -24,6 +25,7 @@ type apis struct {
 	locks   lockv1.LockServiceClient
 	saml    samlv1.SAMLConnectorServiceClient
 	audit   auditv1.AuditServiceClient
+	creds   credentialsv1.CredentialsServiceClient
 	close   func() error
 }
 
@@ -41,6 +43,7 @@ func dial(ctx context.Context, addr string, id *identityfile.Identity) (*apis, e
 		locks:   c.Locks,
 		saml:    c.SAML,
 		audit:   c.Audit,
+		creds:   c.Credentials,
 		close:   c.Close,
 	}, nil
 }

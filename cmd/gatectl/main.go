@@ -107,6 +107,8 @@ Elsewhere, give the auth address and an identity file:
 		a.rmCommand(),
 		a.pluginsCommand(),
 		a.eventsCommand(),
+		a.usersCommand(),
+		a.authCommand(),
 		a.versionCommand(),
 	)
 	return root

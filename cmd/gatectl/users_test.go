@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/services"
+)
+
+// gatectlAgainst runs gatectl in-process against a real auth server as its
+// admin, with stdin.
+func gatectlAgainst(t *testing.T, s *authtest.Server, idFile, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := newApp(&out)
+	root := a.rootCommand()
+	root.SetArgs(append([]string{"--auth-server", s.Addr, "--identity", idFile}, args...))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetIn(strings.NewReader(stdin))
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		return out.String(), userMessage(err), 1
+	}
+	return out.String(), "", 0
+}
+
+func adminServer(t *testing.T) (*authtest.Server, string) {
+	t.Helper()
+	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com"})
+	_, err := s.Auth.BootstrapAdmin(context.Background(), "admin")
+	require.NoError(t, err)
+	id, err := s.Auth.GenerateUserIdentity(context.Background(), "admin", 0)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "admin.identity")
+	require.NoError(t, identityfile.Write(path, id))
+	return s, path
+}
+
+func TestUsersAdd(t *testing.T) {
+	t.Parallel()
+	s, idFile := adminServer(t)
+	ctx := context.Background()
+
+	out, errMsg, code := gatectlAgainst(t, s, idFile, "", "users", "add", "alice", "--roles", "editor,access", "--logins", "alice,ops")
+	require.Equal(t, 0, code, errMsg)
+	require.Contains(t, out, `User "alice" created with roles editor, access.`)
+	i := strings.Index(out, "https://")
+	require.GreaterOrEqual(t, i, 0, out)
+	link, err := url.Parse(strings.Fields(out[i:])[0])
+	require.NoError(t, err)
+	require.Equal(t, "gatehouse.example.com", link.Host)
+	require.Equal(t, "/web/password", link.Path)
+	require.NotEmpty(t, link.Query().Get("token"))
+	u, err := s.Auth.Services().Users.GetUser(ctx, "alice", false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"editor", "access"}, u.GetSpec().GetRoles())
+	require.Equal(t, []string{"alice", "ops"}, services.TraitValues(u, auth.LoginsTrait))
+	require.Equal(t, "admin", u.GetSpec().GetCreatedBy().GetUser().GetName())
+
+	// --password-stdin sets the password and makes no link.
+	out, errMsg, code = gatectlAgainst(t, s, idFile, "correct horse battery\n", "--format", "json", "users", "add", "bob", "--roles", "access", "--password-stdin")
+	require.Equal(t, 0, code, errMsg)
+	var res userAddOutput
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.True(t, res.PasswordSet)
+	require.Empty(t, res.PasswordURL)
+	u, err = s.Auth.Services().Users.GetUser(ctx, "bob", true)
+	require.NoError(t, err)
+	require.NoError(t, bcrypt.CompareHashAndPassword(u.GetSpec().GetLocalAuth().GetPasswordHash(), []byte("correct horse battery")))
+
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"exists", "", []string{"users", "add", "alice", "--roles", "access"}, `user "alice" already exists`},
+		{"no roles", "", []string{"users", "add", "carol"}, "--roles"},
+		{"no name", "", []string{"users", "add", "--roles", "access"}, "exactly one NAME"},
+		{"empty stdin", "", []string{"users", "add", "carol", "--roles", "access", "--password-stdin"}, "no password on stdin"},
+		{"weak password", "short\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at least 12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errMsg, code := gatectlAgainst(t, s, idFile, tc.stdin, tc.args...)
+			require.Equal(t, 1, code)
+			require.Contains(t, errMsg, tc.want)
+		})
+	}
+}
+
+func TestAuthSign(t *testing.T) {
+	t.Parallel()
+	s, idFile := adminServer(t)
+	dir := t.TempDir()
+	_, errMsg, code := gatectlAgainst(t, s, idFile, "", "users", "add", "erin", "--roles", "access", "--logins", "erin,deploy")
+	require.Equal(t, 0, code, errMsg)
+
+	key := filepath.Join(dir, "erin")
+	out, errMsg, code := gatectlAgainst(t, s, idFile, "", "auth", "sign", "--user", "erin", "--ttl", "1h", "--out", key)
+	require.Equal(t, 0, code, errMsg)
+	require.Contains(t, out, "ssh -i "+key)
+	st, err := os.Stat(key)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	keyPEM, err := os.ReadFile(key)
+	require.NoError(t, err)
+	signer, err := ssh.ParsePrivateKey(keyPEM)
+	require.NoError(t, err)
+	certText, err := os.ReadFile(key + "-cert.pub")
+	require.NoError(t, err)
+	parsed, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+	require.NoError(t, err)
+	cert := parsed.(*ssh.Certificate)
+	require.Equal(t, signer.PublicKey().Marshal(), cert.Key.Marshal(), "the certificate is for the key written")
+	require.Equal(t, "erin", cert.KeyId)
+	require.Equal(t, []string{"deploy", "erin"}, cert.ValidPrincipals)
+	require.Equal(t, s.Clock.Now().Add(time.Hour).Unix(), int64(cert.ValidBefore))
+
+	idPath := filepath.Join(dir, "erin.identity")
+	_, errMsg, code = gatectlAgainst(t, s, idFile, "", "auth", "sign", "--user", "erin", "--out", idPath, "--format", "identity")
+	require.Equal(t, 0, code, errMsg)
+	st, err = os.Stat(idPath)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	id, err := identityfile.Read(idPath)
+	require.NoError(t, err)
+	require.Equal(t, "erin", id.Username)
+	// The new identity acts as erin, who may not administer anything.
+	_, errMsg, code = gatectlAgainst(t, s, idPath, "", "get", "users")
+	require.Equal(t, 1, code)
+	require.Contains(t, errMsg, "access denied")
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no user", []string{"auth", "sign", "--out", key}, "--user"},
+		{"no out", []string{"auth", "sign", "--user", "erin"}, "--out"},
+		{"bad format", []string{"auth", "sign", "--user", "erin", "--out", key, "--format", "pem"}, "openssh or identity"},
+		{"negative ttl", []string{"auth", "sign", "--user", "erin", "--out", key, "--ttl", "-1h"}, "negative"},
+		{"unknown user", []string{"auth", "sign", "--user", "ghost", "--out", key}, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errMsg, code := gatectlAgainst(t, s, idFile, "", tc.args...)
+			require.Equal(t, 1, code)
+			require.Contains(t, errMsg, tc.want)
+		})
+	}
+}
+
+func TestUsersAndAuthHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"users", "--help"}, {"users", "add", "--help"}, {"auth", "--help"}, {"auth", "sign", "--help"}} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, 0, run(context.Background(), args, &out, &errOut), "%v: %s", args, errOut.String())
+		require.Contains(t, out.String(), "Usage:", "%v", args)
+	}
+}
