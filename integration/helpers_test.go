@@ -70,10 +70,12 @@ func startServer(t *testing.T, bin, dataDir string, logs *syncBuffer) *server {
 	// Stale address files from a previous run must not be mistaken for ours.
 	_ = os.Remove(filepath.Join(dataDir, "auth_addr"))
 	_ = os.Remove(filepath.Join(dataDir, "web_addr"))
+	_ = os.Remove(filepath.Join(dataDir, "ssh_addr"))
 	cmd := exec.Command(bin, "start",
 		"--data-dir", dataDir,
 		"--auth-addr", "127.0.0.1:0",
 		"--web-addr", "127.0.0.1:0",
+		"--ssh-addr", "127.0.0.1:0",
 		"--public-addr", "gatehouse.example.com:443",
 		"--cluster-name", "itest",
 		"--log-level", "debug",

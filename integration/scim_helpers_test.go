@@ -22,10 +22,12 @@ func startGatehouse(t testing.TB, bin, dataDir string, logs *syncBuffer, extra .
 	t.Helper()
 	_ = os.Remove(filepath.Join(dataDir, "auth_addr"))
 	_ = os.Remove(filepath.Join(dataDir, "web_addr"))
+	_ = os.Remove(filepath.Join(dataDir, "ssh_addr"))
 	args := append([]string{"start",
 		"--data-dir", dataDir,
 		"--auth-addr", "127.0.0.1:0",
 		"--web-addr", "127.0.0.1:0",
+		"--ssh-addr", "127.0.0.1:0",
 		"--public-addr", "gatehouse.example.com:443",
 		"--cluster-name", "itest",
 		"--log-level", "debug",

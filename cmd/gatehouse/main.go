@@ -107,7 +107,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend: "+strings.Join(backend.Names(), ", "))
 	fs.StringVar(&f.authAddr, "auth-addr", config.DefaultAuthAddr, "auth gRPC (mTLS) listen address; port 0 picks a free port")
 	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
-	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (recorded; the node service is not in this build yet)")
+	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (user certificates from the cluster's user CA); port 0 picks a free port")
 	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics (off unless set)")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log format: text or json")
@@ -160,8 +160,8 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "start",
 		Short: "Start the Gatehouse server",
 		Long: `Start the Gatehouse server: storage, the auth service (gRPC, mTLS), the HTTPS web
-listener (/healthz, /readyz, SCIM and SSO endpoints) and, with --diag-addr,
-Prometheus /metrics.
+listener (/healthz, /readyz, SCIM and SSO endpoints), the SSH node service and,
+with --diag-addr, Prometheus /metrics.
 
 Settings come from --config FILE (YAML; unknown keys are refused) and flags;
 a flag given on the command line wins over the file. See the README for the
@@ -172,6 +172,9 @@ On start the server writes into --data-dir:
                    renewed by the running server before they expire
   auth_addr        the auth listener's address, for gatectl --data-dir
   web_addr         the web listener's address
+  ssh_addr         the SSH node's address
+  ssh_host_key     the SSH node's host key, mode 0600 (its certificate is issued
+                   by the host CA at every start)
   web.crt/web.key  the self-signed web certificate, unless one is configured
 
 SIGINT or SIGTERM shuts it down gracefully.`,

@@ -32,6 +32,8 @@ import (
 	// Register the storage engines selectable with --storage.
 	_ "github.com/gatehouse/gatehouse/lib/backend/lite"
 	_ "github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
+	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
 	"github.com/gatehouse/gatehouse/lib/web"
 )
 
@@ -103,6 +105,9 @@ type Process struct {
 	authLn  net.Listener
 	web     *web.Server
 	scim    *scimprov.Provisioner
+	locks   *lockwatch.Watcher
+	ssh     *sshnode.Server
+	sshLn   net.Listener
 	diag    *http.Server
 	diagLn  net.Listener
 
@@ -134,6 +139,11 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err, "opening %s storage at %s", set.StorageType, set.StoragePath)
 	}
+	// One lock watcher for the process: API calls, web sessions and SSH
+	// sessions are all checked against it.
+	if err := p.startLockWatcher(bgCtx); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	p.auth, err = auth.New(ctx, auth.Config{
 		Backend:        p.backend,
 		ClusterName:    set.ClusterName,
@@ -141,9 +151,16 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		Logger:         cfg.Logger,
 		AuditRetention: set.AuditRetention,
 		PublicAddr:     set.PublicAddr,
+		Locks:          watcherLocks{w: p.locks},
 	})
 	if err != nil {
 		return nil, trace.Wrap(err, "starting the auth server")
+	}
+	initCtx, initCancel := context.WithTimeout(ctx, lockWatchInitTimeout)
+	err = p.locks.WaitInit(initCtx)
+	initCancel()
+	if err != nil {
+		return nil, trace.Wrap(err, "loading the locks in force")
 	}
 	if _, err := p.auth.BootstrapAdmin(ctx, AdminUser); err != nil {
 		return nil, trace.Wrap(err, "creating the %s user", AdminUser)
@@ -203,6 +220,16 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		}
 	}
 	p.web.Start()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.endLockedWebSessions(bgCtx)
+	}()
+
+	// SSH node service.
+	if err := p.startSSH(); err != nil {
+		return nil, trace.Wrap(err)
+	}
 
 	// Diagnostics listener.
 	if set.DiagAddr != "" {
@@ -219,6 +246,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := writeFileAtomic(filepath.Join(set.DataDir, WebAddrFile), []byte(dialable(p.web.Addr())+"\n"), 0o644); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := writeFileAtomic(filepath.Join(set.DataDir, SSHAddrFile), []byte(dialable(p.sshLn.Addr())+"\n"), 0o644); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	if err := p.ensureAdminIdentity(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -229,13 +259,11 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		p.refreshAdminIdentity(bgCtx, ticker)
 	}()
 
-	if set.SSHAddr != "" {
-		p.log.Info("The SSH node service is not part of this build yet; the SSH address is recorded only.", "ssh_addr", set.SSHAddr)
-	}
 	p.log.Info("Gatehouse started.",
 		"cluster", set.ClusterName,
 		"auth_addr", p.authLn.Addr().String(),
 		"web_addr", p.web.Addr().String(),
+		"ssh_addr", p.sshLn.Addr().String(),
 		"data_dir", set.DataDir)
 	p.printBanner()
 	return p, nil
@@ -246,6 +274,9 @@ func (p *Process) AuthAddr() net.Addr { return p.authLn.Addr() }
 
 // WebAddr is the web listener's bound address.
 func (p *Process) WebAddr() net.Addr { return p.web.Addr() }
+
+// SSHAddr is the SSH listener's bound address.
+func (p *Process) SSHAddr() net.Addr { return p.sshLn.Addr() }
 
 // Auth is the auth server.
 func (p *Process) Auth() *auth.Server { return p.auth }
@@ -272,6 +303,12 @@ func (p *Process) Shutdown(ctx context.Context) error {
 		}
 	}
 	p.closeSCIM()
+	if p.ssh != nil {
+		// Ends every SSH session; the listener closes with it.
+		_ = p.ssh.Close()
+	} else if p.sshLn != nil {
+		_ = p.sshLn.Close()
+	}
 	if p.diag != nil {
 		if err := p.diag.Shutdown(ctx); err != nil {
 			_ = p.diag.Close()
@@ -295,6 +332,9 @@ func (p *Process) Shutdown(ctx context.Context) error {
 		_ = p.authLn.Close()
 	}
 	p.wg.Wait()
+	if p.locks != nil {
+		_ = p.locks.Close()
+	}
 	if p.backend != nil {
 		if err := p.backend.Close(); err != nil {
 			errs = append(errs, trace.Wrap(err, "closing the backend"))
@@ -304,6 +344,7 @@ func (p *Process) Shutdown(ctx context.Context) error {
 		// The address is no longer served: do not point gatectl at it.
 		_ = os.Remove(filepath.Join(p.set.DataDir, AuthAddrFile))
 		_ = os.Remove(filepath.Join(p.set.DataDir, WebAddrFile))
+		_ = os.Remove(filepath.Join(p.set.DataDir, SSHAddrFile))
 	}
 	p.log.Info("Gatehouse stopped.")
 	return trace.NewAggregate(errs...)
@@ -377,6 +418,7 @@ func (p *Process) printBanner() {
 		fmt.Fprintf(&b, "  public:        https://%s\n", s.PublicAddr)
 	}
 	fmt.Fprintf(&b, "  auth (gRPC):   %s (mTLS)\n", p.authLn.Addr())
+	fmt.Fprintf(&b, "  ssh node:      %s (user certificates from the cluster's user CA)\n", p.sshLn.Addr())
 	if p.diagLn != nil {
 		fmt.Fprintf(&b, "  metrics:       http://%s/metrics\n", dialable(p.diagLn.Addr()))
 	}

@@ -27,7 +27,7 @@ func settings(t *testing.T, dataDir string) *config.Config {
 	t.Helper()
 	loop := "127.0.0.1:0"
 	c, err := config.Build(nil, config.Overrides{
-		DataDir: &dataDir, AuthAddr: &loop, WebAddr: &loop, DiagAddr: &loop,
+		DataDir: &dataDir, AuthAddr: &loop, WebAddr: &loop, DiagAddr: &loop, SSHAddr: &loop,
 	})
 	require.NoError(t, err)
 	return c

@@ -17,9 +17,11 @@ import (
 const SSOPrefix = "/v1/webapi/"
 
 // mountSSO serves SAML login, password login, web sessions, session SSH
-// certificates and password-set links (lib/web/sso). Locks are read from
-// the backend on every check (no lock watcher is wired into this process
-// yet), failing closed on a read error.
+// certificates and password-set links (lib/web/sso). Every request of a
+// web session is checked against the process's lock watcher (fail closed
+// while its view is stale); a login reads the locks from the backend, so
+// that a login right after an unlock is not refused by a view a few
+// milliseconds behind.
 func (p *Process) mountSSO(ctx context.Context) error {
 	svc := p.auth.Services()
 	locks := saml.BackendLocks{Locks: svc.Locks, Now: p.cfg.Clock.Now}
@@ -34,7 +36,7 @@ func (p *Process) mountSSO(ctx context.Context) error {
 	sessions, err := web.NewSessionAuth(web.SessionAuthConfig{
 		Sessions: mgr,
 		Users:    svc.Users,
-		Locks:    locks,
+		Locks:    p.locks,
 		Clock:    p.cfg.Clock,
 		Logger:   p.cfg.Logger,
 		OnDenied: sso.OnDenied(p.auth.Recorder()),

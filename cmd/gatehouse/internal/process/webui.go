@@ -5,7 +5,6 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/sso"
@@ -25,7 +24,7 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 	sessions, err := web.NewSessionAuth(web.SessionAuthConfig{
 		Sessions: mgr,
 		Users:    svc.Users,
-		Locks:    saml.BackendLocks{Locks: svc.Locks, Now: p.cfg.Clock.Now},
+		Locks:    p.locks, // the process's lock watcher, fail closed
 		Clock:    p.cfg.Clock,
 		Logger:   p.cfg.Logger,
 		OnDenied: sso.OnDenied(p.auth.Recorder()),

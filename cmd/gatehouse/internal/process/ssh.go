@@ -1,0 +1,237 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gravitational/trace"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
+	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Files of the SSH node service in the data directory.
+const (
+	// SSHAddrFile holds the SSH listener's dialable host:port.
+	SSHAddrFile = "ssh_addr"
+	// SSHHostKeyFile is the node's ed25519 host key (mode 0600), kept so
+	// that clients see the same host key across restarts.
+	SSHHostKeyFile = "ssh_host_key"
+	// sshHostCertTTL is the lifetime of the host certificate, issued anew
+	// by the host CA at every start.
+	sshHostCertTTL = 365 * 24 * time.Hour
+	// lockWatchInitTimeout bounds the wait for the lock watcher's first
+	// load at start.
+	lockWatchInitTimeout = 30 * time.Second
+)
+
+// watcherLocks lets the auth server's authorizer check API calls against
+// the process's lock watcher instead of reading every lock from the
+// backend on every call. It keeps the watcher's fail-closed rule: while the
+// view is stale, every call is refused.
+type watcherLocks struct{ w *lockwatch.Watcher }
+
+func (l watcherLocks) GetLocksInForce(context.Context) ([]*typesv1.Lock, error) {
+	if l.w.Stale() {
+		return nil, trace.ConnectionProblem(nil, "%s", lockwatch.StaleMessage)
+	}
+	return l.w.LocksInForce(), nil
+}
+
+// startLockWatcher starts the process's one lock watcher. It returns at
+// once: until its first load every lock check refuses (fail closed).
+func (p *Process) startLockWatcher(ctx context.Context) error {
+	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: p.backend, Logger: p.cfg.Logger})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	p.locks = lw
+	return nil
+}
+
+// sshAccess is the node's AccessChecker: the user's current roles and the
+// logins they allow, as lib/auth expands them for certificates.
+type sshAccess struct{ a *auth.Server }
+
+func (s sshAccess) CheckLogin(ctx context.Context, username, login string) ([]string, error) {
+	roles, err := s.a.CheckSSHLogin(ctx, username, login)
+	return roles, trace.Wrap(err)
+}
+
+// startSSH starts the SSH node service on the ssh address with a host key
+// kept in the data dir and a host certificate from the host CA; it accepts
+// user certificates from the user CA.
+func (p *Process) startSSH() error {
+	hostKey, err := sshnode.LoadOrCreateHostKey(filepath.Join(p.set.DataDir, SSHHostKeyFile))
+	if err != nil {
+		return trace.Wrap(err, "SSH host key")
+	}
+	ln, err := net.Listen("tcp", p.set.SSHAddr)
+	if err != nil {
+		return trace.Wrap(err, "ssh listener on %s", p.set.SSHAddr)
+	}
+	p.sshLn = ln
+	nodeName, err := os.Hostname()
+	if err != nil || nodeName == "" {
+		nodeName = p.set.ClusterName
+	}
+	principals := nonEmpty([]string{nodeName, "localhost", "127.0.0.1", "::1", hostOf(p.set.SSHAddr), hostOf(dialable(ln.Addr())), hostOf(p.set.PublicAddr)})
+	cert, err := p.auth.SignSSHHostCert(hostKey.PublicKey(), nodeName, principals, sshHostCertTTL)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	certSigner, err := ssh.NewCertSigner(cert, hostKey)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	userCAs, err := sshnode.ParseAuthorizedKeys(p.auth.UserCASSHPublicKey())
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	p.ssh, err = sshnode.New(sshnode.Config{
+		NodeName: nodeName,
+		// The certificate for clients that trust the host CA, the plain key
+		// for the others (they are different key types to SSH).
+		HostSigners:   []ssh.Signer{certSigner, hostKey},
+		UserCAKeys:    func(context.Context) ([]ssh.PublicKey, error) { return userCAs, nil },
+		AccessChecker: sshAccess{a: p.auth},
+		LockWatcher:   p.locks,
+		Emitter:       p.auth.Services().Events,
+		Clock:         p.cfg.Clock,
+		Logger:        p.cfg.Logger,
+	})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.ssh.Serve(ln); err != nil {
+			p.log.Error("SSH listener stopped.", "error", err)
+		}
+	}()
+	return nil
+}
+
+// endLockedWebSessions deletes the web sessions of users a new lock
+// targets, so that a locked user's session is gone, not merely refused
+// (the session middleware also refuses it on its next request through the
+// lock watcher). The lock watcher's subscriptions need a subject and this
+// needs every lock, so it follows the locks prefix itself: it reconnects
+// when its stream breaks and sweeps every session against every lock in
+// force whenever it (re)starts.
+func (p *Process) endLockedWebSessions(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := p.followLocks(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("Lock stream for web sessions broke; reconnecting.", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cfg.Clock.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (p *Process) followLocks(ctx context.Context) error {
+	w, err := p.backend.NewWatcher(ctx, backend.Watch{Name: "websession-locks", Prefixes: []backend.Key{lockwatch.LocksPrefix}})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	defer w.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.Done():
+			return trace.ConnectionProblem(nil, "lock stream closed")
+		case ev := <-w.Events():
+			switch ev.Type {
+			case backend.OpInit:
+				locks, err := p.auth.Services().Locks.GetLocksInForce(ctx)
+				if err != nil {
+					return trace.Wrap(err)
+				}
+				p.deleteWebSessions(ctx, locks)
+			case backend.OpPut:
+				l, err := services.UnmarshalLock(ev.Item)
+				if err != nil || !services.IsLockInForce(l, p.cfg.Clock.Now()) {
+					continue
+				}
+				p.deleteWebSessions(ctx, []*typesv1.Lock{l})
+			}
+		}
+	}
+}
+
+// deleteWebSessions deletes every web session whose user locks target.
+func (p *Process) deleteWebSessions(ctx context.Context, locks []*typesv1.Lock) {
+	if len(locks) == 0 {
+		return
+	}
+	prefix := backend.NewKey(websession.SessionsPrefix, "")
+	start, end := prefix, backend.RangeEnd(prefix)
+	roles := map[string][]string{}
+	for {
+		res, err := p.backend.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			p.log.Warn("Cannot list web sessions to end locked ones.", "error", err)
+			return
+		}
+		for _, it := range res.Items {
+			var s websession.Session
+			if json.Unmarshal(it.Value, &s) != nil || s.User == "" {
+				continue
+			}
+			r, ok := roles[s.User]
+			if !ok {
+				if u, err := p.auth.Services().Users.GetUser(ctx, s.User, false); err == nil {
+					r = u.GetSpec().GetRoles()
+				}
+				roles[s.User] = r
+			}
+			l := services.FindLock(locks, services.LockSubject{User: s.User, Roles: r}, p.cfg.Clock.Now())
+			if l == nil {
+				continue
+			}
+			if err := p.backend.Delete(ctx, it.Key); err != nil && !trace.IsNotFound(err) {
+				p.log.Warn("Cannot end a locked user's web session.", "user", s.User, "error", err)
+				continue
+			}
+			p.log.Info("Ended a web session under a lock.", "user", s.User, "lock", l.GetMetadata().GetName())
+			p.auth.Recorder().Record(ctx, auditSessionEnded(s.User, l))
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			return
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
+}
+
+// EventWebSessionTerminated is a web session ended because a lock targets
+// its user.
+const EventWebSessionTerminated = "web.session.terminated"
+
+func auditSessionEnded(user string, l *typesv1.Lock) audit.Event {
+	return audit.Event{
+		Type:     EventWebSessionTerminated,
+		User:     user,
+		Resource: services.KindLock + "/" + l.GetMetadata().GetName(),
+		Message:  lockwatch.LockMessage(l),
+	}
+}

@@ -1,0 +1,143 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/services"
+	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// TestSSHNodeAndLocksWired checks what `gatehouse start` wires around the
+// lock watcher: the SSH node (address file, kept host key, a host
+// certificate from the host CA, user certificates from the user CA, logins
+// from the roles, a lock refusing new sessions), web sessions deleted when
+// their user is locked, and API calls refused through the watcher.
+func TestSSHNodeAndLocksWired(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := start(t, settings(t, dir), nil, io.Discard)
+	defer stop(t, p)
+	ctx := context.Background()
+
+	addr, err := os.ReadFile(filepath.Join(dir, SSHAddrFile))
+	require.NoError(t, err)
+	require.Equal(t, p.SSHAddr().String(), strings.TrimSpace(string(addr)))
+	st, err := os.Stat(filepath.Join(dir, SSHHostKeyFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	// dana may log in as the OS user running the test, through the
+	// {{internal.logins}} template and her logins trait.
+	me, err := user.Current()
+	require.NoError(t, err)
+	svc := p.Auth().Services()
+	_, err = svc.Roles.UpsertRole(ctx, &typesv1.Role{
+		Metadata: &typesv1.Metadata{Name: "ops"},
+		Spec:     &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{auth.LoginsTraitTemplate}}},
+	})
+	require.NoError(t, err)
+	_, err = svc.Users.UpsertUser(ctx, &typesv1.User{
+		Metadata: &typesv1.Metadata{Name: "dana"},
+		Spec: &typesv1.UserSpec{
+			Roles:  []string{"ops", auth.PresetEditorRole},
+			Traits: services.NewTraits(map[string][]string{auth.LoginsTrait: {me.Username}}),
+		},
+	})
+	require.NoError(t, err)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	signer, err := ssh.NewSignerFromKey(priv)
+	require.NoError(t, err)
+	certText, err := p.Auth().SignSSHUserCert(ctx, auth.SSHCertRequest{Username: "dana", PublicKey: signer.PublicKey(), TTL: time.Hour})
+	require.NoError(t, err)
+	parsed, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+	require.NoError(t, err)
+	certSigner, err := ssh.NewCertSigner(parsed.(*ssh.Certificate), signer)
+	require.NoError(t, err)
+	hostCA, _, _, _, err := ssh.ParseAuthorizedKey(p.Auth().HostCASSHPublicKey())
+	require.NoError(t, err)
+	hostChecker := &ssh.CertChecker{IsHostAuthority: func(k ssh.PublicKey, _ string) bool { return bytes.Equal(k.Marshal(), hostCA.Marshal()) }}
+	run := func(login string, s ssh.Signer) (string, error) {
+		c, err := ssh.Dial("tcp", p.SSHAddr().String(), &ssh.ClientConfig{
+			User:              login,
+			Auth:              []ssh.AuthMethod{ssh.PublicKeys(s)},
+			HostKeyCallback:   hostChecker.CheckHostKey,
+			HostKeyAlgorithms: []string{ssh.CertAlgoED25519v01},
+			Timeout:           5 * time.Second,
+		})
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		sess, err := c.NewSession()
+		if err != nil {
+			return "", err
+		}
+		defer sess.Close()
+		var stderr bytes.Buffer
+		sess.Stderr = &stderr
+		out, err := sess.Output("echo hello")
+		return string(out) + stderr.String(), err
+	}
+	out, err := run(me.Username, certSigner)
+	require.NoError(t, err, out)
+	require.Equal(t, "hello\n", out)
+	// A plain key is refused, and so is a login the roles do not allow.
+	_, err = run(me.Username, signer)
+	require.Error(t, err)
+	_, err = run("not-a-login", certSigner)
+	require.Error(t, err)
+
+	// An API client and a web session for dana.
+	id, err := p.Auth().GenerateUserIdentity(ctx, "dana", time.Hour)
+	require.NoError(t, err)
+	c, err := client.New(ctx, client.Config{Addr: p.AuthAddr().String(), Identity: id})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
+	require.NoError(t, err)
+	mgr, err := websession.New(websession.Config{Backend: p.backend})
+	require.NoError(t, err)
+	sess, err := mgr.CreateSession(ctx, "dana", websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	other, err := mgr.CreateSession(ctx, "admin", websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+
+	_, err = svc.Locks.CreateLock(ctx, &typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: "dana-off"},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "dana"}, Message: "offboarded"},
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := mgr.GetSession(ctx, sess.ID)
+		return trace.IsNotFound(err)
+	}, 5*time.Second, 10*time.Millisecond, "the locked user's web session is deleted")
+	_, err = mgr.GetSession(ctx, other.ID)
+	require.NoError(t, err, "other users' sessions stay")
+	require.Eventually(t, func() bool {
+		_, err := c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
+		return trace.IsAccessDenied(err)
+	}, 5*time.Second, 10*time.Millisecond, "API calls are refused")
+	out, err = run(me.Username, certSigner)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "administratively prohibited", out)
+	require.ErrorContains(t, err, `offboarded`, out)
+}
