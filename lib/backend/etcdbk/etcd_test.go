@@ -159,3 +159,42 @@ func TestClosed(t *testing.T) {
 		require.True(t, trace.IsConnectionProblem(call()), "%s after Close", name)
 	}
 }
+
+// TestTLS: the backend reaches a TLS-only etcd that requires client
+// certificates with the CA, cert and key files, and is refused without a
+// certificate, with one from another CA, or when it does not trust the
+// server's CA.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	endpoint, files := etcdtest.StartTLS(t)
+
+	b, err := backend.New(ctx, Name, backend.Params{Settings: map[string]any{
+		"endpoints": endpoint, "prefix": randomPrefix(),
+		"ca": files.CA, "cert": files.ClientCert, "key": files.ClientKey,
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	_, err = b.Put(ctx, backend.Item{Key: backend.Key("a"), Value: []byte("v")})
+	require.NoError(t, err)
+	got, err := b.Get(ctx, backend.Key("a"))
+	require.NoError(t, err)
+	require.Equal(t, "v", string(got.Value))
+
+	for name, cfg := range map[string]Config{
+		"no client certificate":       {CAFile: files.CA},
+		"certificate from another CA": {CAFile: files.CA, CertFile: files.StrangerCert, KeyFile: files.StrangerKey},
+		"server CA not trusted":       {CAFile: files.OtherCA, CertFile: files.ClientCert, KeyFile: files.ClientKey},
+		"system roots only":           {CertFile: files.ClientCert, KeyFile: files.ClientKey},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg.Endpoints = []string{endpoint}
+			cfg.DialTimeout = time.Second
+			_, err := New(t.Context(), cfg)
+			require.Error(t, err)
+		})
+	}
+	_, err = New(ctx, Config{Endpoints: []string{endpoint}, CAFile: "/nonexistent/ca.pem"})
+	require.Error(t, err)
+}

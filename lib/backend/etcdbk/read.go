@@ -11,8 +11,9 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 )
 
-// decode turns a stored key-value into an item. ok is false for a value that
-// gatehouse did not write, which reads skip (and log) rather than fail on.
+// decode turns a stored key-value into an item. A value that gatehouse did
+// not write is an error: Get returns it, GetRange and watchers skip (and log)
+// the key.
 func (b *Backend) decode(kv *mvccpb.KeyValue) (backend.Item, error) {
 	value, expires, err := decodeEnvelope(kv.Value)
 	if err != nil {

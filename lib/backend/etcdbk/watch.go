@@ -200,6 +200,10 @@ func (w *watcher) watchFrom(rev int64) *stream {
 		clientv3.WithRange(w.to),
 		clientv3.WithRev(rev),
 		clientv3.WithCreatedNotify(),
+		// Progress notifications move the resume point forward while the
+		// range is quiet, so that a later resume is less likely to land on
+		// a compacted revision (and cost the consumer a reload).
+		clientv3.WithProgressNotify(),
 	)
 	return &stream{ch: ch, cancel: cancel}
 }
@@ -251,6 +255,11 @@ func (w *watcher) run(last int64, s *stream) {
 			continue
 		}
 		retry.reset()
+		if wr.IsProgressNotify() {
+			// Everything up to the header's revision has been delivered.
+			last = max(last, wr.Header.Revision)
+			continue
+		}
 		for _, ev := range wr.Events {
 			if !w.deliver(ev) {
 				return

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -59,6 +60,8 @@ type Member struct {
 	peerURL   url.URL
 	initial   string
 	token     string
+
+	tls *TLSFiles
 
 	mu   sync.Mutex
 	etcd *embed.Etcd
@@ -177,6 +180,14 @@ func (m *Member) start(state string) error {
 	cfg.TickMs = 20
 	cfg.ElectionMs = 400
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quietLogger())
+	if m.tls != nil {
+		cfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       m.tls.ServerCert,
+			KeyFile:        m.tls.ServerKey,
+			TrustedCAFile:  m.tls.CA,
+			ClientCertAuth: true,
+		}
+	}
 	// Metrics and the HTTP gateway are not needed by the tests.
 	cfg.EnableGRPCGateway = false
 
@@ -315,4 +326,30 @@ func (p *Proxy) accept() {
 		go pipe(out, in)
 		go pipe(in, out)
 	}
+}
+
+// StartTLS runs a single-member cluster whose client port speaks only TLS
+// and requires a client certificate signed by a test CA. It returns the
+// https endpoint and the PEM files (in t.TempDir()).
+func StartTLS(t testing.TB) (string, TLSFiles) {
+	t.Helper()
+	files := NewTLSFiles(t)
+	dir := t.TempDir()
+	client := freeURL(t)
+	client.Scheme = "https"
+	m := &Member{
+		t:         t,
+		name:      "tls0",
+		dir:       filepath.Join(dir, "tls0"),
+		clientURL: client,
+		peerURL:   freeURL(t),
+		token:     fmt.Sprintf("gatehouse-test-tls-%d", time.Now().UnixNano()),
+		tls:       &files,
+	}
+	m.initial = m.name + "=" + m.peerURL.String()
+	t.Cleanup(m.Stop)
+	if err := m.start(embed.ClusterStateFlagNew); err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	return m.Endpoint(), files
 }
