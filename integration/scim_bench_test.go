@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,10 @@ func BenchmarkSCIMLoad(b *testing.B) {
 	gatehouseBin, gatectlBin := buildBinaries(b)
 	dataDir, work := b.TempDir(), b.TempDir()
 	logs := &syncBuffer{}
-	srv := startGatehouse(b, gatehouseBin, dataDir, logs, "--storage", "sqlite", "--log-level", "warn")
+	args := []string{"--storage", "sqlite", "--log-level", "warn"}
+	// Extra server flags, e.g. SCIM_BENCH_SERVER_ARGS="--diag-addr 127.0.0.1:3000" for /metrics.
+	args = append(args, strings.Fields(os.Getenv("SCIM_BENCH_SERVER_ARGS"))...)
+	srv := startGatehouse(b, gatehouseBin, dataDir, logs, args...)
 	admin := func(args ...string) result {
 		return runCmd(b, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
 	}
@@ -45,6 +49,7 @@ func BenchmarkSCIMLoad(b *testing.B) {
 
 	var throttled atomic.Int64
 	b.ResetTimer()
+	cpu0 := procCPU(b, pid)
 
 	// Preload through POST /Users: creates per second.
 	ids := make([]string, users)
@@ -64,6 +69,7 @@ func BenchmarkSCIMLoad(b *testing.B) {
 		return nil
 	})
 	createSecs := time.Since(start).Seconds()
+	cpu1 := procCPU(b, pid)
 	rssLoaded := procStatusKB(b, pid, "VmRSS")
 
 	// Lookups: Okta's lookup-before-create filter on random users, concurrency 16, fixed duration.
@@ -103,6 +109,7 @@ func BenchmarkSCIMLoad(b *testing.B) {
 	}
 	wg.Wait()
 	lookupSecs := time.Since(start).Seconds()
+	cpu2 := procCPU(b, pid)
 	if err, _ := lookupErr.Load().(error); err != nil {
 		b.Fatal(err)
 	}
@@ -125,6 +132,7 @@ func BenchmarkSCIMLoad(b *testing.B) {
 		return nil
 	})
 	deactSecs := time.Since(start).Seconds()
+	cpu3 := procCPU(b, pid)
 	b.StopTimer()
 
 	rssEnd := procStatusKB(b, pid, "VmRSS")
@@ -151,16 +159,18 @@ func BenchmarkSCIMLoad(b *testing.B) {
 SCIM load on SQLite over HTTPS, %d users
 | measure | value |
 | --- | --- |
-| creates/s (POST /Users, concurrency %d) | %.0f (p50 %.1f ms, p99 %.1f ms) |
-| filter lookups/s (userName eq, concurrency %d, %s) | %.0f (%d lookups) |
+| creates/s (POST /Users, concurrency %d) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.2f ms/create) |
+| filter lookups/s (userName eq, concurrency %d, %s) | %.0f (%d lookups; server CPU %.2f ms/lookup) |
 | lookup latency p50 / p99 / max | %.2f / %.2f / %.2f ms |
-| deactivations/s (PATCH active:false, concurrency %d, %d users) | %.0f (p50 %.1f ms, p99 %.1f ms) |
+| deactivations/s (PATCH active:false, concurrency %d, %d users) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.2f ms/deactivation) |
+| machine load average at the end (2 cores, shared) | %s |
 | server RSS: start / after preload / after lookups / end / peak (VmHWM) | %d / %d / %d / %d / %d MiB |
 | data dir size | %.0f MB |
-`, users, createConc, createRate, ms(percentile(createLat, .5)), ms(percentile(createLat, .99)),
-		lookupConc, lookupDur, lookupRate, len(lookups),
+`, users, createConc, createRate, ms(percentile(createLat, .5)), ms(percentile(createLat, .99)), ms(cpu1-cpu0)/float64(users),
+		lookupConc, lookupDur, lookupRate, len(lookups), ms(cpu2-cpu1)/float64(max(1, len(lookups))),
 		ms(percentile(lookups, .5)), ms(percentile(lookups, .99)), ms(percentile(lookups, 1)),
-		lookupConc, deactivations, deactRate, ms(percentile(deactLat, .5)), ms(percentile(deactLat, .99)),
+		lookupConc, deactivations, deactRate, ms(percentile(deactLat, .5)), ms(percentile(deactLat, .99)), ms(cpu3-cpu2)/float64(max(1, deactivations)),
+		loadAvg(),
 		rssStart/1024, rssLoaded/1024, rssLookups/1024, rssEnd/1024, hwm/1024, dbSize)
 	b.Log(table)
 	fmt.Fprintln(os.Stderr, table)
@@ -231,13 +241,37 @@ func procStatusKB(b *testing.B, pid int, field string) int {
 
 func dirSizeMB(dir string) float64 {
 	var total int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil && !e.IsDir() {
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
 			total += info.Size()
 		}
-	}
+		return nil
+	})
 	return float64(total) / 1e6
+}
+
+// procCPU returns the user+system CPU time the process has used (/proc/<pid>/stat, clock ticks
+// of 10 ms on Linux).
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(b, err)
+	// Fields after the ")" that ends the command name; utime and stime are fields 14 and 15.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	require.NoError(b, err)
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	require.NoError(b, err)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
 }
 
 func envInt(b *testing.B, name string, def int) int {

@@ -41,13 +41,22 @@ func serveList[T any](ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return err
 	}
-	var f *filter.Filter
-	if raw := q.Get("filter"); strings.TrimSpace(raw) != "" {
-		if f, err = filter.Parse(raw, l.rt); err != nil {
-			return err
+	var (
+		f     *filter.Filter
+		total int
+		items []schema.Resource
+	)
+	raw := q.Get("filter")
+	if attr, value, ok := quickEquality(raw, l.indexed); ok {
+		total, items, err = lookupOne(ctx, l, attr, value, nil, page)
+	} else {
+		if strings.TrimSpace(raw) != "" {
+			if f, err = filter.Parse(raw, l.rt); err != nil {
+				return err
+			}
 		}
+		total, items, err = query(ctx, l, f, page)
 	}
-	total, items, err := query(ctx, l, f, page)
 	if err != nil {
 		return err
 	}
@@ -62,21 +71,7 @@ func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page proto
 	offset, count := page.Offset(), page.Count
 	if f != nil {
 		if attr, value, ok := filter.EqualityLookup(f); ok && l.indexed[attr] {
-			item, err := l.lookup(ctx, attr, value)
-			if trace.IsNotFound(err) {
-				return 0, nil, nil
-			}
-			if err != nil {
-				return 0, nil, trace.Wrap(err)
-			}
-			res := l.toRes(item)
-			if !f.Match(res) {
-				return 0, nil, nil
-			}
-			if offset > 0 || count == 0 {
-				return 1, nil, nil
-			}
-			return 1, []schema.Resource{res}, nil
+			return lookupOne(ctx, l, attr, value, f, page)
 		}
 		total := 0
 		var out []schema.Resource
@@ -109,6 +104,26 @@ func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page proto
 		return len(out) < count
 	})
 	return max(total, seen), out, trace.Wrap(err)
+}
+
+// lookupOne answers an equality filter on an indexed attribute by key. f, when set, is checked
+// against the found resource too (it is the filter the equality came from).
+func lookupOne[T any](ctx context.Context, l lister[T], attr, value string, f *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
+	item, err := l.lookup(ctx, attr, value)
+	if trace.IsNotFound(err) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, trace.Wrap(err)
+	}
+	res := l.toRes(item)
+	if f != nil && !f.Match(res) {
+		return 0, nil, nil
+	}
+	if page.Offset() > 0 || page.Count == 0 {
+		return 1, nil, nil
+	}
+	return 1, []schema.Resource{res}, nil
 }
 
 // scan visits every record after `after` in id order until visit returns false.
