@@ -267,12 +267,16 @@ func TestBrowserOktaSetup(t *testing.T) {
 // it also replaces the README's image.
 func (b *browser) tileShot(sel string) {
 	b.t.Helper()
-	// No transient toast over the picture.
-	b.run("scroll to "+sel, chromedp.WaitNotPresent(css("#toast.show")), chromedp.ScrollIntoView(css(sel)))
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
+	// No transient toast (or its fade-out) over the picture.
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("toast").hidden = true`))
+	require.NoError(b.t, err)
+	b.run("scroll to "+sel, chromedp.ScrollIntoView(css(sel)))
 	png, err := chromedp.Run(ctx, chromedp.Screenshot(css(sel)))
 	require.NoError(b.t, err, "screenshot of %s", sel)
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("toast").hidden = false`))
+	require.NoError(b.t, err)
 	b.step++
 	path := filepath.Join(b.dir, filepathSafe(b.step, "scim-tile"))
 	require.NoError(b.t, os.WriteFile(path, png, 0o644))
