@@ -36,7 +36,7 @@ func (s *Server) NewAPIs() (*APIs, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	saml, err := samlv1.New(samlv1.Config{Authorizer: a, Recorder: r, Connectors: s.services.SAMLConnectors})
+	saml, err := samlv1.New(samlv1.Config{Authorizer: a, Recorder: r, Connectors: s.services.SAMLConnectors, Prepare: s.prepareSAMLConnector})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -11,13 +11,10 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/auditv1"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/grpcerr"
 	"github.com/gatehouse/gatehouse/lib/auth/lockv1"
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/rolev1"
-	"github.com/gatehouse/gatehouse/lib/auth/samlv1"
 	"github.com/gatehouse/gatehouse/lib/auth/userv1"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
@@ -55,20 +52,14 @@ func (s *Server) NewGRPCServer(tlsCfg *tls.Config, opts ...grpc.ServerOption) (*
 // auth interceptors (NewGRPCServer does).
 func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
 	a, r := s.authorizer, s.recorder
-	plugins, err := pluginv1.New(pluginv1.Config{
-		Authorizer:        a,
-		Recorder:          r,
-		Plugins:           s.services.Plugins,
-		StaticCredentials: s.services.PluginStaticCredentials,
-		Connectors:        s.services.SAMLConnectors,
-		Backend:           s.cfg.Backend,
-		PublicAddr:        s.cfg.PublicAddr,
-		Clock:             s.cfg.Clock,
-		Logger:            s.cfg.Logger,
-	})
+	// The plugin, SAML and audit handlers are the ones in-process callers
+	// (the web API) get from NewAPIs: one construction, so both paths
+	// authorize, validate and audit alike.
+	apis, err := s.NewAPIs()
 	if err != nil {
 		return trace.Wrap(err)
 	}
+	plugins, saml, events := apis.Plugins, apis.SAML, apis.Events
 	users, err := userv1.New(userv1.Config{Authorizer: a, Recorder: r, Users: s.services.Users, Clock: s.cfg.Clock})
 	if err != nil {
 		return trace.Wrap(err)
@@ -78,14 +69,6 @@ func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
 		return trace.Wrap(err)
 	}
 	locks, err := lockv1.New(lockv1.Config{Authorizer: a, Recorder: r, Locks: s.services.Locks, Clock: s.cfg.Clock})
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	saml, err := samlv1.New(samlv1.Config{Authorizer: a, Recorder: r, Connectors: s.services.SAMLConnectors, Prepare: s.prepareSAMLConnector})
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	events, err := auditv1.New(auditv1.Config{Authorizer: a, Events: s.services.Events, Clock: s.cfg.Clock})
 	if err != nil {
 		return trace.Wrap(err)
 	}
