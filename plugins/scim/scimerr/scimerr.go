@@ -62,6 +62,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("scim %d: %s", e.Status, e.Detail)
 }
 
+// UnavailableRetryAfter is the Retry-After of the 503 answered while the storage is unreachable:
+// long enough for an etcd leader election or a client failover to another member.
+const UnavailableRetryAfter = 3 * time.Second
+
 // New returns an error with the given status, scimType and formatted detail.
 func New(status int, scimType, format string, args ...any) *Error {
 	return &Error{Status: status, ScimType: scimType, Detail: fmt.Sprintf(format, args...)}
@@ -127,6 +131,12 @@ func From(err error) *Error {
 		return New(http.StatusForbidden, "", "access denied")
 	case trace.IsLimitExceeded(err):
 		return TooManyRequests(time.Second)
+	case trace.IsConnectionProblem(err):
+		// The storage (etcd) is unreachable or has no leader: a transient condition that Okta
+		// retries after Retry-After. The detail stays hidden like every 5xx.
+		e := New(http.StatusServiceUnavailable, "", "storage unavailable")
+		e.RetryAfter = UnavailableRetryAfter
+		return e
 	default:
 		return Internal()
 	}

@@ -32,6 +32,7 @@ func TestWrite(t *testing.T) {
 		{"limit", trace.LimitExceeded("slow down"), 429, "", "too many requests", map[string]string{"Retry-After": "1"}},
 		{"retry after", TooManyRequests(2500 * time.Millisecond), 429, "", "too many requests", map[string]string{"Retry-After": "3"}},
 		{"internal", errors.New("sqlite: disk I/O error at /var/lib/x"), 500, "", "internal error", nil},
+		{"storage unavailable", trace.Wrap(trace.ConnectionProblem(nil, "etcd at 10.0.0.1 did not answer")), 503, "", "internal error", map[string]string{"Retry-After": "3"}},
 		{"5xx scim error hides detail", New(503, "", "etcd down at 10.0.0.1"), 503, "", "internal error", nil},
 		{"unauthorized", Unauthorized(), 401, "", "authentication required", map[string]string{"WWW-Authenticate": `Bearer realm="gatehouse-scim"`}},
 	} {

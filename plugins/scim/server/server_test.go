@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -149,10 +150,19 @@ func TestAuthentication(t *testing.T) {
 	t.Run("verifier failure is a 500 without detail", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		h.fake.errOn["VerifySCIMToken"] = trace.ConnectionProblem(nil, "backend down at 10.0.0.7")
+		h.fake.errOn["VerifySCIMToken"] = errors.New("backend broke at 10.0.0.7")
 		w := h.req(http.MethodGet, base+"/Users", "")
 		m := requireSCIMError(t, w, http.StatusInternalServerError, "")
 		require.Equal(t, "internal error", m["detail"])
+	})
+	t.Run("storage unavailable is a 503 with Retry-After", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.fake.errOn["VerifySCIMToken"] = trace.ConnectionProblem(nil, "backend down at 10.0.0.7")
+		w := h.req(http.MethodGet, base+"/Users", "")
+		m := requireSCIMError(t, w, http.StatusServiceUnavailable, "")
+		require.Equal(t, "internal error", m["detail"])
+		require.Equal(t, "3", w.Header().Get("Retry-After"))
 	})
 }
 
