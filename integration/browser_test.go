@@ -2,9 +2,10 @@ package integration
 
 import (
 	"context"
-	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // chromiumPath is where Debian's chromium package (installed by .ci/run)
@@ -155,7 +155,7 @@ func TestBrowserOktaSetup(t *testing.T) {
 	// A local admin and a user without plugin rights, with passwords.
 	const adminPassword = "correct-horse-battery-staple"
 	addLocalUser(t, gatectlBin, dataDir, "alice", adminPassword, "editor")
-	addLocalUser(t, gatectlBin, dataDir, "bob", adminPassword, "access")
+	bobLink := addLinkUser(t, gatectlBin, dataDir, "bob", "access")
 
 	// Sign-in page.
 	b.run("open the UI", chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("#login-form")))
@@ -251,8 +251,17 @@ func TestBrowserOktaSetup(t *testing.T) {
 	b.shot("okta-narrow")
 	b.run("wide", chromedp.EmulateViewport(1280, 1000))
 
-	// A user whose roles lack the plugin verbs sees the permission state.
+	// A user whose roles lack the plugin verbs, who sets a password with
+	// the one-time link gatectl printed, sees the permission state.
 	b.run("sign out", chromedp.Click(css("#sign-out")), chromedp.WaitVisible(css("#login-form")))
+	b.run("open bob's link", chromedp.Navigate(base+bobLink), chromedp.WaitVisible(css("#password-form")))
+	b.run("set bob's password",
+		chromedp.SendKeys(css("#new-password"), adminPassword),
+		chromedp.SendKeys(css("#confirm-password"), adminPassword),
+		chromedp.Click(css("#password-submit")),
+		chromedp.WaitVisible(css("#password-done")))
+	b.shot("password-set")
+	b.run("go to sign-in", chromedp.Navigate(base+"/web/login"), chromedp.WaitVisible(css("#login-form")))
 	b.run("sign in as bob",
 		chromedp.SendKeys(css("#login-user"), "bob"),
 		chromedp.SendKeys(css("#login-password"), adminPassword),
@@ -288,9 +297,7 @@ func (b *browser) tileShot(sel string) {
 }
 
 // addLocalUser creates a local user with roles and a password through
-// gatectl, the way an administrator does: `gatectl users add --password-stdin`,
-// or, with a gatectl that lacks that command, `gatectl create -f` of a user
-// resource carrying the bcrypt hash of the password.
+// gatectl, the way an administrator does.
 func addLocalUser(t *testing.T, gatectl, dataDir, name, password string, roles string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -298,25 +305,21 @@ func addLocalUser(t *testing.T, gatectl, dataDir, name, password string, roles s
 	cmd := exec.CommandContext(ctx, gatectl, "--data-dir", dataDir, "users", "add", name, "--roles", roles, "--password-stdin")
 	cmd.Stdin = strings.NewReader(password + "\n")
 	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return
+	require.NoError(t, err, "gatectl users add %s --roles %s --password-stdin: %s", name, roles, out)
+}
+
+// addLinkUser creates a local user with gatectl and returns the path and
+// query of its one-time password link.
+func addLinkUser(t *testing.T, gatectl, dataDir, name, roles string) string {
+	t.Helper()
+	r := runCmd(t, gatectl, "--data-dir", dataDir, "users", "add", name, "--roles", roles, "--format", "json")
+	require.Equal(t, 0, r.code, r.String())
+	var out struct {
+		PasswordURL string `json:"password_url"`
 	}
-	if !strings.Contains(string(out), `unknown command "users"`) {
-		t.Fatalf("gatectl users add %s --roles %s --password-stdin: %v: %s", name, roles, err, out)
-	}
-	t.Logf("gatectl has no users command; creating %s from a resource with a password hash", name)
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+	u, err := url.Parse(out.PasswordURL)
 	require.NoError(t, err)
-	file := filepath.Join(t.TempDir(), name+".yaml")
-	require.NoError(t, os.WriteFile(file, []byte(fmt.Sprintf(`kind: user
-version: v1
-metadata:
-  name: %s
-spec:
-  roles: [%s]
-  local_auth:
-    password_hash: %s
-`, name, roles, base64.StdEncoding.EncodeToString(hash))), 0o600))
-	r := runCmd(t, gatectl, "--data-dir", dataDir, "create", "-f", file)
-	require.Equal(t, 0, r.code, "gatectl create -f %s: %s", file, r)
+	require.Equal(t, "/web/password", u.Path, "the link opens the UI's password page")
+	return u.RequestURI()
 }

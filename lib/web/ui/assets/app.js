@@ -147,6 +147,7 @@ function errorNote(err) {
 
 const routes = [
   [/^\/web\/login\/?$/, viewLogin, false],
+  [/^\/web\/password\/?$/, viewSetPassword, false],
   [/^\/web\/?$/, () => navigate("/web/integrations", true), true],
   [/^\/web\/integrations\/?$/, viewIntegrations, true],
   [/^\/web\/integrations\/okta\/?$/, viewOkta, true],
@@ -251,6 +252,49 @@ async function viewLogin() {
       h("h1", {}, "Sign in"),
       form, ...sso)));
   form.user.focus();
+}
+
+// ---------- one-time password link (gatectl users add) ----------
+
+async function viewSetPassword() {
+  const token = new URLSearchParams(location.search).get("token") || "";
+  // Keep the one-time token out of the address bar and history.
+  history.replaceState({}, "", "/web/password");
+  const err = h("div", { class: "note note-err", role: "alert", id: "password-error", hidden: true });
+  const form = h("form", { id: "password-form", novalidate: true },
+    h("div", { class: "field" }, h("label", { for: "new-password" }, "New password"),
+      h("input", { type: "password", id: "new-password", name: "password", autocomplete: "new-password", required: true, minlength: 12, maxlength: 72, "aria-describedby": "new-password-hint" }),
+      h("span", { class: "hint", id: "new-password-hint" }, "12 to 72 characters.")),
+    h("div", { class: "field" }, h("label", { for: "confirm-password" }, "Confirm password"),
+      h("input", { type: "password", id: "confirm-password", name: "confirm", autocomplete: "new-password", required: true })),
+    err,
+    h("button", { type: "submit", class: "btn btn-primary", id: "password-submit" }, "Set password"));
+  const card = h("div", { class: "card signin-card" },
+    h("div", { class: "signin-brand" }, h("img", { src: "/web/assets/favicon.svg", alt: "", width: 32, height: 32 }), "Gatehouse"),
+    h("h1", {}, "Set your password"),
+    token ? form : h("div", { class: "note note-err", role: "alert" }, "This link has no token. Ask your administrator for a new one."));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    err.hidden = true;
+    const pw = form.password.value;
+    if (pw.length < 12) { err.textContent = "Use at least 12 characters."; err.hidden = false; return; }
+    if (pw !== form.confirm.value) { err.textContent = "The two passwords differ."; err.hidden = false; return; }
+    const btn = form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      const r = await api("POST", "/users/password", { token, password: pw });
+      card.replaceChildren(card.firstChild, h("h1", {}, "Password set"),
+        h("div", { class: "note note-ok", role: "status", id: "password-done" }, `The password of ${r.user} is set. This link no longer works.`),
+        h("a", { class: "btn btn-primary", href: "/web/login", "data-link": true }, "Sign in"));
+    } catch (ex) {
+      err.textContent = ex.status === 403 || ex.status === 404 ? "This link has expired or was already used. Ask your administrator for a new one." : ex.message;
+      err.hidden = false;
+      btn.disabled = false;
+    }
+  });
+  document.getElementById("topbar").hidden = true;
+  setPage("Set password", h("div", { class: "signin" }, card));
+  if (token) form.password.focus();
 }
 
 // ---------- integrations ----------
