@@ -97,6 +97,16 @@ type startFlags struct {
 	configFile string
 	dataDir, clusterName, publicAddr, storage,
 	authAddr, webAddr, sshAddr, diagAddr, logLevel, logFormat string
+	etcdEndpoints, etcdPrefix, etcdCA, etcdCert, etcdKey string
+}
+
+// registerEtcd adds the etcd storage flags.
+func (f *startFlags) registerEtcd(fs *pflag.FlagSet) {
+	fs.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "with --storage etcd: comma-separated etcd client URLs (https://etcd1:2379,https://etcd2:2379)")
+	fs.StringVar(&f.etcdPrefix, "etcd-prefix", "", `with --storage etcd: key prefix of this cluster, ending in "/" (default "/gatehouse/")`)
+	fs.StringVar(&f.etcdCA, "etcd-ca", "", "with --storage etcd: CA file (PEM) that verifies the etcd servers")
+	fs.StringVar(&f.etcdCert, "etcd-cert", "", "with --storage etcd: client certificate file (PEM) presented to etcd")
+	fs.StringVar(&f.etcdKey, "etcd-key", "", "with --storage etcd: client key file (PEM) for --etcd-cert")
 }
 
 func (f *startFlags) register(fs *pflag.FlagSet) {
@@ -105,6 +115,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name, written into certificates")
 	fs.StringVar(&f.publicAddr, "public-addr", "", "host:port people and Okta reach the web listener at (used in the SCIM base URL)")
 	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend: "+strings.Join(backend.Names(), ", "))
+	f.registerEtcd(fs)
 	fs.StringVar(&f.authAddr, "auth-addr", config.DefaultAuthAddr, "auth gRPC (mTLS) listen address; port 0 picks a free port")
 	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
 	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (user certificates from the cluster's user CA); port 0 picks a free port")
@@ -122,16 +133,21 @@ func (f *startFlags) overrides(fs *pflag.FlagSet) config.Overrides {
 		return nil
 	}
 	return config.Overrides{
-		DataDir:     set("data-dir", &f.dataDir),
-		ClusterName: set("cluster-name", &f.clusterName),
-		PublicAddr:  set("public-addr", &f.publicAddr),
-		Storage:     set("storage", &f.storage),
-		AuthAddr:    set("auth-addr", &f.authAddr),
-		WebAddr:     set("web-addr", &f.webAddr),
-		SSHAddr:     set("ssh-addr", &f.sshAddr),
-		DiagAddr:    set("diag-addr", &f.diagAddr),
-		LogLevel:    set("log-level", &f.logLevel),
-		LogFormat:   set("log-format", &f.logFormat),
+		DataDir:       set("data-dir", &f.dataDir),
+		ClusterName:   set("cluster-name", &f.clusterName),
+		PublicAddr:    set("public-addr", &f.publicAddr),
+		Storage:       set("storage", &f.storage),
+		EtcdEndpoints: set("etcd-endpoints", &f.etcdEndpoints),
+		EtcdPrefix:    set("etcd-prefix", &f.etcdPrefix),
+		EtcdCA:        set("etcd-ca", &f.etcdCA),
+		EtcdCert:      set("etcd-cert", &f.etcdCert),
+		EtcdKey:       set("etcd-key", &f.etcdKey),
+		AuthAddr:      set("auth-addr", &f.authAddr),
+		WebAddr:       set("web-addr", &f.webAddr),
+		SSHAddr:       set("ssh-addr", &f.sshAddr),
+		DiagAddr:      set("diag-addr", &f.diagAddr),
+		LogLevel:      set("log-level", &f.logLevel),
+		LogFormat:     set("log-format", &f.logFormat),
 	}
 }
 
@@ -177,6 +193,10 @@ On start the server writes into --data-dir:
                    by the host CA at every start)
   web.crt/web.key  the self-signed web certificate, unless one is configured
 
+With --storage etcd the cluster state (CAs, users, roles, locks, plugins)
+lives in etcd and several servers, each with its own --data-dir, serve it at
+once behind a load balancer (see "HA deployment" in the README).
+
 SIGINT or SIGTERM shuts it down gracefully.`,
 		Example: "  gatehouse start --data-dir ./data --public-addr localhost:3080\n  gatehouse start --config /etc/gatehouse.yaml --log-format json",
 		Args:    cobra.NoArgs,
@@ -221,7 +241,8 @@ the roles' max_session_ttl.
 
 This opens the storage directly: run it on the server's host, with the same
 --data-dir (or --config), while "gatehouse start" is stopped (the SQLite
-storage admits one process at a time).`,
+storage admits one process at a time). On etcd storage (--storage etcd
+--etcd-endpoints ...) it may run while the servers are up.`,
 		Example: "  gatehouse sign --data-dir ./data --user alice --ttl 8h --out alice.identity",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -237,7 +258,7 @@ storage admits one process at a time).`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			bk, err := backend.New(ctx, cfg.StorageType, backend.Params{Path: cfg.StoragePath})
+			bk, err := backend.New(ctx, cfg.StorageType, backend.Params{Path: cfg.StoragePath, Settings: cfg.StorageSettings()})
 			if err != nil {
 				return trace.Wrap(err, "opening %s (is gatehouse start still running on this data dir?)", cfg.StoragePath)
 			}
@@ -262,6 +283,7 @@ storage admits one process at a time).`,
 	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file")
 	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "the server's data directory")
 	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend")
+	f.registerEtcd(fs)
 	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name")
 	fs.StringVar(&user, "user", "", "user to issue the identity for (must exist)")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "certificate lifetime (capped by the user's roles)")

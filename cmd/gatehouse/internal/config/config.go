@@ -50,11 +50,30 @@ type File struct {
 
 // Storage selects the backend.
 type Storage struct {
-	// Type is the backend name ("sqlite").
+	// Type is the backend name ("sqlite", or "etcd" for several servers on
+	// one cluster state).
 	Type string `yaml:"type"`
 	// Path is where an embedded backend keeps its files; default
 	// <data_dir>/backend.
 	Path string `yaml:"path"`
+	// Etcd configures the etcd backend (type etcd).
+	Etcd Etcd `yaml:"etcd"`
+}
+
+// Etcd is the storage.etcd section: where the etcd cluster is and how to
+// authenticate to it. Every gatehouse server of one cluster uses the same
+// endpoints and prefix.
+type Etcd struct {
+	// Endpoints are the etcd client URLs (https://etcd1:2379, ...).
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is the key prefix of this gatehouse cluster (default
+	// "/gatehouse/"); it must end with "/".
+	Prefix string `yaml:"prefix"`
+	// CA verifies the etcd servers' certificates (PEM file).
+	CA string `yaml:"ca"`
+	// Cert and Key are the client certificate and key presented to etcd.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Auth configures the auth service.
@@ -88,11 +107,14 @@ type Log struct {
 
 // Config is the effective, checked configuration.
 type Config struct {
-	DataDir          string
-	ClusterName      string
-	PublicAddr       string
-	StorageType      string
-	StoragePath      string
+	DataDir     string
+	ClusterName string
+	PublicAddr  string
+	StorageType string
+	StoragePath string
+	// Etcd holds the etcd settings (storage type etcd only); file paths
+	// are absolute.
+	Etcd             Etcd
 	AuthAddr         string
 	WebAddr          string
 	WebCertFile      string
@@ -111,12 +133,18 @@ type Overrides struct {
 	ClusterName *string
 	PublicAddr  *string
 	Storage     *string
-	AuthAddr    *string
-	WebAddr     *string
-	SSHAddr     *string
-	DiagAddr    *string
-	LogLevel    *string
-	LogFormat   *string
+	// EtcdEndpoints is a comma-separated list of etcd client URLs.
+	EtcdEndpoints *string
+	EtcdPrefix    *string
+	EtcdCA        *string
+	EtcdCert      *string
+	EtcdKey       *string
+	AuthAddr      *string
+	WebAddr       *string
+	SSHAddr       *string
+	DiagAddr      *string
+	LogLevel      *string
+	LogFormat     *string
 }
 
 // ReadFile parses a configuration file. A missing file is an error: the
@@ -202,10 +230,13 @@ func Build(f *File, o Overrides) (*Config, error) {
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if c.StoragePath == "" && c.StorageType != "memory" {
+	if c.StoragePath == "" && c.StorageType != "memory" && c.StorageType != StorageEtcd {
 		// Embedded engines keep their files in the data dir; the memory
-		// engine has none.
+		// engine has none and etcd keeps the state in the etcd cluster.
 		c.StoragePath = filepath.Join(c.DataDir, "backend")
+	}
+	if err := c.buildEtcd(f.Storage.Etcd, o); err != nil {
+		return nil, trace.Wrap(err)
 	}
 	if (c.WebCertFile == "") != (c.WebKeyFile == "") {
 		return nil, trace.BadParameter("web.cert_file and web.key_file go together: set both or neither")
@@ -229,6 +260,74 @@ func Build(f *File, o Overrides) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// StorageEtcd is the storage type of the etcd backend.
+const StorageEtcd = "etcd"
+
+// buildEtcd merges the etcd settings of the file and the flags into c.Etcd
+// and checks them against the storage type.
+func (c *Config) buildEtcd(f Etcd, o Overrides) error {
+	e := Etcd{
+		Endpoints: f.Endpoints,
+		Prefix:    pick(o.EtcdPrefix, f.Prefix, ""),
+		CA:        pick(o.EtcdCA, f.CA, ""),
+		Cert:      pick(o.EtcdCert, f.Cert, ""),
+		Key:       pick(o.EtcdKey, f.Key, ""),
+	}
+	if o.EtcdEndpoints != nil {
+		e.Endpoints = strings.Split(*o.EtcdEndpoints, ",")
+	}
+	var eps []string
+	for _, ep := range e.Endpoints {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	e.Endpoints = eps
+	set := len(e.Endpoints) > 0 || e.Prefix != "" || e.CA != "" || e.Cert != "" || e.Key != ""
+	if c.StorageType != StorageEtcd {
+		if set {
+			return trace.BadParameter("etcd settings are given but the storage type is %q: set storage.type etcd (--storage etcd)", c.StorageType)
+		}
+		return nil
+	}
+	if len(e.Endpoints) == 0 {
+		return trace.BadParameter("storage etcd needs at least one endpoint: storage.etcd.endpoints or --etcd-endpoints https://etcd1:2379,https://etcd2:2379")
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		return trace.BadParameter("storage.etcd.cert and storage.etcd.key (--etcd-cert, --etcd-key) go together: set both or neither")
+	}
+	if e.Prefix != "" && !strings.HasSuffix(e.Prefix, "/") {
+		return trace.BadParameter("etcd prefix %q must end with \"/\"", e.Prefix)
+	}
+	for _, p := range []*string{&e.CA, &e.Cert, &e.Key} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		*p = abs
+	}
+	c.Etcd = e
+	return nil
+}
+
+// StorageSettings are the engine settings passed to the backend registry
+// (backend.Params.Settings): the etcd keys for storage etcd, nil otherwise.
+func (c *Config) StorageSettings() map[string]any {
+	if c.StorageType != StorageEtcd {
+		return nil
+	}
+	m := map[string]any{"endpoints": c.Etcd.Endpoints}
+	for k, v := range map[string]string{"prefix": c.Etcd.Prefix, "ca": c.Etcd.CA, "cert": c.Etcd.Cert, "key": c.Etcd.Key} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // ParseLevel parses debug, info, warn or error.

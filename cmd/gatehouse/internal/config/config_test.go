@@ -114,3 +114,70 @@ func TestReadFile(t *testing.T) {
 	require.ErrorContains(t, err, p)
 	require.ErrorContains(t, err, `unknown key "bogus"`)
 }
+
+func TestEtcdStorage(t *testing.T) {
+	t.Parallel()
+	file := `
+storage:
+  type: etcd
+  etcd:
+    endpoints: [https://etcd1:2379, https://etcd2:2379]
+    prefix: /gh-prod/
+    ca: /etc/gatehouse/etcd-ca.pem
+    cert: /etc/gatehouse/etcd.pem
+    key: /etc/gatehouse/etcd-key.pem
+`
+	for _, tc := range []struct {
+		name    string
+		file    string
+		o       Overrides
+		wantErr string
+		check   func(t *testing.T, c *Config)
+	}{
+		{name: "file", file: file, check: func(t *testing.T, c *Config) {
+			require.Equal(t, "etcd", c.StorageType)
+			require.Empty(t, c.StoragePath, "etcd keeps no files in the data dir")
+			require.Equal(t, map[string]any{
+				"endpoints": []string{"https://etcd1:2379", "https://etcd2:2379"},
+				"prefix":    "/gh-prod/",
+				"ca":        "/etc/gatehouse/etcd-ca.pem",
+				"cert":      "/etc/gatehouse/etcd.pem",
+				"key":       "/etc/gatehouse/etcd-key.pem",
+			}, c.StorageSettings())
+		}},
+		{name: "flags beat the file", file: file, o: Overrides{EtcdEndpoints: ptr(" http://a:2379, http://b:2379 ,"), EtcdPrefix: ptr("/x/")}, check: func(t *testing.T, c *Config) {
+			require.Equal(t, []string{"http://a:2379", "http://b:2379"}, c.Etcd.Endpoints)
+			require.Equal(t, "/x/", c.Etcd.Prefix)
+			require.Equal(t, "/etc/gatehouse/etcd.pem", c.Etcd.Cert, "kept from the file")
+		}},
+		{name: "flags only, relative paths made absolute", o: Overrides{Storage: ptr("etcd"), EtcdEndpoints: ptr("http://127.0.0.1:2379"), EtcdCA: ptr("ca.pem")}, check: func(t *testing.T, c *Config) {
+			wd, err := os.Getwd()
+			require.NoError(t, err)
+			require.Equal(t, map[string]any{"endpoints": []string{"http://127.0.0.1:2379"}, "ca": filepath.Join(wd, "ca.pem")}, c.StorageSettings())
+		}},
+		{name: "no endpoints", o: Overrides{Storage: ptr("etcd")}, wantErr: "at least one endpoint"},
+		{name: "cert without key", o: Overrides{Storage: ptr("etcd"), EtcdEndpoints: ptr("https://e:2379"), EtcdCert: ptr("c.pem")}, wantErr: "go together"},
+		{name: "prefix without slash", o: Overrides{Storage: ptr("etcd"), EtcdEndpoints: ptr("https://e:2379"), EtcdPrefix: ptr("/gh")}, wantErr: `must end with "/"`},
+		{name: "etcd settings with sqlite", o: Overrides{EtcdEndpoints: ptr("https://e:2379")}, wantErr: `storage type is "sqlite"`},
+		{name: "sqlite has no settings", check: func(t *testing.T, c *Config) {
+			require.Nil(t, c.StorageSettings())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var f *File
+			if tc.file != "" {
+				var err error
+				f, err = Parse([]byte(tc.file))
+				require.NoError(t, err)
+			}
+			c, err := Build(f, tc.o)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, c)
+		})
+	}
+}

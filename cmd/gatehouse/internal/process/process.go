@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	// Register the storage engines selectable with --storage.
+	_ "github.com/gatehouse/gatehouse/lib/backend/etcdbk"
 	_ "github.com/gatehouse/gatehouse/lib/backend/lite"
 	_ "github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -135,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := os.MkdirAll(set.DataDir, 0o700); err != nil {
 		return nil, trace.ConvertSystemError(err)
 	}
-	p.backend, err = backend.New(ctx, set.StorageType, backend.Params{Path: set.StoragePath, Clock: cfg.Clock})
+	p.backend, err = backend.New(ctx, set.StorageType, backend.Params{Path: set.StoragePath, Settings: set.StorageSettings(), Clock: cfg.Clock})
 	if err != nil {
 		return nil, trace.Wrap(err, "opening %s storage at %s", set.StorageType, set.StoragePath)
 	}
