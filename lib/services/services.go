@@ -82,12 +82,11 @@ func CertAuthorityKey(name string) backend.Key { return backend.NewKey(CertAutho
 
 // Labels that Gatehouse itself sets on resources.
 const (
-	// LabelOrigin says what created a resource: OriginSCIM, OriginSAML, ...
+	// LabelOrigin marks a user as provisioned and managed by a SCIM plugin;
+	// its value is the plugin's name ("okta"). Local users and the temporary
+	// users a SAML login creates carry no origin label: that absence is what
+	// lets a SCIM create adopt a temporary SAML user.
 	LabelOrigin = "gatehouse.dev/origin"
-	// OriginSCIM marks resources written by the SCIM provisioning plugin.
-	OriginSCIM = "scim"
-	// OriginSAML marks users created by a SAML login.
-	OriginSAML = "saml"
 )
 
 const (
@@ -224,4 +223,10 @@ func New(cfg Config) (*Services, error) {
 		return nil, trace.Wrap(err)
 	}
 	return &s, nil
+}
+
+// SCIMOrigin returns the name of the SCIM plugin that manages the user, or ""
+// for a local or SSO-created user.
+func SCIMOrigin(u *typesv1.User) string {
+	return u.GetMetadata().GetLabels()[LabelOrigin]
 }

@@ -298,7 +298,7 @@ func (s *Service) checkLocalUser(ctx context.Context, name string) error {
 }
 
 func checkLocal(u *typesv1.User) error {
-	if u.GetSpec().GetCreatedBy().GetConnector() != nil || u.GetMetadata().GetLabels()[services.LabelOrigin] != "" {
+	if u.GetSpec().GetCreatedBy().GetConnector() != nil || services.SCIMOrigin(u) != "" {
 		return trace.BadParameter("user %q is managed by an identity provider and cannot have a local password", u.GetMetadata().GetName())
 	}
 	return nil

@@ -224,7 +224,7 @@ func TestPasswords(t *testing.T) {
 
 	// Users an identity provider manages have no local password.
 	_, err = s.Auth.Services().Users.UpsertUser(ctx, &typesv1.User{
-		Metadata: &typesv1.Metadata{Name: "scimmed", Labels: map[string]string{services.LabelOrigin: services.OriginSCIM}},
+		Metadata: &typesv1.Metadata{Name: "scimmed", Labels: map[string]string{services.LabelOrigin: "okta"}},
 		Spec:     &typesv1.UserSpec{Roles: []string{"access"}},
 	})
 	require.NoError(t, err)

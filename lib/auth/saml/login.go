@@ -112,10 +112,10 @@ func SessionTTL(roles []*typesv1.Role) time.Duration {
 // trace.AccessDenied explaining the refusal. It does not check locks.
 //
 //   - no user: a temporary SAML user expiring at now+ttl, created_by the
-//     connector and NameID, labelled origin=saml;
+//     connector and NameID, with no origin label (so SCIM can adopt it);
 //   - a temporary user of the same connector: roles, traits and expiry
 //     refreshed;
-//   - a SCIM-managed user (origin label "scim"): roles and traits refreshed,
+//   - a SCIM-managed user (any origin label): roles and traits refreshed,
 //     and it stays long-lived (no expiry) and SCIM-managed;
 //   - a local user, or a user of another connector: refused.
 func Decide(existing *typesv1.User, connector string, a *Assertion, roles []string, ttl time.Duration, now time.Time) (*typesv1.User, bool, string, error) {
@@ -129,7 +129,6 @@ func Decide(existing *typesv1.User, connector string, a *Assertion, roles []stri
 			Version: services.V1,
 			Metadata: &typesv1.Metadata{
 				Name:    a.NameID,
-				Labels:  map[string]string{services.LabelOrigin: services.OriginSAML},
 				Expires: timestamppb.New(now.Add(ttl)),
 			},
 			Spec: &typesv1.UserSpec{
@@ -148,7 +147,7 @@ func Decide(existing *typesv1.User, connector string, a *Assertion, roles []stri
 		u.Spec = &typesv1.UserSpec{}
 	}
 	switch {
-	case u.GetMetadata().GetLabels()[services.LabelOrigin] == services.OriginSCIM:
+	case services.SCIMOrigin(u) != "":
 		u.Spec.Roles = roles
 		u.Spec.Traits = traits
 		// Adopted by SCIM: long-lived, whatever it was before.

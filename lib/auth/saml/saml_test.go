@@ -137,7 +137,7 @@ func TestSPInitiatedLogin(t *testing.T) {
 	require.Equal(t, "saml", u.GetSpec().GetCreatedBy().GetConnector().GetType())
 	require.Equal(t, "okta", u.GetSpec().GetCreatedBy().GetConnector().GetId())
 	require.Equal(t, "alice@example.com", u.GetSpec().GetCreatedBy().GetConnector().GetIdentity())
-	require.Equal(t, services.OriginSAML, u.GetMetadata().GetLabels()[services.LabelOrigin])
+	require.Empty(t, services.SCIMOrigin(u), "a temporary SAML user carries no origin label")
 }
 
 func TestIdPInitiatedLoginAndReplay(t *testing.T) {
@@ -298,14 +298,14 @@ func TestLoginOutcomes(t *testing.T) {
 		Roles:     []string{"ops"},
 		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "temp@example.com"}},
 	}})
-	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim@example.com", Labels: map[string]string{services.LabelOrigin: services.OriginSCIM, services.LabelSCIMID: "00u1"}}, Spec: &typesv1.UserSpec{
+	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u1"}}, Spec: &typesv1.UserSpec{
 		Roles: []string{"ops"},
 	}})
 	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "local"}, Spec: &typesv1.UserSpec{Roles: []string{"ops"}, LocalAuth: &typesv1.LocalAuthSecrets{PasswordHash: []byte("$2a$10$xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")}}})
 	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "github@example.com"}, Spec: &typesv1.UserSpec{
 		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "other", Identity: "github@example.com"}},
 	}})
-	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "locked@example.com", Labels: map[string]string{services.LabelOrigin: services.OriginSCIM}}, Spec: &typesv1.UserSpec{Roles: []string{"ops"}}})
+	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "locked@example.com", Labels: map[string]string{services.LabelOrigin: "okta"}}, Spec: &typesv1.UserSpec{Roles: []string{"ops"}}})
 	_, err := f.svc.CreateLock(ctx, &typesv1.Lock{Metadata: &typesv1.Metadata{Name: "l1"}, Spec: &typesv1.LockSpec{
 		Target: &typesv1.LockTarget{User: "locked@example.com"}, Message: "deactivated in Okta",
 	}})
@@ -337,7 +337,7 @@ func TestLoginOutcomes(t *testing.T) {
 		{name: "SCIM user is refreshed and stays long-lived", a: assertion("scim@example.com", "admins"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
 			require.Nil(t, u.GetMetadata().GetExpires())
 			require.Equal(t, []string{"dev", "ops"}, u.GetSpec().GetRoles())
-			require.Equal(t, services.OriginSCIM, u.GetMetadata().GetLabels()[services.LabelOrigin])
+			require.Equal(t, "okta", services.SCIMOrigin(u))
 			require.Equal(t, "00u1", u.GetMetadata().GetLabels()[services.LabelSCIMID])
 			require.Nil(t, u.GetSpec().GetCreatedBy().GetConnector())
 		}},

@@ -146,13 +146,13 @@ func adoptable(pc *pluginContext, u *typesv1.User) bool {
 	return u.GetMetadata().GetExpires() != nil &&
 		conn.GetType() == ConnectorTypeSAML &&
 		conn.GetId() == pc.okta.GetSamlConnector() &&
-		u.GetMetadata().GetLabels()[services.LabelOrigin] == ""
+		services.SCIMOrigin(u) == ""
 }
 
 // foreignUserError explains why an existing user cannot be taken over.
 func foreignUserError(pc *pluginContext, u *typesv1.User) error {
 	name := u.GetMetadata().GetName()
-	origin := u.GetMetadata().GetLabels()[services.LabelOrigin]
+	origin := services.SCIMOrigin(u)
 	conn := u.GetSpec().GetCreatedBy().GetConnector()
 	var who string
 	switch {

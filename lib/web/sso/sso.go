@@ -574,7 +574,7 @@ func SetLocalPassword(ctx context.Context, users Users, name, pw string) error {
 		return trace.Wrap(err)
 	}
 	_, err = users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
-		if u.GetSpec().GetCreatedBy().GetConnector() != nil || u.GetMetadata().GetLabels()[services.LabelOrigin] != "" {
+		if u.GetSpec().GetCreatedBy().GetConnector() != nil || services.SCIMOrigin(u) != "" {
 			return trace.BadParameter("user %q is managed by an identity provider and cannot have a local password", name)
 		}
 		if u.Spec == nil {
