@@ -21,7 +21,6 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -47,12 +46,6 @@ const (
 	// EventPasswordSet is a local password set (the web page's event type
 	// too).
 	EventPasswordSet = "user.password.set"
-)
-
-// Password policy of local users (bcrypt reads only 72 bytes).
-const (
-	MinPasswordLength = 12
-	MaxPasswordLength = 72
 )
 
 // PasswordPath is the web UI page a password link opens.
@@ -81,7 +74,7 @@ type Issuer interface {
 // Users reads and changes users.
 type Users interface {
 	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
-	UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error)
+	SetLocalPassword(ctx context.Context, name, pw string) error
 }
 
 var _ Users = (*services.UserService)(nil)
@@ -276,10 +269,10 @@ func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswor
 	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if err := CheckPassword(req.GetPassword()); err != nil {
+	if err := services.CheckPassword(req.GetPassword()); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	err = SetLocalPassword(ctx, s.cfg.Users, req.GetUser(), req.GetPassword())
+	err = s.cfg.Users.SetLocalPassword(ctx, req.GetUser(), req.GetPassword())
 	s.record(ctx, actx, EventPasswordSet, req.GetUser(), nil, err)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -294,47 +287,5 @@ func (s *Service) checkLocalUser(ctx context.Context, name string) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	return trace.Wrap(checkLocal(u))
-}
-
-func checkLocal(u *typesv1.User) error {
-	if u.GetSpec().GetCreatedBy().GetConnector() != nil || services.SCIMOrigin(u) != "" {
-		return trace.BadParameter("user %q is managed by an identity provider and cannot have a local password", u.GetMetadata().GetName())
-	}
-	return nil
-}
-
-// CheckPassword enforces the local password policy.
-func CheckPassword(pw string) error {
-	switch {
-	case len(pw) < MinPasswordLength:
-		return trace.BadParameter("the password must be at least %d characters", MinPasswordLength)
-	case len(pw) > MaxPasswordLength:
-		return trace.BadParameter("the password must be at most %d bytes", MaxPasswordLength)
-	}
-	return nil
-}
-
-// SetLocalPassword hashes pw with bcrypt and stores it on the local user
-// name (not created by a connector, not SCIM-managed), in one
-// read-modify-write.
-func SetLocalPassword(ctx context.Context, users Users, name, pw string) error {
-	if err := CheckPassword(pw); err != nil {
-		return trace.Wrap(err)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	_, err = users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
-		if err := checkLocal(u); err != nil {
-			return trace.Wrap(err)
-		}
-		if u.Spec == nil {
-			u.Spec = &typesv1.UserSpec{}
-		}
-		u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: hash}
-		return nil
-	})
-	return trace.Wrap(err)
+	return trace.Wrap(services.CheckLocalUser(u))
 }

@@ -54,10 +54,6 @@ const (
 	maxJSONBody = 64 << 10
 	// DefaultRedirect is where a login lands without a redirect_url.
 	DefaultRedirect = "/web/"
-	// MinPasswordLength and MaxPasswordLength bound local passwords
-	// (bcrypt reads only 72 bytes).
-	MinPasswordLength = 12
-	MaxPasswordLength = 72
 	// Failed password logins allowed per user and per client address:
 	// a burst of loginBurst, then one every loginEvery.
 	loginBurst = 5
@@ -82,7 +78,7 @@ type Connectors interface {
 // Users reads and changes users.
 type Users interface {
 	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
-	UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error)
+	SetLocalPassword(ctx context.Context, name, pw string) error
 }
 
 // CertSigner signs SSH user certificates (auth.Server).
@@ -552,40 +548,6 @@ type SetPasswordRequest struct {
 	Password string `json:"password"`
 }
 
-// CheckPassword enforces the local password policy.
-func CheckPassword(pw string) error {
-	switch {
-	case len(pw) < MinPasswordLength:
-		return trace.BadParameter("the password must be at least %d characters", MinPasswordLength)
-	case len(pw) > MaxPasswordLength:
-		return trace.BadParameter("the password must be at most %d bytes", MaxPasswordLength)
-	}
-	return nil
-}
-
-// SetLocalPassword hashes pw with bcrypt and stores it on user, which must
-// be a local user (not created by a connector, not SCIM-managed).
-func SetLocalPassword(ctx context.Context, users Users, name, pw string) error {
-	if err := CheckPassword(pw); err != nil {
-		return trace.Wrap(err)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	_, err = users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
-		if u.GetSpec().GetCreatedBy().GetConnector() != nil || services.SCIMOrigin(u) != "" {
-			return trace.BadParameter("user %q is managed by an identity provider and cannot have a local password", name)
-		}
-		if u.Spec == nil {
-			u.Spec = &typesv1.UserSpec{}
-		}
-		u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: hash}
-		return nil
-	})
-	return trace.Wrap(err)
-}
-
 func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var req SetPasswordRequest
@@ -594,7 +556,7 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Check the policy first, so a weak password does not burn the token.
-	if err := CheckPassword(req.Password); err != nil {
+	if err := services.CheckPassword(req.Password); err != nil {
 		web.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
@@ -613,7 +575,7 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, web.StatusFor(err), err)
 		return
 	}
-	err = SetLocalPassword(ctx, h.cfg.Users, user, req.Password)
+	err = h.cfg.Users.SetLocalPassword(ctx, user, req.Password)
 	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: user, Resource: services.KindUser + "/" + user, Err: err})
 	if err != nil {
 		web.WriteError(w, web.StatusFor(err), err)

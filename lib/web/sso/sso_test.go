@@ -91,8 +91,8 @@ func TestPasswordLogin(t *testing.T) {
 	ctx := context.Background()
 	_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "root"}, Spec: &typesv1.UserSpec{Roles: []string{"editor"}}})
 	require.NoError(t, err)
-	require.NoError(t, sso.SetLocalPassword(ctx, svc, "root", "correct horse battery"))
-	require.Error(t, sso.SetLocalPassword(ctx, svc, "root", "short"))
+	require.NoError(t, svc.SetLocalPassword(ctx, "root", "correct horse battery"))
+	require.Error(t, svc.SetLocalPassword(ctx, "root", "short"))
 
 	login := func(user, pw string) *httptest.ResponseRecorder {
 		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
