@@ -33,6 +33,11 @@ const (
 	MaxValueSize = 1 << 20
 	// MaxAtomicWriteActions is the most actions one AtomicWrite may carry.
 	MaxAtomicWriteActions = 64
+	// MaxAtomicWriteSize is the most bytes of keys and values one
+	// AtomicWrite may carry in all: one etcd transaction must fit in etcd's
+	// default 1.5 MiB request limit, so the largest single value fits, but
+	// not 64 of them.
+	MaxAtomicWriteSize = MaxValueSize + 64*MaxKeySize
 	// DefaultRangeLimit is used by GetRange when the caller passes limit 0.
 	DefaultRangeLimit = 1000
 	// MaxRangeLimit is the largest page GetRange returns.
@@ -261,7 +266,8 @@ type Backend interface {
 	ConditionalDelete(ctx context.Context, key Key, revision string) error
 	// AtomicWrite applies every action if every condition holds, or none of
 	// them; trace.CompareFailed if a condition fails. It takes 1 to
-	// MaxAtomicWriteActions actions on distinct keys, and returns the revision
+	// MaxAtomicWriteActions actions on distinct keys carrying at most
+	// MaxAtomicWriteSize bytes, and returns the revision
 	// that every written item now has.
 	AtomicWrite(ctx context.Context, actions []ConditionalAction) (revision string, err error)
 	// KeepAlive moves the expiry of an existing item written at
@@ -347,7 +353,9 @@ func CheckAtomicWrite(actions []ConditionalAction) error {
 		return trace.BadParameter("atomic write has %d actions, over the limit of %d", len(actions), MaxAtomicWriteActions)
 	}
 	seen := make(map[string]struct{}, len(actions))
+	size := 0
 	for i, a := range actions {
+		size += len(a.Key) + len(a.Action.Item.Value)
 		if err := CheckKey(a.Key); err != nil {
 			return trace.BadParameter("atomic write action %d: %v", i, err)
 		}
@@ -373,6 +381,9 @@ func CheckAtomicWrite(actions []ConditionalAction) error {
 		default:
 			return trace.BadParameter("atomic write action %d on %q: unknown action kind %d", i, a.Key, a.Action.Kind)
 		}
+	}
+	if size > MaxAtomicWriteSize {
+		return trace.BadParameter("atomic write carries %d bytes of keys and values, over the limit of %d", size, MaxAtomicWriteSize)
 	}
 	return nil
 }

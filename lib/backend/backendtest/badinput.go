@@ -126,13 +126,19 @@ func testBadAtomicWrite(t *testing.T, f *fixture) {
 	long := backend.Key(f.prefix + string(bigKeyTail(backend.MaxKeySize)))
 
 	cases := map[string][]backend.ConditionalAction{
-		"no actions":           {},
-		"nil actions":          nil,
-		"too many actions":     many(backend.MaxAtomicWriteActions + 1),
-		"duplicate keys":       append(many(3), put(f.key("001"))),
-		"empty key":            with(func(a *backend.ConditionalAction) { a.Key = nil }),
-		"key over MaxKeySize":  with(func(a *backend.ConditionalAction) { a.Key = long }),
-		"value over MaxValue":  with(func(a *backend.ConditionalAction) { a.Action.Item.Value = bigValue(backend.MaxValueSize + 1) }),
+		"no actions":          {},
+		"nil actions":         nil,
+		"too many actions":    many(backend.MaxAtomicWriteActions + 1),
+		"duplicate keys":      append(many(3), put(f.key("001"))),
+		"empty key":           with(func(a *backend.ConditionalAction) { a.Key = nil }),
+		"key over MaxKeySize": with(func(a *backend.ConditionalAction) { a.Key = long }),
+		"value over MaxValue": with(func(a *backend.ConditionalAction) { a.Action.Item.Value = bigValue(backend.MaxValueSize + 1) }),
+		"total over MaxAtomicWriteSize": func() []backend.ConditionalAction {
+			// Two values each within MaxValueSize, together over the total.
+			actions := with(func(a *backend.ConditionalAction) { a.Action.Item.Value = bigValue(backend.MaxValueSize) })
+			actions[0].Action.Item.Value = bigValue(backend.MaxAtomicWriteSize - backend.MaxValueSize)
+			return actions
+		}(),
 		"zero condition kind":  with(func(a *backend.ConditionalAction) { a.Condition = backend.Condition{} }),
 		"unknown condition":    with(func(a *backend.ConditionalAction) { a.Condition.Kind = 99 }),
 		"revision without rev": with(func(a *backend.ConditionalAction) { a.Condition = backend.Revision("") }),
