@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/backend/etcdbk/etcdtest"
 )
 
 // BenchmarkSCIMLoad is `make bench`'s SCIM load test: a real gatehouse on SQLite, over HTTPS,
@@ -26,7 +28,22 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkSCIMLoad -benchtime 1x -timeout 30m ./integration/
 func BenchmarkSCIMLoad(b *testing.B) {
-	users := envInt(b, "SCIM_BENCH_USERS", 100_000)
+	scimLoad(b, "SQLite", envInt(b, "SCIM_BENCH_USERS", 100_000), "--storage", "sqlite")
+}
+
+// BenchmarkSCIMLoadEtcd is BenchmarkSCIMLoad on etcd: the same harness against a gatehouse whose
+// storage is a single-member etcd embedded in the benchmark process (so the machine's cores are
+// shared by etcd, gatehouse and the client), preloaded with SCIM_BENCH_ETCD_USERS (default
+// 10,000) users.
+//
+//	go test -run '^$' -bench BenchmarkSCIMLoadEtcd -benchtime 1x -timeout 30m ./integration/
+func BenchmarkSCIMLoadEtcd(b *testing.B) {
+	endpoints := etcdtest.Start(b, 1)
+	scimLoad(b, "etcd (1 member, embedded)", envInt(b, "SCIM_BENCH_ETCD_USERS", 10_000), haEtcdArgs(endpoints)...)
+}
+
+// scimLoad runs the SCIM load on a gatehouse started with storageArgs.
+func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 	createConc := envInt(b, "SCIM_BENCH_CREATE_CONCURRENCY", 32)
 	lookupDur := time.Duration(envInt(b, "SCIM_BENCH_LOOKUP_SECONDS", 20)) * time.Second
 	deactivations := min(users, envInt(b, "SCIM_BENCH_DEACTIVATIONS", 5_000))
@@ -35,7 +52,7 @@ func BenchmarkSCIMLoad(b *testing.B) {
 	gatehouseBin, gatectlBin := buildBinaries(b)
 	dataDir, work := b.TempDir(), b.TempDir()
 	logs := &syncBuffer{}
-	args := []string{"--storage", "sqlite", "--log-level", "warn"}
+	args := append(slices.Clone(storageArgs), "--log-level", "warn")
 	// Extra server flags, e.g. SCIM_BENCH_SERVER_ARGS="--diag-addr 127.0.0.1:3000" for /metrics.
 	args = append(args, strings.Fields(os.Getenv("SCIM_BENCH_SERVER_ARGS"))...)
 	srv := startGatehouse(b, gatehouseBin, dataDir, logs, args...)
@@ -156,7 +173,7 @@ func BenchmarkSCIMLoad(b *testing.B) {
 	b.ReportMetric(deactRate, "deactivations/s")
 	b.ReportMetric(float64(rssEnd)/1024, "rss-MiB")
 	table := fmt.Sprintf(`
-SCIM load on SQLite over HTTPS, %d users
+SCIM load on %s over HTTPS, %d users
 | measure | value |
 | --- | --- |
 | creates/s (POST /Users, concurrency %d) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.2f ms/create) |
@@ -166,7 +183,7 @@ SCIM load on SQLite over HTTPS, %d users
 | machine load average at the end (2 cores, shared) | %s |
 | server RSS: start / after preload / after lookups / end / peak (VmHWM) | %d / %d / %d / %d / %d MiB |
 | data dir size | %.0f MB |
-`, users, createConc, createRate, ms(percentile(createLat, .5)), ms(percentile(createLat, .99)), ms(cpu1-cpu0)/float64(users),
+`, storage, users, createConc, createRate, ms(percentile(createLat, .5)), ms(percentile(createLat, .99)), ms(cpu1-cpu0)/float64(users),
 		lookupConc, lookupDur, lookupRate, len(lookups), ms(cpu2-cpu1)/float64(max(1, len(lookups))),
 		ms(percentile(lookups, .5)), ms(percentile(lookups, .99)), ms(percentile(lookups, 1)),
 		lookupConc, deactivations, deactRate, ms(percentile(deactLat, .5)), ms(percentile(deactLat, .99)), ms(cpu3-cpu2)/float64(max(1, deactivations)),
