@@ -115,8 +115,9 @@ func SessionTTL(roles []*typesv1.Role) time.Duration {
 //     connector and NameID, with no origin label (so SCIM can adopt it);
 //   - a temporary user of the same connector: roles, traits and expiry
 //     refreshed;
-//   - a SCIM-managed user (any origin label): roles and traits refreshed,
-//     and it stays long-lived (no expiry) and SCIM-managed;
+//   - a SCIM-managed user (any origin label) whose created_by names this
+//     connector: roles and traits refreshed, and it stays long-lived (no
+//     expiry) and SCIM-managed; through any other connector: refused;
 //   - a local user, or a user of another connector: refused.
 func Decide(existing *typesv1.User, connector string, a *Assertion, roles []string, ttl time.Duration, now time.Time) (*typesv1.User, bool, string, error) {
 	if len(roles) == 0 {
@@ -147,6 +148,11 @@ func Decide(existing *typesv1.User, connector string, a *Assertion, roles []stri
 		u.Spec = &typesv1.UserSpec{}
 	}
 	switch {
+	case services.SCIMOrigin(u) != "" && !isConnectorUser(u, connector):
+		// SCIM records the plugin's SAML connector in created_by. Any other
+		// connector (another IdP that may let its users pick the NameID)
+		// must not sign in as, and re-role, a SCIM-managed account.
+		return nil, false, "", trace.AccessDenied("user %q is managed by %q and signs in through SAML connector %q, not %q", name, services.SCIMOrigin(u), u.GetSpec().GetCreatedBy().GetConnector().GetId(), connector)
 	case services.SCIMOrigin(u) != "":
 		u.Spec.Roles = roles
 		u.Spec.Traits = traits

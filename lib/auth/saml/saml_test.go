@@ -298,7 +298,16 @@ func TestLoginOutcomes(t *testing.T) {
 		Roles:     []string{"ops"},
 		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "temp@example.com"}},
 	}})
+	// As scimprov writes them: created_by names the plugin's SAML connector.
 	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u1"}}, Spec: &typesv1.UserSpec{
+		Roles:     []string{"ops"},
+		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "scim@example.com"}},
+	}})
+	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim-other@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u2"}}, Spec: &typesv1.UserSpec{
+		Roles:     []string{"ops"},
+		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "other", Identity: "scim-other@example.com"}},
+	}})
+	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim-noconn@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u3"}}, Spec: &typesv1.UserSpec{
 		Roles: []string{"ops"},
 	}})
 	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "local"}, Spec: &typesv1.UserSpec{Roles: []string{"ops"}, LocalAuth: &typesv1.LocalAuthSecrets{PasswordHash: []byte("$2a$10$xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")}}})
@@ -339,8 +348,10 @@ func TestLoginOutcomes(t *testing.T) {
 			require.Equal(t, []string{"dev", "ops"}, u.GetSpec().GetRoles())
 			require.Equal(t, "okta", services.SCIMOrigin(u))
 			require.Equal(t, "00u1", u.GetMetadata().GetLabels()[services.LabelSCIMID])
-			require.Nil(t, u.GetSpec().GetCreatedBy().GetConnector())
+			require.Equal(t, "okta", u.GetSpec().GetCreatedBy().GetConnector().GetId())
 		}},
+		{name: "SCIM user of another SAML connector is refused", a: assertion("scim-other@example.com", "admins"), errMsg: `signs in through SAML connector "other"`},
+		{name: "SCIM user without a SAML connector is refused", a: assertion("scim-noconn@example.com", "admins"), errMsg: "managed by"},
 		{name: "local user is refused", a: assertion("local", "admins"), errMsg: "local user"},
 		{name: "user of another connector is refused", a: assertion("github@example.com", "admins"), errMsg: `connector "other"`},
 		{name: "no role is refused", a: assertion("norole@example.com", "sales"), errMsg: "no Gatehouse role is mapped"},
