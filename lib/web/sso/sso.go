@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,8 +59,12 @@ const (
 	// a burst of loginBurst, then one every loginEvery.
 	loginBurst = 5
 	loginEvery = 12 * time.Second
-	// maxLimiters bounds the limiter maps; they are reset when full.
+	// maxLimiters is the size at which limiters that have refilled (and so
+	// carry no state) are pruned. Limiters are only added on a failed
+	// attempt, which costs a bcrypt, so their number stays bounded.
 	maxLimiters = 10000
+	// maxUsernameLen is the longest username a login can name.
+	maxUsernameLen = 255
 )
 
 // Audit event types of the web login API.
@@ -374,18 +379,44 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-func (h *Handler) limiter(key string) *rate.Limiter {
+// limited reports whether key has no attempt left at now. It adds nothing,
+// so requests that are refused anyway cannot grow (or flush) the map.
+func (h *Handler) limited(key string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.limiters[key]
+	return ok && l.TokensAt(now) < 1
+}
+
+// failed spends one attempt of key at now. When the map is full, only
+// limiters that have refilled are dropped: they are equivalent to new
+// ones, whereas dropping a drained one would hand its attempts back.
+func (h *Handler) failed(key string, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l, ok := h.limiters[key]
 	if !ok {
 		if len(h.limiters) >= maxLimiters {
-			h.limiters = map[string]*rate.Limiter{}
+			for k, old := range h.limiters {
+				if old.TokensAt(now) >= loginBurst {
+					delete(h.limiters, k)
+				}
+			}
 		}
 		l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
 		h.limiters[key] = l
 	}
-	return l
+	l.AllowN(now, 1)
+}
+
+// loginKeys are the limiter keys of a login attempt: its address, and its
+// username when it could name a user.
+func loginKeys(r *http.Request, user string) []string {
+	keys := []string{"addr:" + clientAddr(r)}
+	if len(user) <= maxUsernameLen {
+		keys = append(keys, "user:"+user)
+	}
+	return keys
 }
 
 func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
@@ -396,8 +427,8 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Clock.Now()
-	userLim, addrLim := h.limiter("user:"+req.User), h.limiter("addr:"+clientAddr(r))
-	if userLim.TokensAt(now) < 1 || addrLim.TokensAt(now) < 1 {
+	keys := loginKeys(r, req.User)
+	if slices.ContainsFunc(keys, func(k string) bool { return h.limited(k, now) }) {
 		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"remote_addr": clientAddr(r)}, Err: trace.LimitExceeded("too many failed logins")})
 		w.Header().Set("Retry-After", "15")
 		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed logins; try again later"))
@@ -406,8 +437,9 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	user, err := h.checkPassword(ctx, req)
 	if err != nil {
 		if trace.IsAccessDenied(err) {
-			userLim.AllowN(now, 1)
-			addrLim.AllowN(now, 1)
+			for _, k := range keys {
+				h.failed(k, now)
+			}
 		}
 		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": clientAddr(r)}, Err: err})
 		web.WriteError(w, web.StatusFor(err), err)
@@ -561,15 +593,15 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Clock.Now()
-	addrLim := h.limiter("addr:" + clientAddr(r))
-	if addrLim.TokensAt(now) < 1 {
+	addrKey := "addr:" + clientAddr(r)
+	if h.limited(addrKey, now) {
 		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed attempts; try again later"))
 		return
 	}
 	user, err := h.cfg.Sessions.ConsumePasswordToken(ctx, req.Token)
 	if err != nil {
 		if trace.IsAccessDenied(err) {
-			addrLim.AllowN(now, 1)
+			h.failed(addrKey, now)
 		}
 		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, Fields: map[string]string{"remote_addr": clientAddr(r)}, Err: err})
 		web.WriteError(w, web.StatusFor(err), err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -141,4 +142,36 @@ func TestPasswordLogin(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, set(tok, "short"), "policy first, token kept")
 	require.Equal(t, http.StatusOK, set(tok, "another long password"))
 	require.Equal(t, http.StatusForbidden, set(tok, "another long password"))
+}
+
+// TestPasswordLoginLimitCannotBeFlushed: requests that are refused by the
+// limiter must not be able to reset it. Before the fix every request, even
+// a rate-limited one, added a limiter for its username, and the map was
+// wiped when it reached 10,000 entries: 10,000 cheap requests with made-up
+// usernames bought five more password guesses.
+func TestPasswordLoginLimitCannotBeFlushed(t *testing.T) {
+	t.Parallel()
+	h, svc, _, _ := newHandler(t)
+	ctx := context.Background()
+	_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "root"}, Spec: &typesv1.UserSpec{Roles: []string{"editor"}}})
+	require.NoError(t, err)
+	require.NoError(t, svc.SetLocalPassword(ctx, "root", "correct horse battery"))
+
+	login := func(user, pw string) int {
+		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
+		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+		req.RemoteAddr = "192.0.2.9:1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for range 5 {
+		require.Equal(t, http.StatusForbidden, login("root", "wrong password!!"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, login("root", "correct horse battery"))
+	for i := range 10001 {
+		require.Equal(t, http.StatusTooManyRequests, login(fmt.Sprintf("flood-%d", i), "x"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, login("root", "correct horse battery"),
+		"a flood of refused requests must not reset the limiter")
 }
