@@ -213,6 +213,19 @@ func TestBadResponses(t *testing.T) {
 		_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState)
 		requireReason(t, err, saml.ReasonSignature)
 	})
+	t.Run("SHA-1 signature", func(t *testing.T) {
+		// SHA-1 is broken for collisions; Okta signs with SHA-256.
+		sha1IdP := samltest.NewIdP(t, samltest.Options{})
+		sha1IdP.Server.IDP.SignatureMethod = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+		sha1IdP.AddUser(t, "alice", "alice@example.com", "alice-password", "admins")
+		c := connector(t, "sha1", sha1IdP.MetadataXML(t), "")
+		md, err := saml.Metadata(c, f.clock)
+		require.NoError(t, err)
+		sha1IdP.RegisterSP(t, "gatehouse", md)
+		sha1IdP.Login(t, "alice", "alice-password")
+		_, err = f.provider.ParseResponse(ctx, c, sha1IdP.IdPInitiated(t, acsURL).SAMLResponse, "")
+		requireReason(t, err, saml.ReasonSignature)
+	})
 	t.Run("wrong audience", func(t *testing.T) {
 		other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")
 		_, err := f.provider.ParseResponse(ctx, other, f.idp.IdPInitiated(t, spID).SAMLResponse, "")

@@ -68,7 +68,9 @@ func ServiceProvider(c *typesv1.SAMLConnector, clock clockwork.Clock) (*crewjam.
 		AllowIDPInitiated:                true,
 		AuthnNameIDFormat:                crewjam.UnspecifiedNameIDFormat,
 		AssertionConsumerServiceBindings: []string{crewjam.HTTPPostBinding},
-		RejectSHA1Signatures:             false,
+		// SHA-1 is broken for collisions; Okta and every maintained IdP
+		// sign with SHA-256.
+		RejectSHA1Signatures: true,
 	}
 	if clock != nil {
 		sp.Clock = dsig.NewFakeClock(clock)
