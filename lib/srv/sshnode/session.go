@@ -120,6 +120,9 @@ func (s *session) setEnv(payload []byte) error {
 		len(kv.Name)+len(kv.Value) > maxEnvSize {
 		return trace.BadParameter("invalid environment variable")
 	}
+	if !envAccepted(kv.Name) {
+		return trace.AccessDenied("environment variable %q is not accepted", kv.Name)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started || len(s.env) >= maxEnvVars {
@@ -127,6 +130,15 @@ func (s *session) setEnv(payload []byte) error {
 	}
 	s.env = append(s.env, kv.Name+"="+kv.Value)
 	return nil
+}
+
+// envAccepted says which client variables reach the session: the locale
+// ones, as OpenSSH's AcceptEnv does by default. Anything else (LD_PRELOAD,
+// BASH_ENV, PATH, ...) could make the login's own shell or a setuid helper
+// run code the user chose, which a restricted shell such as nologin must
+// not allow.
+func envAccepted(name string) bool {
+	return name == "LANG" || strings.HasPrefix(name, "LC_")
 }
 
 func (s *session) allocatePTY(payload []byte) error {

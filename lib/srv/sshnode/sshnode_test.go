@@ -43,12 +43,18 @@ func TestExecAndLockEndsSession(t *testing.T) {
 
 	sess, err = client.NewSession()
 	require.NoError(t, err)
-	require.NoError(t, sess.Setenv("GREETING", "hello"))
-	out, err = sess.CombinedOutput(`echo "$GREETING $USER"; echo err >&2; exit 3`)
+	require.NoError(t, sess.Setenv("LC_GREETING", "hello"))
+	// Variables that could make the login's shell run code the user chose
+	// are refused, as OpenSSH refuses them by default.
+	for _, name := range []string{"LD_PRELOAD", "BASH_ENV", "PATH"} {
+		require.Error(t, sess.Setenv(name, "/tmp/x"), name)
+	}
+	out, err = sess.CombinedOutput(`echo "$LC_GREETING $USER"; echo "preload=$LD_PRELOAD"; echo err >&2; exit 3`)
 	var exitErr *ssh.ExitError
 	require.ErrorAs(t, err, &exitErr)
 	require.Equal(t, 3, exitErr.ExitStatus())
 	require.Contains(t, string(out), "hello "+n.login+"\n")
+	require.Contains(t, string(out), "preload=\n")
 	require.Contains(t, string(out), "err\n")
 
 	// A long session ends within a second of the lock being written, and the
