@@ -131,12 +131,18 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	return resp, nil
 }
 
-func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	id, err := identityFromPeer(ss.Context())
 	if err != nil {
 		s.recordDenied(ss.Context(), "", info.FullMethod, err)
 		return grpcerr.ToGRPC(err)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.ErrorContext(ss.Context(), "Panic in gRPC stream handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = grpcerr.ToGRPC(trace.Errorf("internal error"))
+		}
+	}()
 	err = handler(srv, &identityStream{ServerStream: ss, ctx: authz.ContextWithIdentity(ss.Context(), id)})
 	if trace.IsAccessDenied(err) {
 		s.recordDenied(ss.Context(), id.Username, info.FullMethod, err)
