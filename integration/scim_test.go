@@ -3,10 +3,12 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +53,7 @@ func TestSCIMOktaEndToEnd(t *testing.T) {
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
 	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
+	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--diag-addr", "127.0.0.1:0")
 	admin := func(args ...string) result {
 		return runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
 	}
@@ -335,6 +337,19 @@ func TestSCIMOktaEndToEnd(t *testing.T) {
 	}
 	require.Len(t, seen, total)
 	require.IsIncreasing(t, seen)
+
+	// Prometheus: the SCIM series are on the diagnostics listener's /metrics (address from the
+	// startup banner).
+	m := regexp.MustCompile(`metrics: +(http://\S+/metrics)`).FindStringSubmatch(logs.String())
+	require.NotNil(t, m, "banner names the metrics URL")
+	resp, err := http.Get(m[1])
+	require.NoError(t, err)
+	metricsText, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Contains(t, string(metricsText), `gatehouse_scim_requests_total{code="201",operation="create_user",plugin="okta"}`)
+	require.Contains(t, string(metricsText), `gatehouse_scim_requests_total{code="401",operation="list_users",plugin="-"}`)
+	require.Contains(t, string(metricsText), `gatehouse_scim_request_duration_seconds_bucket{operation="patch_user",plugin="okta"`)
 
 	// Nothing leaked the placeholder passwords or the token.
 	require.NotContains(t, logs.String(), token)
