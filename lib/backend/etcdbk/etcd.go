@@ -28,8 +28,9 @@
 // Watchers follow one etcd watch each, started just after a consistent read,
 // and resume from the last revision they delivered if the connection drops.
 // If that revision has been compacted away, they emit a fresh OpInit (their
-// consumer must reload) and continue from the current revision (see
-// watch.go).
+// consumer must reload) and continue from the current revision. A watcher
+// whose stream cannot be confirmed healthy for Config.WatchHealthTimeout
+// (etcd without quorum, or out of reach) is closed (see watch.go).
 package etcdbk
 
 import (
@@ -74,6 +75,9 @@ const (
 	// DefaultPurgeInterval is how often, in clock time, the purge loop
 	// revokes the leases of windows that have ended.
 	DefaultPurgeInterval = time.Second
+	// DefaultWatchHealthTimeout is how long a watcher's stream may go
+	// unconfirmed before the watcher is closed.
+	DefaultWatchHealthTimeout = 10 * time.Second
 	// maxPrefixSize bounds Config.Prefix, so that the largest key still fits
 	// an etcd request comfortably.
 	maxPrefixSize = 256
@@ -190,6 +194,15 @@ type Config struct {
 	// PurgeInterval is how often, in clock time, the purge loop revokes the
 	// leases of windows that have ended.
 	PurgeInterval time.Duration
+	// WatchHealthTimeout is how long a watcher may go without confirmation
+	// that its stream is healthy (an answer from etcd on the stream, or a
+	// quorum read showing that it missed no revision) before it is closed,
+	// so that its consumer knows and reloads. The etcd client retries a
+	// broken watch silently and forever, so without this bound a watcher on
+	// a cluster without quorum, or out of reach, would look alive but
+	// deliver nothing. Measured in real time, as etcd runs on it. Defaults
+	// to DefaultWatchHealthTimeout.
+	WatchHealthTimeout time.Duration
 	// Logger receives the backend's logs; defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -226,7 +239,7 @@ func (c *Config) CheckAndSetDefaults() error {
 			}
 		}
 	}
-	if c.DialTimeout < 0 || c.RequestTimeout < 0 || c.LeaseWindow < 0 || c.PurgeInterval < 0 {
+	if c.DialTimeout < 0 || c.RequestTimeout < 0 || c.LeaseWindow < 0 || c.PurgeInterval < 0 || c.WatchHealthTimeout < 0 {
 		return trace.BadParameter("etcd backend: timeouts and intervals must not be negative")
 	}
 	if c.DialTimeout == 0 {
@@ -243,6 +256,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.PurgeInterval == 0 {
 		c.PurgeInterval = DefaultPurgeInterval
+	}
+	if c.WatchHealthTimeout == 0 {
+		c.WatchHealthTimeout = DefaultWatchHealthTimeout
+	}
+	if c.WatchHealthTimeout < 100*time.Millisecond {
+		return trace.BadParameter("etcd backend: watch health timeout must be at least 100ms, got %v", c.WatchHealthTimeout)
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()

@@ -20,9 +20,12 @@ import (
 // commit order, one stream.
 //
 // Start: a linearizable read gives the current revision R; the watch starts
-// at R+1 and OpInit is queued once etcd confirms the watch exists. A consumer
+// at R and OpInit is queued once etcd confirms the watch exists. A consumer
 // that reads after OpInit sees everything up to at least R, and the watch
-// delivers everything after R: nothing falls between.
+// delivers everything after R: nothing falls between. (Events of revision R
+// itself are dropped on this side. The watch starts at R, not R+1, because
+// etcd answers a progress request only when every watch on the stream has
+// started at or below its current revision; see Health.)
 //
 // Resume: the watcher remembers the revision of the last event it delivered.
 // The etcd client already re-establishes a broken watch stream from there by
@@ -32,6 +35,19 @@ import (
 // between are gone: the watcher queues a fresh OpInit (the consumer must
 // reload, exactly as after a new watcher) and continues from the current
 // revision. It never skips silently.
+//
+// Health: the etcd client re-establishes a broken watch stream by itself,
+// silently and for ever, so a watcher on a cluster without quorum (etcd
+// ends require-leader watches on a member that lost its leader, and refuses
+// new ones) or out of reach would otherwise look alive and deliver nothing.
+// A watcher therefore needs a confirmation at least every
+// Config.WatchHealthTimeout: any answer on its stream (events, the created
+// notice, a progress notification), or a quorum read whose revision shows
+// that it has missed nothing. When it has had none for a quarter of the
+// bound it asks etcd for a progress notification and makes that read; when
+// it has had none for the whole bound it is closed, and its consumer learns
+// through Done that its view may be stale. The bound is in real time: etcd
+// runs on it, whatever the backend clock.
 //
 // Overflow: events are queued without blocking; a watcher whose queue is
 // full is closed, never skipped, and its consumer starts again.
@@ -162,7 +178,7 @@ func (w *watcher) open(callerCtx context.Context) (int64, *stream, error) {
 		return 0, nil, trace.Wrap(convertErr(err))
 	}
 	rev := resp.Header.Revision
-	s := w.watchFrom(rev + 1)
+	s := w.watchFrom(rev)
 	timer := time.NewTimer(w.b.cfg.RequestTimeout)
 	defer timer.Stop()
 	for {
@@ -208,15 +224,31 @@ func (w *watcher) watchFrom(rev int64) *stream {
 	return &stream{ch: ch, cancel: cancel}
 }
 
-// run delivers events until the watcher stops.
+// run delivers events until the watcher stops. last is the revision up to
+// which everything has been delivered; the stream s starts at last.
 func (w *watcher) run(last int64, s *stream) {
+	var probes sync.WaitGroup
 	defer func() {
 		s.cancel()
 		w.cancel()
+		probes.Wait()
 		w.stopCtx()
 		close(w.done)
 		w.b.loops.Done()
 	}()
+	timeout := w.b.cfg.WatchHealthTimeout
+	probeAfter := timeout / 4
+	ticker := time.NewTicker(probeAfter / 2)
+	defer ticker.Stop()
+	// confirmed is when the stream was last known to be healthy; open just
+	// got etcd's answer.
+	confirmed := time.Now()
+	// heard is the highest revision etcd reported on the stream (in any
+	// answer's header, at least last): if the cluster is still at it,
+	// nothing has been written since the stream last answered.
+	heard := last
+	probing := false
+	probed := make(chan probeResult, 1)
 	retry := newRetryDelay()
 	for {
 		var wr clientv3.WatchResponse
@@ -224,6 +256,30 @@ func (w *watcher) run(last int64, s *stream) {
 		select {
 		case <-w.ctx.Done():
 			return
+		case <-ticker.C:
+			quiet := time.Since(confirmed)
+			switch {
+			case quiet >= timeout:
+				w.b.log.Warn("Closing a watcher whose etcd stream has not been confirmed healthy; its consumer must reload.",
+					"watcher", w.name, "unconfirmed_for", quiet.Round(time.Millisecond), "watch_health_timeout", timeout)
+				return
+			case quiet >= probeAfter && !probing:
+				probing = true
+				probes.Add(1)
+				go func() {
+					defer probes.Done()
+					probed <- w.probe(probeAfter)
+				}()
+			}
+			continue
+		case p := <-probed:
+			probing = false
+			// A quorum read at or below what the stream last reported
+			// proves that nothing was missed up to the moment it was sent.
+			if p.err == nil && p.rev <= max(last, heard) {
+				confirmed = later(confirmed, p.sent)
+			}
+			continue
 		case wr, ok = <-s.ch:
 		}
 		switch {
@@ -231,36 +287,49 @@ func (w *watcher) run(last int64, s *stream) {
 			return
 		case ok && wr.CompactRevision != 0:
 			// The revision to resume from is gone: start over.
-			w.b.log.Warn("Watcher lost its place to a compaction; sending a fresh init.", "watcher", w.name, "resume_revision", last+1, "compact_revision", wr.CompactRevision)
+			w.b.log.Warn("Watcher lost its place to a compaction; sending a fresh init.", "watcher", w.name, "resume_revision", last, "compact_revision", wr.CompactRevision)
 			s.cancel()
-			rev, ns, err := w.reopen(retry)
+			rev, ns, err := w.reopen(retry, confirmed)
 			if err != nil {
 				return
 			}
 			if !w.send(backend.Event{Type: backend.OpInit}) {
 				return
 			}
-			last, s = rev, ns
+			last, s, heard = rev, ns, rev
+			confirmed = time.Now()
 			retry.reset()
 			continue
 		case !ok || wr.Canceled || wr.Err() != nil:
 			// The etcd client resumes broken streams by itself; this watch
-			// ended for good, so open another from where we were.
-			w.b.log.Info("Etcd watch ended; resuming.", "watcher", w.name, "resume_revision", last+1, "error", wr.Err())
+			// ended for good (e.g. its member lost the leader), so open
+			// another from where we were. The health bound still runs: a
+			// new watch that etcd never confirms closes the watcher.
+			w.b.log.Info("Etcd watch ended; resuming.", "watcher", w.name, "resume_revision", last, "error", wr.Err())
 			s.cancel()
 			if !retry.wait(w.ctx) {
 				return
 			}
-			s = w.watchFrom(last + 1)
+			s = w.watchFrom(last)
 			continue
 		}
 		retry.reset()
+		confirmed = time.Now()
+		if wr.Header.Revision > heard {
+			heard = wr.Header.Revision
+		}
 		if wr.IsProgressNotify() {
 			// Everything up to the header's revision has been delivered.
 			last = max(last, wr.Header.Revision)
 			continue
 		}
+		// Events of revisions already delivered (the watch starts at the
+		// last one) are dropped; one revision's events come in one response.
+		delivered := last
 		for _, ev := range wr.Events {
+			if ev.Kv == nil || ev.Kv.ModRevision <= delivered {
+				continue
+			}
 			if !w.deliver(ev) {
 				return
 			}
@@ -269,13 +338,52 @@ func (w *watcher) run(last int64, s *stream) {
 	}
 }
 
-// reopen starts over after a compaction, retrying until it works or the
-// watcher stops.
-func (w *watcher) reopen(retry *retryDelay) (int64, *stream, error) {
+// probeResult is the outcome of one health probe.
+type probeResult struct {
+	sent time.Time
+	rev  int64
+	err  error
+}
+
+// probe asks etcd for a progress notification on the watcher's stream
+// (answered on the stream itself, if it is healthy) and makes a quorum read
+// of the current revision, both bounded by timeout. The read confirms a
+// watcher whose stream etcd will not answer a progress request for: etcd
+// answers only when every watch on the stream has caught up, and a watch
+// the client resumed after the last revision waits for the next write.
+func (w *watcher) probe(timeout time.Duration) probeResult {
+	sent := time.Now()
+	ctx, cancel := context.WithTimeout(w.ctx, timeout)
+	defer cancel()
+	// The request goes to the client's stream for this context's metadata,
+	// which is the require-leader stream every watcher of the backend shares.
+	_ = w.b.client.RequestProgress(clientv3.WithRequireLeader(ctx))
+	resp, err := w.b.client.Get(ctx, w.from, clientv3.WithCountOnly())
+	if err != nil {
+		return probeResult{sent: sent, err: err}
+	}
+	return probeResult{sent: sent, rev: resp.Header.Revision}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// reopen starts over after a compaction, retrying until it works, the
+// watcher stops, or the stream has gone unconfirmed since confirmed for the
+// health timeout.
+func (w *watcher) reopen(retry *retryDelay, confirmed time.Time) (int64, *stream, error) {
 	for {
 		rev, s, err := w.open(w.ctx)
 		if err == nil {
 			return rev, s, nil
+		}
+		if time.Since(confirmed) >= w.b.cfg.WatchHealthTimeout {
+			w.b.log.Warn("Closing a watcher that could not restart within the watch health timeout; its consumer must reload.", "watcher", w.name, "error", err)
+			return 0, nil, trace.Wrap(err)
 		}
 		w.b.log.Info("Could not restart a watcher; retrying.", "watcher", w.name, "error", err)
 		if !retry.wait(w.ctx) {

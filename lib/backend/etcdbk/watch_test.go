@@ -54,13 +54,17 @@ func initEv() string { return describeEvent(backend.Event{Type: backend.OpInit})
 // proxiedPair returns a backend that reaches etcd only through a proxy the
 // test can cut, and a second backend on the same prefix that reaches etcd
 // directly (to write while the first is cut off).
-func proxiedPair(t *testing.T, endpoint string) (watched, writer *Backend, proxy *etcdtest.Proxy) {
+func proxiedPair(t *testing.T, endpoint string, healthTimeout ...time.Duration) (watched, writer *Backend, proxy *etcdtest.Proxy) {
 	t.Helper()
 	proxy = etcdtest.NewProxy(t, endpoint)
 	prefix := randomPrefix()
 	clock := clockwork.NewFakeClock()
+	cfg := Config{Endpoints: []string{proxy.Endpoint()}, Prefix: prefix, Clock: clock, RequestTimeout: 2 * time.Second}
+	if len(healthTimeout) > 0 {
+		cfg.WatchHealthTimeout = healthTimeout[0]
+	}
 	var err error
-	watched, err = New(t.Context(), Config{Endpoints: []string{proxy.Endpoint()}, Prefix: prefix, Clock: clock, RequestTimeout: 2 * time.Second})
+	watched, err = New(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, watched.Close()) })
 	writer, err = New(t.Context(), Config{Endpoints: []string{endpoint}, Prefix: prefix, Clock: clock})
@@ -191,4 +195,104 @@ func TestNewWatcherFailsWithoutEtcd(t *testing.T) {
 	proxy.Cut()
 	_, err := watched.NewWatcher(t.Context(), backend.Watch{Name: t.Name()})
 	require.Error(t, err)
+}
+
+// testHealthTimeout is a watch health timeout short enough for tests.
+const testHealthTimeout = time.Second
+
+// waitDone waits for the watcher to close and returns how long it took.
+func waitDone(t *testing.T, w backend.Watcher, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	select {
+	case <-w.Done():
+		return time.Since(start)
+	case <-time.After(within):
+		t.Fatalf("the watcher was still open %v later", within)
+		return 0
+	}
+}
+
+// requireOpen fails if the watcher has closed.
+func requireOpen(t *testing.T, w backend.Watcher) {
+	t.Helper()
+	select {
+	case <-w.Done():
+		t.Fatal("a healthy watcher was closed")
+	default:
+	}
+}
+
+// TestWatcherClosesWhenEtcdIsUnreachable: the etcd client would retry the
+// broken stream for ever; the watcher is closed within the health timeout
+// instead, so that its consumer knows its view may be stale.
+func TestWatcherClosesWhenEtcdIsUnreachable(t *testing.T) {
+	t.Parallel()
+	endpoints := etcdtest.Start(t, 1)
+	watched, writer, proxy := proxiedPair(t, endpoints[0], testHealthTimeout)
+	w, err := watched.NewWatcher(t.Context(), backend.Watch{Name: t.Name()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Close() })
+	require.Equal(t, initEv(), describeEvent(nextEvent(t, w)))
+	a := put(t, writer, "a", "1")
+	require.Equal(t, putEv(a, "1"), describeEvent(nextEvent(t, w)))
+
+	proxy.Cut()
+	took := waitDone(t, w, testHealthTimeout+5*time.Second)
+	t.Logf("watcher closed %v after etcd became unreachable (health timeout %v)", took, testHealthTimeout)
+	require.GreaterOrEqual(t, took, testHealthTimeout/2, "closed by the health bound, not by something else")
+}
+
+// TestWatcherClosesWithoutQuorum: with two of three members stopped, the
+// remaining member has no leader; the watcher is closed within the health
+// timeout (plus the few election timeouts etcd waits before it ends a
+// leaderless member's watches).
+func TestWatcherClosesWithoutQuorum(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.StartCluster(t, 3)
+	b, err := New(t.Context(), Config{Endpoints: cluster.Endpoints(), Prefix: randomPrefix(), Clock: clockwork.NewFakeClock(),
+		RequestTimeout: 2 * time.Second, WatchHealthTimeout: testHealthTimeout})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	w, err := b.NewWatcher(t.Context(), backend.Watch{Name: t.Name()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Close() })
+	require.Equal(t, initEv(), describeEvent(nextEvent(t, w)))
+	a := put(t, b, "a", "1")
+	require.Equal(t, putEv(a, "1"), describeEvent(nextEvent(t, w)))
+
+	cluster.Members[0].Stop()
+	cluster.Members[1].Stop()
+	took := waitDone(t, w, testHealthTimeout+10*time.Second)
+	t.Logf("watcher closed %v after quorum was lost (health timeout %v)", took, testHealthTimeout)
+	_, err = b.NewWatcher(t.Context(), backend.Watch{Name: t.Name()})
+	require.Error(t, err, "no new watcher without quorum")
+}
+
+// TestQuietWatcherStaysOpen: a healthy watcher is not closed for lack of
+// events, whether nothing at all is written or only keys outside its range
+// are, and still delivers afterwards.
+func TestQuietWatcherStaysOpen(t *testing.T) {
+	t.Parallel()
+	endpoints := etcdtest.Start(t, 1)
+	watched, writer, _ := proxiedPair(t, endpoints[0], testHealthTimeout)
+	w, err := watched.NewWatcher(t.Context(), backend.Watch{Name: t.Name(), Prefixes: []backend.Key{backend.Key("k/")}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Close() })
+	require.Equal(t, initEv(), describeEvent(nextEvent(t, w)))
+
+	// Nothing written for three health timeouts.
+	time.Sleep(3 * testHealthTimeout)
+	requireOpen(t, w)
+	a := put(t, writer, "k/a", "1")
+	require.Equal(t, putEv(a, "1"), describeEvent(nextEvent(t, w)))
+
+	// Only other keys written for three more.
+	for range 6 {
+		put(t, writer, "other/x", "y")
+		time.Sleep(testHealthTimeout / 2)
+	}
+	requireOpen(t, w)
+	b := put(t, writer, "k/b", "2")
+	require.Equal(t, putEv(b, "2"), describeEvent(nextEvent(t, w)))
 }
