@@ -8,6 +8,13 @@
 // access, the view fails closed: until the first load, and while the stream is
 // down for longer than MaxStaleness (zero by default, so at once),
 // CheckLockInForce refuses every party.
+//
+// Live sessions keep the last view while it is stale, but not for ever: once
+// it has been stale for longer than LiveSessionStaleness (five minutes by
+// default), LiveBoundExceeded is closed and session monitors end their
+// sessions with LiveStaleMessage. That bounds how long a lock written during
+// an outage that this process cannot see (say, it is cut off from a healthy
+// etcd) can go unenforced.
 package lockwatch
 
 import (
@@ -39,6 +46,9 @@ const (
 	// DefaultInitTimeout bounds how long one watch attempt waits for the
 	// backend's Init event before it gives up and retries.
 	DefaultInitTimeout = 30 * time.Second
+	// DefaultLiveSessionStaleness is how long live sessions may run on a
+	// stale lock view.
+	DefaultLiveSessionStaleness = 5 * time.Minute
 )
 
 // Config configures a Watcher.
@@ -53,6 +63,11 @@ type Config struct {
 	// before CheckLockInForce refuses. Zero (the default) refuses as soon as
 	// the stream breaks: a lock written during an outage must not be missed.
 	MaxStaleness time.Duration
+	// LiveSessionStaleness is how long the view may be stale before live
+	// sessions are told to end (LiveBoundExceeded). Until then they run on
+	// the last view; new ones are refused from MaxStaleness on. Defaults to
+	// DefaultLiveSessionStaleness; must not be below MaxStaleness.
+	LiveSessionStaleness time.Duration
 	// RetryInitial is the first reconnect backoff after a failed attempt; the
 	// first reconnect after a healthy stream breaks happens at once.
 	RetryInitial time.Duration
@@ -73,6 +88,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxStaleness < 0 {
 		return trace.BadParameter("lockwatch: MaxStaleness must not be negative")
+	}
+	if c.LiveSessionStaleness < 0 {
+		return trace.BadParameter("lockwatch: LiveSessionStaleness must not be negative")
+	}
+	if c.LiveSessionStaleness == 0 {
+		c.LiveSessionStaleness = DefaultLiveSessionStaleness
+	}
+	if c.LiveSessionStaleness < c.MaxStaleness {
+		return trace.BadParameter("lockwatch: LiveSessionStaleness (%v) must not be below MaxStaleness (%v)", c.LiveSessionStaleness, c.MaxStaleness)
 	}
 	if c.Clock == nil {
 		c.Clock = c.Backend.Clock()
@@ -132,8 +156,15 @@ type Watcher struct {
 	// connected is set while the current stream is in sync.
 	connected      bool
 	disconnectedAt time.Time
-	subs           map[*Subscription]struct{}
-	closed         bool
+	// liveExpired is closed once the view has been stale for
+	// LiveSessionStaleness; a fresh one replaces it when the view is back
+	// in sync. liveTimer closes it; liveGen tells a stale timer's callback
+	// that the outage it was set for has ended.
+	liveExpired chan struct{}
+	liveTimer   clockwork.Timer
+	liveGen     uint64
+	subs        map[*Subscription]struct{}
+	closed      bool
 }
 
 // New starts a watcher. It returns at once; use WaitInit to wait for the
@@ -151,7 +182,13 @@ func New(ctx context.Context, cfg Config) (*Watcher, error) {
 		locks:          make(map[string]*typesv1.Lock),
 		subs:           make(map[*Subscription]struct{}),
 		disconnectedAt: cfg.Clock.Now(),
+		liveExpired:    make(chan struct{}),
 	}
+	// Stale from the start: no session can begin before the first load,
+	// but the bound is kept the same way as after a break.
+	w.mu.Lock()
+	w.startLiveTimerLocked()
+	w.mu.Unlock()
 	w.loopWG.Add(1)
 	go w.run()
 	return w, nil
@@ -177,6 +214,7 @@ func (w *Watcher) Close() error {
 	defer w.mu.Unlock()
 	w.closed = true
 	w.connected = false
+	w.stopLiveTimerLocked()
 	for s := range w.subs {
 		s.closeLocked(trace.ConnectionProblem(nil, "lock watcher closed"))
 	}
@@ -198,6 +236,62 @@ func (w *Watcher) staleLocked(now time.Time) bool {
 		return false
 	}
 	return now.Sub(w.disconnectedAt) >= w.cfg.MaxStaleness
+}
+
+// StaleFor returns how long the view has been stale (out of sync with the
+// backend), or zero while it is in sync.
+func (w *Watcher) StaleFor() time.Duration {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.connected && !w.closed {
+		return 0
+	}
+	return max(w.cfg.Clock.Now().Sub(w.disconnectedAt), 0)
+}
+
+// LiveBoundExceeded returns a channel that is closed once the view has been
+// stale for longer than LiveSessionStaleness: live sessions must then end
+// (with LiveStaleMessage). Fetch it again after each wake-up: once the view
+// is back in sync a new, open channel is returned.
+func (w *Watcher) LiveBoundExceeded() <-chan struct{} {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.liveExpired
+}
+
+// LiveStaleMessage is why live sessions end when LiveBoundExceeded fires.
+func (w *Watcher) LiveStaleMessage() string {
+	return LiveStaleMessage(w.cfg.LiveSessionStaleness)
+}
+
+// startLiveTimerLocked arms the live-session bound for an outage that
+// starts now.
+func (w *Watcher) startLiveTimerLocked() {
+	w.stopLiveTimerLocked()
+	gen := w.liveGen
+	w.liveTimer = w.cfg.Clock.AfterFunc(w.cfg.LiveSessionStaleness, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if gen != w.liveGen || w.connected {
+			return
+		}
+		select {
+		case <-w.liveExpired:
+		default:
+			w.cfg.Logger.Error("Lock view stale for longer than the live-session bound; ending live sessions.", "live_session_staleness", w.cfg.LiveSessionStaleness, "stale_since", w.disconnectedAt)
+			close(w.liveExpired)
+		}
+	})
+}
+
+// stopLiveTimerLocked disarms the bound (the view is in sync again, or the
+// watcher is closing) and invalidates a callback already under way.
+func (w *Watcher) stopLiveTimerLocked() {
+	w.liveGen++
+	if w.liveTimer != nil {
+		w.liveTimer.Stop()
+		w.liveTimer = nil
+	}
 }
 
 // CheckLockInForce returns trace.AccessDenied when a lock in force matches
@@ -388,6 +482,7 @@ func (w *Watcher) markDisconnected(err error) {
 	if w.connected {
 		w.connected = false
 		w.disconnectedAt = w.cfg.Clock.Now()
+		w.startLiveTimerLocked()
 		w.cfg.Logger.Warn("Lock event stream broke; reconnecting. New sessions are refused once it has been down for MaxStaleness.", "error", err, "max_staleness", w.cfg.MaxStaleness)
 	} else {
 		w.cfg.Logger.Debug("Lock watch attempt failed.", "error", err)
@@ -487,6 +582,12 @@ func (w *Watcher) reload(ctx context.Context) error {
 	w.locks = fresh
 	w.synced = true
 	w.connected = true
+	w.stopLiveTimerLocked()
+	select {
+	case <-w.liveExpired:
+		w.liveExpired = make(chan struct{})
+	default:
+	}
 	w.initOnce.Do(func() { close(w.initCh) })
 	w.cfg.Logger.Info("Lock view in sync.", "locks", len(fresh))
 	return nil

@@ -57,6 +57,12 @@ func (f *flakyBackend) breakStreams(fail bool) {
 	f.watchers = nil
 }
 
+func (f *flakyBackend) openedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.opened
+}
+
 func (f *flakyBackend) setFail(fail bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -327,9 +333,9 @@ func TestMaxStaleness(t *testing.T) {
 	}, false)
 	f.bk.breakStreams(true)
 	// Wait until the watcher noticed and its immediate retry failed: it then
-	// sleeps on the clock (the second sleeper is the memory backend's purge
-	// ticker).
-	require.NoError(t, f.clock.BlockUntilContext(f.ctx, 2))
+	// sleeps on the clock (the other sleepers are the memory backend's purge
+	// ticker and the live-session bound's timer).
+	require.NoError(t, f.clock.BlockUntilContext(f.ctx, 3))
 	require.NoError(t, f.w.CheckLockInForce(bob()), "within MaxStaleness the last view is trusted")
 	f.clock.Advance(time.Minute)
 	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(bob()).Error())
@@ -385,4 +391,86 @@ func TestSubscribeFuncRunsBeforeDelivery(t *testing.T) {
 	mu.Lock()
 	require.Equal(t, []string{"put l", "delete l"}, seen)
 	mu.Unlock()
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestLiveSessionBound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *lockwatch.Config) {
+		// Retries far apart, so the watcher stays disconnected while the
+		// test advances the clock.
+		c.RetryInitial = time.Hour
+		c.RetryMax = time.Hour
+	}, false)
+	require.Zero(t, f.w.StaleFor())
+	live := f.w.LiveBoundExceeded()
+	require.False(t, closed(live))
+
+	f.bk.breakStreams(true)
+	// Noticed, the immediate retry failed, and the watcher sleeps (with the
+	// purge ticker and the live-session timer).
+	require.NoError(t, f.clock.BlockUntilContext(f.ctx, 3))
+	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(bob()).Error(), "new sessions are refused at once")
+
+	f.clock.Advance(lockwatch.DefaultLiveSessionStaleness - time.Second)
+	require.Equal(t, lockwatch.DefaultLiveSessionStaleness-time.Second, f.w.StaleFor())
+	require.False(t, closed(f.w.LiveBoundExceeded()), "live sessions keep the last view within the bound")
+	f.clock.Advance(time.Second)
+	require.Eventually(t, func() bool { return closed(live) }, 5*time.Second, time.Millisecond, "live sessions are told once the bound passes")
+	require.Equal(t, "the lock view has been unavailable for more than 5m0s; reconnect when the cluster is healthy", f.w.LiveStaleMessage())
+
+	// Back in sync: a fresh, open channel, and no staleness.
+	f.bk.setFail(false)
+	require.Eventually(t, func() bool {
+		f.clock.Advance(time.Hour)
+		return !f.w.Stale()
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Zero(t, f.w.StaleFor())
+	again := f.w.LiveBoundExceeded()
+	require.False(t, closed(again))
+
+	// An outage shorter than the bound leaves the channel open for good:
+	// the timer set when it began does not fire after it ended.
+	f.bk.breakStreams(false)
+	require.Eventually(t, func() bool { return f.bk.openedCount() >= 3 && !f.w.Stale() }, 5*time.Second, time.Millisecond)
+	f.clock.Advance(2 * lockwatch.DefaultLiveSessionStaleness)
+	require.Never(t, func() bool { return closed(again) }, 100*time.Millisecond, 5*time.Millisecond)
+	require.True(t, again == f.w.LiveBoundExceeded(), "the same channel while the view stays in sync")
+}
+
+func TestLiveSessionStalenessConfig(t *testing.T) {
+	t.Parallel()
+	mem, err := memory.New(context.Background(), memory.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close() })
+	for _, tc := range []struct {
+		name      string
+		max, live time.Duration
+		wantErr   bool
+		wantBound time.Duration
+	}{
+		{name: "default", wantBound: lockwatch.DefaultLiveSessionStaleness},
+		{name: "set", live: time.Minute, wantBound: time.Minute},
+		{name: "negative", live: -time.Second, wantErr: true},
+		{name: "below MaxStaleness", max: time.Hour, live: time.Minute, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := lockwatch.Config{Backend: mem, MaxStaleness: tc.max, LiveSessionStaleness: tc.live}
+			err := cfg.CheckAndSetDefaults()
+			if tc.wantErr {
+				require.True(t, trace.IsBadParameter(err), "%v", err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantBound, cfg.LiveSessionStaleness)
+		})
+	}
 }

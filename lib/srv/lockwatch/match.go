@@ -15,6 +15,12 @@ import (
 // view of the locks cannot be trusted.
 const StaleMessage = "lock view is stale, refusing new sessions"
 
+// LiveStaleMessage is why a live session ends once the view has been stale
+// for longer than bound (a session monitor prefixes "session terminated: ").
+func LiveStaleMessage(bound time.Duration) string {
+	return fmt.Sprintf("the lock view has been unavailable for more than %v; reconnect when the cluster is healthy", bound)
+}
+
 // Subject is who is asking for access, as lock targets see it: the user,
 // the user's roles, the OS logins in play and the node. Matching is
 // services.LockTargetMatches, the one definition every enforcement point
