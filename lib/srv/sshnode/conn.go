@@ -24,6 +24,10 @@ import (
 // the client to open a channel and read why it is refused.
 const refuseTimeout = 10 * time.Second
 
+// accessUnavailable is what a client is told when its login cannot be
+// checked for a reason that is not about it (the detail is logged).
+const accessUnavailable = "access is temporarily unavailable"
+
 // conn is one authenticated SSH connection.
 type conn struct {
 	s           *Server
@@ -91,12 +95,28 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 	}()
 	defer c.hangup()
 
+	lw := c.s.cfg.LockWatcher
+	// A stale lock view refuses everyone: say so at once rather than after
+	// a storage read that, in an outage, only times out.
+	if lw.Stale() {
+		c.refuse(lockwatch.StaleMessage, chans)
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HandshakeTimeout)
 	roles, accessErr := c.s.cfg.AccessChecker.CheckLogin(ctx, c.user, c.login)
 	cancel()
+	if accessErr != nil && !trace.IsAccessDenied(accessErr) && !trace.IsNotFound(accessErr) {
+		// Not a decision about this user but a failure (storage out of
+		// reach, say): its text is for the log, not for the client.
+		c.log.Warn("Cannot check the login; refusing the connection.", "error", accessErr)
+		if lw.Stale() {
+			accessErr = trace.AccessDenied(lockwatch.StaleMessage)
+		} else {
+			accessErr = trace.AccessDenied(accessUnavailable)
+		}
+	}
 	c.roles = roles
 	c.subject = lockwatch.Subject{User: c.user, Roles: roles, Logins: []string{c.login}, Node: c.s.cfg.NodeName}
-	lw := c.s.cfg.LockWatcher
 	// Subscribe before checking: a lock written in between reaches one or
 	// the other.
 	sub, err := lw.SubscribeFunc(c.subject, c.onLockEvent)
@@ -142,8 +162,9 @@ func (c *conn) refuse(msg string, chans <-chan ssh.NewChannel) {
 	}
 }
 
-// monitor ends the connection when a lock that matches it appears or its
-// certificate expires.
+// monitor ends the connection when a lock that matches it appears, its
+// certificate expires, or the lock view has been stale for longer than the
+// live-session bound.
 func (c *conn) monitor(sub *lockwatch.Subscription) {
 	defer func() { sub.Close() }()
 	clock := c.s.cfg.Clock
@@ -180,6 +201,11 @@ func (c *conn) monitor(sub *lockwatch.Subscription) {
 				c.terminate(lockwatch.LockMessage(l), l)
 				return
 			}
+		case <-lw.LiveBoundExceeded():
+			// Fetched anew at every loop: the watcher replaces it after an
+			// outage that ended in time.
+			c.terminate(lw.LiveStaleMessage(), nil)
+			return
 		case <-expiry:
 			c.terminate("certificate expired", nil)
 			return

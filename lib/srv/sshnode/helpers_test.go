@@ -33,11 +33,16 @@ type staticAccess struct {
 	mu    sync.Mutex
 	users map[string][]string
 	roles map[string][]string
+	// fail, if set, is returned by every check (a storage failure, say).
+	fail error
 }
 
 func (a *staticAccess) CheckLogin(_ context.Context, username, login string) ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.fail != nil {
+		return nil, a.fail
+	}
 	roles, ok := a.users[username]
 	if !ok {
 		return nil, trace.NotFound("user %q not found", username)

@@ -41,8 +41,9 @@ const (
 	// EventSessionRejected is a connection refused after authentication: a
 	// lock, a login the roles do not allow, or a stale lock view.
 	EventSessionRejected = "ssh.session.rejected"
-	// EventSessionTerminated is a live connection ended by a lock or by its
-	// certificate expiring.
+	// EventSessionTerminated is a live connection ended by a lock, by its
+	// certificate expiring, or by the lock view staying stale past the
+	// live-session bound.
 	EventSessionTerminated = "ssh.session.terminated"
 )
 

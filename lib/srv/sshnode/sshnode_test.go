@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
@@ -424,6 +425,68 @@ func TestLockWrittenDuringWatcherOutage(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Contains(t, stderr.String(), "session terminated: "+wantLockText)
 	requireRuns(t, n, bobKey, bobCert)
+}
+
+// TestStaleViewEndsLiveSessionsAfterBound: a live session keeps the last
+// lock view while the watcher is disconnected, but only for the live-session
+// bound; then it is ended with a message that says why.
+func TestStaleViewEndsLiveSessionsAfterBound(t *testing.T) {
+	t.Parallel()
+	flaky := &flakyBackend{}
+	n := startNodeWith(t, nodeOpts{wrap: func(b backend.Backend) backend.Backend {
+		flaky.Backend = b
+		return flaky
+	}})
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	sess.Stderr = &stderr
+	require.NoError(t, sess.Start("sleep 30"))
+	require.Eventually(t, func() bool { return n.audit.find(sshnode.EventSessionStart) != nil }, 5*time.Second, 5*time.Millisecond)
+
+	flaky.setFail(true, true)
+	require.Eventually(t, n.lw.Stale, 5*time.Second, 5*time.Millisecond)
+	n.clock.Advance(lockwatch.DefaultLiveSessionStaleness - time.Second)
+	ended := make(chan error, 1)
+	go func() { ended <- sess.Wait() }()
+	select {
+	case err := <-ended:
+		t.Fatalf("the live session ended within the bound: %v %s", err, stderr.String())
+	case <-time.After(200 * time.Millisecond):
+	}
+	n.clock.Advance(time.Second)
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the live session outlived the live-session bound")
+	}
+	const want = "session terminated: the lock view has been unavailable for more than 5m0s; reconnect when the cluster is healthy"
+	require.Contains(t, stderr.String(), want)
+	ev := waitEvent(t, n, sshnode.EventSessionTerminated)
+	require.Equal(t, want, ev.GetMessage())
+}
+
+// TestStorageFailureIsNotShownToClients: a login check that fails for a
+// reason that is not about the user (storage out of reach) refuses with a
+// generic message; the internal error is only logged.
+func TestStorageFailureIsNotShownToClients(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	n.access.mu.Lock()
+	n.access.fail = trace.ConnectionProblem(nil, "etcd did not answer in time")
+	n.access.mu.Unlock()
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	_, err = client.NewSession()
+	requireProhibited(t, err, "access is temporarily unavailable")
+	ev := waitEvent(t, n, sshnode.EventSessionRejected)
+	require.Equal(t, "access is temporarily unavailable", ev.GetMessage())
 }
 
 // TestRunsAsRequestedLogin checks the privilege drop: as root, a session
