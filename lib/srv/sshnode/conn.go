@@ -152,7 +152,15 @@ func (c *conn) refuse(msg string, chans <-chan ssh.NewChannel) {
 	c.denied = msg
 	c.mu.Unlock()
 	c.log.Info("Refusing SSH connection.", "reason", msg)
-	c.s.emit(c.event(EventSessionRejected, services.OutcomeDenied, msg))
+	// The audit write goes to storage, which may be what is unavailable
+	// (etcd without quorum): the client must not wait for it to be refused.
+	// The connection's own count in s.wg is held, so Add cannot race Wait.
+	ev := c.event(EventSessionRejected, services.OutcomeDenied, msg)
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		c.s.emit(ev)
+	}()
 	t := time.AfterFunc(refuseTimeout, func() { c.sconn.Close() })
 	defer t.Stop()
 	for nch := range chans {
