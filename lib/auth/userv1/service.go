@@ -1,11 +1,13 @@
-// Package userv1 serves gatehouse.user.v1.UserService. Every RPC runs in the
-// same order: authorize the caller, check the verb on kind "user", validate
-// the request, call the users service, and return the error wrapped (the
-// auth server's interceptor turns it into a gRPC status once).
+// Package userv1 serves gatehouse.user.v1.UserService: it translates the
+// generated messages to a lib/auth/crud Handler for kind "user", which
+// authorizes, checks the verb, validates, calls the users service, audits
+// and wraps the error. What is particular to users: secrets with
+// with_secrets, and created_by defaulting to the caller.
 package userv1
 
 import (
 	"context"
+	"time"
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
@@ -14,21 +16,17 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/generic"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	userpb "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 )
 
 // Authorizer identifies and authorizes the caller.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
+type Authorizer = crud.Authorizer
 
 // Recorder records audit events.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Event)
-}
+type Recorder = crud.Recorder
 
 // Users is the part of the users service the handlers use.
 type Users interface {
@@ -69,7 +67,7 @@ func (c *Config) CheckAndSetDefaults() error {
 // Service implements userpb.UserServiceServer.
 type Service struct {
 	userpb.UnsafeUserServiceServer
-	cfg Config
+	h *crud.Handler[*typesv1.User]
 }
 
 var _ userpb.UserServiceServer = (*Service)(nil)
@@ -79,39 +77,31 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Service{cfg: cfg}, nil
-}
-
-const kind = services.KindUser
-
-func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Context, error) {
-	actx, err := s.cfg.Authorizer.Authorize(ctx)
+	h, err := crud.New(crud.Config[*typesv1.User]{
+		Kind:       services.KindUser,
+		Authorizer: cfg.Authorizer,
+		Recorder:   cfg.Recorder,
+		Store: crud.Store[*typesv1.User]{
+			Get:    cfg.Users.GetUser,
+			List:   cfg.Users.ListUsers,
+			Create: cfg.Users.CreateUser,
+			Update: cfg.Users.UpdateUser,
+			Upsert: cfg.Users.UpsertUser,
+			Delete: cfg.Users.DeleteUser,
+		},
+		Events:       crud.Events{Create: audit.EventUserCreate, Update: audit.EventUserUpdate, Delete: audit.EventUserDelete},
+		Clock:        cfg.Clock,
+		WithDefaults: withDefaults,
+	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	for _, v := range verbs {
-		if err := actx.Checker.CheckAccess(kind, v); err != nil {
-			return nil, trace.Wrap(err)
-		}
-	}
-	return actx, nil
-}
-
-func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
-	s.cfg.Recorder.Record(ctx, audit.Event{Type: typ, User: actx.Username(), Resource: kind + "/" + name, Err: err})
-}
-
-// checkResource refuses a request without a user or a name.
-func checkResource(u *typesv1.User) error {
-	if u == nil {
-		return trace.BadParameter("missing user")
-	}
-	return trace.Wrap(generic.CheckName(kind, u.GetMetadata().GetName()))
+	return &Service{h: h}, nil
 }
 
 // withDefaults fills created_by with the caller and now when the admin set
-// none; whatever the admin set is kept as is.
-func (s *Service) withDefaults(actx *authz.Context, u *typesv1.User) *typesv1.User {
+// none; whatever the admin set (created_by, metadata.expires) is kept as is.
+func withDefaults(actx *authz.Context, now time.Time, u *typesv1.User) *typesv1.User {
 	if u.GetSpec().GetCreatedBy() != nil {
 		return u
 	}
@@ -121,112 +111,42 @@ func (s *Service) withDefaults(actx *authz.Context, u *typesv1.User) *typesv1.Us
 	}
 	u.Spec.CreatedBy = &typesv1.CreatedBy{
 		User: &typesv1.UserRef{Name: actx.Username()},
-		Time: timestamppb.New(s.cfg.Clock.Now()),
+		Time: timestamppb.New(now),
 	}
 	return u
 }
 
 // GetUser reads one user; secrets only with with_secrets and the read verb.
 func (s *Service) GetUser(ctx context.Context, req *userpb.GetUserRequest) (*userpb.GetUserResponse, error) {
-	verb := authz.VerbReadNoSecrets
-	if req.GetWithSecrets() {
-		verb = authz.VerbRead
-	}
-	if _, err := s.authorize(ctx, verb); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(kind, req.GetName()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Users.GetUser(ctx, req.GetName(), req.GetWithSecrets())
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &userpb.GetUserResponse{User: u}, nil
+	u, err := s.h.Get(ctx, req.GetName(), req.GetWithSecrets())
+	return crud.Reply(&userpb.GetUserResponse{User: u}, err)
 }
 
 // ListUsers pages through users, never with secrets.
 func (s *Service) ListUsers(ctx context.Context, req *userpb.ListUsersRequest) (*userpb.ListUsersResponse, error) {
-	if _, err := s.authorize(ctx, authz.VerbList, authz.VerbReadNoSecrets); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if req.GetPageSize() < 0 {
-		return nil, trace.BadParameter("page_size must not be negative")
-	}
-	users, next, err := s.cfg.Users.ListUsers(ctx, int(req.GetPageSize()), req.GetPageToken(), false)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &userpb.ListUsersResponse{Users: users, NextPageToken: next}, nil
+	users, next, err := s.h.List(ctx, req.GetPageSize(), req.GetPageToken())
+	return crud.Reply(&userpb.ListUsersResponse{Users: users, NextPageToken: next}, err)
 }
 
 // CreateUser creates a user.
 func (s *Service) CreateUser(ctx context.Context, req *userpb.CreateUserRequest) (*userpb.CreateUserResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetUser()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Users.CreateUser(ctx, s.withDefaults(actx, req.GetUser()))
-	s.record(ctx, actx, audit.EventUserCreate, req.GetUser().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &userpb.CreateUserResponse{User: u}, nil
+	u, err := s.h.Create(ctx, req.GetUser())
+	return crud.Reply(&userpb.CreateUserResponse{User: u}, err)
 }
 
 // UpdateUser replaces a user at the revision given.
 func (s *Service) UpdateUser(ctx context.Context, req *userpb.UpdateUserRequest) (*userpb.UpdateUserResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetUser()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if req.GetUser().GetMetadata().GetRevision() == "" {
-		return nil, trace.BadParameter("user %q: metadata.revision is required to update; read the user first", req.GetUser().GetMetadata().GetName())
-	}
-	u, err := s.cfg.Users.UpdateUser(ctx, req.GetUser())
-	s.record(ctx, actx, audit.EventUserUpdate, req.GetUser().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &userpb.UpdateUserResponse{User: u}, nil
+	u, err := s.h.Update(ctx, req.GetUser())
+	return crud.Reply(&userpb.UpdateUserResponse{User: u}, err)
 }
 
 // UpsertUser creates or replaces a user.
 func (s *Service) UpsertUser(ctx context.Context, req *userpb.UpsertUserRequest) (*userpb.UpsertUserResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetUser()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Users.UpsertUser(ctx, s.withDefaults(actx, req.GetUser()))
-	s.record(ctx, actx, audit.EventUserUpdate, req.GetUser().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &userpb.UpsertUserResponse{User: u}, nil
+	u, err := s.h.Upsert(ctx, req.GetUser())
+	return crud.Reply(&userpb.UpsertUserResponse{User: u}, err)
 }
 
 // DeleteUser deletes a user.
 func (s *Service) DeleteUser(ctx context.Context, req *userpb.DeleteUserRequest) (*userpb.DeleteUserResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbDelete)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(kind, req.GetName()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	err = s.cfg.Users.DeleteUser(ctx, req.GetName())
-	s.record(ctx, actx, audit.EventUserDelete, req.GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &userpb.DeleteUserResponse{}, nil
+	return crud.Reply(&userpb.DeleteUserResponse{}, s.h.Delete(ctx, req.GetName()))
 }
