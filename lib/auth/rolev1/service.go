@@ -1,7 +1,7 @@
-// Package rolev1 serves gatehouse.role.v1.RoleService. Every RPC runs in the
-// same order: authorize the caller, check the verb on kind "role", validate
-// the request, call the roles service, and return the error wrapped (the
-// auth server's interceptor turns it into a gRPC status once).
+// Package rolev1 serves gatehouse.role.v1.RoleService: it translates the
+// generated messages to a lib/auth/crud Handler for kind "role", which
+// authorizes, checks the verb, validates, calls the roles service, audits
+// and wraps the error.
 package rolev1
 
 import (
@@ -11,22 +11,17 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/generic"
 	rolepb "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // Authorizer identifies and authorizes the caller.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
+type Authorizer = crud.Authorizer
 
 // Recorder records audit events.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Event)
-}
+type Recorder = crud.Recorder
 
 // Roles is the part of the roles service the handlers use.
 type Roles interface {
@@ -67,7 +62,7 @@ func (c *Config) CheckAndSetDefaults() error {
 // Service implements rolepb.RoleServiceServer.
 type Service struct {
 	rolepb.UnsafeRoleServiceServer
-	cfg Config
+	h *crud.Handler[*typesv1.Role]
 }
 
 var _ rolepb.RoleServiceServer = (*Service)(nil)
@@ -77,133 +72,58 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Service{cfg: cfg}, nil
-}
-
-const kind = services.KindRole
-
-func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Context, error) {
-	actx, err := s.cfg.Authorizer.Authorize(ctx)
+	h, err := crud.New(crud.Config[*typesv1.Role]{
+		Kind:       services.KindRole,
+		Authorizer: cfg.Authorizer,
+		Recorder:   cfg.Recorder,
+		Store: crud.Store[*typesv1.Role]{
+			Get:    crud.NoSecrets(cfg.Roles.GetRole),
+			List:   crud.NoSecretsList(cfg.Roles.ListRoles),
+			Create: cfg.Roles.CreateRole,
+			Update: cfg.Roles.UpdateRole,
+			Upsert: cfg.Roles.UpsertRole,
+			Delete: cfg.Roles.DeleteRole,
+		},
+		Events: crud.Events{Create: audit.EventRoleCreate, Update: audit.EventRoleUpdate, Delete: audit.EventRoleDelete},
+		Clock:  cfg.Clock,
+	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	for _, v := range verbs {
-		if err := actx.Checker.CheckAccess(kind, v); err != nil {
-			return nil, trace.Wrap(err)
-		}
-	}
-	return actx, nil
-}
-
-func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
-	s.cfg.Recorder.Record(ctx, audit.Event{Type: typ, User: actx.Username(), Resource: kind + "/" + name, Err: err})
-}
-
-// checkResource refuses a request without a role or a name.
-func checkResource(u *typesv1.Role) error {
-	if u == nil {
-		return trace.BadParameter("missing role")
-	}
-	return trace.Wrap(generic.CheckName(kind, u.GetMetadata().GetName()))
+	return &Service{h: h}, nil
 }
 
 // GetRole reads one role.
 func (s *Service) GetRole(ctx context.Context, req *rolepb.GetRoleRequest) (*rolepb.GetRoleResponse, error) {
-	if _, err := s.authorize(ctx, authz.VerbReadNoSecrets); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(kind, req.GetName()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Roles.GetRole(ctx, req.GetName())
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &rolepb.GetRoleResponse{Role: u}, nil
+	r, err := s.h.Get(ctx, req.GetName(), false)
+	return crud.Reply(&rolepb.GetRoleResponse{Role: r}, err)
 }
 
 // ListRoles pages through roles.
 func (s *Service) ListRoles(ctx context.Context, req *rolepb.ListRolesRequest) (*rolepb.ListRolesResponse, error) {
-	if _, err := s.authorize(ctx, authz.VerbList, authz.VerbReadNoSecrets); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if req.GetPageSize() < 0 {
-		return nil, trace.BadParameter("page_size must not be negative")
-	}
-	roles, next, err := s.cfg.Roles.ListRoles(ctx, int(req.GetPageSize()), req.GetPageToken())
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &rolepb.ListRolesResponse{Roles: roles, NextPageToken: next}, nil
+	roles, next, err := s.h.List(ctx, req.GetPageSize(), req.GetPageToken())
+	return crud.Reply(&rolepb.ListRolesResponse{Roles: roles, NextPageToken: next}, err)
 }
 
 // CreateRole creates a role.
 func (s *Service) CreateRole(ctx context.Context, req *rolepb.CreateRoleRequest) (*rolepb.CreateRoleResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetRole()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Roles.CreateRole(ctx, req.GetRole())
-	s.record(ctx, actx, audit.EventRoleCreate, req.GetRole().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &rolepb.CreateRoleResponse{Role: u}, nil
+	r, err := s.h.Create(ctx, req.GetRole())
+	return crud.Reply(&rolepb.CreateRoleResponse{Role: r}, err)
 }
 
 // UpdateRole replaces a role at the revision given.
 func (s *Service) UpdateRole(ctx context.Context, req *rolepb.UpdateRoleRequest) (*rolepb.UpdateRoleResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetRole()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if req.GetRole().GetMetadata().GetRevision() == "" {
-		return nil, trace.BadParameter("role %q: metadata.revision is required to update; read the role first", req.GetRole().GetMetadata().GetName())
-	}
-	u, err := s.cfg.Roles.UpdateRole(ctx, req.GetRole())
-	s.record(ctx, actx, audit.EventRoleUpdate, req.GetRole().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &rolepb.UpdateRoleResponse{Role: u}, nil
+	r, err := s.h.Update(ctx, req.GetRole())
+	return crud.Reply(&rolepb.UpdateRoleResponse{Role: r}, err)
 }
 
 // UpsertRole creates or replaces a role.
 func (s *Service) UpsertRole(ctx context.Context, req *rolepb.UpsertRoleRequest) (*rolepb.UpsertRoleResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetRole()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Roles.UpsertRole(ctx, req.GetRole())
-	s.record(ctx, actx, audit.EventRoleUpdate, req.GetRole().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &rolepb.UpsertRoleResponse{Role: u}, nil
+	r, err := s.h.Upsert(ctx, req.GetRole())
+	return crud.Reply(&rolepb.UpsertRoleResponse{Role: r}, err)
 }
 
 // DeleteRole deletes a role.
 func (s *Service) DeleteRole(ctx context.Context, req *rolepb.DeleteRoleRequest) (*rolepb.DeleteRoleResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbDelete)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(kind, req.GetName()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	err = s.cfg.Roles.DeleteRole(ctx, req.GetName())
-	s.record(ctx, actx, audit.EventRoleDelete, req.GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &rolepb.DeleteRoleResponse{}, nil
+	return crud.Reply(&rolepb.DeleteRoleResponse{}, s.h.Delete(ctx, req.GetName()))
 }
