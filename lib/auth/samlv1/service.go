@@ -1,7 +1,9 @@
-// Package samlv1 serves gatehouse.saml.v1.SAMLConnectorService. Every RPC runs in the
-// same order: authorize the caller, check the verb on kind "saml", validate
-// the request, call the SAML connectors service, and return the error wrapped (the
-// auth server's interceptor turns it into a gRPC status once).
+// Package samlv1 serves gatehouse.saml.v1.SAMLConnectorService: it
+// translates the generated messages to a lib/auth/crud Handler for kind
+// "saml", which authorizes, checks the verb, validates, calls the SAML
+// connectors service, audits and wraps the error. What is particular to
+// connectors: secrets (the SP private key) with with_secrets, and Prepare on
+// create and upsert.
 package samlv1
 
 import (
@@ -11,22 +13,17 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/generic"
 	samlpb "github.com/gatehouse/gatehouse/proto/gatehouse/saml/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // Authorizer identifies and authorizes the caller.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
+type Authorizer = crud.Authorizer
 
 // Recorder records audit events.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Event)
-}
+type Recorder = crud.Recorder
 
 // Connectors is the part of the SAML connectors service the handlers use.
 type Connectors interface {
@@ -71,7 +68,7 @@ func (c *Config) CheckAndSetDefaults() error {
 // Service implements samlpb.SAMLConnectorServiceServer.
 type Service struct {
 	samlpb.UnsafeSAMLConnectorServiceServer
-	cfg Config
+	h *crud.Handler[*typesv1.SAMLConnector]
 }
 
 var _ samlpb.SAMLConnectorServiceServer = (*Service)(nil)
@@ -81,169 +78,79 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Service{cfg: cfg}, nil
-}
-
-const kind = services.KindSAMLConnector
-
-func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Context, error) {
-	actx, err := s.cfg.Authorizer.Authorize(ctx)
-	if err != nil {
-		return nil, trace.Wrap(err)
+	hcfg := crud.Config[*typesv1.SAMLConnector]{
+		Kind:       services.KindSAMLConnector,
+		Noun:       "SAML connector",
+		Authorizer: cfg.Authorizer,
+		Recorder:   cfg.Recorder,
+		Store: crud.Store[*typesv1.SAMLConnector]{
+			Get:    cfg.Connectors.GetSAMLConnector,
+			List:   cfg.Connectors.ListSAMLConnectors,
+			Create: cfg.Connectors.CreateSAMLConnector,
+			Update: cfg.Connectors.UpdateSAMLConnector,
+			Upsert: cfg.Connectors.UpsertSAMLConnector,
+			Delete: cfg.Connectors.DeleteSAMLConnector,
+		},
+		Events: crud.Events{Create: audit.EventSAMLConnectorCreate, Update: audit.EventSAMLConnectorUpdate, Delete: audit.EventSAMLConnectorDelete},
+		Clock:  cfg.Clock,
 	}
-	for _, v := range verbs {
-		if err := actx.Checker.CheckAccess(kind, v); err != nil {
-			return nil, trace.Wrap(err)
+	if cfg.Prepare != nil {
+		hcfg.PrepareCreate = cfg.Prepare
+		hcfg.PrepareUpsert = func(ctx context.Context, c *typesv1.SAMLConnector) error {
+			return prepareUpsert(ctx, cfg.Connectors, cfg.Prepare, c)
 		}
 	}
-	return actx, nil
-}
-
-func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
-	s.cfg.Recorder.Record(ctx, audit.Event{Type: typ, User: actx.Username(), Resource: kind + "/" + name, Err: err})
-}
-
-// checkResource refuses a request without a SAML connector or a name.
-func checkResource(u *typesv1.SAMLConnector) error {
-	if u == nil {
-		return trace.BadParameter("missing SAML connector")
-	}
-	return trace.Wrap(generic.CheckName(kind, u.GetMetadata().GetName()))
-}
-
-// GetSAMLConnector reads one SAML connector; secrets only with with_secrets and the read verb.
-func (s *Service) GetSAMLConnector(ctx context.Context, req *samlpb.GetSAMLConnectorRequest) (*samlpb.GetSAMLConnectorResponse, error) {
-	verb := authz.VerbReadNoSecrets
-	if req.GetWithSecrets() {
-		verb = authz.VerbRead
-	}
-	if _, err := s.authorize(ctx, verb); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(kind, req.GetName()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Connectors.GetSAMLConnector(ctx, req.GetName(), req.GetWithSecrets())
+	h, err := crud.New(hcfg)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &samlpb.GetSAMLConnectorResponse{SamlConnector: u}, nil
-}
-
-// ListSAMLConnectors pages through SAML connectors, never with secrets.
-func (s *Service) ListSAMLConnectors(ctx context.Context, req *samlpb.ListSAMLConnectorsRequest) (*samlpb.ListSAMLConnectorsResponse, error) {
-	if _, err := s.authorize(ctx, authz.VerbList, authz.VerbReadNoSecrets); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if req.GetPageSize() < 0 {
-		return nil, trace.BadParameter("page_size must not be negative")
-	}
-	connectors, next, err := s.cfg.Connectors.ListSAMLConnectors(ctx, int(req.GetPageSize()), req.GetPageToken(), false)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &samlpb.ListSAMLConnectorsResponse{SamlConnectors: connectors, NextPageToken: next}, nil
-}
-
-// CreateSAMLConnector creates a SAML connector.
-func (s *Service) CreateSAMLConnector(ctx context.Context, req *samlpb.CreateSAMLConnectorRequest) (*samlpb.CreateSAMLConnectorResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetSamlConnector()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := s.prepare(ctx, req.GetSamlConnector()); err != nil {
-		s.record(ctx, actx, audit.EventSAMLConnectorCreate, req.GetSamlConnector().GetMetadata().GetName(), err)
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Connectors.CreateSAMLConnector(ctx, req.GetSamlConnector())
-	s.record(ctx, actx, audit.EventSAMLConnectorCreate, req.GetSamlConnector().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &samlpb.CreateSAMLConnectorResponse{SamlConnector: u}, nil
-}
-
-// UpdateSAMLConnector replaces a SAML connector at the revision given.
-func (s *Service) UpdateSAMLConnector(ctx context.Context, req *samlpb.UpdateSAMLConnectorRequest) (*samlpb.UpdateSAMLConnectorResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetSamlConnector()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if req.GetSamlConnector().GetMetadata().GetRevision() == "" {
-		return nil, trace.BadParameter("SAML connector %q: metadata.revision is required to update; read the SAML connector first", req.GetSamlConnector().GetMetadata().GetName())
-	}
-	u, err := s.cfg.Connectors.UpdateSAMLConnector(ctx, req.GetSamlConnector())
-	s.record(ctx, actx, audit.EventSAMLConnectorUpdate, req.GetSamlConnector().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &samlpb.UpdateSAMLConnectorResponse{SamlConnector: u}, nil
-}
-
-// UpsertSAMLConnector creates or replaces a SAML connector.
-func (s *Service) UpsertSAMLConnector(ctx context.Context, req *samlpb.UpsertSAMLConnectorRequest) (*samlpb.UpsertSAMLConnectorResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := checkResource(req.GetSamlConnector()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := s.prepareUpsert(ctx, req.GetSamlConnector()); err != nil {
-		s.record(ctx, actx, audit.EventSAMLConnectorUpdate, req.GetSamlConnector().GetMetadata().GetName(), err)
-		return nil, trace.Wrap(err)
-	}
-	u, err := s.cfg.Connectors.UpsertSAMLConnector(ctx, req.GetSamlConnector())
-	s.record(ctx, actx, audit.EventSAMLConnectorUpdate, req.GetSamlConnector().GetMetadata().GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &samlpb.UpsertSAMLConnectorResponse{SamlConnector: u}, nil
-}
-
-// DeleteSAMLConnector deletes a SAML connector.
-func (s *Service) DeleteSAMLConnector(ctx context.Context, req *samlpb.DeleteSAMLConnectorRequest) (*samlpb.DeleteSAMLConnectorResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbDelete)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(kind, req.GetName()); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	err = s.cfg.Connectors.DeleteSAMLConnector(ctx, req.GetName())
-	s.record(ctx, actx, audit.EventSAMLConnectorDelete, req.GetName(), err)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &samlpb.DeleteSAMLConnectorResponse{}, nil
-}
-
-// prepare runs cfg.Prepare, if any, on a connector about to be created.
-func (s *Service) prepare(ctx context.Context, c *typesv1.SAMLConnector) error {
-	if s.cfg.Prepare == nil {
-		return nil
-	}
-	return trace.Wrap(s.cfg.Prepare(ctx, c))
+	return &Service{h: h}, nil
 }
 
 // prepareUpsert prepares a connector about to be upserted. When one is
 // stored already and the request carries no key pair, the stored pair is
 // kept (UpsertSAMLConnector keeps it), so no new one is generated: the
 // IdP would otherwise have to be told about a new SP certificate.
-func (s *Service) prepareUpsert(ctx context.Context, c *typesv1.SAMLConnector) error {
-	if s.cfg.Prepare == nil {
-		return nil
-	}
+func prepareUpsert(ctx context.Context, connectors Connectors, prepare func(context.Context, *typesv1.SAMLConnector) error, c *typesv1.SAMLConnector) error {
 	if c.GetSpec().GetSigningKeyPair().GetPrivateKey() == "" {
-		if stored, err := s.cfg.Connectors.GetSAMLConnector(ctx, c.GetMetadata().GetName(), true); err == nil && stored.GetSpec().GetSigningKeyPair().GetPrivateKey() != "" && c.GetSpec() != nil {
+		if stored, err := connectors.GetSAMLConnector(ctx, c.GetMetadata().GetName(), true); err == nil && stored.GetSpec().GetSigningKeyPair().GetPrivateKey() != "" && c.GetSpec() != nil {
 			c.Spec.SigningKeyPair = stored.GetSpec().GetSigningKeyPair()
 		}
 	}
-	return trace.Wrap(s.cfg.Prepare(ctx, c))
+	return trace.Wrap(prepare(ctx, c))
+}
+
+// GetSAMLConnector reads one SAML connector; secrets only with with_secrets and the read verb.
+func (s *Service) GetSAMLConnector(ctx context.Context, req *samlpb.GetSAMLConnectorRequest) (*samlpb.GetSAMLConnectorResponse, error) {
+	c, err := s.h.Get(ctx, req.GetName(), req.GetWithSecrets())
+	return crud.Reply(&samlpb.GetSAMLConnectorResponse{SamlConnector: c}, err)
+}
+
+// ListSAMLConnectors pages through SAML connectors, never with secrets.
+func (s *Service) ListSAMLConnectors(ctx context.Context, req *samlpb.ListSAMLConnectorsRequest) (*samlpb.ListSAMLConnectorsResponse, error) {
+	connectors, next, err := s.h.List(ctx, req.GetPageSize(), req.GetPageToken())
+	return crud.Reply(&samlpb.ListSAMLConnectorsResponse{SamlConnectors: connectors, NextPageToken: next}, err)
+}
+
+// CreateSAMLConnector prepares and creates a SAML connector.
+func (s *Service) CreateSAMLConnector(ctx context.Context, req *samlpb.CreateSAMLConnectorRequest) (*samlpb.CreateSAMLConnectorResponse, error) {
+	c, err := s.h.Create(ctx, req.GetSamlConnector())
+	return crud.Reply(&samlpb.CreateSAMLConnectorResponse{SamlConnector: c}, err)
+}
+
+// UpdateSAMLConnector replaces a SAML connector at the revision given.
+func (s *Service) UpdateSAMLConnector(ctx context.Context, req *samlpb.UpdateSAMLConnectorRequest) (*samlpb.UpdateSAMLConnectorResponse, error) {
+	c, err := s.h.Update(ctx, req.GetSamlConnector())
+	return crud.Reply(&samlpb.UpdateSAMLConnectorResponse{SamlConnector: c}, err)
+}
+
+// UpsertSAMLConnector prepares and creates or replaces a SAML connector.
+func (s *Service) UpsertSAMLConnector(ctx context.Context, req *samlpb.UpsertSAMLConnectorRequest) (*samlpb.UpsertSAMLConnectorResponse, error) {
+	c, err := s.h.Upsert(ctx, req.GetSamlConnector())
+	return crud.Reply(&samlpb.UpsertSAMLConnectorResponse{SamlConnector: c}, err)
+}
+
+// DeleteSAMLConnector deletes a SAML connector.
+func (s *Service) DeleteSAMLConnector(ctx context.Context, req *samlpb.DeleteSAMLConnectorRequest) (*samlpb.DeleteSAMLConnectorResponse, error) {
+	return crud.Reply(&samlpb.DeleteSAMLConnectorResponse{}, s.h.Delete(ctx, req.GetName()))
 }
