@@ -11,15 +11,14 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // Authorizer identifies and authorizes the caller.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
+type Authorizer = crud.Authorizer
 
 // Events searches the audit log.
 type Events interface {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -52,14 +53,10 @@ const (
 const PasswordPath = "/web/password"
 
 // Authorizer identifies and authorizes the caller.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
+type Authorizer = crud.Authorizer
 
 // Recorder records audit events.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Event)
-}
+type Recorder = crud.Recorder
 
 // Issuer issues certificates from the cluster's user CA (lib/auth's
 // Server, through a small adapter, since this package sits below it).
@@ -134,14 +131,7 @@ func New(cfg Config) (*Service, error) {
 }
 
 func (s *Service) authorize(ctx context.Context, kind, verb string) (*authz.Context, error) {
-	actx, err := s.cfg.Authorizer.Authorize(ctx)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := actx.Checker.CheckAccess(kind, verb); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return actx, nil
+	return crud.Authorize(ctx, s.cfg.Authorizer, kind, verb)
 }
 
 func (s *Service) record(ctx context.Context, actx *authz.Context, typ, user string, fields map[string]string, err error) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -43,14 +44,10 @@ const TokenBytes = 32
 const maxRotateAttempts = 5
 
 // Authorizer identifies and authorizes the caller.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
+type Authorizer = crud.Authorizer
 
 // Recorder records audit events.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Event)
-}
+type Recorder = crud.Recorder
 
 // Plugins is the part of the plugins service the handlers use.
 type Plugins interface {
@@ -140,20 +137,11 @@ func New(cfg Config) (*Service, error) {
 const kind = services.KindPlugin
 
 func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Context, error) {
-	actx, err := s.cfg.Authorizer.Authorize(ctx)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	for _, v := range verbs {
-		if err := actx.Checker.CheckAccess(kind, v); err != nil {
-			return nil, trace.Wrap(err)
-		}
-	}
-	return actx, nil
+	return crud.Authorize(ctx, s.cfg.Authorizer, kind, verbs...)
 }
 
 func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
-	s.cfg.Recorder.Record(ctx, audit.Event{Type: typ, User: actx.Username(), Resource: kind + "/" + name, Err: err})
+	crud.Record(ctx, s.cfg.Recorder, actx, kind, typ, name, err)
 }
 
 // CredentialsLabels are the labels linking static credentials to plugin name.
