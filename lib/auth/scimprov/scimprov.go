@@ -28,6 +28,14 @@
 //   - Bearer tokens are checked against the bcrypt hash once per token and
 //     credential revision; verified tokens are remembered only as SHA-256
 //     digests (tokens.go).
+//   - Plugin settings and credential hashes on the request path come from
+//     an in-memory view fed by a backend watcher (view.go), consulted only
+//     while in sync: over lite, whose watchers get a write's events before
+//     the write is acknowledged, a rotation, disable or deletion applies to
+//     the next request. Out of sync (starting, watcher closed, reloading),
+//     and over backends that do not make that promise (etcd, where another
+//     server's write arrives over a stream with no useful bound), every
+//     request reads the backend.
 //   - Plugin status counters are aggregated in memory and written at most
 //     every StatusFlushInterval, and on Close.
 package scimprov
@@ -109,7 +117,23 @@ type Config struct {
 	// StatusFlushInterval is how often plugin status is written;
 	// DefaultStatusFlushInterval if zero.
 	StatusFlushInterval time.Duration
+	// SettingsCache chooses between the watcher-fed view of plugin settings
+	// and credential hashes and a backend read on every request
+	// (SettingsCacheAuto: the view over lite, reads otherwise; see view.go).
+	SettingsCache SettingsCacheMode
+	// SettingsRetry is the first delay before the view's watcher is
+	// reopened after it failed to open; DefaultSettingsRetry if zero.
+	SettingsRetry time.Duration
 }
+
+// DefaultSettingsRetry is the first delay before reopening the settings
+// view's watcher after a failure (doubling up to 16 times this).
+const DefaultSettingsRetry = 500 * time.Millisecond
+
+// settingsApplyInterval is how often the view applies queued events when no
+// request does: often enough that the watcher's queue (1024 events of two
+// rarely written prefixes) never fills.
+const settingsApplyInterval = 250 * time.Millisecond
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
@@ -124,7 +148,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("scimprov: missing SAMLConnectors")
 	case c.Audit == nil:
 		return trace.BadParameter("scimprov: missing Audit")
-	case c.AuditRetention < 0 || c.StatusFlushInterval < 0:
+	case c.AuditRetention < 0 || c.StatusFlushInterval < 0 || c.SettingsRetry < 0:
 		return trace.BadParameter("scimprov: durations must not be negative")
 	}
 	if c.AuditRetention == 0 {
@@ -140,6 +164,14 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.StatusFlushInterval == 0 {
 		c.StatusFlushInterval = DefaultStatusFlushInterval
 	}
+	if c.SettingsRetry == 0 {
+		c.SettingsRetry = DefaultSettingsRetry
+	}
+	switch c.SettingsCache {
+	case SettingsCacheAuto, SettingsCacheOff, SettingsCacheOn:
+	default:
+		return trace.BadParameter("scimprov: unknown SettingsCache mode %d", c.SettingsCache)
+	}
 	return nil
 }
 
@@ -150,10 +182,14 @@ type Provisioner struct {
 	tokens tokenCache
 	counts countCache
 	status statusAggregator
+	// view is the watcher-fed copy of plugin settings and credentials; nil
+	// when every request reads the backend.
+	view *settingsView
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	cancel   context.CancelFunc
+	done     chan struct{}
+	viewDone chan struct{}
+	once     sync.Once
 }
 
 // New returns a Provisioner and starts its status flush loop; Close stops it.
@@ -175,7 +211,25 @@ func New(cfg Config) (*Provisioner, error) {
 	p.tokens.init()
 	p.status.init()
 	go p.flushLoop(ctx, cfg.Clock.NewTicker(cfg.StatusFlushInterval))
+	p.viewDone = make(chan struct{})
+	if useView(cfg) {
+		p.view = &settingsView{b: cfg.Backend}
+		go p.runSettingsView(ctx, p.view, settingsApplyInterval, cfg.SettingsRetry)
+	} else {
+		close(p.viewDone)
+	}
 	return p, nil
+}
+
+func useView(cfg Config) bool {
+	switch cfg.SettingsCache {
+	case SettingsCacheOn:
+		return true
+	case SettingsCacheOff:
+		return false
+	}
+	b, ok := cfg.Backend.(ackAfterFanOut)
+	return ok && b.AckAfterWatchFanOut()
 }
 
 // Close stops the flush loop and writes the pending plugin status.
@@ -183,6 +237,7 @@ func (p *Provisioner) Close() error {
 	p.once.Do(func() {
 		p.cancel()
 		<-p.done
+		<-p.viewDone
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		p.FlushStatus(ctx)
@@ -209,11 +264,11 @@ func (p *Provisioner) loadPlugin(ctx context.Context, name string) (*pluginConte
 	if err := scimstore.CheckPlugin(name); err != nil {
 		return nil, trace.NotFound("plugin %q not found", name)
 	}
-	pl, err := p.cfg.Plugins.GetPlugin(ctx, name)
+	ps, err := p.pluginState(ctx, name)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	okta := pl.GetSpec().GetOkta()
+	okta := ps.okta
 	if okta == nil {
 		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", name)
 	}
@@ -239,20 +294,9 @@ func (p *Provisioner) loadPlugin(ctx context.Context, name string) (*pluginConte
 // SCIMSettings returns the SCIM settings of plugin; trace.NotFound if there
 // is no such plugin.
 func (p *Provisioner) SCIMSettings(ctx context.Context, plugin string) (*scimstore.SCIMSettings, error) {
-	if err := scimstore.CheckPlugin(plugin); err != nil {
-		return nil, trace.NotFound("plugin %q not found", plugin)
-	}
-	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
+	ps, err := p.pluginState(ctx, plugin)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	okta := pl.GetSpec().GetOkta()
-	if okta == nil {
-		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", plugin)
-	}
-	return &scimstore.SCIMSettings{
-		Enabled:   okta.GetScimEnabled(),
-		RateLimit: int(okta.GetScimRateLimit()),
-		RateBurst: int(okta.GetScimRateBurst()),
-	}, nil
+	return ps.settings(plugin)
 }

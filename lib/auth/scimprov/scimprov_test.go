@@ -36,6 +36,18 @@ type countingBackend struct {
 	backend.Backend
 	atomicWrites atomic.Int64
 	otherWrites  atomic.Int64
+	// reads counts Get and GetRange, to show what the settings view spares.
+	reads atomic.Int64
+}
+
+func (c *countingBackend) Get(ctx context.Context, k backend.Key) (*backend.Item, error) {
+	c.reads.Add(1)
+	return c.Backend.Get(ctx, k)
+}
+
+func (c *countingBackend) GetRange(ctx context.Context, start, end backend.Key, limit int) (*backend.GetResult, error) {
+	c.reads.Add(1)
+	return c.Backend.GetRange(ctx, start, end, limit)
 }
 
 func (c *countingBackend) AtomicWrite(ctx context.Context, a []backend.ConditionalAction) (string, error) {
@@ -87,7 +99,10 @@ type env struct {
 
 var backends = []string{"memory", "lite"}
 
-func newEnv(t testing.TB, kind string) *env {
+// newEnv starts a provisioner over a fresh backend of kind; opts adjust its
+// Config (the default, SettingsCacheAuto, reads the backend on every
+// request here: the counting wrapper hides lite's AckAfterWatchFanOut).
+func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	clock := clockwork.NewFakeClockAt(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
@@ -134,14 +149,18 @@ func newEnv(t testing.TB, kind string) *env {
 	require.NoError(t, err)
 	token := rotateToken(t, ctx, svc)
 
-	p, err := New(Config{
+	cfg := Config{
 		Backend:        b,
 		Plugins:        svc.PluginService,
 		Credentials:    svc.PluginStaticCredentialsService,
 		SAMLConnectors: svc.SAMLConnectorService,
 		Audit:          al,
 		Clock:          clock,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	return &env{ctx: ctx, clock: clock, b: b, svc: svc, audit: al, p: p, token: token}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -87,16 +88,122 @@ func (c *tokenCache) remember(k credKey, digest [sha256.Size]byte, matched bool)
 	v.bad[digest] = struct{}{}
 }
 
+// pluginState is a plugin as one request sees it: from the settings view
+// when it is in sync, from the backend otherwise.
+type pluginState struct {
+	okta       *typesv1.OktaPluginSettings
+	credLabels map[string]string
+	// creds are the credentials credLabels selects; valid when credsKnown
+	// (always from the view; from the backend only once loaded).
+	creds      []*credEntry
+	credsKnown bool
+}
+
+// settings returns the SCIM settings of an Okta plugin; trace.NotFound for
+// another kind of plugin.
+func (ps *pluginState) settings(plugin string) (*scimstore.SCIMSettings, error) {
+	if ps.okta == nil {
+		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", plugin)
+	}
+	return &scimstore.SCIMSettings{
+		Enabled:   ps.okta.GetScimEnabled(),
+		RateLimit: int(ps.okta.GetScimRateLimit()),
+		RateBurst: int(ps.okta.GetScimRateBurst()),
+	}, nil
+}
+
+// pluginState resolves plugin once per request. trace.NotFound if there is
+// no such plugin.
+func (p *Provisioner) pluginState(ctx context.Context, plugin string) (*pluginState, error) {
+	if err := scimstore.CheckPlugin(plugin); err != nil {
+		return nil, trace.NotFound("plugin %q not found", plugin)
+	}
+	if p.view != nil {
+		if av, ok := p.view.get(plugin, p.cfg.Clock.Now()); ok {
+			if av.plugin == nil {
+				return nil, trace.NotFound("plugin %q not found", plugin)
+			}
+			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, nil
+		}
+	}
+	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &pluginState{okta: pl.GetSpec().GetOkta(), credLabels: pl.GetSpec().GetStaticCredentialsRef().GetLabels()}, nil
+}
+
+// credentials returns the credentials ps's reference selects, reading them
+// from the backend if the view did not provide them.
+func (p *Provisioner) credentials(ctx context.Context, ps *pluginState) ([]*credEntry, error) {
+	if ps.credsKnown {
+		return ps.creds, nil
+	}
+	creds, err := p.cfg.Credentials.ListPluginStaticCredentialsByLabels(ctx, ps.credLabels, true)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	out := make([]*credEntry, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, &credEntry{
+			key:  credKey{name: c.GetMetadata().GetName(), revision: c.GetMetadata().GetRevision()},
+			hash: c.GetSpec().GetScimTokenHash(),
+		})
+	}
+	ps.creds, ps.credsKnown = out, true
+	return out, nil
+}
+
+// AuthenticateSCIM is the SCIM endpoint's per-request check, resolving the
+// plugin once: trace.NotFound if there is no such SCIM plugin; the settings
+// with Enabled false, without looking at the token, if SCIM is disabled;
+// trace.AccessDenied (audited, as VerifySCIMToken) if the token does not
+// match; the settings otherwise. Any other error is a failure to read the
+// plugin.
+func (p *Provisioner) AuthenticateSCIM(ctx context.Context, plugin, token string) (*scimstore.SCIMSettings, error) {
+	ps, err := p.pluginState(ctx, plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	settings, err := ps.settings(plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if !settings.Enabled {
+		return settings, nil
+	}
+	if err := p.checkToken(ctx, plugin, ps, token); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return settings, nil
+}
+
 // VerifySCIMToken checks token against the hashes in the static
-// credentials that plugin's static_credentials_ref selects. It reads the
-// plugin and its credentials on every call, so that a rotation or the
-// deletion of the plugin or its credentials takes effect on the next
-// request; bcrypt runs only for a token not yet seen with the credential's
-// current revision. Any failure (no plugin, no reference, no credentials,
-// no match) is trace.AccessDenied with one message that says nothing about
-// which, and is audited (without the token).
+// credentials that plugin's static_credentials_ref selects. The plugin and
+// its credentials come from the settings view, which a watcher keeps
+// current and which is consulted only while in sync (view.go), or else from
+// the backend: either way a rotation or the deletion of the plugin or its
+// credentials takes effect on the next request. bcrypt runs only for a
+// token not yet seen with the credential's current revision. Any failure
+// (no plugin, no reference, no credentials, no match) is trace.AccessDenied
+// with one message that says nothing about which, and is audited (without
+// the token).
 func (p *Provisioner) VerifySCIMToken(ctx context.Context, plugin, token string) error {
-	err := p.verifyToken(ctx, plugin, token)
+	ps, err := p.pluginState(ctx, plugin)
+	switch {
+	case trace.IsNotFound(err):
+		ps = nil // refused and audited below, like a bad token
+	case err != nil:
+		p.cfg.Logger.WarnContext(ctx, "Could not verify SCIM token.", "plugin", plugin, "error", err)
+		return trace.AccessDenied("invalid SCIM bearer token")
+	}
+	return trace.Wrap(p.checkToken(ctx, plugin, ps, token))
+}
+
+// checkToken verifies token for ps (nil: no such plugin) and audits a
+// refusal. A backend failure is logged and refused without an audit event.
+func (p *Provisioner) checkToken(ctx context.Context, plugin string, ps *pluginState, token string) error {
+	err := p.verifyToken(ctx, ps, token)
 	if err == nil {
 		return nil
 	}
@@ -117,37 +224,24 @@ func (p *Provisioner) VerifySCIMToken(ctx context.Context, plugin, token string)
 	return trace.Wrap(err)
 }
 
-func (p *Provisioner) verifyToken(ctx context.Context, plugin, token string) error {
+func (p *Provisioner) verifyToken(ctx context.Context, ps *pluginState, token string) error {
 	denied := trace.AccessDenied("invalid SCIM bearer token")
-	if token == "" {
+	if token == "" || ps == nil || len(ps.credLabels) == 0 {
 		return denied
 	}
-	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
-	if err != nil {
-		if trace.IsNotFound(err) {
-			return denied
-		}
-		return trace.Wrap(err)
-	}
-	labels := pl.GetSpec().GetStaticCredentialsRef().GetLabels()
-	if len(labels) == 0 {
-		return denied
-	}
-	creds, err := p.cfg.Credentials.ListPluginStaticCredentialsByLabels(ctx, labels, true)
+	creds, err := p.credentials(ctx, ps)
 	if err != nil {
 		return trace.Wrap(err)
 	}
 	digest := sha256.Sum256([]byte(token))
 	for _, c := range creds {
-		hash := c.GetSpec().GetScimTokenHash()
-		if len(hash) == 0 {
+		if len(c.hash) == 0 {
 			continue
 		}
-		k := credKey{name: c.GetMetadata().GetName(), revision: c.GetMetadata().GetRevision()}
-		matched, known := p.tokens.lookup(k, digest)
+		matched, known := p.tokens.lookup(c.key, digest)
 		if !known {
-			matched = bcrypt.CompareHashAndPassword(hash, []byte(token)) == nil
-			p.tokens.remember(k, digest, matched)
+			matched = bcrypt.CompareHashAndPassword(c.hash, []byte(token)) == nil
+			p.tokens.remember(c.key, digest, matched)
 		}
 		if matched {
 			return nil

@@ -92,6 +92,13 @@ func (b *Backend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watc
 	return wt, nil
 }
 
+// AckAfterWatchFanOut reports that a write's events are in every matching
+// watcher's queue (or the watcher is closed) before the write returns:
+// fanOut runs before any request of the batch is acknowledged. Consumers
+// that keep a watcher-fed cache (lib/auth/scimprov) rely on it to serve
+// the cache without ever missing an acknowledged write.
+func (b *Backend) AckAfterWatchFanOut() bool { return true }
+
 // fanOut hands a committed batch's events to every matching watcher. Only
 // the writer goroutine calls it, one batch at a time, so events arrive in
 // commit order.

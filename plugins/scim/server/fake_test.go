@@ -334,6 +334,19 @@ func (f *fakeProvisioner) VerifySCIMToken(_ context.Context, plugin, token strin
 	return nil
 }
 
+// AuthenticateSCIM counts and fails as the two steps it combines
+// ("SCIMSettings", then "VerifySCIMToken" for an enabled plugin).
+func (f *fakeProvisioner) AuthenticateSCIM(ctx context.Context, plugin, token string) (*scimstore.SCIMSettings, error) {
+	s, err := f.SCIMSettings(ctx, plugin)
+	if err != nil || !s.Enabled {
+		return s, err
+	}
+	if err := f.VerifySCIMToken(ctx, plugin, token); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func (f *fakeProvisioner) RecordSCIMRequest(_ context.Context, _ string, failure error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -45,10 +45,11 @@ type Provisioner interface {
 	UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
 	// DeleteGroup removes the group.
 	DeleteGroup(ctx context.Context, plugin, id string) error
-	// SCIMSettings returns the plugin's SCIM settings; NotFound if there is no such plugin.
-	SCIMSettings(ctx context.Context, plugin string) (*scimstore.SCIMSettings, error)
-	// VerifySCIMToken checks a bearer token; AccessDenied on mismatch.
-	VerifySCIMToken(ctx context.Context, plugin, token string) error
+	// AuthenticateSCIM is the per-request check, resolving the plugin once: NotFound if there is
+	// no such SCIM plugin; the settings with Enabled false (the token not looked at) if SCIM is
+	// disabled; AccessDenied if the bearer token does not match; the settings otherwise. Any other
+	// error is a failure to read the plugin (500/503).
+	AuthenticateSCIM(ctx context.Context, plugin, token string) (*scimstore.SCIMSettings, error)
 	// RecordSCIMRequest keeps the plugin's status current (failure is nil unless the request
 	// failed with a 5xx). It must not block.
 	RecordSCIMRequest(ctx context.Context, plugin string, failure error)

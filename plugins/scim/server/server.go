@@ -13,7 +13,8 @@
 //  2. Source limiter: a source IP with AuthFailureLimit failed authentications in the current
 //     AuthFailureWindow gets 429 + Retry-After until the window ends, without its token being
 //     looked at. The source is the TCP peer address: X-Forwarded-For is not trusted.
-//  3. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.VerifySCIMToken. A
+//  3. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.AuthenticateSCIM,
+//     which resolves the plugin once for both its settings and its token. A
 //     missing or bad token, an unknown plugin and a plugin with SCIM disabled all get the same
 //     401 (SCIM body, `WWW-Authenticate: Bearer`): an unauthenticated caller cannot tell whether a
 //     plugin exists or is enabled. Each counts as a failure for the source limiter.
@@ -273,21 +274,16 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 	if !validPluginName(plugin) {
 		return nil, fail("no such plugin")
 	}
-	settings, err := s.prov.SCIMSettings(ctx, plugin)
+	settings, err := s.prov.AuthenticateSCIM(ctx, plugin, token)
 	switch {
 	case trace.IsNotFound(err):
 		return nil, fail("no such plugin")
+	case trace.IsAccessDenied(err):
+		return nil, fail("bad bearer token")
 	case err != nil:
 		return nil, trace.Wrap(err)
 	case settings == nil || !settings.Enabled:
 		return nil, fail("SCIM is disabled for the plugin")
-	}
-	err = s.prov.VerifySCIMToken(ctx, plugin, token)
-	switch {
-	case trace.IsAccessDenied(err), trace.IsNotFound(err):
-		return nil, fail("bad bearer token")
-	case err != nil:
-		return nil, trace.Wrap(err)
 	}
 	return settings, nil
 }

@@ -1,0 +1,280 @@
+package scimprov
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/lite"
+	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+func withView(c *Config) { c.SettingsCache = SettingsCacheOn }
+
+// waitInSync waits (bounded, real time: the view syncs in its own
+// goroutine) until the view is in sync.
+func waitInSync(t *testing.T, p *Provisioner) {
+	t.Helper()
+	require.Eventually(t, p.view.inSync, 10*time.Second, time.Millisecond)
+}
+
+func setEnabled(t *testing.T, e *env, on bool) {
+	t.Helper()
+	_, err := e.svc.UpdateAndSwapPlugin(e.ctx, testPlugin, func(p *typesv1.Plugin) error {
+		p.GetSpec().GetOkta().ScimEnabled = on
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+// TestSettingsViewFreshness shows that with the view in use, a request
+// reads nothing from the backend, and that a rotation, a disable, the
+// deletion of the credentials or of the plugin, and an expiry all take
+// effect on the very next request after the write returned.
+func TestSettingsViewFreshness(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind, withView)
+			waitInSync(t, e.p)
+
+			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			require.NoError(t, err)
+			require.True(t, st.Enabled)
+			reads := e.b.reads.Load()
+			for range 5 {
+				_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+				require.NoError(t, err)
+				_, err = e.p.SCIMSettings(e.ctx, testPlugin)
+				require.NoError(t, err)
+				require.NoError(t, e.p.VerifySCIMToken(e.ctx, testPlugin, e.token))
+			}
+			require.Equal(t, reads, e.b.reads.Load(), "served from the view")
+
+			// Rotation.
+			newToken := rotateToken(t, e.ctx, e.svc)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			require.True(t, trace.IsAccessDenied(err), "old token after rotation: %v", err)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+
+			// Disable, then enable.
+			setEnabled(t, e, false)
+			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+			require.False(t, st.Enabled, "disabled on the next request")
+			setEnabled(t, e, true)
+			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+			require.True(t, st.Enabled)
+
+			// Credentials deleted.
+			require.NoError(t, e.svc.DeletePluginStaticCredentials(e.ctx, pluginv1.CredentialsName(testPlugin)))
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			newToken = rotateToken(t, e.ctx, e.svc)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+
+			// An expiring credential is refused once expired, before any
+			// purge emits its Delete.
+			newToken, hash, err := pluginv1.NewToken()
+			require.NoError(t, err)
+			_, err = e.svc.UpsertPluginStaticCredentials(e.ctx, &typesv1.PluginStaticCredentials{
+				Metadata: &typesv1.Metadata{
+					Name: pluginv1.CredentialsName(testPlugin), Labels: pluginv1.CredentialsLabels(testPlugin),
+					Expires: timestamppb.New(e.clock.Now().Add(time.Minute)),
+				},
+				Spec: &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash},
+			})
+			require.NoError(t, err)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+			e.clock.Advance(time.Minute)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.True(t, trace.IsAccessDenied(err), "expired credential: %v", err)
+			newToken = rotateToken(t, e.ctx, e.svc)
+
+			// Plugin deleted.
+			require.NoError(t, e.svc.DeletePlugin(e.ctx, testPlugin))
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.True(t, trace.IsNotFound(err), "%v", err)
+			require.True(t, trace.IsAccessDenied(e.p.VerifySCIMToken(e.ctx, testPlugin, newToken)))
+			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("late@example.com", "00late"))
+			require.True(t, trace.IsNotFound(err), "%v", err)
+		})
+	}
+}
+
+// TestAuthenticateSCIM covers the combined check's answers, with and without
+// the view.
+func TestAuthenticateSCIM(t *testing.T) {
+	t.Parallel()
+	for _, view := range []bool{false, true} {
+		t.Run(map[bool]string{false: "backend", true: "view"}[view], func(t *testing.T) {
+			t.Parallel()
+			var opts []func(*Config)
+			if view {
+				opts = append(opts, withView)
+			}
+			e := newEnv(t, "lite", opts...)
+			if view {
+				waitInSync(t, e.p)
+			}
+			_, err := e.p.AuthenticateSCIM(e.ctx, "nosuch", e.token)
+			require.True(t, trace.IsNotFound(err), "%v", err)
+			_, err = e.p.AuthenticateSCIM(e.ctx, "not/a/name", e.token)
+			require.True(t, trace.IsNotFound(err), "%v", err)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, "wrong")
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			require.Len(t, e.events(t, EventTokenDenied), 1, "a bad token is audited")
+			setEnabled(t, e, false)
+			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, "wrong")
+			require.NoError(t, err, "disabled: the token is not looked at")
+			require.False(t, st.Enabled)
+			require.Len(t, e.events(t, EventTokenDenied), 1)
+		})
+	}
+}
+
+// controlledWatches lets a test close the view's watcher and refuse new ones.
+type controlledWatches struct {
+	backend.Backend
+	mu       sync.Mutex
+	refuse   bool
+	watchers []backend.Watcher
+}
+
+func (c *controlledWatches) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refuse {
+		return nil, trace.ConnectionProblem(nil, "watches refused by the test")
+	}
+	wt, err := c.Backend.NewWatcher(ctx, w)
+	if err == nil {
+		c.watchers = append(c.watchers, wt)
+	}
+	return wt, err
+}
+
+// breakAll closes every watcher and refuses new ones until allow.
+func (c *controlledWatches) breakAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refuse = true
+	for _, w := range c.watchers {
+		w.Close()
+	}
+}
+
+func (c *controlledWatches) allow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refuse = false
+}
+
+// TestSettingsViewWatcherBreak: once the watcher closes, requests read the
+// backend (so changes made meanwhile apply at once); when a watcher can be
+// opened again the view reloads, including those changes, and serves again.
+func TestSettingsViewWatcherBreak(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			var cw *controlledWatches
+			e := newEnv(t, kind, withView, func(c *Config) {
+				cw = &controlledWatches{Backend: c.Backend}
+				c.Backend = cw
+			})
+			waitInSync(t, e.p)
+			_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			require.NoError(t, err)
+
+			cw.breakAll()
+			// The very next request after the break reads the backend.
+			reads := e.b.reads.Load()
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			require.NoError(t, err)
+			require.Greater(t, e.b.reads.Load(), reads, "fell back to the backend")
+			require.False(t, e.p.view.inSync())
+
+			// Changes while the view is out of sync apply at once.
+			newToken := rotateToken(t, e.ctx, e.svc)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			setEnabled(t, e, false)
+			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+			require.False(t, st.Enabled)
+
+			// Watches work again: the view reloads after its backoff.
+			cw.allow()
+			require.Eventually(t, func() bool {
+				e.clock.Advance(16 * DefaultSettingsRetry)
+				return e.p.view.inSync()
+			}, 10*time.Second, 5*time.Millisecond)
+			reads = e.b.reads.Load()
+			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+			require.False(t, st.Enabled, "the reload saw the change made while out of sync")
+			require.Equal(t, reads, e.b.reads.Load())
+			setEnabled(t, e, true)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			require.NoError(t, err)
+			require.True(t, st.Enabled)
+		})
+	}
+}
+
+// TestSettingsCacheAuto: the view is used over lite (which acknowledges
+// writes only after its watchers have the events) and not over a backend
+// that does not say so.
+func TestSettingsCacheAuto(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	lb, err := lite.New(ctx, lite.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { lb.Close() })
+	mb, err := memory.New(ctx, memory.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { mb.Close() })
+	base := Config{Plugins: nopPlugins{}, Credentials: nopCreds{}, SAMLConnectors: nopConns{}, Audit: nopAudit{}}
+	for _, tc := range []struct {
+		b    backend.Backend
+		mode SettingsCacheMode
+		want bool
+	}{
+		{lb, SettingsCacheAuto, true},
+		{mb, SettingsCacheAuto, false},
+		{lb, SettingsCacheOff, false},
+		{mb, SettingsCacheOn, true},
+	} {
+		cfg := base
+		cfg.Backend, cfg.SettingsCache = tc.b, tc.mode
+		require.NoError(t, cfg.CheckAndSetDefaults())
+		require.Equal(t, tc.want, useView(cfg), "%T mode %d", tc.b, tc.mode)
+	}
+	cfg := base
+	cfg.Backend, cfg.SettingsCache = mb, SettingsCacheMode(7)
+	require.Error(t, cfg.CheckAndSetDefaults())
+}
+
+type nopPlugins struct{ Plugins }
+type nopCreds struct{ Credentials }
+type nopConns struct{ SAMLConnectors }
+type nopAudit struct{}
+
+func (nopAudit) Emit(context.Context, *typesv1.AuditEvent) error { return nil }
