@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/bcrypt"
@@ -46,9 +47,61 @@ type credVerdicts struct {
 type tokenCache struct {
 	mu    sync.Mutex
 	creds map[string]*credVerdicts
+	// flights are the bcrypt comparisons running now: concurrent requests
+	// with the same token and credential version wait for the one running
+	// instead of each spending ~50-100 ms of CPU on the same answer (Okta
+	// opens dozens of connections at once after a rotation or a restart).
+	flights map[flightKey]*flight
+	// compares counts bcrypt comparisons (tests).
+	compares atomic.Int64
 }
 
-func (c *tokenCache) init() { c.creds = make(map[string]*credVerdicts) }
+type flightKey struct {
+	cred   credKey
+	digest [sha256.Size]byte
+}
+
+type flight struct {
+	done    chan struct{}
+	matched bool
+}
+
+func (c *tokenCache) init() {
+	c.creds = make(map[string]*credVerdicts)
+	c.flights = make(map[flightKey]*flight)
+}
+
+// verify returns whether token (whose SHA-256 is digest) matches hash, the
+// hash of credential version k: from a remembered verdict, from a bcrypt
+// comparison of the same token and version already running, or by running
+// bcrypt and remembering the verdict.
+func (c *tokenCache) verify(ctx context.Context, k credKey, hash []byte, token string, digest [sha256.Size]byte) (bool, error) {
+	if matched, known := c.lookup(k, digest); known {
+		return matched, nil
+	}
+	fk := flightKey{cred: k, digest: digest}
+	c.mu.Lock()
+	if f, ok := c.flights[fk]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.matched, nil
+		case <-ctx.Done():
+			return false, trace.Wrap(ctx.Err())
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[fk] = f
+	c.mu.Unlock()
+	c.compares.Add(1)
+	f.matched = bcrypt.CompareHashAndPassword(hash, []byte(token)) == nil
+	c.remember(k, digest, f.matched)
+	c.mu.Lock()
+	delete(c.flights, fk)
+	c.mu.Unlock()
+	close(f.done)
+	return f.matched, nil
+}
 
 // lookup returns the remembered verdict for digest under k: matched, and
 // known (false when bcrypt must decide).
@@ -238,10 +291,9 @@ func (p *Provisioner) verifyToken(ctx context.Context, ps *pluginState, token st
 		if len(c.hash) == 0 {
 			continue
 		}
-		matched, known := p.tokens.lookup(c.key, digest)
-		if !known {
-			matched = bcrypt.CompareHashAndPassword(c.hash, []byte(token)) == nil
-			p.tokens.remember(c.key, digest, matched)
+		matched, err := p.tokens.verify(ctx, c.key, c.hash, token, digest)
+		if err != nil {
+			return trace.Wrap(err)
 		}
 		if matched {
 			return nil

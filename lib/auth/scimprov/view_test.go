@@ -278,3 +278,25 @@ type nopConns struct{ SAMLConnectors }
 type nopAudit struct{}
 
 func (nopAudit) Emit(context.Context, *typesv1.AuditEvent) error { return nil }
+
+// TestTokenVerifySingleFlight: concurrent first requests with one token run
+// bcrypt once, not once each; a rotation needs one more.
+func TestTokenVerifySingleFlight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory", withView)
+	waitInSync(t, e.p)
+	run := func(token string) {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, token)
+				require.NoError(t, err)
+			})
+		}
+		wg.Wait()
+	}
+	run(e.token)
+	require.Equal(t, int64(1), e.p.tokens.compares.Load())
+	run(rotateToken(t, e.ctx, e.svc))
+	require.Equal(t, int64(2), e.p.tokens.compares.Load())
+}

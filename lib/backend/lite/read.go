@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"strings"
 
 	"github.com/gravitational/trace"
 
@@ -61,15 +62,17 @@ func (b *Backend) GetRange(ctx context.Context, start, end backend.Key, limit in
 		return &backend.GetResult{}, nil
 	}
 	now := unixNanos(b.cfg.Clock.Now())
-	where, args := rangeWhere(start, end)
-	if where == "" {
-		where = " WHERE (expires IS NULL OR expires > ?)"
-	} else {
-		where += " AND (expires IS NULL OR expires > ?)"
+	hasStart, hasEnd := len(start) > 0, end != nil
+	args := make([]any, 0, 4)
+	shape := 0
+	if hasStart {
+		args, shape = append(args, []byte(start)), shape|1
+	}
+	if hasEnd {
+		args, shape = append(args, []byte(end)), shape|2
 	}
 	args = append(args, now, limit)
-	rows, err := b.rdb.QueryContext(ctx,
-		`SELECT key, value, expires, revision FROM kv`+where+` ORDER BY key LIMIT ?`, args...)
+	rows, err := b.rangeStmts[shape].QueryContext(ctx, args...)
 	if err != nil {
 		return nil, trace.Wrap(b.readErr(ctx, err))
 	}
@@ -96,6 +99,21 @@ func (b *Backend) GetRange(ctx context.Context, start, end backend.Key, limit in
 		return nil, trace.Wrap(b.readErr(ctx, err))
 	}
 	return res, nil
+}
+
+// rangeSQL is GetRange's query for a range with or without each bound
+// (the same conditions rangeWhere builds for the write path). Prepared once
+// per shape (Backend.rangeStmts), so a range read does not parse SQL.
+func rangeSQL(hasStart, hasEnd bool) string {
+	var conds []string
+	if hasStart {
+		conds = append(conds, "key >= ?")
+	}
+	if hasEnd {
+		conds = append(conds, "key < ?")
+	}
+	conds = append(conds, "(expires IS NULL OR expires > ?)")
+	return `SELECT key, value, expires, revision FROM kv WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY key LIMIT ?`
 }
 
 // readErr prefers the context's error (the driver reports an interrupted
