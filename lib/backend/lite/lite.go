@@ -193,6 +193,8 @@ type Backend struct {
 	rdb *sql.DB
 	// getStmt is Get's query, prepared once per read connection.
 	getStmt *sql.Stmt
+	// indirectStmt is GetIndirect's query, prepared like getStmt.
+	indirectStmt *sql.Stmt
 	// rangeStmts are GetRange's queries, prepared like getStmt, indexed by
 	// rangeShape.
 	rangeStmts [4]*sql.Stmt
@@ -337,6 +339,9 @@ func (b *Backend) open(ctx context.Context) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
+	if b.indirectStmt, err = rdb.PrepareContext(ctx, sqlGetIndirect); err != nil {
+		return trace.Wrap(err)
+	}
 	for shape := range b.rangeStmts {
 		if b.rangeStmts[shape], err = rdb.PrepareContext(ctx, rangeSQL(shape&1 != 0, shape&2 != 0)); err != nil {
 			return trace.Wrap(err)
@@ -413,7 +418,7 @@ func (b *Backend) closeDBs() error {
 	if b.getStmt != nil {
 		errs = append(errs, b.getStmt.Close())
 	}
-	for _, st := range b.rangeStmts {
+	for _, st := range append(b.rangeStmts[:], b.indirectStmt) {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
@@ -61,5 +62,72 @@ func TestReadConnPragmas(t *testing.T) {
 			got += string(it.Key)
 		}
 		require.Equal(t, tc.want, got, "%q..%q", tc.start, tc.end)
+	}
+}
+
+// TestGetIndirect: one read follows an index entry to its item, with the
+// same answers as two Gets (missing, expired, odd bytes), by key lookups
+// only.
+func TestGetIndirect(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clock := clockwork.NewFakeClock()
+	b, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	put := func(k, v string, ttl time.Duration) {
+		i := backend.Item{Key: backend.Key(k), Value: []byte(v)}
+		if ttl > 0 {
+			i.Expires = clock.Now().Add(ttl)
+		}
+		_, err := b.Put(ctx, i)
+		require.NoError(t, err)
+	}
+	odd := "x\x00\xff\xfe/é"
+	put("idx/a", "1", 0)
+	put("rec/1", "one", 0)
+	put("idx/odd", odd, 0)
+	put("rec/"+odd, "odd", 0)
+	put("idx/gone", "2", 0)
+	put("idx/short", "3", 0)
+	put("rec/3", "three", time.Minute)
+	put("idx/expiring", "1", time.Minute)
+
+	prefix := backend.Key("rec/")
+	for _, tc := range []struct{ idx, want string }{
+		{"idx/a", "one"}, {"idx/odd", "odd"}, {"idx/short", "three"}, {"idx/expiring", "one"},
+		{"idx/gone", ""}, {"idx/none", ""},
+	} {
+		it, err := b.GetIndirect(ctx, backend.Key(tc.idx), prefix)
+		if tc.want == "" {
+			require.True(t, trace.IsNotFound(err), "%s: %v", tc.idx, err)
+			continue
+		}
+		require.NoError(t, err, tc.idx)
+		require.Equal(t, tc.want, string(it.Value))
+		direct, err := b.Get(ctx, it.Key)
+		require.NoError(t, err)
+		require.Equal(t, direct, it, "same item as Get")
+	}
+	clock.Advance(time.Minute)
+	for _, idx := range []string{"idx/short", "idx/expiring"} {
+		_, err := b.GetIndirect(ctx, backend.Key(idx), prefix)
+		require.True(t, trace.IsNotFound(err), "%s after expiry: %v", idx, err)
+	}
+
+	rows, err := b.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sqlGetIndirect, []byte("idx/a"), []byte(prefix), 0)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, plan, 2, "%q", plan)
+	for _, d := range plan {
+		require.Contains(t, d, "SEARCH", "%q", plan)
 	}
 }

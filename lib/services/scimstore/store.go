@@ -278,6 +278,16 @@ func DeleteGroupActions(plugin string, old *GroupRecord) []backend.ConditionalAc
 // action builders and the caller's backend.AtomicWrite.
 type Store struct {
 	b backend.Backend
+	// indirect is b when it can follow an index entry to its record in one
+	// read (lite); nil otherwise.
+	indirect indirectGetter
+}
+
+// indirectGetter is implemented by backends that read an index entry and
+// the item it names (targetPrefix + the entry's value) in one go
+// (lite.Backend.GetIndirect): a filter lookup then costs one read, not two.
+type indirectGetter interface {
+	GetIndirect(ctx context.Context, indexKey, targetPrefix backend.Key) (*backend.Item, error)
 }
 
 // New returns a Store over b.
@@ -285,7 +295,56 @@ func New(b backend.Backend) (*Store, error) {
 	if b == nil {
 		return nil, trace.BadParameter("scimstore: missing backend")
 	}
-	return &Store{b: b}, nil
+	s := &Store{b: b}
+	s.indirect, _ = b.(indirectGetter)
+	return s, nil
+}
+
+// lookupIndirect reads the record an index entry names through
+// s.indirect: ok false when the backend cannot (the caller reads the entry,
+// then the record). The id in the key found is checked as GetUser/GetGroup
+// check ids, so an entry holding junk is "not found" either way.
+func (s *Store) lookupIndirect(ctx context.Context, key, prefix backend.Key) (item *backend.Item, ok bool, err error) {
+	if s.indirect == nil {
+		return nil, false, nil
+	}
+	if backend.CheckKey(key) != nil {
+		return nil, true, trace.NotFound("no such index entry")
+	}
+	item, err = s.indirect.GetIndirect(ctx, key, prefix)
+	if err != nil {
+		return nil, true, trace.Wrap(err)
+	}
+	if checkID(string(item.Key[len(prefix):])) != nil {
+		return nil, true, trace.NotFound("no such record")
+	}
+	return item, true, nil
+}
+
+// userIndexKey returns the index key for a user lookup by attr, or nil for
+// AttrID (no index).
+func userIndexKey(plugin, attr, value string) (backend.Key, error) {
+	switch {
+	case strings.EqualFold(attr, AttrID):
+		return nil, nil
+	case strings.EqualFold(attr, AttrUserName):
+		return UserNameKey(plugin, value), nil
+	case strings.EqualFold(attr, AttrExternalID):
+		return UserExternalIDKey(plugin, value), nil
+	}
+	return nil, trace.BadParameter("users cannot be looked up by %q", attr)
+}
+
+func groupIndexKey(plugin, attr, value string) (backend.Key, error) {
+	switch {
+	case strings.EqualFold(attr, AttrID):
+		return nil, nil
+	case strings.EqualFold(attr, AttrDisplayName):
+		return GroupNameKey(plugin, value), nil
+	case strings.EqualFold(attr, AttrExternalID):
+		return GroupExternalIDKey(plugin, value), nil
+	}
+	return nil, trace.BadParameter("groups cannot be looked up by %q", attr)
 }
 
 // GetUser reads user record id; trace.NotFound if missing.
@@ -334,16 +393,12 @@ func (s *Store) indexLookup(ctx context.Context, key backend.Key) (string, error
 // case-insensitive; AttrExternalID; AttrID) equal to value, from the index;
 // trace.NotFound if none.
 func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (string, error) {
-	var key backend.Key
-	switch {
-	case strings.EqualFold(attr, AttrID):
+	key, err := userIndexKey(plugin, attr, value)
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	if key == nil {
 		return value, nil
-	case strings.EqualFold(attr, AttrUserName):
-		key = UserNameKey(plugin, value)
-	case strings.EqualFold(attr, AttrExternalID):
-		key = UserExternalIDKey(plugin, value)
-	default:
-		return "", trace.BadParameter("users cannot be looked up by %q", attr)
 	}
 	id, err := s.indexLookup(ctx, key)
 	if trace.IsNotFound(err) {
@@ -356,11 +411,7 @@ func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (s
 // LookupUserID); trace.NotFound if none. The record is checked to carry the
 // value, so a stale read can never return another user.
 func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
-	id, err := s.LookupUserID(ctx, plugin, attr, value)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	rec, err := s.GetUser(ctx, plugin, id)
+	rec, err := s.lookupUser(ctx, plugin, attr, value)
 	if err != nil {
 		if trace.IsNotFound(err) {
 			return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
@@ -375,20 +426,59 @@ func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*Us
 	return rec, nil
 }
 
+// lookupUser reads the record attr=value names, in one backend read when
+// the backend can follow the index itself.
+func (s *Store) lookupUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
+	key, err := userIndexKey(plugin, attr, value)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if key != nil {
+		if item, ok, err := s.lookupIndirect(ctx, key, UsersPrefix(plugin)); ok {
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			return UnmarshalUser(*item)
+		}
+	}
+	id, err := s.LookupUserID(ctx, plugin, attr, value)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return s.GetUser(ctx, plugin, id)
+}
+
+// lookupGroup is lookupUser for groups.
+func (s *Store) lookupGroup(ctx context.Context, plugin, attr, value string) (*GroupRecord, error) {
+	key, err := groupIndexKey(plugin, attr, value)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if key != nil {
+		if item, ok, err := s.lookupIndirect(ctx, key, GroupsPrefix(plugin)); ok {
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			return UnmarshalGroup(*item)
+		}
+	}
+	id, err := s.LookupGroupID(ctx, plugin, attr, value)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return s.GetGroup(ctx, plugin, id)
+}
+
 // LookupGroupID returns the id of the group record with attr
 // (AttrDisplayName, case-insensitive; AttrExternalID; AttrID) equal to
 // value; trace.NotFound if none.
 func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (string, error) {
-	var key backend.Key
-	switch {
-	case strings.EqualFold(attr, AttrID):
+	key, err := groupIndexKey(plugin, attr, value)
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	if key == nil {
 		return value, nil
-	case strings.EqualFold(attr, AttrDisplayName):
-		key = GroupNameKey(plugin, value)
-	case strings.EqualFold(attr, AttrExternalID):
-		key = GroupExternalIDKey(plugin, value)
-	default:
-		return "", trace.BadParameter("groups cannot be looked up by %q", attr)
 	}
 	id, err := s.indexLookup(ctx, key)
 	if trace.IsNotFound(err) {
@@ -400,11 +490,7 @@ func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (
 // LookupGroup returns the group record with attr equal to value; see
 // LookupUser.
 func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*GroupRecord, error) {
-	id, err := s.LookupGroupID(ctx, plugin, attr, value)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	rec, err := s.GetGroup(ctx, plugin, id)
+	rec, err := s.lookupGroup(ctx, plugin, attr, value)
 	if err != nil {
 		if trace.IsNotFound(err) {
 			return nil, trace.NotFound("no SCIM group with %s %q", attr, value)

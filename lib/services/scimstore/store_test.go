@@ -3,6 +3,7 @@ package scimstore
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 )
 
@@ -31,11 +33,34 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// backends are the backends the store is tested over: memory reads an
+// index entry then the record; lite follows the entry in one read
+// (GetIndirect).
+var backends = map[string]func(t *testing.T) backend.Backend{
+	"memory": func(t *testing.T) backend.Backend {
+		b, err := memory.New(context.Background(), memory.Config{})
+		require.NoError(t, err)
+		return b
+	},
+	"lite": func(t *testing.T) backend.Backend {
+		b, err := lite.New(context.Background(), lite.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
+		require.NoError(t, err)
+		return b
+	},
+}
+
 func TestStore(t *testing.T) {
 	t.Parallel()
+	for kind, open := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			testStore(t, open(t))
+		})
+	}
+}
+
+func testStore(t *testing.T, b backend.Backend) {
 	ctx := context.Background()
-	b, err := memory.New(ctx, memory.Config{})
-	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	s, err := New(b)
 	require.NoError(t, err)
@@ -104,4 +129,59 @@ func TestStore(t *testing.T) {
 	require.True(t, trace.IsNotFound(err))
 	_, err = s.GetUser(ctx, "okta", "a/b")
 	require.True(t, trace.IsNotFound(err))
+}
+
+// TestLookupJunkIndex: an index entry that names no record, an empty id, an
+// id with a separator (which would reach another key space) or a record
+// that does not carry the value is "not found", over both read paths.
+func TestLookupJunkIndex(t *testing.T) {
+	t.Parallel()
+	for kind, open := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := open(t)
+			t.Cleanup(func() { b.Close() })
+			s, err := New(b)
+			require.NoError(t, err)
+			put := func(key backend.Key, value string) {
+				_, err := b.Put(ctx, backend.Item{Key: key, Value: []byte(value)})
+				require.NoError(t, err)
+			}
+			rec := &UserRecord{ID: "u1", UserName: "real", Active: true}
+			actions, err := PutUserActions("okta", nil, rec)
+			require.NoError(t, err)
+			_, err = b.AtomicWrite(ctx, actions)
+			require.NoError(t, err)
+			g := &GroupRecord{ID: "g1", DisplayName: "Eng"}
+			gactions, err := PutGroupActions("okta", nil, g)
+			require.NoError(t, err)
+			_, err = b.AtomicWrite(ctx, gactions)
+			require.NoError(t, err)
+
+			put(UserKey("okta", "a/b"), `{"id":"a/b","user_name":"slash"}`)
+			put(UserNameKey("okta", "slash"), "a/b")
+			put(UserNameKey("okta", "empty"), "")
+			put(UserNameKey("okta", "gone"), "nosuch")
+			put(UserNameKey("okta", "other"), "u1") // u1 is "real", not "other"
+			for _, name := range []string{"slash", "empty", "gone", "other", "absent"} {
+				_, err := s.LookupUser(ctx, "okta", AttrUserName, name)
+				require.True(t, trace.IsNotFound(err), "%s: %v", name, err)
+			}
+			got, err := s.LookupUser(ctx, "okta", AttrUserName, "REAL")
+			require.NoError(t, err)
+			require.Equal(t, "u1", got.ID)
+			direct, err := s.GetUser(ctx, "okta", "u1")
+			require.NoError(t, err)
+			require.Equal(t, direct, got, "same record and revision either way")
+			_, err = s.LookupUser(ctx, "okta", "nickName", "x")
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+
+			gg, err := s.LookupGroup(ctx, "okta", AttrDisplayName, "eng")
+			require.NoError(t, err)
+			require.Equal(t, "g1", gg.ID)
+			_, err = s.LookupGroup(ctx, "okta", AttrDisplayName, "ops")
+			require.True(t, trace.IsNotFound(err), "%v", err)
+		})
+	}
 }
