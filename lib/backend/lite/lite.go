@@ -291,6 +291,11 @@ func (b *Backend) dsn(readOnly bool) string {
 		// and paid a syscall. Pages still in the WAL are read as before.
 		// Only read connections map the file: writes keep going through
 		// write(), which is what synchronous=FULL's durability is about.
+		// The mapped pages are the kernel's page cache, shared and
+		// reclaimable, but VmRSS counts them once per connection that
+		// touched them: after a lookup storm over a large database, RSS
+		// reads up to ReadConns times the hot part of the file without
+		// that memory being used more than once.
 		q = append(q, "_pragma=query_only(1)", "_pragma=cache_size(-8192)",
 			fmt.Sprintf("_pragma=mmap_size(%d)", readMmapSize))
 	}
