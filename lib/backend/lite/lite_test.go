@@ -28,17 +28,22 @@ func TestCompliance(t *testing.T) {
 	})
 }
 
-// TestReadConnPragmas: read connections map the file and are read-only;
-// GetRange's prepared shapes answer each kind of bound.
+// TestReadConnPragmas: read connections map the file only when asked and
+// are read-only; GetRange's prepared shapes answer each kind of bound.
 func TestReadConnPragmas(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	b, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
+	off, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { off.Close() })
+	var mmap int64
+	require.NoError(t, off.rdb.QueryRowContext(ctx, "PRAGMA mmap_size").Scan(&mmap))
+	require.Zero(t, mmap)
+	b, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), ReadMmapSize: 1 << 28})
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
-	var mmap int64
 	require.NoError(t, b.rdb.QueryRowContext(ctx, "PRAGMA mmap_size").Scan(&mmap))
-	require.Equal(t, int64(readMmapSize), mmap)
+	require.Equal(t, int64(1<<28), mmap)
 	_, err = b.rdb.ExecContext(ctx, "CREATE TABLE x (y)")
 	require.Error(t, err, "read connections are query_only")
 
