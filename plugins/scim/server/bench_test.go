@@ -20,8 +20,8 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // BenchmarkLookupHTTPS runs Okta's filter lookup through the real handler,
