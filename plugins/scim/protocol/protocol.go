@@ -61,11 +61,30 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// WriteJSON writes v as a SCIM response with the given status.
+// WriteJSON writes v as a SCIM response with the given status. Resources (map[string]any) and
+// list responses are encoded directly into a pooled buffer; other values go through json.Marshal.
 func WriteJSON(w http.ResponseWriter, status int, v any) error {
-	body, err := json.Marshal(v)
+	bp := bufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+	}()
+	var body []byte
+	var err error
+	switch t := v.(type) {
+	case *ListResponse:
+		body, err = appendListResponse((*bp)[:0], t)
+	case map[string]any:
+		body, err = appendObject((*bp)[:0], t)
+	default:
+		body, err = json.Marshal(v)
+	}
 	if err != nil {
 		return err
+	}
+	if cap(body) > cap(*bp) {
+		*bp = body[:0]
 	}
 	w.Header().Set("Content-Type", scimerr.ContentType)
 	w.WriteHeader(status)

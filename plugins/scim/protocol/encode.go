@@ -1,0 +1,184 @@
+package protocol
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// A direct JSON encoder for the values SCIM responses are made of (map[string]any, []any,
+// strings, booleans, json.Number from UseNumber decoding). encoding/json reflects over every map
+// and interface value and sorts keys through reflect.Value; on the lookup path that cost as much
+// CPU as the rest of the response building. The output is byte-for-byte what json.Marshal gives
+// (keys sorted, HTML-escaped strings, invalid UTF-8 replaced); any other type is handed to
+// json.Marshal, so nothing is ever encoded differently.
+
+// bufPool recycles response buffers; maxPooledBuf keeps one huge list page from pinning memory.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+// appendJSON appends the JSON encoding of v to buf.
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	switch t := v.(type) {
+	case nil:
+		return append(buf, "null"...), nil
+	case string:
+		return appendString(buf, t), nil
+	case bool:
+		if t {
+			return append(buf, "true"...), nil
+		}
+		return append(buf, "false"...), nil
+	case map[string]any:
+		return appendObject(buf, t)
+	case []any:
+		if t == nil {
+			return append(buf, "null"...), nil
+		}
+		buf = append(buf, '[')
+		for i, e := range t {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var err error
+			if buf, err = appendJSON(buf, e); err != nil {
+				return buf, err
+			}
+		}
+		return append(buf, ']'), nil
+	case []string:
+		if t == nil {
+			return append(buf, "null"...), nil
+		}
+		buf = append(buf, '[')
+		for i, e := range t {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, e)
+		}
+		return append(buf, ']'), nil
+	default:
+		// json.Number, numbers, structs...: rare in a response, and encoding/json knows the rules.
+		b, err := json.Marshal(v)
+		if err != nil {
+			return buf, err
+		}
+		return append(buf, b...), nil
+	}
+}
+
+// appendObject writes m with its keys sorted, as encoding/json does.
+func appendObject(buf []byte, m map[string]any) ([]byte, error) {
+	if m == nil {
+		return append(buf, "null"...), nil
+	}
+	var small [16]string
+	keys := small[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		var err error
+		if buf, err = appendJSON(buf, m[k]); err != nil {
+			return buf, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+// appendListResponse writes r with the field order and names of its struct tags.
+func appendListResponse(buf []byte, r *ListResponse) ([]byte, error) {
+	buf = append(buf, `{"schemas":`...)
+	buf, _ = appendJSON(buf, r.Schemas)
+	buf = append(buf, `,"totalResults":`...)
+	buf = appendInt(buf, r.TotalResults)
+	buf = append(buf, `,"startIndex":`...)
+	buf = appendInt(buf, r.StartIndex)
+	buf = append(buf, `,"itemsPerPage":`...)
+	buf = appendInt(buf, r.ItemsPerPage)
+	buf = append(buf, `,"Resources":`...)
+	if r.Resources == nil {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, '[')
+		for i, res := range r.Resources {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var err error
+			if buf, err = appendObject(buf, res); err != nil {
+				return buf, err
+			}
+		}
+		buf = append(buf, ']')
+	}
+	return append(buf, '}'), nil
+}
+
+func appendInt(buf []byte, n int) []byte { return strconv.AppendInt(buf, int64(n), 10) }
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string with encoding/json's escaping: HTML-significant
+// characters, control characters, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\b':
+				buf = append(buf, '\\', 'b')
+			case '\f':
+				buf = append(buf, '\\', 'f')
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
