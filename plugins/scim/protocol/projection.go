@@ -126,12 +126,19 @@ func (p Projection) attr(prefix, name string, def *schema.Attribute, v any, forc
 	if def != nil && def.Returned == schema.Never {
 		return nil, false
 	}
-	key := prefix + strings.ToLower(name)
 	always := def != nil && def.Returned == schema.Always
+	if len(p.include) == 0 && len(p.exclude) == 0 {
+		// The default projection (every lookup): no selection key to build.
+		if !always && !forced && def != nil && def.Returned == schema.Request {
+			return nil, false
+		}
+		return projectValue(v, subFilter{def: def})
+	}
+	key := prefix + strings.ToLower(name)
 	if !always && p.exclude[key] {
 		return nil, false
 	}
-	subFilter := func(string) bool { return true }
+	keep := subFilter{p: &p, def: def, key: key}
 	switch {
 	case always, forced:
 	case len(p.include) > 0:
@@ -148,33 +155,49 @@ func (p Projection) attr(prefix, name string, def *schema.Attribute, v any, forc
 			if !any {
 				return nil, false
 			}
-			subFilter = func(s string) bool { return p.include[subPrefix+strings.ToLower(s)] }
+			keep.onlyIncluded = true
 		}
 	default:
 		if def != nil && def.Returned == schema.Request {
 			return nil, false
 		}
 	}
-	keepSub := func(s string) bool {
-		if def != nil {
-			if sd := def.SubAttribute(s); sd != nil && sd.Returned == schema.Never {
-				return false
-			}
-		}
-		if p.exclude[key+"."+strings.ToLower(s)] {
-			return false
-		}
-		return subFilter(s)
-	}
-	return projectValue(v, keepSub)
+	return projectValue(v, keep)
 }
 
-func projectValue(v any, keep func(string) bool) (any, bool) {
+// subFilter decides which sub-attributes of one attribute are output: never returned:never
+// ones, and with a selection (p set), not excluded ones and, when onlyIncluded, only the
+// included ones. It is a value rather than a closure so that the default projection allocates
+// nothing to decide.
+type subFilter struct {
+	def          *schema.Attribute
+	p            *Projection
+	key          string
+	onlyIncluded bool
+}
+
+func (f subFilter) keep(s string) bool {
+	if f.def != nil {
+		if sd := f.def.SubAttribute(s); sd != nil && sd.Returned == schema.Never {
+			return false
+		}
+	}
+	if f.p == nil {
+		return true
+	}
+	subKey := f.key + "." + strings.ToLower(s)
+	if f.p.exclude[subKey] {
+		return false
+	}
+	return !f.onlyIncluded || f.p.include[subKey]
+}
+
+func projectValue(v any, f subFilter) (any, bool) {
 	switch t := v.(type) {
 	case map[string]any:
 		m := make(map[string]any, len(t))
 		for k, sv := range t {
-			if keep(k) {
+			if f.keep(k) {
 				m[k] = sv
 			}
 		}
@@ -183,7 +206,7 @@ func projectValue(v any, keep func(string) bool) (any, bool) {
 		out := make([]any, 0, len(t))
 		for _, e := range t {
 			if em, ok := e.(map[string]any); ok {
-				if pm, ok := projectValue(em, keep); ok {
+				if pm, ok := projectValue(em, f); ok {
 					out = append(out, pm)
 				}
 				continue
