@@ -87,6 +87,20 @@ func (l *failureLimiter) prune(now time.Time) {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the children of each label combination seen, so that a request does not
+	// format its status code and hash its label values again: the combinations are few (plugin
+	// names are only counted once authenticated, operations and codes are fixed sets).
+	series sync.Map // seriesKey → *series
+}
+
+type seriesKey struct {
+	plugin, op string
+	code       int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -110,6 +124,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) observe(plugin, op string, code int, d time.Duration) {
-	m.requests.WithLabelValues(plugin, op, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(plugin, op).Observe(d.Seconds())
+	key := seriesKey{plugin: plugin, op: op, code: code}
+	v, ok := m.series.Load(key)
+	if !ok {
+		v, _ = m.series.LoadOrStore(key, &series{
+			requests: m.requests.WithLabelValues(plugin, op, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(plugin, op),
+		})
+	}
+	s := v.(*series)
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 }

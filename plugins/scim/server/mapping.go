@@ -122,12 +122,29 @@ func decodeAttributes(raw json.RawMessage) schema.Resource {
 	return res
 }
 
+// userRecordKeys and groupRecordKeys are the attributes a response takes from the record (or
+// never returns), whatever the stored attributes say.
+var (
+	userRecordKeys  = []string{"id", "meta", "groups", "active", "password", "schemas", "userName", "externalId"}
+	groupRecordKeys = []string{"id", "meta", "schemas", "displayName", "externalId", "members"}
+)
+
+// deleteKeys removes from m every key equal to one of names, ignoring case, in one pass over m.
+func deleteKeys(m map[string]any, names []string) {
+	for k := range m {
+		for _, name := range names {
+			if strings.EqualFold(k, name) {
+				delete(m, k)
+				break
+			}
+		}
+	}
+}
+
 // userResource builds the full SCIM representation of rec.
 func userResource(base string, rec *scimstore.UserRecord) schema.Resource {
 	res := decodeAttributes(rec.Attributes)
-	for _, k := range []string{"id", "meta", "groups", "active", "password", "schemas", "userName", "externalId"} {
-		schema.Delete(res, k)
-	}
+	deleteKeys(res, userRecordKeys)
 	res["id"] = rec.ID
 	res["userName"] = rec.UserName
 	if rec.ExternalID != "" {
@@ -201,9 +218,7 @@ func groupFields(res schema.Resource) (scimstore.GroupRecord, error) {
 // groupResource builds the full SCIM representation of rec.
 func groupResource(base string, rec *scimstore.GroupRecord) schema.Resource {
 	res := decodeAttributes(rec.Attributes)
-	for _, k := range []string{"id", "meta", "schemas", "displayName", "externalId", "members"} {
-		schema.Delete(res, k)
-	}
+	deleteKeys(res, groupRecordKeys)
 	res["id"] = rec.ID
 	res["displayName"] = rec.DisplayName
 	if rec.ExternalID != "" {
