@@ -82,8 +82,9 @@ func refKey(ref schema.Ref) string {
 	return k
 }
 
-// Apply returns the projected copy of r that goes on the wire. It shares no mutable state with r
-// at the top level and for projected complex values.
+// Apply returns the projection of r that goes on the wire: a new top-level map whose complex
+// values are r's own when the projection keeps them whole (every lookup's name, emails...) and
+// filtered copies otherwise. It is meant to be encoded, not modified.
 func (p Projection) Apply(rt *schema.ResourceType, r schema.Resource) map[string]any {
 	out := make(map[string]any, len(r))
 	for k, v := range r {
@@ -193,6 +194,10 @@ func (f subFilter) keep(s string) bool {
 }
 
 func projectValue(v any, f subFilter) (any, bool) {
+	if keepsWhole(v, f) {
+		// Nothing to filter out: no copy.
+		return v, true
+	}
 	switch t := v.(type) {
 	case map[string]any:
 		m := make(map[string]any, len(t))
@@ -216,5 +221,34 @@ func projectValue(v any, f subFilter) (any, bool) {
 		return out, len(out) > 0
 	default:
 		return v, true
+	}
+}
+
+// keepsWhole reports whether projectValue would return v unchanged: a non-empty value whose
+// objects (directly or as array elements) are non-empty and keep every key.
+func keepsWhole(v any, f subFilter) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		if len(t) == 0 {
+			return false
+		}
+		for k := range t {
+			if !f.keep(k) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		if len(t) == 0 {
+			return false
+		}
+		for _, e := range t {
+			if em, ok := e.(map[string]any); ok && !keepsWhole(em, f) {
+				return false
+			}
+		}
+		return true
+	default:
+		return true
 	}
 }
