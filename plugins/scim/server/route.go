@@ -32,6 +32,49 @@ const (
 
 type handlerFunc = func(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error
 
+// routeEntry is what one method on one path does.
+type routeEntry struct {
+	op string
+	h  handlerFunc
+}
+
+// routeTable maps the methods served on a path to their entries.
+type routeTable map[string]routeEntry
+
+// routeTables are the method tables of every path shape, built once by New rather than on every
+// request.
+type routeTables struct {
+	users, user, groups, group, serviceProviderConfig, resourceTypes, schemas routeTable
+}
+
+func newRouteTables(s *Server) routeTables {
+	return routeTables{
+		users: routeTable{
+			http.MethodGet:  {opListUsers, s.listUsers},
+			http.MethodPost: {opCreateUser, s.createUser},
+		},
+		user: routeTable{
+			http.MethodGet:    {opGetUser, s.getUser},
+			http.MethodPut:    {opReplaceUser, s.replaceUser},
+			http.MethodPatch:  {opPatchUser, s.patchUser},
+			http.MethodDelete: {opDeleteUser, s.deleteUser},
+		},
+		groups: routeTable{
+			http.MethodGet:  {opListGroups, s.listGroups},
+			http.MethodPost: {opCreateGroup, s.createGroup},
+		},
+		group: routeTable{
+			http.MethodGet:    {opGetGroup, s.getGroup},
+			http.MethodPut:    {opReplaceGroup, s.replaceGroup},
+			http.MethodPatch:  {opPatchGroup, s.patchGroup},
+			http.MethodDelete: {opDeleteGroup, s.deleteGroup},
+		},
+		serviceProviderConfig: routeTable{http.MethodGet: {opServiceProviderConfig, serviceProviderConfig}},
+		resourceTypes:         routeTable{http.MethodGet: {opResourceTypes, resourceTypes}},
+		schemas:               routeTable{http.MethodGet: {opSchemas, schemas}},
+	}
+}
+
 // route reads the plugin, the operation and the resource id from the path. The request it returns
 // always carries the plugin and an operation name (opUnknown when the path or method is not
 // served, with the error to answer once the caller is authenticated).
@@ -55,49 +98,29 @@ func (s *Server) route(r *http.Request) (*request, error) {
 		}
 	}
 	req.id = id
-	type entry struct {
-		op string
-		h  handlerFunc
-	}
-	var table map[string]entry
+	var table routeTable
 	switch resource {
 	case "Users":
 		if id == "" {
-			table = map[string]entry{
-				http.MethodGet:  {opListUsers, s.listUsers},
-				http.MethodPost: {opCreateUser, s.createUser},
-			}
+			table = s.routes.users
 		} else {
-			table = map[string]entry{
-				http.MethodGet:    {opGetUser, s.getUser},
-				http.MethodPut:    {opReplaceUser, s.replaceUser},
-				http.MethodPatch:  {opPatchUser, s.patchUser},
-				http.MethodDelete: {opDeleteUser, s.deleteUser},
-			}
+			table = s.routes.user
 		}
 	case "Groups":
 		if id == "" {
-			table = map[string]entry{
-				http.MethodGet:  {opListGroups, s.listGroups},
-				http.MethodPost: {opCreateGroup, s.createGroup},
-			}
+			table = s.routes.groups
 		} else {
-			table = map[string]entry{
-				http.MethodGet:    {opGetGroup, s.getGroup},
-				http.MethodPut:    {opReplaceGroup, s.replaceGroup},
-				http.MethodPatch:  {opPatchGroup, s.patchGroup},
-				http.MethodDelete: {opDeleteGroup, s.deleteGroup},
-			}
+			table = s.routes.group
 		}
 	case "ServiceProviderConfig":
 		if id != "" {
 			return req, scimerr.NotFound("no such SCIM endpoint")
 		}
-		table = map[string]entry{http.MethodGet: {opServiceProviderConfig, serviceProviderConfig}}
+		table = s.routes.serviceProviderConfig
 	case "ResourceTypes":
-		table = map[string]entry{http.MethodGet: {opResourceTypes, resourceTypes}}
+		table = s.routes.resourceTypes
 	case "Schemas":
-		table = map[string]entry{http.MethodGet: {opSchemas, schemas}}
+		table = s.routes.schemas
 	default:
 		return req, scimerr.NotFound("no such SCIM endpoint")
 	}

@@ -144,6 +144,7 @@ type Server struct {
 	prov     Provisioner
 	metrics  *metrics
 	failures *failureLimiter
+	routes   routeTables
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -158,14 +159,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		prov:     cfg.Provisioner,
 		metrics:  m,
 		failures: newFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
 		limiters: map[string]*rate.Limiter{},
-	}, nil
+	}
+	s.routes = newRouteTables(s)
+	return s, nil
 }
 
 // request is one routed SCIM request.
