@@ -192,6 +192,55 @@ func optKey(v string, key func(string) backend.Key) backend.Key {
 	return key(v)
 }
 
+// recordKeys are the keys one record occupies: the record itself, its name
+// index entry (userName or displayName) and, when it has an externalId, that
+// index entry. Users and groups are stored the same way through them.
+type recordKeys struct {
+	record, name, externalID backend.Key
+}
+
+func userKeys(plugin string, r *UserRecord) recordKeys {
+	return recordKeys{
+		record:     UserKey(plugin, r.ID),
+		name:       UserNameKey(plugin, r.UserName),
+		externalID: optKey(r.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) }),
+	}
+}
+
+func groupKeys(plugin string, r *GroupRecord) recordKeys {
+	return recordKeys{
+		record:     GroupKey(plugin, r.ID),
+		name:       GroupNameKey(plugin, r.DisplayName),
+		externalID: optKey(r.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) }),
+	}
+}
+
+// putActions stores item (the record at next's keys) in place of the
+// record at old's keys, read at oldRevision (old nil: a new record).
+func putActions(item backend.Item, id string, old *recordKeys, oldRevision string, next recordKeys) []backend.ConditionalAction {
+	cond := backend.NotExists()
+	var oldName, oldExt backend.Key
+	if old != nil {
+		cond = backend.Revision(oldRevision)
+		oldName, oldExt = old.name, old.externalID
+	}
+	actions := []backend.ConditionalAction{{Key: item.Key, Condition: cond, Action: backend.Put(item)}}
+	actions = append(actions, indexActions(oldName, next.name, id)...)
+	return append(actions, indexActions(oldExt, next.externalID, id)...)
+}
+
+// deleteActions removes the record at k, read at revision, and its indexes.
+func deleteActions(k recordKeys, revision string) []backend.ConditionalAction {
+	actions := []backend.ConditionalAction{
+		{Key: k.record, Condition: backend.Revision(revision), Action: backend.Delete()},
+		{Key: k.name, Condition: backend.Whatever(), Action: backend.Delete()},
+	}
+	if k.externalID != nil {
+		actions = append(actions, backend.ConditionalAction{Key: k.externalID, Condition: backend.Whatever(), Action: backend.Delete()})
+	}
+	return actions
+}
+
 // PutUserActions returns the actions that store next in place of old (nil
 // for a new record; otherwise as read, with its Revision) with its indexes:
 // the record conditioned on old's revision (or NotExists), a new userName or
@@ -206,33 +255,19 @@ func PutUserActions(plugin string, old, next *UserRecord) ([]backend.Conditional
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	var cond backend.Condition
-	var oldName, oldExt backend.Key
-	if old == nil {
-		cond = backend.NotExists()
-	} else {
-		cond = backend.Revision(old.Revision)
-		oldName = UserNameKey(plugin, old.UserName)
-		oldExt = optKey(old.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) })
+	var oldKeys *recordKeys
+	var oldRevision string
+	if old != nil {
+		k := userKeys(plugin, old)
+		oldKeys, oldRevision = &k, old.Revision
 	}
-	actions := []backend.ConditionalAction{{Key: item.Key, Condition: cond, Action: backend.Put(item)}}
-	actions = append(actions, indexActions(oldName, UserNameKey(plugin, next.UserName), next.ID)...)
-	newExt := optKey(next.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) })
-	actions = append(actions, indexActions(oldExt, newExt, next.ID)...)
-	return actions, nil
+	return putActions(item, next.ID, oldKeys, oldRevision, userKeys(plugin, next)), nil
 }
 
 // DeleteUserActions returns the actions that remove old (as read) and its
 // index entries, conditioned on old's revision.
 func DeleteUserActions(plugin string, old *UserRecord) []backend.ConditionalAction {
-	actions := []backend.ConditionalAction{
-		{Key: UserKey(plugin, old.ID), Condition: backend.Revision(old.Revision), Action: backend.Delete()},
-		{Key: UserNameKey(plugin, old.UserName), Condition: backend.Whatever(), Action: backend.Delete()},
-	}
-	if old.ExternalID != "" {
-		actions = append(actions, backend.ConditionalAction{Key: UserExternalIDKey(plugin, old.ExternalID), Condition: backend.Whatever(), Action: backend.Delete()})
-	}
-	return actions
+	return deleteActions(userKeys(plugin, old), old.Revision)
 }
 
 // PutGroupActions is PutUserActions for groups (displayName and externalId
@@ -245,33 +280,19 @@ func PutGroupActions(plugin string, old, next *GroupRecord) ([]backend.Condition
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	var cond backend.Condition
-	var oldName, oldExt backend.Key
-	if old == nil {
-		cond = backend.NotExists()
-	} else {
-		cond = backend.Revision(old.Revision)
-		oldName = GroupNameKey(plugin, old.DisplayName)
-		oldExt = optKey(old.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) })
+	var oldKeys *recordKeys
+	var oldRevision string
+	if old != nil {
+		k := groupKeys(plugin, old)
+		oldKeys, oldRevision = &k, old.Revision
 	}
-	actions := []backend.ConditionalAction{{Key: item.Key, Condition: cond, Action: backend.Put(item)}}
-	actions = append(actions, indexActions(oldName, GroupNameKey(plugin, next.DisplayName), next.ID)...)
-	newExt := optKey(next.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) })
-	actions = append(actions, indexActions(oldExt, newExt, next.ID)...)
-	return actions, nil
+	return putActions(item, next.ID, oldKeys, oldRevision, groupKeys(plugin, next)), nil
 }
 
 // DeleteGroupActions returns the actions that remove old (as read) and its
 // index entries, conditioned on old's revision.
 func DeleteGroupActions(plugin string, old *GroupRecord) []backend.ConditionalAction {
-	actions := []backend.ConditionalAction{
-		{Key: GroupKey(plugin, old.ID), Condition: backend.Revision(old.Revision), Action: backend.Delete()},
-		{Key: GroupNameKey(plugin, old.DisplayName), Condition: backend.Whatever(), Action: backend.Delete()},
-	}
-	if old.ExternalID != "" {
-		actions = append(actions, backend.ConditionalAction{Key: GroupExternalIDKey(plugin, old.ExternalID), Condition: backend.Whatever(), Action: backend.Delete()})
-	}
-	return actions
+	return deleteActions(groupKeys(plugin, old), old.Revision)
 }
 
 // Store reads records and indexes. Writes go through the Put*/Delete*
