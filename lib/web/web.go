@@ -254,7 +254,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		if err := s.cfg.Ready(ctx); err != nil {
 			// The caller is unauthenticated: log the detail, answer generically.
 			s.cfg.Logger.Warn("Readiness check failed.", "error", err)
-			writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: "backend not reachable"})
+			writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: "not ready"})
 			return
 		}
 	}

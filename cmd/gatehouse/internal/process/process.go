@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -111,6 +112,10 @@ type Process struct {
 	sshLn   net.Listener
 	diag    *http.Server
 	diagLn  net.Listener
+
+	// started is set once Start has written every file gatectl reads, so
+	// /readyz never says ready before the admin identity exists.
+	started atomic.Bool
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -267,6 +272,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		"ssh_addr", p.sshLn.Addr().String(),
 		"data_dir", set.DataDir)
 	p.printBanner()
+	p.started.Store(true)
 	return p, nil
 }
 
@@ -282,8 +288,12 @@ func (p *Process) SSHAddr() net.Addr { return p.sshLn.Addr() }
 // Auth is the auth server.
 func (p *Process) Auth() *auth.Server { return p.auth }
 
-// ready is the /readyz check: a cheap read that proves the backend answers.
+// ready is the /readyz check: startup has finished, and a cheap read proves
+// the backend answers.
 func (p *Process) ready(ctx context.Context) error {
+	if !p.started.Load() {
+		return trace.ConnectionProblem(nil, "gatehouse is starting")
+	}
 	_, err := p.backend.Get(ctx, backend.NewKey("readyz"))
 	if err == nil || trace.IsNotFound(err) {
 		return nil

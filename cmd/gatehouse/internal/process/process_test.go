@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
@@ -155,4 +156,14 @@ func TestStartFailsCleanly(t *testing.T) {
 	require.ErrorContains(t, err, "auth listener")
 	p2 := start(t, settings(t, dir), nil, io.Discard)
 	stop(t, p2)
+}
+
+// TestNotReadyUntilStarted: /readyz must not answer ready while Start is
+// still writing the files gatectl needs (a client polling readiness would
+// otherwise race the admin identity).
+func TestNotReadyUntilStarted(t *testing.T) {
+	p := &Process{}
+	err := p.ready(context.Background())
+	require.Error(t, err)
+	require.True(t, trace.IsConnectionProblem(err), "%v", err)
 }
