@@ -98,6 +98,7 @@ type startFlags struct {
 	dataDir, clusterName, publicAddr, storage,
 	authAddr, webAddr, sshAddr, diagAddr, logLevel, logFormat string
 	etcdEndpoints, etcdPrefix, etcdCA, etcdCert, etcdKey string
+	diagPprof                                            bool
 }
 
 // registerEtcd adds the etcd storage flags.
@@ -120,6 +121,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
 	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (user certificates from the cluster's user CA); port 0 picks a free port")
 	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics (off unless set)")
+	fs.BoolVar(&f.diagPprof, "diag-pprof", false, "with --diag-addr: also serve Go runtime profiles at /debug/pprof/ (for operators only)")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log format: text or json")
 }
@@ -127,6 +129,12 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 // overrides returns the flags that were set on the command line.
 func (f *startFlags) overrides(fs *pflag.FlagSet) config.Overrides {
 	set := func(name string, v *string) *string {
+		if fs.Changed(name) {
+			return v
+		}
+		return nil
+	}
+	setBool := func(name string, v *bool) *bool {
 		if fs.Changed(name) {
 			return v
 		}
@@ -146,6 +154,7 @@ func (f *startFlags) overrides(fs *pflag.FlagSet) config.Overrides {
 		WebAddr:       set("web-addr", &f.webAddr),
 		SSHAddr:       set("ssh-addr", &f.sshAddr),
 		DiagAddr:      set("diag-addr", &f.diagAddr),
+		DiagPprof:     setBool("diag-pprof", &f.diagPprof),
 		LogLevel:      set("log-level", &f.logLevel),
 		LogFormat:     set("log-format", &f.logFormat),
 	}
@@ -177,7 +186,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Start the Gatehouse server",
 		Long: `Start the Gatehouse server: storage, the auth service (gRPC, mTLS), the HTTPS web
 listener (/healthz, /readyz, SCIM and SSO endpoints), the SSH node service and,
-with --diag-addr, Prometheus /metrics.
+with --diag-addr, Prometheus /metrics (and, with --diag-pprof, Go profiles).
 
 Settings come from --config FILE (YAML; unknown keys are refused) and flags;
 a flag given on the command line wins over the file. See the README for the

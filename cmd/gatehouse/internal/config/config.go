@@ -44,7 +44,7 @@ type File struct {
 	Auth        Auth     `yaml:"auth"`
 	Web         Web      `yaml:"web"`
 	SSH         Listener `yaml:"ssh"`
-	Diag        Listener `yaml:"diag"`
+	Diag        Diag     `yaml:"diag"`
 	Log         Log      `yaml:"log"`
 }
 
@@ -99,6 +99,16 @@ type Listener struct {
 	ListenAddr string `yaml:"listen_addr"`
 }
 
+// Diag configures the diagnostics listener (plain HTTP: bind it to loopback
+// or a management network).
+type Diag struct {
+	ListenAddr string `yaml:"listen_addr"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/. Off by
+	// default: profiles name code paths and a goroutine dump shows what
+	// every request is doing, which is for operators only.
+	Pprof bool `yaml:"pprof"`
+}
+
 // Log configures logging.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -121,6 +131,7 @@ type Config struct {
 	WebKeyFile       string
 	SSHAddr          string
 	DiagAddr         string
+	DiagPprof        bool
 	LogLevel         slog.Level
 	LogFormat        string
 	AuditRetention   time.Duration
@@ -143,6 +154,7 @@ type Overrides struct {
 	WebAddr       *string
 	SSHAddr       *string
 	DiagAddr      *string
+	DiagPprof     *bool
 	LogLevel      *string
 	LogFormat     *string
 }
@@ -210,7 +222,14 @@ func Build(f *File, o Overrides) (*Config, error) {
 		WebKeyFile:  f.Web.KeyFile,
 		SSHAddr:     pick(o.SSHAddr, f.SSH.ListenAddr, DefaultSSHAddr),
 		DiagAddr:    pick(o.DiagAddr, f.Diag.ListenAddr, ""),
+		DiagPprof:   f.Diag.Pprof,
 		LogFormat:   pick(o.LogFormat, f.Log.Format, DefaultLogFormat),
+	}
+	if o.DiagPprof != nil {
+		c.DiagPprof = *o.DiagPprof
+	}
+	if c.DiagPprof && c.DiagAddr == "" {
+		return nil, trace.BadParameter("diag.pprof needs the diagnostics listener: set diag.listen_addr (--diag-addr)")
 	}
 	var err error
 	if c.LogLevel, err = ParseLevel(pick(o.LogLevel, f.Log.Level, DefaultLogLevel)); err != nil {

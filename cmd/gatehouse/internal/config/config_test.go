@@ -91,6 +91,7 @@ func TestRefused(t *testing.T) {
 		{name: "cert without key", yaml: "web:\n  cert_file: /x.pem\n", want: "cert_file"},
 		{name: "public addr with scheme", o: Overrides{PublicAddr: ptr("https://x")}, want: "public address"},
 		{name: "cluster name with space", o: Overrides{ClusterName: ptr("a b")}, want: "cluster name"},
+		{name: "pprof without diag listener", yaml: "diag:\n  pprof: true\n", want: "diag.listen_addr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -373,11 +374,21 @@ func (p *Process) startDiag() error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
+	writeTimeout := web.DefaultWriteTimeout
+	if p.set.DiagPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// A CPU profile or trace streams for ?seconds=N (30 by default).
+		writeTimeout = 5 * time.Minute
+	}
 	p.diag = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: web.DefaultReadHeaderTimeout,
 		ReadTimeout:       web.DefaultReadTimeout,
-		WriteTimeout:      web.DefaultWriteTimeout,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       web.DefaultIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelDebug),
 	}

@@ -87,6 +87,11 @@ func TestStartServesAndRestarts(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, string(body), "gatehouse_web_requests_total")
+	// Profiles are opt-in (diag.pprof), and off here.
+	resp, err = http.Get("http://" + p.diagLn.Addr().String() + "/debug/pprof/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 
 	// The admin identity works against the auth listener.
 	idPath := filepath.Join(dir, AdminIdentityFile)
@@ -166,4 +171,18 @@ func TestNotReadyUntilStarted(t *testing.T) {
 	err := p.ready(context.Background())
 	require.Error(t, err)
 	require.True(t, trace.IsConnectionProblem(err), "%v", err)
+}
+
+func TestDiagPprofOptIn(t *testing.T) {
+	t.Parallel()
+	set := settings(t, t.TempDir())
+	set.DiagPprof = true
+	p := start(t, set, clockwork.NewRealClock(), io.Discard)
+	defer stop(t, p)
+	resp, err := http.Get("http://" + p.diagLn.Addr().String() + "/debug/pprof/heap?debug=1")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "heap profile")
 }
