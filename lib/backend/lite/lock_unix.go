@@ -32,6 +32,13 @@ func lockFile(path string) (*fileLock, error) {
 }
 
 func (l *fileLock) release() error {
-	// Closing the descriptor drops the flock.
-	return trace.ConvertSystemError(l.f.Close())
+	// Unlock before closing: closing drops the flock only once every
+	// descriptor of the open file is closed, and a child forked at that
+	// moment (os/exec in another goroutine) holds a copy until its exec.
+	unlockErr := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	closeErr := l.f.Close()
+	if unlockErr != nil {
+		return trace.ConvertSystemError(unlockErr)
+	}
+	return trace.ConvertSystemError(closeErr)
 }
