@@ -185,6 +185,9 @@ func (b *Backend) runBatch(batch []*request) {
 		ackAll(batch, err)
 		return
 	}
+	// The cache first: a watcher that reads after an event must find at
+	// least that event's state.
+	b.cache.apply(events)
 	b.fanOut(events)
 	for i, r := range batch {
 		r.done <- results[i]
@@ -277,5 +280,6 @@ func (b *Backend) rollback(tx *sql.Tx) {
 // TestBatchCommitFailure checks that.)
 func (b *Backend) commitFailed(err error) {
 	b.log.Error("Commit failed; closing every watcher so that consumers reload.", "error", err)
+	b.cache.reset()
 	b.closeAllWatchers()
 }

@@ -62,6 +62,9 @@ const (
 	// DefaultBusyTimeout is how long a connection waits for a lock held by
 	// another connection before it fails with SQLITE_BUSY.
 	DefaultBusyTimeout = 10 * time.Second
+	// DefaultReadCacheSize is the read cache's default bound: about 100,000
+	// SCIM users with their index entries and Gatehouse accounts.
+	DefaultReadCacheSize = 256 << 20
 	// DefaultReadConns is the size of the read connection pool.
 	DefaultReadConns = 4
 	// purgeBatch bounds how many expired rows one purge transaction deletes,
@@ -71,8 +74,12 @@ const (
 	schemaVersion = 1
 )
 
-// settingPurgeInterval is the one Settings key the registered factory reads.
-const settingPurgeInterval = "purge_interval"
+// The Settings keys the registered factory reads.
+const (
+	settingPurgeInterval = "purge_interval"
+	// settingReadCacheSize is Config.ReadCacheSize in bytes (negative: off).
+	settingReadCacheSize = "read_cache_size"
+)
 
 func init() {
 	backend.Register(Name, openFromParams)
@@ -81,7 +88,8 @@ func init() {
 // openFromParams is the registered factory. Params.Path is a directory
 // (created 0700 if missing); the database is the file DBFileName inside it.
 // Params.Clock decides expiry. Settings may hold "purge_interval" (a Go
-// duration string such as "5s"); any other key is refused.
+// duration string such as "5s") and "read_cache_size" (bytes, an integer;
+// negative turns the cache off); any other key is refused.
 func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, error) {
 	if p.Path == "" {
 		return nil, trace.BadParameter("sqlite backend needs a data directory path")
@@ -95,8 +103,17 @@ func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, err
 				return nil, trace.BadParameter("sqlite backend setting %q: %v", k, err)
 			}
 			cfg.PurgeInterval = d
+		case settingReadCacheSize:
+			n, ok := v.(int64)
+			if i, isInt := v.(int); isInt {
+				n, ok = int64(i), true
+			}
+			if !ok {
+				return nil, trace.BadParameter("sqlite backend setting %q: want an integer number of bytes, got %T", k, v)
+			}
+			cfg.ReadCacheSize = n
 		default:
-			return nil, trace.BadParameter("sqlite backend does not know setting %q (known: %s)", k, settingPurgeInterval)
+			return nil, trace.BadParameter("sqlite backend does not know setting %q (known: %s, %s)", k, settingPurgeInterval, settingReadCacheSize)
 		}
 	}
 	if fi, err := os.Stat(p.Path); err == nil && !fi.IsDir() {
@@ -156,6 +173,9 @@ type Config struct {
 	// touched them, although they are the kernel's shared, reclaimable page
 	// cache.
 	ReadMmapSize int64
+	// ReadCacheSize bounds the memory, in bytes, of the read cache (see
+	// cache.go): DefaultReadCacheSize if zero, off if negative.
+	ReadCacheSize int64
 	// Logger receives the backend's logs.
 	Logger *slog.Logger
 }
@@ -184,6 +204,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.ReadConns == 0 {
 		c.ReadConns = DefaultReadConns
 	}
+	if c.ReadCacheSize == 0 {
+		c.ReadCacheSize = DefaultReadCacheSize
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -207,6 +230,9 @@ type Backend struct {
 	// rangeStmts are GetRange's queries, prepared like getStmt, indexed by
 	// rangeShape.
 	rangeStmts [4]*sql.Stmt
+	// cache holds live items without expiry (nil when off); the writer
+	// keeps it exact (cache.go).
+	cache *readCache
 	// wstmts are the write path's hot statements, prepared on wdb.
 	wstmts *writeStmts
 	// fileLock keeps other backends off the database file.
@@ -264,8 +290,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		watchers: make(map[*watcher]struct{}),
 		closed:   make(chan struct{}),
 	}
+	if b.cache, err = newReadCache(cfg.ReadCacheSize); err != nil {
+		lock.release()
+		return nil, trace.Wrap(err)
+	}
 	if err := b.open(ctx); err != nil {
 		b.closeDBs()
+		b.cache.close()
 		return nil, trace.Wrap(err)
 	}
 	// The ticker is made before New returns so that a fake clock's Advance
@@ -413,6 +444,9 @@ func (b *Backend) Close() error {
 		b.loops.Wait()
 		b.closeAllWatchers()
 		err = b.closeDBs()
+		if cerr := b.cache.close(); err == nil {
+			err = cerr
+		}
 	})
 	return trace.Wrap(err)
 }

@@ -15,17 +15,28 @@ import (
 
 // TestCompliance runs the shared backend compliance suite against lite, one
 // fresh database per sub-test.
+// It runs twice: with the read cache (the default) and without it, so that
+// both read paths answer the suite.
 func TestCompliance(t *testing.T) {
 	t.Parallel()
-	backendtest.RunSuite(t, func(t *testing.T, clock *clockwork.FakeClock) backend.Backend {
-		b, err := New(t.Context(), Config{
-			Path:          filepath.Join(t.TempDir(), "db", "gatehouse.db"),
-			Clock:         clock,
-			PurgeInterval: time.Second,
+	for _, tc := range []struct {
+		name  string
+		cache int64
+	}{{"cache", 0}, {"nocache", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			backendtest.RunSuite(t, func(t *testing.T, clock *clockwork.FakeClock) backend.Backend {
+				b, err := New(t.Context(), Config{
+					Path:          filepath.Join(t.TempDir(), "db", "gatehouse.db"),
+					Clock:         clock,
+					PurgeInterval: time.Second,
+					ReadCacheSize: tc.cache,
+				})
+				require.NoError(t, err)
+				return b
+			})
 		})
-		require.NoError(t, err)
-		return b
-	})
+	}
 }
 
 // TestReadConnPragmas: read connections map the file only when asked and
@@ -73,11 +84,18 @@ func TestReadConnPragmas(t *testing.T) {
 // TestGetIndirect: one read follows an index entry to its item, with the
 // same answers as two Gets (missing, expired, odd bytes), by key lookups
 // only.
+// With the cache on, the second pass answers from memory what the first
+// read from SQLite.
 func TestGetIndirect(t *testing.T) {
 	t.Parallel()
+	t.Run("cache", func(t *testing.T) { t.Parallel(); testGetIndirect(t, 0) })
+	t.Run("nocache", func(t *testing.T) { t.Parallel(); testGetIndirect(t, -1) })
+}
+
+func testGetIndirect(t *testing.T, cacheSize int64) {
 	ctx := t.Context()
 	clock := clockwork.NewFakeClock()
-	b, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), Clock: clock})
+	b, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), Clock: clock, ReadCacheSize: cacheSize})
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	put := func(k, v string, ttl time.Duration) {
@@ -98,11 +116,14 @@ func TestGetIndirect(t *testing.T) {
 	put("rec/3", "three", time.Minute)
 	put("idx/expiring", "1", time.Minute)
 
+	// Forget what the writes cached, so that the first pass reads SQLite.
+	b.cache.reset()
 	prefix := backend.Key("rec/")
-	for _, tc := range []struct{ idx, want string }{
+	cases := []struct{ idx, want string }{
 		{"idx/a", "one"}, {"idx/odd", "odd"}, {"idx/short", "three"}, {"idx/expiring", "one"},
 		{"idx/gone", ""}, {"idx/none", ""},
-	} {
+	}
+	for _, tc := range append(cases, cases...) {
 		it, err := b.GetIndirect(ctx, backend.Key(tc.idx), prefix)
 		if tc.want == "" {
 			require.True(t, trace.IsNotFound(err), "%s: %v", tc.idx, err)
@@ -113,6 +134,10 @@ func TestGetIndirect(t *testing.T) {
 		direct, err := b.Get(ctx, it.Key)
 		require.NoError(t, err)
 		require.Equal(t, direct, it, "same item as Get")
+	}
+	if cacheSize >= 0 {
+		// idx/a and idx/odd, with their items, are cached by the first pass.
+		require.GreaterOrEqual(t, b.CacheStats().Hits, int64(2), "%+v", b.CacheStats())
 	}
 	clock.Advance(time.Minute)
 	for _, idx := range []string{"idx/short", "idx/expiring"} {

@@ -26,6 +26,10 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if err := b.checkOpen(); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if item, ok := b.cache.get(key); ok {
+		return item, nil
+	}
+	gen := b.cache.generation()
 	now := unixNanos(b.cfg.Clock.Now())
 	var (
 		value   []byte
@@ -43,6 +47,7 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if expires.Valid {
 		item.Expires = decodeExpires(expires.Int64)
 	}
+	b.cache.offer(gen, cacheOffer{key: key, value: value, rev: rev, expires: expires.Valid})
 	return item, nil
 }
 
@@ -51,7 +56,7 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 // transaction. || works on text, and a TEXT value never equals a BLOB key,
 // hence the CAST; the caller checks that the key found is exactly prefix +
 // value, so no byte-conversion corner can return another item.
-const sqlGetIndirect = `SELECT i.value, t.key, t.value, t.expires, t.revision
+const sqlGetIndirect = `SELECT i.value, i.expires, i.revision, t.key, t.value, t.expires, t.revision
 	FROM kv AS i JOIN kv AS t ON t.key = CAST(?2 || i.value AS BLOB)
 	WHERE i.key = ?1 AND (i.expires IS NULL OR i.expires > ?3) AND (t.expires IS NULL OR t.expires > ?3)`
 
@@ -67,13 +72,18 @@ func (b *Backend) GetIndirect(ctx context.Context, indexKey, targetPrefix backen
 	if err := b.checkOpen(); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if item, ok := b.cache.getIndirect(indexKey, targetPrefix); ok {
+		return item, nil
+	}
+	gen := b.cache.generation()
 	now := unixNanos(b.cfg.Clock.Now())
 	var (
-		ref, key, value []byte
-		expires         sql.NullInt64
-		rev             int64
+		ref, key, value     []byte
+		refExpires, expires sql.NullInt64
+		refRev, rev         int64
 	)
-	err := b.indirectStmt.QueryRowContext(ctx, []byte(indexKey), []byte(targetPrefix), now).Scan(&ref, &key, &value, &expires, &rev)
+	err := b.indirectStmt.QueryRowContext(ctx, []byte(indexKey), []byte(targetPrefix), now).Scan(
+		&ref, &refExpires, &refRev, &key, &value, &expires, &rev)
 	switch {
 	case err == sql.ErrNoRows:
 		return nil, trace.NotFound("key %q is not found", indexKey)
@@ -92,6 +102,9 @@ func (b *Backend) GetIndirect(ctx context.Context, indexKey, targetPrefix backen
 	if expires.Valid {
 		item.Expires = decodeExpires(expires.Int64)
 	}
+	b.cache.offer(gen,
+		cacheOffer{key: indexKey, value: ref, rev: refRev, expires: refExpires.Valid},
+		cacheOffer{key: key, value: value, rev: rev, expires: expires.Valid})
 	return item, nil
 }
 

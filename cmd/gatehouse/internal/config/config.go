@@ -58,6 +58,9 @@ type Storage struct {
 	Path string `yaml:"path"`
 	// Etcd configures the etcd backend (type etcd).
 	Etcd Etcd `yaml:"etcd"`
+	// ReadCacheMB bounds the sqlite backend's in-memory read cache, in MiB
+	// (default 256; 0 turns it off).
+	ReadCacheMB *int `yaml:"read_cache_mb"`
 }
 
 // Etcd is the storage.etcd section: where the etcd cluster is and how to
@@ -124,7 +127,10 @@ type Config struct {
 	StoragePath string
 	// Etcd holds the etcd settings (storage type etcd only); file paths
 	// are absolute.
-	Etcd             Etcd
+	Etcd Etcd
+	// ReadCacheMB is storage.read_cache_mb (sqlite only); nil means the
+	// backend's default.
+	ReadCacheMB      *int
 	AuthAddr         string
 	WebAddr          string
 	WebCertFile      string
@@ -216,6 +222,7 @@ func Build(f *File, o Overrides) (*Config, error) {
 		PublicAddr:  pick(o.PublicAddr, f.PublicAddr, ""),
 		StorageType: pick(o.Storage, f.Storage.Type, DefaultStorage),
 		StoragePath: f.Storage.Path,
+		ReadCacheMB: f.Storage.ReadCacheMB,
 		AuthAddr:    pick(o.AuthAddr, f.Auth.ListenAddr, DefaultAuthAddr),
 		WebAddr:     pick(o.WebAddr, f.Web.ListenAddr, DefaultWebAddr),
 		WebCertFile: f.Web.CertFile,
@@ -253,6 +260,12 @@ func Build(f *File, o Overrides) (*Config, error) {
 		// Embedded engines keep their files in the data dir; the memory
 		// engine has none and etcd keeps the state in the etcd cluster.
 		c.StoragePath = filepath.Join(c.DataDir, "backend")
+	}
+	if c.ReadCacheMB != nil && (*c.ReadCacheMB < 0 || *c.ReadCacheMB > 1<<20) {
+		return nil, trace.BadParameter("storage.read_cache_mb %d: want 0 (off) to 1048576", *c.ReadCacheMB)
+	}
+	if c.ReadCacheMB != nil && c.StorageType != DefaultStorage {
+		return nil, trace.BadParameter("storage.read_cache_mb applies to storage type %s only", DefaultStorage)
 	}
 	if err := c.buildEtcd(f.Storage.Etcd, o); err != nil {
 		return nil, trace.Wrap(err)
@@ -335,8 +348,16 @@ func (c *Config) buildEtcd(f Etcd, o Overrides) error {
 }
 
 // StorageSettings are the engine settings passed to the backend registry
-// (backend.Params.Settings): the etcd keys for storage etcd, nil otherwise.
+// (backend.Params.Settings): the etcd keys for storage etcd, the read cache
+// size for sqlite when set, nil otherwise.
 func (c *Config) StorageSettings() map[string]any {
+	if c.StorageType == DefaultStorage && c.ReadCacheMB != nil {
+		size := int64(*c.ReadCacheMB) << 20
+		if size == 0 {
+			size = -1 // off
+		}
+		return map[string]any{"read_cache_size": size}
+	}
 	if c.StorageType != StorageEtcd {
 		return nil
 	}

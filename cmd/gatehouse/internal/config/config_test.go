@@ -182,3 +182,28 @@ storage:
 		})
 	}
 }
+
+// TestReadCacheSetting: storage.read_cache_mb reaches the sqlite backend as
+// bytes, 0 turning the cache off; unset passes nothing (the backend's
+// default); other storage types refuse it.
+func TestReadCacheSetting(t *testing.T) {
+	t.Parallel()
+	build := func(yaml string) (*Config, error) {
+		f, err := Parse([]byte(yaml))
+		require.NoError(t, err)
+		return Build(f, Overrides{})
+	}
+	c, err := build("storage:\n  read_cache_mb: 64\n")
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"read_cache_size": int64(64 << 20)}, c.StorageSettings())
+	c, err = build("storage:\n  read_cache_mb: 0\n")
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"read_cache_size": int64(-1)}, c.StorageSettings())
+	c, err = build("storage:\n  type: sqlite\n")
+	require.NoError(t, err)
+	require.Nil(t, c.StorageSettings())
+	_, err = build("storage:\n  read_cache_mb: -1\n")
+	require.ErrorContains(t, err, "read_cache_mb")
+	_, err = build("storage:\n  type: etcd\n  read_cache_mb: 64\n  etcd:\n    endpoints: [https://127.0.0.1:2379]\n")
+	require.ErrorContains(t, err, "read_cache_mb")
+}
