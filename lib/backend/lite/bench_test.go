@@ -143,50 +143,85 @@ func BenchmarkConditionalUpdate(b *testing.B) {
 	reportOps(b, batch)
 }
 
-// BenchmarkGet reads random keys from one goroutine.
+// BenchmarkGet reads random keys from one goroutine: "sqlite" with the read
+// cache off, "cached" once every key is in the read cache.
 func BenchmarkGet(b *testing.B) {
-	be := loadedBackend(b)
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(7, 8))
-	const batch = 20000
-	b.ResetTimer()
-	for range b.N {
-		for range batch {
-			if _, err := be.Get(ctx, benchKey(rng.IntN(benchKeys))); err != nil {
-				b.Fatal(err)
+	for _, cached := range []bool{false, true} {
+		b.Run(cacheCase(cached), func(b *testing.B) {
+			be := cacheMode(b, cached)
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(7, 8))
+			const batch = 20000
+			b.ResetTimer()
+			for range b.N {
+				for range batch {
+					if _, err := be.Get(ctx, benchKey(rng.IntN(benchKeys))); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
-		}
+			reportOps(b, batch)
+		})
 	}
-	reportOps(b, batch)
 }
 
 // BenchmarkGetParallel reads random keys from 8 goroutines at once, through
-// the read pool. (RunParallel would do one operation under -benchtime 1x.)
+// the read pool (or the cache). (RunParallel would do one operation under
+// -benchtime 1x.)
 func BenchmarkGetParallel(b *testing.B) {
-	be := loadedBackend(b)
-	const workers, perWorker = 8, 5000
-	b.ResetTimer()
-	for range b.N {
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := range workers {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(9, uint64(w)))
-				for range perWorker {
-					if _, err := be.Get(context.Background(), benchKey(rng.IntN(benchKeys))); err != nil {
-						errs <- err
-						return
-					}
+	for _, cached := range []bool{false, true} {
+		b.Run(cacheCase(cached), func(b *testing.B) {
+			be := cacheMode(b, cached)
+			const workers, perWorker = 8, 5000
+			b.ResetTimer()
+			for range b.N {
+				var wg sync.WaitGroup
+				errs := make(chan error, workers)
+				for w := range workers {
+					wg.Go(func() {
+						rng := rand.New(rand.NewPCG(9, uint64(w)))
+						for range perWorker {
+							if _, err := be.Get(context.Background(), benchKey(rng.IntN(benchKeys))); err != nil {
+								errs <- err
+								return
+							}
+						}
+					})
 				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+			}
+			reportOps(b, workers*perWorker)
+		})
+	}
+}
+
+func cacheCase(cached bool) string {
+	if cached {
+		return "cached"
+	}
+	return "sqlite"
+}
+
+// cacheMode returns the shared database with its read cache off for the
+// benchmark (uncached), or with every key read into it first (cached).
+func cacheMode(b *testing.B, cached bool) *Backend {
+	be := loadedBackend(b)
+	if !cached {
+		saved := be.cache
+		be.cache = nil
+		b.Cleanup(func() { be.cache = saved })
+		return be
+	}
+	for i := range benchKeys {
+		if _, err := be.Get(context.Background(), benchKey(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportOps(b, workers*perWorker)
+	return be
 }
 
 // BenchmarkGetRange pages through the whole keyspace, 100 items a page;
