@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -169,6 +170,13 @@ func (a *SessionAuth) authenticate(r *http.Request) (*AuthenticatedSession, int,
 		return nil, http.StatusUnauthorized, trace.AccessDenied("user %q has expired; log in again", sess.User)
 	}
 	if err := a.cfg.Locks.CheckLockInForce(services.LockSubject{User: sess.User, Roles: user.GetSpec().GetRoles()}); err != nil {
+		if lockwatch.IsStale(err) {
+			// Fail closed, but do not end the session: the view is only
+			// unavailable (storage unreachable), nobody has locked this user.
+			// A lock written meanwhile ends it once the view is back.
+			a.denied(ctx, sess.User, trace.UserMessage(err))
+			return nil, http.StatusServiceUnavailable, trace.ConnectionProblem(nil, "%s; try again shortly", trace.UserMessage(err))
+		}
 		end()
 		a.denied(ctx, sess.User, trace.UserMessage(err))
 		return nil, http.StatusForbidden, trace.AccessDenied("%s", trace.UserMessage(err))

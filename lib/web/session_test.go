@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/web"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -137,4 +139,54 @@ func TestPasswordTokens(t *testing.T) {
 	clock.Advance(2 * time.Hour)
 	_, err = mgr.ConsumePasswordToken(ctx, tok2)
 	require.Error(t, err, "expired")
+}
+
+// switchableLocks answers CheckLockInForce with err.
+type switchableLocks struct{ err error }
+
+func (l *switchableLocks) CheckLockInForce(services.LockSubject) error { return l.err }
+
+// TestRequireSessionStaleLockView: while the lock view is stale a request is
+// refused (fail closed) with 503, but the session is not ended, since
+// nobody locked the user; once the view is back the same session works.
+func TestRequireSessionStaleLockView(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	svc, err := services.New(services.Config{Backend: bk})
+	require.NoError(t, err)
+	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
+	require.NoError(t, err)
+	locks := &switchableLocks{err: trace.AccessDenied(lockwatch.StaleMessage)}
+	auth, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: svc, Locks: locks, Clock: clock})
+	require.NoError(t, err)
+	h := auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	_, err = svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "alice"}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})
+	require.NoError(t, err)
+	s, err := mgr.CreateSession(ctx, "alice", websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	do := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/v1/webapi/x", nil)
+		req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: s.ID})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := do()
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Contains(t, rec.Body.String(), lockwatch.StaleMessage)
+	_, err = mgr.GetSession(ctx, s.ID)
+	require.NoError(t, err, "a stale view must not end the session")
+
+	locks.err = nil
+	require.Equal(t, http.StatusNoContent, do().Code)
+
+	// A real lock still ends it.
+	locks.err = trace.AccessDenied("user alice is locked")
+	require.Equal(t, http.StatusForbidden, do().Code)
+	_, err = mgr.GetSession(ctx, s.ID)
+	require.True(t, trace.IsNotFound(err), "%v", err)
 }

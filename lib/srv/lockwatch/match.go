@@ -15,6 +15,13 @@ import (
 // view of the locks cannot be trusted.
 const StaleMessage = "lock view is stale, refusing new sessions"
 
+// IsStale reports whether err is CheckLockInForce's refusal for a stale
+// view, as opposed to a lock in force: the first is temporary (refuse and
+// let the caller retry), the second ends the caller's session.
+func IsStale(err error) bool {
+	return err != nil && trace.Unwrap(err).Error() == StaleMessage
+}
+
 // LiveStaleMessage is why a live session ends once the view has been stale
 // for longer than bound (a session monitor prefixes "session terminated: ").
 func LiveStaleMessage(bound time.Duration) string {
