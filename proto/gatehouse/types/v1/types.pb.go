@@ -1721,8 +1721,13 @@ type SAMLConnectorSpec struct {
 	Audience string `protobuf:"bytes,6,opt,name=audience,proto3" json:"audience,omitempty"`
 	// signing_key_pair is the SP key pair; the private key is a secret.
 	SigningKeyPair *AsymmetricKeyPair `protobuf:"bytes,7,opt,name=signing_key_pair,json=signingKeyPair,proto3" json:"signing_key_pair,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// disable_idp_initiated refuses IdP-initiated logins (an unsolicited
+	// response, such as one started from the Okta dashboard): only logins
+	// started at Gatehouse's login page are accepted. Unsolicited responses
+	// allow login CSRF, so set it when users need not start from the IdP.
+	DisableIdpInitiated bool `protobuf:"varint,8,opt,name=disable_idp_initiated,json=disableIdpInitiated,proto3" json:"disable_idp_initiated,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *SAMLConnectorSpec) Reset() {
@@ -1802,6 +1807,13 @@ func (x *SAMLConnectorSpec) GetSigningKeyPair() *AsymmetricKeyPair {
 		return x.SigningKeyPair
 	}
 	return nil
+}
+
+func (x *SAMLConnectorSpec) GetDisableIdpInitiated() bool {
+	if x != nil {
+		return x.DisableIdpInitiated
+	}
+	return false
 }
 
 // AttributeMapping grants roles when an assertion attribute has a value.
@@ -2312,7 +2324,7 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
 	"\bmetadata\x18\x03 \x01(\v2\x1c.gatehouse.types.v1.MetadataR\bmetadata\x129\n" +
-	"\x04spec\x18\x04 \x01(\v2%.gatehouse.types.v1.SAMLConnectorSpecR\x04spec\"\xe3\x02\n" +
+	"\x04spec\x18\x04 \x01(\v2%.gatehouse.types.v1.SAMLConnectorSpecR\x04spec\"\x97\x03\n" +
 	"\x11SAMLConnectorSpec\x12+\n" +
 	"\x11entity_descriptor\x18\x01 \x01(\tR\x10entityDescriptor\x122\n" +
 	"\x15entity_descriptor_url\x18\x02 \x01(\tR\x13entityDescriptorUrl\x12\x10\n" +
@@ -2320,7 +2332,8 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x13attributes_to_roles\x18\x04 \x03(\v2$.gatehouse.types.v1.AttributeMappingR\x11attributesToRoles\x12\x18\n" +
 	"\adisplay\x18\x05 \x01(\tR\adisplay\x12\x1a\n" +
 	"\baudience\x18\x06 \x01(\tR\baudience\x12O\n" +
-	"\x10signing_key_pair\x18\a \x01(\v2%.gatehouse.types.v1.AsymmetricKeyPairR\x0esigningKeyPair\"R\n" +
+	"\x10signing_key_pair\x18\a \x01(\v2%.gatehouse.types.v1.AsymmetricKeyPairR\x0esigningKeyPair\x122\n" +
+	"\x15disable_idp_initiated\x18\b \x01(\bR\x13disableIdpInitiated\"R\n" +
 	"\x10AttributeMapping\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
