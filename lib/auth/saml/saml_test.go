@@ -3,6 +3,7 @@ package saml_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
@@ -430,4 +432,129 @@ func FuzzParseResponse(f *testing.F) {
 		require.Error(t, err)
 		require.Nil(t, a)
 	})
+}
+
+// withIdPInitiatedDisabled returns a copy of c with disable_idp_initiated
+// set to disabled.
+func withIdPInitiatedDisabled(c *typesv1.SAMLConnector, disabled bool) *typesv1.SAMLConnector {
+	out := proto.CloneOf(c)
+	out.Spec.DisableIdpInitiated = disabled
+	return out
+}
+
+// TestDisableIdPInitiated: IdP-initiated logins are accepted by default
+// and refused, with a message naming the connector, when the connector
+// sets disable_idp_initiated; SP-initiated logins work either way.
+func TestDisableIdPInitiated(t *testing.T) {
+	ctx := context.Background()
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disable_idp_initiated=%v", disabled), func(t *testing.T) {
+			f := newFixture(t)
+			c := withIdPInitiatedDisabled(f.connector, disabled)
+			spID := c.GetSpec().GetAudience()
+
+			t.Run("service provider", func(t *testing.T) {
+				sp, err := saml.ServiceProvider(c, f.clock)
+				require.NoError(t, err)
+				require.Equal(t, !disabled, sp.AllowIDPInitiated)
+			})
+
+			requireDisabled := func(t *testing.T, err error) {
+				t.Helper()
+				require.ErrorIs(t, err, saml.ErrIdPInitiatedDisabled)
+				var re *saml.ResponseError
+				require.ErrorAs(t, err, &re)
+				require.Contains(t, re.Reason, `IdP-initiated login is disabled for connector "okta"`)
+				require.Contains(t, re.Reason, "Gatehouse's login page")
+			}
+
+			t.Run("SP-initiated is accepted", func(t *testing.T) {
+				form := f.spInitiated(t)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				require.NoError(t, err)
+				require.False(t, a.IdPInitiated)
+				require.Equal(t, "alice@example.com", a.NameID)
+				require.Equal(t, "/after", a.RedirectURL)
+
+				// The request is answered: the same post again is
+				// unsolicited, and refused either way.
+				_, err = f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				if disabled {
+					requireDisabled(t, err)
+				} else {
+					requireReason(t, err, saml.ReasonRequest)
+				}
+			})
+
+			t.Run("IdP-initiated", func(t *testing.T) {
+				f.idp.Login(t, "alice", "alice-password")
+				form := f.idp.IdPInitiated(t, spID)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				if disabled {
+					requireDisabled(t, err)
+					require.Nil(t, a)
+					return
+				}
+				require.NoError(t, err)
+				require.True(t, a.IdPInitiated)
+				require.Equal(t, "alice@example.com", a.NameID)
+				_, err = f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				requireReason(t, err, saml.ReasonReplayed)
+			})
+
+			t.Run("IdP-initiated with an unknown relay state", func(t *testing.T) {
+				// Okta sends the app's "Default RelayState" on dashboard
+				// logins: still unsolicited.
+				f.idp.Login(t, "alice", "alice-password")
+				form := f.idp.IdPInitiated(t, spID)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, "/web/")
+				if disabled {
+					requireDisabled(t, err)
+					return
+				}
+				require.NoError(t, err)
+				require.True(t, a.IdPInitiated)
+			})
+
+			t.Run("IdP-initiated with another connector's relay state", func(t *testing.T) {
+				other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")
+				u, err := f.provider.AuthnRequest(ctx, other, "")
+				require.NoError(t, err)
+				relayState := u.Query().Get("RelayState")
+				require.NotEmpty(t, relayState)
+				f.idp.Login(t, "alice", "alice-password")
+				form := f.idp.IdPInitiated(t, spID)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, relayState)
+				if disabled {
+					requireDisabled(t, err)
+					return
+				}
+				require.NoError(t, err)
+				require.True(t, a.IdPInitiated)
+			})
+
+			t.Run("SP-initiated response without InResponseTo", func(t *testing.T) {
+				// A response stripped of its InResponseTo, posted with a
+				// live relay state: with IdP-initiated logins off it must
+				// answer the request, so it is refused.
+				form := f.spInitiated(t)
+				doc := decodeDoc(t, form.SAMLResponse)
+				require.NotNil(t, doc.Root().RemoveAttr("InResponseTo"), "the response has an InResponseTo")
+				// Drop the Response's own signature; the assertion, which
+				// names the request in its SubjectConfirmationData, stays
+				// signed.
+				sig := doc.Root().SelectElement("Signature")
+				require.NotNil(t, sig, "the IdP signs the Response")
+				doc.Root().RemoveChild(sig)
+				require.NotNil(t, doc.FindElement("//Assertion/Signature"), "the IdP signs the assertion")
+				_, err := f.provider.ParseResponse(ctx, c, encodeDoc(t, doc), form.RelayState)
+				if disabled {
+					requireReason(t, err, saml.ReasonRequest)
+					require.NotErrorIs(t, err, saml.ErrIdPInitiatedDisabled)
+					return
+				}
+				require.NoError(t, err)
+			})
+		})
+	}
 }

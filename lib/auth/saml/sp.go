@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -45,7 +46,9 @@ const (
 // ServiceProvider builds the crewjam service provider for a connector read
 // with its secrets. The SP's entity ID, and the audience assertions must
 // name, is spec.audience (which defaults to the ACS URL); the IdP is the
-// connector's entity_descriptor. IdP-initiated logins are accepted.
+// connector's entity_descriptor. IdP-initiated logins (responses without
+// InResponseTo) are accepted unless spec.disable_idp_initiated is set; then
+// every response must answer the request it is matched with.
 func ServiceProvider(c *typesv1.SAMLConnector, clock clockwork.Clock) (*crewjam.ServiceProvider, error) {
 	spec := c.GetSpec()
 	idp, err := ParseIDPMetadata(spec.GetEntityDescriptor())
@@ -65,7 +68,7 @@ func ServiceProvider(c *typesv1.SAMLConnector, clock clockwork.Clock) (*crewjam.
 		AcsURL:                           *acs,
 		MetadataURL:                      *acs,
 		IDPMetadata:                      idp,
-		AllowIDPInitiated:                true,
+		AllowIDPInitiated:                !spec.GetDisableIdpInitiated(),
 		AuthnNameIDFormat:                crewjam.UnspecifiedNameIDFormat,
 		AssertionConsumerServiceBindings: []string{crewjam.HTTPPostBinding},
 		// SHA-1 is broken for collisions; Okta and every maintained IdP
@@ -210,14 +213,33 @@ const (
 	ReasonGeneric     = "the SAML response is not valid"
 )
 
+// ErrIdPInitiatedDisabled is what the *ResponseError refusing an
+// unsolicited response on a connector with disable_idp_initiated unwraps
+// to: test with errors.Is.
+var ErrIdPInitiatedDisabled = errors.New("IdP-initiated login is disabled")
+
 // ResponseError is a refused response: Reason is safe to show the browser,
 // Detail (the library's explanation) goes to the audit log and logs only.
 type ResponseError struct {
 	Reason string
 	Detail string
+	// cause, when set, is a sentinel such as ErrIdPInitiatedDisabled.
+	cause error
 }
 
 func (e *ResponseError) Error() string { return e.Reason }
+
+// Unwrap returns the sentinel the refusal is, if any.
+func (e *ResponseError) Unwrap() error { return e.cause }
+
+// idpInitiatedDisabled refuses an unsolicited response to connector.
+func idpInitiatedDisabled(connector string) *ResponseError {
+	return &ResponseError{
+		Reason: fmt.Sprintf("IdP-initiated login is disabled for connector %q; start the login from Gatehouse's login page", connector),
+		Detail: "unsolicited response (no outstanding login request of this connector for its relay state) and the connector sets disable_idp_initiated",
+		cause:  ErrIdPInitiatedDisabled,
+	}
+}
 
 // classify turns a library error into a ResponseError.
 func classify(err error) *ResponseError {
@@ -259,8 +281,9 @@ func classify(err error) *ResponseError {
 // ParseResponse validates a base64 SAMLResponse posted to connector c's
 // ACS. relayState picks the SP-initiated request it answers (consumed, so
 // a request is answered once); an empty or unknown relay state means an
-// IdP-initiated login. Every refusal is a *ResponseError (wrapped), never a
-// panic.
+// IdP-initiated login, refused (ErrIdPInitiatedDisabled) before any other
+// check when the connector sets disable_idp_initiated. Every refusal is a
+// *ResponseError (wrapped), never a panic.
 func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, samlResponse, relayState string) (*Assertion, error) {
 	if samlResponse == "" {
 		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "no SAMLResponse in the form"})
@@ -294,6 +317,14 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		case !trace.IsNotFound(err):
 			return nil, trace.Wrap(err)
 		}
+	}
+	if !solicited && c.GetSpec().GetDisableIdpInitiated() {
+		// Unsolicited responses allow login CSRF: anyone can post their own
+		// valid assertion to a victim's browser. Refused before parsing, so
+		// the assertion is neither validated nor recorded as used. A
+		// solicited response must then also carry the request's ID
+		// (AllowIDPInitiated is off in sp).
+		return nil, trace.Wrap(idpInitiatedDisabled(c.GetMetadata().GetName()))
 	}
 	assertion, err := p.parse(sp, raw, possibleIDs)
 	if err != nil {
