@@ -90,6 +90,9 @@ const (
 	settingCA        = "ca"
 	settingCert      = "cert"
 	settingKey       = "key"
+	// settingWatchHealthTimeout is Config.WatchHealthTimeout, a Go
+	// duration string.
+	settingWatchHealthTimeout = "watch_health_timeout"
 )
 
 func init() {
@@ -98,7 +101,8 @@ func init() {
 
 // openFromParams is the registered factory. Params.Settings holds
 // "endpoints" (a comma-separated string or a list of strings; required),
-// "prefix", and the TLS files "ca", "cert", "key"; any other key is refused.
+// "prefix", the TLS files "ca", "cert", "key", and "watch_health_timeout" (a
+// Go duration string); any other key is refused.
 // Params.Clock decides expiry. Params.Path is not used: the state lives in
 // etcd.
 func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, error) {
@@ -126,9 +130,19 @@ func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, err
 			case settingKey:
 				cfg.KeyFile = s
 			}
+		case settingWatchHealthTimeout:
+			s, ok := v.(string)
+			if !ok {
+				return nil, trace.BadParameter("etcd backend setting %q: want a duration string, got %T", k, v)
+			}
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return nil, trace.BadParameter("etcd backend setting %q: want a positive duration such as \"10s\", got %q", k, s)
+			}
+			cfg.WatchHealthTimeout = d
 		default:
-			return nil, trace.BadParameter("etcd backend does not know setting %q (known: %s, %s, %s, %s, %s)",
-				k, settingEndpoints, settingPrefix, settingCA, settingCert, settingKey)
+			return nil, trace.BadParameter("etcd backend does not know setting %q (known: %s, %s, %s, %s, %s, %s)",
+				k, settingEndpoints, settingPrefix, settingCA, settingCert, settingKey, settingWatchHealthTimeout)
 		}
 	}
 	b, err := New(ctx, cfg)

@@ -88,14 +88,16 @@ func TestRegistered(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
 	require.Same(t, clock, b.Clock())
+	require.Equal(t, DefaultWatchHealthTimeout, b.(*Backend).cfg.WatchHealthTimeout)
 	_, err = b.Put(ctx, backend.Item{Key: backend.Key("a"), Value: []byte("v")})
 	require.NoError(t, err)
 
 	// The prefix is really where the keys go: a second backend on it sees
 	// them, a backend on another prefix does not.
-	same, err := backend.New(ctx, Name, backend.Params{Settings: map[string]any{"endpoints": []any{endpoints[0]}, "prefix": prefix}})
+	same, err := backend.New(ctx, Name, backend.Params{Settings: map[string]any{"endpoints": []any{endpoints[0]}, "prefix": prefix, "watch_health_timeout": "3s"}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, same.Close()) })
+	require.Equal(t, 3*time.Second, same.(*Backend).cfg.WatchHealthTimeout)
 	got, err := same.Get(ctx, backend.Key("a"))
 	require.NoError(t, err)
 	require.Equal(t, "v", string(got.Value))
@@ -112,6 +114,8 @@ func TestRegistered(t *testing.T) {
 		"endpoint list bad": {"endpoints": []any{endpoints[0], 5}},
 		"prefix not str":    {"endpoints": endpoints[0], "prefix": 5},
 		"cert without key":  {"endpoints": endpoints[0], "cert": "c.pem"},
+		"bad watch timeout": {"endpoints": endpoints[0], "watch_health_timeout": "soon"},
+		"watch timeout int": {"endpoints": endpoints[0], "watch_health_timeout": 5},
 	} {
 		_, err := backend.New(ctx, Name, backend.Params{Settings: settings})
 		require.True(t, trace.IsBadParameter(err), "%s: %v", name, err)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 )
 
 // Defaults for every setting that has one.
@@ -30,6 +32,8 @@ const (
 	DefaultLogFormat      = "text"
 	DefaultAuditRetention = 90 * 24 * time.Hour
 	DefaultAdminTTL       = 365 * 24 * time.Hour
+	// DefaultLiveSessionStaleness is lockwatch's default bound.
+	DefaultLiveSessionStaleness = lockwatch.DefaultLiveSessionStaleness
 )
 
 // File is the YAML configuration file. Every key is optional; flags override
@@ -77,6 +81,10 @@ type Etcd struct {
 	// Cert and Key are the client certificate and key presented to etcd.
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// WatchHealthTimeout, a Go duration, is how long a watch stream may go
+	// unconfirmed before it is closed and its consumers reload (the lock
+	// view is stale from then on). Default 10s.
+	WatchHealthTimeout string `yaml:"watch_health_timeout"`
 }
 
 // Auth configures the auth service.
@@ -87,6 +95,10 @@ type Auth struct {
 	// AdminIdentityTTL, a Go duration, is the lifetime of the generated
 	// <data_dir>/admin.identity.
 	AdminIdentityTTL string `yaml:"admin_identity_ttl"`
+	// LiveSessionStaleness, a Go duration, is how long live SSH sessions
+	// may run on a lock view that cannot be refreshed before they are ended
+	// (new sessions are refused at once). Default 5m.
+	LiveSessionStaleness string `yaml:"live_session_staleness"`
 }
 
 // Web configures the HTTPS listener.
@@ -142,6 +154,8 @@ type Config struct {
 	LogFormat        string
 	AuditRetention   time.Duration
 	AdminIdentityTTL time.Duration
+	// LiveSessionStaleness is auth.live_session_staleness.
+	LiveSessionStaleness time.Duration
 }
 
 // Overrides are the command-line flags; a nil field was not given.
@@ -253,6 +267,9 @@ func Build(f *File, o Overrides) (*Config, error) {
 	if c.AdminIdentityTTL, err = parseDuration("auth.admin_identity_ttl", f.Auth.AdminIdentityTTL, DefaultAdminTTL); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if c.LiveSessionStaleness, err = parseDuration("auth.live_session_staleness", f.Auth.LiveSessionStaleness, DefaultLiveSessionStaleness); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -301,11 +318,12 @@ const StorageEtcd = "etcd"
 // and checks them against the storage type.
 func (c *Config) buildEtcd(f Etcd, o Overrides) error {
 	e := Etcd{
-		Endpoints: f.Endpoints,
-		Prefix:    pick(o.EtcdPrefix, f.Prefix, ""),
-		CA:        pick(o.EtcdCA, f.CA, ""),
-		Cert:      pick(o.EtcdCert, f.Cert, ""),
-		Key:       pick(o.EtcdKey, f.Key, ""),
+		WatchHealthTimeout: f.WatchHealthTimeout,
+		Endpoints:          f.Endpoints,
+		Prefix:             pick(o.EtcdPrefix, f.Prefix, ""),
+		CA:                 pick(o.EtcdCA, f.CA, ""),
+		Cert:               pick(o.EtcdCert, f.Cert, ""),
+		Key:                pick(o.EtcdKey, f.Key, ""),
 	}
 	if o.EtcdEndpoints != nil {
 		e.Endpoints = strings.Split(*o.EtcdEndpoints, ",")
@@ -317,7 +335,7 @@ func (c *Config) buildEtcd(f Etcd, o Overrides) error {
 		}
 	}
 	e.Endpoints = eps
-	set := len(e.Endpoints) > 0 || e.Prefix != "" || e.CA != "" || e.Cert != "" || e.Key != ""
+	set := len(e.Endpoints) > 0 || e.Prefix != "" || e.CA != "" || e.Cert != "" || e.Key != "" || e.WatchHealthTimeout != ""
 	if c.StorageType != StorageEtcd {
 		if set {
 			return trace.BadParameter("etcd settings are given but the storage type is %q: set storage.type etcd (--storage etcd)", c.StorageType)
@@ -329,6 +347,11 @@ func (c *Config) buildEtcd(f Etcd, o Overrides) error {
 	}
 	if (e.Cert == "") != (e.Key == "") {
 		return trace.BadParameter("storage.etcd.cert and storage.etcd.key (--etcd-cert, --etcd-key) go together: set both or neither")
+	}
+	if e.WatchHealthTimeout != "" {
+		if _, err := parseDuration("storage.etcd.watch_health_timeout", e.WatchHealthTimeout, 0); err != nil {
+			return trace.Wrap(err)
+		}
 	}
 	if e.Prefix != "" && !strings.HasSuffix(e.Prefix, "/") {
 		return trace.BadParameter("etcd prefix %q must end with \"/\"", e.Prefix)
@@ -362,7 +385,7 @@ func (c *Config) StorageSettings() map[string]any {
 		return nil
 	}
 	m := map[string]any{"endpoints": c.Etcd.Endpoints}
-	for k, v := range map[string]string{"prefix": c.Etcd.Prefix, "ca": c.Etcd.CA, "cert": c.Etcd.Cert, "key": c.Etcd.Key} {
+	for k, v := range map[string]string{"prefix": c.Etcd.Prefix, "ca": c.Etcd.CA, "cert": c.Etcd.Cert, "key": c.Etcd.Key, "watch_health_timeout": c.Etcd.WatchHealthTimeout} {
 		if v != "" {
 			m[k] = v
 		}

@@ -91,6 +91,7 @@ func TestRefused(t *testing.T) {
 		{name: "cert without key", yaml: "web:\n  cert_file: /x.pem\n", want: "cert_file"},
 		{name: "public addr with scheme", o: Overrides{PublicAddr: ptr("https://x")}, want: "public address"},
 		{name: "cluster name with space", o: Overrides{ClusterName: ptr("a b")}, want: "cluster name"},
+		{name: "bad live session staleness", yaml: "auth:\n  live_session_staleness: -1m\n", want: "auth.live_session_staleness"},
 		{name: "pprof without diag listener", yaml: "diag:\n  pprof: true\n", want: "diag.listen_addr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +161,10 @@ storage:
 		{name: "cert without key", o: Overrides{Storage: ptr("etcd"), EtcdEndpoints: ptr("https://e:2379"), EtcdCert: ptr("c.pem")}, wantErr: "go together"},
 		{name: "prefix without slash", o: Overrides{Storage: ptr("etcd"), EtcdEndpoints: ptr("https://e:2379"), EtcdPrefix: ptr("/gh")}, wantErr: `must end with "/"`},
 		{name: "etcd settings with sqlite", o: Overrides{EtcdEndpoints: ptr("https://e:2379")}, wantErr: `storage type is "sqlite"`},
+		{name: "watch health timeout", file: file + "    watch_health_timeout: 3s\n", check: func(t *testing.T, c *Config) {
+			require.Equal(t, "3s", c.StorageSettings()["watch_health_timeout"])
+		}},
+		{name: "bad watch health timeout", file: file + "    watch_health_timeout: soon\n", wantErr: "storage.etcd.watch_health_timeout"},
 		{name: "sqlite has no settings", check: func(t *testing.T, c *Config) {
 			require.Nil(t, c.StorageSettings())
 		}},
@@ -206,4 +211,16 @@ func TestReadCacheSetting(t *testing.T) {
 	require.ErrorContains(t, err, "read_cache_mb")
 	_, err = build("storage:\n  type: etcd\n  read_cache_mb: 64\n  etcd:\n    endpoints: [https://127.0.0.1:2379]\n")
 	require.ErrorContains(t, err, "read_cache_mb")
+}
+
+func TestLiveSessionStaleness(t *testing.T) {
+	t.Parallel()
+	c, err := Build(nil, Overrides{})
+	require.NoError(t, err)
+	require.Equal(t, DefaultLiveSessionStaleness, c.LiveSessionStaleness)
+	f, err := Parse([]byte("auth:\n  live_session_staleness: 90s\n"))
+	require.NoError(t, err)
+	c, err = Build(f, Overrides{})
+	require.NoError(t, err)
+	require.Equal(t, 90*time.Second, c.LiveSessionStaleness)
 }

@@ -52,7 +52,7 @@ func (l watcherLocks) GetLocksInForce(context.Context) ([]*typesv1.Lock, error) 
 // startLockWatcher starts the process's one lock watcher. It returns at
 // once: until its first load every lock check refuses (fail closed).
 func (p *Process) startLockWatcher(ctx context.Context) error {
-	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: p.backend, Logger: p.cfg.Logger})
+	lw, err := lockwatch.New(ctx, lockwatch.Config{Backend: p.backend, Logger: p.cfg.Logger, LiveSessionStaleness: p.set.LiveSessionStaleness})
 	if err != nil {
 		return trace.Wrap(err)
 	}
