@@ -8,7 +8,8 @@
 // LabelPlugin=<plugin>; the plugin's spec.static_credentials_ref selects that
 // label and is managed by the server. The plaintext is returned once by
 // GenerateSCIMToken and appears nowhere else: not in the backend, not in
-// audit events, not in logs.
+// audit events, not in logs. An update that turns SCIM off deletes the token
+// hash in the same write, so turning SCIM on again needs a new token.
 package pluginv1
 
 import (
@@ -265,15 +266,87 @@ func (s *Service) UpdatePlugin(ctx context.Context, req *pluginpb.UpdatePluginRe
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	name := p.GetMetadata().GetName()
 	if p.GetMetadata().GetRevision() == "" {
-		return nil, trace.BadParameter("plugin %q: metadata.revision is required to update; read the plugin first", p.GetMetadata().GetName())
+		return nil, trace.BadParameter("plugin %q: metadata.revision is required to update; read the plugin first", name)
 	}
-	out, err := s.cfg.Plugins.UpdatePlugin(ctx, p)
-	s.record(ctx, actx, audit.EventPluginUpdate, p.GetMetadata().GetName(), err)
+	out, tokenDeleted, err := s.updatePlugin(ctx, p)
+	ev := audit.Event{Type: audit.EventPluginUpdate, User: actx.Username(), Resource: kind + "/" + name, Err: err}
+	if tokenDeleted {
+		ev.Message = "SCIM disabled: its bearer token was deleted; enabling SCIM again needs a new token"
+		ev.Fields = map[string]string{"scim_token": "deleted"}
+	}
+	s.cfg.Recorder.Record(ctx, ev)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return &pluginpb.UpdatePluginResponse{Plugin: out}, nil
+}
+
+// updatePlugin writes p at its revision. When the update turns SCIM off, the
+// plugin's token hashes are deleted in the same atomic write: a disabled
+// integration must not keep a token that turning SCIM on again would
+// silently bring back (an admin who disables SCIM believes the token dead).
+// tokenDeleted reports whether credentials were deleted.
+func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typesv1.Plugin, tokenDeleted bool, err error) {
+	name := p.GetMetadata().GetName()
+	if p.GetSpec().GetOkta().GetScimEnabled() {
+		out, err := s.cfg.Plugins.UpdatePlugin(ctx, p)
+		return out, false, trace.Wrap(err)
+	}
+	cur, err := s.cfg.Plugins.GetPlugin(ctx, name)
+	if err != nil {
+		return nil, false, trace.Wrap(err)
+	}
+	var creds []*typesv1.PluginStaticCredentials
+	if cur.GetSpec().GetOkta().GetScimEnabled() {
+		if creds, err = s.linkedCredentials(ctx, cur); err != nil {
+			return nil, false, trace.Wrap(err)
+		}
+	}
+	if len(creds) == 0 {
+		// SCIM was already off, or on without a token: a plain update.
+		out, err := s.cfg.Plugins.UpdatePlugin(ctx, p)
+		return out, false, trace.Wrap(err)
+	}
+	c := proto.Clone(p).(*typesv1.Plugin)
+	if err := services.ValidatePlugin(c); err != nil {
+		return nil, false, trace.Wrap(err)
+	}
+	item, err := services.MarshalPlugin(c)
+	if err != nil {
+		return nil, false, trace.Wrap(err)
+	}
+	// The plugin must still be at the revision the caller read, and SCIM
+	// on; the credentials at the revisions just listed (a token rotated
+	// meanwhile makes the write fail rather than survive it).
+	actions := []backend.ConditionalAction{{
+		Key:       services.PluginKey(name),
+		Condition: backend.Revision(p.GetMetadata().GetRevision()),
+		Action:    backend.Put(item),
+	}}
+	for _, cr := range creds {
+		actions = append(actions, backend.ConditionalAction{
+			Key:       services.PluginStaticCredentialsKey(cr.GetMetadata().GetName()),
+			Condition: backend.Revision(cr.GetMetadata().GetRevision()),
+			Action:    backend.Delete(),
+		})
+	}
+	if len(actions) > backend.MaxAtomicWriteActions {
+		return nil, false, trace.LimitExceeded("plugin %q has too many linked credentials to delete at once", name)
+	}
+	rev, err := s.cfg.Backend.AtomicWrite(ctx, actions)
+	if trace.IsCompareFailed(err) {
+		if _, gerr := s.cfg.Plugins.GetPlugin(ctx, name); trace.IsNotFound(gerr) {
+			return nil, false, trace.Wrap(gerr)
+		}
+		return nil, false, trace.CompareFailed("plugin %q was changed since it was read (revision mismatch): read it again and retry", name)
+	}
+	if err != nil {
+		return nil, false, trace.Wrap(err)
+	}
+	c.Metadata.Revision = rev
+	return c, true, nil
 }
 
 // DeletePlugin deletes a plugin and its linked credentials in one atomic

@@ -242,3 +242,91 @@ func TestPluginValidation(t *testing.T) {
 	_, err = admin.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: stale})
 	require.True(t, trace.IsCompareFailed(err), "got %v", err)
 }
+
+// TestDisableSCIMDeletesToken checks that an update turning SCIM off deletes
+// the token hash in the same write, audited, so that turning SCIM on again
+// does not revive the old token: a new one must be generated.
+func TestDisableSCIMDeletesToken(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "admin", services.KindPlugin, "*")
+	ensureConnector(t, s, "")
+	_, err := admin.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
+	require.NoError(t, err)
+	creds := func() []*typesv1.PluginStaticCredentials {
+		c, err := s.Auth.Services().PluginStaticCredentials.ListPluginStaticCredentialsByLabels(ctx, pluginv1.CredentialsLabels("okta"), true)
+		require.NoError(t, err)
+		return c
+	}
+	setSCIM := func(on bool) *typesv1.Plugin {
+		t.Helper()
+		got, err := admin.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta"})
+		require.NoError(t, err)
+		p := got.GetPlugin()
+		p.GetSpec().GetOkta().ScimEnabled = on
+		out, err := admin.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p})
+		require.NoError(t, err)
+		require.Equal(t, on, out.GetPlugin().GetSpec().GetOkta().GetScimEnabled())
+		// The revision returned is the stored one: a further update at it
+		// succeeds.
+		stored, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+		require.NoError(t, err)
+		require.Equal(t, stored.GetMetadata().GetRevision(), out.GetPlugin().GetMetadata().GetRevision())
+		return out.GetPlugin()
+	}
+
+	tok, err := admin.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
+	require.Len(t, creds(), 1)
+
+	// An update that leaves SCIM on keeps the token.
+	setSCIM(true)
+	require.Len(t, creds(), 1)
+
+	// Turning SCIM off deletes it, and says so in the audit event.
+	off := setSCIM(false)
+	require.Empty(t, creds(), "disabling SCIM must delete the token hash")
+	require.Equal(t, map[string]string{pluginv1.LabelPlugin: "okta"}, off.GetSpec().GetStaticCredentialsRef().GetLabels())
+	evs, err := s.Auth.Services().Events.Search(ctx, s.Clock.Now().AddDate(-1, 0, 0), s.Clock.Now().AddDate(1, 0, 0), []string{"plugin.update"}, services.MaxSearchLimit)
+	require.NoError(t, err)
+	var deleted int
+	for _, e := range evs {
+		require.Equal(t, services.OutcomeSuccess, e.GetOutcome())
+		require.NotContains(t, e.GetMessage(), tok.GetToken())
+		if e.GetFields()["scim_token"] == "deleted" {
+			deleted++
+			require.Equal(t, "admin", e.GetUser())
+			require.Equal(t, "plugin/okta", e.GetResource())
+		}
+	}
+	require.Equal(t, 1, deleted, "exactly the disabling update is audited as deleting the token")
+
+	// Turning it on again does not bring a token back.
+	setSCIM(true)
+	require.Empty(t, creds())
+
+	// A token made while SCIM is off (the UI's enable flow: token, then
+	// enable) survives updates that keep SCIM off and the enabling one.
+	setSCIM(false)
+	tok2, err := admin.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
+	setSCIM(false)
+	setSCIM(true)
+	c := creds()
+	require.Len(t, c, 1)
+	require.NoError(t, bcrypt.CompareHashAndPassword(c[0].GetSpec().GetScimTokenHash(), []byte(tok2.GetToken())))
+
+	// A disabling update at a stale revision changes nothing.
+	got, err := admin.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta"})
+	require.NoError(t, err)
+	stale := got.GetPlugin()
+	setSCIM(true)
+	stale.GetSpec().GetOkta().ScimEnabled = false
+	_, err = admin.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: stale})
+	require.True(t, trace.IsCompareFailed(err), "got %v", err)
+	require.Len(t, creds(), 1)
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.True(t, cur.GetSpec().GetOkta().GetScimEnabled())
+}

@@ -18,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/web"
@@ -43,6 +46,7 @@ type env struct {
 	auth   *auth.Server
 	mgr    *websession.Manager
 	events *services.AuditLog
+	bk     backend.Backend
 }
 
 // session is a signed-in browser: its cookie and CSRF token.
@@ -81,7 +85,7 @@ func newEnv(t *testing.T) *env {
 	mux.Handle(webapi.PublicPrefix, pub)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, auth: a, mgr: mgr, events: a.Services().Events}
+	return &env{t: t, srv: srv, auth: a, mgr: mgr, events: a.Services().Events, bk: bk}
 }
 
 // user creates a user with roles and signs it in.
@@ -339,6 +343,66 @@ func TestOktaFlow(t *testing.T) {
 	code, body = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, []any{map[string]any{"name": "okta", "title": "Okta", "state": "sso_only"}}, body["integrations"])
+}
+
+// TestDisableSCIMVoidsToken: disabling SCIM from the UI deletes the token,
+// so enabling it again does not revive it; the SCIM endpoint's check
+// refuses it, and accepts only a token generated afterwards.
+func TestDisableSCIMVoidsToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.user("alice", auth.PresetEditorRole)
+	svc := e.auth.Services()
+	prov, err := scimprov.New(scimprov.Config{
+		Backend:        e.bk,
+		Plugins:        svc.Plugins,
+		Credentials:    svc.PluginStaticCredentials,
+		SAMLConnectors: svc.SAMLConnectors,
+		Audit:          svc.Events,
+		SettingsCache:  scimprov.SettingsCacheOff,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { prov.Close() })
+	authn := func(token string) error {
+		settings, err := prov.AuthenticateSCIM(ctx, webapi.OktaPlugin, token)
+		if err == nil {
+			require.True(t, settings.Enabled)
+		}
+		return err
+	}
+	setSCIM := func(on bool, want string) {
+		t.Helper()
+		code, st := e.do(&admin, csrfRight, http.MethodPut, "/v1/webapi/plugins/okta/scim", webapi.SetSCIMRequest{Enabled: on})
+		require.Equal(t, http.StatusOK, code, "%v", st)
+		require.Equal(t, want, st["state"])
+	}
+	newToken := func() string {
+		t.Helper()
+		code, tok := e.do(&admin, csrfRight, http.MethodPost, "/v1/webapi/plugins/okta/scim/token", nil)
+		require.Equal(t, http.StatusOK, code, "%v", tok)
+		return tok["token"].(string)
+	}
+
+	code, st := e.do(&admin, csrfRight, http.MethodPost, "/v1/webapi/plugins/okta/saml", webapi.CreateSAMLRequest{EntityDescriptor: idpMetadata(t, "http://www.okta.com/exk1")})
+	require.Equal(t, http.StatusOK, code, "%v", st)
+	old := newToken()
+	setSCIM(true, webapi.StateSSOAndSCIM)
+	require.NoError(t, authn(old))
+
+	setSCIM(false, webapi.StateSSOOnly)
+	setSCIM(true, webapi.StateSSOAndSCIM)
+	err = authn(old)
+	require.True(t, trace.IsAccessDenied(err), "the token of before the disable must stay dead: %v", err)
+
+	fresh := newToken()
+	require.NoError(t, authn(fresh))
+	require.True(t, trace.IsAccessDenied(authn(old)))
+
+	// The disable is in the Status tile's events, saying the token went.
+	code, body := e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta/events", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, toJSON(t, body), "bearer token was deleted")
 }
 
 func toJSON(t *testing.T, v any) string {

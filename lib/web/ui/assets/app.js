@@ -544,7 +544,7 @@ function scimTile(st, readOnly) {
       h("button", { type: "button", class: "btn btn-danger", id: "scim-disable", onclick: async (e) => {
         const ok = await confirmDialog({
           title: "Disable SCIM?",
-          body: ["Okta’s requests will be refused: new hires are not created and, more importantly, deactivations in Okta will no longer remove access in Gatehouse.", "Existing users and locks stay as they are."],
+          body: ["Okta’s requests will be refused: new hires are not created and, more importantly, deactivations in Okta will no longer remove access in Gatehouse.", "Existing users and locks stay as they are.", "The bearer token is deleted: enabling SCIM again generates a new token, which you paste into Okta."],
           confirm: "Disable SCIM",
           danger: true,
         });
