@@ -8,7 +8,7 @@
 // Endpoints (all under /v1/webapi/):
 //
 //	GET    saml/sso?connector_id=NAME[&redirect_url=/path]   302 to the IdP
-//	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated
+//	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated (unless the connector sets disable_idp_initiated)
 //	GET    saml/metadata/NAME                                 SP metadata for the IdP
 //	POST   sessions            {"user","password"}            local login
 //	GET    sessions/current                                   the session (user, roles, expiry, CSRF token)
@@ -223,12 +223,13 @@ func (h *Handler) handleSSO(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("connector")
+	fields := map[string]string{"connector": name, "remote_addr": clientAddr(r)}
 	fail := func(code int, reason, detail string, err error) {
 		h.cfg.Recorder.Record(ctx, audit.Event{
 			Type:     saml.EventLogin,
 			Resource: services.KindSAMLConnector + "/" + name,
 			Message:  detail,
-			Fields:   map[string]string{"connector": name, "remote_addr": clientAddr(r)},
+			Fields:   fields,
 			Err:      err,
 		})
 		h.writeLoginError(w, r, code, reason)
@@ -259,8 +260,13 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &re) {
 			h.cfg.Logger.InfoContext(ctx, "SAML response refused", "connector", name, "reason", re.Reason, "detail", re.Detail)
 			code := http.StatusBadRequest
-			if re.Reason == saml.ReasonTooLarge {
+			switch {
+			case re.Reason == saml.ReasonTooLarge:
 				code = http.StatusRequestEntityTooLarge
+			case errors.Is(err, saml.ErrIdPInitiatedDisabled):
+				// A well-formed post the connector's policy refuses.
+				code = http.StatusForbidden
+				fields["idp_initiated"] = "true"
 			}
 			fail(code, re.Reason, re.Detail, trace.AccessDenied("%s", re.Reason))
 			return

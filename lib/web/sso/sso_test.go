@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
+	"github.com/gatehouse/gatehouse/lib/auth/saml/samltest"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -174,4 +175,99 @@ func TestPasswordLoginLimitCannotBeFlushed(t *testing.T) {
 	}
 	require.Equal(t, http.StatusTooManyRequests, login("root", "correct horse battery"),
 		"a flood of refused requests must not reset the limiter")
+}
+
+// TestACSDisableIdPInitiated drives the ACS with a real IdP: an
+// IdP-initiated login lands in a session by default, and is refused with a
+// 403, an explanation and an audited failure when the connector sets
+// disable_idp_initiated; SP-initiated logins work either way.
+func TestACSDisableIdPInitiated(t *testing.T) {
+	t.Parallel()
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disable_idp_initiated=%v", disabled), func(t *testing.T) {
+			t.Parallel()
+			h, svc, _, rec := newHandler(t)
+			ctx := context.Background()
+			_, err := svc.CreateRole(ctx, &typesv1.Role{Metadata: &typesv1.Metadata{Name: "dev"}, Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{"ubuntu"}}}})
+			require.NoError(t, err)
+			idp := samltest.NewIdP(t, samltest.Options{})
+			idp.AddUser(t, "alice", "alice@example.com", "alice-password", "admins")
+			const acs = "https://gatehouse.example.com/v1/webapi/saml/acs/okta"
+			c := &typesv1.SAMLConnector{
+				Metadata: &typesv1.Metadata{Name: "okta"},
+				Spec: &typesv1.SAMLConnectorSpec{
+					EntityDescriptor:    idp.MetadataXML(t),
+					Acs:                 acs,
+					AttributesToRoles:   []*typesv1.AttributeMapping{{Name: samltest.GroupsAttribute, Value: "admins", Roles: []string{"dev"}}},
+					DisableIdpInitiated: disabled,
+				},
+			}
+			require.NoError(t, saml.PrepareConnector(ctx, c, saml.PrepareConfig{}))
+			_, err = svc.CreateSAMLConnector(ctx, c)
+			require.NoError(t, err)
+			stored, err := svc.GetSAMLConnector(ctx, "okta", true)
+			require.NoError(t, err)
+			require.Equal(t, disabled, stored.GetSpec().GetDisableIdpInitiated(), "the option is stored")
+			md, err := saml.Metadata(stored, nil)
+			require.NoError(t, err)
+			idp.RegisterSP(t, "gatehouse", md)
+			idp.Login(t, "alice", "alice-password")
+
+			post := func(form samltest.Form, accept string) *httptest.ResponseRecorder {
+				require.Equal(t, acs, form.Action)
+				body := url.Values{"SAMLResponse": {form.SAMLResponse}, "RelayState": {form.RelayState}}.Encode()
+				req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if accept != "" {
+					req.Header.Set("Accept", accept)
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				return w
+			}
+			requireSession := func(t *testing.T, w *httptest.ResponseRecorder, target string) {
+				t.Helper()
+				require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
+				require.Equal(t, target, w.Header().Get("Location"))
+				found := false
+				for _, ck := range w.Result().Cookies() {
+					found = found || (ck.Name == web.SessionCookie && ck.Value != "")
+				}
+				require.True(t, found, "a session cookie is set")
+			}
+
+			t.Run("SP-initiated", func(t *testing.T) {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url=/web/cluster", nil))
+				require.Equal(t, http.StatusFound, w.Code, w.Body.String())
+				form := idp.FollowSSO(t, w.Header().Get("Location"))
+				requireSession(t, post(form, ""), "/web/cluster")
+			})
+
+			t.Run("IdP-initiated", func(t *testing.T) {
+				form := idp.IdPInitiated(t, acs)
+				if !disabled {
+					requireSession(t, post(form, ""), sso.DefaultRedirect)
+					return
+				}
+				w := post(form, "application/json")
+				require.Equal(t, http.StatusForbidden, w.Code, w.Body.String())
+				require.Empty(t, w.Result().Cookies(), "no session")
+				var body web.ErrorBody
+				require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body))
+				require.Equal(t, `IdP-initiated login is disabled for connector "okta"; start the login from Gatehouse's login page`, body.Error)
+				last := rec.events[len(rec.events)-1]
+				require.Equal(t, saml.EventLogin, last.Type)
+				require.Error(t, last.Err)
+				require.Equal(t, "true", last.Fields["idp_initiated"])
+				require.Equal(t, "okta", last.Fields["connector"])
+
+				// A browser gets the HTML error page.
+				w = post(idp.IdPInitiated(t, acs), "")
+				require.Equal(t, http.StatusForbidden, w.Code)
+				require.Contains(t, w.Header().Get("Content-Type"), "text/html")
+				require.Contains(t, w.Body.String(), "IdP-initiated login is disabled for connector")
+			})
+		})
+	}
 }
