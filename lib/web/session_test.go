@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -20,17 +21,33 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-func TestRequireSession(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// sessionFixture is a memory backend with the services and the web-session
+// manager the middleware needs.
+type sessionFixture struct {
+	clock *clockwork.FakeClock
+	bk    backend.Backend
+	svc   *services.Services
+	mgr   *websession.Manager
+}
+
+func newSessionFixture(t *testing.T) *sessionFixture {
+	t.Helper()
 	clock := clockwork.NewFakeClockAt(time.Now())
-	bk, err := memory.New(ctx, memory.Config{Clock: clock})
+	bk, err := memory.New(context.Background(), memory.Config{Clock: clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
 	svc, err := services.New(services.Config{Backend: bk})
 	require.NoError(t, err)
 	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
 	require.NoError(t, err)
+	return &sessionFixture{clock: clock, bk: bk, svc: svc, mgr: mgr}
+}
+
+func TestRequireSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newSessionFixture(t)
+	clock, bk, svc, mgr := f.clock, f.bk, f.svc, f.mgr
 	var denied []string
 	auth, err := web.NewSessionAuth(web.SessionAuthConfig{
 		Sessions: mgr, Users: svc, Locks: saml.BackendLocks{Locks: svc, Now: clock.Now}, Clock: clock,
@@ -152,16 +169,10 @@ func (l *switchableLocks) CheckLockInForce(services.LockSubject) error { return 
 func TestRequireSessionStaleLockView(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clock := clockwork.NewFakeClockAt(time.Now())
-	bk, err := memory.New(ctx, memory.Config{Clock: clock})
-	require.NoError(t, err)
-	t.Cleanup(func() { bk.Close() })
-	svc, err := services.New(services.Config{Backend: bk})
-	require.NoError(t, err)
-	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
-	require.NoError(t, err)
+	f := newSessionFixture(t)
+	svc, mgr := f.svc, f.mgr
 	locks := &switchableLocks{err: trace.AccessDenied(lockwatch.StaleMessage)}
-	auth, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: svc, Locks: locks, Clock: clock})
+	auth, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: svc, Locks: locks, Clock: f.clock})
 	require.NoError(t, err)
 	h := auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	_, err = svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "alice"}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})

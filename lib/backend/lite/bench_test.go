@@ -173,26 +173,16 @@ func BenchmarkGetParallel(b *testing.B) {
 		b.Run(cacheCase(cached), func(b *testing.B) {
 			be := cacheMode(b, cached)
 			const workers, perWorker = 8, 5000
+			works := make([]func(context.Context, *rand.Rand) error, workers)
+			for w := range works {
+				works[w] = func(ctx context.Context, rng *rand.Rand) error {
+					_, err := be.Get(ctx, benchKey(rng.IntN(benchKeys)))
+					return err
+				}
+			}
 			b.ResetTimer()
 			for range b.N {
-				var wg sync.WaitGroup
-				errs := make(chan error, workers)
-				for w := range workers {
-					wg.Go(func() {
-						rng := rand.New(rand.NewPCG(9, uint64(w)))
-						for range perWorker {
-							if _, err := be.Get(context.Background(), benchKey(rng.IntN(benchKeys))); err != nil {
-								errs <- err
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					b.Fatal(err)
-				}
+				runBenchWorkers(b, works, perWorker)
 			}
 			reportOps(b, workers*perWorker)
 		})
@@ -321,7 +311,7 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 					}
 				}
 				b.StartTimer()
-				runBenchWriters(b, works, perWorker)
+				runBenchWorkers(b, works, perWorker)
 				b.StopTimer()
 			}
 			reportOps(b, benchWriters*perWorker)
@@ -336,8 +326,8 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 // benchSeq makes the atomic-create keys unique across iterations.
 var benchSeq atomic.Int64
 
-// runBenchWriters runs each work perWorker times, all workers at once.
-func runBenchWriters(b *testing.B, works []func(context.Context, *rand.Rand) error, perWorker int) {
+// runBenchWorkers runs each work perWorker times, all workers at once.
+func runBenchWorkers(b *testing.B, works []func(context.Context, *rand.Rand) error, perWorker int) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(works))
 	for w, work := range works {
