@@ -42,6 +42,7 @@ spec:
   - name: groups
     value: admins
     roles: [editor]
+  disable_idp_initiated: true
 ---
 kind: plugin
 version: v1
@@ -73,6 +74,7 @@ func TestParseYAML(t *testing.T) {
 	c, ok := res[1].(*typesv1.SAMLConnector)
 	require.True(t, ok)
 	require.Contains(t, c.GetSpec().GetEntityDescriptor(), "---", "a separator inside a block scalar is content")
+	require.True(t, c.GetSpec().GetDisableIdpInitiated())
 	require.NoError(t, services.ValidateSAMLConnector(c))
 
 	p, ok := res[2].(*typesv1.Plugin)
@@ -160,6 +162,10 @@ func sampleResources() []proto.Message {
 			Kind: "cert_authority", Version: "v1", Metadata: &typesv1.Metadata{Name: "host"},
 			Spec: &typesv1.CertAuthoritySpec{ClusterName: "c", TlsCert: []byte("CERT")},
 		},
+		&typesv1.SAMLConnector{
+			Kind: "saml", Version: "v1", Metadata: &typesv1.Metadata{Name: "okta"},
+			Spec: &typesv1.SAMLConnectorSpec{Acs: "https://gh.example.com/v1/webapi/saml/acs/okta", DisableIdpInitiated: true},
+		},
 	}
 }
 
@@ -188,6 +194,7 @@ func TestRoundTrip(t *testing.T) {
 	multi, err := Marshal(YAML, in...)
 	require.NoError(t, err)
 	require.Equal(t, len(in)-1, strings.Count(string(multi), "\n---\n"))
+	require.Contains(t, string(multi), "disable_idp_initiated: true")
 	none, err := Marshal(JSON)
 	require.NoError(t, err)
 	require.Equal(t, "[]\n", string(none))
