@@ -115,19 +115,21 @@ type OktaState struct {
 	Status      StatusTile  `json:"status"`
 }
 
-func (h *Handler) publicAddr(r *http.Request) string {
+// publicAddr is the address in the URLs the UI shows and stores: from the
+// configuration, never from the request (see Config.WebAddr).
+func (h *Handler) publicAddr() string {
 	if h.cfg.PublicAddr != "" {
 		return h.cfg.PublicAddr
 	}
-	return r.Host
+	return h.cfg.WebAddr
 }
 
-func (h *Handler) scimBaseURL(r *http.Request) string {
-	return "https://" + h.publicAddr(r) + "/v1/webapi/scim/" + OktaPlugin
+func (h *Handler) scimBaseURL() string {
+	return "https://" + h.publicAddr() + "/v1/webapi/scim/" + OktaPlugin
 }
 
-func (h *Handler) acsURLBase(r *http.Request) string {
-	return "https://" + h.publicAddr(r) + "/v1/webapi/saml/acs/"
+func (h *Handler) acsURLBase() string {
+	return "https://" + h.publicAddr() + "/v1/webapi/saml/acs/"
 }
 
 // permissions answers what the caller may do, through the same checker
@@ -153,7 +155,7 @@ func (h *Handler) permissions(ctx context.Context) (Permissions, string, error) 
 }
 
 // oktaState reads the plugin and its connector through the APIs.
-func (h *Handler) oktaState(ctx context.Context, r *http.Request) (*OktaState, error) {
+func (h *Handler) oktaState(ctx context.Context) (*OktaState, error) {
 	perms, user, err := h.permissions(ctx)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -162,8 +164,8 @@ func (h *Handler) oktaState(ctx context.Context, r *http.Request) (*OktaState, e
 		State:       StateNotConfigured,
 		User:        user,
 		Permissions: perms,
-		SSO:         SSOTile{ACSURLBase: h.acsURLBase(r)},
-		SCIM:        SCIMTile{BaseURL: h.scimBaseURL(r)},
+		SSO:         SSOTile{ACSURLBase: h.acsURLBase()},
+		SCIM:        SCIMTile{BaseURL: h.scimBaseURL()},
 		Status:      StatusTile{Code: "unspecified"},
 	}
 	resp, err := h.cfg.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: OktaPlugin})
@@ -281,12 +283,12 @@ func connectorView(c *typesv1.SAMLConnector) *Connector {
 }
 
 func (h *Handler) getOkta(_ http.ResponseWriter, r *http.Request) (any, error) {
-	st, err := h.oktaState(r.Context(), r)
+	st, err := h.oktaState(r.Context())
 	return st, trace.Wrap(err)
 }
 
 func (h *Handler) listIntegrations(_ http.ResponseWriter, r *http.Request) (any, error) {
-	st, err := h.oktaState(r.Context(), r)
+	st, err := h.oktaState(r.Context())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -336,7 +338,7 @@ func (h *Handler) createSAML(w http.ResponseWriter, r *http.Request) (any, error
 		Metadata: &typesv1.Metadata{Name: req.Name, Description: "Okta SAML app, created in the web UI."},
 		Spec: &typesv1.SAMLConnectorSpec{
 			EntityDescriptor: req.EntityDescriptor,
-			Acs:              h.acsURLBase(r) + req.Name,
+			Acs:              h.acsURLBase() + req.Name,
 			Display:          req.Display,
 		},
 	}
@@ -352,7 +354,7 @@ func (h *Handler) createSAML(w http.ResponseWriter, r *http.Request) (any, error
 	if err := h.linkConnector(ctx, req.Name); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	st, err := h.oktaState(ctx, r)
+	st, err := h.oktaState(ctx)
 	return st, trace.Wrap(err)
 }
 
@@ -399,7 +401,7 @@ func (h *Handler) generateToken(_ http.ResponseWriter, r *http.Request) (any, er
 	}
 	base := resp.GetBaseUrl()
 	if base == "" {
-		base = h.scimBaseURL(r)
+		base = h.scimBaseURL()
 	}
 	return TokenResponse{Token: resp.GetToken(), BaseURL: base}, nil
 }
@@ -442,7 +444,7 @@ func (h *Handler) setSCIM(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	st, err := h.oktaState(ctx, r)
+	st, err := h.oktaState(ctx)
 	return st, trace.Wrap(err)
 }
 

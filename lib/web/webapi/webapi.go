@@ -85,11 +85,17 @@ type Config struct {
 	Authorizer     Authorizer
 	Recorder       Recorder
 	// PublicAddr is the host:port people and Okta reach the web listener
-	// at; the ACS and SCIM base URLs are built from it. When empty, the
-	// request's Host is used.
+	// at; the ACS and SCIM base URLs are built from it. When empty,
+	// WebAddr is used.
 	PublicAddr string
-	Clock      clockwork.Clock
-	Logger     *slog.Logger
+	// WebAddr is the web listener's address as the process knows it (its
+	// dialable host:port), for the URLs when PublicAddr is empty. The URLs
+	// are never built from a request's Host header: a client controls it,
+	// and the ACS URL is stored in the connector and both are pasted into
+	// Okta. One of PublicAddr and WebAddr is required.
+	WebAddr string
+	Clock   clockwork.Clock
+	Logger  *slog.Logger
 }
 
 // CheckAndSetDefaults validates the config.
@@ -107,6 +113,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("webapi: missing Authorizer")
 	case c.Recorder == nil:
 		return trace.BadParameter("webapi: missing Recorder")
+	case c.PublicAddr == "" && c.WebAddr == "":
+		return trace.BadParameter("webapi: missing PublicAddr or WebAddr")
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()

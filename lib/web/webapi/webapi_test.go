@@ -47,6 +47,8 @@ type env struct {
 	mgr    *websession.Manager
 	events *services.AuditLog
 	bk     backend.Backend
+	// host, if set, is the Host header of every request (a forged one).
+	host string
 }
 
 // session is a signed-in browser: its cookie and CSRF token.
@@ -55,6 +57,13 @@ type session struct {
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvAddrs(t, publicAddr, "")
+}
+
+// newEnvAddrs is newEnv with the handler's (and auth server's) public
+// address and the web listener's address given.
+func newEnvAddrs(t *testing.T, publicAddr, webAddr string) *env {
 	t.Helper()
 	ctx := context.Background()
 	bk, err := memory.New(ctx, memory.Config{})
@@ -76,6 +85,7 @@ func newEnv(t *testing.T) *env {
 		Authorizer:     a.Authorizer(),
 		Recorder:       a.Recorder(),
 		PublicAddr:     publicAddr,
+		WebAddr:        webAddr,
 	})
 	require.NoError(t, err)
 	pub, err := webapi.NewPublicHandler(a.Services().SAMLConnectors, nil)
@@ -135,6 +145,9 @@ func (e *env) do(s *session, csrf csrfMode, method, path string, body any) (int,
 	require.NoError(e.t, err)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.host != "" {
+		req.Host = e.host
 	}
 	if s != nil {
 		req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: s.id})
@@ -403,6 +416,71 @@ func TestDisableSCIMVoidsToken(t *testing.T) {
 	code, body := e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta/events", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, toJSON(t, body), "bearer token was deleted")
+}
+
+// TestURLsIgnoreHost: a client-controlled Host header never ends up in the
+// URLs the UI shows, nor in the ACS URL stored in the connector; without a
+// public address the web listener's own address is used.
+func TestURLsIgnoreHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, public, web, want string
+	}{
+		{name: "public address", public: "gatehouse.example.com:3080", web: "127.0.0.1:3080", want: "https://gatehouse.example.com:3080"},
+		{name: "listener address", public: "", web: "localhost:3080", want: "https://localhost:3080"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnvAddrs(t, tc.public, tc.web)
+			admin := e.user("alice", auth.PresetEditorRole)
+			e.host = "evil.example.net"
+
+			code, st := e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta", nil)
+			require.Equal(t, http.StatusOK, code, "%v", st)
+			require.Equal(t, tc.want+"/v1/webapi/scim/okta", st["scim"].(map[string]any)["base_url"])
+			require.Equal(t, tc.want+"/v1/webapi/saml/acs/", st["sso"].(map[string]any)["acs_url_base"])
+
+			code, st = e.do(&admin, csrfRight, http.MethodPost, "/v1/webapi/plugins/okta/saml", webapi.CreateSAMLRequest{EntityDescriptor: idpMetadata(t, "http://www.okta.com/exk1")})
+			require.Equal(t, http.StatusOK, code, "%v", st)
+			conn, err := e.auth.Services().SAMLConnectors.GetSAMLConnector(context.Background(), "okta", false)
+			require.NoError(t, err)
+			require.Equal(t, tc.want+"/v1/webapi/saml/acs/okta", conn.GetSpec().GetAcs())
+			require.Equal(t, tc.want+"/v1/webapi/saml/acs/okta", conn.GetSpec().GetAudience())
+
+			code, tok := e.do(&admin, csrfRight, http.MethodPost, "/v1/webapi/plugins/okta/scim/token", nil)
+			require.Equal(t, http.StatusOK, code, "%v", tok)
+			require.Equal(t, tc.want+"/v1/webapi/scim/okta", tok["base_url"])
+			require.NotContains(t, toJSON(t, st)+toJSON(t, tok), "evil")
+		})
+	}
+}
+
+// TestConfigNeedsAnAddress: without a public or listener address there is
+// nothing to build URLs from, and the request's Host is no substitute.
+func TestConfigNeedsAnAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bk, err := memory.New(ctx, memory.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	a, err := auth.New(ctx, auth.Config{Backend: bk})
+	require.NoError(t, err)
+	apis, err := a.NewAPIs()
+	require.NoError(t, err)
+	cfg := webapi.Config{
+		RequireSession: func(next http.Handler) http.Handler { return next },
+		Plugins:        apis.Plugins,
+		SAML:           apis.SAML,
+		Events:         apis.Events,
+		Authorizer:     a.Authorizer(),
+		Recorder:       a.Recorder(),
+	}
+	_, err = webapi.New(cfg)
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+	require.Contains(t, err.Error(), "PublicAddr or WebAddr")
+	cfg.WebAddr = "localhost:3080"
+	_, err = webapi.New(cfg)
+	require.NoError(t, err)
 }
 
 func toJSON(t *testing.T, v any) string {

@@ -44,8 +44,11 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 		Authorizer:     p.auth.Authorizer(),
 		Recorder:       p.auth.Recorder(),
 		PublicAddr:     p.set.PublicAddr,
-		Clock:          p.cfg.Clock,
-		Logger:         p.cfg.Logger,
+		// Without a public address, URLs use the listener's own address
+		// (as the startup banner shows it), never a request's Host.
+		WebAddr: dialableHost(p.web.Addr()),
+		Clock:   p.cfg.Clock,
+		Logger:  p.cfg.Logger,
 	})
 	if err != nil {
 		return trace.Wrap(err)
