@@ -281,8 +281,8 @@ func classify(err error) *ResponseError {
 // ParseResponse validates a base64 SAMLResponse posted to connector c's
 // ACS. relayState picks the SP-initiated request it answers (consumed, so
 // a request is answered once); an empty or unknown relay state means an
-// IdP-initiated login, refused (ErrIdPInitiatedDisabled) before any other
-// check when the connector sets disable_idp_initiated. Every refusal is a
+// IdP-initiated login, refused (ErrIdPInitiatedDisabled) before the XML
+// is validated when the connector sets disable_idp_initiated. Every refusal is a
 // *ResponseError (wrapped), never a panic.
 func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, samlResponse, relayState string) (*Assertion, error) {
 	if samlResponse == "" {
