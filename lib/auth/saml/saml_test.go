@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/saml/samltest"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -37,6 +38,9 @@ type fixture struct {
 	connector *typesv1.SAMLConnector
 	rec       *recorder
 	login     saml.LoginConfig
+	// binding is the browser binding of the fixture's one browser.
+	binding string
+	bk      backend.Backend
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -69,8 +73,11 @@ func newFixture(t *testing.T) *fixture {
 	p, err := saml.New(saml.Config{Backend: bk, Clock: clock})
 	require.NoError(t, err)
 	rec := &recorder{}
+	binding, err := saml.NewBinding()
+	require.NoError(t, err)
+	require.True(t, saml.ValidBinding(binding))
 	return &fixture{
-		clock: clock, svc: svc, provider: p, idp: idp, connector: c, rec: rec,
+		clock: clock, svc: svc, provider: p, idp: idp, connector: c, rec: rec, binding: binding, bk: bk,
 		login: saml.LoginConfig{Users: svc, Roles: svc, Locks: saml.BackendLocks{Locks: svc, Now: clock.Now}, Recorder: rec},
 	}
 }
@@ -96,7 +103,7 @@ func connector(t *testing.T, name, metadata, audience string) *typesv1.SAMLConne
 // spInitiated runs an SP-initiated login at the IdP and returns the form.
 func (f *fixture) spInitiated(t *testing.T) samltest.Form {
 	t.Helper()
-	u, err := f.provider.AuthnRequest(context.Background(), f.connector, "/after")
+	u, err := f.provider.AuthnRequest(context.Background(), f.connector, "/after", f.binding)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(u.String(), f.idp.URL+"/sso?"), u.String())
 	f.idp.Login(t, "alice", "alice-password")
@@ -116,7 +123,7 @@ func TestSPInitiatedLogin(t *testing.T) {
 	ctx := context.Background()
 	form := f.spInitiated(t)
 	require.Equal(t, acsURL, form.Action)
-	a, err := f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState)
+	a, err := f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
 	require.NoError(t, err)
 	require.Equal(t, "alice@example.com", a.NameID)
 	require.False(t, a.IdPInitiated)
@@ -125,7 +132,7 @@ func TestSPInitiatedLogin(t *testing.T) {
 	require.Equal(t, []string{"admins"}, a.Traits[samltest.GroupsAttribute])
 
 	// The same response again: the request was answered and the assertion used.
-	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState)
+	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
 	require.Error(t, err)
 
 	res, err := saml.Login(ctx, f.login, f.connector, a, f.clock.Now())
@@ -142,22 +149,75 @@ func TestSPInitiatedLogin(t *testing.T) {
 	require.Empty(t, services.SCIMOrigin(u), "a temporary SAML user carries no origin label")
 }
 
+// TestBrowserBinding: a response to an SP-initiated login is accepted only
+// with the binding of the browser that started it. Without it, or with
+// another browser's, it is refused before validation and the request stays
+// outstanding; the request still answers once.
+func TestBrowserBinding(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+
+	_, err := f.provider.AuthnRequest(ctx, f.connector, "", "")
+	require.True(t, trace.IsBadParameter(err), "a login cannot start unbound: %v", err)
+	_, err = f.provider.AuthnRequest(ctx, f.connector, "", "not-a-binding")
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+
+	form := f.spInitiated(t)
+	// Only the binding's hash is stored.
+	prefix := backend.NewKey(saml.RequestsPrefix, "")
+	res, err := f.bk.GetRange(ctx, prefix, backend.RangeEnd(prefix), 0)
+	require.NoError(t, err)
+	require.Len(t, res.Items, 1)
+	require.Contains(t, string(res.Items[0].Value), `"binding_sha256":"`)
+	require.NotContains(t, string(res.Items[0].Value), f.binding)
+
+	other, err := saml.NewBinding()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, binding, detail string
+	}{
+		{"no binding", "", "no browser binding"},
+		{"another browser's binding", other, "another browser's binding"},
+		{"a malformed binding", "x", "another browser's binding"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, tc.binding)
+			require.Nil(t, a)
+			require.ErrorIs(t, err, saml.ErrBrowserMismatch)
+			requireReason(t, err, saml.ReasonBrowser)
+			var re *saml.ResponseError
+			require.ErrorAs(t, err, &re)
+			require.Contains(t, re.Detail, tc.detail)
+			require.NotContains(t, re.Detail, f.binding)
+		})
+	}
+
+	// The refusals consumed neither the request nor the assertion.
+	a, err := f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
+	require.NoError(t, err)
+	require.False(t, a.IdPInitiated)
+	require.Equal(t, "/after", a.RedirectURL)
+	// Answered once: the relay state is gone, the assertion used.
+	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
+	requireReason(t, err, saml.ReasonRequest)
+}
+
 func TestIdPInitiatedLoginAndReplay(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.idp.Login(t, "alice", "alice-password")
 	form := f.idp.IdPInitiated(t, f.connector.GetSpec().GetAudience())
-	a, err := f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState)
+	a, err := f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
 	require.NoError(t, err)
 	require.True(t, a.IdPInitiated)
 	require.Equal(t, "alice@example.com", a.NameID)
 
-	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState)
+	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
 	requireReason(t, err, saml.ReasonReplayed)
 
 	// The replay cache is the backend: a second provider on it (another
 	// server) refuses it as well.
-	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, "unknown-relay-state")
+	_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, "unknown-relay-state", f.binding)
 	requireReason(t, err, saml.ReasonReplayed)
 }
 
@@ -191,7 +251,7 @@ func TestBadResponses(t *testing.T) {
 			n++
 		}
 		require.Positive(t, n)
-		_, err := f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "")
+		_, err := f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
 		requireReason(t, err, saml.ReasonSignature)
 	})
 	t.Run("tampered", func(t *testing.T) {
@@ -199,7 +259,7 @@ func TestBadResponses(t *testing.T) {
 		nameID := doc.FindElement("//NameID")
 		require.NotNil(t, nameID)
 		nameID.SetText("mallory@example.com")
-		_, err := f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "")
+		_, err := f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
 		requireReason(t, err, saml.ReasonSignature)
 	})
 	t.Run("signed by another key", func(t *testing.T) {
@@ -209,10 +269,10 @@ func TestBadResponses(t *testing.T) {
 		require.NoError(t, err)
 		impostor.RegisterSP(t, "gatehouse", md)
 		impostor.Login(t, "alice", "alice-password")
-		u, err := f.provider.AuthnRequest(ctx, f.connector, "")
+		u, err := f.provider.AuthnRequest(ctx, f.connector, "", f.binding)
 		require.NoError(t, err)
 		form := impostor.FollowSSO(t, u.String())
-		_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState)
+		_, err = f.provider.ParseResponse(ctx, f.connector, form.SAMLResponse, form.RelayState, f.binding)
 		requireReason(t, err, saml.ReasonSignature)
 	})
 	t.Run("SHA-1 signature", func(t *testing.T) {
@@ -225,25 +285,25 @@ func TestBadResponses(t *testing.T) {
 		require.NoError(t, err)
 		sha1IdP.RegisterSP(t, "gatehouse", md)
 		sha1IdP.Login(t, "alice", "alice-password")
-		_, err = f.provider.ParseResponse(ctx, c, sha1IdP.IdPInitiated(t, acsURL).SAMLResponse, "")
+		_, err = f.provider.ParseResponse(ctx, c, sha1IdP.IdPInitiated(t, acsURL).SAMLResponse, "", f.binding)
 		requireReason(t, err, saml.ReasonSignature)
 	})
 	t.Run("wrong audience", func(t *testing.T) {
 		other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")
-		_, err := f.provider.ParseResponse(ctx, other, f.idp.IdPInitiated(t, spID).SAMLResponse, "")
+		_, err := f.provider.ParseResponse(ctx, other, f.idp.IdPInitiated(t, spID).SAMLResponse, "", f.binding)
 		requireReason(t, err, saml.ReasonAudience)
 	})
 	t.Run("expired", func(t *testing.T) {
 		form := f.idp.IdPInitiated(t, spID)
 		p2, clock2 := providerAt(t, f.clock.Now().Add(time.Hour))
 		_ = clock2
-		_, err := p2.ParseResponse(ctx, f.connector, form.SAMLResponse, "")
+		_, err := p2.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
 		requireReason(t, err, saml.ReasonExpired)
 	})
 	t.Run("not yet valid", func(t *testing.T) {
 		form := f.idp.IdPInitiated(t, spID)
 		p2, _ := providerAt(t, f.clock.Now().Add(-time.Hour))
-		_, err := p2.ParseResponse(ctx, f.connector, form.SAMLResponse, "")
+		_, err := p2.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
 		requireReason(t, err, saml.ReasonExpired)
 	})
 	for _, tc := range []struct {
@@ -257,7 +317,7 @@ func TestBadResponses(t *testing.T) {
 		{"huge", base64.StdEncoding.EncodeToString(make([]byte, saml.MaxResponseSize+1024)), saml.ReasonTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.provider.ParseResponse(ctx, f.connector, tc.body, "")
+			_, err := f.provider.ParseResponse(ctx, f.connector, tc.body, "", f.binding)
 			require.Error(t, err)
 			var re *saml.ResponseError
 			require.ErrorAs(t, err, &re)
@@ -428,7 +488,7 @@ func FuzzParseResponse(f *testing.F) {
 	idp := samltest.NewIdP(f, samltest.Options{})
 	c := &typesv1.SAMLConnector{Metadata: &typesv1.Metadata{Name: "okta"}, Spec: &typesv1.SAMLConnectorSpec{EntityDescriptor: idp.MetadataXML(f), Acs: acsURL, Audience: acsURL}}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a, err := p.ParseResponse(context.Background(), c, base64.StdEncoding.EncodeToString(data), "")
+		a, err := p.ParseResponse(context.Background(), c, base64.StdEncoding.EncodeToString(data), "", "")
 		require.Error(t, err)
 		require.Nil(t, a)
 	})
@@ -470,7 +530,7 @@ func TestDisableIdPInitiated(t *testing.T) {
 
 			t.Run("SP-initiated is accepted", func(t *testing.T) {
 				form := f.spInitiated(t)
-				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState, f.binding)
 				require.NoError(t, err)
 				require.False(t, a.IdPInitiated)
 				require.Equal(t, "alice@example.com", a.NameID)
@@ -478,7 +538,7 @@ func TestDisableIdPInitiated(t *testing.T) {
 
 				// The request is answered: the same post again is
 				// unsolicited, and refused either way.
-				_, err = f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				_, err = f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState, f.binding)
 				if disabled {
 					requireDisabled(t, err)
 				} else {
@@ -489,7 +549,7 @@ func TestDisableIdPInitiated(t *testing.T) {
 			t.Run("IdP-initiated", func(t *testing.T) {
 				f.idp.Login(t, "alice", "alice-password")
 				form := f.idp.IdPInitiated(t, spID)
-				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState, f.binding)
 				if disabled {
 					requireDisabled(t, err)
 					require.Nil(t, a)
@@ -498,7 +558,7 @@ func TestDisableIdPInitiated(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, a.IdPInitiated)
 				require.Equal(t, "alice@example.com", a.NameID)
-				_, err = f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState)
+				_, err = f.provider.ParseResponse(ctx, c, form.SAMLResponse, form.RelayState, f.binding)
 				requireReason(t, err, saml.ReasonReplayed)
 			})
 
@@ -507,7 +567,7 @@ func TestDisableIdPInitiated(t *testing.T) {
 				// logins: still unsolicited.
 				f.idp.Login(t, "alice", "alice-password")
 				form := f.idp.IdPInitiated(t, spID)
-				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, "/web/")
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, "/web/", f.binding)
 				if disabled {
 					requireDisabled(t, err)
 					return
@@ -518,13 +578,13 @@ func TestDisableIdPInitiated(t *testing.T) {
 
 			t.Run("IdP-initiated with another connector's relay state", func(t *testing.T) {
 				other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")
-				u, err := f.provider.AuthnRequest(ctx, other, "")
+				u, err := f.provider.AuthnRequest(ctx, other, "", f.binding)
 				require.NoError(t, err)
 				relayState := u.Query().Get("RelayState")
 				require.NotEmpty(t, relayState)
 				f.idp.Login(t, "alice", "alice-password")
 				form := f.idp.IdPInitiated(t, spID)
-				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, relayState)
+				a, err := f.provider.ParseResponse(ctx, c, form.SAMLResponse, relayState, f.binding)
 				if disabled {
 					requireDisabled(t, err)
 					return
@@ -547,7 +607,7 @@ func TestDisableIdPInitiated(t *testing.T) {
 				require.NotNil(t, sig, "the IdP signs the Response")
 				doc.Root().RemoveChild(sig)
 				require.NotNil(t, doc.FindElement("//Assertion/Signature"), "the IdP signs the assertion")
-				_, err := f.provider.ParseResponse(ctx, c, encodeDoc(t, doc), form.RelayState)
+				_, err := f.provider.ParseResponse(ctx, c, encodeDoc(t, doc), form.RelayState, f.binding)
 				if disabled {
 					requireReason(t, err, saml.ReasonRequest)
 					require.NotErrorIs(t, err, saml.ErrIdPInitiatedDisabled)

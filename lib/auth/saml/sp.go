@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -134,21 +135,59 @@ func New(cfg Config) (*Provider, error) {
 
 // request is an outstanding SP-initiated login, at RequestsPrefix/<relay state>.
 type request struct {
-	ID          string    `json:"id"`
-	Connector   string    `json:"connector"`
-	RedirectURL string    `json:"redirect_url,omitempty"`
+	ID          string `json:"id"`
+	Connector   string `json:"connector"`
+	RedirectURL string `json:"redirect_url,omitempty"`
+	// BindingHash is the hex SHA-256 of the browser binding the login was
+	// started with; the binding itself is never stored.
+	BindingHash string    `json:"binding_sha256"`
 	Created     time.Time `json:"created"`
 }
 
 func requestKey(relayState string) backend.Key { return backend.NewKey(RequestsPrefix, relayState) }
 
+// bindingLen is the length of a browser binding: 32 random bytes, hex.
+const bindingLen = 64
+
+// NewBinding returns a fresh browser binding: a random secret the web
+// layer keeps in a cookie of the browser that starts an SP-initiated
+// login, and hands back to ParseResponse when that browser posts the
+// IdP's response.
+func NewBinding() (string, error) {
+	b, err := randomToken()
+	return b, trace.Wrap(err)
+}
+
+// ValidBinding reports whether s has the shape of a binding from
+// NewBinding (64 lowercase hex characters).
+func ValidBinding(s string) bool {
+	if len(s) != bindingLen {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func bindingHash(binding string) string {
+	sum := sha256.Sum256([]byte(binding))
+	return hex.EncodeToString(sum[:])
+}
+
 // AuthnRequest starts an SP-initiated login: it records the request under
-// a fresh random relay state for RequestTTL and returns the IdP URL
-// (HTTP-Redirect binding) to send the browser to. redirectURL, a local path,
-// is where the browser goes after the login.
-func (p *Provider) AuthnRequest(ctx context.Context, c *typesv1.SAMLConnector, redirectURL string) (*url.URL, error) {
+// a fresh random relay state for RequestTTL, bound to the browser that
+// holds binding (see NewBinding; only its hash is stored), and returns
+// the IdP URL (HTTP-Redirect binding) to send the browser to. redirectURL,
+// a local path, is where the browser goes after the login.
+func (p *Provider) AuthnRequest(ctx context.Context, c *typesv1.SAMLConnector, redirectURL, binding string) (*url.URL, error) {
 	if len(redirectURL) > maxRedirectURL {
 		return nil, trace.BadParameter("redirect URL is over %d bytes", maxRedirectURL)
+	}
+	if !ValidBinding(binding) {
+		return nil, trace.BadParameter("saml: an SP-initiated login needs a browser binding from NewBinding")
 	}
 	sp, err := ServiceProvider(c, p.cfg.Clock)
 	if err != nil {
@@ -167,7 +206,7 @@ func (p *Provider) AuthnRequest(ctx context.Context, c *typesv1.SAMLConnector, r
 		return nil, trace.Wrap(err)
 	}
 	now := p.cfg.Clock.Now()
-	rec, err := json.Marshal(request{ID: req.ID, Connector: c.GetMetadata().GetName(), RedirectURL: redirectURL, Created: now})
+	rec, err := json.Marshal(request{ID: req.ID, Connector: c.GetMetadata().GetName(), RedirectURL: redirectURL, BindingHash: bindingHash(binding), Created: now})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -209,6 +248,7 @@ const (
 	ReasonReplayed    = "the SAML assertion has already been used"
 	ReasonRequest     = "the SAML response does not answer a login started here"
 	ReasonTooLarge    = "the SAML response is too large"
+	ReasonBrowser     = "this SAML login was started in another browser; start the login again from Gatehouse's login page in this browser"
 	ReasonStatus      = "the identity provider refused the login"
 	ReasonGeneric     = "the SAML response is not valid"
 )
@@ -217,6 +257,11 @@ const (
 // unsolicited response on a connector with disable_idp_initiated unwraps
 // to: test with errors.Is.
 var ErrIdPInitiatedDisabled = errors.New("IdP-initiated login is disabled")
+
+// ErrBrowserMismatch is what the *ResponseError refusing a response to an
+// SP-initiated login posted by a browser other than the one that started
+// it unwraps to: test with errors.Is.
+var ErrBrowserMismatch = errors.New("SAML login was started in another browser")
 
 // ResponseError is a refused response: Reason is safe to show the browser,
 // Detail (the library's explanation) goes to the audit log and logs only.
@@ -239,6 +284,17 @@ func idpInitiatedDisabled(connector string) *ResponseError {
 		Detail: "unsolicited response (no outstanding login request of this connector for its relay state) and the connector sets disable_idp_initiated",
 		cause:  ErrIdPInitiatedDisabled,
 	}
+}
+
+// browserMismatch refuses a response to an outstanding request whose
+// browser binding the post does not carry. detail says only whether the
+// binding was missing or different, never its value.
+func browserMismatch(missing bool) *ResponseError {
+	detail := "the post carries another browser's binding cookie than the one the login was started with"
+	if missing {
+		detail = "the post carries no browser binding cookie for the login it answers"
+	}
+	return &ResponseError{Reason: ReasonBrowser, Detail: detail, cause: ErrBrowserMismatch}
 }
 
 // classify turns a library error into a ResponseError.
@@ -280,11 +336,16 @@ func classify(err error) *ResponseError {
 
 // ParseResponse validates a base64 SAMLResponse posted to connector c's
 // ACS. relayState picks the SP-initiated request it answers (consumed, so
-// a request is answered once); an empty or unknown relay state means an
-// IdP-initiated login, refused (ErrIdPInitiatedDisabled) before the XML
-// is validated when the connector sets disable_idp_initiated. Every refusal is a
-// *ResponseError (wrapped), never a panic.
-func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, samlResponse, relayState string) (*Assertion, error) {
+// a request is answered once); binding is the browser binding the post
+// came with (its cookie; "" when it has none), and must be the one the
+// request was started with, or the response is refused
+// (ErrBrowserMismatch) before the XML is validated and the request stays
+// outstanding. An empty or unknown relay state means an IdP-initiated
+// login, which ignores binding and is refused (ErrIdPInitiatedDisabled)
+// before the XML is validated when the connector sets
+// disable_idp_initiated. Every refusal is a *ResponseError (wrapped),
+// never a panic.
+func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, samlResponse, relayState, binding string) (*Assertion, error) {
 	if samlResponse == "" {
 		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "no SAMLResponse in the form"})
 	}
@@ -325,6 +386,23 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		// solicited response must then also carry the request's ID
 		// (AllowIDPInitiated is off in sp).
 		return nil, trace.Wrap(idpInitiatedDisabled(c.GetMetadata().GetName()))
+	}
+	if solicited {
+		// Login CSRF through SP-initiated logins: an attacker starts a
+		// login in their own browser and makes the victim's browser post
+		// the IdP's answer (with its relay state), signing the victim in
+		// as the attacker. Only the browser holding the binding the
+		// request was started with may finish it. Refused before parsing:
+		// the request stays outstanding for its own browser, and the
+		// assertion is not recorded as used. A request without a binding
+		// hash (none are written any more) is refused as well.
+		if binding == "" {
+			return nil, trace.Wrap(browserMismatch(true))
+		}
+		got := bindingHash(binding)
+		if req.BindingHash == "" || subtle.ConstantTimeCompare([]byte(got), []byte(req.BindingHash)) != 1 {
+			return nil, trace.Wrap(browserMismatch(false))
+		}
 	}
 	assertion, err := p.parse(sp, raw, possibleIDs)
 	if err != nil {

@@ -7,7 +7,7 @@
 //
 // Endpoints (all under /v1/webapi/):
 //
-//	GET    saml/sso?connector_id=NAME[&redirect_url=/path]   302 to the IdP
+//	GET    saml/sso?connector_id=NAME[&redirect_url=/path]   302 to the IdP, and the browser binding cookie
 //	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated (unless the connector sets disable_idp_initiated)
 //	GET    saml/metadata/NAME                                 SP metadata for the IdP
 //	POST   sessions            {"user","password"}            local login
@@ -66,6 +66,16 @@ const (
 	// maxUsernameLen is the longest username a login can name.
 	maxUsernameLen = 255
 )
+
+// BindingCookie binds an SP-initiated SAML login to the browser that
+// started it (see saml.NewBinding): set by saml/sso, required by the ACS
+// for a response to that login, cleared once the login is answered. It
+// must be SameSite=None: the ACS is a cross-site POST from the IdP, on
+// which Lax and Strict cookies are not sent. The __Host- prefix (which
+// implies Path=/, Secure and no Domain) keeps a sibling subdomain or a
+// plain-HTTP man in the middle from planting an attacker's binding in
+// the victim's browser, which would defeat the check.
+const BindingCookie = "__Host-gatehouse_saml_state"
 
 // Audit event types of the web login API.
 const (
@@ -210,12 +220,27 @@ func (h *Handler) handleSSO(w http.ResponseWriter, r *http.Request) {
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
 		return
 	}
-	u, err := h.cfg.SAML.AuthnRequest(r.Context(), c, redirect)
+	// A browser with a login already under way keeps its binding, so that
+	// logins started in two tabs can both finish; any other gets a new one.
+	binding := ""
+	if ck, err := r.Cookie(BindingCookie); err == nil && saml.ValidBinding(ck.Value) {
+		binding = ck.Value
+	} else if binding, err = saml.NewBinding(); err != nil {
+		h.cfg.Logger.ErrorContext(r.Context(), "Starting a SAML login failed", "connector", name, "error", err)
+		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
+		return
+	}
+	u, err := h.cfg.SAML.AuthnRequest(r.Context(), c, redirect, binding)
 	if err != nil {
 		h.cfg.Logger.ErrorContext(r.Context(), "Starting a SAML login failed", "connector", name, "error", err)
 		h.writeLoginError(w, r, web.StatusFor(err), "cannot start the SAML login: "+trace.UserMessage(err))
 		return
 	}
+	http.SetCookie(w, &http.Cookie{
+		Name: BindingCookie, Value: binding, Path: "/",
+		MaxAge: int(saml.RequestTTL / time.Second), Expires: h.cfg.Clock.Now().Add(saml.RequestTTL),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode,
+	})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
@@ -254,7 +279,11 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
 		return
 	}
-	a, err := h.cfg.SAML.ParseResponse(ctx, c, r.PostForm.Get("SAMLResponse"), r.PostForm.Get("RelayState"))
+	binding := ""
+	if ck, err := r.Cookie(BindingCookie); err == nil {
+		binding = ck.Value
+	}
+	a, err := h.cfg.SAML.ParseResponse(ctx, c, r.PostForm.Get("SAMLResponse"), r.PostForm.Get("RelayState"), binding)
 	if err != nil {
 		var re *saml.ResponseError
 		if errors.As(err, &re) {
@@ -267,6 +296,12 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 				// A well-formed post the connector's policy refuses.
 				code = http.StatusForbidden
 				fields["idp_initiated"] = "true"
+			case errors.Is(err, saml.ErrBrowserMismatch):
+				// Login CSRF, or a login finished in another browser
+				// than it started in. The cookie is left alone: it may
+				// belong to a login of this browser still under way.
+				code = http.StatusForbidden
+				fields["idp_initiated"] = "false"
 			}
 			fail(code, re.Reason, re.Detail, trace.AccessDenied("%s", re.Reason))
 			return
@@ -274,6 +309,10 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Logger.ErrorContext(ctx, "Validating a SAML response failed", "connector", name, "error", err)
 		fail(web.StatusFor(err), "the SAML login failed", trace.UserMessage(err), err)
 		return
+	}
+	if !a.IdPInitiated {
+		// The request is answered; its binding has no further use.
+		clearBindingCookie(w)
 	}
 	res, err := saml.Login(ctx, h.cfg.Login, c, a, h.cfg.Clock.Now())
 	if err != nil {
@@ -320,6 +359,10 @@ func (h *Handler) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
 	_, _ = w.Write(out)
+}
+
+func clearBindingCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: BindingCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
 }
 
 // checkRedirect accepts only a local absolute path, so a login cannot be

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
@@ -30,6 +31,57 @@ import (
 type recorder struct{ events []audit.Event }
 
 func (r *recorder) Record(_ context.Context, e audit.Event) { r.events = append(r.events, e) }
+
+// startLogin runs GET saml/sso in a browser holding cookies and returns
+// the IdP URL and the binding cookie it set.
+func startLogin(t *testing.T, h http.Handler, redirect string, cookies ...*http.Cookie) (string, *http.Cookie) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url="+url.QueryEscape(redirect), nil)
+	for _, ck := range cookies {
+		req.AddCookie(ck)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	require.Equal(t, http.StatusFound, w.Code, w.Body.String())
+	ck := findCookie(w, sso.BindingCookie)
+	require.NotNil(t, ck, "saml/sso sets the binding cookie")
+	return w.Header().Get("Location"), ck
+}
+
+// postACS posts an IdP's form to the ACS as a browser holding cookies.
+func postACS(t *testing.T, h http.Handler, form samltest.Form, accept string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
+	t.Helper()
+	body := url.Values{"SAMLResponse": {form.SAMLResponse}, "RelayState": {form.RelayState}}.Encode()
+	req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	for _, ck := range cookies {
+		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func findCookie(w *httptest.ResponseRecorder, name string) *http.Cookie {
+	for _, ck := range w.Result().Cookies() {
+		if ck.Name == name {
+			return ck
+		}
+	}
+	return nil
+}
+
+// requireSession checks that w signed the browser in and sends it to target.
+func requireSession(t *testing.T, w *httptest.ResponseRecorder, target string) {
+	t.Helper()
+	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
+	require.Equal(t, target, w.Header().Get("Location"))
+	ck := findCookie(w, web.SessionCookie)
+	require.True(t, ck != nil && ck.Value != "", "a session cookie is set")
+}
 
 type noCerts struct{}
 
@@ -213,35 +265,15 @@ func TestACSDisableIdPInitiated(t *testing.T) {
 			idp.RegisterSP(t, "gatehouse", md)
 			idp.Login(t, "alice", "alice-password")
 
-			post := func(form samltest.Form, accept string) *httptest.ResponseRecorder {
+			post := func(form samltest.Form, accept string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
 				require.Equal(t, acs, form.Action)
-				body := url.Values{"SAMLResponse": {form.SAMLResponse}, "RelayState": {form.RelayState}}.Encode()
-				req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				if accept != "" {
-					req.Header.Set("Accept", accept)
-				}
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				return w
-			}
-			requireSession := func(t *testing.T, w *httptest.ResponseRecorder, target string) {
-				t.Helper()
-				require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
-				require.Equal(t, target, w.Header().Get("Location"))
-				found := false
-				for _, ck := range w.Result().Cookies() {
-					found = found || (ck.Name == web.SessionCookie && ck.Value != "")
-				}
-				require.True(t, found, "a session cookie is set")
+				return postACS(t, h, form, accept, cookies...)
 			}
 
 			t.Run("SP-initiated", func(t *testing.T) {
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url=/web/cluster", nil))
-				require.Equal(t, http.StatusFound, w.Code, w.Body.String())
-				form := idp.FollowSSO(t, w.Header().Get("Location"))
-				requireSession(t, post(form, ""), "/web/cluster")
+				loc, binding := startLogin(t, h, "/web/cluster")
+				form := idp.FollowSSO(t, loc)
+				requireSession(t, post(form, "", binding), "/web/cluster")
 			})
 
 			t.Run("IdP-initiated", func(t *testing.T) {
@@ -270,4 +302,158 @@ func TestACSDisableIdPInitiated(t *testing.T) {
 			})
 		})
 	}
+}
+
+// samlFixture is a handler with connector "okta" on a real test IdP where
+// alice is signed in.
+func samlFixture(t *testing.T, disableIdPInitiated bool) (*sso.Handler, *samltest.IdP, *recorder) {
+	t.Helper()
+	h, svc, _, rec := newHandler(t)
+	ctx := context.Background()
+	_, err := svc.CreateRole(ctx, &typesv1.Role{Metadata: &typesv1.Metadata{Name: "dev"}, Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{"ubuntu"}}}})
+	require.NoError(t, err)
+	idp := samltest.NewIdP(t, samltest.Options{})
+	idp.AddUser(t, "alice", "alice@example.com", "alice-password", "admins")
+	c := &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: "okta"},
+		Spec: &typesv1.SAMLConnectorSpec{
+			EntityDescriptor:    idp.MetadataXML(t),
+			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/okta",
+			AttributesToRoles:   []*typesv1.AttributeMapping{{Name: samltest.GroupsAttribute, Value: "admins", Roles: []string{"dev"}}},
+			DisableIdpInitiated: disableIdPInitiated,
+		},
+	}
+	require.NoError(t, saml.PrepareConnector(ctx, c, saml.PrepareConfig{}))
+	_, err = svc.CreateSAMLConnector(ctx, c)
+	require.NoError(t, err)
+	stored, err := svc.GetSAMLConnector(ctx, "okta", true)
+	require.NoError(t, err)
+	md, err := saml.Metadata(stored, nil)
+	require.NoError(t, err)
+	idp.RegisterSP(t, "gatehouse", md)
+	idp.Login(t, "alice", "alice-password")
+	return h, idp, rec
+}
+
+// TestACSBrowserBinding: an SP-initiated login finishes only in the
+// browser that started it. The IdP's answer posted by another browser
+// (login CSRF: the attacker's own login, finished in the victim's
+// browser), without the binding cookie or with another login's, is
+// refused with a 403 and an audited failure, and the login can still
+// finish in its own browser, once.
+func TestACSBrowserBinding(t *testing.T) {
+	t.Parallel()
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disable_idp_initiated=%v", disabled), func(t *testing.T) {
+			t.Parallel()
+			h, idp, rec := samlFixture(t, disabled)
+
+			loc, attacker := startLogin(t, h, "/web/attacker")
+			require.True(t, attacker.HttpOnly, "HttpOnly")
+			require.True(t, attacker.Secure, "Secure")
+			require.Equal(t, http.SameSiteNoneMode, attacker.SameSite, "the ACS is a cross-site POST")
+			require.Equal(t, "/", attacker.Path)
+			require.Equal(t, int(saml.RequestTTL/time.Second), attacker.MaxAge)
+			require.Empty(t, attacker.Domain)
+			require.True(t, saml.ValidBinding(attacker.Value))
+			require.NotContains(t, loc, attacker.Value, "the binding does not travel to the IdP")
+			form := idp.FollowSSO(t, loc)
+
+			requireRefused := func(t *testing.T, w *httptest.ResponseRecorder, detail string) {
+				t.Helper()
+				require.Equal(t, http.StatusForbidden, w.Code, w.Body.String())
+				require.Nil(t, findCookie(w, web.SessionCookie), "no session")
+				require.Nil(t, findCookie(w, sso.BindingCookie), "the browser's own binding is left alone")
+				var body web.ErrorBody
+				require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body))
+				require.Equal(t, saml.ReasonBrowser, body.Error)
+				last := rec.events[len(rec.events)-1]
+				require.Equal(t, saml.EventLogin, last.Type)
+				require.Error(t, last.Err)
+				require.True(t, trace.IsAccessDenied(last.Err))
+				require.Contains(t, last.Err.Error(), "started in another browser")
+				require.Contains(t, last.Message, detail)
+				require.Equal(t, "false", last.Fields["idp_initiated"])
+				require.Equal(t, "okta", last.Fields["connector"])
+				for _, e := range rec.events {
+					require.NotContains(t, fmt.Sprint(e), attacker.Value, "the binding is never audited")
+				}
+			}
+
+			t.Run("without the cookie", func(t *testing.T) {
+				requireRefused(t, postACS(t, h, form, "application/json"), "no browser binding")
+			})
+			t.Run("with another login's cookie", func(t *testing.T) {
+				_, victim := startLogin(t, h, "")
+				require.NotEqual(t, attacker.Value, victim.Value)
+				requireRefused(t, postACS(t, h, form, "application/json", victim), "another browser's binding")
+			})
+			t.Run("with a made-up cookie", func(t *testing.T) {
+				requireRefused(t, postACS(t, h, form, "application/json", &http.Cookie{Name: sso.BindingCookie, Value: "x"}), "another browser's binding")
+			})
+			t.Run("a browser gets the HTML page", func(t *testing.T) {
+				w := postACS(t, h, form, "")
+				require.Equal(t, http.StatusForbidden, w.Code)
+				require.Contains(t, w.Header().Get("Content-Type"), "text/html")
+				require.Contains(t, w.Body.String(), "started in another browser")
+			})
+
+			// The refusals left the login outstanding: its own browser
+			// finishes it, and the binding cookie is cleared.
+			w := postACS(t, h, form, "", attacker)
+			requireSession(t, w, "/web/attacker")
+			cleared := findCookie(w, sso.BindingCookie)
+			require.NotNil(t, cleared, "the binding cookie is cleared")
+			require.Negative(t, cleared.MaxAge)
+			require.Equal(t, "/", cleared.Path)
+			last := rec.events[len(rec.events)-1]
+			require.NoError(t, last.Err)
+			require.Equal(t, "false", last.Fields["idp_initiated"])
+
+			// Once: the relay state is gone and the assertion used.
+			// Without its request the response is unsolicited: refused for
+			// not answering a request, or as IdP-initiated when those are off.
+			w = postACS(t, h, form, "application/json", attacker)
+			if disabled {
+				require.Equal(t, http.StatusForbidden, w.Code, w.Body.String())
+				require.Contains(t, w.Body.String(), "IdP-initiated login is disabled")
+			} else {
+				require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
+				require.Contains(t, w.Body.String(), saml.ReasonRequest)
+			}
+			require.Nil(t, findCookie(w, web.SessionCookie))
+		})
+	}
+}
+
+// TestACSBindingTwoTabs: a browser that starts a second login before the
+// first is answered keeps its binding, so the first still finishes.
+func TestACSBindingTwoTabs(t *testing.T) {
+	t.Parallel()
+	h, idp, _ := samlFixture(t, true)
+	loc1, ck := startLogin(t, h, "/web/one")
+	form1 := idp.FollowSSO(t, loc1)
+	loc2, ck2 := startLogin(t, h, "/web/two", &http.Cookie{Name: ck.Name, Value: ck.Value})
+	require.Equal(t, ck.Value, ck2.Value, "the binding is kept")
+	require.Equal(t, int(saml.RequestTTL/time.Second), ck2.MaxAge, "and its lifetime renewed")
+	require.NotEqual(t, loc1, loc2)
+	requireSession(t, postACS(t, h, form1, "", ck), "/web/one")
+
+	// A browser with a malformed cookie gets a fresh binding.
+	_, ck3 := startLogin(t, h, "", &http.Cookie{Name: ck.Name, Value: "not-a-binding"})
+	require.True(t, saml.ValidBinding(ck3.Value))
+}
+
+// TestACSIdPInitiatedIgnoresBinding: with IdP-initiated logins allowed,
+// an unsolicited response signs in with or without a binding cookie.
+func TestACSIdPInitiatedIgnoresBinding(t *testing.T) {
+	t.Parallel()
+	h, idp, rec := samlFixture(t, false)
+	const acs = "https://gatehouse.example.com/v1/webapi/saml/acs/okta"
+	requireSession(t, postACS(t, h, idp.IdPInitiated(t, acs), ""), sso.DefaultRedirect)
+	require.Equal(t, "true", rec.events[len(rec.events)-1].Fields["idp_initiated"])
+	_, ck := startLogin(t, h, "")
+	w := postACS(t, h, idp.IdPInitiated(t, acs), "", ck)
+	requireSession(t, w, sso.DefaultRedirect)
+	require.Nil(t, findCookie(w, sso.BindingCookie), "an unsolicited response leaves the binding of a login under way alone")
 }
