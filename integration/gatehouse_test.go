@@ -87,7 +87,7 @@ spec:
 		Token   string `json:"token"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &install), r.stdout)
-	require.Equal(t, "https://gatehouse.example.com:443/v1/webapi/scim/okta", install.BaseURL)
+	require.Equal(t, "https://gatehouse.example.com/v1/webapi/scim/okta", install.BaseURL)
 	require.GreaterOrEqual(t, len(install.Token), 32)
 	token1 := install.Token
 

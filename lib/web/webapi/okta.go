@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/services"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -115,21 +116,22 @@ type OktaState struct {
 	Status      StatusTile  `json:"status"`
 }
 
-// publicAddr is the address in the URLs the UI shows and stores: from the
-// configuration, never from the request (see Config.WebAddr).
-func (h *Handler) publicAddr() string {
+// origin is the https origin of the URLs the UI shows and stores: from the
+// configuration, never from the request (see Config.WebAddr), without the
+// default port.
+func (h *Handler) origin() string {
 	if h.cfg.PublicAddr != "" {
-		return h.cfg.PublicAddr
+		return pluginv1.PublicOrigin(h.cfg.PublicAddr)
 	}
-	return h.cfg.WebAddr
+	return pluginv1.PublicOrigin(h.cfg.WebAddr)
 }
 
 func (h *Handler) scimBaseURL() string {
-	return "https://" + h.publicAddr() + "/v1/webapi/scim/" + OktaPlugin
+	return h.origin() + "/v1/webapi/scim/" + OktaPlugin
 }
 
 func (h *Handler) acsURLBase() string {
-	return "https://" + h.publicAddr() + "/v1/webapi/saml/acs/"
+	return h.origin() + "/v1/webapi/saml/acs/"
 }
 
 // permissions answers what the caller may do, through the same checker

@@ -34,6 +34,9 @@ import (
 
 const publicAddr = "gatehouse.example.com:443"
 
+// publicOrigin is publicAddr's origin in URLs: the default port is left out.
+const publicOrigin = "https://gatehouse.example.com"
+
 // noLocks is the lock checker of the session middleware: these tests are
 // about RBAC and CSRF, lockwatch has its own.
 type noLocks struct{}
@@ -289,7 +292,7 @@ func TestOktaFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "not_configured", st["state"])
 	require.Equal(t, map[string]any{"read": true, "manage": true, "events": true}, st["permissions"])
-	require.Equal(t, "https://"+publicAddr+"/v1/webapi/scim/okta", st["scim"].(map[string]any)["base_url"])
+	require.Equal(t, publicOrigin+"/v1/webapi/scim/okta", st["scim"].(map[string]any)["base_url"])
 
 	// Enabling SCIM before SSO is refused with a reason.
 	code, body := e.do(&admin, csrfRight, http.MethodPost, "/v1/webapi/plugins/okta/scim/token", nil)
@@ -311,7 +314,7 @@ func TestOktaFlow(t *testing.T) {
 	conn := st["sso"].(map[string]any)["connector"].(map[string]any)
 	require.Equal(t, "okta", conn["name"])
 	require.Equal(t, "http://www.okta.com/exk1", conn["idp_entity_id"])
-	require.Equal(t, "https://"+publicAddr+"/v1/webapi/saml/acs/okta", conn["acs_url"])
+	require.Equal(t, publicOrigin+"/v1/webapi/saml/acs/okta", conn["acs_url"])
 
 	// The sign-in page lists it without a session.
 	code, body = e.do(nil, csrfNone, http.MethodGet, "/v1/webapi/auth/connectors", nil)
@@ -428,6 +431,8 @@ func TestURLsIgnoreHost(t *testing.T) {
 	}{
 		{name: "public address", public: "gatehouse.example.com:3080", web: "127.0.0.1:3080", want: "https://gatehouse.example.com:3080"},
 		{name: "listener address", public: "", web: "localhost:3080", want: "https://localhost:3080"},
+		{name: "public address on the default port", public: "gatehouse.example.com:443", web: "127.0.0.1:3080", want: "https://gatehouse.example.com"},
+		{name: "listener on the default port", public: "", web: "localhost:443", want: "https://localhost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -186,3 +186,20 @@ func TestDiagPprofOptIn(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, string(body), "heap profile")
 }
+
+// TestBannerPublicURL: the public URL people are shown leaves out the
+// default https port.
+func TestBannerPublicURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	loop, public := "127.0.0.1:0", "gatehouse.example.com:443"
+	set, err := config.Build(nil, config.Overrides{
+		DataDir: &dir, AuthAddr: &loop, WebAddr: &loop, SSHAddr: &loop, PublicAddr: &public,
+	})
+	require.NoError(t, err)
+	var banner bytes.Buffer
+	p := start(t, set, clockwork.NewFakeClockAt(time.Now()), &banner)
+	defer stop(t, p)
+	require.Contains(t, banner.String(), "public:        https://gatehouse.example.com\n")
+	require.NotContains(t, banner.String(), ":443")
+}

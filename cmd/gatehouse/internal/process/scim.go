@@ -5,6 +5,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	scimserver "github.com/gatehouse/gatehouse/plugins/scim/server"
 )
@@ -31,10 +32,9 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 		return trace.Wrap(err, "starting the SCIM provisioner")
 	}
 	p.scim = prov
-	publicURL := ""
-	if p.set.PublicAddr != "" {
-		publicURL = "https://" + p.set.PublicAddr
-	}
+	// "" (no public address) lets the endpoint answer with the origin the
+	// client used; its Location URLs are only sent back, never stored.
+	publicURL := pluginv1.PublicOrigin(p.set.PublicAddr)
 	h, err := scimserver.New(scimserver.Config{
 		Provisioner: prov,
 		Registerer:  p.cfg.Registry,
