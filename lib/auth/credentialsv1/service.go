@@ -245,7 +245,7 @@ func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.Cr
 	}
 	link := PasswordPath + "?" + url.Values{"token": {token}}.Encode()
 	if s.cfg.PublicAddr != "" {
-		link = (&url.URL{Scheme: "https", Host: s.cfg.PublicAddr, Path: PasswordPath, RawQuery: url.Values{"token": {token}}.Encode()}).String()
+		link = services.PublicOrigin(s.cfg.PublicAddr) + link
 	}
 	return &credentialspb.CreatePasswordTokenResponse{Url: link, Token: token, Expires: timestamppb.New(expires)}, nil
 }

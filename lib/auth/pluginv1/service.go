@@ -18,8 +18,6 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"maps"
-	"net"
-	"strings"
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
@@ -162,26 +160,7 @@ func SCIMBaseURL(publicAddr, name string) string {
 	if publicAddr == "" {
 		return ""
 	}
-	return PublicOrigin(publicAddr) + "/v1/webapi/scim/" + name
-}
-
-// PublicOrigin is the https origin of the web listener at host:port addr,
-// without the default port: "https://host" for "host:443" (as people type
-// it and as the IdP's form expects it), "https://host:port" for any other
-// port, "https://host" for a bare host; "" when addr is empty. Every URL
-// built from a public address goes through it, so the same listener never
-// appears under two spellings.
-func PublicOrigin(addr string) string {
-	if addr == "" {
-		return ""
-	}
-	if host, port, err := net.SplitHostPort(addr); err == nil && port == "443" {
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		return "https://" + host
-	}
-	return "https://" + addr
+	return services.PublicOrigin(publicAddr) + "/v1/webapi/scim/" + name
 }
 
 // prepare validates a plugin from a request and links it to its

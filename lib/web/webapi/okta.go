@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/services"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -121,9 +120,9 @@ type OktaState struct {
 // default port.
 func (h *Handler) origin() string {
 	if h.cfg.PublicAddr != "" {
-		return pluginv1.PublicOrigin(h.cfg.PublicAddr)
+		return services.PublicOrigin(h.cfg.PublicAddr)
 	}
-	return pluginv1.PublicOrigin(h.cfg.WebAddr)
+	return services.PublicOrigin(h.cfg.WebAddr)
 }
 
 func (h *Handler) scimBaseURL() string {

@@ -29,9 +29,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
 	// Register the storage engines selectable with --storage.
 	_ "github.com/gatehouse/gatehouse/lib/backend/etcdbk"
 	_ "github.com/gatehouse/gatehouse/lib/backend/lite"
@@ -431,14 +431,14 @@ func (p *Process) webHosts() []string {
 func (p *Process) printBanner() {
 	s := p.set
 	var b strings.Builder
-	webURL := pluginv1.PublicOrigin(dialableHost(p.web.Addr()))
+	webURL := services.PublicOrigin(dialableHost(p.web.Addr()))
 	fmt.Fprintf(&b, "\nGatehouse is running (cluster %q).\n\n", s.ClusterName)
 	fmt.Fprintf(&b, "  web (HTTPS):   %s   listening on %s\n", webURL, p.web.Addr())
 	if s.WebCertFile == "" {
 		fmt.Fprintf(&b, "                 self-signed certificate: %s\n", filepath.Join(s.DataDir, web.SelfSignedCertName))
 	}
 	if s.PublicAddr != "" {
-		fmt.Fprintf(&b, "  public:        %s\n", pluginv1.PublicOrigin(s.PublicAddr))
+		fmt.Fprintf(&b, "  public:        %s\n", services.PublicOrigin(s.PublicAddr))
 	}
 	fmt.Fprintf(&b, "  auth (gRPC):   %s (mTLS)\n", p.authLn.Addr())
 	fmt.Fprintf(&b, "  ssh node:      %s (user certificates from the cluster's user CA)\n", p.sshLn.Addr())

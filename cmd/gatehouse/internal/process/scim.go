@@ -5,8 +5,8 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	"github.com/gatehouse/gatehouse/lib/services"
 	scimserver "github.com/gatehouse/gatehouse/plugins/scim/server"
 )
 
@@ -34,7 +34,7 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 	p.scim = prov
 	// "" (no public address) lets the endpoint answer with the origin the
 	// client used; its Location URLs are only sent back, never stored.
-	publicURL := pluginv1.PublicOrigin(p.set.PublicAddr)
+	publicURL := services.PublicOrigin(p.set.PublicAddr)
 	h, err := scimserver.New(scimserver.Config{
 		Provisioner: prov,
 		Registerer:  p.cfg.Registry,
