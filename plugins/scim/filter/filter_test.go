@@ -2,6 +2,7 @@ package filter
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gravitational/trace"
@@ -228,4 +229,25 @@ func FuzzFilter(f *testing.F) {
 			_, _, _ = EqualityLookup(flt)
 		}
 	})
+}
+
+// TestDeepNestingRefusedCheaply: nesting beyond maxDepth is refused before the backtracking
+// parser runs (it took 350 ms on 4,000 open parentheses), while parentheses inside string
+// literals do not count.
+func TestDeepNestingRefusedCheaply(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		strings.Repeat("(", 4000),
+		strings.Repeat("not (", 800),
+		strings.Repeat("(", maxDepth+1) + `userName eq "x"` + strings.Repeat(")", maxDepth+1),
+		strings.Repeat(`emails[type eq "w" and `, 100),
+	} {
+		_, err := Parse(s, schema.UserResourceType)
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "nests deeper", "refused by the pre-check, before parsing")
+	}
+	f, err := Parse(`userName eq "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((" and (userName pr)`, schema.UserResourceType)
+	require.NoError(t, err)
+	require.NotNil(t, f)
+	require.Equal(t, 3, nestingDepth(`((a[b eq "]]]\"((("]))`))
 }
