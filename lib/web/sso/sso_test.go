@@ -238,32 +238,8 @@ func TestACSDisableIdPInitiated(t *testing.T) {
 	for _, disabled := range []bool{false, true} {
 		t.Run(fmt.Sprintf("disable_idp_initiated=%v", disabled), func(t *testing.T) {
 			t.Parallel()
-			h, svc, _, rec := newHandler(t)
-			ctx := context.Background()
-			_, err := svc.CreateRole(ctx, &typesv1.Role{Metadata: &typesv1.Metadata{Name: "dev"}, Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{"ubuntu"}}}})
-			require.NoError(t, err)
-			idp := samltest.NewIdP(t, samltest.Options{})
-			idp.AddUser(t, "alice", "alice@example.com", "alice-password", "admins")
+			h, idp, rec := samlFixture(t, disabled)
 			const acs = "https://gatehouse.example.com/v1/webapi/saml/acs/okta"
-			c := &typesv1.SAMLConnector{
-				Metadata: &typesv1.Metadata{Name: "okta"},
-				Spec: &typesv1.SAMLConnectorSpec{
-					EntityDescriptor:    idp.MetadataXML(t),
-					Acs:                 acs,
-					AttributesToRoles:   []*typesv1.AttributeMapping{{Name: samltest.GroupsAttribute, Value: "admins", Roles: []string{"dev"}}},
-					DisableIdpInitiated: disabled,
-				},
-			}
-			require.NoError(t, saml.PrepareConnector(ctx, c, saml.PrepareConfig{}))
-			_, err = svc.CreateSAMLConnector(ctx, c)
-			require.NoError(t, err)
-			stored, err := svc.GetSAMLConnector(ctx, "okta", true)
-			require.NoError(t, err)
-			require.Equal(t, disabled, stored.GetSpec().GetDisableIdpInitiated(), "the option is stored")
-			md, err := saml.Metadata(stored, nil)
-			require.NoError(t, err)
-			idp.RegisterSP(t, "gatehouse", md)
-			idp.Login(t, "alice", "alice-password")
 
 			post := func(form samltest.Form, accept string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
 				require.Equal(t, acs, form.Action)
