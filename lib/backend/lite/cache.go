@@ -2,6 +2,7 @@ package lite
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -87,19 +88,23 @@ func (c *readCache) get(key backend.Key) (*backend.Item, bool) {
 		return nil, false
 	}
 	c.mu.RLock()
-	item, ok := c.getLocked(key, bytes.Clone(key))
+	item, ok := c.getLocked(key, false)
 	c.mu.RUnlock()
 	c.count(ok)
 	return item, ok
 }
 
-// getLocked reads key into an item whose Key is itemKey.
-func (c *readCache) getLocked(key, itemKey []byte) (*backend.Item, bool) {
+// getLocked reads key into an item; the item's Key is key itself when owned,
+// a copy otherwise.
+func (c *readCache) getLocked(key []byte, owned bool) (*backend.Item, bool) {
 	rev, value, ok := c.ring.get(key)
 	if !ok {
 		return nil, false
 	}
-	return &backend.Item{Key: itemKey, Value: cloneValue(value), Revision: strconv.FormatInt(rev, 10)}, true
+	if !owned {
+		key = bytes.Clone(key)
+	}
+	return &backend.Item{Key: key, Value: cloneValue(value), Revision: strconv.FormatInt(rev, 10)}, true
 }
 
 // getIndirect is GetIndirect from the cache: both the index entry and its
@@ -115,7 +120,7 @@ func (c *readCache) getIndirect(indexKey, targetPrefix backend.Key) (*backend.It
 	if ok {
 		key := make([]byte, 0, len(targetPrefix)+len(ref))
 		key = append(append(key, targetPrefix...), ref...)
-		item, ok = c.getLocked(key, key)
+		item, ok = c.getLocked(key, true)
 	}
 	c.mu.RUnlock()
 	c.count(ok)
@@ -134,8 +139,8 @@ func (c *readCache) count(hit bool) {
 // reader took gen: then the read may predate that batch and is dropped.
 // Items with an expiry are never cached.
 func (c *readCache) offer(gen uint64, items ...cacheOffer) {
-	if c == nil {
-		return
+	if c == nil || !slices.ContainsFunc(items, func(o cacheOffer) bool { return !o.expires }) {
+		return // nothing to keep: skip the exclusive lock
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
