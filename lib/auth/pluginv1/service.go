@@ -320,20 +320,13 @@ func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typ
 	// The plugin must still be at the revision the caller read, and SCIM
 	// on; the credentials at the revisions just listed (a token rotated
 	// meanwhile makes the write fail rather than survive it).
-	actions := []backend.ConditionalAction{{
+	actions, err := withCredentialDeletes(name, backend.ConditionalAction{
 		Key:       services.PluginKey(name),
 		Condition: backend.Revision(p.GetMetadata().GetRevision()),
 		Action:    backend.Put(item),
-	}}
-	for _, cr := range creds {
-		actions = append(actions, backend.ConditionalAction{
-			Key:       services.PluginStaticCredentialsKey(cr.GetMetadata().GetName()),
-			Condition: backend.Revision(cr.GetMetadata().GetRevision()),
-			Action:    backend.Delete(),
-		})
-	}
-	if len(actions) > backend.MaxAtomicWriteActions {
-		return nil, false, trace.LimitExceeded("plugin %q has too many linked credentials to delete at once", name)
+	}, creds)
+	if err != nil {
+		return nil, false, trace.Wrap(err)
 	}
 	rev, err := s.cfg.Backend.AtomicWrite(ctx, actions)
 	if trace.IsCompareFailed(err) {
@@ -374,24 +367,17 @@ func (s *Service) deletePlugin(ctx context.Context, name string) error {
 		if err != nil {
 			return trace.Wrap(err)
 		}
-		actions := []backend.ConditionalAction{{
-			Key:       services.PluginKey(name),
-			Condition: backend.Revision(p.GetMetadata().GetRevision()),
-			Action:    backend.Delete(),
-		}}
 		creds, err := s.linkedCredentials(ctx, p)
 		if err != nil {
 			return trace.Wrap(err)
 		}
-		for _, c := range creds {
-			actions = append(actions, backend.ConditionalAction{
-				Key:       services.PluginStaticCredentialsKey(c.GetMetadata().GetName()),
-				Condition: backend.Whatever(),
-				Action:    backend.Delete(),
-			})
-		}
-		if len(actions) > backend.MaxAtomicWriteActions {
-			return trace.LimitExceeded("plugin %q has too many linked credentials to delete at once", name)
+		actions, err := withCredentialDeletes(name, backend.ConditionalAction{
+			Key:       services.PluginKey(name),
+			Condition: backend.Revision(p.GetMetadata().GetRevision()),
+			Action:    backend.Delete(),
+		}, creds)
+		if err != nil {
+			return trace.Wrap(err)
 		}
 		_, err = s.cfg.Backend.AtomicWrite(ctx, actions)
 		if trace.IsCompareFailed(err) {
@@ -400,6 +386,25 @@ func (s *Service) deletePlugin(ctx context.Context, name string) error {
 		return trace.Wrap(err)
 	}
 	return trace.CompareFailed("plugin %q kept changing while it was being deleted; try again", name)
+}
+
+// withCredentialDeletes returns pluginAction followed by the deletion of
+// each of plugin name's credentials at the revision it was listed at (one
+// rotated meanwhile fails the write, and the caller reads again), refusing
+// more actions than one atomic write takes.
+func withCredentialDeletes(name string, pluginAction backend.ConditionalAction, creds []*typesv1.PluginStaticCredentials) ([]backend.ConditionalAction, error) {
+	actions := []backend.ConditionalAction{pluginAction}
+	for _, c := range creds {
+		actions = append(actions, backend.ConditionalAction{
+			Key:       services.PluginStaticCredentialsKey(c.GetMetadata().GetName()),
+			Condition: backend.Revision(c.GetMetadata().GetRevision()),
+			Action:    backend.Delete(),
+		})
+	}
+	if len(actions) > backend.MaxAtomicWriteActions {
+		return nil, trace.LimitExceeded("plugin %q has too many linked credentials to delete at once", name)
+	}
+	return actions, nil
 }
 
 // linkedCredentials returns the credentials plugin p links to (with the
