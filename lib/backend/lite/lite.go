@@ -62,8 +62,9 @@ const (
 	// DefaultBusyTimeout is how long a connection waits for a lock held by
 	// another connection before it fails with SQLITE_BUSY.
 	DefaultBusyTimeout = 10 * time.Second
-	// DefaultReadCacheSize is the read cache's default bound: about 100,000
-	// SCIM users with their index entries and Gatehouse accounts.
+	// DefaultReadCacheSize is the read cache's default bound: room for the
+	// 100,000 SCIM users of the load benchmark with their index entries and
+	// Gatehouse accounts (the server grew by about 170 MiB holding them).
 	DefaultReadCacheSize = 256 << 20
 	// DefaultReadConns is the size of the read connection pool.
 	DefaultReadConns = 4
