@@ -248,7 +248,13 @@ type UserSpec struct {
 	CreatedBy *CreatedBy `protobuf:"bytes,3,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	// local_auth holds the password hash of a local user. It is a secret: it is
 	// returned only by calls made with secrets.
-	LocalAuth     *LocalAuthSecrets `protobuf:"bytes,4,opt,name=local_auth,json=localAuth,proto3" json:"local_auth,omitempty"`
+	LocalAuth *LocalAuthSecrets `protobuf:"bytes,4,opt,name=local_auth,json=localAuth,proto3" json:"local_auth,omitempty"`
+	// incarnation identifies this life of the account: a random value set when
+	// the account is created, and new whenever it is deleted and created again,
+	// reactivated, or renamed. Certificates and sessions carry the incarnation
+	// they were issued to and stop working once it changes, whatever happens
+	// to the name later.
+	Incarnation   string `protobuf:"bytes,5,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -309,6 +315,13 @@ func (x *UserSpec) GetLocalAuth() *LocalAuthSecrets {
 		return x.LocalAuth
 	}
 	return nil
+}
+
+func (x *UserSpec) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
 }
 
 // LocalAuthSecrets are the credentials of a local (non-SSO) user.
@@ -1223,8 +1236,13 @@ type OktaPluginSettings struct {
 	ScimRateLimit int32 `protobuf:"varint,5,opt,name=scim_rate_limit,json=scimRateLimit,proto3" json:"scim_rate_limit,omitempty"`
 	// scim_rate_burst is the SCIM request burst allowed; 0 means the default.
 	ScimRateBurst int32 `protobuf:"varint,6,opt,name=scim_rate_burst,json=scimRateBurst,proto3" json:"scim_rate_burst,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// grantable_roles is the ceiling of what SCIM may grant: roles from
+	// default_roles and from group mappings outside it are dropped (and the
+	// drop is audited and shown in the status). Empty means every role that
+	// cannot write plugins, connectors, roles, users, locks or certificates.
+	GrantableRoles []string `protobuf:"bytes,7,rep,name=grantable_roles,json=grantableRoles,proto3" json:"grantable_roles,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OktaPluginSettings) Reset() {
@@ -1297,6 +1315,13 @@ func (x *OktaPluginSettings) GetScimRateBurst() int32 {
 		return x.ScimRateBurst
 	}
 	return 0
+}
+
+func (x *OktaPluginSettings) GetGrantableRoles() []string {
+	if x != nil {
+		return x.GrantableRoles
+	}
+	return nil
 }
 
 // PluginStaticCredentialsRef selects static credentials by label.
@@ -1433,8 +1458,13 @@ type OktaPluginStatus struct {
 	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// last_error_time is when last_error happened.
 	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// roles_dropped are the roles SCIM last had to drop because they are not
+	// grantable by the plugin.
+	RolesDropped []string `protobuf:"bytes,7,rep,name=roles_dropped,json=rolesDropped,proto3" json:"roles_dropped,omitempty"`
+	// roles_dropped_time is when roles were last dropped.
+	RolesDroppedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=roles_dropped_time,json=rolesDroppedTime,proto3" json:"roles_dropped_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *OktaPluginStatus) Reset() {
@@ -1505,6 +1535,20 @@ func (x *OktaPluginStatus) GetLastError() string {
 func (x *OktaPluginStatus) GetLastErrorTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *OktaPluginStatus) GetRolesDropped() []string {
+	if x != nil {
+		return x.RolesDropped
+	}
+	return nil
+}
+
+func (x *OktaPluginStatus) GetRolesDroppedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RolesDroppedTime
 	}
 	return nil
 }
@@ -2217,14 +2261,15 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
 	"\bmetadata\x18\x03 \x01(\v2\x1c.gatehouse.types.v1.MetadataR\bmetadata\x120\n" +
-	"\x04spec\x18\x04 \x01(\v2\x1c.gatehouse.types.v1.UserSpecR\x04spec\"\xbc\x02\n" +
+	"\x04spec\x18\x04 \x01(\v2\x1c.gatehouse.types.v1.UserSpecR\x04spec\"\xde\x02\n" +
 	"\bUserSpec\x12\x14\n" +
 	"\x05roles\x18\x01 \x03(\tR\x05roles\x12@\n" +
 	"\x06traits\x18\x02 \x03(\v2(.gatehouse.types.v1.UserSpec.TraitsEntryR\x06traits\x12<\n" +
 	"\n" +
 	"created_by\x18\x03 \x01(\v2\x1d.gatehouse.types.v1.CreatedByR\tcreatedBy\x12C\n" +
 	"\n" +
-	"local_auth\x18\x04 \x01(\v2$.gatehouse.types.v1.LocalAuthSecretsR\tlocalAuth\x1aU\n" +
+	"local_auth\x18\x04 \x01(\v2$.gatehouse.types.v1.LocalAuthSecretsR\tlocalAuth\x12 \n" +
+	"\vincarnation\x18\x05 \x01(\tR\vincarnation\x1aU\n" +
 	"\vTraitsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.ListValueR\x05value:\x028\x01\"7\n" +
@@ -2287,14 +2332,15 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x16static_credentials_ref\x18\n" +
 	" \x01(\v2..gatehouse.types.v1.PluginStaticCredentialsRefR\x14staticCredentialsRefB\n" +
 	"\n" +
-	"\bsettings\"\xee\x01\n" +
+	"\bsettings\"\x97\x02\n" +
 	"\x12OktaPluginSettings\x12%\n" +
 	"\x0esaml_connector\x18\x01 \x01(\tR\rsamlConnector\x12!\n" +
 	"\fscim_enabled\x18\x02 \x01(\bR\vscimEnabled\x12\x19\n" +
 	"\block_ttl\x18\x03 \x01(\tR\alockTtl\x12#\n" +
 	"\rdefault_roles\x18\x04 \x03(\tR\fdefaultRoles\x12&\n" +
 	"\x0fscim_rate_limit\x18\x05 \x01(\x05R\rscimRateLimit\x12&\n" +
-	"\x0fscim_rate_burst\x18\x06 \x01(\x05R\rscimRateBurst\"\xab\x01\n" +
+	"\x0fscim_rate_burst\x18\x06 \x01(\x05R\rscimRateBurst\x12'\n" +
+	"\x0fgrantable_roles\x18\a \x03(\tR\x0egrantableRoles\"\xab\x01\n" +
 	"\x1aPluginStaticCredentialsRef\x12R\n" +
 	"\x06labels\x18\x01 \x03(\v2:.gatehouse.types.v1.PluginStaticCredentialsRef.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
@@ -2304,7 +2350,7 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2$.gatehouse.types.v1.PluginStatusCodeR\x04code\x12#\n" +
 	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\x12@\n" +
 	"\x0elast_sync_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\flastSyncTime\x128\n" +
-	"\x04okta\x18\x04 \x01(\v2$.gatehouse.types.v1.OktaPluginStatusR\x04okta\"\xbc\x02\n" +
+	"\x04okta\x18\x04 \x01(\v2$.gatehouse.types.v1.OktaPluginStatusR\x04okta\"\xab\x03\n" +
 	"\x10OktaPluginStatus\x12F\n" +
 	"\x11last_scim_request\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastScimRequest\x12+\n" +
 	"\x11users_provisioned\x18\x02 \x01(\x03R\x10usersProvisioned\x12+\n" +
@@ -2312,7 +2358,9 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\rlocks_written\x18\x04 \x01(\x03R\flocksWritten\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x05 \x01(\tR\tlastError\x12B\n" +
-	"\x0flast_error_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\"\xc6\x01\n" +
+	"\x0flast_error_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12#\n" +
+	"\rroles_dropped\x18\a \x03(\tR\frolesDropped\x12H\n" +
+	"\x12roles_dropped_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x10rolesDroppedTime\"\xc6\x01\n" +
 	"\x17PluginStaticCredentials\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -2456,22 +2504,23 @@ var file_gatehouse_types_v1_types_proto_depIdxs = []int32{
 	21, // 28: gatehouse.types.v1.PluginStatus.okta:type_name -> gatehouse.types.v1.OktaPluginStatus
 	35, // 29: gatehouse.types.v1.OktaPluginStatus.last_scim_request:type_name -> google.protobuf.Timestamp
 	35, // 30: gatehouse.types.v1.OktaPluginStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	1,  // 31: gatehouse.types.v1.PluginStaticCredentials.metadata:type_name -> gatehouse.types.v1.Metadata
-	23, // 32: gatehouse.types.v1.PluginStaticCredentials.spec:type_name -> gatehouse.types.v1.PluginStaticCredentialsSpec
-	1,  // 33: gatehouse.types.v1.SAMLConnector.metadata:type_name -> gatehouse.types.v1.Metadata
-	25, // 34: gatehouse.types.v1.SAMLConnector.spec:type_name -> gatehouse.types.v1.SAMLConnectorSpec
-	26, // 35: gatehouse.types.v1.SAMLConnectorSpec.attributes_to_roles:type_name -> gatehouse.types.v1.AttributeMapping
-	27, // 36: gatehouse.types.v1.SAMLConnectorSpec.signing_key_pair:type_name -> gatehouse.types.v1.AsymmetricKeyPair
-	1,  // 37: gatehouse.types.v1.CertAuthority.metadata:type_name -> gatehouse.types.v1.Metadata
-	29, // 38: gatehouse.types.v1.CertAuthority.spec:type_name -> gatehouse.types.v1.CertAuthoritySpec
-	35, // 39: gatehouse.types.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	34, // 40: gatehouse.types.v1.AuditEvent.fields:type_name -> gatehouse.types.v1.AuditEvent.FieldsEntry
-	36, // 41: gatehouse.types.v1.UserSpec.TraitsEntry.value:type_name -> google.protobuf.ListValue
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	35, // 31: gatehouse.types.v1.OktaPluginStatus.roles_dropped_time:type_name -> google.protobuf.Timestamp
+	1,  // 32: gatehouse.types.v1.PluginStaticCredentials.metadata:type_name -> gatehouse.types.v1.Metadata
+	23, // 33: gatehouse.types.v1.PluginStaticCredentials.spec:type_name -> gatehouse.types.v1.PluginStaticCredentialsSpec
+	1,  // 34: gatehouse.types.v1.SAMLConnector.metadata:type_name -> gatehouse.types.v1.Metadata
+	25, // 35: gatehouse.types.v1.SAMLConnector.spec:type_name -> gatehouse.types.v1.SAMLConnectorSpec
+	26, // 36: gatehouse.types.v1.SAMLConnectorSpec.attributes_to_roles:type_name -> gatehouse.types.v1.AttributeMapping
+	27, // 37: gatehouse.types.v1.SAMLConnectorSpec.signing_key_pair:type_name -> gatehouse.types.v1.AsymmetricKeyPair
+	1,  // 38: gatehouse.types.v1.CertAuthority.metadata:type_name -> gatehouse.types.v1.Metadata
+	29, // 39: gatehouse.types.v1.CertAuthority.spec:type_name -> gatehouse.types.v1.CertAuthoritySpec
+	35, // 40: gatehouse.types.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	34, // 41: gatehouse.types.v1.AuditEvent.fields:type_name -> gatehouse.types.v1.AuditEvent.FieldsEntry
+	36, // 42: gatehouse.types.v1.UserSpec.TraitsEntry.value:type_name -> google.protobuf.ListValue
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_types_v1_types_proto_init() }

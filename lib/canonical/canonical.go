@@ -1,0 +1,29 @@
+// Package canonical is the one spelling of an identity that Gatehouse
+// compares. Two usernames name the same account exactly when their canonical
+// forms are equal: "Admin", "ADMIN" and the fullwidth "ａｄｍｉｎ" are all
+// "admin". Every place that matches an identity (users, locks, SAML NameIDs,
+// SCIM userNames, certificates) compares canonical forms, never the bytes an
+// identity provider or a person typed.
+package canonical
+
+import (
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Username returns the canonical form of name: Unicode NFKC, then full case
+// folding, then NFKC again (case folding can leave a string that is no
+// longer NFKC-normalized, e.g. U+0345). The result is idempotent:
+// Username(Username(s)) == Username(s).
+func Username(name string) string {
+	// cases.Caser is not safe for concurrent use; Fold is cheap to build.
+	s := norm.NFKC.String(name)
+	s = cases.Fold().String(s)
+	return norm.NFKC.String(s)
+}
+
+// IsCanonical reports whether name is already in canonical form.
+func IsCanonical(name string) bool { return Username(name) == name }
+
+// Equal reports whether a and b name the same identity.
+func Equal(a, b string) bool { return a == b || Username(a) == Username(b) }
