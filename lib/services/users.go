@@ -2,6 +2,8 @@ package services
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -272,4 +274,16 @@ func (s *UserService) ConditionalDeleteUser(ctx context.Context, name, revision 
 // DeleteAllUsers removes every user.
 func (s *UserService) DeleteAllUsers(ctx context.Context) error {
 	return trace.Wrap(s.svc.DeleteAll(ctx))
+}
+
+// NewIncarnation returns a fresh incarnation for an account being created
+// (or re-created, reactivated or renamed): 128 random bits, hex. Credentials
+// carry the incarnation they were issued to; a new one voids them.
+func NewIncarnation() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
 }
