@@ -69,3 +69,28 @@ func rulesMatch(rules []*typesv1.Rule, kind, verb string, verbMatch func(ruleVer
 	}
 	return false
 }
+
+// AdministrativeKinds are the kinds whose writes amount to administering the
+// cluster: whoever may create, update or delete one of them can grant
+// themselves (or anyone) more access, or take it away from others.
+var AdministrativeKinds = []string{
+	KindPlugin, KindPluginStaticCredentials, KindSAMLConnector, KindRole, KindUser, KindLock, KindCert,
+}
+
+// writeVerbs are the verbs that change resources.
+var writeVerbs = []string{VerbCreate, VerbUpdate, VerbDelete}
+
+// IsAdministrative reports whether role r, on its own, allows a write verb on
+// an administrative kind (AdministrativeKinds). Such roles are never granted
+// by an identity provider unless its owner says so explicitly.
+func IsAdministrative(r *typesv1.Role) bool {
+	c := NewChecker([]*typesv1.Role{r})
+	for _, kind := range AdministrativeKinds {
+		for _, verb := range writeVerbs {
+			if c.CheckAccess(kind, verb) == nil {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -55,3 +55,31 @@ func TestCheckAccess(t *testing.T) {
 		})
 	}
 }
+
+func TestIsAdministrative(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		role *typesv1.Role
+		want bool
+	}{
+		{"no rules", role("none", nil, nil), false},
+		{"read everything", role("auditor", []*typesv1.Rule{rule([]string{Wildcard}, VerbRead, VerbList)}, nil), false},
+		{"wildcard verbs on users", role("u", []*typesv1.Rule{rule([]string{KindUser}, Wildcard)}, nil), true},
+		{"create locks", role("l", []*typesv1.Rule{rule([]string{KindLock}, VerbCreate)}, nil), true},
+		{"delete roles", role("r", []*typesv1.Rule{rule([]string{KindRole}, VerbDelete)}, nil), true},
+		{"update plugins", role("p", []*typesv1.Rule{rule([]string{KindPlugin}, VerbUpdate)}, nil), true},
+		{"create certs", role("c", []*typesv1.Rule{rule([]string{KindCert}, VerbCreate)}, nil), true},
+		{"update saml", role("s", []*typesv1.Rule{rule([]string{KindSAMLConnector}, VerbUpdate)}, nil), true},
+		{"everything", role("all", []*typesv1.Rule{rule([]string{Wildcard}, Wildcard)}, nil), true},
+		{"everything but writes denied", role("ro",
+			[]*typesv1.Rule{rule([]string{Wildcard}, Wildcard)},
+			[]*typesv1.Rule{rule([]string{Wildcard}, VerbCreate, VerbUpdate, VerbDelete)}), false},
+		{"write events only", role("ev", []*typesv1.Rule{rule([]string{KindEvent}, VerbCreate)}, nil), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, IsAdministrative(tc.role))
+		})
+	}
+}

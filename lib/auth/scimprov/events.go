@@ -21,6 +21,12 @@ const (
 	EventUserDeactivate = "scim.user.deactivate"
 	EventUserReactivate = "scim.user.reactivate"
 	EventUserDelete     = "scim.user.delete"
+	// EventUserRefused is a user write refused because the name belongs to
+	// an account outside the plugin's reach.
+	EventUserRefused = "scim.user.refused"
+	// EventRolesDropped is a user written without roles the plugin may not
+	// grant.
+	EventRolesDropped = "scim.roles.dropped"
 	EventGroupCreate    = "scim.group.create"
 	EventGroupUpdate    = "scim.group.update"
 	EventGroupDelete    = "scim.group.delete"

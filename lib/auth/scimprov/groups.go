@@ -10,7 +10,6 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
-	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -139,30 +138,29 @@ func (p *Provisioner) memberActions(ctx context.Context, pc *pluginContext, gid 
 	next := *rec
 	next.Groups = groups
 	next.LastModified = p.cfg.Clock.Now().UTC()
-	actions, err := scimstore.PutUserActions(pc.name, rec, &next)
+	st := &memberState{old: rec, next: &next, now: p.cfg.Clock.Now()}
+	if rec.Active {
+		if st.user, err = p.readUser(ctx, rec.UserName); err != nil {
+			return nil, trace.Wrap(err)
+		}
+		if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, &next)); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	plan, err := planMember(pc, st)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if rec.Active {
-		u, err := p.readUser(ctx, rec.UserName)
+	p.noteDropped(pc.name, plan.dropped)
+	actions := plan.actions
+	for _, e := range plan.events {
+		a, err := p.eventAction(e)
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
-		if u != nil && ownsUser(pc.name, u, rec.ID) {
-			item, err := services.MarshalUser(buildUser(pc, &next, u, p.cfg.Clock.Now()))
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			actions = append(actions, backend.ConditionalAction{
-				Key: item.Key, Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Put(item),
-			})
-		}
+		actions = append(actions, a)
 	}
-	ev, err := p.eventAction(userEvent(pc, EventUserUpdate, &next, "group membership changed over SCIM"))
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return append(actions, ev), nil
+	return actions, nil
 }
 
 // groupActions returns the writes of the group record itself and its event.

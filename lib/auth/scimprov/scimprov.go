@@ -72,6 +72,12 @@ type Plugins interface {
 	UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error)
 }
 
+// Roles reads roles, to decide which ones the plugin may grant
+// (*services.RoleService).
+type Roles interface {
+	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
+}
+
 // Credentials finds a plugin's static credentials
 // (*services.PluginStaticCredentialsService).
 type Credentials interface {
@@ -88,6 +94,7 @@ var (
 	_ Plugins        = (*services.PluginService)(nil)
 	_ Credentials    = (*services.PluginStaticCredentialsService)(nil)
 	_ SAMLConnectors = (*services.SAMLConnectorService)(nil)
+	_ Roles          = (*services.RoleService)(nil)
 	_ audit.Sink     = (*services.AuditLog)(nil)
 )
 
@@ -103,6 +110,9 @@ type Config struct {
 	// SAMLConnectors reads the plugin's SAML connector (role mapping).
 	// Required.
 	SAMLConnectors SAMLConnectors
+	// Roles reads the roles SCIM would grant, for the plugin's ceiling.
+	// Required.
+	Roles Roles
 	// Audit stores events that are not part of a state change (refused
 	// tokens). Required (*services.AuditLog).
 	Audit audit.Sink
@@ -146,6 +156,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("scimprov: missing Credentials")
 	case c.SAMLConnectors == nil:
 		return trace.BadParameter("scimprov: missing SAMLConnectors")
+	case c.Roles == nil:
+		return trace.BadParameter("scimprov: missing Roles")
 	case c.Audit == nil:
 		return trace.BadParameter("scimprov: missing Audit")
 	case c.AuditRetention < 0 || c.StatusFlushInterval < 0 || c.SettingsRetry < 0:

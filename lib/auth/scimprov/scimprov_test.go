@@ -99,6 +99,10 @@ type env struct {
 
 var backends = []string{"memory", "lite"}
 
+// adminRole is a role of the fixture that can write users: administrative,
+// so SCIM may not grant it by default.
+const adminRole = "user-admin"
+
 // newEnv starts a provisioner over a fresh backend of kind; opts adjust its
 // Config (the default, SettingsCacheAuto, reads the backend on every
 // request here: the counting wrapper hides lite's AckAfterWatchFanOut).
@@ -122,6 +126,22 @@ func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: b, Clock: clock})
 	require.NoError(t, err)
 
+	// Roles the plugin may grant, and one it may not (it can write users).
+	for _, name := range []string{"access", "eng", "member"} {
+		_, err = svc.CreateRole(ctx, &typesv1.Role{
+			Metadata: &typesv1.Metadata{Name: name},
+			Spec:     &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{name}}},
+		})
+		require.NoError(t, err)
+	}
+	_, err = svc.CreateRole(ctx, &typesv1.Role{
+		Metadata: &typesv1.Metadata{Name: adminRole},
+		Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Rules: []*typesv1.Rule{
+			{Resources: []string{services.KindUser}, Verbs: []string{services.VerbCreate}},
+		}}},
+	})
+	require.NoError(t, err)
+
 	_, err = svc.CreateSAMLConnector(ctx, &typesv1.SAMLConnector{
 		Metadata: &typesv1.Metadata{Name: testConnector},
 		Spec: &typesv1.SAMLConnectorSpec{
@@ -130,6 +150,7 @@ func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 			AttributesToRoles: []*typesv1.AttributeMapping{
 				{Name: "groups", Value: "Eng", Roles: []string{"eng"}},
 				{Name: "groups", Value: "*", Roles: []string{"member"}},
+				{Name: "groups", Value: "Admins", Roles: []string{adminRole}},
 			},
 		},
 	})
@@ -154,6 +175,7 @@ func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 		Plugins:        svc.PluginService,
 		Credentials:    svc.PluginStaticCredentialsService,
 		SAMLConnectors: svc.SAMLConnectorService,
+		Roles:          svc.RoleService,
 		Audit:          al,
 		Clock:          clock,
 	}

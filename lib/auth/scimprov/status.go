@@ -21,6 +21,9 @@ type statusDelta struct {
 	lastRequest                     time.Time
 	lastError                       string
 	lastErrorTime                   time.Time
+	// rolesDropped are the roles last cut by the plugin's ceiling.
+	rolesDropped     []string
+	rolesDroppedTime time.Time
 }
 
 // statusAggregator collects status in memory so that the request path never
@@ -64,6 +67,9 @@ func (a *statusAggregator) putBack(plugin string, old *statusDelta) {
 		}
 		if d.lastError == "" && old.lastError != "" {
 			d.lastError, d.lastErrorTime = old.lastError, old.lastErrorTime
+		}
+		if d.rolesDropped == nil && old.rolesDropped != nil {
+			d.rolesDropped, d.rolesDroppedTime = old.rolesDropped, old.rolesDroppedTime
 		}
 	})
 }
@@ -161,6 +167,10 @@ func applyDelta(pl *typesv1.Plugin, d *statusDelta, now time.Time) {
 	if d.lastError != "" {
 		o.LastError = d.lastError
 		o.LastErrorTime = timestamppb.New(d.lastErrorTime)
+	}
+	if d.rolesDropped != nil {
+		o.RolesDropped = d.rolesDropped
+		o.RolesDroppedTime = timestamppb.New(d.rolesDroppedTime)
 	}
 	st.LastSyncTime = timestamppb.New(now)
 }

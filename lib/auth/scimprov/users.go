@@ -2,6 +2,7 @@ package scimprov
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
@@ -50,7 +52,7 @@ const (
 // is provisioned again. Plugin names must be at most 216 bytes for the lock
 // name to fit.
 func LockName(plugin, userName string) string {
-	sum := sha256.Sum256([]byte(userName))
+	sum := sha256.Sum256([]byte(canonical.Username(userName)))
 	return "scim-" + plugin + "-" + hex.EncodeToString(sum[:16])
 }
 
@@ -105,10 +107,10 @@ func cleanAttributes(raw json.RawMessage, drop ...string) (json.RawMessage, erro
 	return out, nil
 }
 
-// readUser reads a Gatehouse user, secrets included (so that rewriting it
-// keeps them); nil if missing.
+// readUser reads the Gatehouse user whose name is the canonical form of
+// name, secrets included (so that rewriting it keeps them); nil if missing.
 func (p *Provisioner) readUser(ctx context.Context, name string) (*typesv1.User, error) {
-	item, err := p.cfg.Backend.Get(ctx, services.UserKey(name))
+	item, err := p.cfg.Backend.Get(ctx, services.UserKey(canonical.Username(name)))
 	if trace.IsNotFound(err) {
 		return nil, nil
 	}
@@ -119,7 +121,7 @@ func (p *Provisioner) readUser(ctx context.Context, name string) (*typesv1.User,
 	return u, trace.Wrap(err)
 }
 
-// readLock reads a lock; nil if missing.
+// readLock reads a lock by name; nil if missing.
 func (p *Provisioner) readLock(ctx context.Context, name string) (*typesv1.Lock, error) {
 	item, err := p.cfg.Backend.Get(ctx, services.LockKey(name))
 	if trace.IsNotFound(err) {
@@ -149,28 +151,6 @@ func adoptable(pc *pluginContext, u *typesv1.User) bool {
 		services.SCIMOrigin(u) == ""
 }
 
-// foreignUserError explains why an existing user cannot be taken over.
-func foreignUserError(pc *pluginContext, u *typesv1.User) error {
-	name := u.GetMetadata().GetName()
-	origin := services.SCIMOrigin(u)
-	conn := u.GetSpec().GetCreatedBy().GetConnector()
-	var who string
-	switch {
-	case origin == pc.name:
-		who = fmt.Sprintf("is managed by plugin %q under another SCIM id", pc.name)
-	case origin != "":
-		who = fmt.Sprintf("is managed by %q", origin)
-	case conn.GetType() != "":
-		who = fmt.Sprintf("was created by %s connector %q", conn.GetType(), conn.GetId())
-		if conn.GetId() == pc.okta.GetSamlConnector() {
-			who += " and is not temporary"
-		}
-	default:
-		who = "is a local user"
-	}
-	return trace.AlreadyExists("user %q already exists and %s; it was left untouched", name, who)
-}
-
 // ownsLock reports whether l is a SCIM lock written by plugin.
 func ownsLock(plugin string, l *typesv1.Lock) bool {
 	lb := l.GetMetadata().GetLabels()
@@ -189,24 +169,16 @@ func groupNames(rec *scimstore.UserRecord) []string {
 	return slices.Compact(names)
 }
 
-// rolesFor returns the plugin's default roles plus the connector's mapped
-// roles for rec's groups, sorted.
-func rolesFor(pc *pluginContext, rec *scimstore.UserRecord) []string {
-	roles := slices.Clone(pc.okta.GetDefaultRoles())
-	roles = append(roles, services.RolesFromAttributes(pc.connector, map[string][]string{TraitGroups: groupNames(rec)})...)
-	slices.Sort(roles)
-	return slices.Compact(roles)
-}
-
-// buildUser returns the Gatehouse user for an active record. base is the
-// stored user it replaces (ours, or a temporary SAML user being adopted),
-// nil for a new one: its traits other than groups, its labels, description
-// and local_auth are kept; its expiry is not.
-func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User, now time.Time) *typesv1.User {
+// buildUser returns the Gatehouse user for an active record, named by the
+// canonical form of its userName, with roles. base is the stored user it
+// replaces (ours, or a temporary SAML user being adopted), nil for a new one:
+// its traits other than groups, its labels, description, incarnation and
+// local_auth are kept; its expiry is not.
+func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User, roles []string, now time.Time) *typesv1.User {
 	u := &typesv1.User{
 		Kind:     services.KindUser,
 		Version:  services.V1,
-		Metadata: &typesv1.Metadata{Name: rec.UserName, Labels: map[string]string{}},
+		Metadata: &typesv1.Metadata{Name: canonical.Username(rec.UserName), Labels: map[string]string{}},
 		Spec:     &typesv1.UserSpec{Traits: map[string]*structpb.ListValue{}},
 	}
 	identity := rec.ExternalID
@@ -223,6 +195,7 @@ func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User,
 			u.Spec.Traits[k] = proto.Clone(v).(*structpb.ListValue)
 		}
 		u.Spec.LocalAuth = base.GetSpec().GetLocalAuth()
+		u.Spec.Incarnation = base.GetSpec().GetIncarnation()
 		if ownsUser(pc.name, base, rec.ID) && base.GetSpec().GetCreatedBy().GetTime() != nil {
 			created = base.GetSpec().GetCreatedBy().GetTime()
 		}
@@ -236,7 +209,7 @@ func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User,
 	} else {
 		delete(u.Spec.Traits, TraitGroups)
 	}
-	u.Spec.Roles = rolesFor(pc, rec)
+	u.Spec.Roles = roles
 	u.Spec.CreatedBy = &typesv1.CreatedBy{
 		Time:      created,
 		Connector: &typesv1.ConnectorRef{Type: ConnectorTypeSAML, Id: pc.okta.GetSamlConnector(), Identity: identity},
@@ -263,7 +236,7 @@ func buildLock(pc *pluginContext, rec *scimstore.UserRecord, deleted bool, now t
 			},
 		},
 		Spec: &typesv1.LockSpec{
-			Target: &typesv1.LockTarget{User: rec.UserName},
+			Target: &typesv1.LockTarget{User: canonical.Username(rec.UserName)},
 			Message: fmt.Sprintf("%s in Okta (SCIM, plugin %q, SCIM id %s, externalId %q) at %s",
 				what, pc.name, rec.ID, rec.ExternalID, now.UTC().Format(time.RFC3339)),
 			CreatedBy: actor(pc.name),
@@ -313,202 +286,111 @@ type outcome struct {
 	locks       int
 }
 
-// checkUnique refuses an index value of next that another record holds.
-func (p *Provisioner) checkUnique(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) error {
-	if old == nil || !strings.EqualFold(old.UserName, next.UserName) {
-		id, err := p.store.LookupUserID(ctx, pc.name, scimstore.AttrUserName, next.UserName)
-		switch {
-		case err == nil && id != next.ID:
-			return trace.AlreadyExists("a SCIM user with userName %q already exists", next.UserName)
-		case err != nil && !trace.IsNotFound(err):
-			return trace.Wrap(err)
-		}
+// taken reports whether another record than id holds value of attr.
+func (p *Provisioner) taken(ctx context.Context, pc *pluginContext, attr, value, id string) (bool, error) {
+	holder, err := p.store.LookupUserID(ctx, pc.name, attr, value)
+	switch {
+	case trace.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, trace.Wrap(err)
 	}
-	if next.ExternalID != "" && (old == nil || old.ExternalID != next.ExternalID) {
-		id, err := p.store.LookupUserID(ctx, pc.name, scimstore.AttrExternalID, next.ExternalID)
-		switch {
-		case err == nil && id != next.ID:
-			return trace.AlreadyExists("a SCIM user with externalId %q already exists", next.ExternalID)
-		case err != nil && !trace.IsNotFound(err):
-			return trace.Wrap(err)
-		}
-	}
-	return nil
+	return holder != id, nil
 }
 
-// writeUser plans and applies, in ONE AtomicWrite, the change from old (nil:
-// a new record) to next (nil: delete the record): the record and indexes,
-// the Gatehouse user (created, rewritten, adopted or deleted), the
-// deactivation lock (written or removed) and the audit events. Every key is
-// conditioned on what was read; trace.CompareFailed means something changed
-// meanwhile and the caller may re-plan from a fresh read.
-func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (string, outcome, error) {
-	var out outcome
-	now := p.cfg.Clock.Now()
-	var actions []backend.ConditionalAction
-	var events []*typesv1.AuditEvent
-	if next != nil {
-		if err := p.checkUnique(ctx, pc, old, next); err != nil {
-			return "", out, trace.Wrap(err)
-		}
-		a, err := scimstore.PutUserActions(pc.name, old, next)
-		if err != nil {
-			return "", out, trace.Wrap(err)
-		}
-		actions = append(actions, a...)
-	} else {
-		actions = append(actions, scimstore.DeleteUserActions(pc.name, old)...)
-	}
-
+// readUserState reads everything planUser decides the change from old (nil:
+// a new record) to next (nil: delete the record) on.
+func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (*userState, error) {
+	st := &userState{old: old, next: next, incarnation: services.NewIncarnation(), now: p.cfg.Clock.Now()}
 	target := next
 	if target == nil {
 		target = old
 	}
-	wasActive := old != nil && old.Active
-	wantUser := next != nil && next.Active
-	renamed := old != nil && old.UserName != target.UserName
-
-	// A renamed active user leaves its old name.
-	if renamed && wasActive {
-		u, err := p.readUser(ctx, old.UserName)
-		if err != nil {
-			return "", out, trace.Wrap(err)
+	renamed := old != nil && !canonical.Equal(old.UserName, target.UserName)
+	var err error
+	if next != nil {
+		if old == nil || renamed {
+			if st.userNameTaken, err = p.taken(ctx, pc, scimstore.AttrUserName, next.UserName, next.ID); err != nil {
+				return nil, trace.Wrap(err)
+			}
 		}
-		if u != nil && ownsUser(pc.name, u, old.ID) {
-			actions = append(actions, backend.ConditionalAction{
-				Key: services.UserKey(old.UserName), Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Delete(),
-			})
+		if next.ExternalID != "" && (old == nil || old.ExternalID != next.ExternalID) {
+			if st.externalIDTaken, err = p.taken(ctx, pc, scimstore.AttrExternalID, next.ExternalID, next.ID); err != nil {
+				return nil, trace.Wrap(err)
+			}
+		}
+		if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, next)); err != nil {
+			return nil, trace.Wrap(err)
 		}
 	}
+	if renamed {
+		if st.oldUser, err = p.readUser(ctx, old.UserName); err != nil {
+			return nil, trace.Wrap(err)
+		}
+		if st.oldLock, err = p.readLock(ctx, LockName(pc.name, old.UserName)); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	if st.user, err = p.readUser(ctx, target.UserName); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if st.lock, err = p.readLock(ctx, LockName(pc.name, target.UserName)); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return st, nil
+}
 
-	u, err := p.readUser(ctx, target.UserName)
+// writeUser reads the state, plans the change from old (nil: a new record)
+// to next (nil: delete the record) with planUser, and commits the plan in
+// ONE AtomicWrite: the record and indexes, the Gatehouse user (created,
+// rewritten, adopted or deleted), the deactivation lock (written or removed)
+// and the audit events. Every key is conditioned on what was read;
+// trace.CompareFailed means something changed meanwhile and the caller may
+// re-plan from a fresh read. A refused transition is audited and returned
+// as trace.AlreadyExists.
+func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (string, outcome, error) {
+	st, err := p.readUserState(ctx, pc, old, next)
 	if err != nil {
-		return "", out, trace.Wrap(err)
+		return "", outcome{}, trace.Wrap(err)
 	}
-	userKey := services.UserKey(target.UserName)
-	if wantUser {
-		var base *typesv1.User
-		cond := backend.NotExists()
-		adopted := false
-		if u != nil {
-			switch {
-			case ownsUser(pc.name, u, target.ID):
-			case adoptable(pc, u):
-				adopted = true
-			default:
-				return "", out, foreignUserError(pc, u)
-			}
-			base, cond = u, backend.Revision(u.GetMetadata().GetRevision())
+	plan, err := planUser(pc, st)
+	if err != nil {
+		var r *refusal
+		if errors.As(err, &r) {
+			p.auditRefusal(ctx, pc, r)
+			return "", outcome{}, trace.Wrap(r.err)
 		}
-		item, err := services.MarshalUser(buildUser(pc, next, base, now))
-		if err != nil {
-			return "", out, trace.Wrap(err)
-		}
-		actions = append(actions, backend.ConditionalAction{Key: userKey, Condition: cond, Action: backend.Put(item)})
-		switch {
-		case old == nil:
-			events = append(events, userEvent(pc, EventUserCreate, next, "user provisioned over SCIM"))
-			out.provisioned = true
-		case !wasActive:
-			events = append(events, userEvent(pc, EventUserReactivate, next, "user reactivated over SCIM"))
-		default:
-			events = append(events, userEvent(pc, EventUserUpdate, next, "user updated over SCIM"))
-		}
-		if adopted {
-			events = append(events, userEvent(pc, EventUserAdopt, next, "temporary SAML user adopted as a SCIM-managed user"))
-			out.provisioned = old == nil
-		}
-	} else {
-		if u != nil {
-			switch {
-			case ownsUser(pc.name, u, target.ID) || adoptable(pc, u):
-				actions = append(actions, backend.ConditionalAction{
-					Key: userKey, Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Delete(),
-				})
-			case old == nil:
-				return "", out, foreignUserError(pc, u)
-			default:
-				// The name now belongs to a user this plugin did not write.
-				// It is not deleted, but the lock below still applies to
-				// the name: failing closed beats leaving a deprovisioned
-				// identity able to sign in.
-				p.cfg.Logger.WarnContext(ctx, "Deactivated SCIM user's name belongs to a user not managed by the plugin; locking the name without deleting that user.",
-					"plugin", pc.name, "user", target.UserName)
-			}
-		}
-		switch {
-		case next == nil:
-			events = append(events, userEvent(pc, EventUserDelete, target, "user deleted over SCIM"))
-			out.deactivated = wasActive
-		case wasActive || old == nil:
-			events = append(events, userEvent(pc, EventUserDeactivate, target, "user deactivated over SCIM"))
-			out.deactivated = wasActive
-		default:
-			events = append(events, userEvent(pc, EventUserUpdate, target, "deactivated user's record updated over SCIM"))
-		}
+		return "", outcome{}, trace.Wrap(err)
 	}
+	rev, err := p.commit(ctx, plan.actions, plan.events)
+	if err != nil {
+		return "", outcome{}, trace.Wrap(err)
+	}
+	p.noteDropped(pc.name, plan.dropped)
+	return rev, plan.out, nil
+}
 
-	// Locks: written when a user stops being active (or is created or
-	// renamed inactive), removed when it becomes active.
-	writeLock := !wantUser && (old == nil || wasActive || renamed)
-	removeLock := wantUser && (old == nil || !wasActive || renamed)
-	if writeLock || removeLock {
-		l, err := p.readLock(ctx, LockName(pc.name, target.UserName))
-		if err != nil {
-			return "", out, trace.Wrap(err)
-		}
-		lockKey := services.LockKey(LockName(pc.name, target.UserName))
-		switch {
-		case writeLock && (l == nil || ownsLock(pc.name, l)):
-			nl := buildLock(pc, target, next == nil, now)
-			item, err := services.MarshalLock(nl)
-			if err != nil {
-				return "", out, trace.Wrap(err)
-			}
-			cond := backend.NotExists()
-			if l != nil {
-				cond = backend.Revision(l.GetMetadata().GetRevision())
-			}
-			actions = append(actions, backend.ConditionalAction{Key: lockKey, Condition: cond, Action: backend.Put(item)})
-			events = append(events, lockEvent(pc, EventLockCreate, nl, nl.GetSpec().GetMessage()))
-			out.locks++
-		case writeLock && l.GetSpec().GetTarget().GetUser() == target.UserName:
-			// Someone else's lock under our name already locks the user.
-		case writeLock:
-			return "", out, trace.AlreadyExists("lock %q exists and was not written by plugin %q", l.GetMetadata().GetName(), pc.name)
-		case removeLock && l != nil && ownsLock(pc.name, l):
-			actions = append(actions, backend.ConditionalAction{
-				Key: lockKey, Condition: backend.Revision(l.GetMetadata().GetRevision()), Action: backend.Delete(),
-			})
-			events = append(events, lockEvent(pc, EventLockDelete, l, "deactivation lock removed: user reactivated over SCIM"))
-		}
-	}
-	// A renamed inactive user's lock moves with it.
-	if renamed && old != nil && !wasActive {
-		l, err := p.readLock(ctx, LockName(pc.name, old.UserName))
-		if err != nil {
-			return "", out, trace.Wrap(err)
-		}
-		if l != nil && ownsLock(pc.name, l) {
-			actions = append(actions, backend.ConditionalAction{
-				Key: services.LockKey(l.GetMetadata().GetName()), Condition: backend.Revision(l.GetMetadata().GetRevision()), Action: backend.Delete(),
-			})
-			events = append(events, lockEvent(pc, EventLockDelete, l, "deactivation lock moved: user renamed over SCIM"))
-		}
-	}
-
+// commit writes actions and events in one AtomicWrite.
+func (p *Provisioner) commit(ctx context.Context, actions []backend.ConditionalAction, events []*typesv1.AuditEvent) (string, error) {
 	for _, e := range events {
 		a, err := p.eventAction(e)
 		if err != nil {
-			return "", out, trace.Wrap(err)
+			return "", trace.Wrap(err)
 		}
 		actions = append(actions, a)
 	}
 	rev, err := p.cfg.Backend.AtomicWrite(ctx, actions)
-	if err != nil {
-		return "", out, trace.Wrap(err)
+	return rev, trace.Wrap(err)
+}
+
+// auditRefusal records a refused transition: what the client does not
+// learn (which account holds the name) goes here.
+func (p *Provisioner) auditRefusal(ctx context.Context, pc *pluginContext, r *refusal) {
+	p.cfg.Logger.WarnContext(ctx, "Refused a SCIM write onto an account outside the plugin's reach.",
+		"plugin", pc.name, "user", r.event.GetFields()["username"], "holder", r.event.GetFields()["holder"])
+	if err := p.cfg.Audit.Emit(ctx, r.event); err != nil {
+		p.cfg.Logger.WarnContext(ctx, "Failed to audit a refused SCIM write.", "plugin", pc.name, "error", err)
 	}
-	return rev, out, nil
 }
 
 // account updates the status counters after a successful write.

@@ -251,7 +251,7 @@ func TestSettingsCacheAuto(t *testing.T) {
 	mb, err := memory.New(ctx, memory.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { mb.Close() })
-	base := Config{Plugins: nopPlugins{}, Credentials: nopCreds{}, SAMLConnectors: nopConns{}, Audit: nopAudit{}}
+	base := Config{Plugins: nopPlugins{}, Credentials: nopCreds{}, SAMLConnectors: nopConns{}, Roles: nopRoles{}, Audit: nopAudit{}}
 	for _, tc := range []struct {
 		b    backend.Backend
 		mode SettingsCacheMode
@@ -275,6 +275,7 @@ func TestSettingsCacheAuto(t *testing.T) {
 type nopPlugins struct{ Plugins }
 type nopCreds struct{ Credentials }
 type nopConns struct{ SAMLConnectors }
+type nopRoles struct{ Roles }
 type nopAudit struct{}
 
 func (nopAudit) Emit(context.Context, *typesv1.AuditEvent) error { return nil }

@@ -10,6 +10,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 )
 
@@ -55,9 +56,11 @@ func GroupsPrefix(plugin string) backend.Key { return pluginKey(plugin, groupsPa
 // UserKey is the key of user record id.
 func UserKey(plugin, id string) backend.Key { return pluginKey(plugin, usersPart, id) }
 
-// UserNameKey is the key of the userName index entry (case-insensitive).
+// UserNameKey is the key of the userName index entry: the canonical form of
+// userName (canonical.Username), the same form Gatehouse usernames are
+// compared in, so that "Admin" and the fullwidth "ａｄｍｉｎ" are one name.
 func UserNameKey(plugin, userName string) backend.Key {
-	return pluginKey(plugin, userNamesPart, esc(strings.ToLower(userName)))
+	return pluginKey(plugin, userNamesPart, esc(canonical.Username(userName)))
 }
 
 // UserExternalIDKey is the key of the user externalId index entry.
@@ -440,7 +443,7 @@ func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*Us
 		return nil, trace.Wrap(err)
 	}
 	switch {
-	case strings.EqualFold(attr, AttrUserName) && !strings.EqualFold(rec.UserName, value),
+	case strings.EqualFold(attr, AttrUserName) && !canonical.Equal(rec.UserName, value),
 		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
 		return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
 	}

@@ -10,15 +10,17 @@
 // Keys, all under scim/<plugin>/ (see store.go for the builders):
 //
 //	users/<id>                               UserRecord (JSON)
-//	usernames/<esc(lower(userName))>         id of the user record
+//	usernames/<esc(canon(userName))>         id of the user record
 //	external_ids/<esc(externalId)>           id of the user record
 //	groups/<id>                              GroupRecord (JSON)
 //	group_names/<esc(lower(displayName))>    id of the group record
 //	group_external_ids/<esc(externalId)>     id of the group record
 //
 // esc is url.PathEscape, so that a name containing "/" stays one key part;
-// userName and displayName are lower-cased (strings.ToLower) because SCIM
-// compares them case-insensitively, externalId is kept as is (caseExact).
+// userName is in canonical form (lib/canonical: NFKC plus case folding, the
+// form Gatehouse compares usernames in), displayName is lower-cased
+// (strings.ToLower) because SCIM compares it case-insensitively, externalId
+// is kept as is (caseExact).
 //
 // Every write of a record and its indexes goes into one backend.AtomicWrite
 // conditioned on the record's revision (or its absence), so an index never

@@ -375,6 +375,7 @@ func TestDisableSCIMVoidsToken(t *testing.T) {
 		Plugins:        svc.Plugins,
 		Credentials:    svc.PluginStaticCredentials,
 		SAMLConnectors: svc.SAMLConnectors,
+		Roles:          svc.Roles,
 		Audit:          svc.Events,
 		SettingsCache:  scimprov.SettingsCacheOff,
 	})

@@ -57,7 +57,7 @@ func BenchmarkLookupHTTPS(b *testing.B) {
 	require.NoError(b, err)
 	prov, err := scimprov.New(scimprov.Config{
 		Backend: bk, Plugins: svc.PluginService, Credentials: svc.PluginStaticCredentialsService,
-		SAMLConnectors: svc.SAMLConnectorService, Audit: al,
+		SAMLConnectors: svc.SAMLConnectorService, Roles: svc.RoleService, Audit: al,
 	})
 	require.NoError(b, err)
 	b.Cleanup(func() { prov.Close() })

@@ -23,6 +23,7 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 		Plugins:        svc.Plugins,
 		Credentials:    svc.PluginStaticCredentials,
 		SAMLConnectors: svc.SAMLConnectors,
+		Roles:          svc.Roles,
 		Audit:          svc.Events,
 		AuditRetention: p.set.AuditRetention,
 		Clock:          p.cfg.Clock,
