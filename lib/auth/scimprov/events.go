@@ -27,11 +27,11 @@ const (
 	// EventRolesDropped is a user written without roles the plugin may not
 	// grant.
 	EventRolesDropped = "scim.roles.dropped"
-	EventGroupCreate    = "scim.group.create"
-	EventGroupUpdate    = "scim.group.update"
-	EventGroupDelete    = "scim.group.delete"
-	EventLockCreate     = audit.EventLockCreate
-	EventLockDelete     = audit.EventLockDelete
+	EventGroupCreate  = "scim.group.create"
+	EventGroupUpdate  = "scim.group.update"
+	EventGroupDelete  = "scim.group.delete"
+	EventLockCreate   = audit.EventLockCreate
+	EventLockDelete   = audit.EventLockDelete
 )
 
 // actor is who acts in the events of a plugin.

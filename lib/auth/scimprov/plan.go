@@ -94,10 +94,10 @@ func (r *refusal) Unwrap() error { return r.err }
 type accountKind int
 
 const (
-	accountNone       accountKind = iota // no account holds the name
-	accountOurs                          // written by this plugin for this record
-	accountAdoptable                     // a temporary user of the plugin's SAML connector
-	accountForeign                       // anyone else: out of SCIM's reach
+	accountNone      accountKind = iota // no account holds the name
+	accountOurs                         // written by this plugin for this record
+	accountAdoptable                    // a temporary user of the plugin's SAML connector
+	accountForeign                      // anyone else: out of SCIM's reach
 )
 
 func classify(pc *pluginContext, u *typesv1.User, id string) accountKind {
