@@ -742,3 +742,105 @@ func TestSettingsAndStatusFlush(t *testing.T) {
 	require.Contains(t, pl.GetStatus().GetOkta().GetLastError(), "backend down")
 	require.Equal(t, e.clock.Now().Add(-DefaultStatusFlushInterval), pl.GetStatus().GetOkta().GetLastScimRequest().AsTime())
 }
+
+// TestReachAttacks makes, with nothing but the SCIM token's powers, the
+// writes that used to lock the local admin out or take accounts over, and
+// checks each is refused with the victim untouched.
+func TestReachAttacks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "lite")
+	admin, err := e.svc.CreateUser(e.ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "admin"}, Spec: &typesv1.UserSpec{Roles: []string{adminRole}}})
+	require.NoError(t, err)
+	throwaway, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("throwaway@example.com", "00x"))
+	require.NoError(t, err)
+
+	untouched := func(t *testing.T) {
+		t.Helper()
+		now := e.user(t, "admin")
+		require.Equal(t, admin.GetMetadata().GetRevision(), now.GetMetadata().GetRevision(), "admin untouched")
+		locks, err := e.svc.GetLocksInForce(e.ctx)
+		require.NoError(t, err)
+		for _, l := range locks {
+			require.NotEqual(t, "admin", l.GetSpec().GetTarget().GetUser(), "no lock on admin: %v", l)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		userName string
+		active   bool
+	}{
+		{"rename and deactivate (PUT, PATCH)", "admin", false},
+		{"rename active", "admin", true},
+		{"rename onto a case variant", "Admin", false},
+		{"rename onto the fullwidth form", "ａｄｍｉｎ", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cur, err := e.p.GetUser(e.ctx, testPlugin, throwaway.ID)
+			require.NoError(t, err)
+			next := *cur
+			next.UserName, next.Active = tc.userName, tc.active
+			_, err = e.p.UpdateUser(e.ctx, testPlugin, &next)
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			require.Equal(t, fmt.Sprintf("userName %q is already taken", tc.userName), trace.UserMessage(err))
+			untouched(t)
+			after, err := e.p.GetUser(e.ctx, testPlugin, throwaway.ID)
+			require.NoError(t, err)
+			require.Equal(t, cur.Revision, after.Revision, "the attacker's own record is unchanged too")
+		})
+	}
+	for _, name := range []string{"Admin", "ADMIN", "ａｄｍｉｎ"} {
+		t.Run("create "+name, func(t *testing.T) {
+			_, err := e.p.CreateUser(e.ctx, testPlugin, newRecord(name, "00-"+name))
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			untouched(t)
+		})
+	}
+	refusals := e.events(t, EventUserRefused)
+	require.NotEmpty(t, refusals)
+	for _, ev := range refusals {
+		require.Equal(t, "admin", ev.GetFields()["holder"], "the audit log names the holder")
+		require.Contains(t, ev.GetMessage(), "a local user")
+	}
+}
+
+// TestRoleCeiling: neither default_roles nor a group mapping makes a SCIM
+// user hold a role that can administer the cluster, unless the plugin's
+// grantable_roles lists it.
+func TestRoleCeiling(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "lite")
+	_, err := e.svc.UpdateAndSwapPlugin(e.ctx, testPlugin, func(p *typesv1.Plugin) error {
+		p.Spec.GetOkta().DefaultRoles = []string{"access", adminRole, "no-such-role"}
+		return nil
+	})
+	require.NoError(t, err)
+	rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("jane@example.com", "00j"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"access"}, e.user(t, "jane@example.com").GetSpec().GetRoles())
+
+	g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Admins", Members: []scimstore.MemberRef{{Value: rec.ID}}})
+	require.NoError(t, err)
+	require.NotEmpty(t, g.ID)
+	require.Equal(t, []string{"access", "member"}, e.user(t, "jane@example.com").GetSpec().GetRoles(),
+		"the Admins group maps to an administrative role, which is cut")
+	require.NotEmpty(t, e.events(t, EventRolesDropped))
+
+	e.p.FlushStatus(e.ctx)
+	pl, err := e.svc.GetPlugin(e.ctx, testPlugin)
+	require.NoError(t, err)
+	require.Contains(t, pl.GetStatus().GetOkta().GetRolesDropped(), adminRole)
+	require.NotNil(t, pl.GetStatus().GetOkta().GetRolesDroppedTime())
+
+	// The owner lists the role explicitly: now it is granted.
+	_, err = e.svc.UpdateAndSwapPlugin(e.ctx, testPlugin, func(p *typesv1.Plugin) error {
+		p.Spec.GetOkta().GrantableRoles = []string{"access", "member", adminRole}
+		return nil
+	})
+	require.NoError(t, err)
+	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+	require.NoError(t, err)
+	cur.Attributes = []byte(`{"displayName":"Jane"}`)
+	_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+	require.NoError(t, err)
+	require.Equal(t, []string{"access", "member", adminRole}, e.user(t, "jane@example.com").GetSpec().GetRoles())
+}
