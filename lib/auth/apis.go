@@ -28,6 +28,7 @@ func (s *Server) NewAPIs() (*APIs, error) {
 		Plugins:           s.services.Plugins,
 		StaticCredentials: s.services.PluginStaticCredentials,
 		Connectors:        s.services.SAMLConnectors,
+		Roles:             s.services.Roles,
 		Backend:           s.cfg.Backend,
 		PublicAddr:        s.cfg.PublicAddr,
 		Clock:             s.cfg.Clock,

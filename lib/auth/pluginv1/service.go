@@ -18,6 +18,8 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
@@ -70,7 +72,13 @@ type Connectors interface {
 	GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error)
 }
 
+// Roles lists roles, to bound lock_ttl by the longest session a role allows.
+type Roles interface {
+	ListRoles(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Role, string, error)
+}
+
 var (
+	_ Roles             = (*services.RoleService)(nil)
 	_ Plugins           = (*services.PluginService)(nil)
 	_ StaticCredentials = (*services.PluginStaticCredentialsService)(nil)
 	_ Connectors        = (*services.SAMLConnectorService)(nil)
@@ -83,6 +91,8 @@ type Config struct {
 	Plugins           Plugins
 	StaticCredentials StaticCredentials
 	Connectors        Connectors
+	// Roles bounds lock_ttl by the longest max_session_ttl.
+	Roles Roles
 	// Backend is where plugins and credentials live; deletion and token
 	// rotation write several of them in one AtomicWrite.
 	Backend backend.Backend
@@ -106,6 +116,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("pluginv1: missing StaticCredentials")
 	case c.Connectors == nil:
 		return trace.BadParameter("pluginv1: missing Connectors")
+	case c.Roles == nil:
+		return trace.BadParameter("pluginv1: missing Roles")
 	case c.Backend == nil:
 		return trace.BadParameter("pluginv1: missing Backend")
 	}
@@ -165,8 +177,10 @@ func SCIMBaseURL(publicAddr, name string) string {
 
 // prepare validates a plugin from a request and links it to its
 // credentials: the server owns spec.static_credentials_ref, so any other
-// value is refused. An Okta plugin's SAML connector must exist.
-func (s *Service) prepare(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error) {
+// value is refused. An Okta plugin's SAML connector must exist, its grants
+// must be the caller's to give (checkGrants), and its lock_ttl must outlast
+// every certificate (checkLockTTL).
+func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.Plugin) (*typesv1.Plugin, error) {
 	if p == nil {
 		return nil, trace.BadParameter("missing plugin")
 	}
@@ -186,6 +200,12 @@ func (s *Service) prepare(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plug
 			return nil, trace.Wrap(err)
 		}
 	}
+	if err := s.checkGrants(ctx, actx, p); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := s.checkLockTTL(ctx, p); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	p = proto.Clone(p).(*typesv1.Plugin)
 	if p.Spec == nil {
 		p.Spec = &typesv1.PluginSpec{}
@@ -194,13 +214,88 @@ func (s *Service) prepare(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plug
 	return p, nil
 }
 
+// checkGrants refuses a plugin whose default_roles or grantable_roles list a
+// role the caller could not give anyone directly, when either list is new or
+// changed: whoever may only update the plugin must not be able to make SCIM
+// hand out more than they hold (invariant 4, "grants have a ceiling"). A
+// caller may list a role they hold; a caller who may create and update users
+// may list any role, since they can already give it to any account, and the
+// plugin adds nothing to that power. Unchanged lists are not checked again,
+// so that an unrelated update by someone else still works.
+func (s *Service) checkGrants(ctx context.Context, actx *authz.Context, p *typesv1.Plugin) error {
+	okta := p.GetSpec().GetOkta()
+	if okta == nil || (len(okta.GetDefaultRoles()) == 0 && len(okta.GetGrantableRoles()) == 0) {
+		return nil
+	}
+	cur, err := s.cfg.Plugins.GetPlugin(ctx, p.GetMetadata().GetName())
+	switch {
+	case trace.IsNotFound(err):
+	case err != nil:
+		return trace.Wrap(err)
+	case slices.Equal(cur.GetSpec().GetOkta().GetDefaultRoles(), okta.GetDefaultRoles()) &&
+		slices.Equal(cur.GetSpec().GetOkta().GetGrantableRoles(), okta.GetGrantableRoles()):
+		return nil
+	}
+	if actx.Checker.CheckAccess(authz.KindUser, authz.VerbCreate) == nil && actx.Checker.CheckAccess(authz.KindUser, authz.VerbUpdate) == nil {
+		return nil
+	}
+	held := actx.Checker.RoleNames()
+	var missing []string
+	for _, r := range slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles()) {
+		if !slices.Contains(held, r) && !slices.Contains(missing, r) {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > 0 {
+		return trace.AccessDenied("plugin %q: setting default_roles or grantable_roles requires holding every role listed (or the right to create and update users); you do not hold %s",
+			p.GetMetadata().GetName(), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// checkLockTTL refuses a lock_ttl shorter than the longest max_session_ttl
+// of any role: a deactivation lock that expires while a certificate issued
+// before it is still valid would let that certificate work again.
+func (s *Service) checkLockTTL(ctx context.Context, p *typesv1.Plugin) error {
+	raw := p.GetSpec().GetOkta().GetLockTtl()
+	if raw == "" {
+		return nil
+	}
+	ttl, err := services.ParseLockTTL(raw)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	longest, longestRole := services.DefaultSessionTTL, "(default)"
+	token := ""
+	for {
+		roles, next, err := s.cfg.Roles.ListRoles(ctx, 0, token)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, r := range roles {
+			if d := services.RoleMaxSessionTTL(r); d > longest {
+				longest, longestRole = d, r.GetMetadata().GetName()
+			}
+		}
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	if ttl < longest {
+		return trace.BadParameter("plugin %q: lock_ttl %s is shorter than the longest session a role allows (%s, role %s): a lock must outlast every certificate issued before it; use at least %s or leave lock_ttl empty",
+			p.GetMetadata().GetName(), ttl, longest, longestRole, longest)
+	}
+	return nil
+}
+
 // CreatePlugin creates a plugin.
 func (s *Service) CreatePlugin(ctx context.Context, req *pluginpb.CreatePluginRequest) (*pluginpb.CreatePluginResponse, error) {
 	actx, err := s.authorize(ctx, authz.VerbCreate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	p, err := s.prepare(ctx, req.GetPlugin())
+	p, err := s.prepare(ctx, actx, req.GetPlugin())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -262,7 +357,7 @@ func (s *Service) UpdatePlugin(ctx context.Context, req *pluginpb.UpdatePluginRe
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	p, err := s.prepare(ctx, req.GetPlugin())
+	p, err := s.prepare(ctx, actx, req.GetPlugin())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

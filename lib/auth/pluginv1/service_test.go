@@ -26,7 +26,6 @@ func plugin(name string) *typesv1.Plugin {
 		Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
 			SamlConnector: "okta-app",
 			ScimEnabled:   true,
-			DefaultRoles:  []string{"access"},
 		}}},
 	}
 }
@@ -338,4 +337,60 @@ func TestSCIMBaseURL(t *testing.T) {
 	require.Equal(t, "https://gatehouse.example.com/v1/webapi/scim/okta", pluginv1.SCIMBaseURL("gatehouse.example.com:443", "okta"))
 	require.Equal(t, "https://gatehouse.example.com:3080/v1/webapi/scim/okta", pluginv1.SCIMBaseURL("gatehouse.example.com:3080", "okta"))
 	require.Empty(t, pluginv1.SCIMBaseURL("", "okta"))
+}
+
+// TestPluginGrants: whoever may only update plugins cannot make SCIM grant a
+// role they do not hold; lock_ttl must outlast every certificate.
+func TestPluginGrants(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	ensureConnector(t, s, "")
+	s.CreateRole(t, "plugin-writer", []string{services.KindPlugin}, []string{"*"})
+	s.CreateRole(t, "viewer", []string{"event"}, []string{services.VerbList})
+	s.CreateUser(t, "pw", "plugin-writer", "viewer")
+	pw := s.Client(t, "pw")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+
+	_, err := pw.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
+	require.NoError(t, err)
+	set := func(c *client.Client, modify func(*typesv1.OktaPluginSettings)) error {
+		cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+		require.NoError(t, err)
+		modify(cur.GetSpec().GetOkta())
+		_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
+		return err
+	}
+	for _, tc := range []struct {
+		name   string
+		modify func(*typesv1.OktaPluginSettings)
+	}{
+		{"default_roles editor", func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"editor"} }},
+		{"grantable_roles editor", func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = []string{"viewer", "editor"} }},
+		{"default_roles access", func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"access"} }},
+	} {
+		err := set(pw, tc.modify)
+		require.True(t, trace.IsAccessDenied(err), "%s: %v", tc.name, err)
+		require.Contains(t, err.Error(), "requires holding every role listed")
+	}
+	// Roles the caller holds are fine; so is any role for an editor.
+	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"viewer"} }))
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) {
+		o.DefaultRoles, o.GrantableRoles = []string{"access"}, []string{"access", "viewer"}
+	}))
+	// An unchanged list does not stop an unrelated update.
+	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 100 }))
+
+	// lock_ttl shorter than the longest session a role allows.
+	s.CreateRole(t, "long", []string{"event"}, []string{services.VerbList})
+	_, err = s.Auth.Services().Roles.UpdateAndSwapRole(ctx, "long", func(r *typesv1.Role) error {
+		r.Spec.Options = &typesv1.RoleOptions{MaxSessionTtl: "20h"}
+		return nil
+	})
+	require.NoError(t, err)
+	err = set(ed, func(o *typesv1.OktaPluginSettings) { o.LockTtl = "1s" })
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), "shorter than the longest session a role allows (20h0m0s, role long)")
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.LockTtl = "20h" }))
 }

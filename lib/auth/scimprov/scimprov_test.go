@@ -795,6 +795,11 @@ func TestReachAttacks(t *testing.T) {
 			untouched(t)
 		})
 	}
+	for _, name := range []string{"@admin", "＠admin"} {
+		_, err := e.p.CreateUser(e.ctx, testPlugin, newRecord(name, "00-"+name))
+		require.True(t, trace.IsBadParameter(err), "built-in identities are out of reach: %v", err)
+		require.Contains(t, err.Error(), "reserved for built-in identities")
+	}
 	refusals := e.events(t, EventUserRefused)
 	require.NotEmpty(t, refusals)
 	for _, ev := range refusals {

@@ -57,7 +57,8 @@ func LockName(plugin, userName string) string {
 }
 
 // normalizeUser checks a record from the client and returns the copy to
-// store: a userName that is a valid Gatehouse username, a bounded
+// store: a userName whose canonical form is a valid Gatehouse username (the
+// record keeps the spelling the client sent, for display), a bounded
 // externalId, and the attributes as a JSON object without password, id,
 // meta and groups, at most services.MaxSCIMAttributesBytes.
 func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
@@ -66,6 +67,15 @@ func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
 	}
 	if err := generic.CheckName("user", rec.UserName); err != nil {
 		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: %v", rec.UserName, err)
+	}
+	// The account is named by the canonical form, which must itself be a
+	// valid name, and never a built-in identity's ("@...").
+	name := canonical.Username(rec.UserName)
+	if err := generic.CheckName("user", name); err != nil {
+		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: %v", rec.UserName, err)
+	}
+	if strings.HasPrefix(name, "@") {
+		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: names starting with @ are reserved for built-in identities", rec.UserName)
 	}
 	if len(rec.ExternalID) > scimstore.MaxIndexedValueBytes {
 		return nil, trace.BadParameter("externalId is over %d bytes", scimstore.MaxIndexedValueBytes)
