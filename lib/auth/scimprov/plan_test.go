@@ -44,7 +44,9 @@ func account(owner, name string) *typesv1.User {
 		Metadata: &typesv1.Metadata{Name: name, Revision: "rev-" + name, Labels: map[string]string{}},
 		Spec:     &typesv1.UserSpec{Roles: []string{"editor"}, Incarnation: "inc-" + owner},
 	}
-	saml := func(conn string) { u.Spec.CreatedBy = &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: conn}} }
+	saml := func(conn string) {
+		u.Spec.CreatedBy = &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: conn}}
+	}
 	switch owner {
 	case "local":
 	case "ours":
