@@ -41,6 +41,7 @@ func (a *app) pluginsInstallCommand() *cobra.Command {
 	var (
 		samlConnector string
 		defaultRoles  []string
+		grantable     []string
 		lockTTL       time.Duration
 		name          string
 	)
@@ -53,6 +54,14 @@ connector is NAME (it must exist: create it first with "gatectl create -f").
 Prints the SCIM base URL and a new bearer token to paste into the Okta app's
 provisioning settings. Gatehouse keeps only a hash of the token: it is shown
 this once. "gatectl plugins rotate-token okta" replaces it.
+
+SCIM grants a user --default-roles plus the roles its Okta groups map to
+through the SAML connector, cut to --grantable-roles. Without
+--grantable-roles, SCIM may grant every role that cannot write plugins,
+connectors, roles, users, locks or certificates; anything else is dropped
+and the drop is audited. Listing a role needs holding it (or the right to
+create and update users). --lock-ttl must be at least the longest
+max_session_ttl of any role.
 
 --format json prints {"base_url": "...", "token": "..."}.`,
 		Example: "  gatectl plugins install okta --saml-connector okta --default-roles access --lock-ttl 720h",
@@ -85,9 +94,10 @@ this once. "gatectl plugins rotate-token okta" replaces it.
 				return trace.Wrap(err)
 			}
 			settings := &typesv1.OktaPluginSettings{
-				SamlConnector: samlConnector,
-				ScimEnabled:   true,
-				DefaultRoles:  defaultRoles,
+				SamlConnector:  samlConnector,
+				ScimEnabled:    true,
+				DefaultRoles:   defaultRoles,
+				GrantableRoles: grantable,
 			}
 			if lockTTL > 0 {
 				settings.LockTtl = lockTTL.String()
@@ -117,6 +127,7 @@ this once. "gatectl plugins rotate-token okta" replaces it.
 	f := cmd.Flags()
 	f.StringVar(&samlConnector, "saml-connector", "", "name of the Okta app's SAML connector (required)")
 	f.StringSliceVar(&defaultRoles, "default-roles", nil, "roles given to every SCIM-provisioned user, comma-separated")
+	f.StringSliceVar(&grantable, "grantable-roles", nil, "the only roles SCIM may grant, comma-separated (default: every role that cannot administer the cluster)")
 	f.DurationVar(&lockTTL, "lock-ttl", 0, "how long a deactivation lock lasts, e.g. 720h (default: until deleted)")
 	f.StringVar(&name, "name", "okta", "plugin resource name")
 	return cmd
