@@ -179,7 +179,7 @@ func (r scimResponse) expect(t testing.TB, status int) scimResponse {
 	return r
 }
 
-// installOkta creates the "okta" SAML connector (groups=admins → editor) and installs the okta
+// installOkta creates the "okta" SAML connector (groups=admins → auditor) and installs the okta
 // plugin with default role access; it returns the bearer token.
 func installOkta(t testing.TB, admin func(args ...string) result, work string) string {
 	t.Helper()
@@ -194,7 +194,7 @@ spec:
   attributes_to_roles:
     - name: groups
       value: admins
-      roles: [editor]
+      roles: [auditor]
   entity_descriptor: |
 `+indent(idpMetadata(t), "    ")+"\n"), 0o600))
 	r := admin("create", "-f", connector)

@@ -211,13 +211,13 @@ func TestSCIMOktaEndToEnd(t *testing.T) {
 	readersID := r.body["id"].(string)
 	require.Len(t, r.body["members"], 1)
 
-	// Push: rename (path-less, with id) + add jane to the empty group → jane gains editor
+	// Push: rename (path-less, with id) + add jane to the empty group → jane gains auditor
 	// through the connector's groups=admins mapping, and her SCIM groups show it.
 	c.do(http.MethodPatch, "/Groups/"+gid, patchBody(
 		map[string]any{"op": "replace", "value": map[string]any{"id": gid, "displayName": "admins"}},
 		map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": janeID, "display": jane}}},
 	)).expect(t, http.StatusOK)
-	require.Contains(t, roles(getUser(jane)), "editor")
+	require.Contains(t, roles(getUser(jane)), "auditor")
 	r = c.do(http.MethodGet, "/Users/"+janeID, nil).expect(t, http.StatusOK)
 	require.Equal(t, gid, r.body["groups"].([]any)[0].(map[string]any)["value"])
 
@@ -227,41 +227,41 @@ func TestSCIMOktaEndToEnd(t *testing.T) {
 		map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": bobID, "display": bob}}},
 	)).expect(t, http.StatusOK)
 	require.Len(t, r.body["members"], 1)
-	require.NotContains(t, roles(getUser(jane)), "editor")
-	require.Contains(t, roles(getUser(bob)), "editor")
+	require.NotContains(t, roles(getUser(jane)), "auditor")
+	require.Contains(t, roles(getUser(bob)), "auditor")
 
 	// Rename: the mapping no longer matches.
 	r = c.do(http.MethodPatch, "/Groups/"+gid, patchBody(
 		map[string]any{"op": "replace", "value": map[string]any{"id": gid, "displayName": "former-admins"}},
 	)).expect(t, http.StatusOK)
 	require.Equal(t, "former-admins", r.body["displayName"])
-	require.NotContains(t, roles(getUser(bob)), "editor")
+	require.NotContains(t, roles(getUser(bob)), "auditor")
 	c.do(http.MethodPatch, "/Groups/"+gid, patchBody(
 		map[string]any{"op": "replace", "value": map[string]any{"id": gid, "displayName": "admins"}},
 	)).expect(t, http.StatusOK)
-	require.Contains(t, roles(getUser(bob)), "editor")
+	require.Contains(t, roles(getUser(bob)), "auditor")
 
 	// Push now on an emptied group: replace members [].
 	r = c.do(http.MethodPatch, "/Groups/"+gid, patchBody(
 		map[string]any{"op": "replace", "path": "members", "value": []any{}},
 	)).expect(t, http.StatusOK)
 	require.NotContains(t, r.body, "members")
-	require.NotContains(t, roles(getUser(bob)), "editor")
+	require.NotContains(t, roles(getUser(bob)), "auditor")
 
 	// Wizard apps: PUT the whole group with the full member list.
 	g := c.do(http.MethodGet, "/Groups/"+gid, nil).expect(t, http.StatusOK).body
 	g["members"] = []any{map[string]any{"value": janeID, "display": jane}, map[string]any{"value": bobID, "display": bob}}
 	r = c.do(http.MethodPut, "/Groups/"+gid, g).expect(t, http.StatusOK)
 	require.Len(t, r.body["members"], 2)
-	require.Contains(t, roles(getUser(jane)), "editor")
-	require.Contains(t, roles(getUser(bob)), "editor")
+	require.Contains(t, roles(getUser(jane)), "auditor")
+	require.Contains(t, roles(getUser(bob)), "auditor")
 	r = c.do(http.MethodGet, "/Groups?"+filterQuery(`displayName eq "ADMINS"`), nil).expect(t, http.StatusOK)
 	require.Equal(t, 1.0, r.body["totalResults"])
 
 	// Unlink: DELETE → 204; members lose the mapped role.
 	require.Equal(t, http.StatusNoContent, c.do(http.MethodDelete, "/Groups/"+gid, nil).status)
 	c.do(http.MethodGet, "/Groups/"+gid, nil).expect(t, http.StatusNotFound)
-	require.NotContains(t, roles(getUser(jane)), "editor")
+	require.NotContains(t, roles(getUser(jane)), "auditor")
 	require.Equal(t, http.StatusNoContent, c.do(http.MethodDelete, "/Groups/"+readersID, nil).status)
 
 	// Adoption: a temporary SAML user of the plugin's connector becomes SCIM-managed, no expiry.
