@@ -19,10 +19,15 @@ type UsernameReport struct {
 	// Collisions are groups of stored users (two or more, in name order)
 	// whose names share one canonical form: one account in two records.
 	Collisions [][]string
+	// Reserved are stored users whose name is reserved for a built-in
+	// identity, in name order: they can no longer sign in.
+	Reserved []string
 }
 
 // Problems is the number of problems found.
-func (r UsernameReport) Problems() int { return len(r.NonCanonical) + len(r.Collisions) }
+func (r UsernameReport) Problems() int {
+	return len(r.NonCanonical) + len(r.Collisions) + len(r.Reserved)
+}
 
 // reportPageSize is how many users ReportUsernames reads at a time.
 const reportPageSize = 500
@@ -47,6 +52,9 @@ func ReportUsernames(ctx context.Context, users *UserService, log *slog.Logger) 
 			if c != name {
 				rep.NonCanonical = append(rep.NonCanonical, name)
 			}
+			if IsReservedUsername(c) {
+				rep.Reserved = append(rep.Reserved, name)
+			}
 			byCanonical[c] = append(byCanonical[c], name)
 		}
 		if next == "" {
@@ -67,6 +75,7 @@ func ReportUsernames(ctx context.Context, users *UserService, log *slog.Logger) 
 		rep.Collisions = append(rep.Collisions, names)
 	}
 	slices.Sort(rep.NonCanonical)
+	slices.Sort(rep.Reserved)
 	for _, name := range rep.NonCanonical {
 		c := canonical.Username(name)
 		log.WarnContext(ctx, "Stored user has a name that is not in canonical form: it can no longer be updated, and its locks and logins match the canonical name. Delete it and create it again as the canonical name, or let its identity provider re-provision it.",
@@ -76,9 +85,13 @@ func ReportUsernames(ctx context.Context, users *UserService, log *slog.Logger) 
 		log.WarnContext(ctx, "Stored users share one canonical name, so they are one account to locks and logins. Keep the right one and delete the others.",
 			"canonical", canonical.Username(names[0]), "users", strings.Join(names, ", "))
 	}
+	for _, name := range rep.Reserved {
+		log.WarnContext(ctx, "Stored user has a name reserved for Gatehouse's built-in identities (starting with \"@\"): it can no longer sign in or be updated, and it is not the built-in identity. Delete it.",
+			"user", name)
+	}
 	if n := rep.Problems(); n > 0 {
 		log.WarnContext(ctx, "Usernames need attention: Gatehouse changed nothing.",
-			"non_canonical", len(rep.NonCanonical), "collisions", len(rep.Collisions))
+			"non_canonical", len(rep.NonCanonical), "collisions", len(rep.Collisions), "reserved", len(rep.Reserved))
 	}
 	return rep, nil
 }

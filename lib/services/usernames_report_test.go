@@ -19,7 +19,7 @@ func TestReportUsernames(t *testing.T) {
 	s, b, _ := newServices(t)
 	// Users stored before names had to be canonical: written as raw items,
 	// since ValidateUser refuses them now.
-	for _, name := range []string{"alice", "Alice", "ａｌｉｃｅ", "bob", "BOB", "carol", "Dave"} {
+	for _, name := range []string{"alice", "Alice", "ａｌｉｃｅ", "bob", "BOB", "carol", "Dave", "@admin"} {
 		item, err := generic.MarshalResource(UsersPrefix, &typesv1.User{Kind: KindUser, Version: V1, Metadata: &typesv1.Metadata{Name: name}}, protojson.MarshalOptions{})
 		require.NoError(t, err)
 		_, err = b.Put(ctx, item)
@@ -31,11 +31,13 @@ func TestReportUsernames(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"Alice", "BOB", "Dave", "ａｌｉｃｅ"}, rep.NonCanonical)
 	require.Equal(t, [][]string{{"Alice", "alice", "ａｌｉｃｅ"}, {"BOB", "bob"}}, rep.Collisions)
-	require.Equal(t, 6, rep.Problems())
+	require.Equal(t, []string{"@admin"}, rep.Reserved)
+	require.Equal(t, 7, rep.Problems())
 	out := logs.String()
 	require.Contains(t, out, `user=Dave canonical=dave`)
 	require.Contains(t, out, `users="Alice, alice, ａｌｉｃｅ"`)
-	require.Contains(t, out, "non_canonical=4 collisions=2")
+	require.Contains(t, out, "non_canonical=4 collisions=2 reserved=1")
+	require.Contains(t, out, "user=@admin")
 	require.Contains(t, out, "Gatehouse changed nothing")
 
 	// It changed nothing.
