@@ -28,6 +28,8 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/services"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -326,6 +328,10 @@ storage admits one process at a time). On etcd storage (--storage etcd
 			a, err := auth.New(ctx, auth.Config{Backend: bk, ClusterName: cfg.ClusterName, Logger: log, AuditRetention: cfg.AuditRetention, PublicAddr: cfg.PublicAddr})
 			if err != nil {
 				return trace.Wrap(err)
+			}
+			if c := canonical.Username(user); c != user && !services.IsReservedUsername(user) {
+				fmt.Fprintf(stdout, "Signing for user %q (you typed %q; Gatehouse stores usernames in canonical form).\n", c, user)
+				user = c
 			}
 			id, err := a.GenerateUserIdentity(ctx, user, ttl)
 			if err != nil {
