@@ -184,6 +184,43 @@ spec:
 	r = record(ok(bob("events", "ls", "--format", "json")))
 	require.Contains(t, r.stdout, "bob", "the denied calls were recorded")
 
+	// One name, one account: look-alikes of bob are bob, and names of
+	// built-in identities are nobody's.
+	r = record(admin("users", "add", "ＢＯＢ", "--roles", "access"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, `user "bob" already exists (you typed "ＢＯＢ"`)
+	r = record(admin("users", "add", "＠admin", "--roles", "editor"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, "reserved")
+
+	// The operator identity: a lock on a user "admin" leaves it alone; an
+	// editor's lock on @admin locks it out, and gatehouse recover, with the
+	// server stopped, lets it back in.
+	lockFile := func(name, user string) string {
+		path := filepath.Join(work, name+".json")
+		require.NoError(t, os.WriteFile(path, []byte(`{"kind":"lock","version":"v1","metadata":{"name":"`+name+`"},"spec":{"target":{"user":"`+user+`"},"message":"locked by `+name+`"}}`), 0o600))
+		return path
+	}
+	record(ok(admin("create", "-f", lockFile("user-admin", "Admin"))))
+	record(ok(admin("get", "plugins")))
+	record(ok(admin("create", "-f", lockFile("operator", "@admin"))))
+	r = record(admin("get", "plugins"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, "@admin is locked: locked by operator")
+	r = record(runCmd(t, gatehouseBin, "recover", "--data-dir", dataDir, "--cluster-name", "itest"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, "server is running on this data dir")
+	srv.stop(t)
+	r = record(runCmd(t, gatehouseBin, "recover", "--data-dir", dataDir, "--cluster-name", "itest"))
+	require.Equal(t, 0, r.code, r.String())
+	require.Contains(t, r.stdout, `Removed lock "operator" on @admin`)
+	require.NotContains(t, r.stdout, "user-admin")
+	srv = startServer(t, gatehouseBin, dataDir, logs)
+	record(ok(admin("get", "plugins")))
+	r = record(ok(admin("get", "locks")))
+	require.Contains(t, r.stdout, "user-admin")
+	require.NotContains(t, r.stdout, "operator")
+
 	srv.stop(t)
 
 	// Nothing plaintext: not in the raw storage files (db, WAL), the

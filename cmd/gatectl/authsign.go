@@ -74,6 +74,10 @@ for identity it is made by the server and sent over the mTLS connection.`,
 			case format != signFormatOpenSSH && format != signFormatIdentity:
 				return trace.BadParameter("unknown --format %q: want openssh or identity", format)
 			}
+			user, note := canonicalName(user)
+			if note != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Signing for user %q%s.\n", user, note)
+			}
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	credentialsv1 "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -84,7 +85,10 @@ instead (12 to 72 bytes) and no link is made.
 			if err := a.checkFormat(); err != nil {
 				return err
 			}
-			name := args[0]
+			// Gatehouse stores usernames in canonical form (the server
+			// folds a create the same way); say so when that changes the
+			// name typed.
+			name, note := canonicalName(args[0])
 			if len(roles) == 0 {
 				return trace.BadParameter("users add needs --roles ROLE[,ROLE...] (for example --roles editor)")
 			}
@@ -120,7 +124,7 @@ instead (12 to 72 bytes) and no link is made.
 			}
 			if _, err := c.users.CreateUser(ctx, &userv1.CreateUserRequest{User: user}); err != nil {
 				if trace.IsAlreadyExists(err) {
-					return trace.AlreadyExists("user %q already exists", name)
+					return trace.AlreadyExists("user %q already exists%s", name, note)
 				}
 				return trace.Wrap(err)
 			}
@@ -142,7 +146,7 @@ instead (12 to 72 bytes) and no link is made.
 				return printData(a.out, a.format, out)
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "User %q created with roles %s.\n", name, strings.Join(roles, ", "))
+			fmt.Fprintf(&b, "User %q created with roles %s%s.\n", name, strings.Join(roles, ", "), note)
 			if out.PasswordSet {
 				fmt.Fprintf(&b, "Its password is set.\n")
 			} else {
@@ -157,6 +161,17 @@ instead (12 to 72 bytes) and no link is made.
 	f.StringSliceVar(&logins, "logins", nil, `OS logins for the user's "logins" trait, comma-separated`)
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin instead of printing a one-time link")
 	return cmd
+}
+
+// canonicalName returns the canonical form of a username typed on the
+// command line and, when it differs, a note for messages saying so.
+func canonicalName(typed string) (string, string) {
+	name := canonical.Username(typed)
+	if name == typed || strings.HasPrefix(name, "@") {
+		// A reserved name is sent as typed, so the server's refusal names it.
+		return typed, ""
+	}
+	return name, fmt.Sprintf(" (you typed %q; Gatehouse stores usernames in canonical form)", typed)
 }
 
 // readPassword reads the first line of r, without its line ending.

@@ -41,9 +41,7 @@ func gatectlAgainst(t *testing.T, s *authtest.Server, idFile, stdin string, args
 func adminServer(t *testing.T) (*authtest.Server, string) {
 	t.Helper()
 	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com"})
-	_, err := s.Auth.BootstrapAdmin(context.Background(), "admin")
-	require.NoError(t, err)
-	id, err := s.Auth.GenerateUserIdentity(context.Background(), "admin", 0)
+	id, err := s.Auth.GenerateUserIdentity(context.Background(), services.BuiltinAdmin, 0)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "admin.identity")
 	require.NoError(t, identityfile.Write(path, id))
@@ -69,7 +67,14 @@ func TestUsersAdd(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"editor", "access"}, u.GetSpec().GetRoles())
 	require.Equal(t, []string{"alice", "ops"}, services.TraitValues(u, auth.LoginsTrait))
-	require.Equal(t, "admin", u.GetSpec().GetCreatedBy().GetUser().GetName())
+	require.Equal(t, services.BuiltinAdmin, u.GetSpec().GetCreatedBy().GetUser().GetName())
+
+	// A name is stored in canonical form, and gatectl says so.
+	out, errMsg, code = gatectlAgainst(t, s, idFile, "", "users", "add", "Frank", "--roles", "access")
+	require.Equal(t, 0, code, errMsg)
+	require.Contains(t, out, `User "frank" created with roles access (you typed "Frank"; Gatehouse stores usernames in canonical form).`)
+	_, err = s.Auth.Services().Users.GetUser(ctx, "frank", false)
+	require.NoError(t, err)
 
 	// --password-stdin sets the password and makes no link.
 	out, errMsg, code = gatectlAgainst(t, s, idFile, "correct horse battery\n", "--format", "json", "users", "add", "bob", "--roles", "access", "--password-stdin")
@@ -88,6 +93,8 @@ func TestUsersAdd(t *testing.T) {
 		want        string
 	}{
 		{"exists", "", []string{"users", "add", "alice", "--roles", "access"}, `user "alice" already exists`},
+		{"look-alike exists", "", []string{"users", "add", "ＡＬＩＣＥ", "--roles", "access"}, `user "alice" already exists (you typed "ＡＬＩＣＥ"`},
+		{"reserved", "", []string{"users", "add", "@admin", "--roles", "access"}, `username "@admin" is reserved`},
 		{"no roles", "", []string{"users", "add", "carol"}, "--roles"},
 		{"no name", "", []string{"users", "add", "--roles", "access"}, "exactly one NAME"},
 		{"empty stdin", "", []string{"users", "add", "carol", "--roles", "access", "--password-stdin"}, "no password on stdin"},

@@ -28,6 +28,8 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/services"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -67,7 +69,7 @@ then administer it with gatectl --data-dir ./data (see gatectl --help).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return trace.BadParameter("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(startCommand(stdout, stderr), signCommand(stdout, stderr), versionCommand(stdout))
+	root.AddCommand(startCommand(stdout, stderr), signCommand(stdout, stderr), recoverCommand(stdout, stderr), versionCommand(stdout))
 	return root
 }
 
@@ -193,8 +195,10 @@ a flag given on the command line wins over the file. See the README for the
 file's keys.
 
 On start the server writes into --data-dir:
-  admin.identity   credentials of user "admin" (role editor) for gatectl, mode 0600,
-                   renewed by the running server before they expire
+  admin.identity   credentials of the built-in operator identity @admin (editor
+                   rights) for gatectl, mode 0600, renewed by the running server
+                   before they expire; if an editor locks @admin, see
+                   gatehouse recover --help
   auth_addr        the auth listener's address, for gatectl --data-dir
   web_addr         the web listener's address
   ssh_addr         the SSH node's address
@@ -230,6 +234,55 @@ SIGINT or SIGTERM shuts it down gracefully.`,
 		},
 	}
 	f.register(cmd.Flags())
+	return cmd
+}
+
+func recoverCommand(stdout, stderr io.Writer) *cobra.Command {
+	var f startFlags
+	cmd := &cobra.Command{
+		Use:   "recover",
+		Short: "Give the operator back admin.identity: lift locks on @admin (server stopped)",
+		Long: `Recover the built-in operator identity @admin on a stopped server.
+
+admin.identity is issued to @admin, Gatehouse's built-in operator identity: it is
+no user record, so no identity provider (SCIM, SAML) and no lock on a user or a
+role can take it over or lock it out. Only a lock whose target is the user
+"@admin", written by an editor through the lock API, refuses it. If such a lock
+leaves nobody able to lift it, run this on the server's host:
+
+  1. stop the server (the gatehouse start process);
+  2. gatehouse recover --data-dir DIR (the same --data-dir or --config as the
+     server): it removes every lock whose target user is @admin, printing each
+     one and recording it in the audit log, and writes a fresh DIR/admin.identity;
+  3. start the server again and use gatectl --data-dir DIR.
+
+It refuses to run while the server holds the data dir (the SQLite storage admits
+one process at a time), and on a data dir without a Gatehouse cluster. On etcd
+storage (--storage etcd ...) it may run while the servers are up; they see the
+locks go at once. It changes nothing else: users, roles and other locks stay as
+they are.`,
+		Example: "  gatehouse recover --data-dir /var/lib/gatehouse\n  gatehouse recover --config /etc/gatehouse.yaml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd.Flags())
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			_, err = process.Recover(ctx, process.RecoverConfig{Settings: cfg, Logger: newLogger(cfg, stderr), Stdout: stdout})
+			return trace.Wrap(err)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file (the server's)")
+	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "the server's data directory")
+	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend")
+	f.registerEtcd(fs)
+	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name")
+	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
 	return cmd
 }
 
@@ -275,6 +328,10 @@ storage admits one process at a time). On etcd storage (--storage etcd
 			a, err := auth.New(ctx, auth.Config{Backend: bk, ClusterName: cfg.ClusterName, Logger: log, AuditRetention: cfg.AuditRetention, PublicAddr: cfg.PublicAddr})
 			if err != nil {
 				return trace.Wrap(err)
+			}
+			if c := canonical.Username(user); c != user && !services.IsReservedUsername(user) {
+				fmt.Fprintf(stdout, "Signing for user %q (you typed %q; Gatehouse stores usernames in canonical form).\n", c, user)
+				user = c
 			}
 			id, err := a.GenerateUserIdentity(ctx, user, ttl)
 			if err != nil {

@@ -166,6 +166,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Locks:  locks,
 		Clock:  cfg.Clock,
 		Logger: cfg.Logger,
+
+		BuiltinAdminRoles: BuiltinAdminRoles(),
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -177,6 +179,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, trace.Wrap(err)
 	}
 	if err := s.ensurePresetRoles(ctx); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := s.reportUsers(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return s, nil
@@ -242,20 +247,28 @@ const LoginsTraitTemplate = "{{internal.logins}}"
 // LoginsTrait is the user trait LoginsTraitTemplate expands to.
 const LoginsTrait = "logins"
 
+func presetRole(name, desc string, allow *typesv1.RoleConditions) *typesv1.Role {
+	return &typesv1.Role{
+		Kind:     services.KindRole,
+		Version:  services.V1,
+		Metadata: &typesv1.Metadata{Name: name, Description: desc},
+		Spec:     &typesv1.RoleSpec{Allow: allow},
+	}
+}
+
+const presetEditorDescription = "Manages every resource; no node logins."
+
+func presetEditorAllow() *typesv1.RoleConditions {
+	return &typesv1.RoleConditions{
+		Rules: []*typesv1.Rule{{Resources: []string{authz.Wildcard}, Verbs: []string{authz.Wildcard}}},
+	}
+}
+
 // PresetRoles returns the roles every cluster starts with.
 func PresetRoles() []*typesv1.Role {
-	role := func(name, desc string, allow *typesv1.RoleConditions) *typesv1.Role {
-		return &typesv1.Role{
-			Kind:     services.KindRole,
-			Version:  services.V1,
-			Metadata: &typesv1.Metadata{Name: name, Description: desc},
-			Spec:     &typesv1.RoleSpec{Allow: allow},
-		}
-	}
+	role := presetRole
 	return []*typesv1.Role{
-		role(PresetEditorRole, "Manages every resource; no node logins.", &typesv1.RoleConditions{
-			Rules: []*typesv1.Rule{{Resources: []string{authz.Wildcard}, Verbs: []string{authz.Wildcard}}},
-		}),
+		role(PresetEditorRole, presetEditorDescription, presetEditorAllow()),
 		role(PresetAccessRole, "Logs in to SSH nodes as the logins in the user's \"logins\" trait; no admin API access.", &typesv1.RoleConditions{
 			Logins: []string{LoginsTraitTemplate},
 		}),
@@ -280,38 +293,36 @@ func (s *Server) ensurePresetRoles(ctx context.Context) error {
 	return nil
 }
 
-// BootstrapAdmin makes sure a local user name exists that holds the editor
-// role: it creates the user if missing and adds the role if the user lacks
-// it. It is for first start, before anyone can call the API.
-func (s *Server) BootstrapAdmin(ctx context.Context, name string) (*typesv1.User, error) {
-	now := s.cfg.Clock.Now()
-	u, err := s.services.Users.CreateUser(ctx, &typesv1.User{
-		Kind:     services.KindUser,
-		Version:  services.V1,
-		Metadata: &typesv1.Metadata{Name: name, Description: "Administrator created on first start."},
-		Spec: &typesv1.UserSpec{
-			Roles:     []string{PresetEditorRole},
-			CreatedBy: &typesv1.CreatedBy{Time: timestamp(now), User: &typesv1.UserRef{Name: "system"}},
-		},
-	})
-	if err == nil {
-		s.recorder.Record(ctx, audit.Event{Type: audit.EventUserCreate, User: "system", Resource: services.KindUser + "/" + name, Message: "bootstrap administrator"})
-		return u, nil
+// BuiltinAdminRoles returns the roles of the built-in operator identity
+// services.BuiltinAdmin: the preset editor role as defined here in code. The
+// stored "editor" role is not consulted, since an editor may edit or delete
+// it; the operator's rights must not depend on it.
+func BuiltinAdminRoles() []*typesv1.Role {
+	return []*typesv1.Role{presetRole(PresetEditorRole, presetEditorDescription, presetEditorAllow())}
+}
+
+// legacyAdminUser is the ordinary user earlier versions created on first
+// start and issued admin.identity to.
+const legacyAdminUser = "admin"
+
+// reportUsers logs, at startup, the stored usernames that need the
+// operator's attention (services.ReportUsernames), and says once that a user
+// "admin" left by an earlier version is now an ordinary user. It changes
+// nothing: startup never grants a role to any account.
+func (s *Server) reportUsers(ctx context.Context) error {
+	if _, err := services.ReportUsernames(ctx, s.services.Users, s.cfg.Logger); err != nil {
+		return trace.Wrap(err)
 	}
-	if !trace.IsAlreadyExists(err) {
-		return nil, trace.Wrap(err)
-	}
-	u, err = s.services.Users.UpdateAndSwapUser(ctx, name, func(u *typesv1.User) error {
-		if u.Spec == nil {
-			u.Spec = &typesv1.UserSpec{}
-		}
-		for _, r := range u.Spec.Roles {
-			if r == PresetEditorRole {
-				return nil
-			}
-		}
-		u.Spec.Roles = append(u.Spec.Roles, PresetEditorRole)
+	u, err := s.services.Users.GetUser(ctx, legacyAdminUser, false)
+	switch {
+	case trace.IsNotFound(err):
 		return nil
-	})
-	return u, trace.Wrap(err)
+	case err != nil:
+		return trace.Wrap(err)
+	}
+	if u.GetSpec().GetCreatedBy().GetUser().GetName() == "system" {
+		s.cfg.Logger.InfoContext(ctx, "The user \"admin\" created by an earlier version is now an ordinary user: admin.identity is issued to the built-in identity "+services.BuiltinAdmin+". Nothing was changed; delete the user if nobody needs it.",
+			"user", legacyAdminUser, "roles", u.GetSpec().GetRoles())
+	}
+	return nil
 }

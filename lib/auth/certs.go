@@ -39,10 +39,15 @@ func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 // cut to it): a TLS client certificate from the user CA with the username as
 // common name and the roles as organizations, and, when the user's roles
 // allow node logins, an SSH user certificate for the same key with those
-// logins as principals. It refuses a missing, expired or locked user.
+// logins as principals. It refuses a missing, expired or locked user. The
+// built-in operator identity services.BuiltinAdmin, which has no user
+// record, gets the built-in roles (see generateBuiltinAdminIdentity).
 func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl time.Duration) (*Identity, error) {
 	if ttl < 0 {
 		return nil, trace.BadParameter("certificate TTL must not be negative")
+	}
+	if services.IsBuiltinAdmin(username) {
+		return s.generateBuiltinAdminIdentity(ctx, ttl)
 	}
 	now := s.cfg.Clock.Now()
 	user, err := s.services.Users.GetUser(ctx, username, false)

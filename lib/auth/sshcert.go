@@ -59,6 +59,9 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 	if req.TTL < 0 {
 		return nil, trace.BadParameter("certificate TTL must not be negative")
 	}
+	if services.IsReservedUsername(req.Username) {
+		return nil, trace.AccessDenied("%q is a built-in identity; it has no node logins", req.Username)
+	}
 	now := s.cfg.Clock.Now()
 	user, err := s.services.Users.GetUser(ctx, req.Username, false)
 	if err != nil {

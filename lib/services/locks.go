@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -17,7 +18,8 @@ const maxLockMessage = 4096
 
 // ValidateLock checks a lock and sets its defaults (kind "lock", version
 // "v1"): a target with at least one field set, sane field values and a
-// bounded message.
+// bounded message. The target user is rewritten in canonical form, so a lock
+// on "Alice" is stored as a lock on "alice", the account it locks.
 func ValidateLock(l *typesv1.Lock) error {
 	if l == nil {
 		return trace.BadParameter("missing lock")
@@ -29,6 +31,15 @@ func ValidateLock(l *typesv1.Lock) error {
 	t := l.GetSpec().GetTarget()
 	if t == nil || (t.GetUser() == "" && t.GetRole() == "" && t.GetLogin() == "" && t.GetNode() == "") {
 		return trace.BadParameter("lock %q: target must set at least one of user, role, login, node", name)
+	}
+	if t.GetUser() != "" {
+		t.User = canonical.Username(t.GetUser())
+		// Only a person (an editor, through the lock API) may lock a built-in
+		// identity: a lock an integration writes for one of its accounts
+		// carries the integration's origin label.
+		if origin := l.GetMetadata().GetLabels()[LabelOrigin]; origin != "" && IsReservedUsername(t.GetUser()) {
+			return trace.BadParameter("lock %q: an integration (origin %q) cannot lock the built-in identity %q", name, origin, t.GetUser())
+		}
 	}
 	for field, v := range map[string]string{"user": t.GetUser(), "role": t.GetRole(), "login": t.GetLogin(), "node": t.GetNode()} {
 		if len(v) > generic.MaxNameLength {
@@ -61,15 +72,18 @@ type LockSubject struct {
 
 // LockTargetMatches reports whether target applies to subject: every field
 // set in the target must match (user equal, role held, login among the
-// logins, node equal). A target with no field set matches nothing; such a
-// lock never passes ValidateLock.
+// logins, node equal). Users are compared in canonical form on both sides:
+// locks are stored canonical, but a lock written before that rule, or a
+// subject taken from a certificate issued before it, must still match the
+// account it names. A target with no field set matches nothing; such a lock
+// never passes ValidateLock.
 func LockTargetMatches(target *typesv1.LockTarget, subject LockSubject) bool {
 	if target == nil {
 		return false
 	}
 	set := false
 	if t := target.GetUser(); t != "" {
-		if t != subject.User {
+		if !canonical.Equal(t, subject.User) {
 			return false
 		}
 		set = true

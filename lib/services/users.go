@@ -23,7 +23,8 @@ const (
 )
 
 // ValidateUser checks a user and sets its defaults (kind "user", version
-// "v1"): a valid name, valid role names, traits that are lists of non-empty
+// "v1"): a valid name in canonical form and not reserved for a built-in
+// identity (see CheckUsername), valid role names, traits that are lists of non-empty
 // strings within bounds, a sane password hash.
 func ValidateUser(u *typesv1.User) error {
 	if u == nil {
@@ -33,6 +34,9 @@ func ValidateUser(u *typesv1.User) error {
 		return trace.Wrap(err)
 	}
 	name := u.GetMetadata().GetName()
+	if err := CheckUsername(name); err != nil {
+		return trace.Wrap(err)
+	}
 	if u.Spec == nil {
 		u.Spec = &typesv1.UserSpec{}
 	}

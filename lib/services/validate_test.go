@@ -85,7 +85,29 @@ func TestValidateUser(t *testing.T) {
 		{name: "huge hash", mutate: func(u *typesv1.User) {
 			u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: make([]byte, 2000)}
 		}, wantErr: "password hash"},
+		{name: "upper case", mutate: func(u *typesv1.User) { u.Metadata.Name = "Admin" }, wantErr: `username "Admin" is not in canonical form; Gatehouse stores it as "admin"`},
+		{name: "fullwidth", mutate: func(u *typesv1.User) { u.Metadata.Name = "ａｄｍｉｎ" }, wantErr: `Gatehouse stores it as "admin"`},
+		{name: "ligature", mutate: func(u *typesv1.User) { u.Metadata.Name = "ﬁle" }, wantErr: `Gatehouse stores it as "file"`},
+		{name: "non-ascii canonical", mutate: func(u *typesv1.User) { u.Metadata.Name = "zoë" }},
+		{name: "reserved", mutate: func(u *typesv1.User) { u.Metadata.Name = "@admin" }, wantErr: `username "@admin" is reserved`},
+		{name: "reserved other", mutate: func(u *typesv1.User) { u.Metadata.Name = "@ops" }, wantErr: "is reserved"},
+		{name: "reserved fullwidth at", mutate: func(u *typesv1.User) { u.Metadata.Name = "＠admin" }, wantErr: "is reserved"},
+		{name: "reserved upper case", mutate: func(u *typesv1.User) { u.Metadata.Name = "@Admin" }, wantErr: "is reserved"},
+		{name: "at inside is fine", mutate: func(u *typesv1.User) { u.Metadata.Name = "bob@example.com" }},
 	})
+}
+
+func TestReservedUsernames(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]bool{
+		"@admin": true, "＠admin": true, "@ADMIN": true, "@": true,
+		"admin": false, "a@b": false, "": false,
+	} {
+		require.Equal(t, want, IsReservedUsername(name), name)
+	}
+	require.True(t, IsBuiltinAdmin(BuiltinAdmin))
+	require.False(t, IsBuiltinAdmin("＠admin"), "only the exact spelling names the built-in identity")
+	require.False(t, IsBuiltinAdmin("admin"))
 }
 
 func validRole() *typesv1.Role {
@@ -144,7 +166,20 @@ func TestValidateLock(t *testing.T) {
 		{name: "empty target", mutate: func(l *typesv1.Lock) { l.Spec.Target = &typesv1.LockTarget{} }, wantErr: "target must set"},
 		{name: "huge target", mutate: func(l *typesv1.Lock) { l.Spec.Target.User = strings.Repeat("u", 300) }, wantErr: "over"},
 		{name: "huge message", mutate: func(l *typesv1.Lock) { l.Spec.Message = strings.Repeat("m", 5000) }, wantErr: "message"},
+		{name: "built-in identity", mutate: func(l *typesv1.Lock) { l.Spec.Target = &typesv1.LockTarget{User: BuiltinAdmin} }},
+		{name: "built-in identity by an integration", mutate: func(l *typesv1.Lock) {
+			l.Spec.Target = &typesv1.LockTarget{User: "＠admin"}
+			l.Metadata.Labels = map[string]string{LabelOrigin: "okta"}
+		}, wantErr: `an integration (origin "okta") cannot lock the built-in identity "@admin"`},
 	})
+	// The target user is stored canonical.
+	for in, want := range map[string]string{"Alice": "alice", "ａｌｉｃｅ": "alice", "＠admin": BuiltinAdmin, "alice": "alice"} {
+		l := validLock()
+		l.Spec.Target = &typesv1.LockTarget{User: in, Role: "Access"}
+		require.NoError(t, ValidateLock(l))
+		require.Equal(t, want, l.GetSpec().GetTarget().GetUser())
+		require.Equal(t, "Access", l.GetSpec().GetTarget().GetRole(), "only users are folded")
+	}
 }
 
 func validPlugin() *typesv1.Plugin {
@@ -294,6 +329,15 @@ func TestLockTargetMatches(t *testing.T) {
 	}
 	// A node-scoped lock does not match a subject that is not on a node.
 	require.False(t, LockTargetMatches(&typesv1.LockTarget{Node: "n1"}, LockSubject{User: "alice"}))
-	// Case matters: names are exact.
-	require.False(t, LockTargetMatches(&typesv1.LockTarget{User: "Alice"}, subject))
+	// Users compare in canonical form, on both sides: a lock stored before
+	// locks were canonical, or a subject from an old certificate, still
+	// names the same account.
+	require.True(t, LockTargetMatches(&typesv1.LockTarget{User: "Alice"}, subject))
+	require.True(t, LockTargetMatches(&typesv1.LockTarget{User: "ａｌｉｃｅ"}, subject))
+	require.True(t, LockTargetMatches(&typesv1.LockTarget{User: "alice"}, LockSubject{User: "ALICE"}))
+	require.False(t, LockTargetMatches(&typesv1.LockTarget{User: "alice2"}, subject))
+	// The built-in identity is not the user "admin", whatever the spelling.
+	require.False(t, LockTargetMatches(&typesv1.LockTarget{User: "admin"}, LockSubject{User: BuiltinAdmin}))
+	require.False(t, LockTargetMatches(&typesv1.LockTarget{User: "Admin"}, LockSubject{User: BuiltinAdmin}))
+	require.True(t, LockTargetMatches(&typesv1.LockTarget{User: BuiltinAdmin}, LockSubject{User: BuiltinAdmin}))
 }

@@ -156,6 +156,13 @@ func (a *SessionAuth) authenticate(r *http.Request) (*AuthenticatedSession, int,
 			a.cfg.Logger.WarnContext(ctx, "Ending a web session failed", "user", sess.User, "error", err)
 		}
 	}
+	if services.IsReservedUsername(sess.User) {
+		// Only a user stored before "@" names were reserved can have such a
+		// session; the web API must not take it for a built-in identity.
+		end()
+		a.denied(ctx, sess.User, "reserved username")
+		return nil, http.StatusUnauthorized, trace.AccessDenied("user %q has a reserved name and cannot use a web session; the session has ended", sess.User)
+	}
 	user, err := a.cfg.Users.GetUser(ctx, sess.User, false)
 	if err != nil {
 		if trace.IsNotFound(err) {

@@ -10,12 +10,14 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/web"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -127,6 +129,18 @@ func TestRequireSession(t *testing.T) {
 		s := newUser("dave")
 		require.NoError(t, svc.DeleteUser(ctx, "dave"))
 		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
+	})
+	t.Run("reserved user stored before names were reserved", func(t *testing.T) {
+		// Written raw: ValidateUser refuses the name now.
+		item, err := generic.MarshalResource(services.UsersPrefix, &typesv1.User{Kind: services.KindUser, Version: services.V1, Metadata: &typesv1.Metadata{Name: services.BuiltinAdmin}}, protojson.MarshalOptions{})
+		require.NoError(t, err)
+		_, err = bk.Put(ctx, item)
+		require.NoError(t, err)
+		s, err := mgr.CreateSession(ctx, services.BuiltinAdmin, websession.MethodPassword, "", time.Hour)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
+		_, err = mgr.GetSession(ctx, s.ID)
+		require.True(t, trace.IsNotFound(err), "the session was ended: %v", err)
 	})
 	t.Run("expired session", func(t *testing.T) {
 		s := newUser("erin")

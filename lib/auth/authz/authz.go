@@ -17,6 +17,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -90,11 +91,16 @@ type LockGetter interface {
 
 // Config configures an Authorizer.
 type Config struct {
-	Users  UserGetter
-	Roles  RoleGetter
-	Locks  LockGetter
-	Clock  clockwork.Clock
-	Logger *slog.Logger
+	Users UserGetter
+	Roles RoleGetter
+	Locks LockGetter
+	// BuiltinAdminRoles are the roles of the built-in operator identity
+	// services.BuiltinAdmin, defined in code: never read from the backend,
+	// so no stored role an editor (or an integration) can edit or delete
+	// takes the operator's rights away. Required.
+	BuiltinAdminRoles []*typesv1.Role
+	Clock             clockwork.Clock
+	Logger            *slog.Logger
 }
 
 // CheckAndSetDefaults validates the config.
@@ -106,6 +112,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("authz: missing Roles")
 	case c.Locks == nil:
 		return trace.BadParameter("authz: missing Locks")
+	case len(c.BuiltinAdminRoles) == 0:
+		return trace.BadParameter("authz: missing BuiltinAdminRoles")
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
@@ -145,11 +153,15 @@ func (c *Context) Username() string { return c.User.GetMetadata().GetName() }
 
 // Authorize identifies the caller, refuses it if it has no identity, its
 // user no longer exists, or a lock in force targets it, and returns its
-// current roles.
+// current roles. The built-in operator identity (services.BuiltinAdmin) has
+// no user record: see authorizeBuiltinAdmin.
 func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 	id, ok := IdentityFromContext(ctx)
 	if !ok {
 		return nil, trace.AccessDenied("the caller has no verified identity")
+	}
+	if services.IsBuiltinAdmin(id.Username) {
+		return a.authorizeBuiltinAdmin(ctx)
 	}
 	user, err := a.cfg.Users.GetUser(ctx, id.Username, false)
 	if err != nil {
@@ -190,4 +202,45 @@ func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 		return nil, trace.AccessDenied("user %q is locked: %s", id.Username, msg)
 	}
 	return &Context{User: user, Roles: roles, Checker: NewChecker(roles)}, nil
+}
+
+// authorizeBuiltinAdmin authorizes the built-in operator identity. Its
+// certificate can only come from the user CA, and no user record can carry
+// its name (services.CheckUsername reserves "@"), so no identity provider can
+// create, rename onto or re-role it. It holds the built-in roles, not the
+// stored ones, and only a lock whose target is exactly the user
+// services.BuiltinAdmin affects it: a lock on a role, a login or the user
+// "admin" does not, because an integration can write those.
+func (a *Authorizer) authorizeBuiltinAdmin(ctx context.Context) (*Context, error) {
+	locks, err := a.cfg.Locks.GetLocksInForce(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if lock := services.FindLock(locks, BuiltinAdminLockSubject(), a.cfg.Clock.Now()); lock != nil {
+		msg := lock.GetSpec().GetMessage()
+		if msg == "" {
+			msg = "access is locked"
+		}
+		return nil, trace.AccessDenied("%s is locked: %s (lock %q; with the server stopped, gatehouse recover lifts it)", services.BuiltinAdmin, msg, lock.GetMetadata().GetName())
+	}
+	roles := make([]*typesv1.Role, 0, len(a.cfg.BuiltinAdminRoles))
+	names := make([]string, 0, len(a.cfg.BuiltinAdminRoles))
+	for _, r := range a.cfg.BuiltinAdminRoles {
+		roles = append(roles, proto.Clone(r).(*typesv1.Role))
+		names = append(names, r.GetMetadata().GetName())
+	}
+	user := &typesv1.User{
+		Kind:     services.KindUser,
+		Version:  services.V1,
+		Metadata: &typesv1.Metadata{Name: services.BuiltinAdmin, Description: "Gatehouse's built-in operator identity."},
+		Spec:     &typesv1.UserSpec{Roles: names},
+	}
+	return &Context{User: user, Roles: roles, Checker: NewChecker(roles)}, nil
+}
+
+// BuiltinAdminLockSubject is the built-in operator identity as lock targets
+// see it: the user services.BuiltinAdmin with no roles and no logins, so the
+// only lock that matches it is one whose target is that user alone.
+func BuiltinAdminLockSubject() services.LockSubject {
+	return services.LockSubject{User: services.BuiltinAdmin}
 }

@@ -200,6 +200,9 @@ func (s *Service) CreateUserIdentity(ctx context.Context, req *credentialspb.Cre
 	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := checkNotBuiltin(req.GetUser()); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	ttl, err := ttlOf(req.GetTtl())
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -218,6 +221,18 @@ func (s *Service) CreateUserIdentity(ctx context.Context, req *credentialspb.Cre
 		resp.ValidBefore = timestamppb.New(c.Leaf.NotAfter)
 	}
 	return resp, nil
+}
+
+// checkNotBuiltin refuses to issue, through the API, credentials for a
+// built-in identity: whoever may create certificates could otherwise mint
+// the operator's identity, which outlives their own account and answers to
+// no lock but its own. Its credentials come only from the server
+// (<data-dir>/admin.identity) and from gatehouse recover on the server host.
+func checkNotBuiltin(user string) error {
+	if services.IsReservedUsername(user) {
+		return trace.AccessDenied("%q is a built-in identity; its credentials are issued only by the server into its data directory (admin.identity), or by gatehouse recover", user)
+	}
+	return nil
 }
 
 // CreatePasswordToken returns a one-time password link for a local user.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -107,6 +108,12 @@ func SessionTTL(roles []*typesv1.Role) time.Duration {
 	return ttl
 }
 
+// Username is the Gatehouse username of a SAML login: the canonical form of
+// the NameID (see lib/canonical), so that "Alice@Example.com" and
+// "alice@example.com" from the IdP are one account. The spelling the IdP
+// sent is kept in created_by.connector.identity.
+func Username(a *Assertion) string { return canonical.Username(a.NameID) }
+
 // Decide applies a login to the user as stored (nil if there is none): it
 // returns the user to write, whether it is new, and the outcome, or
 // trace.AccessDenied explaining the refusal. It does not check locks.
@@ -129,7 +136,7 @@ func Decide(existing *typesv1.User, connector string, a *Assertion, roles []stri
 			Kind:    services.KindUser,
 			Version: services.V1,
 			Metadata: &typesv1.Metadata{
-				Name:    a.NameID,
+				Name:    Username(a),
 				Expires: timestamppb.New(now.Add(ttl)),
 			},
 			Spec: &typesv1.UserSpec{
@@ -225,13 +232,17 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		return nil, trace.Wrap(err)
 	}
 	connector := c.GetMetadata().GetName()
+	name := Username(a)
 	defer func() {
 		ev := audit.Event{
 			Type:     EventLogin,
-			User:     a.NameID,
+			User:     name,
 			Resource: services.KindSAMLConnector + "/" + connector,
 			Fields:   map[string]string{"connector": connector, "idp_initiated": fmt.Sprint(a.IdPInitiated)},
 			Err:      err,
+		}
+		if name != a.NameID {
+			ev.Fields["name_id"] = a.NameID
 		}
 		if res != nil {
 			ev.Message = res.Outcome
@@ -242,6 +253,12 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 	}()
 	if err := generic.CheckName(services.KindUser, a.NameID); err != nil {
 		return nil, trace.AccessDenied("the NameID %q cannot be a Gatehouse username: %v", a.NameID, err)
+	}
+	if err := generic.CheckName(services.KindUser, name); err != nil {
+		return nil, trace.AccessDenied("the NameID %q cannot be a Gatehouse username: %v", a.NameID, err)
+	}
+	if services.IsReservedUsername(name) {
+		return nil, trace.AccessDenied("the NameID %q names a Gatehouse built-in identity (names starting with %q are reserved); no SAML login can use it", a.NameID, services.ReservedUsernamePrefix)
 	}
 	roleNames := services.RolesFromAttributes(c, a.Attributes)
 	var roles []*typesv1.Role
@@ -261,11 +278,11 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		return nil, trace.AccessDenied("the roles %v mapped to your attributes do not exist; ask an administrator", roleNames)
 	}
 	ttl := SessionTTL(roles)
-	if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: a.NameID, Roles: existingNames}); err != nil {
+	if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: existingNames}); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		existing, err := cfg.Users.GetUser(ctx, a.NameID, false)
+		existing, err := cfg.Users.GetUser(ctx, name, false)
 		switch {
 		case trace.IsNotFound(err):
 			u, _, outcome, err := Decide(nil, connector, a, existingNames, ttl, now)
@@ -287,11 +304,11 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		if _, _, _, err := Decide(existing, connector, a, existingNames, ttl, now); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: a.NameID, Roles: existing.GetSpec().GetRoles()}); err != nil {
+		if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: existing.GetSpec().GetRoles()}); err != nil {
 			return nil, trace.Wrap(err)
 		}
 		var outcome string
-		stored, err := cfg.Users.UpdateAndSwapUser(ctx, a.NameID, func(cur *typesv1.User) error {
+		stored, err := cfg.Users.UpdateAndSwapUser(ctx, name, func(cur *typesv1.User) error {
 			_, _, o, err := Decide(cur, connector, a, existingNames, ttl, now)
 			outcome = o
 			return err
@@ -304,7 +321,7 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		}
 		return &LoginResult{User: stored, SessionTTL: ttl, Outcome: outcome}, nil
 	}
-	return nil, trace.CompareFailed("user %q kept changing during the login; try again", a.NameID)
+	return nil, trace.CompareFailed("user %q kept changing during the login; try again", name)
 }
 
 // LockGetter returns the locks in force (services.LockService).

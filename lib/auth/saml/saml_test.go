@@ -432,9 +432,22 @@ func TestLoginOutcomes(t *testing.T) {
 		{name: "no role is refused", a: assertion("norole@example.com", "sales"), errMsg: "no Gatehouse role is mapped"},
 		{name: "locked existing user is refused with the lock message", a: assertion("locked@example.com", "admins"), errMsg: "deactivated in Okta"},
 		{name: "locked new user is refused with the lock message", a: assertion("newlocked@example.com", "admins"), errMsg: "pre-emptively locked"},
+		// The username is the canonical form of the NameID; the IdP's
+		// spelling stays in created_by.connector.identity.
+		{name: "mixed-case NameID creates the canonical user", a: assertion("Mixed.Case@Example.COM", "admins"), outcome: saml.OutcomeCreated, check: func(t *testing.T, u *typesv1.User) {
+			require.Equal(t, "mixed.case@example.com", u.GetMetadata().GetName())
+			require.Equal(t, "Mixed.Case@Example.COM", u.GetSpec().GetCreatedBy().GetConnector().GetIdentity())
+		}},
+		{name: "fullwidth NameID refreshes the SCIM user", a: assertion("ＳＣＩＭ@example.com", "admins"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
+			require.Equal(t, "scim@example.com", u.GetMetadata().GetName())
+		}},
+		{name: "look-alike of a local user is refused", a: assertion("LOCAL", "admins"), errMsg: "local user"},
+		{name: "look-alike of a locked user is refused", a: assertion("Locked@Example.com", "admins"), errMsg: "deactivated in Okta"},
+		{name: "built-in identity is refused", a: assertion("@admin", "admins"), errMsg: "built-in identity"},
+		{name: "fullwidth built-in identity is refused", a: assertion("＠ＡＤＭＩＮ", "admins"), errMsg: "built-in identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := f.svc.GetUser(ctx, tc.a.NameID, true)
+			before, _ := f.svc.GetUser(ctx, saml.Username(tc.a), true)
 			res, err := saml.Login(ctx, f.login, f.connector, tc.a, now)
 			last := f.rec.events[len(f.rec.events)-1]
 			require.Equal(t, saml.EventLogin, last.Type)
@@ -443,7 +456,7 @@ func TestLoginOutcomes(t *testing.T) {
 				require.True(t, trace.IsAccessDenied(err), "%v", err)
 				require.Contains(t, trace.UserMessage(err), tc.errMsg)
 				require.Error(t, last.Err)
-				after, _ := f.svc.GetUser(ctx, tc.a.NameID, true)
+				after, _ := f.svc.GetUser(ctx, saml.Username(tc.a), true)
 				if before == nil {
 					require.Nil(t, after, "a refused login creates no user")
 				} else {
@@ -454,7 +467,8 @@ func TestLoginOutcomes(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, last.Err)
 			require.Equal(t, tc.outcome, res.Outcome)
-			u, err := f.svc.GetUser(ctx, tc.a.NameID, false)
+			require.Equal(t, saml.Username(tc.a), last.User, "audited under the username")
+			u, err := f.svc.GetUser(ctx, saml.Username(tc.a), false)
 			require.NoError(t, err)
 			tc.check(t, u)
 		})

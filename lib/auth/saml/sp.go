@@ -221,7 +221,8 @@ func (p *Provider) AuthnRequest(ctx context.Context, c *typesv1.SAMLConnector, r
 type Assertion struct {
 	// Connector is the connector's name.
 	Connector string
-	// NameID is the subject's NameID: the Gatehouse username.
+	// NameID is the subject's NameID as the IdP sent it; the Gatehouse
+	// username is its canonical form (Username).
 	NameID string
 	// Attributes are the assertion's attribute values by attribute Name,
 	// and also by FriendlyName when one is given.

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/services"
 	samlpb "github.com/gatehouse/gatehouse/proto/gatehouse/saml/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -46,9 +47,7 @@ var testIDPMetadata = func() string {
 func TestCreatePreparesConnector(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
-	_, err := s.Auth.BootstrapAdmin(context.Background(), "admin")
-	require.NoError(t, err)
-	c := s.Client(t, "admin")
+	c := s.Client(t, services.BuiltinAdmin)
 	ctx := context.Background()
 
 	// Metadata from entity_descriptor_url, key pair generated.
@@ -59,7 +58,7 @@ func TestCreatePreparesConnector(t *testing.T) {
 	res := &typesv1.SAMLConnector{Metadata: &typesv1.Metadata{Name: "fetched"}, Spec: &typesv1.SAMLConnectorSpec{
 		EntityDescriptorUrl: mdServer.URL + "/metadata", Acs: "https://gatehouse.example.com/v1/webapi/saml/acs/fetched",
 	}}
-	_, err = c.SAML.CreateSAMLConnector(ctx, &samlpb.CreateSAMLConnectorRequest{SamlConnector: res})
+	_, err := c.SAML.CreateSAMLConnector(ctx, &samlpb.CreateSAMLConnectorRequest{SamlConnector: res})
 	// The test server's certificate is not trusted by the default client:
 	// the fetch is real and fails closed.
 	require.Error(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	userpb "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -128,9 +129,22 @@ func (s *Service) ListUsers(ctx context.Context, req *userpb.ListUsersRequest) (
 	return crud.Reply(&userpb.ListUsersResponse{Users: users, NextPageToken: next}, err)
 }
 
-// CreateUser creates a user.
+// CreateUser creates a user under the canonical form of the name asked for
+// (the response carries the name stored): "Bob" creates "bob". If that name
+// is taken, the error names both spellings. Update and upsert do not rename:
+// a name that is not canonical is refused there (services.CheckUsername).
 func (s *Service) CreateUser(ctx context.Context, req *userpb.CreateUserRequest) (*userpb.CreateUserResponse, error) {
-	u, err := s.h.Create(ctx, req.GetUser())
+	in := req.GetUser()
+	asked := in.GetMetadata().GetName()
+	name := canonical.Username(asked)
+	if name != asked && !services.IsReservedUsername(asked) {
+		in = proto.Clone(in).(*typesv1.User)
+		in.Metadata.Name = name
+	}
+	u, err := s.h.Create(ctx, in)
+	if trace.IsAlreadyExists(err) && name != asked {
+		err = trace.AlreadyExists("user %q already exists: %q is the same account, since Gatehouse compares usernames in canonical form", name, asked)
+	}
 	return crud.Reply(&userpb.CreateUserResponse{User: u}, err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -107,4 +108,40 @@ func TestAdminFieldsKept(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "admin", got.GetUser().GetSpec().GetCreatedBy().GetUser().GetName())
 	authtest.RequireEvent(t, s, "user.create", "admin")
+}
+
+func TestCreateCanonicalName(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	c := s.UserWith(t, "ed", services.KindUser, services.VerbCreate, services.VerbUpdate)
+	ctx := context.Background()
+
+	// A create stores the canonical spelling and says so in the response.
+	resp, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: user("Bob")})
+	require.NoError(t, err)
+	require.Equal(t, "bob", resp.GetUser().GetMetadata().GetName())
+	_, err = s.Auth.Services().Users.GetUser(ctx, "bob", false)
+	require.NoError(t, err)
+
+	// Look-alikes of an existing account are that account: refused, naming
+	// both spellings.
+	for _, name := range []string{"bob", "BOB", "ｂｏｂ"} {
+		_, err = c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: user(name)})
+		require.True(t, trace.IsAlreadyExists(err), "%s: %v", name, err)
+		require.Contains(t, err.Error(), `"bob" already exists`)
+		if name != "bob" {
+			require.Contains(t, err.Error(), name)
+		}
+	}
+
+	// Reserved names are refused as asked, not folded first.
+	_, err = c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: user("＠admin")})
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), `"＠admin" is reserved`)
+
+	// An update or upsert does not rename: a non-canonical name is refused
+	// with the canonical spelling.
+	_, err = c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: user("Carol")})
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), `Gatehouse stores it as "carol"`)
 }

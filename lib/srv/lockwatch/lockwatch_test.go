@@ -192,6 +192,10 @@ func TestLockTargets(t *testing.T) {
 		{"user and other login", &typesv1.LockTarget{User: "alice", Login: "admin"}, ""},
 		{"user and login", &typesv1.LockTarget{User: "alice", Login: "root"}, `lock targeting user "alice", login "root" is in force: m`},
 		{"empty target", &typesv1.LockTarget{}, ""},
+		// Users are one account whatever the spelling; the lock is stored
+		// under the canonical name.
+		{"user in another spelling", &typesv1.LockTarget{User: "ＡＬＩＣＥ"}, `lock targeting user "alice" is in force: m`},
+		{"user look-alike with a login", &typesv1.LockTarget{User: "Alice", Login: "root"}, `lock targeting user "alice", login "root" is in force: m`},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

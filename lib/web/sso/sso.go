@@ -42,6 +42,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/web"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -458,6 +459,16 @@ func (h *Handler) failed(key string, now time.Time) {
 	l.AllowN(now, 1)
 }
 
+// canonicalLoginName is the username a password login names: the canonical
+// form of what was typed. A name too long to be any user's is left as it is
+// (it matches nobody) rather than normalized at the client's expense.
+func canonicalLoginName(user string) string {
+	if len(user) > maxUsernameLen {
+		return user
+	}
+	return canonical.Username(user)
+}
+
 // loginKeys are the limiter keys of a login attempt: its address, and its
 // username when it could name a user.
 func loginKeys(r *http.Request, user string) []string {
@@ -475,6 +486,9 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
+	// One account, one name: "Alice" and "ａｌｉｃｅ" sign in as "alice" and
+	// share its failure limit.
+	req.User = canonicalLoginName(req.User)
 	now := h.cfg.Clock.Now()
 	keys := loginKeys(r, req.User)
 	if slices.ContainsFunc(keys, func(k string) bool { return h.limited(k, now) }) {
@@ -517,7 +531,9 @@ func (h *Handler) checkPassword(ctx context.Context, req PasswordLoginRequest) (
 	bad := trace.AccessDenied("wrong username or password")
 	var user *typesv1.User
 	hash := h.dummy
-	if req.User != "" && len(req.User) <= 255 && !strings.ContainsRune(req.User, '/') {
+	// A built-in identity has no password; a stored user with a reserved
+	// name (left from before names were reserved) must not become one.
+	if req.User != "" && len(req.User) <= 255 && !strings.ContainsRune(req.User, '/') && !services.IsReservedUsername(req.User) {
 		u, err := h.cfg.Users.GetUser(ctx, req.User, true)
 		switch {
 		case err == nil:

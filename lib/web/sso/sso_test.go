@@ -197,6 +197,42 @@ func TestPasswordLogin(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, set(tok, "another long password"))
 }
 
+// TestPasswordLoginCanonicalName: a password login names the account in
+// canonical form, so look-alike spellings sign in as the one account and
+// share its failure limit.
+func TestPasswordLoginCanonicalName(t *testing.T) {
+	t.Parallel()
+	h, svc, _, _ := newHandler(t)
+	ctx := context.Background()
+	_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "root"}, Spec: &typesv1.UserSpec{Roles: []string{"editor"}}})
+	require.NoError(t, err)
+	require.NoError(t, svc.SetLocalPassword(ctx, "root", "correct horse battery"))
+	addr := "192.0.2.9:1234"
+	login := func(user, pw string) *httptest.ResponseRecorder {
+		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
+		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+		req.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	for _, name := range []string{"ROOT", "Root", "ｒｏｏｔ"} {
+		w := login(name, "correct horse battery")
+		require.Equal(t, http.StatusOK, w.Code, "%s: %s", name, w.Body.String())
+		var info sso.SessionInfo
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &info))
+		require.Equal(t, "root", info.User, "the session names the stored account")
+	}
+	// Failures under different spellings count against the one account.
+	for _, name := range []string{"ROOT", "Root", "ｒｏｏｔ", "rOOT", "RooT"} {
+		require.Equal(t, http.StatusForbidden, login(name, "wrong password!!").Code)
+	}
+	require.Equal(t, http.StatusTooManyRequests, login("root", "correct horse battery").Code)
+	// A built-in identity has no password login.
+	addr = "192.0.2.10:1234"
+	require.Equal(t, http.StatusForbidden, login("@admin", "whatever password").Code)
+}
+
 // TestPasswordLoginLimitCannotBeFlushed: requests that are refused by the
 // limiter must not be able to reset it. Before the fix every request, even
 // a rate-limited one, added a limiter for its username, and the map was

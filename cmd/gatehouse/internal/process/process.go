@@ -50,8 +50,10 @@ const (
 	AuthAddrFile = "auth_addr"
 	// WebAddrFile holds the web listener's dialable host:port.
 	WebAddrFile = "web_addr"
-	// AdminUser is the user the admin identity is issued to.
-	AdminUser = "admin"
+	// AdminUser is the identity the admin identity is issued to: the
+	// built-in operator identity, which is no user record, so no identity
+	// provider, user lock or role edit can take it over or away.
+	AdminUser = services.BuiltinAdmin
 	// shutdownTimeout bounds a graceful shutdown.
 	shutdownTimeout = 15 * time.Second
 )
@@ -170,9 +172,6 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err, "loading the locks in force")
 	}
-	if _, err := p.auth.BootstrapAdmin(ctx, AdminUser); err != nil {
-		return nil, trace.Wrap(err, "creating the %s user", AdminUser)
-	}
 
 	// Auth gRPC listener.
 	p.authLn, err = net.Listen("tcp", set.AuthAddr)
@@ -258,7 +257,12 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		return nil, trace.Wrap(err)
 	}
 	if err := p.ensureAdminIdentity(ctx); err != nil {
-		return nil, trace.Wrap(err)
+		if !trace.IsAccessDenied(err) {
+			return nil, trace.Wrap(err)
+		}
+		// An editor locked the operator identity on purpose: the server
+		// still serves everyone else, and the operator recovers offline.
+		p.log.WarnContext(ctx, "The built-in operator identity is locked, so admin.identity was not renewed. To lift the lock, stop the server and run gatehouse recover.", "identity", AdminUser, "error", err)
 	}
 	ticker := cfg.Clock.NewTicker(adminCheckInterval)
 	p.wg.Add(1)
@@ -446,7 +450,7 @@ func (p *Process) printBanner() {
 		fmt.Fprintf(&b, "  metrics:       http://%s/metrics\n", dialable(p.diagLn.Addr()))
 	}
 	fmt.Fprintf(&b, "  data dir:      %s (storage: %s)\n", s.DataDir, s.StorageType)
-	fmt.Fprintf(&b, "  admin:         %s (identity of user %q, role editor)\n\n", filepath.Join(s.DataDir, AdminIdentityFile), AdminUser)
+	fmt.Fprintf(&b, "  admin:         %s (built-in identity %s, editor rights)\n\n", filepath.Join(s.DataDir, AdminIdentityFile), AdminUser)
 	fmt.Fprintf(&b, "Administer it with gatectl on this host:\n")
 	fmt.Fprintf(&b, "  gatectl --data-dir %s get plugins\n", s.DataDir)
 	fmt.Fprintf(&b, "  gatectl --data-dir %s create -f okta-saml.yaml\n", s.DataDir)

@@ -1,0 +1,84 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"strings"
+	"time"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/services"
+)
+
+// generateBuiltinAdminIdentity issues credentials for the built-in operator
+// identity services.BuiltinAdmin, which has no user record: a TLS client
+// certificate from the user CA with common name services.BuiltinAdmin and
+// the built-in roles (BuiltinAdminRoles) as organizations, valid for ttl
+// (0 means the longest the built-in roles allow; a longer ttl is cut to it).
+// The built-in roles allow no node login, so no SSH certificate is issued. A
+// lock whose target is the user services.BuiltinAdmin refuses it; no other
+// lock does (see authz.Authorizer).
+func (s *Server) generateBuiltinAdminIdentity(ctx context.Context, ttl time.Duration) (_ *Identity, err error) {
+	name := services.BuiltinAdmin
+	roles := BuiltinAdminRoles()
+	roleNames := make([]string, 0, len(roles))
+	maxTTL := services.MaxSessionTTL
+	for _, r := range roles {
+		roleNames = append(roleNames, r.GetMetadata().GetName())
+		maxTTL = min(maxTTL, services.RoleMaxSessionTTL(r))
+	}
+	if ttl == 0 || ttl > maxTTL {
+		ttl = maxTTL
+	}
+	defer func() {
+		ev := audit.Event{
+			Type:     audit.EventCertIssue,
+			User:     name,
+			Resource: services.KindUser + "/" + name,
+			Message:  "built-in operator identity",
+			Fields:   map[string]string{"ttl": ttl.String(), "roles": strings.Join(roleNames, ",")},
+			Err:      err,
+		}
+		s.recorder.Record(ctx, ev)
+	}()
+	now := s.cfg.Clock.Now()
+	locks, err := s.services.Locks.GetLocksInForce(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if l := services.FindLock(locks, authz.BuiltinAdminLockSubject(), now); l != nil {
+		return nil, trace.AccessDenied("%s is locked: %s (lock %q; with the server stopped, gatehouse recover lifts it)", name, l.GetSpec().GetMessage(), l.GetMetadata().GetName())
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	certPEM, err := s.userCA.signTLS(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: name, Organization: roleNames},
+		NotBefore:   now.Add(-time.Minute),
+		NotAfter:    now.Add(ttl),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, &key.PublicKey)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Identity{
+		Username:   name,
+		KeyPEM:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		CertPEM:    certPEM,
+		CACertsPEM: [][]byte{s.hostCA.tlsCertPE},
+	}, nil
+}
