@@ -74,8 +74,8 @@ func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
 	if err := generic.CheckName("user", name); err != nil {
 		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: %v", rec.UserName, err)
 	}
-	if strings.HasPrefix(name, "@") {
-		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: names starting with @ are reserved for built-in identities", rec.UserName)
+	if services.IsReservedUsername(name) {
+		return nil, trace.BadParameter("userName %q cannot be a Gatehouse username: names starting with %q are reserved for built-in identities", rec.UserName, services.ReservedUsernamePrefix)
 	}
 	if len(rec.ExternalID) > scimstore.MaxIndexedValueBytes {
 		return nil, trace.BadParameter("externalId is over %d bytes", scimstore.MaxIndexedValueBytes)
