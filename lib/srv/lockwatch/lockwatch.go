@@ -582,7 +582,6 @@ func (w *Watcher) reload(ctx context.Context) error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.replaceUsersLocked(users)
 	now := w.cfg.Clock.Now()
 	for k, old := range w.locks {
 		if _, ok := fresh[k]; !ok {
@@ -599,6 +598,9 @@ func (w *Watcher) reload(ctx context.Context) error {
 		}
 	}
 	w.locks = fresh
+	// After the locks: a session whose user was both deleted and locked
+	// meanwhile is told about the lock.
+	w.replaceUsersLocked(users)
 	w.synced = true
 	w.connected = true
 	w.stopLiveTimerLocked()

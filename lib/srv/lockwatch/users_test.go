@@ -137,8 +137,9 @@ func TestCredentialKeptAcrossUpdates(t *testing.T) {
 func TestWatchCredentialRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil, false)
-	f.putUser(t, "alice", inc1, "access")
+	// Legacy first: once the view shows alice, it shows legacy too.
 	f.putUser(t, "legacy", "", "access")
+	f.putUser(t, "alice", inc1, "access")
 	f.watchCred(t, aliceCred())
 	for name, tc := range map[string]struct {
 		cred   lockwatch.Credential

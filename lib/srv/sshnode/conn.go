@@ -241,6 +241,10 @@ func (c *conn) monitor(sub *lockwatch.Subscription, cred *lockwatch.CredentialSu
 				return
 			}
 		case <-cred.Voided():
+			if l := c.lockWithVoid(sub); l != nil {
+				c.terminate(lockwatch.LockMessage(l), l)
+				return
+			}
 			c.terminate(cred.Reason(), nil)
 			return
 		case <-lw.LiveBoundExceeded():
@@ -272,6 +276,39 @@ func (c *conn) onLockEvent(ev lockwatch.Event) {
 	}
 	for s := range c.sessions {
 		s.kill()
+	}
+}
+
+// lockWait bounds how long a connection whose credential was voided waits
+// for a lock that says why (see lockWithVoid). Its processes are dead
+// already (onCredentialVoided): only the message and the close wait.
+const lockWait = 100 * time.Millisecond
+
+// lockWithVoid returns the lock that comes with the voiding of the
+// connection's credential, if any: a deprovisioning deletes the user and
+// locks it in one atomic write, whose events the watcher applies one by
+// one, and the lock's message ("deactivated in Okta") is what the client
+// should be told, not merely that its user is gone.
+func (c *conn) lockWithVoid(sub *lockwatch.Subscription) *typesv1.Lock {
+	lw := c.s.cfg.LockWatcher
+	if l := lw.FindLockInForce(c.subject); l != nil {
+		return l
+	}
+	t := time.NewTimer(lockWait)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-sub.Events():
+			if ev.Type == backend.OpPut && lockwatch.InForce(ev.Lock, c.s.cfg.Clock.Now()) {
+				return ev.Lock
+			}
+		case <-sub.Done():
+			return lw.FindLockInForce(c.subject)
+		case <-t.C:
+			return nil
+		case <-c.done:
+			return nil
+		}
 	}
 }
 

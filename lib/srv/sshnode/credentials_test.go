@@ -8,8 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // TestCertificateOfAnotherIncarnationRefused: a new login needs a
@@ -111,4 +113,36 @@ func TestLiveSessionEndsWithTheAccount(t *testing.T) {
 			requireRuns(t, n, bobKey, bobCert)
 		})
 	}
+}
+
+// TestDeprovisioningTellsTheLock: a deprovisioning deletes the user and
+// writes a lock in one atomic write (user first); the session is told about
+// the lock, not merely that its user is gone.
+func TestDeprovisioningTellsTheLock(t *testing.T) {
+	t.Parallel()
+	n := startNode(t)
+	key, cert := n.issue(t, certOpts{keyID: "alice"})
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	defer client.Close()
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	sess.Stderr = &stderr
+	require.NoError(t, sess.Start("sleep 30"))
+
+	item, err := services.MarshalLock(&typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: "alice-okta"},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "alice"}, Message: lockMsg},
+	})
+	require.NoError(t, err)
+	_, err = n.bk.AtomicWrite(n.ctx, []backend.ConditionalAction{
+		{Key: services.UserKey("alice"), Condition: backend.Exists(), Action: backend.Delete()},
+		{Key: item.Key, Condition: backend.NotExists(), Action: backend.Put(item)},
+	})
+	require.NoError(t, err)
+	waitEnded(t, sess, time.Second)
+	require.Equal(t, "\r\nsession terminated: "+wantLockText+"\r\n", stderr.String())
+	ev := waitEvent(t, n, sshnode.EventSessionTerminated)
+	require.Equal(t, "alice-okta", ev.GetFields()["lock"])
 }
