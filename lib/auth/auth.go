@@ -10,6 +10,11 @@
 //     the certificate's Organization are informational). A role change, a
 //     user deletion or a lock takes effect on the next call, not when the
 //     certificate expires.
+//   - Every user carries an incarnation, the random id of one life of the
+//     account, which the server owns (lib/services). Certificates carry
+//     the incarnation they were issued to (lib/auth/certext), and every
+//     check refuses one that is not the user's current one: credentials die
+//     with the account, whatever later happens to its name.
 //   - CAs are created on first start with backend Create, so that two
 //     servers starting at once on one backend agree on one set of keys: the
 //     loser re-reads the winner's.
@@ -184,7 +189,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.reportUsers(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	s.assignMissingIncarnations(ctx)
 	return s, nil
+}
+
+// assignMissingIncarnations gives every user stored before incarnations
+// existed a fresh one, so that "no incarnation" is never a state a user is
+// in (such a user's credentials are refused everywhere anyway: an empty
+// incarnation matches nothing). A user it cannot update is logged and left
+// as it is; its credentials stay refused and the next write of it, or of
+// its credentials, assigns one.
+func (s *Server) assignMissingIncarnations(ctx context.Context) {
+	n, errs := s.services.Users.AssignMissingIncarnations(ctx)
+	for _, err := range errs {
+		s.cfg.Logger.WarnContext(ctx, "Cannot give a user stored without an incarnation one", "error", err)
+	}
+	if n > 0 {
+		s.cfg.Logger.InfoContext(ctx, "Gave users stored without an incarnation a fresh one; their older credentials stay refused", "users", n)
+	}
 }
 
 // Services returns the typed services, for in-process callers (the SCIM

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -37,11 +38,13 @@ func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 // GenerateUserIdentity issues credentials for username, valid for ttl (0
 // means the shortest max_session_ttl of the user's roles; a longer ttl is
 // cut to it): a TLS client certificate from the user CA with the username as
-// common name and the roles as organizations, and, when the user's roles
-// allow node logins, an SSH user certificate for the same key with those
-// logins as principals. It refuses a missing, expired or locked user. The
-// built-in operator identity services.BuiltinAdmin, which has no user
-// record, gets the built-in roles (see generateBuiltinAdminIdentity).
+// common name, the roles as organizations and the user's incarnation in the
+// certext.IncarnationOID extension, and, when the user's roles allow node
+// logins, an SSH user certificate for the same key with those logins as
+// principals and the incarnation and roles as extensions. It refuses a
+// missing, expired or locked user. The built-in operator identity
+// services.BuiltinAdmin, which has no user record, gets the built-in roles
+// (see generateBuiltinAdminIdentity).
 func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl time.Duration) (*Identity, error) {
 	if ttl < 0 {
 		return nil, trace.BadParameter("certificate TTL must not be negative")
@@ -50,12 +53,17 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 		return s.generateBuiltinAdminIdentity(ctx, ttl)
 	}
 	now := s.cfg.Clock.Now()
-	user, err := s.services.Users.GetUser(ctx, username, false)
+	user, err := s.userWithIncarnation(ctx, username)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if services.IsUserExpired(user, now) {
 		return nil, trace.AccessDenied("user %q has expired", username)
+	}
+	incarnation := user.GetSpec().GetIncarnation()
+	incExt, err := certext.IncarnationExtension(incarnation)
+	if err != nil {
+		return nil, trace.Wrap(err)
 	}
 	maxTTL := services.MaxSessionTTL
 	var roles []*typesv1.Role
@@ -96,10 +104,11 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 			CommonName:   username,
 			Organization: slices.Clone(user.GetSpec().GetRoles()),
 		},
-		NotBefore:   now.Add(-time.Minute),
-		NotAfter:    now.Add(ttl),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		NotBefore:       now.Add(-time.Minute),
+		NotAfter:        now.Add(ttl),
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		ExtraExtensions: []pkix.Extension{incExt},
 	}, &key.PublicKey)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -121,6 +130,10 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
+		exts, err := sshUserExtensions(user)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
 		cert := &ssh.Certificate{
 			Key:             sshPub,
 			CertType:        ssh.UserCert,
@@ -128,10 +141,7 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 			ValidPrincipals: logins,
 			ValidAfter:      uint64(now.Add(-time.Minute).Unix()),
 			ValidBefore:     uint64(now.Add(ttl).Unix()),
-			Permissions: ssh.Permissions{Extensions: map[string]string{
-				"permit-pty":             "",
-				"permit-port-forwarding": "",
-			}},
+			Permissions:     ssh.Permissions{Extensions: exts},
 		}
 		if err := cert.SignCert(rand.Reader, s.userCA.sshSigner); err != nil {
 			return nil, trace.Wrap(err)
@@ -142,9 +152,40 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 		Type:     audit.EventCertIssue,
 		User:     username,
 		Resource: services.KindUser + "/" + username,
-		Fields:   map[string]string{"ttl": ttl.String(), "roles": strings.Join(user.GetSpec().GetRoles(), ",")},
+		Fields:   map[string]string{"ttl": ttl.String(), "roles": strings.Join(user.GetSpec().GetRoles(), ","), "incarnation": incarnation},
 	})
 	return id, nil
+}
+
+// userWithIncarnation reads a user to issue credentials for. A user stored
+// without an incarnation (written before incarnations existed, and missed by
+// the startup pass) gets one now: credentials without one would be refused
+// everywhere.
+func (s *Server) userWithIncarnation(ctx context.Context, username string) (*typesv1.User, error) {
+	user, err := s.services.Users.GetUser(ctx, username, false)
+	if err != nil || user.GetSpec().GetIncarnation() != "" {
+		return user, trace.Wrap(err)
+	}
+	// UpdateAndSwapUser assigns a fresh incarnation to a user without one.
+	user, err = s.services.Users.UpdateAndSwapUser(ctx, username, func(*typesv1.User) error { return nil })
+	return user, trace.Wrap(err)
+}
+
+// sshUserExtensions are the extensions of a user's SSH certificates: the
+// OpenSSH permissions, and the incarnation and roles the certificate is
+// issued to, which the node checks at login and for the life of the
+// session.
+func sshUserExtensions(user *typesv1.User) (map[string]string, error) {
+	roles, err := certext.EncodeRoles(user.GetSpec().GetRoles())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return map[string]string{
+		"permit-pty":              "",
+		"permit-port-forwarding":  "",
+		certext.SSHExtIncarnation: user.GetSpec().GetIncarnation(),
+		certext.SSHExtRoles:       roles,
+	}, nil
 }
 
 // loginsFor returns the node logins roles allow user, with

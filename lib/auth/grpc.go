@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/auth/grpcerr"
 	"github.com/gatehouse/gatehouse/lib/auth/lockv1"
 	"github.com/gatehouse/gatehouse/lib/auth/rolev1"
@@ -105,7 +106,11 @@ func identityFromPeer(ctx context.Context) (authz.Identity, error) {
 	if leaf.Subject.CommonName == "" {
 		return authz.Identity{}, trace.AccessDenied("the client certificate names no user")
 	}
-	return authz.Identity{Username: leaf.Subject.CommonName, CertRoles: leaf.Subject.Organization}, nil
+	incarnation, err := certext.IncarnationFromX509(leaf)
+	if err != nil {
+		return authz.Identity{}, trace.AccessDenied("the client certificate is malformed: %v", err)
+	}
+	return authz.Identity{Username: leaf.Subject.CommonName, CertRoles: leaf.Subject.Organization, Incarnation: incarnation}, nil
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {

@@ -37,7 +37,8 @@ type SSHCertRequest struct {
 
 // SignSSHUserCert signs req.PublicKey into an OpenSSH user certificate from
 // the user CA: principals are the logins the user's roles allow, the key ID
-// is the username, and validity starts SSHCertBackdate in the past. A
+// is the username, the extensions carry the user's incarnation and roles
+// (see sshUserExtensions), and validity starts SSHCertBackdate in the past. A
 // missing, expired or locked user, or one without any login, gets none
 // (a certificate without principals would be valid for every login). It
 // returns the certificate in authorized_keys format.
@@ -63,7 +64,7 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 		return nil, trace.AccessDenied("%q is a built-in identity; it has no node logins", req.Username)
 	}
 	now := s.cfg.Clock.Now()
-	user, err := s.services.Users.GetUser(ctx, req.Username, false)
+	user, err := s.userWithIncarnation(ctx, req.Username)
 	if err != nil {
 		if trace.IsNotFound(err) {
 			return nil, trace.AccessDenied("user %q does not exist", req.Username)
@@ -116,6 +117,10 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 		}
 		return nil, trace.AccessDenied("user %q is locked: %s", req.Username, msg)
 	}
+	exts, err := sshUserExtensions(user)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
 	cert := &ssh.Certificate{
 		Key:             req.PublicKey,
 		CertType:        ssh.UserCert,
@@ -123,10 +128,7 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 		ValidPrincipals: logins,
 		ValidAfter:      uint64(now.Add(-SSHCertBackdate).Unix()),
 		ValidBefore:     uint64(notAfter.Unix()),
-		Permissions: ssh.Permissions{Extensions: map[string]string{
-			"permit-pty":             "",
-			"permit-port-forwarding": "",
-		}},
+		Permissions:     ssh.Permissions{Extensions: exts},
 	}
 	if err := cert.SignCert(rand.Reader, s.userCA.sshSigner); err != nil {
 		return nil, trace.Wrap(err)
@@ -140,6 +142,7 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 			"reason":       req.Reason,
 			"principals":   strings.Join(logins, ","),
 			"valid_before": notAfter.UTC().Format(time.RFC3339),
+			"incarnation":  user.GetSpec().GetIncarnation(),
 		},
 	})
 	return ssh.MarshalAuthorizedKey(cert), nil

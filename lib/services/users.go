@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -20,6 +21,9 @@ const (
 	maxTraits          = 64
 	maxTraitValues     = 256
 	maxPasswordHashLen = 1024
+	// maxIncarnationLen bounds a stored incarnation (NewIncarnation makes
+	// 32 hex digits).
+	maxIncarnationLen = 64
 )
 
 // ValidateUser checks a user and sets its defaults (kind "user", version
@@ -52,6 +56,9 @@ func ValidateUser(u *typesv1.User) error {
 				return trace.BadParameter("user %q: created_by.time: %v", name, err)
 			}
 		}
+	}
+	if len(u.Spec.GetIncarnation()) > maxIncarnationLen {
+		return trace.BadParameter("user %q: incarnation is over %d bytes", name, maxIncarnationLen)
 	}
 	if la := u.Spec.GetLocalAuth(); la != nil && len(la.GetPasswordHash()) > maxPasswordHashLen {
 		return trace.BadParameter("user %q: password hash is over %d bytes", name, maxPasswordHashLen)
@@ -208,10 +215,18 @@ func (s *UserService) ListUsers(ctx context.Context, pageSize int, pageToken str
 	return users, next, nil
 }
 
-// CreateUser writes a new user; trace.AlreadyExists if the name is taken.
-// It returns the stored user without secrets.
+// CreateUser writes a new user with a fresh incarnation; trace.AlreadyExists
+// if the name is taken. Whatever incarnation the caller sent is replaced:
+// the server owns incarnations, and a caller that could choose one could
+// bring the credentials of a deleted account back to life by re-creating it
+// with its old incarnation. It returns the stored user without secrets.
 func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-	out, err := s.svc.Create(ctx, u)
+	if !u.ProtoReflect().IsValid() {
+		return nil, trace.BadParameter("missing user")
+	}
+	c := proto.Clone(u).(*typesv1.User)
+	setIncarnation(c, NewIncarnation())
+	out, err := s.svc.Create(ctx, c)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -222,9 +237,30 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // UpdateUser overwrites a user still at u.metadata.revision (required). A
 // user given without local_auth keeps the stored one: a user read without
 // secrets can be updated without wiping its password. To remove local_auth,
-// use UpdateAndSwapUser.
+// use UpdateAndSwapUser. The stored incarnation is kept whatever the caller
+// sent (see keepIncarnation).
 func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-	out, err := updateKeepingSecrets(ctx, s.svc, u, userSecrets)
+	if !u.ProtoReflect().IsValid() {
+		return nil, trace.BadParameter("missing user")
+	}
+	rev := u.GetMetadata().GetRevision()
+	if rev == "" {
+		// Refused by Update, with the message that says why.
+		_, err := s.svc.Update(ctx, u)
+		return nil, trace.Wrap(err)
+	}
+	cur, err := s.svc.Get(ctx, u.GetMetadata().GetName())
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	c := proto.Clone(u).(*typesv1.User)
+	// The stored copy lends its secrets only when it is the version the
+	// caller saw; otherwise the conditional write below fails anyway.
+	if cur.GetMetadata().GetRevision() == rev && !userSecrets.has(c) && userSecrets.has(cur) {
+		userSecrets.copy(c, cur)
+	}
+	keepIncarnation(c, cur)
+	out, err := s.svc.Update(ctx, c)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -233,14 +269,71 @@ func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1
 }
 
 // UpsertUser writes a user whether or not it exists. Like UpdateUser, a user
-// given without local_auth keeps the stored one.
+// given without local_auth keeps the stored one, and an existing user keeps
+// its incarnation; a new user gets a fresh one. The read and the write are
+// tied by a conditional write (or a create), retried when someone else
+// wrote in between.
 func (s *UserService) UpsertUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-	out, err := upsertKeepingSecrets(ctx, s.svc, u, userSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
+	if !u.ProtoReflect().IsValid() {
+		return nil, trace.BadParameter("missing user")
 	}
-	StripUserSecrets(out)
-	return out, nil
+	name := u.GetMetadata().GetName()
+	for attempt := 0; attempt < generic.DefaultMaxSwapAttempts; attempt++ {
+		c := proto.Clone(u).(*typesv1.User)
+		cur, err := s.svc.Get(ctx, name)
+		switch {
+		case trace.IsNotFound(err):
+			setIncarnation(c, NewIncarnation())
+			out, err := s.svc.Create(ctx, c)
+			if trace.IsAlreadyExists(err) {
+				continue
+			}
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			StripUserSecrets(out)
+			return out, nil
+		case err != nil:
+			return nil, trace.Wrap(err)
+		}
+		if !userSecrets.has(c) {
+			userSecrets.copy(c, cur)
+		}
+		keepIncarnation(c, cur)
+		// Get succeeded, so the name, hence the metadata, is set.
+		c.Metadata.Revision = cur.GetMetadata().GetRevision()
+		out, err := s.svc.Update(ctx, c)
+		if trace.IsCompareFailed(err) || trace.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		StripUserSecrets(out)
+		return out, nil
+	}
+	return nil, trace.CompareFailed("user %q: gave up after %d concurrent modifications, try again", name, generic.DefaultMaxSwapAttempts)
+}
+
+// setIncarnation sets u's incarnation.
+func setIncarnation(u *typesv1.User, incarnation string) {
+	if u.Spec == nil {
+		u.Spec = &typesv1.UserSpec{}
+	}
+	u.Spec.Incarnation = incarnation
+}
+
+// keepIncarnation gives u, about to replace stored, the stored user's
+// incarnation: an update is the same life of the account, so its
+// credentials keep working, and no caller can set an old incarnation back.
+// A stored user without one (written before incarnations existed) gets a
+// fresh one: no credential carries it, and none could match an empty one.
+func keepIncarnation(u, stored *typesv1.User) {
+	inc := stored.GetSpec().GetIncarnation()
+	if inc == "" {
+		inc = NewIncarnation()
+	}
+	setIncarnation(u, inc)
 }
 
 var userSecrets = secretsOf[*typesv1.User]{
@@ -257,13 +350,64 @@ var userSecrets = secretsOf[*typesv1.User]{
 // writes it back if nobody changed it meanwhile, retrying a bounded number of
 // times. It returns the stored user without secrets.
 func (s *UserService) UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error) {
-	out, err := s.svc.UpdateAndSwap(ctx, name, modify)
+	if modify == nil {
+		return nil, trace.BadParameter("update of user %q: missing modify function", name)
+	}
+	out, err := s.svc.UpdateAndSwap(ctx, name, func(u *typesv1.User) error {
+		stored := proto.Clone(u).(*typesv1.User)
+		if err := modify(u); err != nil {
+			return trace.Wrap(err)
+		}
+		keepIncarnation(u, stored)
+		return nil
+	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	StripUserSecrets(out)
 	return out, nil
 }
+
+// AssignMissingIncarnations gives every stored user without an incarnation
+// (written before incarnations existed) a fresh one, each with one
+// conditional update, and returns how many it changed. A user it cannot
+// update is logged by the caller through the returned error list and
+// skipped: an empty incarnation matches no credential, so the only cost of
+// a skipped user is that its credentials stay refused until it is written.
+func (s *UserService) AssignMissingIncarnations(ctx context.Context) (int, []error) {
+	legacy, err := s.svc.ListAll(ctx, func(u *typesv1.User) bool { return u.GetSpec().GetIncarnation() == "" })
+	if err != nil {
+		return 0, []error{trace.Wrap(err)}
+	}
+	assigned := 0
+	var errs []error
+	for _, u := range legacy {
+		name := u.GetMetadata().GetName()
+		changed := false
+		_, err := s.svc.UpdateAndSwap(ctx, name, func(cur *typesv1.User) error {
+			changed = false
+			if cur.GetSpec().GetIncarnation() != "" {
+				// Written meanwhile by a path that sets one.
+				return errHasIncarnation
+			}
+			setIncarnation(cur, NewIncarnation())
+			changed = true
+			return nil
+		})
+		switch {
+		case err == nil && changed:
+			assigned++
+		case err == nil, errors.Is(err, errHasIncarnation), trace.IsNotFound(err):
+		default:
+			errs = append(errs, trace.Wrap(err, "user %q", name))
+		}
+	}
+	return assigned, errs
+}
+
+// errHasIncarnation stops AssignMissingIncarnations' update of a user that
+// got an incarnation since it was listed.
+var errHasIncarnation = errors.New("user already has an incarnation")
 
 // DeleteUser removes a user; trace.NotFound if missing.
 func (s *UserService) DeleteUser(ctx context.Context, name string) error {

@@ -112,7 +112,8 @@ func SessionFromContext(ctx context.Context) (*AuthenticatedSession, bool) {
 
 // RequireSession wraps a web API handler: the request needs a live session
 // cookie (401 otherwise); on EVERY request the session's user must still
-// exist and not be expired (401, and the session is ended) and no lock may
+// exist, not be expired and have the incarnation the session was opened for
+// (401, and the session is ended) and no lock may
 // target it (403 with the lock's message, and the session is ended, so a
 // later unlock needs a new login); a request other than GET, HEAD or
 // OPTIONS must carry the session's CSRF token in X-CSRF-Token (403).
@@ -175,6 +176,13 @@ func (a *SessionAuth) authenticate(r *http.Request) (*AuthenticatedSession, int,
 	if services.IsUserExpired(user, a.cfg.Clock.Now()) {
 		end()
 		return nil, http.StatusUnauthorized, trace.AccessDenied("user %q has expired; log in again", sess.User)
+	}
+	if sess.Incarnation == "" || sess.Incarnation != user.GetSpec().GetIncarnation() {
+		// The account the session was opened for is gone, even though an
+		// account of the same name exists now.
+		end()
+		a.denied(ctx, sess.User, "session of an earlier incarnation of the user")
+		return nil, http.StatusUnauthorized, trace.AccessDenied("the session belongs to an earlier incarnation of user %q and has ended; log in again", sess.User)
 	}
 	if err := a.cfg.Locks.CheckLockInForce(services.LockSubject{User: sess.User, Roles: user.GetSpec().GetRoles()}); err != nil {
 		if lockwatch.IsStale(err) {

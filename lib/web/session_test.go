@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,9 +65,9 @@ func TestRequireSession(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	newUser := func(name string) *websession.Session {
-		_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})
+		u, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})
 		require.NoError(t, err)
-		s, err := mgr.CreateSession(ctx, name, websession.MethodPassword, "", time.Hour)
+		s, err := mgr.CreateSession(ctx, u, websession.MethodPassword, "", time.Hour)
 		require.NoError(t, err)
 		return s
 	}
@@ -132,15 +133,49 @@ func TestRequireSession(t *testing.T) {
 	})
 	t.Run("reserved user stored before names were reserved", func(t *testing.T) {
 		// Written raw: ValidateUser refuses the name now.
-		item, err := generic.MarshalResource(services.UsersPrefix, &typesv1.User{Kind: services.KindUser, Version: services.V1, Metadata: &typesv1.Metadata{Name: services.BuiltinAdmin}}, protojson.MarshalOptions{})
+		reserved := &typesv1.User{Kind: services.KindUser, Version: services.V1, Metadata: &typesv1.Metadata{Name: services.BuiltinAdmin}, Spec: &typesv1.UserSpec{Incarnation: services.NewIncarnation()}}
+		item, err := generic.MarshalResource(services.UsersPrefix, reserved, protojson.MarshalOptions{})
 		require.NoError(t, err)
 		_, err = bk.Put(ctx, item)
 		require.NoError(t, err)
-		s, err := mgr.CreateSession(ctx, services.BuiltinAdmin, websession.MethodPassword, "", time.Hour)
+		s, err := mgr.CreateSession(ctx, reserved, websession.MethodPassword, "", time.Hour)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
 		_, err = mgr.GetSession(ctx, s.ID)
 		require.True(t, trace.IsNotFound(err), "the session was ended: %v", err)
+	})
+	t.Run("user deleted and created again", func(t *testing.T) {
+		s := newUser("frank")
+		require.Equal(t, http.StatusNoContent, do(http.MethodGet, s, "").Code)
+		require.NoError(t, svc.DeleteUser(ctx, "frank"))
+		_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "frank"}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}, Incarnation: s.Incarnation}})
+		require.NoError(t, err)
+		rec := do(http.MethodGet, s, "")
+		require.Equal(t, http.StatusUnauthorized, rec.Code)
+		require.Contains(t, rec.Body.String(), `earlier incarnation of user \"frank\"`)
+		require.Contains(t, denied, "frank: session of an earlier incarnation of the user")
+		// The session was ended, not merely refused.
+		_, err = mgr.GetSession(ctx, s.ID)
+		require.True(t, trace.IsNotFound(err), "%v", err)
+	})
+	t.Run("user updated", func(t *testing.T) {
+		s := newUser("gina")
+		_, err := svc.UpdateAndSwapUser(ctx, "gina", func(u *typesv1.User) error {
+			u.Spec.Roles = append(u.Spec.Roles, "ops")
+			return nil
+		})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNoContent, do(http.MethodGet, s, "").Code, "an update keeps the incarnation")
+	})
+	t.Run("session without an incarnation", func(t *testing.T) {
+		s := newUser("hank")
+		// A session stored before incarnations existed.
+		item, err := bk.Get(ctx, websession.SessionKey(s.ID))
+		require.NoError(t, err)
+		item.Value = []byte(strings.Replace(string(item.Value), `"incarnation":"`+s.Incarnation+`"`, `"incarnation":""`, 1))
+		_, err = bk.Put(ctx, *item)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, s, "").Code)
 	})
 	t.Run("expired session", func(t *testing.T) {
 		s := newUser("erin")
@@ -189,9 +224,9 @@ func TestRequireSessionStaleLockView(t *testing.T) {
 	auth, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: svc, Locks: locks, Clock: f.clock})
 	require.NoError(t, err)
 	h := auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	_, err = svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "alice"}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})
+	u, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "alice"}, Spec: &typesv1.UserSpec{Roles: []string{"dev"}}})
 	require.NoError(t, err)
-	s, err := mgr.CreateSession(ctx, "alice", websession.MethodPassword, "", time.Hour)
+	s, err := mgr.CreateSession(ctx, u, websession.MethodPassword, "", time.Hour)
 	require.NoError(t, err)
 	do := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "/v1/webapi/x", nil)

@@ -59,6 +59,12 @@ type Identity struct {
 	// issued. They are informational only: authorization uses the roles the
 	// user holds now.
 	CertRoles []string
+	// Incarnation is the incarnation of the account the credential was
+	// issued to. It must equal the user's current one: a credential of an
+	// account that was deleted and created again, reactivated or renamed
+	// onto is refused, whatever the name says. Empty (a credential issued
+	// before incarnations existed) matches nothing.
+	Incarnation string
 }
 
 type identityKey struct{}
@@ -152,9 +158,10 @@ type Context struct {
 func (c *Context) Username() string { return c.User.GetMetadata().GetName() }
 
 // Authorize identifies the caller, refuses it if it has no identity, its
-// user no longer exists, or a lock in force targets it, and returns its
-// current roles. The built-in operator identity (services.BuiltinAdmin) has
-// no user record: see authorizeBuiltinAdmin.
+// user no longer exists, its credential was issued to another incarnation of
+// the user, or a lock in force targets it, and returns its current roles.
+// The built-in operator identity (services.BuiltinAdmin) has no user record:
+// see authorizeBuiltinAdmin.
 func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 	id, ok := IdentityFromContext(ctx)
 	if !ok {
@@ -172,6 +179,9 @@ func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 	}
 	if services.IsUserExpired(user, a.cfg.Clock.Now()) {
 		return nil, trace.AccessDenied("user %q has expired", id.Username)
+	}
+	if err := CheckIncarnation(id, user); err != nil {
+		return nil, trace.Wrap(err)
 	}
 	roles := make([]*typesv1.Role, 0, len(user.GetSpec().GetRoles()))
 	for _, name := range user.GetSpec().GetRoles() {
@@ -243,4 +253,16 @@ func (a *Authorizer) authorizeBuiltinAdmin(ctx context.Context) (*Context, error
 // only lock that matches it is one whose target is that user alone.
 func BuiltinAdminLockSubject() services.LockSubject {
 	return services.LockSubject{User: services.BuiltinAdmin}
+}
+
+// CheckIncarnation refuses (trace.AccessDenied) a credential that was not
+// issued to the current incarnation of user: one from before the account
+// was deleted and created again, reactivated or renamed onto, or from
+// before incarnations existed (empty).
+func CheckIncarnation(id Identity, user *typesv1.User) error {
+	cur := user.GetSpec().GetIncarnation()
+	if id.Incarnation == "" || cur == "" || id.Incarnation != cur {
+		return trace.AccessDenied("credentials were issued to an earlier incarnation of user %q; sign in again", id.Username)
+	}
+	return nil
 }

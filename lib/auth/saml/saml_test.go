@@ -471,8 +471,34 @@ func TestLoginOutcomes(t *testing.T) {
 			u, err := f.svc.GetUser(ctx, saml.Username(tc.a), false)
 			require.NoError(t, err)
 			tc.check(t, u)
+			// A login that creates the user starts a new incarnation; one
+			// that refreshes it keeps the incarnation, so the user's
+			// credentials keep working.
+			require.NotEmpty(t, u.GetSpec().GetIncarnation())
+			require.Equal(t, u.GetSpec().GetIncarnation(), res.User.GetSpec().GetIncarnation())
+			if before != nil {
+				require.Equal(t, before.GetSpec().GetIncarnation(), u.GetSpec().GetIncarnation())
+			}
 		})
 	}
+}
+
+// TestLoginAfterExpiryIsANewIncarnation: a temporary SAML user that expired
+// and logs in again is a new account, so credentials of the expired one
+// stay dead.
+func TestLoginAfterExpiryIsANewIncarnation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, err := saml.Login(ctx, f.login, f.connector, assertion("new@example.com", "admins"), f.clock.Now())
+	require.NoError(t, err)
+	first := res.User.GetSpec().GetIncarnation()
+	require.NotEmpty(t, first)
+	f.clock.Advance(3 * time.Hour)
+	res, err = saml.Login(ctx, f.login, f.connector, assertion("new@example.com", "admins"), f.clock.Now())
+	require.NoError(t, err)
+	require.Equal(t, saml.OutcomeCreated, res.Outcome)
+	require.NotEmpty(t, res.User.GetSpec().GetIncarnation())
+	require.NotEqual(t, first, res.User.GetSpec().GetIncarnation())
 }
 
 func TestSessionTTL(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // Key prefixes.
@@ -51,6 +52,10 @@ type Session struct {
 	ID string `json:"-"`
 	// User is the username.
 	User string `json:"user"`
+	// Incarnation is the incarnation of the user at login. The session is
+	// valid only while the user still has it: a session of an account that
+	// was deleted and created again, reactivated or renamed onto is ended.
+	Incarnation string `json:"incarnation"`
 	// CSRFToken must accompany state-changing requests (X-CSRF-Token).
 	CSRFToken string `json:"csrf_token"`
 	// Method is how the user logged in: MethodSAML or MethodPassword.
@@ -111,10 +116,16 @@ func hashKey(prefix, secret string) backend.Key {
 // SessionKey is the backend key of the session with ID id.
 func SessionKey(id string) backend.Key { return hashKey(SessionsPrefix, id) }
 
-// CreateSession starts a session for user lasting ttl.
-func (m *Manager) CreateSession(ctx context.Context, user, method, connector string, ttl time.Duration) (*Session, error) {
-	if user == "" {
+// CreateSession starts a session lasting ttl for user, as read at login: the
+// session is bound to its name and incarnation.
+func (m *Manager) CreateSession(ctx context.Context, user *typesv1.User, method, connector string, ttl time.Duration) (*Session, error) {
+	name, incarnation := user.GetMetadata().GetName(), user.GetSpec().GetIncarnation()
+	if name == "" {
 		return nil, trace.BadParameter("websession: missing user")
+	}
+	if incarnation == "" {
+		// No check would accept the session: say so now, not at its first use.
+		return nil, trace.BadParameter("websession: user %q has no incarnation", name)
 	}
 	if ttl <= 0 {
 		return nil, trace.BadParameter("websession: session TTL must be positive")
@@ -128,7 +139,7 @@ func (m *Manager) CreateSession(ctx context.Context, user, method, connector str
 		return nil, trace.Wrap(err)
 	}
 	now := m.cfg.Clock.Now()
-	s := &Session{ID: id, User: user, CSRFToken: csrf, Method: method, Connector: connector, Created: now, Expires: now.Add(ttl)}
+	s := &Session{ID: id, User: name, Incarnation: incarnation, CSRFToken: csrf, Method: method, Connector: connector, Created: now, Expires: now.Add(ttl)}
 	value, err := json.Marshal(s)
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -1,6 +1,9 @@
 // Package lockwatch keeps a process-local view of the locks in force and tells
 // subscribers, such as the SSH session monitor, the moment a lock that
-// targets them appears.
+// targets them appears. It keeps a view of the users too (users.go), so
+// that a credential whose user is deleted, created again or stripped of a
+// role it was issued with is refused and its live sessions end, with the
+// same fail-closed rules.
 //
 // The watcher loads every lock under the locks prefix, then follows backend
 // watch events. When its event stream breaks it reconnects with backoff and
@@ -79,6 +82,9 @@ type Config struct {
 	SubscriptionBuffer int
 	// Prefix is the key prefix of locks; defaults to LocksPrefix.
 	Prefix backend.Key
+	// UsersPrefix is the key prefix of users (the user view, see
+	// WatchCredential); defaults to UsersPrefix.
+	UsersPrefix backend.Key
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -126,6 +132,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	if len(c.Prefix) == 0 {
 		c.Prefix = LocksPrefix
 	}
+	if len(c.UsersPrefix) == 0 {
+		c.UsersPrefix = UsersPrefix
+	}
 	return nil
 }
 
@@ -165,6 +174,10 @@ type Watcher struct {
 	liveGen     uint64
 	subs        map[*Subscription]struct{}
 	closed      bool
+	// users is the user view by name; credSubs the credential
+	// subscriptions by username (users.go).
+	users    map[string]userState
+	credSubs map[string]map[*CredentialSubscription]struct{}
 }
 
 // New starts a watcher. It returns at once; use WaitInit to wait for the
@@ -218,6 +231,7 @@ func (w *Watcher) Close() error {
 	for s := range w.subs {
 		s.closeLocked(trace.ConnectionProblem(nil, "lock watcher closed"))
 	}
+	w.voidAllLocked("lock watcher closed")
 	return nil
 }
 
@@ -498,7 +512,7 @@ func (w *Watcher) watchOnce() (synced bool, err error) {
 	defer cancel()
 	bw, err := w.cfg.Backend.NewWatcher(ctx, backend.Watch{
 		Name:     "lockwatch",
-		Prefixes: []backend.Key{w.cfg.Prefix},
+		Prefixes: []backend.Key{w.cfg.Prefix, w.cfg.UsersPrefix},
 	})
 	if err != nil {
 		return false, trace.Wrap(err)
@@ -561,6 +575,10 @@ func (w *Watcher) reload(ctx context.Context) error {
 		}
 		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
 	}
+	users, err := w.loadUsers(ctx)
+	if err != nil {
+		return trace.Wrap(err)
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -580,6 +598,9 @@ func (w *Watcher) reload(ctx context.Context) error {
 		}
 	}
 	w.locks = fresh
+	// After the locks: a session whose user was both deleted and locked
+	// meanwhile is told about the lock.
+	w.replaceUsersLocked(users)
 	w.synced = true
 	w.connected = true
 	w.stopLiveTimerLocked()
@@ -589,11 +610,15 @@ func (w *Watcher) reload(ctx context.Context) error {
 	default:
 	}
 	w.initOnce.Do(func() { close(w.initCh) })
-	w.cfg.Logger.Info("Lock view in sync.", "locks", len(fresh))
+	w.cfg.Logger.Info("Lock view in sync.", "locks", len(fresh), "users", len(users))
 	return nil
 }
 
 func (w *Watcher) applyPut(it backend.Item) {
+	if w.isUserKey(it.Key) {
+		w.applyUserPut(it)
+		return
+	}
 	l := w.parse(it)
 	if l == nil {
 		return
@@ -607,6 +632,10 @@ func (w *Watcher) applyPut(it backend.Item) {
 }
 
 func (w *Watcher) applyDelete(key backend.Key) {
+	if w.isUserKey(key) {
+		w.applyUserDelete(key)
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	old, ok := w.locks[string(key)]

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -28,6 +29,11 @@ const refuseTimeout = 10 * time.Second
 // checked for a reason that is not about it (the detail is logged).
 const accessUnavailable = "access is temporarily unavailable"
 
+// oldCertificate is what a client is told when its certificate carries no
+// incarnation or roles: it was issued before certificates were bound to
+// the account they are issued to.
+const oldCertificate = "the certificate is of an older format that is no longer accepted; get a new one"
+
 // conn is one authenticated SSH connection.
 type conn struct {
 	s           *Server
@@ -38,8 +44,12 @@ type conn struct {
 	subject     lockwatch.Subject
 	validBefore uint64
 	certSerial  string
-	log         *slog.Logger
-	done        chan struct{}
+	// cred is what the certificate says about its account; oldCert is set
+	// when it lacks the incarnation or the roles.
+	cred    lockwatch.Credential
+	oldCert bool
+	log     *slog.Logger
+	done    chan struct{}
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -65,6 +75,15 @@ func newConn(s *Server, sconn *ssh.ServerConn) *conn {
 		done:        make(chan struct{}),
 		sessions:    make(map[*session]struct{}),
 	}
+	c.cred = lockwatch.Credential{User: c.user, Incarnation: ext[extIncarnation]}
+	rolesJSON, hasRoles := ext[extRoles]
+	if hasRoles {
+		// authenticate checked that it decodes.
+		roles, err := certext.DecodeRoles(rolesJSON)
+		hasRoles = err == nil
+		c.cred.Roles = roles
+	}
+	c.oldCert = c.cred.Incarnation == "" || !hasRoles
 	c.log = s.cfg.Logger.With("user", c.user, "login", c.login, "remote_addr", sconn.RemoteAddr().String())
 	return c
 }
@@ -121,6 +140,7 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 	// the other.
 	sub, err := lw.SubscribeFunc(c.subject, c.onLockEvent)
 	var denial error
+	var credSub *lockwatch.CredentialSubscription
 	switch {
 	case err != nil:
 		denial = trace.AccessDenied(lockwatch.StaleMessage)
@@ -129,6 +149,15 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 			denial = err
 		} else if accessErr != nil {
 			denial = accessErr
+		} else if c.oldCert {
+			denial = trace.AccessDenied(oldCertificate)
+		} else if credSub, err = lw.WatchCredential(c.cred, c.onCredentialVoided); err != nil {
+			// Checked and followed in one step: a change of the user
+			// written meanwhile voids the subscription.
+			denial = err
+			if !trace.IsAccessDenied(err) {
+				denial = trace.AccessDenied(lockwatch.StaleMessage)
+			}
 		}
 	}
 	if denial != nil {
@@ -138,7 +167,7 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 		c.refuse(trace.UserMessage(denial), chans)
 		return
 	}
-	go c.monitor(sub)
+	go c.monitor(sub, credSub)
 	c.log.Info("SSH connection authorized.", "roles", roles)
 	for nch := range chans {
 		c.handleChannel(nch)
@@ -171,10 +200,12 @@ func (c *conn) refuse(msg string, chans <-chan ssh.NewChannel) {
 }
 
 // monitor ends the connection when a lock that matches it appears, its
-// certificate expires, or the lock view has been stale for longer than the
-// live-session bound.
-func (c *conn) monitor(sub *lockwatch.Subscription) {
+// certificate no longer belongs to its user (deleted, created again, a role
+// removed), its certificate expires, or the lock view has been stale for
+// longer than the live-session bound.
+func (c *conn) monitor(sub *lockwatch.Subscription, cred *lockwatch.CredentialSubscription) {
 	defer func() { sub.Close() }()
+	defer cred.Close()
 	clock := c.s.cfg.Clock
 	var expiry <-chan time.Time
 	if c.validBefore != ssh.CertTimeInfinity {
@@ -209,6 +240,13 @@ func (c *conn) monitor(sub *lockwatch.Subscription) {
 				c.terminate(lockwatch.LockMessage(l), l)
 				return
 			}
+		case <-cred.Voided():
+			if l := c.lockWithVoid(sub); l != nil {
+				c.terminate(lockwatch.LockMessage(l), l)
+				return
+			}
+			c.terminate(cred.Reason(), nil)
+			return
 		case <-lw.LiveBoundExceeded():
 			// Fetched anew at every loop: the watcher replaces it after an
 			// outage that ended in time.
@@ -235,6 +273,54 @@ func (c *conn) onLockEvent(ev lockwatch.Event) {
 	defer c.mu.Unlock()
 	if c.denied == "" {
 		c.denied = "session terminated: " + lockwatch.LockMessage(ev.Lock)
+	}
+	for s := range c.sessions {
+		s.kill()
+	}
+}
+
+// lockWait bounds how long a connection whose credential was voided waits
+// for a lock that says why (see lockWithVoid). Its processes are dead
+// already (onCredentialVoided): only the message and the close wait.
+const lockWait = 100 * time.Millisecond
+
+// lockWithVoid returns the lock that comes with the voiding of the
+// connection's credential, if any: a deprovisioning deletes the user and
+// locks it in one atomic write, whose events the watcher applies one by
+// one, and the lock's message ("deactivated in Okta") is what the client
+// should be told, not merely that its user is gone.
+func (c *conn) lockWithVoid(sub *lockwatch.Subscription) *typesv1.Lock {
+	lw := c.s.cfg.LockWatcher
+	if l := lw.FindLockInForce(c.subject); l != nil {
+		return l
+	}
+	t := time.NewTimer(lockWait)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-sub.Events():
+			if ev.Type == backend.OpPut && lockwatch.InForce(ev.Lock, c.s.cfg.Clock.Now()) {
+				return ev.Lock
+			}
+		case <-sub.Done():
+			return lw.FindLockInForce(c.subject)
+		case <-t.C:
+			return nil
+		case <-c.done:
+			return nil
+		}
+	}
+}
+
+// onCredentialVoided runs in the lock watcher's goroutine when the
+// connection's certificate no longer belongs to its user: like a lock, it
+// kills the connection's processes at once and refuses new channels; the
+// monitor then tells the client and closes the connection.
+func (c *conn) onCredentialVoided(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.denied == "" {
+		c.denied = "session terminated: " + reason
 	}
 	for s := range c.sessions {
 		s.kill()

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
@@ -110,6 +111,9 @@ type node struct {
 	audit   *recorder
 	access  *staticAccess
 	login   string
+	// incarnations are the incarnations of the stored users alice and bob,
+	// which certificates carry by default.
+	incarnations map[string]string
 }
 
 func newSigner(t testing.TB) ssh.Signer {
@@ -156,6 +160,12 @@ func startNodeWith(t testing.TB, o nodeOpts) *node {
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
 	quiet := slog.New(slog.DiscardHandler)
+	// The users the certificates are issued to, as the user service
+	// stores them, before the watcher's first load.
+	incarnations := map[string]string{"alice": services.NewIncarnation(), "bob": services.NewIncarnation()}
+	for name, inc := range incarnations {
+		putUser(t, ctx, bk, name, inc, "access")
+	}
 	var lwBackend backend.Backend = bk
 	if o.wrap != nil {
 		lwBackend = o.wrap(bk)
@@ -193,7 +203,30 @@ func startNodeWith(t testing.TB, o nodeOpts) *node {
 	return &node{
 		ctx: ctx, clock: clock, bk: bk, lw: lw, srv: srv, addr: ln.Addr().String(),
 		hostKey: host.PublicKey(), ca: ca, audit: audit, access: access, login: login,
+		incarnations: incarnations,
 	}
+}
+
+func putUser(t testing.TB, ctx context.Context, bk backend.Backend, name, incarnation string, roles ...string) {
+	t.Helper()
+	item, err := services.MarshalUser(&typesv1.User{
+		Metadata: &typesv1.Metadata{Name: name},
+		Spec:     &typesv1.UserSpec{Roles: roles, Incarnation: incarnation},
+	})
+	require.NoError(t, err)
+	_, err = bk.Put(ctx, item)
+	require.NoError(t, err)
+}
+
+// putUser stores user name with incarnation and roles.
+func (n *node) putUser(t testing.TB, name, incarnation string, roles ...string) {
+	t.Helper()
+	putUser(t, n.ctx, n.bk, name, incarnation, roles...)
+}
+
+func (n *node) deleteUser(t testing.TB, name string) {
+	t.Helper()
+	require.NoError(t, n.bk.Delete(n.ctx, services.UserKey(name)))
 }
 
 type certOpts struct {
@@ -204,6 +237,14 @@ type certOpts struct {
 	ca         ssh.Signer
 	// priv is the client's key; a new one when nil.
 	priv ed25519.PrivateKey
+	// incarnation and roles are what the certificate says of its user;
+	// by default the stored user's incarnation and the roles staticAccess
+	// gives it.
+	incarnation string
+	roles       []string
+	// noCredExt leaves out the incarnation and roles extensions, as in a
+	// certificate issued before they existed.
+	noCredExt bool
 }
 
 // issue signs a new user key into a certificate and returns the client key
@@ -228,6 +269,21 @@ func (n *node) issue(t testing.TB, o certOpts) (ssh.Signer, *ssh.Certificate) {
 	if o.principals == nil {
 		o.principals = []string{n.login}
 	}
+	if o.incarnation == "" {
+		o.incarnation = n.incarnations[o.keyID]
+	}
+	if o.roles == nil {
+		n.access.mu.Lock()
+		o.roles = n.access.users[o.keyID]
+		n.access.mu.Unlock()
+	}
+	exts := map[string]string{"permit-pty": ""}
+	if !o.noCredExt {
+		roles, err := certext.EncodeRoles(o.roles)
+		require.NoError(t, err)
+		exts[certext.SSHExtIncarnation] = o.incarnation
+		exts[certext.SSHExtRoles] = roles
+	}
 	cert := &ssh.Certificate{
 		Key:             key.PublicKey(),
 		Serial:          1,
@@ -236,9 +292,7 @@ func (n *node) issue(t testing.TB, o certOpts) (ssh.Signer, *ssh.Certificate) {
 		ValidPrincipals: o.principals,
 		ValidAfter:      uint64(o.validAfter.Unix()),
 		ValidBefore:     uint64(o.validAfter.Add(o.ttl).Unix()),
-		Permissions: ssh.Permissions{Extensions: map[string]string{
-			"permit-pty": "",
-		}},
+		Permissions:     ssh.Permissions{Extensions: exts},
 	}
 	require.NoError(t, cert.SignCert(rand.Reader, o.ca))
 	return key, cert

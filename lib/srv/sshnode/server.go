@@ -3,8 +3,14 @@
 // checks the requested OS login against the user's roles, refuses users under
 // a lock, and runs sessions as the requested OS login.
 //
+// A certificate is bound to the incarnation of the account it was issued to
+// and to the roles it was issued with (lib/auth/certext): a login is refused
+// unless the lock view's user view (lockwatch.WatchCredential) shows the
+// user with that incarnation and every one of those roles.
+//
 // Every live connection is watched by a session monitor: when a lock that
 // targets its user, one of the user's roles, its login or this node appears,
+// or its user is deleted, created again or loses a role of its certificate,
 // the client is told why on stderr, the session's processes are killed, the
 // connection is closed and an audit event is written. A connection also ends
 // when its certificate expires.
@@ -25,6 +31,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -53,6 +60,11 @@ const (
 	extUser        = "gatehouse-user@gatehouse.dev"
 	extValidBefore = "gatehouse-valid-before@gatehouse.dev"
 	extCertSerial  = "gatehouse-cert-serial@gatehouse.dev"
+	// extIncarnation and extRoles carry the certificate's
+	// certext.SSHExtIncarnation and certext.SSHExtRoles (the latter only
+	// when the certificate has it, already checked to decode).
+	extIncarnation = "gatehouse-incarnation@gatehouse.dev"
+	extRoles       = "gatehouse-roles@gatehouse.dev"
 )
 
 // AccessChecker decides whether a user may log in to this node as an OS
@@ -309,13 +321,24 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 		log.Info("Refusing a user certificate without a key id.")
 		return nil, trace.AccessDenied("certificate refused")
 	}
-	return &ssh.Permissions{
+	perms := &ssh.Permissions{
 		Extensions: map[string]string{
 			extUser:        cert.KeyId,
 			extValidBefore: strconv.FormatUint(cert.ValidBefore, 10),
 			extCertSerial:  strconv.FormatUint(cert.Serial, 10),
+			extIncarnation: cert.Extensions[certext.SSHExtIncarnation],
 		},
-	}, nil
+	}
+	// A certificate without these extensions predates them: it is refused
+	// after the handshake, with a message the client sees.
+	if roles, ok := cert.Extensions[certext.SSHExtRoles]; ok {
+		if _, err := certext.DecodeRoles(roles); err != nil {
+			log.Info("Refusing a user certificate with malformed roles.", "key_id", cert.KeyId, "error", err)
+			return nil, trace.AccessDenied("certificate refused")
+		}
+		perms.Extensions[extRoles] = roles
+	}
+	return perms, nil
 }
 
 func (s *Server) handleConn(nc net.Conn) {

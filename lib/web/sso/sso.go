@@ -327,7 +327,7 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		h.writeLoginError(w, r, code, msg)
 		return
 	}
-	sess, err := h.cfg.Sessions.CreateSession(ctx, res.User.GetMetadata().GetName(), websession.MethodSAML, name, res.SessionTTL)
+	sess, err := h.cfg.Sessions.CreateSession(ctx, res.User, websession.MethodSAML, name, res.SessionTTL)
 	if err != nil {
 		h.cfg.Logger.ErrorContext(ctx, "Creating a web session failed", "user", a.NameID, "error", err)
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "cannot create a session")
@@ -514,7 +514,7 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 			roles = append(roles, role)
 		}
 	}
-	sess, err := h.cfg.Sessions.CreateSession(ctx, req.User, websession.MethodPassword, "", saml.SessionTTL(roles))
+	sess, err := h.cfg.Sessions.CreateSession(ctx, user, websession.MethodPassword, "", saml.SessionTTL(roles))
 	if err != nil {
 		web.WriteError(w, http.StatusServiceUnavailable, trace.ConnectionProblem(nil, "cannot create a session"))
 		return

@@ -170,7 +170,7 @@ func (h *Handler) authed(fn handlerFunc) http.Handler {
 			return
 		}
 		user := as.Session.User
-		ctx := authz.ContextWithIdentity(r.Context(), authz.Identity{Username: user, CertRoles: as.User.GetSpec().GetRoles()})
+		ctx := authz.ContextWithIdentity(r.Context(), authz.Identity{Username: user, CertRoles: as.User.GetSpec().GetRoles(), Incarnation: as.Session.Incarnation})
 		out, err := fn(w, r.WithContext(ctx))
 		if err != nil {
 			if trace.IsAccessDenied(err) {

@@ -105,13 +105,13 @@ func newEnvAddrs(t *testing.T, publicAddr, webAddr string) *env {
 func (e *env) user(name string, roles ...string) session {
 	e.t.Helper()
 	ctx := context.Background()
-	_, err := e.auth.Services().Users.CreateUser(ctx, &typesv1.User{
+	u, err := e.auth.Services().Users.CreateUser(ctx, &typesv1.User{
 		Kind: services.KindUser, Version: services.V1,
 		Metadata: &typesv1.Metadata{Name: name},
 		Spec:     &typesv1.UserSpec{Roles: roles},
 	})
 	require.NoError(e.t, err)
-	s, err := e.mgr.CreateSession(ctx, name, websession.MethodPassword, "", time.Hour)
+	s, err := e.mgr.CreateSession(ctx, u, websession.MethodPassword, "", time.Hour)
 	require.NoError(e.t, err)
 	return session{id: s.ID, csrf: s.CSRFToken}
 }

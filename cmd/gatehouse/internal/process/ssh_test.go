@@ -116,9 +116,13 @@ func TestSSHNodeAndLocksWired(t *testing.T) {
 	require.NoError(t, err)
 	mgr, err := websession.New(websession.Config{Backend: p.backend})
 	require.NoError(t, err)
-	sess, err := mgr.CreateSession(ctx, "dana", websession.MethodPassword, "", time.Hour)
+	dana, err := svc.Users.GetUser(ctx, "dana", false)
 	require.NoError(t, err)
-	other, err := mgr.CreateSession(ctx, "admin", websession.MethodPassword, "", time.Hour)
+	sess, err := mgr.CreateSession(ctx, dana, websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	bystander, err := svc.Users.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "bystander"}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}})
+	require.NoError(t, err)
+	other, err := mgr.CreateSession(ctx, bystander, websession.MethodPassword, "", time.Hour)
 	require.NoError(t, err)
 
 	_, err = svc.Locks.CreateLock(ctx, &typesv1.Lock{
