@@ -171,3 +171,22 @@ func TestAggregator(t *testing.T) {
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	return context.WithCancel(t.Context())
 }
+
+// TestAggregatorFull: once as many sources as allowed are tracked, further
+// sources share one overflow window instead of one event each.
+func TestAggregatorFull(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClock()
+	a := NewAggregator(clock, time.Minute, 2)
+	for _, k := range []string{"a", "b"} {
+		rec, _ := a.Note(k)
+		require.True(t, rec)
+	}
+	rec, _ := a.Note("c")
+	require.True(t, rec, "the first overflowing refusal is recorded")
+	for _, k := range []string{"d", "e", "f"} {
+		rec, _ = a.Note(k)
+		require.False(t, rec, k)
+	}
+	require.Equal(t, []Suppressed{{Key: OverflowKey, Start: clock.Now(), Count: 3}}, a.Flush())
+}

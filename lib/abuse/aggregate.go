@@ -63,14 +63,23 @@ func (a *Aggregator) Note(key string) (record bool, flush []Suppressed) {
 	if !ok && len(a.entries) >= a.max {
 		flush = a.sweepLocked(now, flush)
 		if len(a.entries) >= a.max {
-			// Full of live windows: record this one on its own rather
-			// than lose a count or grow without bound.
-			return true, flush
+			// Full of live windows (refusals from very many sources):
+			// count this one with the other sources that did not fit,
+			// rather than record each or grow without bound.
+			key = OverflowKey
+			if w, ok := a.entries[key]; ok && now.Before(w.start.Add(a.window)) {
+				w.suppressed++
+				return false, flush
+			}
 		}
 	}
 	a.entries[key] = &aggWindow{start: now}
 	return true, flush
 }
+
+// OverflowKey is the key under which refusals are counted once the
+// aggregator tracks as many sources as it may.
+const OverflowKey = "(other sources)"
 
 // Flush returns every count not yet recorded, ended windows or not, and
 // forgets them (a server shutting down).
