@@ -69,6 +69,7 @@ func TestSCIMBadTokenFlood(t *testing.T) {
 	deactivate := patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})
 	r := okta.do(http.MethodPatch, "/Users/"+id, deactivate).expect(t, http.StatusOK)
 	took := time.Since(began)
+	t.Logf("deactivation during the flood: %v (a quiet GET: %v)", took, usual)
 	require.Equal(t, false, r.body["active"])
 	wg.Wait()
 	require.Equal(t, map[int]int{http.StatusTooManyRequests: 200}, flood, "the throttled source's bad tokens are refused before any verification")
