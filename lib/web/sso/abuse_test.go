@@ -179,3 +179,23 @@ func TestSSOStartLimitedPerSource(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, start("[::ffff:198.51.100.1]:2"))
 	require.Equal(t, http.StatusFound, start("198.51.100.2:1"))
 }
+
+// TestACSFailuresLimitedPerSource: a source may post acsBurst failed SAML responses, then gets
+// 429 before its posts are parsed; another source is not affected.
+func TestACSFailuresLimitedPerSource(t *testing.T) {
+	t.Parallel()
+	h, _, _, _ := newHandler(t)
+	post := func(remote string) int {
+		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(url.Values{"SAMLResponse": {"junk"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for range 20 {
+		require.Equal(t, http.StatusNotFound, post("[2001:db8:9:9::1]:1"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, post("[2001:db8:9:9::2]:1"), "same /64")
+	require.Equal(t, http.StatusNotFound, post("198.51.100.9:1"))
+}

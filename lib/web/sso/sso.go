@@ -11,9 +11,10 @@
 // source and on its username before its password is hashed (all or none,
 // in one step) and gets it back on success; password hashes run at most
 // abuse.HashSlots at once; saml/sso, which stores a request item, is
-// limited per source; the audit events of failed ACS posts and of
-// throttled logins are one per source and minute, plus one with the count
-// of the others.
+// limited per source, and so are failed ACS posts (reserved before the
+// post is parsed); the audit events of failed ACS posts and of throttled
+// logins are one per source and minute, plus one with the count of the
+// others.
 //
 // Endpoints (all under /v1/webapi/):
 //
@@ -81,6 +82,10 @@ const (
 	// a burst of ssoBurst, then one every ssoEvery.
 	ssoBurst = 30
 	ssoEvery = 2 * time.Second
+	// Failed SAML responses a source may post (each is parsed and its
+	// signature checked): a burst of acsBurst, then one every acsEvery.
+	acsBurst = 20
+	acsEvery = 3 * time.Second
 	// failureWindow is the window over which the audit events of failed
 	// ACS posts are aggregated per source.
 	failureWindow = time.Minute
@@ -312,6 +317,16 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		}
 		h.writeLoginError(w, r, code, reason)
 	}
+	// A failure is reserved for the source before the post is parsed and
+	// verified, and given back when the login succeeds or the server is at
+	// fault.
+	att, ok := h.reserveWith([]string{"acs:" + h.sourceKey(r)}, acsEvery, acsBurst, h.cfg.Clock.Now())
+	if !ok {
+		h.note(ctx, h.acsFailures, r, saml.EventLogin, "failed SAML responses", trace.AccessDenied("failed SAML responses"))
+		w.Header().Set("Retry-After", strconv.Itoa(int(acsEvery/time.Second)))
+		h.writeLoginError(w, r, http.StatusTooManyRequests, "too many failed sign-ins from this address; try again in a few seconds")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
@@ -329,6 +344,7 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.cfg.Logger.ErrorContext(ctx, "Reading a SAML connector failed", "connector", name, "error", err)
+		att.refund()
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
 		return
 	}
@@ -375,6 +391,7 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		if code >= 500 {
 			h.cfg.Logger.ErrorContext(ctx, "SAML login failed", "connector", name, "user", a.NameID, "error", err)
 			msg = "the SAML login failed"
+			att.refund()
 		}
 		h.writeLoginError(w, r, code, msg)
 		return
@@ -382,9 +399,11 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 	sess, err := h.cfg.Sessions.CreateSession(ctx, res.User.GetMetadata().GetName(), websession.MethodSAML, name, res.SessionTTL)
 	if err != nil {
 		h.cfg.Logger.ErrorContext(ctx, "Creating a web session failed", "user", a.NameID, "error", err)
+		att.refund()
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "cannot create a session")
 		return
 	}
+	att.refund()
 	web.SetSessionCookies(w, sess, h.cfg.Clock.Now())
 	target := a.RedirectURL
 	if target == "" {
@@ -527,6 +546,11 @@ type attempt struct {
 // so a source that is throttled adds no limiter for the usernames it
 // tries (a flood of made-up names can neither grow nor flush the map).
 func (h *Handler) reserve(keys []string, now time.Time) (*attempt, bool) {
+	return h.reserveWith(keys, loginEvery, loginBurst, now)
+}
+
+// reserveWith is reserve with limiters of the given rate.
+func (h *Handler) reserveWith(keys []string, every time.Duration, burst int, now time.Time) (*attempt, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	a := &attempt{h: h, at: now}
@@ -535,7 +559,7 @@ func (h *Handler) reserve(keys []string, now time.Time) (*attempt, bool) {
 			a.cancelLocked()
 			return nil, false
 		}
-		a.res = append(a.res, h.limiterLocked(k, loginEvery, loginBurst, now).ReserveN(now, 1))
+		a.res = append(a.res, h.limiterLocked(k, every, burst, now).ReserveN(now, 1))
 	}
 	return a, true
 }
