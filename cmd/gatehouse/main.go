@@ -99,6 +99,7 @@ type startFlags struct {
 	configFile string
 	dataDir, clusterName, publicAddr, storage,
 	authAddr, webAddr, sshAddr, diagAddr, logLevel, logFormat string
+	trustedProxies                                       string
 	etcdEndpoints, etcdPrefix, etcdCA, etcdCert, etcdKey string
 	diagPprof                                            bool
 }
@@ -121,6 +122,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	f.registerEtcd(fs)
 	fs.StringVar(&f.authAddr, "auth-addr", config.DefaultAuthAddr, "auth gRPC (mTLS) listen address; port 0 picks a free port")
 	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the reverse proxies in front of the web listener whose X-Forwarded-For is believed (none unless set)")
 	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (user certificates from the cluster's user CA); port 0 picks a free port")
 	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics (off unless set)")
 	fs.BoolVar(&f.diagPprof, "diag-pprof", false, "with --diag-addr: also serve Go runtime profiles at /debug/pprof/ (for operators only)")
@@ -143,22 +145,23 @@ func (f *startFlags) overrides(fs *pflag.FlagSet) config.Overrides {
 		return nil
 	}
 	return config.Overrides{
-		DataDir:       set("data-dir", &f.dataDir),
-		ClusterName:   set("cluster-name", &f.clusterName),
-		PublicAddr:    set("public-addr", &f.publicAddr),
-		Storage:       set("storage", &f.storage),
-		EtcdEndpoints: set("etcd-endpoints", &f.etcdEndpoints),
-		EtcdPrefix:    set("etcd-prefix", &f.etcdPrefix),
-		EtcdCA:        set("etcd-ca", &f.etcdCA),
-		EtcdCert:      set("etcd-cert", &f.etcdCert),
-		EtcdKey:       set("etcd-key", &f.etcdKey),
-		AuthAddr:      set("auth-addr", &f.authAddr),
-		WebAddr:       set("web-addr", &f.webAddr),
-		SSHAddr:       set("ssh-addr", &f.sshAddr),
-		DiagAddr:      set("diag-addr", &f.diagAddr),
-		DiagPprof:     setBool("diag-pprof", &f.diagPprof),
-		LogLevel:      set("log-level", &f.logLevel),
-		LogFormat:     set("log-format", &f.logFormat),
+		DataDir:        set("data-dir", &f.dataDir),
+		ClusterName:    set("cluster-name", &f.clusterName),
+		PublicAddr:     set("public-addr", &f.publicAddr),
+		Storage:        set("storage", &f.storage),
+		EtcdEndpoints:  set("etcd-endpoints", &f.etcdEndpoints),
+		EtcdPrefix:     set("etcd-prefix", &f.etcdPrefix),
+		EtcdCA:         set("etcd-ca", &f.etcdCA),
+		EtcdCert:       set("etcd-cert", &f.etcdCert),
+		EtcdKey:        set("etcd-key", &f.etcdKey),
+		AuthAddr:       set("auth-addr", &f.authAddr),
+		WebAddr:        set("web-addr", &f.webAddr),
+		TrustedProxies: set("trusted-proxies", &f.trustedProxies),
+		SSHAddr:        set("ssh-addr", &f.sshAddr),
+		DiagAddr:       set("diag-addr", &f.diagAddr),
+		DiagPprof:      setBool("diag-pprof", &f.diagPprof),
+		LogLevel:       set("log-level", &f.logLevel),
+		LogFormat:      set("log-format", &f.logFormat),
 	}
 }
 

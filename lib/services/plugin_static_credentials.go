@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"crypto/sha256"
 
 	"github.com/gravitational/trace"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,13 +32,35 @@ func ValidatePluginStaticCredentials(c *typesv1.PluginStaticCredentials) error {
 	case len(h) > maxTokenHashLen:
 		return trace.BadParameter("plugin_static_credentials %q: spec.scim_token_hash is over %d bytes", name, maxTokenHashLen)
 	}
+	if fp := c.GetSpec().GetScimTokenFingerprint(); len(fp) != 0 && len(fp) != SCIMTokenFingerprintLen {
+		return trace.BadParameter("plugin_static_credentials %q: spec.scim_token_fingerprint must be %d bytes (or empty)", name, SCIMTokenFingerprintLen)
+	}
 	return nil
 }
 
-// StripPluginStaticCredentialsSecrets removes the token hash in place.
+// SCIMTokenFingerprintLen is the length of a SCIM token fingerprint.
+const SCIMTokenFingerprintLen = 8
+
+// scimFingerprintPrefix separates the fingerprint from any other SHA-256
+// of the token (the verified-token cache keeps one in memory).
+const scimFingerprintPrefix = "gatehouse scim token fingerprint v1\x00"
+
+// SCIMTokenFingerprint returns the fingerprint stored beside a SCIM
+// token's bcrypt hash: the first SCIMTokenFingerprintLen bytes of
+// SHA-256(prefix || token). It refuses a wrong token without bcrypt; it
+// does not replace the hash (64 bits say nothing usable about a 256-bit
+// random token, and the hash still decides).
+func SCIMTokenFingerprint(token string) []byte {
+	sum := sha256.Sum256([]byte(scimFingerprintPrefix + token))
+	return sum[:SCIMTokenFingerprintLen]
+}
+
+// StripPluginStaticCredentialsSecrets removes the token hash and
+// fingerprint in place.
 func StripPluginStaticCredentialsSecrets(c *typesv1.PluginStaticCredentials) {
 	if c.GetSpec() != nil {
 		c.Spec.ScimTokenHash = nil
+		c.Spec.ScimTokenFingerprint = nil
 	}
 }
 

@@ -9,7 +9,11 @@
 // label and is managed by the server. The plaintext is returned once by
 // GenerateSCIMToken and appears nowhere else: not in the backend, not in
 // audit events, not in logs. An update that turns SCIM off deletes the token
-// hash in the same write, so turning SCIM on again needs a new token.
+// hash in the same write, so turning SCIM on again needs a new token; so
+// does any update that leaves SCIM off (a token generated to enable SCIM,
+// then cancelled). Beside the hash, the credential keeps a short fingerprint
+// of the token (services.SCIMTokenFingerprint), which lets the SCIM endpoint
+// refuse a wrong token without running bcrypt.
 package pluginv1
 
 import (
@@ -365,10 +369,14 @@ func (s *Service) UpdatePlugin(ctx context.Context, req *pluginpb.UpdatePluginRe
 	if p.GetMetadata().GetRevision() == "" {
 		return nil, trace.BadParameter("plugin %q: metadata.revision is required to update; read the plugin first", name)
 	}
-	out, tokenDeleted, err := s.updatePlugin(ctx, p)
+	out, deleted, err := s.updatePlugin(ctx, p)
 	ev := audit.Event{Type: audit.EventPluginUpdate, User: actx.Username(), Resource: kind + "/" + name, Err: err}
-	if tokenDeleted {
+	switch deleted {
+	case tokenDeletedDisabled:
 		ev.Message = "SCIM disabled: its bearer token was deleted; enabling SCIM again needs a new token"
+		ev.Fields = map[string]string{"scim_token": "deleted"}
+	case tokenDeletedPending:
+		ev.Message = "SCIM stays off: the bearer token generated to enable it was deleted"
 		ev.Fields = map[string]string{"scim_token": "deleted"}
 	}
 	s.cfg.Recorder.Record(ctx, ev)
@@ -378,63 +386,78 @@ func (s *Service) UpdatePlugin(ctx context.Context, req *pluginpb.UpdatePluginRe
 	return &pluginpb.UpdatePluginResponse{Plugin: out}, nil
 }
 
-// updatePlugin writes p at its revision. When the update turns SCIM off, the
-// plugin's token hashes are deleted in the same atomic write: a disabled
-// integration must not keep a token that turning SCIM on again would
-// silently bring back (an admin who disables SCIM believes the token dead).
-// tokenDeleted reports whether credentials were deleted.
-func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typesv1.Plugin, tokenDeleted bool, err error) {
+// tokenDeletion says which tokens an update deleted.
+type tokenDeletion int
+
+const (
+	tokenKept tokenDeletion = iota
+	// tokenDeletedDisabled: the update turned SCIM off.
+	tokenDeletedDisabled
+	// tokenDeletedPending: SCIM was off and stays off; the token deleted
+	// was generated for an enable that did not happen (the UI's Cancel).
+	tokenDeletedPending
+)
+
+// updatePlugin writes p at its revision. Whenever the update leaves SCIM
+// off, the plugin's token hashes are deleted in the same atomic write: a
+// disabled integration must not keep a token that turning SCIM on again
+// would silently bring back (an admin who disables SCIM, or cancels
+// enabling it, believes the token dead). The UI's enable flow generates the
+// token and then turns SCIM on with no update in between; its Cancel is an
+// update with SCIM off.
+func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typesv1.Plugin, deleted tokenDeletion, err error) {
 	name := p.GetMetadata().GetName()
 	if p.GetSpec().GetOkta().GetScimEnabled() {
 		out, err := s.cfg.Plugins.UpdatePlugin(ctx, p)
-		return out, false, trace.Wrap(err)
+		return out, tokenKept, trace.Wrap(err)
 	}
 	cur, err := s.cfg.Plugins.GetPlugin(ctx, name)
 	if err != nil {
-		return nil, false, trace.Wrap(err)
+		return nil, tokenKept, trace.Wrap(err)
 	}
-	var creds []*typesv1.PluginStaticCredentials
-	if cur.GetSpec().GetOkta().GetScimEnabled() {
-		if creds, err = s.linkedCredentials(ctx, cur); err != nil {
-			return nil, false, trace.Wrap(err)
-		}
+	creds, err := s.linkedCredentials(ctx, cur)
+	if err != nil {
+		return nil, tokenKept, trace.Wrap(err)
 	}
 	if len(creds) == 0 {
-		// SCIM was already off, or on without a token: a plain update.
 		out, err := s.cfg.Plugins.UpdatePlugin(ctx, p)
-		return out, false, trace.Wrap(err)
+		return out, tokenKept, trace.Wrap(err)
+	}
+	deleted = tokenDeletedPending
+	if cur.GetSpec().GetOkta().GetScimEnabled() {
+		deleted = tokenDeletedDisabled
 	}
 	c := proto.Clone(p).(*typesv1.Plugin)
 	if err := services.ValidatePlugin(c); err != nil {
-		return nil, false, trace.Wrap(err)
+		return nil, tokenKept, trace.Wrap(err)
 	}
 	item, err := services.MarshalPlugin(c)
 	if err != nil {
-		return nil, false, trace.Wrap(err)
+		return nil, tokenKept, trace.Wrap(err)
 	}
-	// The plugin must still be at the revision the caller read, and SCIM
-	// on; the credentials at the revisions just listed (a token rotated
-	// meanwhile makes the write fail rather than survive it).
+	// The plugin must still be at the revision the caller read; the
+	// credentials at the revisions just listed (a token rotated meanwhile
+	// makes the write fail rather than survive it).
 	actions, err := withCredentialDeletes(name, backend.ConditionalAction{
 		Key:       services.PluginKey(name),
 		Condition: backend.Revision(p.GetMetadata().GetRevision()),
 		Action:    backend.Put(item),
 	}, creds)
 	if err != nil {
-		return nil, false, trace.Wrap(err)
+		return nil, tokenKept, trace.Wrap(err)
 	}
 	rev, err := s.cfg.Backend.AtomicWrite(ctx, actions)
 	if trace.IsCompareFailed(err) {
 		if _, gerr := s.cfg.Plugins.GetPlugin(ctx, name); trace.IsNotFound(gerr) {
-			return nil, false, trace.Wrap(gerr)
+			return nil, tokenKept, trace.Wrap(gerr)
 		}
-		return nil, false, trace.CompareFailed("plugin %q was changed since it was read (revision mismatch): read it again and retry", name)
+		return nil, tokenKept, trace.CompareFailed("plugin %q was changed since it was read (revision mismatch): read it again and retry", name)
 	}
 	if err != nil {
-		return nil, false, trace.Wrap(err)
+		return nil, tokenKept, trace.Wrap(err)
 	}
 	c.Metadata.Revision = rev
-	return c, true, nil
+	return c, deleted, nil
 }
 
 // DeletePlugin deletes a plugin and its linked credentials in one atomic
@@ -599,7 +622,10 @@ func (s *Service) generateToken(ctx context.Context, name string) (token string,
 				Description: "SCIM bearer token hash of plugin " + name,
 				Labels:      CredentialsLabels(name),
 			},
-			Spec: &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash},
+			Spec: &typesv1.PluginStaticCredentialsSpec{
+				ScimTokenHash:        hash,
+				ScimTokenFingerprint: services.SCIMTokenFingerprint(token),
+			},
 		})
 		if err != nil {
 			return "", false, trace.Wrap(err)

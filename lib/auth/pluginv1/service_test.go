@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gravitational/trace"
@@ -305,16 +307,33 @@ func TestDisableSCIMDeletesToken(t *testing.T) {
 	setSCIM(true)
 	require.Empty(t, creds())
 
-	// A token made while SCIM is off (the UI's enable flow: token, then
-	// enable) survives updates that keep SCIM off and the enabling one.
+	// A token made while SCIM is off and then cancelled (an update that
+	// keeps SCIM off: the UI's Cancel) is deleted, audited as such, and
+	// turning SCIM on later does not bring it back.
+	setSCIM(false)
+	_, err = admin.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
+	require.Len(t, creds(), 1)
+	setSCIM(false)
+	require.Empty(t, creds(), "cancelling an enable must delete the token generated for it")
+	evs, err = s.Auth.Services().Events.Search(ctx, s.Clock.Now().AddDate(-1, 0, 0), s.Clock.Now().AddDate(1, 0, 0), []string{"plugin.update"}, services.MaxSearchLimit)
+	require.NoError(t, err)
+	require.True(t, slices.ContainsFunc(evs, func(e *typesv1.AuditEvent) bool {
+		return strings.Contains(e.GetMessage(), "generated to enable it was deleted") && e.GetFields()["scim_token"] == "deleted"
+	}), "the cancelled token's deletion is audited")
+	setSCIM(true)
+	require.Empty(t, creds())
+
+	// The UI's enable flow (token while off, then enable) keeps the token,
+	// with its fingerprint.
 	setSCIM(false)
 	tok2, err := admin.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
 	require.NoError(t, err)
-	setSCIM(false)
 	setSCIM(true)
 	c := creds()
 	require.Len(t, c, 1)
 	require.NoError(t, bcrypt.CompareHashAndPassword(c[0].GetSpec().GetScimTokenHash(), []byte(tok2.GetToken())))
+	require.Equal(t, services.SCIMTokenFingerprint(tok2.GetToken()), c[0].GetSpec().GetScimTokenFingerprint())
 
 	// A disabling update at a stale revision changes nothing.
 	got, err := admin.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta"})

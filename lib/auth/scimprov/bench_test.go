@@ -28,7 +28,7 @@ func BenchmarkLite(b *testing.B) {
 	})
 	b.Run("AuthenticateSCIM", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token); err != nil {
+			if _, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -24,7 +24,7 @@ type provisioner interface {
 	CountGroups(ctx context.Context, plugin string) (int, error)
 	UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
 	DeleteGroup(ctx context.Context, plugin, id string) error
-	AuthenticateSCIM(ctx context.Context, plugin, token string) (*scimstore.SCIMSettings, error)
+	AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimstore.AuthGate) (*scimstore.SCIMSettings, error)
 	RecordSCIMRequest(ctx context.Context, plugin string, failure error)
 }
 

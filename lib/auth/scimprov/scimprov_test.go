@@ -696,8 +696,10 @@ func TestVerifySCIMToken(t *testing.T) {
 	}
 	err := e.p.VerifySCIMToken(e.ctx, "nosuch", e.token)
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	// Refusals from one source within a minute are one event, plus one
+	// with their count once the minute is over (tokens_test.go).
 	denied := e.events(t, EventTokenDenied)
-	require.Len(t, denied, 4)
+	require.Len(t, denied, 1)
 	for _, ev := range denied {
 		require.NotContains(t, fmt.Sprint(ev), e.token)
 	}

@@ -57,14 +57,16 @@ type pluginEntry struct {
 	err error
 }
 
-// credEntry is one static credential: its revision and hash.
+// credEntry is one static credential: its revision, hash and token
+// fingerprint (empty on credentials written before fingerprints).
 type credEntry struct {
-	key      credKey
-	labels   map[string]string
-	hash     []byte
-	expires  time.Time
-	err      error
-	hasValue bool
+	key         credKey
+	labels      map[string]string
+	hash        []byte
+	fingerprint []byte
+	expires     time.Time
+	err         error
+	hasValue    bool
 }
 
 func live(expires, now time.Time) bool { return expires.IsZero() || expires.After(now) }
@@ -115,10 +117,11 @@ func decodeCred(item backend.Item) *credEntry {
 		return &credEntry{err: err}
 	}
 	return &credEntry{
-		key:     credKey{name: c.GetMetadata().GetName(), revision: c.GetMetadata().GetRevision()},
-		labels:  c.GetMetadata().GetLabels(),
-		hash:    c.GetSpec().GetScimTokenHash(),
-		expires: item.Expires,
+		key:         credKey{name: c.GetMetadata().GetName(), revision: c.GetMetadata().GetRevision()},
+		labels:      c.GetMetadata().GetLabels(),
+		hash:        c.GetSpec().GetScimTokenHash(),
+		fingerprint: c.GetSpec().GetScimTokenFingerprint(),
+		expires:     item.Expires,
 	}
 }
 

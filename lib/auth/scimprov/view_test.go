@@ -48,12 +48,12 @@ func TestSettingsViewFreshness(t *testing.T) {
 			e := newEnv(t, kind, withView)
 			waitInSync(t, e.p)
 
-			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 			require.NoError(t, err)
 			require.True(t, st.Enabled)
 			reads := e.b.reads.Load()
 			for range 5 {
-				_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+				_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 				require.NoError(t, err)
 				_, err = e.p.SCIMSettings(e.ctx, testPlugin)
 				require.NoError(t, err)
@@ -63,27 +63,26 @@ func TestSettingsViewFreshness(t *testing.T) {
 
 			// Rotation.
 			newToken := rotateToken(t, e.ctx, e.svc)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 			require.True(t, trace.IsAccessDenied(err), "old token after rotation: %v", err)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.NoError(t, err)
 
 			// Disable, then enable.
 			setEnabled(t, e, false)
-			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
-			require.NoError(t, err)
-			require.False(t, st.Enabled, "disabled on the next request")
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
+			require.True(t, trace.IsAccessDenied(err), "disabled on the next request: %v", err)
 			setEnabled(t, e, true)
-			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.NoError(t, err)
 			require.True(t, st.Enabled)
 
 			// Credentials deleted.
 			require.NoError(t, e.svc.DeletePluginStaticCredentials(e.ctx, pluginv1.CredentialsName(testPlugin)))
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.True(t, trace.IsAccessDenied(err), "%v", err)
 			newToken = rotateToken(t, e.ctx, e.svc)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.NoError(t, err)
 
 			// An expiring credential is refused once expired, before any
@@ -98,17 +97,17 @@ func TestSettingsViewFreshness(t *testing.T) {
 				Spec: &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash},
 			})
 			require.NoError(t, err)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.NoError(t, err)
 			e.clock.Advance(time.Minute)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.True(t, trace.IsAccessDenied(err), "expired credential: %v", err)
 			newToken = rotateToken(t, e.ctx, e.svc)
 
 			// Plugin deleted.
 			require.NoError(t, e.svc.DeletePlugin(e.ctx, testPlugin))
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
-			require.True(t, trace.IsNotFound(err), "%v", err)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
 			require.True(t, trace.IsAccessDenied(e.p.VerifySCIMToken(e.ctx, testPlugin, newToken)))
 			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("late@example.com", "00late"))
 			require.True(t, trace.IsNotFound(err), "%v", err)
@@ -131,18 +130,30 @@ func TestAuthenticateSCIM(t *testing.T) {
 			if view {
 				waitInSync(t, e.p)
 			}
-			_, err := e.p.AuthenticateSCIM(e.ctx, "nosuch", e.token)
-			require.True(t, trace.IsNotFound(err), "%v", err)
-			_, err = e.p.AuthenticateSCIM(e.ctx, "not/a/name", e.token)
-			require.True(t, trace.IsNotFound(err), "%v", err)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, "wrong")
+			// An unknown plugin, a junk name, a wrong token and SCIM off: one answer.
+			_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, "wrong", nil)
 			require.True(t, trace.IsAccessDenied(err), "%v", err)
 			require.Len(t, e.events(t, EventTokenDenied), 1, "a bad token is audited")
+			_, err = e.p.AuthenticateSCIM(e.ctx, "nosuch", e.token, nil)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			_, err = e.p.AuthenticateSCIM(e.ctx, "not/a/name", e.token, nil)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
 			setEnabled(t, e, false)
-			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, "wrong")
-			require.NoError(t, err, "disabled: the token is not looked at")
-			require.False(t, st.Enabled)
-			require.Len(t, e.events(t, EventTokenDenied), 1)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
+			require.True(t, trace.IsAccessDenied(err), "SCIM off refuses even the right token: %v", err)
+			require.Equal(t, int64(3), e.p.TokenCheckStats().Decoys, "no credential to compare with: the decoy is")
+			require.Len(t, e.events(t, EventTokenDenied), 1, "further refusals from the source are aggregated")
+			// The window's count is recorded with the next refusal after it.
+			e.clock.Advance(denialWindow)
+			_, err = e.p.AuthenticateSCIM(e.ctx, "nosuch", "x", nil)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			evs := e.events(t, EventTokenDenied)
+			require.Len(t, evs, 3)
+			var counted bool
+			for _, ev := range evs {
+				counted = counted || ev.GetFields()["count"] == "3"
+			}
+			require.True(t, counted, "the aggregate event counts the 3 refusals not recorded alone: %v", evs)
 		})
 	}
 }
@@ -198,25 +209,24 @@ func TestSettingsViewWatcherBreak(t *testing.T) {
 				c.Backend = cw
 			})
 			waitInSync(t, e.p)
-			_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 			require.NoError(t, err)
 
 			cw.breakAll()
 			// The very next request after the break reads the backend.
 			reads := e.b.reads.Load()
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 			require.NoError(t, err)
 			require.Greater(t, e.b.reads.Load(), reads, "fell back to the backend")
 			require.False(t, e.p.view.inSync())
 
 			// Changes while the view is out of sync apply at once.
 			newToken := rotateToken(t, e.ctx, e.svc)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 			require.True(t, trace.IsAccessDenied(err), "%v", err)
 			setEnabled(t, e, false)
-			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
-			require.NoError(t, err)
-			require.False(t, st.Enabled)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
+			require.True(t, trace.IsAccessDenied(err), "disabled: %v", err)
 
 			// Watches work again: the view reloads after its backoff.
 			cw.allow()
@@ -225,14 +235,13 @@ func TestSettingsViewWatcherBreak(t *testing.T) {
 				return e.p.view.inSync()
 			}, 10*time.Second, 5*time.Millisecond)
 			reads = e.b.reads.Load()
-			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
-			require.NoError(t, err)
-			require.False(t, st.Enabled, "the reload saw the change made while out of sync")
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
+			require.True(t, trace.IsAccessDenied(err), "the reload saw the change made while out of sync: %v", err)
 			require.Equal(t, reads, e.b.reads.Load())
 			setEnabled(t, e, true)
-			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token)
+			_, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, e.token, nil)
 			require.True(t, trace.IsAccessDenied(err), "%v", err)
-			st, err = e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken)
+			st, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, newToken, nil)
 			require.NoError(t, err)
 			require.True(t, st.Enabled)
 		})
@@ -290,7 +299,7 @@ func TestTokenVerifySingleFlight(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Go(func() {
-				_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, token)
+				_, err := e.p.AuthenticateSCIM(e.ctx, testPlugin, token, nil)
 				require.NoError(t, err)
 			})
 		}

@@ -8,9 +8,10 @@
 // The watcher loads every lock under the locks prefix, then follows backend
 // watch events. When its event stream breaks it reconnects with backoff and
 // reloads from scratch. Because a missed lock means a deprovisioned user keeps
-// access, the view fails closed: until the first load, and while the stream is
-// down for longer than MaxStaleness (zero by default, so at once),
-// CheckLockInForce refuses every party.
+// access, the view fails closed: until the first load, while the stream is
+// down for longer than MaxStaleness (zero by default, so at once), and while
+// a stored lock cannot be decoded (it may target anyone; skipping it would
+// let its target in), CheckLockInForce refuses every party.
 //
 // Live sessions keep the last view while it is stale, but not for ever: once
 // it has been stale for longer than LiveSessionStaleness (five minutes by
@@ -162,6 +163,12 @@ type Watcher struct {
 	locks map[string]*typesv1.Lock
 	// synced is set after the first complete load.
 	synced bool
+	// undecodable are the keys of stored locks that cannot be decoded, with
+	// the decoding error. While any is left the view counts as stale: such
+	// a lock cannot be matched, and may target anyone.
+	undecodable map[string]error
+	// undecodableSince is when undecodable last became non-empty.
+	undecodableSince time.Time
 	// connected is set while the current stream is in sync.
 	connected      bool
 	disconnectedAt time.Time
@@ -193,6 +200,7 @@ func New(ctx context.Context, cfg Config) (*Watcher, error) {
 		cancel:         cancel,
 		initCh:         make(chan struct{}),
 		locks:          make(map[string]*typesv1.Lock),
+		undecodable:    make(map[string]error),
 		subs:           make(map[*Subscription]struct{}),
 		disconnectedAt: cfg.Clock.Now(),
 		liveExpired:    make(chan struct{}),
@@ -243,7 +251,7 @@ func (w *Watcher) Stale() bool {
 }
 
 func (w *Watcher) staleLocked(now time.Time) bool {
-	if !w.synced || w.closed {
+	if !w.synced || w.closed || len(w.undecodable) > 0 {
 		return true
 	}
 	if w.connected {
@@ -257,10 +265,15 @@ func (w *Watcher) staleLocked(now time.Time) bool {
 func (w *Watcher) StaleFor() time.Duration {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if w.connected && !w.closed {
-		return 0
+	now := w.cfg.Clock.Now()
+	var d time.Duration
+	if !w.connected || w.closed {
+		d = now.Sub(w.disconnectedAt)
 	}
-	return max(w.cfg.Clock.Now().Sub(w.disconnectedAt), 0)
+	if len(w.undecodable) > 0 {
+		d = max(d, now.Sub(w.undecodableSince))
+	}
+	return max(d, 0)
 }
 
 // LiveBoundExceeded returns a channel that is closed once the view has been
@@ -286,7 +299,7 @@ func (w *Watcher) startLiveTimerLocked() {
 	w.liveTimer = w.cfg.Clock.AfterFunc(w.cfg.LiveSessionStaleness, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if gen != w.liveGen || w.connected {
+		if gen != w.liveGen || (w.connected && len(w.undecodable) == 0) {
 			return
 		}
 		select {
@@ -559,6 +572,7 @@ func (w *Watcher) watchOnce() (synced bool, err error) {
 // changed since the last view they were told about.
 func (w *Watcher) reload(ctx context.Context) error {
 	fresh := make(map[string]*typesv1.Lock)
+	undecodable := make(map[string]error)
 	start, end := w.cfg.Prefix, backend.RangeEnd(w.cfg.Prefix)
 	for {
 		res, err := w.cfg.Backend.GetRange(ctx, start, end, backend.MaxRangeLimit)
@@ -566,7 +580,12 @@ func (w *Watcher) reload(ctx context.Context) error {
 			return trace.Wrap(err, "loading locks")
 		}
 		for _, it := range res.Items {
-			if l := w.parse(it); l != nil {
+			l, err := w.parse(it)
+			if err != nil {
+				undecodable[string(it.Key)] = err
+				continue
+			}
+			if l != nil {
 				fresh[string(it.Key)] = l
 			}
 		}
@@ -609,9 +628,46 @@ func (w *Watcher) reload(ctx context.Context) error {
 		w.liveExpired = make(chan struct{})
 	default:
 	}
+	wasUndecodable := len(w.undecodable) > 0
+	w.undecodable = undecodable
+	if len(undecodable) > 0 {
+		if !wasUndecodable {
+			w.undecodableSince = now
+		}
+		// Live sessions get the same bound as during an outage.
+		w.startLiveTimerLocked()
+	}
 	w.initOnce.Do(func() { close(w.initCh) })
-	w.cfg.Logger.Info("Lock view in sync.", "locks", len(fresh), "users", len(users))
+	w.cfg.Logger.Info("Lock view in sync.", "locks", len(fresh), "users", len(users), "undecodable_locks", len(undecodable))
 	return nil
+}
+
+// setUndecodableLocked records whether the lock at key is undecodable
+// (err) or not (nil), and arms or disarms the live-session bound when the
+// view turns untrustworthy or trustworthy again because of it.
+func (w *Watcher) setUndecodableLocked(key string, err error) {
+	before := len(w.undecodable) > 0
+	if err != nil {
+		w.undecodable[key] = err
+	} else {
+		delete(w.undecodable, key)
+	}
+	after := len(w.undecodable) > 0
+	switch {
+	case !before && after:
+		w.undecodableSince = w.cfg.Clock.Now()
+		if w.connected {
+			w.startLiveTimerLocked()
+		}
+	case before && !after && w.connected:
+		w.stopLiveTimerLocked()
+		select {
+		case <-w.liveExpired:
+			w.liveExpired = make(chan struct{})
+		default:
+		}
+		w.cfg.Logger.Info("No undecodable lock is left; the lock view is trusted again.")
+	}
 }
 
 func (w *Watcher) applyPut(it backend.Item) {
@@ -619,12 +675,19 @@ func (w *Watcher) applyPut(it backend.Item) {
 		w.applyUserPut(it)
 		return
 	}
-	l := w.parse(it)
-	if l == nil {
-		return
-	}
+	l, err := w.parse(it)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.setUndecodableLocked(string(it.Key), err)
+	if l == nil {
+		// Undecodable, or locking nobody: whatever this key held before
+		// is replaced, so its previous version no longer applies.
+		if old, ok := w.locks[string(it.Key)]; ok {
+			delete(w.locks, string(it.Key))
+			w.notifyLocked(Event{Type: backend.OpDelete, Lock: old})
+		}
+		return
+	}
 	w.locks[string(it.Key)] = l
 	if InForce(l, w.cfg.Clock.Now()) {
 		w.notifyLocked(Event{Type: backend.OpPut, Lock: l})
@@ -638,6 +701,7 @@ func (w *Watcher) applyDelete(key backend.Key) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.setUndecodableLocked(string(key), nil)
 	old, ok := w.locks[string(key)]
 	if !ok {
 		return
@@ -647,12 +711,14 @@ func (w *Watcher) applyDelete(key backend.Key) {
 }
 
 // parse decodes a stored lock. A lock that cannot be decoded cannot be
-// matched; it is logged loudly, since it may be meant to lock someone.
-func (w *Watcher) parse(it backend.Item) *typesv1.Lock {
+// matched, and may be meant to lock anyone: parse returns the error, and
+// the view counts as stale (refusing everyone) until the lock is fixed or
+// deleted. A lock with an empty target locks nobody: nil, nil.
+func (w *Watcher) parse(it backend.Item) (*typesv1.Lock, error) {
 	l, err := services.UnmarshalLock(it)
 	if err != nil {
-		w.cfg.Logger.Error("Ignoring a lock that cannot be decoded.", "key", it.Key.String(), "error", err)
-		return nil
+		w.cfg.Logger.Error("A stored lock cannot be decoded; refusing every new session and request until it is fixed or deleted (gatectl rm lock/<name>).", "key", it.Key.String(), "error", err)
+		return nil, trace.Wrap(err)
 	}
 	if l.Metadata == nil {
 		l.Metadata = &typesv1.Metadata{Revision: it.Revision}
@@ -662,7 +728,7 @@ func (w *Watcher) parse(it backend.Item) *typesv1.Lock {
 	}
 	if TargetEmpty(l.GetSpec().GetTarget()) {
 		w.cfg.Logger.Error("Ignoring a lock with an empty target.", "key", it.Key.String())
-		return nil
+		return nil, nil
 	}
-	return l
+	return l, nil
 }

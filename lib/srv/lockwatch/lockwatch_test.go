@@ -478,3 +478,75 @@ func TestLiveSessionStalenessConfig(t *testing.T) {
 		})
 	}
 }
+
+// putRaw stores bytes at a lock key, as a buggy or newer writer might.
+func (f *fixture) putRaw(t *testing.T, name, value string) {
+	t.Helper()
+	_, err := f.bk.Put(f.ctx, backend.Item{Key: services.LockKey(name), Value: []byte(value)})
+	require.NoError(t, err)
+}
+
+// TestUndecodableLockFailsClosed: a stored lock that cannot be decoded may
+// target anyone, so the view refuses everyone (as stale) until it is fixed
+// or deleted, rather than skipping it; live sessions get the staleness
+// bound, as during an outage.
+func TestUndecodableLockFailsClosed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *lockwatch.Config) { c.LiveSessionStaleness = time.Minute }, false)
+	require.NoError(t, f.w.CheckLockInForce(bob()))
+	live := f.w.LiveBoundExceeded()
+
+	// Written while the stream is up.
+	f.putRaw(t, "garbled", `{"kind":"lock","spec":{"target":`)
+	require.Eventually(t, f.w.Stale, 5*time.Second, 5*time.Millisecond)
+	err := f.w.CheckLockInForce(bob())
+	require.True(t, lockwatch.IsStale(err), "%v", err)
+	require.True(t, trace.IsAccessDenied(err))
+	f.clock.Advance(time.Minute)
+	require.GreaterOrEqual(t, f.w.StaleFor(), time.Minute)
+	select {
+	case <-live:
+	case <-time.After(5 * time.Second):
+		t.Fatal("live sessions must be bounded while a lock cannot be decoded")
+	}
+
+	// Fixed (rewritten as a valid lock): trusted again, and the lock applies.
+	f.putLock(t, lockFor("garbled", &typesv1.LockTarget{User: "alice"}, "fixed"))
+	require.Eventually(t, func() bool { return !f.w.Stale() }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, f.w.CheckLockInForce(bob()))
+	require.Error(t, f.w.CheckLockInForce(alice()))
+	select {
+	case <-f.w.LiveBoundExceeded():
+		t.Fatal("a fresh live-session bound once trusted again")
+	default:
+	}
+
+	// Garbled again, then deleted.
+	f.putRaw(t, "garbled", "not json")
+	require.Eventually(t, f.w.Stale, 5*time.Second, 5*time.Millisecond)
+	require.Nil(t, f.w.FindLockInForce(alice()), "the replaced version no longer applies")
+	f.deleteLock(t, "garbled")
+	require.Eventually(t, func() bool { return !f.w.Stale() }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, f.w.CheckLockInForce(alice()))
+}
+
+// TestUndecodableLockAtLoad: the first load with an undecodable lock stored
+// does not make the view trusted.
+func TestUndecodableLockAtLoad(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, true)
+	f.putRaw(t, "garbled", "\x00\x01")
+	f.putLock(t, lockFor("ok", &typesv1.LockTarget{User: "alice"}, "m"))
+	f.bk.setFail(false)
+	require.Eventually(t, func() bool {
+		f.clock.Advance(lockwatch.DefaultRetryMax)
+		ctx, done := context.WithTimeout(f.ctx, 10*time.Millisecond)
+		defer done()
+		return f.w.WaitInit(ctx) == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	require.True(t, f.w.Stale(), "loaded, but not trusted")
+	require.True(t, lockwatch.IsStale(f.w.CheckLockInForce(bob())))
+	f.deleteLock(t, "garbled")
+	require.Eventually(t, func() bool { return f.w.CheckLockInForce(bob()) == nil }, 5*time.Second, 5*time.Millisecond)
+	require.Error(t, f.w.CheckLockInForce(alice()))
+}

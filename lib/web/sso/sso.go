@@ -5,12 +5,23 @@
 // in lib/auth/saml; sessions in lib/auth/websession; the session middleware
 // in lib/web.
 //
+// Unauthenticated endpoints resist floods (lib/abuse): the source of a
+// request is its address (IPv6 grouped by /64; X-Forwarded-For only from
+// Config.Sources' trusted proxies); a login reserves one failure on its
+// source and on its username before its password is hashed (all or none,
+// in one step) and gets it back on success; password hashes run at most
+// abuse.HashSlots at once; saml/sso, which stores a request item, is
+// limited per source, and so are failed ACS posts (reserved before the
+// post is parsed); the audit events of failed ACS posts and of throttled
+// logins are one per source and minute, plus one with the count of the
+// others.
+//
 // Endpoints (all under /v1/webapi/):
 //
 //	GET    saml/sso?connector_id=NAME[&redirect_url=/path]   302 to the IdP, and the browser binding cookie
 //	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated (unless the connector sets disable_idp_initiated)
 //	GET    saml/metadata/NAME                                 SP metadata for the IdP
-//	POST   sessions            {"user","password"}            local login
+//	POST   sessions            {"user","password"}            local login (Content-Type: application/json, else 415)
 //	GET    sessions/current                                   the session (user, roles, expiry, CSRF token)
 //	DELETE sessions/current                                   logout (CSRF)
 //	POST   sessions/certs      {"public_key","ttl"}           OpenSSH user certificate (CSRF)
@@ -24,12 +35,13 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
-	"net"
+	"mime"
 	"net/http"
 	"net/url"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -38,6 +50,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 
+	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
@@ -66,6 +79,19 @@ const (
 	maxLimiters = 10000
 	// maxUsernameLen is the longest username a login can name.
 	maxUsernameLen = 255
+	// SP-initiated logins a source may start (each stores a request item):
+	// a burst of ssoBurst, then one every ssoEvery.
+	ssoBurst = 30
+	ssoEvery = 2 * time.Second
+	// Failed SAML responses a source may post (each is parsed and its
+	// signature checked): a burst of acsBurst, then one every acsEvery.
+	acsBurst = 20
+	acsEvery = 3 * time.Second
+	// failureWindow is the window over which the audit events of failed
+	// ACS posts are aggregated per source.
+	failureWindow = time.Minute
+	// maxAggregated bounds the sources whose ACS failures are aggregated.
+	maxAggregated = 10000
 )
 
 // BindingCookie binds an SP-initiated SAML login to the browser that
@@ -114,6 +140,9 @@ type Config struct {
 	Recorder    saml.Recorder
 	Clock       clockwork.Clock
 	Logger      *slog.Logger
+	// Sources resolves a request's client (trusted proxies, IPv6 /64
+	// grouping) for the limiters and audit events; nil trusts no proxy.
+	Sources *abuse.Sources
 }
 
 // CheckAndSetDefaults validates the config.
@@ -152,6 +181,16 @@ type Handler struct {
 	cfg   Config
 	mux   *http.ServeMux
 	dummy []byte
+	// hashes bounds concurrent password hashing, so that a flood of
+	// guesses cannot take every core.
+	hashes *abuse.Semaphore
+	// acsFailures and throttled aggregate the audit events of failed ACS
+	// posts and of logins refused by the limiter, per source.
+	acsFailures, throttled *abuse.Aggregator
+
+	// compares counts bcrypt comparisons; hashing and peakHashing the
+	// ones running now and the most at once (PasswordHashStats).
+	compares, hashing, peakHashing atomic.Int64
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -169,7 +208,15 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), dummy: dummy, limiters: map[string]*rate.Limiter{}}
+	h := &Handler{
+		cfg:         cfg,
+		mux:         http.NewServeMux(),
+		dummy:       dummy,
+		hashes:      abuse.NewSemaphore(abuse.HashSlots()),
+		acsFailures: abuse.NewAggregator(cfg.Clock, failureWindow, maxAggregated),
+		throttled:   abuse.NewAggregator(cfg.Clock, failureWindow, maxAggregated),
+		limiters:    map[string]*rate.Limiter{},
+	}
 	req := cfg.SessionAuth.RequireSession
 	h.mux.HandleFunc("GET /v1/webapi/saml/sso", h.handleSSO)
 	h.mux.HandleFunc("POST /v1/webapi/saml/acs/{connector}", h.handleACS)
@@ -201,6 +248,13 @@ func OnDenied(rec saml.Recorder) func(ctx context.Context, user, reason string) 
 // --- SAML ---
 
 func (h *Handler) handleSSO(w http.ResponseWriter, r *http.Request) {
+	// Every SP-initiated login stores a request item: an unauthenticated
+	// write, limited per source before anything is read.
+	if !h.take("sso:"+h.sourceKey(r), ssoEvery, ssoBurst, h.cfg.Clock.Now()) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ssoEvery/time.Second)))
+		h.writeLoginError(w, r, http.StatusTooManyRequests, "too many sign-in attempts from this address; try again in a few seconds")
+		return
+	}
 	name := r.URL.Query().Get("connector_id")
 	if name == "" {
 		h.writeLoginError(w, r, http.StatusBadRequest, "connector_id is required")
@@ -249,16 +303,30 @@ func (h *Handler) handleSSO(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("connector")
-	fields := map[string]string{"connector": name, "remote_addr": clientAddr(r)}
+	fields := map[string]string{"connector": name, "remote_addr": h.clientAddr(r)}
 	fail := func(code int, reason, detail string, err error) {
-		h.cfg.Recorder.Record(ctx, audit.Event{
-			Type:     saml.EventLogin,
-			Resource: services.KindSAMLConnector + "/" + name,
-			Message:  detail,
-			Fields:   fields,
-			Err:      err,
-		})
+		// Failed posts need no credential: one audit event per source
+		// and window, the others counted into the next.
+		if h.note(ctx, h.acsFailures, r, saml.EventLogin, "failed SAML responses", trace.AccessDenied("failed SAML responses")) {
+			h.cfg.Recorder.Record(ctx, audit.Event{
+				Type:     saml.EventLogin,
+				Resource: services.KindSAMLConnector + "/" + name,
+				Message:  detail,
+				Fields:   fields,
+				Err:      err,
+			})
+		}
 		h.writeLoginError(w, r, code, reason)
+	}
+	// A failure is reserved for the source before the post is parsed and
+	// verified, and given back when the login succeeds or the server is at
+	// fault.
+	att, ok := h.reserveWith([]string{"acs:" + h.sourceKey(r)}, acsEvery, acsBurst, h.cfg.Clock.Now())
+	if !ok {
+		h.note(ctx, h.acsFailures, r, saml.EventLogin, "failed SAML responses", trace.AccessDenied("failed SAML responses"))
+		w.Header().Set("Retry-After", strconv.Itoa(int(acsEvery/time.Second)))
+		h.writeLoginError(w, r, http.StatusTooManyRequests, "too many failed sign-ins from this address; try again in a few seconds")
+		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
 	if err := r.ParseForm(); err != nil {
@@ -277,6 +345,7 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.cfg.Logger.ErrorContext(ctx, "Reading a SAML connector failed", "connector", name, "error", err)
+		att.refund()
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "SAML login is unavailable")
 		return
 	}
@@ -323,6 +392,7 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		if code >= 500 {
 			h.cfg.Logger.ErrorContext(ctx, "SAML login failed", "connector", name, "user", a.NameID, "error", err)
 			msg = "the SAML login failed"
+			att.refund()
 		}
 		h.writeLoginError(w, r, code, msg)
 		return
@@ -330,9 +400,11 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 	sess, err := h.cfg.Sessions.CreateSession(ctx, res.User, websession.MethodSAML, name, res.SessionTTL)
 	if err != nil {
 		h.cfg.Logger.ErrorContext(ctx, "Creating a web session failed", "user", a.NameID, "error", err)
+		att.refund()
 		h.writeLoginError(w, r, http.StatusServiceUnavailable, "cannot create a session")
 		return
 	}
+	att.refund()
 	web.SetSessionCookies(w, sess, h.cfg.Clock.Now())
 	target := a.RedirectURL
 	if target == "" {
@@ -429,34 +501,25 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// limited reports whether key has no attempt left at now. It adds nothing,
-// so requests that are refused anyway cannot grow (or flush) the map.
-func (h *Handler) limited(key string, now time.Time) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// limiterLocked returns key's limiter, adding one; h.mu is held. When the
+// map is full, only limiters that have refilled are dropped: they are
+// equivalent to new ones, whereas dropping a drained one would hand its
+// attempts back.
+func (h *Handler) limiterLocked(key string, every time.Duration, burst int, now time.Time) *rate.Limiter {
 	l, ok := h.limiters[key]
-	return ok && l.TokensAt(now) < 1
-}
-
-// failed spends one attempt of key at now. When the map is full, only
-// limiters that have refilled are dropped: they are equivalent to new
-// ones, whereas dropping a drained one would hand its attempts back.
-func (h *Handler) failed(key string, now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	l, ok := h.limiters[key]
-	if !ok {
-		if len(h.limiters) >= maxLimiters {
-			for k, old := range h.limiters {
-				if old.TokensAt(now) >= loginBurst {
-					delete(h.limiters, k)
-				}
+	if ok {
+		return l
+	}
+	if len(h.limiters) >= maxLimiters {
+		for k, old := range h.limiters {
+			if old.TokensAt(now) >= float64(old.Burst()) {
+				delete(h.limiters, k)
 			}
 		}
-		l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
-		h.limiters[key] = l
 	}
-	l.AllowN(now, 1)
+	l = rate.NewLimiter(rate.Every(every), burst)
+	h.limiters[key] = l
+	return l
 }
 
 // canonicalLoginName is the username a password login names: the canonical
@@ -469,18 +532,112 @@ func canonicalLoginName(user string) string {
 	return canonical.Username(user)
 }
 
-// loginKeys are the limiter keys of a login attempt: its address, and its
+// take spends one attempt of key now, or reports false (spending nothing)
+// when none is left.
+func (h *Handler) take(key string, every time.Duration, burst int, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.limiters[key]; ok && l.TokensAt(now) < 1 {
+		return false
+	}
+	return h.limiterLocked(key, every, burst, now).AllowN(now, 1)
+}
+
+// attempt is one failure reserved on each of a login's limiter keys before
+// its password is verified; refund gives them back.
+type attempt struct {
+	h   *Handler
+	at  time.Time
+	res []*rate.Reservation
+}
+
+// reserve takes one attempt from every key, all or none, in one step under
+// h.mu: N concurrent guesses can never all see an attempt left and all go
+// on to bcrypt. Keys are tried in order, and a refused key stops the walk,
+// so a source that is throttled adds no limiter for the usernames it
+// tries (a flood of made-up names can neither grow nor flush the map).
+func (h *Handler) reserve(keys []string, now time.Time) (*attempt, bool) {
+	return h.reserveWith(keys, loginEvery, loginBurst, now)
+}
+
+// reserveWith is reserve with limiters of the given rate.
+func (h *Handler) reserveWith(keys []string, every time.Duration, burst int, now time.Time) (*attempt, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a := &attempt{h: h, at: now}
+	for _, k := range keys {
+		if l, ok := h.limiters[k]; ok && l.TokensAt(now) < 1 {
+			a.cancelLocked()
+			return nil, false
+		}
+		a.res = append(a.res, h.limiterLocked(k, every, burst, now).ReserveN(now, 1))
+	}
+	return a, true
+}
+
+// refund gives the reserved attempts back (a success, or a failure that was
+// not the client's: storage unavailable).
+func (a *attempt) refund() {
+	a.h.mu.Lock()
+	defer a.h.mu.Unlock()
+	a.cancelLocked()
+}
+
+func (a *attempt) cancelLocked() {
+	for _, r := range a.res {
+		r.CancelAt(a.at)
+	}
+	a.res = nil
+}
+
+// loginKeys are the limiter keys of a login attempt: its source, and its
 // username when it could name a user.
-func loginKeys(r *http.Request, user string) []string {
-	keys := []string{"addr:" + clientAddr(r)}
+func (h *Handler) loginKeys(r *http.Request, user string) []string {
+	keys := []string{"addr:" + h.sourceKey(r)}
 	if len(user) <= maxUsernameLen {
 		keys = append(keys, "user:"+user)
 	}
 	return keys
 }
 
+// note counts one refusal of r's source in agg, records the aggregate
+// events of windows that have ended, and reports whether this refusal is
+// the first of its window (to be recorded on its own).
+func (h *Handler) note(ctx context.Context, agg *abuse.Aggregator, r *http.Request, typ, what string, err error) bool {
+	record, flush := agg.Note(h.sourceKey(r))
+	for _, f := range flush {
+		h.cfg.Recorder.Record(ctx, audit.Event{
+			Type:    typ,
+			Message: strconv.Itoa(f.Count) + " more " + what + " from this source in the minute after window_start",
+			Fields: map[string]string{
+				"source": f.Key, "count": strconv.Itoa(f.Count), "window_start": f.Start.UTC().Format(time.RFC3339),
+			},
+			Err: err,
+		})
+	}
+	return record
+}
+
+// PasswordHashStats returns the bcrypt comparisons run by password logins
+// and the most that ran at once (tests, diagnostics).
+func (h *Handler) PasswordHashStats() (compares, peak int64) {
+	return h.compares.Load(), h.peakHashing.Load()
+}
+
+// isJSON reports whether the request says its body is JSON. A login from a
+// cross-site HTML form (text/plain, urlencoded, multipart) cannot set it
+// without a CORS preflight, which this server never grants.
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
+}
+
 func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if !isJSON(r) {
+		web.WriteError(w, http.StatusUnsupportedMediaType, trace.BadParameter("the login must be sent as Content-Type: application/json"))
+		return
+	}
 	var req PasswordLoginRequest
 	if err := readJSON(w, r, &req); err != nil {
 		web.WriteError(w, http.StatusBadRequest, err)
@@ -490,24 +647,26 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	// share its failure limit.
 	req.User = canonicalLoginName(req.User)
 	now := h.cfg.Clock.Now()
-	keys := loginKeys(r, req.User)
-	if slices.ContainsFunc(keys, func(k string) bool { return h.limited(k, now) }) {
-		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"remote_addr": clientAddr(r)}, Err: trace.LimitExceeded("too many failed logins")})
-		w.Header().Set("Retry-After", "15")
+	source := h.clientAddr(r)
+	att, ok := h.reserve(h.loginKeys(r, req.User), now)
+	if !ok {
+		if h.note(ctx, h.throttled, r, EventWebLogin, "password logins refused by the failure limiter", trace.LimitExceeded("too many failed logins")) {
+			h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"remote_addr": source}, Err: trace.LimitExceeded("too many failed logins")})
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(loginEvery/time.Second)))
 		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed logins; try again later"))
 		return
 	}
 	user, err := h.checkPassword(ctx, req)
 	if err != nil {
-		if trace.IsAccessDenied(err) {
-			for _, k := range keys {
-				h.failed(k, now)
-			}
+		if !trace.IsAccessDenied(err) {
+			att.refund()
 		}
-		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": clientAddr(r)}, Err: err})
+		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": source}, Err: err})
 		web.WriteError(w, web.StatusFor(err), err)
 		return
 	}
+	att.refund()
 	var roles []*typesv1.Role
 	for _, n := range user.GetSpec().GetRoles() {
 		if role, err := h.cfg.Login.Roles.GetRole(ctx, n); err == nil {
@@ -519,7 +678,7 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, http.StatusServiceUnavailable, trace.ConnectionProblem(nil, "cannot create a session"))
 		return
 	}
-	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": clientAddr(r)}})
+	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": source}})
 	web.SetSessionCookies(w, sess, h.cfg.Clock.Now())
 	web.WriteJSON(w, http.StatusOK, info(sess, user))
 }
@@ -545,7 +704,16 @@ func (h *Handler) checkPassword(ctx context.Context, req PasswordLoginRequest) (
 			return nil, trace.ConnectionProblem(nil, "users are unavailable")
 		}
 	}
+	if err := h.hashes.Acquire(ctx); err != nil {
+		return nil, trace.ConnectionProblem(err, "the login was cancelled")
+	}
+	n := h.hashing.Add(1)
+	for peak := h.peakHashing.Load(); n > peak && !h.peakHashing.CompareAndSwap(peak, n); peak = h.peakHashing.Load() {
+	}
+	h.compares.Add(1)
 	pwErr := bcrypt.CompareHashAndPassword(hash, []byte(req.Password))
+	h.hashing.Add(-1)
+	h.hashes.Release()
 	if user == nil || len(user.GetSpec().GetLocalAuth().GetPasswordHash()) == 0 || pwErr != nil || req.Password == "" {
 		return nil, bad
 	}
@@ -658,20 +826,21 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Clock.Now()
-	addrKey := "addr:" + clientAddr(r)
-	if h.limited(addrKey, now) {
+	att, ok := h.reserve([]string{"addr:" + h.sourceKey(r)}, now)
+	if !ok {
 		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed attempts; try again later"))
 		return
 	}
 	user, err := h.cfg.Sessions.ConsumePasswordToken(ctx, req.Token)
 	if err != nil {
-		if trace.IsAccessDenied(err) {
-			h.failed(addrKey, now)
+		if !trace.IsAccessDenied(err) {
+			att.refund()
 		}
-		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, Fields: map[string]string{"remote_addr": clientAddr(r)}, Err: err})
+		h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, Fields: map[string]string{"remote_addr": h.clientAddr(r)}, Err: err})
 		web.WriteError(w, web.StatusFor(err), err)
 		return
 	}
+	att.refund()
 	err = h.cfg.Users.SetLocalPassword(ctx, user, req.Password)
 	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: user, Resource: services.KindUser + "/" + user, Err: err})
 	if err != nil {
@@ -681,14 +850,17 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, map[string]string{"status": "password set", "user": user})
 }
 
-// clientAddr is the request's remote IP (no proxy headers are trusted).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientAddr is the request's client address for audit events: the TCP
+// peer, or behind a trusted proxy the address it forwarded.
+func (h *Handler) clientAddr(r *http.Request) string {
+	if a, ok := h.cfg.Sources.Client(r); ok {
+		return a.String()
 	}
-	return host
+	return r.RemoteAddr
 }
+
+// sourceKey is the request's limiter key (IPv6 grouped by /64).
+func (h *Handler) sourceKey(r *http.Request) string { return h.cfg.Sources.Key(r) }
 
 func quote(s string) string {
 	if len(s) > 64 {

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,9 +30,16 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-type recorder struct{ events []audit.Event }
+type recorder struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
 
-func (r *recorder) Record(_ context.Context, e audit.Event) { r.events = append(r.events, e) }
+func (r *recorder) Record(_ context.Context, e audit.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
 
 // startLogin runs GET saml/sso in a browser holding cookies and returns
 // the IdP URL and the binding cookie it set.
@@ -48,11 +57,17 @@ func startLogin(t *testing.T, h http.Handler, redirect string, cookies ...*http.
 	return w.Header().Get("Location"), ck
 }
 
+// acsSources gives each postACS its own source address, so that the tests
+// that read the audit event of each refusal are not aggregated
+// (TestACSFailuresAggregated covers that).
+var acsSources atomic.Int64
+
 // postACS posts an IdP's form to the ACS as a browser holding cookies.
 func postACS(t *testing.T, h http.Handler, form samltest.Form, accept string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
 	t.Helper()
 	body := url.Values{"SAMLResponse": {form.SAMLResponse}, "RelayState": {form.RelayState}}.Encode()
 	req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(body))
+	req.RemoteAddr = fmt.Sprintf("[2001:db8:%x::1]:443", acsSources.Add(1))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if accept != "" {
 		req.Header.Set("Accept", accept)
@@ -89,7 +104,7 @@ func (noCerts) SignSSHUserCert(context.Context, auth.SSHCertRequest) ([]byte, er
 	return nil, nil
 }
 
-func newHandler(t *testing.T) (*sso.Handler, *services.Services, *websession.Manager, *recorder) {
+func newHandler(t *testing.T, opts ...func(*sso.Config)) (*sso.Handler, *services.Services, *websession.Manager, *recorder) {
 	t.Helper()
 	ctx := context.Background()
 	clock := clockwork.NewFakeClockAt(time.Now())
@@ -106,10 +121,14 @@ func newHandler(t *testing.T) (*sso.Handler, *services.Services, *websession.Man
 	p, err := saml.New(saml.Config{Backend: bk, Clock: clock})
 	require.NoError(t, err)
 	rec := &recorder{}
-	h, err := sso.New(sso.Config{
+	cfg := sso.Config{
 		Connectors: svc, SAML: p, Sessions: mgr, SessionAuth: sa, Users: svc, Certs: noCerts{}, Recorder: rec, Clock: clock,
 		Login: saml.LoginConfig{Users: svc, Roles: svc, Locks: locks, Recorder: rec},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := sso.New(cfg)
 	require.NoError(t, err)
 	return h, svc, mgr, rec
 }
@@ -151,6 +170,7 @@ func TestPasswordLogin(t *testing.T) {
 	login := func(user, pw string) *httptest.ResponseRecorder {
 		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
 		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
 		req.RemoteAddr = "192.0.2.1:1234"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -211,6 +231,7 @@ func TestPasswordLoginCanonicalName(t *testing.T) {
 	login := func(user, pw string) *httptest.ResponseRecorder {
 		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
 		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
 		req.RemoteAddr = addr
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -249,6 +270,7 @@ func TestPasswordLoginLimitCannotBeFlushed(t *testing.T) {
 	login := func(user, pw string) int {
 		b, _ := json.Marshal(sso.PasswordLoginRequest{User: user, Password: pw})
 		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		req.RemoteAddr = "192.0.2.9:1234"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)

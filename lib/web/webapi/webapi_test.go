@@ -382,7 +382,7 @@ func TestDisableSCIMVoidsToken(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { prov.Close() })
 	authn := func(token string) error {
-		settings, err := prov.AuthenticateSCIM(ctx, webapi.OktaPlugin, token)
+		settings, err := prov.AuthenticateSCIM(ctx, webapi.OktaPlugin, token, nil)
 		if err == nil {
 			require.True(t, settings.Enabled)
 		}
@@ -420,6 +420,21 @@ func TestDisableSCIMVoidsToken(t *testing.T) {
 	code, body := e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta/events", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, toJSON(t, body), "bearer token was deleted")
+
+	// Enable, then Cancel (the tile's Cancel sends SCIM off): the token
+	// shown is deleted, so turning SCIM on later (from any client) does
+	// not bring it back, and the token of before the Enable stays dead.
+	setSCIM(false, webapi.StateSSOOnly)
+	cancelled := newToken()
+	setSCIM(false, webapi.StateSSOOnly)
+	setSCIM(true, webapi.StateSSOAndSCIM)
+	for _, tok := range []string{cancelled, fresh, old} {
+		err := authn(tok)
+		require.True(t, trace.IsAccessDenied(err), "a token of before the Cancel must stay dead: %v", err)
+	}
+	code, body = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta/events", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, toJSON(t, body), "generated to enable it was deleted")
 }
 
 // TestURLsIgnoreHost: a client-controlled Host header never ends up in the

@@ -335,16 +335,28 @@ func (f *fakeProvisioner) VerifySCIMToken(_ context.Context, plugin, token strin
 }
 
 // AuthenticateSCIM counts and fails as the two steps it combines
-// ("SCIMSettings", then "VerifySCIMToken" for an enabled plugin).
-func (f *fakeProvisioner) AuthenticateSCIM(ctx context.Context, plugin, token string) (*scimstore.SCIMSettings, error) {
+// ("SCIMSettings", then "VerifySCIMToken" for an enabled plugin), and uses the
+// gate as scimprov does: the right token is accepted without it (as if
+// already verified), any other answer is admitted first and refused after.
+func (f *fakeProvisioner) AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimstore.AuthGate) (*scimstore.SCIMSettings, error) {
 	s, err := f.SCIMSettings(ctx, plugin)
-	if err != nil || !s.Enabled {
-		return s, err
-	}
-	if err := f.VerifySCIMToken(ctx, plugin, token); err != nil {
+	if err != nil && !trace.IsNotFound(err) {
 		return nil, err
 	}
-	return s, nil
+	if err == nil && s.Enabled {
+		verr := f.VerifySCIMToken(ctx, plugin, token)
+		if verr == nil {
+			return s, nil
+		}
+		if !trace.IsAccessDenied(verr) {
+			return nil, verr
+		}
+	}
+	if err := gate.Admit(scimstore.PrefilterMiss); err != nil {
+		return nil, err
+	}
+	gate.Done(false)
+	return nil, trace.AccessDenied("bad token")
 }
 
 func (f *fakeProvisioner) RecordSCIMRequest(_ context.Context, _ string, failure error) {

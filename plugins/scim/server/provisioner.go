@@ -45,11 +45,13 @@ type Provisioner interface {
 	UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
 	// DeleteGroup removes the group.
 	DeleteGroup(ctx context.Context, plugin, id string) error
-	// AuthenticateSCIM is the per-request check, resolving the plugin once: NotFound if there is
-	// no such SCIM plugin; the settings with Enabled false (the token not looked at) if SCIM is
-	// disabled; AccessDenied if the bearer token does not match; the settings otherwise. Any other
-	// error is a failure to read the plugin (500/503).
-	AuthenticateSCIM(ctx context.Context, plugin, token string) (*scimstore.SCIMSettings, error)
+	// AuthenticateSCIM is the per-request check, resolving the plugin once. It returns the
+	// settings when the token is accepted; AccessDenied for every refusal (bad token, unknown
+	// plugin, SCIM disabled: one answer after the same work); the error of gate.Admit when the
+	// source is throttled. A token equal to the one already verified is accepted without
+	// consulting gate; any other calls gate.Admit before it is verified and gate.Done after.
+	// Any other error is a failure to read the plugin (500/503).
+	AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimstore.AuthGate) (*scimstore.SCIMSettings, error)
 	// RecordSCIMRequest keeps the plugin's status current (failure is nil unless the request
 	// failed with a 5xx). It must not block.
 	RecordSCIMRequest(ctx context.Context, plugin string, failure error)

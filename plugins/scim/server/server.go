@@ -10,19 +10,25 @@
 //
 //  1. Routing: the plugin name and the operation are read from the path (unknown paths are
 //     answered only after authentication, so an unauthenticated caller learns nothing).
-//  2. Source limiter: a source IP with AuthFailureLimit failed authentications in the current
-//     AuthFailureWindow gets 429 + Retry-After until the window ends, without its token being
-//     looked at. The source is the TCP peer address: X-Forwarded-For is not trusted.
-//  3. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.AuthenticateSCIM,
-//     which resolves the plugin once for both its settings and its token. A
-//     missing or bad token, an unknown plugin and a plugin with SCIM disabled all get the same
-//     401 (SCIM body, `WWW-Authenticate: Bearer`): an unauthenticated caller cannot tell whether a
-//     plugin exists or is enabled. Each counts as a failure for the source limiter.
-//  4. Per-plugin rate limit (token bucket, SCIMSettings.RateLimit/RateBurst, defaults
+//  2. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.AuthenticateSCIM,
+//     which resolves the plugin once for both its settings and its token, with the source's
+//     failure limiter lent as a scimstore.AuthGate (sourceGate). In order: a token equal to the
+//     one already verified is accepted at once, whatever the source's failures (a valid token is
+//     never refused by the limiter); otherwise the source reserves one failure, atomically,
+//     before anything is verified (N concurrent bad tokens cannot all pass a "below the limit"
+//     check), and a source that has AuthFailureLimit failures in the current AuthFailureWindow
+//     gets 429 + Retry-After, unless its token passed the provisioner's fingerprint prefilter
+//     (then only bcrypt can refuse it, and the right token must get through). Success gives the
+//     reservation back. The source is the client address, IPv6 grouped by /64; X-Forwarded-For
+//     is read only from configured trusted proxies (Config.Sources). A missing or bad token, an
+//     unknown plugin and a plugin with SCIM disabled all get the same 401 (SCIM body,
+//     `WWW-Authenticate: Bearer`) after the same work: an unauthenticated caller cannot tell
+//     whether a plugin exists or is enabled.
+//  3. Per-plugin rate limit (token bucket, SCIMSettings.RateLimit/RateBurst, defaults
 //     DefaultRateLimit/DefaultRateBurst): 429 + Retry-After.
-//  5. Body: over protocol.MaxBodyBytes → 413; Content-Type must be application/scim+json or
+//  4. Body: over protocol.MaxBodyBytes → 413; Content-Type must be application/scim+json or
 //     application/json (any charset) → else 415.
-//  6. The operation. Every error is a SCIM error body (scimerr); a panic is recovered into a
+//  5. The operation. Every error is a SCIM error body (scimerr); a panic is recovered into a
 //     logged 500 with a SCIM body.
 //
 // Every request is counted in Prometheus (gatehouse_scim_requests_total by plugin, operation and
@@ -37,7 +43,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,6 +53,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
@@ -68,7 +74,8 @@ const (
 	DefaultRateLimit = 25000
 	DefaultRateBurst = 50000
 	// DefaultAuthFailureLimit failed authentications per DefaultAuthFailureWindow from one source
-	// IP are allowed; the next requests from it get 429 until the window ends.
+	// (address, or IPv6 /64) are allowed; the next requests from it get 429 until the window
+	// ends, except with a token that passes the provisioner's prefilter.
 	DefaultAuthFailureLimit  = 10
 	DefaultAuthFailureWindow = time.Minute
 	// DefaultUpdateRetries is how many times a PUT or PATCH without If-Match re-reads and re-applies
@@ -97,6 +104,9 @@ type Config struct {
 	// AuthFailureLimit and AuthFailureWindow configure the per-source failure limiter.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
+	// Sources resolves a request's client (trusted proxies, IPv6 /64 grouping); nil trusts no
+	// proxy: the client is the TCP peer.
+	Sources *abuse.Sources
 	// UpdateRetries bounds read-modify-write retries without If-Match.
 	UpdateRetries int
 }
@@ -144,8 +154,14 @@ type Server struct {
 	log      *slog.Logger
 	prov     Provisioner
 	metrics  *metrics
-	failures *failureLimiter
-	routes   routeTables
+	failures *abuse.FailureLimiter
+	// legacy is the one slot through which a throttled source may still reach bcrypt for a
+	// credential without a fingerprint (scimstore.PrefilterUnknown): such a token cannot be
+	// told from a wrong one before bcrypt, so a throttled flood gets at most one comparison at
+	// a time, and the real token still has a way through until its first success adds the
+	// fingerprint.
+	legacy *abuse.Semaphore
+	routes routeTables
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -165,7 +181,8 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		prov:     cfg.Provisioner,
 		metrics:  m,
-		failures: newFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
+		failures: abuse.NewFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
+		legacy:   abuse.NewSemaphore(1),
 		limiters: map[string]*rate.Limiter{},
 	}
 	s.routes = newRouteTables(s)
@@ -259,37 +276,91 @@ func (s *Server) baseURL(r *http.Request, plugin string) string {
 	return origin + MountPrefix + plugin
 }
 
-// authenticate runs the source limiter and the bearer check. The only errors returned are 401,
-// 429 and 500.
+// authenticate runs the bearer check with the source's failure limiter. The only errors
+// returned are 401, 429 and 500.
 func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimstore.SCIMSettings, error) {
-	source := sourceIP(r)
-	if wait := s.failures.blocked(source); wait > 0 {
-		return nil, scimerr.TooManyRequests(wait)
-	}
+	gate := &sourceGate{s: s, source: s.cfg.Sources.Key(r)}
 	fail := func(reason string) error {
-		s.failures.fail(source)
-		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", source, "reason", reason)
+		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.source, "reason", reason)
 		return scimerr.Unauthorized()
 	}
 	token, ok := bearerToken(r)
-	if !ok {
-		return nil, fail("missing bearer token")
+	if !ok || !validPluginName(plugin) {
+		// Nothing to verify; the failure still counts.
+		if err := gate.Admit(scimstore.PrefilterMiss); err != nil {
+			return nil, scimerr.TooManyRequests(gate.wait)
+		}
+		gate.Done(false)
+		if !ok {
+			return nil, fail("missing bearer token")
+		}
+		return nil, fail("bad bearer token or no such plugin")
 	}
-	if !validPluginName(plugin) {
-		return nil, fail("no such plugin")
-	}
-	settings, err := s.prov.AuthenticateSCIM(ctx, plugin, token)
+	settings, err := s.prov.AuthenticateSCIM(ctx, plugin, token, gate)
 	switch {
-	case trace.IsNotFound(err):
-		return nil, fail("no such plugin")
+	case trace.IsLimitExceeded(err) && gate.wait > 0:
+		return nil, scimerr.TooManyRequests(gate.wait)
 	case trace.IsAccessDenied(err):
-		return nil, fail("bad bearer token")
+		return nil, fail("bad bearer token, no such plugin, or SCIM disabled")
 	case err != nil:
 		return nil, trace.Wrap(err)
 	case settings == nil || !settings.Enabled:
 		return nil, fail("SCIM is disabled for the plugin")
 	}
 	return settings, nil
+}
+
+// sourceGate is the failure limiter of one request's source, lent to the provisioner's token
+// check (scimstore.AuthGate).
+type sourceGate struct {
+	s      *Server
+	source string
+	// reserved: Admit counted a failure, to give back on success.
+	reserved bool
+	// legacySlot: Admit took Server.legacy, to release in Done.
+	legacySlot bool
+	// wait is the Retry-After of a refusal.
+	wait time.Duration
+}
+
+var _ scimstore.AuthGate = (*sourceGate)(nil)
+
+func (g *sourceGate) Source() string { return g.source }
+
+// Admit reserves a failure; a throttled source goes on only with a token that may be right.
+func (g *sourceGate) Admit(p scimstore.Prefilter) error {
+	wait := g.s.failures.Reserve(g.source)
+	if wait == 0 {
+		g.reserved = true
+		return nil
+	}
+	switch p {
+	case scimstore.PrefilterMatch:
+		return nil
+	case scimstore.PrefilterUnknown:
+		if g.s.legacy.TryAcquire() {
+			g.legacySlot = true
+			return nil
+		}
+	}
+	g.wait = wait
+	return trace.LimitExceeded("too many failed authentications from this source")
+}
+
+// Done gives the reservation back on success, and counts a failure that was let through
+// without one.
+func (g *sourceGate) Done(ok bool) {
+	switch {
+	case ok && g.reserved:
+		g.s.failures.Refund(g.source)
+	case !ok && !g.reserved:
+		g.s.failures.Add(g.source)
+	}
+	if g.legacySlot {
+		g.s.legacy.Release()
+		g.legacySlot = false
+	}
+	g.reserved = false
 }
 
 // allow applies the plugin's rate limit.
@@ -353,14 +424,6 @@ func validPluginName(s string) bool {
 		}
 	}
 	return true
-}
-
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func truncate(s string, n int) string {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/abuse"
 )
 
 const base = "/v1/webapi/scim/okta"
@@ -166,25 +169,87 @@ func TestAuthentication(t *testing.T) {
 	})
 }
 
+// TestSourceFailureLimiter: a source with AuthFailureLimit failures gets 429 for its bad tokens
+// until the window ends, without its token being verified further, while the valid token is
+// still accepted from it (an attacker sharing Okta's address cannot stop deprovisioning).
 func TestSourceFailureLimiter(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.AuthFailureLimit = 3; c.AuthFailureWindow = time.Minute })
 	for range 3 {
 		requireSCIMError(t, h.req(http.MethodGet, base+"/Users", "", "Authorization", "Bearer bad"), http.StatusUnauthorized, "")
 	}
-	verifies := h.fake.calls["VerifySCIMToken"]
-	// Blocked now, even with the right token, and the token is not checked.
-	w := h.req(http.MethodGet, base+"/Users", "")
+	w := h.req(http.MethodGet, base+"/Users", "", "Authorization", "Bearer bad")
 	requireSCIMError(t, w, http.StatusTooManyRequests, "")
 	require.Equal(t, "60", w.Header().Get("Retry-After"))
-	require.Equal(t, verifies, h.fake.calls["VerifySCIMToken"])
+	requireSCIMError(t, h.req(http.MethodGet, base+"/Users", "", "Authorization", ""), http.StatusTooManyRequests, "")
+	require.Equal(t, 3, h.srv.failures.Failures("192.0.2.1"), "refusals of a throttled source are not counted again")
+	// The valid token from the same source is accepted.
+	require.Equal(t, http.StatusOK, h.req(http.MethodGet, base+"/Users", "").Code)
 	// Another source is not affected.
-	require.Equal(t, http.StatusOK, h.req(http.MethodGet, base+"/Users", "", "RemoteAddr", "192.0.2.2:1").Code)
+	requireSCIMError(t, h.req(http.MethodGet, base+"/Users", "", "RemoteAddr", "192.0.2.2:1", "Authorization", "Bearer bad"), http.StatusUnauthorized, "")
 	h.clock.Advance(30 * time.Second)
-	w = h.req(http.MethodGet, base+"/Users", "")
+	w = h.req(http.MethodGet, base+"/Users", "", "Authorization", "Bearer bad")
 	require.Equal(t, "30", w.Header().Get("Retry-After"))
 	h.clock.Advance(30 * time.Second)
-	require.Equal(t, http.StatusOK, h.req(http.MethodGet, base+"/Users", "").Code)
+	requireSCIMError(t, h.req(http.MethodGet, base+"/Users", "", "Authorization", "Bearer bad"), http.StatusUnauthorized, "")
+}
+
+// TestConcurrentBadTokensCountedExactly is the race of issue 10: 200 concurrent bad tokens from
+// one address; exactly AuthFailureLimit of them are verified (401), the others are refused
+// before verification (429), and the source's count is exact.
+func TestConcurrentBadTokensCountedExactly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	codes := make(chan int, 200)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			codes <- h.req(http.MethodGet, base+"/Users", "", "Authorization", "Bearer bad-"+strconv.Itoa(i)).Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	require.Equal(t, map[int]int{http.StatusUnauthorized: DefaultAuthFailureLimit, http.StatusTooManyRequests: 200 - DefaultAuthFailureLimit}, count)
+	require.Equal(t, DefaultAuthFailureLimit, h.srv.failures.Failures("192.0.2.1"))
+}
+
+// TestSourceGrouping: IPv6 sources share a budget per /64; X-Forwarded-For counts only from a
+// trusted proxy, and then its rightmost untrusted address is the source.
+func TestSourceGrouping(t *testing.T) {
+	t.Parallel()
+	trusted, err := abuse.ParseTrustedProxies([]string{"10.0.0.0/8"})
+	require.NoError(t, err)
+	h := newHarness(t, func(c *Config) {
+		c.AuthFailureLimit = 2
+		c.Sources = abuse.NewSources(trusted)
+	})
+	bad := func(headers ...string) int {
+		return h.req(http.MethodGet, base+"/Users", "", append([]string{"Authorization", "Bearer bad"}, headers...)...).Code
+	}
+	// Two addresses of one /64 exhaust one budget; the next /64 has its own.
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "[2001:db8:1:2::1]:1"))
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "[2001:db8:1:2:aaaa::9]:1"))
+	require.Equal(t, http.StatusTooManyRequests, bad("RemoteAddr", "[2001:db8:1:2:ffff::1]:1"))
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "[2001:db8:1:3::1]:1"))
+
+	// An untrusted peer's X-Forwarded-For is ignored: a fresh header per request does not
+	// buy a fresh budget.
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "203.0.113.5:1", "X-Forwarded-For", "198.51.100.1"))
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "203.0.113.5:1", "X-Forwarded-For", "198.51.100.2"))
+	require.Equal(t, http.StatusTooManyRequests, bad("RemoteAddr", "203.0.113.5:1", "X-Forwarded-For", "198.51.100.3"))
+	require.Equal(t, 2, h.srv.failures.Failures("203.0.113.5"))
+
+	// Through a trusted proxy, each client has its own budget, and the proxy none.
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "10.0.0.1:1", "X-Forwarded-For", "1.2.3.4, 198.51.100.7"))
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "10.0.0.1:1", "X-Forwarded-For", "5.6.7.8, 198.51.100.7"))
+	require.Equal(t, http.StatusTooManyRequests, bad("RemoteAddr", "10.0.0.2:1", "X-Forwarded-For", "198.51.100.7"))
+	require.Equal(t, http.StatusUnauthorized, bad("RemoteAddr", "10.0.0.1:1", "X-Forwarded-For", "198.51.100.8"))
+	require.Equal(t, 2, h.srv.failures.Failures("198.51.100.7"))
+	require.Zero(t, h.srv.failures.Failures("10.0.0.1"))
 }
 
 func TestPluginRateLimit(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/gravitational/trace"
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 )
 
@@ -107,6 +109,13 @@ type Web struct {
 	// CertFile and KeyFile (PEM) replace the self-signed certificate.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// TrustedProxies are the CIDRs (or addresses) of the reverse proxies
+	// or load balancers in front of the web listener. Only a request whose
+	// TCP peer is one of them has its X-Forwarded-For read (its rightmost
+	// address that is not a trusted proxy is the client); from anyone else
+	// the header is ignored, so that a client cannot pick its own address
+	// for the failure limiters and the audit log. Empty: no proxy trusted.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Listener is a section with only a listen address.
@@ -142,18 +151,20 @@ type Config struct {
 	Etcd Etcd
 	// ReadCacheMB is storage.read_cache_mb (sqlite only); nil means the
 	// backend's default.
-	ReadCacheMB      *int
-	AuthAddr         string
-	WebAddr          string
-	WebCertFile      string
-	WebKeyFile       string
-	SSHAddr          string
-	DiagAddr         string
-	DiagPprof        bool
-	LogLevel         slog.Level
-	LogFormat        string
-	AuditRetention   time.Duration
-	AdminIdentityTTL time.Duration
+	ReadCacheMB *int
+	AuthAddr    string
+	WebAddr     string
+	WebCertFile string
+	WebKeyFile  string
+	// WebTrustedProxies is web.trusted_proxies, parsed.
+	WebTrustedProxies []netip.Prefix
+	SSHAddr           string
+	DiagAddr          string
+	DiagPprof         bool
+	LogLevel          slog.Level
+	LogFormat         string
+	AuditRetention    time.Duration
+	AdminIdentityTTL  time.Duration
 	// LiveSessionStaleness is auth.live_session_staleness.
 	LiveSessionStaleness time.Duration
 }
@@ -172,11 +183,14 @@ type Overrides struct {
 	EtcdKey       *string
 	AuthAddr      *string
 	WebAddr       *string
-	SSHAddr       *string
-	DiagAddr      *string
-	DiagPprof     *bool
-	LogLevel      *string
-	LogFormat     *string
+	// TrustedProxies is a comma-separated list of CIDRs; it replaces
+	// web.trusted_proxies ("" trusts none).
+	TrustedProxies *string
+	SSHAddr        *string
+	DiagAddr       *string
+	DiagPprof      *bool
+	LogLevel       *string
+	LogFormat      *string
 }
 
 // ReadFile parses a configuration file. A missing file is an error: the
@@ -286,6 +300,18 @@ func Build(f *File, o Overrides) (*Config, error) {
 	}
 	if err := c.buildEtcd(f.Storage.Etcd, o); err != nil {
 		return nil, trace.Wrap(err)
+	}
+	proxies := f.Web.TrustedProxies
+	if o.TrustedProxies != nil {
+		proxies = nil
+		for _, v := range strings.Split(*o.TrustedProxies, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				proxies = append(proxies, v)
+			}
+		}
+	}
+	if c.WebTrustedProxies, err = abuse.ParseTrustedProxies(proxies); err != nil {
+		return nil, trace.BadParameter("web.trusted_proxies: %s", trace.UserMessage(err))
 	}
 	if (c.WebCertFile == "") != (c.WebKeyFile == "") {
 		return nil, trace.BadParameter("web.cert_file and web.key_file go together: set both or neither")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,6 +51,28 @@ log:
 	require.Equal(t, 720*time.Hour, c.AuditRetention)
 }
 
+// TestTrustedProxies: web.trusted_proxies is parsed from the file, the flag
+// replaces it, and the default trusts no proxy.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := Build(nil, Overrides{})
+	require.NoError(t, err)
+	require.Empty(t, c.WebTrustedProxies, "no proxy is trusted by default")
+	f, err := Parse([]byte("web:\n  trusted_proxies: [10.0.0.0/8, \"192.0.2.10\", \"2001:db8::/32\"]\n"))
+	require.NoError(t, err)
+	c, err = Build(f, Overrides{})
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("2001:db8::/32"),
+	}, c.WebTrustedProxies)
+	c, err = Build(f, Overrides{TrustedProxies: ptr(" 172.16.0.0/12 ,")})
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}, c.WebTrustedProxies, "the flag replaces the file")
+	c, err = Build(f, Overrides{TrustedProxies: ptr("")})
+	require.NoError(t, err)
+	require.Empty(t, c.WebTrustedProxies, "an empty flag trusts none")
+}
+
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := Build(nil, Overrides{})
@@ -93,6 +116,10 @@ func TestRefused(t *testing.T) {
 		{name: "cluster name with space", o: Overrides{ClusterName: ptr("a b")}, want: "cluster name"},
 		{name: "bad live session staleness", yaml: "auth:\n  live_session_staleness: -1m\n", want: "auth.live_session_staleness"},
 		{name: "pprof without diag listener", yaml: "diag:\n  pprof: true\n", want: "diag.listen_addr"},
+		{name: "trusted proxy not a CIDR", yaml: "web:\n  trusted_proxies: [lb.example.com]\n", want: "web.trusted_proxies"},
+		{name: "trusted proxy with host bits", yaml: "web:\n  trusted_proxies: [10.0.0.1/8]\n", want: "did you mean 10.0.0.0/8"},
+		{name: "trusted proxy bad prefix", o: Overrides{TrustedProxies: ptr("10.0.0.0/40")}, want: "web.trusted_proxies"},
+		{name: "trusted proxy empty entry", yaml: "web:\n  trusted_proxies: [\"\"]\n", want: "web.trusted_proxies"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

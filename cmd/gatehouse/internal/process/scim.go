@@ -5,6 +5,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/services"
 	scimserver "github.com/gatehouse/gatehouse/plugins/scim/server"
@@ -42,6 +43,7 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 		Logger:      p.cfg.Logger,
 		Clock:       p.cfg.Clock,
 		PublicURL:   publicURL,
+		Sources:     abuse.NewSources(p.set.WebTrustedProxies),
 	})
 	if err != nil {
 		return trace.Wrap(err)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
@@ -55,6 +56,7 @@ func (p *Process) mountSSO(ctx context.Context) error {
 		Recorder:    p.auth.Recorder(),
 		Clock:       p.cfg.Clock,
 		Logger:      p.cfg.Logger,
+		Sources:     abuse.NewSources(p.set.WebTrustedProxies),
 	})
 	if err != nil {
 		return trace.Wrap(err)

@@ -490,7 +490,18 @@ function scimTile(st, readOnly) {
                 await refreshOkta("scim-tile-title");
               } catch (ex) { err.textContent = ex.message; err.hidden = false; e.target.disabled = false; }
             } }, "Save SCIM Configuration"),
-            h("button", { type: "button", class: "btn", id: "scim-cancel", onclick: async () => { freshToken = null; await refreshOkta(); } }, "Cancel")))));
+            // Cancel deletes the token just generated: an update that leaves
+            // SCIM off deletes the plugin's token, so no token shown here
+            // outlives the Cancel (turning SCIM on later needs a new one).
+            h("button", { type: "button", class: "btn", id: "scim-cancel", onclick: async (e) => {
+              e.target.disabled = true;
+              try {
+                await api("PUT", "/plugins/okta/scim", { enabled: false });
+                freshToken = null;
+                toast("SCIM stays off; the token was deleted");
+                await refreshOkta("scim-tile-title");
+              } catch (ex) { err.textContent = ex.message; err.hidden = false; e.target.disabled = false; }
+            } }, "Cancel")))));
   }
   if (!st.scim.enabled) {
     const err = h("div", { class: "note note-err", role: "alert", hidden: true });

@@ -1632,8 +1632,15 @@ type PluginStaticCredentialsSpec struct {
 	// scim_token_hash is the bcrypt hash of the SCIM bearer token. It is a
 	// secret: returned only by calls made with secrets.
 	ScimTokenHash []byte `protobuf:"bytes,1,opt,name=scim_token_hash,json=scimTokenHash,proto3" json:"scim_token_hash,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// scim_token_fingerprint is the first 8 bytes of SHA-256 over a fixed
+	// prefix and the SCIM bearer token. It lets a wrong token be refused
+	// without running bcrypt, so that only the right token reaches the hash
+	// check (a 256-bit random token cannot be recovered from 64 bits). Empty
+	// on credentials written before it existed: the first successful check
+	// adds it. A secret, like the hash.
+	ScimTokenFingerprint []byte `protobuf:"bytes,2,opt,name=scim_token_fingerprint,json=scimTokenFingerprint,proto3" json:"scim_token_fingerprint,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *PluginStaticCredentialsSpec) Reset() {
@@ -1669,6 +1676,13 @@ func (*PluginStaticCredentialsSpec) Descriptor() ([]byte, []int) {
 func (x *PluginStaticCredentialsSpec) GetScimTokenHash() []byte {
 	if x != nil {
 		return x.ScimTokenHash
+	}
+	return nil
+}
+
+func (x *PluginStaticCredentialsSpec) GetScimTokenFingerprint() []byte {
+	if x != nil {
+		return x.ScimTokenFingerprint
 	}
 	return nil
 }
@@ -2365,9 +2379,10 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
 	"\bmetadata\x18\x03 \x01(\v2\x1c.gatehouse.types.v1.MetadataR\bmetadata\x12C\n" +
-	"\x04spec\x18\x04 \x01(\v2/.gatehouse.types.v1.PluginStaticCredentialsSpecR\x04spec\"E\n" +
+	"\x04spec\x18\x04 \x01(\v2/.gatehouse.types.v1.PluginStaticCredentialsSpecR\x04spec\"{\n" +
 	"\x1bPluginStaticCredentialsSpec\x12&\n" +
-	"\x0fscim_token_hash\x18\x01 \x01(\fR\rscimTokenHash\"\xb2\x01\n" +
+	"\x0fscim_token_hash\x18\x01 \x01(\fR\rscimTokenHash\x124\n" +
+	"\x16scim_token_fingerprint\x18\x02 \x01(\fR\x14scimTokenFingerprint\"\xb2\x01\n" +
 	"\rSAMLConnector\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
