@@ -25,6 +25,7 @@ const (
 	groupsPart           = "groups"
 	groupNamesPart       = "group_names"
 	groupExternalIDsPart = "group_external_ids"
+	metaPart             = "meta"
 )
 
 // Lookup attributes accepted by LookupUser and LookupGroup.

@@ -34,6 +34,9 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 		return trace.Wrap(err, "starting the SCIM provisioner")
 	}
 	p.scim = prov
+	if err := p.canonicalizeSCIMIndexes(ctx, prov); err != nil {
+		return trace.Wrap(err, "moving SCIM userName indexes to canonical names")
+	}
 	// "" (no public address) lets the endpoint answer with the origin the
 	// client used; its Location URLs are only sent back, never stored.
 	publicURL := services.PublicOrigin(p.set.PublicAddr)
@@ -49,6 +52,43 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 		return trace.Wrap(err)
 	}
 	return trace.Wrap(p.web.Mount(scimserver.MountPrefix, h))
+}
+
+// canonicalizeSCIMIndexes moves each SCIM plugin's userName index entries
+// written before usernames were canonical (scimstore.CanonicalizeUserNameIndex)
+// before the endpoint serves, so that no lookup misses one and no second
+// record takes its name. It scans each plugin once; later starts skip it.
+func (p *Process) canonicalizeSCIMIndexes(ctx context.Context, prov *scimprov.Provisioner) error {
+	token := ""
+	for {
+		plugins, next, err := p.auth.Services().Plugins.ListPlugins(ctx, 0, token)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, pl := range plugins {
+			if pl.GetSpec().GetOkta() == nil {
+				continue
+			}
+			name := pl.GetMetadata().GetName()
+			rep, err := prov.Store().CanonicalizeUserNameIndex(ctx, name)
+			if err != nil {
+				return trace.Wrap(err, "plugin %q", name)
+			}
+			if rep.Skipped {
+				continue
+			}
+			p.log.InfoContext(ctx, "Checked the SCIM userName index for canonical names.",
+				"plugin", name, "records", rep.Scanned, "moved", rep.Moved, "retry_next_start", rep.Unfinished)
+			for _, c := range rep.Collisions {
+				p.log.WarnContext(ctx, "Two SCIM records have the same canonical userName; the older index entry is kept and this record cannot be found by userName. Delete the record that does not stand for the person (in Okta, or with the SCIM API).",
+					"plugin", name, "scim_id", c.ID, "user_name", c.UserName, "holder_scim_id", c.HolderID)
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
 }
 
 // closeSCIM stops the provisioner's status flusher, writing what is pending. It runs after the

@@ -1,0 +1,144 @@
+package scimstore
+
+import (
+	"context"
+	"strings"
+
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+)
+
+// Before usernames were canonical (lib/canonical), the userName index was
+// keyed by strings.ToLower(userName). For ASCII names the two forms are the
+// same; for others ("Straße", a fullwidth or ligature spelling) a record
+// written then is not found by a lookup now, and a second record could take
+// the same canonical name. CanonicalizeUserNameIndex moves such entries once
+// per plugin, before the SCIM endpoint serves, and leaves a marker so that
+// later starts skip the scan.
+
+// indexVersionKey marks a plugin whose userName index is canonical.
+func indexVersionKey(plugin string) backend.Key { return pluginKey(plugin, metaPart, "username_index") }
+
+// canonicalIndexVersion is the marker's value.
+const canonicalIndexVersion = "canonical-v1"
+
+// legacyUserNameKey is the index key the userName had before.
+func legacyUserNameKey(plugin, userName string) backend.Key {
+	return pluginKey(plugin, userNamesPart, esc(strings.ToLower(userName)))
+}
+
+// IndexReport says what CanonicalizeUserNameIndex did.
+type IndexReport struct {
+	// Skipped is true when the index was already canonical (the marker was
+	// there): nothing was read.
+	Skipped bool
+	// Scanned counts the records read; Moved the index entries moved;
+	// Unfinished the records that kept changing while being moved (the
+	// next start tries them again).
+	Scanned, Moved, Unfinished int
+	// Collisions lists, for each record left without an index entry, the
+	// userName and the id of the record that already holds its canonical
+	// form. They are reported, never resolved automatically: an operator
+	// decides which record stands for the person.
+	Collisions []IndexCollision
+}
+
+// IndexCollision is a record whose canonical userName another record holds.
+type IndexCollision struct {
+	ID, UserName, HolderID string
+}
+
+// CanonicalizeUserNameIndex moves every userName index entry of plugin still
+// under its lower-cased key to its canonical key, each in one AtomicWrite
+// conditioned on the record's revision and the canonical key being free,
+// then writes the marker (unless collisions remain, so that the next start
+// reports them again).
+func (s *Store) CanonicalizeUserNameIndex(ctx context.Context, plugin string) (*IndexReport, error) {
+	if err := CheckPlugin(plugin); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	rep := &IndexReport{}
+	if item, err := s.b.Get(ctx, indexVersionKey(plugin)); err == nil && string(item.Value) == canonicalIndexVersion {
+		rep.Skipped = true
+		return rep, nil
+	} else if err != nil && !trace.IsNotFound(err) {
+		return nil, trace.Wrap(err)
+	}
+	after := ""
+	for {
+		recs, err := s.ListUsers(ctx, plugin, after, backend.MaxRangeLimit)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		for _, rec := range recs {
+			rep.Scanned++
+			moved, holder, err := s.moveUserNameEntry(ctx, plugin, rec)
+			switch {
+			case trace.IsCompareFailed(err):
+				rep.Unfinished++
+			case err != nil:
+				return nil, trace.Wrap(err)
+			case moved:
+				rep.Moved++
+			}
+			if holder != "" {
+				rep.Collisions = append(rep.Collisions, IndexCollision{ID: rec.ID, UserName: rec.UserName, HolderID: holder})
+			}
+		}
+		if len(recs) < backend.MaxRangeLimit {
+			break
+		}
+		after = recs[len(recs)-1].ID
+	}
+	if len(rep.Collisions) == 0 && rep.Unfinished == 0 {
+		if _, err := s.b.Put(ctx, backend.Item{Key: indexVersionKey(plugin), Value: []byte(canonicalIndexVersion)}); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	return rep, nil
+}
+
+// moveUserNameEntry moves rec's index entry to its canonical key if it is
+// still under the legacy one, re-reading the record when it changed
+// meanwhile (trace.CompareFailed when it kept changing). holder is the id of
+// another record holding the canonical key, if any.
+func (s *Store) moveUserNameEntry(ctx context.Context, plugin string, rec *UserRecord) (moved bool, holder string, err error) {
+	for range 4 {
+		legacy, canon := legacyUserNameKey(plugin, rec.UserName), UserNameKey(plugin, rec.UserName)
+		if string(legacy) == string(canon) {
+			return false, "", nil
+		}
+		cur, err := s.indexLookup(ctx, canon)
+		switch {
+		case err == nil && cur == rec.ID:
+			return false, "", nil
+		case err == nil:
+			return false, cur, nil
+		case !trace.IsNotFound(err):
+			return false, "", trace.Wrap(err)
+		}
+		actions := []backend.ConditionalAction{
+			{Key: UserKey(plugin, rec.ID), Condition: backend.Revision(rec.Revision), Action: backend.Nop()},
+			{Key: canon, Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte(rec.ID)})},
+		}
+		if id, err := s.indexLookup(ctx, legacy); err == nil && id == rec.ID {
+			actions = append(actions, backend.ConditionalAction{Key: legacy, Condition: backend.Whatever(), Action: backend.Delete()})
+		}
+		_, err = s.b.AtomicWrite(ctx, actions)
+		if err == nil {
+			return true, "", nil
+		}
+		if !trace.IsCompareFailed(err) {
+			return false, "", trace.Wrap(err)
+		}
+		// The record changed, or the name was just taken: look again.
+		if rec, err = s.GetUser(ctx, plugin, rec.ID); err != nil {
+			if trace.IsNotFound(err) {
+				return false, "", nil
+			}
+			return false, "", trace.Wrap(err)
+		}
+	}
+	return false, "", trace.CompareFailed("SCIM user %q kept changing while its userName index was moved", rec.ID)
+}
