@@ -185,6 +185,9 @@ type Watcher struct {
 	// subscriptions by username (users.go).
 	users    map[string]userState
 	credSubs map[string]map[*CredentialSubscription]struct{}
+	// usersChanged is closed at the next change of users (WatchCredential
+	// waits on it for the view to catch up).
+	usersChanged chan struct{}
 }
 
 // New starts a watcher. It returns at once; use WaitInit to wait for the
@@ -240,6 +243,7 @@ func (w *Watcher) Close() error {
 		s.closeLocked(trace.ConnectionProblem(nil, "lock watcher closed"))
 	}
 	w.voidAllLocked("lock watcher closed")
+	w.notifyUsersChangedLocked()
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gravitational/trace"
 
@@ -108,27 +109,73 @@ func (w *Watcher) WatchCredential(cred Credential, fn func(reason string)) (*Cre
 	if cred.User == "" {
 		return nil, trace.BadParameter("a credential subscription needs a user")
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil, trace.ConnectionProblem(nil, "lock watcher closed")
+	// A certificate can be issued a moment after its user was written, and
+	// reach a node before the node's view has applied that write: a
+	// credential the view does not admit yet gets credentialCatchUp for the
+	// view to catch up before it is refused. Only a user that is missing or
+	// of another incarnation waits; the view never admits a credential the
+	// backend has not confirmed.
+	deadline := time.NewTimer(credentialCatchUp)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return nil, trace.ConnectionProblem(nil, "lock watcher closed")
+		}
+		if w.staleLocked(w.cfg.Clock.Now()) {
+			w.mu.Unlock()
+			return nil, trace.AccessDenied(StaleMessage)
+		}
+		u, ok := w.users[cred.User]
+		reason := credentialVoided(cred, u, ok)
+		if reason == "" {
+			s := &CredentialSubscription{w: w, cred: cred, fn: fn, voided: make(chan struct{})}
+			if w.credSubs == nil {
+				w.credSubs = make(map[string]map[*CredentialSubscription]struct{})
+			}
+			if w.credSubs[cred.User] == nil {
+				w.credSubs[cred.User] = make(map[*CredentialSubscription]struct{})
+			}
+			w.credSubs[cred.User][s] = struct{}{}
+			w.mu.Unlock()
+			return s, nil
+		}
+		mayCatchUp := !ok || (!u.corrupt && u.incarnation != cred.Incarnation && cred.Incarnation != "")
+		changed := w.usersChangedLocked()
+		w.mu.Unlock()
+		if !mayCatchUp {
+			return nil, trace.AccessDenied("%s", reason)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil, trace.AccessDenied("%s", reason)
+		}
 	}
-	if w.staleLocked(w.cfg.Clock.Now()) {
-		return nil, trace.AccessDenied(StaleMessage)
+}
+
+// credentialCatchUp bounds how long WatchCredential waits for the view to
+// apply a user write it has not seen yet. It is wall-clock time, not the
+// configured clock: it bounds a delay, it measures nothing.
+const credentialCatchUp = time.Second
+
+// usersChangedLocked returns a channel closed at the next change of the
+// user view.
+func (w *Watcher) usersChangedLocked() <-chan struct{} {
+	if w.usersChanged == nil {
+		w.usersChanged = make(chan struct{})
 	}
-	u, ok := w.users[cred.User]
-	if reason := credentialVoided(cred, u, ok); reason != "" {
-		return nil, trace.AccessDenied("%s", reason)
+	return w.usersChanged
+}
+
+// notifyUsersChangedLocked wakes the WatchCredential calls waiting for the
+// view to change.
+func (w *Watcher) notifyUsersChangedLocked() {
+	if w.usersChanged != nil {
+		close(w.usersChanged)
+		w.usersChanged = nil
 	}
-	s := &CredentialSubscription{w: w, cred: cred, fn: fn, voided: make(chan struct{})}
-	if w.credSubs == nil {
-		w.credSubs = make(map[string]map[*CredentialSubscription]struct{})
-	}
-	if w.credSubs[cred.User] == nil {
-		w.credSubs[cred.User] = make(map[*CredentialSubscription]struct{})
-	}
-	w.credSubs[cred.User][s] = struct{}{}
-	return s, nil
 }
 
 func (w *Watcher) removeCredentialLocked(s *CredentialSubscription) {
@@ -215,6 +262,7 @@ func (w *Watcher) replaceUsersLocked(fresh map[string]userState) {
 	for user := range w.credSubs {
 		w.checkCredentialsLocked(user)
 	}
+	w.notifyUsersChangedLocked()
 }
 
 func (w *Watcher) applyUserPut(it backend.Item) {
@@ -226,6 +274,7 @@ func (w *Watcher) applyUserPut(it backend.Item) {
 	}
 	w.users[name] = u
 	w.checkCredentialsLocked(name)
+	w.notifyUsersChangedLocked()
 }
 
 func (w *Watcher) applyUserDelete(key backend.Key) {
@@ -234,4 +283,5 @@ func (w *Watcher) applyUserDelete(key backend.Key) {
 	defer w.mu.Unlock()
 	delete(w.users, name)
 	w.checkCredentialsLocked(name)
+	w.notifyUsersChangedLocked()
 }

@@ -204,3 +204,34 @@ func TestCloseVoidsCredentials(t *testing.T) {
 	require.NoError(t, f.w.Close())
 	require.Equal(t, "lock watcher closed", voided(t, sub, reasons))
 }
+
+
+// TestWatchCredentialWaitsForTheView: a certificate can reach a node just
+// before the node's view applies the write of its user. Such a credential
+// is admitted once the view catches up, rather than refused; one that stays
+// void is refused within the catch-up bound.
+func TestWatchCredentialWaitsForTheView(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, false)
+	done := make(chan error, 1)
+	go func() {
+		sub, err := f.w.WatchCredential(aliceCred(), nil)
+		if err == nil {
+			sub.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the check is waiting by now
+	f.putUser(t, "alice", inc1, "access")
+	select {
+	case err := <-done:
+		require.NoError(t, err, "admitted once the view has the user")
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchCredential did not return")
+	}
+
+	start := time.Now()
+	_, err := f.w.WatchCredential(lockwatch.Credential{User: "nobody", Incarnation: inc1}, nil)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Less(t, time.Since(start), 3*time.Second, "refused within the catch-up bound")
+}

@@ -70,8 +70,11 @@ func TestRecover(t *testing.T) {
 		}})
 		require.NoError(t, err)
 	}
-	_, err = c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
-	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	// The lock reaches the API's lock view through the event stream.
+	require.Eventually(t, func() bool {
+		_, err = c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
+		return trace.IsAccessDenied(err)
+	}, 5*time.Second, 10*time.Millisecond, "the operator is locked out")
 	require.Contains(t, err.Error(), "lock operator")
 	locked, err := os.ReadFile(filepath.Join(dir, AdminIdentityFile))
 	require.NoError(t, err)
