@@ -184,29 +184,6 @@ func TestRequireSession(t *testing.T) {
 	})
 }
 
-func TestPasswordTokens(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	clock := clockwork.NewFakeClockAt(time.Now())
-	bk, err := memory.New(ctx, memory.Config{Clock: clock})
-	require.NoError(t, err)
-	t.Cleanup(func() { bk.Close() })
-	mgr, err := websession.New(websession.Config{Backend: bk, Clock: clock})
-	require.NoError(t, err)
-	tok, _, err := mgr.CreatePasswordToken(ctx, "alice", time.Hour)
-	require.NoError(t, err)
-	user, err := mgr.ConsumePasswordToken(ctx, tok)
-	require.NoError(t, err)
-	require.Equal(t, "alice", user)
-	_, err = mgr.ConsumePasswordToken(ctx, tok)
-	require.Error(t, err, "one use")
-	tok2, _, err := mgr.CreatePasswordToken(ctx, "alice", time.Hour)
-	require.NoError(t, err)
-	clock.Advance(2 * time.Hour)
-	_, err = mgr.ConsumePasswordToken(ctx, tok2)
-	require.Error(t, err, "expired")
-}
-
 // switchableLocks answers CheckLockInForce with err.
 type switchableLocks struct{ err error }
 

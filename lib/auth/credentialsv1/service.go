@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
@@ -76,9 +77,10 @@ type Users interface {
 
 var _ Users = (*services.UserService)(nil)
 
-// PasswordTokens creates one-time password tokens (websession.Manager).
+// PasswordTokens creates one-time password tokens (websession.Manager),
+// bound to the user's stored name and incarnation.
 type PasswordTokens interface {
-	CreatePasswordToken(ctx context.Context, user string, ttl time.Duration) (string, time.Time, error)
+	CreatePasswordToken(ctx context.Context, user *typesv1.User, ttl time.Duration) (string, time.Time, error)
 }
 
 // Config configures the service.
@@ -248,11 +250,14 @@ func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.Cr
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	err = s.checkLocalUser(ctx, req.GetUser())
+	u, err := s.localUser(ctx, req.GetUser())
 	var token string
 	var expires time.Time
 	if err == nil {
-		token, expires, err = s.cfg.Tokens.CreatePasswordToken(ctx, req.GetUser(), ttl)
+		// The link is bound to this account (its stored name and its
+		// incarnation): if the account is deleted and the name created
+		// again, the link is void.
+		token, expires, err = s.cfg.Tokens.CreatePasswordToken(ctx, u, ttl)
 	}
 	s.record(ctx, actx, EventPasswordToken, req.GetUser(), nil, err)
 	if err != nil {
@@ -285,12 +290,24 @@ func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswor
 	return &credentialspb.SetPasswordResponse{}, nil
 }
 
-// checkLocalUser refuses a missing user and one an identity provider
-// manages (a password link for it could never be used).
-func (s *Service) checkLocalUser(ctx context.Context, name string) error {
-	u, err := s.cfg.Users.GetUser(ctx, name, false)
-	if err != nil {
-		return trace.Wrap(err)
+// localUser reads the user a password link is for, under the name asked or,
+// if there is none, its canonical form (the form users are stored in, so
+// "Carol" finds "carol"). It refuses a built-in identity, a missing user and
+// one an identity provider manages (a password link for those could never
+// be used).
+func (s *Service) localUser(ctx context.Context, name string) (*typesv1.User, error) {
+	if err := checkNotBuiltin(name); err != nil {
+		return nil, trace.Wrap(err)
 	}
-	return trace.Wrap(services.CheckLocalUser(u))
+	u, err := s.cfg.Users.GetUser(ctx, name, false)
+	if c := canonical.Username(name); trace.IsNotFound(err) && c != name {
+		u, err = s.cfg.Users.GetUser(ctx, c, false)
+	}
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := services.CheckLocalUser(u); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return u, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/services"
 	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 	rolepb "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
@@ -232,4 +233,42 @@ func TestPasswords(t *testing.T) {
 	require.True(t, trace.IsBadParameter(err), "got %v", err)
 	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "scimmed"})
 	require.True(t, trace.IsBadParameter(err), "got %v", err)
+}
+
+// TestPasswordLinkIsBoundToTheAccount: a link names the account it was made
+// for by its stored name and its incarnation, so that the link of an
+// account deleted since (its name now someone else's) sets no password.
+func TestPasswordLinkIsBoundToTheAccount(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "pwadmin", services.KindUser, services.VerbUpdate)
+	s.CreateUser(t, "dave", "access")
+	users := s.Auth.Services().Users
+	tokens, err := websession.New(websession.Config{Backend: s.Backend, Clock: s.Clock})
+	require.NoError(t, err)
+
+	// Asked in another spelling, the link is for the account as stored.
+	resp, err := admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "Dave"})
+	require.NoError(t, err)
+	dave, err := users.GetUser(ctx, "dave", false)
+	require.NoError(t, err)
+	link, err := tokens.ConsumePasswordToken(ctx, resp.GetToken())
+	require.NoError(t, err)
+	require.Equal(t, "dave", link.User)
+	require.Equal(t, dave.GetSpec().GetIncarnation(), link.Incarnation)
+	require.NoError(t, link.CheckUser(dave))
+
+	// The account is deleted and its name given to a new one: the link of
+	// the old account does not fit the new one.
+	require.NoError(t, users.DeleteUser(ctx, "dave"))
+	s.CreateUser(t, "dave", "access")
+	newDave, err := users.GetUser(ctx, "dave", false)
+	require.NoError(t, err)
+	require.NotEqual(t, dave.GetSpec().GetIncarnation(), newDave.GetSpec().GetIncarnation())
+	require.True(t, trace.IsAccessDenied(link.CheckUser(newDave)))
+
+	// A built-in identity gets no link.
+	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: services.BuiltinAdmin})
+	require.True(t, trace.IsAccessDenied(err), "got %v", err)
 }

@@ -186,19 +186,52 @@ func (m *Manager) DeleteSession(ctx context.Context, id string) error {
 	return trace.Wrap(err)
 }
 
-// passwordToken is a stored password-set token.
-type passwordToken struct {
-	User    string    `json:"user"`
+// PasswordToken is a stored password-set token: the link names the account
+// it was made for by its name and its incarnation at that moment. A link is
+// a credential like a session, so it dies with the account: once the name
+// belongs to another account (deleted and created again, reactivated,
+// renamed onto), the link sets nobody's password (CheckUser).
+type PasswordToken struct {
+	// User is the username as stored (canonical form for every user
+	// created since names are canonical).
+	User string `json:"user"`
+	// Incarnation is the user's incarnation when the link was made. Empty
+	// only in a token stored before links were bound to an incarnation;
+	// such a token is void.
+	Incarnation string `json:"incarnation,omitempty"`
+	// Expires ends the token.
 	Expires time.Time `json:"expires"`
 }
 
-// CreatePasswordToken returns a one-time token that sets user's password,
-// valid for ttl (DefaultPasswordTokenTTL if zero, at most
-// MaxPasswordTokenTTL).
-func (m *Manager) CreatePasswordToken(ctx context.Context, user string, ttl time.Duration) (string, time.Time, error) {
+// VoidPasswordToken is the error of a password link whose account is gone:
+// the name now belongs to another account, or to none, or the link was
+// made before links were bound to an account.
+func VoidPasswordToken() error {
+	return trace.AccessDenied("the password link is void: it was made for an earlier account of that name; ask an administrator for a new one")
+}
+
+// CheckUser refuses, with VoidPasswordToken, a user that is not the account
+// the token was made for: another name, another incarnation, or a token
+// without an incarnation.
+func (t *PasswordToken) CheckUser(u *typesv1.User) error {
+	if t.Incarnation == "" || u.GetMetadata().GetName() != t.User || u.GetSpec().GetIncarnation() != t.Incarnation {
+		return VoidPasswordToken()
+	}
+	return nil
+}
+
+// CreatePasswordToken returns a one-time token that sets the password of
+// user, as just read: the token is bound to its stored name and its
+// incarnation. It is valid for ttl (DefaultPasswordTokenTTL if zero, at
+// most MaxPasswordTokenTTL).
+func (m *Manager) CreatePasswordToken(ctx context.Context, user *typesv1.User, ttl time.Duration) (string, time.Time, error) {
+	name, incarnation := user.GetMetadata().GetName(), user.GetSpec().GetIncarnation()
 	switch {
-	case user == "":
+	case name == "":
 		return "", time.Time{}, trace.BadParameter("missing user")
+	case incarnation == "":
+		// No use of the token would accept it: say so now.
+		return "", time.Time{}, trace.BadParameter("user %q has no incarnation", name)
 	case ttl < 0:
 		return "", time.Time{}, trace.BadParameter("token TTL must not be negative")
 	case ttl == 0:
@@ -211,42 +244,52 @@ func (m *Manager) CreatePasswordToken(ctx context.Context, user string, ttl time
 		return "", time.Time{}, trace.Wrap(err)
 	}
 	expires := m.cfg.Clock.Now().Add(ttl)
-	value, err := json.Marshal(passwordToken{User: user, Expires: expires})
+	value, err := json.Marshal(PasswordToken{User: name, Incarnation: incarnation, Expires: expires})
 	if err != nil {
 		return "", time.Time{}, trace.Wrap(err)
 	}
-	if _, err := m.cfg.Backend.Create(ctx, backend.Item{Key: hashKey(PasswordTokensPrefix, token), Value: value, Expires: expires}); err != nil {
+	if _, err := m.cfg.Backend.Create(ctx, backend.Item{Key: PasswordTokenKey(token), Value: value, Expires: expires}); err != nil {
 		return "", time.Time{}, trace.Wrap(err)
 	}
 	return token, expires, nil
 }
 
+// PasswordTokenKey is the backend key of a password token.
+func PasswordTokenKey(token string) backend.Key { return hashKey(PasswordTokensPrefix, token) }
+
 // ConsumePasswordToken checks a password-set token and deletes it, so it
-// works once; it returns the user it is for. A missing, used or expired
-// token is trace.AccessDenied.
-func (m *Manager) ConsumePasswordToken(ctx context.Context, token string) (string, error) {
+// works once, and returns what it was made for. The caller must still check
+// the user with CheckUser, in the same conditional write that sets the
+// password. A missing, used or expired token is trace.AccessDenied; a token
+// stored without an incarnation is deleted and refused with
+// VoidPasswordToken.
+func (m *Manager) ConsumePasswordToken(ctx context.Context, token string) (*PasswordToken, error) {
 	denied := trace.AccessDenied("the password link is invalid, used or expired; ask an administrator for a new one")
 	if token == "" || len(token) > MaxTokenLength {
-		return "", denied
+		return nil, denied
 	}
-	key := hashKey(PasswordTokensPrefix, token)
+	key := PasswordTokenKey(token)
 	item, err := m.cfg.Backend.Get(ctx, key)
 	if err != nil {
 		if trace.IsNotFound(err) {
-			return "", denied
+			return nil, denied
 		}
-		return "", trace.Wrap(err)
+		return nil, trace.Wrap(err)
 	}
-	var pt passwordToken
+	var pt PasswordToken
 	if err := json.Unmarshal(item.Value, &pt); err != nil || !pt.Expires.After(m.cfg.Clock.Now()) {
-		return "", denied
+		return nil, denied
 	}
-	// Only one consumer wins the conditional delete.
+	// Only one consumer wins the conditional delete. A void token is
+	// deleted too: it can never become valid again.
 	if err := m.cfg.Backend.ConditionalDelete(ctx, key, item.Revision); err != nil {
 		if trace.IsCompareFailed(err) || trace.IsNotFound(err) {
-			return "", denied
+			return nil, denied
 		}
-		return "", trace.Wrap(err)
+		return nil, trace.Wrap(err)
 	}
-	return pt.User, nil
+	if pt.Incarnation == "" || pt.User == "" {
+		return nil, VoidPasswordToken()
+	}
+	return &pt, nil
 }

@@ -120,8 +120,13 @@ type Connectors interface {
 // Users reads and changes users.
 type Users interface {
 	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
-	SetLocalPassword(ctx context.Context, name, pw string) error
+	// UpdateAndSwapUser applies modify to the user as stored and writes it
+	// back only if the user is still at the revision read (retrying on a
+	// concurrent write): a check made in modify holds for the write.
+	UpdateAndSwapUser(ctx context.Context, name string, modify func(*typesv1.User) error) (*typesv1.User, error)
 }
+
+var _ Users = (*services.UserService)(nil)
 
 // CertSigner signs SSH user certificates (auth.Server).
 type CertSigner interface {
@@ -831,7 +836,7 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, http.StatusTooManyRequests, trace.LimitExceeded("too many failed attempts; try again later"))
 		return
 	}
-	user, err := h.cfg.Sessions.ConsumePasswordToken(ctx, req.Token)
+	link, err := h.cfg.Sessions.ConsumePasswordToken(ctx, req.Token)
 	if err != nil {
 		if !trace.IsAccessDenied(err) {
 			att.refund()
@@ -840,14 +845,68 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, web.StatusFor(err), err)
 		return
 	}
+	// A real link, used: whatever follows, it is gone.
 	att.refund()
-	err = h.cfg.Users.SetLocalPassword(ctx, user, req.Password)
-	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: user, Resource: services.KindUser + "/" + user, Err: err})
+	err = h.setPasswordWithLink(ctx, link, req.Password)
+	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: link.User, Resource: services.KindUser + "/" + link.User, Fields: map[string]string{"method": "password_link", "remote_addr": h.clientAddr(r)}, Err: err})
 	if err != nil {
 		web.WriteError(w, web.StatusFor(err), err)
 		return
 	}
-	web.WriteJSON(w, http.StatusOK, map[string]string{"status": "password set", "user": user})
+	web.WriteJSON(w, http.StatusOK, map[string]string{"status": "password set", "user": link.User})
+}
+
+// setPasswordWithLink sets the password of the account a consumed link was
+// made for, if that account still exists, is the same incarnation, is
+// local, has not expired and is not locked.
+//
+// What is atomic: the account checks and the password write are one
+// conditional update (UpdateAndSwapUser writes only if the user is still at
+// the revision the checks read; a delete and re-create always changes the
+// revision, and a re-created user also has a new incarnation). So a link of
+// an earlier account can never set the password of the account that holds
+// the name at the moment of the write, whatever races it. The link itself
+// was deleted before (ConsumePasswordToken, a conditional delete that one
+// caller wins): a link sets at most one password, and a link refused here,
+// or whose write fails, is spent, never reusable.
+//
+// What is not: the lock check reads the lock view (as every login does), so
+// a lock written concurrently with the use of the link may land just after
+// the write. The lock then refuses every login with that password.
+func (h *Handler) setPasswordWithLink(ctx context.Context, link *websession.PasswordToken, pw string) error {
+	if services.IsReservedUsername(link.User) {
+		// A built-in identity has no password (see checkPassword).
+		return trace.AccessDenied("%q is a built-in identity and has no password", link.User)
+	}
+	// Hash once, outside the swap's retries.
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	_, err = h.cfg.Users.UpdateAndSwapUser(ctx, link.User, func(u *typesv1.User) error {
+		if err := link.CheckUser(u); err != nil {
+			return trace.Wrap(err)
+		}
+		if err := services.CheckLocalUser(u); err != nil {
+			return trace.Wrap(err)
+		}
+		if services.IsUserExpired(u, h.cfg.Clock.Now()) {
+			return trace.AccessDenied("user %q has expired; the password link is void", link.User)
+		}
+		if err := h.cfg.Login.Locks.CheckLockInForce(services.LockSubject{User: link.User, Roles: u.GetSpec().GetRoles()}); err != nil {
+			return trace.Wrap(err)
+		}
+		if u.Spec == nil {
+			u.Spec = &typesv1.UserSpec{}
+		}
+		u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: hash}
+		return nil
+	})
+	if trace.IsNotFound(err) {
+		// Deleted since the link was made (and not created again).
+		return websession.VoidPasswordToken()
+	}
+	return trace.Wrap(err)
 }
 
 // clientAddr is the request's client address for audit events: the TCP

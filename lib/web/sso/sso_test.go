@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/auth/saml/samltest"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/web"
@@ -106,6 +107,13 @@ func (noCerts) SignSSHUserCert(context.Context, auth.SSHCertRequest) ([]byte, er
 
 func newHandler(t *testing.T, opts ...func(*sso.Config)) (*sso.Handler, *services.Services, *websession.Manager, *recorder) {
 	t.Helper()
+	h, svc, mgr, rec, _ := newHandlerOn(t, opts...)
+	return h, svc, mgr, rec
+}
+
+// newHandlerOn is newHandler that also returns the backend.
+func newHandlerOn(t *testing.T, opts ...func(*sso.Config)) (*sso.Handler, *services.Services, *websession.Manager, *recorder, backend.Backend) {
+	t.Helper()
 	ctx := context.Background()
 	clock := clockwork.NewFakeClockAt(time.Now())
 	bk, err := memory.New(ctx, memory.Config{Clock: clock})
@@ -130,7 +138,7 @@ func newHandler(t *testing.T, opts ...func(*sso.Config)) (*sso.Handler, *service
 	}
 	h, err := sso.New(cfg)
 	require.NoError(t, err)
-	return h, svc, mgr, rec
+	return h, svc, mgr, rec, bk
 }
 
 func TestACSRefusesHugeAndUnknown(t *testing.T) {
@@ -202,7 +210,9 @@ func TestPasswordLogin(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, login("root", "correct horse battery").Code)
 
 	// Password links: one use.
-	tok, _, err := mgr.CreatePasswordToken(ctx, "root", time.Hour)
+	root, err := svc.GetUser(ctx, "root", false)
+	require.NoError(t, err)
+	tok, _, err := mgr.CreatePasswordToken(ctx, root, time.Hour)
 	require.NoError(t, err)
 	set := func(tok, pw string) int {
 		b, _ := json.Marshal(sso.SetPasswordRequest{Token: tok, Password: pw})
