@@ -205,7 +205,6 @@ func TestCloseVoidsCredentials(t *testing.T) {
 	require.Equal(t, "lock watcher closed", voided(t, sub, reasons))
 }
 
-
 // TestWatchCredentialWaitsForTheView: a certificate can reach a node just
 // before the node's view applies the write of its user. Such a credential
 // is admitted once the view catches up, rather than refused; one that stays
