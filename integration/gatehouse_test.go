@@ -211,8 +211,14 @@ spec:
 	require.Equal(t, 1, r.code, r.String())
 	require.Contains(t, r.stderr, "server is running on this data dir")
 	srv.stop(t)
+	// A copy of the admin identity from before the recovery (a leaked one).
+	leaked := filepath.Join(work, "leaked-admin.identity")
+	leakedBytes, err := os.ReadFile(adminID)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(leaked, leakedBytes, 0o600))
 	r = record(runCmd(t, gatehouseBin, "recover", "--data-dir", dataDir, "--cluster-name", "itest"))
 	require.Equal(t, 0, r.code, r.String())
+	require.Contains(t, r.stdout, "Voided every earlier admin identity of @admin")
 	require.Contains(t, r.stdout, `Removed lock "operator" on @admin`)
 	require.NotContains(t, r.stdout, "user-admin")
 	srv = startServer(t, gatehouseBin, dataDir, logs)
@@ -220,6 +226,13 @@ spec:
 	r = record(ok(admin("get", "locks")))
 	require.Contains(t, r.stdout, "user-admin")
 	require.NotContains(t, r.stdout, "operator")
+	// The recovery voided the leaked copy, though its certificate is valid
+	// and no lock on @admin is left.
+	authAddr, err = os.ReadFile(filepath.Join(dataDir, "auth_addr"))
+	require.NoError(t, err)
+	r = record(runCmd(t, gatectlBin, "--auth-server", strings.TrimSpace(string(authAddr)), "--identity", leaked, "get", "plugins"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, "this admin identity was replaced by gatehouse recover; use the new admin.identity")
 
 	srv.stop(t)
 

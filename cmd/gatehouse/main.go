@@ -244,7 +244,7 @@ func recoverCommand(stdout, stderr io.Writer) *cobra.Command {
 	var f startFlags
 	cmd := &cobra.Command{
 		Use:   "recover",
-		Short: "Give the operator back admin.identity: lift locks on @admin (server stopped)",
+		Short: "Give the operator back admin.identity: void old copies, lift locks on @admin (server stopped)",
 		Long: `Recover the built-in operator identity @admin on a stopped server.
 
 admin.identity is issued to @admin, Gatehouse's built-in operator identity: it is
@@ -255,15 +255,18 @@ leaves nobody able to lift it, run this on the server's host:
 
   1. stop the server (the gatehouse start process);
   2. gatehouse recover --data-dir DIR (the same --data-dir or --config as the
-     server): it removes every lock whose target user is @admin, printing each
-     one and recording it in the audit log, and writes a fresh DIR/admin.identity;
+     server): it voids every admin identity issued before (a leaked copy of
+     admin.identity included), removes every lock whose target user is @admin,
+     printing each one and recording it in the audit log, and writes a fresh
+     DIR/admin.identity;
   3. start the server again and use gatectl --data-dir DIR.
 
 It refuses to run while the server holds the data dir (the SQLite storage admits
 one process at a time), and on a data dir without a Gatehouse cluster. On etcd
 storage (--storage etcd ...) it may run while the servers are up; they see the
-locks go at once. It changes nothing else: users, roles and other locks stay as
-they are.`,
+locks go, and the old admin identities stop working, at once (each server
+rewrites its own admin.identity within 10 minutes). It changes nothing else:
+users, roles and other locks stay as they are.`,
 		Example: "  gatehouse recover --data-dir /var/lib/gatehouse\n  gatehouse recover --config /etc/gatehouse.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -14,7 +14,10 @@
 //     account, which the server owns (lib/services). Certificates carry
 //     the incarnation they were issued to (lib/auth/certext), and every
 //     check refuses one that is not the user's current one: credentials die
-//     with the account, whatever later happens to its name.
+//     with the account, whatever later happens to its name. The built-in
+//     operator identity, which has no user record, keeps its incarnation
+//     under its own key (services.BuiltinAdminService); gatehouse recover
+//     replaces it, which voids every admin identity issued before.
 //   - CAs are created on first start with backend Create, so that two
 //     servers starting at once on one backend agree on one set of keys: the
 //     loser re-reads the winner's.
@@ -102,6 +105,8 @@ type Services struct {
 	SAMLConnectors          *services.SAMLConnectorService
 	CertAuthorities         *services.CertAuthorityService
 	Events                  *services.AuditLog
+	// BuiltinAdmin keeps the incarnation of the built-in operator identity.
+	BuiltinAdmin *services.BuiltinAdminService
 }
 
 // Server is the auth server.
@@ -144,6 +149,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.services.CertAuthorities, err = services.NewCertAuthorityService(svcCfg); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if s.services.BuiltinAdmin, err = services.NewBuiltinAdminService(svcCfg); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	s.services.Events, err = services.NewAuditLog(services.AuditLogConfig{
 		Backend:   cfg.Backend,
 		Clock:     cfg.Clock,
@@ -172,6 +180,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Clock:  cfg.Clock,
 		Logger: cfg.Logger,
 
+		BuiltinAdmin:      s.services.BuiltinAdmin,
 		BuiltinAdminRoles: BuiltinAdminRoles(),
 	})
 	if err != nil {
@@ -186,11 +195,33 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.ensurePresetRoles(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := s.ensureBuiltinAdmin(ctx); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	if err := s.reportUsers(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	s.assignMissingIncarnations(ctx)
 	return s, nil
+}
+
+// ensureBuiltinAdmin makes sure the built-in operator identity has an
+// incarnation, so that its credentials can be bound to one (see
+// authz.Authorizer). On a backend from an earlier version there is none
+// yet: admin identities issued then carry none and are refused, and the
+// process rewrites its admin.identity.
+func (s *Server) ensureBuiltinAdmin(ctx context.Context) error {
+	_, how, err := s.services.BuiltinAdmin.EnsureBuiltinAdmin(ctx)
+	if err != nil {
+		return trace.Wrap(err, "storing the incarnation of %s", services.BuiltinAdmin)
+	}
+	switch how {
+	case services.BuiltinAdminCreated:
+		s.cfg.Logger.InfoContext(ctx, "Gave the built-in operator identity an incarnation; admin identities issued before it are refused", "identity", services.BuiltinAdmin)
+	case services.BuiltinAdminReplaced:
+		s.cfg.Logger.WarnContext(ctx, "The stored incarnation of the built-in operator identity was unreadable and was replaced; admin identities issued before are refused", "identity", services.BuiltinAdmin)
+	}
+	return nil
 }
 
 // assignMissingIncarnations gives every user stored before incarnations

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/services"
 )
 
@@ -23,6 +24,8 @@ import (
 // certificate from the user CA with common name services.BuiltinAdmin and
 // the built-in roles (BuiltinAdminRoles) as organizations, valid for ttl
 // (0 means the longest the built-in roles allow; a longer ttl is cut to it).
+// It carries the identity's current incarnation (certext.IncarnationOID),
+// so that gatehouse recover, which replaces the incarnation, voids it.
 // The built-in roles allow no node login, so no SSH certificate is issued. A
 // lock whose target is the user services.BuiltinAdmin refuses it; no other
 // lock does (see authz.Authorizer).
@@ -57,6 +60,14 @@ func (s *Server) generateBuiltinAdminIdentity(ctx context.Context, ttl time.Dura
 	if l := services.FindLock(locks, authz.BuiltinAdminLockSubject(), now); l != nil {
 		return nil, trace.AccessDenied("%s is locked: %s (lock %q; with the server stopped, gatehouse recover lifts it)", name, l.GetSpec().GetMessage(), l.GetMetadata().GetName())
 	}
+	incarnation, err := s.services.BuiltinAdmin.GetBuiltinAdminIncarnation(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	incExt, err := certext.IncarnationExtension(incarnation)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -67,6 +78,8 @@ func (s *Server) generateBuiltinAdminIdentity(ctx context.Context, ttl time.Dura
 		NotAfter:    now.Add(ttl),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+
+		ExtraExtensions: []pkix.Extension{incExt},
 	}, &key.PublicKey)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -81,4 +94,21 @@ func (s *Server) generateBuiltinAdminIdentity(ctx context.Context, ttl time.Dura
 		CertPEM:    certPEM,
 		CACertsPEM: [][]byte{s.hostCA.tlsCertPE},
 	}, nil
+}
+
+// RotateBuiltinAdminIncarnation gives the built-in operator identity a new
+// incarnation: every credential issued to it before, whoever holds a copy,
+// is refused from the next call on (see authz.Authorizer), and the
+// credentials issued afterwards carry the new one. actor names who asked, in
+// the audit event.
+func (s *Server) RotateBuiltinAdminIncarnation(ctx context.Context, actor string) error {
+	_, err := s.services.BuiltinAdmin.RotateBuiltinAdminIncarnation(ctx)
+	s.recorder.Record(ctx, audit.Event{
+		Type:     audit.EventBuiltinAdminRotate,
+		User:     actor,
+		Resource: services.KindUser + "/" + services.BuiltinAdmin,
+		Message:  "new incarnation of the built-in operator identity: every admin identity issued before is void",
+		Err:      err,
+	})
+	return trace.Wrap(err)
 }

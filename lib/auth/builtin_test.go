@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/services"
 	credentialspb "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
@@ -136,4 +137,47 @@ func TestStartupNeverGrantsRoles(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before.GetMetadata().GetRevision(), after.GetMetadata().GetRevision())
 	require.Equal(t, []string{auth.PresetAccessRole}, after.GetSpec().GetRoles())
+}
+
+// TestBuiltinAdminIncarnation: credentials of the built-in identity carry
+// its stored incarnation, and rotating it (gatehouse recover) voids every
+// one issued before at once, on its next call.
+func TestBuiltinAdminIncarnation(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+
+	stored, err := s.Auth.Services().BuiltinAdmin.GetBuiltinAdminIncarnation(ctx)
+	require.NoError(t, err, "startup stores one")
+	id, err := s.Auth.GenerateUserIdentity(ctx, services.BuiltinAdmin, time.Hour)
+	require.NoError(t, err)
+	cert, err := id.TLSCertificate()
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	require.NoError(t, err)
+	carried, err := certext.IncarnationFromX509(leaf)
+	require.NoError(t, err)
+	require.Equal(t, stored, carried)
+
+	// A restart keeps it: the files the servers wrote stay good.
+	_, err = auth.New(ctx, auth.Config{Backend: s.Backend, ClusterName: "test.example", Clock: s.Clock})
+	require.NoError(t, err)
+	again, err := s.Auth.Services().BuiltinAdmin.GetBuiltinAdminIncarnation(ctx)
+	require.NoError(t, err)
+	require.Equal(t, stored, again)
+
+	old := adminClient(t, s)
+	_, err = old.Plugins.ListPlugins(ctx, &pluginpb.ListPluginsRequest{})
+	require.NoError(t, err)
+
+	require.NoError(t, s.Auth.RotateBuiltinAdminIncarnation(ctx, "gatehouse recover"))
+	ev := authtest.RequireEvent(t, s, "builtin_admin.rotate", "gatehouse recover")
+	require.Equal(t, "user/"+services.BuiltinAdmin, ev.GetResource())
+	_, err = old.Plugins.ListPlugins(ctx, &pluginpb.ListPluginsRequest{})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.ErrorContains(t, err, "this admin identity was replaced by gatehouse recover; use the new admin.identity")
+
+	fresh := adminClient(t, s)
+	_, err = fresh.Plugins.ListPlugins(ctx, &pluginpb.ListPluginsRequest{})
+	require.NoError(t, err, "identities issued after the rotation work")
 }

@@ -41,6 +41,9 @@ const (
 	EventPluginTokenCreate   = "plugin.token.create"
 	EventPluginTokenRotate   = "plugin.token.rotate"
 	EventCertIssue           = "cert.issue"
+	// EventBuiltinAdminRotate is a new incarnation of the built-in operator
+	// identity, which voids every credential issued to it before.
+	EventBuiltinAdminRotate = "builtin_admin.rotate"
 	// EventAccessDenied is any API call refused for lack of rights or a lock.
 	EventAccessDenied = "access.denied"
 )

@@ -95,11 +95,20 @@ type LockGetter interface {
 	GetLocksInForce(ctx context.Context) ([]*typesv1.Lock, error)
 }
 
+// BuiltinAdminIncarnationGetter returns the current incarnation of the
+// built-in operator identity; trace.NotFound if none is stored.
+type BuiltinAdminIncarnationGetter interface {
+	GetBuiltinAdminIncarnation(ctx context.Context) (string, error)
+}
+
 // Config configures an Authorizer.
 type Config struct {
 	Users UserGetter
 	Roles RoleGetter
 	Locks LockGetter
+	// BuiltinAdmin holds the incarnation that credentials of the built-in
+	// operator identity must carry (services.BuiltinAdminService). Required.
+	BuiltinAdmin BuiltinAdminIncarnationGetter
 	// BuiltinAdminRoles are the roles of the built-in operator identity
 	// services.BuiltinAdmin, defined in code: never read from the backend,
 	// so no stored role an editor (or an integration) can edit or delete
@@ -118,6 +127,8 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("authz: missing Roles")
 	case c.Locks == nil:
 		return trace.BadParameter("authz: missing Locks")
+	case c.BuiltinAdmin == nil:
+		return trace.BadParameter("authz: missing BuiltinAdmin")
 	case len(c.BuiltinAdminRoles) == 0:
 		return trace.BadParameter("authz: missing BuiltinAdminRoles")
 	}
@@ -168,7 +179,7 @@ func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 		return nil, trace.AccessDenied("the caller has no verified identity")
 	}
 	if services.IsBuiltinAdmin(id.Username) {
-		return a.authorizeBuiltinAdmin(ctx)
+		return a.authorizeBuiltinAdmin(ctx, id)
 	}
 	user, err := a.cfg.Users.GetUser(ctx, id.Username, false)
 	if err != nil {
@@ -220,8 +231,14 @@ func (a *Authorizer) Authorize(ctx context.Context) (*Context, error) {
 // create, rename onto or re-role it. It holds the built-in roles, not the
 // stored ones, and only a lock whose target is exactly the user
 // services.BuiltinAdmin affects it: a lock on a role, a login or the user
-// "admin" does not, because an integration can write those.
-func (a *Authorizer) authorizeBuiltinAdmin(ctx context.Context) (*Context, error) {
+// "admin" does not, because an integration can write those. Its credential
+// must carry the stored incarnation of the identity, which gatehouse recover
+// replaces: a leaked admin.identity dies with the recovery, not when its
+// certificate expires.
+func (a *Authorizer) authorizeBuiltinAdmin(ctx context.Context, id Identity) (*Context, error) {
+	if err := a.checkBuiltinAdminIncarnation(ctx, id); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	locks, err := a.cfg.Locks.GetLocksInForce(ctx)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -246,6 +263,27 @@ func (a *Authorizer) authorizeBuiltinAdmin(ctx context.Context) (*Context, error
 		Spec:     &typesv1.UserSpec{Roles: names},
 	}
 	return &Context{User: user, Roles: roles, Checker: NewChecker(roles)}, nil
+}
+
+// checkBuiltinAdminIncarnation refuses a credential of the built-in operator
+// identity that does not carry its current incarnation: one issued before a
+// recovery, or before the identity had one (empty). With none stored (a
+// backend no server of this version has started on) nothing is accepted.
+func (a *Authorizer) checkBuiltinAdminIncarnation(ctx context.Context, id Identity) error {
+	cur, err := a.cfg.BuiltinAdmin.GetBuiltinAdminIncarnation(ctx)
+	if trace.IsNotFound(err) {
+		return trace.AccessDenied("%s has no incarnation stored yet: start the server once, or run gatehouse recover, then use the new admin.identity", services.BuiltinAdmin)
+	}
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	switch {
+	case id.Incarnation == "":
+		return trace.AccessDenied("this admin identity was issued by an earlier version of Gatehouse and is no longer accepted; use the new admin.identity (the server rewrites it at startup)")
+	case id.Incarnation != cur:
+		return trace.AccessDenied("this admin identity was replaced by gatehouse recover; use the new admin.identity")
+	}
+	return nil
 }
 
 // BuiltinAdminLockSubject is the built-in operator identity as lock targets

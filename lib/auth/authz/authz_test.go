@@ -27,6 +27,19 @@ func (n noUsers) GetRole(context.Context, string) (*typesv1.Role, error) {
 
 type fixedLocks []*typesv1.Lock
 
+// adminIncarnation is the stored incarnation of the built-in identity; ""
+// means none is stored.
+type adminIncarnation string
+
+func (a adminIncarnation) GetBuiltinAdminIncarnation(context.Context) (string, error) {
+	if a == "" {
+		return "", trace.NotFound("none stored")
+	}
+	return string(a), nil
+}
+
+const currentAdmin adminIncarnation = "000000000000000000000000000000ad"
+
 func (l fixedLocks) GetLocksInForce(context.Context) ([]*typesv1.Lock, error) { return l, nil }
 
 func TestAuthorizeBuiltinAdmin(t *testing.T) {
@@ -50,9 +63,9 @@ func TestAuthorizeBuiltinAdmin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a, err := New(Config{Users: noUsers{t}, Roles: noUsers{t}, Locks: tc.locks, BuiltinAdminRoles: []*typesv1.Role{editor}})
+			a, err := New(Config{Users: noUsers{t}, Roles: noUsers{t}, Locks: tc.locks, BuiltinAdmin: currentAdmin, BuiltinAdminRoles: []*typesv1.Role{editor}})
 			require.NoError(t, err)
-			ctx := ContextWithIdentity(context.Background(), Identity{Username: services.BuiltinAdmin})
+			ctx := ContextWithIdentity(context.Background(), Identity{Username: services.BuiltinAdmin, Incarnation: string(currentAdmin)})
 			actx, err := a.Authorize(ctx)
 			if tc.denied {
 				require.True(t, trace.IsAccessDenied(err), "%v", err)
@@ -67,8 +80,45 @@ func TestAuthorizeBuiltinAdmin(t *testing.T) {
 			require.NotNil(t, editor.GetSpec().GetAllow())
 		})
 	}
-	_, err := New(Config{Users: noUsers{t}, Roles: noUsers{t}, Locks: fixedLocks{}})
+	_, err := New(Config{Users: noUsers{t}, Roles: noUsers{t}, Locks: fixedLocks{}, BuiltinAdmin: currentAdmin})
 	require.True(t, trace.IsBadParameter(err), "the built-in role set is required: %v", err)
+	_, err = New(Config{Users: noUsers{t}, Roles: noUsers{t}, Locks: fixedLocks{}, BuiltinAdminRoles: []*typesv1.Role{editor}})
+	require.True(t, trace.IsBadParameter(err), "the built-in identity's incarnation is required: %v", err)
+}
+
+// TestAuthorizeBuiltinAdminIncarnation: a credential of the built-in
+// identity works only with the stored incarnation, which gatehouse recover
+// replaces, so a leaked admin.identity dies with the recovery.
+func TestAuthorizeBuiltinAdminIncarnation(t *testing.T) {
+	t.Parallel()
+	editor := role("editor", []*typesv1.Rule{rule([]string{Wildcard}, Wildcard)}, nil)
+	for _, tc := range []struct {
+		name    string
+		stored  adminIncarnation
+		cert    string
+		message string // "" means allowed
+	}{
+		{"current", currentAdmin, string(currentAdmin), ""},
+		{"replaced by recover", currentAdmin, "000000000000000000000000000000ac", "this admin identity was replaced by gatehouse recover; use the new admin.identity"},
+		{"issued before incarnations", currentAdmin, "", "issued by an earlier version of Gatehouse"},
+		{"none stored", "", string(currentAdmin), "has no incarnation stored yet"},
+		{"none stored, none carried", "", "", "has no incarnation stored yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, err := New(Config{Users: noUsers{t}, Roles: noUsers{t}, Locks: fixedLocks{}, BuiltinAdmin: tc.stored, BuiltinAdminRoles: []*typesv1.Role{editor}})
+			require.NoError(t, err)
+			ctx := ContextWithIdentity(context.Background(), Identity{Username: services.BuiltinAdmin, Incarnation: tc.cert})
+			actx, err := a.Authorize(ctx)
+			if tc.message == "" {
+				require.NoError(t, err)
+				require.Equal(t, services.BuiltinAdmin, actx.Username())
+				return
+			}
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			require.ErrorContains(t, err, tc.message)
+		})
+	}
 }
 
 type fakeUsers map[string]*typesv1.User
@@ -115,7 +165,7 @@ func TestAuthorizeRefusesAnotherIncarnation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a, err := New(Config{Users: fakeUsers{"alice": tc.stored}, Roles: fakeRoles{}, Locks: noLocks{}, BuiltinAdminRoles: []*typesv1.Role{role("editor", nil, nil)}})
+			a, err := New(Config{Users: fakeUsers{"alice": tc.stored}, Roles: fakeRoles{}, Locks: noLocks{}, BuiltinAdmin: currentAdmin, BuiltinAdminRoles: []*typesv1.Role{role("editor", nil, nil)}})
 			require.NoError(t, err)
 			ctx := ContextWithIdentity(context.Background(), Identity{Username: "alice", Incarnation: tc.cert})
 			got, err := a.Authorize(ctx)

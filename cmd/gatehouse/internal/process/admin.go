@@ -10,6 +10,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 )
 
@@ -24,10 +25,11 @@ const (
 )
 
 // ensureAdminIdentity writes <data-dir>/admin.identity unless a usable one is
-// there: issued by this cluster's CAs and not about to expire.
+// there: issued by this cluster's CAs to the current incarnation of the
+// operator identity, and not about to expire.
 func (p *Process) ensureAdminIdentity(ctx context.Context) error {
 	path := filepath.Join(p.set.DataDir, AdminIdentityFile)
-	why, ok := p.adminIdentityUsable(path)
+	why, ok := p.adminIdentityUsable(ctx, path)
 	if ok {
 		return nil
 	}
@@ -47,8 +49,10 @@ func (p *Process) ensureAdminIdentity(ctx context.Context) error {
 }
 
 // adminIdentityUsable says whether the file at path can be kept, and if not,
-// why (for the log).
-func (p *Process) adminIdentityUsable(path string) (string, bool) {
+// why (for the log). A file from before the operator identity had an
+// incarnation, or from before gatehouse recover replaced it (on etcd, run
+// against another server), is refused by the auth server and so replaced.
+func (p *Process) adminIdentityUsable(ctx context.Context, path string) (string, bool) {
 	id, err := identityfile.Read(path)
 	if trace.IsNotFound(err) {
 		return "missing", false
@@ -81,6 +85,18 @@ func (p *Process) adminIdentityUsable(path string) (string, bool) {
 	}
 	if !trusted {
 		return "does not trust this cluster's host CA", false
+	}
+	carried, err := certext.IncarnationFromX509(leaf)
+	if err != nil {
+		return "unreadable", false
+	}
+	current, err := p.auth.Services().BuiltinAdmin.GetBuiltinAdminIncarnation(ctx)
+	if err != nil {
+		// Issuing reads it too and will report the error.
+		return "cannot read the operator identity's incarnation", false
+	}
+	if carried != current {
+		return "issued to an earlier incarnation of " + AdminUser, false
 	}
 	if left := leaf.NotAfter.Sub(now); left < min(adminRefreshBefore, leaf.NotAfter.Sub(leaf.NotBefore)/3) {
 		return "expiring", false

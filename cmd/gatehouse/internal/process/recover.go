@@ -67,8 +67,12 @@ type RecoverResult struct {
 }
 
 // Recover gives the operator back the built-in identity on a stopped
-// server: it removes every lock whose target user is services.BuiltinAdmin
-// and writes a fresh <data-dir>/admin.identity. It refuses a data dir whose
+// server: it replaces the identity's incarnation, which voids every admin
+// identity issued before (a leaked copy included), removes every lock whose
+// target user is services.BuiltinAdmin and writes a fresh
+// <data-dir>/admin.identity. The incarnation goes first, so that no moment
+// exists at which an old identity is both unlocked and valid. It refuses a
+// data dir whose
 // SQLite storage another process (the server) holds, and one without a
 // Gatehouse cluster in it (it never creates one). Every lock removed is
 // audited and printed.
@@ -120,6 +124,11 @@ func Recover(ctx context.Context, cfg RecoverConfig) (_ *RecoverResult, err erro
 		return nil, trace.Wrap(err)
 	}
 	res := &RecoverResult{}
+	if err := a.RotateBuiltinAdminIncarnation(ctx, RecoverActor); err != nil {
+		return res, trace.Wrap(err, "replacing the incarnation of %s", AdminUser)
+	}
+	log.InfoContext(ctx, "Replaced the incarnation of the built-in operator identity; every admin identity issued before is void.", "identity", AdminUser)
+	fmt.Fprintf(cfg.Stdout, "Voided every earlier admin identity of %s: a copy of an old admin.identity, wherever it is, no longer works.\n", AdminUser)
 	locks, err := builtinAdminLocks(ctx, a.Services().Locks)
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/client"
@@ -99,6 +100,7 @@ func TestRecover(t *testing.T) {
 	require.Len(t, res.RemovedLocks, 1)
 	require.Equal(t, "operator", res.RemovedLocks[0].GetMetadata().GetName())
 	require.Contains(t, out, `Removed lock "operator" on @admin (message "lock operator", created by "@admin")`)
+	require.Contains(t, out, "Voided every earlier admin identity of @admin")
 	require.Contains(t, out, "Wrote a fresh identity for @admin to "+filepath.Join(dir, AdminIdentityFile))
 	fresh, err := os.ReadFile(filepath.Join(dir, AdminIdentityFile))
 	require.NoError(t, err)
@@ -109,9 +111,25 @@ func TestRecover(t *testing.T) {
 	// The new identity works, and only the @admin lock went.
 	p = start(t, set, nil, io.Discard)
 	defer stop(t, p)
+	again, err := os.ReadFile(filepath.Join(dir, AdminIdentityFile))
+	require.NoError(t, err)
+	require.Equal(t, fresh, again, "startup keeps the identity recover wrote")
 	c = adminClientFor(t, p, dir)
 	_, err = c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
 	require.NoError(t, err)
+
+	// The identity from before the recovery (the leaked one, say) is
+	// refused, though its certificate has not expired and no lock is left.
+	leakedPath := filepath.Join(t.TempDir(), "leaked.identity")
+	require.NoError(t, os.WriteFile(leakedPath, locked, 0o600))
+	leaked, err := identityfile.Read(leakedPath)
+	require.NoError(t, err)
+	lc, err := client.New(ctx, client.Config{Addr: p.AuthAddr().String(), Identity: leaked})
+	require.NoError(t, err)
+	defer lc.Close()
+	_, err = lc.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.ErrorContains(t, err, "this admin identity was replaced by gatehouse recover; use the new admin.identity")
 	locks, err := c.Locks.ListLocks(ctx, &lockv1.ListLocksRequest{})
 	require.NoError(t, err)
 	var names []string
@@ -124,6 +142,54 @@ func TestRecover(t *testing.T) {
 	require.Len(t, events, 1)
 	require.Equal(t, RecoverActor, events[0].GetUser())
 	require.Equal(t, "lock/operator", events[0].GetResource())
+	events, err = p.Auth().Services().Events.Search(ctx, p.cfg.Clock.Now().Add(-time.Hour), p.cfg.Clock.Now().Add(time.Hour), []string{"builtin_admin.rotate"}, 10)
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	require.Equal(t, RecoverActor, events[0].GetUser())
+}
+
+// TestStartReplacesStaleIdentity: an admin.identity issued to an earlier
+// incarnation of @admin (before a recovery, or before an upgrade gave @admin
+// one) is refused by the auth server, so the server replaces it: at startup,
+// and while it runs (on etcd, recover may run against another server).
+func TestStartReplacesStaleIdentity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	set := settings(t, dir)
+	idPath := filepath.Join(dir, AdminIdentityFile)
+	// The fake clock starts one check interval behind, so that after the
+	// advance the certificates it stamps are valid for TLS, which uses the
+	// real time.
+	clock := clockwork.NewFakeClockAt(time.Now().Add(-adminCheckInterval))
+	p := start(t, set, clock, io.Discard)
+	before, err := os.ReadFile(idPath)
+	require.NoError(t, err)
+
+	// While running: the next check replaces the file.
+	require.NoError(t, p.Auth().RotateBuiltinAdminIncarnation(ctx, "test"))
+	clock.Advance(adminCheckInterval)
+	require.Eventually(t, func() bool {
+		now, err := os.ReadFile(idPath)
+		return err == nil && !bytes.Equal(now, before)
+	}, 10*time.Second, 20*time.Millisecond)
+	c := adminClientFor(t, p, dir)
+	_, err = c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
+	require.NoError(t, err)
+
+	// At startup.
+	current, err := os.ReadFile(idPath)
+	require.NoError(t, err)
+	require.NoError(t, p.Auth().RotateBuiltinAdminIncarnation(ctx, "test"))
+	stop(t, p)
+	p = start(t, set, clock, io.Discard)
+	defer stop(t, p)
+	now, err := os.ReadFile(idPath)
+	require.NoError(t, err)
+	require.NotEqual(t, current, now)
+	c = adminClientFor(t, p, dir)
+	_, err = c.Plugins.ListPlugins(ctx, &pluginv1.ListPluginsRequest{})
+	require.NoError(t, err)
 }
 
 func TestRecoverRefusesWrongDataDir(t *testing.T) {
