@@ -287,7 +287,10 @@ async function viewSetPassword() {
         h("div", { class: "note note-ok", role: "status", id: "password-done" }, `The password of ${r.user} is set. This link no longer works.`),
         h("a", { class: "btn btn-primary", href: "/web/login", "data-link": true }, "Sign in"));
     } catch (ex) {
-      err.textContent = ex.status === 403 || ex.status === 404 ? "This link has expired or was already used. Ask your administrator for a new one." : ex.message;
+      // 404: unknown, used or expired. 403 says why the link is void (made for an
+      // earlier account of that name, or the account is locked): show the reason.
+      err.textContent = ex.status === 404 || (ex.status === 403 && !ex.message)
+        ? "This link has expired or was already used. Ask your administrator for a new one." : ex.message;
       err.hidden = false;
       btn.disabled = false;
     }
