@@ -2,12 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"strings"
 	"time"
 
@@ -15,7 +9,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
-	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/services"
 )
 
@@ -64,36 +57,8 @@ func (s *Server) generateBuiltinAdminIdentity(ctx context.Context, ttl time.Dura
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	incExt, err := certext.IncarnationExtension(incarnation)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	certPEM, err := s.userCA.signTLS(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: name, Organization: roleNames},
-		NotBefore:   now.Add(-time.Minute),
-		NotAfter:    now.Add(ttl),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-
-		ExtraExtensions: []pkix.Extension{incExt},
-	}, &key.PublicKey)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return &Identity{
-		Username:   name,
-		KeyPEM:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		CertPEM:    certPEM,
-		CACertsPEM: [][]byte{s.hostCA.tlsCertPE},
-	}, nil
+	id, _, err := s.issueTLSIdentity(name, roleNames, incarnation, now, ttl)
+	return id, trace.Wrap(err)
 }
 
 // RotateBuiltinAdminIncarnation gives the built-in operator identity a new

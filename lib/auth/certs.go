@@ -60,11 +60,6 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 	if services.IsUserExpired(user, now) {
 		return nil, trace.AccessDenied("user %q has expired", username)
 	}
-	incarnation := user.GetSpec().GetIncarnation()
-	incExt, err := certext.IncarnationExtension(incarnation)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	maxTTL := services.MaxSessionTTL
 	var roles []*typesv1.Role
 	for _, name := range user.GetSpec().GetRoles() {
@@ -95,33 +90,9 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 		return nil, trace.AccessDenied("user %q is locked: %s", username, l.GetSpec().GetMessage())
 	}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	id, key, err := s.issueTLSIdentity(username, user.GetSpec().GetRoles(), user.GetSpec().GetIncarnation(), now, ttl)
 	if err != nil {
 		return nil, trace.Wrap(err)
-	}
-	certPEM, err := s.userCA.signTLS(&x509.Certificate{
-		Subject: pkix.Name{
-			CommonName:   username,
-			Organization: slices.Clone(user.GetSpec().GetRoles()),
-		},
-		NotBefore:       now.Add(-time.Minute),
-		NotAfter:        now.Add(ttl),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		ExtraExtensions: []pkix.Extension{incExt},
-	}, &key.PublicKey)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	id := &Identity{
-		Username:   username,
-		KeyPEM:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		CertPEM:    certPEM,
-		CACertsPEM: [][]byte{s.hostCA.tlsCertPE},
 	}
 	// An SSH certificate without principals would be valid for every login,
 	// so none is issued to a user without logins.
@@ -152,7 +123,7 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 		Type:     audit.EventCertIssue,
 		User:     username,
 		Resource: services.KindUser + "/" + username,
-		Fields:   map[string]string{"ttl": ttl.String(), "roles": strings.Join(user.GetSpec().GetRoles(), ","), "incarnation": incarnation},
+		Fields:   map[string]string{"ttl": ttl.String(), "roles": strings.Join(user.GetSpec().GetRoles(), ","), "incarnation": user.GetSpec().GetIncarnation()},
 	})
 	return id, nil
 }
@@ -319,4 +290,41 @@ func (s *Server) issueServerCert(hosts []string, now time.Time) (*tls.Certificat
 	}
 	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 	return &cert, trace.Wrap(err)
+}
+
+// issueTLSIdentity makes a key and a TLS client certificate from the user CA
+// for name: the roles as organizations, the incarnation in the
+// certext.IncarnationOID extension, valid from a minute before now for ttl.
+// It returns the identity (without an SSH certificate) and the key, for the
+// caller to certify for SSH too.
+func (s *Server) issueTLSIdentity(name string, roles []string, incarnation string, now time.Time, ttl time.Duration) (*Identity, *ecdsa.PrivateKey, error) {
+	incExt, err := certext.IncarnationExtension(incarnation)
+	if err != nil {
+		return nil, nil, trace.Wrap(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, trace.Wrap(err)
+	}
+	certPEM, err := s.userCA.signTLS(&x509.Certificate{
+		Subject:         pkix.Name{CommonName: name, Organization: slices.Clone(roles)},
+		NotBefore:       now.Add(-time.Minute),
+		NotAfter:        now.Add(ttl),
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		ExtraExtensions: []pkix.Extension{incExt},
+	}, &key.PublicKey)
+	if err != nil {
+		return nil, nil, trace.Wrap(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, trace.Wrap(err)
+	}
+	return &Identity{
+		Username:   name,
+		KeyPEM:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		CertPEM:    certPEM,
+		CACertsPEM: [][]byte{s.hostCA.tlsCertPE},
+	}, key, nil
 }
