@@ -33,12 +33,7 @@ func BenchmarkDeprovisionToDisconnect(b *testing.B) {
 	dataDir, work := b.TempDir(), b.TempDir()
 	logs := &syncBuffer{}
 	srv := startGatehouse(b, gatehouseBin, dataDir, logs, "--storage", "sqlite", "--log-level", "warn")
-	admin := func(args ...string) result {
-		b.Helper()
-		r := runCmd(b, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-		require.Equal(b, 0, r.code, r.String())
-		return r
-	}
+	_, admin := gatectlOn(b, gatectlBin, dataDir)
 	idp := samltest.NewIdP(b, samltest.Options{})
 	token := ssoSetup(b, srv, admin, idp, work)
 	scim := newSCIMClient(b, srv, "okta", token, 4)

@@ -27,15 +27,7 @@ func TestDeprovisionEndsSSHSessions(t *testing.T) {
 	dataDir, work := t.TempDir(), t.TempDir()
 	logs := &syncBuffer{}
 	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--storage", "sqlite")
-	gatectl := func(args ...string) result {
-		return runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-	}
-	admin := func(args ...string) result {
-		t.Helper()
-		r := gatectl(args...)
-		require.Equal(t, 0, r.code, r.String())
-		return r
-	}
+	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	type userJSON struct {
 		Metadata struct {
 			Expires string            `json:"expires"`

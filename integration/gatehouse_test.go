@@ -26,9 +26,7 @@ func TestGatehouseEndToEnd(t *testing.T) {
 	logs := &syncBuffer{}
 	srv := startServer(t, gatehouseBin, dataDir, logs)
 
-	admin := func(args ...string) result {
-		return runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-	}
+	admin, _ := gatectlOn(t, gatectlBin, dataDir)
 	ok := func(r result) result {
 		t.Helper()
 		require.Equal(t, 0, r.code, r.String())

@@ -229,3 +229,19 @@ func filesContaining(t *testing.T, dir string, needle string) []string {
 	}))
 	return hits
 }
+
+// gatectlOn returns two ways of running gatectl against the server whose
+// data dir is dataDir: gatectl returns the result whatever it is, mustGatectl
+// also requires that the command succeeded.
+func gatectlOn(t testing.TB, bin, dataDir string) (gatectl, mustGatectl func(args ...string) result) {
+	gatectl = func(args ...string) result {
+		return runCmd(t, bin, append([]string{"--data-dir", dataDir}, args...)...)
+	}
+	mustGatectl = func(args ...string) result {
+		t.Helper()
+		r := gatectl(args...)
+		require.Equal(t, 0, r.code, r.String())
+		return r
+	}
+	return gatectl, mustGatectl
+}

@@ -32,11 +32,7 @@ func TestPasswordLinkDiesWithAccount(t *testing.T) {
 			t.Logf("gatehouse logs:\n%s", logs.String())
 		}
 	})
-	admin := func(args ...string) {
-		t.Helper()
-		r := runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-		require.Equal(t, 0, r.code, r.String())
-	}
+	_, admin := gatectlOn(t, gatectlBin, dataDir)
 	hc := newSCIMClient(t, srv, "", "", 1).http
 	post := func(path string, body any) (int, string) {
 		t.Helper()

@@ -34,11 +34,7 @@ func TestSAMLLoginEndToEnd(t *testing.T) {
 	dataDir, work := t.TempDir(), t.TempDir()
 	logs := &syncBuffer{}
 	srv := startServer(t, gatehouseBin, dataDir, logs)
-	admin := func(args ...string) result {
-		r := runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-		require.Equal(t, 0, r.code, r.String())
-		return r
-	}
+	_, admin := gatectlOn(t, gatectlBin, dataDir)
 	base := "https://" + srv.webAddr
 
 	idp := samltest.NewIdP(t, samltest.Options{})

@@ -23,9 +23,7 @@ func TestSCIMBadTokenFlood(t *testing.T) {
 	dataDir, work := t.TempDir(), t.TempDir()
 	logs := &syncBuffer{}
 	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--log-level", "info")
-	admin := func(args ...string) result {
-		return runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-	}
+	admin, _ := gatectlOn(t, gatectlBin, dataDir)
 	token := installOkta(t, admin, work)
 	okta := newSCIMClient(t, srv, "okta", token, 8)
 	attacker := newSCIMClient(t, srv, "okta", "", 64)

@@ -56,9 +56,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 	// Extra server flags, e.g. SCIM_BENCH_SERVER_ARGS="--diag-addr 127.0.0.1:3000" for /metrics.
 	args = append(args, strings.Fields(os.Getenv("SCIM_BENCH_SERVER_ARGS"))...)
 	srv := startGatehouse(b, gatehouseBin, dataDir, logs, args...)
-	admin := func(args ...string) result {
-		return runCmd(b, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-	}
+	admin, _ := gatectlOn(b, gatectlBin, dataDir)
 	token := installOkta(b, admin, work)
 	c := newSCIMClient(b, srv, "okta", token, 64)
 	pid := srv.cmd.Process.Pid

@@ -54,9 +54,7 @@ func TestSCIMOktaEndToEnd(t *testing.T) {
 	dataDir, work := t.TempDir(), t.TempDir()
 	logs := &syncBuffer{}
 	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--diag-addr", "127.0.0.1:0")
-	admin := func(args ...string) result {
-		return runCmd(t, gatectlBin, append([]string{"--data-dir", dataDir}, args...)...)
-	}
+	admin, _ := gatectlOn(t, gatectlBin, dataDir)
 	token := installOkta(t, admin, work)
 	c := newSCIMClient(t, srv, "okta", token, 64)
 
