@@ -17,7 +17,6 @@ import (
 
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/ssh"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/certext"
@@ -33,7 +32,6 @@ type Identity = identityfile.Identity
 // is renewed in memory when two thirds of it have passed.
 const serverCertValidity = 30 * 24 * time.Hour
 
-func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 
 // GenerateUserIdentity issues credentials for username, valid for ttl (0
 // means the shortest max_session_ttl of the user's roles; a longer ttl is

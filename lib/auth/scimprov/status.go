@@ -105,12 +105,6 @@ func (p *Provisioner) countProvisioned(plugin string) {
 	p.status.update(plugin, func(d *statusDelta) { d.provisioned++ })
 }
 
-func (p *Provisioner) countDeactivated(plugin string, locks int) {
-	p.status.update(plugin, func(d *statusDelta) {
-		d.deactivated++
-		d.locks += int64(locks)
-	})
-}
 
 // flushLoop writes status every StatusFlushInterval until ctx ends.
 // The ticker is made by the caller, so that it exists when New returns.
