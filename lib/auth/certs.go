@@ -32,7 +32,6 @@ type Identity = identityfile.Identity
 // is renewed in memory when two thirds of it have passed.
 const serverCertValidity = 30 * 24 * time.Hour
 
-
 // GenerateUserIdentity issues credentials for username, valid for ttl (0
 // means the shortest max_session_ttl of the user's roles; a longer ttl is
 // cut to it): a TLS client certificate from the user CA with the username as

@@ -105,7 +105,6 @@ func (p *Provisioner) countProvisioned(plugin string) {
 	p.status.update(plugin, func(d *statusDelta) { d.provisioned++ })
 }
 
-
 // flushLoop writes status every StatusFlushInterval until ctx ends.
 // The ticker is made by the caller, so that it exists when New returns.
 func (p *Provisioner) flushLoop(ctx context.Context, t clockwork.Ticker) {
