@@ -102,6 +102,10 @@ type StatusTile struct {
 	LocksWritten     int64  `json:"locks_written"`
 	LastError        string `json:"last_error,omitempty"`
 	LastErrorTime    string `json:"last_error_time,omitempty"`
+	// RolesDropped are the roles SCIM last left out because the plugin may
+	// not grant them (its grantable_roles ceiling).
+	RolesDropped     []string `json:"roles_dropped,omitempty"`
+	RolesDroppedTime string   `json:"roles_dropped_time,omitempty"`
 }
 
 // OktaState is GET /v1/webapi/plugins/okta.
@@ -233,6 +237,8 @@ func statusView(s *typesv1.PluginStatus) StatusTile {
 		LocksWritten:     o.GetLocksWritten(),
 		LastError:        o.GetLastError(),
 		LastErrorTime:    formatTime(o.GetLastErrorTime()),
+		RolesDropped:     o.GetRolesDropped(),
+		RolesDroppedTime: formatTime(o.GetRolesDroppedTime()),
 	}
 }
 

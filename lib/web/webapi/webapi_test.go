@@ -20,6 +20,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
@@ -359,6 +360,17 @@ func TestOktaFlow(t *testing.T) {
 	code, body = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, []any{map[string]any{"name": "okta", "title": "Okta", "state": "sso_only"}}, body["integrations"])
+
+	// Roles SCIM had to leave out show in the Status tile.
+	_, err := e.auth.Services().Plugins.UpdateAndSwapPlugin(context.Background(), "okta", func(p *typesv1.Plugin) error {
+		p.Status = &typesv1.PluginStatus{Okta: &typesv1.OktaPluginStatus{RolesDropped: []string{"editor"}, RolesDroppedTime: timestamppb.Now()}}
+		return nil
+	})
+	require.NoError(t, err)
+	code, st = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []any{"editor"}, st["status"].(map[string]any)["roles_dropped"])
+	require.NotEmpty(t, st["status"].(map[string]any)["roles_dropped_time"])
 }
 
 // TestDisableSCIMVoidsToken: disabling SCIM from the UI deletes the token,

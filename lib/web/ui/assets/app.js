@@ -583,7 +583,10 @@ function statusTile(st) {
       onOff(st.scim.enabled, "SCIM enabled", "SCIM disabled", "status-scim")),
     h("dl", { class: "facts" },
       h("dt", {}, "Last request from Okta"), h("dd", { id: "status-last-request" }, fmtTime(s.last_scim_request)),
-      h("dt", {}, "Last error"), h("dd", { id: "status-last-error" }, s.last_error ? [h("span", { class: "outcome-failure" }, s.last_error), s.last_error_time ? h("span", { class: "muted small" }, ` — ${fmtTime(s.last_error_time)}`) : null] : h("span", { class: "muted" }, "None"))),
+      h("dt", {}, "Last error"), h("dd", { id: "status-last-error" }, s.last_error ? [h("span", { class: "outcome-failure" }, s.last_error), s.last_error_time ? h("span", { class: "muted small" }, ` — ${fmtTime(s.last_error_time)}`) : null] : h("span", { class: "muted" }, "None")),
+      h("dt", {}, "Roles not granted"), h("dd", { id: "status-roles-dropped" }, s.roles_dropped && s.roles_dropped.length
+        ? [h("span", { class: "outcome-failure" }, s.roles_dropped.join(", ")), h("span", { class: "muted small" }, ` — SCIM may not grant them (grantable_roles)${s.roles_dropped_time ? ", " + fmtTime(s.roles_dropped_time) : ""}`)]
+        : h("span", { class: "muted" }, "None"))),
     h("dl", { class: "stats" },
       h("div", { class: "stat" }, h("dt", {}, "Users provisioned"), h("dd", { id: "status-provisioned" }, s.users_provisioned)),
       h("div", { class: "stat" }, h("dt", {}, "Users deactivated"), h("dd", { id: "status-deactivated" }, s.users_deactivated)),
