@@ -164,7 +164,9 @@ func TestSCIMTokenHolderAttacks(t *testing.T) {
 		spec := conn["spec"].(map[string]any)
 		spec["attributes_to_roles"] = append(spec["attributes_to_roles"].([]any),
 			// SCIM matches its groups under the attribute name "groups".
-			map[string]any{"name": "groups", "value": "ops", "roles": []string{"editor", "auditor"}})
+			map[string]any{"name": "groups", "value": "ops", "roles": []string{"editor", "auditor"}},
+			// The same group through SAML.
+			map[string]any{"name": samltest.GroupsAttribute, "value": "ops", "roles": []string{"editor"}})
 		doc, err := json.Marshal(conn)
 		require.NoError(t, err)
 		apply("okta-conn", string(doc))
@@ -189,6 +191,15 @@ func TestSCIMTokenHolderAttacks(t *testing.T) {
 		}, 10*time.Second, 200*time.Millisecond, "the drop shows in the plugin status")
 		ev := admin("events", "ls", "--type", "scim.user.update", "--format", "json")
 		require.Contains(t, ev.stdout, "dropped_roles")
+
+		// A SAML login whose assertion maps the group to editor does not
+		// bring the role back: SCIM is the one source of frank's roles.
+		idp.AddUser(t, "frank", "frank@example.com", "frank-password", "ops")
+		frankWeb := newPerson(t, srv)
+		frankWeb.samlLogin(idp, "frank", "frank-password")
+		u = getUser("frank@example.com")
+		require.NotNil(t, u)
+		require.Equal(t, []string{"auditor", "dev"}, u.Spec.Roles, "the SAML mapping adds nothing to a SCIM user")
 	})
 
 	t.Run("a certificate issued before a deactivation never works again", func(t *testing.T) {

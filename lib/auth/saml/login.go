@@ -123,10 +123,23 @@ func Username(a *Assertion) string { return canonical.Username(a.NameID) }
 //   - a temporary user of the same connector: roles, traits and expiry
 //     refreshed;
 //   - a SCIM-managed user (any origin label) whose created_by names this
-//     connector: roles and traits refreshed, and it stays long-lived (no
-//     expiry) and SCIM-managed; through any other connector: refused;
+//     connector: signed in as it is. SCIM is the one source of its roles
+//     and traits (capped by the plugin's grantable roles), so the SAML
+//     mapping neither rewrites them nor adds to them, and a login is not
+//     refused for want of a mapping while the account holds roles; it stays
+//     long-lived (no expiry) and SCIM-managed. Through any other connector:
+//     refused;
 //   - a local user, or a user of another connector: refused.
 func Decide(existing *typesv1.User, connector string, a *Assertion, roles []string, ttl time.Duration, now time.Time) (*typesv1.User, bool, string, error) {
+	if existing != nil && services.SCIMOrigin(existing) != "" && isConnectorUser(existing, connector) {
+		u := existing
+		if len(u.GetSpec().GetRoles()) == 0 {
+			return nil, false, "", trace.AccessDenied("user %q holds no role; its roles come from SCIM (plugin %q)", u.GetMetadata().GetName(), services.SCIMOrigin(u))
+		}
+		// Adopted by SCIM: long-lived, whatever it was before.
+		u.Metadata.Expires = nil
+		return u, false, OutcomeSCIMRefreshed, nil
+	}
 	if len(roles) == 0 {
 		return nil, false, "", trace.AccessDenied("no Gatehouse role is mapped to your identity provider attributes (connector %q); ask an administrator to add an attributes_to_roles entry", connector)
 	}
@@ -160,12 +173,6 @@ func Decide(existing *typesv1.User, connector string, a *Assertion, roles []stri
 		// connector (another IdP that may let its users pick the NameID)
 		// must not sign in as, and re-role, a SCIM-managed account.
 		return nil, false, "", trace.AccessDenied("user %q is managed by %q and signs in through SAML connector %q, not %q", name, services.SCIMOrigin(u), u.GetSpec().GetCreatedBy().GetConnector().GetId(), connector)
-	case services.SCIMOrigin(u) != "":
-		u.Spec.Roles = roles
-		u.Spec.Traits = traits
-		// Adopted by SCIM: long-lived, whatever it was before.
-		u.Metadata.Expires = nil
-		return u, false, OutcomeSCIMRefreshed, nil
 	case isConnectorUser(u, connector):
 		if u.GetSpec().GetLocalAuth() != nil {
 			return nil, false, "", trace.AccessDenied("user %q has a local password and cannot log in through SAML", name)
@@ -274,15 +281,26 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		roles = append(roles, r)
 		existingNames = append(existingNames, n)
 	}
-	if len(roleNames) > 0 && len(roles) == 0 {
-		return nil, trace.AccessDenied("the roles %v mapped to your attributes do not exist; ask an administrator", roleNames)
-	}
+	mappedMissing := len(roleNames) > 0 && len(roles) == 0
 	ttl := SessionTTL(roles)
 	if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: existingNames}); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		existing, err := cfg.Users.GetUser(ctx, name, false)
+		scimManaged := err == nil && services.SCIMOrigin(existing) != "" && isConnectorUser(existing, connector)
+		if mappedMissing && !scimManaged {
+			return nil, trace.AccessDenied("the roles %v mapped to your attributes do not exist; ask an administrator", roleNames)
+		}
+		if scimManaged {
+			// The session lasts what the stored roles allow, not the
+			// mapping's: the mapping grants a SCIM-managed user nothing.
+			stored, err := storedRoles(ctx, cfg.Roles, existing.GetSpec().GetRoles())
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			ttl = SessionTTL(stored)
+		}
 		switch {
 		case trace.IsNotFound(err):
 			u, _, outcome, err := Decide(nil, connector, a, existingNames, ttl, now)
@@ -322,6 +340,22 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		return &LoginResult{User: stored, SessionTTL: ttl, Outcome: outcome}, nil
 	}
 	return nil, trace.CompareFailed("user %q kept changing during the login; try again", name)
+}
+
+// storedRoles reads the roles named, skipping those that no longer exist.
+func storedRoles(ctx context.Context, getter Roles, names []string) ([]*typesv1.Role, error) {
+	var out []*typesv1.Role
+	for _, n := range names {
+		r, err := getter.GetRole(ctx, n)
+		if trace.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // LockGetter returns the locks in force (services.LockService).

@@ -418,9 +418,12 @@ func TestLoginOutcomes(t *testing.T) {
 			require.Equal(t, []string{"dev", "ops"}, u.GetSpec().GetRoles())
 			require.Equal(t, []string{"alice"}, services.TraitValues(u, "logins"))
 		}},
-		{name: "SCIM user is refreshed and stays long-lived", a: assertion("scim@example.com", "admins"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
+		// SCIM is the one source of a SCIM user's roles: the mapping (admins
+		// → dev, ops) neither rewrites nor adds to them, so a role SCIM's
+		// ceiling dropped cannot come back through a login.
+		{name: "SCIM user signs in with its stored roles and stays long-lived", a: assertion("scim@example.com", "admins"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
 			require.Nil(t, u.GetMetadata().GetExpires())
-			require.Equal(t, []string{"dev", "ops"}, u.GetSpec().GetRoles())
+			require.Equal(t, []string{"ops"}, u.GetSpec().GetRoles(), "the stored roles, not the mapping's")
 			require.Equal(t, "okta", services.SCIMOrigin(u))
 			require.Equal(t, "00u1", u.GetMetadata().GetLabels()[services.LabelSCIMID])
 			require.Equal(t, "okta", u.GetSpec().GetCreatedBy().GetConnector().GetId())
@@ -430,6 +433,9 @@ func TestLoginOutcomes(t *testing.T) {
 		{name: "local user is refused", a: assertion("local", "admins"), errMsg: "local user"},
 		{name: "user of another connector is refused", a: assertion("github@example.com", "admins"), errMsg: `connector "other"`},
 		{name: "no role is refused", a: assertion("norole@example.com", "sales"), errMsg: "no Gatehouse role is mapped"},
+		{name: "SCIM user whose assertion maps no role still signs in", a: assertion("scim@example.com", "sales"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
+			require.Equal(t, []string{"ops"}, u.GetSpec().GetRoles())
+		}},
 		{name: "locked existing user is refused with the lock message", a: assertion("locked@example.com", "admins"), errMsg: "deactivated in Okta"},
 		{name: "locked new user is refused with the lock message", a: assertion("newlocked@example.com", "admins"), errMsg: "pre-emptively locked"},
 		// The username is the canonical form of the NameID; the IdP's
