@@ -69,6 +69,7 @@ const (
 // (*services.PluginService).
 type Plugins interface {
 	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
+	ListPlugins(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Plugin, string, error)
 	UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error)
 }
 
@@ -76,6 +77,7 @@ type Plugins interface {
 // (*services.RoleService).
 type Roles interface {
 	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
+	ListRoles(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Role, string, error)
 }
 
 // Credentials finds a plugin's static credentials
@@ -131,6 +133,9 @@ type Config struct {
 	// and credential hashes and a backend read on every request
 	// (SettingsCacheAuto: the view over lite, reads otherwise; see view.go).
 	SettingsCache SettingsCacheMode
+	// ReconcileInterval is how often the provisioner looks for a change of
+	// what SCIM may grant (reconcile.go); DefaultReconcileInterval if zero.
+	ReconcileInterval time.Duration
 	// SettingsRetry is the first delay before the view's watcher is
 	// reopened after it failed to open; DefaultSettingsRetry if zero.
 	SettingsRetry time.Duration
@@ -160,7 +165,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("scimprov: missing Roles")
 	case c.Audit == nil:
 		return trace.BadParameter("scimprov: missing Audit")
-	case c.AuditRetention < 0 || c.StatusFlushInterval < 0 || c.SettingsRetry < 0:
+	case c.AuditRetention < 0 || c.StatusFlushInterval < 0 || c.SettingsRetry < 0 || c.ReconcileInterval < 0:
 		return trace.BadParameter("scimprov: durations must not be negative")
 	}
 	if c.AuditRetention == 0 {
@@ -175,6 +180,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	c.Logger = c.Logger.With("component", "scimprov")
 	if c.StatusFlushInterval == 0 {
 		c.StatusFlushInterval = DefaultStatusFlushInterval
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
 	}
 	if c.SettingsRetry == 0 {
 		c.SettingsRetry = DefaultSettingsRetry
@@ -198,10 +206,11 @@ type Provisioner struct {
 	// when every request reads the backend.
 	view *settingsView
 
-	cancel   context.CancelFunc
-	done     chan struct{}
-	viewDone chan struct{}
-	once     sync.Once
+	cancel        context.CancelFunc
+	done          chan struct{}
+	viewDone      chan struct{}
+	reconcileDone chan struct{}
+	once          sync.Once
 }
 
 // New returns a Provisioner and starts its status flush loop; Close stops it.
@@ -223,6 +232,8 @@ func New(cfg Config) (*Provisioner, error) {
 	p.tokens.init()
 	p.status.init()
 	go p.flushLoop(ctx, cfg.Clock.NewTicker(cfg.StatusFlushInterval))
+	p.reconcileDone = make(chan struct{})
+	go p.reconcileLoop(ctx, cfg.Clock.NewTicker(cfg.ReconcileInterval), p.reconcileDone)
 	p.viewDone = make(chan struct{})
 	if useView(cfg) {
 		p.view = &settingsView{b: cfg.Backend}
@@ -250,6 +261,7 @@ func (p *Provisioner) Close() error {
 		p.cancel()
 		<-p.done
 		<-p.viewDone
+		<-p.reconcileDone
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		p.FlushStatus(ctx)

@@ -850,4 +850,27 @@ func TestRoleCeiling(t *testing.T) {
 	_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
 	require.NoError(t, err)
 	require.Equal(t, []string{"access", "member", adminRole}, e.user(t, "jane@example.com").GetSpec().GetRoles())
+	incarnation := e.user(t, "jane@example.com").GetSpec().GetIncarnation()
+
+	// The owner narrows the ceiling again: the reconcile loop takes the
+	// role away from the user already written, without waiting for the
+	// next SCIM write, and keeps the account's incarnation.
+	_, err = e.svc.UpdateAndSwapPlugin(e.ctx, testPlugin, func(p *typesv1.Plugin) error {
+		p.Spec.GetOkta().GrantableRoles = []string{"access", "member"}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		e.clock.Advance(DefaultReconcileInterval)
+		return slices.Equal([]string{"access", "member"}, e.user(t, "jane@example.com").GetSpec().GetRoles())
+	}, 10*time.Second, 20*time.Millisecond, "the loop applies the narrower ceiling")
+	require.Equal(t, incarnation, e.user(t, "jane@example.com").GetSpec().GetIncarnation())
+	evs := e.events(t, EventRolesReconciled)
+	require.Len(t, evs, 1)
+	require.Contains(t, evs[0].GetFields()["dropped_roles"], adminRole)
+
+	// Nothing changed since: a pass rewrites nobody.
+	n, err := e.p.ReconcileGrants(e.ctx, testPlugin)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }

@@ -1,0 +1,194 @@
+package scimprov
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// Grants follow the owner's ceiling, not only at the moment they are made.
+// A SCIM user's roles are computed when SCIM writes it; when the owner later
+// narrows grantable_roles or default_roles, rewrites the connector's
+// mapping, or makes a granted role administrative, users written before
+// would keep roles the plugin may no longer grant. The reconcile loop
+// watches what a grant depends on (the plugin's role settings, the
+// connector's mapping, the role definitions) and, at start and whenever it
+// changes, recomputes every active SCIM user's roles and rewrites those
+// that differ, in conditional writes with an audit event each. A user who
+// loses a role has its live sessions ended by the node's user view.
+
+// EventRolesReconciled is a SCIM user whose roles were recomputed because
+// what the plugin may grant changed.
+const EventRolesReconciled = "scim.roles.reconciled"
+
+// DefaultReconcileInterval is how often the reconcile loop looks for a
+// change of what SCIM grants.
+const DefaultReconcileInterval = 30 * time.Second
+
+// reconcileLoop reconciles grants at start and whenever their inputs change,
+// until ctx ends. The ticker is made by the caller, before the goroutine
+// starts.
+func (p *Provisioner) reconcileLoop(ctx context.Context, t clockwork.Ticker, done chan<- struct{}) {
+	defer close(done)
+	defer t.Stop()
+	seen := map[string]string{} // plugin -> fingerprint of its grant inputs
+	for {
+		if err := p.reconcileChanged(ctx, seen); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.WarnContext(ctx, "Could not reconcile SCIM users' roles with what the plugin may grant; will retry.", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.Chan():
+		}
+	}
+}
+
+// reconcileChanged reconciles each SCIM plugin whose grant inputs differ
+// from seen, and records the fingerprints of those it finished.
+func (p *Provisioner) reconcileChanged(ctx context.Context, seen map[string]string) error {
+	roles, err := listAll(ctx, p.cfg.Roles.ListRoles)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	plugins, err := listAll(ctx, p.cfg.Plugins.ListPlugins)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	for _, pl := range plugins {
+		if pl.GetSpec().GetOkta() == nil {
+			continue
+		}
+		name := pl.GetMetadata().GetName()
+		pc, err := p.loadPlugin(ctx, name)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		fp := grantFingerprint(pc, roles)
+		if seen[name] == fp {
+			continue
+		}
+		n, err := p.ReconcileGrants(ctx, name)
+		if err != nil {
+			return trace.Wrap(err, "plugin %q", name)
+		}
+		if n > 0 || seen[name] != "" {
+			p.cfg.Logger.InfoContext(ctx, "Reconciled SCIM users' roles with what the plugin may grant.", "plugin", name, "users_changed", n)
+		}
+		seen[name] = fp
+	}
+	return nil
+}
+
+// grantFingerprint sums what SCIM grants depend on for pc: its role
+// settings, its connector's mapping and the definition (revision) of every
+// role.
+func grantFingerprint(pc *pluginContext, roles []*typesv1.Role) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "default=%q\ngrantable=%q\n", pc.okta.GetDefaultRoles(), pc.okta.GetGrantableRoles())
+	if pc.connector != nil {
+		fmt.Fprintf(h, "connector=%q@%q\n", pc.connector.GetMetadata().GetName(), pc.connector.GetMetadata().GetRevision())
+	}
+	for _, r := range roles {
+		fmt.Fprintf(h, "role=%q@%q\n", r.GetMetadata().GetName(), r.GetMetadata().GetRevision())
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// listAll pages through a list call.
+func listAll[T any](ctx context.Context, list func(ctx context.Context, pageSize int, pageToken string) ([]T, string, error)) ([]T, error) {
+	var out []T
+	token := ""
+	for {
+		page, next, err := list(ctx, 0, token)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		token = next
+	}
+}
+
+// ReconcileGrants recomputes the roles of every active SCIM user of plugin
+// (default_roles plus the connector's mapping of its groups, cut to what
+// the plugin may grant now) and rewrites each account of the plugin whose
+// stored roles differ, keeping its incarnation. Each rewrite is one
+// AtomicWrite conditioned on the record and the user as read, with an
+// audit event; one that meets a concurrent change is skipped (that change
+// recomputed the roles itself). It returns how many users it rewrote.
+func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, error) {
+	pc, err := p.loadPlugin(ctx, plugin)
+	if err != nil {
+		return 0, trace.Wrap(err)
+	}
+	changed := 0
+	after := ""
+	for {
+		recs, err := p.store.ListUsers(ctx, pc.name, after, backend.MaxRangeLimit)
+		if err != nil {
+			return changed, trace.Wrap(err)
+		}
+		for _, rec := range recs {
+			if !rec.Active {
+				continue
+			}
+			u, err := p.readUser(ctx, rec.UserName)
+			if err != nil {
+				return changed, trace.Wrap(err)
+			}
+			if classify(pc, u, rec.ID) != accountOurs {
+				continue
+			}
+			grantable, err := p.grantable(ctx, pc, candidateRoles(pc, rec))
+			if err != nil {
+				return changed, trace.Wrap(err)
+			}
+			roles, dropped := grantedRoles(pc, rec, grantable)
+			if slices.Equal(roles, u.GetSpec().GetRoles()) {
+				continue
+			}
+			before := u.GetSpec().GetRoles()
+			item, err := services.MarshalUser(buildUser(pc, rec, u, roles, p.cfg.Clock.Now()))
+			if err != nil {
+				return changed, trace.Wrap(err)
+			}
+			ev := userEvent(pc, EventRolesReconciled, rec,
+				fmt.Sprintf("roles recomputed because what plugin %q may grant changed: %v -> %v", pc.name, before, roles))
+			ev.Fields["roles_before"] = fmt.Sprint(before)
+			ev.Fields["roles"] = fmt.Sprint(roles)
+			if len(dropped) > 0 {
+				ev.Fields["dropped_roles"] = fmt.Sprint(dropped)
+			}
+			_, err = p.commit(ctx, []backend.ConditionalAction{
+				{Key: item.Key, Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Put(item)},
+				{Key: scimstore.UserKey(pc.name, rec.ID), Condition: backend.Revision(rec.Revision), Action: backend.Nop()},
+			}, []*typesv1.AuditEvent{ev})
+			switch {
+			case trace.IsCompareFailed(err):
+				continue
+			case err != nil:
+				return changed, trace.Wrap(err)
+			}
+			p.noteDropped(pc.name, dropped)
+			changed++
+		}
+		if len(recs) < backend.MaxRangeLimit {
+			return changed, nil
+		}
+		after = recs[len(recs)-1].ID
+	}
+}
