@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -136,6 +137,7 @@ func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, 
 		return 0, trace.Wrap(err)
 	}
 	changed := 0
+	grantable := map[string]bool{}
 	after := ""
 	for {
 		recs, err := p.store.ListUsers(ctx, pc.name, after, backend.MaxRangeLimit)
@@ -153,9 +155,19 @@ func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, 
 			if classify(pc, u, rec.ID) != accountOurs {
 				continue
 			}
-			grantable, err := p.grantable(ctx, pc, candidateRoles(pc, rec))
-			if err != nil {
-				return changed, trace.Wrap(err)
+			// One role lookup per role and pass, not per user.
+			var unknown []string
+			for _, r := range candidateRoles(pc, rec) {
+				if _, ok := grantable[r]; !ok {
+					unknown = append(unknown, r)
+				}
+			}
+			if len(unknown) > 0 {
+				more, err := p.grantable(ctx, pc, unknown)
+				if err != nil {
+					return changed, trace.Wrap(err)
+				}
+				maps.Copy(grantable, more)
 			}
 			roles, dropped := grantedRoles(pc, rec, grantable)
 			if slices.Equal(roles, u.GetSpec().GetRoles()) {
