@@ -329,8 +329,10 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 				return nil, trace.Wrap(err)
 			}
 		}
-		if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, next)); err != nil {
-			return nil, trace.Wrap(err)
+		if next.Active {
+			if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, next)); err != nil {
+				return nil, trace.Wrap(err)
+			}
 		}
 	}
 	if renamed {
