@@ -219,8 +219,9 @@ func normalizeValue(a *Attribute, v any, path string) (any, error) {
 // uniqueValues applies RFC 7643 §2.4 to the values of a multi-valued complex attribute:
 //   - the same value given twice (the same "type" and "value", each compared as its definition's
 //     caseExact says; the whole element for attributes without "value", such as addresses) is
-//     kept once, at its first position, with the later copy's sub-attributes merged into it and
-//     "primary": true kept if either copy had it ("SHOULD NOT return duplicates");
+//     kept once, at its first position and with its first spelling, with the later copy's other
+//     sub-attributes merged into it and "primary": true kept if either copy had it ("SHOULD
+//     NOT return duplicates");
 //   - "primary": true on more than one value is refused with invalidValue naming the attribute
 //     ("MUST appear no more than once"): which one the client meant cannot be guessed, and
 //     refusing keeps POST, PUT and PATCH values alike. A PATCH that makes one value primary
@@ -253,7 +254,7 @@ func uniqueValues(a *Attribute, list []any, path string) ([]any, error) {
 		}
 		first := out[i].(map[string]any)
 		for sk, sv := range m {
-			if strings.EqualFold(sk, "primary") && first[sk] == true {
+			if (sk == "primary" && first[sk] == true) || sk == "value" {
 				continue
 			}
 			first[sk] = sv

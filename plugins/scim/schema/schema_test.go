@@ -88,7 +88,7 @@ func TestMultiValuedUniqueness(t *testing.T) {
 	}{
 		{name: "same type and value once, sub-attributes merged, case-insensitive value", rt: UserResourceType, attr: "emails",
 			in:   `{"userName":"a","emails":[{"value":"a@x","type":"work"},{"value":"b@x"},{"value":"A@X","type":"Work","primary":true,"display":"A"}]}`,
-			want: `[{"value":"A@X","type":"Work","primary":true,"display":"A"},{"value":"b@x"}]`},
+			want: `[{"value":"a@x","type":"Work","primary":true,"display":"A"},{"value":"b@x"}]`},
 		{name: "other type is another value", rt: UserResourceType, attr: "emails",
 			in:   `{"userName":"a","emails":[{"value":"a@x","type":"work"},{"value":"a@x","type":"home"}]}`,
 			want: `[{"value":"a@x","type":"work"},{"value":"a@x","type":"home"}]`},
