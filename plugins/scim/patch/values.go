@@ -189,18 +189,3 @@ func cleanList(list []any) []any {
 	}
 	return out
 }
-
-// demoteExtraPrimaries keeps only the first "primary": true in every multi-valued attribute of
-// r's core schema that has a primary sub-attribute.
-func demoteExtraPrimaries(rt *schema.ResourceType, r schema.Resource) {
-	for _, a := range rt.Schema.Attributes {
-		if !a.MultiValued || a.SubAttribute("primary") == nil {
-			continue
-		}
-		if list, ok := schema.Lookup(r, a.Name); ok {
-			if l, ok := list.([]any); ok {
-				fixPrimary(l, -1)
-			}
-		}
-	}
-}

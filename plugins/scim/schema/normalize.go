@@ -273,6 +273,39 @@ func uniqueValues(a *Attribute, list []any, path string) ([]any, error) {
 	return out, nil
 }
 
+// KeepFirstPrimary leaves "primary": true on the first value only of every multi-valued core
+// attribute of r that has a primary sub-attribute. Normalize refuses two primaries; this repairs
+// what was stored before it did, on the way out (responses, and the start of a PATCH), so that a
+// client that echoes a GET in a PUT (Okta's wizard apps deactivate that way) or patches another
+// attribute is never refused for what it did not send. r must be normalized (schema spelling of
+// attribute names): it runs on every user a response shows, so it looks names up exactly.
+func (rt *ResourceType) KeepFirstPrimary(r Resource) {
+	rt.primaryOnce.Do(func() {
+		for _, a := range rt.Schema.Attributes {
+			if a.MultiValued && a.Type == Complex && a.SubAttribute("primary") != nil {
+				rt.primaryAttrs = append(rt.primaryAttrs, a.Name)
+			}
+		}
+	})
+	for _, name := range rt.primaryAttrs {
+		list, _ := r[name].([]any)
+		if len(list) < 2 {
+			continue
+		}
+		seen := false
+		for _, e := range list {
+			m, ok := e.(map[string]any)
+			if !ok || m["primary"] != true {
+				continue
+			}
+			if seen {
+				delete(m, "primary")
+			}
+			seen = true
+		}
+	}
+}
+
 // valueKey is the identity of one normalized element of a multi-valued complex attribute for
 // uniqueValues; ok is false for an element that has none (a "value"-less element of an attribute
 // that has "value"), which is then never merged.

@@ -146,6 +146,7 @@ func deleteKeys(m map[string]any, names []string) {
 func userResource(base string, rec *scimstore.UserRecord) schema.Resource {
 	res := decodeAttributes(rec.Attributes)
 	deleteKeys(res, userRecordKeys)
+	schema.UserResourceType.KeepFirstPrimary(res)
 	res["id"] = rec.ID
 	res["userName"] = rec.UserName
 	if rec.ExternalID != "" {

@@ -280,3 +280,34 @@ func TestGroupMembersDisplay(t *testing.T) {
 	require.ElementsMatch(t, want, res["members"])
 	require.Equal(t, before+2, c.prov.gets.Load())
 }
+
+// TestLegacyDuplicatePrimariesNeverBlockDeactivation: a record stored before two primaries were
+// refused is shown with its first primary only, so that Okta's deactivations (a wizard app's
+// PUT of what GET returned, or the path-less PATCH) go through.
+func TestLegacyDuplicatePrimariesNeverBlockDeactivation(t *testing.T) {
+	t.Parallel()
+	c := newRFCClient(t)
+	for _, name := range []string{"put", "patch"} {
+		rec, err := c.env.prov.CreateUser(context.Background(), "okta", &scimstore.UserRecord{
+			UserName: name + "@example.com", Active: true,
+			Attributes: json.RawMessage(`{"userName":"` + name + `@example.com","emails":[{"value":"a@example.com","primary":true},{"value":"b@example.com","primary":true}]}`),
+		})
+		require.NoError(t, err)
+		got := c.ok(http.StatusOK, http.MethodGet, "/Users/"+rec.ID, "")
+		require.Equal(t, []any{
+			map[string]any{"value": "a@example.com", "primary": true},
+			map[string]any{"value": "b@example.com"},
+		}, got["emails"])
+		var out map[string]any
+		if name == "put" {
+			got["active"] = false
+			body, err := json.Marshal(got)
+			require.NoError(t, err)
+			out = c.ok(http.StatusOK, http.MethodPut, "/Users/"+rec.ID, string(body))
+		} else {
+			out = c.ok(http.StatusOK, http.MethodPatch, "/Users/"+rec.ID, strings.ReplaceAll(patchBody, "%s",
+				`[{"op":"replace","value":{"active":false}}]`))
+		}
+		require.Equal(t, false, out["active"], name)
+	}
+}
