@@ -398,6 +398,12 @@ func (p *Provisioner) UpdateGroup(ctx context.Context, plugin string, rec *scims
 	if old.Revision != rec.Revision {
 		return nil, trace.CompareFailed("SCIM group %q was changed since it was read", rec.ID)
 	}
+	if sameGroupRecord(old, in) {
+		// RFC 7644 §3.5.2.1: an update that changes nothing (a PATCH add of a member already
+		// there, Okta's rename to the same name) is not written: lastModified and the version
+		// stay. Members' records are untouched by an unchanged group.
+		return old, nil
+	}
 	next := *old
 	next.DisplayName, next.ExternalID, next.Members, next.Attributes = in.DisplayName, in.ExternalID, in.Members, in.Attributes
 	next.LastModified = p.cfg.Clock.Now().UTC()
@@ -407,6 +413,26 @@ func (p *Provisioner) UpdateGroup(ctx context.Context, plugin string, rec *scims
 	}
 	next.Revision = rev
 	return &next, nil
+}
+
+// sameGroupRecord reports whether next holds what old holds: the same displayName (spelling
+// included), externalId, attributes (as JSON values) and set of member ids. A member's display
+// is not compared: responses show the member's userName, whatever the client sent.
+func sameGroupRecord(old, next *scimstore.GroupRecord) bool {
+	if old.DisplayName != next.DisplayName || old.ExternalID != next.ExternalID ||
+		len(old.Members) != len(next.Members) || !sameJSON(old.Attributes, next.Attributes) {
+		return false
+	}
+	ids := make(map[string]bool, len(old.Members))
+	for _, m := range old.Members {
+		ids[m.Value] = true
+	}
+	for _, m := range next.Members {
+		if !ids[m.Value] {
+			return false
+		}
+	}
+	return true
 }
 
 // DeleteGroup removes group id from its members (groups and roles

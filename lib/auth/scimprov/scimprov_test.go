@@ -874,3 +874,59 @@ func TestRoleCeiling(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
+
+// TestUpdateThatChangesNothing: an update whose record equals the stored one (attributes
+// compared as JSON values, members as a set) is not written: same revision and lastModified,
+// no write, no event (RFC 7644 §3.5.2.1). Once the account would change (the plugin's default
+// roles changed), the same update is written.
+func TestUpdateThatChangesNothing(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("jane@example.com", "00j"))
+			require.NoError(t, err)
+			bob, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("bob@example.com", "00b"))
+			require.NoError(t, err)
+			g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Eng",
+				Members: []scimstore.MemberRef{{Value: rec.ID}, {Value: bob.ID}}})
+			require.NoError(t, err)
+			rec, err = e.p.GetUser(e.ctx, testPlugin, rec.ID)
+			require.NoError(t, err)
+			e.clock.Advance(time.Minute)
+			// User and group writes are AtomicWrites; the status flush the clock may trigger
+			// meanwhile is not.
+			atomicBefore, _ := e.b.writes()
+			updatesBefore := len(e.events(t, EventUserUpdate, EventGroupUpdate))
+
+			same := *rec
+			same.Attributes = json.RawMessage(`{ "emails":[{"value":"jane@example.com","primary":true}],
+				"name":{"givenName":"Jane"}, "externalId":"00j", "userName":"jane@example.com" }`)
+			got, err := e.p.UpdateUser(e.ctx, testPlugin, &same)
+			require.NoError(t, err)
+			require.Equal(t, rec.Revision, got.Revision)
+			require.Equal(t, rec.LastModified, got.LastModified)
+			sameGroup := *g
+			sameGroup.Members = []scimstore.MemberRef{{Value: bob.ID, Display: "Bob"}, {Value: rec.ID}}
+			gotGroup, err := e.p.UpdateGroup(e.ctx, testPlugin, &sameGroup)
+			require.NoError(t, err)
+			require.Equal(t, g.Revision, gotGroup.Revision)
+			atomicAfter, _ := e.b.writes()
+			require.Equal(t, atomicBefore, atomicAfter, "nothing written")
+			require.Len(t, e.events(t, EventUserUpdate, EventGroupUpdate), updatesBefore)
+
+			// A settings change makes the same update a real one for the account.
+			_, err = e.svc.UpdateAndSwapPlugin(e.ctx, testPlugin, func(p *typesv1.Plugin) error {
+				p.Spec.GetOkta().DefaultRoles = nil
+				return nil
+			})
+			require.NoError(t, err)
+			require.Contains(t, e.user(t, "jane@example.com").GetSpec().GetRoles(), "access")
+			got, err = e.p.UpdateUser(e.ctx, testPlugin, &same)
+			require.NoError(t, err)
+			require.NotEqual(t, rec.Revision, got.Revision)
+			require.Equal(t, []string{"eng", "member"}, e.user(t, "jane@example.com").GetSpec().GetRoles())
+		})
+	}
+}

@@ -1,12 +1,14 @@
 package scimprov
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -498,6 +500,20 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimst
 		}
 		n := *old
 		n.UserName, n.ExternalID, n.Attributes, n.Active = in.UserName, in.ExternalID, in.Attributes, in.Active
+		if sameUserRecord(old, &n) {
+			// RFC 7644 §3.5.2.1: an update that changes nothing (a PATCH add of a value already
+			// there, a PUT of what a GET returned) is not written: lastModified and the
+			// version stay. The account is checked too, so that one that drifted from the
+			// record (roles after a settings change) is still brought in step by the write.
+			n.Attributes = old.Attributes
+			unchanged, err := p.userUnchanged(ctx, pc, old, &n)
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			if unchanged {
+				return old, nil
+			}
+		}
 		n.LastModified = p.cfg.Clock.Now().UTC()
 		rev, o, err := p.writeUser(ctx, pc, old, &n)
 		if trace.IsCompareFailed(err) {
@@ -513,6 +529,70 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimst
 		return &n, nil
 	}
 	return nil, trace.CompareFailed("SCIM user %q kept changing while it was being updated; try again", rec.ID)
+}
+
+// sameUserRecord reports whether next holds what old holds: the same userName (spelling
+// included: it is returned), externalId, active and attributes (compared as JSON values, so that
+// key order and spacing do not count).
+func sameUserRecord(old, next *scimstore.UserRecord) bool {
+	return old.UserName == next.UserName && old.ExternalID == next.ExternalID && old.Active == next.Active &&
+		sameJSON(old.Attributes, next.Attributes)
+}
+
+// sameJSON reports whether a and b are the same JSON value; numbers are compared as written.
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	decode := func(raw json.RawMessage) (any, bool) {
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return map[string]any{}, true
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		return v, d.Decode(&v) == nil
+	}
+	av, aok := decode(a)
+	bv, bok := decode(b)
+	return aok && bok && reflect.DeepEqual(av, bv)
+}
+
+// userUnchanged reports whether writing next (the same record as old) would change nothing:
+// planUser, run as for a real write, plans nothing beyond rewriting the record itself and the
+// account with exactly the content it has. Any other action (an account to create, delete or
+// bring in step, a lock) means the write is needed; a refusal is left to the real write, which
+// audits it.
+func (p *Provisioner) userUnchanged(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (bool, error) {
+	st, err := p.readUserState(ctx, pc, old, next)
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	plan, err := planUser(pc, st)
+	if err != nil {
+		return false, nil
+	}
+	recordKey := scimstore.UserKey(pc.name, old.ID)
+	for _, a := range plan.actions {
+		switch {
+		case bytes.Equal(a.Key, recordKey):
+		case st.user != nil && a.Action.Kind == backend.ActionPut &&
+			bytes.Equal(a.Key, services.UserKey(st.user.GetMetadata().GetName())):
+			planned, err := services.UnmarshalUser(a.Action.Item)
+			if err != nil {
+				return false, trace.Wrap(err)
+			}
+			stored := proto.Clone(st.user).(*typesv1.User)
+			stored.GetMetadata().Revision = ""
+			planned.GetMetadata().Revision = ""
+			if !proto.Equal(planned, stored) {
+				return false, nil
+			}
+		default:
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // DeleteUser deletes record id, its indexes and its Gatehouse user, and

@@ -21,6 +21,10 @@ func Apply(rt *schema.ResourceType, r schema.Resource, ops []Operation) (schema.
 	if out == nil {
 		out = schema.Resource{}
 	}
+	// The result is checked for duplicate primaries below (rt.Normalize); a record stored before
+	// they were refused may hold some, and a PATCH that does not touch them (Okta's
+	// deactivation) must not fail for it: the first primary is kept, as a GET shows it first.
+	rt.KeepFirstPrimary(out)
 	for i := range ops {
 		if err := applyOne(rt, out, &ops[i]); err != nil {
 			return nil, err

@@ -268,6 +268,24 @@ var patchCases = []patchCase{
 		ops: `[]`, scimType: scimerr.InvalidSyntax, status: 400},
 	{name: "replace without value", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","path":"active"}]`, scimType: scimerr.InvalidValue, status: 400},
+	{
+		name: "a value made primary demotes the others (RFC 7644 §3.5.2)", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","path":"emails","value":[{"value":"j@home.example","type":"home","primary":true}]}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `[{"value":"jane@example.com","type":"work"},{"value":"j@home.example","type":"home","primary":true}]`,
+				asJSON(t, r["emails"]))
+		},
+	},
+	{
+		name: "add of an existing email changes nothing", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","path":"emails","value":[{"value":"JANE@example.com","type":"work","primary":true}]}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.Len(t, r["emails"], 1)
+		},
+	},
+	{name: "a value with two primaries is refused (RFC 7643 §2.4)", rt: schema.UserResourceType, start: userJSON,
+		ops:      `[{"op":"replace","path":"emails","value":[{"value":"a@example.com","primary":true},{"value":"b@example.com","primary":true}]}]`,
+		scimType: scimerr.InvalidValue, status: 400},
 	{name: "a failing operation leaves nothing applied", rt: schema.UserResourceType, start: userJSON,
 		ops:      `[{"op":"replace","value":{"active":false}},{"op":"replace","path":"id","value":"x"}]`,
 		scimType: scimerr.Mutability, status: 400},
@@ -343,4 +361,17 @@ func FuzzPatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestApplyToLegacyDuplicatePrimaries: a record stored before two primaries were refused can
+// still be patched (Okta's deactivation must not fail for what it did not send); the first
+// primary is kept.
+func TestApplyToLegacyDuplicatePrimaries(t *testing.T) {
+	t.Parallel()
+	start, err := schema.Decode([]byte(`{"id":"u-1","userName":"jane","active":true,
+		"emails":[{"value":"a@example.com","primary":true},{"value":"b@example.com","primary":true}]}`))
+	require.NoError(t, err)
+	got, err := run(t, schema.UserResourceType, start, `[{"op":"replace","value":{"active":false}}]`)
+	require.NoError(t, err)
+	require.JSONEq(t, `[{"value":"a@example.com","primary":true},{"value":"b@example.com"}]`, asJSON(t, got["emails"]))
 }

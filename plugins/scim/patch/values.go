@@ -120,8 +120,8 @@ func containsElem(a *schema.Attribute, list []any, e any) bool {
 }
 
 // mergeList adds elements to a multi-valued attribute. An element already present (same "value")
-// is merged rather than duplicated: RFC 7644 §3.5.2.1 says adding a value that exists changes
-// nothing, and Okta re-adds members it already pushed.
+// is merged rather than duplicated, its value kept as stored: RFC 7644 §3.5.2.1 says adding a
+// value that exists changes nothing, and Okta re-adds members it already pushed.
 func mergeList(a *schema.Attribute, list, add []any) []any {
 	out := make([]any, len(list), len(list)+len(add))
 	copy(out, list)
@@ -134,7 +134,13 @@ func mergeList(a *schema.Attribute, list, add []any) []any {
 			}
 		}
 		if idx >= 0 {
+			// The value stays as stored: the same value in another case (where the value is
+			// not caseExact) is not a change.
+			v, hasV := elemValue(out[idx])
 			out[idx] = mergeObject(out[idx], e)
+			if m, ok := out[idx].(map[string]any); ok && hasV {
+				schema.Set(m, "value", v)
+			}
 		} else {
 			out = append(out, e)
 			idx = len(out) - 1

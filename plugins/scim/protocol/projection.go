@@ -117,6 +117,19 @@ func (p Projection) Apply(rt *schema.ResourceType, r schema.Resource) map[string
 	return out
 }
 
+// Returns reports whether the projection outputs sub-attribute sub of the core attribute name
+// when a resource has it ("members", "display"): a caller skips the work of filling in what
+// would not be output. It asks attr itself, with a one-element probe, so that it cannot drift
+// from Apply.
+func (p Projection) Returns(rt *schema.ResourceType, name, sub string) bool {
+	def := rt.Attribute(name)
+	if def == nil {
+		return false
+	}
+	_, keep := p.attr("", def.Name, def, []any{map[string]any{sub: ""}}, false)
+	return keep
+}
+
 func isExtObject(k string, v any) bool {
 	_, ok := v.(map[string]any)
 	return ok && strings.HasPrefix(strings.ToLower(k), "urn:")

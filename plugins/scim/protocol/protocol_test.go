@@ -115,3 +115,32 @@ func TestProjection(t *testing.T) {
 	_, err = ParseProjection(rt, url.Values{"attributes": {"emails[type"}})
 	require.Equal(t, scimerr.InvalidValue, scimerr.From(err).ScimType)
 }
+
+// TestProjectionReturns: Returns agrees with what Apply outputs for a group's members.display.
+func TestProjectionReturns(t *testing.T) {
+	t.Parallel()
+	for query, want := range map[string]bool{
+		"":                                   true,
+		"attributes=members":                 true,
+		"attributes=MEMBERS.display":         true,
+		"attributes=displayName,members":     true,
+		"excludedAttributes=displayName":     true,
+		"attributes=displayName":             false,
+		"attributes=members.value":           false,
+		"excludedAttributes=members":         false,
+		"excludedAttributes=members.display": false,
+		"excludedAttributes=members.value":   true,
+		"attributes=urn:ietf:params:scim:schemas:core:2.0:Group:members": true,
+	} {
+		q, err := url.ParseQuery(query)
+		require.NoError(t, err)
+		p, err := ParseProjection(schema.GroupResourceType, q)
+		require.NoError(t, err)
+		require.Equal(t, want, p.Returns(schema.GroupResourceType, "members", "display"), query)
+		out := p.Apply(schema.GroupResourceType, schema.Resource{"id": "g", "displayName": "Eng",
+			"members": []any{map[string]any{"value": "u", "display": "jane"}}})
+		members, _ := out["members"].([]any)
+		shown := len(members) == 1 && members[0].(map[string]any)["display"] == "jane"
+		require.Equal(t, shown, want, "Apply and Returns disagree on %q", query)
+	}
+}

@@ -1,5 +1,7 @@
 package schema
 
+import "sync"
+
 // Schema URNs (RFC 7643 §8.7).
 const (
 	UserSchema       = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -158,6 +160,10 @@ type ResourceType struct {
 	Description string
 	Schema      *Schema
 	Extensions  []Extension
+
+	// primaryOnce computes primaryAttrs: the core attributes with a primary sub-attribute.
+	primaryOnce  sync.Once
+	primaryAttrs []string
 }
 
 // UserResourceType is the User resource type with the optional enterprise extension.

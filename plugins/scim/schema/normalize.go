@@ -210,7 +210,129 @@ func normalizeValue(a *Attribute, v any, path string) (any, error) {
 			out = append(out, n)
 		}
 	}
+	if a.Type == Complex {
+		return uniqueValues(a, out, path)
+	}
 	return out, nil
+}
+
+// uniqueValues applies RFC 7643 §2.4 to the values of a multi-valued complex attribute:
+//   - the same value given twice (the same "type" and "value", each compared as its definition's
+//     caseExact says; the whole element for attributes without "value", such as addresses) is
+//     kept once, at its first position and with its first spelling, with the later copy's other
+//     sub-attributes merged into it and "primary": true kept if either copy had it ("SHOULD
+//     NOT return duplicates");
+//   - "primary": true on more than one value is refused with invalidValue naming the attribute
+//     ("MUST appear no more than once"): which one the client meant cannot be guessed, and
+//     refusing keeps POST, PUT and PATCH values alike. A PATCH that makes one value primary
+//     demotes the others (RFC 7644 §3.5.2); that is the patch package's job, before this check.
+//
+// A map keyed by the identity keeps it linear: a group's members list may hold thousands.
+func uniqueValues(a *Attribute, list []any, path string) ([]any, error) {
+	if len(list) < 2 {
+		return list, nil
+	}
+	valueDef := a.SubAttribute("value")
+	index := make(map[string]int, len(list))
+	out := list[:0]
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		k, ok := valueKey(valueDef, m)
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		i, dup := index[k]
+		if !dup {
+			index[k] = len(out)
+			out = append(out, e)
+			continue
+		}
+		first := out[i].(map[string]any)
+		for sk, sv := range m {
+			if (sk == "primary" && first[sk] == true) || sk == "value" {
+				continue
+			}
+			first[sk] = sv
+		}
+	}
+	primaries := 0
+	for _, e := range out {
+		if m, ok := e.(map[string]any); ok && m["primary"] == true {
+			primaries++
+		}
+	}
+	if primaries > 1 {
+		return nil, scimerr.BadRequest(scimerr.InvalidValue,
+			"attribute %s has %d values with \"primary\": true; at most one value may be primary (RFC 7643 §2.4)", path, primaries)
+	}
+	return out, nil
+}
+
+// KeepFirstPrimary leaves "primary": true on the first value only of every multi-valued core
+// attribute of r that has a primary sub-attribute. Normalize refuses two primaries; this repairs
+// what was stored before it did, on the way out (responses, and the start of a PATCH), so that a
+// client that echoes a GET in a PUT (Okta's wizard apps deactivate that way) or patches another
+// attribute is never refused for what it did not send. r must be normalized (schema spelling of
+// attribute names): it runs on every user a response shows, so it looks names up exactly.
+func (rt *ResourceType) KeepFirstPrimary(r Resource) {
+	rt.primaryOnce.Do(func() {
+		for _, a := range rt.Schema.Attributes {
+			if a.MultiValued && a.Type == Complex && a.SubAttribute("primary") != nil {
+				rt.primaryAttrs = append(rt.primaryAttrs, a.Name)
+			}
+		}
+	})
+	for _, name := range rt.primaryAttrs {
+		list, _ := r[name].([]any)
+		if len(list) < 2 {
+			continue
+		}
+		seen := false
+		for _, e := range list {
+			m, ok := e.(map[string]any)
+			if !ok || m["primary"] != true {
+				continue
+			}
+			if seen {
+				delete(m, "primary")
+			}
+			seen = true
+		}
+	}
+}
+
+// valueKey is the identity of one normalized element of a multi-valued complex attribute for
+// uniqueValues; ok is false for an element that has none (a "value"-less element of an attribute
+// that has "value"), which is then never merged.
+func valueKey(valueDef *Attribute, m map[string]any) (string, bool) {
+	if valueDef == nil {
+		b, err := json.Marshal(m) // map keys are sorted: a canonical form
+		return "o" + string(b), err == nil
+	}
+	v, ok := m["value"]
+	if !ok || v == nil {
+		return "", false
+	}
+	typ, _ := m["type"].(string)
+	s, isString := v.(string)
+	switch {
+	case !isString:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "", false
+		}
+		s = "j" + string(b)
+	case valueDef.CaseExact:
+		s = "s" + s
+	default:
+		s = "s" + strings.ToLower(s)
+	}
+	return strings.ToLower(typ) + "\x00" + s, true
 }
 
 func normalizeSingle(a *Attribute, v any, path string) (any, error) {

@@ -76,3 +76,58 @@ func TestResolve(t *testing.T) {
 	require.Equal(t, "urn:example:custom", ref.Ext)
 	require.Nil(t, ref.Attr)
 }
+
+// TestMultiValuedUniqueness: RFC 7643 §2.4 on every multi-valued complex attribute.
+func TestMultiValuedUniqueness(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		rt       *ResourceType
+		attr     string
+		want     string // JSON of attr after Normalize; "" means invalidValue naming attr
+	}{
+		{name: "same type and value once, sub-attributes merged, case-insensitive value", rt: UserResourceType, attr: "emails",
+			in:   `{"userName":"a","emails":[{"value":"a@x","type":"work"},{"value":"b@x"},{"value":"A@X","type":"Work","primary":true,"display":"A"}]}`,
+			want: `[{"value":"a@x","type":"Work","primary":true,"display":"A"},{"value":"b@x"}]`},
+		{name: "other type is another value", rt: UserResourceType, attr: "emails",
+			in:   `{"userName":"a","emails":[{"value":"a@x","type":"work"},{"value":"a@x","type":"home"}]}`,
+			want: `[{"value":"a@x","type":"work"},{"value":"a@x","type":"home"}]`},
+		{name: "primary kept when a duplicate says false", rt: UserResourceType, attr: "phoneNumbers",
+			in:   `{"userName":"a","phoneNumbers":[{"value":"1","primary":true},{"value":"1","primary":false}]}`,
+			want: `[{"value":"1","primary":true}]`},
+		{name: "duplicate of the primary is one primary", rt: UserResourceType, attr: "emails",
+			in:   `{"userName":"a","emails":[{"value":"a@x","primary":true},{"value":"a@x","primary":"true"}]}`,
+			want: `[{"value":"a@x","primary":true}]`},
+		{name: "addresses compare whole", rt: UserResourceType, attr: "addresses",
+			in:   `{"userName":"a","addresses":[{"locality":"Paris"},{"locality":"Paris"},{"locality":"Lyon"}]}`,
+			want: `[{"locality":"Paris"},{"locality":"Lyon"}]`},
+		{name: "two primary emails", rt: UserResourceType, attr: "emails",
+			in: `{"userName":"a","emails":[{"value":"a@x","primary":true},{"value":"b@x","primary":true}]}`},
+		{name: "two primary x509Certificates", rt: UserResourceType, attr: "x509Certificates",
+			in: `{"userName":"a","x509Certificates":[{"value":"MII1","primary":true},{"value":"MII2","primary":"True"}]}`},
+		{name: "two primary addresses", rt: UserResourceType, attr: "addresses",
+			in: `{"userName":"a","addresses":[{"locality":"Paris","primary":true},{"locality":"Lyon","primary":true}]}`},
+		{name: "group members once per value", rt: GroupResourceType, attr: "members",
+			in:   `{"displayName":"g","members":[{"value":"u1"},{"value":"u2"},{"value":"u1","display":"one"}]}`,
+			want: `[{"value":"u1","display":"one"},{"value":"u2"}]`},
+		{name: "member ids are case-exact", rt: GroupResourceType, attr: "members",
+			in:   `{"displayName":"g","members":[{"value":"u1"},{"value":"U1"}]}`,
+			want: `[{"value":"u1"},{"value":"U1"}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := Decode([]byte(tc.in))
+			require.NoError(t, err)
+			err = tc.rt.Normalize(r)
+			if tc.want == "" {
+				e := scimerr.From(err)
+				require.Equal(t, scimerr.InvalidValue, e.ScimType)
+				require.Contains(t, e.Detail, tc.attr)
+				return
+			}
+			require.NoError(t, err)
+			b, _ := json.Marshal(r[tc.attr])
+			require.JSONEq(t, tc.want, string(b))
+		})
+	}
+}

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
@@ -26,6 +28,7 @@ import (
 // (SCIM on) and plugin "off" (SCIM off), each with a token.
 type realEnv struct {
 	t     *testing.T
+	bk    backend.Backend
 	svc   *services.Services
 	prov  *scimprov.Provisioner
 	h     *server.Server
@@ -36,15 +39,22 @@ type realEnv struct {
 // credentials written before fingerprints existed (hash only).
 func newRealEnv(t *testing.T, legacy bool) *realEnv {
 	t.Helper()
+	return newRealEnvAt(t, legacy, nil)
+}
+
+// newRealEnvAt is newRealEnv with the backend's (and so the provisioner's) clock; nil is the
+// real clock.
+func newRealEnvAt(t *testing.T, legacy bool, clock clockwork.Clock) *realEnv {
+	t.Helper()
 	ctx := context.Background()
-	bk, err := memory.New(ctx, memory.Config{})
+	bk, err := memory.New(ctx, memory.Config{Clock: clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
 	svc, err := services.New(services.Config{Backend: bk})
 	require.NoError(t, err)
 	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: bk})
 	require.NoError(t, err)
-	e := &realEnv{t: t, svc: svc}
+	e := &realEnv{t: t, bk: bk, svc: svc}
 	for _, name := range []string{"okta", "off"} {
 		_, err = svc.CreatePlugin(ctx, &typesv1.Plugin{
 			Metadata: &typesv1.Metadata{Name: name},

@@ -27,7 +27,60 @@ func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord]
 		indexed: map[string]bool{"displayName": true, "externalId": true, "id": true},
 		id:      func(g *scimstore.GroupRecord) string { return g.ID },
 		toRes:   func(u *scimstore.GroupRecord) schema.Resource { return groupResource(base, u) },
+		complete: func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error {
+			return s.memberDisplays(ctx, plugin, items, proj)
+		},
 	}
+}
+
+// memberDisplays sets each member's display to the member's userName, read from the user
+// record: what the client sent as display may be missing (a PUT of ids only) or stale (the user
+// was renamed since). Nothing is read when the projection leaves members.display out
+// (excludedAttributes=members, attributes=displayName...). Each distinct member is read once
+// per response; a member whose record is gone keeps the display stored with the group.
+func (s *Server) memberDisplays(ctx context.Context, plugin string, items []schema.Resource, proj protocol.Projection) error {
+	if !proj.Returns(groupRT, "members", "display") {
+		return nil
+	}
+	names := map[string]string{}
+	for _, res := range items {
+		members, _ := res["members"].([]any)
+		for _, m := range members {
+			e, ok := m.(map[string]any)
+			if !ok {
+				continue
+			}
+			id, _ := e["value"].(string)
+			name, seen := names[id]
+			if !seen {
+				rec, err := s.prov.GetUser(ctx, plugin, id)
+				switch {
+				case err == nil:
+					name = rec.UserName
+				case !trace.IsNotFound(err):
+					return trace.Wrap(err)
+				}
+				names[id] = name
+			}
+			if name != "" {
+				e["display"] = name
+			}
+		}
+	}
+	return nil
+}
+
+// writeGroup answers with one group, its members' displays filled in as the projection asks.
+func (s *Server) writeGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, rec *scimstore.GroupRecord, status int) error {
+	proj, err := parseProjection(groupRT, r)
+	if err != nil {
+		return err
+	}
+	res := groupResource(req.base, rec)
+	if err := s.memberDisplays(ctx, req.plugin, []schema.Resource{res}, proj); err != nil {
+		return err
+	}
+	return writeProjected(w, groupRT, res, proj, rec.Revision, status)
 }
 
 func (s *Server) listGroups(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
@@ -42,7 +95,7 @@ func (s *Server) getGroup(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if inm := r.Header.Get("If-None-Match"); inm != "" && rec.Revision != "" && etagMatches(inm, rec.Revision) {
 		return notModified(w, rec.Revision)
 	}
-	return writeResource(w, r, groupRT, groupResource(req.base, rec), rec.Revision, http.StatusOK)
+	return s.writeGroup(ctx, w, r, req, rec, http.StatusOK)
 }
 
 func (s *Server) createGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
@@ -62,7 +115,7 @@ func (s *Server) createGroup(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	return writeResource(w, r, groupRT, groupResource(req.base, out), out.Revision, http.StatusCreated)
+	return s.writeGroup(ctx, w, r, req, out, http.StatusCreated)
 }
 
 // replaceGroup is PUT: the body replaces the group, members included (an absent members list
@@ -137,7 +190,7 @@ func (s *Server) updateGroup(ctx context.Context, w http.ResponseWriter, r *http
 		out, err := s.prov.UpdateGroup(ctx, req.plugin, next)
 		switch {
 		case err == nil:
-			return writeResource(w, r, groupRT, groupResource(req.base, out), out.Revision, http.StatusOK)
+			return s.writeGroup(ctx, w, r, req, out, http.StatusOK)
 		case !trace.IsCompareFailed(err):
 			return trace.Wrap(err)
 		case ifMatch != "":

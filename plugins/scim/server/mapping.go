@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -145,6 +146,7 @@ func deleteKeys(m map[string]any, names []string) {
 func userResource(base string, rec *scimstore.UserRecord) schema.Resource {
 	res := decodeAttributes(rec.Attributes)
 	deleteKeys(res, userRecordKeys)
+	schema.UserResourceType.KeepFirstPrimary(res)
 	res["id"] = rec.ID
 	res["userName"] = rec.UserName
 	if rec.ExternalID != "" {
@@ -278,6 +280,11 @@ func writeResource(w http.ResponseWriter, r *http.Request, rt *schema.ResourceTy
 	if err != nil {
 		return err
 	}
+	return writeProjected(w, rt, res, proj, rev, status)
+}
+
+// writeProjected is writeResource with the projection already parsed.
+func writeProjected(w http.ResponseWriter, rt *schema.ResourceType, res schema.Resource, proj protocol.Projection, rev string, status int) error {
 	if t := etag(rev); t != "" {
 		w.Header().Set("ETag", t)
 	}

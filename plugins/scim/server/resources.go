@@ -26,6 +26,9 @@ type lister[T any] struct {
 	indexed map[string]bool
 	id      func(T) string
 	toRes   func(T) schema.Resource
+	// complete, when set, fills in what a response shows but the records do not hold (a group
+	// member's display), on the resources of the page only, once they are picked.
+	complete func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error
 }
 
 // serveList answers a list/query request (RFC 7644 §3.4.2): a filter that is one equality on an
@@ -59,6 +62,11 @@ func serveList[T any](ctx context.Context, w http.ResponseWriter, r *http.Reques
 	}
 	if err != nil {
 		return err
+	}
+	if l.complete != nil && len(items) > 0 {
+		if err := l.complete(ctx, items, proj); err != nil {
+			return err
+		}
 	}
 	out := make([]map[string]any, 0, len(items))
 	for _, res := range items {
