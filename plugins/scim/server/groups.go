@@ -24,14 +24,18 @@ func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord]
 		lookup: func(ctx context.Context, attr, value string) (*scimstore.GroupRecord, error) {
 			return s.prov.LookupGroup(ctx, plugin, attr, value)
 		},
-		indexed: map[string]bool{"displayName": true, "externalId": true, "id": true},
-		id:      func(g *scimstore.GroupRecord) string { return g.ID },
-		toRes:   func(u *scimstore.GroupRecord) schema.Resource { return groupResource(base, u) },
+		get: func(ctx context.Context, id string) (*scimstore.GroupRecord, error) {
+			return s.prov.GetGroup(ctx, plugin, id)
+		},
+		sortKeys: groupSortKeys,
+		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},
+		id:       func(g *scimstore.GroupRecord) string { return g.ID },
+		toRes:    func(u *scimstore.GroupRecord) schema.Resource { return groupResource(base, u) },
 	}
 }
 
 func (s *Server) listGroups(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	return serveList(ctx, w, r, s.groupLister(req.plugin, req.base))
+	return serveList(ctx, s, w, r.URL.Query(), s.groupLister(req.plugin, req.base))
 }
 
 func (s *Server) getGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
