@@ -16,7 +16,8 @@ var groupRT = schema.GroupResourceType
 
 func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord] {
 	return lister[*scimstore.GroupRecord]{
-		rt: groupRT,
+		plugin: plugin,
+		rt:     groupRT,
 		list: func(ctx context.Context, after string, limit int) ([]*scimstore.GroupRecord, error) {
 			return s.prov.ListGroups(ctx, plugin, after, limit)
 		},

@@ -20,6 +20,7 @@ const scanBatch = 500
 
 // lister is what listing needs from one resource kind.
 type lister[T any] struct {
+	plugin  string
 	rt      *schema.ResourceType
 	list    func(ctx context.Context, after string, limit int) ([]T, error)
 	count   func(ctx context.Context) (int, error)
@@ -86,16 +87,13 @@ func sortedQuery[T any](ctx context.Context, s *Server, l lister[T], f *filter.F
 	if attr, value, ok := filter.EqualityLookup(f); ok && l.indexed[attr] {
 		return lookupOne(ctx, l, attr, value, f, page)
 	}
-	release, err := s.acquireSortSlot(ctx)
-	if err != nil {
-		return 0, nil, trace.Wrap(err)
-	}
-	entries, err := collectSorted(ctx, l, f, spec.attr, 0, s.cfg.MaxSortResults, nil)
-	release()
+	k := snapshotKey{plugin: l.plugin, scope: l.rt.Name, filter: f.String(), attr: spec.attr, desc: spec.desc}
+	entries, err := s.sortedEntries(ctx, k, func() ([]sortEntry, error) {
+		return collectSorted(ctx, l, f, spec.attr, 0, s.cfg.MaxSortResults, nil)
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	sortEntries(entries, spec.desc)
 	var out []schema.Resource
 	for _, e := range protocol.Slice(entries, page) {
 		res, ok, err := fetchSorted(ctx, l, f, e.id)

@@ -33,6 +33,12 @@ const (
 	opUnknown               = "unknown"
 )
 
+// writeOps are the operations that may write; each drops the plugin's sorted-list snapshots.
+var writeOps = map[string]bool{
+	opCreateUser: true, opReplaceUser: true, opPatchUser: true, opDeleteUser: true,
+	opCreateGroup: true, opReplaceGroup: true, opPatchGroup: true, opDeleteGroup: true,
+}
+
 type handlerFunc = func(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error
 
 // routeEntry is what one method on one path does.

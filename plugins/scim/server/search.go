@@ -232,19 +232,17 @@ func searchAllByID(ctx context.Context, users lister[*scimstore.UserRecord], gro
 
 // sortedSearchAll sorts the matching Users and Groups together.
 func sortedSearchAll(ctx context.Context, s *Server, users lister[*scimstore.UserRecord], groups lister[*scimstore.GroupRecord], uf, gf *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
-	release, err := s.acquireSortSlot(ctx)
-	if err != nil {
-		return 0, nil, trace.Wrap(err)
-	}
-	entries, err := collectSorted(ctx, users, uf, spec.attr, 0, s.cfg.MaxSortResults, nil)
-	if err == nil {
-		entries, err = collectSorted(ctx, groups, gf, spec.attr, 1, s.cfg.MaxSortResults, entries)
-	}
-	release()
+	k := snapshotKey{plugin: users.plugin, filter: uf.String(), attr: spec.attr, desc: spec.desc}
+	entries, err := s.sortedEntries(ctx, k, func() ([]sortEntry, error) {
+		entries, err := collectSorted(ctx, users, uf, spec.attr, 0, s.cfg.MaxSortResults, nil)
+		if err != nil {
+			return nil, err
+		}
+		return collectSorted(ctx, groups, gf, spec.attr, 1, s.cfg.MaxSortResults, entries)
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	sortEntries(entries, spec.desc)
 	var out []schema.Resource
 	for _, e := range protocol.Slice(entries, page) {
 		var (

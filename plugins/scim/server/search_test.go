@@ -636,3 +636,21 @@ func TestServiceProviderConfigAdvertisesSort(t *testing.T) {
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &m))
 	require.Equal(t, true, m["sort"].(map[string]any)["supported"])
 }
+
+// TestSortSeesWrites: a write through the endpoint between two pages of a sorted list is seen by
+// the next page (the sorted-list snapshot is dropped), in its sorted place.
+func TestSortSeesWrites(t *testing.T) {
+	t.Parallel()
+	e := newSearchEnv(t)
+	f := newFixture(e)
+	first := e.list(http.MethodGet, "/Users?sortBy=userName&count=2", "")
+	require.Equal(t, 5, first.TotalResults)
+	require.Equal(t, f.users[1].id, first.Resources[0]["id"]) // Alice
+	aaron := e.create("/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"aaron@example.com"}`)
+	again := e.list(http.MethodGet, "/Users?sortBy=userName&count=2", "")
+	require.Equal(t, 6, again.TotalResults)
+	require.Equal(t, aaron, again.Resources[0]["id"])
+	w := e.do(http.MethodDelete, "/Users/"+aaron, "")
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Equal(t, first, e.list(http.MethodGet, "/Users?sortBy=userName&count=2", ""))
+}

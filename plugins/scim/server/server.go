@@ -112,9 +112,12 @@ type Config struct {
 	Sources *abuse.Sources
 	// UpdateRetries bounds read-modify-write retries without If-Match.
 	UpdateRetries int
-	// MaxSortResults is the most matches a sorted query sorts (400 tooMany beyond);
-	// DefaultMaxSortResults if zero.
+	// MaxSortResults is the most matches a sorted query sorts (400 tooMany beyond), and the most
+	// entries the sorted-list snapshots hold together; DefaultMaxSortResults if zero.
 	MaxSortResults int
+	// SortSnapshotTTL is how long a sorted list serves the next pages of the same query
+	// (sortcache.go); DefaultSortSnapshotTTL if zero, no snapshots if negative.
+	SortSnapshotTTL time.Duration
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -154,6 +157,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.MaxSortResults <= 0 {
 		c.MaxSortResults = DefaultMaxSortResults
 	}
+	if c.SortSnapshotTTL == 0 {
+		c.SortSnapshotTTL = DefaultSortSnapshotTTL
+	}
 	return nil
 }
 
@@ -172,7 +178,9 @@ type Server struct {
 	legacy *abuse.Semaphore
 	// sortSlots bounds the sorted queries scanning at once (sort.go).
 	sortSlots *abuse.Semaphore
-	routes    routeTables
+	// snaps are the sorted-list snapshots (sortcache.go).
+	snaps  *snapshots
+	routes routeTables
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -195,6 +203,7 @@ func New(cfg Config) (*Server, error) {
 		failures:  abuse.NewFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
 		legacy:    abuse.NewSemaphore(1),
 		sortSlots: abuse.NewSemaphore(sortConcurrency),
+		snaps:     newSnapshots(),
 		limiters:  map[string]*rate.Limiter{},
 	}
 	s.routes = newRouteTables(s)
@@ -268,6 +277,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.base = s.baseURL(r, req.plugin)
+	if writeOps[req.op] {
+		// Whatever the outcome (a failed group write may have written some members), and on a
+		// panic too.
+		defer s.snaps.wrote(req.plugin)
+	}
 	if err := req.handler(ctx, sw, r, req); err != nil {
 		if se := scimerr.From(err); se.Status >= 500 {
 			failure = err

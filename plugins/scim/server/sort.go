@@ -293,10 +293,27 @@ func fetchSorted[T any](ctx context.Context, l lister[T], f *filter.Filter, id s
 	return res, true, nil
 }
 
-// acquireSortSlot waits for one of the sort slots.
-func (s *Server) acquireSortSlot(ctx context.Context) (release func(), err error) {
+// sortedEntries returns the sorted entries of the query k: from a snapshot when one is fresh,
+// else collected by collect (under a sort slot), sorted, and kept as a snapshot.
+func (s *Server) sortedEntries(ctx context.Context, k snapshotKey, collect func() ([]sortEntry, error)) ([]sortEntry, error) {
+	ttl := s.cfg.SortSnapshotTTL
+	if ttl > 0 {
+		if entries, ok := s.snaps.get(k, s.cfg.Clock.Now(), ttl); ok {
+			return entries, nil
+		}
+	}
+	gen := s.snaps.generation(k.plugin)
 	if err := s.sortSlots.Acquire(ctx); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return s.sortSlots.Release, nil
+	entries, err := collect()
+	s.sortSlots.Release()
+	if err != nil {
+		return nil, err
+	}
+	sortEntries(entries, k.desc)
+	if ttl > 0 {
+		s.snaps.put(k, gen, s.cfg.Clock.Now(), entries, s.cfg.MaxSortResults)
+	}
+	return entries, nil
 }

@@ -16,7 +16,8 @@ var userRT = schema.UserResourceType
 
 func (s *Server) userLister(plugin, base string) lister[*scimstore.UserRecord] {
 	return lister[*scimstore.UserRecord]{
-		rt: userRT,
+		plugin: plugin,
+		rt:     userRT,
 		list: func(ctx context.Context, after string, limit int) ([]*scimstore.UserRecord, error) {
 			return s.prov.ListUsers(ctx, plugin, after, limit)
 		},
