@@ -1,5 +1,7 @@
 // Package server is Gatehouse's SCIM 2.0 HTTP endpoint (RFC 7644), mounted on the web listener at
-// /v1/webapi/scim/{plugin}/: Users, Groups, ServiceProviderConfig, ResourceTypes and Schemas.
+// /v1/webapi/scim/{plugin}/: Users, Groups, ServiceProviderConfig, ResourceTypes and Schemas, and
+// the POST searches /Users/.search, /Groups/.search and /.search (search.go). Lists page, filter,
+// project and sort (sort.go) alike in the GET and the POST forms.
 //
 // It speaks HTTP and SCIM only. Users, groups, deactivation locks, plugin settings and tokens live
 // behind the Provisioner interface (implemented by lib/auth/scimprov); this package maps SCIM
