@@ -25,9 +25,6 @@ func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord]
 		lookup: func(ctx context.Context, attr, value string) (*scimstore.GroupRecord, error) {
 			return s.prov.LookupGroup(ctx, plugin, attr, value)
 		},
-		get: func(ctx context.Context, id string) (*scimstore.GroupRecord, error) {
-			return s.prov.GetGroup(ctx, plugin, id)
-		},
 		sortKeys: groupSortKeys,
 		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},
 		id:       func(g *scimstore.GroupRecord) string { return g.ID },

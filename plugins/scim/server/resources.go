@@ -25,7 +25,6 @@ type lister[T any] struct {
 	list    func(ctx context.Context, after string, limit int) ([]T, error)
 	count   func(ctx context.Context) (int, error)
 	lookup  func(ctx context.Context, attr, value string) (T, error)
-	get     func(ctx context.Context, id string) (T, error)
 	indexed map[string]bool
 	// sortKeys are the attributes sortBy accepts (lower-case paths, see sort.go).
 	sortKeys map[string]sortKeyFunc[T]

@@ -25,9 +25,6 @@ func (s *Server) userLister(plugin, base string) lister[*scimstore.UserRecord] {
 		lookup: func(ctx context.Context, attr, value string) (*scimstore.UserRecord, error) {
 			return s.prov.LookupUser(ctx, plugin, attr, value)
 		},
-		get: func(ctx context.Context, id string) (*scimstore.UserRecord, error) {
-			return s.prov.GetUser(ctx, plugin, id)
-		},
 		sortKeys: userSortKeys,
 		indexed:  map[string]bool{"userName": true, "externalId": true, "id": true},
 		id:       func(u *scimstore.UserRecord) string { return u.ID },
