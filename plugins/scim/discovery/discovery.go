@@ -62,7 +62,8 @@ type ServiceProviderConfig struct {
 
 // NewServiceProviderConfig returns the document for a server whose SCIM base URL is baseURL
 // (no trailing slash). What it claims is what the server does: PATCH, filters (up to
-// protocol.MaxResults per page) and ETags; no bulk, no sort, no password change.
+// protocol.MaxResults per page), sorting (sortBy on the attributes plugins/scim/server sorts by,
+// 400 invalidValue on others) and ETags; no bulk, no password change.
 func NewServiceProviderConfig(baseURL string) ServiceProviderConfig {
 	return ServiceProviderConfig{
 		Schemas: []string{ServiceProviderConfigSchema},
@@ -71,7 +72,7 @@ func NewServiceProviderConfig(baseURL string) ServiceProviderConfig {
 		Filter:  filterSupport{Supported: true, MaxResults: protocol.MaxResults},
 		// Passwords are never stored: Gatehouse users sign in through SSO.
 		ChangePassword: supported{false},
-		Sort:           supported{false},
+		Sort:           supported{true},
 		ETag:           supported{true},
 		AuthenticationSchemes: []AuthenticationScheme{{
 			Type:        "oauthbearertoken",

@@ -19,7 +19,7 @@ func TestServiceProviderConfig(t *testing.T) {
 	require.Equal(t, false, m["bulk"].(map[string]any)["supported"])
 	require.Equal(t, true, m["filter"].(map[string]any)["supported"])
 	require.EqualValues(t, 1000, m["filter"].(map[string]any)["maxResults"])
-	require.Equal(t, false, m["sort"].(map[string]any)["supported"])
+	require.Equal(t, true, m["sort"].(map[string]any)["supported"])
 	require.Equal(t, false, m["changePassword"].(map[string]any)["supported"])
 	require.Equal(t, true, m["etag"].(map[string]any)["supported"])
 	require.Equal(t, "oauthbearertoken", m["authenticationSchemes"].([]any)[0].(map[string]any)["type"])

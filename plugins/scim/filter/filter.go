@@ -27,8 +27,13 @@ type Filter struct {
 	root node
 }
 
-// String returns the filter as given.
-func (f *Filter) String() string { return f.raw }
+// String returns the filter as given ("" for no filter).
+func (f *Filter) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.raw
+}
 
 // Match reports whether r satisfies the filter. r should be normalized (schema.Normalize) and
 // carry its server attributes (id, meta) so that filters on them work.

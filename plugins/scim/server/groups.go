@@ -16,7 +16,8 @@ var groupRT = schema.GroupResourceType
 
 func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord] {
 	return lister[*scimstore.GroupRecord]{
-		rt: groupRT,
+		plugin: plugin,
+		rt:     groupRT,
 		list: func(ctx context.Context, after string, limit int) ([]*scimstore.GroupRecord, error) {
 			return s.prov.ListGroups(ctx, plugin, after, limit)
 		},
@@ -24,9 +25,10 @@ func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord]
 		lookup: func(ctx context.Context, attr, value string) (*scimstore.GroupRecord, error) {
 			return s.prov.LookupGroup(ctx, plugin, attr, value)
 		},
-		indexed: map[string]bool{"displayName": true, "externalId": true, "id": true},
-		id:      func(g *scimstore.GroupRecord) string { return g.ID },
-		toRes:   func(u *scimstore.GroupRecord) schema.Resource { return groupResource(base, u) },
+		sortKeys: groupSortKeys,
+		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},
+		id:       func(g *scimstore.GroupRecord) string { return g.ID },
+		toRes:    func(u *scimstore.GroupRecord) schema.Resource { return groupResource(base, u) },
 		complete: func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error {
 			return s.memberDisplays(ctx, plugin, items, proj)
 		},
@@ -84,7 +86,7 @@ func (s *Server) writeGroup(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 func (s *Server) listGroups(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	return serveList(ctx, w, r, s.groupLister(req.plugin, req.base))
+	return serveList(ctx, s, w, r.URL.Query(), s.groupLister(req.plugin, req.base))
 }
 
 func (s *Server) getGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {

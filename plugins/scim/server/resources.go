@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -19,28 +20,36 @@ const scanBatch = 500
 
 // lister is what listing needs from one resource kind.
 type lister[T any] struct {
+	plugin  string
 	rt      *schema.ResourceType
 	list    func(ctx context.Context, after string, limit int) ([]T, error)
 	count   func(ctx context.Context) (int, error)
 	lookup  func(ctx context.Context, attr, value string) (T, error)
 	indexed map[string]bool
-	id      func(T) string
-	toRes   func(T) schema.Resource
+	// sortKeys are the attributes sortBy accepts (lower-case paths, see sort.go).
+	sortKeys map[string]sortKeyFunc[T]
+	id       func(T) string
+	toRes    func(T) schema.Resource
 	// complete, when set, fills in what a response shows but the records do not hold (a group
 	// member's display), on the resources of the page only, once they are picked.
 	complete func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error
 }
 
-// serveList answers a list/query request (RFC 7644 §3.4.2): a filter that is one equality on an
-// indexed attribute is answered by key; any other filter pages through every record in id order
-// and evaluates it; no filter is counted by the store and paged by id.
-func serveList[T any](ctx context.Context, w http.ResponseWriter, r *http.Request, l lister[T]) error {
-	q := r.URL.Query()
+// serveList answers a list/query request (RFC 7644 §3.4.2), from the query string of a GET or
+// the SearchRequest of a POST .search (§3.4.3), which are given the same url.Values form: a
+// filter that is one equality on an indexed attribute is answered by key; any other filter pages
+// through every record in id order and evaluates it; no filter is counted by the store and paged
+// by id. With sortBy, the matches are sorted first (sort.go).
+func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q url.Values, l lister[T]) error {
 	page, err := protocol.ParsePage(q)
 	if err != nil {
 		return err
 	}
 	proj, err := protocol.ParseProjection(l.rt, q)
+	if err != nil {
+		return err
+	}
+	spec, err := parseSort(q, l.rt)
 	if err != nil {
 		return err
 	}
@@ -51,6 +60,7 @@ func serveList[T any](ctx context.Context, w http.ResponseWriter, r *http.Reques
 	)
 	raw := q.Get("filter")
 	if attr, value, ok := quickEquality(raw, l.indexed); ok {
+		// At most one match: sorted by any attribute.
 		total, items, err = lookupOne(ctx, l, attr, value, nil, page)
 	} else {
 		if strings.TrimSpace(raw) != "" {
@@ -58,7 +68,11 @@ func serveList[T any](ctx context.Context, w http.ResponseWriter, r *http.Reques
 				return err
 			}
 		}
-		total, items, err = query(ctx, l, f, page)
+		if spec.attr != "" {
+			total, items, err = sortedQuery(ctx, s, l, f, spec, page)
+		} else {
+			total, items, err = query(ctx, l, f, page)
+		}
 	}
 	if err != nil {
 		return err
@@ -73,6 +87,31 @@ func serveList[T any](ctx context.Context, w http.ResponseWriter, r *http.Reques
 		out = append(out, proj.Apply(l.rt, res))
 	}
 	return writeJSON(w, http.StatusOK, protocol.NewListResponse(total, page, out))
+}
+
+// sortedQuery answers a sorted query over one kind.
+func sortedQuery[T any](ctx context.Context, s *Server, l lister[T], f *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
+	if attr, value, ok := filter.EqualityLookup(f); ok && l.indexed[attr] {
+		return lookupOne(ctx, l, attr, value, f, page)
+	}
+	k := snapshotKey{plugin: l.plugin, scope: l.rt.Name, filter: f.String(), attr: spec.attr, desc: spec.desc}
+	entries, err := s.sortedEntries(ctx, k, func() ([]sortEntry, error) {
+		return collectSorted(ctx, l, f, spec.attr, 0, s.cfg.MaxSortResults, nil)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	var out []schema.Resource
+	for _, e := range protocol.Slice(entries, page) {
+		res, ok, err := fetchSorted(ctx, l, f, e.id)
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			out = append(out, res)
+		}
+	}
+	return len(entries), out, nil
 }
 
 func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {

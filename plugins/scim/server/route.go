@@ -24,11 +24,20 @@ const (
 	opReplaceGroup          = "replace_group"
 	opPatchGroup            = "patch_group"
 	opDeleteGroup           = "delete_group"
+	opSearchUsers           = "search_users"
+	opSearchGroups          = "search_groups"
+	opSearch                = "search"
 	opServiceProviderConfig = "service_provider_config"
 	opResourceTypes         = "resource_types"
 	opSchemas               = "schemas"
 	opUnknown               = "unknown"
 )
+
+// writeOps are the operations that may write; each drops the plugin's sorted-list snapshots.
+var writeOps = map[string]bool{
+	opCreateUser: true, opReplaceUser: true, opPatchUser: true, opDeleteUser: true,
+	opCreateGroup: true, opReplaceGroup: true, opPatchGroup: true, opDeleteGroup: true,
+}
 
 type handlerFunc = func(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error
 
@@ -45,6 +54,8 @@ type routeTable map[string]routeEntry
 // request.
 type routeTables struct {
 	users, user, groups, group, serviceProviderConfig, resourceTypes, schemas routeTable
+	// searchUsers, searchGroups and search are POST /Users/.search, /Groups/.search and /.search.
+	searchUsers, searchGroups, search routeTable
 }
 
 func newRouteTables(s *Server) routeTables {
@@ -69,6 +80,9 @@ func newRouteTables(s *Server) routeTables {
 			http.MethodPatch:  {opPatchGroup, s.patchGroup},
 			http.MethodDelete: {opDeleteGroup, s.deleteGroup},
 		},
+		searchUsers:           routeTable{http.MethodPost: {opSearchUsers, s.searchUsers}},
+		searchGroups:          routeTable{http.MethodPost: {opSearchGroups, s.searchGroups}},
+		search:                routeTable{http.MethodPost: {opSearch, s.searchAll}},
 		serviceProviderConfig: routeTable{http.MethodGet: {opServiceProviderConfig, serviceProviderConfig}},
 		resourceTypes:         routeTable{http.MethodGet: {opResourceTypes, resourceTypes}},
 		schemas:               routeTable{http.MethodGet: {opSchemas, schemas}},
@@ -101,17 +115,29 @@ func (s *Server) route(r *http.Request) (*request, error) {
 	var table routeTable
 	switch resource {
 	case "Users":
-		if id == "" {
+		switch id {
+		case "":
 			table = s.routes.users
-		} else {
+		case searchPath:
+			// ".search" is never a resource id: ids are server-assigned UUIDs.
+			table = s.routes.searchUsers
+		default:
 			table = s.routes.user
 		}
 	case "Groups":
-		if id == "" {
+		switch id {
+		case "":
 			table = s.routes.groups
-		} else {
+		case searchPath:
+			table = s.routes.searchGroups
+		default:
 			table = s.routes.group
 		}
+	case searchPath:
+		if id != "" {
+			return req, scimerr.NotFound("no such SCIM endpoint")
+		}
+		table = s.routes.search
 	case "ServiceProviderConfig":
 		if id != "" {
 			return req, scimerr.NotFound("no such SCIM endpoint")

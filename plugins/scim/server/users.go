@@ -16,7 +16,8 @@ var userRT = schema.UserResourceType
 
 func (s *Server) userLister(plugin, base string) lister[*scimstore.UserRecord] {
 	return lister[*scimstore.UserRecord]{
-		rt: userRT,
+		plugin: plugin,
+		rt:     userRT,
 		list: func(ctx context.Context, after string, limit int) ([]*scimstore.UserRecord, error) {
 			return s.prov.ListUsers(ctx, plugin, after, limit)
 		},
@@ -24,14 +25,15 @@ func (s *Server) userLister(plugin, base string) lister[*scimstore.UserRecord] {
 		lookup: func(ctx context.Context, attr, value string) (*scimstore.UserRecord, error) {
 			return s.prov.LookupUser(ctx, plugin, attr, value)
 		},
-		indexed: map[string]bool{"userName": true, "externalId": true, "id": true},
-		id:      func(u *scimstore.UserRecord) string { return u.ID },
-		toRes:   func(u *scimstore.UserRecord) schema.Resource { return userResource(base, u) },
+		sortKeys: userSortKeys,
+		indexed:  map[string]bool{"userName": true, "externalId": true, "id": true},
+		id:       func(u *scimstore.UserRecord) string { return u.ID },
+		toRes:    func(u *scimstore.UserRecord) schema.Resource { return userResource(base, u) },
 	}
 }
 
 func (s *Server) listUsers(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	return serveList(ctx, w, r, s.userLister(req.plugin, req.base))
+	return serveList(ctx, s, w, r.URL.Query(), s.userLister(req.plugin, req.base))
 }
 
 func (s *Server) getUser(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
