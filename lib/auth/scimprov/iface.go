@@ -12,7 +12,7 @@ import (
 type provisioner interface {
 	CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
 	GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error)
-	LookupUser(ctx context.Context, plugin, attr, value string) (*scimstore.UserRecord, error)
+	LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimstore.UserRecord, error)
 	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error)
 	CountUsers(ctx context.Context, plugin string) (int, error)
 	UpdateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)

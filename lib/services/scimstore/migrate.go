@@ -1,6 +1,7 @@
 package scimstore
 
 import (
+	"bytes"
 	"context"
 	"strings"
 
@@ -141,4 +142,104 @@ func (s *Store) moveUserNameEntry(ctx context.Context, plugin string, rec *UserR
 		}
 	}
 	return false, "", trace.CompareFailed("SCIM user %q kept changing while its userName index was moved", rec.ID)
+}
+
+// Before externalId stopped being unique, the user externalId index held one
+// entry per value (external_ids/<esc(externalId)> → id). MigrateExternalIDIndex
+// moves each such entry to the record's own key (UserExternalIDKey) once per
+// plugin, before the SCIM endpoint serves, and leaves a marker so that later
+// starts skip the scan.
+
+// legacyExternalIDsPart is the key part of the one-entry-per-value index.
+const legacyExternalIDsPart = "external_ids"
+
+// externalIDIndexKey marks a plugin whose externalId index is per record.
+func externalIDIndexKey(plugin string) backend.Key {
+	return pluginKey(plugin, metaPart, "external_id_index")
+}
+
+// perRecordExternalIDIndex is the marker's value.
+const perRecordExternalIDIndex = "per-record-v1"
+
+// ExternalIDReport says what MigrateExternalIDIndex did.
+type ExternalIDReport struct {
+	// Skipped is true when the marker was there: nothing was read.
+	Skipped bool
+	// Moved counts the entries moved; Dropped the legacy entries that named
+	// no record with that externalId (nothing to move); Unfinished the
+	// records that kept changing (the next start tries them again).
+	Moved, Dropped, Unfinished int
+}
+
+// MigrateExternalIDIndex moves every legacy externalId index entry of plugin
+// to its per-record key, each in one AtomicWrite conditioned on the record's
+// revision, then writes the marker (unless some records kept changing).
+func (s *Store) MigrateExternalIDIndex(ctx context.Context, plugin string) (*ExternalIDReport, error) {
+	if err := CheckPlugin(plugin); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	rep := &ExternalIDReport{}
+	if item, err := s.b.Get(ctx, externalIDIndexKey(plugin)); err == nil && string(item.Value) == perRecordExternalIDIndex {
+		rep.Skipped = true
+		return rep, nil
+	} else if err != nil && !trace.IsNotFound(err) {
+		return nil, trace.Wrap(err)
+	}
+	prefix := pluginKey(plugin, legacyExternalIDsPart, "")
+	start, end := prefix, backend.RangeEnd(prefix)
+	for {
+		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		for _, item := range res.Items {
+			moved, err := s.moveExternalIDEntry(ctx, plugin, item)
+			switch {
+			case trace.IsCompareFailed(err):
+				rep.Unfinished++
+			case err != nil:
+				return nil, trace.Wrap(err)
+			case moved:
+				rep.Moved++
+			default:
+				rep.Dropped++
+			}
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			break
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
+	if rep.Unfinished == 0 {
+		if _, err := s.b.Put(ctx, backend.Item{Key: externalIDIndexKey(plugin), Value: []byte(perRecordExternalIDIndex)}); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	return rep, nil
+}
+
+// moveExternalIDEntry replaces the legacy entry item by the per-record entry
+// of the record it names, if that record still has the externalId; otherwise
+// it only deletes the entry. moved reports which.
+func (s *Store) moveExternalIDEntry(ctx context.Context, plugin string, item backend.Item) (moved bool, err error) {
+	drop := backend.ConditionalAction{Key: item.Key, Condition: backend.Revision(item.Revision), Action: backend.Delete()}
+	for range 4 {
+		rec, err := s.GetUser(ctx, plugin, string(item.Value))
+		if err != nil && !trace.IsNotFound(err) {
+			return false, trace.Wrap(err)
+		}
+		if rec == nil || rec.ExternalID == "" || !bytes.Equal(pluginKey(plugin, legacyExternalIDsPart, esc(rec.ExternalID)), item.Key) {
+			_, err = s.b.AtomicWrite(ctx, []backend.ConditionalAction{drop})
+			return false, trace.Wrap(err)
+		}
+		_, err = s.b.AtomicWrite(ctx, []backend.ConditionalAction{
+			{Key: UserKey(plugin, rec.ID), Condition: backend.Revision(rec.Revision), Action: backend.Nop()},
+			{Key: UserExternalIDKey(plugin, rec.ExternalID, rec.ID), Condition: backend.Whatever(), Action: backend.Put(backend.Item{Value: []byte(rec.ID)})},
+			drop,
+		})
+		if !trace.IsCompareFailed(err) {
+			return err == nil, trace.Wrap(err)
+		}
+	}
+	return false, trace.CompareFailed("SCIM user %q kept changing while its externalId index entry was moved", item.Value)
 }

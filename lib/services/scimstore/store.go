@@ -21,7 +21,7 @@ const Prefix = "scim"
 const (
 	usersPart            = "users"
 	userNamesPart        = "usernames"
-	userExternalIDsPart  = "external_ids"
+	userExternalIDsPart  = "user_external_ids"
 	groupsPart           = "groups"
 	groupNamesPart       = "group_names"
 	groupExternalIDsPart = "group_external_ids"
@@ -64,9 +64,17 @@ func UserNameKey(plugin, userName string) backend.Key {
 	return pluginKey(plugin, userNamesPart, esc(canonical.Username(userName)))
 }
 
-// UserExternalIDKey is the key of the user externalId index entry.
-func UserExternalIDKey(plugin, externalID string) backend.Key {
-	return pluginKey(plugin, userExternalIDsPart, esc(externalID))
+// UserExternalIDKey is the key of user record id's externalId index entry. externalId is not
+// unique (RFC 7643 §3.1 leaves it to the client), so the entry is keyed by the value and the
+// record id, and a lookup reads every entry under UserExternalIDPrefix.
+func UserExternalIDKey(plugin, externalID, id string) backend.Key {
+	return pluginKey(plugin, userExternalIDsPart, esc(externalID), id)
+}
+
+// UserExternalIDPrefix is the prefix of the index entries of every user with externalID, with a
+// trailing separator.
+func UserExternalIDPrefix(plugin, externalID string) backend.Key {
+	return pluginKey(plugin, userExternalIDsPart, esc(externalID), "")
 }
 
 // GroupKey is the key of group record id.
@@ -207,7 +215,7 @@ func userKeys(plugin string, r *UserRecord) recordKeys {
 	return recordKeys{
 		record:     UserKey(plugin, r.ID),
 		name:       UserNameKey(plugin, r.UserName),
-		externalID: optKey(r.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) }),
+		externalID: optKey(r.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v, r.ID) }),
 	}
 }
 
@@ -249,8 +257,10 @@ func deleteActions(k recordKeys, revision string) []backend.ConditionalAction {
 // for a new record; otherwise as read, with its Revision) with its indexes:
 // the record conditioned on old's revision (or NotExists), a new userName or
 // externalId index entry conditioned on NotExists, a replaced one deleted.
-// A CompareFailed from the write means a concurrent change or a name taken
-// by another record; the caller tells them apart by reading the index.
+// A CompareFailed from the write means a concurrent change or a userName
+// taken by another record; the caller tells them apart by reading the index.
+// The externalId entry is the record's own (keyed by its id), so another
+// record with the same externalId never conflicts.
 func PutUserActions(plugin string, old, next *UserRecord) ([]backend.ConditionalAction, error) {
 	if old != nil && old.ID != next.ID {
 		return nil, trace.BadParameter("user record id cannot change (%q to %q)", old.ID, next.ID)
@@ -355,7 +365,7 @@ func userIndexKey(plugin, attr, value string) (backend.Key, error) {
 	case strings.EqualFold(attr, AttrUserName):
 		return UserNameKey(plugin, value), nil
 	case strings.EqualFold(attr, AttrExternalID):
-		return UserExternalIDKey(plugin, value), nil
+		return nil, trace.BadParameter("externalId is not unique: look users up by it with LookupUsers")
 	}
 	return nil, trace.BadParameter("users cannot be looked up by %q", attr)
 }
@@ -415,8 +425,8 @@ func (s *Store) indexLookup(ctx context.Context, key backend.Key) (string, error
 }
 
 // LookupUserID returns the id of the user record with attr (AttrUserName,
-// case-insensitive; AttrExternalID; AttrID) equal to value, from the index;
-// trace.NotFound if none.
+// case-insensitive; AttrID) equal to value, from the index; trace.NotFound if
+// none. externalId, which is not unique, is looked up with LookupUsers.
 func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (string, error) {
 	key, err := userIndexKey(plugin, attr, value)
 	if err != nil {
@@ -443,12 +453,57 @@ func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*Us
 		}
 		return nil, trace.Wrap(err)
 	}
-	switch {
-	case strings.EqualFold(attr, AttrUserName) && !canonical.Equal(rec.UserName, value),
-		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
+	if strings.EqualFold(attr, AttrUserName) && !canonical.Equal(rec.UserName, value) {
 		return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
 	}
 	return rec, nil
+}
+
+// LookupUsers returns every user record with attr (AttrUserName,
+// case-insensitive; AttrExternalID, caseExact; AttrID) equal to value, in id
+// order, from the indexes: at most one for userName and id, any number for
+// externalId. No match is an empty list, not an error.
+func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*UserRecord, error) {
+	if !strings.EqualFold(attr, AttrExternalID) {
+		rec, err := s.LookupUser(ctx, plugin, attr, value)
+		switch {
+		case trace.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, trace.Wrap(err)
+		}
+		return []*UserRecord{rec}, nil
+	}
+	if value == "" || len(value) > MaxIndexedValueBytes {
+		return nil, nil
+	}
+	prefix := UserExternalIDPrefix(plugin, value)
+	start, end := prefix, backend.RangeEnd(prefix)
+	var out []*UserRecord
+	for {
+		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		for _, item := range res.Items {
+			rec, err := s.GetUser(ctx, plugin, string(item.Value))
+			if trace.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			// Written in one AtomicWrite with the record, so the entry names it back; the
+			// check keeps a stale read from ever returning another user.
+			if rec.ExternalID == value {
+				out = append(out, rec)
+			}
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			return out, nil
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
 }
 
 // lookupUser reads the record attr=value names, in one backend read when

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -187,4 +188,32 @@ func TestEntraMembersList(t *testing.T) {
 	require.ElementsMatch(t, []string{ids[1], ids[2]}, members(g))
 	e.refused("invalidValue", "members must be of type complex", http.MethodPatch, path, patchBody(`[{"op":"Add","path":"members","value":["`+ids[0]+`"]}]`))
 	e.refused("invalidValue", "every member needs a value", http.MethodPatch, path, patchBody(`[{"op":"Add","path":"members","value":[{"display":"ada"}]}]`))
+}
+
+// TestExternalIDNotUnique: RFC 7643 §3.1 does not make externalId unique, so a second user with
+// the same externalId is created, and a filter on it returns every match (paged, in a stable
+// order), still from the index.
+func TestExternalIDNotUnique(t *testing.T) {
+	t.Parallel()
+	e := newRealEnv(t, false)
+	var ids []string
+	for _, n := range []string{"ada@example.com", "charles@example.com"} {
+		ids = append(ids, e.mustDo(http.StatusCreated, http.MethodPost, entraBase+"/Users", fmt.Sprintf(`{"userName":%q,"externalId":"shared-1"}`, n))["id"].(string))
+	}
+	e.mustDo(http.StatusConflict, http.MethodPost, entraBase+"/Users", `{"userName":"ADA@example.com","externalId":"other"}`)
+	list := e.mustDo(http.StatusOK, http.MethodGet, entraBase+`/Users?filter=externalId+eq+"shared-1"`, "")
+	require.EqualValues(t, 2, list["totalResults"])
+	var got []string
+	for _, r := range list["Resources"].([]any) {
+		got = append(got, r.(map[string]any)["id"].(string))
+	}
+	require.ElementsMatch(t, ids, got)
+	page2 := e.mustDo(http.StatusOK, http.MethodGet, entraBase+`/Users?filter=externalId+eq+"shared-1"&startIndex=2&count=1`, "")
+	require.EqualValues(t, 2, page2["totalResults"])
+	require.Len(t, page2["Resources"], 1)
+	require.Equal(t, got[1], page2["Resources"].([]any)[0].(map[string]any)["id"], "pages follow one order")
+	both := e.mustDo(http.StatusOK, http.MethodGet, entraBase+`/Users?filter=externalId+eq+"shared-1"+and+userName+eq+"charles@example.com"`, "")
+	require.EqualValues(t, 1, both["totalResults"])
+	none := e.mustDo(http.StatusOK, http.MethodGet, entraBase+`/Users?filter=externalId+eq+"SHARED-1"`, "")
+	require.EqualValues(t, 0, none["totalResults"], "externalId is caseExact")
 }

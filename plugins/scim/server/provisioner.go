@@ -19,9 +19,10 @@ type Provisioner interface {
 	CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
 	// GetUser reads a user record by SCIM id.
 	GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error)
-	// LookupUser finds a user by "userName" (case-insensitive), "externalId" or "id"; NotFound if
-	// none.
-	LookupUser(ctx context.Context, plugin, attr, value string) (*scimstore.UserRecord, error)
+	// LookupUsers finds the users with "userName" (case-insensitive), "externalId" or "id" equal
+	// to value, in id order: at most one for userName and id, any number for externalId (which
+	// is not unique). None is an empty list.
+	LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimstore.UserRecord, error)
 	// ListUsers returns up to limit records with ids after startAfterID, in id order.
 	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error)
 	// CountUsers returns the number of user records.

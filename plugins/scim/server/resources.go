@@ -19,10 +19,11 @@ const scanBatch = 500
 
 // lister is what listing needs from one resource kind.
 type lister[T any] struct {
-	rt      *schema.ResourceType
-	list    func(ctx context.Context, after string, limit int) ([]T, error)
-	count   func(ctx context.Context) (int, error)
-	lookup  func(ctx context.Context, attr, value string) (T, error)
+	rt    *schema.ResourceType
+	list  func(ctx context.Context, after string, limit int) ([]T, error)
+	count func(ctx context.Context) (int, error)
+	// lookup returns every record whose indexed attr equals value (none: an empty list).
+	lookup  func(ctx context.Context, attr, value string) ([]T, error)
 	indexed map[string]bool
 	id      func(T) string
 	toRes   func(T) schema.Resource
@@ -106,24 +107,27 @@ func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page proto
 	return max(total, seen), out, trace.Wrap(err)
 }
 
-// lookupOne answers an equality filter on an indexed attribute by key. f, when set, is checked
-// against the found resource too (it is the filter the equality came from).
+// lookupOne answers an equality filter on an indexed attribute by key: usually one record, any
+// number for a user's externalId (not unique), in id order like a scan. f, when set, is checked
+// against each found resource too (it is the filter the equality came from).
 func lookupOne[T any](ctx context.Context, l lister[T], attr, value string, f *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
-	item, err := l.lookup(ctx, attr, value)
-	if trace.IsNotFound(err) {
-		return 0, nil, nil
-	}
+	items, err := l.lookup(ctx, attr, value)
 	if err != nil {
 		return 0, nil, trace.Wrap(err)
 	}
-	res := l.toRes(item)
-	if f != nil && !f.Match(res) {
-		return 0, nil, nil
+	total := 0
+	var out []schema.Resource
+	for _, item := range items {
+		res := l.toRes(item)
+		if f != nil && !f.Match(res) {
+			continue
+		}
+		if total >= page.Offset() && len(out) < page.Count {
+			out = append(out, res)
+		}
+		total++
 	}
-	if page.Offset() > 0 || page.Count == 0 {
-		return 1, nil, nil
-	}
-	return 1, []schema.Resource{res}, nil
+	return total, out, nil
 }
 
 // scan visits every record after `after` in id order until visit returns false.
