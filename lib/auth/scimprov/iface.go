@@ -19,7 +19,7 @@ type provisioner interface {
 	DeleteUser(ctx context.Context, plugin, id string) error
 	CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
 	GetGroup(ctx context.Context, plugin, id string) (*scimstore.GroupRecord, error)
-	LookupGroup(ctx context.Context, plugin, attr, value string) (*scimstore.GroupRecord, error)
+	LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimstore.GroupRecord, error)
 	ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.GroupRecord, error)
 	CountGroups(ctx context.Context, plugin string) (int, error)
 	UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)

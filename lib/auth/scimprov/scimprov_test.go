@@ -122,6 +122,21 @@ func (e *env) lookupUser(attr, value string) (*scimstore.UserRecord, error) {
 	return nil, trace.BadParameter("%d users with %s %q", len(recs), attr, value)
 }
 
+// lookupGroup is LookupGroups for a unique attribute: the group, or NotFound when there is none.
+func (e *env) lookupGroup(attr, value string) (*scimstore.GroupRecord, error) {
+	recs, err := e.p.LookupGroups(e.ctx, testPlugin, attr, value)
+	if err != nil {
+		return nil, err
+	}
+	switch len(recs) {
+	case 0:
+		return nil, trace.NotFound("no group with %s %q", attr, value)
+	case 1:
+		return recs[0], nil
+	}
+	return nil, trace.BadParameter("%d groups with %s %q", len(recs), attr, value)
+}
+
 func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -650,7 +665,7 @@ func TestGroups(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []scimstore.GroupRef{{ID: g.ID, DisplayName: "Eng"}}, ar.Groups)
 
-			got, err := e.p.LookupGroup(e.ctx, testPlugin, scimstore.AttrDisplayName, "eng")
+			got, err := e.lookupGroup(scimstore.AttrDisplayName, "eng")
 			require.NoError(t, err)
 			require.Equal(t, g.ID, got.ID)
 			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "ENG"})
@@ -672,7 +687,7 @@ func TestGroups(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []string{"access", "member"}, roles("bob"))
 			require.Equal(t, []string{"Platform"}, groups("bob"))
-			_, err = e.p.LookupGroup(e.ctx, testPlugin, scimstore.AttrDisplayName, "Eng")
+			_, err = e.lookupGroup(scimstore.AttrDisplayName, "Eng")
 			require.True(t, trace.IsNotFound(err))
 
 			// A deactivated member: record only; reactivation brings the roles.

@@ -83,9 +83,10 @@ func TestCanonicalizeUserNameIndex(t *testing.T) {
 	}
 }
 
-// TestMigrateExternalIDIndex: entries of the one-per-value externalId index are moved to the
-// per-record index; an entry naming a record that no longer has the value is dropped; the
-// marker makes the next run skip; records written afterwards may share an externalId.
+// TestMigrateExternalIDIndex: entries of the one-per-value externalId indexes (users and groups)
+// are moved to the per-record indexes; an entry naming a record that no longer has the value is
+// dropped; the marker makes the next run skip; records written afterwards may share an
+// externalId.
 func TestMigrateExternalIDIndex(t *testing.T) {
 	t.Parallel()
 	for kind, open := range backends {
@@ -103,13 +104,22 @@ func TestMigrateExternalIDIndex(t *testing.T) {
 				_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
 					{Key: item.Key, Condition: backend.NotExists(), Action: backend.Put(item)},
 					{Key: UserNameKey("okta", name), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte(id)})},
-					{Key: pluginKey("okta", legacyExternalIDsPart, esc(indexed)), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte(id)})},
+					{Key: pluginKey("okta", legacyExternalIDIndexes[0].part, esc(indexed)), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte(id)})},
 				})
 				require.NoError(t, err)
 			}
 			legacy("a", "jane", "00u/1", "00u/1")
 			legacy("b", "bob", "00u2", "00u2")
 			legacy("c", "carol", "00u3", "stale") // an entry whose record moved on
+			group := &GroupRecord{ID: "g", DisplayName: "Eng", ExternalID: "00g1", Created: now, LastModified: now}
+			gitem, err := MarshalGroup("okta", group)
+			require.NoError(t, err)
+			_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
+				{Key: gitem.Key, Condition: backend.NotExists(), Action: backend.Put(gitem)},
+				{Key: GroupNameKey("okta", "Eng"), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte("g")})},
+				{Key: pluginKey("okta", legacyExternalIDIndexes[1].part, "00g1"), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte("g")})},
+			})
+			require.NoError(t, err)
 
 			lookup := func(ext string) []string {
 				recs, err := s.LookupUsers(ctx, "okta", AttrExternalID, ext)
@@ -124,13 +134,20 @@ func TestMigrateExternalIDIndex(t *testing.T) {
 
 			rep, err := s.MigrateExternalIDIndex(ctx, "okta")
 			require.NoError(t, err)
-			require.Equal(t, ExternalIDReport{Moved: 2, Dropped: 1}, *rep)
+			require.Equal(t, ExternalIDReport{Moved: 3, Dropped: 1}, *rep)
+			groups, err := s.LookupGroups(ctx, "okta", AttrExternalID, "00g1")
+			require.NoError(t, err)
+			require.Len(t, groups, 1)
+			require.Equal(t, "g", groups[0].ID)
 			require.Equal(t, []string{"a"}, lookup("00u/1"))
 			require.Equal(t, []string{"b"}, lookup("00u2"))
 			require.Empty(t, lookup("stale"))
-			res, err := b.GetRange(ctx, pluginKey("okta", legacyExternalIDsPart, ""), backend.RangeEnd(pluginKey("okta", legacyExternalIDsPart, "")), 0)
+			res, err := b.GetRange(ctx, pluginKey("okta", legacyExternalIDIndexes[0].part, ""), backend.RangeEnd(pluginKey("okta", legacyExternalIDIndexes[0].part, "")), 0)
 			require.NoError(t, err)
-			require.Empty(t, res.Items, "no legacy entry is left")
+			require.Empty(t, res.Items, "no legacy user entry is left")
+			res, err = b.GetRange(ctx, pluginKey("okta", legacyExternalIDIndexes[1].part, ""), backend.RangeEnd(pluginKey("okta", legacyExternalIDIndexes[1].part, "")), 0)
+			require.NoError(t, err)
+			require.Empty(t, res.Items, "no legacy group entry is left")
 
 			rep, err = s.MigrateExternalIDIndex(ctx, "okta")
 			require.NoError(t, err)

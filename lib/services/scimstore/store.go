@@ -21,10 +21,10 @@ const Prefix = "scim"
 const (
 	usersPart            = "users"
 	userNamesPart        = "usernames"
-	userExternalIDsPart  = "user_external_ids"
+	userExternalIDsPart  = "user_external_id_index"
 	groupsPart           = "groups"
 	groupNamesPart       = "group_names"
-	groupExternalIDsPart = "group_external_ids"
+	groupExternalIDsPart = "group_external_id_index"
 	metaPart             = "meta"
 )
 
@@ -85,9 +85,16 @@ func GroupNameKey(plugin, displayName string) backend.Key {
 	return pluginKey(plugin, groupNamesPart, esc(strings.ToLower(displayName)))
 }
 
-// GroupExternalIDKey is the key of the group externalId index entry.
-func GroupExternalIDKey(plugin, externalID string) backend.Key {
-	return pluginKey(plugin, groupExternalIDsPart, esc(externalID))
+// GroupExternalIDKey is the key of group record id's externalId index entry;
+// see UserExternalIDKey.
+func GroupExternalIDKey(plugin, externalID, id string) backend.Key {
+	return pluginKey(plugin, groupExternalIDsPart, esc(externalID), id)
+}
+
+// GroupExternalIDPrefix is the prefix of the index entries of every group
+// with externalID, with a trailing separator.
+func GroupExternalIDPrefix(plugin, externalID string) backend.Key {
+	return pluginKey(plugin, groupExternalIDsPart, esc(externalID), "")
 }
 
 // CheckPlugin refuses a plugin name that cannot be a key part.
@@ -223,7 +230,7 @@ func groupKeys(plugin string, r *GroupRecord) recordKeys {
 	return recordKeys{
 		record:     GroupKey(plugin, r.ID),
 		name:       GroupNameKey(plugin, r.DisplayName),
-		externalID: optKey(r.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) }),
+		externalID: optKey(r.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v, r.ID) }),
 	}
 }
 
@@ -377,7 +384,7 @@ func groupIndexKey(plugin, attr, value string) (backend.Key, error) {
 	case strings.EqualFold(attr, AttrDisplayName):
 		return GroupNameKey(plugin, value), nil
 	case strings.EqualFold(attr, AttrExternalID):
-		return GroupExternalIDKey(plugin, value), nil
+		return nil, trace.BadParameter("externalId is not unique: look groups up by it with LookupGroups")
 	}
 	return nil, trace.BadParameter("groups cannot be looked up by %q", attr)
 }
@@ -474,36 +481,9 @@ func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]
 		}
 		return []*UserRecord{rec}, nil
 	}
-	if value == "" || len(value) > MaxIndexedValueBytes {
-		return nil, nil
-	}
-	prefix := UserExternalIDPrefix(plugin, value)
-	start, end := prefix, backend.RangeEnd(prefix)
-	var out []*UserRecord
-	for {
-		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		for _, item := range res.Items {
-			rec, err := s.GetUser(ctx, plugin, string(item.Value))
-			if trace.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			// Written in one AtomicWrite with the record, so the entry names it back; the
-			// check keeps a stale read from ever returning another user.
-			if rec.ExternalID == value {
-				out = append(out, rec)
-			}
-		}
-		if len(res.Items) < backend.MaxRangeLimit {
-			return out, nil
-		}
-		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
-	}
+	return lookupByExternalID(ctx, s, UserExternalIDPrefix(plugin, value), value,
+		func(id string) (*UserRecord, error) { return s.GetUser(ctx, plugin, id) },
+		func(u *UserRecord) string { return u.ExternalID })
 }
 
 // lookupUser reads the record attr=value names, in one backend read when
@@ -550,8 +530,8 @@ func (s *Store) lookupGroup(ctx context.Context, plugin, attr, value string) (*G
 }
 
 // LookupGroupID returns the id of the group record with attr
-// (AttrDisplayName, case-insensitive; AttrExternalID; AttrID) equal to
-// value; trace.NotFound if none.
+// (AttrDisplayName, case-insensitive; AttrID) equal to value; trace.NotFound
+// if none. externalId, which is not unique, is looked up with LookupGroups.
 func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (string, error) {
 	key, err := groupIndexKey(plugin, attr, value)
 	if err != nil {
@@ -577,12 +557,64 @@ func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*G
 		}
 		return nil, trace.Wrap(err)
 	}
-	switch {
-	case strings.EqualFold(attr, AttrDisplayName) && !strings.EqualFold(rec.DisplayName, value),
-		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
+	if strings.EqualFold(attr, AttrDisplayName) && !strings.EqualFold(rec.DisplayName, value) {
 		return nil, trace.NotFound("no SCIM group with %s %q", attr, value)
 	}
 	return rec, nil
+}
+
+// LookupGroups is LookupUsers for groups (AttrDisplayName, case-insensitive;
+// AttrExternalID, any number; AttrID).
+func (s *Store) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*GroupRecord, error) {
+	if !strings.EqualFold(attr, AttrExternalID) {
+		rec, err := s.LookupGroup(ctx, plugin, attr, value)
+		switch {
+		case trace.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, trace.Wrap(err)
+		}
+		return []*GroupRecord{rec}, nil
+	}
+	return lookupByExternalID(ctx, s, GroupExternalIDPrefix(plugin, value), value,
+		func(id string) (*GroupRecord, error) { return s.GetGroup(ctx, plugin, id) },
+		func(g *GroupRecord) string { return g.ExternalID })
+}
+
+// lookupByExternalID reads every record whose externalId index entry is
+// under prefix, in id order, keeping those that still carry value (the entry
+// is written in one AtomicWrite with its record, so it names it back; the
+// check keeps a stale read from ever returning another record).
+func lookupByExternalID[T any](ctx context.Context, s *Store, prefix backend.Key, value string,
+	get func(id string) (T, error), externalID func(T) string,
+) ([]T, error) {
+	if value == "" || len(value) > MaxIndexedValueBytes {
+		return nil, nil
+	}
+	start, end := prefix, backend.RangeEnd(prefix)
+	var out []T
+	for {
+		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		for _, item := range res.Items {
+			rec, err := get(string(item.Value))
+			if trace.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			if externalID(rec) == value {
+				out = append(out, rec)
+			}
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			return out, nil
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
 }
 
 // pageStart is the first key of a page after startAfterID.

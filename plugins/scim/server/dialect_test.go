@@ -190,9 +190,9 @@ func TestEntraMembersList(t *testing.T) {
 	e.refused("invalidValue", "every member needs a value", http.MethodPatch, path, patchBody(`[{"op":"Add","path":"members","value":[{"display":"ada"}]}]`))
 }
 
-// TestExternalIDNotUnique: RFC 7643 §3.1 does not make externalId unique, so a second user with
-// the same externalId is created, and a filter on it returns every match (paged, in a stable
-// order), still from the index.
+// TestExternalIDNotUnique: RFC 7643 §3.1 does not make externalId unique, so a second user (or
+// group) with the same externalId is created, and a filter on it returns every match (paged, in a
+// stable order), still from the index. userName and displayName stay unique.
 func TestExternalIDNotUnique(t *testing.T) {
 	t.Parallel()
 	e := newRealEnv(t, false)
@@ -216,4 +216,11 @@ func TestExternalIDNotUnique(t *testing.T) {
 	require.EqualValues(t, 1, both["totalResults"])
 	none := e.mustDo(http.StatusOK, http.MethodGet, entraBase+`/Users?filter=externalId+eq+"SHARED-1"`, "")
 	require.EqualValues(t, 0, none["totalResults"], "externalId is caseExact")
+
+	for _, n := range []string{"Eng", "Ops"} {
+		e.mustDo(http.StatusCreated, http.MethodPost, entraBase+"/Groups", fmt.Sprintf(`{"displayName":%q,"externalId":"g-shared"}`, n))
+	}
+	e.mustDo(http.StatusConflict, http.MethodPost, entraBase+"/Groups", `{"displayName":"ENG","externalId":"g-other"}`)
+	groups := e.mustDo(http.StatusOK, http.MethodGet, entraBase+`/Groups?filter=externalId+eq+"g-shared"`, "")
+	require.EqualValues(t, 2, groups["totalResults"])
 }

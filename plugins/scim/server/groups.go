@@ -22,14 +22,7 @@ func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord]
 		},
 		count: func(ctx context.Context) (int, error) { return s.prov.CountGroups(ctx, plugin) },
 		lookup: func(ctx context.Context, attr, value string) ([]*scimstore.GroupRecord, error) {
-			g, err := s.prov.LookupGroup(ctx, plugin, attr, value)
-			if trace.IsNotFound(err) {
-				return nil, nil
-			}
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			return []*scimstore.GroupRecord{g}, nil
+			return s.prov.LookupGroups(ctx, plugin, attr, value)
 		},
 		indexed: map[string]bool{"displayName": true, "externalId": true, "id": true},
 		id:      func(g *scimstore.GroupRecord) string { return g.ID },

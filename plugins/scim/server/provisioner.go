@@ -36,8 +36,9 @@ type Provisioner interface {
 	CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
 	// GetGroup reads a group by SCIM id.
 	GetGroup(ctx context.Context, plugin, id string) (*scimstore.GroupRecord, error)
-	// LookupGroup finds a group by "displayName" (case-insensitive), "externalId" or "id".
-	LookupGroup(ctx context.Context, plugin, attr, value string) (*scimstore.GroupRecord, error)
+	// LookupGroups finds the groups with "displayName" (case-insensitive), "externalId" (not
+	// unique) or "id" equal to value, in id order. None is an empty list.
+	LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimstore.GroupRecord, error)
 	// ListGroups returns up to limit groups with ids after startAfterID, in id order.
 	ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.GroupRecord, error)
 	// CountGroups returns the number of groups.
