@@ -264,7 +264,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength > protocol.MaxBodyBytes {
 		// A client that waits for 100 Continue has sent nothing yet: the answer alone is enough.
-		if !protocol.ExpectsContinue(r) {
+		// A body that cannot be drained within the cap is not read at all.
+		if !protocol.ExpectsContinue(r) && r.ContentLength <= protocol.MaxBodyBytes+protocol.MaxDrainBytes {
 			s.drain(sw, r, req)
 		}
 		scimerr.Write(sw, s.log, scimerr.New(http.StatusRequestEntityTooLarge, "",
