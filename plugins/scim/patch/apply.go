@@ -178,9 +178,6 @@ func pathlessKey(rt *schema.ResourceType, k string, v any) (target, error) {
 	}
 	t.explicit = false
 	switch {
-	case t.ref.ExtRoot:
-		// Cannot happen with a sub-attribute or a filter; refuse rather than guess.
-		return t, scimerr.BadRequest(scimerr.InvalidPath, "value key %q is not an attribute path", truncate(k))
 	case t.ref.Attr == nil:
 		return t, scimerr.BadRequest(scimerr.InvalidPath, "value key %q names no attribute of %s", truncate(k), rt.Name)
 	case t.ref.SubName != "" && t.ref.Sub == nil:

@@ -279,6 +279,8 @@ var patchCases = []patchCase{
 		ops: `[{"op":"replace","value":{"active":"yes"}}]`, scimType: scimerr.InvalidValue, status: 400},
 	{name: "path-less dotted key under an unknown schema", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":{"urn:example:custom:1.0:User:badge.number":"7"}}]`, scimType: scimerr.InvalidPath, status: 400},
+	{name: "path-less filtered key naming no sub-attribute", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","value":{"emails[type eq \"work\"].shoe":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less key that is not a path", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":{"emails[type eq":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less value not an object", rt: schema.UserResourceType, start: userJSON,
