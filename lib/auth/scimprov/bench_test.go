@@ -43,7 +43,7 @@ func BenchmarkLite(b *testing.B) {
 	b.Run("LookupUserName", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
-			if _, err := e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, fmt.Sprintf("PRE%05d@example.com", i%preload)); err != nil {
+			if _, err := e.p.LookupUsers(e.ctx, testPlugin, scimstore.AttrUserName, fmt.Sprintf("PRE%05d@example.com", i%preload)); err != nil {
 				b.Fatal(err)
 			}
 			i++

@@ -207,15 +207,7 @@ func (p *Provisioner) checkGroupUnique(ctx context.Context, pc *pluginContext, o
 			return trace.Wrap(err)
 		}
 	}
-	if next.ExternalID != "" && (old == nil || old.ExternalID != next.ExternalID) {
-		id, err := p.store.LookupGroupID(ctx, pc.name, scimstore.AttrExternalID, next.ExternalID)
-		switch {
-		case err == nil && id != next.ID:
-			return trace.AlreadyExists("a SCIM group with externalId %q already exists", next.ExternalID)
-		case err != nil && !trace.IsNotFound(err):
-			return trace.Wrap(err)
-		}
-	}
+	// externalId is not unique (RFC 7643 §3.1): nothing is keyed by it.
 	return nil
 }
 
@@ -341,8 +333,8 @@ func (p *Provisioner) writeMemberBatch(ctx context.Context, pc *pluginContext, g
 }
 
 // CreateGroup creates a group with its members; trace.AlreadyExists if the
-// displayName (case-insensitive) or externalId is taken, BadParameter for a
-// member that is not a user of the plugin.
+// displayName (case-insensitive) is taken, BadParameter for a member that is
+// not a user of the plugin. externalId may repeat.
 func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
 	pc, err := p.loadPlugin(ctx, plugin)
 	if err != nil {
@@ -465,11 +457,12 @@ func (p *Provisioner) GetGroup(ctx context.Context, plugin, id string) (*scimsto
 	return rec, trace.Wrap(err)
 }
 
-// LookupGroup finds a group by "displayName" (case-insensitive),
-// "externalId" or "id"; trace.NotFound if none.
-func (p *Provisioner) LookupGroup(ctx context.Context, plugin, attr, value string) (*scimstore.GroupRecord, error) {
-	rec, err := p.store.LookupGroup(ctx, plugin, attr, value)
-	return rec, trace.Wrap(err)
+// LookupGroups finds the groups with "displayName" (case-insensitive),
+// "externalId" (not unique: any number) or "id" equal to value, from an
+// index, in id order; none is an empty list.
+func (p *Provisioner) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimstore.GroupRecord, error) {
+	recs, err := p.store.LookupGroups(ctx, plugin, attr, value)
+	return recs, trace.Wrap(err)
 }
 
 // ListGroups returns up to limit groups after startAfterID, in id order.

@@ -50,9 +50,12 @@ type userState struct {
 	// old is the record before the change (nil: a new record); next is the
 	// record after it (nil: the record is deleted).
 	old, next *scimstore.UserRecord
-	// userNameTaken and externalIDTaken say that another record of the
-	// plugin holds next's userName (canonically) or externalId.
-	userNameTaken, externalIDTaken bool
+	// userNameTaken says that another record of the plugin holds next's
+	// userName (canonically). externalId is not unique (RFC 7643 §3.1
+	// leaves it to the client; the Gatehouse account is keyed by the
+	// canonical userName, and externalId is only recorded as the connector
+	// identity, never used to find an account).
+	userNameTaken bool
 	// oldUser is the Gatehouse user at old's name, read only when the
 	// canonical name changes.
 	oldUser *typesv1.User
@@ -187,9 +190,6 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 	if next != nil {
 		if st.userNameTaken {
 			return nil, trace.AlreadyExists("a SCIM user with userName %q already exists", next.UserName)
-		}
-		if st.externalIDTaken {
-			return nil, trace.AlreadyExists("a SCIM user with externalId %q already exists", next.ExternalID)
 		}
 		a, err := scimstore.PutUserActions(pc.name, old, next)
 		if err != nil {

@@ -106,6 +106,37 @@ const adminRole = "user-admin"
 // newEnv starts a provisioner over a fresh backend of kind; opts adjust its
 // Config (the default, SettingsCacheAuto, reads the backend on every
 // request here: the counting wrapper hides lite's AckAfterWatchFanOut).
+// lookupUser is LookupUsers for a unique attribute (or a test that expects one match): the record,
+// or NotFound when there is none.
+func (e *env) lookupUser(attr, value string) (*scimstore.UserRecord, error) {
+	recs, err := e.p.LookupUsers(e.ctx, testPlugin, attr, value)
+	if err != nil {
+		return nil, err
+	}
+	switch len(recs) {
+	case 0:
+		return nil, trace.NotFound("no user with %s %q", attr, value)
+	case 1:
+		return recs[0], nil
+	}
+	return nil, trace.BadParameter("%d users with %s %q", len(recs), attr, value)
+}
+
+// lookupGroup is LookupGroups for a unique attribute: the group, or NotFound when there is none.
+func (e *env) lookupGroup(attr, value string) (*scimstore.GroupRecord, error) {
+	recs, err := e.p.LookupGroups(e.ctx, testPlugin, attr, value)
+	if err != nil {
+		return nil, err
+	}
+	switch len(recs) {
+	case 0:
+		return nil, trace.NotFound("no group with %s %q", attr, value)
+	case 1:
+		return recs[0], nil
+	}
+	return nil, trace.BadParameter("%d groups with %s %q", len(recs), attr, value)
+}
+
 func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -242,14 +273,14 @@ func TestCreateLookupListCount(t *testing.T) {
 				{scimstore.AttrExternalID, "00u1"},
 				{scimstore.AttrID, rec.ID},
 			} {
-				got, err := e.p.LookupUser(e.ctx, testPlugin, q.attr, q.value)
+				got, err := e.lookupUser(q.attr, q.value)
 				require.NoError(t, err, q)
 				require.Equal(t, rec.ID, got.ID)
 				require.Equal(t, rec.Revision, got.Revision)
 			}
-			_, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrExternalID, "00U1")
+			_, err = e.lookupUser(scimstore.AttrExternalID, "00U1")
 			require.True(t, trace.IsNotFound(err), "externalId is caseExact: %v", err)
-			_, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, "nobody")
+			_, err = e.lookupUser(scimstore.AttrUserName, "nobody")
 			require.True(t, trace.IsNotFound(err))
 
 			u := e.user(t, "jane@example.com")
@@ -292,8 +323,19 @@ func TestCreateLookupListCount(t *testing.T) {
 
 			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("JANE@example.com", "00u9"))
 			require.True(t, trace.IsAlreadyExists(err), "%v", err)
-			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("other", "00u1"))
-			require.True(t, trace.IsAlreadyExists(err), "externalId is unique: %v", err)
+			// externalId is not unique (RFC 7643 §3.1): a second user may carry it, and a
+			// lookup by it returns both, in id order.
+			other, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("other", "00u1"))
+			require.NoError(t, err, "externalId is not unique")
+			both, err := e.p.LookupUsers(e.ctx, testPlugin, scimstore.AttrExternalID, "00u1")
+			require.NoError(t, err)
+			want := []string{rec.ID, other.ID}
+			slices.Sort(want)
+			require.Equal(t, want, []string{both[0].ID, both[1].ID})
+			require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, other.ID))
+			got, err := e.lookupUser(scimstore.AttrExternalID, "00u1")
+			require.NoError(t, err, "deleting one holder leaves the other findable")
+			require.Equal(t, rec.ID, got.ID)
 
 			big := newRecord("big", "00big")
 			big.Attributes = json.RawMessage(fmt.Sprintf(`{"x":%q}`, make([]byte, services.MaxSCIMAttributesBytes)))
@@ -359,7 +401,7 @@ func TestAdoption(t *testing.T) {
 			require.True(t, trace.IsAlreadyExists(err), "%v", err)
 			after := e.user(t, tc.user.GetMetadata().GetName())
 			require.Equal(t, before.GetMetadata().GetRevision(), after.GetMetadata().GetRevision(), "user untouched")
-			_, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, tc.user.GetMetadata().GetName())
+			_, err = e.lookupUser(scimstore.AttrUserName, tc.user.GetMetadata().GetName())
 			require.True(t, trace.IsNotFound(err), "no record left behind: %v", err)
 		})
 	}
@@ -410,7 +452,7 @@ func TestDeactivateReactivate(t *testing.T) {
 			got, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
 			require.NoError(t, err)
 			require.False(t, got.Active)
-			got, err = e.p.LookupUser(e.ctx, testPlugin, scimstore.AttrUserName, "JANE")
+			got, err = e.lookupUser(scimstore.AttrUserName, "JANE")
 			require.NoError(t, err)
 			require.Equal(t, rec.ID, got.ID)
 			require.False(t, got.Active)
@@ -484,7 +526,7 @@ func TestDeleteUser(t *testing.T) {
 			_, err = e.p.GetUser(e.ctx, testPlugin, rec.ID)
 			require.True(t, trace.IsNotFound(err), "%v", err)
 			for _, q := range [][2]string{{scimstore.AttrUserName, "bob"}, {scimstore.AttrExternalID, "00b"}} {
-				_, err = e.p.LookupUser(e.ctx, testPlugin, q[0], q[1])
+				_, err = e.lookupUser(q[0], q[1])
 				require.True(t, trace.IsNotFound(err), "%v", err)
 			}
 			_, err = e.svc.GetUser(e.ctx, "bob", false)
@@ -623,7 +665,7 @@ func TestGroups(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []scimstore.GroupRef{{ID: g.ID, DisplayName: "Eng"}}, ar.Groups)
 
-			got, err := e.p.LookupGroup(e.ctx, testPlugin, scimstore.AttrDisplayName, "eng")
+			got, err := e.lookupGroup(scimstore.AttrDisplayName, "eng")
 			require.NoError(t, err)
 			require.Equal(t, g.ID, got.ID)
 			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "ENG"})
@@ -645,7 +687,7 @@ func TestGroups(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []string{"access", "member"}, roles("bob"))
 			require.Equal(t, []string{"Platform"}, groups("bob"))
-			_, err = e.p.LookupGroup(e.ctx, testPlugin, scimstore.AttrDisplayName, "Eng")
+			_, err = e.lookupGroup(scimstore.AttrDisplayName, "Eng")
 			require.True(t, trace.IsNotFound(err))
 
 			// A deactivated member: record only; reactivation brings the roles.

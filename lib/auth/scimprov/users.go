@@ -326,11 +326,6 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 				return nil, trace.Wrap(err)
 			}
 		}
-		if next.ExternalID != "" && (old == nil || old.ExternalID != next.ExternalID) {
-			if st.externalIDTaken, err = p.taken(ctx, pc, scimstore.AttrExternalID, next.ExternalID, next.ID); err != nil {
-				return nil, trace.Wrap(err)
-			}
-		}
 		if next.Active {
 			if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, next)); err != nil {
 				return nil, trace.Wrap(err)
@@ -628,11 +623,12 @@ func (p *Provisioner) GetUser(ctx context.Context, plugin, id string) (*scimstor
 	return rec, trace.Wrap(err)
 }
 
-// LookupUser finds a record by "userName" (case-insensitive), "externalId"
-// or "id", from an index; trace.NotFound if none.
-func (p *Provisioner) LookupUser(ctx context.Context, plugin, attr, value string) (*scimstore.UserRecord, error) {
-	rec, err := p.store.LookupUser(ctx, plugin, attr, value)
-	return rec, trace.Wrap(err)
+// LookupUsers finds the records with "userName" (case-insensitive),
+// "externalId" (not unique: any number) or "id" equal to value, from an
+// index, in id order; none is an empty list.
+func (p *Provisioner) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimstore.UserRecord, error) {
+	recs, err := p.store.LookupUsers(ctx, plugin, attr, value)
+	return recs, trace.Wrap(err)
 }
 
 // ListUsers returns up to limit records after startAfterID, in id order.

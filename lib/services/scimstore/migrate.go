@@ -1,6 +1,7 @@
 package scimstore
 
 import (
+	"bytes"
 	"context"
 	"strings"
 
@@ -141,4 +142,139 @@ func (s *Store) moveUserNameEntry(ctx context.Context, plugin string, rec *UserR
 		}
 	}
 	return false, "", trace.CompareFailed("SCIM user %q kept changing while its userName index was moved", rec.ID)
+}
+
+// Before externalId stopped being unique, the user and group externalId
+// indexes held one entry per value (external_ids/<esc(externalId)> → id,
+// group_external_ids/<esc(externalId)> → id). MigrateExternalIDIndex moves
+// each such entry to the record's own key (UserExternalIDKey,
+// GroupExternalIDKey) once per plugin, before the SCIM endpoint serves, and
+// leaves a marker so that later starts skip the scan.
+
+// externalIDIndexKey marks a plugin whose externalId indexes are per record.
+func externalIDIndexKey(plugin string) backend.Key {
+	return pluginKey(plugin, metaPart, "external_id_index")
+}
+
+// perRecordExternalIDIndex is the marker's value.
+const perRecordExternalIDIndex = "per-record-v1"
+
+// legacyExternalIDIndex is one kind's one-entry-per-value index and how to
+// read the record an entry names.
+type legacyExternalIDIndex struct {
+	part string
+	// read returns the record's key, revision and current externalId.
+	read func(ctx context.Context, s *Store, plugin, id string) (key backend.Key, revision, externalID string, err error)
+	key  func(plugin, externalID, id string) backend.Key
+}
+
+var legacyExternalIDIndexes = []legacyExternalIDIndex{
+	{
+		part: "external_ids",
+		read: func(ctx context.Context, s *Store, plugin, id string) (backend.Key, string, string, error) {
+			rec, err := s.GetUser(ctx, plugin, id)
+			if err != nil {
+				return nil, "", "", err
+			}
+			return UserKey(plugin, rec.ID), rec.Revision, rec.ExternalID, nil
+		},
+		key: UserExternalIDKey,
+	},
+	{
+		part: "group_external_ids",
+		read: func(ctx context.Context, s *Store, plugin, id string) (backend.Key, string, string, error) {
+			rec, err := s.GetGroup(ctx, plugin, id)
+			if err != nil {
+				return nil, "", "", err
+			}
+			return GroupKey(plugin, rec.ID), rec.Revision, rec.ExternalID, nil
+		},
+		key: GroupExternalIDKey,
+	},
+}
+
+// ExternalIDReport says what MigrateExternalIDIndex did.
+type ExternalIDReport struct {
+	// Skipped is true when the marker was there: nothing was read.
+	Skipped bool
+	// Moved counts the entries moved; Dropped the legacy entries that named
+	// no record with that externalId (nothing to move); Unfinished the
+	// records that kept changing (the next start tries them again).
+	Moved, Dropped, Unfinished int
+}
+
+// MigrateExternalIDIndex moves every legacy externalId index entry of plugin
+// to its per-record key, each in one AtomicWrite conditioned on the record's
+// revision, then writes the marker (unless some records kept changing).
+func (s *Store) MigrateExternalIDIndex(ctx context.Context, plugin string) (*ExternalIDReport, error) {
+	if err := CheckPlugin(plugin); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	rep := &ExternalIDReport{}
+	if item, err := s.b.Get(ctx, externalIDIndexKey(plugin)); err == nil && string(item.Value) == perRecordExternalIDIndex {
+		rep.Skipped = true
+		return rep, nil
+	} else if err != nil && !trace.IsNotFound(err) {
+		return nil, trace.Wrap(err)
+	}
+	for _, idx := range legacyExternalIDIndexes {
+		prefix := pluginKey(plugin, idx.part, "")
+		start, end := prefix, backend.RangeEnd(prefix)
+		for {
+			res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			for _, item := range res.Items {
+				moved, err := s.moveExternalIDEntry(ctx, plugin, idx, item)
+				switch {
+				case trace.IsCompareFailed(err):
+					rep.Unfinished++
+				case err != nil:
+					return nil, trace.Wrap(err)
+				case moved:
+					rep.Moved++
+				default:
+					rep.Dropped++
+				}
+			}
+			if len(res.Items) < backend.MaxRangeLimit {
+				break
+			}
+			start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+		}
+	}
+	if rep.Unfinished == 0 {
+		if _, err := s.b.Put(ctx, backend.Item{Key: externalIDIndexKey(plugin), Value: []byte(perRecordExternalIDIndex)}); err != nil {
+			return nil, trace.Wrap(err)
+		}
+	}
+	return rep, nil
+}
+
+// moveExternalIDEntry replaces the legacy entry item by the per-record entry
+// of the record it names, if that record still has the externalId; otherwise
+// it only deletes the entry. moved reports which.
+func (s *Store) moveExternalIDEntry(ctx context.Context, plugin string, idx legacyExternalIDIndex, item backend.Item) (moved bool, err error) {
+	drop := backend.ConditionalAction{Key: item.Key, Condition: backend.Revision(item.Revision), Action: backend.Delete()}
+	id := string(item.Value)
+	for range 4 {
+		key, rev, ext, err := idx.read(ctx, s, plugin, id)
+		if err != nil && !trace.IsNotFound(err) {
+			return false, trace.Wrap(err)
+		}
+		if err != nil || ext == "" || !bytes.Equal(pluginKey(plugin, idx.part, esc(ext)), item.Key) {
+			_, err = s.b.AtomicWrite(ctx, []backend.ConditionalAction{drop})
+			return false, trace.Wrap(err)
+		}
+		_, err = s.b.AtomicWrite(ctx, []backend.ConditionalAction{
+			{Key: key, Condition: backend.Revision(rev), Action: backend.Nop()},
+			{Key: idx.key(plugin, ext, id), Condition: backend.Whatever(), Action: backend.Put(backend.Item{Value: []byte(id)})},
+			drop,
+		})
+		if !trace.IsCompareFailed(err) {
+			return err == nil, trace.Wrap(err)
+		}
+	}
+	return false, trace.CompareFailed("SCIM record %q kept changing while its externalId index entry was moved", id)
 }

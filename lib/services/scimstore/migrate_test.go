@@ -82,3 +82,93 @@ func TestCanonicalizeUserNameIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateExternalIDIndex: entries of the one-per-value externalId indexes (users and groups)
+// are moved to the per-record indexes; an entry naming a record that no longer has the value is
+// dropped; the marker makes the next run skip; records written afterwards may share an
+// externalId.
+func TestMigrateExternalIDIndex(t *testing.T) {
+	t.Parallel()
+	for kind, open := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := open(t)
+			s, err := New(b)
+			require.NoError(t, err)
+			now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			legacy := func(id, name, ext, indexed string) {
+				rec := &UserRecord{ID: id, UserName: name, ExternalID: ext, Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
+				item, err := MarshalUser("okta", rec)
+				require.NoError(t, err)
+				_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
+					{Key: item.Key, Condition: backend.NotExists(), Action: backend.Put(item)},
+					{Key: UserNameKey("okta", name), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte(id)})},
+					{Key: pluginKey("okta", legacyExternalIDIndexes[0].part, esc(indexed)), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte(id)})},
+				})
+				require.NoError(t, err)
+			}
+			legacy("a", "jane", "00u/1", "00u/1")
+			legacy("b", "bob", "00u2", "00u2")
+			legacy("c", "carol", "00u3", "stale") // an entry whose record moved on
+			group := &GroupRecord{ID: "g", DisplayName: "Eng", ExternalID: "00g1", Created: now, LastModified: now}
+			gitem, err := MarshalGroup("okta", group)
+			require.NoError(t, err)
+			_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
+				{Key: gitem.Key, Condition: backend.NotExists(), Action: backend.Put(gitem)},
+				{Key: GroupNameKey("okta", "Eng"), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte("g")})},
+				{Key: pluginKey("okta", legacyExternalIDIndexes[1].part, "00g1"), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: []byte("g")})},
+			})
+			require.NoError(t, err)
+
+			lookup := func(ext string) []string {
+				recs, err := s.LookupUsers(ctx, "okta", AttrExternalID, ext)
+				require.NoError(t, err)
+				var ids []string
+				for _, r := range recs {
+					ids = append(ids, r.ID)
+				}
+				return ids
+			}
+			require.Empty(t, lookup("00u/1"), "before the move, the per-record index is empty")
+
+			rep, err := s.MigrateExternalIDIndex(ctx, "okta")
+			require.NoError(t, err)
+			require.Equal(t, ExternalIDReport{Moved: 3, Dropped: 1}, *rep)
+			groups, err := s.LookupGroups(ctx, "okta", AttrExternalID, "00g1")
+			require.NoError(t, err)
+			require.Len(t, groups, 1)
+			require.Equal(t, "g", groups[0].ID)
+			require.Equal(t, []string{"a"}, lookup("00u/1"))
+			require.Equal(t, []string{"b"}, lookup("00u2"))
+			require.Empty(t, lookup("stale"))
+			res, err := b.GetRange(ctx, pluginKey("okta", legacyExternalIDIndexes[0].part, ""), backend.RangeEnd(pluginKey("okta", legacyExternalIDIndexes[0].part, "")), 0)
+			require.NoError(t, err)
+			require.Empty(t, res.Items, "no legacy user entry is left")
+			res, err = b.GetRange(ctx, pluginKey("okta", legacyExternalIDIndexes[1].part, ""), backend.RangeEnd(pluginKey("okta", legacyExternalIDIndexes[1].part, "")), 0)
+			require.NoError(t, err)
+			require.Empty(t, res.Items, "no legacy group entry is left")
+
+			rep, err = s.MigrateExternalIDIndex(ctx, "okta")
+			require.NoError(t, err)
+			require.True(t, rep.Skipped)
+
+			// A second record with b's externalId, then a rename of a onto it.
+			next := &UserRecord{ID: "d", UserName: "dave", ExternalID: "00u2", Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
+			actions, err := PutUserActions("okta", nil, next)
+			require.NoError(t, err)
+			_, err = b.AtomicWrite(ctx, actions)
+			require.NoError(t, err)
+			a, err := s.GetUser(ctx, "okta", "a")
+			require.NoError(t, err)
+			renamed := *a
+			renamed.ExternalID = "00u2"
+			actions, err = PutUserActions("okta", a, &renamed)
+			require.NoError(t, err)
+			_, err = b.AtomicWrite(ctx, actions)
+			require.NoError(t, err)
+			require.Equal(t, []string{"a", "b", "d"}, lookup("00u2"))
+			require.Empty(t, lookup("00u/1"))
+		})
+	}
+}

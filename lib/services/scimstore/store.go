@@ -21,10 +21,10 @@ const Prefix = "scim"
 const (
 	usersPart            = "users"
 	userNamesPart        = "usernames"
-	userExternalIDsPart  = "external_ids"
+	userExternalIDsPart  = "user_external_id_index"
 	groupsPart           = "groups"
 	groupNamesPart       = "group_names"
-	groupExternalIDsPart = "group_external_ids"
+	groupExternalIDsPart = "group_external_id_index"
 	metaPart             = "meta"
 )
 
@@ -64,9 +64,17 @@ func UserNameKey(plugin, userName string) backend.Key {
 	return pluginKey(plugin, userNamesPart, esc(canonical.Username(userName)))
 }
 
-// UserExternalIDKey is the key of the user externalId index entry.
-func UserExternalIDKey(plugin, externalID string) backend.Key {
-	return pluginKey(plugin, userExternalIDsPart, esc(externalID))
+// UserExternalIDKey is the key of user record id's externalId index entry. externalId is not
+// unique (RFC 7643 §3.1 leaves it to the client), so the entry is keyed by the value and the
+// record id, and a lookup reads every entry under UserExternalIDPrefix.
+func UserExternalIDKey(plugin, externalID, id string) backend.Key {
+	return pluginKey(plugin, userExternalIDsPart, esc(externalID), id)
+}
+
+// UserExternalIDPrefix is the prefix of the index entries of every user with externalID, with a
+// trailing separator.
+func UserExternalIDPrefix(plugin, externalID string) backend.Key {
+	return pluginKey(plugin, userExternalIDsPart, esc(externalID), "")
 }
 
 // GroupKey is the key of group record id.
@@ -77,9 +85,16 @@ func GroupNameKey(plugin, displayName string) backend.Key {
 	return pluginKey(plugin, groupNamesPart, esc(strings.ToLower(displayName)))
 }
 
-// GroupExternalIDKey is the key of the group externalId index entry.
-func GroupExternalIDKey(plugin, externalID string) backend.Key {
-	return pluginKey(plugin, groupExternalIDsPart, esc(externalID))
+// GroupExternalIDKey is the key of group record id's externalId index entry;
+// see UserExternalIDKey.
+func GroupExternalIDKey(plugin, externalID, id string) backend.Key {
+	return pluginKey(plugin, groupExternalIDsPart, esc(externalID), id)
+}
+
+// GroupExternalIDPrefix is the prefix of the index entries of every group
+// with externalID, with a trailing separator.
+func GroupExternalIDPrefix(plugin, externalID string) backend.Key {
+	return pluginKey(plugin, groupExternalIDsPart, esc(externalID), "")
 }
 
 // CheckPlugin refuses a plugin name that cannot be a key part.
@@ -207,7 +222,7 @@ func userKeys(plugin string, r *UserRecord) recordKeys {
 	return recordKeys{
 		record:     UserKey(plugin, r.ID),
 		name:       UserNameKey(plugin, r.UserName),
-		externalID: optKey(r.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v) }),
+		externalID: optKey(r.ExternalID, func(v string) backend.Key { return UserExternalIDKey(plugin, v, r.ID) }),
 	}
 }
 
@@ -215,7 +230,7 @@ func groupKeys(plugin string, r *GroupRecord) recordKeys {
 	return recordKeys{
 		record:     GroupKey(plugin, r.ID),
 		name:       GroupNameKey(plugin, r.DisplayName),
-		externalID: optKey(r.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v) }),
+		externalID: optKey(r.ExternalID, func(v string) backend.Key { return GroupExternalIDKey(plugin, v, r.ID) }),
 	}
 }
 
@@ -249,8 +264,10 @@ func deleteActions(k recordKeys, revision string) []backend.ConditionalAction {
 // for a new record; otherwise as read, with its Revision) with its indexes:
 // the record conditioned on old's revision (or NotExists), a new userName or
 // externalId index entry conditioned on NotExists, a replaced one deleted.
-// A CompareFailed from the write means a concurrent change or a name taken
-// by another record; the caller tells them apart by reading the index.
+// A CompareFailed from the write means a concurrent change or a userName
+// taken by another record; the caller tells them apart by reading the index.
+// The externalId entry is the record's own (keyed by its id), so another
+// record with the same externalId never conflicts.
 func PutUserActions(plugin string, old, next *UserRecord) ([]backend.ConditionalAction, error) {
 	if old != nil && old.ID != next.ID {
 		return nil, trace.BadParameter("user record id cannot change (%q to %q)", old.ID, next.ID)
@@ -355,7 +372,7 @@ func userIndexKey(plugin, attr, value string) (backend.Key, error) {
 	case strings.EqualFold(attr, AttrUserName):
 		return UserNameKey(plugin, value), nil
 	case strings.EqualFold(attr, AttrExternalID):
-		return UserExternalIDKey(plugin, value), nil
+		return nil, trace.BadParameter("externalId is not unique: look users up by it with LookupUsers")
 	}
 	return nil, trace.BadParameter("users cannot be looked up by %q", attr)
 }
@@ -367,7 +384,7 @@ func groupIndexKey(plugin, attr, value string) (backend.Key, error) {
 	case strings.EqualFold(attr, AttrDisplayName):
 		return GroupNameKey(plugin, value), nil
 	case strings.EqualFold(attr, AttrExternalID):
-		return GroupExternalIDKey(plugin, value), nil
+		return nil, trace.BadParameter("externalId is not unique: look groups up by it with LookupGroups")
 	}
 	return nil, trace.BadParameter("groups cannot be looked up by %q", attr)
 }
@@ -415,8 +432,8 @@ func (s *Store) indexLookup(ctx context.Context, key backend.Key) (string, error
 }
 
 // LookupUserID returns the id of the user record with attr (AttrUserName,
-// case-insensitive; AttrExternalID; AttrID) equal to value, from the index;
-// trace.NotFound if none.
+// case-insensitive; AttrID) equal to value, from the index; trace.NotFound if
+// none. externalId, which is not unique, is looked up with LookupUsers.
 func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (string, error) {
 	key, err := userIndexKey(plugin, attr, value)
 	if err != nil {
@@ -443,12 +460,30 @@ func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*Us
 		}
 		return nil, trace.Wrap(err)
 	}
-	switch {
-	case strings.EqualFold(attr, AttrUserName) && !canonical.Equal(rec.UserName, value),
-		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
+	if strings.EqualFold(attr, AttrUserName) && !canonical.Equal(rec.UserName, value) {
 		return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
 	}
 	return rec, nil
+}
+
+// LookupUsers returns every user record with attr (AttrUserName,
+// case-insensitive; AttrExternalID, caseExact; AttrID) equal to value, in id
+// order, from the indexes: at most one for userName and id, any number for
+// externalId. No match is an empty list, not an error.
+func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*UserRecord, error) {
+	if !strings.EqualFold(attr, AttrExternalID) {
+		rec, err := s.LookupUser(ctx, plugin, attr, value)
+		switch {
+		case trace.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, trace.Wrap(err)
+		}
+		return []*UserRecord{rec}, nil
+	}
+	return lookupByExternalID(ctx, s, UserExternalIDPrefix(plugin, value), value,
+		func(id string) (*UserRecord, error) { return s.GetUser(ctx, plugin, id) },
+		func(u *UserRecord) string { return u.ExternalID })
 }
 
 // lookupUser reads the record attr=value names, in one backend read when
@@ -495,8 +530,8 @@ func (s *Store) lookupGroup(ctx context.Context, plugin, attr, value string) (*G
 }
 
 // LookupGroupID returns the id of the group record with attr
-// (AttrDisplayName, case-insensitive; AttrExternalID; AttrID) equal to
-// value; trace.NotFound if none.
+// (AttrDisplayName, case-insensitive; AttrID) equal to value; trace.NotFound
+// if none. externalId, which is not unique, is looked up with LookupGroups.
 func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (string, error) {
 	key, err := groupIndexKey(plugin, attr, value)
 	if err != nil {
@@ -522,12 +557,64 @@ func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*G
 		}
 		return nil, trace.Wrap(err)
 	}
-	switch {
-	case strings.EqualFold(attr, AttrDisplayName) && !strings.EqualFold(rec.DisplayName, value),
-		strings.EqualFold(attr, AttrExternalID) && rec.ExternalID != value:
+	if strings.EqualFold(attr, AttrDisplayName) && !strings.EqualFold(rec.DisplayName, value) {
 		return nil, trace.NotFound("no SCIM group with %s %q", attr, value)
 	}
 	return rec, nil
+}
+
+// LookupGroups is LookupUsers for groups (AttrDisplayName, case-insensitive;
+// AttrExternalID, any number; AttrID).
+func (s *Store) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*GroupRecord, error) {
+	if !strings.EqualFold(attr, AttrExternalID) {
+		rec, err := s.LookupGroup(ctx, plugin, attr, value)
+		switch {
+		case trace.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, trace.Wrap(err)
+		}
+		return []*GroupRecord{rec}, nil
+	}
+	return lookupByExternalID(ctx, s, GroupExternalIDPrefix(plugin, value), value,
+		func(id string) (*GroupRecord, error) { return s.GetGroup(ctx, plugin, id) },
+		func(g *GroupRecord) string { return g.ExternalID })
+}
+
+// lookupByExternalID reads every record whose externalId index entry is
+// under prefix, in id order, keeping those that still carry value (the entry
+// is written in one AtomicWrite with its record, so it names it back; the
+// check keeps a stale read from ever returning another record).
+func lookupByExternalID[T any](ctx context.Context, s *Store, prefix backend.Key, value string,
+	get func(id string) (T, error), externalID func(T) string,
+) ([]T, error) {
+	if value == "" || len(value) > MaxIndexedValueBytes {
+		return nil, nil
+	}
+	start, end := prefix, backend.RangeEnd(prefix)
+	var out []T
+	for {
+		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		for _, item := range res.Items {
+			rec, err := get(string(item.Value))
+			if trace.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			if externalID(rec) == value {
+				out = append(out, rec)
+			}
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			return out, nil
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
 }
 
 // pageStart is the first key of a page after startAfterID.

@@ -23,10 +23,12 @@ func TestKeys(t *testing.T) {
 	}{
 		{UserKey("okta", "id1"), "scim/okta/users/id1"},
 		{UserNameKey("okta", "Jane@Example.COM"), "scim/okta/usernames/jane@example.com"},
-		{UserExternalIDKey("okta", "00u/1"), "scim/okta/external_ids/00u%2F1"},
+		{UserExternalIDKey("okta", "00u/1", "id1"), "scim/okta/user_external_id_index/00u%2F1/id1"},
+		{UserExternalIDPrefix("okta", "00u/1"), "scim/okta/user_external_id_index/00u%2F1/"},
 		{GroupKey("okta", "g1"), "scim/okta/groups/g1"},
 		{GroupNameKey("okta", "Eng / Ops"), "scim/okta/group_names/eng%20%2F%20ops"},
-		{GroupExternalIDKey("okta", "x"), "scim/okta/group_external_ids/x"},
+		{GroupExternalIDKey("okta", "x", "g1"), "scim/okta/group_external_id_index/x/g1"},
+		{GroupExternalIDPrefix("okta", "x"), "scim/okta/group_external_id_index/x/"},
 		{UsersPrefix("okta"), "scim/okta/users/"},
 	} {
 		require.Equal(t, tc.want, tc.got.String())
@@ -94,8 +96,9 @@ func testStore(t *testing.T, b backend.Backend) {
 	require.NoError(t, err)
 	_, err = s.LookupUser(ctx, "okta", AttrUserName, "user3")
 	require.True(t, trace.IsNotFound(err))
-	_, err = s.LookupUser(ctx, "okta", AttrExternalID, "ext3")
-	require.True(t, trace.IsNotFound(err))
+	recs, err := s.LookupUsers(ctx, "okta", AttrExternalID, "ext3")
+	require.NoError(t, err)
+	require.Empty(t, recs)
 	_, err = s.LookupUser(ctx, "okta", AttrUserName, "RENAMED")
 	require.NoError(t, err)
 	// A stale revision fails.

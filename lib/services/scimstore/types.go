@@ -9,12 +9,12 @@
 //
 // Keys, all under scim/<plugin>/ (see store.go for the builders):
 //
-//	users/<id>                               UserRecord (JSON)
-//	usernames/<esc(canon(userName))>         id of the user record
-//	external_ids/<esc(externalId)>           id of the user record
-//	groups/<id>                              GroupRecord (JSON)
-//	group_names/<esc(lower(displayName))>    id of the group record
-//	group_external_ids/<esc(externalId)>     id of the group record
+//	users/<id>                                      UserRecord (JSON)
+//	usernames/<esc(canon(userName))>                id of the user record
+//	user_external_id_index/<esc(externalId)>/<id>   id of the user record
+//	groups/<id>                                     GroupRecord (JSON)
+//	group_names/<esc(lower(displayName))>           id of the group record
+//	group_external_id_index/<esc(externalId)>/<id>  id of the group record
 //
 // esc is url.PathEscape, so that a name containing "/" stays one key part;
 // userName is in canonical form (lib/canonical: NFKC plus case folding, the
@@ -26,9 +26,14 @@
 // conditioned on the record's revision (or its absence), so an index never
 // points at a record that does not name it back, and a name taken by one
 // record cannot be taken by another (the new index key is written with a
-// NotExists condition). The Put*/Delete* functions return those actions for
-// the caller to extend with the writes of other kinds (the Gatehouse user,
-// a lock, an audit event) before it calls AtomicWrite.
+// NotExists condition). externalId is not unique (RFC 7643 §3.1 does not
+// require it, and nothing in Gatehouse is keyed by it): its indexes hold one
+// entry per record, under the value, and a lookup returns every record with
+// that value. Entries written before (one per value, under external_ids/
+// and group_external_ids/) are moved by MigrateExternalIDIndex. The Put*/Delete*
+// functions return those actions for the caller to extend with the writes of
+// other kinds (the Gatehouse user, a lock, an audit event) before it calls
+// AtomicWrite.
 package scimstore
 
 import (

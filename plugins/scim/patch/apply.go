@@ -1,7 +1,9 @@
 package patch
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	fp "github.com/scim2/filter-parser/v2"
@@ -72,8 +74,20 @@ func applyOne(rt *schema.ResourceType, r schema.Resource, op *Operation) error {
 // applyPathless applies each attribute of a path-less add/replace value as if it had been named
 // by path. Read-only attributes (id, meta, schemas, groups) are ignored: Okta sends
 // {"op":"replace","value":{"id":"...","displayName":"Eng"}}.
+//
+// Keys may also be attribute paths, as Microsoft Entra ID sends them:
+// {"name.givenName":"x","urn:...:enterprise:2.0:User:department":"y"} (see pathlessKey). The keys
+// are applied in sorted order, and two keys naming the same attribute (in any case, or as a whole
+// and as one of its sub-attributes) are refused: map order would otherwise decide the result.
 func applyPathless(rt *schema.ResourceType, r schema.Resource, op string, obj map[string]any) error {
-	for k, v := range obj {
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	claims := keyClaims{whole: map[string]string{}, part: map[string]string{}, sub: map[string]string{}}
+	for _, k := range keys {
+		v := obj[k]
 		if ext := rt.Extension(k); ext != nil {
 			m, ok := v.(map[string]any)
 			if !ok {
@@ -82,30 +96,100 @@ func applyPathless(rt *schema.ResourceType, r schema.Resource, op string, obj ma
 				}
 				return scimerr.BadRequest(scimerr.InvalidValue, "%s must be an object", ext.ID)
 			}
-			for sk, sv := range m {
+			for _, sk := range slices.Sorted(maps.Keys(m)) {
 				t := target{ref: rt.Resolve(ext.ID, sk, "")}
-				if err := apply(r, op, t, sv, true); err != nil {
+				if other, ok := claims.claim(k, t); !ok {
+					return scimerr.BadRequest(scimerr.InvalidValue,
+						"the value names attribute %s twice (%q and %q)", t.ref.Name, truncate(other), truncate(k))
+				}
+				if err := apply(r, op, t, m[sk], true); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		var t target
-		if uri, name, ok := splitURN(k); ok {
-			if _, isObj := v.(map[string]any); isObj && !rt.IsSchemaURN(uri) && rt.Resolve(uri, name, "").Attr == nil {
-				// An unknown extension's object: keep it as a whole.
-				t = target{ref: schema.Ref{Ext: k, ExtRoot: true}}
-			} else {
-				t = target{ref: rt.Resolve(uri, name, "")}
-			}
-		} else {
-			t = target{ref: rt.Resolve("", k, "")}
+		t, err := pathlessKey(rt, k, v)
+		if err != nil {
+			return err
+		}
+		if other, ok := claims.claim(k, t); !ok {
+			return scimerr.BadRequest(scimerr.InvalidValue,
+				"the value names attribute %s twice (%q and %q)", t.ref.Name, truncate(other), truncate(k))
 		}
 		if err := apply(r, op, t, v, true); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// keyClaims records which keys of one path-less value named which attributes.
+type keyClaims struct {
+	whole map[string]string // attribute → the key naming it as a whole
+	part  map[string]string // attribute → a key naming a part of it (sub-attribute or filter)
+	sub   map[string]string // attribute and sub-attribute → the key naming it
+}
+
+// claim records key k resolved to t; it returns the earlier key that names the same value, and
+// false, when k collides with it.
+func (c keyClaims) claim(k string, t target) (string, bool) {
+	attr := strings.ToLower(t.ref.Ext + "\x00" + t.ref.Name)
+	if other, ok := c.whole[attr]; ok {
+		return other, false
+	}
+	if t.ref.SubName == "" && t.filter == nil {
+		if other, ok := c.part[attr]; ok {
+			return other, false
+		}
+		c.whole[attr] = k
+		return "", true
+	}
+	c.part[attr] = k
+	if t.filter == nil {
+		sub := attr + "\x00" + strings.ToLower(t.ref.SubName)
+		if other, ok := c.sub[sub]; ok {
+			return other, false
+		}
+		c.sub[sub] = k
+	}
+	return "", true
+}
+
+// pathlessKey resolves one key of a path-less value. A plain name or a URN-qualified name
+// resolves as before (unknown names are kept schema-less). A key that is an attribute path with a
+// sub-attribute or a value filter ("name.givenName", "urn:...:User:name.familyName",
+// `emails[type eq "work"].value`) is parsed as a PATCH path; it must name an attribute the schema
+// knows, or it is refused: a dotted name is not a plausible custom attribute, and storing
+// "name.givenName" as a new attribute would silently drop the change the client meant.
+func pathlessKey(rt *schema.ResourceType, k string, v any) (target, error) {
+	uri, name, isURN := splitURN(k)
+	if !isURN {
+		name = k
+	}
+	if !strings.Contains(k, "[") && !strings.Contains(name, ".") {
+		if !isURN {
+			return target{ref: rt.Resolve("", k, "")}, nil
+		}
+		if _, isObj := v.(map[string]any); isObj && !rt.IsSchemaURN(uri) && rt.Resolve(uri, name, "").Attr == nil {
+			// An unknown extension's object: keep it as a whole.
+			return target{ref: schema.Ref{Ext: k, ExtRoot: true}}, nil
+		}
+		return target{ref: rt.Resolve(uri, name, "")}, nil
+	}
+	t, err := parsePath(rt, k)
+	if err != nil {
+		return t, err
+	}
+	t.explicit = false
+	switch {
+	case t.ref.Attr == nil:
+		return t, scimerr.BadRequest(scimerr.InvalidPath, "value key %q names no attribute of %s", truncate(k), rt.Name)
+	case t.ref.SubName != "" && t.ref.Sub == nil:
+		return t, scimerr.BadRequest(scimerr.InvalidPath, "value key %q names no sub-attribute of %s", truncate(k), t.ref.Name)
+	case t.sub != "" && t.subDef == nil:
+		return t, scimerr.BadRequest(scimerr.InvalidPath, "value key %q names no sub-attribute of %s", truncate(k), t.ref.Name)
+	}
+	return t, nil
 }
 
 // splitURN splits "urn:...:User:employeeNumber" into schema URN and attribute name.

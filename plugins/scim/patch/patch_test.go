@@ -197,6 +197,23 @@ var patchCases = []patchCase{
 		},
 	},
 	{
+		name: "path-less value keeps an unknown extension's object", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","value":{"urn:example:custom:1.0:User":{"badge":"7"},"urn:example:other:1.0:User:floor":"3"}}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `{"badge":"7"}`, asJSON(t, r["urn:example:custom:1.0:User"]))
+			require.JSONEq(t, `{"floor":"3"}`, asJSON(t, r["urn:example:other:1.0:User"]))
+		},
+	},
+	{
+		name: "path-less dotted keys set sub-attributes; read-only ones are ignored", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"replace","value":{"name.familyName":"King","meta.version":"W/\"9\"","id":"other"}}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `{"givenName":"Jane","familyName":"King"}`, asJSON(t, r["name"]))
+			require.Equal(t, "u-1", r["id"])
+			require.NotContains(t, r, "name.familyName")
+		},
+	},
+	{
 		name: "remove the whole extension", rt: schema.UserResourceType,
 		start: `{"userName":"a","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Eng"}}`,
 		ops:   `[{"op":"remove","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"}]`,
@@ -260,6 +277,12 @@ var patchCases = []patchCase{
 		ops: `[{"op":"replace","path":"name[givenName eq \"Jane\"]","value":{}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "wrong type", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":{"active":"yes"}}]`, scimType: scimerr.InvalidValue, status: 400},
+	{name: "path-less dotted key under an unknown schema", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"replace","value":{"urn:example:custom:1.0:User:badge.number":"7"}}]`, scimType: scimerr.InvalidPath, status: 400},
+	{name: "path-less filtered key naming no sub-attribute", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","value":{"emails[type eq \"work\"].shoe":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
+	{name: "path-less key that is not a path", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"replace","value":{"emails[type eq":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less value not an object", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":false}]`, scimType: scimerr.InvalidValue, status: 400},
 	{name: "unknown op", rt: schema.UserResourceType, start: userJSON,

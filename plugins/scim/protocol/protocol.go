@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -20,6 +21,10 @@ const ListResponseSchema = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 // MaxBodyBytes is the largest request body accepted (413 beyond).
 const MaxBodyBytes = 1 << 20
+
+// MaxDrainBytes is how much of a refused body (413) the server reads and discards before it
+// answers; see DrainBody.
+const MaxDrainBytes = 4 << 20
 
 // Paging defaults. MaxResults is what ServiceProviderConfig advertises as filter.maxResults.
 const (
@@ -59,6 +64,34 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "could not read the request body")
 	}
 	return body, nil
+}
+
+// DrainBody reads and discards what is left of r's body, at most MaxDrainBytes and until timeout,
+// before the server answers 413. A client that writes its whole body before it reads (curl,
+// Python's http.client, most SCIM clients) is still sending when the answer is ready; if the
+// server answered and closed at once, the client would see "connection reset" or "transfer
+// closed" instead of the SCIM error. Once the body is read to its end, net/http keeps the
+// connection (HTTP/1.1) or ends the stream cleanly (HTTP/2). A larger or slower body is left
+// unread: net/http then closes the HTTP/1.1 connection after the answer, and resets the HTTP/2
+// stream, so the server's cost stays bounded by the cap and the deadline. It reports whether the
+// body was read to its end.
+func DrainBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	rc := http.NewResponseController(w)
+	// A network deadline is wall-clock time by nature (the connection's own clock), hence
+	// time.Now rather than the server's clockwork clock. ErrNotSupported (a test recorder) only
+	// leaves the server's own read timeout in charge.
+	_ = rc.SetReadDeadline(time.Now().Add(timeout))
+	n, err := io.CopyN(io.Discard, r.Body, MaxDrainBytes+1)
+	return n <= MaxDrainBytes && errors.Is(err, io.EOF)
+}
+
+// ExpectsContinue reports whether the client waits for "100 Continue" before it sends the body
+// (RFC 9110 §10.1.1); until the body is read, it has sent nothing to drain.
+func ExpectsContinue(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("Expect")), "100-continue")
 }
 
 // WriteJSON writes v as a SCIM response with the given status. Resources (map[string]any) and

@@ -105,21 +105,23 @@ func (f *fakeProvisioner) GetUser(_ context.Context, _, id string) (*scimstore.U
 	return cloneUser(u), nil
 }
 
-func (f *fakeProvisioner) LookupUser(_ context.Context, _, attr, value string) (*scimstore.UserRecord, error) {
+func (f *fakeProvisioner) LookupUsers(_ context.Context, _, attr, value string) ([]*scimstore.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enter("LookupUser"); err != nil {
+	if err := f.enter("LookupUsers"); err != nil {
 		return nil, err
 	}
+	var out []*scimstore.UserRecord
 	for _, u := range f.users {
 		switch {
 		case attr == "userName" && strings.EqualFold(u.UserName, value),
 			attr == "externalId" && u.ExternalID == value,
 			attr == "id" && u.ID == value:
-			return cloneUser(u), nil
+			out = append(out, cloneUser(u))
 		}
 	}
-	return nil, trace.NotFound("no user with %s %q", attr, value)
+	slices.SortFunc(out, func(a, b *scimstore.UserRecord) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (f *fakeProvisioner) ListUsers(_ context.Context, _, after string, limit int) ([]*scimstore.UserRecord, error) {
@@ -229,21 +231,23 @@ func (f *fakeProvisioner) GetGroup(_ context.Context, _, id string) (*scimstore.
 	return cloneGroup(g), nil
 }
 
-func (f *fakeProvisioner) LookupGroup(_ context.Context, _, attr, value string) (*scimstore.GroupRecord, error) {
+func (f *fakeProvisioner) LookupGroups(_ context.Context, _, attr, value string) ([]*scimstore.GroupRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enter("LookupGroup"); err != nil {
+	if err := f.enter("LookupGroups"); err != nil {
 		return nil, err
 	}
+	var out []*scimstore.GroupRecord
 	for _, g := range f.groups {
 		switch {
 		case attr == "displayName" && strings.EqualFold(g.DisplayName, value),
 			attr == "externalId" && g.ExternalID == value,
 			attr == "id" && g.ID == value:
-			return cloneGroup(g), nil
+			out = append(out, cloneGroup(g))
 		}
 	}
-	return nil, trace.NotFound("no group with %s %q", attr, value)
+	slices.SortFunc(out, func(a, b *scimstore.GroupRecord) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (f *fakeProvisioner) ListGroups(_ context.Context, _, after string, limit int) ([]*scimstore.GroupRecord, error) {

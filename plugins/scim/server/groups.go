@@ -22,8 +22,8 @@ func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord]
 			return s.prov.ListGroups(ctx, plugin, after, limit)
 		},
 		count: func(ctx context.Context) (int, error) { return s.prov.CountGroups(ctx, plugin) },
-		lookup: func(ctx context.Context, attr, value string) (*scimstore.GroupRecord, error) {
-			return s.prov.LookupGroup(ctx, plugin, attr, value)
+		lookup: func(ctx context.Context, attr, value string) ([]*scimstore.GroupRecord, error) {
+			return s.prov.LookupGroups(ctx, plugin, attr, value)
 		},
 		sortKeys: groupSortKeys,
 		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},

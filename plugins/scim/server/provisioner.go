@@ -19,9 +19,10 @@ type Provisioner interface {
 	CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
 	// GetUser reads a user record by SCIM id.
 	GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error)
-	// LookupUser finds a user by "userName" (case-insensitive), "externalId" or "id"; NotFound if
-	// none.
-	LookupUser(ctx context.Context, plugin, attr, value string) (*scimstore.UserRecord, error)
+	// LookupUsers finds the users with "userName" (case-insensitive), "externalId" or "id" equal
+	// to value, in id order: at most one for userName and id, any number for externalId (which
+	// is not unique). None is an empty list.
+	LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimstore.UserRecord, error)
 	// ListUsers returns up to limit records with ids after startAfterID, in id order.
 	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error)
 	// CountUsers returns the number of user records.
@@ -35,8 +36,9 @@ type Provisioner interface {
 	CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
 	// GetGroup reads a group by SCIM id.
 	GetGroup(ctx context.Context, plugin, id string) (*scimstore.GroupRecord, error)
-	// LookupGroup finds a group by "displayName" (case-insensitive), "externalId" or "id".
-	LookupGroup(ctx context.Context, plugin, attr, value string) (*scimstore.GroupRecord, error)
+	// LookupGroups finds the groups with "displayName" (case-insensitive), "externalId" (not
+	// unique) or "id" equal to value, in id order. None is an empty list.
+	LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimstore.GroupRecord, error)
 	// ListGroups returns up to limit groups with ids after startAfterID, in id order.
 	ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.GroupRecord, error)
 	// CountGroups returns the number of groups.

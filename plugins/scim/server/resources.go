@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,11 +21,12 @@ const scanBatch = 500
 
 // lister is what listing needs from one resource kind.
 type lister[T any] struct {
-	plugin  string
-	rt      *schema.ResourceType
-	list    func(ctx context.Context, after string, limit int) ([]T, error)
-	count   func(ctx context.Context) (int, error)
-	lookup  func(ctx context.Context, attr, value string) (T, error)
+	plugin string
+	rt     *schema.ResourceType
+	list   func(ctx context.Context, after string, limit int) ([]T, error)
+	count  func(ctx context.Context) (int, error)
+	// lookup returns every record whose indexed attr equals value (none: an empty list).
+	lookup  func(ctx context.Context, attr, value string) ([]T, error)
 	indexed map[string]bool
 	// sortKeys are the attributes sortBy accepts (lower-case paths, see sort.go).
 	sortKeys map[string]sortKeyFunc[T]
@@ -60,8 +62,7 @@ func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q u
 	)
 	raw := q.Get("filter")
 	if attr, value, ok := quickEquality(raw, l.indexed); ok {
-		// At most one match: sorted by any attribute.
-		total, items, err = lookupOne(ctx, l, attr, value, nil, page)
+		total, items, err = lookupIndexed(ctx, l, attr, value, nil, spec, page)
 	} else {
 		if strings.TrimSpace(raw) != "" {
 			if f, err = filter.Parse(raw, l.rt); err != nil {
@@ -92,7 +93,7 @@ func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q u
 // sortedQuery answers a sorted query over one kind.
 func sortedQuery[T any](ctx context.Context, s *Server, l lister[T], f *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
 	if attr, value, ok := filter.EqualityLookup(f); ok && l.indexed[attr] {
-		return lookupOne(ctx, l, attr, value, f, page)
+		return lookupIndexed(ctx, l, attr, value, f, spec, page)
 	}
 	k := snapshotKey{plugin: l.plugin, scope: l.rt.Name, filter: f.String(), attr: spec.attr, desc: spec.desc}
 	entries, err := s.sortedEntries(ctx, k, func() ([]sortEntry, error) {
@@ -118,7 +119,7 @@ func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page proto
 	offset, count := page.Offset(), page.Count
 	if f != nil {
 		if attr, value, ok := filter.EqualityLookup(f); ok && l.indexed[attr] {
-			return lookupOne(ctx, l, attr, value, f, page)
+			return lookupIndexed(ctx, l, attr, value, f, sortSpec{}, page)
 		}
 		total := 0
 		var out []schema.Resource
@@ -153,24 +154,44 @@ func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page proto
 	return max(total, seen), out, trace.Wrap(err)
 }
 
-// lookupOne answers an equality filter on an indexed attribute by key. f, when set, is checked
-// against the found resource too (it is the filter the equality came from).
-func lookupOne[T any](ctx context.Context, l lister[T], attr, value string, f *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
-	item, err := l.lookup(ctx, attr, value)
-	if trace.IsNotFound(err) {
-		return 0, nil, nil
-	}
+// lookupIndexed answers a filter that is one equality on an indexed attribute by key: every record
+// the index names (in id order; an externalId may name several), those matching f, sorted by spec
+// when it names an attribute, then paged.
+func lookupIndexed[T any](ctx context.Context, l lister[T], attr, value string, f *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
+	items, err := l.lookup(ctx, attr, value)
 	if err != nil {
 		return 0, nil, trace.Wrap(err)
 	}
-	res := l.toRes(item)
-	if f != nil && !f.Match(res) {
-		return 0, nil, nil
+	type match struct {
+		res   schema.Resource
+		entry sortEntry
 	}
-	if page.Offset() > 0 || page.Count == 0 {
-		return 1, nil, nil
+	var matches []match
+	key := l.sortKeys[spec.attr]
+	for _, item := range items {
+		res := l.toRes(item)
+		if f != nil && !f.Match(res) {
+			continue
+		}
+		e := sortEntry{id: l.id(item)}
+		if key != nil {
+			e.v = key(item)
+		}
+		matches = append(matches, match{res, e})
 	}
-	return 1, []schema.Resource{res}, nil
+	if spec.attr != "" {
+		slices.SortStableFunc(matches, func(a, b match) int {
+			if spec.desc {
+				return compareEntries(b.entry, a.entry)
+			}
+			return compareEntries(a.entry, b.entry)
+		})
+	}
+	var out []schema.Resource
+	for _, m := range protocol.Slice(matches, page) {
+		out = append(out, m.res)
+	}
+	return len(matches), out, nil
 }
 
 // scan visits every record after `after` in id order until visit returns false.

@@ -56,7 +56,7 @@ func newRFCClient(t *testing.T) *rfcClient {
 	return c
 }
 
-const patchBody = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":%s}`
+const rfcPatchBody = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":%s}`
 
 // do sends one request to plugin okta; path is relative to its base URL.
 func (c *rfcClient) do(method, path, body string) *httptest.ResponseRecorder {
@@ -136,11 +136,11 @@ func TestRFC7643PrimaryAtMostOnce(t *testing.T) {
 	require.Equal(t, got, c.ok(http.StatusOK, http.MethodGet, "/Users/"+id, ""))
 
 	// PATCH replacing emails with two primaries: refused.
-	c.refused("invalidValue", "emails", http.MethodPatch, "/Users/"+id, strings.ReplaceAll(patchBody, "%s",
+	c.refused("invalidValue", "emails", http.MethodPatch, "/Users/"+id, strings.ReplaceAll(rfcPatchBody, "%s",
 		`[{"op":"replace","path":"emails","value":[{"value":"a@example.com","primary":true},{"value":"b@example.com","primary":true}]}]`))
 
 	// PATCH making another value primary demotes the first (RFC 7644 §3.5.2): one primary.
-	p := c.ok(http.StatusOK, http.MethodPatch, "/Users/"+id, strings.ReplaceAll(patchBody, "%s",
+	p := c.ok(http.StatusOK, http.MethodPatch, "/Users/"+id, strings.ReplaceAll(rfcPatchBody, "%s",
 		`[{"op":"add","path":"emails","value":[{"value":"jane@home.example","type":"home","primary":true}]}]`))
 	primaries := 0
 	for _, e := range p["emails"].([]any) {
@@ -175,17 +175,17 @@ func TestRFC7644NoOpPatchWritesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name, kind, body string
 	}{
-		{"add of an email already there (other case)", "Users", strings.ReplaceAll(patchBody, "%s",
+		{"add of an email already there (other case)", "Users", strings.ReplaceAll(rfcPatchBody, "%s",
 			`[{"op":"add","path":"emails","value":[{"value":"JANE@example.com","type":"work"}]}]`)},
-		{"replace with the same value", "Users", strings.ReplaceAll(patchBody, "%s",
+		{"replace with the same value", "Users", strings.ReplaceAll(rfcPatchBody, "%s",
 			`[{"op":"replace","path":"displayName","value":"Jane Doe"}]`)},
-		{"path-less replace with the same values, read-only id included", "Users", strings.ReplaceAll(patchBody, "%s",
+		{"path-less replace with the same values, read-only id included", "Users", strings.ReplaceAll(rfcPatchBody, "%s",
 			`[{"op":"replace","value":{"id":"`+id+`","active":true,"name":{"givenName":"Jane"},"externalId":"00u1"}}]`)},
-		{"remove of a value that is not there", "Users", strings.ReplaceAll(patchBody, "%s",
+		{"remove of a value that is not there", "Users", strings.ReplaceAll(rfcPatchBody, "%s",
 			`[{"op":"remove","path":"emails[type eq \"home\"]"}]`)},
-		{"add of a member already there", "Groups", strings.ReplaceAll(patchBody, "%s",
+		{"add of a member already there", "Groups", strings.ReplaceAll(rfcPatchBody, "%s",
 			`[{"op":"add","path":"members","value":[{"value":"`+id+`","display":"jane"}]}]`)},
-		{"Okta's rename to the same name", "Groups", strings.ReplaceAll(patchBody, "%s",
+		{"Okta's rename to the same name", "Groups", strings.ReplaceAll(rfcPatchBody, "%s",
 			`[{"op":"replace","value":{"id":"`+gid+`","displayName":"Eng"}}]`)},
 	} {
 		target, v, mod, rev := id, userV, userMod, userRev
@@ -206,12 +206,12 @@ func TestRFC7644NoOpPatchWritesNothing(t *testing.T) {
 	require.Equal(t, []string{userV, userMod, userRev}, []string{gv, gmod, grev}, "PUT of the same body wrote")
 
 	// A real change is written: new version, new lastModified.
-	w = c.do(http.MethodPatch, "/Users/"+id, strings.ReplaceAll(patchBody, "%s", `[{"op":"replace","path":"displayName","value":"Jane D."}]`))
+	w = c.do(http.MethodPatch, "/Users/"+id, strings.ReplaceAll(rfcPatchBody, "%s", `[{"op":"replace","path":"displayName","value":"Jane D."}]`))
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	gv, gmod, _ = c.version("Users", id)
 	require.NotEqual(t, userV, gv)
 	require.NotEqual(t, userMod, gmod)
-	w = c.do(http.MethodPatch, "/Groups/"+gid, strings.ReplaceAll(patchBody, "%s", `[{"op":"add","path":"members","value":[{"value":"`+bob+`"}]}]`))
+	w = c.do(http.MethodPatch, "/Groups/"+gid, strings.ReplaceAll(rfcPatchBody, "%s", `[{"op":"add","path":"members","value":[{"value":"`+bob+`"}]}]`))
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	gv, _, _ = c.version("Groups", gid)
 	require.NotEqual(t, groupV, gv)
@@ -241,7 +241,7 @@ func TestGroupMembersDisplay(t *testing.T) {
 	gid := c.ok(http.StatusCreated, http.MethodPost, "/Groups",
 		`{"displayName":"Eng","members":[{"value":"`+jane+`"},{"value":"`+bob+`","display":"Bobby"}]}`)["id"].(string)
 	// Bob is renamed after he was added.
-	c.ok(http.StatusOK, http.MethodPatch, "/Users/"+bob, strings.ReplaceAll(patchBody, "%s",
+	c.ok(http.StatusOK, http.MethodPatch, "/Users/"+bob, strings.ReplaceAll(rfcPatchBody, "%s",
 		`[{"op":"replace","path":"userName","value":"robert@example.com"}]`))
 
 	want := []any{
@@ -305,7 +305,7 @@ func TestLegacyDuplicatePrimariesNeverBlockDeactivation(t *testing.T) {
 			require.NoError(t, err)
 			out = c.ok(http.StatusOK, http.MethodPut, "/Users/"+rec.ID, string(body))
 		} else {
-			out = c.ok(http.StatusOK, http.MethodPatch, "/Users/"+rec.ID, strings.ReplaceAll(patchBody, "%s",
+			out = c.ok(http.StatusOK, http.MethodPatch, "/Users/"+rec.ID, strings.ReplaceAll(rfcPatchBody, "%s",
 				`[{"op":"replace","value":{"active":false}}]`))
 		}
 		require.Equal(t, false, out["active"], name)

@@ -104,7 +104,7 @@ func (s *Server) route(r *http.Request) (*request, error) {
 	if len(parts) < 2 || len(parts) > 3 {
 		return req, scimerr.NotFound("no such SCIM endpoint")
 	}
-	resource, id := parts[1], ""
+	resource, id := canonicalEndpoint(parts[1]), ""
 	if len(parts) == 3 {
 		id = parts[2]
 		if id == "" {

@@ -28,7 +28,9 @@
 //     whether a plugin exists or is enabled.
 //  3. Per-plugin rate limit (token bucket, SCIMSettings.RateLimit/RateBurst, defaults
 //     DefaultRateLimit/DefaultRateBurst): 429 + Retry-After.
-//  4. Body: over protocol.MaxBodyBytes → 413; Content-Type must be application/scim+json or
+//  4. Body: over protocol.MaxBodyBytes → 413, after reading and discarding up to
+//     protocol.MaxDrainBytes more (within BodyDrainTimeout) so that a client that writes its whole
+//     body before reading gets the answer; Content-Type must be application/scim+json or
 //     application/json (any charset) → else 415.
 //  5. The operation. Every error is a SCIM error body (scimerr); a panic is recovered into a
 //     logged 500 with a SCIM body.
@@ -86,6 +88,10 @@ const (
 	// DefaultMaxSortResults bounds the memory of one sorted query (about 150 bytes per match,
 	// 30 MB at the bound) while sorting every user of a 100,000-user organisation; see sort.go.
 	DefaultMaxSortResults = 200_000
+	// DefaultBodyDrainTimeout bounds how long an oversized body is read and discarded before
+	// the 413: long enough for a client on a slow link to finish sending protocol.MaxDrainBytes,
+	// short enough that a client that stalls cannot hold a handler.
+	DefaultBodyDrainTimeout = 10 * time.Second
 	// maxTrackedSources bounds the source limiter's memory.
 	maxTrackedSources = 100_000
 )
@@ -120,6 +126,9 @@ type Config struct {
 	// SortSnapshotTTL is how long a sorted list serves the next pages of the same query
 	// (sortcache.go); DefaultSortSnapshotTTL if zero, no snapshots if negative.
 	SortSnapshotTTL time.Duration
+	// BodyDrainTimeout bounds the time spent discarding a refused oversized body before the 413
+	// (see protocol.DrainBody); defaults to DefaultBodyDrainTimeout.
+	BodyDrainTimeout time.Duration
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -161,6 +170,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.SortSnapshotTTL == 0 {
 		c.SortSnapshotTTL = DefaultSortSnapshotTTL
+	}
+	if c.BodyDrainTimeout <= 0 {
+		c.BodyDrainTimeout = DefaultBodyDrainTimeout
 	}
 	return nil
 }
@@ -274,6 +286,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > protocol.MaxBodyBytes {
+		// A client that waits for 100 Continue has sent nothing yet: the answer alone is enough.
+		// A body that cannot be drained within the cap is not read at all.
+		if !protocol.ExpectsContinue(r) && r.ContentLength <= protocol.MaxBodyBytes+protocol.MaxDrainBytes {
+			s.drain(sw, r, req)
+		}
 		scimerr.Write(sw, s.log, scimerr.New(http.StatusRequestEntityTooLarge, "",
 			"request body is larger than %d bytes", protocol.MaxBodyBytes))
 		return
@@ -285,10 +302,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.snaps.wrote(req.plugin)
 	}
 	if err := req.handler(ctx, sw, r, req); err != nil {
-		if se := scimerr.From(err); se.Status >= 500 {
+		se := scimerr.From(err)
+		switch {
+		case se.Status >= 500:
 			failure = err
+		case se.Status == http.StatusRequestEntityTooLarge && !sw.wroteHeader:
+			// A body without Content-Length found too large while reading it.
+			s.drain(sw, r, req)
 		}
 		scimerr.Write(sw, s.log, err)
+	}
+}
+
+// drain discards the rest of an oversized body so that the client can read the 413 (see
+// protocol.DrainBody). Only authenticated requests get here: an unauthenticated caller's body is
+// never read.
+func (s *Server) drain(w http.ResponseWriter, r *http.Request, req *request) {
+	if !protocol.DrainBody(w, r, s.cfg.BodyDrainTimeout) {
+		s.log.DebugContext(r.Context(), "Left an oversized SCIM request body unread.", "plugin", req.plugin, "op", req.op)
 	}
 }
 

@@ -282,14 +282,17 @@ func collectSorted[T any](ctx context.Context, l lister[T], f *filter.Filter, at
 // fetchSorted reads the record of one entry of a sorted page. A record deleted since the scan, or
 // changed so that it no longer matches f, is left out (ok false): the page is as of the read.
 func fetchSorted[T any](ctx context.Context, l lister[T], f *filter.Filter, id string) (schema.Resource, bool, error) {
-	item, err := l.lookup(ctx, "id", id)
+	items, err := l.lookup(ctx, "id", id)
 	if err != nil {
 		if trace.IsNotFound(err) {
 			return nil, false, nil
 		}
 		return nil, false, trace.Wrap(err)
 	}
-	res := l.toRes(item)
+	if len(items) == 0 {
+		return nil, false, nil
+	}
+	res := l.toRes(items[0])
 	if f != nil && !f.Match(res) {
 		return nil, false, nil
 	}

@@ -22,8 +22,8 @@ func (s *Server) userLister(plugin, base string) lister[*scimstore.UserRecord] {
 			return s.prov.ListUsers(ctx, plugin, after, limit)
 		},
 		count: func(ctx context.Context) (int, error) { return s.prov.CountUsers(ctx, plugin) },
-		lookup: func(ctx context.Context, attr, value string) (*scimstore.UserRecord, error) {
-			return s.prov.LookupUser(ctx, plugin, attr, value)
+		lookup: func(ctx context.Context, attr, value string) ([]*scimstore.UserRecord, error) {
+			return s.prov.LookupUsers(ctx, plugin, attr, value)
 		},
 		sortKeys: userSortKeys,
 		indexed:  map[string]bool{"userName": true, "externalId": true, "id": true},

@@ -35,7 +35,7 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 	}
 	p.scim = prov
 	if err := p.canonicalizeSCIMIndexes(ctx, prov); err != nil {
-		return trace.Wrap(err, "moving SCIM userName indexes to canonical names")
+		return trace.Wrap(err, "moving SCIM userName and externalId indexes")
 	}
 	// "" (no public address) lets the endpoint answer with the origin the
 	// client used; its Location URLs are only sent back, never stored.
@@ -56,8 +56,10 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 
 // canonicalizeSCIMIndexes moves each SCIM plugin's userName index entries
 // written before usernames were canonical (scimstore.CanonicalizeUserNameIndex)
-// before the endpoint serves, so that no lookup misses one and no second
-// record takes its name. It scans each plugin once; later starts skip it.
+// and its externalId index entries written while externalId was unique
+// (scimstore.MigrateExternalIDIndex) before the endpoint serves, so that no
+// lookup misses one and no second record takes a name. It scans each plugin
+// once; later starts skip it.
 func (p *Process) canonicalizeSCIMIndexes(ctx context.Context, prov *scimprov.Provisioner) error {
 	token := ""
 	for {
@@ -70,6 +72,14 @@ func (p *Process) canonicalizeSCIMIndexes(ctx context.Context, prov *scimprov.Pr
 				continue
 			}
 			name := pl.GetMetadata().GetName()
+			xrep, err := prov.Store().MigrateExternalIDIndex(ctx, name)
+			if err != nil {
+				return trace.Wrap(err, "plugin %q", name)
+			}
+			if !xrep.Skipped {
+				p.log.InfoContext(ctx, "Moved the SCIM externalId index to one entry per record (externalId is no longer unique).",
+					"plugin", name, "moved", xrep.Moved, "dropped", xrep.Dropped, "retry_next_start", xrep.Unfinished)
+			}
 			rep, err := prov.Store().CanonicalizeUserNameIndex(ctx, name)
 			if err != nil {
 				return trace.Wrap(err, "plugin %q", name)
