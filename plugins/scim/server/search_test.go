@@ -654,3 +654,21 @@ func TestSortSeesWrites(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
 	require.Equal(t, first, e.list(http.MethodGet, "/Users?sortBy=userName&count=2", ""))
 }
+
+// TestSortSharedExternalID: an externalId may name several users; a filter on it is answered by
+// the index and still sorted as sortBy asks, and paged.
+func TestSortSharedExternalID(t *testing.T) {
+	t.Parallel()
+	e := newSearchEnv(t)
+	b := e.create("/Users", `{"userName":"bob@example.com","externalId":"shared","active":true}`)
+	a := e.create("/Users", `{"userName":"alice@example.com","externalId":"shared","active":true}`)
+	c := e.create("/Users", `{"userName":"carol@example.com","externalId":"shared","active":true}`)
+	e.create("/Users", `{"userName":"dave@example.com","externalId":"other","active":true}`)
+	q := "/Users?filter=" + url.QueryEscape(`externalId eq "shared"`)
+	lr := e.list(http.MethodGet, q+"&sortBy=userName", "")
+	require.Equal(t, 3, lr.TotalResults)
+	require.Equal(t, []string{a, b, c}, ids(lr.Resources))
+	lr = e.list(http.MethodGet, q+"&sortBy=userName&sortOrder=descending&startIndex=2&count=1", "")
+	require.Equal(t, 3, lr.TotalResults)
+	require.Equal(t, []string{b}, ids(lr.Resources))
+}
