@@ -60,11 +60,10 @@ func (s *Store) CanonicalizeUserNameIndex(ctx context.Context, plugin string) (*
 		return nil, trace.Wrap(err)
 	}
 	rep := &IndexReport{}
-	if item, err := s.b.Get(ctx, indexVersionKey(plugin)); err == nil && string(item.Value) == canonicalIndexVersion {
-		rep.Skipped = true
-		return rep, nil
-	} else if err != nil && !trace.IsNotFound(err) {
-		return nil, trace.Wrap(err)
+	done, err := s.migrated(ctx, indexVersionKey(plugin), canonicalIndexVersion)
+	if err != nil || done {
+		rep.Skipped = done
+		return rep, trace.Wrap(err)
 	}
 	after := ""
 	for {
@@ -93,11 +92,31 @@ func (s *Store) CanonicalizeUserNameIndex(ctx context.Context, plugin string) (*
 		after = recs[len(recs)-1].ID
 	}
 	if len(rep.Collisions) == 0 && rep.Unfinished == 0 {
-		if _, err := s.b.Put(ctx, backend.Item{Key: indexVersionKey(plugin), Value: []byte(canonicalIndexVersion)}); err != nil {
+		if err := s.markMigrated(ctx, indexVersionKey(plugin), canonicalIndexVersion); err != nil {
 			return nil, trace.Wrap(err)
 		}
 	}
 	return rep, nil
+}
+
+// migrated reports whether the one-time migration whose marker is key has
+// run (the marker holds version).
+func (s *Store) migrated(ctx context.Context, key backend.Key, version string) (bool, error) {
+	item, err := s.b.Get(ctx, key)
+	switch {
+	case trace.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, trace.Wrap(err)
+	}
+	return string(item.Value) == version, nil
+}
+
+// markMigrated records that the one-time migration whose marker is key has
+// run, so that later starts skip its scan.
+func (s *Store) markMigrated(ctx context.Context, key backend.Key, version string) error {
+	_, err := s.b.Put(ctx, backend.Item{Key: key, Value: []byte(version)})
+	return trace.Wrap(err)
 }
 
 // moveUserNameEntry moves rec's index entry to its canonical key if it is
@@ -211,11 +230,10 @@ func (s *Store) MigrateExternalIDIndex(ctx context.Context, plugin string) (*Ext
 		return nil, trace.Wrap(err)
 	}
 	rep := &ExternalIDReport{}
-	if item, err := s.b.Get(ctx, externalIDIndexKey(plugin)); err == nil && string(item.Value) == perRecordExternalIDIndex {
-		rep.Skipped = true
-		return rep, nil
-	} else if err != nil && !trace.IsNotFound(err) {
-		return nil, trace.Wrap(err)
+	done, err := s.migrated(ctx, externalIDIndexKey(plugin), perRecordExternalIDIndex)
+	if err != nil || done {
+		rep.Skipped = done
+		return rep, trace.Wrap(err)
 	}
 	for _, idx := range legacyExternalIDIndexes {
 		prefix := pluginKey(plugin, idx.part, "")
@@ -245,7 +263,7 @@ func (s *Store) MigrateExternalIDIndex(ctx context.Context, plugin string) (*Ext
 		}
 	}
 	if rep.Unfinished == 0 {
-		if _, err := s.b.Put(ctx, backend.Item{Key: externalIDIndexKey(plugin), Value: []byte(perRecordExternalIDIndex)}); err != nil {
+		if err := s.markMigrated(ctx, externalIDIndexKey(plugin), perRecordExternalIDIndex); err != nil {
 			return nil, trace.Wrap(err)
 		}
 	}
