@@ -21,7 +21,6 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // realEnv is the SCIM handler over the real provisioner (memory backend), with plugin "okta"
@@ -52,42 +51,14 @@ func newRealEnvAt(t *testing.T, legacy bool, clock clockwork.Clock) *realEnv {
 	t.Cleanup(func() { bk.Close() })
 	svc, err := services.New(services.Config{Backend: bk})
 	require.NoError(t, err)
-	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: bk})
-	require.NoError(t, err)
 	e := &realEnv{t: t, bk: bk, svc: svc}
 	for _, name := range []string{"okta", "off"} {
-		_, err = svc.CreatePlugin(ctx, &typesv1.Plugin{
-			Metadata: &typesv1.Metadata{Name: name},
-			Spec: &typesv1.PluginSpec{
-				Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
-					SamlConnector: "okta", ScimEnabled: name == "okta", DefaultRoles: []string{"access"},
-				}},
-				StaticCredentialsRef: &typesv1.PluginStaticCredentialsRef{Labels: pluginv1.CredentialsLabels(name)},
-			},
-		})
-		require.NoError(t, err)
-		token, hash, err := pluginv1.NewToken()
-		require.NoError(t, err)
-		spec := &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash}
-		if !legacy {
-			spec.ScimTokenFingerprint = services.SCIMTokenFingerprint(token)
-		}
-		_, err = svc.UpsertPluginStaticCredentials(ctx, &typesv1.PluginStaticCredentials{
-			Metadata: &typesv1.Metadata{Name: pluginv1.CredentialsName(name), Labels: pluginv1.CredentialsLabels(name)},
-			Spec:     spec,
-		})
-		require.NoError(t, err)
+		token := installPlugin(t, svc, name, name == "okta", legacy)
 		if name == "okta" {
 			e.token = token
 		}
 	}
-	e.prov, err = scimprov.New(scimprov.Config{
-		Backend: bk, Plugins: svc.PluginService, Credentials: svc.PluginStaticCredentialsService,
-		SAMLConnectors: svc.SAMLConnectorService, Roles: svc.RoleService, Audit: al,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { e.prov.Close() })
+	e.prov = newRealProvisioner(t, bk, svc, nil)
 	e.h, err = server.New(server.Config{Provisioner: e.prov, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	return e

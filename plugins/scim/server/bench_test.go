@@ -19,14 +19,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // BenchmarkLookupHTTPS runs Okta's filter lookup through the real handler,
@@ -86,32 +84,8 @@ func newLiteProvisioner(b *testing.B) (backend.Backend, *scimprov.Provisioner, s
 	b.Cleanup(func() { bk.Close() })
 	svc, err := services.New(services.Config{Backend: bk})
 	require.NoError(b, err)
-	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: bk})
-	require.NoError(b, err)
-	_, err = svc.CreatePlugin(ctx, &typesv1.Plugin{
-		Metadata: &typesv1.Metadata{Name: "okta"},
-		Spec: &typesv1.PluginSpec{
-			Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
-				SamlConnector: "okta", ScimEnabled: true, DefaultRoles: []string{"access"},
-			}},
-			StaticCredentialsRef: &typesv1.PluginStaticCredentialsRef{Labels: pluginv1.CredentialsLabels("okta")},
-		},
-	})
-	require.NoError(b, err)
-	token, hash, err := pluginv1.NewToken()
-	require.NoError(b, err)
-	_, err = svc.UpsertPluginStaticCredentials(ctx, &typesv1.PluginStaticCredentials{
-		Metadata: &typesv1.Metadata{Name: pluginv1.CredentialsName("okta"), Labels: pluginv1.CredentialsLabels("okta")},
-		Spec:     &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash},
-	})
-	require.NoError(b, err)
-	prov, err := scimprov.New(scimprov.Config{
-		Backend: bk, Plugins: svc.PluginService, Credentials: svc.PluginStaticCredentialsService,
-		SAMLConnectors: svc.SAMLConnectorService, Roles: svc.RoleService, Audit: al,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	require.NoError(b, err)
-	b.Cleanup(func() { prov.Close() })
+	token := installPlugin(b, svc, "okta", true, false)
+	prov := newRealProvisioner(b, bk, svc, nil)
 	return bk, prov, token
 }
 

@@ -17,12 +17,9 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
-	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // Protocol tests of RFC 7644 §3.4.3 (POST .search) and §3.4.2.3 (sortBy/sortOrder), sent as an
@@ -48,32 +45,9 @@ func newSearchEnv(t *testing.T, mutate ...func(*server.Config)) *searchEnv {
 	t.Cleanup(func() { bk.Close() })
 	svc, err := services.New(services.Config{Backend: bk})
 	require.NoError(t, err)
-	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: bk, Clock: clock})
-	require.NoError(t, err)
-	_, err = svc.CreatePlugin(ctx, &typesv1.Plugin{
-		Metadata: &typesv1.Metadata{Name: "okta"},
-		Spec: &typesv1.PluginSpec{
-			Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
-				SamlConnector: "okta", ScimEnabled: true, DefaultRoles: []string{"access"},
-			}},
-			StaticCredentialsRef: &typesv1.PluginStaticCredentialsRef{Labels: pluginv1.CredentialsLabels("okta")},
-		},
-	})
-	require.NoError(t, err)
-	token, hash, err := pluginv1.NewToken()
-	require.NoError(t, err)
-	_, err = svc.UpsertPluginStaticCredentials(ctx, &typesv1.PluginStaticCredentials{
-		Metadata: &typesv1.Metadata{Name: pluginv1.CredentialsName("okta"), Labels: pluginv1.CredentialsLabels("okta")},
-		Spec:     &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: hash, ScimTokenFingerprint: services.SCIMTokenFingerprint(token)},
-	})
-	require.NoError(t, err)
+	token := installPlugin(t, svc, "okta", true, false)
+	prov := newRealProvisioner(t, bk, svc, clock)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	prov, err := scimprov.New(scimprov.Config{
-		Backend: bk, Plugins: svc.PluginService, Credentials: svc.PluginStaticCredentialsService,
-		SAMLConnectors: svc.SAMLConnectorService, Roles: svc.RoleService, Audit: al, Logger: discard,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { prov.Close() })
 	cfg := server.Config{Provisioner: prov, Logger: discard, Clock: clock, PublicURL: "https://gatehouse.example.com"}
 	for _, m := range mutate {
 		m(&cfg)
