@@ -321,7 +321,11 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 	renamed := old != nil && !canonical.Equal(old.UserName, target.UserName)
 	var err error
 	if next != nil {
-		if old == nil || renamed {
+		// A new record's name was just looked up by CreateUser; a record
+		// that takes it meanwhile makes the write's NotExists condition on
+		// the index entry fail, and the retry finds it. Only a rename needs
+		// the lookup here.
+		if renamed {
 			if st.userNameTaken, err = p.taken(ctx, pc, scimstore.AttrUserName, next.UserName, next.ID); err != nil {
 				return nil, trace.Wrap(err)
 			}
