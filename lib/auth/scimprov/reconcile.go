@@ -33,6 +33,14 @@ import (
 // what the plugin may grant changed.
 const EventRolesReconciled = "scim.roles.reconciled"
 
+// reconcilePause is how long a reconcile pass rests between pages of users
+// (wall-clock time: it paces the work, it measures nothing).
+const reconcilePause = 25 * time.Millisecond
+
+// reconcilePage is how many records a pass reads between rests: at 100,000
+// users a pass rests 200 times, about 5 s in all.
+const reconcilePage = 500
+
 // DefaultReconcileInterval is how often the reconcile loop looks for a
 // change of what SCIM grants.
 const DefaultReconcileInterval = 30 * time.Second
@@ -80,12 +88,21 @@ func (p *Provisioner) reconcileChanged(ctx context.Context, seen map[string]stri
 		if seen[name] == fp {
 			continue
 		}
-		n, err := p.ReconcileGrants(ctx, name)
+		// The fingerprint is kept in the backend too, so that a restart
+		// (or another server) does not scan the users again for nothing.
+		done, err := p.store.GrantsReconciled(ctx, name, fp)
 		if err != nil {
-			return trace.Wrap(err, "plugin %q", name)
+			return trace.Wrap(err)
 		}
-		if n > 0 || seen[name] != "" {
+		if !done {
+			n, err := p.ReconcileGrants(ctx, name)
+			if err != nil {
+				return trace.Wrap(err, "plugin %q", name)
+			}
 			p.cfg.Logger.InfoContext(ctx, "Reconciled SCIM users' roles with what the plugin may grant.", "plugin", name, "users_changed", n)
+			if err := p.store.SetGrantsReconciled(ctx, name, fp); err != nil {
+				return trace.Wrap(err)
+			}
 		}
 		seen[name] = fp
 	}
@@ -140,9 +157,18 @@ func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, 
 	grantable := map[string]bool{}
 	after := ""
 	for {
-		recs, err := p.store.ListUsers(ctx, pc.name, after, backend.MaxRangeLimit)
+		recs, err := p.store.ListUsers(ctx, pc.name, after, reconcilePage)
 		if err != nil {
 			return changed, trace.Wrap(err)
+		}
+		// A pass yields between pages, so that scanning a large plugin
+		// never takes the CPU that live requests (a deprovisioning) need.
+		if after != "" {
+			select {
+			case <-ctx.Done():
+				return changed, trace.Wrap(ctx.Err())
+			case <-time.After(reconcilePause):
+			}
 		}
 		for _, rec := range recs {
 			if !rec.Active {
@@ -198,7 +224,7 @@ func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, 
 			p.noteDropped(pc.name, dropped)
 			changed++
 		}
-		if len(recs) < backend.MaxRangeLimit {
+		if len(recs) < reconcilePage {
 			return changed, nil
 		}
 		after = recs[len(recs)-1].ID

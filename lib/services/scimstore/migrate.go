@@ -296,3 +296,27 @@ func (s *Store) moveExternalIDEntry(ctx context.Context, plugin string, idx lega
 	}
 	return false, trace.CompareFailed("SCIM record %q kept changing while its externalId index entry was moved", id)
 }
+
+// grantsKey is where the provisioner records what the roles of plugin's
+// users were last reconciled against.
+func grantsKey(plugin string) backend.Key { return pluginKey(plugin, metaPart, "grants_reconciled") }
+
+// GrantsReconciled reports whether plugin's users were last reconciled
+// against fingerprint (an opaque summary of what SCIM may grant), so that a
+// restart does not scan them again.
+func (s *Store) GrantsReconciled(ctx context.Context, plugin, fingerprint string) (bool, error) {
+	if err := CheckPlugin(plugin); err != nil {
+		return false, trace.Wrap(err)
+	}
+	done, err := s.migrated(ctx, grantsKey(plugin), fingerprint)
+	return done, trace.Wrap(err)
+}
+
+// SetGrantsReconciled records that plugin's users were reconciled against
+// fingerprint.
+func (s *Store) SetGrantsReconciled(ctx context.Context, plugin, fingerprint string) error {
+	if err := CheckPlugin(plugin); err != nil {
+		return trace.Wrap(err)
+	}
+	return trace.Wrap(s.markMigrated(ctx, grantsKey(plugin), fingerprint))
+}

@@ -172,3 +172,23 @@ func TestMigrateExternalIDIndex(t *testing.T) {
 		})
 	}
 }
+
+func TestGrantsReconciledMarker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := New(backends["memory"](t))
+	require.NoError(t, err)
+	done, err := s.GrantsReconciled(ctx, "okta", "fp1")
+	require.NoError(t, err)
+	require.False(t, done, "never reconciled")
+	require.NoError(t, s.SetGrantsReconciled(ctx, "okta", "fp1"))
+	done, err = s.GrantsReconciled(ctx, "okta", "fp1")
+	require.NoError(t, err)
+	require.True(t, done)
+	done, err = s.GrantsReconciled(ctx, "okta", "fp2")
+	require.NoError(t, err)
+	require.False(t, done, "a new fingerprint needs a pass")
+	done, err = s.GrantsReconciled(ctx, "azure", "fp1")
+	require.NoError(t, err)
+	require.False(t, done, "per plugin")
+}
