@@ -42,25 +42,28 @@ func BenchmarkDeprovisionToDisconnect(b *testing.B) {
 	id, _ := r.body["id"].(string)
 	require.NotEmpty(b, id)
 
-	// An admin-issued certificate (gatectl auth sign) for the user.
-	key := filepath.Join(work, "load")
-	admin("auth", "sign", "--user", name, "--ttl", "1h", "--out", key)
-	keyPEM, err := os.ReadFile(key)
-	require.NoError(b, err)
-	signer, err := ssh.ParsePrivateKey(keyPEM)
-	require.NoError(b, err)
-	certText, err := os.ReadFile(key + "-cert.pub")
-	require.NoError(b, err)
-	parsed, _, _, _, err := ssh.ParseAuthorizedKey(certText)
-	require.NoError(b, err)
-	certSigner, err := ssh.NewCertSigner(parsed.(*ssh.Certificate), signer)
-	require.NoError(b, err)
+	// An admin-issued certificate (gatectl auth sign) for the user. A reactivation is a new
+	// incarnation of the account, which voids every earlier certificate: each round gets its own.
 	host, port := srv.sshAddr(b)
-	cfg := &ssh.ClientConfig{
-		User:            sshLogin(b),
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         30 * time.Second,
+	key := filepath.Join(work, "load")
+	clientConfig := func() *ssh.ClientConfig {
+		admin("auth", "sign", "--user", name, "--ttl", "1h", "--out", key)
+		keyPEM, err := os.ReadFile(key)
+		require.NoError(b, err)
+		signer, err := ssh.ParsePrivateKey(keyPEM)
+		require.NoError(b, err)
+		certText, err := os.ReadFile(key + "-cert.pub")
+		require.NoError(b, err)
+		parsed, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+		require.NoError(b, err)
+		certSigner, err := ssh.NewCertSigner(parsed.(*ssh.Certificate), signer)
+		require.NoError(b, err)
+		return &ssh.ClientConfig{
+			User:            sshLogin(b),
+			Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+			Timeout:         30 * time.Second,
+		}
 	}
 	deactivate := patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})
 	reactivate := patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": true}})
@@ -69,7 +72,7 @@ func BenchmarkDeprovisionToDisconnect(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		ended := openSessions(b, host+":"+port, cfg)
+		ended := openSessions(b, host+":"+port, clientConfig())
 		b.StartTimer()
 		sent := time.Now()
 		scim.do(http.MethodPatch, "/Users/"+id, deactivate).expect(b, http.StatusOK)
