@@ -220,6 +220,23 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 		plan.actions = append(plan.actions, backend.ConditionalAction{
 			Key: services.UserKey(st.oldUser.GetMetadata().GetName()), Condition: backend.Revision(st.oldUser.GetMetadata().GetRevision()), Action: backend.Delete(),
 		})
+		// Renamed and deactivated at once: the account taken away is the
+		// one under the old name, so that is the name locked, as any
+		// deactivation locks the account it deletes.
+		if !wantUser && (st.oldLock == nil || ownsLock(pc.name, st.oldLock)) {
+			nl := buildLock(pc, old, next == nil, st.now)
+			item, err := services.MarshalLock(nl)
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			cond := backend.NotExists()
+			if st.oldLock != nil {
+				cond = backend.Revision(st.oldLock.GetMetadata().GetRevision())
+			}
+			plan.actions = append(plan.actions, backend.ConditionalAction{Key: services.LockKey(nl.GetMetadata().GetName()), Condition: cond, Action: backend.Put(item)})
+			plan.events = append(plan.events, lockEvent(pc, EventLockCreate, nl, nl.GetSpec().GetMessage()))
+			plan.out.locks++
+		}
 	}
 
 	userKey := services.UserKey(name)

@@ -158,8 +158,8 @@ func TestPlanUserReach(t *testing.T) {
 			want: []string{"put users/alice"}},
 		tc{name: "rename inactive to a free name drops our old lock", st: userState{old: rec("alice", false), next: rec("alicia", false), oldLock: ourLock("alice")},
 			want: []string{"delete locks/<lock>"}},
-		tc{name: "rename and deactivate ours to a free name", st: userState{old: rec("alice", true), next: rec("alicia", false), oldUser: account("ours", "alice")},
-			want: []string{"delete users/alice"}},
+		tc{name: "rename and deactivate ours to a free name locks the old name", st: userState{old: rec("alice", true), next: rec("alicia", false), oldUser: account("ours", "alice")},
+			want: []string{"delete users/alice", "put locks/<lock>"}},
 	)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -274,4 +274,25 @@ func TestPlanMemberReach(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"put users/alice"}, summary(plan))
 	require.Equal(t, "inc-ours", userPut(t, plan).GetSpec().GetIncarnation(), "membership keeps the incarnation")
+}
+
+// TestPlanRenameAndDeactivateLocksTheOldName: a record renamed and deactivated at once loses the
+// account under its old name, so the lock targets that name, not the new one that no account holds.
+func TestPlanRenameAndDeactivateLocksTheOldName(t *testing.T) {
+	t.Parallel()
+	st := userState{old: rec("alice", true), next: rec("alicia", false), oldUser: account("ours", "alice"), now: planNow, incarnation: "fresh"}
+	plan, err := planUser(planPC(), &st)
+	require.NoError(t, err)
+	var targets []string
+	for _, a := range plan.actions {
+		if a.Action.Kind == backend.ActionPut && strings.HasPrefix(a.Key.String(), services.LocksPrefix+"/") {
+			item := a.Action.Item
+			item.Key = a.Key
+			l, err := services.UnmarshalLock(item)
+			require.NoError(t, err)
+			targets = append(targets, l.GetSpec().GetTarget().GetUser())
+		}
+	}
+	require.Equal(t, []string{"alice"}, targets)
+	require.Equal(t, 1, plan.out.locks)
 }
