@@ -135,6 +135,12 @@ func (s *PluginService) ListPlugins(ctx context.Context, pageSize int, pageToken
 	return ps, next, trace.Wrap(err)
 }
 
+// ListAllPlugins reads every plugin, page by page.
+func (s *PluginService) ListAllPlugins(ctx context.Context) ([]*typesv1.Plugin, error) {
+	ps, err := s.svc.ListAll(ctx, nil)
+	return ps, trace.Wrap(err)
+}
+
 // CreatePlugin writes a new plugin; trace.AlreadyExists if the name is taken.
 func (s *PluginService) CreatePlugin(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error) {
 	out, err := s.svc.Create(ctx, p)

@@ -159,6 +159,12 @@ func (s *RoleService) ListRoles(ctx context.Context, pageSize int, pageToken str
 	return roles, next, trace.Wrap(err)
 }
 
+// ListAllRoles reads every role, page by page.
+func (s *RoleService) ListAllRoles(ctx context.Context) ([]*typesv1.Role, error) {
+	roles, err := s.svc.ListAll(ctx, nil)
+	return roles, trace.Wrap(err)
+}
+
 // CreateRole writes a new role; trace.AlreadyExists if the name is taken.
 func (s *RoleService) CreateRole(ctx context.Context, r *typesv1.Role) (*typesv1.Role, error) {
 	out, err := s.svc.Create(ctx, r)

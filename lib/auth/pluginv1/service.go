@@ -78,7 +78,7 @@ type Connectors interface {
 
 // Roles lists roles, to bound lock_ttl by the longest session a role allows.
 type Roles interface {
-	ListRoles(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Role, string, error)
+	ListAllRoles(ctx context.Context) ([]*typesv1.Role, error)
 }
 
 var (
@@ -270,21 +270,14 @@ func (s *Service) checkLockTTL(ctx context.Context, p *typesv1.Plugin) error {
 		return trace.Wrap(err)
 	}
 	longest, longestRole := services.DefaultSessionTTL, "(default)"
-	token := ""
-	for {
-		roles, next, err := s.cfg.Roles.ListRoles(ctx, 0, token)
-		if err != nil {
-			return trace.Wrap(err)
+	roles, err := s.cfg.Roles.ListAllRoles(ctx)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	for _, r := range roles {
+		if d := services.RoleMaxSessionTTL(r); d > longest {
+			longest, longestRole = d, r.GetMetadata().GetName()
 		}
-		for _, r := range roles {
-			if d := services.RoleMaxSessionTTL(r); d > longest {
-				longest, longestRole = d, r.GetMetadata().GetName()
-			}
-		}
-		if next == "" {
-			break
-		}
-		token = next
 	}
 	if ttl < longest {
 		return trace.BadParameter("plugin %q: lock_ttl %s is shorter than the longest session a role allows (%s, role %s): a lock must outlast every certificate issued before it; use at least %s or leave lock_ttl empty",

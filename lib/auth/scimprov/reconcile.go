@@ -67,11 +67,11 @@ func (p *Provisioner) reconcileLoop(ctx context.Context, t clockwork.Ticker, don
 // reconcileChanged reconciles each SCIM plugin whose grant inputs differ
 // from seen, and records the fingerprints of those it finished.
 func (p *Provisioner) reconcileChanged(ctx context.Context, seen map[string]string) error {
-	roles, err := listAll(ctx, p.cfg.Roles.ListRoles)
+	roles, err := p.cfg.Roles.ListAllRoles(ctx)
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	plugins, err := listAll(ctx, p.cfg.Plugins.ListPlugins)
+	plugins, err := p.cfg.Plugins.ListAllPlugins(ctx)
 	if err != nil {
 		return trace.Wrap(err)
 	}
@@ -122,23 +122,6 @@ func grantFingerprint(pc *pluginContext, roles []*typesv1.Role) string {
 		fmt.Fprintf(h, "role=%q@%q\n", r.GetMetadata().GetName(), r.GetMetadata().GetRevision())
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// listAll pages through a list call.
-func listAll[T any](ctx context.Context, list func(ctx context.Context, pageSize int, pageToken string) ([]T, string, error)) ([]T, error) {
-	var out []T
-	token := ""
-	for {
-		page, next, err := list(ctx, 0, token)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		out = append(out, page...)
-		if next == "" {
-			return out, nil
-		}
-		token = next
-	}
 }
 
 // ReconcileGrants recomputes the roles of every active SCIM user of plugin

@@ -69,7 +69,7 @@ const (
 // (*services.PluginService).
 type Plugins interface {
 	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
-	ListPlugins(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Plugin, string, error)
+	ListAllPlugins(ctx context.Context) ([]*typesv1.Plugin, error)
 	UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error)
 }
 
@@ -77,7 +77,7 @@ type Plugins interface {
 // (*services.RoleService).
 type Roles interface {
 	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
-	ListRoles(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Role, string, error)
+	ListAllRoles(ctx context.Context) ([]*typesv1.Role, error)
 }
 
 // Credentials finds a plugin's static credentials

@@ -347,8 +347,13 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 	if st.user, err = p.readUser(ctx, target.UserName); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if st.lock, err = p.readLock(ctx, LockName(pc.name, target.UserName)); err != nil {
-		return nil, trace.Wrap(err)
+	// An active record updated in place under the same name neither writes
+	// nor lifts a lock (planUser), so the most common SCIM write, a profile
+	// update, skips that read.
+	if !(old != nil && old.Active && next != nil && next.Active && !renamed) {
+		if st.lock, err = p.readLock(ctx, LockName(pc.name, target.UserName)); err != nil {
+			return nil, trace.Wrap(err)
+		}
 	}
 	return st, nil
 }

@@ -61,44 +61,38 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 // lookup misses one and no second record takes a name. It scans each plugin
 // once; later starts skip it.
 func (p *Process) canonicalizeSCIMIndexes(ctx context.Context, prov *scimprov.Provisioner) error {
-	token := ""
-	for {
-		plugins, next, err := p.auth.Services().Plugins.ListPlugins(ctx, 0, token)
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		for _, pl := range plugins {
-			if pl.GetSpec().GetOkta() == nil {
-				continue
-			}
-			name := pl.GetMetadata().GetName()
-			xrep, err := prov.Store().MigrateExternalIDIndex(ctx, name)
-			if err != nil {
-				return trace.Wrap(err, "plugin %q", name)
-			}
-			if !xrep.Skipped {
-				p.log.InfoContext(ctx, "Moved the SCIM externalId index to one entry per record (externalId is no longer unique).",
-					"plugin", name, "moved", xrep.Moved, "dropped", xrep.Dropped, "retry_next_start", xrep.Unfinished)
-			}
-			rep, err := prov.Store().CanonicalizeUserNameIndex(ctx, name)
-			if err != nil {
-				return trace.Wrap(err, "plugin %q", name)
-			}
-			if rep.Skipped {
-				continue
-			}
-			p.log.InfoContext(ctx, "Checked the SCIM userName index for canonical names.",
-				"plugin", name, "records", rep.Scanned, "moved", rep.Moved, "retry_next_start", rep.Unfinished)
-			for _, c := range rep.Collisions {
-				p.log.WarnContext(ctx, "Two SCIM records have the same canonical userName; the older index entry is kept and this record cannot be found by userName. Delete the record that does not stand for the person (in Okta, or with the SCIM API).",
-					"plugin", name, "scim_id", c.ID, "user_name", c.UserName, "holder_scim_id", c.HolderID)
-			}
-		}
-		if next == "" {
-			return nil
-		}
-		token = next
+	plugins, err := p.auth.Services().Plugins.ListAllPlugins(ctx)
+	if err != nil {
+		return trace.Wrap(err)
 	}
+	for _, pl := range plugins {
+		if pl.GetSpec().GetOkta() == nil {
+			continue
+		}
+		name := pl.GetMetadata().GetName()
+		xrep, err := prov.Store().MigrateExternalIDIndex(ctx, name)
+		if err != nil {
+			return trace.Wrap(err, "plugin %q", name)
+		}
+		if !xrep.Skipped {
+			p.log.InfoContext(ctx, "Moved the SCIM externalId index to one entry per record (externalId is no longer unique).",
+				"plugin", name, "moved", xrep.Moved, "dropped", xrep.Dropped, "retry_next_start", xrep.Unfinished)
+		}
+		rep, err := prov.Store().CanonicalizeUserNameIndex(ctx, name)
+		if err != nil {
+			return trace.Wrap(err, "plugin %q", name)
+		}
+		if rep.Skipped {
+			continue
+		}
+		p.log.InfoContext(ctx, "Checked the SCIM userName index for canonical names.",
+			"plugin", name, "records", rep.Scanned, "moved", rep.Moved, "retry_next_start", rep.Unfinished)
+		for _, c := range rep.Collisions {
+			p.log.WarnContext(ctx, "Two SCIM records have the same canonical userName; the older index entry is kept and this record cannot be found by userName. Delete the record that does not stand for the person (in Okta, or with the SCIM API).",
+				"plugin", name, "scim_id", c.ID, "user_name", c.UserName, "holder_scim_id", c.HolderID)
+		}
+	}
+	return nil
 }
 
 // closeSCIM stops the provisioner's status flusher, writing what is pending. It runs after the
