@@ -10,12 +10,19 @@ import (
 )
 
 // secretsOf says where a kind keeps its secrets, so that a resource read
-// without secrets can be written back without wiping them.
+// without secrets can be written back without wiping them, and which of its
+// fields the server owns, so that no caller can set them.
 type secretsOf[T generic.Resource] struct {
 	// has reports whether the resource carries its secrets.
 	has func(T) bool
 	// copy sets dst's secrets from src.
 	copy func(dst, src T)
+	// fresh, if set, sets the server-owned fields of a resource about to be
+	// created, whatever the caller sent.
+	fresh func(T)
+	// carry, if set, sets the server-owned fields of dst, about to replace
+	// stored, from stored.
+	carry func(dst, stored T)
 }
 
 // updateKeepingSecrets is Update, except that a resource given without its
@@ -28,14 +35,17 @@ func updateKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.
 		return zero, trace.BadParameter("missing %s", svc.Kind())
 	}
 	rev := r.GetMetadata().GetRevision()
-	if !sec.has(r) && rev != "" {
+	if (!sec.has(r) || sec.carry != nil) && rev != "" {
 		cur, err := svc.Get(ctx, r.GetMetadata().GetName())
 		if err != nil {
 			return zero, trace.Wrap(err)
 		}
-		if cur.GetMetadata().GetRevision() == rev && sec.has(cur) {
-			r = proto.Clone(r).(T)
+		r = proto.Clone(r).(T)
+		if cur.GetMetadata().GetRevision() == rev && !sec.has(r) && sec.has(cur) {
 			sec.copy(r, cur)
+		}
+		if sec.carry != nil {
+			sec.carry(r, cur)
 		}
 	}
 	out, err := svc.Update(ctx, r)
@@ -43,14 +53,16 @@ func updateKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.
 }
 
 // upsertKeepingSecrets is Upsert, except that a resource given without its
-// secrets keeps the stored ones. The read and the write are tied by a
-// conditional write (or a create), retried when someone else wrote between.
+// secrets keeps the stored ones, and the server-owned fields are set as for
+// a create or carried over as for an update. The read and the write are tied
+// by a conditional write (or a create), retried when someone else wrote
+// between.
 func upsertKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.Service[T], r T, sec secretsOf[T]) (T, error) {
 	var zero T
 	if !r.ProtoReflect().IsValid() {
 		return zero, trace.BadParameter("missing %s", svc.Kind())
 	}
-	if sec.has(r) {
+	if sec.has(r) && sec.fresh == nil && sec.carry == nil {
 		out, err := svc.Upsert(ctx, r)
 		return out, trace.Wrap(err)
 	}
@@ -60,6 +72,9 @@ func upsertKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.
 		cur, err := svc.Get(ctx, name)
 		switch {
 		case trace.IsNotFound(err):
+			if sec.fresh != nil {
+				sec.fresh(c)
+			}
 			out, err := svc.Create(ctx, c)
 			if trace.IsAlreadyExists(err) {
 				continue
@@ -68,7 +83,12 @@ func upsertKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.
 		case err != nil:
 			return zero, trace.Wrap(err)
 		}
-		sec.copy(c, cur)
+		if !sec.has(c) {
+			sec.copy(c, cur)
+		}
+		if sec.carry != nil {
+			sec.carry(c, cur)
+		}
 		md := c.GetMetadata()
 		if md == nil {
 			// Unreachable: Get succeeded, so the name was valid.

@@ -225,7 +225,7 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 		return nil, trace.BadParameter("missing user")
 	}
 	c := proto.Clone(u).(*typesv1.User)
-	setIncarnation(c, NewIncarnation())
+	userSecrets.fresh(c)
 	out, err := s.svc.Create(ctx, c)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -240,27 +240,7 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // use UpdateAndSwapUser. The stored incarnation is kept whatever the caller
 // sent (see keepIncarnation).
 func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-	if !u.ProtoReflect().IsValid() {
-		return nil, trace.BadParameter("missing user")
-	}
-	rev := u.GetMetadata().GetRevision()
-	if rev == "" {
-		// Refused by Update, with the message that says why.
-		_, err := s.svc.Update(ctx, u)
-		return nil, trace.Wrap(err)
-	}
-	cur, err := s.svc.Get(ctx, u.GetMetadata().GetName())
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	c := proto.Clone(u).(*typesv1.User)
-	// The stored copy lends its secrets only when it is the version the
-	// caller saw; otherwise the conditional write below fails anyway.
-	if cur.GetMetadata().GetRevision() == rev && !userSecrets.has(c) && userSecrets.has(cur) {
-		userSecrets.copy(c, cur)
-	}
-	keepIncarnation(c, cur)
-	out, err := s.svc.Update(ctx, c)
+	out, err := updateKeepingSecrets(ctx, s.svc, u, userSecrets)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -274,45 +254,12 @@ func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // tied by a conditional write (or a create), retried when someone else
 // wrote in between.
 func (s *UserService) UpsertUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-	if !u.ProtoReflect().IsValid() {
-		return nil, trace.BadParameter("missing user")
+	out, err := upsertKeepingSecrets(ctx, s.svc, u, userSecrets)
+	if err != nil {
+		return nil, trace.Wrap(err)
 	}
-	name := u.GetMetadata().GetName()
-	for attempt := 0; attempt < generic.DefaultMaxSwapAttempts; attempt++ {
-		c := proto.Clone(u).(*typesv1.User)
-		cur, err := s.svc.Get(ctx, name)
-		switch {
-		case trace.IsNotFound(err):
-			setIncarnation(c, NewIncarnation())
-			out, err := s.svc.Create(ctx, c)
-			if trace.IsAlreadyExists(err) {
-				continue
-			}
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			StripUserSecrets(out)
-			return out, nil
-		case err != nil:
-			return nil, trace.Wrap(err)
-		}
-		if !userSecrets.has(c) {
-			userSecrets.copy(c, cur)
-		}
-		keepIncarnation(c, cur)
-		// Get succeeded, so the name, hence the metadata, is set.
-		c.Metadata.Revision = cur.GetMetadata().GetRevision()
-		out, err := s.svc.Update(ctx, c)
-		if trace.IsCompareFailed(err) || trace.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		StripUserSecrets(out)
-		return out, nil
-	}
-	return nil, trace.CompareFailed("user %q: gave up after %d concurrent modifications, try again", name, generic.DefaultMaxSwapAttempts)
+	StripUserSecrets(out)
+	return out, nil
 }
 
 // setIncarnation sets u's incarnation.
@@ -344,6 +291,10 @@ var userSecrets = secretsOf[*typesv1.User]{
 		}
 		dst.Spec.LocalAuth = src.GetSpec().GetLocalAuth()
 	},
+	// The incarnation is the server's: a new user gets a fresh one, a
+	// replaced user keeps the stored one (keepIncarnation).
+	fresh: func(u *typesv1.User) { setIncarnation(u, NewIncarnation()) },
+	carry: keepIncarnation,
 }
 
 // UpdateAndSwapUser reads a user (secrets included), applies modify and
