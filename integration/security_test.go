@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -200,6 +201,33 @@ func TestSCIMTokenHolderAttacks(t *testing.T) {
 		u = getUser("frank@example.com")
 		require.NotNil(t, u)
 		require.Equal(t, []string{"auditor", "dev"}, u.Spec.Roles, "the SAML mapping adds nothing to a SCIM user")
+
+		// The web session dies with the account's incarnation: after a
+		// deactivation and a reactivation it stays refused.
+		status, body := frankWeb.get("/v1/webapi/sessions/current")
+		require.Equal(t, http.StatusOK, status, body)
+		scim.do(http.MethodPatch, "/Users/"+frank, patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})).expect(t, http.StatusOK)
+		scim.do(http.MethodPatch, "/Users/"+frank, patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": true}})).expect(t, http.StatusOK)
+		status, body = frankWeb.get("/v1/webapi/sessions/current")
+		require.Equal(t, http.StatusUnauthorized, status, "the old web session stays dead after reactivation: %s", body)
+	})
+
+	t.Run("an IdP cannot sign in as another account or a look-alike of one", func(t *testing.T) {
+		for i, tc := range []struct{ nameID, reason string }{
+			{"admin", "is a local user"},
+			{"ADMIN", "is a local user"},
+			{"ａｄｍｉｎ", "is a local user"},
+			{"Carol@Example.com", "belongs to saml connector &#34;other-idp&#34;"},
+			{"@admin", "names a Gatehouse built-in identity"},
+			{"＠admin", "names a Gatehouse built-in identity"},
+		} {
+			login := fmt.Sprintf("intruder%d", i)
+			idp.AddUser(t, login, tc.nameID, "intruder-password", "admins")
+			status, body := newPerson(t, srv).samlAttempt(idp, login, "intruder-password")
+			require.Equal(t, http.StatusForbidden, status, "SAML login as %q: %s", tc.nameID, body)
+			require.Contains(t, body, tc.reason, "SAML login as %q", tc.nameID)
+		}
+		untouched(t)
 	})
 
 	t.Run("a certificate issued before a deactivation never works again", func(t *testing.T) {

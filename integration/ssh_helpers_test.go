@@ -114,6 +114,22 @@ func newPerson(t testing.TB, srv *server) *person {
 func (b *person) samlLogin(idp *samltest.IdP, user, password string) {
 	t := b.t
 	t.Helper()
+	status, body := b.samlAttempt(idp, user, password)
+	require.Equal(t, http.StatusOK, status, "after the ACS: %s", body)
+	var sess struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	status, raw := b.get("/v1/webapi/sessions/current")
+	require.Equal(t, http.StatusOK, status, raw)
+	require.NoError(t, json.Unmarshal([]byte(raw), &sess))
+	b.csrf = sess.CSRFToken
+}
+
+// samlAttempt signs in at the IdP and runs an SP-initiated login; it
+// returns the ACS's answer, whatever it is.
+func (b *person) samlAttempt(idp *samltest.IdP, user, password string) (int, string) {
+	t := b.t
+	t.Helper()
 	resp, err := b.c.PostForm(idp.URL+"/login", url.Values{"user": {user}, "password": {password}})
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -128,14 +144,7 @@ func (b *person) samlLogin(idp *samltest.IdP, user, password string) {
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, "after the ACS: %s", body)
-	var sess struct {
-		CSRFToken string `json:"csrf_token"`
-	}
-	status, raw := b.get("/v1/webapi/sessions/current")
-	require.Equal(t, http.StatusOK, status, raw)
-	require.NoError(t, json.Unmarshal([]byte(raw), &sess))
-	b.csrf = sess.CSRFToken
+	return resp.StatusCode, string(body)
 }
 
 func (b *person) get(path string) (int, string) {
