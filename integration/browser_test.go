@@ -26,11 +26,11 @@ const (
 	// screenshotsEnv names the directory for the step screenshots
 	// (default: a t.TempDir()).
 	screenshotsEnv = "GATEHOUSE_SCREENSHOTS_DIR"
-	// updateDocsEnv=1 rewrites the README's SCIM tile screenshot.
+	// updateDocsEnv=1 rewrites the SCIM tile screenshot in docs/okta.md.
 	updateDocsEnv = "GATEHOUSE_UPDATE_DOCS"
 )
 
-// docsScreenshot is the SCIM tile screenshot the README shows.
+// docsScreenshot is the SCIM tile screenshot docs/okta.md shows.
 const docsScreenshot = "../lib/web/ui/docs/scim-tile.png"
 
 // browser is a headless Chromium driven over the DevTools protocol.
@@ -273,7 +273,7 @@ func TestBrowserOktaSetup(t *testing.T) {
 }
 
 // tileShot saves a screenshot of one element; with GATEHOUSE_UPDATE_DOCS=1
-// it also replaces the README's image.
+// it also replaces docs/okta.md's image.
 func (b *browser) tileShot(sel string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)

@@ -326,7 +326,7 @@ func (a *app) createCommand() *cobra.Command {
 		Long: `Create the resources in FILE ("-" reads stdin): YAML documents separated by
 "---", or JSON, each with kind, version (v1), metadata (name, labels, expires)
 and spec. Without --force an existing resource is an error; with --force it is
-replaced (created if missing). See the README for examples of each kind.`,
+replaced (created if missing). See docs/reference.md for examples of each kind.`,
 		Example: "  gatectl create -f okta-saml.yaml\n  gatectl create --force -f roles.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

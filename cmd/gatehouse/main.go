@@ -194,7 +194,7 @@ listener (/healthz, /readyz, SCIM and SSO endpoints), the SSH node service and,
 with --diag-addr, Prometheus /metrics (and, with --diag-pprof, Go profiles).
 
 Settings come from --config FILE (YAML; unknown keys are refused) and flags;
-a flag given on the command line wins over the file. See the README for the
+a flag given on the command line wins over the file. See docs/reference.md for the
 file's keys.
 
 On start the server writes into --data-dir:
@@ -211,7 +211,7 @@ On start the server writes into --data-dir:
 
 With --storage etcd the cluster state (CAs, users, roles, locks, plugins)
 lives in etcd and several servers, each with its own --data-dir, serve it at
-once behind a load balancer (see "HA deployment" in the README).
+once behind a load balancer (see docs/ha.md).
 
 SIGINT or SIGTERM shuts it down gracefully.`,
 		Example: "  gatehouse start --data-dir ./data --public-addr localhost:3080\n  gatehouse start --config /etc/gatehouse.yaml --log-format json",
