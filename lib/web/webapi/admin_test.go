@@ -169,6 +169,8 @@ func TestUsersPage(t *testing.T) {
 		"cursor foreign":     "cursor=YWxpY2U",
 		"search too long":    "q=" + strings.Repeat("a", 254),
 		"search with /":      "q=a%2Fb",
+		"search not UTF-8":   "q=%FF",
+		"search bad, cursor": "q=a%2Fb&cursor=Z2gxOmFsaWNl",
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, body := e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/admin/users?"+query, nil)

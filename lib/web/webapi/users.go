@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
@@ -148,8 +151,13 @@ func (h *Handler) listUsers(_ http.ResponseWriter, r *http.Request) (any, error)
 		return nil, trace.Wrap(err)
 	}
 	q := r.URL.Query().Get("q")
-	if len(q) > maxSearchBytes {
+	switch {
+	case len(q) > maxSearchBytes:
 		return nil, trace.BadParameter("the search text is over %d bytes", maxSearchBytes)
+	case !utf8.ValidString(q):
+		return nil, trace.BadParameter("the search text is not valid UTF-8")
+	case strings.ContainsRune(q, backend.Separator):
+		return nil, trace.BadParameter("no username contains %q", string(backend.Separator))
 	}
 	prefix := canonical.Username(q)
 	users, next, err := h.cfg.Users.ListUsersWithPrefix(ctx, prefix, limit, cursor, false)
