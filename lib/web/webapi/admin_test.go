@@ -202,9 +202,10 @@ func TestLocksPage(t *testing.T) {
 	admin := e.user("admin", auth.PresetEditorRole)
 	auditor := e.user("auditor", auth.PresetAuditorRole)
 	nobody := e.user("nobody", auth.PresetAccessRole)
+	scimLock := scimprov.LockName("okta", "dana")
 	scimLabels := map[string]string{services.LabelOrigin: "okta", scimprov.LabelPlugin: "okta",
 		scimprov.LabelReason: scimprov.ReasonDeactivation, services.LabelSCIMID: "rec-1"}
-	e.lock("scim-okta-1", &typesv1.LockTarget{User: "dana"}, scimLabels)
+	e.lock(scimLock, &typesv1.LockTarget{User: "dana"}, scimLabels)
 	e.lock("manual", &typesv1.LockTarget{Role: "access"}, nil)
 	e.lock("zz-login", &typesv1.LockTarget{Login: "root"}, nil)
 
@@ -217,7 +218,7 @@ func TestLocksPage(t *testing.T) {
 	require.Equal(t, webapi.LockRow{Name: "manual", Target: webapi.LockTarget{Role: "access"}, Message: "locked: manual",
 		CreatedBy: "scim:okta", CreatedAt: "2026-01-02T03:04:05Z", InForce: true}, first.Locks[0])
 	scimRow := first.Locks[1]
-	require.Equal(t, "scim-okta-1", scimRow.Name)
+	require.Equal(t, scimLock, scimRow.Name)
 	require.True(t, scimRow.SCIM)
 	require.Equal(t, "okta", scimRow.Origin)
 	require.Equal(t, scimprov.ReasonDeactivation, scimRow.Reason)
@@ -232,15 +233,15 @@ func TestLocksPage(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%v", body)
 	require.False(t, decode[webapi.LocksResponse](t, body).CanLift)
 	for _, s := range []session{auditor, nobody} {
-		code, body = e.do(&s, csrfRight, http.MethodDelete, "/v1/webapi/admin/locks/scim-okta-1", nil)
+		code, body = e.do(&s, csrfRight, http.MethodDelete, "/v1/webapi/admin/locks/"+scimLock, nil)
 		require.Equal(t, http.StatusForbidden, code, "%v", body)
 	}
 	code, _ = e.do(&nobody, csrfRight, http.MethodGet, "/v1/webapi/admin/locks", nil)
 	require.Equal(t, http.StatusForbidden, code)
 	// Without the CSRF token, nothing is lifted either.
-	code, _ = e.do(&admin, csrfNone, http.MethodDelete, "/v1/webapi/admin/locks/scim-okta-1", nil)
+	code, _ = e.do(&admin, csrfNone, http.MethodDelete, "/v1/webapi/admin/locks/"+scimLock, nil)
 	require.Equal(t, http.StatusForbidden, code)
-	_, err := e.auth.Services().Locks.GetLock(context.Background(), "scim-okta-1")
+	_, err := e.auth.Services().Locks.GetLock(context.Background(), scimLock)
 	require.NoError(t, err, "a refused lift leaves the lock")
 
 	for name, tc := range map[string]struct {
@@ -264,21 +265,29 @@ func TestLocksPage(t *testing.T) {
 
 	// The editor lifts the SCIM lock: the answer says what it means, and
 	// lock.delete names the editor.
-	code, body = e.do(&admin, csrfRight, http.MethodDelete, "/v1/webapi/admin/locks/scim-okta-1", nil)
+	code, body = e.do(&admin, csrfRight, http.MethodDelete, "/v1/webapi/admin/locks/"+scimLock, nil)
 	require.Equal(t, http.StatusOK, code, "%v", body)
 	lifted := decode[webapi.LiftResponse](t, body)
-	require.Equal(t, "scim-okta-1", lifted.Lifted.Name)
+	require.Equal(t, scimLock, lifted.Lifted.Name)
 	require.True(t, lifted.Lifted.SCIM)
 	require.Contains(t, lifted.Note, "stays deleted")
 	require.Contains(t, lifted.Note, "Okta")
-	_, err = e.auth.Services().Locks.GetLock(context.Background(), "scim-okta-1")
+	_, err = e.auth.Services().Locks.GetLock(context.Background(), scimLock)
 	require.Error(t, err)
 	evs, err := e.events.Search(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour), []string{"lock.delete"}, 10)
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 	require.Equal(t, "admin", evs[0].GetUser())
-	require.Equal(t, "lock/scim-okta-1", evs[0].GetResource())
+	require.Equal(t, "lock/"+scimLock, evs[0].GetResource())
 	require.Equal(t, services.OutcomeSuccess, evs[0].GetOutcome())
+
+	// The Okta page's recent events show the lift.
+	code, body = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta/events", nil)
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	okta := decode[webapi.EventsResponse](t, body)
+	require.NotEmpty(t, okta.Events)
+	require.Equal(t, "lock.delete", okta.Events[0].Type)
+	require.Equal(t, "admin", okta.Events[0].User)
 
 	code, body = e.do(&admin, csrfRight, http.MethodDelete, "/v1/webapi/admin/locks/manual", nil)
 	require.Equal(t, http.StatusOK, code, "%v", body)

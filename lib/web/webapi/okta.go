@@ -496,6 +496,10 @@ func isOktaEvent(e *typesv1.AuditEvent, connector string) bool {
 		return true
 	case e.GetFields()["plugin"] == OktaPlugin:
 		return true
+	case strings.HasPrefix(e.GetResource(), services.KindLock+"/scim-"+OktaPlugin+"-"):
+		// Its deactivation locks (named by scimprov.LockName), lifted by a
+		// person on the Locks page or with gatectl.
+		return true
 	}
 	return false
 }
