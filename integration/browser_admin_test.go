@@ -153,6 +153,7 @@ spec:
 	require.Equal(t, "Page 2", b.text("#users-page"))
 	require.Contains(t, b.text(`#users-table tr[data-user="pat30@example.com"]`), "Locked")
 	require.Contains(t, b.text(`#users-table tr[data-user="pat30@example.com"]`), "laptop-lost")
+	b.docShot("main .page", "users-page")
 	b.run("previous page", chromedp.Click(css("#users-prev")), chromedp.WaitVisible(css(`#users-table tr[data-user="alice"]`)))
 
 	// Search: a prefix, in any case.
@@ -166,11 +167,10 @@ spec:
 		chromedp.SetValue(css("#users-search"), "zed"),
 		chromedp.Click(css("#users-search-submit")),
 		chromedp.WaitVisible(css("#users-empty")))
-	b.run("search pat2",
+	b.run("search pat",
 		chromedp.SetValue(css("#users-search"), "pat"),
 		chromedp.Click(css("#users-search-submit")),
 		chromedp.WaitVisible(css(`#users-table tr[data-user="pat01@example.com"]`)))
-	b.docShot("main .page", "users-page")
 
 	// Locks: the SCIM lock and the administrator's, then lifting the SCIM
 	// lock with its confirmation.
