@@ -165,13 +165,16 @@ spec:
 	require.Contains(t, r.stdout, "auditor")
 	record(ok(admin("get", "saml/okta")))
 
-	// bob (auditor) may read events but not plugins or users.
+	// bob (auditor) reads events, and plugins and users without secrets,
+	// but not roles, and changes nothing.
 	authAddr, err := os.ReadFile(filepath.Join(dataDir, "auth_addr"))
 	require.NoError(t, err)
 	bob := func(args ...string) result {
 		return runCmd(t, gatectlBin, append([]string{"--auth-server", strings.TrimSpace(string(authAddr)), "--identity", bobID}, args...)...)
 	}
-	r = record(bob("get", "plugins"))
+	r = record(ok(bob("get", "plugins")))
+	require.Contains(t, r.stdout, "okta")
+	r = record(bob("get", "roles"))
 	require.Equal(t, 1, r.code, r.String())
 	require.Contains(t, strings.ToLower(r.stderr), "denied")
 	r = record(bob("plugins", "rotate-token", "okta"))

@@ -4,6 +4,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/auditv1"
+	"github.com/gatehouse/gatehouse/lib/auth/lockv1"
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/samlv1"
 )
@@ -17,6 +18,7 @@ type APIs struct {
 	Plugins *pluginv1.Service
 	SAML    *samlv1.Service
 	Events  *auditv1.Service
+	Locks   *lockv1.Service
 }
 
 // NewAPIs builds the in-process APIs.
@@ -45,7 +47,11 @@ func (s *Server) NewAPIs() (*APIs, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &APIs{Plugins: plugins, SAML: saml, Events: events}, nil
+	locks, err := lockv1.New(lockv1.Config{Authorizer: a, Recorder: r, Locks: s.services.Locks, Clock: s.cfg.Clock})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &APIs{Plugins: plugins, SAML: saml, Events: events, Locks: locks}, nil
 }
 
 // PublicAddr is the host:port people and Okta reach the web listener at

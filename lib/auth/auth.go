@@ -289,7 +289,9 @@ const (
 	// PresetAccessRole logs in to nodes with the logins in the user's
 	// "logins" trait.
 	PresetAccessRole = "access"
-	// PresetAuditorRole reads the audit log.
+	// PresetAuditorRole reads the audit log, and sees users, locks, plugins
+	// and SAML connectors without their secrets: everything the web UI's
+	// Users, Locks and Integrations pages show, read-only.
 	PresetAuditorRole = "auditor"
 )
 
@@ -325,8 +327,11 @@ func PresetRoles() []*typesv1.Role {
 		role(PresetAccessRole, "Logs in to SSH nodes as the logins in the user's \"logins\" trait; no admin API access.", &typesv1.RoleConditions{
 			Logins: []string{LoginsTraitTemplate},
 		}),
-		role(PresetAuditorRole, "Reads the audit log.", &typesv1.RoleConditions{
-			Rules: []*typesv1.Rule{{Resources: []string{authz.KindEvent}, Verbs: []string{authz.VerbList, authz.VerbRead}}},
+		role(PresetAuditorRole, "Reads the audit log; sees users, locks, plugins and SAML connectors without secrets; changes nothing.", &typesv1.RoleConditions{
+			Rules: []*typesv1.Rule{
+				{Resources: []string{authz.KindEvent}, Verbs: []string{authz.VerbList, authz.VerbRead}},
+				{Resources: []string{authz.KindUser, authz.KindLock, authz.KindPlugin, authz.KindSAMLConnector}, Verbs: []string{authz.VerbList, authz.VerbReadNoSecrets}},
+			},
 		}),
 	}
 }

@@ -386,3 +386,18 @@ func NewIncarnation() string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// ListUsersWithPrefix is ListUsers restricted to the users whose name
+// starts with namePrefix. Names are stored canonical, so a prefix in
+// canonical form (canonical.Username) finds every spelling; one page reads
+// one key range, whatever the number of users.
+func (s *UserService) ListUsersWithPrefix(ctx context.Context, namePrefix string, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.User, string, error) {
+	users, next, err := s.svc.ListWithPrefix(ctx, namePrefix, pageSize, pageToken)
+	if err != nil {
+		return nil, "", trace.Wrap(err)
+	}
+	for _, u := range users {
+		stripped(u, withSecrets, StripUserSecrets)
+	}
+	return users, next, nil
+}

@@ -12,6 +12,7 @@
 package generic
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -332,6 +333,18 @@ func (s *Service[T]) decodePageToken(token string) (string, error) {
 // A stored item that cannot be decoded fails the whole call: a listing that
 // silently skips a lock would be worse than no listing.
 func (s *Service[T]) List(ctx context.Context, pageSize int, pageToken string) ([]T, string, error) {
+	out, next, err := s.ListWithPrefix(ctx, "", pageSize, pageToken)
+	return out, next, trace.Wrap(err)
+}
+
+// ListWithPrefix is List restricted to the resources whose name starts with
+// namePrefix ("" for all of them). It reads one key range of at most
+// pageSize+1 items, so a page costs the same however many resources the
+// kind holds. A token from another prefix's listing is clamped into this
+// prefix's range: it can skip names, never return one outside the prefix.
+// A prefix that no name could start with (the key separator, invalid
+// UTF-8, over MaxNameLength) is refused with trace.BadParameter.
+func (s *Service[T]) ListWithPrefix(ctx context.Context, namePrefix string, pageSize int, pageToken string) ([]T, string, error) {
 	switch {
 	case pageSize < 0:
 		return nil, "", trace.BadParameter("page size must not be negative, got %d", pageSize)
@@ -340,17 +353,33 @@ func (s *Service[T]) List(ctx context.Context, pageSize int, pageToken string) (
 	case pageSize > MaxPageSize:
 		return nil, "", trace.BadParameter("page size %d is over the maximum of %d", pageSize, MaxPageSize)
 	}
+	switch {
+	case len(namePrefix) > MaxNameLength:
+		return nil, "", trace.BadParameter("%s name prefix is %d bytes, over the limit of %d", s.cfg.Kind, len(namePrefix), MaxNameLength)
+	case !utf8.ValidString(namePrefix):
+		return nil, "", trace.BadParameter("%s name prefix is not valid UTF-8", s.cfg.Kind)
+	case strings.ContainsRune(namePrefix, backend.Separator):
+		return nil, "", trace.BadParameter("%s names never contain %q", s.cfg.Kind, string(backend.Separator))
+	}
 	prefix := s.prefix()
-	start := prefix
+	rangeStart := backend.Key(string(prefix) + namePrefix)
+	start := rangeStart
 	if pageToken != "" {
 		name, err := s.decodePageToken(pageToken)
 		if err != nil {
 			return nil, "", trace.Wrap(err)
 		}
-		start = s.Key(name)
+		if k := s.Key(name); bytes.Compare(k, rangeStart) > 0 {
+			start = k
+		}
+	}
+	end := backend.RangeEnd(rangeStart)
+	if end != nil && bytes.Compare(start, end) >= 0 {
+		// A token past the prefix's range: nothing left.
+		return []T{}, "", nil
 	}
 	// One extra item tells whether there is a next page and where it starts.
-	res, err := s.cfg.Backend.GetRange(ctx, start, backend.RangeEnd(prefix), pageSize+1)
+	res, err := s.cfg.Backend.GetRange(ctx, start, end, pageSize+1)
 	if err != nil {
 		return nil, "", trace.Wrap(err)
 	}

@@ -273,6 +273,63 @@ func TestListPaging(t *testing.T) {
 	}
 }
 
+// TestListWithPrefix: a prefix listing returns exactly the names under the
+// prefix, page by page, and a token from elsewhere never escapes the range.
+func TestListWithPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t)
+	for _, name := range []string{"al", "alice", "alina", "alz", "am", "bob", "ak"} {
+		_, err := svc.Create(ctx, lock(name, "u"))
+		require.NoError(t, err)
+	}
+	names := func(page []*typesv1.Lock) []string {
+		var out []string
+		for _, l := range page {
+			out = append(out, l.GetMetadata().GetName())
+		}
+		return out
+	}
+
+	page, next, err := svc.ListWithPrefix(ctx, "al", 2, "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"al", "alice"}, names(page))
+	require.NotEmpty(t, next)
+	page, next, err = svc.ListWithPrefix(ctx, "al", 2, next)
+	require.NoError(t, err)
+	require.Equal(t, []string{"alina", "alz"}, names(page))
+	require.Empty(t, next, "am is outside the prefix")
+
+	for name, tc := range map[string]struct {
+		prefix, token string
+		want          []string
+	}{
+		"all":                     {prefix: "", want: []string{"ak", "al", "alice", "alina", "alz", "am", "bob"}},
+		"none":                    {prefix: "c", want: nil},
+		"token before the prefix": {prefix: "al", token: encodePageToken("aa"), want: []string{"al", "alice", "alina", "alz"}},
+		"token inside the prefix": {prefix: "al", token: encodePageToken("alin"), want: []string{"alina", "alz"}},
+		"token after the prefix":  {prefix: "al", token: encodePageToken("b"), want: nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			page, next, err := svc.ListWithPrefix(ctx, tc.prefix, 10, tc.token)
+			require.NoError(t, err)
+			require.Empty(t, next)
+			require.Equal(t, tc.want, names(page))
+		})
+	}
+
+	for name, prefix := range map[string]string{
+		"separator": "a/b",
+		"too long":  strings.Repeat("a", MaxNameLength+1),
+		"not UTF-8": "\xff",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := svc.ListWithPrefix(ctx, prefix, 10, "")
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+		})
+	}
+}
+
 func TestListFailsOnCorruptItem(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -29,6 +29,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{"index", "GET", "/web/", 200, "text/html; charset=utf-8", `<main id="main"`},
 		{"client route", "GET", "/web/integrations/okta", 200, "text/html; charset=utf-8", `src="/web/assets/app.js"`},
+		{"users page", "GET", "/web/users", 200, "text/html; charset=utf-8", `href="/web/users"`},
+		{"locks page", "GET", "/web/locks", 200, "text/html; charset=utf-8", `href="/web/locks"`},
 		{"script", "GET", "/web/assets/app.js", 200, "text/javascript; charset=utf-8", "function route()"},
 		{"style", "GET", "/web/assets/style.css", 200, "text/css; charset=utf-8", ":focus-visible"},
 		{"icon", "GET", "/web/assets/favicon.svg", 200, "image/svg+xml", "<svg"},

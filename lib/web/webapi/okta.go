@@ -117,6 +117,8 @@ type OktaState struct {
 	SSO         SSOTile     `json:"sso"`
 	SCIM        SCIMTile    `json:"scim"`
 	Status      StatusTile  `json:"status"`
+	// Settings are the provisioning settings; empty until the plugin exists.
+	Settings OktaSettings `json:"settings"`
 }
 
 // origin is the https origin of the URLs the UI shows and stores: from the
@@ -172,6 +174,7 @@ func (h *Handler) oktaState(ctx context.Context) (*OktaState, error) {
 		SSO:         SSOTile{ACSURLBase: h.acsURLBase()},
 		SCIM:        SCIMTile{BaseURL: h.scimBaseURL()},
 		Status:      StatusTile{Code: "unspecified"},
+		Settings:    settingsView(nil),
 	}
 	resp, err := h.cfg.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: OktaPlugin})
 	if trace.IsNotFound(err) {
@@ -183,6 +186,7 @@ func (h *Handler) oktaState(ctx context.Context) (*OktaState, error) {
 	p := resp.GetPlugin()
 	okta := p.GetSpec().GetOkta()
 	st.SCIM.Enabled = okta.GetScimEnabled()
+	st.Settings = settingsView(okta)
 	st.Status = statusView(p.GetStatus())
 	if name := okta.GetSamlConnector(); name != "" {
 		st.SSO.Configured = true
@@ -491,6 +495,10 @@ func isOktaEvent(e *typesv1.AuditEvent, connector string) bool {
 	case connector != "" && e.GetResource() == services.KindSAMLConnector+"/"+connector:
 		return true
 	case e.GetFields()["plugin"] == OktaPlugin:
+		return true
+	case strings.HasPrefix(e.GetResource(), services.KindLock+"/scim-"+OktaPlugin+"-"):
+		// Its deactivation locks (named by scimprov.LockName), lifted by a
+		// person on the Locks page or with gatectl.
 		return true
 	}
 	return false

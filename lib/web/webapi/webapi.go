@@ -1,7 +1,9 @@
 // Package webapi serves the web UI's JSON API under /v1/webapi/: the Okta
 // integration's tile state, creating its SAML connector from metadata,
-// generating and rotating the SCIM token, turning SCIM on and off, and the
-// recent SCIM audit events.
+// generating and rotating the SCIM token, turning SCIM on and off, its
+// provisioning settings (default and grantable roles, lock TTL), the recent
+// SCIM audit events; and, under /v1/webapi/admin/, the Users page (paged,
+// searched by name prefix) and the Locks page (listing and lifting locks).
 //
 // It authorizes nothing itself. Each request goes through the web
 // listener's session middleware (401 without a session, 403 on a CSRF
@@ -84,6 +86,15 @@ type Config struct {
 	Events         Events
 	Authorizer     Authorizer
 	Recorder       Recorder
+	// Users pages through users for the Users page; the handler
+	// authorizes the caller first, as the user API does.
+	Users UserDirectory
+	// LockView marks locked users on the Users page.
+	LockView LockView
+	// SCIM reads a SCIM user's record for the Users page.
+	SCIM SCIMRecords
+	// Locks is the lock API, for the Locks page.
+	Locks Locks
 	// PublicAddr is the host:port people and Okta reach the web listener
 	// at; the ACS and SCIM base URLs are built from it. When empty,
 	// WebAddr is used.
@@ -113,6 +124,14 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("webapi: missing Authorizer")
 	case c.Recorder == nil:
 		return trace.BadParameter("webapi: missing Recorder")
+	case c.Users == nil:
+		return trace.BadParameter("webapi: missing Users")
+	case c.LockView == nil:
+		return trace.BadParameter("webapi: missing LockView")
+	case c.SCIM == nil:
+		return trace.BadParameter("webapi: missing SCIM")
+	case c.Locks == nil:
+		return trace.BadParameter("webapi: missing Locks")
 	case c.PublicAddr == "" && c.WebAddr == "":
 		return trace.BadParameter("webapi: missing PublicAddr or WebAddr")
 	}
@@ -132,7 +151,7 @@ type Handler struct {
 	mux *http.ServeMux
 }
 
-// New returns the handler. Mount it at PluginsPrefix.
+// New returns the handler. Mount it at PluginsPrefix and AdminPrefix.
 func New(cfg Config) (*Handler, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
@@ -145,10 +164,15 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("POST /v1/webapi/plugins/okta/scim/token", h.authed(h.generateToken))
 	h.mux.Handle("PUT /v1/webapi/plugins/okta/scim", h.authed(h.setSCIM))
 	h.mux.Handle("GET /v1/webapi/plugins/okta/events", h.authed(h.listEvents))
+	h.mux.Handle("PUT /v1/webapi/plugins/okta/settings", h.authed(h.setSettings))
+	h.mux.Handle("GET /v1/webapi/admin/users", h.authed(h.listUsers))
+	h.mux.Handle("GET /v1/webapi/admin/locks", h.authed(h.listLocks))
+	h.mux.Handle("DELETE /v1/webapi/admin/locks/{name}", h.authed(h.liftLock))
 	return h, nil
 }
 
-// PluginsPrefix is where the handler is mounted on the web listener.
+// PluginsPrefix is where the handler is mounted on the web listener, and
+// AdminPrefix too.
 const PluginsPrefix = "/v1/webapi/plugins/"
 
 // ServeHTTP implements http.Handler.

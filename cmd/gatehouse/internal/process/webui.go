@@ -6,6 +6,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/sso"
 	"github.com/gatehouse/gatehouse/lib/web/ui"
@@ -13,7 +14,8 @@ import (
 )
 
 // mountWebUI serves the embedded web UI at /web/ and its API under
-// /v1/webapi/plugins/ (behind the web session middleware) and
+// /v1/webapi/plugins/ and /v1/webapi/admin/ (behind the web session
+// middleware) and
 // /v1/webapi/auth/ (the sign-in page's connector list).
 func (p *Process) mountWebUI(ctx context.Context) error {
 	svc := p.auth.Services()
@@ -36,6 +38,10 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
+	scimRecords, err := scimstore.New(p.backend)
+	if err != nil {
+		return trace.Wrap(err)
+	}
 	api, err := webapi.New(webapi.Config{
 		RequireSession: sessions.RequireSession,
 		Plugins:        apis.Plugins,
@@ -43,6 +49,10 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 		Events:         apis.Events,
 		Authorizer:     p.auth.Authorizer(),
 		Recorder:       p.auth.Recorder(),
+		Users:          svc.Users,
+		LockView:       p.locks, // the process's lock watcher: no lock read per request
+		SCIM:           scimRecords,
+		Locks:          apis.Locks,
 		PublicAddr:     p.set.PublicAddr,
 		// Without a public address, URLs use the listener's own address
 		// (as the startup banner shows it), never a request's Host.
@@ -53,8 +63,10 @@ func (p *Process) mountWebUI(ctx context.Context) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	if err := p.web.Mount(webapi.PluginsPrefix, api); err != nil {
-		return trace.Wrap(err)
+	for _, prefix := range []string{webapi.PluginsPrefix, webapi.AdminPrefix} {
+		if err := p.web.Mount(prefix, api); err != nil {
+			return trace.Wrap(err)
+		}
 	}
 	public, err := webapi.NewPublicHandler(svc.SAMLConnectors, p.cfg.Logger)
 	if err != nil {

@@ -131,12 +131,12 @@ function setPage(title, ...nodes) {
   main.focus({ preventScroll: true });
 }
 
-function forbiddenState(what) {
+function forbiddenState(what, need) {
   return h("div", { class: "card state", id: "forbidden", role: "alert" },
     h("div", { class: "state-icon", "aria-hidden": "true" }, "!"),
     h("h2", {}, "You lack permission"),
     h("p", {}, `Your roles (${(session && session.roles || []).join(", ") || "none"}) do not allow ${what}.`),
-    h("p", {}, "Ask a Gatehouse administrator for a role that allows the plugin verbs (read, create, update on kind \"plugin\" and \"saml\"), such as the preset editor role."));
+    h("p", {}, need || "Ask a Gatehouse administrator for a role that allows the plugin verbs (read, create, update on kind \"plugin\" and \"saml\"), such as the preset editor role."));
 }
 
 function errorNote(err) {
@@ -151,6 +151,8 @@ const routes = [
   [/^\/web\/?$/, () => navigate("/web/integrations", true), true],
   [/^\/web\/integrations\/?$/, viewIntegrations, true],
   [/^\/web\/integrations\/okta\/?$/, viewOkta, true],
+  [/^\/web\/users\/?$/, viewUsers, true],
+  [/^\/web\/locks\/?$/, viewLocks, true],
 ];
 
 function navigate(path, replace) {
@@ -353,7 +355,8 @@ function crumbs() {
 
 function renderOkta(st) {
   const readOnly = !st.permissions.manage;
-  const tiles = h("div", { class: "tiles" }, ssoTile(st, readOnly), scimTile(st, readOnly), statusTile(st));
+  const tiles = h("div", { class: "tiles" }, ssoTile(st, readOnly), scimTile(st, readOnly),
+    st.state === "not_configured" ? null : settingsTile(st, readOnly), statusTile(st));
   const page = h("div", { class: "page" },
     crumbs(),
     pageHead("Okta", "Users sign in through Okta (SAML); Okta creates, updates and deactivates their Gatehouse accounts (SCIM).",
@@ -617,6 +620,259 @@ async function loadEvents() {
       h("thead", {}, h("tr", {}, ["Time", "Event", "Actor", "Outcome", "Detail"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows)))
       : h("p", { class: "muted small" }, "No events in the last 7 days."));
+}
+
+// Provisioning settings tile: default roles, grantable roles, lock TTL.
+
+// A Go duration as time.ParseDuration reads it, positive: "720h", "1h30m".
+const DURATION_RE = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))*$/;
+
+function roleList(text) {
+  return text.split(",").map((r) => r.trim()).filter(Boolean);
+}
+
+// checkRoles returns an error message for a role list, or "".
+function checkRoles(label, roles) {
+  const seen = new Set();
+  for (const r of roles) {
+    if (/[\s/]/.test(r)) return `${label}: “${r}” is not a role name (no spaces or slashes; separate roles with commas).`;
+    if (r.length > 253) return `${label}: “${r.slice(0, 20)}…” is over 253 characters.`;
+    if (seen.has(r)) return `${label}: “${r}” is listed twice.`;
+    seen.add(r);
+  }
+  return "";
+}
+
+// checkLockTTL returns an error message for a lock TTL, or "".
+function checkLockTTL(ttl) {
+  if (ttl === "") return "";
+  if (!DURATION_RE.test(ttl)) return `Lock TTL: “${ttl}” is not a duration. Use hours, such as 720h for 30 days, or leave it empty to keep locks until they are lifted.`;
+  if (!/[1-9]/.test(ttl)) return "Lock TTL must be longer than zero, or empty to keep locks until they are lifted.";
+  return "";
+}
+
+function settingsTile(st, readOnly) {
+  const set = st.settings || { default_roles: [], grantable_roles: [], lock_ttl: "" };
+  const list = (roles, none) => roles.length ? roles.join(", ") : h("span", { class: "muted" }, none);
+  const facts = h("dl", { class: "facts facts-stacked", id: "settings-view" },
+    h("dt", {}, "Default roles"), h("dd", { id: "settings-default-roles-view" }, list(set.default_roles, "None: SCIM users get only the roles of their groups.")),
+    h("dt", {}, "Grantable roles"), h("dd", { id: "settings-grantable-roles-view" }, list(set.grantable_roles, "Not set: every role that cannot administer Gatehouse.")),
+    h("dt", {}, "Lock TTL"), h("dd", { id: "settings-lock-ttl-view" }, set.lock_ttl || h("span", { class: "muted" }, "Not set: a deactivation lock stays until it is lifted.")));
+  if (readOnly) {
+    return tile("settings-tile", "Provisioning settings", onOff(false, "", "Read-only"), facts);
+  }
+  const err = h("div", { class: "note note-err", role: "alert", id: "settings-error", hidden: true });
+  const field = (id, label, value, hint, placeholder) => h("div", { class: "field" },
+    h("label", { for: id }, label),
+    h("input", { type: "text", id, name: id, value, autocomplete: "off", spellcheck: "false", placeholder, "aria-describedby": `${id}-hint` }),
+    h("span", { class: "hint", id: `${id}-hint` }, hint));
+  const form = h("form", { id: "settings-form", novalidate: true },
+    field("settings-default-roles", "Default roles", set.default_roles.join(", "), "Every user Okta provisions gets these, plus the roles their pushed groups map to. Comma-separated.", "access"),
+    field("settings-grantable-roles", "Grantable roles", set.grantable_roles.join(", "), "The most SCIM may grant; other roles are dropped and shown in Status. Empty: every role that cannot administer Gatehouse.", "access, auditor"),
+    field("settings-lock-ttl", "Lock TTL", set.lock_ttl, "How long a deactivation lock lasts, such as 720h. It must outlast the longest session a role allows. Empty: until lifted on the Locks page.", "720h"),
+    err,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", id: "settings-save" }, "Save settings")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    err.hidden = true;
+    const body = {
+      default_roles: roleList(form["settings-default-roles"].value),
+      grantable_roles: roleList(form["settings-grantable-roles"].value),
+      lock_ttl: form["settings-lock-ttl"].value.trim(),
+    };
+    const msg = checkRoles("Default roles", body.default_roles) || checkRoles("Grantable roles", body.grantable_roles) || checkLockTTL(body.lock_ttl);
+    if (msg) { err.textContent = msg; err.hidden = false; return; }
+    const btn = form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      const st2 = await api("PUT", "/plugins/okta/settings", body);
+      renderOkta(st2);
+      toast("Settings saved");
+      document.getElementById("settings-tile-title")?.focus?.();
+      const ok = document.getElementById("settings-saved");
+      if (ok) ok.hidden = false;
+    } catch (ex) {
+      err.textContent = ex.status === 403 ? `Refused: ${ex.message}` : ex.message;
+      err.hidden = false;
+      btn.disabled = false;
+    }
+  });
+  return tile("settings-tile", "Provisioning settings", onOff(true, "Editable", ""),
+    h("div", { class: "note note-ok", role: "status", id: "settings-saved", hidden: true }, "Saved. SCIM applies them from its next write of each user."),
+    form);
+}
+
+// ---------- users ----------
+
+const ORIGINS = { local: "Local", saml: "SAML (temporary)", scim: "SCIM" };
+const USER_STATES = { active: ["Active", "badge-ok"], locked: ["Locked", "badge-err"], expiring: ["Expiring", "badge-info"] };
+
+async function viewUsers() {
+  const params = new URLSearchParams(location.search);
+  const q = params.get("q") || "";
+  // cursors[i] is the cursor of page i+1; the first page has none.
+  const cursors = [""];
+  const err = h("div", { class: "note note-err", role: "alert", id: "users-error", hidden: true });
+  const search = h("input", { type: "search", id: "users-search", name: "q", value: q, autocomplete: "off", spellcheck: "false", maxlength: 253, "aria-describedby": "users-search-hint", placeholder: "alice" });
+  const form = h("form", { class: "toolbar", id: "users-search-form", role: "search" },
+    h("div", { class: "field grow" }, h("label", { for: "users-search" }, "Search by name"), search,
+      h("span", { class: "hint", id: "users-search-hint" }, "Names starting with this text, in any case.")),
+    h("button", { type: "submit", class: "btn", id: "users-search-submit" }, "Search"));
+  const body = h("div", { id: "users-body" }, h("p", { class: "muted" }, "Loading…"));
+  setPage("Users", h("div", { class: "page" },
+    pageHead("Users", "Everyone with a Gatehouse account: where it comes from, whether it is locked, and its roles."),
+    form, err, body));
+
+  let page = 0;
+  async function load() {
+    err.hidden = true;
+    const query = new URLSearchParams({ limit: "25" });
+    if (search.value.trim()) query.set("q", search.value.trim());
+    if (cursors[page]) query.set("cursor", cursors[page]);
+    let data;
+    try {
+      data = await api("GET", "/admin/users?" + query);
+    } catch (ex) {
+      if (ex.status === 403) { body.replaceChildren(forbiddenState("listing users", "Ask a Gatehouse administrator for a role that allows list and read on kind \"user\", such as the preset auditor or editor role.")); return; }
+      if (ex.status === 401) throw ex;
+      err.textContent = ex.message; err.hidden = false; return;
+    }
+    cursors[page + 1] = data.next_cursor || "";
+    body.replaceChildren(usersTable(data), pager("users", page, !!data.next_cursor, (p) => { page = p; load(); }));
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const v = search.value.trim();
+    history.replaceState({}, "", v ? "/web/users?q=" + encodeURIComponent(v) : "/web/users");
+    cursors.length = 1; page = 0;
+    load();
+  });
+  await load();
+}
+
+function usersTable(data) {
+  if (!data.users.length) return h("p", { class: "card empty", id: "users-empty" }, "No user matches.");
+  const rows = data.users.map((u) => {
+    const [label, cls] = USER_STATES[u.state] || [u.state, "badge-off"];
+    const origin = u.origin === "scim" ? `SCIM (${u.plugin})` : u.origin === "saml" ? `SAML (${u.connector || "?"}), temporary` : ORIGINS[u.origin] || u.origin;
+    let scim = h("span", { class: "muted" }, "—");
+    if (u.scim) {
+      scim = u.scim.missing ? h("span", { class: "outcome-failure" }, "No SCIM record")
+        : h("span", {}, u.scim.active ? "Active" : "Deactivated", u.scim.last_modified ? h("span", { class: "muted small" }, ` · ${fmtTime(u.scim.last_modified)}`) : null);
+    }
+    return h("tr", { "data-user": u.name },
+      h("th", { scope: "row" }, u.name),
+      h("td", {}, origin),
+      h("td", {}, h("span", { class: `badge ${cls}`, "data-state": u.state, title: u.lock ? `${u.lock.name}: ${u.lock.message || ""}` : null }, label),
+        u.lock ? h("div", { class: "small muted" }, h("a", { href: "/web/locks", "data-link": true }, u.lock.name)) : null),
+      h("td", {}, u.roles.length ? u.roles.join(", ") : h("span", { class: "muted" }, "none")),
+      h("td", {}, u.expires ? new Date(u.expires).toLocaleString() : h("span", { class: "muted" }, "Never")),
+      h("td", {}, scim));
+  });
+  return h("div", {},
+    data.locks_visible ? null : h("div", { class: "note note-info", id: "users-no-locks" }, "Your roles do not allow reading locks, so no user shows as locked here."),
+    h("div", { class: "table-wrap card" }, h("table", { class: "events data", id: "users-table" },
+      h("caption", { class: "sr-only" }, "Users"),
+      h("thead", {}, h("tr", {}, ["Name", "Origin", "State", "Roles", "Expires", "Last SCIM event"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows))));
+}
+
+// pager renders Previous/Next for cursor paging; go(p) loads page p.
+function pager(id, page, hasNext, go) {
+  return h("nav", { class: "pager", "aria-label": "Pages" },
+    h("button", { type: "button", class: "btn btn-sm", id: `${id}-prev`, disabled: page === 0, onclick: () => go(page - 1) }, "‹ Previous"),
+    h("span", { class: "muted small", id: `${id}-page` }, `Page ${page + 1}`),
+    h("button", { type: "button", class: "btn btn-sm", id: `${id}-next`, disabled: !hasNext, onclick: () => go(page + 1) }, "Next ›"));
+}
+
+// ---------- locks ----------
+
+function lockTarget(t) {
+  const parts = [];
+  if (t.user) parts.push(`user ${t.user}`);
+  if (t.role) parts.push(`role ${t.role}`);
+  if (t.login) parts.push(`login ${t.login}`);
+  if (t.node) parts.push(`node ${t.node}`);
+  return parts.join(" + ");
+}
+
+const SCIM_LIFT_NOTE = [
+  "Lifting it does not bring the account back: Okta deactivated or unassigned this person, and Gatehouse deleted the account. Certificates and sessions of the old account stay void.",
+  "To give them access again, re-assign or reactivate them in Okta: SCIM creates a new account and lifts its own lock. Lift it here only to let a new account of this name be created some other way.",
+];
+
+async function viewLocks() {
+  const cursors = [""];
+  let page = 0;
+  const err = h("div", { class: "note note-err", role: "alert", id: "locks-error", hidden: true });
+  const result = h("div", { class: "note note-ok", role: "status", id: "lift-result", hidden: true });
+  const body = h("div", { id: "locks-body" }, h("p", { class: "muted" }, "Loading…"));
+  setPage("Locks", h("div", { class: "page" },
+    pageHead("Locks", "A lock refuses new sign-ins and certificates and ends live sessions of what it targets."),
+    h("div", { class: "note note-info", id: "locks-about" }, h("strong", {}, "Locks from SCIM"),
+      "When Okta deactivates or unassigns a user, Gatehouse deletes the account and writes a lock on its name: permanent unless the Okta plugin sets a lock TTL. Re-assigning the person in Okta lifts that lock by itself."),
+    result, err, body));
+
+  async function load() {
+    err.hidden = true;
+    const query = new URLSearchParams({ limit: "25" });
+    if (cursors[page]) query.set("cursor", cursors[page]);
+    let data;
+    try {
+      data = await api("GET", "/admin/locks?" + query);
+    } catch (ex) {
+      if (ex.status === 403) { body.replaceChildren(forbiddenState("listing locks", "Ask a Gatehouse administrator for a role that allows list and read on kind \"lock\", such as the preset auditor or editor role.")); return; }
+      if (ex.status === 401) throw ex;
+      err.textContent = ex.message; err.hidden = false; return;
+    }
+    cursors[page + 1] = data.next_cursor || "";
+    // replaceChildren would turn a null into the text "null": filter it.
+    body.replaceChildren(...[
+      data.can_lift ? null : h("div", { class: "note note-info", id: "locks-read-only" }, h("strong", {}, "Read-only"), "Your roles allow viewing locks but not lifting them."),
+      locksTable(data, lift),
+      pager("locks", page, !!data.next_cursor, (p) => { page = p; load(); }),
+    ].filter(Boolean));
+  }
+
+  async function lift(l, btn) {
+    const ok = await confirmDialog({
+      title: `Lift the lock on ${lockTarget(l.target)}?`,
+      body: l.scim ? SCIM_LIFT_NOTE : ["Whatever it targets can sign in, get certificates and connect again at once.", "This is audited under your name."],
+      confirm: "Lift lock",
+      danger: true,
+    });
+    if (!ok) { btn.focus(); return; }
+    btn.disabled = true;
+    try {
+      const r = await api("DELETE", "/admin/locks/" + encodeURIComponent(l.name));
+      result.replaceChildren(h("strong", {}, `Lock ${r.lifted.name} lifted`), r.note);
+      result.hidden = false;
+      toast("Lock lifted");
+      await load();
+      result.focus?.();
+    } catch (ex) {
+      err.textContent = ex.message; err.hidden = false; btn.disabled = false;
+    }
+  }
+  await load();
+}
+
+function locksTable(data, lift) {
+  if (!data.locks.length) return h("p", { class: "card empty", id: "locks-empty" }, "No locks.");
+  const rows = data.locks.map((l) => h("tr", { "data-lock": l.name },
+    h("th", { scope: "row" }, lockTarget(l.target), h("div", { class: "small muted" }, l.name)),
+    h("td", { class: "msg" }, l.scim ? h("span", { class: "badge badge-info" }, `SCIM ${l.reason === "scim-deletion" ? "deletion" : "deactivation"}`) : null,
+      l.scim ? " " : null, l.message || h("span", { class: "muted" }, "—")),
+    h("td", {}, l.created_by || h("span", { class: "muted" }, "—")),
+    h("td", {}, l.created_at ? new Date(l.created_at).toLocaleString() : "—"),
+    h("td", {}, l.expires ? [new Date(l.expires).toLocaleString(), l.in_force ? null : h("span", { class: "muted small" }, " (expired)")] : "Until lifted"),
+    data.can_lift ? h("td", {}, h("button", { type: "button", class: "btn btn-sm btn-danger lift", "data-lock": l.name, "aria-label": `Lift lock ${l.name}`, onclick: (e) => lift(l, e.currentTarget) }, "Lift")) : null));
+  const cols = ["Target", "Reason", "Written by", "When", "Expires"];
+  if (data.can_lift) cols.push("Action");
+  return h("div", { class: "table-wrap card" }, h("table", { class: "events data", id: "locks-table" },
+    h("caption", { class: "sr-only" }, "Locks"),
+    h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, rows)));
 }
 
 route();
