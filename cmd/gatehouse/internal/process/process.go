@@ -110,6 +110,7 @@ type Process struct {
 	grpc    *grpc.Server
 	authLn  net.Listener
 	web     *web.Server
+	webLn   net.Listener
 	scim    *scimprov.Provisioner
 	locks   *lockwatch.Watcher
 	ssh     *sshnode.Server
@@ -154,6 +155,13 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := p.startLockWatcher(bgCtx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	// The web listener is bound before the auth server is made, so that
+	// the URLs the auth server hands out (the SCIM base URL, password
+	// links) use its real address when there is no public address.
+	p.webLn, err = net.Listen("tcp", set.WebAddr)
+	if err != nil {
+		return nil, trace.Wrap(err, "web: listening on %s", set.WebAddr)
+	}
 	p.auth, err = auth.New(ctx, auth.Config{
 		Backend:        p.backend,
 		ClusterName:    set.ClusterName,
@@ -161,6 +169,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		Logger:         cfg.Logger,
 		AuditRetention: set.AuditRetention,
 		PublicAddr:     set.PublicAddr,
+		WebAddr:        dialableHost(p.webLn.Addr()),
 		Locks:          watcherLocks{w: p.locks},
 	})
 	if err != nil {
@@ -197,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	// Web listener.
 	metrics := newWebMetrics(cfg.Registry)
 	p.web, err = web.New(web.Config{
-		Addr: set.WebAddr,
+		Listener: p.webLn,
 		TLS: web.TLSConfig{
 			CertFile:      set.WebCertFile,
 			KeyFile:       set.WebKeyFile,
@@ -318,6 +327,8 @@ func (p *Process) Shutdown(ctx context.Context) error {
 		if err := p.web.Shutdown(ctx); err != nil {
 			errs = append(errs, trace.Wrap(err, "web listener"))
 		}
+	} else if p.webLn != nil {
+		_ = p.webLn.Close()
 	}
 	p.closeSCIM()
 	if p.ssh != nil {
