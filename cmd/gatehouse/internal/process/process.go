@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
+	"github.com/gatehouse/gatehouse/lib/auth/firstadmin"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -280,13 +283,15 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		p.refreshAdminIdentity(bgCtx, ticker)
 	}()
 
+	first := p.firstSignIn(ctx)
+
 	p.log.Info("Gatehouse started.",
 		"cluster", set.ClusterName,
 		"auth_addr", p.authLn.Addr().String(),
 		"web_addr", p.web.Addr().String(),
 		"ssh_addr", p.sshLn.Addr().String(),
 		"data_dir", set.DataDir)
-	p.printBanner()
+	p.printBanner(first)
 	p.started.Store(true)
 	return p, nil
 }
@@ -443,7 +448,40 @@ func (p *Process) webHosts() []string {
 	return out
 }
 
-func (p *Process) printBanner() {
+// firstSignIn returns the banner's lines about the first administrator's
+// one-time password link (see lib/auth/firstadmin), or "" when there is
+// nothing to say. The link is a credential: it goes to stdout in the
+// banner, never to the logs. A failure does not stop the server: the
+// operator can still administer it with gatectl.
+func (p *Process) firstSignIn(ctx context.Context) string {
+	link, err := firstadmin.Ensure(ctx, firstadmin.Config{
+		Backend:  p.backend,
+		Users:    p.auth.Services().Users,
+		Recorder: p.auth.Recorder(),
+		Role:     auth.PresetEditorRole,
+		Clock:    p.cfg.Clock,
+		Logger:   p.cfg.Logger,
+	})
+	switch {
+	case errors.Is(err, firstadmin.ErrElsewhere):
+		return "First sign-in: another Gatehouse server sharing this storage printed the one-time link\n" +
+			"for the first administrator; use the link it printed.\n\n"
+	case err != nil:
+		p.log.WarnContext(ctx, "Could not prepare the first administrator's sign-in link; create a local user with gatectl users add instead.", "error", err)
+		return ""
+	case link == nil:
+		return ""
+	}
+	u := services.PublicOrigin(p.auth.URLAddr()) + credentialsv1.PasswordPath + "?" + url.Values{"token": {link.Token}}.Encode()
+	var b strings.Builder
+	fmt.Fprintf(&b, "First sign-in: open this one-time link to set the web password of %q (role %s),\n", link.User, auth.PresetEditorRole)
+	fmt.Fprintf(&b, "then sign in at %s/web/ as %s. The link works once, until %s;\n", services.PublicOrigin(p.auth.URLAddr()), link.User, link.Expires.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "each start prints a new one (voiding this one) until the password is set.\n\n")
+	fmt.Fprintf(&b, "  %s\n\n", u)
+	return b.String()
+}
+
+func (p *Process) printBanner(firstSignIn string) {
 	s := p.set
 	var b strings.Builder
 	webURL := services.PublicOrigin(dialableHost(p.web.Addr()))
@@ -466,6 +504,7 @@ func (p *Process) printBanner() {
 	fmt.Fprintf(&b, "  gatectl --data-dir %s get plugins\n", s.DataDir)
 	fmt.Fprintf(&b, "  gatectl --data-dir %s create -f okta-saml.yaml\n", s.DataDir)
 	fmt.Fprintf(&b, "  gatectl --data-dir %s plugins install okta --saml-connector okta\n\n", s.DataDir)
+	b.WriteString(firstSignIn)
 	_, _ = io.WriteString(p.cfg.Stdout, b.String())
 }
 
