@@ -182,11 +182,13 @@ spec:
 	var events []struct {
 		User     string `json:"user"`
 		Resource string `json:"resource"`
+		Message  string `json:"message"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &events), r.stdout)
 	require.Len(t, events, 1)
 	require.Equal(t, "@admin", events[0].User)
 	require.Equal(t, "lock/"+locks[0].Name, events[0].Resource)
+	require.Equal(t, "lock lifted on user="+jane, events[0].Message, "the event says whose lock it was")
 
 	// Okta assigns jane again: SCIM re-creates the account with SCIM's
 	// roles.
