@@ -14,6 +14,8 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/firstadmin"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/backend/etcdbk"
+	"github.com/gatehouse/gatehouse/lib/backend/etcdbk/etcdtest"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -217,4 +219,64 @@ func TestLinkWorksForItsUserOnly(t *testing.T) {
 	_, err = e.svc.UserService.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "admin"}, Spec: &typesv1.UserSpec{Roles: []string{"editor"}}})
 	require.NoError(t, err)
 	require.ErrorContains(t, e.setPassword(t, link.Token), "earlier account")
+}
+
+// TestConcurrentStartsOnEtcd: two servers, each with its own client of one
+// etcd (HA), start together on an empty cluster: one user, and the one link
+// printed works.
+func TestConcurrentStartsOnEtcd(t *testing.T) {
+	t.Parallel()
+	endpoints := etcdtest.Start(t, 1)
+	prefix := "/gatehouse-firstadmin-" + services.NewIncarnation()[:12] + "/"
+	type server struct {
+		bk  backend.Backend
+		svc *services.Services
+	}
+	var servers []server
+	for range 2 {
+		bk, err := etcdbk.New(t.Context(), etcdbk.Config{Endpoints: endpoints, Prefix: prefix})
+		require.NoError(t, err)
+		t.Cleanup(func() { bk.Close() })
+		svc, err := services.New(services.Config{Backend: bk})
+		require.NoError(t, err)
+		servers = append(servers, server{bk: bk, svc: svc})
+	}
+	links := make([]*firstadmin.Link, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, s := range servers {
+		wg.Go(func() {
+			<-start
+			links[i], errs[i] = firstadmin.Ensure(t.Context(), firstadmin.Config{Backend: s.bk, Users: s.svc.UserService, Recorder: &recorder{}, Role: "editor"})
+		})
+	}
+	close(start)
+	wg.Wait()
+	var printed []*firstadmin.Link
+	for i := range servers {
+		if errs[i] != nil {
+			require.ErrorIs(t, errs[i], firstadmin.ErrElsewhere)
+			continue
+		}
+		require.NotNil(t, links[i])
+		printed = append(printed, links[i])
+	}
+	require.NotEmpty(t, printed)
+	users, _, err := servers[0].svc.ListUsers(t.Context(), 0, "", false)
+	require.NoError(t, err)
+	require.Len(t, users, 1, "one user")
+	// A server that found the user made already (rather than racing its
+	// creation) printed a new link and voided the first: the link printed
+	// last works, on either server, and only it.
+	sessions, err := websession.New(websession.Config{Backend: servers[1].bk})
+	require.NoError(t, err)
+	works := 0
+	for _, l := range printed {
+		if pt, err := sessions.ConsumePasswordToken(t.Context(), l.Token); err == nil {
+			require.NoError(t, pt.CheckUser(users[0]))
+			works++
+		}
+	}
+	require.Equal(t, 1, works)
 }
