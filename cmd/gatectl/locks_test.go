@@ -10,11 +10,14 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
 	"github.com/gatehouse/gatehouse/lib/services"
+	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -213,4 +216,59 @@ func TestLocks(t *testing.T) {
 	out, errMsg, code = gatectlAgainst(t, s, idFile, "", "locks", "ls")
 	require.Equal(t, 0, code, errMsg)
 	require.Equal(t, "No locks.\n", out)
+}
+
+// conflictingPlugins is a plugin API whose first updates fail with a
+// revision conflict, as when SCIM's status counters are written between
+// the read and the write.
+type conflictingPlugins struct {
+	pluginv1.PluginServiceClient
+	stored    *typesv1.Plugin
+	conflicts int
+	reads     int
+}
+
+func (f *conflictingPlugins) GetPlugin(context.Context, *pluginv1.GetPluginRequest, ...grpc.CallOption) (*pluginv1.GetPluginResponse, error) {
+	f.reads++
+	return &pluginv1.GetPluginResponse{Plugin: proto.CloneOf(f.stored)}, nil
+}
+
+func (f *conflictingPlugins) UpdatePlugin(_ context.Context, req *pluginv1.UpdatePluginRequest, _ ...grpc.CallOption) (*pluginv1.UpdatePluginResponse, error) {
+	if f.conflicts > 0 {
+		f.conflicts--
+		// Someone else changed another setting meanwhile.
+		f.stored.Spec.GetOkta().GrantableRoles = []string{"access"}
+		return nil, trace.CompareFailed("revision mismatch")
+	}
+	f.stored = req.GetPlugin()
+	return &pluginv1.UpdatePluginResponse{Plugin: f.stored}, nil
+}
+
+func TestUpdateOktaSettingsRetriesConflicts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		conflicts int
+		errMsg    string
+	}{
+		{conflicts: 0},
+		{conflicts: 2},
+		{conflicts: 3, errMsg: "kept changing"},
+	} {
+		f := &conflictingPlugins{conflicts: tc.conflicts, stored: &typesv1.Plugin{
+			Metadata: &typesv1.Metadata{Name: "okta"},
+			Spec:     &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{SamlConnector: "okta"}}},
+		}}
+		p, err := updateOktaSettings(context.Background(), &apis{plugins: f}, "okta", func(o *typesv1.OktaPluginSettings) { o.LockTtl = "720h" })
+		if tc.errMsg != "" {
+			require.ErrorContains(t, err, tc.errMsg)
+			require.Empty(t, f.stored.GetSpec().GetOkta().GetLockTtl())
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.conflicts+1, f.reads, "each conflict reads again")
+		require.Equal(t, "720h", p.GetSpec().GetOkta().GetLockTtl())
+		if tc.conflicts > 0 {
+			require.Equal(t, []string{"access"}, p.GetSpec().GetOkta().GetGrantableRoles(), "the other change is kept")
+		}
+	}
 }

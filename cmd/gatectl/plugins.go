@@ -194,38 +194,21 @@ must be at least the longest max_session_ttl of any role.
 			if err != nil {
 				return err
 			}
-			r, err := c.plugins.GetPlugin(ctx, &pluginv1.GetPluginRequest{Name: name})
-			if err != nil {
-				if trace.IsNotFound(err) {
-					return trace.NotFound("plugin %q is not installed: install it with \"gatectl plugins install okta --saml-connector NAME\" or from the web UI", name)
+			up, err := updateOktaSettings(ctx, c, name, func(okta *typesv1.OktaPluginSettings) {
+				if f.Changed("default-roles") {
+					okta.DefaultRoles = nonEmptyItems(defaultRoles)
 				}
+				if f.Changed("grantable-roles") {
+					okta.GrantableRoles = nonEmptyItems(grantable)
+				}
+				if f.Changed("lock-ttl") {
+					okta.LockTtl = lockTTLSetting(lockTTL)
+				}
+			})
+			if err != nil {
 				return trace.Wrap(err)
 			}
-			p := r.GetPlugin()
-			okta := p.GetSpec().GetOkta()
-			if okta == nil {
-				return trace.BadParameter("plugin %q is not an Okta plugin; only Okta plugins have these settings", name)
-			}
-			if f.Changed("default-roles") {
-				okta.DefaultRoles = nonEmptyItems(defaultRoles)
-			}
-			if f.Changed("grantable-roles") {
-				okta.GrantableRoles = nonEmptyItems(grantable)
-			}
-			if f.Changed("lock-ttl") {
-				okta.LockTtl = lockTTLSetting(lockTTL)
-			}
-			// The update carries the revision read: a change made
-			// meanwhile (in the UI, by SCIM's status) fails it rather
-			// than being overwritten.
-			up, err := c.plugins.UpdatePlugin(ctx, &pluginv1.UpdatePluginRequest{Plugin: p})
-			if err != nil {
-				if trace.IsCompareFailed(err) {
-					return trace.CompareFailed("plugin %q changed while it was being updated; run the command again", name)
-				}
-				return trace.Wrap(err)
-			}
-			o := up.GetPlugin().GetSpec().GetOkta()
+			o := up.GetSpec().GetOkta()
 			out := pluginSettingsOutput{
 				Name:           name,
 				SAMLConnector:  o.GetSamlConnector(),
@@ -251,6 +234,36 @@ must be at least the longest max_session_ttl of any role.
 	f.StringSliceVar(&grantable, "grantable-roles", nil, `the only roles SCIM may grant, comma-separated ("" for the default)`)
 	f.StringVar(&lockTTL, "lock-ttl", "", "how long a deactivation lock lasts, e.g. 720h; 0 for until lifted")
 	return cmd
+}
+
+// updateOktaSettings reads the Okta plugin name, applies change to its
+// settings and writes it back at the revision read, so that a change made
+// meanwhile (in the UI, or SCIM's status counters) is never overwritten:
+// on a conflict it reads again and reapplies change, a few times.
+func updateOktaSettings(ctx context.Context, c *apis, name string, change func(*typesv1.OktaPluginSettings)) (*typesv1.Plugin, error) {
+	for range 3 {
+		r, err := c.plugins.GetPlugin(ctx, &pluginv1.GetPluginRequest{Name: name})
+		if err != nil {
+			if trace.IsNotFound(err) {
+				return nil, trace.NotFound("plugin %q is not installed: install it with \"gatectl plugins install okta --saml-connector NAME\" or from the web UI", name)
+			}
+			return nil, trace.Wrap(err)
+		}
+		p := r.GetPlugin()
+		if p.GetSpec().GetOkta() == nil {
+			return nil, trace.BadParameter("plugin %q is not an Okta plugin; only Okta plugins have these settings", name)
+		}
+		change(p.GetSpec().GetOkta())
+		up, err := c.plugins.UpdatePlugin(ctx, &pluginv1.UpdatePluginRequest{Plugin: p})
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		return up.GetPlugin(), nil
+	}
+	return nil, trace.CompareFailed("plugin %q kept changing while it was being updated; run the command again", name)
 }
 
 // lockTTLSetting is the lock_ttl stored for --lock-ttl v: "0" (or empty,
@@ -331,7 +344,9 @@ func generateToken(ctx context.Context, c *apis, name string) (tokenOutput, erro
 func printTokenText(w io.Writer, headline string, out tokenOutput, name string) error {
 	base := out.BaseURL
 	if base == "" {
-		base = "(unknown: start gatehouse with --public-addr) /v1/webapi/scim/" + name
+		// Servers build it from --public-addr or their web listener; only
+		// a server of an earlier version sends none.
+		base = "https://<web address>/v1/webapi/scim/" + name + " (the server sent no base URL: see the web UI's SCIM tile)"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", headline)
