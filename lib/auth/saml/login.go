@@ -126,7 +126,8 @@ func Username(a *Assertion) string { return canonical.Username(a.NameID) }
 //   - a SCIM-managed user (any origin label) whose created_by names this
 //     connector: signed in as it is. SCIM is the one source of its roles
 //     and traits (capped by the plugin's grantable roles), so the SAML
-//     mapping neither rewrites them nor adds to them, and a login is not
+//     mapping neither rewrites them nor adds to them, not even for the
+//     session (Login gives the session the stored roles), and a login is not
 //     refused for want of a mapping while the account holds roles; it stays
 //     long-lived (no expiry) and SCIM-managed. Through any other connector:
 //     refused;
