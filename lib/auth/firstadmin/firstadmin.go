@@ -142,7 +142,7 @@ func Ensure(ctx context.Context, cfg Config) (*Link, error) {
 	}
 	item, err := cfg.Backend.Get(ctx, MarkerKey)
 	if trace.IsNotFound(err) {
-		return create(ctx, cfg)
+		return create(ctx, cfg, 3)
 	}
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -150,8 +150,9 @@ func Ensure(ctx context.Context, cfg Config) (*Link, error) {
 	return renew(ctx, cfg, item)
 }
 
-// create runs on a backend without a marker.
-func create(ctx context.Context, cfg Config) (*Link, error) {
+// create runs on a backend without a marker; it decides again, at most
+// attempts times in all, when the backend changed under it.
+func create(ctx context.Context, cfg Config, attempts int) (*Link, error) {
 	now := cfg.Clock.Now()
 	users, _, err := cfg.Users.ListUsers(ctx, 1, "", false)
 	if err != nil {
@@ -201,7 +202,10 @@ func create(ctx context.Context, cfg Config) (*Link, error) {
 		if _, gerr := cfg.Backend.Get(ctx, MarkerKey); gerr == nil {
 			return nil, ErrElsewhere
 		}
-		return create(ctx, cfg)
+		if attempts > 1 {
+			return create(ctx, cfg, attempts-1)
+		}
+		return nil, trace.CompareFailed("the users kept changing while the first administrator was being created")
 	}
 	if err != nil {
 		return nil, trace.Wrap(err)
