@@ -106,6 +106,7 @@ Elsewhere, give the auth address and an identity file:
 		a.getCommand(),
 		a.rmCommand(),
 		a.pluginsCommand(),
+		a.locksCommand(),
 		a.eventsCommand(),
 		a.usersCommand(),
 		a.authCommand(),

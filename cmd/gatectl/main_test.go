@@ -83,7 +83,8 @@ func TestHelpEverywhere(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
 		{"--help"}, {"create", "--help"}, {"get", "--help"}, {"rm", "--help"},
-		{"plugins", "--help"}, {"plugins", "install", "--help"}, {"plugins", "rotate-token", "--help"},
+		{"plugins", "--help"}, {"plugins", "install", "--help"}, {"plugins", "update", "--help"}, {"plugins", "rotate-token", "--help"},
+		{"locks", "--help"}, {"locks", "ls", "--help"}, {"locks", "rm", "--help"},
 		{"events", "--help"}, {"events", "ls", "--help"},
 	} {
 		var out, errOut bytes.Buffer

@@ -27,13 +27,13 @@ func (a *app) pluginsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "plugins",
 		Aliases: []string{"plugin"},
-		Short:   "Install integrations and manage their SCIM tokens",
-		Long: `Install integrations and manage their SCIM tokens.
+		Short:   "Install integrations, change their settings and manage their SCIM tokens",
+		Long: `Install integrations, change their settings and manage their SCIM tokens.
 List plugins with "gatectl get plugins"; remove one with "gatectl rm plugin/NAME".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(a.pluginsInstallCommand(), a.pluginsRotateCommand())
+	cmd.AddCommand(a.pluginsInstallCommand(), a.pluginsUpdateCommand(), a.pluginsRotateCommand())
 	return cmd
 }
 
@@ -110,7 +110,7 @@ max_session_ttl of any role.
 			}
 			if _, err := c.plugins.CreatePlugin(ctx, &pluginv1.CreatePluginRequest{Plugin: plugin}); err != nil {
 				if trace.IsAlreadyExists(err) {
-					return trace.AlreadyExists("plugin %q is already installed (rotate its token with: gatectl plugins rotate-token %s)", name, name)
+					return trace.AlreadyExists("plugin %q is already installed (perhaps from the web UI): change its settings with \"gatectl plugins update %s\", make a new SCIM token with \"gatectl plugins rotate-token %s\"", name, name, name)
 				}
 				return trace.Wrap(err)
 			}
@@ -131,6 +131,175 @@ max_session_ttl of any role.
 	f.DurationVar(&lockTTL, "lock-ttl", 0, "how long a deactivation lock lasts, e.g. 720h (default: until deleted)")
 	f.StringVar(&name, "name", "okta", "plugin resource name")
 	return cmd
+}
+
+// pluginSettingsOutput is the stable JSON/YAML shape of plugins update.
+type pluginSettingsOutput struct {
+	Name           string   `json:"name"`
+	SAMLConnector  string   `json:"saml_connector"`
+	SCIMEnabled    bool     `json:"scim_enabled"`
+	DefaultRoles   []string `json:"default_roles"`
+	GrantableRoles []string `json:"grantable_roles"`
+	LockTTL        string   `json:"lock_ttl"`
+}
+
+func (a *app) pluginsUpdateCommand() *cobra.Command {
+	var (
+		defaultRoles []string
+		grantable    []string
+		lockTTL      string
+	)
+	cmd := &cobra.Command{
+		Use:   "update NAME [--default-roles a,b] [--grantable-roles a,b] [--lock-ttl 720h|0]",
+		Short: "Change the Okta plugin's role and lock settings; only the flags given change",
+		Long: `Change the settings of the Okta plugin NAME (e.g. okta), whether it was
+installed with "gatectl plugins install" or from the web UI's Okta tile. Only
+the flags given change; everything else, the SCIM token included, is kept.
+
+  --default-roles a,b    roles every SCIM-provisioned user gets ("" for none)
+  --grantable-roles a,b  the only roles SCIM may grant ("" for the default:
+                         every role that cannot administer the cluster)
+  --lock-ttl DURATION    how long a deactivation lock lasts, e.g. 720h;
+                         0 makes locks permanent (until lifted: see
+                         "gatectl locks rm")
+
+A SCIM user's roles are --default-roles plus the roles its pushed Okta groups
+map to through the SAML connector, cut to --grantable-roles. Existing SCIM
+users are brought in line with the new settings within about 30 seconds (the
+change is audited per user). The server checks the settings: listing a role
+needs holding it (or the right to create and update users), and --lock-ttl
+must be at least the longest max_session_ttl of any role.
+
+--format json prints the plugin's settings after the update.`,
+		Example: `  gatectl plugins update okta --default-roles access
+  gatectl plugins update okta --grantable-roles access,auditor --lock-ttl 720h
+  gatectl plugins update okta --lock-ttl 0`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return trace.BadParameter("plugins update needs the plugin's NAME (e.g. okta)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.checkFormat(); err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if !f.Changed("default-roles") && !f.Changed("grantable-roles") && !f.Changed("lock-ttl") {
+				return trace.BadParameter("nothing to update: give --default-roles, --grantable-roles or --lock-ttl")
+			}
+			name := args[0]
+			ctx := cmd.Context()
+			c, err := a.client(ctx)
+			if err != nil {
+				return err
+			}
+			up, err := updateOktaSettings(ctx, c, name, func(okta *typesv1.OktaPluginSettings) {
+				if f.Changed("default-roles") {
+					okta.DefaultRoles = nonEmptyItems(defaultRoles)
+				}
+				if f.Changed("grantable-roles") {
+					okta.GrantableRoles = nonEmptyItems(grantable)
+				}
+				if f.Changed("lock-ttl") {
+					okta.LockTtl = lockTTLSetting(lockTTL)
+				}
+			})
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			o := up.GetSpec().GetOkta()
+			out := pluginSettingsOutput{
+				Name:           name,
+				SAMLConnector:  o.GetSamlConnector(),
+				SCIMEnabled:    o.GetScimEnabled(),
+				DefaultRoles:   nonNil(o.GetDefaultRoles()),
+				GrantableRoles: nonNil(o.GetGrantableRoles()),
+				LockTTL:        o.GetLockTtl(),
+			}
+			if a.format != "text" {
+				return printData(a.out, a.format, out)
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "Plugin %q updated.\n", name)
+			fmt.Fprintf(&b, "  default roles:    %s\n", dash(strings.Join(out.DefaultRoles, ", ")))
+			fmt.Fprintf(&b, "  grantable roles:  %s\n", orDefault(strings.Join(out.GrantableRoles, ", "), "(default: every role that cannot administer the cluster)"))
+			fmt.Fprintf(&b, "  lock TTL:         %s\n", orDefault(out.LockTTL, "(none: deactivation locks last until lifted)"))
+			_, err = io.WriteString(a.out, b.String())
+			return trace.Wrap(err)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&defaultRoles, "default-roles", nil, `roles given to every SCIM-provisioned user, comma-separated ("" for none)`)
+	f.StringSliceVar(&grantable, "grantable-roles", nil, `the only roles SCIM may grant, comma-separated ("" for the default)`)
+	f.StringVar(&lockTTL, "lock-ttl", "", "how long a deactivation lock lasts, e.g. 720h; 0 for until lifted")
+	return cmd
+}
+
+// updateOktaSettings reads the Okta plugin name, applies change to its
+// settings and writes it back at the revision read, so that a change made
+// meanwhile (in the UI, or SCIM's status counters) is never overwritten:
+// on a conflict it reads again and reapplies change, a few times.
+func updateOktaSettings(ctx context.Context, c *apis, name string, change func(*typesv1.OktaPluginSettings)) (*typesv1.Plugin, error) {
+	for range 3 {
+		r, err := c.plugins.GetPlugin(ctx, &pluginv1.GetPluginRequest{Name: name})
+		if err != nil {
+			if trace.IsNotFound(err) {
+				return nil, trace.NotFound("plugin %q is not installed: install it with \"gatectl plugins install okta --saml-connector NAME\" or from the web UI", name)
+			}
+			return nil, trace.Wrap(err)
+		}
+		p := r.GetPlugin()
+		if p.GetSpec().GetOkta() == nil {
+			return nil, trace.BadParameter("plugin %q is not an Okta plugin; only Okta plugins have these settings", name)
+		}
+		change(p.GetSpec().GetOkta())
+		up, err := c.plugins.UpdatePlugin(ctx, &pluginv1.UpdatePluginRequest{Plugin: p})
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		return up.GetPlugin(), nil
+	}
+	return nil, trace.CompareFailed("plugin %q kept changing while it was being updated; run the command again", name)
+}
+
+// lockTTLSetting is the lock_ttl stored for --lock-ttl v: "0" (or empty,
+// "0s"...) clears it, anything else goes to the server as typed, which
+// checks it.
+func lockTTLSetting(v string) string {
+	v = strings.TrimSpace(v)
+	if d, err := time.ParseDuration(v); v == "" || (err == nil && d == 0) {
+		return ""
+	}
+	return v
+}
+
+// nonEmptyItems drops empty items, so that --default-roles "" means none.
+func nonEmptyItems(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(in []string) []string {
+	if in == nil {
+		return []string{}
+	}
+	return in
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func (a *app) pluginsRotateCommand() *cobra.Command {
@@ -175,7 +344,9 @@ func generateToken(ctx context.Context, c *apis, name string) (tokenOutput, erro
 func printTokenText(w io.Writer, headline string, out tokenOutput, name string) error {
 	base := out.BaseURL
 	if base == "" {
-		base = "(unknown: start gatehouse with --public-addr) /v1/webapi/scim/" + name
+		// Servers build it from --public-addr or their web listener; only
+		// a server of an earlier version sends none.
+		base = "https://<web address>/v1/webapi/scim/" + name + " (the server sent no base URL: see the web UI's SCIM tile)"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", headline)

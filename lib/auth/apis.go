@@ -32,7 +32,7 @@ func (s *Server) NewAPIs() (*APIs, error) {
 		Connectors:        s.services.SAMLConnectors,
 		Roles:             s.services.Roles,
 		Backend:           s.cfg.Backend,
-		PublicAddr:        s.cfg.PublicAddr,
+		PublicAddr:        s.URLAddr(),
 		Clock:             s.cfg.Clock,
 		Logger:            s.cfg.Logger,
 	})
@@ -57,3 +57,13 @@ func (s *Server) NewAPIs() (*APIs, error) {
 // PublicAddr is the host:port people and Okta reach the web listener at
 // (empty when not configured).
 func (s *Server) PublicAddr() string { return s.cfg.PublicAddr }
+
+// URLAddr is the host:port of the URLs the server hands out: the public
+// address, or the web listener's own when there is none (empty when
+// neither is known, as in gatehouse recover).
+func (s *Server) URLAddr() string {
+	if s.cfg.PublicAddr != "" {
+		return s.cfg.PublicAddr
+	}
+	return s.cfg.WebAddr
+}

@@ -64,6 +64,11 @@ type Config struct {
 	// PublicAddr is the host:port shown to people, as in the SCIM base URL
 	// https://<PublicAddr>/v1/webapi/scim/okta. Optional.
 	PublicAddr string
+	// WebAddr is the web listener's own dialable host:port: the URLs the
+	// server hands out (SCIM base URL, password links) use it when
+	// PublicAddr is empty, as the web UI and the startup banner do, so
+	// gatectl and the UI show the same URL. Optional.
+	WebAddr string
 	// Locks, if set, is where API calls are checked against locks (a
 	// process's lock watcher, which must fail closed: return an error while
 	// its view is stale). By default the locks are read from the backend on

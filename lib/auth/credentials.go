@@ -40,7 +40,7 @@ func (s *Server) newCredentialsService() (*credentialsv1.Service, error) {
 		Issuer:     credentialsIssuer{s: s},
 		Users:      s.services.Users,
 		Tokens:     tokens,
-		PublicAddr: s.cfg.PublicAddr,
+		PublicAddr: s.URLAddr(),
 		Clock:      s.cfg.Clock,
 	})
 	return svc, trace.Wrap(err)

@@ -7,6 +7,7 @@ package lockv1
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
 	lockpb "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -67,7 +69,8 @@ func (c *Config) CheckAndSetDefaults() error {
 // Service implements lockpb.LockServiceServer.
 type Service struct {
 	lockpb.UnsafeLockServiceServer
-	h *crud.Handler[*typesv1.Lock]
+	h   *crud.Handler[*typesv1.Lock]
+	cfg Config
 }
 
 var _ lockpb.LockServiceServer = (*Service)(nil)
@@ -96,7 +99,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Service{h: h}, nil
+	return &Service{h: h, cfg: cfg}, nil
 }
 
 // withDefaults fills spec.created_by with the caller and spec.created_at
@@ -148,7 +151,55 @@ func (s *Service) UpsertLock(ctx context.Context, req *lockpb.UpsertLockRequest)
 	return crud.Reply(&lockpb.UpsertLockResponse{Lock: l}, err)
 }
 
-// DeleteLock deletes a lock.
+// DeleteLock deletes (lifts) a lock. Its audit event names who lifted it
+// and, read just before, what the lock targeted, its message and the
+// plugin that wrote it: a SCIM lock's name is a hash, so without them the
+// audit log would not say whose lock was lifted.
 func (s *Service) DeleteLock(ctx context.Context, req *lockpb.DeleteLockRequest) (*lockpb.DeleteLockResponse, error) {
-	return crud.Reply(&lockpb.DeleteLockResponse{}, s.h.Delete(ctx, req.GetName()))
+	name := req.GetName()
+	actx, err := crud.Authorize(ctx, s.cfg.Authorizer, services.KindLock, authz.VerbDelete)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindLock, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	ev := audit.Event{Type: audit.EventLockDelete, User: actx.Username(), Resource: services.KindLock + "/" + name}
+	l, err := s.cfg.Locks.GetLock(ctx, name)
+	if err == nil {
+		ev.Fields = liftFields(l)
+		ev.Message = "lock lifted"
+		if t := ev.Fields["target"]; t != "" {
+			ev.Message += " on " + t
+		}
+		err = s.cfg.Locks.DeleteLock(ctx, name)
+	}
+	ev.Err = err
+	s.cfg.Recorder.Record(ctx, ev)
+	return crud.Reply(&lockpb.DeleteLockResponse{}, err)
+}
+
+// liftFields describes a lock being lifted, for its audit event.
+func liftFields(l *typesv1.Lock) map[string]string {
+	f := map[string]string{}
+	t := l.GetSpec().GetTarget()
+	var parts []string
+	for _, p := range [][2]string{{"user", t.GetUser()}, {"role", t.GetRole()}, {"login", t.GetLogin()}, {"node", t.GetNode()}} {
+		if p[1] != "" {
+			parts = append(parts, p[0]+"="+p[1])
+		}
+	}
+	if len(parts) > 0 {
+		f["target"] = strings.Join(parts, ",")
+	}
+	if m := l.GetSpec().GetMessage(); m != "" {
+		f["lock_message"] = m
+	}
+	if by := l.GetSpec().GetCreatedBy(); by != "" {
+		f["lock_created_by"] = by
+	}
+	if p := l.GetMetadata().GetLabels()[services.LabelOrigin]; p != "" {
+		f["lock_origin"] = p
+	}
+	return f
 }

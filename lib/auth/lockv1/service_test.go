@@ -4,6 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"github.com/gravitational/trace"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/auth/audit"
+
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -78,4 +83,39 @@ func TestEveryRPC(t *testing.T) {
 			}),
 		},
 	})
+}
+
+// TestDeleteLockAudit: lifting a lock is audited under who lifted it, with
+// what the lock targeted, its message and its writer (a SCIM lock's name is
+// a hash that says nothing); a refused lift is audited as denied and lifts
+// nothing.
+func TestDeleteLockAudit(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	_, err := s.Auth.Services().Locks.CreateLock(ctx, &typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: "scim-okta-0123", Labels: map[string]string{services.LabelOrigin: "okta"}},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "jane@example.com"}, Message: "deactivated in Okta", CreatedBy: "plugin:okta"},
+	})
+	require.NoError(t, err)
+
+	reader := s.UserWith(t, "reader", services.KindLock, services.VerbReadNoSecrets)
+	_, err = reader.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: "scim-okta-0123"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	_, err = s.Auth.Services().Locks.GetLock(ctx, "scim-okta-0123")
+	require.NoError(t, err, "a refused lift lifts nothing")
+	authtest.RequireEvent(t, s, "access.denied", "reader")
+
+	lifter := s.UserWith(t, "carol", services.KindLock, services.VerbDelete)
+	_, err = lifter.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: "scim-okta-0123"})
+	require.NoError(t, err)
+	ev := authtest.RequireEvent(t, s, audit.EventLockDelete, "carol")
+	require.Equal(t, "lock/scim-okta-0123", ev.GetResource())
+	require.Equal(t, "lock lifted on user=jane@example.com", ev.GetMessage())
+	require.Equal(t, map[string]string{
+		"target": "user=jane@example.com", "lock_message": "deactivated in Okta", "lock_created_by": "plugin:okta", "lock_origin": "okta",
+	}, ev.GetFields())
+
+	_, err = lifter.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: "scim-okta-0123"})
+	require.True(t, trace.IsNotFound(err), "%v", err)
 }

@@ -100,8 +100,10 @@ type Config struct {
 	// Backend is where plugins and credentials live; deletion and token
 	// rotation write several of them in one AtomicWrite.
 	Backend backend.Backend
-	// PublicAddr is the host:port of the web listener shown to people; the
-	// SCIM base URL is built from it. Optional.
+	// PublicAddr is the host:port of the web listener shown to people (the
+	// public address, or the listener's own without one: auth.Server's
+	// URLAddr); the SCIM base URL is built from it, so gatectl prints the
+	// URL the web UI shows. Optional.
 	PublicAddr string
 	Clock      clockwork.Clock
 	Logger     *slog.Logger

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
@@ -125,7 +126,8 @@ func Username(a *Assertion) string { return canonical.Username(a.NameID) }
 //   - a SCIM-managed user (any origin label) whose created_by names this
 //     connector: signed in as it is. SCIM is the one source of its roles
 //     and traits (capped by the plugin's grantable roles), so the SAML
-//     mapping neither rewrites them nor adds to them, and a login is not
+//     mapping neither rewrites them nor adds to them, not even for the
+//     session (Login gives the session the stored roles), and a login is not
 //     refused for want of a mapping while the account holds roles; it stays
 //     long-lived (no expiry) and SCIM-managed. Through any other connector:
 //     refused;
@@ -282,24 +284,34 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		existingNames = append(existingNames, n)
 	}
 	mappedMissing := len(roleNames) > 0 && len(roles) == 0
-	ttl := SessionTTL(roles)
-	if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: existingNames}); err != nil {
+	// A user lock refuses before anything is read; role locks are checked
+	// once the roles the session would carry are known.
+	if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name}); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
+		ttl := SessionTTL(roles)
 		existing, err := cfg.Users.GetUser(ctx, name, false)
 		scimManaged := err == nil && services.SCIMOrigin(existing) != "" && isConnectorUser(existing, connector)
 		if mappedMissing && !scimManaged {
 			return nil, trace.AccessDenied("the roles %v mapped to your attributes do not exist; ask an administrator", roleNames)
 		}
+		// The roles the session carries: the mapping's for a temporary
+		// user, the stored ones for a SCIM-managed user (the mapping grants
+		// it nothing, so a lock on a role it maps to but the account does
+		// not hold does not refuse it, and the session lasts what the
+		// stored roles allow).
+		sessionRoles := existingNames
 		if scimManaged {
-			// The session lasts what the stored roles allow, not the
-			// mapping's: the mapping grants a SCIM-managed user nothing.
 			stored, err := storedRoles(ctx, cfg.Roles, existing.GetSpec().GetRoles())
 			if err != nil {
 				return nil, trace.Wrap(err)
 			}
 			ttl = SessionTTL(stored)
+			sessionRoles = existing.GetSpec().GetRoles()
+		}
+		if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: sessionRoles}); err != nil {
+			return nil, trace.Wrap(err)
 		}
 		switch {
 		case trace.IsNotFound(err):
@@ -319,13 +331,19 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 			return nil, trace.Wrap(err)
 		}
 		// Refuse before writing, so a refused login changes nothing.
-		if _, _, _, err := Decide(existing, connector, a, existingNames, ttl, now); err != nil {
+		decided, _, outcome, err := Decide(proto.CloneOf(existing), connector, a, existingNames, ttl, now)
+		if err != nil {
 			return nil, trace.Wrap(err)
 		}
 		if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: existing.GetSpec().GetRoles()}); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		var outcome string
+		if scimManaged && proto.Equal(decided, existing) {
+			// Nothing to write: the login leaves a SCIM-managed account
+			// exactly as SCIM wrote it (same revision, so Okta's next
+			// write meets no conflict).
+			return &LoginResult{User: existing, SessionTTL: ttl, Outcome: outcome}, nil
+		}
 		stored, err := cfg.Users.UpdateAndSwapUser(ctx, name, func(cur *typesv1.User) error {
 			_, _, o, err := Decide(cur, connector, a, existingNames, ttl, now)
 			outcome = o

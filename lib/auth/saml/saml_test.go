@@ -92,6 +92,8 @@ func connector(t *testing.T, name, metadata, audience string) *typesv1.SAMLConne
 			Audience:         audience,
 			AttributesToRoles: []*typesv1.AttributeMapping{
 				{Name: samltest.GroupsAttribute, Value: "admins", Roles: []string{"dev", "ops"}},
+				// A mapping to a role that does not exist.
+				{Name: samltest.GroupsAttribute, Value: "ghosts", Roles: []string{"ghost"}},
 			},
 		},
 	}
@@ -376,7 +378,16 @@ func TestLoginOutcomes(t *testing.T) {
 	// As scimprov writes them: created_by names the plugin's SAML connector.
 	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u1"}}, Spec: &typesv1.UserSpec{
 		Roles:     []string{"ops"},
+		Traits:    services.NewTraits(map[string][]string{"groups": {"Engineering"}, "logins": {"scim-login"}}),
 		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "scim@example.com"}},
+	}})
+	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim-noroles@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u4"}}, Spec: &typesv1.UserSpec{
+		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "scim-noroles@example.com"}},
+	}})
+	// Written before adoption cleared expiry: a login makes it long-lived.
+	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim-expiring@example.com", Expires: timestamppb.New(now.Add(time.Hour)), Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u5"}}, Spec: &typesv1.UserSpec{
+		Roles:     []string{"ops"},
+		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "scim-expiring@example.com"}},
 	}})
 	put(&typesv1.User{Metadata: &typesv1.Metadata{Name: "scim-other@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u2"}}, Spec: &typesv1.UserSpec{
 		Roles:     []string{"ops"},
@@ -405,6 +416,10 @@ func TestLoginOutcomes(t *testing.T) {
 		outcome string
 		errMsg  string
 		check   func(t *testing.T, u *typesv1.User)
+		// ttl, when set, is the session TTL the login must give.
+		ttl time.Duration
+		// unchanged says the login must not write the user at all.
+		unchanged bool
 	}{
 		{name: "new user becomes temporary", a: assertion("new@example.com", "admins"), outcome: saml.OutcomeCreated, check: func(t *testing.T, u *typesv1.User) {
 			require.WithinDuration(t, now.Add(2*time.Hour), u.GetMetadata().GetExpires().AsTime(), time.Second)
@@ -421,20 +436,36 @@ func TestLoginOutcomes(t *testing.T) {
 		// SCIM is the one source of a SCIM user's roles: the mapping (admins
 		// → dev, ops) neither rewrites nor adds to them, so a role SCIM's
 		// ceiling dropped cannot come back through a login.
-		{name: "SCIM user signs in with its stored roles and stays long-lived", a: assertion("scim@example.com", "admins"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
+		// The session lasts what the stored role allows (ops: the default),
+		// not the mapping's dev (2h); nothing is written.
+		{name: "SCIM user signs in with its stored roles and stays long-lived", a: assertion("scim@example.com", "admins"), outcome: saml.OutcomeSCIMRefreshed, ttl: services.DefaultSessionTTL, unchanged: true, check: func(t *testing.T, u *typesv1.User) {
 			require.Nil(t, u.GetMetadata().GetExpires())
 			require.Equal(t, []string{"ops"}, u.GetSpec().GetRoles(), "the stored roles, not the mapping's")
+			require.Equal(t, []string{"Engineering"}, services.TraitValues(u, "groups"), "the stored traits, not the assertion's")
+			require.Equal(t, []string{"scim-login"}, services.TraitValues(u, "logins"))
 			require.Equal(t, "okta", services.SCIMOrigin(u))
 			require.Equal(t, "00u1", u.GetMetadata().GetLabels()[services.LabelSCIMID])
 			require.Equal(t, "okta", u.GetSpec().GetCreatedBy().GetConnector().GetId())
 		}},
+		{name: "SCIM user whose mapped role does not exist still signs in", a: assertion("scim@example.com", "ghosts"), outcome: saml.OutcomeSCIMRefreshed, ttl: services.DefaultSessionTTL, unchanged: true, check: func(t *testing.T, u *typesv1.User) {
+			require.Equal(t, []string{"ops"}, u.GetSpec().GetRoles())
+		}},
+		{name: "SCIM user without stored roles is refused although the assertion maps roles", a: assertion("scim-noroles@example.com", "admins"), errMsg: "holds no role; its roles come from SCIM"},
+		{name: "SCIM user without stored roles and without a mapping is refused", a: assertion("scim-noroles@example.com", "sales"), errMsg: "holds no role; its roles come from SCIM"},
+		{name: "SCIM user with an expiry becomes long-lived", a: assertion("scim-expiring@example.com", "sales"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
+			require.Nil(t, u.GetMetadata().GetExpires())
+			require.Equal(t, []string{"ops"}, u.GetSpec().GetRoles())
+		}},
+		{name: "temporary user whose assertion maps no role is refused and kept as it was", a: assertion("temp@example.com", "sales"), errMsg: "no Gatehouse role is mapped"},
+		{name: "temporary user whose mapped role does not exist is refused", a: assertion("temp@example.com", "ghosts"), errMsg: "do not exist"},
 		{name: "SCIM user of another SAML connector is refused", a: assertion("scim-other@example.com", "admins"), errMsg: `signs in through SAML connector "other"`},
 		{name: "SCIM user without a SAML connector is refused", a: assertion("scim-noconn@example.com", "admins"), errMsg: "managed by"},
 		{name: "local user is refused", a: assertion("local", "admins"), errMsg: "local user"},
 		{name: "user of another connector is refused", a: assertion("github@example.com", "admins"), errMsg: `connector "other"`},
 		{name: "no role is refused", a: assertion("norole@example.com", "sales"), errMsg: "no Gatehouse role is mapped"},
-		{name: "SCIM user whose assertion maps no role still signs in", a: assertion("scim@example.com", "sales"), outcome: saml.OutcomeSCIMRefreshed, check: func(t *testing.T, u *typesv1.User) {
+		{name: "SCIM user whose assertion maps no role still signs in", a: assertion("scim@example.com", "sales"), outcome: saml.OutcomeSCIMRefreshed, ttl: services.DefaultSessionTTL, unchanged: true, check: func(t *testing.T, u *typesv1.User) {
 			require.Equal(t, []string{"ops"}, u.GetSpec().GetRoles())
+			require.Equal(t, []string{"Engineering"}, services.TraitValues(u, "groups"))
 		}},
 		{name: "locked existing user is refused with the lock message", a: assertion("locked@example.com", "admins"), errMsg: "deactivated in Okta"},
 		{name: "locked new user is refused with the lock message", a: assertion("newlocked@example.com", "admins"), errMsg: "pre-emptively locked"},
@@ -477,6 +508,12 @@ func TestLoginOutcomes(t *testing.T) {
 			u, err := f.svc.GetUser(ctx, saml.Username(tc.a), false)
 			require.NoError(t, err)
 			tc.check(t, u)
+			if tc.ttl != 0 {
+				require.Equal(t, tc.ttl, res.SessionTTL)
+			}
+			if tc.unchanged {
+				require.Equal(t, before.GetMetadata().GetRevision(), u.GetMetadata().GetRevision(), "the login wrote the user")
+			}
 			// A login that creates the user starts a new incarnation; one
 			// that refreshes it keeps the incarnation, so the user's
 			// credentials keep working.
@@ -487,6 +524,37 @@ func TestLoginOutcomes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSCIMUserRoleLocks: a SCIM-managed user's session carries its stored
+// roles only, so a lock on a role the assertion maps to (but the account
+// does not hold) does not refuse it, and a lock on a role it holds does.
+// A temporary user is refused by a lock on a role its mapping gives.
+func TestSCIMUserRoleLocks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	_, err := f.svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "scim@example.com", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelSCIMID: "00u1"}}, Spec: &typesv1.UserSpec{
+		Roles:     []string{"ops"},
+		CreatedBy: &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "scim@example.com"}},
+	}})
+	require.NoError(t, err)
+	lock := func(name, role string) {
+		_, err := f.svc.CreateLock(ctx, &typesv1.Lock{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.LockSpec{
+			Target: &typesv1.LockTarget{Role: role}, Message: "role " + role + " locked",
+		}})
+		require.NoError(t, err)
+	}
+	lock("dev", "dev") // mapped from "admins", not held by the SCIM user
+	_, err = saml.Login(ctx, f.login, f.connector, assertion("scim@example.com", "admins"), f.clock.Now())
+	require.NoError(t, err, "a lock on a role the SCIM user only maps to does not refuse it")
+	_, err = saml.Login(ctx, f.login, f.connector, assertion("temp@example.com", "admins"), f.clock.Now())
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, trace.UserMessage(err), "role dev locked", "a temporary user gets the mapped roles, so their locks apply")
+	lock("ops", "ops")
+	_, err = saml.Login(ctx, f.login, f.connector, assertion("scim@example.com", "sales"), f.clock.Now())
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, trace.UserMessage(err), "role ops locked")
 }
 
 // TestLoginAfterExpiryIsANewIncarnation: a temporary SAML user that expired

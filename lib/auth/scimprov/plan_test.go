@@ -296,3 +296,37 @@ func TestPlanRenameAndDeactivateLocksTheOldName(t *testing.T) {
 	require.Equal(t, []string{"alice"}, targets)
 	require.Equal(t, 1, plan.out.locks)
 }
+
+// TestGrantedRoles is the rule of where a SCIM user's roles come from:
+// default_roles ∪ the roles its groups map to through the connector, cut
+// to what the plugin may grant, sorted and without duplicates.
+func TestGrantedRoles(t *testing.T) {
+	t.Parallel()
+	all := map[string]bool{"access": true, "eng": true, "editor": true}
+	for _, tc := range []struct {
+		name       string
+		defaults   []string
+		groups     []string
+		grantable  map[string]bool
+		roles, cut []string
+	}{
+		{name: "no group: default roles", defaults: []string{"access"}, grantable: all, roles: []string{"access"}},
+		{name: "a mapped group adds its roles", defaults: []string{"access"}, groups: []string{"Eng"}, grantable: all, roles: []string{"access", "eng"}},
+		{name: "an unmapped group adds nothing", defaults: []string{"access"}, groups: []string{"Sales"}, grantable: all, roles: []string{"access"}},
+		{name: "a role from both sources once", defaults: []string{"eng", "access"}, groups: []string{"Eng"}, grantable: all, roles: []string{"access", "eng"}},
+		{name: "several groups", defaults: []string{"access"}, groups: []string{"Eng", "Admins"}, grantable: all, roles: []string{"access", "editor", "eng"}},
+		{name: "the ceiling cuts a group's role", defaults: []string{"access"}, groups: []string{"Admins", "Eng"}, grantable: map[string]bool{"access": true, "eng": true}, roles: []string{"access", "eng"}, cut: []string{"editor"}},
+		{name: "the ceiling cuts a default role", defaults: []string{"access", "editor"}, grantable: map[string]bool{"access": true}, roles: []string{"access"}, cut: []string{"editor"}},
+		{name: "no default role, no group: none", grantable: all},
+		{name: "no default role: the groups' roles only", groups: []string{"Eng"}, grantable: all, roles: []string{"eng"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pc := planPC()
+			pc.okta.DefaultRoles = tc.defaults
+			roles, cut := grantedRoles(pc, rec("alice", true, tc.groups...), tc.grantable)
+			require.Equal(t, tc.roles, roles)
+			require.Equal(t, tc.cut, cut)
+		})
+	}
+}

@@ -225,33 +225,45 @@ func (t *PasswordToken) CheckUser(u *typesv1.User) error {
 // incarnation. It is valid for ttl (DefaultPasswordTokenTTL if zero, at
 // most MaxPasswordTokenTTL).
 func (m *Manager) CreatePasswordToken(ctx context.Context, user *typesv1.User, ttl time.Duration) (string, time.Time, error) {
+	token, item, err := NewPasswordTokenItem(user, ttl, m.cfg.Clock.Now())
+	if err != nil {
+		return "", time.Time{}, trace.Wrap(err)
+	}
+	if _, err := m.cfg.Backend.Create(ctx, item); err != nil {
+		return "", time.Time{}, trace.Wrap(err)
+	}
+	return token, item.Expires, nil
+}
+
+// NewPasswordTokenItem makes a password-set token for user, as just read,
+// valid for ttl from now (as CreatePasswordToken), and the backend item
+// that stores it, without writing it: for a caller that writes the token
+// in one AtomicWrite with other changes.
+func NewPasswordTokenItem(user *typesv1.User, ttl time.Duration, now time.Time) (string, backend.Item, error) {
 	name, incarnation := user.GetMetadata().GetName(), user.GetSpec().GetIncarnation()
 	switch {
 	case name == "":
-		return "", time.Time{}, trace.BadParameter("missing user")
+		return "", backend.Item{}, trace.BadParameter("missing user")
 	case incarnation == "":
 		// No use of the token would accept it: say so now.
-		return "", time.Time{}, trace.BadParameter("user %q has no incarnation", name)
+		return "", backend.Item{}, trace.BadParameter("user %q has no incarnation", name)
 	case ttl < 0:
-		return "", time.Time{}, trace.BadParameter("token TTL must not be negative")
+		return "", backend.Item{}, trace.BadParameter("token TTL must not be negative")
 	case ttl == 0:
 		ttl = DefaultPasswordTokenTTL
 	case ttl > MaxPasswordTokenTTL:
-		return "", time.Time{}, trace.BadParameter("token TTL %s is over the maximum of %s", ttl, MaxPasswordTokenTTL)
+		return "", backend.Item{}, trace.BadParameter("token TTL %s is over the maximum of %s", ttl, MaxPasswordTokenTTL)
 	}
 	token, err := NewToken()
 	if err != nil {
-		return "", time.Time{}, trace.Wrap(err)
+		return "", backend.Item{}, trace.Wrap(err)
 	}
-	expires := m.cfg.Clock.Now().Add(ttl)
+	expires := now.Add(ttl)
 	value, err := json.Marshal(PasswordToken{User: name, Incarnation: incarnation, Expires: expires})
 	if err != nil {
-		return "", time.Time{}, trace.Wrap(err)
+		return "", backend.Item{}, trace.Wrap(err)
 	}
-	if _, err := m.cfg.Backend.Create(ctx, backend.Item{Key: PasswordTokenKey(token), Value: value, Expires: expires}); err != nil {
-		return "", time.Time{}, trace.Wrap(err)
-	}
-	return token, expires, nil
+	return token, backend.Item{Key: PasswordTokenKey(token), Value: value, Expires: expires}, nil
 }
 
 // PasswordTokenKey is the backend key of a password token.

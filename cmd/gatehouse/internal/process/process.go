@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
+	"github.com/gatehouse/gatehouse/lib/auth/firstadmin"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -110,6 +113,7 @@ type Process struct {
 	grpc    *grpc.Server
 	authLn  net.Listener
 	web     *web.Server
+	webLn   net.Listener
 	scim    *scimprov.Provisioner
 	locks   *lockwatch.Watcher
 	ssh     *sshnode.Server
@@ -154,6 +158,13 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := p.startLockWatcher(bgCtx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	// The web listener is bound before the auth server is made, so that
+	// the URLs the auth server hands out (the SCIM base URL, password
+	// links) use its real address when there is no public address.
+	p.webLn, err = net.Listen("tcp", set.WebAddr)
+	if err != nil {
+		return nil, trace.Wrap(err, "web: listening on %s", set.WebAddr)
+	}
 	p.auth, err = auth.New(ctx, auth.Config{
 		Backend:        p.backend,
 		ClusterName:    set.ClusterName,
@@ -161,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		Logger:         cfg.Logger,
 		AuditRetention: set.AuditRetention,
 		PublicAddr:     set.PublicAddr,
+		WebAddr:        dialableHost(p.webLn.Addr()),
 		Locks:          watcherLocks{w: p.locks},
 	})
 	if err != nil {
@@ -197,7 +209,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	// Web listener.
 	metrics := newWebMetrics(cfg.Registry)
 	p.web, err = web.New(web.Config{
-		Addr: set.WebAddr,
+		Listener: p.webLn,
 		TLS: web.TLSConfig{
 			CertFile:      set.WebCertFile,
 			KeyFile:       set.WebKeyFile,
@@ -271,13 +283,15 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		p.refreshAdminIdentity(bgCtx, ticker)
 	}()
 
+	first := p.firstSignIn(ctx)
+
 	p.log.Info("Gatehouse started.",
 		"cluster", set.ClusterName,
 		"auth_addr", p.authLn.Addr().String(),
 		"web_addr", p.web.Addr().String(),
 		"ssh_addr", p.sshLn.Addr().String(),
 		"data_dir", set.DataDir)
-	p.printBanner()
+	p.printBanner(first)
 	p.started.Store(true)
 	return p, nil
 }
@@ -318,6 +332,8 @@ func (p *Process) Shutdown(ctx context.Context) error {
 		if err := p.web.Shutdown(ctx); err != nil {
 			errs = append(errs, trace.Wrap(err, "web listener"))
 		}
+	} else if p.webLn != nil {
+		_ = p.webLn.Close()
 	}
 	p.closeSCIM()
 	if p.ssh != nil {
@@ -432,7 +448,40 @@ func (p *Process) webHosts() []string {
 	return out
 }
 
-func (p *Process) printBanner() {
+// firstSignIn returns the banner's lines about the first administrator's
+// one-time password link (see lib/auth/firstadmin), or "" when there is
+// nothing to say. The link is a credential: it goes to stdout in the
+// banner, never to the logs. A failure does not stop the server: the
+// operator can still administer it with gatectl.
+func (p *Process) firstSignIn(ctx context.Context) string {
+	link, err := firstadmin.Ensure(ctx, firstadmin.Config{
+		Backend:  p.backend,
+		Users:    p.auth.Services().Users,
+		Recorder: p.auth.Recorder(),
+		Role:     auth.PresetEditorRole,
+		Clock:    p.cfg.Clock,
+		Logger:   p.cfg.Logger,
+	})
+	switch {
+	case errors.Is(err, firstadmin.ErrElsewhere):
+		return "First sign-in: another Gatehouse server sharing this storage printed the one-time link\n" +
+			"for the first administrator; use the link it printed.\n\n"
+	case err != nil:
+		p.log.WarnContext(ctx, "Could not prepare the first administrator's sign-in link; create a local user with gatectl users add instead.", "error", err)
+		return ""
+	case link == nil:
+		return ""
+	}
+	u := services.PublicOrigin(p.auth.URLAddr()) + credentialsv1.PasswordPath + "?" + url.Values{"token": {link.Token}}.Encode()
+	var b strings.Builder
+	fmt.Fprintf(&b, "First sign-in: open this one-time link to set the web password of %q (role %s),\n", link.User, auth.PresetEditorRole)
+	fmt.Fprintf(&b, "then sign in at %s/web/ as %s. The link works once, until %s;\n", services.PublicOrigin(p.auth.URLAddr()), link.User, link.Expires.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "each start prints a new one (voiding this one) until the password is set.\n\n")
+	fmt.Fprintf(&b, "  %s\n\n", u)
+	return b.String()
+}
+
+func (p *Process) printBanner(firstSignIn string) {
 	s := p.set
 	var b strings.Builder
 	webURL := services.PublicOrigin(dialableHost(p.web.Addr()))
@@ -455,6 +504,7 @@ func (p *Process) printBanner() {
 	fmt.Fprintf(&b, "  gatectl --data-dir %s get plugins\n", s.DataDir)
 	fmt.Fprintf(&b, "  gatectl --data-dir %s create -f okta-saml.yaml\n", s.DataDir)
 	fmt.Fprintf(&b, "  gatectl --data-dir %s plugins install okta --saml-connector okta\n\n", s.DataDir)
+	b.WriteString(firstSignIn)
 	_, _ = io.WriteString(p.cfg.Stdout, b.String())
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,4 +204,60 @@ func TestBannerPublicURL(t *testing.T) {
 	require.Contains(t, banner.String(), "public:        https://gatehouse.example.com\n")
 	// Not a bare ":443": a random listener port such as 44307 contains it.
 	require.NotContains(t, banner.String(), "gatehouse.example.com:443")
+}
+
+// TestFirstSignInBanner: the first start prints a one-time link setting the
+// first administrator's password, on stdout only (never in the logs, at any
+// level); every start prints a new one while no password is set; none once
+// it is set.
+func TestFirstSignInBanner(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	set := settings(t, dir)
+	var logs bytes.Buffer
+	startLogged := func(out io.Writer) *Process {
+		t.Helper()
+		p, err := Start(context.Background(), Config{
+			Settings: set,
+			Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Stdout:   out,
+		})
+		require.NoError(t, err)
+		return p
+	}
+	linkIn := func(banner string) string {
+		t.Helper()
+		i := strings.Index(banner, "/web/password?token=")
+		require.GreaterOrEqual(t, i, 0, banner)
+		start := strings.LastIndex(banner[:i], " ") + 1
+		return strings.Fields(banner[start:])[0]
+	}
+
+	var banner bytes.Buffer
+	p := startLogged(&banner)
+	link := linkIn(banner.String())
+	require.True(t, strings.HasPrefix(link, "https://"+dialableHost(p.WebAddr())+"/web/password?token="), link)
+	require.Contains(t, banner.String(), `First sign-in: open this one-time link to set the web password of "admin"`)
+	u, err := url.Parse(link)
+	require.NoError(t, err)
+	token := u.Query().Get("token")
+	require.NotEmpty(t, token)
+	stop(t, p)
+
+	banner.Reset()
+	p = startLogged(&banner)
+	again := linkIn(banner.String())
+	require.NotEqual(t, link, again, "each start makes a new link")
+	require.NoError(t, p.auth.Services().Users.SetLocalPassword(context.Background(), "admin", "correct horse battery staple"))
+	stop(t, p)
+
+	banner.Reset()
+	p = startLogged(&banner)
+	require.NotContains(t, banner.String(), "First sign-in")
+	require.NotContains(t, banner.String(), "token=")
+	stop(t, p)
+
+	require.NotContains(t, logs.String(), token, "the link's token is never logged")
+	require.NotContains(t, logs.String(), "token=")
+	require.Contains(t, logs.String(), "Created the first administrator")
 }

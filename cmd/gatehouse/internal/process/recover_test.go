@@ -50,10 +50,12 @@ func TestRecover(t *testing.T) {
 	p := start(t, set, nil, io.Discard)
 	c := adminClientFor(t, p, dir)
 
-	// Startup made no user: the operator identity is no account.
+	// Startup made one user, the first web administrator (a local user,
+	// lib/auth/firstadmin); the operator identity is no account.
 	users, err := c.Users.ListUsers(ctx, &userv1.ListUsersRequest{})
 	require.NoError(t, err)
-	require.Empty(t, users.GetUsers())
+	require.Len(t, users.GetUsers(), 1)
+	require.Equal(t, "admin", users.GetUsers()[0].GetMetadata().GetName())
 
 	// An editor locks the operator out; other locks stay put through the
 	// recovery.
