@@ -62,7 +62,6 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	c.Logger = c.Logger.With("component", "okta-standin")
 	return nil
 }
 
@@ -92,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	console := &Console{log: cfg.Logger, gatehouseURL: cfg.Gatehouse.URL, sshHint: cfg.SSHHint}
+	console := &Console{log: cfg.Logger.With("component", "okta-standin"), gatehouseURL: cfg.Gatehouse.URL, sshHint: cfg.SSHHint}
 	// The SCIM client needs the token, which setup makes once the IdP's
 	// metadata exists: the directory gets its client just after.
 	dir := NewDirectory(nil, cfg.People)
@@ -154,13 +153,17 @@ func (s *Server) Serve(ctx context.Context) error {
 		return trace.Wrap(err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err := s.http.Shutdown(shutdownCtx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return trace.Wrap(serr)
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		// A browser keeps connections open (preconnected sockets that
+		// never send a request); the page has nothing to finish.
+		_ = s.http.Close()
 	}
-	return trace.Wrap(err)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return trace.Wrap(err)
+	}
+	return nil
 }
 
 // WriteAddrFile writes the stand-in's URL next to Gatehouse's address

@@ -26,7 +26,7 @@ form{display:inline}.badge{display:inline-block;padding:1px 8px;border-radius:10
 .ok{background:#e3f4e8;color:#1e6b34}.off{background:#fbe7e6;color:#9b2c22}.muted{color:#6b7383;font-size:13px}
 .note{padding:10px 14px;border-radius:6px;margin-bottom:14px}.note.good{background:#e3f4e8}.note.bad{background:#fbe7e6}
 code{background:#eef1f5;padding:1px 4px;border-radius:4px;font-size:13px}pre{background:#eef1f5;padding:8px;border-radius:6px;overflow:auto;font-size:13px}
-.log td{font:12px ui-monospace,monospace}.pick{display:block;width:100%;text-align:left;padding:10px;margin:6px 0}
+.log td{font:12px ui-monospace,monospace;word-break:break-all}.pick{display:block;width:100%;text-align:left;padding:10px;margin:6px 0}
 `
 
 var pageTemplates = template.Must(template.New("layout").Parse(`{{define "head"}}<!doctype html><html lang="en"><head><meta charset="utf-8">
