@@ -133,6 +133,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if err := checkLoopback(o.listen); err != nil {
+		return trace.Wrap(err)
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return trace.Wrap(err, "listening on %s (is another demo running? pass --listen)", o.listen)
@@ -185,6 +188,22 @@ func printInstructions(w io.Writer, o options, standinURL, sshHint string, gh *g
 	fmt.Fprintf(&b, "  Reactivate, unassign, groups: see docs/demo.md.\n\n")
 	fmt.Fprintf(&b, "Ctrl-C stops both.\n%s\n", line)
 	_, _ = io.WriteString(w, b.String())
+}
+
+// checkLoopback refuses to serve the stand-in beyond this machine: its
+// picker signs anyone in as anyone, with assertions Gatehouse trusts.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return trace.BadParameter("--listen %q is not host:port", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return trace.BadParameter("--listen %q: the Okta stand-in serves only on loopback (127.0.0.1, ::1, localhost); it lets anyone sign in as anyone", addr)
 }
 
 func readAddr(dataDir, name string) (string, error) {
