@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"encoding/xml"
+	"errors"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	crewjam "github.com/crewjam/saml"
 	"github.com/gravitational/trace"
+	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
@@ -50,9 +52,11 @@ const (
 // a person instead of a password prompt. It knows one service provider,
 // Gatehouse, from Gatehouse's own SP metadata.
 type IdP struct {
-	idp *crewjam.IdentityProvider
-	dir *Directory
-	log *slog.Logger
+	idp     *crewjam.IdentityProvider
+	dir     *Directory
+	log     *slog.Logger
+	clock   clockwork.Clock
+	restart string
 
 	mu    sync.Mutex
 	sps   map[string]*crewjam.EntityDescriptor
@@ -73,6 +77,11 @@ type IdPConfig struct {
 	Certificate *x509.Certificate
 	// Directory says who exists and who may sign in. Required.
 	Directory *Directory
+	// RestartURL is where a sign-in starts over (Gatehouse's login page),
+	// offered when a sign-in request has expired. Required.
+	RestartURL string
+	// Clock defaults to the real clock.
+	Clock clockwork.Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -87,6 +96,12 @@ func (c *IdPConfig) CheckAndSetDefaults() error {
 	}
 	if c.Directory == nil {
 		return trace.BadParameter("idp: missing Directory")
+	}
+	if c.RestartURL == "" {
+		return trace.BadParameter("idp: missing RestartURL")
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -104,7 +119,10 @@ func NewIdP(cfg IdPConfig) (*IdP, error) {
 	if err != nil || base.Host == "" {
 		return nil, trace.BadParameter("idp: bad BaseURL %q", cfg.BaseURL)
 	}
-	i := &IdP{dir: cfg.Directory, log: cfg.Logger, sps: map[string]*crewjam.EntityDescriptor{}, picks: map[string]pick{}}
+	i := &IdP{
+		dir: cfg.Directory, log: cfg.Logger, clock: cfg.Clock, restart: cfg.RestartURL,
+		sps: map[string]*crewjam.EntityDescriptor{}, picks: map[string]pick{},
+	}
 	i.idp = &crewjam.IdentityProvider{
 		Key:                     cfg.Key,
 		Signer:                  cfg.Key,
@@ -117,6 +135,7 @@ func NewIdP(cfg IdPConfig) (*IdP, error) {
 		// Okta signs with RSA-SHA256; Gatehouse refuses SHA-1.
 		SignatureMethod: dsig.RSASHA256SignatureMethod,
 		OnError:         i.onError,
+		Clock:           dsig.NewFakeClock(cfg.Clock),
 	}
 	return i, nil
 }
@@ -179,7 +198,7 @@ func (i *IdP) GetSession(w http.ResponseWriter, r *http.Request, req *crewjam.Id
 		return nil
 	}
 	if c, err := r.Cookie(pickCookie); err == nil {
-		http.SetCookie(w, &http.Cookie{Name: pickCookie, Path: pathSSO, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		clearPick(w)
 		if personID, ok := i.takePick(c.Value); ok {
 			p, err := i.dir.signInState(personID)
 			if err != nil {
@@ -187,7 +206,7 @@ func (i *IdP) GetSession(w http.ResponseWriter, r *http.Request, req *crewjam.Id
 				return nil
 			}
 			i.log.Info("signed in at the IdP", "person", p.Email, "sp", req.ServiceProviderMetadata.EntityID)
-			return newSession(p, time.Now())
+			return newSession(p, i.clock.Now())
 		}
 	}
 	i.renderPicker(w, r, "")
@@ -241,7 +260,7 @@ func (i *IdP) servePick(w http.ResponseWriter, r *http.Request) {
 	}
 	token := randomHex(32)
 	i.mu.Lock()
-	now := time.Now()
+	now := i.clock.Now()
 	for k, v := range i.picks {
 		if now.After(v.expires) {
 			delete(i.picks, k)
@@ -258,14 +277,29 @@ func (i *IdP) takePick(token string) (string, bool) {
 	defer i.mu.Unlock()
 	p, ok := i.picks[token]
 	delete(i.picks, token)
-	if !ok || time.Now().After(p.expires) {
+	if !ok || i.clock.Now().After(p.expires) {
 		return "", false
 	}
 	return p.person, true
 }
 
+func clearPick(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: pickCookie, Path: pathSSO, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
 func (i *IdP) onError(w http.ResponseWriter, _ *http.Request, status int, err error) {
 	i.log.Warn("SAML request refused", "status", status, "error", err)
+	if errors.Is(err, crewjam.ErrExpired) {
+		// SAML requests live 90 s; a person reading the picker can take
+		// longer. The choice is dropped with the request: start over.
+		clearPick(w)
+		render(w, i.log, status, "error", errorPage{
+			Text:     "This sign-in request has expired: a SAML request is valid for 90 seconds. Start again from Gatehouse's login page.",
+			Link:     i.restart,
+			LinkText: "Back to Gatehouse's login page",
+		})
+		return
+	}
 	i.renderError(w, status, "The sign-in request was refused: "+err.Error())
 }
 

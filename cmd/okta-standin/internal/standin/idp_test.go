@@ -32,6 +32,7 @@ type idpFixture struct {
 	provider  *saml.Provider
 	connector *typesv1.SAMLConnector
 	binding   string
+	clock     *clockwork.FakeClock
 }
 
 func newIdPFixture(t *testing.T) *idpFixture {
@@ -43,7 +44,8 @@ func newIdPFixture(t *testing.T) *idpFixture {
 	t.Cleanup(srv.Close)
 	key, cert, err := LoadOrCreateSigningKey(t.TempDir(), time.Now())
 	require.NoError(t, err)
-	idp, err := NewIdP(IdPConfig{BaseURL: srv.URL, Key: key, Certificate: cert, Directory: dir})
+	clock := clockwork.NewFakeClockAt(time.Now())
+	idp, err := NewIdP(IdPConfig{BaseURL: srv.URL, Key: key, Certificate: cert, Directory: dir, RestartURL: "https://gatehouse.example.com/web/login", Clock: clock})
 	require.NoError(t, err)
 	h = idp.Handler()
 
@@ -71,7 +73,7 @@ func newIdPFixture(t *testing.T) *idpFixture {
 	require.NoError(t, err)
 	binding, err := saml.NewBinding()
 	require.NoError(t, err)
-	return &idpFixture{idp: idp, dir: dir, url: srv.URL, provider: p, connector: c, binding: binding}
+	return &idpFixture{idp: idp, dir: dir, url: srv.URL, provider: p, connector: c, binding: binding, clock: clock}
 }
 
 // setPerson puts a person in a state without SCIM (the directory's SCIM
@@ -104,6 +106,19 @@ func readBody(t *testing.T, resp *http.Response) string {
 // the IdP's picker and returns the IdP's last page and status.
 func (f *idpFixture) signIn(t *testing.T, person string) (int, string, string) {
 	t.Helper()
+	return f.signInAfter(t, person, 0)
+}
+
+// signInAfter is signIn with the person taking wait on the picker.
+func (f *idpFixture) signInAfter(t *testing.T, person string, wait time.Duration) (int, string, string) {
+	status, page, relay, _ := f.signInWithCookies(t, person, wait)
+	return status, page, relay
+}
+
+// signInWithCookies is signInAfter that also returns the cookies the
+// IdP's last answer set.
+func (f *idpFixture) signInWithCookies(t *testing.T, person string, wait time.Duration) (int, string, string, []*http.Cookie) {
+	t.Helper()
 	u, err := f.provider.AuthnRequest(context.Background(), f.connector, "/web", f.binding)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(u.String(), f.url+pathSSO+"?"), u.String())
@@ -113,6 +128,7 @@ func (f *idpFixture) signIn(t *testing.T, person string) (int, string, string) {
 	page := readBody(t, resp)
 	require.Equal(t, http.StatusOK, resp.StatusCode, page)
 	require.Contains(t, page, `id="pick-`+person+`"`, "the picker lists the people")
+	f.clock.Advance(wait)
 	resp, err = b.PostForm(f.url+pathPick, url.Values{"person": {person}, "request": {u.RawQuery}})
 	require.NoError(t, err)
 	readBody(t, resp)
@@ -123,7 +139,7 @@ func (f *idpFixture) signIn(t *testing.T, person string) (int, string, string) {
 	require.NoError(t, err)
 	page = readBody(t, resp)
 	relay := u.Query().Get("RelayState")
-	return resp.StatusCode, page, relay
+	return resp.StatusCode, page, relay, resp.Cookies()
 }
 
 func TestAssertionAcceptedByGatehouse(t *testing.T) {
@@ -242,4 +258,20 @@ func TestSigningKeyKeptAcrossRestarts(t *testing.T) {
 	k3, _, err := LoadOrCreateSigningKey(dir, c1.NotAfter)
 	require.NoError(t, err)
 	require.False(t, k1.Equal(k3))
+}
+
+// A person who takes longer than a SAML request lives on the picker is
+// sent back to Gatehouse to start over, and their choice is dropped.
+func TestExpiredRequestStartsOver(t *testing.T) {
+	t.Parallel()
+	f := newIdPFixture(t)
+	f.setPerson(t, "ada", true, true)
+	status, page, _, cookies := f.signInWithCookies(t, "ada", 2*time.Minute)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Len(t, cookies, 1)
+	require.Equal(t, pickCookie, cookies[0].Name)
+	require.Negative(t, cookies[0].MaxAge, "the choice is dropped")
+	require.Contains(t, page, "This sign-in request has expired")
+	require.Contains(t, page, `href="https://gatehouse.example.com/web/login"`)
+	require.NotContains(t, page, "SAMLResponse")
 }

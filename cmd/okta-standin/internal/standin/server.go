@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The SCIM client needs the token, which setup makes once the IdP's
 	// metadata exists: the directory gets its client just after.
 	dir := NewDirectory(nil, cfg.People)
-	idp, err := NewIdP(IdPConfig{BaseURL: base, Key: key, Certificate: cert, Directory: dir, Logger: cfg.Logger})
+	idp, err := NewIdP(IdPConfig{BaseURL: base, Key: key, Certificate: cert, Directory: dir, RestartURL: cfg.Gatehouse.URL + "/web/login", Logger: cfg.Logger})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -71,7 +71,8 @@ Group changes are pushed with PATCH /Groups. The group <b>{{.Auditors}}</b> maps
 <button class="pick" id="pick-{{.ID}}"><b>{{.Name}}</b> <span class="muted">{{.Email}} · {{if not .Active}}deactivated{{else if not .Assigned}}not assigned{{else}}assigned{{end}}</span></button></form>{{end}}
 </div>{{template "foot"}}{{end}}
 
-{{define "error"}}{{template "head" "Error"}}<div class="card"><h2>Something went wrong</h2><p id="error">{{.}}</p><p><a href="/">Back to the directory</a></p></div>{{template "foot"}}{{end}}
+{{define "error"}}{{template "head" "Error"}}<div class="card"><h2>Something went wrong</h2><p id="error">{{.Text}}</p>
+<p>{{if .Link}}<a href="{{.Link}}" id="error-link">{{.LinkText}}</a>{{else}}<a href="/">Back to the directory</a>{{end}}</p></div>{{template "foot"}}{{end}}
 `))
 
 // personView adds a helper for the template.
@@ -246,8 +247,14 @@ func (i *IdP) renderError(w http.ResponseWriter, status int, text string) {
 	renderError(w, i.log, status, text)
 }
 
+// errorPage is the error template's data; without Link, the page links
+// back to the directory.
+type errorPage struct {
+	Text, Link, LinkText string
+}
+
 func renderError(w http.ResponseWriter, log *slog.Logger, status int, text string) {
-	render(w, log, status, "error", text)
+	render(w, log, status, "error", errorPage{Text: text})
 }
 
 func render(w http.ResponseWriter, log *slog.Logger, status int, name string, data any) {
