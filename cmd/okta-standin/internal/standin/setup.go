@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	rolev1 "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
 	samlv1 "github.com/gatehouse/gatehouse/proto/gatehouse/saml/v1"
@@ -117,6 +120,9 @@ func Setup(ctx context.Context, api *client.Client, g Gatehouse, cfg SetupConfig
 			Options: &typesv1.RoleOptions{MaxSessionTtl: "8h"},
 		},
 	}
+	if err := checkDemoConnector(ctx, api); err != nil {
+		return "", trace.Wrap(err)
+	}
 	if _, err := api.Roles.UpsertRole(ctx, &rolev1.UpsertRoleRequest{Role: role}); err != nil {
 		return "", trace.Wrap(err, "writing role %q", DemoRole)
 	}
@@ -171,6 +177,42 @@ func Setup(ctx context.Context, api *client.Client, g Gatehouse, cfg SetupConfig
 		return "", trace.Wrap(err, "making the SCIM token")
 	}
 	return tok.GetToken(), nil
+}
+
+// checkDemoConnector refuses to take over an "okta" SAML connector that
+// trusts a real IdP: the demo would replace its metadata with the
+// stand-in's and rotate the plugin's SCIM token, cutting the real Okta off.
+// A connector of an earlier demo (an IdP on loopback) is fine.
+func checkDemoConnector(ctx context.Context, api *client.Client) error {
+	got, err := api.SAML.GetSAMLConnector(ctx, &samlv1.GetSAMLConnectorRequest{Name: ConnectorName})
+	switch {
+	case trace.IsNotFound(err):
+		return nil
+	case err != nil:
+		return trace.Wrap(err)
+	}
+	ed, err := saml.ParseIDPMetadata(got.GetSamlConnector().GetSpec().GetEntityDescriptor())
+	if err == nil && isLoopbackURL(ed.EntityID) {
+		return nil
+	}
+	entityID := "(unreadable metadata)"
+	if err == nil {
+		entityID = ed.EntityID
+	}
+	return trace.AlreadyExists("SAML connector %q already trusts the identity provider %s, which is not a demo stand-in; "+
+		"the demo would replace it and rotate the okta plugin's SCIM token. Run the demo with its own --data-dir", ConnectorName, entityID)
+}
+
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
 
 // SPMetadata downloads Gatehouse's SP metadata for the connector, what an
