@@ -1,6 +1,8 @@
 # Gatehouse build. `make help` lists the targets.
 GO        ?= go
 DATA_DIR  ?= ./data
+# The demo's own data dir, apart from `make run`'s.
+DEMO_DATA_DIR ?= ./demo-data
 BIN_DIR   ?= ./bin
 # Packages whose tests always run under the race detector.
 RACE_PKGS := ./lib/backend/...
@@ -17,7 +19,7 @@ help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build the gatehouse and gatectl binaries into ./bin.
+build: ## Build gatehouse, gatectl and the demo's okta-standin into ./bin.
 	@mkdir -p $(BIN_DIR)
 	@for cmd in $$(ls cmd 2>/dev/null); do $(GO) build -o $(BIN_DIR)/$$cmd ./cmd/$$cmd || exit 1; done
 
@@ -27,6 +29,12 @@ run: build ## Build and start Gatehouse on SQLite in ./data (web https://localho
 	$(BIN_DIR)/gatehouse start --data-dir $(DATA_DIR) --storage sqlite \
 	  --public-addr localhost:3080 --web-addr 127.0.0.1:3080 \
 	  --auth-addr 127.0.0.1:3025 --ssh-addr 127.0.0.1:3022 --diag-addr 127.0.0.1:3000
+
+.PHONY: demo
+demo: build ## Gatehouse in ./demo-data plus a local Okta stand-in (SAML, SCIM) to try it all; Ctrl-C stops both (docs/demo.md).
+	@mkdir -p $(DEMO_DATA_DIR)
+	$(BIN_DIR)/okta-standin --data-dir $(DEMO_DATA_DIR) --start-gatehouse $(BIN_DIR)/gatehouse \
+	  --web-addr 127.0.0.1:3080 --auth-addr 127.0.0.1:3025 --ssh-addr 127.0.0.1:3022 --listen 127.0.0.1:3090
 
 .PHONY: test
 test: ## Run every test (backend packages under -race), then a short pass of each fuzz target.
