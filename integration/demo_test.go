@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -169,9 +171,6 @@ func TestDemoLoop(t *testing.T) {
 		chromedp.WaitVisible(css("#ssh-result")))
 	require.Equal(t, login, b.text("#ssh-principals"), "the demo role's login")
 	require.Equal(t, "~/.ssh/id_ed25519-cert.pub", b.text("#ssh-cert-path"))
-	download, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById("ssh-download").getAttribute("download")`))
-	require.NoError(t, err)
-	require.Equal(t, "id_ed25519-cert.pub", download)
 	host, port := (&server{dataDir: dataDir}).sshAddr(t)
 	require.Equal(t, "ssh -i ~/.ssh/id_ed25519 -p "+port+" "+login+"@localhost", b.text("#ssh-command"))
 	b.docShot("main .page", "ssh-page")
@@ -182,9 +181,30 @@ func TestDemoLoop(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, []string{login}, cert.ValidPrincipals)
 	require.Equal(t, ssh.FingerprintSHA256(sshPub), ssh.FingerprintSHA256(cert.Key), "a certificate for the pasted key")
+	// Download saves the same certificate as id_ed25519-cert.pub; ssh
+	// uses that file.
+	downloads := t.TempDir()
+	b.run("download the certificate",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+			})
+			return err
+		}),
+		chromedp.Click(css("#ssh-download")))
+	certFile := filepath.Join(downloads, "id_ed25519-cert.pub")
+	var downloaded []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if downloaded, err = os.ReadFile(certFile); err == nil && len(downloaded) > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no %s downloaded: %v", certFile, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, certText+"\n", string(downloaded))
 	key := filepath.Join(work, "ada")
 	require.NoError(t, os.WriteFile(key, privPEM, 0o600))
-	require.NoError(t, os.WriteFile(key+"-cert.pub", []byte(certText+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(key+"-cert.pub", downloaded, 0o644))
 	live := startLongSSH(t, host, port, key, login)
 
 	// 4. Deactivate Ada on the stand-in: the session ends with the lock's
