@@ -723,9 +723,10 @@ const SSH_KEY_FILES = {
 function checkPublicKey(text) {
   const t = text.trim();
   if (!t) return { error: "Paste your public key first: the one line in ~/.ssh/id_ed25519.pub." };
-  if (/PRIVATE KEY/.test(t) || /^-----BEGIN /.test(t) || /^PuTTY-User-Key-File/.test(t)) {
+  if (/PRIVATE KEY/.test(t) || /PuTTY-User-Key-File/.test(t)) {
     return { error: "This is a private key. It was not sent, and the box has been cleared. Never paste a private key anywhere: paste the .pub file instead, such as ~/.ssh/id_ed25519.pub.", private: true };
   }
+  if (/^---- BEGIN SSH2 PUBLIC KEY/.test(t)) return { error: "This public key is in the SSH2 (RFC 4716) format. Convert it to one line with ssh-keygen -i -f key.pub, or paste ~/.ssh/id_ed25519.pub." };
   const lines = t.split(/\r?\n/).filter((l) => l.trim());
   if (lines.length > 1) return { error: "Paste one key: a single line, as in ~/.ssh/id_ed25519.pub." };
   const [type, blob] = t.split(/\s+/);
@@ -761,6 +762,7 @@ async function viewSSH() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     err.hidden = true;
+    result.hidden = true; // never show an old certificate next to a new error
     const k = checkPublicKey(key.value);
     if (k.error) {
       if (k.private) key.value = "";
@@ -774,7 +776,9 @@ async function viewSSH() {
       renderCert(result, cert, k.keyFile);
       toast("Certificate issued");
     } catch (ex) {
-      if (ex.status === 401) throw ex;
+      // The session ended (expired, or signed out elsewhere): sign in again
+      // and come back here.
+      if (ex.status === 401) { session = null; navigate("/web/login?next=" + encodeURIComponent("/web/ssh"), true); return; }
       err.replaceChildren(h("strong", {}, ex.status === 403 ? "Refused" : ex.status === 400 ? "The server refused the key" : "Something went wrong"), ex.message);
       err.hidden = false;
     } finally {
