@@ -277,6 +277,23 @@ spec:
 		require.Contains(t, b.text("#forbidden"), "You lack permission")
 	}
 	b.shot("no-permission-users")
+
+	// The SSH access page is for every signed-in user: bob reaches it from
+	// the top bar; text that is no public key is refused in the browser,
+	// and a key the server cannot parse shows the server's reason.
+	b.run("bob opens SSH access", chromedp.Click(css("#nav-ssh")), chromedp.WaitVisible(css("#ssh-form")))
+	b.run("not a key",
+		chromedp.SetValue(css("#ssh-pubkey"), "my password is hunter2"),
+		chromedp.Click(css("#ssh-sign")),
+		chromedp.WaitVisible(css("#ssh-error")))
+	require.Contains(t, b.text("#ssh-error"), "does not look like an SSH public key")
+	b.run("a broken key",
+		chromedp.SetValue(css("#ssh-pubkey"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBROKEN bob@laptop"),
+		chromedp.Click(css("#ssh-sign")))
+	b.waitJS("the server's answer", `document.getElementById("ssh-error").textContent.includes("not an SSH public key in authorized_keys format")`)
+	require.Contains(t, b.text("#ssh-error"), "The server refused the key")
+	require.Zero(t, b.count("#ssh-result:not([hidden])"), "no certificate shown")
+	b.shot("ssh-bad-key")
 }
 
 // value reads a form field's value.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -89,13 +91,14 @@ func startDemo(t *testing.T, binDir, dataDir, login string) *demoProc {
 	d.gatehouse = "https://localhost:" + port
 	require.Contains(t, out.String(), "Gatehouse web UI:   "+d.gatehouse, "the instructions name the URL to open")
 	require.Contains(t, out.String(), "Okta stand-in:      "+d.standinURL)
+	require.Contains(t, out.String(), "SSH access page, "+d.gatehouse+"/web/ssh", "the instructions send Ada to the SSH access page")
 	return d
 }
 
 // TestDemoLoop is issue #11's `make demo` loop in a real browser against the
 // real binaries: assign a person on the Okta stand-in's page (SCIM
-// provisions them), sign in with Okta on Gatehouse's login page, get SSH
-// certificates with the web session and open an SSH session, deactivate
+// provisions them), sign in with Okta on Gatehouse's login page, get an SSH
+// certificate on the SSH access page and open an SSH session, deactivate
 // the person on the stand-in's page: the session ends with the lock's
 // message, the account is gone and locked, and Ctrl-C stops both programs.
 func TestDemoLoop(t *testing.T) {
@@ -133,43 +136,75 @@ func TestDemoLoop(t *testing.T) {
 	b.run("pick Ada", chromedp.Click(css("#pick-ada")), chromedp.WaitVisible(css("#user-name")))
 	require.Equal(t, "ada@example.com", b.text("#user-name"))
 	b.shot("demo-signed-in")
+	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`fetch("/v1/webapi/sessions/current").then(r => r.text())`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	var sess struct {
+		User  string   `json:"user"`
+		Roles []string `json:"roles"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(raw), &sess), raw)
+	require.Equal(t, "ada@example.com", sess.User)
+	require.Equal(t, []string{"demo"}, sess.Roles, "SCIM's default role; the SAML login did not change it")
 
-	// 3. SSH certificates from the browser's own web session, then a live
-	// SSH session with OpenSSH.
+	// 3. The SSH access page: a private key pasted by mistake is refused
+	// and cleared before anything is sent; Ada's public key gets her a
+	// certificate, which opens a live session with OpenSSH using the
+	// command the page shows.
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	sshPub, err := ssh.NewPublicKey(pub)
 	require.NoError(t, err)
-	pubJSON, err := json.Marshal(string(ssh.MarshalAuthorizedKey(sshPub)))
-	require.NoError(t, err)
-	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(async () => {
-		const s = await (await fetch("/v1/webapi/sessions/current")).json();
-		const r = await fetch("/v1/webapi/sessions/certs", {method: "POST",
-			headers: {"Content-Type": "application/json", "X-CSRF-Token": s.csrf_token},
-			body: JSON.stringify({public_key: `+string(pubJSON)+`})});
-		return JSON.stringify({user: s.user, roles: s.roles, status: r.status, body: await r.text()});
-	})()`, chromedp.EvalAwaitPromise))
-	require.NoError(t, err)
-	var certs struct {
-		User   string   `json:"user"`
-		Roles  []string `json:"roles"`
-		Status int      `json:"status"`
-		Body   string   `json:"body"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(raw), &certs), raw)
-	require.Equal(t, "ada@example.com", certs.User)
-	require.Equal(t, []string{"demo"}, certs.Roles, "SCIM's default role; the SAML login did not change it")
-	require.Equal(t, http.StatusOK, certs.Status, certs.Body)
-	var certBody struct {
-		SSHCert string `json:"ssh_cert"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(certs.Body), &certBody))
 	block, err := ssh.MarshalPrivateKey(priv, "ada")
 	require.NoError(t, err)
-	key := filepath.Join(work, "ada")
-	require.NoError(t, os.WriteFile(key, pem.EncodeToMemory(block), 0o600))
-	require.NoError(t, os.WriteFile(key+"-cert.pub", []byte(certBody.SSHCert), 0o644))
+	privPEM := pem.EncodeToMemory(block)
+	b.run("open SSH access", chromedp.Click(css("#nav-ssh")), chromedp.WaitVisible(css("#ssh-form")))
+	b.run("paste the private key",
+		chromedp.SetValue(css("#ssh-pubkey"), string(privPEM)),
+		chromedp.Click(css("#ssh-sign")),
+		chromedp.WaitVisible(css("#ssh-error")))
+	require.Contains(t, b.text("#ssh-error"), "This is a private key. It was not sent")
+	require.Empty(t, b.value("#ssh-pubkey"), "the private key is cleared from the page")
+	b.shot("demo-ssh-private-key-refused")
+	b.run("paste the public key",
+		chromedp.SetValue(css("#ssh-pubkey"), string(ssh.MarshalAuthorizedKey(sshPub))),
+		chromedp.Click(css("#ssh-sign")),
+		chromedp.WaitVisible(css("#ssh-result")))
+	require.Equal(t, login, b.text("#ssh-principals"), "the demo role's login")
+	require.Equal(t, "~/.ssh/id_ed25519-cert.pub", b.text("#ssh-cert-path"))
 	host, port := (&server{dataDir: dataDir}).sshAddr(t)
+	require.Equal(t, "ssh -i ~/.ssh/id_ed25519 -p "+port+" "+login+"@localhost", b.text("#ssh-command"))
+	b.docShot("main .page", "ssh-page")
+	certText := b.text("#ssh-cert")
+	parsed, _, _, _, err := ssh.ParseAuthorizedKey([]byte(certText))
+	require.NoError(t, err, "the page shows the certificate in authorized_keys format: %q", certText)
+	cert, ok := parsed.(*ssh.Certificate)
+	require.True(t, ok)
+	require.Equal(t, []string{login}, cert.ValidPrincipals)
+	require.Equal(t, ssh.FingerprintSHA256(sshPub), ssh.FingerprintSHA256(cert.Key), "a certificate for the pasted key")
+	// Download saves the same certificate as id_ed25519-cert.pub; ssh
+	// uses that file.
+	downloads := t.TempDir()
+	b.run("download the certificate",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+			})
+			return err
+		}),
+		chromedp.Click(css("#ssh-download")))
+	certFile := filepath.Join(downloads, "id_ed25519-cert.pub")
+	var downloaded []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if downloaded, err = os.ReadFile(certFile); err == nil && len(downloaded) > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no %s downloaded: %v", certFile, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, certText+"\n", string(downloaded))
+	key := filepath.Join(work, "ada")
+	require.NoError(t, os.WriteFile(key, privPEM, 0o600))
+	require.NoError(t, os.WriteFile(key+"-cert.pub", downloaded, 0o644))
 	live := startLongSSH(t, host, port, key, login)
 
 	// 4. Deactivate Ada on the stand-in: the session ends with the lock's

@@ -141,8 +141,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return trace.Wrap(err, "listening on %s (is another demo running? pass --listen)", o.listen)
 	}
 	keyPath := filepath.Join(o.dataDir, "ada")
-	sshHint := fmt.Sprintf("%s --data-dir %s auth sign --user ada@example.com --ttl 1h --out %s\n"+
-		"ssh -i %s -p %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null %s@%s",
+	// Ada gets her certificate herself, on Gatehouse's SSH access page;
+	// gatectl auth sign is the administrator's way, without the web UI.
+	sshHint := fmt.Sprintf("On Gatehouse's SSH access page, %s/web/ssh (\"SSH access\" in the top bar):\n"+
+		"  paste ~/.ssh/id_ed25519.pub (no key yet? ssh-keygen -t ed25519), click \"Get certificate\",\n"+
+		"  download it as ~/.ssh/id_ed25519-cert.pub and run the command the page shows:\n"+
+		"  ssh -i ~/.ssh/id_ed25519 -p %s %s@%s\n"+
+		"Or, as the administrator, without the web UI:\n"+
+		"  %s --data-dir %s auth sign --user ada@example.com --ttl 1h --out %s\n"+
+		"  ssh -i %s -p %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null %s@%s",
+		o.gatehouseURL, sshPort, o.login, sshHost,
 		o.gatectl, o.dataDir, keyPath, keyPath, sshPort, o.login, sshHost)
 	srv, err := standin.New(ctx, standin.Config{
 		Gatehouse: standin.Gatehouse{URL: o.gatehouseURL, DataDir: o.dataDir},
@@ -179,7 +187,7 @@ func printInstructions(w io.Writer, o options, standinURL, sshHint string, gh *g
 	fmt.Fprintf(&b, "  1. Open the Okta stand-in and click Assign on Ada Lovelace (SCIM POST /Users).\n")
 	fmt.Fprintf(&b, "  2. Open %s/web/login, click \"Sign in with Okta\", pick Ada Lovelace.\n", o.gatehouseURL)
 	fmt.Fprintf(&b, "     You are ada@example.com in Gatehouse, with the roles SCIM gave her.\n")
-	fmt.Fprintf(&b, "  3. SSH in as Ada (leave the session open):\n")
+	fmt.Fprintf(&b, "  3. Get Ada an SSH certificate and SSH in (leave the session open).\n")
 	for _, l := range strings.Split(sshHint, "\n") {
 		fmt.Fprintf(&b, "       %s\n", l)
 	}

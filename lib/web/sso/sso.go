@@ -22,7 +22,7 @@
 //	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated (unless the connector sets disable_idp_initiated)
 //	GET    saml/metadata/NAME                                 SP metadata for the IdP
 //	POST   sessions            {"user","password"}            local login (Content-Type: application/json, else 415)
-//	GET    sessions/current                                   the session (user, roles, expiry, CSRF token)
+//	GET    sessions/current                                   the session (user, roles, expiry, CSRF token, SSH address)
 //	DELETE sessions/current                                   logout (CSRF)
 //	POST   sessions/certs      {"public_key","ttl"}           OpenSSH user certificate (CSRF)
 //	POST   users/password      {"token","password"}           set a password with a one-time token
@@ -148,6 +148,10 @@ type Config struct {
 	// Sources resolves a request's client (trusted proxies, IPv6 /64
 	// grouping) for the limiters and audit events; nil trusts no proxy.
 	Sources *abuse.Sources
+	// SSHAddr is the host:port of the SSH node that people give ssh; the
+	// session's info carries it, so the web UI can show the ssh command
+	// to use with a certificate. Empty when there is none.
+	SSHAddr string
 }
 
 // CheckAndSetDefaults validates the config.
@@ -483,10 +487,12 @@ type SessionInfo struct {
 	Method    string    `json:"method"`
 	Expires   time.Time `json:"expires"`
 	CSRFToken string    `json:"csrf_token"`
+	// SSHAddr is the SSH node's host:port (Config.SSHAddr), if any.
+	SSHAddr string `json:"ssh_addr,omitempty"`
 }
 
-func info(s *websession.Session, u *typesv1.User) SessionInfo {
-	return SessionInfo{User: s.User, Roles: u.GetSpec().GetRoles(), Method: s.Method, Expires: s.Expires, CSRFToken: s.CSRFToken}
+func (h *Handler) info(s *websession.Session, u *typesv1.User) SessionInfo {
+	return SessionInfo{User: s.User, Roles: u.GetSpec().GetRoles(), Method: s.Method, Expires: s.Expires, CSRFToken: s.CSRFToken, SSHAddr: h.cfg.SSHAddr}
 }
 
 // PasswordLoginRequest is the body of POST /v1/webapi/sessions.
@@ -685,7 +691,7 @@ func (h *Handler) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventWebLogin, User: req.User, Fields: map[string]string{"method": websession.MethodPassword, "remote_addr": source}})
 	web.SetSessionCookies(w, sess, h.cfg.Clock.Now())
-	web.WriteJSON(w, http.StatusOK, info(sess, user))
+	web.WriteJSON(w, http.StatusOK, h.info(sess, user))
 }
 
 // checkPassword returns the local user whose password matches, or one
@@ -734,7 +740,7 @@ func (h *Handler) checkPassword(ctx context.Context, req PasswordLoginRequest) (
 
 func (h *Handler) handleCurrent(w http.ResponseWriter, r *http.Request) {
 	as, _ := web.SessionFromContext(r.Context())
-	web.WriteJSON(w, http.StatusOK, info(as.Session, as.User))
+	web.WriteJSON(w, http.StatusOK, h.info(as.Session, as.User))
 }
 
 func (h *Handler) handleLogout(w http.ResponseWriter, r *http.Request) {

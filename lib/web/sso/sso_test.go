@@ -501,3 +501,45 @@ func TestACSIdPInitiatedIgnoresBinding(t *testing.T) {
 	requireSession(t, w, sso.DefaultRedirect)
 	require.Nil(t, findCookie(w, sso.BindingCookie), "an unsolicited response leaves the binding of a login under way alone")
 }
+
+// TestSessionInfoSSHAddr: the session's info names the SSH node's address,
+// which the web UI's SSH access page puts in the ssh command; without one
+// configured the field is absent.
+func TestSessionInfoSSHAddr(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, addr string }{
+		{"configured", "gatehouse.example.com:3022"},
+		{"none", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, svc, _, _ := newHandler(t, func(c *sso.Config) { c.SSHAddr = tc.addr })
+			ctx := context.Background()
+			_, err := svc.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "root"}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}})
+			require.NoError(t, err)
+			require.NoError(t, svc.SetLocalPassword(ctx, "root", "correct horse battery"))
+			b, _ := json.Marshal(sso.PasswordLoginRequest{User: "root", Password: "correct horse battery"})
+			req := httptest.NewRequest(http.MethodPost, "/v1/webapi/sessions", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			ck := findCookie(w, web.SessionCookie)
+			require.NotNil(t, ck)
+
+			req = httptest.NewRequest(http.MethodGet, "/v1/webapi/sessions/current", nil)
+			req.AddCookie(ck)
+			w = httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			var info map[string]any
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &info))
+			require.Equal(t, "root", info["user"])
+			if tc.addr == "" {
+				require.NotContains(t, info, "ssh_addr")
+				return
+			}
+			require.Equal(t, tc.addr, info["ssh_addr"])
+		})
+	}
+}

@@ -31,6 +31,10 @@ func TestHandler(t *testing.T) {
 		{"client route", "GET", "/web/integrations/okta", 200, "text/html; charset=utf-8", `src="/web/assets/app.js"`},
 		{"users page", "GET", "/web/users", 200, "text/html; charset=utf-8", `href="/web/users"`},
 		{"locks page", "GET", "/web/locks", 200, "text/html; charset=utf-8", `href="/web/locks"`},
+		// The SSH access page's link is in the top bar for every signed-in
+		// user, and the script calls the session's certificate endpoint.
+		{"ssh page", "GET", "/web/ssh", 200, "text/html; charset=utf-8", `<a href="/web/ssh" data-link data-nav="ssh" id="nav-ssh">SSH access</a>`},
+		{"ssh page script", "GET", "/web/assets/app.js", 200, "text/javascript; charset=utf-8", `api("POST", "/sessions/certs"`},
 		{"script", "GET", "/web/assets/app.js", 200, "text/javascript; charset=utf-8", "function route()"},
 		{"style", "GET", "/web/assets/style.css", 200, "text/css; charset=utf-8", ":focus-visible"},
 		{"icon", "GET", "/web/assets/favicon.svg", 200, "image/svg+xml", "<svg"},

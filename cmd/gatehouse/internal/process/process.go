@@ -165,6 +165,12 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err, "web: listening on %s", set.WebAddr)
 	}
+	// The SSH listener too (served from startSSH), so the web UI can name
+	// its address.
+	p.sshLn, err = net.Listen("tcp", set.SSHAddr)
+	if err != nil {
+		return nil, trace.Wrap(err, "ssh listener on %s", set.SSHAddr)
+	}
 	p.auth, err = auth.New(ctx, auth.Config{
 		Backend:        p.backend,
 		ClusterName:    set.ClusterName,

@@ -69,6 +69,18 @@ func (s sshAccess) CheckLogin(ctx context.Context, username, login string) ([]st
 	return roles, trace.Wrap(err)
 }
 
+// sshAddrForUsers is the host:port people give ssh, as the web UI's SSH
+// access page shows it: the public address's host (it names the machine
+// people reach) with the SSH listener's port, or without a public address
+// the listener's own address ("localhost" for loopback).
+func (p *Process) sshAddrForUsers() string {
+	_, port, err := net.SplitHostPort(p.sshLn.Addr().String())
+	if host := hostOf(p.set.PublicAddr); host != "" && err == nil {
+		return net.JoinHostPort(host, port)
+	}
+	return dialableHost(p.sshLn.Addr())
+}
+
 // startSSH starts the SSH node service on the ssh address with a host key
 // kept in the data dir and a host certificate from the host CA; it accepts
 // user certificates from the user CA.
@@ -77,11 +89,9 @@ func (p *Process) startSSH() error {
 	if err != nil {
 		return trace.Wrap(err, "SSH host key")
 	}
-	ln, err := net.Listen("tcp", p.set.SSHAddr)
-	if err != nil {
-		return trace.Wrap(err, "ssh listener on %s", p.set.SSHAddr)
-	}
-	p.sshLn = ln
+	// The listener is bound in Start, before the web API is mounted, so
+	// the web UI can show the SSH address (see sshAddrForUsers).
+	ln := p.sshLn
 	nodeName, err := os.Hostname()
 	if err != nil || nodeName == "" {
 		nodeName = p.set.ClusterName

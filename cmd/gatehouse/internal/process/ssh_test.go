@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
 	"github.com/gatehouse/gatehouse/lib/auth/websession"
@@ -144,4 +146,25 @@ func TestSSHNodeAndLocksWired(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorContains(t, err, "administratively prohibited", out)
 	require.ErrorContains(t, err, `offboarded`, out)
+}
+
+// TestSSHAddrForUsers: the address the web UI puts in its ssh command is
+// the public address's host with the SSH listener's port, or without a
+// public address the listener's own (loopback as "localhost").
+func TestSSHAddrForUsers(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	require.NoError(t, err)
+	for _, tc := range []struct{ publicAddr, want string }{
+		{"", "localhost:" + port},
+		{"gatehouse.example.com", "gatehouse.example.com:" + port},
+		{"gatehouse.example.com:443", "gatehouse.example.com:" + port},
+		{"[2001:db8::1]:443", "[2001:db8::1]:" + port},
+	} {
+		p := &Process{set: &config.Config{PublicAddr: tc.publicAddr}, sshLn: ln}
+		require.Equal(t, tc.want, p.sshAddrForUsers(), "public address %q", tc.publicAddr)
+	}
 }

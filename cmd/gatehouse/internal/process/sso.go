@@ -57,6 +57,7 @@ func (p *Process) mountSSO(ctx context.Context) error {
 		Clock:       p.cfg.Clock,
 		Logger:      p.cfg.Logger,
 		Sources:     abuse.NewSources(p.set.WebTrustedProxies),
+		SSHAddr:     p.sshAddrForUsers(),
 	})
 	if err != nil {
 		return trace.Wrap(err)

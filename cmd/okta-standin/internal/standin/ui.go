@@ -56,7 +56,7 @@ Group changes are pushed with PATCH /Groups. The group <b>{{.Auditors}}</b> maps
 <div class="card"><h2>Try it</h2><ol>
 <li>Assign <b>Ada Lovelace</b> above.</li>
 <li>Open Gatehouse at <a href="{{.GatehouseURL}}/web/login">{{.GatehouseURL}}</a>, click <b>Sign in with Okta</b> and pick Ada.</li>
-<li>SSH in as Ada:<pre>{{.SSHHint}}</pre></li>
+<li>Get Ada an SSH certificate and SSH in:<pre>{{.SSHHint}}</pre></li>
 <li>Click <b>Deactivate</b> on Ada: the SSH session ends with <code>lock targeting user "ada@example.com" is in force</code>.</li></ol></div>
 <div class="card log"><h2>SCIM requests sent to Gatehouse</h2><table><thead><tr><th>Time</th><th>Request</th><th>Status</th><th>Body / error</th></tr></thead><tbody id="scim-log">
 {{range .Calls}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{.Method}} {{.Path}}</td><td>{{.Status}}</td><td>{{.Body}}{{with .Err}}<br><b>{{.}}</b>{{end}}</td></tr>{{else}}<tr><td colspan="4" class="muted">None yet.</td></tr>{{end}}

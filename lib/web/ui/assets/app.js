@@ -153,6 +153,7 @@ const routes = [
   [/^\/web\/integrations\/okta\/?$/, viewOkta, true],
   [/^\/web\/users\/?$/, viewUsers, true],
   [/^\/web\/locks\/?$/, viewLocks, true],
+  [/^\/web\/ssh\/?$/, viewSSH, true],
 ];
 
 function navigate(path, replace) {
@@ -700,6 +701,121 @@ function settingsTile(st, readOnly) {
   return tile("settings-tile", "Provisioning settings", onOff(true, "Editable", ""),
     h("div", { class: "note note-ok", role: "status", id: "settings-saved", hidden: true }, "Saved. SCIM applies them from its next write of each user."),
     form);
+}
+
+// ---------- SSH access (every signed-in user) ----------
+
+// Key types ssh-keygen makes, and the file name it gives each by default:
+// the certificate must sit next to the private key as <name>-cert.pub.
+const SSH_KEY_FILES = {
+  "ssh-ed25519": "id_ed25519",
+  "sk-ssh-ed25519@openssh.com": "id_ed25519_sk",
+  "ssh-rsa": "id_rsa",
+  "ecdsa-sha2-nistp256": "id_ecdsa",
+  "ecdsa-sha2-nistp384": "id_ecdsa",
+  "ecdsa-sha2-nistp521": "id_ecdsa",
+  "sk-ecdsa-sha2-nistp256@openssh.com": "id_ecdsa_sk",
+};
+
+// checkPublicKey returns {error} or {line, keyFile} for pasted text. It
+// only screens obvious mistakes (the server parses the key): above all a
+// private key, which must never be sent anywhere.
+function checkPublicKey(text) {
+  const t = text.trim();
+  if (!t) return { error: "Paste your public key first: the one line in ~/.ssh/id_ed25519.pub." };
+  if (/PRIVATE KEY/.test(t) || /PuTTY-User-Key-File/.test(t)) {
+    return { error: "This is a private key. It was not sent, and the box has been cleared. Never paste a private key anywhere: paste the .pub file instead, such as ~/.ssh/id_ed25519.pub.", private: true };
+  }
+  if (/^---- BEGIN SSH2 PUBLIC KEY/.test(t)) return { error: "This public key is in the SSH2 (RFC 4716) format. Convert it to one line with ssh-keygen -i -f key.pub, or paste ~/.ssh/id_ed25519.pub." };
+  const lines = t.split(/\r?\n/).filter((l) => l.trim());
+  if (lines.length > 1) return { error: "Paste one key: a single line, as in ~/.ssh/id_ed25519.pub." };
+  const [type, blob] = t.split(/\s+/);
+  if (/-cert-v01@openssh\.com$/.test(type)) return { error: "This is a certificate, not a public key. Paste the .pub file of your key, such as ~/.ssh/id_ed25519.pub." };
+  if (!SSH_KEY_FILES[type] || !/^AAAA[A-Za-z0-9+/]+={0,3}$/.test(blob || "")) {
+    return { error: "This does not look like an SSH public key. A public key is one line such as “ssh-ed25519 AAAAC3Nza… you@laptop”, as in ~/.ssh/id_ed25519.pub." };
+  }
+  return { line: t, keyFile: SSH_KEY_FILES[type] };
+}
+
+// splitHostPort splits "host:port" or "[v6]:port".
+function splitHostPort(addr) {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(addr || "");
+  return m ? { host: m[1], port: m[2] } : null;
+}
+
+let certURL = null; // the object URL of the last certificate download
+
+async function viewSSH() {
+  const err = h("div", { class: "note note-err", role: "alert", id: "ssh-error", hidden: true });
+  const result = h("div", { id: "ssh-result", hidden: true });
+  const key = h("textarea", { id: "ssh-pubkey", name: "public_key", rows: 3, autocomplete: "off", spellcheck: "false", autocapitalize: "none", "aria-describedby": "ssh-pubkey-hint", placeholder: "ssh-ed25519 AAAAC3Nza… you@laptop" });
+  const form = h("form", { id: "ssh-form", novalidate: true },
+    h("div", { class: "field" }, h("label", { for: "ssh-pubkey" }, "Your SSH public key"), key,
+      h("span", { class: "hint", id: "ssh-pubkey-hint" }, "The one line in ~/.ssh/id_ed25519.pub: the .pub file, never the private key. No key yet? Run ssh-keygen -t ed25519.")),
+    err,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", id: "ssh-sign" }, "Get certificate")));
+  setPage("SSH access", h("div", { class: "page" },
+    pageHead("SSH access", "Gatehouse signs your public key with a short-lived SSH certificate for the logins your roles allow."),
+    h("p", { class: "muted lead", id: "ssh-about" }, "The certificate ends when your web session does, or sooner if your roles say so; a lock on your account voids it at once."),
+    h("section", { class: "card tile", "aria-labelledby": "ssh-form-title" }, h("h2", { id: "ssh-form-title" }, "Sign your key"), form),
+    result));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    err.hidden = true;
+    result.hidden = true; // never show an old certificate next to a new error
+    const k = checkPublicKey(key.value);
+    if (k.error) {
+      if (k.private) key.value = "";
+      err.textContent = k.error; err.hidden = false; key.focus();
+      return;
+    }
+    const btn = form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      const cert = await api("POST", "/sessions/certs", { public_key: k.line });
+      renderCert(result, cert, k.keyFile);
+      toast("Certificate issued");
+    } catch (ex) {
+      // The session ended (expired, or signed out elsewhere): sign in again
+      // and come back here.
+      if (ex.status === 401) { session = null; navigate("/web/login?next=" + encodeURIComponent("/web/ssh"), true); return; }
+      err.replaceChildren(h("strong", {}, ex.status === 403 ? "Refused" : ex.status === 400 ? "The server refused the key" : "Something went wrong"), ex.message);
+      err.hidden = false;
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  key.focus();
+}
+
+function renderCert(result, cert, keyFile) {
+  const file = `${keyFile}-cert.pub`;
+  if (certURL) URL.revokeObjectURL(certURL);
+  certURL = URL.createObjectURL(new Blob([cert.ssh_cert.trim() + "\n"], { type: "text/plain" }));
+  const logins = cert.principals || [];
+  const addr = splitHostPort(session && session.ssh_addr);
+  const login = logins[0] || "<login>";
+  const command = addr ? `ssh -i ~/.ssh/${keyFile} -p ${addr.port} ${login}@${addr.host}` : `ssh -i ~/.ssh/${keyFile} ${login}@<host>`;
+  result.replaceChildren(
+    h("section", { class: "card tile", "aria-labelledby": "ssh-cert-title" },
+      h("div", { class: "tile-head" }, h("h2", { id: "ssh-cert-title", tabindex: "-1" }, "Your certificate"), h("span", { class: "badge badge-ok" }, "Issued")),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Valid until"), h("dd", { id: "ssh-expiry" }, new Date(cert.valid_before).toLocaleString()),
+        h("dt", {}, "Logins"), h("dd", { id: "ssh-principals" }, logins.length ? logins.join(", ") : h("span", { class: "muted" }, "none"))),
+      logins.length ? null : h("div", { class: "note note-warn", id: "ssh-no-logins" }, h("strong", {}, "No logins"), "Your roles allow no SSH login, so this certificate opens no session. Ask a Gatehouse administrator for a role with logins."),
+      h("div", { class: "copy cert" },
+        h("code", { id: "ssh-cert", "aria-label": "SSH certificate" }, cert.ssh_cert.trim()),
+        h("div", { class: "actions" },
+          h("button", { type: "button", class: "btn btn-sm", id: "ssh-copy", onclick: () => copyText(cert.ssh_cert.trim() + "\n", "Certificate") }, "Copy"),
+          h("a", { class: "btn btn-sm", id: "ssh-download", href: certURL, download: file }, "Download"))),
+      h("ol", { class: "steps" },
+        h("li", {}, h("h3", {}, "Save it next to your private key"), h("p", {}, "As ", h("code", { id: "ssh-cert-path" }, `~/.ssh/${file}`), `: ssh then offers it with ~/.ssh/${keyFile}. If your key has another name, name the certificate after it.`)),
+        h("li", {}, h("h3", {}, "Connect"),
+          copyable(command, "ssh command", { id: "ssh-command", buttonId: "ssh-command-copy" }),
+          addr ? null : h("p", { class: "muted small" }, "This server does not know its SSH address: ask your administrator for the host and port."),
+          logins.length > 1 ? h("p", { class: "muted small" }, `Replace ${login} with any of your logins: ${logins.join(", ")}.`) : null))));
+  result.hidden = false;
+  document.getElementById("ssh-cert-title").focus();
 }
 
 // ---------- users ----------
