@@ -31,6 +31,7 @@ func (s *Server) NewAPIs() (*APIs, error) {
 		Roles:             s.services.Roles,
 		Backend:           s.cfg.Backend,
 		PublicAddr:        s.cfg.PublicAddr,
+		Sealer:            s.cfg.CredentialSealer,
 		Clock:             s.cfg.Clock,
 		Logger:            s.cfg.Logger,
 	})
