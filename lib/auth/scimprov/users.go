@@ -263,7 +263,7 @@ func buildLock(pc *pluginContext, rec *scimstore.UserRecord, deleted bool, now t
 
 // userEvent is an audit event about record rec.
 func userEvent(pc *pluginContext, typ string, rec *scimstore.UserRecord, msg string) *typesv1.AuditEvent {
-	return &typesv1.AuditEvent{
+	ev := &typesv1.AuditEvent{
 		Type:     typ,
 		User:     actor(pc.name),
 		Resource: services.KindUser + "/" + rec.UserName,
@@ -275,6 +275,10 @@ func userEvent(pc *pluginContext, typ string, rec *scimstore.UserRecord, msg str
 			"username":    rec.UserName,
 		},
 	}
+	if pc.via != "" {
+		ev.Fields["via"] = pc.via
+	}
+	return ev
 }
 
 func lockEvent(pc *pluginContext, typ string, l *typesv1.Lock, msg string) *typesv1.AuditEvent {
