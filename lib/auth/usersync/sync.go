@@ -106,8 +106,6 @@ type Config struct {
 	// clock its waits use, Clock by default); its OrgURL, Credential,
 	// Logger and OnResponse are set per run.
 	ClientConfig oktaapi.Config
-	// ServerID names this server in the state's holder.
-	ServerID string
 	// Metrics, if set, receives run metrics.
 	Metrics *Metrics
 	Clock   clockwork.Clock
@@ -167,11 +165,22 @@ type run struct {
 	lastWrite time.Time
 }
 
-// Run runs plugin's sync once: a full pass when full is set, when there is
-// no cursor yet, or when the last clean full pass is older than the
-// full-pass interval. triggerID, if set, is the "sync now" request it
-// answers. It returns the state it wrote; the error is also in the state.
-func (s *Syncer) Run(ctx context.Context, plugin string, full bool, triggerID string) (*typesv1.OktaUserSyncState, error) {
+// RunRequest says how to run.
+type RunRequest struct {
+	// Full asks for a full pass.
+	Full bool
+	// TriggerID is the "sync now" request the run answers, if any.
+	TriggerID string
+	// Holder names the server running it, for the state.
+	Holder string
+}
+
+// Run runs plugin's sync once: a full pass when req.Full is set, when there
+// is no cursor yet, or when the last clean full pass is older than the
+// full-pass interval. It returns the state it wrote; the error is also in
+// the state.
+func (s *Syncer) Run(ctx context.Context, plugin string, req RunRequest) (*typesv1.OktaUserSyncState, error) {
+	full, triggerID := req.Full, req.TriggerID
 	start := s.cfg.Clock.Now()
 	prev, err := services.GetUserSyncState(ctx, s.cfg.Backend, plugin)
 	if err != nil {
@@ -181,7 +190,7 @@ func (s *Syncer) Run(ctx context.Context, plugin string, full bool, triggerID st
 	st.LastRunStart = timestamppb.New(start)
 	st.LastRunEnd = nil
 	st.Running = true
-	st.Holder = s.cfg.ServerID
+	st.Holder = req.Holder
 	st.UsersSeen, st.UsersCreated, st.UsersUpdated, st.UsersLocked, st.UsersRefused, st.ApiCalls = 0, 0, 0, 0, 0, 0
 	r := &run{plugin: plugin, state: st, seen: map[string]bool{}}
 	err = s.prepare(ctx, r, full)

@@ -112,7 +112,7 @@ func newEnv(t testing.TB, pageLimit int) *env {
 	t.Cleanup(func() { prov.Close() })
 	syncer, err := New(Config{
 		Backend: b, Provisioner: prov, Plugins: svc.PluginService, Credentials: svc.PluginStaticCredentialsService,
-		SAMLConnectors: svc.SAMLConnectorService, Opener: sealer, ServerID: "test",
+		SAMLConnectors: svc.SAMLConnectorService, Opener: sealer,
 		// The client's retries wait in real time, briefly.
 		ClientConfig: oktaapi.Config{PageLimit: pageLimit, BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Clock: clockwork.NewRealClock()},
 		Clock:        clock,
@@ -126,7 +126,7 @@ func (e *env) run(t *testing.T, full bool) (*typesv1.OktaUserSyncState, error) {
 	// Each run happens a little later, so that Okta's changes are after
 	// the previous run's cursor.
 	e.clock.Advance(2 * time.Minute)
-	return e.syncer.Run(e.ctx, testPlugin, full, "")
+	return e.syncer.Run(e.ctx, testPlugin, RunRequest{Full: full, Holder: "test"})
 }
 
 func (e *env) user(t *testing.T, name string) *typesv1.User {
