@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/gravitational/trace"
 )
@@ -134,4 +135,48 @@ func (s *Sealer) Open(sealed []byte, context, keyID string) ([]byte, error) {
 		return nil, trace.AccessDenied("the credential cannot be opened with this server's credentials key (%s): it was sealed with another key or altered", KeyFile)
 	}
 	return out, nil
+}
+
+// File is a Sealer whose key file is read, or created, on first use: a
+// server that never seals or opens a credential never writes one.
+type File struct {
+	path   string
+	once   sync.Once
+	sealer *Sealer
+	err    error
+}
+
+// NewFile returns the sealer of the key file at path.
+func NewFile(path string) *File { return &File{path: path} }
+
+func (f *File) load() (*Sealer, error) {
+	f.once.Do(func() { f.sealer, f.err = LoadOrCreate(f.path) })
+	return f.sealer, f.err
+}
+
+// Seal seals with the file's key.
+func (f *File) Seal(plaintext []byte, context string) ([]byte, error) {
+	s, err := f.load()
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return s.Seal(plaintext, context)
+}
+
+// Open opens with the file's key.
+func (f *File) Open(sealed []byte, context, keyID string) ([]byte, error) {
+	s, err := f.load()
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return s.Open(sealed, context, keyID)
+}
+
+// KeyID names the file's key; empty if it cannot be read (Seal then fails).
+func (f *File) KeyID() string {
+	s, err := f.load()
+	if err != nil {
+		return ""
+	}
+	return s.KeyID()
 }

@@ -70,3 +70,16 @@ func TestOpenRefuses(t *testing.T) {
 	_, err = New([]byte("short"))
 	require.True(t, trace.IsBadParameter(err))
 }
+
+func TestFileCreatesOnFirstUse(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), KeyFile)
+	f := NewFile(path)
+	_, err := os.Stat(path)
+	require.True(t, os.IsNotExist(err), "no key before first use")
+	sealed, err := f.Seal([]byte("x"), "c")
+	require.NoError(t, err)
+	out, err := NewFile(path).Open(sealed, "c", f.KeyID())
+	require.NoError(t, err)
+	require.Equal(t, "x", string(out))
+}

@@ -29,7 +29,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
+	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	"github.com/gatehouse/gatehouse/lib/auth/usersync"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	// Register the storage engines selectable with --storage.
@@ -117,6 +119,10 @@ type Process struct {
 	diag    *http.Server
 	diagLn  net.Listener
 
+	// sealer holds the credentials key (data dir, created on first use).
+	sealer   *credseal.File
+	usersync *usersync.Runner
+
 	// started is set once Start has written every file gatectl reads, so
 	// /readyz never says ready before the admin identity exists.
 	started atomic.Bool
@@ -154,6 +160,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err := p.startLockWatcher(bgCtx); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	p.sealer = credseal.NewFile(filepath.Join(set.DataDir, credseal.KeyFile))
 	p.auth, err = auth.New(ctx, auth.Config{
 		Backend:        p.backend,
 		ClusterName:    set.ClusterName,
@@ -162,6 +169,8 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		AuditRetention: set.AuditRetention,
 		PublicAddr:     set.PublicAddr,
 		Locks:          watcherLocks{w: p.locks},
+		// User sync credentials are sealed under the data dir's key.
+		CredentialSealer: p.sealer,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err, "starting the auth server")
@@ -214,6 +223,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	}
 	if err := p.mountSCIM(ctx); err != nil {
 		return nil, trace.Wrap(err)
+	}
+	if err := p.startUserSync(); err != nil {
+		return nil, trace.Wrap(err, "starting user sync")
 	}
 	if err := p.mountWebUI(ctx); err != nil {
 		return nil, trace.Wrap(err)
@@ -319,6 +331,7 @@ func (p *Process) Shutdown(ctx context.Context) error {
 			errs = append(errs, trace.Wrap(err, "web listener"))
 		}
 	}
+	p.closeUserSync()
 	p.closeSCIM()
 	if p.ssh != nil {
 		// Ends every SSH session; the listener closes with it.
