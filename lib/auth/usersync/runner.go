@@ -126,23 +126,32 @@ func (r *Runner) loop(ctx context.Context, t clockwork.Ticker) {
 	defer close(r.done)
 	defer t.Stop()
 	for {
-		r.tick(ctx)
+		wait := r.tick(ctx)
+		// A run due before the next poll starts on time rather than up to
+		// a poll interval late.
+		var due <-chan time.Time
+		if wait < r.cfg.PollInterval {
+			due = r.cfg.Clock.After(max(wait, 0))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.Chan():
+		case <-due:
 		}
 	}
 }
 
-// tick takes or renews leases and runs what is due.
-func (r *Runner) tick(ctx context.Context) {
+// tick takes or renews leases and runs what is due; it returns the time
+// until the next run of a plugin this server holds is due.
+func (r *Runner) tick(ctx context.Context) time.Duration {
+	next := r.cfg.PollInterval
 	plugins, err := r.cfg.Plugins.ListAllPlugins(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.cfg.Logger.WarnContext(ctx, "Failed to list plugins for user sync.", "error", err)
 		}
-		return
+		return next
 	}
 	enabled := map[string]*typesv1.Plugin{}
 	for _, p := range plugins {
@@ -161,15 +170,18 @@ func (r *Runner) tick(ctx context.Context) {
 	r.mu.Unlock()
 	for name, p := range enabled {
 		if ctx.Err() != nil {
-			return
+			return next
 		}
 		if !r.holdLease(ctx, name) {
 			continue
 		}
-		if err := r.maybeRun(ctx, name, p); err != nil && ctx.Err() == nil {
+		wait, err := r.maybeRun(ctx, name, p)
+		if err != nil && ctx.Err() == nil {
 			r.cfg.Logger.DebugContext(ctx, "User sync not run.", "plugin", name, "error", err)
 		}
+		next = min(next, wait)
 	}
+	return next
 }
 
 // holdLease takes plugin's lease if it is free, or renews it if this
@@ -202,28 +214,27 @@ func (r *Runner) holdLease(ctx context.Context, plugin string) bool {
 	return true
 }
 
-// maybeRun runs plugin's sync if a "sync now" request waits or the
-// interval since the last run has passed.
-func (r *Runner) maybeRun(ctx context.Context, plugin string, p *typesv1.Plugin) error {
+// maybeRun runs plugin's sync if a "sync now" request waits or an
+// interval has passed since the last run started (runs start on a fixed
+// schedule, whatever they take). It returns the time until the next run is
+// due.
+func (r *Runner) maybeRun(ctx context.Context, plugin string, p *typesv1.Plugin) (time.Duration, error) {
 	interval, _, err := services.UserSyncIntervals(p.GetSpec().GetOkta().GetUserSync())
 	if err != nil {
-		return trace.Wrap(err)
+		return r.cfg.PollInterval, trace.Wrap(err)
 	}
 	trigger, err := services.TakeUserSyncTrigger(ctx, r.cfg.Backend, plugin)
 	if err != nil {
-		return trace.Wrap(err)
+		return r.cfg.PollInterval, trace.Wrap(err)
 	}
 	st, err := services.GetUserSyncState(ctx, r.cfg.Backend, plugin)
 	if err != nil {
-		return trace.Wrap(err)
+		return r.cfg.PollInterval, trace.Wrap(err)
 	}
-	last := st.GetLastRunEnd()
-	if last == nil {
-		last = st.GetLastRunStart()
-	}
-	due := trigger != nil || last == nil || r.cfg.Clock.Now().Sub(last.AsTime()) >= interval
-	if !due {
-		return nil
+	if last := st.GetLastRunStart(); trigger == nil && last != nil {
+		if wait := last.AsTime().Add(interval).Sub(r.cfg.Clock.Now()); wait > 0 {
+			return wait, nil
+		}
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -236,10 +247,14 @@ func (r *Runner) maybeRun(ctx context.Context, plugin string, p *typesv1.Plugin)
 	if trigger != nil {
 		req.Full, req.TriggerID = trigger.Full, trigger.ID
 	}
-	_, err = r.cfg.Syncer.Run(runCtx, plugin, req)
+	st, err = r.cfg.Syncer.Run(runCtx, plugin, req)
 	cancel()
 	<-renewDone
-	return trace.Wrap(err)
+	wait := interval
+	if st.GetLastRunStart() != nil {
+		wait = st.GetLastRunStart().AsTime().Add(interval).Sub(r.cfg.Clock.Now())
+	}
+	return wait, trace.Wrap(err)
 }
 
 // renewDuringRun renews the lease while a run lasts, and ends the run if

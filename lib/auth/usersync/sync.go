@@ -223,7 +223,7 @@ func (s *Syncer) Run(ctx context.Context, plugin string, req RunRequest) (*types
 	}
 	if r.settings != nil {
 		if interval, _, ierr := services.UserSyncIntervals(r.settings); ierr == nil {
-			st.NextRun = timestamppb.New(end.Add(interval))
+			st.NextRun = timestamppb.New(start.Add(interval))
 		}
 	}
 	if werr := services.PutUserSyncState(context.WithoutCancel(ctx), s.cfg.Backend, plugin, st); werr != nil {

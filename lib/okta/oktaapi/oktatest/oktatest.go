@@ -40,6 +40,9 @@ type Org struct {
 	// is RateWindow (0: one minute).
 	RateLimit  int
 	RateWindow time.Duration
+	// PageSize, if set, caps the page size whatever the client asks (Okta
+	// caps it too), to get several pages from a small org.
+	PageSize int
 
 	mu       sync.Mutex
 	now      func() time.Time
@@ -361,6 +364,9 @@ func (o *Org) route(w http.ResponseWriter, r *http.Request, kind string) (int, [
 	limitN := 200
 	if v, err := strconv.Atoi(q.Get("limit")); err == nil && v > 0 {
 		limitN = min(v, 500)
+	}
+	if o.PageSize > 0 {
+		limitN = min(limitN, o.PageSize)
 	}
 	switch kind {
 	case "apps.users":
