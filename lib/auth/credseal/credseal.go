@@ -137,44 +137,61 @@ func (s *Sealer) Open(sealed []byte, context, keyID string) ([]byte, error) {
 	return out, nil
 }
 
-// File is a Sealer whose key file is read, or created, on first use: a
-// server that never seals or opens a credential never writes one.
+// File is a Sealer over a key file: Seal creates the file on first use, so
+// a server that never stores a credential never writes one; Open only reads
+// it, since a new key could never open what another key sealed.
 type File struct {
 	path   string
-	once   sync.Once
+	mu     sync.Mutex
 	sealer *Sealer
-	err    error
 }
 
 // NewFile returns the sealer of the key file at path.
 func NewFile(path string) *File { return &File{path: path} }
 
-func (f *File) load() (*Sealer, error) {
-	f.once.Do(func() { f.sealer, f.err = LoadOrCreate(f.path) })
-	return f.sealer, f.err
+// load returns the key, reading it (creating it if create is set) until
+// it has been read once.
+func (f *File) load(create bool) (*Sealer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sealer != nil {
+		return f.sealer, nil
+	}
+	if !create {
+		if _, err := os.Stat(f.path); errors.Is(err, fs.ErrNotExist) {
+			return nil, trace.NotFound("this server has no credentials key (%s): copy %s from the server that stored the credential into this server's data dir (every server of a cluster needs the same key)", f.path, KeyFile)
+		}
+	}
+	s, err := LoadOrCreate(f.path)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	f.sealer = s
+	return s, nil
 }
 
-// Seal seals with the file's key.
+// Seal seals with the file's key, creating the file if needed.
 func (f *File) Seal(plaintext []byte, context string) ([]byte, error) {
-	s, err := f.load()
+	s, err := f.load(true)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return s.Seal(plaintext, context)
 }
 
-// Open opens with the file's key.
+// Open opens with the file's key; trace.NotFound if there is no key file.
 func (f *File) Open(sealed []byte, context, keyID string) ([]byte, error) {
-	s, err := f.load()
+	s, err := f.load(false)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return s.Open(sealed, context, keyID)
 }
 
-// KeyID names the file's key; empty if it cannot be read (Seal then fails).
+// KeyID names the file's key, creating it if needed (it is asked for beside
+// Seal); empty if it cannot be read or written, and Seal then fails.
 func (f *File) KeyID() string {
-	s, err := f.load()
+	s, err := f.load(true)
 	if err != nil {
 		return ""
 	}
