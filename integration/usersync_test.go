@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/saml/samltest"
+	"github.com/gatehouse/gatehouse/lib/backend/etcdbk/etcdtest"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi/oktatest"
 )
 
@@ -129,4 +130,71 @@ func TestUserSyncEndToEnd(t *testing.T) {
 	t.Logf("status:\n%s", st.stdout)
 	require.Contains(t, st.stdout, "locked:         1")
 	require.True(t, strings.Contains(st.stdout, "full pass, ok"), st.stdout)
+}
+
+// TestUserSyncHAFailover runs two servers on one etcd cluster with the same
+// credentials key: exactly one runs the sync (the lease holder); when it is
+// killed (no clean shutdown, so its lease must expire), the other takes
+// over and answers "sync now" requests.
+func TestUserSyncHAFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries and an etcd cluster")
+	}
+	gatehouseBin, gatectlBin := buildBinaries(t)
+	cluster := etcdtest.StartCluster(t, 1)
+	args := haEtcdArgs(cluster.Endpoints())
+	dirA, dirB, work := t.TempDir(), t.TempDir(), t.TempDir()
+	logsA, logsB := &syncBuffer{}, &syncBuffer{}
+	srvA := haLaunch(t, gatehouseBin, dirA, logsA, args...)
+	haWaitReady(t, srvA)
+	gatectl := func(dir string) func(args ...string) result {
+		return func(args ...string) result {
+			t.Helper()
+			r := runCmd(t, gatectlBin, append([]string{"--data-dir", dir}, args...)...)
+			require.Equal(t, 0, r.code, r.String())
+			return r
+		}
+	}
+	adminA, adminB := gatectl(dirA), gatectl(dirB)
+	defer func() {
+		if t.Failed() {
+			t.Logf("server A logs:\n%s\nserver B logs:\n%s", logsA.String(), logsB.String())
+		}
+	}()
+
+	org := oktatest.New()
+	t.Cleanup(org.Close)
+	org.AddUser("first@example.com", true)
+	haSetupOkta(t, adminA, work)
+	tokenFile := filepath.Join(work, "okta-token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(org.Token), 0o600))
+	adminA("plugins", "usersync-credentials", "okta", "--api-token-file", tokenFile)
+	adminA("plugins", "usersync-configure", "okta", "--org-url", org.URL(), "--app-id", org.AppID,
+		"--credential-kind", "api_token", "--switch-from-scim")
+
+	const took = "This server now runs user sync."
+	require.Eventually(t, func() bool { return strings.Contains(logsA.String(), took) }, 10*time.Second, 50*time.Millisecond,
+		"A takes the lease within a poll interval")
+
+	// Every server needs the same key: copy it before B starts.
+	key, err := os.ReadFile(filepath.Join(dirA, "credentials.key"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dirB, "credentials.key"), key, 0o600))
+	srvB := haLaunch(t, gatehouseBin, dirB, logsB, args...)
+	haWaitReady(t, srvB)
+
+	adminB("plugins", "sync", "okta")
+	require.Contains(t, adminB("get", "user/first@example.com").stdout, "first@example.com")
+	require.NotContains(t, logsB.String(), took, "exactly one server runs the sync")
+
+	// A dies without giving its lease up; B takes over once it expires.
+	killed := time.Now()
+	require.NoError(t, srvA.cmd.Process.Kill())
+	<-srvA.done
+	org.AddUser("second@example.com", true)
+	r := adminB("plugins", "sync", "okta")
+	t.Logf("B ran the sync %v after A was killed:\n%s", time.Since(killed), r.stdout)
+	require.Contains(t, logsB.String(), took)
+	require.Contains(t, adminB("get", "user/second@example.com").stdout, "second@example.com")
+	require.Less(t, time.Since(killed), 40*time.Second, "the lease (15 s) expired and B took over")
 }
