@@ -25,6 +25,7 @@ package usersync
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -328,15 +329,30 @@ func (s *Syncer) sync(ctx context.Context, r *run, start time.Time) error {
 	if !r.full {
 		since = r.state.GetCursor().AsTime()
 	}
-	err := r.client.ListAppUsers(ctx, r.settings.GetAppId(), since, func(page []oktaapi.AppUser) error {
-		for _, au := range page {
-			if err := s.apply(ctx, r, au); err != nil {
-				return trace.Wrap(err)
+	list := func(since time.Time) error {
+		return r.client.ListAppUsers(ctx, r.settings.GetAppId(), since, func(page []oktaapi.AppUser) error {
+			for _, au := range page {
+				if err := s.apply(ctx, r, au); err != nil {
+					return trace.Wrap(err)
+				}
 			}
-		}
-		s.writeState(ctx, r, false)
-		return nil
-	})
+			s.writeState(ctx, r, false)
+			return nil
+		})
+	}
+	err := list(since)
+	var serr *oktaapi.StatusError
+	if !r.full && errors.As(err, &serr) && serr.Status == http.StatusBadRequest {
+		// An org that refuses the lastUpdated filter is read in full: this
+		// run becomes a full pass (users already applied are applied
+		// again, as no-ops).
+		s.cfg.Logger.WarnContext(ctx, "Okta refused the incremental filter; running a full pass instead.", "plugin", r.plugin, "error", err)
+		r.full = true
+		r.state.LastRunFull = true
+		r.state.UsersSeen = 0
+		clear(r.seen)
+		err = list(time.Time{})
+	}
 	if err != nil {
 		return trace.Wrap(err, "listing the users assigned to Okta app %q", r.settings.GetAppId())
 	}

@@ -3,6 +3,7 @@ package usersync
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi/oktatest"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -362,4 +364,50 @@ func TestSCIMOnRefusesToRun(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.run(t, false)
 	require.ErrorContains(t, err, "does not have user sync enabled")
+}
+
+func TestIncrementalFilterRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2)
+	a := e.org.AddUser("a@example.com", true)
+	e.org.AddUser("b@example.com", true)
+	_, err := e.run(t, false)
+	require.NoError(t, err)
+	e.org.RejectFilter = true
+	e.org.Unassign(a)
+	st, err := e.run(t, false)
+	require.NoError(t, err)
+	require.True(t, st.GetLastRunFull(), "a refused filter turns the run into a full pass")
+	require.EqualValues(t, 1, st.GetUsersSeen())
+	require.EqualValues(t, 1, st.GetUsersLocked())
+	require.Nil(t, e.user(t, "a@example.com"))
+}
+
+// TestTakesOverSCIMRecords checks the switch from SCIM: a record Okta
+// pushed over SCIM (externalId = the Okta id) is taken over, not
+// duplicated; one without an Okta id is left alone.
+func TestTakesOverSCIMRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 100)
+	id := e.org.AddUser("pushed@example.com", true)
+	pushed, err := e.prov.CreateUser(e.ctx, testPlugin, &scimstore.UserRecord{
+		UserName: "pushed@example.com", ExternalID: id, Active: true, Attributes: json.RawMessage(`{"userName":"pushed@example.com"}`),
+	})
+	require.NoError(t, err)
+	_, err = e.prov.CreateUser(e.ctx, testPlugin, &scimstore.UserRecord{
+		UserName: "other-client@example.com", Active: true, Attributes: json.RawMessage(`{}`),
+	})
+	require.NoError(t, err)
+	inc := e.user(t, "pushed@example.com").GetSpec().GetIncarnation()
+
+	st, err := e.run(t, true)
+	require.NoError(t, err)
+	require.Zero(t, st.GetUsersCreated())
+	require.Zero(t, st.GetUsersLocked())
+	recs, err := e.prov.LookupUsers(e.ctx, testPlugin, scimstore.AttrExternalID, id)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, pushed.ID, recs[0].ID, "the SCIM record is the one kept")
+	require.Equal(t, inc, e.user(t, "pushed@example.com").GetSpec().GetIncarnation(), "an update in place keeps credentials")
+	require.NotNil(t, e.user(t, "other-client@example.com"))
 }

@@ -43,6 +43,9 @@ type Org struct {
 	// PageSize, if set, caps the page size whatever the client asks (Okta
 	// caps it too), to get several pages from a small org.
 	PageSize int
+	// RejectFilter answers 400 to a lastUpdated filter, as an org (or an
+	// API version) that does not support it would.
+	RejectFilter bool
 
 	mu       sync.Mutex
 	now      func() time.Time
@@ -375,7 +378,10 @@ func (o *Org) route(w http.ResponseWriter, r *http.Request, kind string) (int, [
 			return http.StatusNotFound, nil
 		}
 		var since time.Time
-		if f := q.Get("filter"); f != "" {
+		if f := q.Get("filter"); f != "" && o.RejectFilter {
+			writeError(w, http.StatusBadRequest, "E0000031", "Invalid search criteria.")
+			return http.StatusBadRequest, nil
+		} else if f != "" {
 			v, ok := strings.CutPrefix(f, "lastUpdated gt ")
 			t, err := time.Parse(time.RFC3339Nano, strings.Trim(v, `"`))
 			if !ok || err != nil {
