@@ -196,6 +196,14 @@ func TestFirstSyncCreatesUsers(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, st.GetLastRunFull())
 	require.Zero(t, st.GetUsersSeen()+st.GetUsersCreated()+st.GetUsersUpdated()+st.GetUsersLocked())
+
+	// Nor does a full pass: every user is seen, none is written.
+	rev := e.user(t, "alice@example.com").GetMetadata().GetRevision()
+	st, err = e.run(t, true)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st.GetUsersSeen())
+	require.Zero(t, st.GetUsersCreated()+st.GetUsersUpdated()+st.GetUsersLocked())
+	require.Equal(t, rev, e.user(t, "alice@example.com").GetMetadata().GetRevision())
 }
 
 func TestDeactivateAndReactivate(t *testing.T) {
