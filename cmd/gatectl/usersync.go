@@ -309,6 +309,10 @@ func formatUserSync(resp *pluginv1.GetUserSyncStatusResponse, name string) strin
 		fmt.Fprintf(&b, "  interval:       %s (full pass every %s)\n", orDefault(s.GetInterval(), "10m"), orDefault(s.GetFullPassInterval(), "1h"))
 		fmt.Fprintf(&b, "  credential:     %s\n", orDefault(resp.GetCredentialKind(), "none stored"))
 	}
+	if resp.GetSettings() == nil && resp.GetState() != nil && resp.GetState().GetLastRunStart() == nil {
+		fmt.Fprintf(&b, "User sync of plugin %q: not configured (gatectl plugins usersync-configure %s ...)\n", name, name)
+		return b.String()
+	}
 	st := resp.GetState()
 	if st.GetLastRunStart() == nil {
 		b.WriteString("  last run:       never\n")

@@ -195,8 +195,8 @@ func (s *Syncer) Run(ctx context.Context, plugin string, req RunRequest) (*types
 	st.UsersSeen, st.UsersCreated, st.UsersUpdated, st.UsersLocked, st.UsersRefused, st.ApiCalls = 0, 0, 0, 0, 0, 0
 	r := &run{plugin: plugin, state: st, seen: map[string]bool{}}
 	err = s.prepare(ctx, r, full)
+	st.LastRunFull = r.full
 	if err == nil {
-		st.LastRunFull = r.full
 		s.writeState(ctx, r, true)
 		err = s.sync(ctx, r, start)
 	}

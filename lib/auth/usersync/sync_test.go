@@ -419,3 +419,24 @@ func TestTakesOverSCIMRecords(t *testing.T) {
 	require.Equal(t, inc, e.user(t, "pushed@example.com").GetSpec().GetIncarnation(), "an update in place keeps credentials")
 	require.NotNil(t, e.user(t, "other-client@example.com"))
 }
+
+// TestRename checks that a login changed in Okta moves the account: the
+// old name's account is deleted (its credentials die with it) and the new
+// one is created with a fresh incarnation.
+func TestRename(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 100)
+	id := e.org.AddUser("old@example.com", true)
+	_, err := e.run(t, false)
+	require.NoError(t, err)
+	inc := e.user(t, "old@example.com").GetSpec().GetIncarnation()
+	e.clock.Advance(time.Second)
+	e.org.SetLogin(id, "New@Example.com")
+	st, err := e.run(t, false)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, st.GetUsersUpdated())
+	require.Nil(t, e.user(t, "old@example.com"))
+	renamed := e.user(t, "new@example.com")
+	require.NotNil(t, renamed)
+	require.NotEqual(t, inc, renamed.GetSpec().GetIncarnation())
+}
