@@ -64,6 +64,7 @@ func TestUserSyncEndToEnd(t *testing.T) {
 	admin("plugins", "usersync-credentials", "okta", "--api-token-file", tokenFile)
 	require.NoError(t, os.Remove(tokenFile))
 	admin(append(configure, "--switch-from-scim")...)
+	require.Contains(t, admin("plugins", "usersync-test", "okta").stdout, "OK: Okta answered")
 
 	r = admin("plugins", "sync", "okta", "--full")
 	t.Logf("first sync:\n%s", r.stdout)

@@ -20,7 +20,33 @@ import (
 
 // userSyncCommands are the "gatectl plugins" subcommands of Okta user sync.
 func (a *app) userSyncCommands() []*cobra.Command {
-	return []*cobra.Command{a.userSyncConfigureCommand(), a.userSyncCredentialsCommand(), a.userSyncRunCommand(), a.userSyncStatusCommand()}
+	return []*cobra.Command{a.userSyncConfigureCommand(), a.userSyncCredentialsCommand(), a.userSyncTestCommand(), a.userSyncRunCommand(), a.userSyncStatusCommand()}
+}
+
+func (a *app) userSyncTestCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "usersync-test NAME",
+		Short: "Check that the plugin's Okta org, app ID and stored credential work (one call to Okta)",
+		Long: `Call Okta once with the plugin's user sync settings and stored credential,
+whether or not user sync is on, and say whether the org answered, the
+credential was accepted and the app exists. Fails (exit 1) if not.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			resp, err := c.plugins.TestUserSyncConnection(cmd.Context(), &pluginv1.TestUserSyncConnectionRequest{Name: args[0]})
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			if !resp.GetOk() {
+				return trace.Errorf("user sync connection test failed: %s", resp.GetMessage())
+			}
+			_, err = fmt.Fprintf(a.out, "OK: %s\n", resp.GetMessage())
+			return trace.Wrap(err)
+		},
+	}
 }
 
 func (a *app) userSyncConfigureCommand() *cobra.Command {

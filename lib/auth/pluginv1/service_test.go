@@ -130,6 +130,14 @@ func TestEveryRPC(t *testing.T) {
 				return err
 			}),
 		},
+		"TestUserSyncConnection": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existingWithUserSync,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.TestUserSyncConnection(ctx, &pluginpb.TestUserSyncConnectionRequest{Name: name})
+				return err
+			}),
+		},
 		"SetPluginStatus": {
 			Verbs: []string{services.VerbUpdate},
 			Setup: existing,

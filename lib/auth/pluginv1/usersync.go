@@ -3,6 +3,8 @@ package pluginv1
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/gravitational/trace"
 
@@ -15,9 +17,10 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Sealer seals user sync credentials (*credseal.Sealer).
+// Sealer seals and opens user sync credentials (*credseal.File).
 type Sealer interface {
 	Seal(plaintext []byte, context string) ([]byte, error)
+	Open(sealed []byte, context, keyID string) ([]byte, error)
 	KeyID() string
 }
 
@@ -28,6 +31,8 @@ const (
 	EventUserSyncCredentials = "plugin.usersync.credentials"
 	// EventUserSyncTrigger is a "sync now" request.
 	EventUserSyncTrigger = "plugin.usersync.trigger"
+	// EventUserSyncTest is a connection test.
+	EventUserSyncTest = "plugin.usersync.test"
 )
 
 // SealContext binds a sealed Okta API secret to its plugin.
@@ -177,4 +182,82 @@ func (s *Service) GetUserSyncStatus(ctx context.Context, req *pluginpb.GetUserSy
 		resp.CredentialKind = c.GetSpec().GetOktaApi().GetKind()
 	}
 	return resp, nil
+}
+
+// TestUserSyncConnection calls Okta once (the first user of the app's
+// assignments) with the plugin's user sync settings and stored credential.
+// Problems with the settings or with Okta's answer are reported in the
+// response, for the operator to fix; only a failure to authorize or read
+// Gatehouse's own state is an error.
+func (s *Service) TestUserSyncConnection(ctx context.Context, req *pluginpb.TestUserSyncConnectionRequest) (*pluginpb.TestUserSyncConnectionResponse, error) {
+	actx, err := s.authorize(ctx, authz.VerbUpdate)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	name := req.GetName()
+	if err := generic.CheckName(kind, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	resp, err := s.testConnection(ctx, name)
+	ev := audit.Event{Type: EventUserSyncTest, User: actx.Username(), Resource: kind + "/" + name, Err: err}
+	if resp != nil {
+		ev.Message = resp.GetMessage()
+		ev.Fields = map[string]string{"ok": fmt.Sprint(resp.GetOk())}
+	}
+	s.cfg.Recorder.Record(ctx, ev)
+	return resp, trace.Wrap(err)
+}
+
+func (s *Service) testConnection(ctx context.Context, name string) (*pluginpb.TestUserSyncConnectionResponse, error) {
+	fail := func(format string, args ...any) (*pluginpb.TestUserSyncConnectionResponse, error) {
+		return &pluginpb.TestUserSyncConnectionResponse{Message: fmt.Sprintf(format, args...)}, nil
+	}
+	p, err := s.cfg.Plugins.GetPlugin(ctx, name)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	us := p.GetSpec().GetOkta().GetUserSync()
+	if us.GetOrgUrl() == "" || us.GetAppId() == "" {
+		return fail("set the Okta org URL and the app ID first")
+	}
+	org, err := services.ParseOktaOrgURL(us.GetOrgUrl())
+	if err != nil {
+		return fail("%v", trace.UserMessage(err))
+	}
+	creds, err := s.cfg.StaticCredentials.ListPluginStaticCredentialsByLabels(ctx, services.UserSyncCredentialsLabels(name), true)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var api *typesv1.OktaAPICredentials
+	for _, c := range creds {
+		api = c.GetSpec().GetOktaApi()
+	}
+	if api == nil {
+		return fail("no credential is stored: set an API token or a service app's client ID and private key")
+	}
+	if s.cfg.Sealer == nil {
+		return nil, trace.NotImplemented("this server has no credentials key")
+	}
+	secret, err := s.cfg.Sealer.Open(api.GetSealedSecret(), SealContext(name), api.GetSealingKeyId())
+	if err != nil {
+		return fail("%v", trace.UserMessage(err))
+	}
+	var cred oktaapi.Credential = oktaapi.APIToken(string(secret))
+	if api.GetKind() == services.UserSyncCredentialOAuth {
+		if cred, err = oktaapi.NewOAuthApp(api.GetClientId(), api.GetKeyId(), secret); err != nil {
+			return fail("%v", trace.UserMessage(err))
+		}
+	}
+	client, err := oktaapi.New(oktaapi.Config{OrgURL: org.String(), Credential: cred, HTTPClient: &http.Client{Timeout: 20 * time.Second}, Logger: s.cfg.Logger})
+	if err != nil {
+		return fail("%v", trace.UserMessage(err))
+	}
+	switch err := client.CheckApp(ctx, us.GetAppId()); {
+	case err == nil:
+		return &pluginpb.TestUserSyncConnectionResponse{Ok: true, Message: fmt.Sprintf("Okta answered: the %s credential can list the users assigned to app %s", api.GetKind(), us.GetAppId())}, nil
+	case trace.IsNotFound(err):
+		return fail("Okta has no app %q visible to this credential: check the app ID (and that the credential may read apps)", us.GetAppId())
+	default:
+		return fail("%v", trace.UserMessage(err))
+	}
 }

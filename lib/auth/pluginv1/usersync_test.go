@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/okta/oktaapi/oktatest"
 	"github.com/gatehouse/gatehouse/lib/services"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -175,4 +176,47 @@ func TestSCIMOrUserSync(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, resp.GetTriggerId(), tr.ID)
 	require.True(t, tr.Full)
+}
+
+func TestUserSyncConnection(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "admin", services.KindPlugin, "*")
+	ensureConnector(t, s, "")
+	org := oktatest.New()
+	t.Cleanup(org.Close)
+	org.AddUser("a@example.com", true)
+	p := plugin("okta")
+	p.GetSpec().GetOkta().ScimEnabled = false
+	p.GetSpec().GetOkta().UserSync = &typesv1.OktaUserSyncSettings{OrgUrl: org.URL(), AppId: org.AppID}
+	created, err := admin.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: p})
+	require.NoError(t, err)
+	test := func() *pluginpb.TestUserSyncConnectionResponse {
+		t.Helper()
+		resp, err := admin.Plugins.TestUserSyncConnection(ctx, &pluginpb.TestUserSyncConnectionRequest{Name: "okta"})
+		require.NoError(t, err)
+		return resp
+	}
+	require.Contains(t, test().GetMessage(), "no credential is stored")
+
+	_, err = admin.Plugins.SetUserSyncCredentials(ctx, &pluginpb.SetUserSyncCredentialsRequest{Name: "okta", ApiToken: "wrong"})
+	require.NoError(t, err)
+	resp := test()
+	require.False(t, resp.GetOk())
+	require.Contains(t, resp.GetMessage(), "401")
+
+	_, err = admin.Plugins.SetUserSyncCredentials(ctx, &pluginpb.SetUserSyncCredentialsRequest{Name: "okta", ApiToken: org.Token})
+	require.NoError(t, err)
+	resp = test()
+	require.True(t, resp.GetOk(), resp.GetMessage())
+	require.NotContains(t, resp.GetMessage(), org.Token)
+
+	next := created.GetPlugin()
+	next.GetSpec().GetOkta().UserSync.AppId = "0oanotthere"
+	_, err = admin.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: next})
+	require.NoError(t, err)
+	resp = test()
+	require.False(t, resp.GetOk())
+	require.Contains(t, resp.GetMessage(), "no app")
 }

@@ -179,6 +179,23 @@ func (c *Client) ListAppUsers(ctx context.Context, appID string, since time.Time
 	return trace.Wrap(list(ctx, c, "apps.users", first, fn))
 }
 
+// CheckApp makes one call, the first page (of one user) of appID's
+// assigned users, to tell whether the org, the app and the credential work:
+// trace.AccessDenied for a refused credential or missing scope,
+// trace.NotFound for an unknown app. It does not retry.
+func (c *Client) CheckApp(ctx context.Context, appID string) error {
+	first := c.cfg.OrgURL + "/api/v1/apps/" + url.PathEscape(appID) + "/users?limit=1"
+	_, body, err := c.do(ctx, "apps.users", first)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	var page []AppUser
+	if err := json.Unmarshal(body, &page); err != nil {
+		return trace.BadParameter("Okta's answer is not a list of app users")
+	}
+	return nil
+}
+
 // ListGroups calls fn with each page of the org's groups whose name starts
 // with query (all groups when query is empty).
 func (c *Client) ListGroups(ctx context.Context, query string, fn func([]Group) error) error {

@@ -1059,6 +1059,107 @@ func (x *GetUserSyncStatusResponse) GetCredentialKind() string {
 	return ""
 }
 
+// TestUserSyncConnectionRequest names the plugin.
+type TestUserSyncConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the plugin's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestUserSyncConnectionRequest) Reset() {
+	*x = TestUserSyncConnectionRequest{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestUserSyncConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestUserSyncConnectionRequest) ProtoMessage() {}
+
+func (x *TestUserSyncConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestUserSyncConnectionRequest.ProtoReflect.Descriptor instead.
+func (*TestUserSyncConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TestUserSyncConnectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// TestUserSyncConnectionResponse is the outcome of one call to Okta.
+type TestUserSyncConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ok says Okta answered the app's user listing.
+	Ok bool `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// message says what worked or what to fix.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestUserSyncConnectionResponse) Reset() {
+	*x = TestUserSyncConnectionResponse{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestUserSyncConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestUserSyncConnectionResponse) ProtoMessage() {}
+
+func (x *TestUserSyncConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestUserSyncConnectionResponse.ProtoReflect.Descriptor instead.
+func (*TestUserSyncConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TestUserSyncConnectionResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *TestUserSyncConnectionResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_gatehouse_plugin_v1_plugin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_plugin_v1_plugin_service_proto_rawDesc = "" +
@@ -1117,7 +1218,12 @@ const file_gatehouse_plugin_v1_plugin_service_proto_rawDesc = "" +
 	"\x19GetUserSyncStatusResponse\x12;\n" +
 	"\x05state\x18\x01 \x01(\v2%.gatehouse.types.v1.OktaUserSyncStateR\x05state\x12D\n" +
 	"\bsettings\x18\x02 \x01(\v2(.gatehouse.types.v1.OktaUserSyncSettingsR\bsettings\x12'\n" +
-	"\x0fcredential_kind\x18\x03 \x01(\tR\x0ecredentialKind2\xb2\b\n" +
+	"\x0fcredential_kind\x18\x03 \x01(\tR\x0ecredentialKind\"3\n" +
+	"\x1dTestUserSyncConnectionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"J\n" +
+	"\x1eTestUserSyncConnectionResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xb6\t\n" +
 	"\rPluginService\x12c\n" +
 	"\fCreatePlugin\x12(.gatehouse.plugin.v1.CreatePluginRequest\x1a).gatehouse.plugin.v1.CreatePluginResponse\x12Z\n" +
 	"\tGetPlugin\x12%.gatehouse.plugin.v1.GetPluginRequest\x1a&.gatehouse.plugin.v1.GetPluginResponse\x12`\n" +
@@ -1128,7 +1234,8 @@ const file_gatehouse_plugin_v1_plugin_service_proto_rawDesc = "" +
 	"\x0fSetPluginStatus\x12+.gatehouse.plugin.v1.SetPluginStatusRequest\x1a,.gatehouse.plugin.v1.SetPluginStatusResponse\x12\x81\x01\n" +
 	"\x16SetUserSyncCredentials\x122.gatehouse.plugin.v1.SetUserSyncCredentialsRequest\x1a3.gatehouse.plugin.v1.SetUserSyncCredentialsResponse\x12Z\n" +
 	"\tSyncUsers\x12%.gatehouse.plugin.v1.SyncUsersRequest\x1a&.gatehouse.plugin.v1.SyncUsersResponse\x12r\n" +
-	"\x11GetUserSyncStatus\x12-.gatehouse.plugin.v1.GetUserSyncStatusRequest\x1a..gatehouse.plugin.v1.GetUserSyncStatusResponseBCZAgithub.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1;pluginv1b\x06proto3"
+	"\x11GetUserSyncStatus\x12-.gatehouse.plugin.v1.GetUserSyncStatusRequest\x1a..gatehouse.plugin.v1.GetUserSyncStatusResponse\x12\x81\x01\n" +
+	"\x16TestUserSyncConnection\x122.gatehouse.plugin.v1.TestUserSyncConnectionRequest\x1a3.gatehouse.plugin.v1.TestUserSyncConnectionResponseBCZAgithub.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_gatehouse_plugin_v1_plugin_service_proto_rawDescOnce sync.Once
@@ -1142,7 +1249,7 @@ func file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescData
 }
 
-var file_gatehouse_plugin_v1_plugin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_gatehouse_plugin_v1_plugin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_gatehouse_plugin_v1_plugin_service_proto_goTypes = []any{
 	(*CreatePluginRequest)(nil),            // 0: gatehouse.plugin.v1.CreatePluginRequest
 	(*CreatePluginResponse)(nil),           // 1: gatehouse.plugin.v1.CreatePluginResponse
@@ -1164,24 +1271,26 @@ var file_gatehouse_plugin_v1_plugin_service_proto_goTypes = []any{
 	(*SyncUsersResponse)(nil),              // 17: gatehouse.plugin.v1.SyncUsersResponse
 	(*GetUserSyncStatusRequest)(nil),       // 18: gatehouse.plugin.v1.GetUserSyncStatusRequest
 	(*GetUserSyncStatusResponse)(nil),      // 19: gatehouse.plugin.v1.GetUserSyncStatusResponse
-	(*v1.Plugin)(nil),                      // 20: gatehouse.types.v1.Plugin
-	(*v1.PluginStaticCredentials)(nil),     // 21: gatehouse.types.v1.PluginStaticCredentials
-	(*v1.PluginStatus)(nil),                // 22: gatehouse.types.v1.PluginStatus
-	(*v1.OktaUserSyncState)(nil),           // 23: gatehouse.types.v1.OktaUserSyncState
-	(*v1.OktaUserSyncSettings)(nil),        // 24: gatehouse.types.v1.OktaUserSyncSettings
+	(*TestUserSyncConnectionRequest)(nil),  // 20: gatehouse.plugin.v1.TestUserSyncConnectionRequest
+	(*TestUserSyncConnectionResponse)(nil), // 21: gatehouse.plugin.v1.TestUserSyncConnectionResponse
+	(*v1.Plugin)(nil),                      // 22: gatehouse.types.v1.Plugin
+	(*v1.PluginStaticCredentials)(nil),     // 23: gatehouse.types.v1.PluginStaticCredentials
+	(*v1.PluginStatus)(nil),                // 24: gatehouse.types.v1.PluginStatus
+	(*v1.OktaUserSyncState)(nil),           // 25: gatehouse.types.v1.OktaUserSyncState
+	(*v1.OktaUserSyncSettings)(nil),        // 26: gatehouse.types.v1.OktaUserSyncSettings
 }
 var file_gatehouse_plugin_v1_plugin_service_proto_depIdxs = []int32{
-	20, // 0: gatehouse.plugin.v1.CreatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
-	20, // 1: gatehouse.plugin.v1.CreatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	20, // 2: gatehouse.plugin.v1.GetPluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	21, // 3: gatehouse.plugin.v1.GetPluginResponse.static_credentials:type_name -> gatehouse.types.v1.PluginStaticCredentials
-	20, // 4: gatehouse.plugin.v1.ListPluginsResponse.plugins:type_name -> gatehouse.types.v1.Plugin
-	20, // 5: gatehouse.plugin.v1.UpdatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
-	20, // 6: gatehouse.plugin.v1.UpdatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	22, // 7: gatehouse.plugin.v1.SetPluginStatusRequest.status:type_name -> gatehouse.types.v1.PluginStatus
-	20, // 8: gatehouse.plugin.v1.SetPluginStatusResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	23, // 9: gatehouse.plugin.v1.GetUserSyncStatusResponse.state:type_name -> gatehouse.types.v1.OktaUserSyncState
-	24, // 10: gatehouse.plugin.v1.GetUserSyncStatusResponse.settings:type_name -> gatehouse.types.v1.OktaUserSyncSettings
+	22, // 0: gatehouse.plugin.v1.CreatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
+	22, // 1: gatehouse.plugin.v1.CreatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	22, // 2: gatehouse.plugin.v1.GetPluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	23, // 3: gatehouse.plugin.v1.GetPluginResponse.static_credentials:type_name -> gatehouse.types.v1.PluginStaticCredentials
+	22, // 4: gatehouse.plugin.v1.ListPluginsResponse.plugins:type_name -> gatehouse.types.v1.Plugin
+	22, // 5: gatehouse.plugin.v1.UpdatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
+	22, // 6: gatehouse.plugin.v1.UpdatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	24, // 7: gatehouse.plugin.v1.SetPluginStatusRequest.status:type_name -> gatehouse.types.v1.PluginStatus
+	22, // 8: gatehouse.plugin.v1.SetPluginStatusResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	25, // 9: gatehouse.plugin.v1.GetUserSyncStatusResponse.state:type_name -> gatehouse.types.v1.OktaUserSyncState
+	26, // 10: gatehouse.plugin.v1.GetUserSyncStatusResponse.settings:type_name -> gatehouse.types.v1.OktaUserSyncSettings
 	0,  // 11: gatehouse.plugin.v1.PluginService.CreatePlugin:input_type -> gatehouse.plugin.v1.CreatePluginRequest
 	2,  // 12: gatehouse.plugin.v1.PluginService.GetPlugin:input_type -> gatehouse.plugin.v1.GetPluginRequest
 	4,  // 13: gatehouse.plugin.v1.PluginService.ListPlugins:input_type -> gatehouse.plugin.v1.ListPluginsRequest
@@ -1192,18 +1301,20 @@ var file_gatehouse_plugin_v1_plugin_service_proto_depIdxs = []int32{
 	14, // 18: gatehouse.plugin.v1.PluginService.SetUserSyncCredentials:input_type -> gatehouse.plugin.v1.SetUserSyncCredentialsRequest
 	16, // 19: gatehouse.plugin.v1.PluginService.SyncUsers:input_type -> gatehouse.plugin.v1.SyncUsersRequest
 	18, // 20: gatehouse.plugin.v1.PluginService.GetUserSyncStatus:input_type -> gatehouse.plugin.v1.GetUserSyncStatusRequest
-	1,  // 21: gatehouse.plugin.v1.PluginService.CreatePlugin:output_type -> gatehouse.plugin.v1.CreatePluginResponse
-	3,  // 22: gatehouse.plugin.v1.PluginService.GetPlugin:output_type -> gatehouse.plugin.v1.GetPluginResponse
-	5,  // 23: gatehouse.plugin.v1.PluginService.ListPlugins:output_type -> gatehouse.plugin.v1.ListPluginsResponse
-	7,  // 24: gatehouse.plugin.v1.PluginService.UpdatePlugin:output_type -> gatehouse.plugin.v1.UpdatePluginResponse
-	9,  // 25: gatehouse.plugin.v1.PluginService.DeletePlugin:output_type -> gatehouse.plugin.v1.DeletePluginResponse
-	11, // 26: gatehouse.plugin.v1.PluginService.GenerateSCIMToken:output_type -> gatehouse.plugin.v1.GenerateSCIMTokenResponse
-	13, // 27: gatehouse.plugin.v1.PluginService.SetPluginStatus:output_type -> gatehouse.plugin.v1.SetPluginStatusResponse
-	15, // 28: gatehouse.plugin.v1.PluginService.SetUserSyncCredentials:output_type -> gatehouse.plugin.v1.SetUserSyncCredentialsResponse
-	17, // 29: gatehouse.plugin.v1.PluginService.SyncUsers:output_type -> gatehouse.plugin.v1.SyncUsersResponse
-	19, // 30: gatehouse.plugin.v1.PluginService.GetUserSyncStatus:output_type -> gatehouse.plugin.v1.GetUserSyncStatusResponse
-	21, // [21:31] is the sub-list for method output_type
-	11, // [11:21] is the sub-list for method input_type
+	20, // 21: gatehouse.plugin.v1.PluginService.TestUserSyncConnection:input_type -> gatehouse.plugin.v1.TestUserSyncConnectionRequest
+	1,  // 22: gatehouse.plugin.v1.PluginService.CreatePlugin:output_type -> gatehouse.plugin.v1.CreatePluginResponse
+	3,  // 23: gatehouse.plugin.v1.PluginService.GetPlugin:output_type -> gatehouse.plugin.v1.GetPluginResponse
+	5,  // 24: gatehouse.plugin.v1.PluginService.ListPlugins:output_type -> gatehouse.plugin.v1.ListPluginsResponse
+	7,  // 25: gatehouse.plugin.v1.PluginService.UpdatePlugin:output_type -> gatehouse.plugin.v1.UpdatePluginResponse
+	9,  // 26: gatehouse.plugin.v1.PluginService.DeletePlugin:output_type -> gatehouse.plugin.v1.DeletePluginResponse
+	11, // 27: gatehouse.plugin.v1.PluginService.GenerateSCIMToken:output_type -> gatehouse.plugin.v1.GenerateSCIMTokenResponse
+	13, // 28: gatehouse.plugin.v1.PluginService.SetPluginStatus:output_type -> gatehouse.plugin.v1.SetPluginStatusResponse
+	15, // 29: gatehouse.plugin.v1.PluginService.SetUserSyncCredentials:output_type -> gatehouse.plugin.v1.SetUserSyncCredentialsResponse
+	17, // 30: gatehouse.plugin.v1.PluginService.SyncUsers:output_type -> gatehouse.plugin.v1.SyncUsersResponse
+	19, // 31: gatehouse.plugin.v1.PluginService.GetUserSyncStatus:output_type -> gatehouse.plugin.v1.GetUserSyncStatusResponse
+	21, // 32: gatehouse.plugin.v1.PluginService.TestUserSyncConnection:output_type -> gatehouse.plugin.v1.TestUserSyncConnectionResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1220,7 +1331,7 @@ func file_gatehouse_plugin_v1_plugin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_plugin_v1_plugin_service_proto_rawDesc), len(file_gatehouse_plugin_v1_plugin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	PluginService_SetUserSyncCredentials_FullMethodName = "/gatehouse.plugin.v1.PluginService/SetUserSyncCredentials"
 	PluginService_SyncUsers_FullMethodName              = "/gatehouse.plugin.v1.PluginService/SyncUsers"
 	PluginService_GetUserSyncStatus_FullMethodName      = "/gatehouse.plugin.v1.PluginService/GetUserSyncStatus"
+	PluginService_TestUserSyncConnection_FullMethodName = "/gatehouse.plugin.v1.PluginService/TestUserSyncConnection"
 )
 
 // PluginServiceClient is the client API for PluginService service.
@@ -67,6 +68,10 @@ type PluginServiceClient interface {
 	SyncUsers(ctx context.Context, in *SyncUsersRequest, opts ...grpc.CallOption) (*SyncUsersResponse, error)
 	// GetUserSyncStatus returns what user sync last did.
 	GetUserSyncStatus(ctx context.Context, in *GetUserSyncStatusRequest, opts ...grpc.CallOption) (*GetUserSyncStatusResponse, error)
+	// TestUserSyncConnection calls Okta once with the plugin's user sync
+	// settings and stored credential (whether or not user sync is on), and
+	// says whether the org, the app and the credential work.
+	TestUserSyncConnection(ctx context.Context, in *TestUserSyncConnectionRequest, opts ...grpc.CallOption) (*TestUserSyncConnectionResponse, error)
 }
 
 type pluginServiceClient struct {
@@ -177,6 +182,16 @@ func (c *pluginServiceClient) GetUserSyncStatus(ctx context.Context, in *GetUser
 	return out, nil
 }
 
+func (c *pluginServiceClient) TestUserSyncConnection(ctx context.Context, in *TestUserSyncConnectionRequest, opts ...grpc.CallOption) (*TestUserSyncConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestUserSyncConnectionResponse)
+	err := c.cc.Invoke(ctx, PluginService_TestUserSyncConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServiceServer is the server API for PluginService service.
 // All implementations must embed UnimplementedPluginServiceServer
 // for forward compatibility.
@@ -209,6 +224,10 @@ type PluginServiceServer interface {
 	SyncUsers(context.Context, *SyncUsersRequest) (*SyncUsersResponse, error)
 	// GetUserSyncStatus returns what user sync last did.
 	GetUserSyncStatus(context.Context, *GetUserSyncStatusRequest) (*GetUserSyncStatusResponse, error)
+	// TestUserSyncConnection calls Okta once with the plugin's user sync
+	// settings and stored credential (whether or not user sync is on), and
+	// says whether the org, the app and the credential work.
+	TestUserSyncConnection(context.Context, *TestUserSyncConnectionRequest) (*TestUserSyncConnectionResponse, error)
 	mustEmbedUnimplementedPluginServiceServer()
 }
 
@@ -248,6 +267,9 @@ func (UnimplementedPluginServiceServer) SyncUsers(context.Context, *SyncUsersReq
 }
 func (UnimplementedPluginServiceServer) GetUserSyncStatus(context.Context, *GetUserSyncStatusRequest) (*GetUserSyncStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUserSyncStatus not implemented")
+}
+func (UnimplementedPluginServiceServer) TestUserSyncConnection(context.Context, *TestUserSyncConnectionRequest) (*TestUserSyncConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestUserSyncConnection not implemented")
 }
 func (UnimplementedPluginServiceServer) mustEmbedUnimplementedPluginServiceServer() {}
 func (UnimplementedPluginServiceServer) testEmbeddedByValue()                       {}
@@ -450,6 +472,24 @@ func _PluginService_GetUserSyncStatus_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PluginService_TestUserSyncConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestUserSyncConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServiceServer).TestUserSyncConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PluginService_TestUserSyncConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServiceServer).TestUserSyncConnection(ctx, req.(*TestUserSyncConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PluginService_ServiceDesc is the grpc.ServiceDesc for PluginService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -496,6 +536,10 @@ var PluginService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUserSyncStatus",
 			Handler:    _PluginService_GetUserSyncStatus_Handler,
+		},
+		{
+			MethodName: "TestUserSyncConnection",
+			Handler:    _PluginService_TestUserSyncConnection_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
