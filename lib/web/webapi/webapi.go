@@ -145,6 +145,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("POST /v1/webapi/plugins/okta/scim/token", h.authed(h.generateToken))
 	h.mux.Handle("PUT /v1/webapi/plugins/okta/scim", h.authed(h.setSCIM))
 	h.mux.Handle("GET /v1/webapi/plugins/okta/events", h.authed(h.listEvents))
+	h.registerUserSync()
 	return h, nil
 }
 
