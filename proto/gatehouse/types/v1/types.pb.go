@@ -1662,7 +1662,8 @@ func (x *OktaPluginStatus) GetRolesDroppedTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// PluginStaticCredentials are secrets a plugin uses; only hashes are kept.
+// PluginStaticCredentials are secrets a plugin uses: SCIM token hashes, or
+// user sync's Okta API credential, sealed.
 type PluginStaticCredentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind is always "plugin_static_credentials".
