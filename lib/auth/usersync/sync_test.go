@@ -61,6 +61,14 @@ func newEnv(t testing.TB, pageLimit int) *env {
 		})
 		require.NoError(t, err)
 	}
+	// A role that can write users: beyond what the plugin may grant.
+	_, err = svc.CreateRole(ctx, &typesv1.Role{
+		Metadata: &typesv1.Metadata{Name: "user-admin"},
+		Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Rules: []*typesv1.Rule{
+			{Resources: []string{services.KindUser}, Verbs: []string{services.VerbCreate}},
+		}}},
+	})
+	require.NoError(t, err)
 	_, err = svc.CreateSAMLConnector(ctx, &typesv1.SAMLConnector{
 		Metadata: &typesv1.Metadata{Name: testConnector},
 		Spec: &typesv1.SAMLConnectorSpec{
@@ -68,6 +76,7 @@ func newEnv(t testing.TB, pageLimit int) *env {
 			Acs:              "https://gatehouse.example.com/v1/webapi/saml/acs/" + testConnector,
 			AttributesToRoles: []*typesv1.AttributeMapping{
 				{Name: "groups", Value: "Eng", Roles: []string{"eng"}},
+				{Name: "groups", Value: "Admins", Roles: []string{"user-admin"}},
 			},
 		},
 	})
@@ -347,6 +356,18 @@ func TestReachAndGroups(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, e.user(t, "root@example.com"))
 	require.Nil(t, e.lock(t, "root@example.com"))
+
+	// The grant ceiling: a group mapped to a role that can write users
+	// gives nothing; reserved names are refused.
+	admins := e.org.AddGroup("Admins")
+	e.org.AddMember(admins, dev)
+	e.org.AddUser("@admin", true)
+	st, err = e.run(t, true)
+	require.NoError(t, err)
+	require.Equal(t, []string{"access"}, e.user(t, "dev@example.com").GetSpec().GetRoles())
+	require.EqualValues(t, 1, st.GetUsersRefused(), "@admin (root is suspended by now, so not applied at all)")
+	require.Contains(t, st.GetLastError(), "reserved")
+	e.org.RemoveMember(admins, dev)
 
 	// A group change (which does not touch the user in Okta) reaches the
 	// account on the next run, incremental or not.
