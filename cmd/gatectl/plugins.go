@@ -34,6 +34,7 @@ List plugins with "gatectl get plugins"; remove one with "gatectl rm plugin/NAME
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.pluginsInstallCommand(), a.pluginsUpdateCommand(), a.pluginsRotateCommand())
+	cmd.AddCommand(a.userSyncCommands()...)
 	return cmd
 }
 

@@ -33,6 +33,7 @@ func (s *Server) NewAPIs() (*APIs, error) {
 		Roles:             s.services.Roles,
 		Backend:           s.cfg.Backend,
 		PublicAddr:        s.URLAddr(),
+		Sealer:            s.cfg.CredentialSealer,
 		Clock:             s.cfg.Clock,
 		Logger:            s.cfg.Logger,
 	})

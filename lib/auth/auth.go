@@ -34,6 +34,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -74,6 +75,9 @@ type Config struct {
 	// its view is stale). By default the locks are read from the backend on
 	// every call. Credentials are always issued against the backend.
 	Locks authz.LockGetter
+	// CredentialSealer seals the credentials a plugin calls out with (user
+	// sync's Okta API credential); without it they cannot be set.
+	CredentialSealer pluginv1.Sealer
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.

@@ -26,6 +26,15 @@ func ValidatePluginStaticCredentials(c *typesv1.PluginStaticCredentials) error {
 		return trace.Wrap(err)
 	}
 	name := c.GetMetadata().GetName()
+	if api := c.GetSpec().GetOktaApi(); api != nil {
+		// A user sync credential stands alone: it is never mixed with a
+		// SCIM token, whose lifecycle (rotation, deletion when SCIM is
+		// turned off) is different.
+		if len(c.GetSpec().GetScimTokenHash()) != 0 || len(c.GetSpec().GetScimTokenFingerprint()) != 0 {
+			return trace.BadParameter("plugin_static_credentials %q: okta_api cannot be stored with a SCIM token", name)
+		}
+		return trace.Wrap(validateOktaAPICredentials(name, api))
+	}
 	switch h := c.GetSpec().GetScimTokenHash(); {
 	case len(h) == 0:
 		return trace.BadParameter("plugin_static_credentials %q: spec.scim_token_hash is required", name)
@@ -55,12 +64,15 @@ func SCIMTokenFingerprint(token string) []byte {
 	return sum[:SCIMTokenFingerprintLen]
 }
 
-// StripPluginStaticCredentialsSecrets removes the token hash and
-// fingerprint in place.
+// StripPluginStaticCredentialsSecrets removes the token hash, its
+// fingerprint and a sealed Okta API secret in place.
 func StripPluginStaticCredentialsSecrets(c *typesv1.PluginStaticCredentials) {
 	if c.GetSpec() != nil {
 		c.Spec.ScimTokenHash = nil
 		c.Spec.ScimTokenFingerprint = nil
+		if c.Spec.OktaApi != nil {
+			c.Spec.OktaApi.SealedSecret = nil
+		}
 	}
 }
 

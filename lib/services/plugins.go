@@ -56,6 +56,9 @@ func ValidatePlugin(p *typesv1.Plugin) error {
 			return trace.Wrap(err)
 		}
 	}
+	if err := ValidateUserSync(name, okta); err != nil {
+		return trace.Wrap(err)
+	}
 	if st := p.GetStatus(); st != nil {
 		if len(st.GetErrorMessage()) > maxStatusMessage || len(st.GetOkta().GetLastError()) > maxStatusMessage {
 			return trace.BadParameter("plugin %q: status messages must be at most %d bytes", name, maxStatusMessage)

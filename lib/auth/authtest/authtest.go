@@ -6,6 +6,7 @@ package authtest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -32,6 +34,8 @@ type Server struct {
 	Backend backend.Backend
 	Clock   *clockwork.FakeClock
 	Addr    string
+	// Sealer seals plugin credentials (a random key per server).
+	Sealer *credseal.Sealer
 }
 
 // Options tune NewServer.
@@ -48,7 +52,12 @@ func NewServer(t testing.TB, opts Options) *Server {
 	bk, err := memory.New(ctx, memory.Config{Clock: clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
-	a, err := auth.New(ctx, auth.Config{Backend: bk, ClusterName: "test.example", Clock: clock, PublicAddr: opts.PublicAddr})
+	key := make([]byte, 32)
+	_, err = rand.Read(key)
+	require.NoError(t, err)
+	sealer, err := credseal.New(key)
+	require.NoError(t, err)
+	a, err := auth.New(ctx, auth.Config{Backend: bk, ClusterName: "test.example", Clock: clock, PublicAddr: opts.PublicAddr, CredentialSealer: sealer})
 	require.NoError(t, err)
 	tlsCfg, err := a.ServerTLSConfig(ctx, []string{"127.0.0.1"})
 	require.NoError(t, err)
@@ -58,7 +67,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	require.NoError(t, err)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	return &Server{Auth: a, Backend: bk, Clock: clock, Addr: lis.Addr().String()}
+	return &Server{Auth: a, Backend: bk, Clock: clock, Addr: lis.Addr().String(), Sealer: sealer}
 }
 
 // CreateRole writes a role allowing verbs on kinds (and denying nothing).

@@ -105,8 +105,10 @@ type Config struct {
 	// URLAddr); the SCIM base URL is built from it, so gatectl prints the
 	// URL the web UI shows. Optional.
 	PublicAddr string
-	Clock      clockwork.Clock
-	Logger     *slog.Logger
+	// Sealer seals user sync credentials; without it they cannot be set.
+	Sealer Sealer
+	Clock  clockwork.Clock
+	Logger *slog.Logger
 }
 
 // CheckAndSetDefaults validates the config.
@@ -484,11 +486,16 @@ func (s *Service) deletePlugin(ctx context.Context, name string) error {
 		if err != nil {
 			return trace.Wrap(err)
 		}
+		// The user sync credential goes with the plugin too.
+		syncCreds, err := s.cfg.StaticCredentials.ListPluginStaticCredentialsByLabels(ctx, services.UserSyncCredentialsLabels(name), false)
+		if err != nil {
+			return trace.Wrap(err)
+		}
 		actions, err := withCredentialDeletes(name, backend.ConditionalAction{
 			Key:       services.PluginKey(name),
 			Condition: backend.Revision(p.GetMetadata().GetRevision()),
 			Action:    backend.Delete(),
-		}, creds)
+		}, append(creds, syncCreds...))
 		if err != nil {
 			return trace.Wrap(err)
 		}

@@ -106,6 +106,38 @@ func TestEveryRPC(t *testing.T) {
 				return err
 			}),
 		},
+		"SetUserSyncCredentials": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existing,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.SetUserSyncCredentials(ctx, &pluginpb.SetUserSyncCredentialsRequest{Name: name, ApiToken: "ssws-secret"})
+				return err
+			}),
+		},
+		"SyncUsers": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existingWithUserSync,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.SyncUsers(ctx, &pluginpb.SyncUsersRequest{Name: name})
+				return err
+			}),
+		},
+		"GetUserSyncStatus": {
+			Verbs: []string{services.VerbReadNoSecrets},
+			Setup: existingWithUserSync,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.GetUserSyncStatus(ctx, &pluginpb.GetUserSyncStatusRequest{Name: name})
+				return err
+			}),
+		},
+		"TestUserSyncConnection": {
+			Verbs: []string{services.VerbUpdate},
+			Setup: existingWithUserSync,
+			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
+				_, err := c.Plugins.TestUserSyncConnection(ctx, &pluginpb.TestUserSyncConnectionRequest{Name: name})
+				return err
+			}),
+		},
 		"SetPluginStatus": {
 			Verbs: []string{services.VerbUpdate},
 			Setup: existing,

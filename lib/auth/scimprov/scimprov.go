@@ -278,6 +278,9 @@ type pluginContext struct {
 	okta      *typesv1.OktaPluginSettings
 	connector *typesv1.SAMLConnector // nil when missing: no mappings
 	lockTTL   time.Duration
+	// via names the channel a change came through in audit events
+	// ("user sync" for pulled users); empty for SCIM.
+	via string
 }
 
 // loadPlugin reads plugin name and its SAML connector. A plugin that is

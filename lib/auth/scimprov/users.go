@@ -263,7 +263,7 @@ func buildLock(pc *pluginContext, rec *scimstore.UserRecord, deleted bool, now t
 
 // userEvent is an audit event about record rec.
 func userEvent(pc *pluginContext, typ string, rec *scimstore.UserRecord, msg string) *typesv1.AuditEvent {
-	return &typesv1.AuditEvent{
+	ev := &typesv1.AuditEvent{
 		Type:     typ,
 		User:     actor(pc.name),
 		Resource: services.KindUser + "/" + rec.UserName,
@@ -275,10 +275,14 @@ func userEvent(pc *pluginContext, typ string, rec *scimstore.UserRecord, msg str
 			"username":    rec.UserName,
 		},
 	}
+	if pc.via != "" {
+		ev.Fields["via"] = pc.via
+	}
+	return ev
 }
 
 func lockEvent(pc *pluginContext, typ string, l *typesv1.Lock, msg string) *typesv1.AuditEvent {
-	return &typesv1.AuditEvent{
+	ev := &typesv1.AuditEvent{
 		Type:     typ,
 		User:     actor(pc.name),
 		Resource: services.KindLock + "/" + l.GetMetadata().GetName(),
@@ -289,6 +293,10 @@ func lockEvent(pc *pluginContext, typ string, l *typesv1.Lock, msg string) *type
 			"reason": l.GetMetadata().GetLabels()[LabelReason],
 		},
 	}
+	if pc.via != "" {
+		ev.Fields["via"] = pc.via
+	}
+	return ev
 }
 
 // outcome is what a planned user write did, for status counters.

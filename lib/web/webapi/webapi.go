@@ -168,6 +168,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/webapi/admin/users", h.authed(h.listUsers))
 	h.mux.Handle("GET /v1/webapi/admin/locks", h.authed(h.listLocks))
 	h.mux.Handle("DELETE /v1/webapi/admin/locks/{name}", h.authed(h.liftLock))
+	h.registerUserSync()
 	return h, nil
 }
 

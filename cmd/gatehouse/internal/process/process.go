@@ -32,7 +32,9 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
 	"github.com/gatehouse/gatehouse/lib/auth/firstadmin"
+	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	"github.com/gatehouse/gatehouse/lib/auth/usersync"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	// Register the storage engines selectable with --storage.
@@ -121,6 +123,10 @@ type Process struct {
 	diag    *http.Server
 	diagLn  net.Listener
 
+	// sealer holds the credentials key (data dir, created on first use).
+	sealer   *credseal.File
+	usersync *usersync.Runner
+
 	// started is set once Start has written every file gatectl reads, so
 	// /readyz never says ready before the admin identity exists.
 	started atomic.Bool
@@ -171,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err, "ssh listener on %s", set.SSHAddr)
 	}
+	p.sealer = credseal.NewFile(filepath.Join(set.DataDir, credseal.KeyFile))
 	p.auth, err = auth.New(ctx, auth.Config{
 		Backend:        p.backend,
 		ClusterName:    set.ClusterName,
@@ -180,6 +187,8 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		PublicAddr:     set.PublicAddr,
 		WebAddr:        dialableHost(p.webLn.Addr()),
 		Locks:          watcherLocks{w: p.locks},
+		// User sync credentials are sealed under the data dir's key.
+		CredentialSealer: p.sealer,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err, "starting the auth server")
@@ -232,6 +241,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	}
 	if err := p.mountSCIM(ctx); err != nil {
 		return nil, trace.Wrap(err)
+	}
+	if err := p.startUserSync(); err != nil {
+		return nil, trace.Wrap(err, "starting user sync")
 	}
 	if err := p.mountWebUI(ctx); err != nil {
 		return nil, trace.Wrap(err)
@@ -341,6 +353,7 @@ func (p *Process) Shutdown(ctx context.Context) error {
 	} else if p.webLn != nil {
 		_ = p.webLn.Close()
 	}
+	p.closeUserSync()
 	p.closeSCIM()
 	if p.ssh != nil {
 		// Ends every SSH session; the listener closes with it.

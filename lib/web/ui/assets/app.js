@@ -2,6 +2,8 @@
 // DOM is built with h() and textContent only (never innerHTML), so nothing
 // the server returns can inject markup.
 
+import { userSyncTile } from "./usersync.js";
+
 const API = "/v1/webapi";
 const CSRF_COOKIE = "__Host-gatehouse_csrf";
 const main = document.getElementById("main");
@@ -357,7 +359,8 @@ function crumbs() {
 function renderOkta(st) {
   const readOnly = !st.permissions.manage;
   const tiles = h("div", { class: "tiles" }, ssoTile(st, readOnly), scimTile(st, readOnly),
-    st.state === "not_configured" ? null : settingsTile(st, readOnly), statusTile(st));
+    st.state === "not_configured" ? null : settingsTile(st, readOnly),
+    userSyncTile({ h, api, tile, fmtTime, toast, refresh: refreshOkta }, readOnly, st.scim.enabled), statusTile(st));
   const page = h("div", { class: "page" },
     crumbs(),
     pageHead("Okta", "Users sign in through Okta (SAML); Okta creates, updates and deactivates their Gatehouse accounts (SCIM).",

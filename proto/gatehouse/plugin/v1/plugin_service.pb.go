@@ -719,6 +719,447 @@ func (x *SetPluginStatusResponse) GetPlugin() *v1.Plugin {
 	return nil
 }
 
+// SetUserSyncCredentialsRequest carries one Okta API credential.
+type SetUserSyncCredentialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the plugin's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// api_token is an Okta API token (SSWS); set it or the OAuth fields.
+	ApiToken string `protobuf:"bytes,2,opt,name=api_token,json=apiToken,proto3" json:"api_token,omitempty"`
+	// client_id is the OAuth 2.0 service app's client ID.
+	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// private_key_pem is the service app's private key (RSA or EC, PEM).
+	PrivateKeyPem string `protobuf:"bytes,4,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	// key_id is the kid of the service app's public key; optional.
+	KeyId         string `protobuf:"bytes,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserSyncCredentialsRequest) Reset() {
+	*x = SetUserSyncCredentialsRequest{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserSyncCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserSyncCredentialsRequest) ProtoMessage() {}
+
+func (x *SetUserSyncCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserSyncCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*SetUserSyncCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetUserSyncCredentialsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetUserSyncCredentialsRequest) GetApiToken() string {
+	if x != nil {
+		return x.ApiToken
+	}
+	return ""
+}
+
+func (x *SetUserSyncCredentialsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SetUserSyncCredentialsRequest) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+func (x *SetUserSyncCredentialsRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// SetUserSyncCredentialsResponse says what was stored, without the secret.
+type SetUserSyncCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is the credential kind stored.
+	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserSyncCredentialsResponse) Reset() {
+	*x = SetUserSyncCredentialsResponse{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserSyncCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserSyncCredentialsResponse) ProtoMessage() {}
+
+func (x *SetUserSyncCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserSyncCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*SetUserSyncCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetUserSyncCredentialsResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+// SyncUsersRequest asks for a run.
+type SyncUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the plugin's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// full asks for a full pass rather than an incremental run.
+	Full          bool `protobuf:"varint,2,opt,name=full,proto3" json:"full,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncUsersRequest) Reset() {
+	*x = SyncUsersRequest{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncUsersRequest) ProtoMessage() {}
+
+func (x *SyncUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncUsersRequest.ProtoReflect.Descriptor instead.
+func (*SyncUsersRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SyncUsersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SyncUsersRequest) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+// SyncUsersResponse identifies the request.
+type SyncUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// trigger_id is the request's id: the run that answered it sets
+	// OktaUserSyncState.last_trigger_id to it when it ends.
+	TriggerId     string `protobuf:"bytes,1,opt,name=trigger_id,json=triggerId,proto3" json:"trigger_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncUsersResponse) Reset() {
+	*x = SyncUsersResponse{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncUsersResponse) ProtoMessage() {}
+
+func (x *SyncUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncUsersResponse.ProtoReflect.Descriptor instead.
+func (*SyncUsersResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SyncUsersResponse) GetTriggerId() string {
+	if x != nil {
+		return x.TriggerId
+	}
+	return ""
+}
+
+// GetUserSyncStatusRequest names the plugin.
+type GetUserSyncStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the plugin's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserSyncStatusRequest) Reset() {
+	*x = GetUserSyncStatusRequest{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserSyncStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserSyncStatusRequest) ProtoMessage() {}
+
+func (x *GetUserSyncStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserSyncStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetUserSyncStatusRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetUserSyncStatusRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetUserSyncStatusResponse is the sync state.
+type GetUserSyncStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state is empty before the first run.
+	State *v1.OktaUserSyncState `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// settings are the plugin's user sync settings.
+	Settings *v1.OktaUserSyncSettings `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
+	// credential_kind is the kind of credential stored, empty if none.
+	CredentialKind string `protobuf:"bytes,3,opt,name=credential_kind,json=credentialKind,proto3" json:"credential_kind,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetUserSyncStatusResponse) Reset() {
+	*x = GetUserSyncStatusResponse{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserSyncStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserSyncStatusResponse) ProtoMessage() {}
+
+func (x *GetUserSyncStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserSyncStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetUserSyncStatusResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetUserSyncStatusResponse) GetState() *v1.OktaUserSyncState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *GetUserSyncStatusResponse) GetSettings() *v1.OktaUserSyncSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *GetUserSyncStatusResponse) GetCredentialKind() string {
+	if x != nil {
+		return x.CredentialKind
+	}
+	return ""
+}
+
+// TestUserSyncConnectionRequest names the plugin.
+type TestUserSyncConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the plugin's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestUserSyncConnectionRequest) Reset() {
+	*x = TestUserSyncConnectionRequest{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestUserSyncConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestUserSyncConnectionRequest) ProtoMessage() {}
+
+func (x *TestUserSyncConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestUserSyncConnectionRequest.ProtoReflect.Descriptor instead.
+func (*TestUserSyncConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TestUserSyncConnectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// TestUserSyncConnectionResponse is the outcome of one call to Okta.
+type TestUserSyncConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ok says Okta answered the app's user listing.
+	Ok bool `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// message says what worked or what to fix.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestUserSyncConnectionResponse) Reset() {
+	*x = TestUserSyncConnectionResponse{}
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestUserSyncConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestUserSyncConnectionResponse) ProtoMessage() {}
+
+func (x *TestUserSyncConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_plugin_v1_plugin_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestUserSyncConnectionResponse.ProtoReflect.Descriptor instead.
+func (*TestUserSyncConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TestUserSyncConnectionResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *TestUserSyncConnectionResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_gatehouse_plugin_v1_plugin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_plugin_v1_plugin_service_proto_rawDesc = "" +
@@ -757,7 +1198,32 @@ const file_gatehouse_plugin_v1_plugin_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
 	"\x06status\x18\x02 \x01(\v2 .gatehouse.types.v1.PluginStatusR\x06status\"M\n" +
 	"\x17SetPluginStatusResponse\x122\n" +
-	"\x06plugin\x18\x01 \x01(\v2\x1a.gatehouse.types.v1.PluginR\x06plugin2\xde\x05\n" +
+	"\x06plugin\x18\x01 \x01(\v2\x1a.gatehouse.types.v1.PluginR\x06plugin\"\xac\x01\n" +
+	"\x1dSetUserSyncCredentialsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tapi_token\x18\x02 \x01(\tR\bapiToken\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12&\n" +
+	"\x0fprivate_key_pem\x18\x04 \x01(\tR\rprivateKeyPem\x12\x15\n" +
+	"\x06key_id\x18\x05 \x01(\tR\x05keyId\"4\n" +
+	"\x1eSetUserSyncCredentialsResponse\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\":\n" +
+	"\x10SyncUsersRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04full\x18\x02 \x01(\bR\x04full\"2\n" +
+	"\x11SyncUsersResponse\x12\x1d\n" +
+	"\n" +
+	"trigger_id\x18\x01 \x01(\tR\ttriggerId\".\n" +
+	"\x18GetUserSyncStatusRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xc7\x01\n" +
+	"\x19GetUserSyncStatusResponse\x12;\n" +
+	"\x05state\x18\x01 \x01(\v2%.gatehouse.types.v1.OktaUserSyncStateR\x05state\x12D\n" +
+	"\bsettings\x18\x02 \x01(\v2(.gatehouse.types.v1.OktaUserSyncSettingsR\bsettings\x12'\n" +
+	"\x0fcredential_kind\x18\x03 \x01(\tR\x0ecredentialKind\"3\n" +
+	"\x1dTestUserSyncConnectionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"J\n" +
+	"\x1eTestUserSyncConnectionResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xb6\t\n" +
 	"\rPluginService\x12c\n" +
 	"\fCreatePlugin\x12(.gatehouse.plugin.v1.CreatePluginRequest\x1a).gatehouse.plugin.v1.CreatePluginResponse\x12Z\n" +
 	"\tGetPlugin\x12%.gatehouse.plugin.v1.GetPluginRequest\x1a&.gatehouse.plugin.v1.GetPluginResponse\x12`\n" +
@@ -765,7 +1231,11 @@ const file_gatehouse_plugin_v1_plugin_service_proto_rawDesc = "" +
 	"\fUpdatePlugin\x12(.gatehouse.plugin.v1.UpdatePluginRequest\x1a).gatehouse.plugin.v1.UpdatePluginResponse\x12c\n" +
 	"\fDeletePlugin\x12(.gatehouse.plugin.v1.DeletePluginRequest\x1a).gatehouse.plugin.v1.DeletePluginResponse\x12r\n" +
 	"\x11GenerateSCIMToken\x12-.gatehouse.plugin.v1.GenerateSCIMTokenRequest\x1a..gatehouse.plugin.v1.GenerateSCIMTokenResponse\x12l\n" +
-	"\x0fSetPluginStatus\x12+.gatehouse.plugin.v1.SetPluginStatusRequest\x1a,.gatehouse.plugin.v1.SetPluginStatusResponseBCZAgithub.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1;pluginv1b\x06proto3"
+	"\x0fSetPluginStatus\x12+.gatehouse.plugin.v1.SetPluginStatusRequest\x1a,.gatehouse.plugin.v1.SetPluginStatusResponse\x12\x81\x01\n" +
+	"\x16SetUserSyncCredentials\x122.gatehouse.plugin.v1.SetUserSyncCredentialsRequest\x1a3.gatehouse.plugin.v1.SetUserSyncCredentialsResponse\x12Z\n" +
+	"\tSyncUsers\x12%.gatehouse.plugin.v1.SyncUsersRequest\x1a&.gatehouse.plugin.v1.SyncUsersResponse\x12r\n" +
+	"\x11GetUserSyncStatus\x12-.gatehouse.plugin.v1.GetUserSyncStatusRequest\x1a..gatehouse.plugin.v1.GetUserSyncStatusResponse\x12\x81\x01\n" +
+	"\x16TestUserSyncConnection\x122.gatehouse.plugin.v1.TestUserSyncConnectionRequest\x1a3.gatehouse.plugin.v1.TestUserSyncConnectionResponseBCZAgithub.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_gatehouse_plugin_v1_plugin_service_proto_rawDescOnce sync.Once
@@ -779,55 +1249,75 @@ func file_gatehouse_plugin_v1_plugin_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_plugin_v1_plugin_service_proto_rawDescData
 }
 
-var file_gatehouse_plugin_v1_plugin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_gatehouse_plugin_v1_plugin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_gatehouse_plugin_v1_plugin_service_proto_goTypes = []any{
-	(*CreatePluginRequest)(nil),        // 0: gatehouse.plugin.v1.CreatePluginRequest
-	(*CreatePluginResponse)(nil),       // 1: gatehouse.plugin.v1.CreatePluginResponse
-	(*GetPluginRequest)(nil),           // 2: gatehouse.plugin.v1.GetPluginRequest
-	(*GetPluginResponse)(nil),          // 3: gatehouse.plugin.v1.GetPluginResponse
-	(*ListPluginsRequest)(nil),         // 4: gatehouse.plugin.v1.ListPluginsRequest
-	(*ListPluginsResponse)(nil),        // 5: gatehouse.plugin.v1.ListPluginsResponse
-	(*UpdatePluginRequest)(nil),        // 6: gatehouse.plugin.v1.UpdatePluginRequest
-	(*UpdatePluginResponse)(nil),       // 7: gatehouse.plugin.v1.UpdatePluginResponse
-	(*DeletePluginRequest)(nil),        // 8: gatehouse.plugin.v1.DeletePluginRequest
-	(*DeletePluginResponse)(nil),       // 9: gatehouse.plugin.v1.DeletePluginResponse
-	(*GenerateSCIMTokenRequest)(nil),   // 10: gatehouse.plugin.v1.GenerateSCIMTokenRequest
-	(*GenerateSCIMTokenResponse)(nil),  // 11: gatehouse.plugin.v1.GenerateSCIMTokenResponse
-	(*SetPluginStatusRequest)(nil),     // 12: gatehouse.plugin.v1.SetPluginStatusRequest
-	(*SetPluginStatusResponse)(nil),    // 13: gatehouse.plugin.v1.SetPluginStatusResponse
-	(*v1.Plugin)(nil),                  // 14: gatehouse.types.v1.Plugin
-	(*v1.PluginStaticCredentials)(nil), // 15: gatehouse.types.v1.PluginStaticCredentials
-	(*v1.PluginStatus)(nil),            // 16: gatehouse.types.v1.PluginStatus
+	(*CreatePluginRequest)(nil),            // 0: gatehouse.plugin.v1.CreatePluginRequest
+	(*CreatePluginResponse)(nil),           // 1: gatehouse.plugin.v1.CreatePluginResponse
+	(*GetPluginRequest)(nil),               // 2: gatehouse.plugin.v1.GetPluginRequest
+	(*GetPluginResponse)(nil),              // 3: gatehouse.plugin.v1.GetPluginResponse
+	(*ListPluginsRequest)(nil),             // 4: gatehouse.plugin.v1.ListPluginsRequest
+	(*ListPluginsResponse)(nil),            // 5: gatehouse.plugin.v1.ListPluginsResponse
+	(*UpdatePluginRequest)(nil),            // 6: gatehouse.plugin.v1.UpdatePluginRequest
+	(*UpdatePluginResponse)(nil),           // 7: gatehouse.plugin.v1.UpdatePluginResponse
+	(*DeletePluginRequest)(nil),            // 8: gatehouse.plugin.v1.DeletePluginRequest
+	(*DeletePluginResponse)(nil),           // 9: gatehouse.plugin.v1.DeletePluginResponse
+	(*GenerateSCIMTokenRequest)(nil),       // 10: gatehouse.plugin.v1.GenerateSCIMTokenRequest
+	(*GenerateSCIMTokenResponse)(nil),      // 11: gatehouse.plugin.v1.GenerateSCIMTokenResponse
+	(*SetPluginStatusRequest)(nil),         // 12: gatehouse.plugin.v1.SetPluginStatusRequest
+	(*SetPluginStatusResponse)(nil),        // 13: gatehouse.plugin.v1.SetPluginStatusResponse
+	(*SetUserSyncCredentialsRequest)(nil),  // 14: gatehouse.plugin.v1.SetUserSyncCredentialsRequest
+	(*SetUserSyncCredentialsResponse)(nil), // 15: gatehouse.plugin.v1.SetUserSyncCredentialsResponse
+	(*SyncUsersRequest)(nil),               // 16: gatehouse.plugin.v1.SyncUsersRequest
+	(*SyncUsersResponse)(nil),              // 17: gatehouse.plugin.v1.SyncUsersResponse
+	(*GetUserSyncStatusRequest)(nil),       // 18: gatehouse.plugin.v1.GetUserSyncStatusRequest
+	(*GetUserSyncStatusResponse)(nil),      // 19: gatehouse.plugin.v1.GetUserSyncStatusResponse
+	(*TestUserSyncConnectionRequest)(nil),  // 20: gatehouse.plugin.v1.TestUserSyncConnectionRequest
+	(*TestUserSyncConnectionResponse)(nil), // 21: gatehouse.plugin.v1.TestUserSyncConnectionResponse
+	(*v1.Plugin)(nil),                      // 22: gatehouse.types.v1.Plugin
+	(*v1.PluginStaticCredentials)(nil),     // 23: gatehouse.types.v1.PluginStaticCredentials
+	(*v1.PluginStatus)(nil),                // 24: gatehouse.types.v1.PluginStatus
+	(*v1.OktaUserSyncState)(nil),           // 25: gatehouse.types.v1.OktaUserSyncState
+	(*v1.OktaUserSyncSettings)(nil),        // 26: gatehouse.types.v1.OktaUserSyncSettings
 }
 var file_gatehouse_plugin_v1_plugin_service_proto_depIdxs = []int32{
-	14, // 0: gatehouse.plugin.v1.CreatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
-	14, // 1: gatehouse.plugin.v1.CreatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	14, // 2: gatehouse.plugin.v1.GetPluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	15, // 3: gatehouse.plugin.v1.GetPluginResponse.static_credentials:type_name -> gatehouse.types.v1.PluginStaticCredentials
-	14, // 4: gatehouse.plugin.v1.ListPluginsResponse.plugins:type_name -> gatehouse.types.v1.Plugin
-	14, // 5: gatehouse.plugin.v1.UpdatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
-	14, // 6: gatehouse.plugin.v1.UpdatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	16, // 7: gatehouse.plugin.v1.SetPluginStatusRequest.status:type_name -> gatehouse.types.v1.PluginStatus
-	14, // 8: gatehouse.plugin.v1.SetPluginStatusResponse.plugin:type_name -> gatehouse.types.v1.Plugin
-	0,  // 9: gatehouse.plugin.v1.PluginService.CreatePlugin:input_type -> gatehouse.plugin.v1.CreatePluginRequest
-	2,  // 10: gatehouse.plugin.v1.PluginService.GetPlugin:input_type -> gatehouse.plugin.v1.GetPluginRequest
-	4,  // 11: gatehouse.plugin.v1.PluginService.ListPlugins:input_type -> gatehouse.plugin.v1.ListPluginsRequest
-	6,  // 12: gatehouse.plugin.v1.PluginService.UpdatePlugin:input_type -> gatehouse.plugin.v1.UpdatePluginRequest
-	8,  // 13: gatehouse.plugin.v1.PluginService.DeletePlugin:input_type -> gatehouse.plugin.v1.DeletePluginRequest
-	10, // 14: gatehouse.plugin.v1.PluginService.GenerateSCIMToken:input_type -> gatehouse.plugin.v1.GenerateSCIMTokenRequest
-	12, // 15: gatehouse.plugin.v1.PluginService.SetPluginStatus:input_type -> gatehouse.plugin.v1.SetPluginStatusRequest
-	1,  // 16: gatehouse.plugin.v1.PluginService.CreatePlugin:output_type -> gatehouse.plugin.v1.CreatePluginResponse
-	3,  // 17: gatehouse.plugin.v1.PluginService.GetPlugin:output_type -> gatehouse.plugin.v1.GetPluginResponse
-	5,  // 18: gatehouse.plugin.v1.PluginService.ListPlugins:output_type -> gatehouse.plugin.v1.ListPluginsResponse
-	7,  // 19: gatehouse.plugin.v1.PluginService.UpdatePlugin:output_type -> gatehouse.plugin.v1.UpdatePluginResponse
-	9,  // 20: gatehouse.plugin.v1.PluginService.DeletePlugin:output_type -> gatehouse.plugin.v1.DeletePluginResponse
-	11, // 21: gatehouse.plugin.v1.PluginService.GenerateSCIMToken:output_type -> gatehouse.plugin.v1.GenerateSCIMTokenResponse
-	13, // 22: gatehouse.plugin.v1.PluginService.SetPluginStatus:output_type -> gatehouse.plugin.v1.SetPluginStatusResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 0: gatehouse.plugin.v1.CreatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
+	22, // 1: gatehouse.plugin.v1.CreatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	22, // 2: gatehouse.plugin.v1.GetPluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	23, // 3: gatehouse.plugin.v1.GetPluginResponse.static_credentials:type_name -> gatehouse.types.v1.PluginStaticCredentials
+	22, // 4: gatehouse.plugin.v1.ListPluginsResponse.plugins:type_name -> gatehouse.types.v1.Plugin
+	22, // 5: gatehouse.plugin.v1.UpdatePluginRequest.plugin:type_name -> gatehouse.types.v1.Plugin
+	22, // 6: gatehouse.plugin.v1.UpdatePluginResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	24, // 7: gatehouse.plugin.v1.SetPluginStatusRequest.status:type_name -> gatehouse.types.v1.PluginStatus
+	22, // 8: gatehouse.plugin.v1.SetPluginStatusResponse.plugin:type_name -> gatehouse.types.v1.Plugin
+	25, // 9: gatehouse.plugin.v1.GetUserSyncStatusResponse.state:type_name -> gatehouse.types.v1.OktaUserSyncState
+	26, // 10: gatehouse.plugin.v1.GetUserSyncStatusResponse.settings:type_name -> gatehouse.types.v1.OktaUserSyncSettings
+	0,  // 11: gatehouse.plugin.v1.PluginService.CreatePlugin:input_type -> gatehouse.plugin.v1.CreatePluginRequest
+	2,  // 12: gatehouse.plugin.v1.PluginService.GetPlugin:input_type -> gatehouse.plugin.v1.GetPluginRequest
+	4,  // 13: gatehouse.plugin.v1.PluginService.ListPlugins:input_type -> gatehouse.plugin.v1.ListPluginsRequest
+	6,  // 14: gatehouse.plugin.v1.PluginService.UpdatePlugin:input_type -> gatehouse.plugin.v1.UpdatePluginRequest
+	8,  // 15: gatehouse.plugin.v1.PluginService.DeletePlugin:input_type -> gatehouse.plugin.v1.DeletePluginRequest
+	10, // 16: gatehouse.plugin.v1.PluginService.GenerateSCIMToken:input_type -> gatehouse.plugin.v1.GenerateSCIMTokenRequest
+	12, // 17: gatehouse.plugin.v1.PluginService.SetPluginStatus:input_type -> gatehouse.plugin.v1.SetPluginStatusRequest
+	14, // 18: gatehouse.plugin.v1.PluginService.SetUserSyncCredentials:input_type -> gatehouse.plugin.v1.SetUserSyncCredentialsRequest
+	16, // 19: gatehouse.plugin.v1.PluginService.SyncUsers:input_type -> gatehouse.plugin.v1.SyncUsersRequest
+	18, // 20: gatehouse.plugin.v1.PluginService.GetUserSyncStatus:input_type -> gatehouse.plugin.v1.GetUserSyncStatusRequest
+	20, // 21: gatehouse.plugin.v1.PluginService.TestUserSyncConnection:input_type -> gatehouse.plugin.v1.TestUserSyncConnectionRequest
+	1,  // 22: gatehouse.plugin.v1.PluginService.CreatePlugin:output_type -> gatehouse.plugin.v1.CreatePluginResponse
+	3,  // 23: gatehouse.plugin.v1.PluginService.GetPlugin:output_type -> gatehouse.plugin.v1.GetPluginResponse
+	5,  // 24: gatehouse.plugin.v1.PluginService.ListPlugins:output_type -> gatehouse.plugin.v1.ListPluginsResponse
+	7,  // 25: gatehouse.plugin.v1.PluginService.UpdatePlugin:output_type -> gatehouse.plugin.v1.UpdatePluginResponse
+	9,  // 26: gatehouse.plugin.v1.PluginService.DeletePlugin:output_type -> gatehouse.plugin.v1.DeletePluginResponse
+	11, // 27: gatehouse.plugin.v1.PluginService.GenerateSCIMToken:output_type -> gatehouse.plugin.v1.GenerateSCIMTokenResponse
+	13, // 28: gatehouse.plugin.v1.PluginService.SetPluginStatus:output_type -> gatehouse.plugin.v1.SetPluginStatusResponse
+	15, // 29: gatehouse.plugin.v1.PluginService.SetUserSyncCredentials:output_type -> gatehouse.plugin.v1.SetUserSyncCredentialsResponse
+	17, // 30: gatehouse.plugin.v1.PluginService.SyncUsers:output_type -> gatehouse.plugin.v1.SyncUsersResponse
+	19, // 31: gatehouse.plugin.v1.PluginService.GetUserSyncStatus:output_type -> gatehouse.plugin.v1.GetUserSyncStatusResponse
+	21, // 32: gatehouse.plugin.v1.PluginService.TestUserSyncConnection:output_type -> gatehouse.plugin.v1.TestUserSyncConnectionResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_plugin_v1_plugin_service_proto_init() }
@@ -841,7 +1331,7 @@ func file_gatehouse_plugin_v1_plugin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_plugin_v1_plugin_service_proto_rawDesc), len(file_gatehouse_plugin_v1_plugin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,13 +23,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PluginService_CreatePlugin_FullMethodName      = "/gatehouse.plugin.v1.PluginService/CreatePlugin"
-	PluginService_GetPlugin_FullMethodName         = "/gatehouse.plugin.v1.PluginService/GetPlugin"
-	PluginService_ListPlugins_FullMethodName       = "/gatehouse.plugin.v1.PluginService/ListPlugins"
-	PluginService_UpdatePlugin_FullMethodName      = "/gatehouse.plugin.v1.PluginService/UpdatePlugin"
-	PluginService_DeletePlugin_FullMethodName      = "/gatehouse.plugin.v1.PluginService/DeletePlugin"
-	PluginService_GenerateSCIMToken_FullMethodName = "/gatehouse.plugin.v1.PluginService/GenerateSCIMToken"
-	PluginService_SetPluginStatus_FullMethodName   = "/gatehouse.plugin.v1.PluginService/SetPluginStatus"
+	PluginService_CreatePlugin_FullMethodName           = "/gatehouse.plugin.v1.PluginService/CreatePlugin"
+	PluginService_GetPlugin_FullMethodName              = "/gatehouse.plugin.v1.PluginService/GetPlugin"
+	PluginService_ListPlugins_FullMethodName            = "/gatehouse.plugin.v1.PluginService/ListPlugins"
+	PluginService_UpdatePlugin_FullMethodName           = "/gatehouse.plugin.v1.PluginService/UpdatePlugin"
+	PluginService_DeletePlugin_FullMethodName           = "/gatehouse.plugin.v1.PluginService/DeletePlugin"
+	PluginService_GenerateSCIMToken_FullMethodName      = "/gatehouse.plugin.v1.PluginService/GenerateSCIMToken"
+	PluginService_SetPluginStatus_FullMethodName        = "/gatehouse.plugin.v1.PluginService/SetPluginStatus"
+	PluginService_SetUserSyncCredentials_FullMethodName = "/gatehouse.plugin.v1.PluginService/SetUserSyncCredentials"
+	PluginService_SyncUsers_FullMethodName              = "/gatehouse.plugin.v1.PluginService/SyncUsers"
+	PluginService_GetUserSyncStatus_FullMethodName      = "/gatehouse.plugin.v1.PluginService/GetUserSyncStatus"
+	PluginService_TestUserSyncConnection_FullMethodName = "/gatehouse.plugin.v1.PluginService/TestUserSyncConnection"
 )
 
 // PluginServiceClient is the client API for PluginService service.
@@ -56,6 +60,18 @@ type PluginServiceClient interface {
 	GenerateSCIMToken(ctx context.Context, in *GenerateSCIMTokenRequest, opts ...grpc.CallOption) (*GenerateSCIMTokenResponse, error)
 	// SetPluginStatus replaces a plugin's status.
 	SetPluginStatus(ctx context.Context, in *SetPluginStatusRequest, opts ...grpc.CallOption) (*SetPluginStatusResponse, error)
+	// SetUserSyncCredentials stores the Okta API credential of a plugin's user
+	// sync, sealed; it is never returned by any call.
+	SetUserSyncCredentials(ctx context.Context, in *SetUserSyncCredentialsRequest, opts ...grpc.CallOption) (*SetUserSyncCredentialsResponse, error)
+	// SyncUsers asks the server running a plugin's user sync for a run now;
+	// GetUserSyncStatus follows it (last_trigger_id says when it is done).
+	SyncUsers(ctx context.Context, in *SyncUsersRequest, opts ...grpc.CallOption) (*SyncUsersResponse, error)
+	// GetUserSyncStatus returns what user sync last did.
+	GetUserSyncStatus(ctx context.Context, in *GetUserSyncStatusRequest, opts ...grpc.CallOption) (*GetUserSyncStatusResponse, error)
+	// TestUserSyncConnection calls Okta once with the plugin's user sync
+	// settings and stored credential (whether or not user sync is on), and
+	// says whether the org, the app and the credential work.
+	TestUserSyncConnection(ctx context.Context, in *TestUserSyncConnectionRequest, opts ...grpc.CallOption) (*TestUserSyncConnectionResponse, error)
 }
 
 type pluginServiceClient struct {
@@ -136,6 +152,46 @@ func (c *pluginServiceClient) SetPluginStatus(ctx context.Context, in *SetPlugin
 	return out, nil
 }
 
+func (c *pluginServiceClient) SetUserSyncCredentials(ctx context.Context, in *SetUserSyncCredentialsRequest, opts ...grpc.CallOption) (*SetUserSyncCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetUserSyncCredentialsResponse)
+	err := c.cc.Invoke(ctx, PluginService_SetUserSyncCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginServiceClient) SyncUsers(ctx context.Context, in *SyncUsersRequest, opts ...grpc.CallOption) (*SyncUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SyncUsersResponse)
+	err := c.cc.Invoke(ctx, PluginService_SyncUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginServiceClient) GetUserSyncStatus(ctx context.Context, in *GetUserSyncStatusRequest, opts ...grpc.CallOption) (*GetUserSyncStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUserSyncStatusResponse)
+	err := c.cc.Invoke(ctx, PluginService_GetUserSyncStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginServiceClient) TestUserSyncConnection(ctx context.Context, in *TestUserSyncConnectionRequest, opts ...grpc.CallOption) (*TestUserSyncConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestUserSyncConnectionResponse)
+	err := c.cc.Invoke(ctx, PluginService_TestUserSyncConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServiceServer is the server API for PluginService service.
 // All implementations must embed UnimplementedPluginServiceServer
 // for forward compatibility.
@@ -160,6 +216,18 @@ type PluginServiceServer interface {
 	GenerateSCIMToken(context.Context, *GenerateSCIMTokenRequest) (*GenerateSCIMTokenResponse, error)
 	// SetPluginStatus replaces a plugin's status.
 	SetPluginStatus(context.Context, *SetPluginStatusRequest) (*SetPluginStatusResponse, error)
+	// SetUserSyncCredentials stores the Okta API credential of a plugin's user
+	// sync, sealed; it is never returned by any call.
+	SetUserSyncCredentials(context.Context, *SetUserSyncCredentialsRequest) (*SetUserSyncCredentialsResponse, error)
+	// SyncUsers asks the server running a plugin's user sync for a run now;
+	// GetUserSyncStatus follows it (last_trigger_id says when it is done).
+	SyncUsers(context.Context, *SyncUsersRequest) (*SyncUsersResponse, error)
+	// GetUserSyncStatus returns what user sync last did.
+	GetUserSyncStatus(context.Context, *GetUserSyncStatusRequest) (*GetUserSyncStatusResponse, error)
+	// TestUserSyncConnection calls Okta once with the plugin's user sync
+	// settings and stored credential (whether or not user sync is on), and
+	// says whether the org, the app and the credential work.
+	TestUserSyncConnection(context.Context, *TestUserSyncConnectionRequest) (*TestUserSyncConnectionResponse, error)
 	mustEmbedUnimplementedPluginServiceServer()
 }
 
@@ -190,6 +258,18 @@ func (UnimplementedPluginServiceServer) GenerateSCIMToken(context.Context, *Gene
 }
 func (UnimplementedPluginServiceServer) SetPluginStatus(context.Context, *SetPluginStatusRequest) (*SetPluginStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPluginStatus not implemented")
+}
+func (UnimplementedPluginServiceServer) SetUserSyncCredentials(context.Context, *SetUserSyncCredentialsRequest) (*SetUserSyncCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserSyncCredentials not implemented")
+}
+func (UnimplementedPluginServiceServer) SyncUsers(context.Context, *SyncUsersRequest) (*SyncUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SyncUsers not implemented")
+}
+func (UnimplementedPluginServiceServer) GetUserSyncStatus(context.Context, *GetUserSyncStatusRequest) (*GetUserSyncStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUserSyncStatus not implemented")
+}
+func (UnimplementedPluginServiceServer) TestUserSyncConnection(context.Context, *TestUserSyncConnectionRequest) (*TestUserSyncConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestUserSyncConnection not implemented")
 }
 func (UnimplementedPluginServiceServer) mustEmbedUnimplementedPluginServiceServer() {}
 func (UnimplementedPluginServiceServer) testEmbeddedByValue()                       {}
@@ -338,6 +418,78 @@ func _PluginService_SetPluginStatus_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PluginService_SetUserSyncCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserSyncCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServiceServer).SetUserSyncCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PluginService_SetUserSyncCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServiceServer).SetUserSyncCredentials(ctx, req.(*SetUserSyncCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PluginService_SyncUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SyncUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServiceServer).SyncUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PluginService_SyncUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServiceServer).SyncUsers(ctx, req.(*SyncUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PluginService_GetUserSyncStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserSyncStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServiceServer).GetUserSyncStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PluginService_GetUserSyncStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServiceServer).GetUserSyncStatus(ctx, req.(*GetUserSyncStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PluginService_TestUserSyncConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestUserSyncConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServiceServer).TestUserSyncConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PluginService_TestUserSyncConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServiceServer).TestUserSyncConnection(ctx, req.(*TestUserSyncConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PluginService_ServiceDesc is the grpc.ServiceDesc for PluginService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -372,6 +524,22 @@ var PluginService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPluginStatus",
 			Handler:    _PluginService_SetPluginStatus_Handler,
+		},
+		{
+			MethodName: "SetUserSyncCredentials",
+			Handler:    _PluginService_SetUserSyncCredentials_Handler,
+		},
+		{
+			MethodName: "SyncUsers",
+			Handler:    _PluginService_SyncUsers_Handler,
+		},
+		{
+			MethodName: "GetUserSyncStatus",
+			Handler:    _PluginService_GetUserSyncStatus_Handler,
+		},
+		{
+			MethodName: "TestUserSyncConnection",
+			Handler:    _PluginService_TestUserSyncConnection_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1241,8 +1241,13 @@ type OktaPluginSettings struct {
 	// drop is audited and shown in the status). Empty means every role that
 	// cannot write plugins, connectors, roles, users, locks or certificates.
 	GrantableRoles []string `protobuf:"bytes,7,rep,name=grantable_roles,json=grantableRoles,proto3" json:"grantable_roles,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// user_sync configures user sync: Gatehouse reads the app's assigned users
+	// from Okta's management API (the pull alternative to SCIM). A plugin runs
+	// SCIM or user sync, never both. Its credentials live only in the plugin's
+	// static credentials (OktaAPICredentials), never here.
+	UserSync      *OktaUserSyncSettings `protobuf:"bytes,8,opt,name=user_sync,json=userSync,proto3" json:"user_sync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OktaPluginSettings) Reset() {
@@ -1324,6 +1329,110 @@ func (x *OktaPluginSettings) GetGrantableRoles() []string {
 	return nil
 }
 
+func (x *OktaPluginSettings) GetUserSync() *OktaUserSyncSettings {
+	if x != nil {
+		return x.UserSync
+	}
+	return nil
+}
+
+// OktaUserSyncSettings configure the pull of users from Okta.
+type OktaUserSyncSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled turns user sync on; scim_enabled must then be off.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// org_url is the Okta org, for example "https://example.okta.com".
+	OrgUrl string `protobuf:"bytes,2,opt,name=org_url,json=orgUrl,proto3" json:"org_url,omitempty"`
+	// app_id is the ID of the Okta app whose assigned users are synced.
+	AppId string `protobuf:"bytes,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// interval, as a Go duration, is the time between runs; empty means 10m,
+	// and it may not be under 1m.
+	Interval string `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	// full_pass_interval, as a Go duration, is the time between full passes,
+	// which read every assigned user and catch unassignments; the runs
+	// between them read only what changed. Empty means 1h; never under
+	// interval.
+	FullPassInterval string `protobuf:"bytes,5,opt,name=full_pass_interval,json=fullPassInterval,proto3" json:"full_pass_interval,omitempty"`
+	// credential_kind is "api_token" (Authorization: SSWS) or
+	// "oauth_private_key_jwt" (an OAuth 2.0 service app); the credential
+	// itself is set with SetUserSyncCredentials.
+	CredentialKind string `protobuf:"bytes,6,opt,name=credential_kind,json=credentialKind,proto3" json:"credential_kind,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *OktaUserSyncSettings) Reset() {
+	*x = OktaUserSyncSettings{}
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OktaUserSyncSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OktaUserSyncSettings) ProtoMessage() {}
+
+func (x *OktaUserSyncSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OktaUserSyncSettings.ProtoReflect.Descriptor instead.
+func (*OktaUserSyncSettings) Descriptor() ([]byte, []int) {
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OktaUserSyncSettings) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *OktaUserSyncSettings) GetOrgUrl() string {
+	if x != nil {
+		return x.OrgUrl
+	}
+	return ""
+}
+
+func (x *OktaUserSyncSettings) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *OktaUserSyncSettings) GetInterval() string {
+	if x != nil {
+		return x.Interval
+	}
+	return ""
+}
+
+func (x *OktaUserSyncSettings) GetFullPassInterval() string {
+	if x != nil {
+		return x.FullPassInterval
+	}
+	return ""
+}
+
+func (x *OktaUserSyncSettings) GetCredentialKind() string {
+	if x != nil {
+		return x.CredentialKind
+	}
+	return ""
+}
+
 // PluginStaticCredentialsRef selects static credentials by label.
 type PluginStaticCredentialsRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1335,7 +1444,7 @@ type PluginStaticCredentialsRef struct {
 
 func (x *PluginStaticCredentialsRef) Reset() {
 	*x = PluginStaticCredentialsRef{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[18]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1456,7 @@ func (x *PluginStaticCredentialsRef) String() string {
 func (*PluginStaticCredentialsRef) ProtoMessage() {}
 
 func (x *PluginStaticCredentialsRef) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[18]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1469,7 @@ func (x *PluginStaticCredentialsRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStaticCredentialsRef.ProtoReflect.Descriptor instead.
 func (*PluginStaticCredentialsRef) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PluginStaticCredentialsRef) GetLabels() map[string]string {
@@ -1387,7 +1496,7 @@ type PluginStatus struct {
 
 func (x *PluginStatus) Reset() {
 	*x = PluginStatus{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[19]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1508,7 @@ func (x *PluginStatus) String() string {
 func (*PluginStatus) ProtoMessage() {}
 
 func (x *PluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[19]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1521,7 @@ func (x *PluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStatus.ProtoReflect.Descriptor instead.
 func (*PluginStatus) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PluginStatus) GetCode() PluginStatusCode {
@@ -1469,7 +1578,7 @@ type OktaPluginStatus struct {
 
 func (x *OktaPluginStatus) Reset() {
 	*x = OktaPluginStatus{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[20]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1590,7 @@ func (x *OktaPluginStatus) String() string {
 func (*OktaPluginStatus) ProtoMessage() {}
 
 func (x *OktaPluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[20]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1603,7 @@ func (x *OktaPluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OktaPluginStatus.ProtoReflect.Descriptor instead.
 func (*OktaPluginStatus) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OktaPluginStatus) GetLastScimRequest() *timestamppb.Timestamp {
@@ -1553,7 +1662,8 @@ func (x *OktaPluginStatus) GetRolesDroppedTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// PluginStaticCredentials are secrets a plugin uses; only hashes are kept.
+// PluginStaticCredentials are secrets a plugin uses: SCIM token hashes, or
+// user sync's Okta API credential, sealed.
 type PluginStaticCredentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind is always "plugin_static_credentials".
@@ -1570,7 +1680,7 @@ type PluginStaticCredentials struct {
 
 func (x *PluginStaticCredentials) Reset() {
 	*x = PluginStaticCredentials{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[21]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1692,7 @@ func (x *PluginStaticCredentials) String() string {
 func (*PluginStaticCredentials) ProtoMessage() {}
 
 func (x *PluginStaticCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[21]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1705,7 @@ func (x *PluginStaticCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStaticCredentials.ProtoReflect.Descriptor instead.
 func (*PluginStaticCredentials) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PluginStaticCredentials) GetKind() string {
@@ -1639,13 +1749,17 @@ type PluginStaticCredentialsSpec struct {
 	// on credentials written before it existed: the first successful check
 	// adds it. A secret, like the hash.
 	ScimTokenFingerprint []byte `protobuf:"bytes,2,opt,name=scim_token_fingerprint,json=scimTokenFingerprint,proto3" json:"scim_token_fingerprint,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// okta_api is the credential user sync calls Okta's management API with;
+	// its secret is sealed (AES-256-GCM under the server's credentials key
+	// file). Returned by no API.
+	OktaApi       *OktaAPICredentials `protobuf:"bytes,3,opt,name=okta_api,json=oktaApi,proto3" json:"okta_api,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PluginStaticCredentialsSpec) Reset() {
 	*x = PluginStaticCredentialsSpec{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[22]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1771,7 @@ func (x *PluginStaticCredentialsSpec) String() string {
 func (*PluginStaticCredentialsSpec) ProtoMessage() {}
 
 func (x *PluginStaticCredentialsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[22]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1784,7 @@ func (x *PluginStaticCredentialsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStaticCredentialsSpec.ProtoReflect.Descriptor instead.
 func (*PluginStaticCredentialsSpec) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PluginStaticCredentialsSpec) GetScimTokenHash() []byte {
@@ -1685,6 +1799,301 @@ func (x *PluginStaticCredentialsSpec) GetScimTokenFingerprint() []byte {
 		return x.ScimTokenFingerprint
 	}
 	return nil
+}
+
+func (x *PluginStaticCredentialsSpec) GetOktaApi() *OktaAPICredentials {
+	if x != nil {
+		return x.OktaApi
+	}
+	return nil
+}
+
+// OktaAPICredentials are what user sync authenticates to Okta with.
+type OktaAPICredentials struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is "api_token" or "oauth_private_key_jwt".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// client_id is the OAuth service app's client ID (oauth_private_key_jwt).
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// key_id is the kid of the service app's public key, sent in the client
+	// assertion header; optional.
+	KeyId string `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// sealed_secret is the API token or the PEM private key, sealed with
+	// AES-256-GCM; a secret.
+	SealedSecret []byte `protobuf:"bytes,4,opt,name=sealed_secret,json=sealedSecret,proto3" json:"sealed_secret,omitempty"`
+	// sealing_key_id names the key that sealed it (a fingerprint of the key
+	// file), so that a server with another key says so instead of failing
+	// obscurely.
+	SealingKeyId  string `protobuf:"bytes,5,opt,name=sealing_key_id,json=sealingKeyId,proto3" json:"sealing_key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OktaAPICredentials) Reset() {
+	*x = OktaAPICredentials{}
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OktaAPICredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OktaAPICredentials) ProtoMessage() {}
+
+func (x *OktaAPICredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OktaAPICredentials.ProtoReflect.Descriptor instead.
+func (*OktaAPICredentials) Descriptor() ([]byte, []int) {
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *OktaAPICredentials) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *OktaAPICredentials) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *OktaAPICredentials) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *OktaAPICredentials) GetSealedSecret() []byte {
+	if x != nil {
+		return x.SealedSecret
+	}
+	return nil
+}
+
+func (x *OktaAPICredentials) GetSealingKeyId() string {
+	if x != nil {
+		return x.SealingKeyId
+	}
+	return ""
+}
+
+// OktaUserSyncState is what user sync last did; kept in the backend by the
+// server running the sync.
+type OktaUserSyncState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// last_run_start is when the last run started.
+	LastRunStart *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=last_run_start,json=lastRunStart,proto3" json:"last_run_start,omitempty"`
+	// last_run_end is when the last run ended.
+	LastRunEnd *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_run_end,json=lastRunEnd,proto3" json:"last_run_end,omitempty"`
+	// last_run_full says the last run was a full pass.
+	LastRunFull bool `protobuf:"varint,3,opt,name=last_run_full,json=lastRunFull,proto3" json:"last_run_full,omitempty"`
+	// last_run_ok says the last run completed cleanly.
+	LastRunOk bool `protobuf:"varint,4,opt,name=last_run_ok,json=lastRunOk,proto3" json:"last_run_ok,omitempty"`
+	// last_error is the last run's error, empty if it succeeded.
+	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// last_error_time is when last_error happened.
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// cursor is the highest lastUpdated confirmed by a clean run: the next
+	// incremental run reads what changed after it.
+	Cursor *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// last_full_pass is when the last clean full pass started.
+	LastFullPass *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_full_pass,json=lastFullPass,proto3" json:"last_full_pass,omitempty"`
+	// next_run is when the next run is due.
+	NextRun *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_run,json=nextRun,proto3" json:"next_run,omitempty"`
+	// users_seen counts the users Okta listed in the last run.
+	UsersSeen int64 `protobuf:"varint,10,opt,name=users_seen,json=usersSeen,proto3" json:"users_seen,omitempty"`
+	// users_created counts accounts created (or adopted) by the last run.
+	UsersCreated int64 `protobuf:"varint,11,opt,name=users_created,json=usersCreated,proto3" json:"users_created,omitempty"`
+	// users_updated counts accounts updated or reactivated by the last run.
+	UsersUpdated int64 `protobuf:"varint,12,opt,name=users_updated,json=usersUpdated,proto3" json:"users_updated,omitempty"`
+	// users_locked counts accounts deleted and locked by the last run.
+	UsersLocked int64 `protobuf:"varint,13,opt,name=users_locked,json=usersLocked,proto3" json:"users_locked,omitempty"`
+	// users_refused counts users the last run could not apply (a name held
+	// by an account outside the plugin's reach, an invalid login).
+	UsersRefused int64 `protobuf:"varint,14,opt,name=users_refused,json=usersRefused,proto3" json:"users_refused,omitempty"`
+	// api_calls counts the Okta API calls of the last run.
+	ApiCalls int64 `protobuf:"varint,15,opt,name=api_calls,json=apiCalls,proto3" json:"api_calls,omitempty"`
+	// holder is the server that ran the last run.
+	Holder string `protobuf:"bytes,16,opt,name=holder,proto3" json:"holder,omitempty"`
+	// last_trigger_id is the last "sync now" request the sync answered.
+	LastTriggerId string `protobuf:"bytes,17,opt,name=last_trigger_id,json=lastTriggerId,proto3" json:"last_trigger_id,omitempty"`
+	// running says a run is in progress; users_seen then counts so far.
+	Running       bool `protobuf:"varint,18,opt,name=running,proto3" json:"running,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OktaUserSyncState) Reset() {
+	*x = OktaUserSyncState{}
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OktaUserSyncState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OktaUserSyncState) ProtoMessage() {}
+
+func (x *OktaUserSyncState) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OktaUserSyncState.ProtoReflect.Descriptor instead.
+func (*OktaUserSyncState) Descriptor() ([]byte, []int) {
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *OktaUserSyncState) GetLastRunStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRunStart
+	}
+	return nil
+}
+
+func (x *OktaUserSyncState) GetLastRunEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRunEnd
+	}
+	return nil
+}
+
+func (x *OktaUserSyncState) GetLastRunFull() bool {
+	if x != nil {
+		return x.LastRunFull
+	}
+	return false
+}
+
+func (x *OktaUserSyncState) GetLastRunOk() bool {
+	if x != nil {
+		return x.LastRunOk
+	}
+	return false
+}
+
+func (x *OktaUserSyncState) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *OktaUserSyncState) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *OktaUserSyncState) GetCursor() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Cursor
+	}
+	return nil
+}
+
+func (x *OktaUserSyncState) GetLastFullPass() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFullPass
+	}
+	return nil
+}
+
+func (x *OktaUserSyncState) GetNextRun() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRun
+	}
+	return nil
+}
+
+func (x *OktaUserSyncState) GetUsersSeen() int64 {
+	if x != nil {
+		return x.UsersSeen
+	}
+	return 0
+}
+
+func (x *OktaUserSyncState) GetUsersCreated() int64 {
+	if x != nil {
+		return x.UsersCreated
+	}
+	return 0
+}
+
+func (x *OktaUserSyncState) GetUsersUpdated() int64 {
+	if x != nil {
+		return x.UsersUpdated
+	}
+	return 0
+}
+
+func (x *OktaUserSyncState) GetUsersLocked() int64 {
+	if x != nil {
+		return x.UsersLocked
+	}
+	return 0
+}
+
+func (x *OktaUserSyncState) GetUsersRefused() int64 {
+	if x != nil {
+		return x.UsersRefused
+	}
+	return 0
+}
+
+func (x *OktaUserSyncState) GetApiCalls() int64 {
+	if x != nil {
+		return x.ApiCalls
+	}
+	return 0
+}
+
+func (x *OktaUserSyncState) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *OktaUserSyncState) GetLastTriggerId() string {
+	if x != nil {
+		return x.LastTriggerId
+	}
+	return ""
+}
+
+func (x *OktaUserSyncState) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
 }
 
 // SAMLConnector is a SAML identity provider (an Okta app).
@@ -1704,7 +2113,7 @@ type SAMLConnector struct {
 
 func (x *SAMLConnector) Reset() {
 	*x = SAMLConnector{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[23]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +2125,7 @@ func (x *SAMLConnector) String() string {
 func (*SAMLConnector) ProtoMessage() {}
 
 func (x *SAMLConnector) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[23]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +2138,7 @@ func (x *SAMLConnector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SAMLConnector.ProtoReflect.Descriptor instead.
 func (*SAMLConnector) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{23}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SAMLConnector) GetKind() string {
@@ -1790,7 +2199,7 @@ type SAMLConnectorSpec struct {
 
 func (x *SAMLConnectorSpec) Reset() {
 	*x = SAMLConnectorSpec{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[24]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2211,7 @@ func (x *SAMLConnectorSpec) String() string {
 func (*SAMLConnectorSpec) ProtoMessage() {}
 
 func (x *SAMLConnectorSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[24]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2224,7 @@ func (x *SAMLConnectorSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SAMLConnectorSpec.ProtoReflect.Descriptor instead.
 func (*SAMLConnectorSpec) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{24}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SAMLConnectorSpec) GetEntityDescriptor() string {
@@ -1889,7 +2298,7 @@ type AttributeMapping struct {
 
 func (x *AttributeMapping) Reset() {
 	*x = AttributeMapping{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[25]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2310,7 @@ func (x *AttributeMapping) String() string {
 func (*AttributeMapping) ProtoMessage() {}
 
 func (x *AttributeMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[25]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2323,7 @@ func (x *AttributeMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeMapping.ProtoReflect.Descriptor instead.
 func (*AttributeMapping) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{25}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AttributeMapping) GetName() string {
@@ -1951,7 +2360,7 @@ type AsymmetricKeyPair struct {
 
 func (x *AsymmetricKeyPair) Reset() {
 	*x = AsymmetricKeyPair{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[26]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2372,7 @@ func (x *AsymmetricKeyPair) String() string {
 func (*AsymmetricKeyPair) ProtoMessage() {}
 
 func (x *AsymmetricKeyPair) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[26]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2385,7 @@ func (x *AsymmetricKeyPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsymmetricKeyPair.ProtoReflect.Descriptor instead.
 func (*AsymmetricKeyPair) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{26}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AsymmetricKeyPair) GetPrivateKey() string {
@@ -2010,7 +2419,7 @@ type CertAuthority struct {
 
 func (x *CertAuthority) Reset() {
 	*x = CertAuthority{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[27]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2431,7 @@ func (x *CertAuthority) String() string {
 func (*CertAuthority) ProtoMessage() {}
 
 func (x *CertAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[27]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2444,7 @@ func (x *CertAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertAuthority.ProtoReflect.Descriptor instead.
 func (*CertAuthority) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{27}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CertAuthority) GetKind() string {
@@ -2085,7 +2494,7 @@ type CertAuthoritySpec struct {
 
 func (x *CertAuthoritySpec) Reset() {
 	*x = CertAuthoritySpec{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[28]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2506,7 @@ func (x *CertAuthoritySpec) String() string {
 func (*CertAuthoritySpec) ProtoMessage() {}
 
 func (x *CertAuthoritySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[28]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2519,7 @@ func (x *CertAuthoritySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertAuthoritySpec.ProtoReflect.Descriptor instead.
 func (*CertAuthoritySpec) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{28}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CertAuthoritySpec) GetClusterName() string {
@@ -2173,7 +2582,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[29]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2594,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_types_v1_types_proto_msgTypes[29]
+	mi := &file_gatehouse_types_v1_types_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2607,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{29}
+	return file_gatehouse_types_v1_types_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -2346,7 +2755,7 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x16static_credentials_ref\x18\n" +
 	" \x01(\v2..gatehouse.types.v1.PluginStaticCredentialsRefR\x14staticCredentialsRefB\n" +
 	"\n" +
-	"\bsettings\"\x97\x02\n" +
+	"\bsettings\"\xde\x02\n" +
 	"\x12OktaPluginSettings\x12%\n" +
 	"\x0esaml_connector\x18\x01 \x01(\tR\rsamlConnector\x12!\n" +
 	"\fscim_enabled\x18\x02 \x01(\bR\vscimEnabled\x12\x19\n" +
@@ -2354,7 +2763,15 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\rdefault_roles\x18\x04 \x03(\tR\fdefaultRoles\x12&\n" +
 	"\x0fscim_rate_limit\x18\x05 \x01(\x05R\rscimRateLimit\x12&\n" +
 	"\x0fscim_rate_burst\x18\x06 \x01(\x05R\rscimRateBurst\x12'\n" +
-	"\x0fgrantable_roles\x18\a \x03(\tR\x0egrantableRoles\"\xab\x01\n" +
+	"\x0fgrantable_roles\x18\a \x03(\tR\x0egrantableRoles\x12E\n" +
+	"\tuser_sync\x18\b \x01(\v2(.gatehouse.types.v1.OktaUserSyncSettingsR\buserSync\"\xd3\x01\n" +
+	"\x14OktaUserSyncSettings\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x17\n" +
+	"\aorg_url\x18\x02 \x01(\tR\x06orgUrl\x12\x15\n" +
+	"\x06app_id\x18\x03 \x01(\tR\x05appId\x12\x1a\n" +
+	"\binterval\x18\x04 \x01(\tR\binterval\x12,\n" +
+	"\x12full_pass_interval\x18\x05 \x01(\tR\x10fullPassInterval\x12'\n" +
+	"\x0fcredential_kind\x18\x06 \x01(\tR\x0ecredentialKind\"\xab\x01\n" +
 	"\x1aPluginStaticCredentialsRef\x12R\n" +
 	"\x06labels\x18\x01 \x03(\v2:.gatehouse.types.v1.PluginStaticCredentialsRef.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
@@ -2379,10 +2796,40 @@ const file_gatehouse_types_v1_types_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
 	"\bmetadata\x18\x03 \x01(\v2\x1c.gatehouse.types.v1.MetadataR\bmetadata\x12C\n" +
-	"\x04spec\x18\x04 \x01(\v2/.gatehouse.types.v1.PluginStaticCredentialsSpecR\x04spec\"{\n" +
+	"\x04spec\x18\x04 \x01(\v2/.gatehouse.types.v1.PluginStaticCredentialsSpecR\x04spec\"\xbe\x01\n" +
 	"\x1bPluginStaticCredentialsSpec\x12&\n" +
 	"\x0fscim_token_hash\x18\x01 \x01(\fR\rscimTokenHash\x124\n" +
-	"\x16scim_token_fingerprint\x18\x02 \x01(\fR\x14scimTokenFingerprint\"\xb2\x01\n" +
+	"\x16scim_token_fingerprint\x18\x02 \x01(\fR\x14scimTokenFingerprint\x12A\n" +
+	"\bokta_api\x18\x03 \x01(\v2&.gatehouse.types.v1.OktaAPICredentialsR\aoktaApi\"\xa7\x01\n" +
+	"\x12OktaAPICredentials\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12#\n" +
+	"\rsealed_secret\x18\x04 \x01(\fR\fsealedSecret\x12$\n" +
+	"\x0esealing_key_id\x18\x05 \x01(\tR\fsealingKeyId\"\x8f\x06\n" +
+	"\x11OktaUserSyncState\x12@\n" +
+	"\x0elast_run_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\flastRunStart\x12<\n" +
+	"\flast_run_end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastRunEnd\x12\"\n" +
+	"\rlast_run_full\x18\x03 \x01(\bR\vlastRunFull\x12\x1e\n" +
+	"\vlast_run_ok\x18\x04 \x01(\bR\tlastRunOk\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12B\n" +
+	"\x0flast_error_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x122\n" +
+	"\x06cursor\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06cursor\x12@\n" +
+	"\x0elast_full_pass\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastFullPass\x125\n" +
+	"\bnext_run\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\anextRun\x12\x1d\n" +
+	"\n" +
+	"users_seen\x18\n" +
+	" \x01(\x03R\tusersSeen\x12#\n" +
+	"\rusers_created\x18\v \x01(\x03R\fusersCreated\x12#\n" +
+	"\rusers_updated\x18\f \x01(\x03R\fusersUpdated\x12!\n" +
+	"\fusers_locked\x18\r \x01(\x03R\vusersLocked\x12#\n" +
+	"\rusers_refused\x18\x0e \x01(\x03R\fusersRefused\x12\x1b\n" +
+	"\tapi_calls\x18\x0f \x01(\x03R\bapiCalls\x12\x16\n" +
+	"\x06holder\x18\x10 \x01(\tR\x06holder\x12&\n" +
+	"\x0flast_trigger_id\x18\x11 \x01(\tR\rlastTriggerId\x12\x18\n" +
+	"\arunning\x18\x12 \x01(\bR\arunning\"\xb2\x01\n" +
 	"\rSAMLConnector\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -2447,7 +2894,7 @@ func file_gatehouse_types_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_gatehouse_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_gatehouse_types_v1_types_proto_goTypes = []any{
 	(PluginStatusCode)(0),               // 0: gatehouse.types.v1.PluginStatusCode
 	(*Metadata)(nil),                    // 1: gatehouse.types.v1.Metadata
@@ -2468,35 +2915,38 @@ var file_gatehouse_types_v1_types_proto_goTypes = []any{
 	(*Plugin)(nil),                      // 16: gatehouse.types.v1.Plugin
 	(*PluginSpec)(nil),                  // 17: gatehouse.types.v1.PluginSpec
 	(*OktaPluginSettings)(nil),          // 18: gatehouse.types.v1.OktaPluginSettings
-	(*PluginStaticCredentialsRef)(nil),  // 19: gatehouse.types.v1.PluginStaticCredentialsRef
-	(*PluginStatus)(nil),                // 20: gatehouse.types.v1.PluginStatus
-	(*OktaPluginStatus)(nil),            // 21: gatehouse.types.v1.OktaPluginStatus
-	(*PluginStaticCredentials)(nil),     // 22: gatehouse.types.v1.PluginStaticCredentials
-	(*PluginStaticCredentialsSpec)(nil), // 23: gatehouse.types.v1.PluginStaticCredentialsSpec
-	(*SAMLConnector)(nil),               // 24: gatehouse.types.v1.SAMLConnector
-	(*SAMLConnectorSpec)(nil),           // 25: gatehouse.types.v1.SAMLConnectorSpec
-	(*AttributeMapping)(nil),            // 26: gatehouse.types.v1.AttributeMapping
-	(*AsymmetricKeyPair)(nil),           // 27: gatehouse.types.v1.AsymmetricKeyPair
-	(*CertAuthority)(nil),               // 28: gatehouse.types.v1.CertAuthority
-	(*CertAuthoritySpec)(nil),           // 29: gatehouse.types.v1.CertAuthoritySpec
-	(*AuditEvent)(nil),                  // 30: gatehouse.types.v1.AuditEvent
-	nil,                                 // 31: gatehouse.types.v1.Metadata.LabelsEntry
-	nil,                                 // 32: gatehouse.types.v1.UserSpec.TraitsEntry
-	nil,                                 // 33: gatehouse.types.v1.PluginStaticCredentialsRef.LabelsEntry
-	nil,                                 // 34: gatehouse.types.v1.AuditEvent.FieldsEntry
-	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
-	(*structpb.ListValue)(nil),          // 36: google.protobuf.ListValue
+	(*OktaUserSyncSettings)(nil),        // 19: gatehouse.types.v1.OktaUserSyncSettings
+	(*PluginStaticCredentialsRef)(nil),  // 20: gatehouse.types.v1.PluginStaticCredentialsRef
+	(*PluginStatus)(nil),                // 21: gatehouse.types.v1.PluginStatus
+	(*OktaPluginStatus)(nil),            // 22: gatehouse.types.v1.OktaPluginStatus
+	(*PluginStaticCredentials)(nil),     // 23: gatehouse.types.v1.PluginStaticCredentials
+	(*PluginStaticCredentialsSpec)(nil), // 24: gatehouse.types.v1.PluginStaticCredentialsSpec
+	(*OktaAPICredentials)(nil),          // 25: gatehouse.types.v1.OktaAPICredentials
+	(*OktaUserSyncState)(nil),           // 26: gatehouse.types.v1.OktaUserSyncState
+	(*SAMLConnector)(nil),               // 27: gatehouse.types.v1.SAMLConnector
+	(*SAMLConnectorSpec)(nil),           // 28: gatehouse.types.v1.SAMLConnectorSpec
+	(*AttributeMapping)(nil),            // 29: gatehouse.types.v1.AttributeMapping
+	(*AsymmetricKeyPair)(nil),           // 30: gatehouse.types.v1.AsymmetricKeyPair
+	(*CertAuthority)(nil),               // 31: gatehouse.types.v1.CertAuthority
+	(*CertAuthoritySpec)(nil),           // 32: gatehouse.types.v1.CertAuthoritySpec
+	(*AuditEvent)(nil),                  // 33: gatehouse.types.v1.AuditEvent
+	nil,                                 // 34: gatehouse.types.v1.Metadata.LabelsEntry
+	nil,                                 // 35: gatehouse.types.v1.UserSpec.TraitsEntry
+	nil,                                 // 36: gatehouse.types.v1.PluginStaticCredentialsRef.LabelsEntry
+	nil,                                 // 37: gatehouse.types.v1.AuditEvent.FieldsEntry
+	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
+	(*structpb.ListValue)(nil),          // 39: google.protobuf.ListValue
 }
 var file_gatehouse_types_v1_types_proto_depIdxs = []int32{
-	31, // 0: gatehouse.types.v1.Metadata.labels:type_name -> gatehouse.types.v1.Metadata.LabelsEntry
-	35, // 1: gatehouse.types.v1.Metadata.expires:type_name -> google.protobuf.Timestamp
+	34, // 0: gatehouse.types.v1.Metadata.labels:type_name -> gatehouse.types.v1.Metadata.LabelsEntry
+	38, // 1: gatehouse.types.v1.Metadata.expires:type_name -> google.protobuf.Timestamp
 	1,  // 2: gatehouse.types.v1.User.metadata:type_name -> gatehouse.types.v1.Metadata
 	3,  // 3: gatehouse.types.v1.User.spec:type_name -> gatehouse.types.v1.UserSpec
-	32, // 4: gatehouse.types.v1.UserSpec.traits:type_name -> gatehouse.types.v1.UserSpec.TraitsEntry
+	35, // 4: gatehouse.types.v1.UserSpec.traits:type_name -> gatehouse.types.v1.UserSpec.TraitsEntry
 	5,  // 5: gatehouse.types.v1.UserSpec.created_by:type_name -> gatehouse.types.v1.CreatedBy
 	4,  // 6: gatehouse.types.v1.UserSpec.local_auth:type_name -> gatehouse.types.v1.LocalAuthSecrets
 	6,  // 7: gatehouse.types.v1.CreatedBy.user:type_name -> gatehouse.types.v1.UserRef
-	35, // 8: gatehouse.types.v1.CreatedBy.time:type_name -> google.protobuf.Timestamp
+	38, // 8: gatehouse.types.v1.CreatedBy.time:type_name -> google.protobuf.Timestamp
 	7,  // 9: gatehouse.types.v1.CreatedBy.connector:type_name -> gatehouse.types.v1.ConnectorRef
 	1,  // 10: gatehouse.types.v1.Role.metadata:type_name -> gatehouse.types.v1.Metadata
 	9,  // 11: gatehouse.types.v1.Role.spec:type_name -> gatehouse.types.v1.RoleSpec
@@ -2507,35 +2957,43 @@ var file_gatehouse_types_v1_types_proto_depIdxs = []int32{
 	1,  // 16: gatehouse.types.v1.Lock.metadata:type_name -> gatehouse.types.v1.Metadata
 	14, // 17: gatehouse.types.v1.Lock.spec:type_name -> gatehouse.types.v1.LockSpec
 	15, // 18: gatehouse.types.v1.LockSpec.target:type_name -> gatehouse.types.v1.LockTarget
-	35, // 19: gatehouse.types.v1.LockSpec.created_at:type_name -> google.protobuf.Timestamp
+	38, // 19: gatehouse.types.v1.LockSpec.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 20: gatehouse.types.v1.Plugin.metadata:type_name -> gatehouse.types.v1.Metadata
 	17, // 21: gatehouse.types.v1.Plugin.spec:type_name -> gatehouse.types.v1.PluginSpec
-	20, // 22: gatehouse.types.v1.Plugin.status:type_name -> gatehouse.types.v1.PluginStatus
+	21, // 22: gatehouse.types.v1.Plugin.status:type_name -> gatehouse.types.v1.PluginStatus
 	18, // 23: gatehouse.types.v1.PluginSpec.okta:type_name -> gatehouse.types.v1.OktaPluginSettings
-	19, // 24: gatehouse.types.v1.PluginSpec.static_credentials_ref:type_name -> gatehouse.types.v1.PluginStaticCredentialsRef
-	33, // 25: gatehouse.types.v1.PluginStaticCredentialsRef.labels:type_name -> gatehouse.types.v1.PluginStaticCredentialsRef.LabelsEntry
-	0,  // 26: gatehouse.types.v1.PluginStatus.code:type_name -> gatehouse.types.v1.PluginStatusCode
-	35, // 27: gatehouse.types.v1.PluginStatus.last_sync_time:type_name -> google.protobuf.Timestamp
-	21, // 28: gatehouse.types.v1.PluginStatus.okta:type_name -> gatehouse.types.v1.OktaPluginStatus
-	35, // 29: gatehouse.types.v1.OktaPluginStatus.last_scim_request:type_name -> google.protobuf.Timestamp
-	35, // 30: gatehouse.types.v1.OktaPluginStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	35, // 31: gatehouse.types.v1.OktaPluginStatus.roles_dropped_time:type_name -> google.protobuf.Timestamp
-	1,  // 32: gatehouse.types.v1.PluginStaticCredentials.metadata:type_name -> gatehouse.types.v1.Metadata
-	23, // 33: gatehouse.types.v1.PluginStaticCredentials.spec:type_name -> gatehouse.types.v1.PluginStaticCredentialsSpec
-	1,  // 34: gatehouse.types.v1.SAMLConnector.metadata:type_name -> gatehouse.types.v1.Metadata
-	25, // 35: gatehouse.types.v1.SAMLConnector.spec:type_name -> gatehouse.types.v1.SAMLConnectorSpec
-	26, // 36: gatehouse.types.v1.SAMLConnectorSpec.attributes_to_roles:type_name -> gatehouse.types.v1.AttributeMapping
-	27, // 37: gatehouse.types.v1.SAMLConnectorSpec.signing_key_pair:type_name -> gatehouse.types.v1.AsymmetricKeyPair
-	1,  // 38: gatehouse.types.v1.CertAuthority.metadata:type_name -> gatehouse.types.v1.Metadata
-	29, // 39: gatehouse.types.v1.CertAuthority.spec:type_name -> gatehouse.types.v1.CertAuthoritySpec
-	35, // 40: gatehouse.types.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	34, // 41: gatehouse.types.v1.AuditEvent.fields:type_name -> gatehouse.types.v1.AuditEvent.FieldsEntry
-	36, // 42: gatehouse.types.v1.UserSpec.TraitsEntry.value:type_name -> google.protobuf.ListValue
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	20, // 24: gatehouse.types.v1.PluginSpec.static_credentials_ref:type_name -> gatehouse.types.v1.PluginStaticCredentialsRef
+	19, // 25: gatehouse.types.v1.OktaPluginSettings.user_sync:type_name -> gatehouse.types.v1.OktaUserSyncSettings
+	36, // 26: gatehouse.types.v1.PluginStaticCredentialsRef.labels:type_name -> gatehouse.types.v1.PluginStaticCredentialsRef.LabelsEntry
+	0,  // 27: gatehouse.types.v1.PluginStatus.code:type_name -> gatehouse.types.v1.PluginStatusCode
+	38, // 28: gatehouse.types.v1.PluginStatus.last_sync_time:type_name -> google.protobuf.Timestamp
+	22, // 29: gatehouse.types.v1.PluginStatus.okta:type_name -> gatehouse.types.v1.OktaPluginStatus
+	38, // 30: gatehouse.types.v1.OktaPluginStatus.last_scim_request:type_name -> google.protobuf.Timestamp
+	38, // 31: gatehouse.types.v1.OktaPluginStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	38, // 32: gatehouse.types.v1.OktaPluginStatus.roles_dropped_time:type_name -> google.protobuf.Timestamp
+	1,  // 33: gatehouse.types.v1.PluginStaticCredentials.metadata:type_name -> gatehouse.types.v1.Metadata
+	24, // 34: gatehouse.types.v1.PluginStaticCredentials.spec:type_name -> gatehouse.types.v1.PluginStaticCredentialsSpec
+	25, // 35: gatehouse.types.v1.PluginStaticCredentialsSpec.okta_api:type_name -> gatehouse.types.v1.OktaAPICredentials
+	38, // 36: gatehouse.types.v1.OktaUserSyncState.last_run_start:type_name -> google.protobuf.Timestamp
+	38, // 37: gatehouse.types.v1.OktaUserSyncState.last_run_end:type_name -> google.protobuf.Timestamp
+	38, // 38: gatehouse.types.v1.OktaUserSyncState.last_error_time:type_name -> google.protobuf.Timestamp
+	38, // 39: gatehouse.types.v1.OktaUserSyncState.cursor:type_name -> google.protobuf.Timestamp
+	38, // 40: gatehouse.types.v1.OktaUserSyncState.last_full_pass:type_name -> google.protobuf.Timestamp
+	38, // 41: gatehouse.types.v1.OktaUserSyncState.next_run:type_name -> google.protobuf.Timestamp
+	1,  // 42: gatehouse.types.v1.SAMLConnector.metadata:type_name -> gatehouse.types.v1.Metadata
+	28, // 43: gatehouse.types.v1.SAMLConnector.spec:type_name -> gatehouse.types.v1.SAMLConnectorSpec
+	29, // 44: gatehouse.types.v1.SAMLConnectorSpec.attributes_to_roles:type_name -> gatehouse.types.v1.AttributeMapping
+	30, // 45: gatehouse.types.v1.SAMLConnectorSpec.signing_key_pair:type_name -> gatehouse.types.v1.AsymmetricKeyPair
+	1,  // 46: gatehouse.types.v1.CertAuthority.metadata:type_name -> gatehouse.types.v1.Metadata
+	32, // 47: gatehouse.types.v1.CertAuthority.spec:type_name -> gatehouse.types.v1.CertAuthoritySpec
+	38, // 48: gatehouse.types.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	37, // 49: gatehouse.types.v1.AuditEvent.fields:type_name -> gatehouse.types.v1.AuditEvent.FieldsEntry
+	39, // 50: gatehouse.types.v1.UserSpec.TraitsEntry.value:type_name -> google.protobuf.ListValue
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_types_v1_types_proto_init() }
@@ -2552,7 +3010,7 @@ func file_gatehouse_types_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_types_v1_types_proto_rawDesc), len(file_gatehouse_types_v1_types_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

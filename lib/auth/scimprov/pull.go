@@ -1,0 +1,152 @@
+package scimprov
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+)
+
+// Pulled users: user sync (lib/auth/usersync) reads users from the identity
+// provider's API instead of receiving SCIM requests, and applies each one
+// here as a SCIM record keyed by the provider's user id (externalId). Every
+// change goes through writeUser and planUser, so pulled users follow the
+// same origin, adoption, reach, canonical-name, incarnation and lock rules
+// as SCIM users, in the same single atomic writes, with the same audit
+// events (marked via="user sync").
+
+// ViaUserSync marks audit events of pulled users.
+const ViaUserSync = "user sync"
+
+// PulledUser is one user as the provider's API reports it.
+type PulledUser struct {
+	// ExternalID is the provider's user id (Okta's 00u...).
+	ExternalID string
+	// UserName is the login; the account is its canonical form.
+	UserName string
+	// Active is false for a user who must not have an account
+	// (unassigned, deactivated, suspended).
+	Active bool
+	// Attributes are stored as the record's attributes (a JSON object).
+	Attributes json.RawMessage
+	// Groups are the user's groups; their names map to roles through the
+	// plugin's SAML connector.
+	Groups []scimstore.GroupRef
+}
+
+// PullResult is what applying a pulled user did.
+type PullResult int
+
+// Pull results.
+const (
+	PullUnchanged PullResult = iota
+	PullCreated
+	PullUpdated
+	PullReactivated
+	PullDeactivated
+)
+
+// ApplyPulledUser brings plugin's record of in.ExternalID, and the account
+// it stands for, in step with in. An inactive user without a record is
+// left alone. A name held by an account outside the plugin's reach is
+// refused (trace.AlreadyExists, audited), as is an externalId carried by
+// several records (trace.AlreadyExists). A login already used by another
+// active record is trace.AlreadyExists: that record is deactivated first
+// (by a full pass) if its user is gone.
+func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in PulledUser) (PullResult, error) {
+	pc, err := p.loadPlugin(ctx, plugin)
+	if err != nil {
+		return PullUnchanged, trace.Wrap(err)
+	}
+	pc.via = ViaUserSync
+	if in.ExternalID == "" {
+		return PullUnchanged, trace.BadParameter("a pulled user needs its provider id")
+	}
+	norm, err := normalizeUser(&scimstore.UserRecord{UserName: in.UserName, ExternalID: in.ExternalID, Active: in.Active, Attributes: in.Attributes})
+	if err != nil {
+		return PullUnchanged, trace.Wrap(err)
+	}
+	groups := slices.Clone(in.Groups)
+	slices.SortFunc(groups, func(a, b scimstore.GroupRef) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	for range maxAttempts {
+		now := p.cfg.Clock.Now().UTC()
+		recs, err := p.store.LookupUsers(ctx, pc.name, scimstore.AttrExternalID, in.ExternalID)
+		if err != nil {
+			return PullUnchanged, trace.Wrap(err)
+		}
+		var old *scimstore.UserRecord
+		switch len(recs) {
+		case 0:
+		case 1:
+			old = recs[0]
+		default:
+			return PullUnchanged, trace.AlreadyExists("%d SCIM records of plugin %q carry externalId %q; delete the extra ones", len(recs), pc.name, in.ExternalID)
+		}
+		var next *scimstore.UserRecord
+		switch {
+		case old == nil && !norm.Active:
+			return PullUnchanged, nil
+		case old == nil:
+			// A record of the same login under another externalId (an
+			// inactive one is reused, as SCIM's create does).
+			byName, err := p.store.LookupUser(ctx, pc.name, scimstore.AttrUserName, norm.UserName)
+			switch {
+			case err == nil && byName.Active:
+				return PullUnchanged, trace.AlreadyExists("login %q is held by another active record of plugin %q (externalId %q)", norm.UserName, pc.name, byName.ExternalID)
+			case err == nil:
+				old = byName
+			case !trace.IsNotFound(err):
+				return PullUnchanged, trace.Wrap(err)
+			}
+		}
+		if old == nil {
+			next = &scimstore.UserRecord{ID: uuid.NewString(), Created: now}
+		} else {
+			n := *old
+			next = &n
+		}
+		next.UserName, next.ExternalID, next.Active, next.Attributes, next.Groups = norm.UserName, norm.ExternalID, norm.Active, norm.Attributes, groups
+		next.LastModified = now
+		if old != nil && sameUserRecord(old, next) && slices.Equal(old.Groups, next.Groups) {
+			next.Attributes = old.Attributes
+			unchanged, err := p.userUnchanged(ctx, pc, old, next)
+			if err != nil {
+				return PullUnchanged, trace.Wrap(err)
+			}
+			if unchanged {
+				return PullUnchanged, nil
+			}
+		}
+		_, o, err := p.writeUser(ctx, pc, old, next)
+		if trace.IsCompareFailed(err) {
+			continue
+		}
+		if err != nil {
+			return PullUnchanged, trace.Wrap(err)
+		}
+		p.account(pc.name, o)
+		switch {
+		case old == nil:
+			p.counts.add(countKey{pc.name, "users"}, 1)
+			return PullCreated, nil
+		case old.Active && !next.Active:
+			return PullDeactivated, nil
+		case !old.Active && next.Active:
+			return PullReactivated, nil
+		}
+		return PullUpdated, nil
+	}
+	return PullUnchanged, trace.CompareFailed("pulled user %q kept changing while it was being applied; the next run retries", in.ExternalID)
+}
