@@ -5,18 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/credseal"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi/oktatest"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/webapi"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -34,24 +31,7 @@ func newUserSyncEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	sealer, err := credseal.New(key)
 	require.NoError(t, err)
-	a, err := auth.New(ctx, auth.Config{Backend: bk, PublicAddr: publicAddr, CredentialSealer: sealer})
-	require.NoError(t, err)
-	apis, err := a.NewAPIs()
-	require.NoError(t, err)
-	mgr, err := websession.New(websession.Config{Backend: bk})
-	require.NoError(t, err)
-	sa, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: a.Services().Users, Locks: noLocks{}})
-	require.NoError(t, err)
-	h, err := webapi.New(webapi.Config{
-		RequireSession: sa.RequireSession, Plugins: apis.Plugins, SAML: apis.SAML, Events: apis.Events,
-		Authorizer: a.Authorizer(), Recorder: a.Recorder(), PublicAddr: publicAddr,
-	})
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	mux.Handle(webapi.PluginsPrefix, h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, auth: a, mgr: mgr, events: a.Services().Events, bk: bk}
+	return newEnvWith(t, auth.Config{Backend: bk, PublicAddr: publicAddr, CredentialSealer: sealer}, "")
 }
 
 // TestUserSyncCard drives the User sync card's endpoints: configure (the

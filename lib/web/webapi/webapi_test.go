@@ -91,8 +91,15 @@ func newEnvAddrs(t testing.TB, publicAddr, webAddr string) *env {
 // newEnvOn is newEnvAddrs over the backend given.
 func newEnvOn(t testing.TB, bk backend.Backend, publicAddr, webAddr string) *env {
 	t.Helper()
+	return newEnvWith(t, auth.Config{Backend: bk, PublicAddr: publicAddr}, webAddr)
+}
+
+// newEnvWith is the test environment over an auth server made from cfg.
+func newEnvWith(t testing.TB, cfg auth.Config, webAddr string) *env {
+	t.Helper()
 	ctx := context.Background()
-	a, err := auth.New(ctx, auth.Config{Backend: bk, PublicAddr: publicAddr})
+	bk, publicAddr := cfg.Backend, cfg.PublicAddr
+	a, err := auth.New(ctx, cfg)
 	require.NoError(t, err)
 	apis, err := a.NewAPIs()
 	require.NoError(t, err)
