@@ -27,9 +27,14 @@ func (b *Backend) decode(kv *mvccpb.KeyValue) (backend.Item, error) {
 	}, nil
 }
 
-// Get reads one item; trace.NotFound if missing or expired. The read is
+// Get reads one item; trace.NotFound if missing or expired.
+//
+// With the read cache off, or when the cache cannot answer, the read is
 // linearizable: it sees every write acknowledged before it started, on any
-// server.
+// server. From the cache (see cache.go) it sees every write this backend
+// acknowledged and every state it already read, and every other server's
+// write acknowledged more than Config.ReadCacheStaleness before it (in
+// practice, all but those of the last few milliseconds).
 func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, error) {
 	if err := backend.CheckKey(key); err != nil {
 		return nil, trace.Wrap(err)
@@ -37,12 +42,24 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if b.isClosed() {
 		return nil, errClosed()
 	}
+	switch item, res := b.cache.get(ctx, key, b.fence.Load()); res {
+	case cacheFound:
+		return item, nil
+	case cacheNotFound:
+		return nil, trace.NotFound("key %q is not found", key)
+	}
+	return b.getLinearizable(ctx, key)
+}
+
+// getLinearizable reads key from etcd and offers what it read to the cache.
+func (b *Backend) getLinearizable(ctx context.Context, key backend.Key) (*backend.Item, error) {
 	callCtx, cancel := b.callCtx(ctx)
 	defer cancel()
 	resp, err := b.client.Get(callCtx, b.etcdKey(key))
 	if err != nil {
 		return nil, trace.Wrap(convertErr(err))
 	}
+	b.observe(resp.Header.Revision)
 	if len(resp.Kvs) == 0 {
 		return nil, trace.NotFound("key %q is not found", key)
 	}
@@ -50,6 +67,7 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	b.cache.offer(resp.Kvs[0], item, resp.Header.Revision)
 	if backend.Expired(item.Expires, b.cfg.Clock.Now()) {
 		return nil, trace.NotFound("key %q is not found", key)
 	}
@@ -91,6 +109,7 @@ func (b *Backend) GetRange(ctx context.Context, start, end backend.Key, limit in
 			return nil, trace.Wrap(convertErr(err))
 		}
 		rev = resp.Header.Revision
+		b.observe(rev)
 		for _, kv := range resp.Kvs {
 			item, err := b.decode(kv)
 			if err != nil {
