@@ -71,15 +71,20 @@ func TestReadCacheCoherence(t *testing.T) {
 		duration = time.Second
 	}
 	key := func(i int) backend.Key { return backend.Key(fmt.Sprintf("counter/%d", i)) }
+	// Filler that overflows the small cache, before the race and during
+	// it, so that it evicts and serves fills (entries stay under 1/16 of
+	// it).
+	filler := make([]byte, 40_000)
 	var setup *backend.Lease
+	for i := range 40 {
+		_, err := servers[0].Put(ctx, backend.Item{Key: backend.Key(fmt.Sprintf("fill/setup/%d", i)), Value: filler})
+		require.NoError(t, err)
+	}
 	for i := range keys {
 		var err error
 		setup, err = servers[0].Put(ctx, backend.Item{Key: key(i), Value: []byte("0")})
 		require.NoError(t, err)
 	}
-	// Filler that overflows the small cache many times over, so that it
-	// evicts and serves fills (entries stay under 1/16 of it).
-	filler := make([]byte, 40_000)
 	for _, s := range servers {
 		// Another server's write reaches a cache after the watch delay.
 		waitApplied(t, s, revNum(t, setup.Revision))
