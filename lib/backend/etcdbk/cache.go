@@ -43,15 +43,20 @@ import (
 // returns an older state than one this process already wrote or read, and a
 // read after a failed conditional write sees the write that made it fail.
 //
-// Fills: when the replica did not fit in its memory bound (entries were
-// dropped, so a missing key proves nothing) a read that misses goes to etcd,
-// and what it read joins the cache if it is at least as new as the cache
-// (its header revision >= the applied revision); events are applied to an
-// entry only if they are newer than it, so a fill is never undone by an
-// older event nor kept over a newer one.
+// Only found, live items are answered from the cache. A key the cache does
+// not hold, or holds expired on the clock, is read from etcd: so "not found"
+// is always linearizable, and a user that another server created a moment
+// ago (Okta may send the create to one server and the next request to
+// another) or a session another server just renewed is never reported
+// missing. What may lag, by the watch delay, is another server's newer
+// version of an item, or its deletion.
 //
-// Expiring items are cached with their expiry and hidden at the clock's
-// expiry exactly as an etcd read hides them; the purge deletes them later.
+// Fills: when the replica does not fit in its memory bound, entries are
+// dropped at random; a read that misses goes to etcd, and what it read joins
+// the cache if it is at least as new as the cache (its header revision >=
+// the applied revision). Events are applied to an entry only if they are
+// newer than it, so a fill is never undone by an older event nor kept over a
+// newer one.
 
 // Read cache defaults.
 const (
@@ -98,10 +103,6 @@ type readCache struct {
 	// applied is the revision up to which the watch (or the load) has been
 	// applied; everything the entries say is as of applied.
 	applied int64
-	// complete is true while the entries are the whole prefix as of
-	// applied: nothing was dropped for room and every value decoded, so a
-	// missing key is a NotFound.
-	complete bool
 	// advanced is closed (and replaced) whenever applied moves.
 	advanced chan struct{}
 	// ready is true from the end of a sync's load until the watch breaks.
@@ -137,42 +138,32 @@ func (c *readCache) fresh() bool {
 	return conf != 0 && c.now()-conf <= int64(c.b.cfg.ReadCacheStaleness)
 }
 
-// cacheResult says what the cache knows of a key.
-type cacheResult int
-
-const (
-	// cacheUnknown: ask etcd.
-	cacheUnknown cacheResult = iota
-	cacheFound
-	cacheNotFound
-)
-
 // get answers a read from the cache once it has applied at least fence; it
-// waits for that up to ReadCacheWait. cacheUnknown sends the read to etcd.
-func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) (*backend.Item, cacheResult) {
+// waits for that up to ReadCacheWait. A nil item sends the read to etcd.
+func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) *backend.Item {
 	if c == nil || !c.fresh() {
-		return nil, cacheUnknown
+		return nil
 	}
 	var timer *time.Timer
 	for {
 		c.mu.RLock()
 		if c.applied >= fence {
-			item, res := c.lookupLocked(key)
+			item := c.lookupLocked(key)
 			c.mu.RUnlock()
 			if timer != nil {
 				timer.Stop()
 			}
-			if res == cacheUnknown {
+			if item == nil {
 				c.misses.Add(1)
 			} else {
 				c.hits.Add(1)
 			}
-			return item, res
+			return item
 		}
 		advanced, ready := c.advanced, c.ready
 		c.mu.RUnlock()
 		if !ready {
-			return nil, cacheUnknown
+			return nil
 		}
 		if timer == nil {
 			c.waits.Add(1)
@@ -181,31 +172,29 @@ func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) (*bac
 		select {
 		case <-advanced:
 		case <-timer.C:
-			return nil, cacheUnknown
+			return nil
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, cacheUnknown
+			return nil
 		}
 	}
 }
 
-// lookupLocked reads key under at least the read lock.
-func (c *readCache) lookupLocked(key backend.Key) (*backend.Item, cacheResult) {
+// lookupLocked returns the live item at key, or nil, under at least the
+// read lock.
+func (c *readCache) lookupLocked(key backend.Key) *backend.Item {
 	if !c.ready || !c.fresh() {
-		return nil, cacheUnknown
+		return nil
 	}
 	e, ok := c.entries[string(key)]
-	switch {
-	case !ok && c.complete:
-		return nil, cacheNotFound
-	case !ok:
-		return nil, cacheUnknown
+	if !ok {
+		return nil
 	}
 	var expires time.Time
 	if e.expires != 0 {
 		expires = time.Unix(0, e.expires).UTC()
 		if backend.Expired(expires, c.b.cfg.Clock.Now()) {
-			return nil, cacheNotFound
+			return nil
 		}
 	}
 	value := make([]byte, len(e.value))
@@ -215,11 +204,11 @@ func (c *readCache) lookupLocked(key backend.Key) (*backend.Item, cacheResult) {
 		Value:    value,
 		Expires:  expires,
 		Revision: formatRevision(e.rev),
-	}, cacheFound
+	}
 }
 
-// setLocked stores an entry, making room by dropping others (which makes
-// the cache incomplete). It reports false if the entry alone does not fit.
+// setLocked stores an entry, making room by dropping others. It reports
+// false if the entry is too big to cache.
 func (c *readCache) setLocked(key string, e cacheEntry) bool {
 	old, had := c.entries[key]
 	if had {
@@ -229,7 +218,6 @@ func (c *readCache) setLocked(key string, e cacheEntry) bool {
 	n := e.size(key)
 	if n > c.limit/16 {
 		// One big item must not flush a large part of the cache.
-		c.complete = false
 		return false
 	}
 	if c.bytes+n > c.limit {
@@ -243,7 +231,6 @@ func (c *readCache) setLocked(key string, e cacheEntry) bool {
 				break
 			}
 		}
-		c.complete = false
 	}
 	c.entries[key] = e
 	c.bytes += n
@@ -273,7 +260,6 @@ func (c *readCache) stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ready = false
-	c.complete = false
 	clear(c.entries)
 	c.bytes = 0
 	c.applied = 0
@@ -350,7 +336,6 @@ func (c *readCache) load() (int64, int64, error) {
 	sent := c.now()
 	from, to := b.prefix, b.etcdEnd(nil)
 	var rev int64
-	complete := true
 	c.mu.Lock()
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(to), clientv3.WithLimit(cacheLoadPage)}
@@ -371,16 +356,11 @@ func (c *readCache) load() (int64, int64, error) {
 		for _, kv := range resp.Kvs {
 			key, e, err := c.decodeEntry(kv)
 			if err != nil {
-				complete = false // Get reports the bad value; the cache cannot
-				continue
-			}
-			if e.size(key) > c.limit/16 {
-				complete = false // never cached, see setLocked
-				continue
+				continue // Get reads it from etcd and reports the bad value
 			}
 			if c.bytes+e.size(key) > c.limit {
 				// The rest is read on demand; keep the loaded part.
-				complete, full = false, true
+				full = true
 				break
 			}
 			c.setLocked(key, e)
@@ -390,7 +370,6 @@ func (c *readCache) load() (int64, int64, error) {
 		}
 		from = string(backend.NextKey(backend.Key(resp.Kvs[len(resp.Kvs)-1].Key)))
 	}
-	c.complete = complete
 	c.applied = rev
 	c.mu.Unlock()
 	return rev, sent, nil
@@ -504,8 +483,7 @@ func (c *readCache) apply(wr clientv3.WatchResponse, loaded int64) {
 		case clientv3.EventTypePut:
 			k, e, err := c.decodeEntry(ev.Kv)
 			if err != nil {
-				c.deleteLocked(key)
-				c.complete = false
+				c.deleteLocked(key) // Get reads it from etcd
 				continue
 			}
 			c.setLocked(k, e)
@@ -544,8 +522,6 @@ func (c *readCache) probe(ctx context.Context, timeout time.Duration) cacheProbe
 type CacheStats struct {
 	// Entries and Bytes are what the cache holds; Limit is its bound.
 	Entries, Bytes, Limit int64
-	// Complete says a missing key is known to be missing.
-	Complete bool
 	// Serving says reads are answered from the cache now.
 	Serving bool
 	// Applied is the etcd revision the cache is at.
@@ -568,7 +544,7 @@ func (b *Backend) CacheStats() CacheStats {
 	defer c.mu.RUnlock()
 	return CacheStats{
 		Entries: int64(len(c.entries)), Bytes: c.bytes, Limit: c.limit,
-		Complete: c.complete, Serving: c.ready && c.fresh(), Applied: c.applied,
+		Serving: c.ready && c.fresh(), Applied: c.applied,
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Waits: c.waits.Load(),
 		Fills: c.fills.Load(), Evictions: c.evictions.Load(), Syncs: c.syncs.Load(),
 	}

@@ -29,12 +29,13 @@ func (b *Backend) decode(kv *mvccpb.KeyValue) (backend.Item, error) {
 
 // Get reads one item; trace.NotFound if missing or expired.
 //
-// With the read cache off, or when the cache cannot answer, the read is
-// linearizable: it sees every write acknowledged before it started, on any
-// server. From the cache (see cache.go) it sees every write this backend
-// acknowledged and every state it already read, and every other server's
-// write acknowledged more than Config.ReadCacheStaleness before it (in
-// practice, all but those of the last few milliseconds).
+// With the read cache off, or when the cache does not hold the key, the read
+// is linearizable: it sees every write acknowledged before it started, on
+// any server; NotFound is always such an answer. An item from the cache (see
+// cache.go) reflects every write this backend acknowledged and every state
+// it already read, and every other server's write acknowledged more than
+// Config.ReadCacheStaleness before the read (in practice, all but those of
+// the last few milliseconds).
 func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, error) {
 	if err := backend.CheckKey(key); err != nil {
 		return nil, trace.Wrap(err)
@@ -42,11 +43,8 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if b.isClosed() {
 		return nil, errClosed()
 	}
-	switch item, res := b.cache.get(ctx, key, b.fence.Load()); res {
-	case cacheFound:
+	if item := b.cache.get(ctx, key, b.fence.Load()); item != nil {
 		return item, nil
-	case cacheNotFound:
-		return nil, trace.NotFound("key %q is not found", key)
 	}
 	return b.getLinearizable(ctx, key)
 }
