@@ -138,17 +138,42 @@ func (c *readCache) fresh() bool {
 	return conf != 0 && c.now()-conf <= int64(c.b.cfg.ReadCacheStaleness)
 }
 
-// get answers a read from the cache once it has applied at least fence; it
-// waits for that up to ReadCacheWait. A nil item sends the read to etcd.
+// get answers a read of key from the cache once it has applied at least
+// fence; it waits for that up to ReadCacheWait. A nil item sends the read to
+// etcd.
 func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) *backend.Item {
-	if c == nil || !c.fresh() {
+	if c == nil {
+		return nil
+	}
+	return c.read(ctx, fence, func() *backend.Item { return c.lookupLocked(key) })
+}
+
+// getIndirect is GetIndirect from the cache: the index entry and its target
+// are read under one lock, so they come from the same applied revision.
+func (c *readCache) getIndirect(ctx context.Context, indexKey, targetPrefix backend.Key, fence int64) *backend.Item {
+	if c == nil {
+		return nil
+	}
+	return c.read(ctx, fence, func() *backend.Item {
+		idx := c.lookupLocked(indexKey)
+		if idx == nil {
+			return nil
+		}
+		return c.lookupLocked(append(append(make(backend.Key, 0, len(targetPrefix)+len(idx.Value)), targetPrefix...), idx.Value...))
+	})
+}
+
+// read runs lookup under the read lock once the cache has applied at least
+// fence, waiting for that up to ReadCacheWait; nil if it cannot.
+func (c *readCache) read(ctx context.Context, fence int64, lookup func() *backend.Item) *backend.Item {
+	if !c.fresh() {
 		return nil
 	}
 	var timer *time.Timer
 	for {
 		c.mu.RLock()
 		if c.applied >= fence {
-			item := c.lookupLocked(key)
+			item := lookup()
 			c.mu.RUnlock()
 			if timer != nil {
 				timer.Stop()

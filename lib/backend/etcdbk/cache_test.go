@@ -55,7 +55,9 @@ func waitApplied(t *testing.T, b *Backend, rev int64) {
 // small that it evicts and fills from reads, and checks what the
 // cache must never do: return, on a server, a revision older than one that
 // server acknowledged or already returned (reads go back), or disagree with
-// etcd once the writes stop.
+// etcd once the writes stop. Index/target pairs are swapped in atomic
+// writes on both servers and read with GetIndirect, which must never see a
+// pair half-swapped.
 func TestReadCacheCoherence(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -80,8 +82,14 @@ func TestReadCacheCoherence(t *testing.T) {
 		_, err := servers[0].Put(ctx, backend.Item{Key: backend.Key(fmt.Sprintf("fill/setup/%d", i)), Value: filler})
 		require.NoError(t, err)
 	}
+	record := []byte("record")
 	for i := range keys {
-		var err error
+		// idx/i names rec/i/0 to start with.
+		_, err := servers[0].AtomicWrite(ctx, []backend.ConditionalAction{
+			{Key: backend.Key(fmt.Sprintf("idx/%d", i)), Condition: backend.Whatever(), Action: backend.Put(backend.Item{Value: []byte(fmt.Sprintf("%d/0", i))})},
+			{Key: backend.Key(fmt.Sprintf("rec/%d/0", i)), Condition: backend.Whatever(), Action: backend.Put(backend.Item{Value: record})},
+		})
+		require.NoError(t, err)
 		setup, err = servers[0].Put(ctx, backend.Item{Key: key(i), Value: []byte("0")})
 		require.NoError(t, err)
 	}
@@ -127,6 +135,26 @@ func TestReadCacheCoherence(t *testing.T) {
 					default:
 					}
 					i := (w + n) % keys
+					if n%5 == 4 {
+						// Swap idx/i to a new target and drop the old one, in one write.
+						idx := backend.Key(fmt.Sprintf("idx/%d", i))
+						cur, err := b.Get(ctx, idx)
+						if err != nil {
+							fail("get %s: %v", idx, err)
+							return
+						}
+						next := fmt.Sprintf("%d/%d-%d-%d", i, si, w, n)
+						_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
+							{Key: idx, Condition: backend.Revision(cur.Revision), Action: backend.Put(backend.Item{Value: []byte(next)})},
+							{Key: backend.Key("rec/" + string(cur.Value)), Condition: backend.Exists(), Action: backend.Delete()},
+							{Key: backend.Key("rec/" + next), Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: record})},
+						})
+						if err != nil && !trace.IsCompareFailed(err) {
+							fail("swap %s: %v", idx, err)
+							return
+						}
+						continue
+					}
 					if n%3 == 2 {
 						_, err := b.Put(ctx, backend.Item{Key: backend.Key(fmt.Sprintf("fill/%d/%d/%d", si, w, n%200)), Value: filler})
 						if err != nil {
@@ -181,6 +209,17 @@ func TestReadCacheCoherence(t *testing.T) {
 						time.Sleep(time.Millisecond)
 					}
 					i := (r + n) % keys
+					if n%2 == 0 {
+						it, err := b.GetIndirect(ctx, backend.Key(fmt.Sprintf("idx/%d", i)), backend.Key("rec/"))
+						if err != nil {
+							fail("server %d, indirect idx/%d: %v (index and target are swapped atomically)", si, i, err)
+							return
+						}
+						if string(it.Value) != string(record) {
+							fail("server %d, indirect idx/%d: value %q", si, i, it.Value)
+						}
+						continue
+					}
 					floor := seen[si][i].Load()
 					it, err := b.Get(ctx, key(i))
 					if err != nil {

@@ -46,30 +46,72 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if item := b.cache.get(ctx, key, b.fence.Load()); item != nil {
 		return item, nil
 	}
-	return b.getLinearizable(ctx, key)
+	item, _, err := b.getFromEtcd(ctx, key, 0)
+	return item, trace.Wrap(err)
 }
 
-// getLinearizable reads key from etcd and offers what it read to the cache.
-func (b *Backend) getLinearizable(ctx context.Context, key backend.Key) (*backend.Item, error) {
-	callCtx, cancel := b.callCtx(ctx)
-	defer cancel()
-	resp, err := b.client.Get(callCtx, b.etcdKey(key))
-	if err != nil {
-		return nil, trace.Wrap(convertErr(err))
+// GetIndirect reads the live item at indexKey, whose value names another
+// item under targetPrefix, and returns that item: what Get(indexKey) then
+// Get(targetPrefix + value) would return, but as of one revision (from the
+// read cache under one lock, or from etcd with the second read pinned at the
+// first's revision), so an index entry and its target swapped in one atomic
+// write are never seen half-swapped. trace.NotFound if either is missing or
+// expired.
+func (b *Backend) GetIndirect(ctx context.Context, indexKey, targetPrefix backend.Key) (*backend.Item, error) {
+	if err := backend.CheckKey(indexKey); err != nil {
+		return nil, trace.Wrap(err)
 	}
-	b.observe(resp.Header.Revision)
-	if len(resp.Kvs) == 0 {
-		return nil, trace.NotFound("key %q is not found", key)
+	if b.isClosed() {
+		return nil, errClosed()
 	}
-	item, err := b.decode(resp.Kvs[0])
+	if item := b.cache.getIndirect(ctx, indexKey, targetPrefix, b.fence.Load()); item != nil {
+		return item, nil
+	}
+	idx, rev, err := b.getFromEtcd(ctx, indexKey, 0)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	b.cache.offer(resp.Kvs[0], item, resp.Header.Revision)
-	if backend.Expired(item.Expires, b.cfg.Clock.Now()) {
-		return nil, trace.NotFound("key %q is not found", key)
+	target := append(bytes.Clone(targetPrefix), idx.Value...)
+	if backend.CheckKey(target) != nil {
+		// An entry naming no possible key names nothing.
+		return nil, trace.NotFound("key %q is not found", indexKey)
 	}
-	return &item, nil
+	item, _, err := b.getFromEtcd(ctx, target, rev)
+	return item, trace.Wrap(err)
+}
+
+// getFromEtcd reads key from etcd, as of revision rev (0: the current
+// one), and offers what it read to the cache. It returns the revision whose
+// state the read shows, also with NotFound.
+func (b *Backend) getFromEtcd(ctx context.Context, key backend.Key, rev int64) (*backend.Item, int64, error) {
+	callCtx, cancel := b.callCtx(ctx)
+	defer cancel()
+	var opts []clientv3.OpOption
+	if rev != 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := b.client.Get(callCtx, b.etcdKey(key), opts...)
+	if err != nil {
+		return nil, 0, trace.Wrap(convertErr(err))
+	}
+	b.observe(resp.Header.Revision)
+	if rev == 0 {
+		// A pinned read shows the state as of rev, whatever revision
+		// etcd is at now (the header's).
+		rev = resp.Header.Revision
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, rev, trace.NotFound("key %q is not found", key)
+	}
+	item, err := b.decode(resp.Kvs[0])
+	if err != nil {
+		return nil, rev, trace.Wrap(err)
+	}
+	b.cache.offer(resp.Kvs[0], item, rev)
+	if backend.Expired(item.Expires, b.cfg.Clock.Now()) {
+		return nil, rev, trace.NotFound("key %q is not found", key)
+	}
+	return &item, rev, nil
 }
 
 // GetRange reads live items with start <= key < end in key order, at most
