@@ -459,7 +459,9 @@ func (c *readCache) sync(retry *retryDelay) error {
 				probesWG.Add(1)
 				go func() {
 					defer probesWG.Done()
-					probes <- c.probe(ctx, interval)
+					// A slow answer still confirms, for what is left
+					// of the bound after it.
+					probes <- c.probe(ctx, b.cfg.ReadCacheStaleness)
 				}()
 			}
 		case p := <-probes:
