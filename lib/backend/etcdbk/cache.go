@@ -53,8 +53,8 @@ import (
 //
 // Fills: when the replica does not fit in its memory bound, entries are
 // dropped at random; a read that misses goes to etcd, and what it read joins
-// the cache if it is at least as new as the cache (its header revision >=
-// the applied revision). Events are applied to an entry only if they are
+// the cache if it is at least as new as the cache (the revision whose state
+// it shows >= the applied revision). Events are applied to an entry only if they are
 // newer than it, so a fill is never undone by an older event nor kept over a
 // newer one.
 

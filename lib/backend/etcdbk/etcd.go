@@ -31,6 +31,12 @@
 // consumer must reload) and continue from the current revision. A watcher
 // whose stream cannot be confirmed healthy for Config.WatchHealthTimeout
 // (etcd without quorum, or out of reach) is closed (see watch.go).
+//
+// Reads: Get and GetIndirect are answered from a replica of the prefix in
+// memory that one etcd watch keeps current, when it is confirmed fresh and
+// has reached every revision this backend has seen; otherwise, and for every
+// miss, from etcd (see cache.go and docs/design/etcd-cache.md).
+// Config.ReadCacheSize bounds it; a negative size turns it off.
 package etcdbk
 
 import (
