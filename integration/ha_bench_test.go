@@ -25,7 +25,8 @@ import (
 // HA_BENCH_SESSIONS (default 100) SCIM users each with a live SSH session on server B's node,
 // then, one user at a time, Okta's deactivation (PATCH active:false) sent to server A; the
 // latency is from sending the PATCH (and from its answer) to the SSH client seeing its session
-// end. It reports p50 and p99.
+// end. It reports p50 and p99. HA_BENCH_SERVER_ARGS adds server flags (for example
+// "--config off.yaml" with storage.read_cache_mb: 0, to compare without the read cache).
 //
 //	go test -run '^$' -bench BenchmarkHADeprovisionLatency -benchtime 1x -timeout 30m ./integration/
 func BenchmarkHADeprovisionLatency(b *testing.B) {
@@ -34,6 +35,7 @@ func BenchmarkHADeprovisionLatency(b *testing.B) {
 	cluster := etcdtest.StartCluster(b, 3)
 	dirA, dirB, work := b.TempDir(), b.TempDir(), b.TempDir()
 	args := append(haEtcdArgs(cluster.Endpoints()), "--log-level", "warn")
+	args = append(args, strings.Fields(os.Getenv("HA_BENCH_SERVER_ARGS"))...)
 	srvA := haLaunch(b, gatehouseBin, dirA, &syncBuffer{}, args...)
 	srvB := haLaunch(b, gatehouseBin, dirB, &syncBuffer{}, args...)
 	haWaitReady(b, srvA)

@@ -37,10 +37,12 @@ import (
 //
 // Monotonic reads and reading one's own writes: the backend remembers the
 // highest etcd revision any of its calls has seen (a write's, a failed
-// condition's, a read's; Backend.fence). A read is served from the cache
-// only once the watch has applied at least that revision, waiting up to
-// Config.ReadCacheWait for it, and otherwise goes to etcd. So a read never
-// returns an older state than one this process already wrote or read, and a
+// transaction's, the revision of each item a read returned, the revision of
+// a read that found nothing; Backend.fence). A read is served from the
+// cache only once the watch has applied at least that revision, waiting up
+// to Config.ReadCacheWait for it, and otherwise goes to etcd. So a read
+// never returns an older version of an item than this process wrote or
+// already read (nor of anything written in the same transaction), and a
 // read after a failed conditional write sees the write that made it fail.
 //
 // Only found, live items are answered from the cache. A key the cache does
@@ -65,7 +67,9 @@ const (
 	DefaultReadCacheSize = 256 << 20
 	// DefaultReadCacheWait bounds how long a read waits for the watch to
 	// reach a revision this process has seen before it goes to etcd.
-	DefaultReadCacheWait = 100 * time.Millisecond
+	// The watch is usually a millisecond or less behind; waiting longer
+	// than an etcd read would take only adds latency.
+	DefaultReadCacheWait = 20 * time.Millisecond
 	// DefaultReadCacheStaleness is the longest the cache serves without a
 	// confirmation that it missed no write.
 	DefaultReadCacheStaleness = time.Second

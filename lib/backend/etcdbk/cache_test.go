@@ -329,8 +329,11 @@ func TestReadCacheExpiry(t *testing.T) {
 	b := newServer(t, Config{Endpoints: etcdtest.Start(t, 1), Prefix: randomPrefix(), Clock: clock})
 	waitServing(t, b)
 	expires := clock.Now().Add(time.Minute)
-	_, err := b.Put(ctx, backend.Item{Key: backend.Key("brief"), Value: []byte("v"), Expires: expires})
+	brief, err := b.Put(ctx, backend.Item{Key: backend.Key("brief"), Value: []byte("v"), Expires: expires})
 	require.NoError(t, err)
+	// Not waiting here would let a read that outwaits ReadCacheWait on a
+	// busy machine go to etcd, and the hit below be a miss.
+	waitApplied(t, b, revNum(t, brief.Revision))
 	hits := b.CacheStats().Hits
 	it, err := b.Get(ctx, backend.Key("brief"))
 	require.NoError(t, err)

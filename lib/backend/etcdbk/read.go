@@ -94,15 +94,20 @@ func (b *Backend) getFromEtcd(ctx context.Context, key backend.Key, rev int64) (
 	if err != nil {
 		return nil, 0, trace.Wrap(convertErr(err))
 	}
-	b.observe(resp.Header.Revision)
 	if rev == 0 {
 		// A pinned read shows the state as of rev, whatever revision
 		// etcd is at now (the header's).
 		rev = resp.Header.Revision
 	}
 	if len(resp.Kvs) == 0 {
+		// The key may have been deleted at any revision up to rev.
+		b.observe(rev)
 		return nil, rev, trace.NotFound("key %q is not found", key)
 	}
+	// Later reads from the cache must not return an older version of
+	// this item (or of anything written with it); unrelated writes since
+	// need not hold them up.
+	b.observe(resp.Kvs[0].ModRevision)
 	item, err := b.decode(resp.Kvs[0])
 	if err != nil {
 		return nil, rev, trace.Wrap(err)
@@ -149,8 +154,11 @@ func (b *Backend) GetRange(ctx context.Context, start, end backend.Key, limit in
 			return nil, trace.Wrap(convertErr(err))
 		}
 		rev = resp.Header.Revision
-		b.observe(rev)
 		for _, kv := range resp.Kvs {
+			// What the range returned, not etcd's current revision: a
+			// later read from the cache must not return an older version
+			// of these items, but need not wait for unrelated writes.
+			b.observe(kv.ModRevision)
 			item, err := b.decode(kv)
 			if err != nil {
 				b.log.Warn("Skipping a value that gatehouse did not write.", "error", err)
