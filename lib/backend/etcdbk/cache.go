@@ -1,6 +1,7 @@
 package etcdbk
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -45,13 +46,17 @@ import (
 // already read (nor of anything written in the same transaction), and a
 // read after a failed conditional write sees the write that made it fail.
 //
-// Only found, live items are answered from the cache. A key the cache does
-// not hold, or holds expired on the clock, is read from etcd: so "not found"
-// is always linearizable, and a user that another server created a moment
-// ago (Okta may send the create to one server and the next request to
-// another) or a session another server just renewed is never reported
-// missing. What may lag, by the watch delay, is another server's newer
-// version of an item, or its deletion.
+// Only found items are answered from the cache. A key the cache does not
+// hold is read from etcd: so "not found" is always linearizable, and a user
+// that another server created a moment ago (Okta may send the create to one
+// server and the next request to another) is never reported missing. What
+// may lag, by the watch delay, is another server's newer version of an
+// item, or its deletion.
+//
+// Items with an expiry are not cached (as in the sqlite backend's cache):
+// their visibility depends on the clock and on renewals by any server, and
+// they (audit events, web sessions, temporary SAML users) are not the ones
+// read in bulk; the audit log alone would take much of the memory.
 //
 // Fills: when the replica does not fit in its memory bound, entries are
 // dropped at random; a read that misses goes to etcd, and what it read joins
@@ -86,8 +91,6 @@ const (
 type cacheEntry struct {
 	value []byte
 	rev   int64
-	// expires is the item's expiry in Unix nanoseconds, 0 for none.
-	expires int64
 }
 
 func (e cacheEntry) size(key string) int64 {
@@ -209,8 +212,8 @@ func (c *readCache) read(ctx context.Context, fence int64, lookup func() *backen
 	}
 }
 
-// lookupLocked returns the live item at key, or nil, under at least the
-// read lock.
+// lookupLocked returns the item at key, or nil, under at least the read
+// lock.
 func (c *readCache) lookupLocked(key backend.Key) *backend.Item {
 	if !c.ready || !c.fresh() {
 		return nil
@@ -219,19 +222,11 @@ func (c *readCache) lookupLocked(key backend.Key) *backend.Item {
 	if !ok {
 		return nil
 	}
-	var expires time.Time
-	if e.expires != 0 {
-		expires = time.Unix(0, e.expires).UTC()
-		if backend.Expired(expires, c.b.cfg.Clock.Now()) {
-			return nil
-		}
-	}
 	value := make([]byte, len(e.value))
 	copy(value, e.value)
 	return &backend.Item{
 		Key:      backend.Key(string(key)),
 		Value:    value,
-		Expires:  expires,
 		Revision: formatRevision(e.rev),
 	}
 }
@@ -297,10 +292,10 @@ func (c *readCache) stop() {
 	c.advanced = make(chan struct{})
 }
 
-// offer adds what a read from etcd found at header revision rev, if the
-// cache is not ahead of that read.
+// offer adds what a read from etcd found as of revision rev, if the cache
+// is not ahead of that read and the item has no expiry.
 func (c *readCache) offer(kv *mvccpb.KeyValue, item backend.Item, rev int64) {
-	if c == nil {
+	if c == nil || !item.Expires.IsZero() {
 		return
 	}
 	key := string(item.Key)
@@ -312,26 +307,22 @@ func (c *readCache) offer(kv *mvccpb.KeyValue, item backend.Item, rev int64) {
 	if cur, ok := c.entries[key]; ok && cur.rev >= kv.ModRevision {
 		return
 	}
-	e := cacheEntry{value: item.Value, rev: kv.ModRevision}
-	if !item.Expires.IsZero() {
-		e.expires = item.Expires.UnixNano()
-	}
+	// A copy: the caller owns item.Value.
+	e := cacheEntry{value: bytes.Clone(item.Value), rev: kv.ModRevision}
 	if c.setLocked(key, e) {
 		c.fills.Add(1)
 	}
 }
 
-// decodeEntry turns a stored key-value into a cache entry.
-func (c *readCache) decodeEntry(kv *mvccpb.KeyValue) (string, cacheEntry, error) {
+// decodeEntry turns a stored key-value into a cache entry; ok is false
+// for an item with an expiry (not cached) or a value gatehouse did not
+// write (Get reads it from etcd and reports it).
+func (c *readCache) decodeEntry(kv *mvccpb.KeyValue) (key string, e cacheEntry, ok bool) {
 	value, expires, err := decodeEnvelope(kv.Value)
-	if err != nil {
-		return "", cacheEntry{}, trace.Wrap(err)
+	if err != nil || !expires.IsZero() {
+		return "", cacheEntry{}, false
 	}
-	e := cacheEntry{value: value, rev: kv.ModRevision}
-	if !expires.IsZero() {
-		e.expires = expires.UnixNano()
-	}
-	return string(kv.Key[len(c.b.prefix):]), e, nil
+	return string(kv.Key[len(c.b.prefix):]), cacheEntry{value: value, rev: kv.ModRevision}, true
 }
 
 // run keeps the cache synced until the backend closes.
@@ -383,9 +374,9 @@ func (c *readCache) load() (int64, int64, error) {
 		rev = resp.Header.Revision
 		full := false
 		for _, kv := range resp.Kvs {
-			key, e, err := c.decodeEntry(kv)
-			if err != nil {
-				continue // Get reads it from etcd and reports the bad value
+			key, e, ok := c.decodeEntry(kv)
+			if !ok {
+				continue
 			}
 			if c.bytes+e.size(key) > c.limit {
 				// The rest is read on demand; keep the loaded part.
@@ -512,12 +503,11 @@ func (c *readCache) apply(wr clientv3.WatchResponse, loaded int64) {
 		}
 		switch ev.Type {
 		case clientv3.EventTypePut:
-			k, e, err := c.decodeEntry(ev.Kv)
-			if err != nil {
-				c.deleteLocked(key) // Get reads it from etcd
-				continue
+			if k, e, ok := c.decodeEntry(ev.Kv); ok {
+				c.setLocked(k, e)
+			} else {
+				c.deleteLocked(key) // an older version must not stay
 			}
-			c.setLocked(k, e)
 		case clientv3.EventTypeDelete:
 			c.deleteLocked(key)
 		}

@@ -294,11 +294,17 @@ func TestReadCacheOtherServer(t *testing.T) {
 	it, err := a.Get(ctx, backend.Key("k"))
 	require.NoError(t, err, "a key another server created is found at once")
 	require.Equal(t, old.Revision, it.Revision)
+	it.Value[0] = 'X' // the caller owns what it read; the cache keeps its own copy
 	waitApplied(t, a, revNum(t, old.Revision))
 	hits := a.CacheStats().Hits
 	it, err = a.Get(ctx, backend.Key("k"))
 	require.NoError(t, err)
 	require.Equal(t, old.Revision, it.Revision)
+	require.Equal(t, "from b", string(it.Value))
+	it.Value[0] = 'X'
+	it, err = a.Get(ctx, backend.Key("k"))
+	require.NoError(t, err)
+	require.Equal(t, "from b", string(it.Value))
 	require.Greater(t, a.CacheStats().Hits, hits, "served from the cache")
 
 	// b rewrites k; a, still holding the old revision, fails its
@@ -318,45 +324,47 @@ func TestReadCacheOtherServer(t *testing.T) {
 	}, waitTimeout, time.Millisecond)
 }
 
-// TestReadCacheExpiry: expiring items are cached and hidden at their expiry
-// on the backend clock, as an etcd read hides them; a cached item that has
-// expired is read from etcd, which may hold a renewal the cache has not
-// seen yet.
-func TestReadCacheExpiry(t *testing.T) {
+// TestReadCacheKeepsNoExpiringItems: an item with an expiry is read from
+// etcd every time (so it disappears at its expiry and a renewal by any
+// server counts at once), neither loaded, filled nor kept from events, and
+// rewriting a cached item with an expiry drops its cached copy.
+func TestReadCacheKeepsNoExpiringItems(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	clock := clockwork.NewFakeClock()
-	b := newServer(t, Config{Endpoints: etcdtest.Start(t, 1), Prefix: randomPrefix(), Clock: clock})
+	endpoints := etcdtest.Start(t, 1)
+	prefix := randomPrefix()
+	writer := newServer(t, Config{Endpoints: endpoints, Prefix: prefix, Clock: clock, ReadCacheSize: -1})
+	_, err := writer.Put(ctx, backend.Item{Key: backend.Key("loaded"), Value: []byte("v"), Expires: clock.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	b := newServer(t, Config{Endpoints: endpoints, Prefix: prefix, Clock: clock})
 	waitServing(t, b)
-	expires := clock.Now().Add(time.Minute)
-	brief, err := b.Put(ctx, backend.Item{Key: backend.Key("brief"), Value: []byte("v"), Expires: expires})
-	require.NoError(t, err)
-	// Not waiting here would let a read that outwaits ReadCacheWait on a
-	// busy machine go to etcd, and the hit below be a miss.
-	waitApplied(t, b, revNum(t, brief.Revision))
-	hits := b.CacheStats().Hits
-	it, err := b.Get(ctx, backend.Key("brief"))
-	require.NoError(t, err)
-	require.Equal(t, expires.UTC(), it.Expires)
-	require.Greater(t, b.CacheStats().Hits, hits)
-	clock.Advance(time.Minute)
-	_, err = b.Get(ctx, backend.Key("brief"))
-	require.True(t, trace.IsNotFound(err), "%v", err)
+	cached := func(key string) bool {
+		b.cache.mu.RLock()
+		defer b.cache.mu.RUnlock()
+		_, ok := b.cache.entries[key]
+		return ok
+	}
+	require.False(t, cached("loaded"))
 
-	// Renewed behind the cache's back (as by another server whose write
-	// the watch has not delivered yet): the expired copy is not trusted.
-	b.cache.mu.Lock()
-	e := b.cache.entries["brief"]
-	b.cache.mu.Unlock()
-	renewed, err := b.Put(ctx, backend.Item{Key: backend.Key("brief"), Value: []byte("renewed"), Expires: clock.Now().Add(time.Hour)})
+	forever := put(t, b, "a", "forever")
+	waitApplied(t, b, revNum(t, forever.Revision))
+	require.True(t, cached("a"))
+	expires := clock.Now().Add(time.Minute)
+	brief, err := b.Put(ctx, backend.Item{Key: backend.Key("a"), Value: []byte("brief"), Expires: expires})
 	require.NoError(t, err)
-	waitApplied(t, b, revNum(t, renewed.Revision))
-	b.cache.mu.Lock()
-	b.cache.entries["brief"] = e
-	b.cache.mu.Unlock()
-	it, err = b.Get(ctx, backend.Key("brief"))
+	waitApplied(t, b, revNum(t, brief.Revision))
+	require.False(t, cached("a"))
+	hits := b.CacheStats().Hits
+	it, err := b.Get(ctx, backend.Key("a"))
 	require.NoError(t, err)
-	require.Equal(t, "renewed", string(it.Value))
+	require.Equal(t, "brief", string(it.Value))
+	require.Equal(t, expires.UTC(), it.Expires)
+	require.Equal(t, hits, b.CacheStats().Hits)
+	require.False(t, cached("a"), "read fills skip expiring items")
+	clock.Advance(time.Minute)
+	_, err = b.Get(ctx, backend.Key("a"))
+	require.True(t, trace.IsNotFound(err), "%v", err)
 }
 
 // TestReadCacheBounded: the cache stays within its bound however much is
