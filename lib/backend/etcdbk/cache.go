@@ -335,7 +335,7 @@ func (c *readCache) run() {
 		if c.b.ctx.Err() != nil {
 			return
 		}
-		c.b.log.Info("Read cache stopped serving; it re-syncs from etcd.", "error", err)
+		c.b.log.Warn("Read cache stopped serving; reads go to etcd until it has re-synced.", "error", err)
 		if !retry.wait(c.b.ctx) {
 			return
 		}
