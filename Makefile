@@ -72,7 +72,9 @@ verify-proto: proto ## Fail if the committed generated code differs from the .pr
 .PHONY: bench
 bench: ## Run the benchmarks (backend throughput on 100,000 keys, SCIM load on 100,000 users over HTTPS, ...).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./lib/backend/lite/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./lib/backend/etcdbk/
 	$(GO) test -run '^$$' -bench DeprovisionToDisconnect -benchtime 3x -timeout 10m ./integration/
 	$(GO) test -run '^$$' -bench 'BenchmarkSCIMLoad$$' -benchtime 1x -timeout 60m ./integration/
 	$(GO) test -run '^$$' -bench 'BenchmarkSCIMLoadEtcd$$' -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench BenchmarkHADeprovisionLatency -benchtime 1x -timeout 30m ./integration/
+	$(GO) test -run '^$$' -bench BenchmarkHALookups -benchtime 1x -timeout 30m ./integration/

@@ -31,6 +31,12 @@
 // consumer must reload) and continue from the current revision. A watcher
 // whose stream cannot be confirmed healthy for Config.WatchHealthTimeout
 // (etcd without quorum, or out of reach) is closed (see watch.go).
+//
+// Reads: Get and GetIndirect are answered from a replica of the prefix in
+// memory that one etcd watch keeps current, when it is confirmed fresh and
+// has reached every revision this backend has seen; otherwise, and for every
+// miss, from etcd (see cache.go and docs/design/etcd-cache.md).
+// Config.ReadCacheSize bounds it; a negative size turns it off.
 package etcdbk
 
 import (
@@ -43,6 +49,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -93,6 +100,9 @@ const (
 	// settingWatchHealthTimeout is Config.WatchHealthTimeout, a Go
 	// duration string.
 	settingWatchHealthTimeout = "watch_health_timeout"
+	// settingReadCacheSize is Config.ReadCacheSize in bytes (an integer;
+	// negative turns the cache off), as for the sqlite backend.
+	settingReadCacheSize = "read_cache_size"
 )
 
 func init() {
@@ -101,8 +111,9 @@ func init() {
 
 // openFromParams is the registered factory. Params.Settings holds
 // "endpoints" (a comma-separated string or a list of strings; required),
-// "prefix", the TLS files "ca", "cert", "key", and "watch_health_timeout" (a
-// Go duration string); any other key is refused.
+// "prefix", the TLS files "ca", "cert", "key", "watch_health_timeout" (a
+// Go duration string) and "read_cache_size" (bytes; negative turns the read
+// cache off); any other key is refused.
 // Params.Clock decides expiry. Params.Path is not used: the state lives in
 // etcd.
 func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, error) {
@@ -140,9 +151,23 @@ func openFromParams(ctx context.Context, p backend.Params) (backend.Backend, err
 				return nil, trace.BadParameter("etcd backend setting %q: want a positive duration such as \"10s\", got %q", k, s)
 			}
 			cfg.WatchHealthTimeout = d
+		case settingReadCacheSize:
+			var n int64
+			switch x := v.(type) {
+			case int:
+				n = int64(x)
+			case int64:
+				n = x
+			default:
+				return nil, trace.BadParameter("etcd backend setting %q: want an integer number of bytes, got %T", k, v)
+			}
+			if n == 0 {
+				n = -1 // an explicit 0 means off, not the default
+			}
+			cfg.ReadCacheSize = n
 		default:
-			return nil, trace.BadParameter("etcd backend does not know setting %q (known: %s, %s, %s, %s, %s, %s)",
-				k, settingEndpoints, settingPrefix, settingCA, settingCert, settingKey, settingWatchHealthTimeout)
+			return nil, trace.BadParameter("etcd backend does not know setting %q (known: %s, %s, %s, %s, %s, %s, %s)",
+				k, settingEndpoints, settingPrefix, settingCA, settingCert, settingKey, settingWatchHealthTimeout, settingReadCacheSize)
 		}
 	}
 	b, err := New(ctx, cfg)
@@ -217,6 +242,19 @@ type Config struct {
 	// deliver nothing. Measured in real time, as etcd runs on it. Defaults
 	// to DefaultWatchHealthTimeout.
 	WatchHealthTimeout time.Duration
+	// ReadCacheSize bounds the memory, in bytes, of the watch-fed read
+	// cache (see cache.go): DefaultReadCacheSize if zero, off if negative.
+	ReadCacheSize int64
+	// ReadCacheWait bounds how long a read waits for the cache's watch to
+	// reach a revision this server has already written or read before it
+	// goes to etcd instead. Defaults to DefaultReadCacheWait.
+	ReadCacheWait time.Duration
+	// ReadCacheStaleness is the longest the read cache serves without a
+	// confirmation (a quorum read of etcd's revision, which the watch then
+	// reached) that it missed no write: a read served from the cache
+	// misses no write acknowledged more than this before it. Real time.
+	// Defaults to DefaultReadCacheStaleness.
+	ReadCacheStaleness time.Duration
 	// Logger receives the backend's logs; defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -253,7 +291,8 @@ func (c *Config) CheckAndSetDefaults() error {
 			}
 		}
 	}
-	if c.DialTimeout < 0 || c.RequestTimeout < 0 || c.LeaseWindow < 0 || c.PurgeInterval < 0 || c.WatchHealthTimeout < 0 {
+	if c.DialTimeout < 0 || c.RequestTimeout < 0 || c.LeaseWindow < 0 || c.PurgeInterval < 0 || c.WatchHealthTimeout < 0 ||
+		c.ReadCacheWait < 0 || c.ReadCacheStaleness < 0 {
 		return trace.BadParameter("etcd backend: timeouts and intervals must not be negative")
 	}
 	if c.DialTimeout == 0 {
@@ -276,6 +315,18 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.WatchHealthTimeout < 100*time.Millisecond {
 		return trace.BadParameter("etcd backend: watch health timeout must be at least 100ms, got %v", c.WatchHealthTimeout)
+	}
+	if c.ReadCacheSize == 0 {
+		c.ReadCacheSize = DefaultReadCacheSize
+	}
+	if c.ReadCacheWait == 0 {
+		c.ReadCacheWait = DefaultReadCacheWait
+	}
+	if c.ReadCacheStaleness == 0 {
+		c.ReadCacheStaleness = DefaultReadCacheStaleness
+	}
+	if c.ReadCacheStaleness < 100*time.Millisecond {
+		return trace.BadParameter("etcd backend: read cache staleness must be at least 100ms, got %v", c.ReadCacheStaleness)
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
@@ -332,6 +383,11 @@ type Backend struct {
 	client *clientv3.Client
 	prefix string
 	leases *leaseCache
+	// cache serves reads from a watch-fed replica (nil when off).
+	cache *readCache
+	// fence is the highest etcd revision any call of this backend has
+	// seen; the cache serves a read only once it has applied it.
+	fence atomic.Int64
 
 	// ctx ends when the backend closes; the purge loop and every watcher
 	// run under it.
@@ -401,6 +457,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cancel: cancel,
 	}
 	b.leases = newLeaseCache(b)
+	if b.cache = newReadCache(b, cfg.ReadCacheSize); b.cache != nil {
+		b.loops.Add(1)
+		go b.cache.run()
+	}
 	// The ticker is made before New returns so that a fake clock advanced
 	// right after New already drives it.
 	ticker := cfg.Clock.NewTicker(cfg.PurgeInterval)
@@ -438,6 +498,16 @@ func (b *Backend) isClosed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.closed
+}
+
+// observe raises the fence to rev, a revision an etcd answer carried.
+func (b *Backend) observe(rev int64) {
+	for {
+		cur := b.fence.Load()
+		if rev <= cur || b.fence.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 // callCtx bounds one etcd call by RequestTimeout.

@@ -132,6 +132,9 @@ func (b *Backend) apply(ctx context.Context, actions []backend.ConditionalAction
 			}
 			return 0, trace.Wrap(convertErr(err))
 		}
+		// Succeeded or not, a later read must see at least this state:
+		// the write, or the write that made a condition fail.
+		b.observe(resp.Header.Revision)
 		if resp.Succeeded {
 			return resp.Header.Revision, nil
 		}
@@ -276,8 +279,12 @@ func (b *Backend) DeleteRange(ctx context.Context, start, end backend.Key) error
 	}
 	callCtx, cancel := b.callCtx(ctx)
 	defer cancel()
-	_, err := b.client.Delete(callCtx, b.etcdKey(start), clientv3.WithRange(b.etcdEnd(end)))
-	return trace.Wrap(convertErr(err))
+	resp, err := b.client.Delete(callCtx, b.etcdKey(start), clientv3.WithRange(b.etcdEnd(end)))
+	if err != nil {
+		return trace.Wrap(convertErr(err))
+	}
+	b.observe(resp.Header.Revision)
+	return nil
 }
 
 // AtomicWrite applies every action if every condition holds, or none, in one

@@ -64,8 +64,8 @@ type Storage struct {
 	Path string `yaml:"path"`
 	// Etcd configures the etcd backend (type etcd).
 	Etcd Etcd `yaml:"etcd"`
-	// ReadCacheMB bounds the sqlite backend's in-memory read cache, in MiB
-	// (default 256; 0 turns it off).
+	// ReadCacheMB bounds the in-memory read cache of the sqlite and etcd
+	// backends, in MiB (default 256; 0 turns it off).
 	ReadCacheMB *int `yaml:"read_cache_mb"`
 }
 
@@ -149,8 +149,8 @@ type Config struct {
 	// Etcd holds the etcd settings (storage type etcd only); file paths
 	// are absolute.
 	Etcd Etcd
-	// ReadCacheMB is storage.read_cache_mb (sqlite only); nil means the
-	// backend's default.
+	// ReadCacheMB is storage.read_cache_mb (sqlite and etcd); nil means
+	// the backend's default.
 	ReadCacheMB *int
 	AuthAddr    string
 	WebAddr     string
@@ -295,8 +295,8 @@ func Build(f *File, o Overrides) (*Config, error) {
 	if c.ReadCacheMB != nil && (*c.ReadCacheMB < 0 || *c.ReadCacheMB > 1<<20) {
 		return nil, trace.BadParameter("storage.read_cache_mb %d: want 0 (off) to 1048576", *c.ReadCacheMB)
 	}
-	if c.ReadCacheMB != nil && c.StorageType != DefaultStorage {
-		return nil, trace.BadParameter("storage.read_cache_mb applies to storage type %s only", DefaultStorage)
+	if c.ReadCacheMB != nil && c.StorageType != DefaultStorage && c.StorageType != StorageEtcd {
+		return nil, trace.BadParameter("storage.read_cache_mb applies to storage types %s and %s only", DefaultStorage, StorageEtcd)
 	}
 	if err := c.buildEtcd(f.Storage.Etcd, o); err != nil {
 		return nil, trace.Wrap(err)
@@ -397,24 +397,31 @@ func (c *Config) buildEtcd(f Etcd, o Overrides) error {
 }
 
 // StorageSettings are the engine settings passed to the backend registry
-// (backend.Params.Settings): the etcd keys for storage etcd, the read cache
-// size for sqlite when set, nil otherwise.
+// (backend.Params.Settings): the etcd keys for storage etcd, and the read
+// cache size for sqlite and etcd when set; nil when there are none.
 func (c *Config) StorageSettings() map[string]any {
-	if c.StorageType == DefaultStorage && c.ReadCacheMB != nil {
+	var m map[string]any
+	switch c.StorageType {
+	case DefaultStorage:
+	case StorageEtcd:
+		m = map[string]any{"endpoints": c.Etcd.Endpoints}
+		for k, v := range map[string]string{"prefix": c.Etcd.Prefix, "ca": c.Etcd.CA, "cert": c.Etcd.Cert, "key": c.Etcd.Key, "watch_health_timeout": c.Etcd.WatchHealthTimeout} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+	default:
+		return nil
+	}
+	if c.ReadCacheMB != nil {
 		size := int64(*c.ReadCacheMB) << 20
 		if size == 0 {
 			size = -1 // off
 		}
-		return map[string]any{"read_cache_size": size}
-	}
-	if c.StorageType != StorageEtcd {
-		return nil
-	}
-	m := map[string]any{"endpoints": c.Etcd.Endpoints}
-	for k, v := range map[string]string{"prefix": c.Etcd.Prefix, "ca": c.Etcd.CA, "cert": c.Etcd.Cert, "key": c.Etcd.Key, "watch_health_timeout": c.Etcd.WatchHealthTimeout} {
-		if v != "" {
-			m[k] = v
+		if m == nil {
+			m = map[string]any{}
 		}
+		m["read_cache_size"] = size
 	}
 	return m
 }

@@ -215,9 +215,9 @@ storage:
 	}
 }
 
-// TestReadCacheSetting: storage.read_cache_mb reaches the sqlite backend as
-// bytes, 0 turning the cache off; unset passes nothing (the backend's
-// default); other storage types refuse it.
+// TestReadCacheSetting: storage.read_cache_mb reaches the sqlite and etcd
+// backends as bytes, 0 turning the cache off; unset passes nothing (the
+// backend's default); other storage types refuse it.
 func TestReadCacheSetting(t *testing.T) {
 	t.Parallel()
 	build := func(yaml string) (*Config, error) {
@@ -236,7 +236,13 @@ func TestReadCacheSetting(t *testing.T) {
 	require.Nil(t, c.StorageSettings())
 	_, err = build("storage:\n  read_cache_mb: -1\n")
 	require.ErrorContains(t, err, "read_cache_mb")
-	_, err = build("storage:\n  type: etcd\n  read_cache_mb: 64\n  etcd:\n    endpoints: [https://127.0.0.1:2379]\n")
+	c, err = build("storage:\n  type: etcd\n  read_cache_mb: 64\n  etcd:\n    endpoints: [https://127.0.0.1:2379]\n")
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"endpoints": []string{"https://127.0.0.1:2379"}, "read_cache_size": int64(64 << 20)}, c.StorageSettings())
+	c, err = build("storage:\n  type: etcd\n  read_cache_mb: 0\n  etcd:\n    endpoints: [https://127.0.0.1:2379]\n")
+	require.NoError(t, err)
+	require.Equal(t, int64(-1), c.StorageSettings()["read_cache_size"])
+	_, err = build("storage:\n  type: memory\n  read_cache_mb: 64\n")
 	require.ErrorContains(t, err, "read_cache_mb")
 }
 
