@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi/oktatest"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/webapi"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -42,9 +43,12 @@ func newUserSyncEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	sa, err := web.NewSessionAuth(web.SessionAuthConfig{Sessions: mgr, Users: a.Services().Users, Locks: noLocks{}})
 	require.NoError(t, err)
+	records, err := scimstore.New(bk)
+	require.NoError(t, err)
 	h, err := webapi.New(webapi.Config{
 		RequireSession: sa.RequireSession, Plugins: apis.Plugins, SAML: apis.SAML, Events: apis.Events,
 		Authorizer: a.Authorizer(), Recorder: a.Recorder(), PublicAddr: publicAddr,
+		Users: a.Services().Users, LockView: storedLocks{a.Services().Locks}, SCIM: records, Locks: apis.Locks,
 	})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
