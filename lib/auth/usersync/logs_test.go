@@ -156,6 +156,33 @@ func TestConfirmationErrorChangesNothing(t *testing.T) {
 	}
 }
 
+// TestLogQueryRefusedFallsBack: a 400 for the System Log query is a
+// warning too, not a failure of every incremental run; a 5xx that outlasts
+// the retries fails the run and changes nothing.
+func TestLogQueryRefusedFallsBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 100)
+	a := e.org.AddUser("a@example.com", true)
+	e.org.AddUser("b@example.com", true)
+	first, err := e.run(t, false)
+	require.NoError(t, err)
+	e.org.Unassign(a)
+
+	e.org.FailKind("logs", 503)
+	st, err := e.run(t, false)
+	require.ErrorContains(t, err, "System Log")
+	require.False(t, st.GetLastRunOk())
+	require.Equal(t, first.GetCursor().AsTime(), st.GetCursor().AsTime())
+	require.NotNil(t, e.user(t, "a@example.com"))
+
+	e.org.FailKind("logs", 400)
+	st, err = e.run(t, false)
+	require.NoError(t, err)
+	require.True(t, st.GetLastRunOk())
+	require.Contains(t, st.GetLastError(), "warning: Okta refused the System Log (it refused the query")
+	require.NotNil(t, e.user(t, "a@example.com"))
+}
+
 // TestLogsForbiddenFallsBack: an org that refuses the System Log (403)
 // leaves unassignments to full passes; the run is ok and the status
 // carries a warning.

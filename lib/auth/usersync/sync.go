@@ -548,9 +548,18 @@ func (s *Syncer) confirmRemovals(ctx context.Context, r *run) error {
 		}
 		return nil
 	})
-	if trace.IsAccessDenied(err) {
+	var serr *oktaapi.StatusError
+	refusedQuery := errors.As(err, &serr) && serr.Status == http.StatusBadRequest
+	if trace.IsAccessDenied(err) || refusedQuery {
+		// Not a failure: the listing and full passes still work. A 400
+		// (an org that does not take this filter) would otherwise fail
+		// every incremental run from now on.
 		_, fullEvery, _ := services.UserSyncIntervals(r.settings)
-		msg := fmt.Sprintf("warning: Okta refused the System Log (grant the API client %s): unassignments are seen only by full passes, every %v", oktaapi.LogsScope, fullEvery)
+		why := fmt.Sprintf("grant the API client %s", oktaapi.LogsScope)
+		if refusedQuery {
+			why = fmt.Sprintf("it refused the query: %v", serr)
+		}
+		msg := fmt.Sprintf("warning: Okta refused the System Log (%s): unassignments are seen only by full passes, every %v", why, fullEvery)
 		r.warnings = append(r.warnings, msg)
 		s.cfg.Logger.WarnContext(ctx, "Okta refused the System Log; unassignments are left to full passes.", "plugin", r.plugin, "error", err)
 		return nil
