@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -240,7 +241,13 @@ type liveSSH struct {
 // side printed "started" (the session runs).
 func startLongSSH(t testing.TB, host, port, key, login string) *liveSSH {
 	t.Helper()
-	cmd := opensshCmd(host, port, key, login, "echo started; sleep 60")
+	return startSSHSleeping(t, host, port, key, login, 60*time.Second)
+}
+
+// startSSHSleeping is startLongSSH with a session of d (whole seconds).
+func startSSHSleeping(t testing.TB, host, port, key, login string, d time.Duration) *liveSSH {
+	t.Helper()
+	cmd := opensshCmd(host, port, key, login, fmt.Sprintf("echo started; sleep %d", int(d.Seconds())))
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	l := &liveSSH{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}

@@ -79,7 +79,7 @@ func TestBrowserUserSyncCard(t *testing.T) {
 		chromedp.Click(css("#usersync-switch")),
 		chromedp.Click(css("#usersync-save")))
 	require.Eventually(t, func() bool { return b.tryText("#usersync-badge") == "On" }, 10*time.Second, 100*time.Millisecond)
-	require.Equal(t, "SSO only", b.text("#okta-state"), "the page is redrawn: SCIM is off")
+	require.Equal(t, "SSO + user sync", b.text("#okta-state"), "the page is redrawn: SCIM is off, user sync on")
 
 	b.run("test the connection", chromedp.Click(css("#usersync-test")), chromedp.WaitVisible(css("#usersync-result .note")))
 	require.Contains(t, b.text("#usersync-result"), "Okta answered")

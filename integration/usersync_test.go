@@ -19,9 +19,11 @@ import (
 // and the Okta stand-in as the org: switching the plugin from SCIM to user
 // sync is explicit; the credential is stored sealed and shown nowhere; the
 // first sync creates the users; a run that fails part way (5xx then a
-// truncated page) deletes nobody; an unassigned user's account is deleted
-// and locked, and their live SSH session ends, within one sync interval
-// plus a second; "gatectl plugins status" shows what happened.
+// truncated page) deletes nobody; with the default full-pass interval (an
+// hour), an unassigned user's account is deleted and locked, and their
+// live SSH session ends, within one sync interval (the 1m minimum) plus a
+// second, by an incremental run reading Okta's System Log; "gatectl
+// plugins status" shows what happened.
 func TestUserSyncEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs binaries")
@@ -55,7 +57,7 @@ func TestUserSyncEndToEnd(t *testing.T) {
 
 	// Switching from SCIM is explicit.
 	configure := []string{"plugins", "usersync-configure", "okta", "--org-url", org.URL(), "--app-id", org.AppID,
-		"--credential-kind", "api_token", "--interval", "1m", "--full-pass-interval", "1m"}
+		"--credential-kind", "api_token", "--interval", "1m"}
 	r := gatectl(configure...)
 	require.NotEqual(t, 0, r.code)
 	require.Contains(t, r.stderr, "--switch-from-scim")
@@ -104,8 +106,11 @@ func TestUserSyncEndToEnd(t *testing.T) {
 	require.Contains(t, admin("get", "locks", "--format", "json").stdout, "dave@example.com")
 
 	// Unassigning alice ends her live SSH session within one interval
-	// plus a second. The last run (just started by sync --full) was a full
-	// pass; the next starts one interval after it.
+	// plus a second, although the next full pass is an hour away. The
+	// last run (just started by sync --full) was a full pass; the next, an
+	// incremental run, starts one interval after it: unassigning right
+	// after that start is the worst case. The session would last well
+	// beyond the interval.
 	host, port := srv.sshAddr(t)
 	login := sshLogin(t)
 	idp.AddUser(t, "alice", "alice@example.com", "alice-password", "admins")
@@ -114,23 +119,25 @@ func TestUserSyncEndToEnd(t *testing.T) {
 	sshKey, status, body := p.sshCert(work, "alice")
 	require.Equal(t, 200, status, body)
 	admin("plugins", "sync", "okta", "--full")
-	live := startLongSSH(t, host, port, sshKey, login)
+	lastRun := time.Now()
+	live := startSSHSleeping(t, host, port, sshKey, login, 3*time.Minute)
 	unassigned := time.Now()
 	org.Unassign(aliceID)
 	select {
 	case <-live.done:
-	case <-time.After(70 * time.Second):
-		t.Fatalf("the SSH session outlived the unassignment by 70s:\n%s", logs.String())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("the SSH session outlived the unassignment by 90s:\n%s", logs.String())
 	}
 	took := live.ended.Sub(unassigned)
-	t.Logf("unassigned in Okta; the SSH session ended %v later", took)
+	t.Logf("unassigned in Okta %v after the last run; the SSH session ended %v later", unassigned.Sub(lastRun), took)
 	require.Less(t, took, time.Minute+time.Second, "within one sync interval plus a second")
 	require.Contains(t, live.stderr.String(), `lock targeting user "alice@example.com" is in force`)
 	require.Nil(t, getUser("alice@example.com"))
 	st = admin("plugins", "status", "okta")
 	t.Logf("status:\n%s", st.stdout)
 	require.Contains(t, st.stdout, "locked:         1")
-	require.True(t, strings.Contains(st.stdout, "full pass, ok"), st.stdout)
+	require.True(t, strings.Contains(st.stdout, "incremental, ok"), "an incremental run, not a full pass, caught it:\n%s", st.stdout)
+	require.Contains(t, st.stdout, "full pass every 1h")
 }
 
 // TestUserSyncHAFailover runs two servers on one etcd cluster with the same

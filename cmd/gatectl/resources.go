@@ -226,19 +226,22 @@ var kinds = []*kindOps{
 			_, err := c.plugins.DeletePlugin(ctx, &pluginv1.DeletePluginRequest{Name: name})
 			return trace.Wrap(err)
 		},
-		header: []string{"NAME", "TYPE", "SAML CONNECTOR", "SCIM", "STATUS"},
+		header: []string{"NAME", "TYPE", "SAML CONNECTOR", "SCIM", "USER SYNC", "STATUS"},
 		row: func(m proto.Message) []string {
 			p := m.(*typesv1.Plugin)
-			typ, conn, scim := "-", "-", "-"
+			typ, conn, scim, userSync := "-", "-", "-", "-"
 			if o := p.GetSpec().GetOkta(); o != nil {
 				typ, conn = "okta", o.GetSamlConnector()
-				scim = "disabled"
+				scim, userSync = "disabled", "disabled"
 				if o.GetScimEnabled() {
 					scim = "enabled"
 				}
+				if o.GetUserSync().GetEnabled() {
+					userSync = "enabled"
+				}
 			}
 			status := strings.ToLower(strings.TrimPrefix(p.GetStatus().GetCode().String(), "PLUGIN_STATUS_CODE_"))
-			return []string{p.GetMetadata().GetName(), typ, conn, scim, status}
+			return []string{p.GetMetadata().GetName(), typ, conn, scim, userSync, status}
 		},
 	},
 }

@@ -126,7 +126,7 @@ after this command: the sync reports a missing credential as its error).`,
 	f.StringVar(&appID, "app-id", "", "the Okta app's ID (0oa...)")
 	f.StringVar(&kind, "credential-kind", "", "api_token or oauth_private_key_jwt")
 	f.StringVar(&interval, "interval", "", "time between runs (default 10m, at least 1m)")
-	f.StringVar(&fullPass, "full-pass-interval", "", "time between full passes, which catch unassignments (default 1h)")
+	f.StringVar(&fullPass, "full-pass-interval", "", "time between full passes (default 1h); unassignments are seen by the next run through Okta's System Log, or only by a full pass without okta.logs.read")
 	f.BoolVar(&disable, "disable", false, "turn user sync off")
 	f.BoolVar(&switchFromSCIM, "switch-from-scim", false, "turn SCIM off in the same update")
 	return cmd
@@ -141,7 +141,8 @@ func (a *app) userSyncCredentialsCommand() *cobra.Command {
 (read from --api-token-file, "-" for stdin) or, preferred, an OAuth 2.0
 service app: its client ID and the PEM private key (RSA 2048+ or EC P-256)
 whose public key is registered in Okta, granted okta.users.read,
-okta.apps.read and okta.groups.read.
+okta.apps.read and okta.groups.read, and okta.logs.read so that unassignments
+are seen by the next run rather than the next full pass.
 
 The secret is sealed on the server with the data dir's credentials.key and is
 never shown again by any command. Secrets are read from files, never from

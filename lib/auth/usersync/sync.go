@@ -13,10 +13,21 @@
 //     and locked when Okta reports it suspended or deactivated. Those
 //     changes are confirmed by Okta's own answer.
 //   - A user who is no longer assigned is not in any page, so absence is
-//     the only evidence. Absence is acted on only after a full pass whose
-//     every page was answered completely; a run that fails part way, an
-//     error, a truncated page or an empty listing while accounts exist
-//     deactivates nobody.
+//     the only evidence in a listing. Absence is acted on only after a
+//     full pass whose every page was answered completely; a run that fails
+//     part way, an error, a truncated page or an empty listing while
+//     accounts exist deactivates nobody.
+//   - Between full passes, an incremental run also reads Okta's System Log
+//     since its cursor for the events that end a user's access (removed
+//     from the app, deactivated, suspended, deleted). An event is only a
+//     hint: each such user with an active account is read directly
+//     (GET /api/v1/apps/{appId}/users/{userId}), and only that answer
+//     changes anything: 404 (no longer assigned, in an app this run has
+//     just listed) deactivates; a 200 is applied like a listed user (so a
+//     user re-assigned since the event keeps the account); any other
+//     answer fails the run and changes nothing more. An org that refuses
+//     the System Log (403) leaves unassignments to full passes, and the
+//     status says so as a warning.
 //   - The cursor (for incremental runs) moves only after a clean run.
 //
 // One server runs a plugin's sync at a time: see runner.go.
@@ -30,6 +41,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -163,6 +175,7 @@ type run struct {
 	memberOf  map[string][]scimstore.GroupRef
 	seen      map[string]bool
 	refusals  []string
+	warnings  []string
 	lastWrite time.Time
 }
 
@@ -213,8 +226,12 @@ func (s *Syncer) Run(ctx context.Context, plugin string, req RunRequest) (*types
 		st.LastErrorTime = timestamppb.New(end)
 	} else {
 		st.LastError = ""
+		notes := r.warnings
 		if len(r.refusals) > 0 {
-			st.LastError = fmt.Sprintf("%d user(s) not applied: %s", len(r.refusals), r.refusals[0])
+			notes = append([]string{fmt.Sprintf("%d user(s) not applied: %s", len(r.refusals), r.refusals[0])}, notes...)
+		}
+		if len(notes) > 0 {
+			st.LastError = strings.Join(notes, "; ")
 			st.LastErrorTime = timestamppb.New(end)
 		}
 		st.Cursor = timestamppb.New(start.Add(-cursorOverlap))
@@ -356,6 +373,11 @@ func (s *Syncer) sync(ctx context.Context, r *run, start time.Time) error {
 	if err != nil {
 		return trace.Wrap(err, "listing the users assigned to Okta app %q", r.settings.GetAppId())
 	}
+	if !r.full {
+		if err := s.confirmRemovals(ctx, r); err != nil {
+			return trace.Wrap(err)
+		}
+	}
 	// Accounts Okta did not list: on a full pass they are no longer
 	// assigned; on either pass, their groups may have changed.
 	return trace.Wrap(s.reconcileUnlisted(ctx, r))
@@ -460,6 +482,151 @@ func (s *Syncer) applyOne(ctx context.Context, r *run, in scimprov.PulledUser) e
 	}
 	s.cfg.Metrics.observeChange(r.plugin, res)
 	return nil
+}
+
+// membershipRemove is the System Log event of a user removed from an app.
+const membershipRemove = "application.user_membership.remove"
+
+// lifecycleRemovals are the System Log events of a user whose access ends
+// in every app: deactivated, suspended, deleted.
+var lifecycleRemovals = []string{"user.lifecycle.deactivate", "user.lifecycle.suspend", "user.lifecycle.delete.initiated"}
+
+// removalFilter is the System Log filter for the events that may end a
+// user's access to appID.
+func removalFilter(appID string) string {
+	var parts []string
+	for _, t := range lifecycleRemovals {
+		parts = append(parts, fmt.Sprintf("eventType eq %q", t))
+	}
+	parts = append(parts, fmt.Sprintf("(eventType eq %q and target.id eq %q)", membershipRemove, appID))
+	return strings.Join(parts, " or ")
+}
+
+// removalCandidates adds the users an event may have taken access from:
+// ids by Okta user id, logins by the app user's login (a membership event
+// names both the User and the AppUser). Events about another app are
+// ignored whatever the filter let through.
+func removalCandidates(ev oktaapi.LogEvent, appID string, ids, logins map[string]bool) {
+	if ev.Outcome.Result != "" && ev.Outcome.Result != "SUCCESS" {
+		return
+	}
+	if ev.EventType == membershipRemove {
+		forApp := false
+		for _, t := range ev.Target {
+			if t.Type == "AppInstance" && t.ID == appID {
+				forApp = true
+			}
+		}
+		if !forApp {
+			return
+		}
+	} else if !slices.Contains(lifecycleRemovals, ev.EventType) {
+		return
+	}
+	for _, t := range ev.Target {
+		switch t.Type {
+		case "User":
+			ids[t.ID] = true
+		case "AppUser":
+			if t.AlternateID != "" {
+				logins[strings.ToLower(t.AlternateID)] = true
+			}
+		}
+	}
+}
+
+// confirmRemovals reads the System Log since the cursor and confirms, user
+// by user, each removal it hints at (see the package comment). It runs
+// after the incremental listing, which proved the app exists: a 404 for
+// one of its assignments then means that user is not assigned.
+func (s *Syncer) confirmRemovals(ctx context.Context, r *run) error {
+	appID := r.settings.GetAppId()
+	ids, logins := map[string]bool{}, map[string]bool{}
+	err := r.client.ListLogEvents(ctx, r.state.GetCursor().AsTime(), removalFilter(appID), func(page []oktaapi.LogEvent) error {
+		for _, ev := range page {
+			removalCandidates(ev, appID, ids, logins)
+		}
+		return nil
+	})
+	var serr *oktaapi.StatusError
+	refusedQuery := errors.As(err, &serr) && serr.Status == http.StatusBadRequest
+	if trace.IsAccessDenied(err) || refusedQuery {
+		// Not a failure: the listing and full passes still work. A 400
+		// (an org that does not take this filter) would otherwise fail
+		// every incremental run from now on.
+		_, fullEvery, _ := services.UserSyncIntervals(r.settings)
+		why := fmt.Sprintf("grant the API client %s", oktaapi.LogsScope)
+		if refusedQuery {
+			why = fmt.Sprintf("it refused the query: %v", serr)
+		}
+		msg := fmt.Sprintf("warning: Okta refused the System Log (%s): unassignments are seen only by full passes, every %v", why, fullEvery)
+		r.warnings = append(r.warnings, msg)
+		s.cfg.Logger.WarnContext(ctx, "Okta refused the System Log; unassignments are left to full passes.", "plugin", r.plugin, "error", err)
+		return nil
+	}
+	if err != nil {
+		return trace.Wrap(err, "reading Okta's System Log")
+	}
+	if len(ids) == 0 && len(logins) == 0 {
+		return nil
+	}
+	// The active accounts of the plugin the events name and this run's
+	// listing did not (a listed user's assignment was just read).
+	var recs []*scimstore.UserRecord
+	after := ""
+	for {
+		page, err := s.cfg.Provisioner.ListUsers(ctx, r.plugin, after, listPage)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, rec := range page {
+			if rec.Active && rec.ExternalID != "" && !r.seen[rec.ExternalID] &&
+				(ids[rec.ExternalID] || logins[strings.ToLower(rec.UserName)]) {
+				recs = append(recs, rec)
+			}
+		}
+		if len(page) < listPage {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	for _, rec := range recs {
+		if err := s.confirmRemoval(ctx, r, rec); err != nil {
+			return trace.Wrap(err)
+		}
+	}
+	return nil
+}
+
+// confirmRemoval reads rec's Okta assignment and applies only what Okta
+// answers.
+func (s *Syncer) confirmRemoval(ctx context.Context, r *run, rec *scimstore.UserRecord) error {
+	appID := r.settings.GetAppId()
+	au, err := r.client.GetAppUser(ctx, appID, rec.ExternalID)
+	if trace.IsNotFound(err) {
+		s.cfg.Logger.InfoContext(ctx, "Okta confirms a user is no longer assigned to the app.", "plugin", r.plugin, "okta_id", rec.ExternalID)
+		return trace.Wrap(s.applyOne(ctx, r, scimprov.PulledUser{
+			ExternalID: rec.ExternalID,
+			UserName:   rec.UserName,
+			Active:     false,
+			Attributes: rec.Attributes,
+			Groups:     rec.Groups,
+		}))
+	}
+	if err != nil {
+		return trace.Wrap(err, "confirming the System Log's removal of Okta user %s", rec.ExternalID)
+	}
+	if au.Embedded.User == nil {
+		u, err := r.client.GetUser(ctx, rec.ExternalID)
+		if err != nil {
+			return trace.Wrap(err, "confirming the System Log's removal of Okta user %s", rec.ExternalID)
+		}
+		au.Embedded.User = u
+	}
+	if au.Embedded.User.ID != rec.ExternalID {
+		return trace.BadParameter("Okta answered the read of app user %s with user %q: not applying an ambiguous answer", rec.ExternalID, au.Embedded.User.ID)
+	}
+	return trace.Wrap(s.apply(ctx, r, *au))
 }
 
 // profileAttributes keeps the Okta profile as the record's attributes, in

@@ -48,8 +48,15 @@ const (
 	maxPages = 100000
 )
 
-// Scopes are the OAuth scopes user sync asks for.
+// Scopes are the OAuth scopes user sync needs.
 const Scopes = "okta.users.read okta.apps.read okta.groups.read"
+
+// LogsScope is the OAuth scope of the System Log, asked for too but not
+// required: without it unassignments are seen only by full passes.
+const LogsScope = "okta.logs.read"
+
+// maxLogPageLimit is Okta's maximum page size for the System Log.
+const maxLogPageLimit = 1000
 
 // Config configures a Client.
 type Config struct {
@@ -215,8 +222,82 @@ func (c *Client) ListGroupMembers(ctx context.Context, id string, fn func([]User
 	return trace.Wrap(list(ctx, c, "groups.users", first, fn))
 }
 
+// GetAppUser reads one app assignment with its user object (expand=user).
+// An unassigned user is trace.NotFound (Okta answers 404 for it, as for an
+// unknown app: callers that need the difference must know the app exists).
+func (c *Client) GetAppUser(ctx context.Context, appID, userID string) (*AppUser, error) {
+	u := c.cfg.OrgURL + "/api/v1/apps/" + url.PathEscape(appID) + "/users/" + url.PathEscape(userID) + "?expand=user"
+	_, body, err := c.get(ctx, "apps.user", u)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var au AppUser
+	if err := json.Unmarshal(body, &au); err != nil {
+		return nil, trace.BadParameter("Okta's answer for app user %s is not a complete app user object (%v)", userID, err)
+	}
+	return &au, nil
+}
+
+// GetUser reads one user.
+func (c *Client) GetUser(ctx context.Context, userID string) (*User, error) {
+	_, body, err := c.get(ctx, "users", c.cfg.OrgURL+"/api/v1/users/"+url.PathEscape(userID))
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var u User
+	if err := json.Unmarshal(body, &u); err != nil {
+		return nil, trace.BadParameter("Okta's answer for user %s is not a complete user object (%v)", userID, err)
+	}
+	return &u, nil
+}
+
+// LogEvent is a System Log event (the fields user sync reads).
+type LogEvent struct {
+	UUID      string      `json:"uuid"`
+	Published time.Time   `json:"published"`
+	EventType string      `json:"eventType"`
+	Outcome   LogOutcome  `json:"outcome"`
+	Target    []LogTarget `json:"target"`
+}
+
+// LogOutcome is an event's outcome.
+type LogOutcome struct {
+	Result string `json:"result"`
+}
+
+// LogTarget is one of an event's targets.
+type LogTarget struct {
+	ID          string `json:"id"`
+	Type        string `json:"type"`
+	AlternateID string `json:"alternateId"`
+	DisplayName string `json:"displayName"`
+}
+
+// ListLogEvents calls fn with each page of the System Log events published
+// since since that match filter (Okta's filter syntax), oldest first. It
+// is a polling query (no until): Okta always sends a next link, so the
+// listing ends at the first empty page. A 403 (no okta.logs.read, or an
+// admin role that may not read the log) is trace.AccessDenied.
+func (c *Client) ListLogEvents(ctx context.Context, since time.Time, filter string, fn func([]LogEvent) error) error {
+	q := url.Values{}
+	q.Set("since", since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	q.Set("sortOrder", "ASCENDING")
+	q.Set("limit", strconv.Itoa(min(2*c.cfg.PageLimit, maxLogPageLimit)))
+	if filter != "" {
+		q.Set("filter", filter)
+	}
+	return trace.Wrap(listPages(ctx, c, "logs", c.cfg.OrgURL+"/api/v1/logs?"+q.Encode(), true, fn))
+}
+
 // list follows the pages of a listing from first.
 func list[T any](ctx context.Context, c *Client, endpoint, first string, fn func([]T) error) error {
+	return listPages(ctx, c, endpoint, first, false, fn)
+}
+
+// listPages follows the pages of a listing from first; stopOnEmpty ends it
+// at the first empty page (for polling queries, whose next link never
+// ends).
+func listPages[T any](ctx context.Context, c *Client, endpoint, first string, stopOnEmpty bool, fn func([]T) error) error {
 	next := first
 	for range maxPages {
 		resp, body, err := c.get(ctx, endpoint, next)
@@ -226,6 +307,9 @@ func list[T any](ctx context.Context, c *Client, endpoint, first string, fn func
 		var page []T
 		if err := json.Unmarshal(body, &page); err != nil {
 			return trace.BadParameter("Okta answered %s with a page that is not a complete JSON array (%v): the listing is incomplete", endpoint, err)
+		}
+		if stopOnEmpty && len(page) == 0 {
+			return nil
 		}
 		if err := fn(page); err != nil {
 			return trace.Wrap(err)

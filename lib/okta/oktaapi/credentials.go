@@ -48,6 +48,9 @@ type OAuthApp struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
+	// noLogsScope is set once Okta refused okta.logs.read (invalid_scope):
+	// later tokens ask only for Scopes.
+	noLogsScope bool
 }
 
 // NewOAuthApp returns the service app credential for a PEM private key
@@ -119,14 +122,25 @@ func (a *OAuthApp) accessToken(ctx context.Context, c *Client) (string, error) {
 	if a.token != "" && now.Before(a.expires.Add(-tokenMargin)) {
 		return a.token, nil
 	}
+	return a.fetchTokenLocked(ctx, c)
+}
+
+// fetchTokenLocked asks the token endpoint for an access token, with a.mu
+// held.
+func (a *OAuthApp) fetchTokenLocked(ctx context.Context, c *Client) (string, error) {
+	now := c.cfg.Clock.Now()
 	tokenURL := c.cfg.OrgURL + "/oauth2/v1/token"
 	assertion, err := a.ClientAssertion(tokenURL, now)
 	if err != nil {
 		return "", trace.Wrap(err)
 	}
+	scope := Scopes
+	if !a.noLogsScope {
+		scope += " " + LogsScope
+	}
 	form := url.Values{
 		"grant_type":            {"client_credentials"},
-		"scope":                 {Scopes},
+		"scope":                 {scope},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 		"client_assertion":      {assertion},
 	}
@@ -154,6 +168,14 @@ func (a *OAuthApp) accessToken(ctx context.Context, c *Client) (string, error) {
 		Description string `json:"error_description"`
 	}
 	_ = json.Unmarshal(body, &out)
+	if resp.StatusCode == http.StatusBadRequest && out.Error == "invalid_scope" && !a.noLogsScope {
+		// A service app granted only the three required scopes: ask
+		// again without okta.logs.read. Its System Log calls then get a
+		// 403 and user sync falls back to full passes for unassignments.
+		a.noLogsScope = true
+		c.cfg.Logger.WarnContext(ctx, "Okta did not grant the service app okta.logs.read; unassignments will be seen only by full passes.")
+		return a.fetchTokenLocked(ctx, c)
+	}
 	if resp.StatusCode != http.StatusOK || out.AccessToken == "" {
 		return "", trace.AccessDenied("Okta refused the service app's token request (%d %s: %s); check the client ID, the public key registered in Okta, the granted scopes (%s) and that DPoP is not required",
 			resp.StatusCode, out.Error, out.Description, Scopes)

@@ -29,7 +29,9 @@ const (
 	StateNotConfigured = "not_configured"
 	StateSSOOnly       = "sso_only"
 	StateSSOAndSCIM    = "sso_scim"
-	StateError         = "error"
+	// StateSSOAndUserSync: user sync (the pull) keeps the accounts.
+	StateSSOAndUserSync = "sso_usersync"
+	StateError          = "error"
 )
 
 // Integration is one row of the Integrations page.
@@ -210,6 +212,8 @@ func (h *Handler) oktaState(ctx context.Context) (*OktaState, error) {
 		}
 	case st.SCIM.Enabled:
 		st.State = StateSSOAndSCIM
+	case okta.GetUserSync().GetEnabled():
+		st.State = StateSSOAndUserSync
 	default:
 		st.State = StateSSOOnly
 	}

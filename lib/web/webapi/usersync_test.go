@@ -58,7 +58,7 @@ func TestUserSyncCard(t *testing.T) {
 	t.Cleanup(org.Close)
 	org.AddUser("a@example.com", true)
 
-	e.role("plugin-admin", []string{services.KindPlugin}, []string{"*"})
+	e.role("plugin-admin", []string{services.KindPlugin, services.KindSAMLConnector}, []string{"*"})
 	admin := e.user("alice", "plugin-admin")
 	settings := webapi.UserSyncSettingsRequest{Enabled: true, OrgURL: org.URL(), AppID: org.AppID, CredentialKind: services.UserSyncCredentialAPIToken}
 
@@ -78,6 +78,9 @@ func TestUserSyncCard(t *testing.T) {
 	p, err := e.auth.Services().Plugins.GetPlugin(ctx, "okta")
 	require.NoError(t, err)
 	require.False(t, p.GetSpec().GetOkta().GetScimEnabled(), "the switch turned SCIM off")
+	status, body = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta", nil)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, "sso_usersync", body["state"], "the Okta tile's badge shows user sync")
 
 	status, body = e.do(&admin, csrfRight, http.MethodPost, "/v1/webapi/plugins/okta/usersync/test", nil)
 	require.Equal(t, http.StatusOK, status, body)

@@ -1,6 +1,9 @@
 // Package oktatest is a stand-in for Okta's management API, for tests: the
 // users assigned to one app (GET /api/v1/apps/{appId}/users, expand=user,
-// filter=lastUpdated gt), groups and their members, with Okta's documented
+// filter=lastUpdated gt) and one assignment (.../users/{userId}), users
+// (GET /api/v1/users/{id}), groups and their members, and the System Log
+// (GET /api/v1/logs, a polling query with since, filter and an after
+// cursor) with an event for each change made to the org, with Okta's documented
 // response shapes, Link rel="next"/"self" pagination (limit and an after
 // cursor), X-Rate-Limit-* headers and 429s with Okta's error body. Tests
 // inject failures (a status for the Nth call, a truncated page, slow pages)
@@ -46,6 +49,10 @@ type Org struct {
 	// RejectFilter answers 400 to a lastUpdated filter, as an org (or an
 	// API version) that does not support it would.
 	RejectFilter bool
+	// LogsForbidden answers 403 to the System Log, as Okta does for a
+	// credential without okta.logs.read; a service app asking for that
+	// scope gets invalid_scope from the token endpoint.
+	LogsForbidden bool
 
 	mu       sync.Mutex
 	now      func() time.Time
@@ -60,10 +67,15 @@ type Org struct {
 	byCode  map[int]int
 	windows map[string]*window
 	delay   time.Duration
+	// failKind fails every call of a path kind with a status.
+	failKind map[string]int
+	// logs is the System Log, oldest first.
+	logs []logEvent
 	// OAuth.
 	clientID    string
 	clientKey   crypto.PublicKey
 	accessToken string
+	tokenScopes []string
 	Server      *httptest.Server
 }
 
@@ -89,6 +101,13 @@ type fault struct {
 	truncate bool
 }
 
+type logEvent struct {
+	uuid      string
+	published time.Time
+	eventType string
+	targets   []map[string]any
+}
+
 type window struct {
 	start time.Time
 	used  int
@@ -108,6 +127,7 @@ func New() *Org {
 		byPath:   map[string]int{},
 		byCode:   map[int]int{},
 		windows:  map[string]*window{},
+		failKind: map[string]int{},
 	}
 	o.Server = httptest.NewServer(http.HandlerFunc(o.serve))
 	return o
@@ -155,8 +175,11 @@ func (o *Org) AddUser(login string, assigned bool) string {
 	id := o.nextID("00u")
 	first, _, _ := strings.Cut(login, "@")
 	o.users[id] = &user{ID: id, Status: "ACTIVE", Login: login, First: first, Last: "Test", Created: now, LastUpdated: now}
+	o.logUser("user.lifecycle.create", id)
+	o.logUser("user.lifecycle.activate", id)
 	if assigned {
 		o.assigned[id] = &assignment{status: "ACTIVE", created: now, lastUpdated: now}
+		o.logMembership("application.user_membership.add", id)
 	}
 	return id
 }
@@ -176,6 +199,7 @@ func (o *Org) Assign(id string) {
 	defer o.mu.Unlock()
 	now := o.tick()
 	o.assigned[id] = &assignment{status: "ACTIVE", created: now, lastUpdated: now}
+	o.logMembership("application.user_membership.add", id)
 }
 
 // Unassign removes user id from the app (it disappears from the listing,
@@ -184,6 +208,65 @@ func (o *Org) Unassign(id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.assigned, id)
+	o.logMembership("application.user_membership.remove", id)
+}
+
+// DeleteUser deletes user id (deactivated first, as Okta requires), with
+// its assignment.
+func (o *Org) DeleteUser(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.users[id].Status != "DEPROVISIONED" {
+		o.logUser("user.lifecycle.deactivate", id)
+	}
+	o.logUser("user.lifecycle.delete.initiated", id)
+	delete(o.assigned, id)
+	delete(o.users, id)
+	for _, g := range o.groups {
+		delete(g.members, id)
+	}
+}
+
+// AddLogEvent appends a System Log event of eventType about user id (with
+// the app as a target for application.* events) without changing the
+// org: an event whose change was undone, or a stale one.
+func (o *Org) AddLogEvent(eventType, id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if strings.HasPrefix(eventType, "application.") {
+		o.logMembership(eventType, id)
+	} else {
+		o.logUser(eventType, id)
+	}
+}
+
+// userTarget is the User target of an event about id.
+func (o *Org) userTarget(id string) map[string]any {
+	t := map[string]any{"id": id, "type": "User", "alternateId": "unknown", "displayName": "unknown", "detailEntry": nil}
+	if u := o.users[id]; u != nil {
+		t["alternateId"], t["displayName"] = u.Login, u.First+" "+u.Last
+	}
+	return t
+}
+
+// logUser records a user.lifecycle.* event, with o.mu held.
+func (o *Org) logUser(eventType, id string) {
+	o.appendLog(eventType, []map[string]any{o.userTarget(id)})
+}
+
+// logMembership records an application.user_membership.* event: its
+// targets are the app user, the app and the user, as in Okta.
+func (o *Org) logMembership(eventType, id string) {
+	ut := o.userTarget(id)
+	o.appendLog(eventType, []map[string]any{
+		{"id": "0ua" + strings.TrimPrefix(id, "00u"), "type": "AppUser", "alternateId": ut["alternateId"], "displayName": ut["displayName"], "detailEntry": nil},
+		{"id": o.AppID, "type": "AppInstance", "alternateId": "Gatehouse", "displayName": "Gatehouse", "detailEntry": map[string]any{"signOnModeType": "SAML_2_0"}},
+		ut,
+	})
+}
+
+func (o *Org) appendLog(eventType string, targets []map[string]any) {
+	o.logs = append(o.logs, logEvent{uuid: fmt.Sprintf("%08d-0000-11ee-8000-000000000000", len(o.logs)+1), published: o.tick(), eventType: eventType, targets: targets})
 }
 
 // SetStatus sets user id's status (ACTIVE, SUSPENDED, DEPROVISIONED...);
@@ -193,9 +276,20 @@ func (o *Org) SetStatus(id, status string) {
 	defer o.mu.Unlock()
 	now := o.tick()
 	u := o.users[id]
+	prev := u.Status
 	u.Status, u.LastUpdated = status, now
 	if a := o.assigned[id]; a != nil {
 		a.lastUpdated = now
+	}
+	switch {
+	case status == "SUSPENDED":
+		o.logUser("user.lifecycle.suspend", id)
+	case status == "DEPROVISIONED":
+		o.logUser("user.lifecycle.deactivate", id)
+	case status == "ACTIVE" && prev == "SUSPENDED":
+		o.logUser("user.lifecycle.unsuspend", id)
+	case status == "ACTIVE":
+		o.logUser("user.lifecycle.activate", id)
 	}
 }
 
@@ -250,6 +344,18 @@ func (o *Org) TruncateCall(n int) {
 	o.faults[o.calls+n] = fault{truncate: true}
 }
 
+// FailKind makes every call of a path kind (see Calls) answer status, until
+// called again with status 0.
+func (o *Org) FailKind(kind string, status int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if status == 0 {
+		delete(o.failKind, kind)
+		return
+	}
+	o.failKind[kind] = status
+}
+
 // SlowPages delays every API answer by d.
 func (o *Org) SlowPages(d time.Duration) {
 	o.mu.Lock()
@@ -258,7 +364,8 @@ func (o *Org) SlowPages(d time.Duration) {
 }
 
 // Calls returns the API calls made so far by path kind ("apps.users",
-// "groups", "groups.users", "oauth2.token") and by status.
+// "apps.user", "users", "logs", "groups", "groups.users", "oauth2.token")
+// and by status.
 func (o *Org) Calls() (total int, byPath map[string]int, byCode map[int]int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -319,6 +426,12 @@ func pathKind(p string) string {
 	switch {
 	case len(parts) == 5 && parts[2] == "apps" && parts[4] == "users":
 		return "apps.users"
+	case len(parts) == 6 && parts[2] == "apps" && parts[4] == "users":
+		return "apps.user"
+	case len(parts) == 4 && parts[2] == "users":
+		return "users"
+	case len(parts) == 3 && parts[2] == "logs":
+		return "logs"
 	case len(parts) == 3 && parts[2] == "groups":
 		return "groups"
 	case len(parts) == 5 && parts[2] == "groups" && parts[4] == "users":
@@ -362,6 +475,10 @@ func (o *Org) route(w http.ResponseWriter, r *http.Request, kind string) (int, [
 		writeError(w, f.status, "E0000009", "Internal Server Error")
 		return f.status, nil
 	}
+	if status := o.failKind[kind]; status != 0 {
+		writeError(w, status, "E0000009", "Internal Server Error")
+		return status, nil
+	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
 	limitN := 200
@@ -372,6 +489,27 @@ func (o *Org) route(w http.ResponseWriter, r *http.Request, kind string) (int, [
 		limitN = min(limitN, o.PageSize)
 	}
 	switch kind {
+	case "logs":
+		return o.serveLogs(w, r)
+	case "apps.user":
+		if parts[3] != o.AppID {
+			writeError(w, http.StatusNotFound, "E0000007", "Not found: Resource not found: "+parts[3]+" (AppInstance)")
+			return http.StatusNotFound, nil
+		}
+		if o.assigned[parts[5]] == nil {
+			writeError(w, http.StatusNotFound, "E0000007", "Not found: Resource not found: "+parts[5]+" (AppUser)")
+			return http.StatusNotFound, nil
+		}
+		body, _ := json.Marshal(o.appUserJSON(parts[5], q.Get("expand") == "user"))
+		return http.StatusOK, body
+	case "users":
+		u := o.users[parts[3]]
+		if u == nil {
+			writeError(w, http.StatusNotFound, "E0000007", "Not found: Resource not found: "+parts[3]+" (User)")
+			return http.StatusNotFound, nil
+		}
+		body, _ := json.Marshal(o.userJSON(u))
+		return http.StatusOK, body
 	case "apps.users":
 		if parts[3] != o.AppID {
 			writeError(w, http.StatusNotFound, "E0000007", "Not found: Resource not found: "+parts[3]+" (AppInstance)")
@@ -530,7 +668,16 @@ func (o *Org) serveToken(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	scopes := strings.Fields(r.PostForm.Get("scope"))
+	if o.LogsForbidden && slices.Contains(scopes, "okta.logs.read") {
+		o.byCode[http.StatusBadRequest]++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_scope", "error_description": "The following scopes are not allowed: okta.logs.read"})
+		return
+	}
 	o.accessToken = fmt.Sprintf("at-%d", o.now().UnixNano())
+	o.tokenScopes = scopes
 	o.byCode[http.StatusOK]++
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
@@ -580,4 +727,213 @@ func (o *Org) checkAssertion(jwt, aud string) string {
 		return "The client_assertion is expired or valid for too long."
 	}
 	return ""
+}
+
+// serveLogs answers GET /api/v1/logs as a polling query: events published
+// at or after since (default seven days ago) that match filter, oldest
+// first, limit per page, an after cursor, and, as Okta does for a query
+// without until, a next link on every page (the client stops at an empty
+// page). With o.mu held.
+func (o *Org) serveLogs(w http.ResponseWriter, r *http.Request) (int, []byte) {
+	scoped := !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || slices.Contains(o.tokenScopes, "okta.logs.read")
+	if o.LogsForbidden || !scoped {
+		writeError(w, http.StatusForbidden, "E0000006", "You do not have permission to perform the requested action")
+		return http.StatusForbidden, nil
+	}
+	q := r.URL.Query()
+	since := o.now().Add(-7 * 24 * time.Hour)
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "E0000001", "Api validation failed: since")
+			return http.StatusBadRequest, nil
+		}
+		since = t
+	}
+	var match func(logEvent) bool
+	if f := q.Get("filter"); f != "" {
+		p := &filterParser{toks: tokenizeFilter(f)}
+		m, err := p.expr()
+		if err != nil || p.pos != len(p.toks) {
+			writeError(w, http.StatusBadRequest, "E0000031", "Invalid search criteria.")
+			return http.StatusBadRequest, nil
+		}
+		match = m
+	}
+	limit := 100
+	if v, err := strconv.Atoi(q.Get("limit")); err == nil && v > 0 {
+		limit = min(v, 1000)
+	}
+	if o.PageSize > 0 {
+		limit = min(limit, o.PageSize)
+	}
+	after := q.Get("after")
+	passed := after == ""
+	out := []any{}
+	last := after
+	for _, ev := range o.logs {
+		if !passed {
+			passed = ev.uuid == after
+			continue
+		}
+		if ev.published.Before(since) || (match != nil && !match(ev)) {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		out = append(out, o.logEventJSON(ev))
+		last = ev.uuid
+	}
+	h := w.Header()
+	h.Add("Link", "<"+o.Server.URL+r.URL.RequestURI()+`>; rel="self"`)
+	nq := r.URL.Query()
+	if last != "" {
+		nq.Set("after", last)
+	}
+	next := url.URL{Path: r.URL.Path, RawQuery: nq.Encode()}
+	h.Add("Link", "<"+o.Server.URL+next.RequestURI()+`>; rel="next"`)
+	body, _ := json.Marshal(out)
+	return http.StatusOK, body
+}
+
+// logEventJSON is an event in Okta's LogEvent shape.
+func (o *Org) logEventJSON(ev logEvent) map[string]any {
+	return map[string]any{
+		"uuid": ev.uuid, "published": ts(ev.published), "eventType": ev.eventType, "version": "0",
+		"severity": "INFO", "legacyEventType": nil, "displayMessage": ev.eventType,
+		"actor":                 map[string]any{"id": "00uadmin", "type": "User", "alternateId": "admin@example.com", "displayName": "Admin", "detailEntry": nil},
+		"client":                map[string]any{"userAgent": nil, "zone": "null", "device": "Computer", "id": nil, "ipAddress": "192.0.2.1", "geographicalContext": nil},
+		"outcome":               map[string]any{"result": "SUCCESS", "reason": nil},
+		"target":                ev.targets,
+		"transaction":           map[string]any{"type": "WEB", "id": "tx-" + ev.uuid, "detail": map[string]any{}},
+		"debugContext":          map[string]any{"debugData": map[string]any{}},
+		"authenticationContext": map[string]any{"authenticationStep": 0, "externalSessionId": "trs-" + ev.uuid},
+		"securityContext":       map[string]any{},
+		"request":               map[string]any{"ipChain": []any{}},
+	}
+}
+
+// The System Log filter: comparisons `attr eq "value"` (attr one of
+// eventType, target.id, target.type, outcome.result; target.* matches any
+// target) joined by and/or, with parentheses. Enough of Okta's filter
+// language for what user sync sends.
+
+func tokenizeFilter(s string) []string {
+	var toks []string
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == ' ':
+			i++
+		case c == '(' || c == ')':
+			toks = append(toks, string(c))
+			i++
+		case c == '"':
+			j := strings.IndexByte(s[i+1:], '"')
+			if j < 0 {
+				return append(toks, s[i:])
+			}
+			toks = append(toks, s[i:i+j+2])
+			i += j + 2
+		default:
+			j := strings.IndexAny(s[i:], " ()")
+			if j < 0 {
+				j = len(s) - i
+			}
+			toks = append(toks, s[i:i+j])
+			i += j
+		}
+	}
+	return toks
+}
+
+type filterParser struct {
+	toks []string
+	pos  int
+}
+
+func (p *filterParser) peek() string {
+	if p.pos < len(p.toks) {
+		return p.toks[p.pos]
+	}
+	return ""
+}
+
+func (p *filterParser) expr() (func(logEvent) bool, error) {
+	left, err := p.term()
+	if err != nil {
+		return nil, err
+	}
+	for strings.EqualFold(p.peek(), "or") {
+		p.pos++
+		right, err := p.term()
+		if err != nil {
+			return nil, err
+		}
+		l := left
+		left = func(ev logEvent) bool { return l(ev) || right(ev) }
+	}
+	return left, nil
+}
+
+func (p *filterParser) term() (func(logEvent) bool, error) {
+	left, err := p.factor()
+	if err != nil {
+		return nil, err
+	}
+	for strings.EqualFold(p.peek(), "and") {
+		p.pos++
+		right, err := p.factor()
+		if err != nil {
+			return nil, err
+		}
+		l := left
+		left = func(ev logEvent) bool { return l(ev) && right(ev) }
+	}
+	return left, nil
+}
+
+func (p *filterParser) factor() (func(logEvent) bool, error) {
+	if p.peek() == "(" {
+		p.pos++
+		m, err := p.expr()
+		if err != nil {
+			return nil, err
+		}
+		if p.peek() != ")" {
+			return nil, fmt.Errorf("missing )")
+		}
+		p.pos++
+		return m, nil
+	}
+	if p.pos+3 > len(p.toks) || !strings.EqualFold(p.toks[p.pos+1], "eq") {
+		return nil, fmt.Errorf("expected attr eq value")
+	}
+	attr, raw := p.toks[p.pos], p.toks[p.pos+2]
+	p.pos += 3
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, fmt.Errorf("value must be quoted")
+	}
+	val := raw[1 : len(raw)-1]
+	anyTarget := func(field string) func(logEvent) bool {
+		return func(ev logEvent) bool {
+			for _, t := range ev.targets {
+				if t[field] == val {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	switch attr {
+	case "eventType":
+		return func(ev logEvent) bool { return ev.eventType == val }, nil
+	case "target.id":
+		return anyTarget("id"), nil
+	case "target.type":
+		return anyTarget("type"), nil
+	case "outcome.result":
+		return func(logEvent) bool { return val == "SUCCESS" }, nil
+	}
+	return nil, fmt.Errorf("unsupported attribute %q", attr)
 }

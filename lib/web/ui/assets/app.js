@@ -102,6 +102,7 @@ const STATES = {
   not_configured: ["Not configured", "badge-off"],
   sso_only: ["SSO only", "badge-info"],
   sso_scim: ["SSO + SCIM", "badge-ok"],
+  sso_usersync: ["SSO + user sync", "badge-ok"],
   error: ["Error", "badge-err"],
 };
 function stateBadge(state, id) {

@@ -48,7 +48,9 @@ function render(ui, box, st, readOnly, scimOn) {
       run.last_run_start ? `${fmtTime(run.last_run_start)} — ${run.last_run_full ? "full pass" : "incremental"} — ` : "",
       h("span", { id: "usersync-outcome", class: run.last_run_start && !run.running && !run.last_run_ok ? "outcome-failure" : "" }, outcome)),
     h("dt", {}, "Next run"), h("dd", { id: "usersync-next-run" }, s.enabled && run.next_run ? fmtTime(run.next_run) : "—"),
-    h("dt", {}, "Last error"), h("dd", { id: "usersync-last-error" }, run.last_error ? h("span", { class: "outcome-failure" }, run.last_error) : h("span", { class: "muted" }, "None")));
+    // A clean run's "last error" is a warning (users not applied, the System
+    // Log refused): shown, but not in the failure colour.
+    h("dt", {}, "Last error"), h("dd", { id: "usersync-last-error" }, run.last_error ? h("span", { class: run.last_run_ok ? "" : "outcome-failure" }, run.last_error) : h("span", { class: "muted" }, "None")));
   const stats = h("dl", { class: "stats" },
     [["Seen", "users_seen"], ["Created", "users_created"], ["Updated", "users_updated"], ["Locked", "users_locked"], ["Not applied", "users_refused"], ["Okta calls", "api_calls"]]
       .map(([label, key]) => h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id: `usersync-${key.replace("_", "-")}` }, String(run[key] || 0)))));
