@@ -164,7 +164,14 @@ func create(ctx context.Context, cfg Config, attempts int) (*Link, error) {
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
-		if _, err := cfg.Backend.Create(ctx, backend.Item{Key: MarkerKey, Value: value}); err != nil && !trace.IsAlreadyExists(err) {
+		_, err = cfg.Backend.Create(ctx, backend.Item{Key: MarkerKey, Value: value})
+		if trace.IsAlreadyExists(err) {
+			// Another server wrote the marker since this one looked: the
+			// users seen may be the administrator it just created, whose
+			// link is that server's to print.
+			return elsewhere(ctx, cfg)
+		}
+		if err != nil {
 			return nil, trace.Wrap(err)
 		}
 		return nil, nil
@@ -216,6 +223,23 @@ func create(ctx context.Context, cfg Config, attempts int) (*Link, error) {
 	})
 	cfg.Logger.InfoContext(ctx, "Created the first administrator; its one-time password link is in the startup banner on stdout.", "user", cfg.User, "role", cfg.Role, "link_expires", tokenItem.Expires)
 	return &Link{User: cfg.User, Token: token, Expires: tokenItem.Expires, Created: true}, nil
+}
+
+// elsewhere reports what another server's marker says: ErrElsewhere when it
+// created the first administrator, nothing when it found users already.
+func elsewhere(ctx context.Context, cfg Config) (*Link, error) {
+	item, err := cfg.Backend.Get(ctx, MarkerKey)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var m marker
+	if err := json.Unmarshal(item.Value, &m); err != nil {
+		return nil, trace.BadParameter("the first-administrator marker at %s is unreadable: %v", MarkerKey, err)
+	}
+	if m.User != "" {
+		return nil, ErrElsewhere
+	}
+	return nil, nil
 }
 
 // renew runs on a backend with a marker.
