@@ -55,7 +55,12 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 	args := append(slices.Clone(storageArgs), "--log-level", "warn")
 	// Extra server flags, e.g. SCIM_BENCH_SERVER_ARGS="--diag-addr 127.0.0.1:3000" for /metrics.
 	args = append(args, strings.Fields(os.Getenv("SCIM_BENCH_SERVER_ARGS"))...)
+	profDir := os.Getenv("SCIM_BENCH_PROFILE_DIR")
+	if profDir != "" {
+		args = append(args, "--diag-addr", "127.0.0.1:0", "--diag-pprof")
+	}
 	srv := startGatehouse(b, gatehouseBin, dataDir, logs, args...)
+	prof := newPhaseProfiler(b, profDir, logs)
 	admin, _ := gatectlOn(b, gatectlBin, dataDir)
 	token := installOkta(b, admin, work)
 	c := newSCIMClient(b, srv, "okta", token, 64)
@@ -68,6 +73,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 
 	// Preload through POST /Users: creates per second.
 	ids := make([]string, users)
+	prof.start("create")
 	start := time.Now()
 	createLat := runParallel(b, createConc, users, func(i int) error {
 		r, err := c.try(http.MethodPost, "/Users", oktaUser(benchUser(i), "00u"+strconv.Itoa(i)))
@@ -84,6 +90,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 		return nil
 	})
 	createSecs := time.Since(start).Seconds()
+	prof.wait()
 	cpu1 := procCPU(b, pid)
 	rssLoaded := procStatusKB(b, pid, "VmRSS")
 
@@ -133,6 +140,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 	// Deactivations: Okta's PATCH active:false, concurrency 16.
 	start = time.Now()
 	deactivate := patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})
+	prof.start("deactivate")
 	deactLat := runParallel(b, lookupConc, deactivations, func(i int) error {
 		r, err := c.try(http.MethodPatch, "/Users/"+ids[i], deactivate)
 		if err != nil {
@@ -147,6 +155,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 		return nil
 	})
 	deactSecs := time.Since(start).Seconds()
+	prof.wait()
 	cpu3 := procCPU(b, pid)
 	b.StopTimer()
 
