@@ -442,23 +442,23 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimst
 	}
 	for range maxAttempts {
 		now := p.cfg.Clock.Now().UTC()
-		existing, err := p.store.LookupUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
+		existing, err := p.store.FindUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
 		var old, next *scimstore.UserRecord
 		switch {
-		case err == nil && (existing.Active || !in.Active):
+		case err != nil:
+			return nil, trace.Wrap(err)
+		case existing != nil && (existing.Active || !in.Active):
 			return nil, trace.AlreadyExists("a SCIM user with userName %q already exists", in.UserName)
-		case err == nil:
+		case existing != nil:
 			old = existing
 			n := *existing
 			n.UserName, n.ExternalID, n.Attributes, n.Active = in.UserName, in.ExternalID, in.Attributes, true
 			n.LastModified = now
 			next = &n
-		case trace.IsNotFound(err):
+		default:
 			n := *in
 			n.ID, n.Created, n.LastModified, n.Revision = uuid.NewString(), now, now, ""
 			next = &n
-		default:
-			return nil, trace.Wrap(err)
 		}
 		rev, o, err := p.writeUser(ctx, pc, old, next)
 		if trace.IsCompareFailed(err) {

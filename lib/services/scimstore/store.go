@@ -354,6 +354,9 @@ func (s *Store) lookupIndirect(ctx context.Context, key, prefix backend.Key) (it
 		return nil, true, trace.NotFound("no such index entry")
 	}
 	item, err = s.indirect.GetIndirect(ctx, key, prefix)
+	if trace.IsNotFound(err) {
+		return nil, true, err // the expected answer, passed on without a stack trace
+	}
 	if err != nil {
 		return nil, true, trace.Wrap(err)
 	}
@@ -453,15 +456,30 @@ func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (s
 // LookupUserID); trace.NotFound if none. The record is checked to carry the
 // value, so a stale read can never return another user.
 func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
-	rec, err := s.lookupUser(ctx, plugin, attr, value)
+	rec, err := s.FindUser(ctx, plugin, attr, value)
 	if err != nil {
-		if trace.IsNotFound(err) {
-			return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
-		}
+		return nil, trace.Wrap(err)
+	}
+	if rec == nil {
+		return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
+	}
+	return rec, nil
+}
+
+// FindUser is LookupUser for a caller to whom a missing record is an
+// expected answer (a create looking for the name it is about to take):
+// nil and no error when there is none, so that no error, and no stack
+// trace, is made for it.
+func (s *Store) FindUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
+	rec, err := s.lookupUser(ctx, plugin, attr, value)
+	switch {
+	case trace.IsNotFound(err):
+		return nil, nil
+	case err != nil:
 		return nil, trace.Wrap(err)
 	}
 	if strings.EqualFold(attr, AttrUserName) && !canonical.Equal(rec.UserName, value) {
-		return nil, trace.NotFound("no SCIM user with %s %q", attr, value)
+		return nil, nil
 	}
 	return rec, nil
 }
@@ -495,6 +513,9 @@ func (s *Store) lookupUser(ctx context.Context, plugin, attr, value string) (*Us
 	}
 	if key != nil {
 		if item, ok, err := s.lookupIndirect(ctx, key, UsersPrefix(plugin)); ok {
+			if trace.IsNotFound(err) {
+				return nil, err // unwrapped: FindUser turns it into "none"
+			}
 			if err != nil {
 				return nil, trace.Wrap(err)
 			}
