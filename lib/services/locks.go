@@ -155,6 +155,7 @@ func NewLockService(cfg Config) (*LockService, error) {
 		Kind:      KindLock,
 		KeyPrefix: LocksPrefix,
 		Validate:  ValidateLock,
+		Binary:    true,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -157,9 +157,19 @@ func marshalValidated[T generic.Resource](prefix string, r T, validate func(T) e
 	if err := validate(c); err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}
+	if binaryKinds[prefix] {
+		item, err := generic.MarshalResourceBinary(prefix, c)
+		return item, trace.Wrap(err)
+	}
 	item, err := generic.MarshalResource(prefix, c, protojson.MarshalOptions{})
 	return item, trace.Wrap(err)
 }
+
+// binaryKinds are the key prefixes whose resources are stored in the
+// protobuf binary encoding (generic.Config.Binary): the kinds written by
+// every SCIM write, and the most numerous. A data dir holds about one user
+// per person, and a lock per deactivated one.
+var binaryKinds = map[string]bool{UsersPrefix: true, LocksPrefix: true}
 
 // stripped removes r's secrets in place unless withSecrets is set, and
 // returns r. Only for resources freshly decoded from the backend.
@@ -186,6 +196,7 @@ func NewUserService(cfg Config) (*UserService, error) {
 		Kind:      KindUser,
 		KeyPrefix: UsersPrefix,
 		Validate:  ValidateUser,
+		Binary:    true,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
