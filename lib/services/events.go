@@ -109,8 +109,13 @@ func checkEventTime(t time.Time) error {
 // binary encoding, a third smaller than the protojson written before and
 // much cheaper to produce inside every SCIM write. UnmarshalAuditEvent reads
 // both.
+//
+// The event's id and time are not in the value: the key (EventKey) holds
+// them, and UnmarshalAuditEvent takes them from there.
 func MarshalAuditEvent(e *typesv1.AuditEvent) ([]byte, error) {
-	value, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	c := proto.Clone(e).(*typesv1.AuditEvent)
+	c.Id, c.Time = "", nil
+	value, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	return value, trace.Wrap(err)
 }
 
@@ -126,6 +131,18 @@ func UnmarshalAuditEvent(item backend.Item) (*typesv1.AuditEvent, error) {
 	}
 	if err != nil {
 		return nil, trace.BadParameter("stored audit event at %q is corrupt: %v", item.Key, err)
+	}
+	if e.Id == "" || e.Time == nil {
+		// events/<time>/<id>
+		parts := strings.Split(string(item.Key), string(backend.Separator))
+		if len(parts) != 3 {
+			return nil, trace.BadParameter("stored audit event at %q has no id and time", item.Key)
+		}
+		t, err := time.Parse(eventTimeLayout, parts[1])
+		if err != nil {
+			return nil, trace.BadParameter("stored audit event at %q has no id and time", item.Key)
+		}
+		e.Time, e.Id = timestamppb.New(t), parts[2]
 	}
 	return &e, nil
 }

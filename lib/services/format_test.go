@@ -73,6 +73,8 @@ func TestDataWrittenAsProtojsonStillReads(t *testing.T) {
 	item, err := b.Get(ctx, EventKey(clock.Now(), "new-event"))
 	require.NoError(t, err)
 	require.False(t, generic.IsJSON(item.Value), "new events are binary")
+	require.NotContains(t, string(item.Value), "new-event", "the id is in the key, not again in the value")
+	require.True(t, events[1].GetTime().AsTime().Equal(clock.Now()), "the time comes back from the key")
 
 	// The next write of the old user stores it in binary, with nothing lost.
 	gotUser.Spec.Roles = []string{"access", "editor"}

@@ -132,21 +132,35 @@ func MarshalUser(plugin string, rec *UserRecord) (backend.Item, error) {
 	if err := checkIndexed("externalId", rec.ExternalID); err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}
-	value, err := json.Marshal(rec)
+	// The id is the key's last part: not stored again in the value.
+	stored := *rec
+	stored.ID = ""
+	value, err := json.Marshal(&stored)
 	if err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}
 	return backend.Item{Key: UserKey(plugin, rec.ID), Value: value, Revision: rec.Revision}, nil
 }
 
-// UnmarshalUser decodes a stored user record, its Revision from the item.
+// UnmarshalUser decodes a stored user record, its Revision from the item,
+// and its ID from the key when the value does not hold it (records written
+// since MarshalUser stopped storing it; those written before still do).
 func UnmarshalUser(item backend.Item) (*UserRecord, error) {
 	var rec UserRecord
 	if err := json.Unmarshal(item.Value, &rec); err != nil {
 		return nil, trace.BadParameter("stored SCIM user at %q is corrupt: %v", item.Key, err)
 	}
+	if rec.ID == "" {
+		rec.ID = lastKeyPart(item.Key)
+	}
 	rec.Revision = item.Revision
 	return &rec, nil
+}
+
+// lastKeyPart is the part of key after its last separator.
+func lastKeyPart(key backend.Key) string {
+	k := string(key)
+	return k[strings.LastIndexByte(k, backend.Separator)+1:]
 }
 
 // MarshalGroup returns the backend item storing rec for plugin.

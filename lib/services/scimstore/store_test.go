@@ -188,3 +188,22 @@ func TestLookupJunkIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestUserRecordIDFromKey: a record is stored without its id, which is its key's last part; a
+// record written before, with the id in the value, reads the same.
+func TestUserRecordIDFromKey(t *testing.T) {
+	t.Parallel()
+	rec := &UserRecord{ID: "0b5e7c2a-1111-4222-8333-944455556666", UserName: "jane@example.com", Active: true, Attributes: []byte(`{"displayName":"Jane"}`)}
+	item, err := MarshalUser("okta", rec)
+	require.NoError(t, err)
+	require.NotContains(t, string(item.Value), rec.ID)
+	got, err := UnmarshalUser(item)
+	require.NoError(t, err)
+	require.Equal(t, rec.ID, got.ID)
+
+	old := backend.Item{Key: UserKey("okta", rec.ID), Value: []byte(`{"id":"` + rec.ID + `","user_name":"jane@example.com","active":true,"attributes":{}}`)}
+	got, err = UnmarshalUser(old)
+	require.NoError(t, err)
+	require.Equal(t, rec.ID, got.ID)
+	require.Equal(t, "jane@example.com", got.UserName)
+}
