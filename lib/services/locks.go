@@ -155,7 +155,7 @@ func NewLockService(cfg Config) (*LockService, error) {
 		Kind:      KindLock,
 		KeyPrefix: LocksPrefix,
 		Validate:  ValidateLock,
-		Binary:    true,
+		Binary:    binaryKinds[LocksPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

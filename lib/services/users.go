@@ -196,12 +196,24 @@ func NewUserService(cfg Config) (*UserService, error) {
 		Kind:      KindUser,
 		KeyPrefix: UsersPrefix,
 		Validate:  ValidateUser,
-		Binary:    true,
+		Binary:    binaryKinds[UsersPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if c, ok := cfg.Backend.(cacheWhenReader); ok {
+		// Users are written in bulk (one per SCIM create) and read by key
+		// only on writes and logins: the backend's read cache keeps them
+		// once read, not on every write (lite.Backend.CacheWhenRead).
+		c.CacheWhenRead(backend.NewKey(UsersPrefix, ""))
+	}
 	return &UserService{svc: svc}, nil
+}
+
+// cacheWhenReader is a backend whose read cache can take a prefix's items
+// when they are read rather than when written (lite.Backend).
+type cacheWhenReader interface {
+	CacheWhenRead(prefixes ...backend.Key)
 }
 
 // GetUser reads a user; its local_auth only with withSecrets.

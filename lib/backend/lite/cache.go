@@ -57,6 +57,9 @@ type readCache struct {
 	// SQLite.
 	gen          atomic.Uint64
 	hits, misses atomic.Int64
+	// whenRead are the key prefixes whose items enter the cache when they
+	// are read, not when they are written (CacheWhenRead). Written under mu.
+	whenRead []backend.Key
 }
 
 // minReadCacheSize is the smallest cache: room for a few thousand items.
@@ -173,7 +176,7 @@ func (c *readCache) apply(events []backend.Event) {
 	defer c.mu.Unlock()
 	c.gen.Add(1)
 	for _, ev := range events {
-		if ev.Type != backend.OpPut || !ev.Item.Expires.IsZero() {
+		if ev.Type != backend.OpPut || !ev.Item.Expires.IsZero() || c.cachedWhenReadLocked(ev.Item.Key) {
 			c.ring.del(ev.Item.Key)
 			continue
 		}
@@ -185,6 +188,26 @@ func (c *readCache) apply(events []backend.Event) {
 		}
 		c.ring.set(ev.Item.Key, rev, ev.Item.Value)
 	}
+}
+
+// cachedWhenReadLocked reports whether key is under a CacheWhenRead prefix.
+func (c *readCache) cachedWhenReadLocked(key backend.Key) bool {
+	for _, p := range c.whenRead {
+		if bytes.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// setWhenRead replaces the CacheWhenRead prefixes.
+func (c *readCache) setWhenRead(prefixes []backend.Key) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.whenRead = prefixes
 }
 
 // reset forgets everything: after a failed COMMIT, what is stored is not
@@ -216,6 +239,18 @@ func cloneValue(v []byte) []byte {
 		return nil
 	}
 	return bytes.Clone(v)
+}
+
+// CacheWhenRead makes the items under each prefix enter the read cache
+// when they are read rather than when they are written: a write under
+// them only drops the key from the cache, and the next read caches what it
+// finds, as for any miss. It is for kinds written in bulk and rarely read by
+// key on a hot path (user resources: 100,000 SCIM creates wrote about 60 MB
+// of them into the cache, which no SCIM lookup reads), so that the cache's
+// memory goes to what is read. Reads stay exact either way. It replaces the
+// prefixes set before.
+func (b *Backend) CacheWhenRead(prefixes ...backend.Key) {
+	b.cache.setWhenRead(slices.Clone(prefixes))
 }
 
 // CacheStats describes the read cache, for tests and benchmarks.
