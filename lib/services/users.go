@@ -1,6 +1,7 @@
 package services
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -205,7 +206,8 @@ func NewUserService(cfg Config) (*UserService, error) {
 		// Users are written in bulk (one per SCIM create) and read by key
 		// only on writes and logins: the backend's read cache keeps them
 		// once read, not on every write (lite.Backend.CacheWhenRead).
-		c.CacheWhenRead(backend.NewKey(UsersPrefix, ""))
+		prefix := backend.NewKey(UsersPrefix, "")
+		c.CacheWhenRead(func(k backend.Key) bool { return bytes.HasPrefix(k, prefix) })
 	}
 	return &UserService{svc: svc}, nil
 }
@@ -213,7 +215,7 @@ func NewUserService(cfg Config) (*UserService, error) {
 // cacheWhenReader is a backend whose read cache can take a prefix's items
 // when they are read rather than when written (lite.Backend).
 type cacheWhenReader interface {
-	CacheWhenRead(prefixes ...backend.Key)
+	CacheWhenRead(match func(key backend.Key) bool)
 }
 
 // GetUser reads a user; its local_auth only with withSecrets.

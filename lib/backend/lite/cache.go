@@ -57,9 +57,9 @@ type readCache struct {
 	// SQLite.
 	gen          atomic.Uint64
 	hits, misses atomic.Int64
-	// whenRead are the key prefixes whose items enter the cache when they
-	// are read, not when they are written (CacheWhenRead). Written under mu.
-	whenRead []backend.Key
+	// whenRead match the keys whose items enter the cache when they are
+	// read, not when they are written (CacheWhenRead). Written under mu.
+	whenRead []func(backend.Key) bool
 }
 
 // minReadCacheSize is the smallest cache: room for a few thousand items.
@@ -190,24 +190,24 @@ func (c *readCache) apply(events []backend.Event) {
 	}
 }
 
-// cachedWhenReadLocked reports whether key is under a CacheWhenRead prefix.
+// cachedWhenReadLocked reports whether a CacheWhenRead rule matches key.
 func (c *readCache) cachedWhenReadLocked(key backend.Key) bool {
-	for _, p := range c.whenRead {
-		if bytes.HasPrefix(key, p) {
+	for _, match := range c.whenRead {
+		if match(key) {
 			return true
 		}
 	}
 	return false
 }
 
-// setWhenRead replaces the CacheWhenRead prefixes.
-func (c *readCache) setWhenRead(prefixes []backend.Key) {
+// addWhenRead adds a CacheWhenRead rule.
+func (c *readCache) addWhenRead(match func(backend.Key) bool) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.whenRead = prefixes
+	c.whenRead = append(c.whenRead, match)
 }
 
 // reset forgets everything: after a failed COMMIT, what is stored is not
@@ -241,16 +241,18 @@ func cloneValue(v []byte) []byte {
 	return bytes.Clone(v)
 }
 
-// CacheWhenRead makes the items under each prefix enter the read cache
-// when they are read rather than when they are written: a write under
-// them only drops the key from the cache, and the next read caches what it
-// finds, as for any miss. It is for kinds written in bulk and rarely read by
-// key on a hot path (user resources: 100,000 SCIM creates wrote about 60 MB
-// of them into the cache, which no SCIM lookup reads), so that the cache's
-// memory goes to what is read. Reads stay exact either way. It replaces the
-// prefixes set before.
-func (b *Backend) CacheWhenRead(prefixes ...backend.Key) {
-	b.cache.setWhenRead(slices.Clone(prefixes))
+// CacheWhenRead makes the items whose keys match enter the read cache when
+// they are read rather than when they are written: a write of such a key
+// only drops it from the cache, and the next read caches what it finds, as
+// for any miss. It is for kinds written in bulk and rarely read by key on a
+// hot path (user resources: 100,000 SCIM creates wrote about 60 MB of them
+// into the cache, which no SCIM lookup reads; index entries only ever read
+// by range, which the cache never answers), so that the cache's memory goes
+// to what is read. Reads stay exact either way. Rules add up; match must be
+// cheap and safe for concurrent use, as it runs on the writer goroutine for
+// every key written.
+func (b *Backend) CacheWhenRead(match func(key backend.Key) bool) {
+	b.cache.addWhenRead(match)
 }
 
 // CacheStats describes the read cache, for tests and benchmarks.

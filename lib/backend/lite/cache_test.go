@@ -1,6 +1,7 @@
 package lite
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -328,7 +329,7 @@ func TestReadCacheWhenRead(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newCached(t, Config{})
-	b.CacheWhenRead(backend.Key("users/"))
+	b.CacheWhenRead(func(k backend.Key) bool { return bytes.HasPrefix(k, []byte("users/")) })
 
 	_, err := b.Put(ctx, backend.Item{Key: backend.Key("users/alice"), Value: []byte("v1")})
 	require.NoError(t, err)

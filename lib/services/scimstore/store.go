@@ -353,7 +353,35 @@ func New(b backend.Backend) (*Store, error) {
 	}
 	s := &Store{b: b}
 	s.indirect, _ = b.(indirectGetter)
+	if c, ok := b.(cacheWhenReader); ok {
+		// externalId index entries are only read by range, which a read
+		// cache does not answer: caching them on write would only take
+		// memory (about 120 bytes a user).
+		c.CacheWhenRead(isExternalIDIndexKey)
+	}
 	return s, nil
+}
+
+// cacheWhenReader is a backend whose read cache can take some items when
+// they are read rather than when written (lite.Backend).
+type cacheWhenReader interface {
+	CacheWhenRead(match func(key backend.Key) bool)
+}
+
+// isExternalIDIndexKey reports whether key is a user or group externalId
+// index entry: scim/<plugin>/(user|group)_external_id_index/...
+func isExternalIDIndexKey(key backend.Key) bool {
+	rest, ok := bytes.CutPrefix(key, []byte(Prefix+string(backend.Separator)))
+	if !ok {
+		return false
+	}
+	i := bytes.IndexByte(rest, backend.Separator)
+	if i < 0 {
+		return false
+	}
+	rest = rest[i+1:]
+	return bytes.HasPrefix(rest, []byte(userExternalIDsPart+string(backend.Separator))) ||
+		bytes.HasPrefix(rest, []byte(groupExternalIDsPart+string(backend.Separator)))
 }
 
 // lookupIndirect reads the record an index entry names through

@@ -207,3 +207,20 @@ func TestUserRecordIDFromKey(t *testing.T) {
 	require.Equal(t, rec.ID, got.ID)
 	require.Equal(t, "jane@example.com", got.UserName)
 }
+
+func TestIsExternalIDIndexKey(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]bool{
+		UserExternalIDKey("okta", "00u1", "id1").String():              true,
+		GroupExternalIDKey("okta", "g1", "id1").String():               true,
+		UserKey("okta", "id1").String():                                false,
+		UserNameKey("okta", "jane").String():                           false,
+		GroupNameKey("okta", "eng").String():                           false,
+		"users/user_external_id_index":                                 false,
+		"scim/user_external_id_index/x":                                false,
+		"scim/okta/user_external_id_indexes/x":                         false,
+		UserExternalIDKey("user_external_id_index", "x", "y").String(): true,
+	} {
+		require.Equal(t, want, isExternalIDIndexKey(backend.Key(key)), key)
+	}
+}
