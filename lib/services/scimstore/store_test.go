@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
@@ -222,5 +223,31 @@ func TestIsExternalIDIndexKey(t *testing.T) {
 		UserExternalIDKey("user_external_id_index", "x", "y").String(): true,
 	} {
 		require.Equal(t, want, isExternalIDIndexKey(backend.Key(key)), key)
+	}
+}
+
+// TestUserRecordEncoding: the compact encoding round-trips every field, and a truncated value is
+// an error, never a panic or a half record.
+func TestUserRecordEncoding(t *testing.T) {
+	t.Parallel()
+	for name, rec := range map[string]*UserRecord{
+		"full": {ID: "id1", UserName: "jane@example.com", ExternalID: "00u1", Active: true,
+			Attributes:   []byte(`{"displayName":"Jane","emails":[{"value":"jane@example.com"}]}`),
+			Groups:       []GroupRef{{ID: "g1", DisplayName: "Eng"}, {ID: "g2", DisplayName: "Ops / Night"}},
+			Created:      time.Date(2026, 12, 5, 14, 0, 0, 123456789, time.UTC),
+			LastModified: time.Date(2026, 12, 5, 15, 0, 0, 1, time.UTC)},
+		"minimal": {ID: "id2", UserName: "bob", Attributes: []byte(`{}`)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			item, err := MarshalUser("okta", rec)
+			require.NoError(t, err)
+			got, err := UnmarshalUser(item)
+			require.NoError(t, err)
+			require.Equal(t, rec, got)
+			for n := range len(item.Value) - len(rec.Attributes) {
+				_, err := UnmarshalUser(backend.Item{Key: item.Key, Value: item.Value[:n]})
+				require.Error(t, err, "truncated to %d bytes", n)
+			}
+		})
 	}
 }
