@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -31,6 +32,16 @@ func BenchmarkSCIMLoad(b *testing.B) {
 	scimLoad(b, "SQLite", envInt(b, "SCIM_BENCH_USERS", 100_000), "--storage", "sqlite")
 }
 
+// loadResult is what one scimLoad run measured.
+type loadResult struct {
+	users                            int
+	createRate, lookupRate, deacRate float64
+	createP99, lookupP99             time.Duration
+	cpuCreate, cpuLookup, cpuDeac    time.Duration // server CPU per operation
+	rssLoadedMiB, rssEndMiB          float64       // server RSS after the preload, at the end
+	dataDirMB                        float64
+}
+
 // BenchmarkSCIMLoadEtcd is BenchmarkSCIMLoad on etcd: the same harness against a gatehouse whose
 // storage is a single-member etcd embedded in the benchmark process (so the machine's cores are
 // shared by etcd, gatehouse and the client), preloaded with SCIM_BENCH_ETCD_USERS (default
@@ -43,7 +54,7 @@ func BenchmarkSCIMLoadEtcd(b *testing.B) {
 }
 
 // scimLoad runs the SCIM load on a gatehouse started with storageArgs.
-func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
+func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) loadResult {
 	createConc := envInt(b, "SCIM_BENCH_CREATE_CONCURRENCY", 32)
 	lookupDur := time.Duration(envInt(b, "SCIM_BENCH_LOOKUP_SECONDS", 20)) * time.Second
 	deactivations := min(users, envInt(b, "SCIM_BENCH_DEACTIVATIONS", 5_000))
@@ -55,7 +66,12 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 	args := append(slices.Clone(storageArgs), "--log-level", "warn")
 	// Extra server flags, e.g. SCIM_BENCH_SERVER_ARGS="--diag-addr 127.0.0.1:3000" for /metrics.
 	args = append(args, strings.Fields(os.Getenv("SCIM_BENCH_SERVER_ARGS"))...)
+	profDir := os.Getenv("SCIM_BENCH_PROFILE_DIR")
+	if profDir != "" {
+		args = append(args, "--diag-addr", "127.0.0.1:0", "--diag-pprof")
+	}
 	srv := startGatehouse(b, gatehouseBin, dataDir, logs, args...)
+	prof := newPhaseProfiler(b, profDir, logs)
 	admin, _ := gatectlOn(b, gatectlBin, dataDir)
 	token := installOkta(b, admin, work)
 	c := newSCIMClient(b, srv, "okta", token, 64)
@@ -68,6 +84,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 
 	// Preload through POST /Users: creates per second.
 	ids := make([]string, users)
+	prof.start("create")
 	start := time.Now()
 	createLat := runParallel(b, createConc, users, func(i int) error {
 		r, err := c.try(http.MethodPost, "/Users", oktaUser(benchUser(i), "00u"+strconv.Itoa(i)))
@@ -84,6 +101,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 		return nil
 	})
 	createSecs := time.Since(start).Seconds()
+	prof.wait()
 	cpu1 := procCPU(b, pid)
 	rssLoaded := procStatusKB(b, pid, "VmRSS")
 
@@ -133,6 +151,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 	// Deactivations: Okta's PATCH active:false, concurrency 16.
 	start = time.Now()
 	deactivate := patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})
+	prof.start("deactivate")
 	deactLat := runParallel(b, lookupConc, deactivations, func(i int) error {
 		r, err := c.try(http.MethodPatch, "/Users/"+ids[i], deactivate)
 		if err != nil {
@@ -147,6 +166,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 		return nil
 	})
 	deactSecs := time.Since(start).Seconds()
+	prof.wait()
 	cpu3 := procCPU(b, pid)
 	b.StopTimer()
 
@@ -161,6 +181,11 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) {
 		b.Fatal("gatehouse did not stop on SIGTERM")
 	}
 	require.Zero(b, throttled.Load(), "the default rate limit must never throttle the benchmark")
+	if keep := os.Getenv("SCIM_BENCH_KEEP_DATA_DIR"); keep != "" {
+		// For a look at what is stored per user (sqlite3 keep/backend/gatehouse.db).
+		out, err := exec.Command("cp", "-r", dataDir, keep).CombinedOutput()
+		require.NoError(b, err, "copying the data dir: %s", out)
+	}
 
 	createRate := float64(users) / createSecs
 	lookupRate := float64(len(lookups)) / lookupSecs
@@ -180,15 +205,25 @@ SCIM load on %s over HTTPS, %d users
 | deactivations/s (PATCH active:false, concurrency %d, %d users) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.2f ms/deactivation) |
 | machine load average at the end (2 cores, shared) | %s |
 | server RSS: start / after preload / after lookups / end / peak (VmHWM) | %d / %d / %d / %d / %d MiB |
-| data dir size | %.0f MB |
+| data dir size | %.0f MB (%.2f KB per user) |
 `, storage, users, createConc, createRate, ms(percentile(createLat, .5)), ms(percentile(createLat, .99)), ms(cpu1-cpu0)/float64(users),
 		lookupConc, lookupDur, lookupRate, len(lookups), ms(cpu2-cpu1)/float64(max(1, len(lookups))),
 		ms(percentile(lookups, .5)), ms(percentile(lookups, .99)), ms(percentile(lookups, 1)),
 		lookupConc, deactivations, deactRate, ms(percentile(deactLat, .5)), ms(percentile(deactLat, .99)), ms(cpu3-cpu2)/float64(max(1, deactivations)),
 		loadAvg(),
-		rssStart/1024, rssLoaded/1024, rssLookups/1024, rssEnd/1024, hwm/1024, dbSize)
+		rssStart/1024, rssLoaded/1024, rssLookups/1024, rssEnd/1024, hwm/1024, dbSize, dbSize*1000/float64(users))
 	b.Log(table)
 	fmt.Fprintln(os.Stderr, table)
+	return loadResult{
+		users:      users,
+		createRate: createRate, lookupRate: lookupRate, deacRate: deactRate,
+		createP99: percentile(createLat, .99), lookupP99: percentile(lookups, .99),
+		cpuCreate:    (cpu1 - cpu0) / time.Duration(users),
+		cpuLookup:    (cpu2 - cpu1) / time.Duration(max(1, len(lookups))),
+		cpuDeac:      (cpu3 - cpu2) / time.Duration(max(1, deactivations)),
+		rssLoadedMiB: float64(rssLoaded) / 1024, rssEndMiB: float64(rssEnd) / 1024,
+		dataDirMB: dbSize,
+	}
 }
 
 func benchUser(i int) string { return fmt.Sprintf("user%06d@example.com", i) }

@@ -155,6 +155,7 @@ func NewLockService(cfg Config) (*LockService, error) {
 		Kind:      KindLock,
 		KeyPrefix: LocksPrefix,
 		Validate:  ValidateLock,
+		Binary:    binaryKinds[LocksPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -136,10 +136,11 @@ func NewRoleService(cfg Config) (*RoleService, error) {
 		return nil, trace.Wrap(err)
 	}
 	svc, err := generic.New(generic.Config[*typesv1.Role]{
-		Backend:   cfg.Backend,
-		Kind:      KindRole,
-		KeyPrefix: RolesPrefix,
-		Validate:  ValidateRole,
+		Backend:      cfg.Backend,
+		Kind:         KindRole,
+		KeyPrefix:    RolesPrefix,
+		Validate:     ValidateRole,
+		CacheDecoded: true,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

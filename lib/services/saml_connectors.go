@@ -149,10 +149,11 @@ func NewSAMLConnectorService(cfg Config) (*SAMLConnectorService, error) {
 		return nil, trace.Wrap(err)
 	}
 	svc, err := generic.New(generic.Config[*typesv1.SAMLConnector]{
-		Backend:   cfg.Backend,
-		Kind:      KindSAMLConnector,
-		KeyPrefix: SAMLConnectorsPrefix,
-		Validate:  ValidateSAMLConnector,
+		Backend:      cfg.Backend,
+		Kind:         KindSAMLConnector,
+		KeyPrefix:    SAMLConnectorsPrefix,
+		Validate:     ValidateSAMLConnector,
+		CacheDecoded: true,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -157,9 +158,19 @@ func marshalValidated[T generic.Resource](prefix string, r T, validate func(T) e
 	if err := validate(c); err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}
+	if binaryKinds[prefix] {
+		item, err := generic.MarshalResourceBinary(prefix, c)
+		return item, trace.Wrap(err)
+	}
 	item, err := generic.MarshalResource(prefix, c, protojson.MarshalOptions{})
 	return item, trace.Wrap(err)
 }
+
+// binaryKinds are the key prefixes whose resources are stored in the
+// protobuf binary encoding (generic.Config.Binary): the kinds written by
+// every SCIM write, and the most numerous. A data dir holds about one user
+// per person, and a lock per deactivated one.
+var binaryKinds = map[string]bool{UsersPrefix: true, LocksPrefix: true}
 
 // stripped removes r's secrets in place unless withSecrets is set, and
 // returns r. Only for resources freshly decoded from the backend.
@@ -186,11 +197,25 @@ func NewUserService(cfg Config) (*UserService, error) {
 		Kind:      KindUser,
 		KeyPrefix: UsersPrefix,
 		Validate:  ValidateUser,
+		Binary:    binaryKinds[UsersPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if c, ok := cfg.Backend.(cacheWhenReader); ok {
+		// Users are written in bulk (one per SCIM create) and read by key
+		// only on writes and logins: the backend's read cache keeps them
+		// once read, not on every write (lite.Backend.CacheWhenRead).
+		prefix := backend.NewKey(UsersPrefix, "")
+		c.CacheWhenRead(func(k backend.Key) bool { return bytes.HasPrefix(k, prefix) })
+	}
 	return &UserService{svc: svc}, nil
+}
+
+// cacheWhenReader is a backend whose read cache can take a prefix's items
+// when they are read rather than when written (lite.Backend).
+type cacheWhenReader interface {
+	CacheWhenRead(match func(key backend.Key) bool)
 }
 
 // GetUser reads a user; its local_auth only with withSecrets.

@@ -3,7 +3,6 @@ package scimprov
 import (
 	"github.com/google/uuid"
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
@@ -51,7 +50,7 @@ func (p *Provisioner) eventAction(e *typesv1.AuditEvent) (backend.ConditionalAct
 	if err := services.ValidateAuditEvent(e); err != nil {
 		return backend.ConditionalAction{}, trace.Wrap(err)
 	}
-	value, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(e)
+	value, err := services.MarshalAuditEvent(e)
 	if err != nil {
 		return backend.ConditionalAction{}, trace.Wrap(err)
 	}

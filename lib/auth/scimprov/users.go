@@ -62,7 +62,8 @@ func LockName(plugin, userName string) string {
 // store: a userName whose canonical form is a valid Gatehouse username (the
 // record keeps the spelling the client sent, for display), a bounded
 // externalId, and the attributes as a JSON object without password, id,
-// meta and groups, at most services.MaxSCIMAttributesBytes.
+// meta, groups and what the record holds in its own fields (userName,
+// externalId, active, schemas), at most services.MaxSCIMAttributesBytes.
 func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
 	if rec == nil {
 		return nil, trace.BadParameter("missing user")
@@ -82,7 +83,11 @@ func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
 	if len(rec.ExternalID) > scimstore.MaxIndexedValueBytes {
 		return nil, trace.BadParameter("externalId is over %d bytes", scimstore.MaxIndexedValueBytes)
 	}
-	attrs, err := cleanAttributes(rec.Attributes, "password", "id", "meta", "groups")
+	// userName, externalId and active are kept in the record's own fields, and
+	// a response takes them (and schemas) from there whatever the
+	// attributes say: a second copy would only take room, twice (the record
+	// and the account's label).
+	attrs, err := cleanAttributes(rec.Attributes, "password", "id", "meta", "groups", "userName", "externalId", "active", "schemas")
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -450,23 +455,23 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimst
 	}
 	for range maxAttempts {
 		now := p.cfg.Clock.Now().UTC()
-		existing, err := p.store.LookupUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
+		existing, err := p.store.FindUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
 		var old, next *scimstore.UserRecord
 		switch {
-		case err == nil && (existing.Active || !in.Active):
+		case err != nil:
+			return nil, trace.Wrap(err)
+		case existing != nil && (existing.Active || !in.Active):
 			return nil, trace.AlreadyExists("a SCIM user with userName %q already exists", in.UserName)
-		case err == nil:
+		case existing != nil:
 			old = existing
 			n := *existing
 			n.UserName, n.ExternalID, n.Attributes, n.Active = in.UserName, in.ExternalID, in.Attributes, true
 			n.LastModified = now
 			next = &n
-		case trace.IsNotFound(err):
+		default:
 			n := *in
 			n.ID, n.Created, n.LastModified, n.Revision = uuid.NewString(), now, now, ""
 			next = &n
-		default:
-			return nil, trace.Wrap(err)
 		}
 		rev, o, err := p.writeUser(ctx, pc, old, next)
 		if trace.IsCompareFailed(err) {

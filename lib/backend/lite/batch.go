@@ -211,13 +211,23 @@ func (b *Backend) commitBatch(batch []*request) ([]error, []backend.Event, error
 		return nil, nil, trace.Wrap(err, "beginning a write transaction")
 	}
 	st := b.wstmts.in(context.Background(), tx)
+	// The revision counter is read inside the transaction, so it is what
+	// the last committed batch stored, whatever happened since (a failed
+	// COMMIT leaves nothing in memory to trust).
+	var lastRev int64
+	if err := st.readRevision.QueryRowContext(context.Background()).Scan(&lastRev); err != nil {
+		b.rollback(tx)
+		return nil, nil, trace.Wrap(err, "reading the revision counter")
+	}
+	stored := lastRev
 	results := make([]error, len(batch))
 	var events []backend.Event
 	succeeded := 0
 	for i, r := range batch {
 		// A fresh txn state per request: its own revision, its own clock
 		// reading, its own events (kept only if it succeeds).
-		t := &txn{tx: tx, st: st, now: unixNanos(b.cfg.Clock.Now())}
+		t := &txn{tx: tx, st: st, now: unixNanos(b.cfg.Clock.Now()), lastRev: &lastRev}
+		before := lastRev
 		var batchErr error
 		results[i], batchErr = runRequest(r, t)
 		if batchErr != nil {
@@ -227,12 +237,21 @@ func (b *Backend) commitBatch(batch []*request) ([]error, []backend.Event, error
 		if results[i] == nil {
 			events = append(events, t.event...)
 			succeeded++
+		} else {
+			lastRev = before // its writes were undone, and so is its revision
 		}
 	}
 	if succeeded == 0 {
 		// Every request was undone: there is nothing to make durable.
 		b.rollback(tx)
 		return results, nil, nil
+	}
+	if lastRev != stored {
+		// In the same transaction as the writes: durable with them.
+		if _, err := st.setRevision.ExecContext(context.Background(), lastRev); err != nil {
+			b.rollback(tx)
+			return nil, nil, trace.Wrap(err, "storing the revision counter")
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		b.commitFailed(err)

@@ -1,6 +1,7 @@
 package lite
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -319,4 +320,42 @@ func TestReadCacheSettingFromRegistry(t *testing.T) {
 	}
 	_, err := backend.New(t.Context(), Name, backend.Params{Path: t.TempDir(), Settings: map[string]any{"read_cache_size": "big"}})
 	require.ErrorContains(t, err, "integer")
+}
+
+// TestReadCacheWhenRead: under a CacheWhenRead prefix a write leaves the key out of the cache
+// (an older cached version is dropped, never served), a read caches it, and other prefixes are
+// still cached on write.
+func TestReadCacheWhenRead(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newCached(t, Config{})
+	b.CacheWhenRead(func(k backend.Key) bool { return bytes.HasPrefix(k, []byte("users/")) })
+
+	_, err := b.Put(ctx, backend.Item{Key: backend.Key("users/alice"), Value: []byte("v1")})
+	require.NoError(t, err)
+	_, err = b.Put(ctx, backend.Item{Key: backend.Key("records/1"), Value: []byte("r1")})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), b.CacheStats().Entries, "only records/1 was cached by its write")
+
+	it, err := b.Get(ctx, backend.Key("users/alice"))
+	require.NoError(t, err)
+	require.Equal(t, "v1", string(it.Value))
+	require.Equal(t, int64(2), b.CacheStats().Entries, "the read cached users/alice")
+	hits := b.CacheStats().Hits
+	it, err = b.Get(ctx, backend.Key("users/alice"))
+	require.NoError(t, err)
+	require.Equal(t, "v1", string(it.Value))
+	require.Equal(t, hits+1, b.CacheStats().Hits)
+
+	// A write drops the cached version; the next read finds the new one.
+	_, err = b.Put(ctx, backend.Item{Key: backend.Key("users/alice"), Value: []byte("v2")})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), b.CacheStats().Entries)
+	it, err = b.Get(ctx, backend.Key("users/alice"))
+	require.NoError(t, err)
+	require.Equal(t, "v2", string(it.Value))
+	value, rev, found := sqlGet(t, b, "users/alice")
+	require.True(t, found)
+	require.Equal(t, "v2", value)
+	require.Equal(t, rev, it.Revision)
 }

@@ -24,23 +24,22 @@ type txn struct {
 	now   int64       // the clock's now in unix nanoseconds, fixed for the request
 	rev   int64       // the request's revision; 0 until allocated
 	event []backend.Event
+	// lastRev is the batch's revision counter: the last revision handed
+	// out in the batch (batch.go stores it in meta before COMMIT).
+	lastRev *int64
 }
 
 // revision returns the request's revision, taking the next value of the
-// persistent counter the first time it is called. The counter is bumped
-// inside the request's savepoint, so a failed request gives its value back
-// and the revisions of a batch's successful requests stay consecutive.
-func (t *txn) revision(ctx context.Context) (int64, error) {
+// batch's counter the first time it is called. A failed request gives its
+// value back (commitBatch), so the revisions of a batch's successful
+// requests stay consecutive.
+func (t *txn) revision(context.Context) (int64, error) {
 	if t.rev != 0 {
 		return t.rev, nil
 	}
-	var rev int64
-	err := t.st.nextRevision.QueryRowContext(ctx).Scan(&rev)
-	if err != nil {
-		return 0, trace.Wrap(err, "allocating a revision")
-	}
-	t.rev = rev
-	return rev, nil
+	*t.lastRev++
+	t.rev = *t.lastRev
+	return t.rev, nil
 }
 
 // current returns the revision of the live (present, unexpired) item at key.

@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -71,6 +72,21 @@ type Config[T Resource] struct {
 	UnmarshalOptions protojson.UnmarshalOptions
 	// MaxSwapAttempts bounds UpdateAndSwap; 0 means DefaultMaxSwapAttempts.
 	MaxSwapAttempts int
+	// Binary stores resources in the protobuf binary encoding instead of
+	// protojson: about a third smaller and several times cheaper to encode
+	// and decode, for the kinds written and read on every SCIM write (users,
+	// locks). Reading accepts either encoding whatever this says
+	// (UnmarshalResource), so a data dir written before keeps working and is
+	// rewritten in binary one resource at a time as resources change.
+	Binary bool
+	// CacheDecoded keeps the decoded form of what Get read, keyed by the
+	// item's key and revision, so that a resource read on every request
+	// (the SAML connector and roles behind each SCIM write) is decoded once
+	// per revision instead of once per read. The backend is still read
+	// every time, so a change is seen as soon as the backend shows it; only
+	// the decoding is skipped. For kinds with few resources: at most
+	// decodeCacheMax are kept.
+	CacheDecoded bool
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -97,7 +113,8 @@ func (c *Config[T]) CheckAndSetDefaults() error {
 
 // Service stores resources of one kind under one key prefix.
 type Service[T Resource] struct {
-	cfg Config[T]
+	cfg     Config[T]
+	decoded *decodeCache[T] // nil unless cfg.CacheDecoded
 }
 
 // New returns a service for the configured kind.
@@ -105,7 +122,54 @@ func New[T Resource](cfg Config[T]) (*Service[T], error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Service[T]{cfg: cfg}, nil
+	s := &Service[T]{cfg: cfg}
+	if cfg.CacheDecoded {
+		s.decoded = &decodeCache[T]{m: make(map[string]decoded[T])}
+	}
+	return s, nil
+}
+
+// decodeCacheMax bounds a decode cache; past it the cache starts over.
+const decodeCacheMax = 1024
+
+// decodeCache maps an item's key to its last decoded form.
+type decodeCache[T Resource] struct {
+	mu sync.Mutex
+	m  map[string]decoded[T]
+}
+
+// decoded is an item's decoded form and what identifies the item: a
+// backend gives every write a new revision, and the expiry is part of the
+// decoded resource (metadata.expires).
+type decoded[T Resource] struct {
+	revision string
+	expires  time.Time
+	r        T
+}
+
+// unmarshal decodes item, from the cache when it holds this revision. The
+// caller gets its own copy either way: callers modify what they read.
+func (c *decodeCache[T]) unmarshal(item backend.Item, opts protojson.UnmarshalOptions) (T, error) {
+	if item.Revision == "" {
+		return UnmarshalResource[T](item, opts)
+	}
+	c.mu.Lock()
+	d, ok := c.m[string(item.Key)]
+	c.mu.Unlock()
+	if ok && d.revision == item.Revision && d.expires.Equal(item.Expires) {
+		return proto.Clone(d.r).(T), nil
+	}
+	r, err := UnmarshalResource[T](item, opts)
+	if err != nil {
+		return r, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= decodeCacheMax {
+		clear(c.m)
+	}
+	c.m[string(item.Key)] = decoded[T]{revision: item.Revision, expires: item.Expires, r: proto.Clone(r).(T)}
+	c.mu.Unlock()
+	return r, nil
 }
 
 // Kind returns the resource kind the service stores.
@@ -213,6 +277,10 @@ func (s *Service[T]) MarshalItem(r T) (backend.Item, error) {
 }
 
 func (s *Service[T]) marshalPrepared(c T) (backend.Item, error) {
+	if s.cfg.Binary {
+		item, err := MarshalResourceBinary(s.cfg.KeyPrefix, c)
+		return item, trace.Wrap(err)
+	}
 	item, err := MarshalResource(s.cfg.KeyPrefix, c, s.cfg.MarshalOptions)
 	return item, trace.Wrap(err)
 }
@@ -230,6 +298,20 @@ func (s *Service[T]) UnmarshalItem(item backend.Item) (T, error) {
 // name but does not validate r otherwise: callers validate first. r is not
 // modified.
 func MarshalResource[T Resource](keyPrefix string, r T, opts protojson.MarshalOptions) (backend.Item, error) {
+	opts.UseProtoNames = true
+	return marshalResource(keyPrefix, r, false, func(c T) ([]byte, error) { return opts.Marshal(c) })
+}
+
+// MarshalResourceBinary is MarshalResource in the protobuf binary encoding
+// (deterministic: map entries sorted), without metadata.expires in the
+// value, since the item's expiry holds it. UnmarshalResource reads it.
+func MarshalResourceBinary[T Resource](keyPrefix string, r T) (backend.Item, error) {
+	return marshalResource(keyPrefix, r, true, func(c T) ([]byte, error) {
+		return proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	})
+}
+
+func marshalResource[T Resource](keyPrefix string, r T, dropExpires bool, marshal func(T) ([]byte, error)) (backend.Item, error) {
 	if !r.ProtoReflect().IsValid() {
 		return backend.Item{}, trace.BadParameter("missing resource")
 	}
@@ -239,8 +321,10 @@ func MarshalResource[T Resource](keyPrefix string, r T, opts protojson.MarshalOp
 	}
 	c := proto.Clone(r).(T)
 	metadataOf(c).Revision = ""
-	opts.UseProtoNames = true
-	value, err := opts.Marshal(c)
+	if dropExpires {
+		metadataOf(c).Expires = nil
+	}
+	value, err := marshal(c)
 	if err != nil {
 		return backend.Item{}, trace.Wrap(err, "marshalling %q", md.GetName())
 	}
@@ -261,7 +345,7 @@ func MarshalResource[T Resource](keyPrefix string, r T, opts protojson.MarshalOp
 func UnmarshalResource[T Resource](item backend.Item, opts protojson.UnmarshalOptions) (T, error) {
 	r := newT[T]()
 	opts.DiscardUnknown = true
-	if err := opts.Unmarshal(item.Value, r); err != nil {
+	if err := unmarshalValue(item.Value, r, opts); err != nil {
 		var zero T
 		return zero, trace.BadParameter("stored resource at %q is corrupt: %v", item.Key, err)
 	}
@@ -273,6 +357,20 @@ func UnmarshalResource[T Resource](item backend.Item, opts protojson.UnmarshalOp
 		md.Expires = timestamppb.New(item.Expires)
 	}
 	return r, nil
+}
+
+// IsJSON reports whether a stored value is protojson rather than the binary
+// encoding. protojson (as this package writes it: neither indented nor
+// multiline) always starts with "{"; a binary resource never does: 0x7b
+// would be the tag of field 15 as a group, and resources have no groups.
+func IsJSON(value []byte) bool { return len(value) > 0 && value[0] == '{' }
+
+// unmarshalValue decodes a stored value in either encoding into r.
+func unmarshalValue(value []byte, r proto.Message, opts protojson.UnmarshalOptions) error {
+	if IsJSON(value) {
+		return opts.Unmarshal(value, r)
+	}
+	return proto.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(value, r)
 }
 
 // withRevision returns c with metadata.revision set to rev.
@@ -299,6 +397,10 @@ func (s *Service[T]) Get(ctx context.Context, name string) (T, error) {
 			return zero, s.notFound(name)
 		}
 		return zero, trace.Wrap(err)
+	}
+	if s.decoded != nil {
+		r, err := s.decoded.unmarshal(*item, s.cfg.UnmarshalOptions)
+		return r, trace.Wrap(err)
 	}
 	r, err := s.UnmarshalItem(*item)
 	return r, trace.Wrap(err)

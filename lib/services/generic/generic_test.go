@@ -11,6 +11,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -537,4 +538,101 @@ func TestUpdateAndSwapConcurrent(t *testing.T) {
 	got, err := svc.Get(ctx, "counter")
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprint(workers*perWorker), got.GetMetadata().GetLabels()["n"])
+}
+
+// newCustomService is newTestService's service with cfg's options on the same kind of backend.
+func newCustomService(t *testing.T, opts func(*Config[*typesv1.Lock])) (*Service[*typesv1.Lock], backend.Backend) {
+	t.Helper()
+	base, _, b := newTestService(t)
+	cfg := base.cfg
+	opts(&cfg)
+	svc, err := New(cfg)
+	require.NoError(t, err)
+	return svc, b
+}
+
+func TestBinaryEncoding(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, b := newCustomService(t, func(c *Config[*typesv1.Lock]) { c.Binary = true })
+
+	// A resource written as protojson by an earlier version is read, and so is one in binary.
+	old := lock("old", "alice")
+	old.Kind = "lock"
+	jsonItem, err := MarshalResource("locks", old, protojson.MarshalOptions{})
+	require.NoError(t, err)
+	require.True(t, IsJSON(jsonItem.Value))
+	_, err = b.Put(ctx, jsonItem)
+	require.NoError(t, err)
+	got, err := svc.Get(ctx, "old")
+	require.NoError(t, err)
+	require.Equal(t, "alice", got.GetSpec().GetTarget().GetUser())
+
+	created, err := svc.Create(ctx, lock("new", "bob"))
+	require.NoError(t, err)
+	item, err := b.Get(ctx, svc.Key("new"))
+	require.NoError(t, err)
+	require.False(t, IsJSON(item.Value), "written in binary")
+	require.NotContains(t, string(item.Value), created.GetMetadata().GetRevision())
+	got, err = svc.Get(ctx, "new")
+	require.NoError(t, err)
+	require.True(t, proto.Equal(created, got))
+
+	// Rewriting the old resource stores it in binary, nothing lost.
+	got, err = svc.Get(ctx, "old")
+	require.NoError(t, err)
+	got.Spec.Message = "rewritten"
+	_, err = svc.Update(ctx, got)
+	require.NoError(t, err)
+	item, err = b.Get(ctx, svc.Key("old"))
+	require.NoError(t, err)
+	require.False(t, IsJSON(item.Value))
+	got, err = svc.Get(ctx, "old")
+	require.NoError(t, err)
+	require.Equal(t, "alice", got.GetSpec().GetTarget().GetUser())
+	require.Equal(t, "rewritten", got.GetSpec().GetMessage())
+
+	// Expiry lives in the item, and comes back on read.
+	exp := lock("exp", "carol")
+	exp.Metadata.Expires = timestamppb.New(b.Clock().Now().Add(time.Hour))
+	_, err = svc.Create(ctx, exp)
+	require.NoError(t, err)
+	got, err = svc.Get(ctx, "exp")
+	require.NoError(t, err)
+	require.True(t, got.GetMetadata().GetExpires().AsTime().Equal(exp.Metadata.Expires.AsTime()))
+}
+
+func TestCacheDecoded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _ := newCustomService(t, func(c *Config[*typesv1.Lock]) { c.CacheDecoded = true })
+
+	_, err := svc.Create(ctx, lock("l", "alice"))
+	require.NoError(t, err)
+	first, err := svc.Get(ctx, "l")
+	require.NoError(t, err)
+	// The caller owns what it gets: changing it changes no later read.
+	first.Spec.Target.User = "mallory"
+	second, err := svc.Get(ctx, "l")
+	require.NoError(t, err)
+	require.Equal(t, "alice", second.GetSpec().GetTarget().GetUser())
+
+	// A write is seen on the next read: the cache is keyed by revision.
+	second.Spec.Message = "changed"
+	updated, err := svc.Update(ctx, second)
+	require.NoError(t, err)
+	third, err := svc.Get(ctx, "l")
+	require.NoError(t, err)
+	require.Equal(t, "changed", third.GetSpec().GetMessage())
+	require.Equal(t, updated.GetMetadata().GetRevision(), third.GetMetadata().GetRevision())
+
+	// A deleted and re-created resource is the new one.
+	require.NoError(t, svc.Delete(ctx, "l"))
+	_, err = svc.Get(ctx, "l")
+	require.True(t, trace.IsNotFound(err))
+	_, err = svc.Create(ctx, lock("l", "bob"))
+	require.NoError(t, err)
+	fourth, err := svc.Get(ctx, "l")
+	require.NoError(t, err)
+	require.Equal(t, "bob", fourth.GetSpec().GetTarget().GetUser())
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
@@ -185,6 +186,68 @@ func TestLookupJunkIndex(t *testing.T) {
 			require.Equal(t, "g1", gg.ID)
 			_, err = s.LookupGroup(ctx, "okta", AttrDisplayName, "ops")
 			require.True(t, trace.IsNotFound(err), "%v", err)
+		})
+	}
+}
+
+// TestUserRecordIDFromKey: a record is stored without its id, which is its key's last part; a
+// record written before, with the id in the value, reads the same.
+func TestUserRecordIDFromKey(t *testing.T) {
+	t.Parallel()
+	rec := &UserRecord{ID: "0b5e7c2a-1111-4222-8333-944455556666", UserName: "jane@example.com", Active: true, Attributes: []byte(`{"displayName":"Jane"}`)}
+	item, err := MarshalUser("okta", rec)
+	require.NoError(t, err)
+	require.NotContains(t, string(item.Value), rec.ID)
+	got, err := UnmarshalUser(item)
+	require.NoError(t, err)
+	require.Equal(t, rec.ID, got.ID)
+
+	old := backend.Item{Key: UserKey("okta", rec.ID), Value: []byte(`{"id":"` + rec.ID + `","user_name":"jane@example.com","active":true,"attributes":{}}`)}
+	got, err = UnmarshalUser(old)
+	require.NoError(t, err)
+	require.Equal(t, rec.ID, got.ID)
+	require.Equal(t, "jane@example.com", got.UserName)
+}
+
+func TestIsExternalIDIndexKey(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]bool{
+		UserExternalIDKey("okta", "00u1", "id1").String():              true,
+		GroupExternalIDKey("okta", "g1", "id1").String():               true,
+		UserKey("okta", "id1").String():                                false,
+		UserNameKey("okta", "jane").String():                           false,
+		GroupNameKey("okta", "eng").String():                           false,
+		"users/user_external_id_index":                                 false,
+		"scim/user_external_id_index/x":                                false,
+		"scim/okta/user_external_id_indexes/x":                         false,
+		UserExternalIDKey("user_external_id_index", "x", "y").String(): true,
+	} {
+		require.Equal(t, want, isExternalIDIndexKey(backend.Key(key)), key)
+	}
+}
+
+// TestUserRecordEncoding: the compact encoding round-trips every field, and a truncated value is
+// an error, never a panic or a half record.
+func TestUserRecordEncoding(t *testing.T) {
+	t.Parallel()
+	for name, rec := range map[string]*UserRecord{
+		"full": {ID: "id1", UserName: "jane@example.com", ExternalID: "00u1", Active: true,
+			Attributes:   []byte(`{"displayName":"Jane","emails":[{"value":"jane@example.com"}]}`),
+			Groups:       []GroupRef{{ID: "g1", DisplayName: "Eng"}, {ID: "g2", DisplayName: "Ops / Night"}},
+			Created:      time.Date(2026, 12, 5, 14, 0, 0, 123456789, time.UTC),
+			LastModified: time.Date(2026, 12, 5, 15, 0, 0, 1, time.UTC)},
+		"minimal": {ID: "id2", UserName: "bob", Attributes: []byte(`{}`)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			item, err := MarshalUser("okta", rec)
+			require.NoError(t, err)
+			got, err := UnmarshalUser(item)
+			require.NoError(t, err)
+			require.Equal(t, rec, got)
+			for n := range len(item.Value) - len(rec.Attributes) {
+				_, err := UnmarshalUser(backend.Item{Key: item.Key, Value: item.Value[:n]})
+				require.Error(t, err, "truncated to %d bytes", n)
+			}
 		})
 	}
 }

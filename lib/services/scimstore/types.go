@@ -44,7 +44,8 @@ import (
 // UserRecord is the SCIM view of one provisioned user.
 type UserRecord struct {
 	// ID is the server-assigned SCIM id; stable for the record's life.
-	ID string `json:"id"`
+	// Stored records leave it out: it is their key's last part.
+	ID string `json:"id,omitempty"`
 	// UserName is the SCIM userName, which is also the Gatehouse username.
 	UserName string `json:"user_name"`
 	// ExternalID is the client's id for the user (Okta's 00u...).
