@@ -6,7 +6,7 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/patch"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
@@ -14,21 +14,21 @@ import (
 
 var groupRT = schema.GroupResourceType
 
-func (s *Server) groupLister(plugin, base string) lister[*scimstore.GroupRecord] {
-	return lister[*scimstore.GroupRecord]{
+func (s *Server) groupLister(plugin, base string) lister[*scimrecord.GroupRecord] {
+	return lister[*scimrecord.GroupRecord]{
 		plugin: plugin,
 		rt:     groupRT,
-		list: func(ctx context.Context, after string, limit int) ([]*scimstore.GroupRecord, error) {
+		list: func(ctx context.Context, after string, limit int) ([]*scimrecord.GroupRecord, error) {
 			return s.prov.ListGroups(ctx, plugin, after, limit)
 		},
 		count: func(ctx context.Context) (int, error) { return s.prov.CountGroups(ctx, plugin) },
-		lookup: func(ctx context.Context, attr, value string) ([]*scimstore.GroupRecord, error) {
+		lookup: func(ctx context.Context, attr, value string) ([]*scimrecord.GroupRecord, error) {
 			return s.prov.LookupGroups(ctx, plugin, attr, value)
 		},
 		sortKeys: groupSortKeys,
 		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},
-		id:       func(g *scimstore.GroupRecord) string { return g.ID },
-		toRes:    func(u *scimstore.GroupRecord) schema.Resource { return groupResource(base, u) },
+		id:       func(g *scimrecord.GroupRecord) string { return g.ID },
+		toRes:    func(u *scimrecord.GroupRecord) schema.Resource { return groupResource(base, u) },
 		complete: func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error {
 			return s.memberDisplays(ctx, plugin, items, proj)
 		},
@@ -73,7 +73,7 @@ func (s *Server) memberDisplays(ctx context.Context, plugin string, items []sche
 }
 
 // writeGroup answers with one group, its members' displays filled in as the projection asks.
-func (s *Server) writeGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, rec *scimstore.GroupRecord, status int) error {
+func (s *Server) writeGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, rec *scimrecord.GroupRecord, status int) error {
 	proj, err := parseProjection(groupRT, r)
 	if err != nil {
 		return err
@@ -135,7 +135,7 @@ func (s *Server) replaceGroup(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
-	return s.updateGroup(ctx, w, r, req, func(cur *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+	return s.updateGroup(ctx, w, r, req, func(cur *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 		next := *cur
 		next.DisplayName, next.ExternalID, next.Members, next.Attributes = fields.DisplayName, fields.ExternalID, fields.Members, fields.Attributes
 		return &next, nil
@@ -153,7 +153,7 @@ func (s *Server) patchGroup(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return err
 	}
-	return s.updateGroup(ctx, w, r, req, func(cur *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+	return s.updateGroup(ctx, w, r, req, func(cur *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 		patched, err := patch.Apply(groupRT, groupResource(req.base, cur), preq.Operations)
 		if err != nil {
 			return nil, err
@@ -173,7 +173,7 @@ func (s *Server) patchGroup(ctx context.Context, w http.ResponseWriter, r *http.
 // the read or at the conditional write) is 412. Without it, a lost race re-reads and re-applies,
 // up to UpdateRetries times: no update is lost and none overwrites a newer one blindly.
 func (s *Server) updateGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request,
-	mutate func(cur *scimstore.GroupRecord) (*scimstore.GroupRecord, error),
+	mutate func(cur *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error),
 ) error {
 	ifMatch := r.Header.Get("If-Match")
 	for attempt := 0; ; attempt++ {

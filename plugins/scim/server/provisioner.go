@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
 // Provisioner is what the SCIM endpoint needs from the auth service. The SCIM server never touches
@@ -16,35 +16,35 @@ import (
 type Provisioner interface {
 	// CreateUser stores a new SCIM user. AlreadyExists becomes 409 uniqueness; adoption of a
 	// temporary SSO user and reactivation-by-POST are handled inside.
-	CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
+	CreateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error)
 	// GetUser reads a user record by SCIM id.
-	GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error)
+	GetUser(ctx context.Context, plugin, id string) (*scimrecord.UserRecord, error)
 	// LookupUsers finds the users with "userName" (case-insensitive), "externalId" or "id" equal
 	// to value, in id order: at most one for userName and id, any number for externalId (which
 	// is not unique). None is an empty list.
-	LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimstore.UserRecord, error)
+	LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimrecord.UserRecord, error)
 	// ListUsers returns up to limit records with ids after startAfterID, in id order.
-	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error)
+	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.UserRecord, error)
 	// CountUsers returns the number of user records.
 	CountUsers(ctx context.Context, plugin string) (int, error)
 	// UpdateUser writes rec conditionally on rec.Revision (CompareFailed when it moved). An active
 	// true→false change deactivates (lock and delete the user atomically), false→true reactivates.
-	UpdateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error)
+	UpdateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error)
 	// DeleteUser deprovisions the user and removes the record.
 	DeleteUser(ctx context.Context, plugin, id string) error
 	// CreateGroup stores a new group.
-	CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
+	CreateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error)
 	// GetGroup reads a group by SCIM id.
-	GetGroup(ctx context.Context, plugin, id string) (*scimstore.GroupRecord, error)
+	GetGroup(ctx context.Context, plugin, id string) (*scimrecord.GroupRecord, error)
 	// LookupGroups finds the groups with "displayName" (case-insensitive), "externalId" (not
 	// unique) or "id" equal to value, in id order. None is an empty list.
-	LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimstore.GroupRecord, error)
+	LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimrecord.GroupRecord, error)
 	// ListGroups returns up to limit groups with ids after startAfterID, in id order.
-	ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.GroupRecord, error)
+	ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.GroupRecord, error)
 	// CountGroups returns the number of groups.
 	CountGroups(ctx context.Context, plugin string) (int, error)
 	// UpdateGroup writes rec conditionally on rec.Revision.
-	UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error)
+	UpdateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error)
 	// DeleteGroup removes the group.
 	DeleteGroup(ctx context.Context, plugin, id string) error
 	// AuthenticateSCIM is the per-request check, resolving the plugin once. It returns the
@@ -53,7 +53,7 @@ type Provisioner interface {
 	// source is throttled. A token equal to the one already verified is accepted without
 	// consulting gate; any other calls gate.Admit before it is verified and gate.Done after.
 	// Any other error is a failure to read the plugin (500/503).
-	AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimstore.AuthGate) (*scimstore.SCIMSettings, error)
+	AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimrecord.AuthGate) (*scimrecord.SCIMSettings, error)
 	// RecordSCIMRequest keeps the plugin's status current (failure is nil unless the request
 	// failed with a 5xx). It must not block.
 	RecordSCIMRequest(ctx context.Context, plugin string, failure error)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/filter"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
@@ -229,7 +229,7 @@ func isGroup(res schema.Resource) bool {
 
 // searchAllByID pages through Users then Groups: the Users' page first, then as many Groups as
 // the page has room for, starting where the Users left off.
-func searchAllByID(ctx context.Context, users lister[*scimstore.UserRecord], groups lister[*scimstore.GroupRecord], uf, gf *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
+func searchAllByID(ctx context.Context, users lister[*scimrecord.UserRecord], groups lister[*scimrecord.GroupRecord], uf, gf *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
 	utotal, uitems, err := query(ctx, users, uf, page)
 	if err != nil {
 		return 0, nil, trace.Wrap(err)
@@ -243,7 +243,7 @@ func searchAllByID(ctx context.Context, users lister[*scimstore.UserRecord], gro
 }
 
 // sortedSearchAll sorts the matching Users and Groups together.
-func sortedSearchAll(ctx context.Context, s *Server, users lister[*scimstore.UserRecord], groups lister[*scimstore.GroupRecord], uf, gf *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
+func sortedSearchAll(ctx context.Context, s *Server, users lister[*scimrecord.UserRecord], groups lister[*scimrecord.GroupRecord], uf, gf *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
 	k := snapshotKey{plugin: users.plugin, filter: uf.String(), attr: spec.attr, desc: spec.desc}
 	entries, err := s.sortedEntries(ctx, k, func() ([]sortEntry, error) {
 		entries, err := collectSorted(ctx, users, uf, spec.attr, 0, s.cfg.MaxSortResults, nil)

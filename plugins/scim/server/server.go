@@ -5,7 +5,7 @@
 //
 // It speaks HTTP and SCIM only. Users, groups, deactivation locks, plugin settings and tokens live
 // behind the Provisioner interface (implemented by lib/auth/scimprov); this package maps SCIM
-// representations to scimstore records and back, and owns the protocol rules: bearer
+// representations to scimrecord records and back, and owns the protocol rules: bearer
 // authentication, limits, ETags, read-modify-write retries, filters, paging and projection.
 //
 // Request pipeline, in order:
@@ -14,7 +14,7 @@
 //     answered only after authentication, so an unauthenticated caller learns nothing).
 //  2. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.AuthenticateSCIM,
 //     which resolves the plugin once for both its settings and its token, with the source's
-//     failure limiter lent as a scimstore.AuthGate (sourceGate). In order: a token equal to the
+//     failure limiter lent as a scimrecord.AuthGate (sourceGate). In order: a token equal to the
 //     one already verified is accepted at once, whatever the source's failures (a valid token is
 //     never refused by the limiter); otherwise the source reserves one failure, atomically,
 //     before anything is verified (N concurrent bad tokens cannot all pass a "below the limit"
@@ -58,7 +58,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -185,7 +185,7 @@ type Server struct {
 	metrics  *metrics
 	failures *abuse.FailureLimiter
 	// legacy is the one slot through which a throttled source may still reach bcrypt for a
-	// credential without a fingerprint (scimstore.PrefilterUnknown): such a token cannot be
+	// credential without a fingerprint (scimrecord.PrefilterUnknown): such a token cannot be
 	// told from a wrong one before bcrypt, so a throttled flood gets at most one comparison at
 	// a time, and the real token still has a way through until its first success adds the
 	// fingerprint.
@@ -337,7 +337,7 @@ func (s *Server) baseURL(r *http.Request, plugin string) string {
 
 // authenticate runs the bearer check with the source's failure limiter. The only errors
 // returned are 401, 429 and 500.
-func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimstore.SCIMSettings, error) {
+func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimrecord.SCIMSettings, error) {
 	gate := &sourceGate{s: s, source: s.cfg.Sources.Key(r)}
 	fail := func(reason string) error {
 		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.source, "reason", reason)
@@ -346,7 +346,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 	token, ok := bearerToken(r)
 	if !ok || !validPluginName(plugin) {
 		// Nothing to verify; the failure still counts.
-		if err := gate.Admit(scimstore.PrefilterMiss); err != nil {
+		if err := gate.Admit(scimrecord.PrefilterMiss); err != nil {
 			return nil, scimerr.TooManyRequests(gate.wait)
 		}
 		gate.Done(false)
@@ -370,7 +370,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 }
 
 // sourceGate is the failure limiter of one request's source, lent to the provisioner's token
-// check (scimstore.AuthGate).
+// check (scimrecord.AuthGate).
 type sourceGate struct {
 	s      *Server
 	source string
@@ -382,21 +382,21 @@ type sourceGate struct {
 	wait time.Duration
 }
 
-var _ scimstore.AuthGate = (*sourceGate)(nil)
+var _ scimrecord.AuthGate = (*sourceGate)(nil)
 
 func (g *sourceGate) Source() string { return g.source }
 
 // Admit reserves a failure; a throttled source goes on only with a token that may be right.
-func (g *sourceGate) Admit(p scimstore.Prefilter) error {
+func (g *sourceGate) Admit(p scimrecord.Prefilter) error {
 	wait := g.s.failures.Reserve(g.source)
 	if wait == 0 {
 		g.reserved = true
 		return nil
 	}
 	switch p {
-	case scimstore.PrefilterMatch:
+	case scimrecord.PrefilterMatch:
 		return nil
-	case scimstore.PrefilterUnknown:
+	case scimrecord.PrefilterUnknown:
 		if g.s.legacy.TryAcquire() {
 			g.legacySlot = true
 			return nil
@@ -423,7 +423,7 @@ func (g *sourceGate) Done(ok bool) {
 }
 
 // allow applies the plugin's rate limit.
-func (s *Server) allow(plugin string, settings *scimstore.SCIMSettings) error {
+func (s *Server) allow(plugin string, settings *scimrecord.SCIMSettings) error {
 	limit, burst := s.cfg.DefaultRateLimit, s.cfg.DefaultRateBurst
 	if settings.RateLimit > 0 {
 		limit = settings.RateLimit

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/patch"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
@@ -14,21 +14,21 @@ import (
 
 var userRT = schema.UserResourceType
 
-func (s *Server) userLister(plugin, base string) lister[*scimstore.UserRecord] {
-	return lister[*scimstore.UserRecord]{
+func (s *Server) userLister(plugin, base string) lister[*scimrecord.UserRecord] {
+	return lister[*scimrecord.UserRecord]{
 		plugin: plugin,
 		rt:     userRT,
-		list: func(ctx context.Context, after string, limit int) ([]*scimstore.UserRecord, error) {
+		list: func(ctx context.Context, after string, limit int) ([]*scimrecord.UserRecord, error) {
 			return s.prov.ListUsers(ctx, plugin, after, limit)
 		},
 		count: func(ctx context.Context) (int, error) { return s.prov.CountUsers(ctx, plugin) },
-		lookup: func(ctx context.Context, attr, value string) ([]*scimstore.UserRecord, error) {
+		lookup: func(ctx context.Context, attr, value string) ([]*scimrecord.UserRecord, error) {
 			return s.prov.LookupUsers(ctx, plugin, attr, value)
 		},
 		sortKeys: userSortKeys,
 		indexed:  map[string]bool{"userName": true, "externalId": true, "id": true},
-		id:       func(u *scimstore.UserRecord) string { return u.ID },
-		toRes:    func(u *scimstore.UserRecord) schema.Resource { return userResource(base, u) },
+		id:       func(u *scimrecord.UserRecord) string { return u.ID },
+		toRes:    func(u *scimrecord.UserRecord) schema.Resource { return userResource(base, u) },
 	}
 }
 
@@ -86,7 +86,7 @@ func (s *Server) replaceUser(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	return s.updateUser(ctx, w, r, req, func(cur *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+	return s.updateUser(ctx, w, r, req, func(cur *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 		next := *cur
 		next.UserName, next.ExternalID, next.Attributes = fields.UserName, fields.ExternalID, fields.Attributes
 		if hasActive {
@@ -107,7 +107,7 @@ func (s *Server) patchUser(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	return s.updateUser(ctx, w, r, req, func(cur *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+	return s.updateUser(ctx, w, r, req, func(cur *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 		patched, err := patch.Apply(userRT, userResource(req.base, cur), preq.Operations)
 		if err != nil {
 			return nil, err
@@ -131,7 +131,7 @@ func (s *Server) patchUser(ctx context.Context, w http.ResponseWriter, r *http.R
 // the read or at the conditional write) is 412. Without it, a lost race re-reads and re-applies,
 // up to UpdateRetries times: no update is lost and none overwrites a newer one blindly.
 func (s *Server) updateUser(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request,
-	mutate func(cur *scimstore.UserRecord) (*scimstore.UserRecord, error),
+	mutate func(cur *scimrecord.UserRecord) (*scimrecord.UserRecord, error),
 ) error {
 	ifMatch := r.Header.Get("If-Match")
 	for attempt := 0; ; attempt++ {
