@@ -44,7 +44,7 @@ func BenchmarkLookupHTTPS(b *testing.B) {
 		})
 		require.NoError(b, err)
 	}
-	h, err := server.New(server.Config{Provisioner: prov})
+	h, err := server.New(server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov})
 	require.NoError(b, err)
 	srv := httptest.NewTLSServer(h)
 	b.Cleanup(srv.Close)
@@ -124,9 +124,9 @@ func BenchmarkSortedList(b *testing.B) {
 	require.NoError(b, err)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// Without snapshots every request scans and sorts, as the first page of a sorted list does.
-	scanning, err := server.New(server.Config{Provisioner: prov, Logger: discard, SortSnapshotTTL: -1})
+	scanning, err := server.New(server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov, Logger: discard, SortSnapshotTTL: -1})
 	require.NoError(b, err)
-	snapshots, err := server.New(server.Config{Provisioner: prov, Logger: discard})
+	snapshots, err := server.New(server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov, Logger: discard})
 	require.NoError(b, err)
 	for _, bc := range []struct {
 		name, query string

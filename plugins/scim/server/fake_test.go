@@ -14,8 +14,9 @@ import (
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
-// fakeProvisioner is an in-memory Provisioner for handler tests: one plugin per settings entry,
-// records with revisions, case-insensitive userName and displayName uniqueness.
+// fakeProvisioner is an in-memory Users, Groups, TokenChecker and StatusRecorder for handler
+// tests: one plugin per settings entry, records with revisions, case-insensitive userName and
+// displayName uniqueness.
 type fakeProvisioner struct {
 	mu       sync.Mutex
 	rev      int
@@ -369,4 +370,9 @@ func (f *fakeProvisioner) RecordSCIMRequest(_ context.Context, _ string, failure
 	f.record = append(f.record, failure)
 }
 
-var _ Provisioner = (*fakeProvisioner)(nil)
+var (
+	_ Users          = (*fakeProvisioner)(nil)
+	_ Groups         = (*fakeProvisioner)(nil)
+	_ TokenChecker   = (*fakeProvisioner)(nil)
+	_ StatusRecorder = (*fakeProvisioner)(nil)
+)

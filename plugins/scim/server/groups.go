@@ -19,11 +19,11 @@ func (s *Server) groupLister(plugin, base string) lister[*scimrecord.GroupRecord
 		plugin: plugin,
 		rt:     groupRT,
 		list: func(ctx context.Context, after string, limit int) ([]*scimrecord.GroupRecord, error) {
-			return s.prov.ListGroups(ctx, plugin, after, limit)
+			return s.cfg.Groups.ListGroups(ctx, plugin, after, limit)
 		},
-		count: func(ctx context.Context) (int, error) { return s.prov.CountGroups(ctx, plugin) },
+		count: func(ctx context.Context) (int, error) { return s.cfg.Groups.CountGroups(ctx, plugin) },
 		lookup: func(ctx context.Context, attr, value string) ([]*scimrecord.GroupRecord, error) {
-			return s.prov.LookupGroups(ctx, plugin, attr, value)
+			return s.cfg.Groups.LookupGroups(ctx, plugin, attr, value)
 		},
 		sortKeys: groupSortKeys,
 		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},
@@ -55,7 +55,7 @@ func (s *Server) memberDisplays(ctx context.Context, plugin string, items []sche
 			id, _ := e["value"].(string)
 			name, seen := names[id]
 			if !seen {
-				rec, err := s.prov.GetUser(ctx, plugin, id)
+				rec, err := s.cfg.Users.GetUser(ctx, plugin, id)
 				switch {
 				case err == nil:
 					name = rec.UserName
@@ -90,7 +90,7 @@ func (s *Server) listGroups(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 func (s *Server) getGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	rec, err := s.prov.GetGroup(ctx, req.plugin, req.id)
+	rec, err := s.cfg.Groups.GetGroup(ctx, req.plugin, req.id)
 	if err != nil {
 		return trace.Wrap(err)
 	}
@@ -113,7 +113,7 @@ func (s *Server) createGroup(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	out, err := s.prov.CreateGroup(ctx, req.plugin, &rec)
+	out, err := s.cfg.Groups.CreateGroup(ctx, req.plugin, &rec)
 	if err != nil {
 		return trace.Wrap(err)
 	}
@@ -177,7 +177,7 @@ func (s *Server) updateGroup(ctx context.Context, w http.ResponseWriter, r *http
 ) error {
 	ifMatch := r.Header.Get("If-Match")
 	for attempt := 0; ; attempt++ {
-		cur, err := s.prov.GetGroup(ctx, req.plugin, req.id)
+		cur, err := s.cfg.Groups.GetGroup(ctx, req.plugin, req.id)
 		if err != nil {
 			return trace.Wrap(err)
 		}
@@ -189,7 +189,7 @@ func (s *Server) updateGroup(ctx context.Context, w http.ResponseWriter, r *http
 			return err
 		}
 		next.ID, next.Revision = cur.ID, cur.Revision
-		out, err := s.prov.UpdateGroup(ctx, req.plugin, next)
+		out, err := s.cfg.Groups.UpdateGroup(ctx, req.plugin, next)
 		switch {
 		case err == nil:
 			return s.writeGroup(ctx, w, r, req, out, http.StatusOK)
@@ -206,7 +206,7 @@ func (s *Server) updateGroup(ctx context.Context, w http.ResponseWriter, r *http
 
 func (s *Server) deleteGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
 	if ifMatch := r.Header.Get("If-Match"); ifMatch != "" {
-		cur, err := s.prov.GetGroup(ctx, req.plugin, req.id)
+		cur, err := s.cfg.Groups.GetGroup(ctx, req.plugin, req.id)
 		if err != nil {
 			return trace.Wrap(err)
 		}
@@ -214,7 +214,7 @@ func (s *Server) deleteGroup(ctx context.Context, w http.ResponseWriter, r *http
 			return preconditionFailed()
 		}
 	}
-	if err := s.prov.DeleteGroup(ctx, req.plugin, req.id); err != nil {
+	if err := s.cfg.Groups.DeleteGroup(ctx, req.plugin, req.id); err != nil {
 		return trace.Wrap(err)
 	}
 	return noContent(w)

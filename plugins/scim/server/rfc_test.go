@@ -51,7 +51,7 @@ func newRFCClient(t *testing.T) *rfcClient {
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	env := newRealEnvAt(t, false, clock)
 	c := &rfcClient{t: t, env: env, clock: clock, prov: &countingProvisioner{Provisioner: env.prov}}
-	h, err := server.New(server.Config{Provisioner: c.prov, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h, err := server.New(server.Config{Users: c.prov, Groups: c.prov, Tokens: c.prov, Status: c.prov, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	c.h = h
 	return c

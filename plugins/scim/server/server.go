@@ -4,15 +4,16 @@
 // project and sort (sort.go) alike in the GET and the POST forms.
 //
 // It speaks HTTP and SCIM only. Users, groups, deactivation locks, plugin settings and tokens live
-// behind the Provisioner interface (implemented by lib/auth/scimprov); this package maps SCIM
-// representations to scimrecord records and back, and owns the protocol rules: bearer
-// authentication, limits, ETags, read-modify-write retries, filters, paging and projection.
+// behind the Users, Groups, TokenChecker and StatusRecorder interfaces (seam.go, implemented by
+// lib/auth/scimprov); this package maps SCIM representations to scimrecord records and back, and
+// owns the protocol rules: bearer authentication, limits, ETags, read-modify-write retries,
+// filters, paging and projection.
 //
 // Request pipeline, in order:
 //
 //  1. Routing: the plugin name and the operation are read from the path (unknown paths are
 //     answered only after authentication, so an unauthenticated caller learns nothing).
-//  2. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.AuthenticateSCIM,
+//  2. Authentication: `Authorization: Bearer <token>`, checked by TokenChecker.AuthenticateSCIM,
 //     which resolves the plugin once for both its settings and its token, with the source's
 //     failure limiter lent as a scimrecord.AuthGate (sourceGate). In order: a token equal to the
 //     one already verified is accepted at once, whatever the source's failures (a valid token is
@@ -37,8 +38,8 @@
 //
 // Every request is counted in Prometheus (gatehouse_scim_requests_total by plugin, operation and
 // code; gatehouse_scim_request_duration_seconds). Authenticated requests are reported to
-// Provisioner.RecordSCIMRequest (with the error for 5xx answers); unauthenticated ones are not, so
-// that anybody on the network cannot move a plugin's "last request" status.
+// StatusRecorder.RecordSCIMRequest (with the error for 5xx answers); unauthenticated ones are not,
+// so that anybody on the network cannot move a plugin's "last request" status.
 //
 // Okta sends nothing when a user is suspended in Okta; suspension is therefore invisible here and
 // the Gatehouse user stays active until Okta deactivates or unassigns them.
@@ -98,8 +99,12 @@ const (
 
 // Config configures the SCIM endpoint.
 type Config struct {
-	// Provisioner is the auth-service side. Required.
-	Provisioner Provisioner
+	// Users, Groups, Tokens and Status are the auth-service side (seam.go); one value may
+	// implement all four. Required.
+	Users  Users
+	Groups Groups
+	Tokens TokenChecker
+	Status StatusRecorder
 	// Registerer receives the endpoint's metrics; nil means a private registry (not exported).
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -133,8 +138,15 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.Provisioner == nil {
-		return trace.BadParameter("scim server: missing Provisioner")
+	switch {
+	case c.Users == nil:
+		return trace.BadParameter("scim server: missing Users")
+	case c.Groups == nil:
+		return trace.BadParameter("scim server: missing Groups")
+	case c.Tokens == nil:
+		return trace.BadParameter("scim server: missing Tokens")
+	case c.Status == nil:
+		return trace.BadParameter("scim server: missing Status")
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
@@ -181,7 +193,6 @@ func (c *Config) CheckAndSetDefaults() error {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	prov     Provisioner
 	metrics  *metrics
 	failures *abuse.FailureLimiter
 	// legacy is the one slot through which a throttled source may still reach bcrypt for a
@@ -212,7 +223,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		prov:      cfg.Provisioner,
 		metrics:   m,
 		failures:  abuse.NewFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
 		legacy:    abuse.NewSemaphore(1),
@@ -266,7 +276,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			} else if failure == nil {
 				failure = trace.Errorf("SCIM request answered %d", status)
 			}
-			s.prov.RecordSCIMRequest(context.WithoutCancel(r.Context()), req.plugin, failure)
+			s.cfg.Status.RecordSCIMRequest(context.WithoutCancel(r.Context()), req.plugin, failure)
 		}
 	}()
 
@@ -355,7 +365,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 		}
 		return nil, fail("bad bearer token or no such plugin")
 	}
-	settings, err := s.prov.AuthenticateSCIM(ctx, plugin, token, gate)
+	settings, err := s.cfg.Tokens.AuthenticateSCIM(ctx, plugin, token, gate)
 	switch {
 	case trace.IsLimitExceeded(err) && gate.wait > 0:
 		return nil, scimerr.TooManyRequests(gate.wait)

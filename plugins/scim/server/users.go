@@ -19,11 +19,11 @@ func (s *Server) userLister(plugin, base string) lister[*scimrecord.UserRecord] 
 		plugin: plugin,
 		rt:     userRT,
 		list: func(ctx context.Context, after string, limit int) ([]*scimrecord.UserRecord, error) {
-			return s.prov.ListUsers(ctx, plugin, after, limit)
+			return s.cfg.Users.ListUsers(ctx, plugin, after, limit)
 		},
-		count: func(ctx context.Context) (int, error) { return s.prov.CountUsers(ctx, plugin) },
+		count: func(ctx context.Context) (int, error) { return s.cfg.Users.CountUsers(ctx, plugin) },
 		lookup: func(ctx context.Context, attr, value string) ([]*scimrecord.UserRecord, error) {
-			return s.prov.LookupUsers(ctx, plugin, attr, value)
+			return s.cfg.Users.LookupUsers(ctx, plugin, attr, value)
 		},
 		sortKeys: userSortKeys,
 		indexed:  map[string]bool{"userName": true, "externalId": true, "id": true},
@@ -37,7 +37,7 @@ func (s *Server) listUsers(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (s *Server) getUser(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	rec, err := s.prov.GetUser(ctx, req.plugin, req.id)
+	rec, err := s.cfg.Users.GetUser(ctx, req.plugin, req.id)
 	if err != nil {
 		return trace.Wrap(err)
 	}
@@ -63,7 +63,7 @@ func (s *Server) createUser(ctx context.Context, w http.ResponseWriter, r *http.
 	if !hasActive {
 		rec.Active = true
 	}
-	out, err := s.prov.CreateUser(ctx, req.plugin, &rec)
+	out, err := s.cfg.Users.CreateUser(ctx, req.plugin, &rec)
 	if err != nil {
 		return trace.Wrap(err)
 	}
@@ -135,7 +135,7 @@ func (s *Server) updateUser(ctx context.Context, w http.ResponseWriter, r *http.
 ) error {
 	ifMatch := r.Header.Get("If-Match")
 	for attempt := 0; ; attempt++ {
-		cur, err := s.prov.GetUser(ctx, req.plugin, req.id)
+		cur, err := s.cfg.Users.GetUser(ctx, req.plugin, req.id)
 		if err != nil {
 			return trace.Wrap(err)
 		}
@@ -147,7 +147,7 @@ func (s *Server) updateUser(ctx context.Context, w http.ResponseWriter, r *http.
 			return err
 		}
 		next.ID, next.Revision, next.Groups = cur.ID, cur.Revision, cur.Groups
-		out, err := s.prov.UpdateUser(ctx, req.plugin, next)
+		out, err := s.cfg.Users.UpdateUser(ctx, req.plugin, next)
 		switch {
 		case err == nil:
 			return writeResource(w, r, userRT, userResource(req.base, out), out.Revision, http.StatusOK)
@@ -164,7 +164,7 @@ func (s *Server) updateUser(ctx context.Context, w http.ResponseWriter, r *http.
 
 func (s *Server) deleteUser(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
 	if ifMatch := r.Header.Get("If-Match"); ifMatch != "" {
-		cur, err := s.prov.GetUser(ctx, req.plugin, req.id)
+		cur, err := s.cfg.Users.GetUser(ctx, req.plugin, req.id)
 		if err != nil {
 			return trace.Wrap(err)
 		}
@@ -172,7 +172,7 @@ func (s *Server) deleteUser(ctx context.Context, w http.ResponseWriter, r *http.
 			return preconditionFailed()
 		}
 	}
-	if err := s.prov.DeleteUser(ctx, req.plugin, req.id); err != nil {
+	if err := s.cfg.Users.DeleteUser(ctx, req.plugin, req.id); err != nil {
 		return trace.Wrap(err)
 	}
 	return noContent(w)

@@ -6,14 +6,17 @@ import (
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
-// Provisioner is what the SCIM endpoint needs from the auth service. The SCIM server never touches
-// the backend: every read and write of users, groups, locks and settings goes through here, and the
-// implementation (lib/auth/scimprov) owns atomicity, adoption, deactivation locks and token
-// verification.
+// The endpoint's seam with the auth service: four small interfaces, one per concern, that the
+// Config takes separately (lib/auth/scimprov's Provisioner implements all four; the process wiring
+// checks that at compile time). The SCIM server never touches the backend: every read and write of
+// users, groups, locks and settings goes through them, and the implementation owns atomicity,
+// adoption, deactivation locks and token verification.
 //
 // Errors are trace kinds: NotFound, AlreadyExists (409 uniqueness), CompareFailed (a conditional
 // write lost a race), BadParameter (400), AccessDenied (bad token).
-type Provisioner interface {
+
+// Users stores the SCIM users of a plugin.
+type Users interface {
 	// CreateUser stores a new SCIM user. AlreadyExists becomes 409 uniqueness; adoption of a
 	// temporary SSO user and reactivation-by-POST are handled inside.
 	CreateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error)
@@ -32,6 +35,10 @@ type Provisioner interface {
 	UpdateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error)
 	// DeleteUser deprovisions the user and removes the record.
 	DeleteUser(ctx context.Context, plugin, id string) error
+}
+
+// Groups stores the SCIM groups of a plugin.
+type Groups interface {
 	// CreateGroup stores a new group.
 	CreateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error)
 	// GetGroup reads a group by SCIM id.
@@ -47,6 +54,10 @@ type Provisioner interface {
 	UpdateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error)
 	// DeleteGroup removes the group.
 	DeleteGroup(ctx context.Context, plugin, id string) error
+}
+
+// TokenChecker authenticates the bearer token of a request.
+type TokenChecker interface {
 	// AuthenticateSCIM is the per-request check, resolving the plugin once. It returns the
 	// settings when the token is accepted; AccessDenied for every refusal (bad token, unknown
 	// plugin, SCIM disabled: one answer after the same work); the error of gate.Admit when the
@@ -54,7 +65,11 @@ type Provisioner interface {
 	// consulting gate; any other calls gate.Admit before it is verified and gate.Done after.
 	// Any other error is a failure to read the plugin (500/503).
 	AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimrecord.AuthGate) (*scimrecord.SCIMSettings, error)
-	// RecordSCIMRequest keeps the plugin's status current (failure is nil unless the request
+}
+
+// StatusRecorder keeps the plugin's SCIM status (last request, last failure) current.
+type StatusRecorder interface {
+	// RecordSCIMRequest records one authenticated request (failure is nil unless the request
 	// failed with a 5xx). It must not block.
 	RecordSCIMRequest(ctx context.Context, plugin string, failure error)
 }
