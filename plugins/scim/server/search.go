@@ -133,22 +133,6 @@ func readSearch(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	return parseSearchRequest(body)
 }
 
-func (s *Server) searchUsers(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	q, err := readSearch(w, r)
-	if err != nil {
-		return err
-	}
-	return serveList(ctx, s, w, q, s.userLister(req.plugin, req.base))
-}
-
-func (s *Server) searchGroups(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	q, err := readSearch(w, r)
-	if err != nil {
-		return err
-	}
-	return serveList(ctx, s, w, q, s.groupLister(req.plugin, req.base))
-}
-
 // searchAll is POST /.search: a search over Users and Groups together (RFC 7644 §3.4.3). Each
 // resource comes with its own schemas and meta.resourceType, and the filter, attributes and
 // excludedAttributes apply to each type with that type's schema (a filter on userName matches no
@@ -169,7 +153,7 @@ func (s *Server) searchAll(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	users, groups := s.userLister(req.plugin, req.base), s.groupLister(req.plugin, req.base)
+	users, groups := s.users.lister(req.plugin, req.base), s.groups.lister(req.plugin, req.base)
 	uproj, err := protocol.ParseProjection(userRT, q)
 	if err != nil {
 		return err

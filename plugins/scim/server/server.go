@@ -204,7 +204,10 @@ type Server struct {
 	// sortSlots bounds the sorted queries scanning at once (sort.go).
 	sortSlots *abuse.Semaphore
 	// snaps are the sorted-list snapshots (sortcache.go).
-	snaps  *snapshots
+	snaps *snapshots
+	// users and groups serve /Users and /Groups (handler.go).
+	users  *resourceHandler[scimrecord.UserRecord]
+	groups *resourceHandler[scimrecord.GroupRecord]
 	routes routeTables
 
 	mu       sync.Mutex
@@ -230,6 +233,7 @@ func New(cfg Config) (*Server, error) {
 		snaps:     newSnapshots(),
 		limiters:  map[string]*rate.Limiter{},
 	}
+	s.users, s.groups = newUserHandler(s), newGroupHandler(s)
 	s.routes = newRouteTables(s)
 	return s, nil
 }
