@@ -78,6 +78,8 @@ func (rr resourceRoutes) forID(id string) routeTable {
 }
 
 func newRouteTables(s *Server) routeTables {
+	resourceTypes := discoveryEndpoint(discovery.ResourceTypes, discovery.ResourceTypeByID, "resource type", 128)
+	schemas := discoveryEndpoint(discovery.Schemas, discovery.SchemaByID, "schema", 256)
 	return routeTables{
 		users:                 s.users.routes(),
 		groups:                s.groups.routes(),
@@ -156,24 +158,17 @@ func serviceProviderConfig(_ context.Context, w http.ResponseWriter, _ *http.Req
 	return protocol.WriteJSON(w, http.StatusOK, discovery.NewServiceProviderConfig(req.base))
 }
 
-func resourceTypes(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
-	if req.id == "" {
-		return protocol.WriteJSON(w, http.StatusOK, discovery.List(discovery.ResourceTypes(req.base)))
+// discoveryEndpoint serves a discovery collection (/ResourceTypes, /Schemas) and its documents by
+// id; what names a document in the 404, which quotes at most maxID bytes of the id asked for.
+func discoveryEndpoint[T any](all func(base string) []T, byID func(base, id string) (T, bool), what string, maxID int) handlerFunc {
+	return func(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+		if req.id == "" {
+			return protocol.WriteJSON(w, http.StatusOK, discovery.List(all(req.base)))
+		}
+		doc, ok := byID(req.base, req.id)
+		if !ok {
+			return scimerr.NotFound("%s %q not found", what, truncate(req.id, maxID))
+		}
+		return protocol.WriteJSON(w, http.StatusOK, doc)
 	}
-	doc, ok := discovery.ResourceTypeByID(req.base, req.id)
-	if !ok {
-		return scimerr.NotFound("resource type %q not found", truncate(req.id, 128))
-	}
-	return protocol.WriteJSON(w, http.StatusOK, doc)
-}
-
-func schemas(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
-	if req.id == "" {
-		return protocol.WriteJSON(w, http.StatusOK, discovery.List(discovery.Schemas(req.base)))
-	}
-	doc, ok := discovery.SchemaByID(req.base, req.id)
-	if !ok {
-		return scimerr.NotFound("schema %q not found", truncate(req.id, 256))
-	}
-	return protocol.WriteJSON(w, http.StatusOK, doc)
 }
