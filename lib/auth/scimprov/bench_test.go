@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 )
 
@@ -49,7 +50,7 @@ func BenchmarkLite(b *testing.B) {
 			i++
 		}
 	})
-	var created []*scimstore.UserRecord
+	var created []*scimrecord.UserRecord
 	b.Run("CreateUser", func(b *testing.B) {
 		i := 0
 		for b.Loop() {

@@ -10,6 +10,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -45,7 +46,7 @@ const membersPerWrite = (backend.MaxAtomicWriteActions - 6) / 3
 
 // normalizeGroup checks a group from the client and returns the copy to
 // store.
-func normalizeGroup(rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+func normalizeGroup(rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 	if rec == nil {
 		return nil, trace.BadParameter("missing group")
 	}
@@ -79,12 +80,12 @@ func normalizeGroup(rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) 
 // memberChange is what a group write does to one member.
 type memberChange struct {
 	id  string
-	ref *scimstore.GroupRef // nil: remove the group from the member
+	ref *scimrecord.GroupRef // nil: remove the group from the member
 }
 
 // memberChanges lists the member updates from old to next (either nil):
 // removals first, then additions and, on a rename, refreshed names.
-func memberChanges(old, next *scimstore.GroupRecord) []memberChange {
+func memberChanges(old, next *scimrecord.GroupRecord) []memberChange {
 	oldSet, newSet := map[string]bool{}, map[string]bool{}
 	if old != nil {
 		for _, m := range old.Members {
@@ -105,7 +106,7 @@ func memberChanges(old, next *scimstore.GroupRecord) []memberChange {
 	}
 	for id := range newSet {
 		if !oldSet[id] || renamed {
-			adds = append(adds, memberChange{id: id, ref: &scimstore.GroupRef{ID: next.ID, DisplayName: next.DisplayName}})
+			adds = append(adds, memberChange{id: id, ref: &scimrecord.GroupRef{ID: next.ID, DisplayName: next.DisplayName}})
 		}
 	}
 	byID := func(a, b memberChange) int { return strings.Compare(a.id, b.id) }
@@ -128,7 +129,7 @@ func (p *Provisioner) memberActions(ctx context.Context, pc *pluginContext, gid 
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	groups := slices.DeleteFunc(slices.Clone(rec.Groups), func(g scimstore.GroupRef) bool { return g.ID == gid })
+	groups := slices.DeleteFunc(slices.Clone(rec.Groups), func(g scimrecord.GroupRef) bool { return g.ID == gid })
 	if c.ref != nil {
 		groups = append(groups, *c.ref)
 	}
@@ -164,7 +165,7 @@ func (p *Provisioner) memberActions(ctx context.Context, pc *pluginContext, gid 
 }
 
 // groupActions returns the writes of the group record itself and its event.
-func (p *Provisioner) groupActions(ctx context.Context, pc *pluginContext, old, next *scimstore.GroupRecord, nchanges int) ([]backend.ConditionalAction, error) {
+func (p *Provisioner) groupActions(ctx context.Context, pc *pluginContext, old, next *scimrecord.GroupRecord, nchanges int) ([]backend.ConditionalAction, error) {
 	var actions []backend.ConditionalAction
 	var ev *typesv1.AuditEvent
 	fields := map[string]string{"plugin": pc.name, "member_changes": strconv.Itoa(nchanges)}
@@ -197,7 +198,7 @@ func (p *Provisioner) groupActions(ctx context.Context, pc *pluginContext, old, 
 	return append(actions, ea), nil
 }
 
-func (p *Provisioner) checkGroupUnique(ctx context.Context, pc *pluginContext, old, next *scimstore.GroupRecord) error {
+func (p *Provisioner) checkGroupUnique(ctx context.Context, pc *pluginContext, old, next *scimrecord.GroupRecord) error {
 	if old == nil || !strings.EqualFold(old.DisplayName, next.DisplayName) {
 		id, err := p.store.LookupGroupID(ctx, pc.name, scimstore.AttrDisplayName, next.DisplayName)
 		switch {
@@ -214,7 +215,7 @@ func (p *Provisioner) checkGroupUnique(ctx context.Context, pc *pluginContext, o
 // writeGroup applies the change from old (nil: new) to next (nil: delete);
 // see the comment at the top of this file. It returns the group record's new
 // revision.
-func (p *Provisioner) writeGroup(ctx context.Context, pc *pluginContext, old, next *scimstore.GroupRecord) (string, error) {
+func (p *Provisioner) writeGroup(ctx context.Context, pc *pluginContext, old, next *scimrecord.GroupRecord) (string, error) {
 	changes := memberChanges(old, next)
 	gid := ""
 	if next != nil {
@@ -286,7 +287,7 @@ func (p *Provisioner) writeGroup(ctx context.Context, pc *pluginContext, old, ne
 
 // groupChanged reports whether the group record is no longer as read (old;
 // nil for a new group: whether it now exists).
-func (p *Provisioner) groupChanged(ctx context.Context, pc *pluginContext, old *scimstore.GroupRecord, gid string) (bool, error) {
+func (p *Provisioner) groupChanged(ctx context.Context, pc *pluginContext, old *scimrecord.GroupRecord, gid string) (bool, error) {
 	cur, err := p.store.GetGroup(ctx, pc.name, gid)
 	switch {
 	case trace.IsNotFound(err):
@@ -302,7 +303,7 @@ func (p *Provisioner) groupChanged(ctx context.Context, pc *pluginContext, old *
 // writeMemberBatch applies a batch of member changes in one AtomicWrite
 // guarded by the group record still being at old's revision, retrying when
 // only members changed.
-func (p *Provisioner) writeMemberBatch(ctx context.Context, pc *pluginContext, gid string, old *scimstore.GroupRecord, batch []memberChange) error {
+func (p *Provisioner) writeMemberBatch(ctx context.Context, pc *pluginContext, gid string, old *scimrecord.GroupRecord, batch []memberChange) error {
 	for range maxAttempts {
 		var actions []backend.ConditionalAction
 		for _, c := range batch {
@@ -335,7 +336,7 @@ func (p *Provisioner) writeMemberBatch(ctx context.Context, pc *pluginContext, g
 // CreateGroup creates a group with its members; trace.AlreadyExists if the
 // displayName (case-insensitive) is taken, BadParameter for a member that is
 // not a user of the plugin. externalId may repeat.
-func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 	pc, err := p.loadPlugin(ctx, plugin)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -371,7 +372,7 @@ func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scims
 // (required; trace.CompareFailed otherwise): displayName, externalId,
 // members and attributes. Members added or removed, and all members on a
 // rename, get their groups and roles updated.
-func (p *Provisioner) UpdateGroup(ctx context.Context, plugin string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+func (p *Provisioner) UpdateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 	if rec == nil || rec.Revision == "" {
 		return nil, trace.BadParameter("updating a SCIM group needs the revision it was read at")
 	}
@@ -410,7 +411,7 @@ func (p *Provisioner) UpdateGroup(ctx context.Context, plugin string, rec *scims
 // sameGroupRecord reports whether next holds what old holds: the same displayName (spelling
 // included), externalId, attributes (as JSON values) and set of member ids. A member's display
 // is not compared: responses show the member's userName, whatever the client sent.
-func sameGroupRecord(old, next *scimstore.GroupRecord) bool {
+func sameGroupRecord(old, next *scimrecord.GroupRecord) bool {
 	if old.DisplayName != next.DisplayName || old.ExternalID != next.ExternalID ||
 		len(old.Members) != len(next.Members) || !sameJSON(old.Attributes, next.Attributes) {
 		return false
@@ -452,7 +453,7 @@ func (p *Provisioner) DeleteGroup(ctx context.Context, plugin, id string) error 
 }
 
 // GetGroup reads group id; trace.NotFound if none.
-func (p *Provisioner) GetGroup(ctx context.Context, plugin, id string) (*scimstore.GroupRecord, error) {
+func (p *Provisioner) GetGroup(ctx context.Context, plugin, id string) (*scimrecord.GroupRecord, error) {
 	rec, err := p.store.GetGroup(ctx, plugin, id)
 	return rec, trace.Wrap(err)
 }
@@ -460,13 +461,13 @@ func (p *Provisioner) GetGroup(ctx context.Context, plugin, id string) (*scimsto
 // LookupGroups finds the groups with "displayName" (case-insensitive),
 // "externalId" (not unique: any number) or "id" equal to value, from an
 // index, in id order; none is an empty list.
-func (p *Provisioner) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimstore.GroupRecord, error) {
+func (p *Provisioner) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimrecord.GroupRecord, error) {
 	recs, err := p.store.LookupGroups(ctx, plugin, attr, value)
 	return recs, trace.Wrap(err)
 }
 
 // ListGroups returns up to limit groups after startAfterID, in id order.
-func (p *Provisioner) ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.GroupRecord, error) {
+func (p *Provisioner) ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.GroupRecord, error) {
 	recs, err := p.store.ListGroups(ctx, plugin, startAfterID, limit)
 	return recs, trace.Wrap(err)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -49,7 +50,7 @@ import (
 type userState struct {
 	// old is the record before the change (nil: a new record); next is the
 	// record after it (nil: the record is deleted).
-	old, next *scimstore.UserRecord
+	old, next *scimrecord.UserRecord
 	// userNameTaken says that another record of the plugin holds next's
 	// userName (canonically). externalId is not unique (RFC 7643 §3.1
 	// leaves it to the client; the Gatehouse account is keyed by the
@@ -135,7 +136,7 @@ func describeAccount(pc *pluginContext, u *typesv1.User) string {
 }
 
 // takenRefusal refuses a write onto a name that a foreign account holds.
-func takenRefusal(pc *pluginContext, rec *scimstore.UserRecord, holder *typesv1.User, what string) *refusal {
+func takenRefusal(pc *pluginContext, rec *scimrecord.UserRecord, holder *typesv1.User, what string) *refusal {
 	ev := userEvent(pc, EventUserRefused, rec,
 		fmt.Sprintf("SCIM %s refused: the name belongs to an account outside the plugin's reach (%s), which was left untouched",
 			what, describeAccount(pc, holder)))
@@ -150,7 +151,7 @@ func takenRefusal(pc *pluginContext, rec *scimstore.UserRecord, holder *typesv1.
 // grantedRoles returns the roles rec gets (default_roles plus the
 // connector's mapping of its groups) that grantable admits, and the ones it
 // does not, both sorted.
-func grantedRoles(pc *pluginContext, rec *scimstore.UserRecord, grantable map[string]bool) (roles, dropped []string) {
+func grantedRoles(pc *pluginContext, rec *scimrecord.UserRecord, grantable map[string]bool) (roles, dropped []string) {
 	for _, r := range candidateRoles(pc, rec) {
 		if grantable[r] {
 			roles = append(roles, r)
@@ -162,7 +163,7 @@ func grantedRoles(pc *pluginContext, rec *scimstore.UserRecord, grantable map[st
 }
 
 // candidateRoles are the roles rec would get without a ceiling, sorted.
-func candidateRoles(pc *pluginContext, rec *scimstore.UserRecord) []string {
+func candidateRoles(pc *pluginContext, rec *scimrecord.UserRecord) []string {
 	roles := slices.Clone(pc.okta.GetDefaultRoles())
 	roles = append(roles, services.RolesFromAttributes(pc.connector, map[string][]string{TraitGroups: groupNames(rec)})...)
 	slices.Sort(roles)
@@ -353,7 +354,7 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 // memberState is what one member's part of a group change is decided on.
 type memberState struct {
 	// old is the member's record as read; next is it with its new groups.
-	old, next *scimstore.UserRecord
+	old, next *scimrecord.UserRecord
 	// user is the Gatehouse user at the member's name (read only for an
 	// active member).
 	user      *typesv1.User

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -75,16 +75,16 @@ func account(owner, name string) *typesv1.User {
 	return u
 }
 
-func rec(userName string, active bool, groups ...string) *scimstore.UserRecord {
-	r := &scimstore.UserRecord{ID: ownID, UserName: userName, Active: active, Attributes: []byte("{}"), Revision: "rec-rev"}
+func rec(userName string, active bool, groups ...string) *scimrecord.UserRecord {
+	r := &scimrecord.UserRecord{ID: ownID, UserName: userName, Active: active, Attributes: []byte("{}"), Revision: "rec-rev"}
 	for _, g := range groups {
-		r.Groups = append(r.Groups, scimstore.GroupRef{ID: "g-" + g, DisplayName: g})
+		r.Groups = append(r.Groups, scimrecord.GroupRef{ID: "g-" + g, DisplayName: g})
 	}
 	return r
 }
 
 func ourLock(name string) *typesv1.Lock {
-	l := buildLock(planPC(), &scimstore.UserRecord{ID: ownID, UserName: name}, false, planNow)
+	l := buildLock(planPC(), &scimrecord.UserRecord{ID: ownID, UserName: name}, false, planNow)
 	l.Metadata.Revision = "lock-rev"
 	return l
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 )
 
@@ -35,7 +36,7 @@ type PulledUser struct {
 	Attributes json.RawMessage
 	// Groups are the user's groups; their names map to roles through the
 	// plugin's SAML connector.
-	Groups []scimstore.GroupRef
+	Groups []scimrecord.GroupRef
 }
 
 // PullResult is what applying a pulled user did.
@@ -66,12 +67,12 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 	if in.ExternalID == "" {
 		return PullUnchanged, trace.BadParameter("a pulled user needs its provider id")
 	}
-	norm, err := normalizeUser(&scimstore.UserRecord{UserName: in.UserName, ExternalID: in.ExternalID, Active: in.Active, Attributes: in.Attributes})
+	norm, err := normalizeUser(&scimrecord.UserRecord{UserName: in.UserName, ExternalID: in.ExternalID, Active: in.Active, Attributes: in.Attributes})
 	if err != nil {
 		return PullUnchanged, trace.Wrap(err)
 	}
 	groups := slices.Clone(in.Groups)
-	slices.SortFunc(groups, func(a, b scimstore.GroupRef) int {
+	slices.SortFunc(groups, func(a, b scimrecord.GroupRef) int {
 		switch {
 		case a.ID < b.ID:
 			return -1
@@ -86,7 +87,7 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 		if err != nil {
 			return PullUnchanged, trace.Wrap(err)
 		}
-		var old *scimstore.UserRecord
+		var old *scimrecord.UserRecord
 		switch len(recs) {
 		case 0:
 		case 1:
@@ -94,7 +95,7 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 		default:
 			return PullUnchanged, trace.AlreadyExists("%d SCIM records of plugin %q carry externalId %q; delete the extra ones", len(recs), pc.name, in.ExternalID)
 		}
-		var next *scimstore.UserRecord
+		var next *scimrecord.UserRecord
 		switch {
 		case old == nil && !norm.Active:
 			return PullUnchanged, nil
@@ -112,7 +113,7 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 			}
 		}
 		if old == nil {
-			next = &scimstore.UserRecord{ID: uuid.NewString(), Created: now}
+			next = &scimrecord.UserRecord{ID: uuid.NewString(), Created: now}
 		} else {
 			n := *old
 			next = &n

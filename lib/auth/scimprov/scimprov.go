@@ -51,6 +51,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -320,7 +321,7 @@ func (p *Provisioner) loadPlugin(ctx context.Context, name string) (*pluginConte
 
 // SCIMSettings returns the SCIM settings of plugin; trace.NotFound if there
 // is no such plugin.
-func (p *Provisioner) SCIMSettings(ctx context.Context, plugin string) (*scimstore.SCIMSettings, error) {
+func (p *Provisioner) SCIMSettings(ctx context.Context, plugin string) (*scimrecord.SCIMSettings, error) {
 	ps, err := p.pluginState(ctx, plugin)
 	if err != nil {
 		return nil, trace.Wrap(err)

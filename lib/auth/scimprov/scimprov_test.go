@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -108,7 +109,7 @@ const adminRole = "user-admin"
 // request here: the counting wrapper hides lite's AckAfterWatchFanOut).
 // lookupUser is LookupUsers for a unique attribute (or a test that expects one match): the record,
 // or NotFound when there is none.
-func (e *env) lookupUser(attr, value string) (*scimstore.UserRecord, error) {
+func (e *env) lookupUser(attr, value string) (*scimrecord.UserRecord, error) {
 	recs, err := e.p.LookupUsers(e.ctx, testPlugin, attr, value)
 	if err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func (e *env) lookupUser(attr, value string) (*scimstore.UserRecord, error) {
 }
 
 // lookupGroup is LookupGroups for a unique attribute: the group, or NotFound when there is none.
-func (e *env) lookupGroup(attr, value string) (*scimstore.GroupRecord, error) {
+func (e *env) lookupGroup(attr, value string) (*scimrecord.GroupRecord, error) {
 	recs, err := e.p.LookupGroups(e.ctx, testPlugin, attr, value)
 	if err != nil {
 		return nil, err
@@ -232,10 +233,10 @@ func rotateToken(t testing.TB, ctx context.Context, svc *services.Services) stri
 	return token
 }
 
-func newRecord(userName, externalID string) *scimstore.UserRecord {
+func newRecord(userName, externalID string) *scimrecord.UserRecord {
 	attrs := fmt.Sprintf(`{"userName":%q,"externalId":%q,"name":{"givenName":"Jane"},"password":"placeholder","emails":[{"primary":true,"value":%q}]}`,
 		userName, externalID, userName)
-	return &scimstore.UserRecord{UserName: userName, ExternalID: externalID, Active: true, Attributes: json.RawMessage(attrs)}
+	return &scimrecord.UserRecord{UserName: userName, ExternalID: externalID, Active: true, Attributes: json.RawMessage(attrs)}
 }
 
 func (e *env) user(t *testing.T, name string) *typesv1.User {
@@ -407,7 +408,7 @@ func TestAdoption(t *testing.T) {
 	}
 }
 
-func deactivate(t *testing.T, e *env, rec *scimstore.UserRecord, active bool) *scimstore.UserRecord {
+func deactivate(t *testing.T, e *env, rec *scimrecord.UserRecord, active bool) *scimrecord.UserRecord {
 	t.Helper()
 	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
 	require.NoError(t, err)
@@ -656,25 +657,25 @@ func TestGroups(t *testing.T) {
 			roles := func(name string) []string { return e.user(t, name).GetSpec().GetRoles() }
 			groups := func(name string) []string { return services.TraitValues(e.user(t, name), "groups") }
 
-			g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Eng", Members: []scimstore.MemberRef{{Value: a.ID}}})
+			g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: "Eng", Members: []scimrecord.MemberRef{{Value: a.ID}}})
 			require.NoError(t, err)
 			require.Equal(t, []string{"access", "eng", "member"}, roles("alice"))
 			require.Equal(t, []string{"Eng"}, groups("alice"))
 			require.Equal(t, []string{"access"}, roles("bob"))
 			ar, err := e.p.GetUser(e.ctx, testPlugin, a.ID)
 			require.NoError(t, err)
-			require.Equal(t, []scimstore.GroupRef{{ID: g.ID, DisplayName: "Eng"}}, ar.Groups)
+			require.Equal(t, []scimrecord.GroupRef{{ID: g.ID, DisplayName: "Eng"}}, ar.Groups)
 
 			got, err := e.lookupGroup(scimstore.AttrDisplayName, "eng")
 			require.NoError(t, err)
 			require.Equal(t, g.ID, got.ID)
-			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "ENG"})
+			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: "ENG"})
 			require.True(t, trace.IsAlreadyExists(err), "%v", err)
-			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Ghosts", Members: []scimstore.MemberRef{{Value: "nope"}}})
+			_, err = e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: "Ghosts", Members: []scimrecord.MemberRef{{Value: "nope"}}})
 			require.True(t, trace.IsBadParameter(err), "%v", err)
 
 			// Swap members.
-			g.Members = []scimstore.MemberRef{{Value: b.ID}}
+			g.Members = []scimrecord.MemberRef{{Value: b.ID}}
 			g, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
 			require.NoError(t, err)
 			require.Equal(t, []string{"access"}, roles("alice"))
@@ -692,7 +693,7 @@ func TestGroups(t *testing.T) {
 
 			// A deactivated member: record only; reactivation brings the roles.
 			deactivate(t, e, a, false)
-			g.Members = append(g.Members, scimstore.MemberRef{Value: a.ID})
+			g.Members = append(g.Members, scimrecord.MemberRef{Value: a.ID})
 			g, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
 			require.NoError(t, err)
 			ar, err = e.p.GetUser(e.ctx, testPlugin, a.ID)
@@ -702,13 +703,13 @@ func TestGroups(t *testing.T) {
 			require.Equal(t, []string{"access", "member"}, roles("alice"))
 
 			// Many members: batched writes.
-			var members []scimstore.MemberRef
+			var members []scimrecord.MemberRef
 			for i := range 45 {
 				r, err := e.p.CreateUser(e.ctx, testPlugin, newRecord(fmt.Sprintf("m%02d", i), fmt.Sprintf("00m%d", i)))
 				require.NoError(t, err)
-				members = append(members, scimstore.MemberRef{Value: r.ID})
+				members = append(members, scimrecord.MemberRef{Value: r.ID})
 			}
-			big, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Eng", Members: members})
+			big, err := e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: "Eng", Members: members})
 			require.NoError(t, err)
 			require.Len(t, big.Members, 45)
 			for i := range 45 {
@@ -867,7 +868,7 @@ func TestRoleCeiling(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"access"}, e.user(t, "jane@example.com").GetSpec().GetRoles())
 
-	g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Admins", Members: []scimstore.MemberRef{{Value: rec.ID}}})
+	g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: "Admins", Members: []scimrecord.MemberRef{{Value: rec.ID}}})
 	require.NoError(t, err)
 	require.NotEmpty(t, g.ID)
 	require.Equal(t, []string{"access", "member"}, e.user(t, "jane@example.com").GetSpec().GetRoles(),
@@ -931,8 +932,8 @@ func TestUpdateThatChangesNothing(t *testing.T) {
 			require.NoError(t, err)
 			bob, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("bob@example.com", "00b"))
 			require.NoError(t, err)
-			g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimstore.GroupRecord{DisplayName: "Eng",
-				Members: []scimstore.MemberRef{{Value: rec.ID}, {Value: bob.ID}}})
+			g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: "Eng",
+				Members: []scimrecord.MemberRef{{Value: rec.ID}, {Value: bob.ID}}})
 			require.NoError(t, err)
 			rec, err = e.p.GetUser(e.ctx, testPlugin, rec.ID)
 			require.NoError(t, err)
@@ -950,7 +951,7 @@ func TestUpdateThatChangesNothing(t *testing.T) {
 			require.Equal(t, rec.Revision, got.Revision)
 			require.Equal(t, rec.LastModified, got.LastModified)
 			sameGroup := *g
-			sameGroup.Members = []scimstore.MemberRef{{Value: bob.ID, Display: "Bob"}, {Value: rec.ID}}
+			sameGroup.Members = []scimrecord.MemberRef{{Value: bob.ID, Display: "Bob"}, {Value: rec.ID}}
 			gotGroup, err := e.p.UpdateGroup(e.ctx, testPlugin, &sameGroup)
 			require.NoError(t, err)
 			require.Equal(t, g.Revision, gotGroup.Revision)

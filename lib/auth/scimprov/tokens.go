@@ -14,7 +14,7 @@ package scimprov
 //     credentials do the same work against a decoy fingerprint (and, when
 //     the settings are read from the backend, the same credentials read),
 //     and are answered the same: nobody learns which plugins exist.
-//  3. Gate: the SCIM endpoint's failure limiter (scimstore.AuthGate)
+//  3. Gate: the SCIM endpoint's failure limiter (scimrecord.AuthGate)
 //     reserves one failure for the source, atomically, before anything is
 //     verified. A throttled source is refused, unless its token passed the
 //     prefilter: then only bcrypt can say no, and the right token must
@@ -45,6 +45,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -219,11 +220,11 @@ type pluginState struct {
 
 // settings returns the SCIM settings of an Okta plugin; trace.NotFound for
 // another kind of plugin.
-func (ps *pluginState) settings(plugin string) (*scimstore.SCIMSettings, error) {
+func (ps *pluginState) settings(plugin string) (*scimrecord.SCIMSettings, error) {
 	if ps.okta == nil {
 		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", plugin)
 	}
-	return &scimstore.SCIMSettings{
+	return &scimrecord.SCIMSettings{
 		Enabled:   ps.okta.GetScimEnabled(),
 		RateLimit: int(ps.okta.GetScimRateLimit()),
 		RateBurst: int(ps.okta.GetScimRateBurst()),
@@ -287,12 +288,12 @@ func (p *Provisioner) credentials(ctx context.Context, ps *pluginState) ([]*cred
 // trace.LimitExceeded from the gate when the source is throttled; any
 // other error is a failure to read the plugin or its credentials. gate may
 // be nil (no failure limiter).
-func (p *Provisioner) AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimstore.AuthGate) (*scimstore.SCIMSettings, error) {
+func (p *Provisioner) AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimrecord.AuthGate) (*scimrecord.SCIMSettings, error) {
 	ps, fromView, err := p.resolve(ctx, plugin)
 	if err != nil && !trace.IsNotFound(err) {
 		return nil, trace.Wrap(err)
 	}
-	var settings *scimstore.SCIMSettings
+	var settings *scimrecord.SCIMSettings
 	if ps != nil {
 		if settings, err = ps.settings(plugin); err != nil && !trace.IsNotFound(err) {
 			return nil, trace.Wrap(err)
@@ -348,7 +349,7 @@ func (p *Provisioner) VerifySCIMToken(ctx context.Context, plugin, token string)
 
 // checkToken runs steps 1 to 4 for token against creds (none: a decoy
 // check that refuses), and audits a refusal.
-func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*credEntry, token string, gate scimstore.AuthGate) error {
+func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*credEntry, token string, gate scimrecord.AuthGate) error {
 	digest := sha256.Sum256([]byte(token))
 	// 1. The remembered verified token, before any limiter.
 	for _, c := range creds {
@@ -358,7 +359,7 @@ func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*cr
 	}
 	// 2. The prefilter.
 	fp := services.SCIMTokenFingerprint(token)
-	pre := scimstore.PrefilterMiss
+	pre := scimrecord.PrefilterMiss
 	var candidates []*credEntry
 	for _, c := range creds {
 		if len(c.hash) == 0 {
@@ -370,13 +371,13 @@ func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*cr
 			// token was already refused for this version.
 			if _, known := p.tokens.lookup(c.key, digest); !known {
 				candidates = append(candidates, c)
-				if pre == scimstore.PrefilterMiss {
-					pre = scimstore.PrefilterUnknown
+				if pre == scimrecord.PrefilterMiss {
+					pre = scimrecord.PrefilterUnknown
 				}
 			}
 		case subtle.ConstantTimeCompare(fp, c.fingerprint) == 1:
 			candidates = append(candidates, c)
-			pre = scimstore.PrefilterMatch
+			pre = scimrecord.PrefilterMatch
 		}
 	}
 	if len(creds) == 0 {
@@ -384,7 +385,7 @@ func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*cr
 		subtle.ConstantTimeCompare(fp, decoyFingerprint)
 	}
 	if token == "" {
-		pre, candidates = scimstore.PrefilterMiss, nil
+		pre, candidates = scimrecord.PrefilterMiss, nil
 	}
 	// 3. The gate: a failure is reserved before bcrypt.
 	if gate != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
@@ -64,7 +65,7 @@ func LockName(plugin, userName string) string {
 // externalId, and the attributes as a JSON object without password, id,
 // meta, groups and what the record holds in its own fields (userName,
 // externalId, active, schemas), at most services.MaxSCIMAttributesBytes.
-func normalizeUser(rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+func normalizeUser(rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	if rec == nil {
 		return nil, trace.BadParameter("missing user")
 	}
@@ -175,7 +176,7 @@ func ownsLock(plugin string, l *typesv1.Lock) bool {
 		(lb[LabelReason] == ReasonDeactivation || lb[LabelReason] == ReasonDeletion)
 }
 
-func groupNames(rec *scimstore.UserRecord) []string {
+func groupNames(rec *scimrecord.UserRecord) []string {
 	names := make([]string, 0, len(rec.Groups))
 	for _, g := range rec.Groups {
 		if g.DisplayName != "" {
@@ -191,7 +192,7 @@ func groupNames(rec *scimstore.UserRecord) []string {
 // replaces (ours, or a temporary SAML user being adopted), nil for a new one:
 // its traits other than groups, its labels, description, incarnation and
 // local_auth are kept; its expiry is not.
-func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User, roles []string, now time.Time) *typesv1.User {
+func buildUser(pc *pluginContext, rec *scimrecord.UserRecord, base *typesv1.User, roles []string, now time.Time) *typesv1.User {
 	u := &typesv1.User{
 		Kind:     services.KindUser,
 		Version:  services.V1,
@@ -235,7 +236,7 @@ func buildUser(pc *pluginContext, rec *scimstore.UserRecord, base *typesv1.User,
 }
 
 // buildLock returns the deactivation lock of rec.
-func buildLock(pc *pluginContext, rec *scimstore.UserRecord, deleted bool, now time.Time) *typesv1.Lock {
+func buildLock(pc *pluginContext, rec *scimrecord.UserRecord, deleted bool, now time.Time) *typesv1.Lock {
 	reason, what := ReasonDeactivation, "deactivated"
 	if deleted {
 		reason, what = ReasonDeletion, "deleted"
@@ -267,7 +268,7 @@ func buildLock(pc *pluginContext, rec *scimstore.UserRecord, deleted bool, now t
 }
 
 // userEvent is an audit event about record rec.
-func userEvent(pc *pluginContext, typ string, rec *scimstore.UserRecord, msg string) *typesv1.AuditEvent {
+func userEvent(pc *pluginContext, typ string, rec *scimrecord.UserRecord, msg string) *typesv1.AuditEvent {
 	ev := &typesv1.AuditEvent{
 		Type:     typ,
 		User:     actor(pc.name),
@@ -325,7 +326,7 @@ func (p *Provisioner) taken(ctx context.Context, pc *pluginContext, attr, value,
 
 // readUserState reads everything planUser decides the change from old (nil:
 // a new record) to next (nil: delete the record) on.
-func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (*userState, error) {
+func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord) (*userState, error) {
 	st := &userState{old: old, next: next, incarnation: services.NewIncarnation(), now: p.cfg.Clock.Now()}
 	target := next
 	if target == nil {
@@ -379,7 +380,7 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 // trace.CompareFailed means something changed meanwhile and the caller may
 // re-plan from a fresh read. A refused transition is audited and returned
 // as trace.AlreadyExists.
-func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (string, outcome, error) {
+func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord) (string, outcome, error) {
 	st, err := p.readUserState(ctx, pc, old, next)
 	if err != nil {
 		return "", outcome{}, trace.Wrap(err)
@@ -444,7 +445,7 @@ func (p *Provisioner) account(plugin string, o outcome) {
 // active one is trace.AlreadyExists. A Gatehouse user of that name is
 // adopted if it is a temporary user of the plugin's SAML connector, and
 // refused (trace.AlreadyExists, left untouched) otherwise.
-func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	pc, err := p.loadPlugin(ctx, plugin)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -456,7 +457,7 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimst
 	for range maxAttempts {
 		now := p.cfg.Clock.Now().UTC()
 		existing, err := p.store.FindUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
-		var old, next *scimstore.UserRecord
+		var old, next *scimrecord.UserRecord
 		switch {
 		case err != nil:
 			return nil, trace.Wrap(err)
@@ -495,7 +496,7 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimst
 // externalId, active and attributes; id, groups and created are kept. An
 // active change deactivates (user deleted and locked) or reactivates (user
 // recreated, the plugin's lock removed) in the same atomic write.
-func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	if rec == nil || rec.Revision == "" {
 		return nil, trace.BadParameter("updating a SCIM user needs the revision it was read at")
 	}
@@ -551,7 +552,7 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimst
 // sameUserRecord reports whether next holds what old holds: the same userName (spelling
 // included: it is returned), externalId, active and attributes (compared as JSON values, so that
 // key order and spacing do not count).
-func sameUserRecord(old, next *scimstore.UserRecord) bool {
+func sameUserRecord(old, next *scimrecord.UserRecord) bool {
 	return old.UserName == next.UserName && old.ExternalID == next.ExternalID && old.Active == next.Active &&
 		sameJSON(old.Attributes, next.Attributes)
 }
@@ -580,7 +581,7 @@ func sameJSON(a, b json.RawMessage) bool {
 // account with exactly the content it has. Any other action (an account to create, delete or
 // bring in step, a lock) means the write is needed; a refusal is left to the real write, which
 // audits it.
-func (p *Provisioner) userUnchanged(ctx context.Context, pc *pluginContext, old, next *scimstore.UserRecord) (bool, error) {
+func (p *Provisioner) userUnchanged(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord) (bool, error) {
 	st, err := p.readUserState(ctx, pc, old, next)
 	if err != nil {
 		return false, trace.Wrap(err)
@@ -640,7 +641,7 @@ func (p *Provisioner) DeleteUser(ctx context.Context, plugin, id string) error {
 }
 
 // GetUser reads record id; trace.NotFound if none.
-func (p *Provisioner) GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error) {
+func (p *Provisioner) GetUser(ctx context.Context, plugin, id string) (*scimrecord.UserRecord, error) {
 	rec, err := p.store.GetUser(ctx, plugin, id)
 	return rec, trace.Wrap(err)
 }
@@ -648,13 +649,13 @@ func (p *Provisioner) GetUser(ctx context.Context, plugin, id string) (*scimstor
 // LookupUsers finds the records with "userName" (case-insensitive),
 // "externalId" (not unique: any number) or "id" equal to value, from an
 // index, in id order; none is an empty list.
-func (p *Provisioner) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimstore.UserRecord, error) {
+func (p *Provisioner) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimrecord.UserRecord, error) {
 	recs, err := p.store.LookupUsers(ctx, plugin, attr, value)
 	return recs, trace.Wrap(err)
 }
 
 // ListUsers returns up to limit records after startAfterID, in id order.
-func (p *Provisioner) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error) {
+func (p *Provisioner) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.UserRecord, error) {
 	recs, err := p.store.ListUsers(ctx, plugin, startAfterID, limit)
 	return recs, trace.Wrap(err)
 }

@@ -53,8 +53,8 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -73,7 +73,7 @@ var activeStatuses = []string{"ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOV
 // Provisioner applies pulled users (*scimprov.Provisioner).
 type Provisioner interface {
 	ApplyPulledUser(ctx context.Context, plugin string, in scimprov.PulledUser) (scimprov.PullResult, error)
-	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimstore.UserRecord, error)
+	ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.UserRecord, error)
 }
 
 // Plugins reads plugins (*services.PluginService).
@@ -172,7 +172,7 @@ type run struct {
 	state     *typesv1.OktaUserSyncState
 	client    *oktaapi.Client
 	apiCalls  int64
-	memberOf  map[string][]scimstore.GroupRef
+	memberOf  map[string][]scimrecord.GroupRef
 	seen      map[string]bool
 	refusals  []string
 	warnings  []string
@@ -387,7 +387,7 @@ func (s *Syncer) sync(ctx context.Context, r *run, start time.Time) error {
 // mapping names (every group when it maps any value). No mapping of the
 // groups attribute means no call.
 func (s *Syncer) readGroups(ctx context.Context, r *run) error {
-	r.memberOf = map[string][]scimstore.GroupRef{}
+	r.memberOf = map[string][]scimrecord.GroupRef{}
 	p, err := s.cfg.Plugins.GetPlugin(ctx, r.plugin)
 	if err != nil {
 		return trace.Wrap(err)
@@ -425,7 +425,7 @@ func (s *Syncer) readGroups(ctx context.Context, r *run) error {
 		return trace.Wrap(err)
 	}
 	for _, g := range groups {
-		ref := scimstore.GroupRef{ID: "okta:" + g.ID, DisplayName: g.Profile.Name}
+		ref := scimrecord.GroupRef{ID: "okta:" + g.ID, DisplayName: g.Profile.Name}
 		if err := r.client.ListGroupMembers(ctx, g.ID, func(page []oktaapi.User) error {
 			for _, u := range page {
 				r.memberOf[u.ID] = append(r.memberOf[u.ID], ref)
@@ -572,7 +572,7 @@ func (s *Syncer) confirmRemovals(ctx context.Context, r *run) error {
 	}
 	// The active accounts of the plugin the events name and this run's
 	// listing did not (a listed user's assignment was just read).
-	var recs []*scimstore.UserRecord
+	var recs []*scimrecord.UserRecord
 	after := ""
 	for {
 		page, err := s.cfg.Provisioner.ListUsers(ctx, r.plugin, after, listPage)
@@ -600,7 +600,7 @@ func (s *Syncer) confirmRemovals(ctx context.Context, r *run) error {
 
 // confirmRemoval reads rec's Okta assignment and applies only what Okta
 // answers.
-func (s *Syncer) confirmRemoval(ctx context.Context, r *run, rec *scimstore.UserRecord) error {
+func (s *Syncer) confirmRemoval(ctx context.Context, r *run, rec *scimrecord.UserRecord) error {
 	appID := r.settings.GetAppId()
 	au, err := r.client.GetAppUser(ctx, appID, rec.ExternalID)
 	if trace.IsNotFound(err) {
@@ -664,7 +664,7 @@ const listPage = 500
 // groups. A full pass that listed nobody while accounts exist stops here:
 // an empty answer is not evidence enough to take every account away.
 func (s *Syncer) reconcileUnlisted(ctx context.Context, r *run) error {
-	var unlisted []*scimstore.UserRecord
+	var unlisted []*scimrecord.UserRecord
 	after := ""
 	for {
 		recs, err := s.cfg.Provisioner.ListUsers(ctx, r.plugin, after, listPage)
@@ -709,7 +709,7 @@ func (s *Syncer) reconcileUnlisted(ctx context.Context, r *run) error {
 	return nil
 }
 
-func sameGroups(a, b []scimstore.GroupRef) bool {
+func sameGroups(a, b []scimrecord.GroupRef) bool {
 	if len(a) != len(b) {
 		return false
 	}

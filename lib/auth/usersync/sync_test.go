@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi/oktatest"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -417,11 +418,11 @@ func TestTakesOverSCIMRecords(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 100)
 	id := e.org.AddUser("pushed@example.com", true)
-	pushed, err := e.prov.CreateUser(e.ctx, testPlugin, &scimstore.UserRecord{
+	pushed, err := e.prov.CreateUser(e.ctx, testPlugin, &scimrecord.UserRecord{
 		UserName: "pushed@example.com", ExternalID: id, Active: true, Attributes: json.RawMessage(`{"userName":"pushed@example.com"}`),
 	})
 	require.NoError(t, err)
-	_, err = e.prov.CreateUser(e.ctx, testPlugin, &scimstore.UserRecord{
+	_, err = e.prov.CreateUser(e.ctx, testPlugin, &scimrecord.UserRecord{
 		UserName: "other-client@example.com", Active: true, Attributes: json.RawMessage(`{}`),
 	})
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
 // Before usernames were canonical (lib/canonical), the userName index was
@@ -123,7 +124,7 @@ func (s *Store) markMigrated(ctx context.Context, key backend.Key, version strin
 // still under the legacy one, re-reading the record when it changed
 // meanwhile (trace.CompareFailed when it kept changing). holder is the id of
 // another record holding the canonical key, if any.
-func (s *Store) moveUserNameEntry(ctx context.Context, plugin string, rec *UserRecord) (moved bool, holder string, err error) {
+func (s *Store) moveUserNameEntry(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (moved bool, holder string, err error) {
 	for range 4 {
 		legacy, canon := legacyUserNameKey(plugin, rec.UserName), UserNameKey(plugin, rec.UserName)
 		if string(legacy) == string(canon) {

@@ -9,11 +9,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
 // writeLegacyUser stores rec as the code before canonical usernames did:
 // its userName index entry under the lower-cased name.
-func writeLegacyUser(t *testing.T, b backend.Backend, rec *UserRecord) {
+func writeLegacyUser(t *testing.T, b backend.Backend, rec *scimrecord.UserRecord) {
 	t.Helper()
 	item, err := MarshalUser("okta", rec)
 	require.NoError(t, err)
@@ -34,8 +35,8 @@ func TestCanonicalizeUserNameIndex(t *testing.T) {
 			s, err := New(b)
 			require.NoError(t, err)
 			now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-			rec := func(id, name string) *UserRecord {
-				return &UserRecord{ID: id, UserName: name, Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
+			rec := func(id, name string) *scimrecord.UserRecord {
+				return &scimrecord.UserRecord{ID: id, UserName: name, Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
 			}
 			writeLegacyUser(t, b, rec("a", "Jane@example.com")) // ASCII: both forms agree
 			writeLegacyUser(t, b, rec("b", "Straße@example.com"))
@@ -98,7 +99,7 @@ func TestMigrateExternalIDIndex(t *testing.T) {
 			require.NoError(t, err)
 			now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 			legacy := func(id, name, ext, indexed string) {
-				rec := &UserRecord{ID: id, UserName: name, ExternalID: ext, Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
+				rec := &scimrecord.UserRecord{ID: id, UserName: name, ExternalID: ext, Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
 				item, err := MarshalUser("okta", rec)
 				require.NoError(t, err)
 				_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
@@ -111,7 +112,7 @@ func TestMigrateExternalIDIndex(t *testing.T) {
 			legacy("a", "jane", "00u/1", "00u/1")
 			legacy("b", "bob", "00u2", "00u2")
 			legacy("c", "carol", "00u3", "stale") // an entry whose record moved on
-			group := &GroupRecord{ID: "g", DisplayName: "Eng", ExternalID: "00g1", Created: now, LastModified: now}
+			group := &scimrecord.GroupRecord{ID: "g", DisplayName: "Eng", ExternalID: "00g1", Created: now, LastModified: now}
 			gitem, err := MarshalGroup("okta", group)
 			require.NoError(t, err)
 			_, err = b.AtomicWrite(ctx, []backend.ConditionalAction{
@@ -154,7 +155,7 @@ func TestMigrateExternalIDIndex(t *testing.T) {
 			require.True(t, rep.Skipped)
 
 			// A second record with b's externalId, then a rename of a onto it.
-			next := &UserRecord{ID: "d", UserName: "dave", ExternalID: "00u2", Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
+			next := &scimrecord.UserRecord{ID: "d", UserName: "dave", ExternalID: "00u2", Active: true, Attributes: []byte("{}"), Created: now, LastModified: now}
 			actions, err := PutUserActions("okta", nil, next)
 			require.NoError(t, err)
 			_, err = b.AtomicWrite(ctx, actions)

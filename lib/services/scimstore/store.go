@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 )
 
@@ -121,7 +122,7 @@ func checkIndexed(what, v string) error {
 }
 
 // MarshalUser returns the backend item storing rec for plugin.
-func MarshalUser(plugin string, rec *UserRecord) (backend.Item, error) {
+func MarshalUser(plugin string, rec *scimrecord.UserRecord) (backend.Item, error) {
 	if rec == nil {
 		return backend.Item{}, trace.BadParameter("missing user record")
 	}
@@ -141,8 +142,8 @@ func MarshalUser(plugin string, rec *UserRecord) (backend.Item, error) {
 // and its ID from the key when the value does not hold it: records are
 // stored in the compact encoding of encodeUserRecord, without the id, and
 // those written before it, in JSON, still read.
-func UnmarshalUser(item backend.Item) (*UserRecord, error) {
-	var rec UserRecord
+func UnmarshalUser(item backend.Item) (*scimrecord.UserRecord, error) {
+	var rec scimrecord.UserRecord
 	var err error
 	if len(item.Value) > 0 && item.Value[0] == '{' {
 		err = json.Unmarshal(item.Value, &rec)
@@ -169,7 +170,7 @@ const userRecordV1 = 1
 // It is about a third smaller than the JSON written before (no field names,
 // binary times, no id: the key holds it), and it is every SCIM lookup's
 // read, so it is also cheaper to decode.
-func encodeUserRecord(rec *UserRecord) []byte {
+func encodeUserRecord(rec *scimrecord.UserRecord) []byte {
 	b := make([]byte, 0, 64+len(rec.UserName)+len(rec.ExternalID)+len(rec.Attributes))
 	b = append(b, userRecordV1)
 	b = appendString(b, rec.UserName)
@@ -198,7 +199,7 @@ func appendTime(b []byte, t time.Time) []byte {
 }
 
 // decodeUserRecord decodes what encodeUserRecord wrote into rec.
-func decodeUserRecord(v []byte, rec *UserRecord) error {
+func decodeUserRecord(v []byte, rec *scimrecord.UserRecord) error {
 	d := recordDecoder{buf: v}
 	if d.byte() != userRecordV1 {
 		return trace.BadParameter("unknown record encoding")
@@ -213,9 +214,9 @@ func decodeUserRecord(v []byte, rec *UserRecord) error {
 		d.fail()
 	}
 	if n > 0 && d.err == nil {
-		rec.Groups = make([]GroupRef, n)
+		rec.Groups = make([]scimrecord.GroupRef, n)
 		for i := range rec.Groups {
-			rec.Groups[i] = GroupRef{ID: d.string(), DisplayName: d.string()}
+			rec.Groups[i] = scimrecord.GroupRef{ID: d.string(), DisplayName: d.string()}
 		}
 	}
 	if d.err != nil {
@@ -295,7 +296,7 @@ func lastKeyPart(key backend.Key) string {
 }
 
 // MarshalGroup returns the backend item storing rec for plugin.
-func MarshalGroup(plugin string, rec *GroupRecord) (backend.Item, error) {
+func MarshalGroup(plugin string, rec *scimrecord.GroupRecord) (backend.Item, error) {
 	if rec == nil {
 		return backend.Item{}, trace.BadParameter("missing group record")
 	}
@@ -319,8 +320,8 @@ func MarshalGroup(plugin string, rec *GroupRecord) (backend.Item, error) {
 }
 
 // UnmarshalGroup decodes a stored group record, its Revision from the item.
-func UnmarshalGroup(item backend.Item) (*GroupRecord, error) {
-	var rec GroupRecord
+func UnmarshalGroup(item backend.Item) (*scimrecord.GroupRecord, error) {
+	var rec scimrecord.GroupRecord
 	if err := json.Unmarshal(item.Value, &rec); err != nil {
 		return nil, trace.BadParameter("stored SCIM group at %q is corrupt: %v", item.Key, err)
 	}
@@ -363,7 +364,7 @@ type recordKeys struct {
 	record, name, externalID backend.Key
 }
 
-func userKeys(plugin string, r *UserRecord) recordKeys {
+func userKeys(plugin string, r *scimrecord.UserRecord) recordKeys {
 	return recordKeys{
 		record:     UserKey(plugin, r.ID),
 		name:       UserNameKey(plugin, r.UserName),
@@ -371,7 +372,7 @@ func userKeys(plugin string, r *UserRecord) recordKeys {
 	}
 }
 
-func groupKeys(plugin string, r *GroupRecord) recordKeys {
+func groupKeys(plugin string, r *scimrecord.GroupRecord) recordKeys {
 	return recordKeys{
 		record:     GroupKey(plugin, r.ID),
 		name:       GroupNameKey(plugin, r.DisplayName),
@@ -413,7 +414,7 @@ func deleteActions(k recordKeys, revision string) []backend.ConditionalAction {
 // taken by another record; the caller tells them apart by reading the index.
 // The externalId entry is the record's own (keyed by its id), so another
 // record with the same externalId never conflicts.
-func PutUserActions(plugin string, old, next *UserRecord) ([]backend.ConditionalAction, error) {
+func PutUserActions(plugin string, old, next *scimrecord.UserRecord) ([]backend.ConditionalAction, error) {
 	if old != nil && old.ID != next.ID {
 		return nil, trace.BadParameter("user record id cannot change (%q to %q)", old.ID, next.ID)
 	}
@@ -432,13 +433,13 @@ func PutUserActions(plugin string, old, next *UserRecord) ([]backend.Conditional
 
 // DeleteUserActions returns the actions that remove old (as read) and its
 // index entries, conditioned on old's revision.
-func DeleteUserActions(plugin string, old *UserRecord) []backend.ConditionalAction {
+func DeleteUserActions(plugin string, old *scimrecord.UserRecord) []backend.ConditionalAction {
 	return deleteActions(userKeys(plugin, old), old.Revision)
 }
 
 // PutGroupActions is PutUserActions for groups (displayName and externalId
 // indexes).
-func PutGroupActions(plugin string, old, next *GroupRecord) ([]backend.ConditionalAction, error) {
+func PutGroupActions(plugin string, old, next *scimrecord.GroupRecord) ([]backend.ConditionalAction, error) {
 	if old != nil && old.ID != next.ID {
 		return nil, trace.BadParameter("group record id cannot change (%q to %q)", old.ID, next.ID)
 	}
@@ -457,7 +458,7 @@ func PutGroupActions(plugin string, old, next *GroupRecord) ([]backend.Condition
 
 // DeleteGroupActions returns the actions that remove old (as read) and its
 // index entries, conditioned on old's revision.
-func DeleteGroupActions(plugin string, old *GroupRecord) []backend.ConditionalAction {
+func DeleteGroupActions(plugin string, old *scimrecord.GroupRecord) []backend.ConditionalAction {
 	return deleteActions(groupKeys(plugin, old), old.Revision)
 }
 
@@ -566,7 +567,7 @@ func groupIndexKey(plugin, attr, value string) (backend.Key, error) {
 }
 
 // GetUser reads user record id; trace.NotFound if missing.
-func (s *Store) GetUser(ctx context.Context, plugin, id string) (*UserRecord, error) {
+func (s *Store) GetUser(ctx context.Context, plugin, id string) (*scimrecord.UserRecord, error) {
 	if err := checkID(id); err != nil {
 		return nil, trace.NotFound("SCIM user %q not found", id)
 	}
@@ -581,7 +582,7 @@ func (s *Store) GetUser(ctx context.Context, plugin, id string) (*UserRecord, er
 }
 
 // GetGroup reads group record id; trace.NotFound if missing.
-func (s *Store) GetGroup(ctx context.Context, plugin, id string) (*GroupRecord, error) {
+func (s *Store) GetGroup(ctx context.Context, plugin, id string) (*scimrecord.GroupRecord, error) {
 	if err := checkID(id); err != nil {
 		return nil, trace.NotFound("SCIM group %q not found", id)
 	}
@@ -628,7 +629,7 @@ func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (s
 // LookupUser returns the user record with attr equal to value (see
 // LookupUserID); trace.NotFound if none. The record is checked to carry the
 // value, so a stale read can never return another user.
-func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
+func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*scimrecord.UserRecord, error) {
 	rec, err := s.FindUser(ctx, plugin, attr, value)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -643,7 +644,7 @@ func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*Us
 // expected answer (a create looking for the name it is about to take):
 // nil and no error when there is none, so that no error, and no stack
 // trace, is made for it.
-func (s *Store) FindUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
+func (s *Store) FindUser(ctx context.Context, plugin, attr, value string) (*scimrecord.UserRecord, error) {
 	rec, err := s.lookupUser(ctx, plugin, attr, value)
 	switch {
 	case trace.IsNotFound(err):
@@ -661,7 +662,7 @@ func (s *Store) FindUser(ctx context.Context, plugin, attr, value string) (*User
 // case-insensitive; AttrExternalID, caseExact; AttrID) equal to value, in id
 // order, from the indexes: at most one for userName and id, any number for
 // externalId. No match is an empty list, not an error.
-func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*UserRecord, error) {
+func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimrecord.UserRecord, error) {
 	if !strings.EqualFold(attr, AttrExternalID) {
 		rec, err := s.LookupUser(ctx, plugin, attr, value)
 		switch {
@@ -670,16 +671,16 @@ func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]
 		case err != nil:
 			return nil, trace.Wrap(err)
 		}
-		return []*UserRecord{rec}, nil
+		return []*scimrecord.UserRecord{rec}, nil
 	}
 	return lookupByExternalID(ctx, s, UserExternalIDPrefix(plugin, value), value,
-		func(id string) (*UserRecord, error) { return s.GetUser(ctx, plugin, id) },
-		func(u *UserRecord) string { return u.ExternalID })
+		func(id string) (*scimrecord.UserRecord, error) { return s.GetUser(ctx, plugin, id) },
+		func(u *scimrecord.UserRecord) string { return u.ExternalID })
 }
 
 // lookupUser reads the record attr=value names, in one backend read when
 // the backend can follow the index itself.
-func (s *Store) lookupUser(ctx context.Context, plugin, attr, value string) (*UserRecord, error) {
+func (s *Store) lookupUser(ctx context.Context, plugin, attr, value string) (*scimrecord.UserRecord, error) {
 	key, err := userIndexKey(plugin, attr, value)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -703,7 +704,7 @@ func (s *Store) lookupUser(ctx context.Context, plugin, attr, value string) (*Us
 }
 
 // lookupGroup is lookupUser for groups.
-func (s *Store) lookupGroup(ctx context.Context, plugin, attr, value string) (*GroupRecord, error) {
+func (s *Store) lookupGroup(ctx context.Context, plugin, attr, value string) (*scimrecord.GroupRecord, error) {
 	key, err := groupIndexKey(plugin, attr, value)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -743,7 +744,7 @@ func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (
 
 // LookupGroup returns the group record with attr equal to value; see
 // LookupUser.
-func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*GroupRecord, error) {
+func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*scimrecord.GroupRecord, error) {
 	rec, err := s.lookupGroup(ctx, plugin, attr, value)
 	if err != nil {
 		if trace.IsNotFound(err) {
@@ -759,7 +760,7 @@ func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*G
 
 // LookupGroups is LookupUsers for groups (AttrDisplayName, case-insensitive;
 // AttrExternalID, any number; AttrID).
-func (s *Store) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*GroupRecord, error) {
+func (s *Store) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimrecord.GroupRecord, error) {
 	if !strings.EqualFold(attr, AttrExternalID) {
 		rec, err := s.LookupGroup(ctx, plugin, attr, value)
 		switch {
@@ -768,11 +769,11 @@ func (s *Store) LookupGroups(ctx context.Context, plugin, attr, value string) ([
 		case err != nil:
 			return nil, trace.Wrap(err)
 		}
-		return []*GroupRecord{rec}, nil
+		return []*scimrecord.GroupRecord{rec}, nil
 	}
 	return lookupByExternalID(ctx, s, GroupExternalIDPrefix(plugin, value), value,
-		func(id string) (*GroupRecord, error) { return s.GetGroup(ctx, plugin, id) },
-		func(g *GroupRecord) string { return g.ExternalID })
+		func(id string) (*scimrecord.GroupRecord, error) { return s.GetGroup(ctx, plugin, id) },
+		func(g *scimrecord.GroupRecord) string { return g.ExternalID })
 }
 
 // lookupByExternalID reads every record whose externalId index entry is
@@ -833,7 +834,7 @@ func checkLimit(limit int) (int, error) {
 
 // ListUsers returns up to limit user records with ids after startAfterID
 // ("" for the first page), in id order, which is stable across pages.
-func (s *Store) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*UserRecord, error) {
+func (s *Store) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.UserRecord, error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -843,7 +844,7 @@ func (s *Store) ListUsers(ctx context.Context, plugin, startAfterID string, limi
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	out := make([]*UserRecord, 0, len(res.Items))
+	out := make([]*scimrecord.UserRecord, 0, len(res.Items))
 	for _, item := range res.Items {
 		rec, err := UnmarshalUser(item)
 		if err != nil {
@@ -855,7 +856,7 @@ func (s *Store) ListUsers(ctx context.Context, plugin, startAfterID string, limi
 }
 
 // ListGroups is ListUsers for groups.
-func (s *Store) ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*GroupRecord, error) {
+func (s *Store) ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.GroupRecord, error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -865,7 +866,7 @@ func (s *Store) ListGroups(ctx context.Context, plugin, startAfterID string, lim
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	out := make([]*GroupRecord, 0, len(res.Items))
+	out := make([]*scimrecord.GroupRecord, 0, len(res.Items))
 	for _, item := range res.Items {
 		rec, err := UnmarshalGroup(item)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
 func TestKeys(t *testing.T) {
@@ -70,7 +71,7 @@ func testStore(t *testing.T, b backend.Backend) {
 
 	var ids []string
 	for i := range 5 {
-		rec := &UserRecord{ID: fmt.Sprintf("id%d", 4-i), UserName: fmt.Sprintf("User%d", i), ExternalID: fmt.Sprintf("ext%d", i), Active: true}
+		rec := &scimrecord.UserRecord{ID: fmt.Sprintf("id%d", 4-i), UserName: fmt.Sprintf("User%d", i), ExternalID: fmt.Sprintf("ext%d", i), Active: true}
 		actions, err := PutUserActions("okta", nil, rec)
 		require.NoError(t, err)
 		_, err = b.AtomicWrite(ctx, actions)
@@ -78,7 +79,7 @@ func testStore(t *testing.T, b backend.Backend) {
 		ids = append(ids, rec.ID)
 	}
 	// A second record with a taken userName fails its NotExists condition.
-	actions, err := PutUserActions("okta", nil, &UserRecord{ID: "dup", UserName: "USER1"})
+	actions, err := PutUserActions("okta", nil, &scimrecord.UserRecord{ID: "dup", UserName: "USER1"})
 	require.NoError(t, err)
 	_, err = b.AtomicWrite(ctx, actions)
 	require.True(t, trace.IsCompareFailed(err), "%v", err)
@@ -152,12 +153,12 @@ func TestLookupJunkIndex(t *testing.T) {
 				_, err := b.Put(ctx, backend.Item{Key: key, Value: []byte(value)})
 				require.NoError(t, err)
 			}
-			rec := &UserRecord{ID: "u1", UserName: "real", Active: true}
+			rec := &scimrecord.UserRecord{ID: "u1", UserName: "real", Active: true}
 			actions, err := PutUserActions("okta", nil, rec)
 			require.NoError(t, err)
 			_, err = b.AtomicWrite(ctx, actions)
 			require.NoError(t, err)
-			g := &GroupRecord{ID: "g1", DisplayName: "Eng"}
+			g := &scimrecord.GroupRecord{ID: "g1", DisplayName: "Eng"}
 			gactions, err := PutGroupActions("okta", nil, g)
 			require.NoError(t, err)
 			_, err = b.AtomicWrite(ctx, gactions)
@@ -194,7 +195,7 @@ func TestLookupJunkIndex(t *testing.T) {
 // record written before, with the id in the value, reads the same.
 func TestUserRecordIDFromKey(t *testing.T) {
 	t.Parallel()
-	rec := &UserRecord{ID: "0b5e7c2a-1111-4222-8333-944455556666", UserName: "jane@example.com", Active: true, Attributes: []byte(`{"displayName":"Jane"}`)}
+	rec := &scimrecord.UserRecord{ID: "0b5e7c2a-1111-4222-8333-944455556666", UserName: "jane@example.com", Active: true, Attributes: []byte(`{"displayName":"Jane"}`)}
 	item, err := MarshalUser("okta", rec)
 	require.NoError(t, err)
 	require.NotContains(t, string(item.Value), rec.ID)
@@ -230,10 +231,10 @@ func TestIsExternalIDIndexKey(t *testing.T) {
 // an error, never a panic or a half record.
 func TestUserRecordEncoding(t *testing.T) {
 	t.Parallel()
-	for name, rec := range map[string]*UserRecord{
+	for name, rec := range map[string]*scimrecord.UserRecord{
 		"full": {ID: "id1", UserName: "jane@example.com", ExternalID: "00u1", Active: true,
 			Attributes:   []byte(`{"displayName":"Jane","emails":[{"value":"jane@example.com"}]}`),
-			Groups:       []GroupRef{{ID: "g1", DisplayName: "Eng"}, {ID: "g2", DisplayName: "Ops / Night"}},
+			Groups:       []scimrecord.GroupRef{{ID: "g1", DisplayName: "Eng"}, {ID: "g2", DisplayName: "Ops / Night"}},
 			Created:      time.Date(2026, 12, 5, 14, 0, 0, 123456789, time.UTC),
 			LastModified: time.Date(2026, 12, 5, 15, 0, 0, 1, time.UTC)},
 		"minimal": {ID: "id2", UserName: "bob", Attributes: []byte(`{}`)},

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/lib/web/webapi"
@@ -44,7 +45,7 @@ func (e *env) createUser(u *typesv1.User) {
 }
 
 // scimRecord stores the SCIM record of a provisioned user.
-func (e *env) scimRecord(rec *scimstore.UserRecord) {
+func (e *env) scimRecord(rec *scimrecord.UserRecord) {
 	e.t.Helper()
 	actions, err := scimstore.PutUserActions("okta", nil, rec)
 	require.NoError(e.t, err)
@@ -90,7 +91,7 @@ func TestUsersPage(t *testing.T) {
 			Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "sally@example.com"}}},
 	})
 	modified := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
-	e.scimRecord(&scimstore.UserRecord{ID: "rec-sam", UserName: "sam", ExternalID: "00usam", Active: true,
+	e.scimRecord(&scimrecord.UserRecord{ID: "rec-sam", UserName: "sam", ExternalID: "00usam", Active: true,
 		Attributes: json.RawMessage(`{}`), Created: modified, LastModified: modified})
 	e.createUser(&typesv1.User{
 		Metadata: &typesv1.Metadata{Name: "sam", Labels: map[string]string{

@@ -14,8 +14,8 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -41,7 +41,7 @@ type LockView interface {
 // SCIMRecords reads the SCIM record a provisioned user came from
 // (scimstore.Store): one key read per SCIM user on the page.
 type SCIMRecords interface {
-	GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error)
+	GetUser(ctx context.Context, plugin, id string) (*scimrecord.UserRecord, error)
 }
 
 // Paging bounds of the Users and Locks pages.

@@ -59,7 +59,7 @@ func newRealEnvAt(t *testing.T, legacy bool, clock clockwork.Clock) *realEnv {
 		}
 	}
 	e.prov = newRealProvisioner(t, bk, svc, nil)
-	e.h, err = server.New(server.Config{Provisioner: e.prov, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.h, err = server.New(server.Config{Users: e.prov, Groups: e.prov, Tokens: e.prov, Status: e.prov, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	return e
 }

@@ -23,7 +23,8 @@ const lookupUserBody = `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"
 // newLookupServer is a server over the fake provisioner holding the user of lookupUserBody.
 func newLookupServer(tb testing.TB) *Server {
 	tb.Helper()
-	srv, err := New(Config{Provisioner: newFake(), Registerer: prometheus.NewRegistry(),
+	fake := newFake()
+	srv, err := New(Config{Users: fake, Groups: fake, Tokens: fake, Status: fake, Registerer: prometheus.NewRegistry(),
 		DefaultRateLimit: 1 << 30, DefaultRateBurst: 1 << 30, PublicURL: "https://gatehouse.example.com", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(tb, err)
 	r := httptest.NewRequest(http.MethodPost, base+"/Users", strings.NewReader(lookupUserBody))
@@ -68,7 +69,7 @@ func TestLookupResponseBytes(t *testing.T) {
 	require.Equal(t, "application/scim+json", w.Header().Get("Content-Type"))
 	require.Equal(t, "no-store", w.Header().Get("Cache-Control"))
 	var id string
-	for u := range srv.prov.(*fakeProvisioner).users {
+	for u := range srv.cfg.Users.(*fakeProvisioner).users {
 		id = u
 	}
 	require.NotEmpty(t, id)

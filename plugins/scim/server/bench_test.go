@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
@@ -38,12 +39,12 @@ func BenchmarkLookupHTTPS(b *testing.B) {
 	const users = 2000
 	for i := range users {
 		attrs := fmt.Sprintf(`{"userName":"u%05d@example.com","name":{"givenName":"U","familyName":"Doe"},"emails":[{"primary":true,"value":"u%05d@example.com","type":"work"}],"displayName":"U Doe","locale":"en-US","externalId":"00u%d"}`, i, i, i)
-		_, err := prov.CreateUser(ctx, "okta", &scimstore.UserRecord{
+		_, err := prov.CreateUser(ctx, "okta", &scimrecord.UserRecord{
 			UserName: fmt.Sprintf("u%05d@example.com", i), ExternalID: fmt.Sprintf("00u%d", i), Active: true, Attributes: []byte(attrs),
 		})
 		require.NoError(b, err)
 	}
-	h, err := server.New(server.Config{Provisioner: prov})
+	h, err := server.New(server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov})
 	require.NoError(b, err)
 	srv := httptest.NewTLSServer(h)
 	b.Cleanup(srv.Close)
@@ -106,7 +107,7 @@ func BenchmarkSortedList(b *testing.B) {
 		// userName order, id order and created order all differ, as they do in real data.
 		n := (i * 7919) % users
 		attrs := fmt.Sprintf(`{"userName":"u%06d@example.com","name":{"givenName":"U","familyName":"Doe%d"},"emails":[{"primary":true,"value":"u%06d@example.com","type":"work"}],"displayName":"U Doe %d","locale":"en-US","externalId":"00u%d"}`, n, i%977, n, i, i)
-		rec := &scimstore.UserRecord{
+		rec := &scimrecord.UserRecord{
 			ID: uuid.NewString(), UserName: fmt.Sprintf("u%06d@example.com", n), ExternalID: fmt.Sprintf("00u%d", i), Active: true,
 			Attributes: []byte(attrs), Created: created.Add(time.Duration(i%5000) * time.Second), LastModified: created,
 		}
@@ -123,9 +124,9 @@ func BenchmarkSortedList(b *testing.B) {
 	require.NoError(b, err)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// Without snapshots every request scans and sorts, as the first page of a sorted list does.
-	scanning, err := server.New(server.Config{Provisioner: prov, Logger: discard, SortSnapshotTTL: -1})
+	scanning, err := server.New(server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov, Logger: discard, SortSnapshotTTL: -1})
 	require.NoError(b, err)
-	snapshots, err := server.New(server.Config{Provisioner: prov, Logger: discard})
+	snapshots, err := server.New(server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov, Logger: discard})
 	require.NoError(b, err)
 	for _, bc := range []struct {
 		name, query string

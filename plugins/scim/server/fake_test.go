@@ -11,18 +11,19 @@ import (
 	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 )
 
-// fakeProvisioner is an in-memory Provisioner for handler tests: one plugin per settings entry,
-// records with revisions, case-insensitive userName and displayName uniqueness.
+// fakeProvisioner is an in-memory Users, Groups, TokenChecker and StatusRecorder for handler
+// tests: one plugin per settings entry, records with revisions, case-insensitive userName and
+// displayName uniqueness.
 type fakeProvisioner struct {
 	mu       sync.Mutex
 	rev      int
-	settings map[string]*scimstore.SCIMSettings
+	settings map[string]*scimrecord.SCIMSettings
 	tokens   map[string]string
-	users    map[string]*scimstore.UserRecord
-	groups   map[string]*scimstore.GroupRecord
+	users    map[string]*scimrecord.UserRecord
+	groups   map[string]*scimrecord.GroupRecord
 
 	// failUpdates makes the next n UpdateUser calls fail with CompareFailed (a lost race).
 	failUpdates int
@@ -36,10 +37,10 @@ type fakeProvisioner struct {
 
 func newFake() *fakeProvisioner {
 	return &fakeProvisioner{
-		settings: map[string]*scimstore.SCIMSettings{"okta": {Enabled: true}, "off": {Enabled: false}},
+		settings: map[string]*scimrecord.SCIMSettings{"okta": {Enabled: true}, "off": {Enabled: false}},
 		tokens:   map[string]string{"okta": "secret-token", "off": "secret-token"},
-		users:    map[string]*scimstore.UserRecord{},
-		groups:   map[string]*scimstore.GroupRecord{},
+		users:    map[string]*scimrecord.UserRecord{},
+		groups:   map[string]*scimrecord.GroupRecord{},
 		errOn:    map[string]error{},
 		calls:    map[string]int{},
 	}
@@ -58,21 +59,21 @@ func (f *fakeProvisioner) nextRev() string {
 	return strconv.Itoa(f.rev)
 }
 
-func cloneUser(u *scimstore.UserRecord) *scimstore.UserRecord {
+func cloneUser(u *scimrecord.UserRecord) *scimrecord.UserRecord {
 	c := *u
 	c.Attributes = slices.Clone(u.Attributes)
 	c.Groups = slices.Clone(u.Groups)
 	return &c
 }
 
-func cloneGroup(g *scimstore.GroupRecord) *scimstore.GroupRecord {
+func cloneGroup(g *scimrecord.GroupRecord) *scimrecord.GroupRecord {
 	c := *g
 	c.Attributes = slices.Clone(g.Attributes)
 	c.Members = slices.Clone(g.Members)
 	return &c
 }
 
-func (f *fakeProvisioner) CreateUser(_ context.Context, _ string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+func (f *fakeProvisioner) CreateUser(_ context.Context, _ string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("CreateUser"); err != nil {
@@ -92,7 +93,7 @@ func (f *fakeProvisioner) CreateUser(_ context.Context, _ string, rec *scimstore
 	return cloneUser(u), nil
 }
 
-func (f *fakeProvisioner) GetUser(_ context.Context, _, id string) (*scimstore.UserRecord, error) {
+func (f *fakeProvisioner) GetUser(_ context.Context, _, id string) (*scimrecord.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("GetUser"); err != nil {
@@ -105,13 +106,13 @@ func (f *fakeProvisioner) GetUser(_ context.Context, _, id string) (*scimstore.U
 	return cloneUser(u), nil
 }
 
-func (f *fakeProvisioner) LookupUsers(_ context.Context, _, attr, value string) ([]*scimstore.UserRecord, error) {
+func (f *fakeProvisioner) LookupUsers(_ context.Context, _, attr, value string) ([]*scimrecord.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("LookupUsers"); err != nil {
 		return nil, err
 	}
-	var out []*scimstore.UserRecord
+	var out []*scimrecord.UserRecord
 	for _, u := range f.users {
 		switch {
 		case attr == "userName" && strings.EqualFold(u.UserName, value),
@@ -120,11 +121,11 @@ func (f *fakeProvisioner) LookupUsers(_ context.Context, _, attr, value string) 
 			out = append(out, cloneUser(u))
 		}
 	}
-	slices.SortFunc(out, func(a, b *scimstore.UserRecord) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *scimrecord.UserRecord) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-func (f *fakeProvisioner) ListUsers(_ context.Context, _, after string, limit int) ([]*scimstore.UserRecord, error) {
+func (f *fakeProvisioner) ListUsers(_ context.Context, _, after string, limit int) ([]*scimrecord.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("ListUsers"); err != nil {
@@ -137,7 +138,7 @@ func (f *fakeProvisioner) ListUsers(_ context.Context, _, after string, limit in
 		}
 	}
 	slices.Sort(ids)
-	var out []*scimstore.UserRecord
+	var out []*scimrecord.UserRecord
 	for _, id := range ids {
 		if len(out) == limit {
 			break
@@ -153,7 +154,7 @@ func (f *fakeProvisioner) CountUsers(context.Context, string) (int, error) {
 	return len(f.users), f.enter("CountUsers")
 }
 
-func (f *fakeProvisioner) UpdateUser(_ context.Context, _ string, rec *scimstore.UserRecord) (*scimstore.UserRecord, error) {
+func (f *fakeProvisioner) UpdateUser(_ context.Context, _ string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("UpdateUser"); err != nil {
@@ -198,7 +199,7 @@ func (f *fakeProvisioner) DeleteUser(_ context.Context, _, id string) error {
 	return nil
 }
 
-func (f *fakeProvisioner) CreateGroup(_ context.Context, _ string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+func (f *fakeProvisioner) CreateGroup(_ context.Context, _ string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("CreateGroup"); err != nil {
@@ -218,7 +219,7 @@ func (f *fakeProvisioner) CreateGroup(_ context.Context, _ string, rec *scimstor
 	return cloneGroup(g), nil
 }
 
-func (f *fakeProvisioner) GetGroup(_ context.Context, _, id string) (*scimstore.GroupRecord, error) {
+func (f *fakeProvisioner) GetGroup(_ context.Context, _, id string) (*scimrecord.GroupRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("GetGroup"); err != nil {
@@ -231,13 +232,13 @@ func (f *fakeProvisioner) GetGroup(_ context.Context, _, id string) (*scimstore.
 	return cloneGroup(g), nil
 }
 
-func (f *fakeProvisioner) LookupGroups(_ context.Context, _, attr, value string) ([]*scimstore.GroupRecord, error) {
+func (f *fakeProvisioner) LookupGroups(_ context.Context, _, attr, value string) ([]*scimrecord.GroupRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("LookupGroups"); err != nil {
 		return nil, err
 	}
-	var out []*scimstore.GroupRecord
+	var out []*scimrecord.GroupRecord
 	for _, g := range f.groups {
 		switch {
 		case attr == "displayName" && strings.EqualFold(g.DisplayName, value),
@@ -246,11 +247,11 @@ func (f *fakeProvisioner) LookupGroups(_ context.Context, _, attr, value string)
 			out = append(out, cloneGroup(g))
 		}
 	}
-	slices.SortFunc(out, func(a, b *scimstore.GroupRecord) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *scimrecord.GroupRecord) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-func (f *fakeProvisioner) ListGroups(_ context.Context, _, after string, limit int) ([]*scimstore.GroupRecord, error) {
+func (f *fakeProvisioner) ListGroups(_ context.Context, _, after string, limit int) ([]*scimrecord.GroupRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("ListGroups"); err != nil {
@@ -263,7 +264,7 @@ func (f *fakeProvisioner) ListGroups(_ context.Context, _, after string, limit i
 		}
 	}
 	slices.Sort(ids)
-	var out []*scimstore.GroupRecord
+	var out []*scimrecord.GroupRecord
 	for _, id := range ids {
 		if len(out) == limit {
 			break
@@ -279,7 +280,7 @@ func (f *fakeProvisioner) CountGroups(context.Context, string) (int, error) {
 	return len(f.groups), f.enter("CountGroups")
 }
 
-func (f *fakeProvisioner) UpdateGroup(_ context.Context, _ string, rec *scimstore.GroupRecord) (*scimstore.GroupRecord, error) {
+func (f *fakeProvisioner) UpdateGroup(_ context.Context, _ string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("UpdateGroup"); err != nil {
@@ -312,7 +313,7 @@ func (f *fakeProvisioner) DeleteGroup(_ context.Context, _, id string) error {
 	return nil
 }
 
-func (f *fakeProvisioner) SCIMSettings(_ context.Context, plugin string) (*scimstore.SCIMSettings, error) {
+func (f *fakeProvisioner) SCIMSettings(_ context.Context, plugin string) (*scimrecord.SCIMSettings, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("SCIMSettings"); err != nil {
@@ -342,7 +343,7 @@ func (f *fakeProvisioner) VerifySCIMToken(_ context.Context, plugin, token strin
 // ("SCIMSettings", then "VerifySCIMToken" for an enabled plugin), and uses the
 // gate as scimprov does: the right token is accepted without it (as if
 // already verified), any other answer is admitted first and refused after.
-func (f *fakeProvisioner) AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimstore.AuthGate) (*scimstore.SCIMSettings, error) {
+func (f *fakeProvisioner) AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimrecord.AuthGate) (*scimrecord.SCIMSettings, error) {
 	s, err := f.SCIMSettings(ctx, plugin)
 	if err != nil && !trace.IsNotFound(err) {
 		return nil, err
@@ -356,7 +357,7 @@ func (f *fakeProvisioner) AuthenticateSCIM(ctx context.Context, plugin, token st
 			return nil, verr
 		}
 	}
-	if err := gate.Admit(scimstore.PrefilterMiss); err != nil {
+	if err := gate.Admit(scimrecord.PrefilterMiss); err != nil {
 		return nil, err
 	}
 	gate.Done(false)
@@ -369,4 +370,9 @@ func (f *fakeProvisioner) RecordSCIMRequest(_ context.Context, _ string, failure
 	f.record = append(f.record, failure)
 }
 
-var _ Provisioner = (*fakeProvisioner)(nil)
+var (
+	_ Users          = (*fakeProvisioner)(nil)
+	_ Groups         = (*fakeProvisioner)(nil)
+	_ TokenChecker   = (*fakeProvisioner)(nil)
+	_ StatusRecorder = (*fakeProvisioner)(nil)
+)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
@@ -85,7 +85,7 @@ func cleanResource(rt *schema.ResourceType, res schema.Resource) (schema.Resourc
 
 // userFields turns a cleaned User resource into the record fields it sets. hasActive is false when
 // the resource does not carry active.
-func userFields(res schema.Resource) (rec scimstore.UserRecord, hasActive bool, err error) {
+func userFields(res schema.Resource) (rec scimrecord.UserRecord, hasActive bool, err error) {
 	rec.UserName = strings.TrimSpace(res.String("userName"))
 	if rec.UserName == "" {
 		return rec, false, scimerr.BadRequest(scimerr.InvalidValue, "userName is required")
@@ -143,7 +143,7 @@ func deleteKeys(m map[string]any, names []string) {
 }
 
 // userResource builds the full SCIM representation of rec.
-func userResource(base string, rec *scimstore.UserRecord) schema.Resource {
+func userResource(base string, rec *scimrecord.UserRecord) schema.Resource {
 	res := decodeAttributes(rec.Attributes)
 	deleteKeys(res, userRecordKeys)
 	schema.UserResourceType.KeepFirstPrimary(res)
@@ -171,8 +171,8 @@ func userResource(base string, rec *scimstore.UserRecord) schema.Resource {
 }
 
 // groupFields turns a cleaned Group resource into the record fields it sets.
-func groupFields(res schema.Resource) (scimstore.GroupRecord, error) {
-	var rec scimstore.GroupRecord
+func groupFields(res schema.Resource) (scimrecord.GroupRecord, error) {
+	var rec scimrecord.GroupRecord
 	rec.DisplayName = strings.TrimSpace(res.String("displayName"))
 	if rec.DisplayName == "" {
 		return rec, scimerr.BadRequest(scimerr.InvalidValue, "displayName is required")
@@ -197,7 +197,7 @@ func groupFields(res schema.Resource) (scimstore.GroupRecord, error) {
 			continue
 		}
 		seen[value] = len(rec.Members)
-		rec.Members = append(rec.Members, scimstore.MemberRef{Value: value, Display: display})
+		rec.Members = append(rec.Members, scimrecord.MemberRef{Value: value, Display: display})
 	}
 	attrs := map[string]any{}
 	for k, v := range res {
@@ -218,7 +218,7 @@ func groupFields(res schema.Resource) (scimstore.GroupRecord, error) {
 }
 
 // groupResource builds the full SCIM representation of rec.
-func groupResource(base string, rec *scimstore.GroupRecord) schema.Resource {
+func groupResource(base string, rec *scimrecord.GroupRecord) schema.Resource {
 	res := decodeAttributes(rec.Attributes)
 	deleteKeys(res, groupRecordKeys)
 	res["id"] = rec.ID

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	"github.com/gatehouse/gatehouse/plugins/scim/server"
 )
@@ -40,7 +41,7 @@ type countingProvisioner struct {
 	gets atomic.Int64
 }
 
-func (c *countingProvisioner) GetUser(ctx context.Context, plugin, id string) (*scimstore.UserRecord, error) {
+func (c *countingProvisioner) GetUser(ctx context.Context, plugin, id string) (*scimrecord.UserRecord, error) {
 	c.gets.Add(1)
 	return c.Provisioner.GetUser(ctx, plugin, id)
 }
@@ -50,7 +51,7 @@ func newRFCClient(t *testing.T) *rfcClient {
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	env := newRealEnvAt(t, false, clock)
 	c := &rfcClient{t: t, env: env, clock: clock, prov: &countingProvisioner{Provisioner: env.prov}}
-	h, err := server.New(server.Config{Provisioner: c.prov, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h, err := server.New(server.Config{Users: c.prov, Groups: c.prov, Tokens: c.prov, Status: c.prov, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	c.h = h
 	return c
@@ -288,7 +289,7 @@ func TestLegacyDuplicatePrimariesNeverBlockDeactivation(t *testing.T) {
 	t.Parallel()
 	c := newRFCClient(t)
 	for _, name := range []string{"put", "patch"} {
-		rec, err := c.env.prov.CreateUser(context.Background(), "okta", &scimstore.UserRecord{
+		rec, err := c.env.prov.CreateUser(context.Background(), "okta", &scimrecord.UserRecord{
 			UserName: name + "@example.com", Active: true,
 			Attributes: json.RawMessage(`{"userName":"` + name + `@example.com","emails":[{"value":"a@example.com","primary":true},{"value":"b@example.com","primary":true}]}`),
 		})

@@ -53,35 +53,36 @@ type routeTable map[string]routeEntry
 // routeTables are the method tables of every path shape, built once by New rather than on every
 // request.
 type routeTables struct {
-	users, user, groups, group, serviceProviderConfig, resourceTypes, schemas routeTable
-	// searchUsers, searchGroups and search are POST /Users/.search, /Groups/.search and /.search.
-	searchUsers, searchGroups, search routeTable
+	users, groups                                 resourceRoutes
+	serviceProviderConfig, resourceTypes, schemas routeTable
+	// search is POST /.search.
+	search routeTable
+}
+
+// resourceRoutes are the tables of one resource kind: /Users, /Users/{id} and /Users/.search.
+type resourceRoutes struct {
+	collection, item, search routeTable
+}
+
+// forID picks the table of a path under the kind: the collection when there is no id.
+func (rr resourceRoutes) forID(id string) routeTable {
+	switch id {
+	case "":
+		return rr.collection
+	case searchPath:
+		// ".search" is never a resource id: ids are server-assigned UUIDs.
+		return rr.search
+	default:
+		return rr.item
+	}
 }
 
 func newRouteTables(s *Server) routeTables {
+	resourceTypes := discoveryEndpoint(discovery.ResourceTypes, discovery.ResourceTypeByID, "resource type", 128)
+	schemas := discoveryEndpoint(discovery.Schemas, discovery.SchemaByID, "schema", 256)
 	return routeTables{
-		users: routeTable{
-			http.MethodGet:  {opListUsers, s.listUsers},
-			http.MethodPost: {opCreateUser, s.createUser},
-		},
-		user: routeTable{
-			http.MethodGet:    {opGetUser, s.getUser},
-			http.MethodPut:    {opReplaceUser, s.replaceUser},
-			http.MethodPatch:  {opPatchUser, s.patchUser},
-			http.MethodDelete: {opDeleteUser, s.deleteUser},
-		},
-		groups: routeTable{
-			http.MethodGet:  {opListGroups, s.listGroups},
-			http.MethodPost: {opCreateGroup, s.createGroup},
-		},
-		group: routeTable{
-			http.MethodGet:    {opGetGroup, s.getGroup},
-			http.MethodPut:    {opReplaceGroup, s.replaceGroup},
-			http.MethodPatch:  {opPatchGroup, s.patchGroup},
-			http.MethodDelete: {opDeleteGroup, s.deleteGroup},
-		},
-		searchUsers:           routeTable{http.MethodPost: {opSearchUsers, s.searchUsers}},
-		searchGroups:          routeTable{http.MethodPost: {opSearchGroups, s.searchGroups}},
+		users:                 s.users.routes(),
+		groups:                s.groups.routes(),
 		search:                routeTable{http.MethodPost: {opSearch, s.searchAll}},
 		serviceProviderConfig: routeTable{http.MethodGet: {opServiceProviderConfig, serviceProviderConfig}},
 		resourceTypes:         routeTable{http.MethodGet: {opResourceTypes, resourceTypes}},
@@ -115,24 +116,9 @@ func (s *Server) route(r *http.Request) (*request, error) {
 	var table routeTable
 	switch resource {
 	case "Users":
-		switch id {
-		case "":
-			table = s.routes.users
-		case searchPath:
-			// ".search" is never a resource id: ids are server-assigned UUIDs.
-			table = s.routes.searchUsers
-		default:
-			table = s.routes.user
-		}
+		table = s.routes.users.forID(id)
 	case "Groups":
-		switch id {
-		case "":
-			table = s.routes.groups
-		case searchPath:
-			table = s.routes.searchGroups
-		default:
-			table = s.routes.group
-		}
+		table = s.routes.groups.forID(id)
 	case searchPath:
 		if id != "" {
 			return req, scimerr.NotFound("no such SCIM endpoint")
@@ -172,24 +158,17 @@ func serviceProviderConfig(_ context.Context, w http.ResponseWriter, _ *http.Req
 	return protocol.WriteJSON(w, http.StatusOK, discovery.NewServiceProviderConfig(req.base))
 }
 
-func resourceTypes(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
-	if req.id == "" {
-		return protocol.WriteJSON(w, http.StatusOK, discovery.List(discovery.ResourceTypes(req.base)))
+// discoveryEndpoint serves a discovery collection (/ResourceTypes, /Schemas) and its documents by
+// id; what names a document in the 404, which quotes at most maxID bytes of the id asked for.
+func discoveryEndpoint[T any](all func(base string) []T, byID func(base, id string) (T, bool), what string, maxID int) handlerFunc {
+	return func(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+		if req.id == "" {
+			return protocol.WriteJSON(w, http.StatusOK, discovery.List(all(req.base)))
+		}
+		doc, ok := byID(req.base, req.id)
+		if !ok {
+			return scimerr.NotFound("%s %q not found", what, truncate(req.id, maxID))
+		}
+		return protocol.WriteJSON(w, http.StatusOK, doc)
 	}
-	doc, ok := discovery.ResourceTypeByID(req.base, req.id)
-	if !ok {
-		return scimerr.NotFound("resource type %q not found", truncate(req.id, 128))
-	}
-	return protocol.WriteJSON(w, http.StatusOK, doc)
-}
-
-func schemas(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
-	if req.id == "" {
-		return protocol.WriteJSON(w, http.StatusOK, discovery.List(discovery.Schemas(req.base)))
-	}
-	doc, ok := discovery.SchemaByID(req.base, req.id)
-	if !ok {
-		return scimerr.NotFound("schema %q not found", truncate(req.id, 256))
-	}
-	return protocol.WriteJSON(w, http.StatusOK, doc)
 }

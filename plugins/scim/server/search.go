@@ -11,7 +11,7 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/filter"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
@@ -133,22 +133,6 @@ func readSearch(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	return parseSearchRequest(body)
 }
 
-func (s *Server) searchUsers(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	q, err := readSearch(w, r)
-	if err != nil {
-		return err
-	}
-	return serveList(ctx, s, w, q, s.userLister(req.plugin, req.base))
-}
-
-func (s *Server) searchGroups(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	q, err := readSearch(w, r)
-	if err != nil {
-		return err
-	}
-	return serveList(ctx, s, w, q, s.groupLister(req.plugin, req.base))
-}
-
 // searchAll is POST /.search: a search over Users and Groups together (RFC 7644 §3.4.3). Each
 // resource comes with its own schemas and meta.resourceType, and the filter, attributes and
 // excludedAttributes apply to each type with that type's schema (a filter on userName matches no
@@ -169,7 +153,7 @@ func (s *Server) searchAll(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	users, groups := s.userLister(req.plugin, req.base), s.groupLister(req.plugin, req.base)
+	users, groups := s.users.lister(req.plugin, req.base), s.groups.lister(req.plugin, req.base)
 	uproj, err := protocol.ParseProjection(userRT, q)
 	if err != nil {
 		return err
@@ -229,7 +213,7 @@ func isGroup(res schema.Resource) bool {
 
 // searchAllByID pages through Users then Groups: the Users' page first, then as many Groups as
 // the page has room for, starting where the Users left off.
-func searchAllByID(ctx context.Context, users lister[*scimstore.UserRecord], groups lister[*scimstore.GroupRecord], uf, gf *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
+func searchAllByID(ctx context.Context, users lister[*scimrecord.UserRecord], groups lister[*scimrecord.GroupRecord], uf, gf *filter.Filter, page protocol.Page) (int, []schema.Resource, error) {
 	utotal, uitems, err := query(ctx, users, uf, page)
 	if err != nil {
 		return 0, nil, trace.Wrap(err)
@@ -243,7 +227,7 @@ func searchAllByID(ctx context.Context, users lister[*scimstore.UserRecord], gro
 }
 
 // sortedSearchAll sorts the matching Users and Groups together.
-func sortedSearchAll(ctx context.Context, s *Server, users lister[*scimstore.UserRecord], groups lister[*scimstore.GroupRecord], uf, gf *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
+func sortedSearchAll(ctx context.Context, s *Server, users lister[*scimrecord.UserRecord], groups lister[*scimrecord.GroupRecord], uf, gf *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource, error) {
 	k := snapshotKey{plugin: users.plugin, filter: uf.String(), attr: spec.attr, desc: spec.desc}
 	entries, err := s.sortedEntries(ctx, k, func() ([]sortEntry, error) {
 		entries, err := collectSorted(ctx, users, uf, spec.attr, 0, s.cfg.MaxSortResults, nil)

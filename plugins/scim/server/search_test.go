@@ -48,7 +48,7 @@ func newSearchEnv(t *testing.T, mutate ...func(*server.Config)) *searchEnv {
 	token := installPlugin(t, svc, "okta", true, false)
 	prov := newRealProvisioner(t, bk, svc, clock)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := server.Config{Provisioner: prov, Logger: discard, Clock: clock, PublicURL: "https://gatehouse.example.com"}
+	cfg := server.Config{Users: prov, Groups: prov, Tokens: prov, Status: prov, Logger: discard, Clock: clock, PublicURL: "https://gatehouse.example.com"}
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -4,17 +4,18 @@
 // project and sort (sort.go) alike in the GET and the POST forms.
 //
 // It speaks HTTP and SCIM only. Users, groups, deactivation locks, plugin settings and tokens live
-// behind the Provisioner interface (implemented by lib/auth/scimprov); this package maps SCIM
-// representations to scimstore records and back, and owns the protocol rules: bearer
-// authentication, limits, ETags, read-modify-write retries, filters, paging and projection.
+// behind the Users, Groups, TokenChecker and StatusRecorder interfaces (seam.go, implemented by
+// lib/auth/scimprov); this package maps SCIM representations to scimrecord records and back, and
+// owns the protocol rules: bearer authentication, limits, ETags, read-modify-write retries,
+// filters, paging and projection.
 //
 // Request pipeline, in order:
 //
 //  1. Routing: the plugin name and the operation are read from the path (unknown paths are
 //     answered only after authentication, so an unauthenticated caller learns nothing).
-//  2. Authentication: `Authorization: Bearer <token>`, checked by Provisioner.AuthenticateSCIM,
+//  2. Authentication: `Authorization: Bearer <token>`, checked by TokenChecker.AuthenticateSCIM,
 //     which resolves the plugin once for both its settings and its token, with the source's
-//     failure limiter lent as a scimstore.AuthGate (sourceGate). In order: a token equal to the
+//     failure limiter lent as a scimrecord.AuthGate (sourceGate). In order: a token equal to the
 //     one already verified is accepted at once, whatever the source's failures (a valid token is
 //     never refused by the limiter); otherwise the source reserves one failure, atomically,
 //     before anything is verified (N concurrent bad tokens cannot all pass a "below the limit"
@@ -37,8 +38,8 @@
 //
 // Every request is counted in Prometheus (gatehouse_scim_requests_total by plugin, operation and
 // code; gatehouse_scim_request_duration_seconds). Authenticated requests are reported to
-// Provisioner.RecordSCIMRequest (with the error for 5xx answers); unauthenticated ones are not, so
-// that anybody on the network cannot move a plugin's "last request" status.
+// StatusRecorder.RecordSCIMRequest (with the error for 5xx answers); unauthenticated ones are not,
+// so that anybody on the network cannot move a plugin's "last request" status.
 //
 // Okta sends nothing when a user is suspended in Okta; suspension is therefore invisible here and
 // the Gatehouse user stays active until Okta deactivates or unassigns them.
@@ -58,7 +59,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -98,8 +99,12 @@ const (
 
 // Config configures the SCIM endpoint.
 type Config struct {
-	// Provisioner is the auth-service side. Required.
-	Provisioner Provisioner
+	// Users, Groups, Tokens and Status are the auth-service side (seam.go); one value may
+	// implement all four. Required.
+	Users  Users
+	Groups Groups
+	Tokens TokenChecker
+	Status StatusRecorder
 	// Registerer receives the endpoint's metrics; nil means a private registry (not exported).
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -133,8 +138,15 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.Provisioner == nil {
-		return trace.BadParameter("scim server: missing Provisioner")
+	switch {
+	case c.Users == nil:
+		return trace.BadParameter("scim server: missing Users")
+	case c.Groups == nil:
+		return trace.BadParameter("scim server: missing Groups")
+	case c.Tokens == nil:
+		return trace.BadParameter("scim server: missing Tokens")
+	case c.Status == nil:
+		return trace.BadParameter("scim server: missing Status")
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
@@ -181,11 +193,10 @@ func (c *Config) CheckAndSetDefaults() error {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	prov     Provisioner
 	metrics  *metrics
 	failures *abuse.FailureLimiter
 	// legacy is the one slot through which a throttled source may still reach bcrypt for a
-	// credential without a fingerprint (scimstore.PrefilterUnknown): such a token cannot be
+	// credential without a fingerprint (scimrecord.PrefilterUnknown): such a token cannot be
 	// told from a wrong one before bcrypt, so a throttled flood gets at most one comparison at
 	// a time, and the real token still has a way through until its first success adds the
 	// fingerprint.
@@ -193,7 +204,10 @@ type Server struct {
 	// sortSlots bounds the sorted queries scanning at once (sort.go).
 	sortSlots *abuse.Semaphore
 	// snaps are the sorted-list snapshots (sortcache.go).
-	snaps  *snapshots
+	snaps *snapshots
+	// users and groups serve /Users and /Groups (handler.go).
+	users  *resourceHandler[scimrecord.UserRecord]
+	groups *resourceHandler[scimrecord.GroupRecord]
 	routes routeTables
 
 	mu       sync.Mutex
@@ -212,7 +226,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		prov:      cfg.Provisioner,
 		metrics:   m,
 		failures:  abuse.NewFailureLimiter(cfg.Clock, cfg.AuthFailureLimit, cfg.AuthFailureWindow, maxTrackedSources),
 		legacy:    abuse.NewSemaphore(1),
@@ -220,6 +233,7 @@ func New(cfg Config) (*Server, error) {
 		snaps:     newSnapshots(),
 		limiters:  map[string]*rate.Limiter{},
 	}
+	s.users, s.groups = newUserHandler(s), newGroupHandler(s)
 	s.routes = newRouteTables(s)
 	return s, nil
 }
@@ -266,7 +280,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			} else if failure == nil {
 				failure = trace.Errorf("SCIM request answered %d", status)
 			}
-			s.prov.RecordSCIMRequest(context.WithoutCancel(r.Context()), req.plugin, failure)
+			s.cfg.Status.RecordSCIMRequest(context.WithoutCancel(r.Context()), req.plugin, failure)
 		}
 	}()
 
@@ -337,7 +351,7 @@ func (s *Server) baseURL(r *http.Request, plugin string) string {
 
 // authenticate runs the bearer check with the source's failure limiter. The only errors
 // returned are 401, 429 and 500.
-func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimstore.SCIMSettings, error) {
+func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimrecord.SCIMSettings, error) {
 	gate := &sourceGate{s: s, source: s.cfg.Sources.Key(r)}
 	fail := func(reason string) error {
 		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.source, "reason", reason)
@@ -346,7 +360,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 	token, ok := bearerToken(r)
 	if !ok || !validPluginName(plugin) {
 		// Nothing to verify; the failure still counts.
-		if err := gate.Admit(scimstore.PrefilterMiss); err != nil {
+		if err := gate.Admit(scimrecord.PrefilterMiss); err != nil {
 			return nil, scimerr.TooManyRequests(gate.wait)
 		}
 		gate.Done(false)
@@ -355,7 +369,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 		}
 		return nil, fail("bad bearer token or no such plugin")
 	}
-	settings, err := s.prov.AuthenticateSCIM(ctx, plugin, token, gate)
+	settings, err := s.cfg.Tokens.AuthenticateSCIM(ctx, plugin, token, gate)
 	switch {
 	case trace.IsLimitExceeded(err) && gate.wait > 0:
 		return nil, scimerr.TooManyRequests(gate.wait)
@@ -370,7 +384,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 }
 
 // sourceGate is the failure limiter of one request's source, lent to the provisioner's token
-// check (scimstore.AuthGate).
+// check (scimrecord.AuthGate).
 type sourceGate struct {
 	s      *Server
 	source string
@@ -382,21 +396,21 @@ type sourceGate struct {
 	wait time.Duration
 }
 
-var _ scimstore.AuthGate = (*sourceGate)(nil)
+var _ scimrecord.AuthGate = (*sourceGate)(nil)
 
 func (g *sourceGate) Source() string { return g.source }
 
 // Admit reserves a failure; a throttled source goes on only with a token that may be right.
-func (g *sourceGate) Admit(p scimstore.Prefilter) error {
+func (g *sourceGate) Admit(p scimrecord.Prefilter) error {
 	wait := g.s.failures.Reserve(g.source)
 	if wait == 0 {
 		g.reserved = true
 		return nil
 	}
 	switch p {
-	case scimstore.PrefilterMatch:
+	case scimrecord.PrefilterMatch:
 		return nil
-	case scimstore.PrefilterUnknown:
+	case scimrecord.PrefilterUnknown:
 		if g.s.legacy.TryAcquire() {
 			g.legacySlot = true
 			return nil
@@ -423,7 +437,7 @@ func (g *sourceGate) Done(ok bool) {
 }
 
 // allow applies the plugin's rate limit.
-func (s *Server) allow(plugin string, settings *scimstore.SCIMSettings) error {
+func (s *Server) allow(plugin string, settings *scimrecord.SCIMSettings) error {
 	limit, burst := s.cfg.DefaultRateLimit, s.cfg.DefaultRateBurst
 	if settings.RateLimit > 0 {
 		limit = settings.RateLimit

@@ -34,8 +34,8 @@ type harness struct {
 func newHarness(t *testing.T, mutate ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, fake: newFake(), clock: clockwork.NewFakeClock(), reg: prometheus.NewRegistry()}
-	cfg := Config{Provisioner: h.fake, Registerer: h.reg, Clock: h.clock, PublicURL: "https://gatehouse.example.com",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{Users: h.fake, Groups: h.fake, Tokens: h.fake, Status: h.fake, Registerer: h.reg, Clock: h.clock,
+		PublicURL: "https://gatehouse.example.com", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -43,6 +43,32 @@ func newHarness(t *testing.T, mutate ...func(*Config)) *harness {
 	require.NoError(t, err)
 	h.srv = srv
 	return h
+}
+
+// TestConfigNeedsEachInterface: the four parts of the seam are each required, and a missing
+// one is named.
+func TestConfigNeedsEachInterface(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"Users", func(c *Config) { c.Users = nil }},
+		{"Groups", func(c *Config) { c.Groups = nil }},
+		{"Tokens", func(c *Config) { c.Tokens = nil }},
+		{"Status", func(c *Config) { c.Status = nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFake()
+			cfg := Config{Users: fake, Groups: fake, Tokens: fake, Status: fake}
+			require.NoError(t, cfg.CheckAndSetDefaults())
+			tc.mutate(&cfg)
+			err := cfg.CheckAndSetDefaults()
+			require.True(t, trace.IsBadParameter(err), "%v", err)
+			require.ErrorContains(t, err, "missing "+tc.name)
+		})
+	}
 }
 
 // req is one request; headers are name, value pairs that replace the defaults (bearer token,
@@ -323,6 +349,48 @@ func TestRoutingAndContentTypes(t *testing.T) {
 	requireSCIMError(t, rec, http.StatusRequestEntityTooLarge, "")
 }
 
+// TestResourceRoutes: each kind's generic handler is routed under its own operation names (the
+// metrics label, and what marks a write that drops the sorted-list snapshots).
+func TestResourceRoutes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for _, tc := range []struct {
+		method, path, op string
+		write            bool
+	}{
+		{http.MethodGet, "/Users", opListUsers, false},
+		{http.MethodPost, "/Users", opCreateUser, true},
+		{http.MethodPost, "/Users/.search", opSearchUsers, false},
+		{http.MethodGet, "/Users/u1", opGetUser, false},
+		{http.MethodPut, "/Users/u1", opReplaceUser, true},
+		{http.MethodPatch, "/Users/u1", opPatchUser, true},
+		{http.MethodDelete, "/Users/u1", opDeleteUser, true},
+		{http.MethodGet, "/Groups", opListGroups, false},
+		{http.MethodPost, "/Groups", opCreateGroup, true},
+		{http.MethodPost, "/Groups/.search", opSearchGroups, false},
+		{http.MethodGet, "/Groups/g1", opGetGroup, false},
+		{http.MethodPut, "/Groups/g1", opReplaceGroup, true},
+		{http.MethodPatch, "/Groups/g1", opPatchGroup, true},
+		{http.MethodDelete, "/Groups/g1", opDeleteGroup, true},
+		{http.MethodPost, "/.search", opSearch, false},
+	} {
+		req, err := h.srv.route(httptest.NewRequest(tc.method, base+tc.path, nil))
+		require.NoError(t, err, "%s %s", tc.method, tc.path)
+		require.Equal(t, tc.op, req.op, "%s %s", tc.method, tc.path)
+		require.Equal(t, tc.write, writeOps[req.op], "%s %s", tc.method, tc.path)
+	}
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/Users/.search"},
+		{http.MethodDelete, "/Groups"},
+		{http.MethodPost, "/Groups/g1"},
+	} {
+		// Answered 405 with Allow (TestRoutingAndContentTypes), under no operation.
+		req, err := h.srv.route(httptest.NewRequest(tc.method, base+tc.path, nil))
+		require.NoError(t, err, "%s %s", tc.method, tc.path)
+		require.Equal(t, opUnknown, req.op, "%s %s", tc.method, tc.path)
+	}
+}
+
 func TestErrorShapes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -414,6 +482,6 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, 1.0, metricValue(t, h.reg, total, map[string]string{"plugin": "okta", "operation": "get_user", "code": "404"}))
 	require.Equal(t, 1.0, metricValue(t, h.reg, total, map[string]string{"plugin": "-", "operation": "list_users", "code": "401"}))
 	require.Equal(t, 1.0, metricValue(t, h.reg, "gatehouse_scim_request_duration_seconds", map[string]string{"plugin": "okta", "operation": "create_user"}))
-	_, err := New(Config{Provisioner: h.fake, Registerer: h.reg})
+	_, err := New(Config{Users: h.fake, Groups: h.fake, Tokens: h.fake, Status: h.fake, Registerer: h.reg})
 	require.Error(t, err, "registering twice on one registry is refused")
 }

@@ -15,7 +15,7 @@ import (
 	fp "github.com/scim2/filter-parser/v2"
 
 	"github.com/gatehouse/gatehouse/lib/canonical"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/filter"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
@@ -95,19 +95,19 @@ type sortKeyFunc[T any] func(T) sortValue
 // userSortKeys are the User attributes sortBy accepts. userName and the meta times come from the
 // record's own fields; displayName and name.familyName from its stored attributes, decoded only
 // as far as those two (encoding/json matches the names case-insensitively, as SCIM does).
-var userSortKeys = map[string]sortKeyFunc[*scimstore.UserRecord]{
-	"username":          func(u *scimstore.UserRecord) sortValue { return stringValue(u.UserName) },
-	"displayname":       func(u *scimstore.UserRecord) sortValue { return stringValue(userNames(u).DisplayName) },
-	"name.familyname":   func(u *scimstore.UserRecord) sortValue { return stringValue(userNames(u).Name.FamilyName) },
-	"meta.created":      func(u *scimstore.UserRecord) sortValue { return timeValue(u.Created) },
-	"meta.lastmodified": func(u *scimstore.UserRecord) sortValue { return timeValue(u.LastModified) },
+var userSortKeys = map[string]sortKeyFunc[*scimrecord.UserRecord]{
+	"username":          func(u *scimrecord.UserRecord) sortValue { return stringValue(u.UserName) },
+	"displayname":       func(u *scimrecord.UserRecord) sortValue { return stringValue(userNames(u).DisplayName) },
+	"name.familyname":   func(u *scimrecord.UserRecord) sortValue { return stringValue(userNames(u).Name.FamilyName) },
+	"meta.created":      func(u *scimrecord.UserRecord) sortValue { return timeValue(u.Created) },
+	"meta.lastmodified": func(u *scimrecord.UserRecord) sortValue { return timeValue(u.LastModified) },
 }
 
 // groupSortKeys are the Group attributes sortBy accepts.
-var groupSortKeys = map[string]sortKeyFunc[*scimstore.GroupRecord]{
-	"displayname":       func(g *scimstore.GroupRecord) sortValue { return stringValue(g.DisplayName) },
-	"meta.created":      func(g *scimstore.GroupRecord) sortValue { return timeValue(g.Created) },
-	"meta.lastmodified": func(g *scimstore.GroupRecord) sortValue { return timeValue(g.LastModified) },
+var groupSortKeys = map[string]sortKeyFunc[*scimrecord.GroupRecord]{
+	"displayname":       func(g *scimrecord.GroupRecord) sortValue { return stringValue(g.DisplayName) },
+	"meta.created":      func(g *scimrecord.GroupRecord) sortValue { return timeValue(g.Created) },
+	"meta.lastmodified": func(g *scimrecord.GroupRecord) sortValue { return timeValue(g.LastModified) },
 }
 
 type userNameAttrs struct {
@@ -119,7 +119,7 @@ type userNameAttrs struct {
 
 // userNames decodes displayName and name.familyName from u's stored attributes. They are stored
 // validated (strings); a blob that does not decode sorts as having neither.
-func userNames(u *scimstore.UserRecord) userNameAttrs {
+func userNames(u *scimrecord.UserRecord) userNameAttrs {
 	var a userNameAttrs
 	if len(u.Attributes) == 0 || json.Unmarshal(u.Attributes, &a) != nil {
 		return userNameAttrs{}

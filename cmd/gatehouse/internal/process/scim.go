@@ -11,8 +11,15 @@ import (
 	scimserver "github.com/gatehouse/gatehouse/plugins/scim/server"
 )
 
-// The real provisioner must satisfy the interface the SCIM endpoint declares.
-var _ scimserver.Provisioner = (*scimprov.Provisioner)(nil)
+// The real provisioner must satisfy every interface the SCIM endpoint declares: it is passed as
+// all four below. Checked here, where both packages are imported (scimprov must not import the
+// plugin, nor the plugin scimprov).
+var (
+	_ scimserver.Users          = (*scimprov.Provisioner)(nil)
+	_ scimserver.Groups         = (*scimprov.Provisioner)(nil)
+	_ scimserver.TokenChecker   = (*scimprov.Provisioner)(nil)
+	_ scimserver.StatusRecorder = (*scimprov.Provisioner)(nil)
+)
 
 // mountSCIM builds the SCIM provisioner over the process's backend and auth services and mounts
 // the SCIM endpoint on the web listener at /v1/webapi/scim/. Its metrics go to the process
@@ -41,12 +48,15 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 	// client used; its Location URLs are only sent back, never stored.
 	publicURL := services.PublicOrigin(p.set.PublicAddr)
 	h, err := scimserver.New(scimserver.Config{
-		Provisioner: prov,
-		Registerer:  p.cfg.Registry,
-		Logger:      p.cfg.Logger,
-		Clock:       p.cfg.Clock,
-		PublicURL:   publicURL,
-		Sources:     abuse.NewSources(p.set.WebTrustedProxies),
+		Users:      prov,
+		Groups:     prov,
+		Tokens:     prov,
+		Status:     prov,
+		Registerer: p.cfg.Registry,
+		Logger:     p.cfg.Logger,
+		Clock:      p.cfg.Clock,
+		PublicURL:  publicURL,
+		Sources:    abuse.NewSources(p.set.WebTrustedProxies),
 	})
 	if err != nil {
 		return trace.Wrap(err)

@@ -1,4 +1,4 @@
-package scimstore
+package scimrecord
 
 // Prefilter is what the cheap first check of a bearer token found, before
 // any password hash runs.
@@ -19,7 +19,7 @@ const (
 )
 
 // AuthGate is the SCIM endpoint's per-source failure limiter, lent to the
-// token check (Provisioner.AuthenticateSCIM) so that it runs at the right
+// token check (AuthenticateSCIM, in lib/auth/scimprov) so that it runs at the right
 // point: after the token was compared with the remembered verified token
 // (which is accepted without consulting the gate: a valid token is never
 // refused by a failure limiter), and before anything else is verified.
