@@ -29,9 +29,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 

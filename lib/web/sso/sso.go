@@ -54,9 +54,9 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )

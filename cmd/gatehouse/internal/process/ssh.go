@@ -13,9 +13,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"

@@ -10,9 +10,9 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
