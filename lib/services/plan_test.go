@@ -168,3 +168,18 @@ func TestReadUserAndLock(t *testing.T) {
 	require.NotEmpty(t, u.GetMetadata().GetRevision())
 	require.Equal(t, "users/", PrefixKey(UsersPrefix).String())
 }
+
+// failingGets is a backend whose reads fail.
+type failingGets struct{ backend.Backend }
+
+func (failingGets) Get(context.Context, backend.Key) (*backend.Item, error) {
+	return nil, trace.ConnectionProblem(nil, "backend down")
+}
+
+func TestCheckBackend(t *testing.T) {
+	t.Parallel()
+	_, b, _ := newServices(t)
+	require.NoError(t, CheckBackend(context.Background(), b))
+	err := CheckBackend(context.Background(), failingGets{b})
+	require.True(t, trace.IsConnectionProblem(err), "%v", err)
+}
