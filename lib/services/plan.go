@@ -40,6 +40,11 @@ const (
 	PlanKindSCIMIndex = "scim_index"
 	// PlanKindEvent is an audit event (Name is its id).
 	PlanKindEvent = "event"
+	// PlanKindFirstAdminMarker is the first-administrator marker.
+	PlanKindFirstAdminMarker = "first_admin_marker"
+	// PlanKindPasswordToken is a one-time password-set token (Name is its
+	// user when created, empty when deleted).
+	PlanKindPasswordToken = "password_token"
 )
 
 // PlannedWrite is one write of a Plan, as a caller inspecting a plan before

@@ -183,3 +183,37 @@ func TestCheckBackend(t *testing.T) {
 	err := CheckBackend(context.Background(), failingGets{b})
 	require.True(t, trace.IsConnectionProblem(err), "%v", err)
 }
+
+func TestPlanFirstAdminMarkerAndPasswordToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, b, clock := newServices(t)
+	_, err := GetFirstAdminMarker(ctx, b)
+	require.True(t, trace.IsNotFound(err), "%v", err)
+
+	u := validUser()
+	u.Spec.Incarnation = "inc"
+	var p Plan
+	p.PutFirstAdminMarker([]byte(`{"user":"x"}`), backend.NotExists())
+	token, ref, expires, err := p.CreatePasswordToken(u, time.Hour, clock.Now())
+	require.NoError(t, err)
+	require.NotEmpty(t, token)
+	require.NotContains(t, ref, token, "the ref does not reveal the token")
+	require.Equal(t, clock.Now().Add(time.Hour), expires)
+	_, err = p.Commit(ctx, b)
+	require.NoError(t, err)
+	item, err := GetFirstAdminMarker(ctx, b)
+	require.NoError(t, err)
+	require.Equal(t, `{"user":"x"}`, string(item.Value))
+	require.True(t, trace.IsAlreadyExists(CreateFirstAdminMarker(ctx, b, []byte("{}"))))
+	stored, err := b.Get(ctx, backend.Key(ref))
+	require.NoError(t, err)
+	require.Equal(t, expires, stored.Expires)
+
+	var del Plan
+	del.DeletePasswordToken(ref)
+	_, err = del.Commit(ctx, b)
+	require.NoError(t, err)
+	_, err = b.Get(ctx, backend.Key(ref))
+	require.True(t, trace.IsNotFound(err))
+}
