@@ -106,3 +106,43 @@ func (s *PluginService) ReplacePluginCredentials(ctx context.Context, p *typesv1
 	_, err := plan.Commit(ctx, s.b)
 	return trace.Wrap(err)
 }
+
+// AddSCIMTokenFingerprint stores the fingerprint of token beside the hash
+// in credentials name, if they are still at revision (the version whose
+// hash token was just verified against: a rotation meanwhile wins) and have
+// no fingerprint yet (written before fingerprints existed). It returns the
+// credentials' new revision, or "" when it wrote nothing because they
+// changed, vanished or have a fingerprint already.
+func AddSCIMTokenFingerprint(ctx context.Context, b backend.Backend, name, revision, token string) (string, error) {
+	item, err := b.Get(ctx, PluginStaticCredentialsKey(name))
+	if trace.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	if item.Revision != revision {
+		return "", nil
+	}
+	cred, err := UnmarshalPluginStaticCredentials(*item)
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	if len(cred.GetSpec().GetScimTokenFingerprint()) != 0 {
+		return "", nil
+	}
+	cred.Spec.ScimTokenFingerprint = SCIMTokenFingerprint(token)
+	next, err := MarshalPluginStaticCredentials(cred)
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	next.Revision, next.Expires = item.Revision, item.Expires
+	lease, err := b.ConditionalUpdate(ctx, next)
+	switch {
+	case trace.IsCompareFailed(err) || trace.IsNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", trace.Wrap(err)
+	}
+	return lease.Revision, nil
+}

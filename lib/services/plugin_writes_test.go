@@ -82,3 +82,31 @@ func TestPluginWithCredentialsWrites(t *testing.T) {
 	require.True(t, trace.IsNotFound(err))
 	require.Empty(t, listed())
 }
+
+func TestAddSCIMTokenFingerprint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, b, _ := newServices(t)
+	c, err := s.CreatePluginStaticCredentials(ctx, scimCred("okta-scim-token"))
+	require.NoError(t, err)
+	rev := c.GetMetadata().GetRevision()
+
+	for name, r := range map[string]string{"missing": rev, "okta-scim-token": "stale"} {
+		got, err := AddSCIMTokenFingerprint(ctx, b, name, r, "tok")
+		require.NoError(t, err)
+		require.Empty(t, got, "nothing written for %s at %s", name, r)
+	}
+	got, err := AddSCIMTokenFingerprint(ctx, b, "okta-scim-token", rev, "tok")
+	require.NoError(t, err)
+	require.NotEmpty(t, got)
+	stored, err := s.GetPluginStaticCredentials(ctx, "okta-scim-token", true)
+	require.NoError(t, err)
+	require.Equal(t, got, stored.GetMetadata().GetRevision())
+	require.Equal(t, SCIMTokenFingerprint("tok"), stored.GetSpec().GetScimTokenFingerprint())
+	require.Equal(t, []byte("hash-okta-scim-token"), stored.GetSpec().GetScimTokenHash())
+
+	// A fingerprint already there is kept.
+	again, err := AddSCIMTokenFingerprint(ctx, b, "okta-scim-token", got, "other")
+	require.NoError(t, err)
+	require.Empty(t, again)
+}
