@@ -2,7 +2,7 @@
 // (SP-initiated redirect, ACS, SP metadata), local password login, the
 // current session, logout, SSH certificates for the session's user, and
 // one-time password-set links. SAML validation and the login outcome live
-// in lib/auth/saml; sessions in lib/auth/websession; the session middleware
+// in lib/auth/saml; sessions in lib/services/websession; the session middleware
 // in lib/web.
 //
 // Unauthenticated endpoints resist floods (lib/abuse): the source of a
