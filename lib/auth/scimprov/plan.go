@@ -16,9 +16,10 @@ import (
 
 // A SCIM user transition is decided by planUser, a pure function of what was
 // read (userState) and the plugin's settings: it returns the writes to commit
-// in one AtomicWrite, or a refusal. All reads happen before it
-// (readUserState) and the write after it (commitPlan), so the rules below can
-// be tested as a table without a backend.
+// in one AtomicWrite (a services.Plan: keys and stored bytes are built in
+// lib/services), or a refusal. All reads happen before it (readUserState)
+// and the write after it (commit), so the rules below can be tested as a
+// table without a backend.
 //
 // The rules (the reach of SCIM, invariant 1 in ARCHITECTURE.md):
 //
