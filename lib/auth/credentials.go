@@ -9,7 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 )
 
 // credentialsIssuer adapts the server to credentialsv1.Issuer, which cannot

@@ -106,6 +106,9 @@ func UnmarshalPlugin(item backend.Item) (*typesv1.Plugin, error) {
 // PluginService stores plugins at plugins/<name>.
 type PluginService struct {
 	svc *generic.Service[*typesv1.Plugin]
+	// b takes the writes of a plugin together with its credentials
+	// (plugin_writes.go).
+	b backend.Backend
 }
 
 // NewPluginService returns the plugin service.
@@ -122,7 +125,7 @@ func NewPluginService(cfg Config) (*PluginService, error) {
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &PluginService{svc: svc}, nil
+	return &PluginService{svc: svc, b: cfg.Backend}, nil
 }
 
 // GetPlugin reads a plugin.

@@ -24,6 +24,8 @@
 package services
 
 import (
+	"context"
+
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
@@ -79,6 +81,16 @@ func SAMLConnectorKey(name string) backend.Key { return backend.NewKey(SAMLConne
 
 // CertAuthorityKey is the backend key of a certificate authority.
 func CertAuthorityKey(name string) backend.Key { return backend.NewKey(CertAuthoritiesPrefix, name) }
+
+// CheckBackend proves that b answers with one cheap read, of a key nothing
+// stores (the /readyz check).
+func CheckBackend(ctx context.Context, b backend.Backend) error {
+	_, err := b.Get(ctx, backend.NewKey("readyz"))
+	if err == nil || trace.IsNotFound(err) {
+		return nil
+	}
+	return trace.Wrap(err)
+}
 
 // Labels that Gatehouse itself sets on resources.
 const (

@@ -32,6 +32,22 @@ func UserSyncLeaseKey(plugin string) backend.Key {
 	return backend.NewKey(UserSyncPrefix, plugin, "lease")
 }
 
+// HoldUserSyncLease takes plugin's user sync lease for holder until
+// expires when held is nil (trace.AlreadyExists while another server holds
+// it), or renews held, the lease as last taken or renewed
+// (trace.CompareFailed or trace.NotFound once it was lost). The lease
+// returned is what to renew or release next.
+func HoldUserSyncLease(ctx context.Context, b backend.Backend, plugin, holder string, expires time.Time, held *backend.Lease) (*backend.Lease, error) {
+	item := backend.Item{Key: UserSyncLeaseKey(plugin), Value: []byte(holder), Expires: expires}
+	if held != nil {
+		item.Revision = held.Revision
+		l, err := b.ConditionalUpdate(ctx, item)
+		return l, trace.Wrap(err)
+	}
+	l, err := b.Create(ctx, item)
+	return l, trace.Wrap(err)
+}
+
 // UserSyncCredentialsName is the static credentials holding plugin's Okta
 // API credential. It is kept apart from the SCIM token (another name and
 // label), so that the SCIM token's lifecycle never touches it.

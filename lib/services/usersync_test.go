@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
@@ -107,4 +108,23 @@ func TestUserSyncStateAndTrigger(t *testing.T) {
 	tr, err = TakeUserSyncTrigger(ctx, b, "okta")
 	require.NoError(t, err)
 	require.Nil(t, tr, "a request is answered once")
+}
+
+func TestHoldUserSyncLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, b, clock := newServices(t)
+	l, err := HoldUserSyncLease(ctx, b, "okta", "server-a", clock.Now().Add(time.Minute), nil)
+	require.NoError(t, err)
+	_, err = HoldUserSyncLease(ctx, b, "okta", "server-b", clock.Now().Add(time.Minute), nil)
+	require.True(t, trace.IsAlreadyExists(err), "held by server-a: %v", err)
+	renewed, err := HoldUserSyncLease(ctx, b, "okta", "server-a", clock.Now().Add(2*time.Minute), l)
+	require.NoError(t, err)
+	item, err := b.Get(ctx, UserSyncLeaseKey("okta"))
+	require.NoError(t, err)
+	require.Equal(t, "server-a", string(item.Value))
+	require.Equal(t, clock.Now().Add(2*time.Minute), item.Expires)
+	_, err = HoldUserSyncLease(ctx, b, "okta", "server-a", clock.Now().Add(time.Minute), l)
+	require.Error(t, err, "a stale lease cannot be renewed")
+	require.NotEqual(t, l.Revision, renewed.Revision)
 }

@@ -29,9 +29,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -47,7 +47,7 @@ const (
 )
 
 // MarkerKey is the backend key of the marker.
-var MarkerKey = backend.NewKey("cluster_init", "first_admin")
+var MarkerKey = services.FirstAdminMarkerKey
 
 // marker is the marker's value.
 type marker struct {
@@ -140,7 +140,7 @@ func Ensure(ctx context.Context, cfg Config) (*Link, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	item, err := cfg.Backend.Get(ctx, MarkerKey)
+	item, err := services.GetFirstAdminMarker(ctx, cfg.Backend)
 	if trace.IsNotFound(err) {
 		return create(ctx, cfg, 3)
 	}
@@ -164,7 +164,7 @@ func create(ctx context.Context, cfg Config, attempts int) (*Link, error) {
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
-		_, err = cfg.Backend.Create(ctx, backend.Item{Key: MarkerKey, Value: value})
+		err = services.CreateFirstAdminMarker(ctx, cfg.Backend, value)
 		if trace.IsAlreadyExists(err) {
 			// Another server wrote the marker since this one looked: the
 			// users seen may be the administrator it just created, whose
@@ -186,27 +186,27 @@ func create(ctx context.Context, cfg Config, attempts int) (*Link, error) {
 			CreatedBy:   &typesv1.CreatedBy{User: &typesv1.UserRef{Name: actor}, Time: timestamppb.New(now)},
 		},
 	}
-	userItem, err := services.MarshalUser(u)
+	var userPlan, tokenPlan services.Plan
+	if err := userPlan.PutUser(u, backend.NotExists()); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	token, tokenRef, tokenExpires, err := tokenPlan.CreatePasswordToken(u, cfg.TokenTTL, now)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	token, tokenItem, err := websession.NewPasswordTokenItem(u, cfg.TokenTTL, now)
+	value, err := json.Marshal(marker{User: cfg.User, TokenKey: tokenRef, Created: now})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	value, err := json.Marshal(marker{User: cfg.User, TokenKey: tokenItem.Key.String(), Created: now})
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	_, err = cfg.Backend.AtomicWrite(ctx, []backend.ConditionalAction{
-		{Key: MarkerKey, Condition: backend.NotExists(), Action: backend.Put(backend.Item{Value: value})},
-		{Key: services.UserKey(cfg.User), Condition: backend.NotExists(), Action: backend.Put(userItem)},
-		{Key: tokenItem.Key, Condition: backend.NotExists(), Action: backend.Put(tokenItem)},
-	})
+	var plan services.Plan
+	plan.PutFirstAdminMarker(value, backend.NotExists())
+	plan.Add(&userPlan)
+	plan.Add(&tokenPlan)
+	_, err = plan.Commit(ctx, cfg.Backend)
 	if trace.IsCompareFailed(err) {
 		// Another server wrote the marker, or someone created the user
 		// between the list and the write: decide again from what is there.
-		if _, gerr := cfg.Backend.Get(ctx, MarkerKey); gerr == nil {
+		if _, gerr := services.GetFirstAdminMarker(ctx, cfg.Backend); gerr == nil {
 			return nil, ErrElsewhere
 		}
 		if attempts > 1 {
@@ -221,14 +221,14 @@ func create(ctx context.Context, cfg Config, attempts int) (*Link, error) {
 		Type: EventCreate, User: actor, Resource: services.KindUser + "/" + cfg.User,
 		Message: "first administrator created with role " + cfg.Role + "; its one-time password link was printed on the server's stdout",
 	})
-	cfg.Logger.InfoContext(ctx, "Created the first administrator; its one-time password link is in the startup banner on stdout.", "user", cfg.User, "role", cfg.Role, "link_expires", tokenItem.Expires)
-	return &Link{User: cfg.User, Token: token, Expires: tokenItem.Expires, Created: true}, nil
+	cfg.Logger.InfoContext(ctx, "Created the first administrator; its one-time password link is in the startup banner on stdout.", "user", cfg.User, "role", cfg.Role, "link_expires", tokenExpires)
+	return &Link{User: cfg.User, Token: token, Expires: tokenExpires, Created: true}, nil
 }
 
 // elsewhere reports what another server's marker says: ErrElsewhere when it
 // created the first administrator, nothing when it found users already.
 func elsewhere(ctx context.Context, cfg Config) (*Link, error) {
-	item, err := cfg.Backend.Get(ctx, MarkerKey)
+	item, err := services.GetFirstAdminMarker(ctx, cfg.Backend)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -263,26 +263,26 @@ func renew(ctx context.Context, cfg Config, item *backend.Item) (*Link, error) {
 		return nil, trace.Wrap(retire(ctx, cfg, item, m))
 	}
 	now := cfg.Clock.Now()
-	token, tokenItem, err := websession.NewPasswordTokenItem(u, cfg.TokenTTL, now)
+	var tokenPlan services.Plan
+	token, tokenRef, tokenExpires, err := tokenPlan.CreatePasswordToken(u, cfg.TokenTTL, now)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	next := m
-	next.TokenKey = tokenItem.Key.String()
+	next.TokenKey = tokenRef
 	value, err := json.Marshal(next)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	actions := []backend.ConditionalAction{
-		{Key: MarkerKey, Condition: backend.Revision(item.Revision), Action: backend.Put(backend.Item{Value: value})},
-		// Still the user read, still without a password.
-		{Key: services.UserKey(m.User), Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Nop()},
-		{Key: tokenItem.Key, Condition: backend.NotExists(), Action: backend.Put(tokenItem)},
-	}
+	var plan services.Plan
+	plan.PutFirstAdminMarker(value, backend.Revision(item.Revision))
+	// Still the user read, still without a password.
+	plan.RequireUser(m.User, u.GetMetadata().GetRevision())
+	plan.Add(&tokenPlan)
 	if m.TokenKey != "" {
-		actions = append(actions, backend.ConditionalAction{Key: backend.Key(m.TokenKey), Condition: backend.Whatever(), Action: backend.Delete()})
+		plan.DeletePasswordToken(m.TokenKey)
 	}
-	if _, err := cfg.Backend.AtomicWrite(ctx, actions); err != nil {
+	if _, err := plan.Commit(ctx, cfg.Backend); err != nil {
 		if trace.IsCompareFailed(err) {
 			return nil, ErrElsewhere
 		}
@@ -292,8 +292,8 @@ func renew(ctx context.Context, cfg Config, item *backend.Item) (*Link, error) {
 		Type: EventLink, User: actor, Resource: services.KindUser + "/" + m.User,
 		Message: "the first administrator has no password yet: a new one-time password link was printed on the server's stdout and the previous one voided",
 	})
-	cfg.Logger.InfoContext(ctx, "The first administrator has no password yet; a new one-time password link is in the startup banner on stdout.", "user", m.User, "link_expires", tokenItem.Expires)
-	return &Link{User: m.User, Token: token, Expires: tokenItem.Expires}, nil
+	cfg.Logger.InfoContext(ctx, "The first administrator has no password yet; a new one-time password link is in the startup banner on stdout.", "user", m.User, "link_expires", tokenExpires)
+	return &Link{User: m.User, Token: token, Expires: tokenExpires}, nil
 }
 
 // retire voids the outstanding link, if any, and records that in the marker.
@@ -308,10 +308,10 @@ func retire(ctx context.Context, cfg Config, item *backend.Item, m marker) error
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	_, err = cfg.Backend.AtomicWrite(ctx, []backend.ConditionalAction{
-		{Key: MarkerKey, Condition: backend.Revision(item.Revision), Action: backend.Put(backend.Item{Value: value})},
-		{Key: backend.Key(m.TokenKey), Condition: backend.Whatever(), Action: backend.Delete()},
-	})
+	var plan services.Plan
+	plan.PutFirstAdminMarker(value, backend.Revision(item.Revision))
+	plan.DeletePasswordToken(m.TokenKey)
+	_, err = plan.Commit(ctx, cfg.Backend)
 	if trace.IsCompareFailed(err) {
 		return nil
 	}

@@ -63,6 +63,9 @@ type Plugins interface {
 	CreatePlugin(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error)
 	UpdatePlugin(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error)
 	SetPluginStatus(ctx context.Context, name string, status *typesv1.PluginStatus) (*typesv1.Plugin, error)
+	UpdatePluginDeletingCredentials(ctx context.Context, p *typesv1.Plugin, creds []*typesv1.PluginStaticCredentials) (*typesv1.Plugin, error)
+	DeletePluginWithCredentials(ctx context.Context, p *typesv1.Plugin, creds []*typesv1.PluginStaticCredentials) error
+	ReplacePluginCredentials(ctx context.Context, p *typesv1.Plugin, link map[string]string, existing []*typesv1.PluginStaticCredentials, cred *typesv1.PluginStaticCredentials) error
 }
 
 // StaticCredentials is the part of the static credentials service the
@@ -97,8 +100,8 @@ type Config struct {
 	Connectors        Connectors
 	// Roles bounds lock_ttl by the longest max_session_ttl.
 	Roles Roles
-	// Backend is where plugins and credentials live; deletion and token
-	// rotation write several of them in one AtomicWrite.
+	// Backend holds the user sync's credential, trigger and state
+	// (usersync.go); plugins and their tokens are written through Plugins.
 	Backend backend.Backend
 	// PublicAddr is the host:port of the web listener shown to people (the
 	// public address, or the listener's own without one: auth.Server's
@@ -424,26 +427,10 @@ func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typ
 	if cur.GetSpec().GetOkta().GetScimEnabled() {
 		deleted = tokenDeletedDisabled
 	}
-	c := proto.Clone(p).(*typesv1.Plugin)
-	if err := services.ValidatePlugin(c); err != nil {
-		return nil, tokenKept, trace.Wrap(err)
-	}
-	item, err := services.MarshalPlugin(c)
-	if err != nil {
-		return nil, tokenKept, trace.Wrap(err)
-	}
 	// The plugin must still be at the revision the caller read; the
 	// credentials at the revisions just listed (a token rotated meanwhile
 	// makes the write fail rather than survive it).
-	actions, err := withCredentialDeletes(name, backend.ConditionalAction{
-		Key:       services.PluginKey(name),
-		Condition: backend.Revision(p.GetMetadata().GetRevision()),
-		Action:    backend.Put(item),
-	}, creds)
-	if err != nil {
-		return nil, tokenKept, trace.Wrap(err)
-	}
-	rev, err := s.cfg.Backend.AtomicWrite(ctx, actions)
+	out, err = s.cfg.Plugins.UpdatePluginDeletingCredentials(ctx, p, creds)
 	if trace.IsCompareFailed(err) {
 		if _, gerr := s.cfg.Plugins.GetPlugin(ctx, name); trace.IsNotFound(gerr) {
 			return nil, tokenKept, trace.Wrap(gerr)
@@ -453,8 +440,7 @@ func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typ
 	if err != nil {
 		return nil, tokenKept, trace.Wrap(err)
 	}
-	c.Metadata.Revision = rev
-	return c, deleted, nil
+	return out, deleted, nil
 }
 
 // DeletePlugin deletes a plugin and its linked credentials in one atomic
@@ -491,40 +477,13 @@ func (s *Service) deletePlugin(ctx context.Context, name string) error {
 		if err != nil {
 			return trace.Wrap(err)
 		}
-		actions, err := withCredentialDeletes(name, backend.ConditionalAction{
-			Key:       services.PluginKey(name),
-			Condition: backend.Revision(p.GetMetadata().GetRevision()),
-			Action:    backend.Delete(),
-		}, append(creds, syncCreds...))
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		_, err = s.cfg.Backend.AtomicWrite(ctx, actions)
+		err = s.cfg.Plugins.DeletePluginWithCredentials(ctx, p, append(creds, syncCreds...))
 		if trace.IsCompareFailed(err) {
 			continue
 		}
 		return trace.Wrap(err)
 	}
 	return trace.CompareFailed("plugin %q kept changing while it was being deleted; try again", name)
-}
-
-// withCredentialDeletes returns pluginAction followed by the deletion of
-// each of plugin name's credentials at the revision it was listed at (one
-// rotated meanwhile fails the write, and the caller reads again), refusing
-// more actions than one atomic write takes.
-func withCredentialDeletes(name string, pluginAction backend.ConditionalAction, creds []*typesv1.PluginStaticCredentials) ([]backend.ConditionalAction, error) {
-	actions := []backend.ConditionalAction{pluginAction}
-	for _, c := range creds {
-		actions = append(actions, backend.ConditionalAction{
-			Key:       services.PluginStaticCredentialsKey(c.GetMetadata().GetName()),
-			Condition: backend.Revision(c.GetMetadata().GetRevision()),
-			Action:    backend.Delete(),
-		})
-	}
-	if len(actions) > backend.MaxAtomicWriteActions {
-		return nil, trace.LimitExceeded("plugin %q has too many linked credentials to delete at once", name)
-	}
-	return actions, nil
 }
 
 // linkedCredentials returns the credentials plugin p links to (with the
@@ -584,43 +543,13 @@ func (s *Service) generateToken(ctx context.Context, name string) (token string,
 		if err != nil {
 			return "", false, trace.Wrap(err)
 		}
-		pluginAction := backend.Nop()
-		if !maps.Equal(p.GetSpec().GetStaticCredentialsRef().GetLabels(), CredentialsLabels(name)) {
-			// A plugin written before the server managed the reference:
-			// link it now, in the same write.
-			p.Spec.StaticCredentialsRef = &typesv1.PluginStaticCredentialsRef{Labels: CredentialsLabels(name)}
-			item, err := services.MarshalPlugin(p)
-			if err != nil {
-				return "", false, trace.Wrap(err)
-			}
-			pluginAction = backend.Put(item)
-		}
-		actions := []backend.ConditionalAction{{
-			Key:       services.PluginKey(name),
-			Condition: backend.Revision(p.GetMetadata().GetRevision()),
-			Action:    pluginAction,
-		}}
 		existing, err := s.linkedCredentials(ctx, p)
 		if err != nil {
 			return "", false, trace.Wrap(err)
 		}
-		credName := CredentialsName(name)
-		credCond := backend.NotExists()
-		for _, c := range existing {
-			cn := c.GetMetadata().GetName()
-			if cn == credName {
-				credCond = backend.Revision(c.GetMetadata().GetRevision())
-				continue
-			}
-			actions = append(actions, backend.ConditionalAction{
-				Key:       services.PluginStaticCredentialsKey(cn),
-				Condition: backend.Revision(c.GetMetadata().GetRevision()),
-				Action:    backend.Delete(),
-			})
-		}
-		item, err := services.MarshalPluginStaticCredentials(&typesv1.PluginStaticCredentials{
+		err = s.cfg.Plugins.ReplacePluginCredentials(ctx, p, CredentialsLabels(name), existing, &typesv1.PluginStaticCredentials{
 			Metadata: &typesv1.Metadata{
-				Name:        credName,
+				Name:        CredentialsName(name),
 				Description: "SCIM bearer token hash of plugin " + name,
 				Labels:      CredentialsLabels(name),
 			},
@@ -629,18 +558,6 @@ func (s *Service) generateToken(ctx context.Context, name string) (token string,
 				ScimTokenFingerprint: services.SCIMTokenFingerprint(token),
 			},
 		})
-		if err != nil {
-			return "", false, trace.Wrap(err)
-		}
-		actions = append(actions, backend.ConditionalAction{
-			Key:       services.PluginStaticCredentialsKey(credName),
-			Condition: credCond,
-			Action:    backend.Put(item),
-		})
-		if len(actions) > backend.MaxAtomicWriteActions {
-			return "", false, trace.LimitExceeded("plugin %q has too many linked credentials", name)
-		}
-		_, err = s.cfg.Backend.AtomicWrite(ctx, actions)
 		if trace.IsCompareFailed(err) {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -105,18 +106,20 @@ func (s *Service) storeUserSyncCredential(ctx context.Context, name string, api 
 	}
 	api.SealedSecret = sealed
 	api.SealingKeyId = s.cfg.Sealer.KeyID()
-	item, err := services.MarshalPluginStaticCredentials(&typesv1.PluginStaticCredentials{
+	// Written whatever is stored: a new credential replaces the old one.
+	var plan services.Plan
+	err = plan.PutPluginStaticCredentials(&typesv1.PluginStaticCredentials{
 		Metadata: &typesv1.Metadata{
 			Name:        services.UserSyncCredentialsName(name),
 			Description: "Okta API credential of plugin " + name + "'s user sync (sealed)",
 			Labels:      services.UserSyncCredentialsLabels(name),
 		},
 		Spec: &typesv1.PluginStaticCredentialsSpec{OktaApi: api},
-	})
+	}, backend.Whatever())
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	_, err = s.cfg.Backend.Put(ctx, item)
+	_, err = plan.Commit(ctx, s.cfg.Backend)
 	return trace.Wrap(err)
 }
 

@@ -22,16 +22,17 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // Backend key prefixes of the SP's short-lived state.
 const (
 	// RequestsPrefix holds outstanding SP-initiated requests by relay state.
-	RequestsPrefix = "saml_requests"
+	RequestsPrefix = services.SAMLRequestsPrefix
 	// AssertionsPrefix holds the SHA-256 of every accepted assertion ID
 	// until the assertion expires: the replay cache.
-	AssertionsPrefix = "saml_assertions"
+	AssertionsPrefix = services.SAMLAssertionsPrefix
 )
 
 // Limits.
@@ -122,7 +123,8 @@ func (c *Config) CheckAndSetDefaults() error {
 
 // Provider runs SAML logins for every connector.
 type Provider struct {
-	cfg Config
+	cfg    Config
+	logins *services.SAMLLogins
 }
 
 // New returns a Provider.
@@ -130,7 +132,11 @@ func New(cfg Config) (*Provider, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return &Provider{cfg: cfg}, nil
+	logins, err := services.NewSAMLLogins(cfg.Backend)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return &Provider{cfg: cfg, logins: logins}, nil
 }
 
 // request is an outstanding SP-initiated login, at RequestsPrefix/<relay state>.
@@ -143,8 +149,6 @@ type request struct {
 	BindingHash string    `json:"binding_sha256"`
 	Created     time.Time `json:"created"`
 }
-
-func requestKey(relayState string) backend.Key { return backend.NewKey(RequestsPrefix, relayState) }
 
 // bindingLen is the length of a browser binding: 32 random bytes, hex.
 const bindingLen = 64
@@ -210,7 +214,7 @@ func (p *Provider) AuthnRequest(ctx context.Context, c *typesv1.SAMLConnector, r
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if _, err := p.cfg.Backend.Create(ctx, backend.Item{Key: requestKey(relayState), Value: rec, Expires: now.Add(RequestTTL)}); err != nil {
+	if err := p.logins.CreateRequest(ctx, relayState, rec, now.Add(RequestTTL)); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	u, err := req.Redirect(relayState, sp)
@@ -361,7 +365,7 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	sp.ReplayCache = &replayCache{ctx: ctx, backend: p.cfg.Backend}
+	sp.ReplayCache = &replayCache{ctx: ctx, logins: p.logins}
 
 	var (
 		possibleIDs []string
@@ -369,10 +373,10 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		solicited   bool
 	)
 	if relayState != "" && len(relayState) <= 256 && !strings.ContainsRune(relayState, backend.Separator) {
-		item, err := p.cfg.Backend.Get(ctx, requestKey(relayState))
+		value, err := p.logins.GetRequest(ctx, relayState)
 		switch {
 		case err == nil:
-			if json.Unmarshal(item.Value, &req) == nil && req.Connector == c.GetMetadata().GetName() {
+			if json.Unmarshal(value, &req) == nil && req.Connector == c.GetMetadata().GetName() {
 				solicited = true
 				possibleIDs = []string{req.ID}
 			}
@@ -413,7 +417,7 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		// The request is answered; a second answer must not find it. A
 		// failure here is harmless: the request expires on its own and the
 		// assertion is already in the replay cache.
-		_ = p.cfg.Backend.Delete(ctx, requestKey(relayState))
+		_ = p.logins.DeleteRequest(ctx, relayState)
 	}
 	out := &Assertion{
 		Connector:    c.GetMetadata().GetName(),
@@ -475,19 +479,14 @@ func (p *Provider) parse(sp *crewjam.ServiceProvider, raw []byte, possibleIDs []
 // assertion ID is recorded with backend Create, which fails on a second
 // use, from this server or any other sharing the backend.
 type replayCache struct {
-	ctx     context.Context
-	backend backend.Backend
+	ctx    context.Context
+	logins *services.SAMLLogins
 }
 
 func (r *replayCache) Consume(assertionID string, expiresAt time.Time) error {
-	sum := sha256.Sum256([]byte(assertionID))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 10*time.Second)
 	defer cancel()
-	_, err := r.backend.Create(ctx, backend.Item{
-		Key:     backend.NewKey(AssertionsPrefix, hex.EncodeToString(sum[:])),
-		Value:   []byte(`{}`),
-		Expires: expiresAt,
-	})
+	err := r.logins.ConsumeAssertion(ctx, assertionID, expiresAt)
 	if trace.IsAlreadyExists(err) {
 		return crewjam.ErrAssertionReplayed
 	}

@@ -1,12 +1,9 @@
 package scimprov
 
 import (
-	"github.com/google/uuid"
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -36,27 +33,15 @@ const (
 // actor is who acts in the events of a plugin.
 func actor(plugin string) string { return "plugin:" + plugin }
 
-// eventAction returns the put of audit event e into the events keyspace,
-// for the same AtomicWrite as the change it describes: the event exists if
-// and only if the change happened. Events carry names and ids, never a
-// secret or the SCIM attributes.
-func (p *Provisioner) eventAction(e *typesv1.AuditEvent) (backend.ConditionalAction, error) {
-	now := p.cfg.Clock.Now()
-	e.Id = uuid.NewString()
-	e.Time = timestamppb.New(now)
-	if e.Outcome == "" {
-		e.Outcome = audit.OutcomeSuccess
+// appendEvents adds audit events to plan, for the same AtomicWrite as the
+// change they describe: an event exists if and only if the change happened.
+// Events carry names and ids, never a secret or the SCIM attributes. Their
+// expiry is the provisioner's AuditRetention, which matches the audit log's.
+func (p *Provisioner) appendEvents(plan *services.Plan, events []*typesv1.AuditEvent) error {
+	for _, e := range events {
+		if err := plan.AppendEvent(e, p.cfg.Clock.Now(), p.cfg.AuditRetention); err != nil {
+			return trace.Wrap(err)
+		}
 	}
-	if err := services.ValidateAuditEvent(e); err != nil {
-		return backend.ConditionalAction{}, trace.Wrap(err)
-	}
-	value, err := services.MarshalAuditEvent(e)
-	if err != nil {
-		return backend.ConditionalAction{}, trace.Wrap(err)
-	}
-	return backend.ConditionalAction{
-		Key:       services.EventKey(now, e.Id),
-		Condition: backend.NotExists(),
-		Action:    backend.Put(backend.Item{Value: value, Expires: now.Add(p.cfg.AuditRetention)}),
-	}, nil
+	return nil
 }

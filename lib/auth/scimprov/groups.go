@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
+	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -115,10 +116,10 @@ func memberChanges(old, next *scimrecord.GroupRecord) []memberChange {
 	return append(removes, adds...)
 }
 
-// memberActions returns the writes that apply change c of group gid to its
-// member, nothing if the member already reflects it (so retries are
+// memberPlan returns the writes that apply change c of group gid to its
+// member, nothing (nil) if the member already reflects it (so retries are
 // idempotent) or is gone.
-func (p *Provisioner) memberActions(ctx context.Context, pc *pluginContext, gid string, c memberChange) ([]backend.ConditionalAction, error) {
+func (p *Provisioner) memberPlan(ctx context.Context, pc *pluginContext, gid string, c memberChange) (*services.Plan, error) {
 	rec, err := p.store.GetUser(ctx, pc.name, c.id)
 	if trace.IsNotFound(err) {
 		if c.ref != nil {
@@ -153,36 +154,29 @@ func (p *Provisioner) memberActions(ctx context.Context, pc *pluginContext, gid 
 		return nil, trace.Wrap(err)
 	}
 	p.noteDropped(pc.name, plan.dropped)
-	actions := plan.actions
-	for _, e := range plan.events {
-		a, err := p.eventAction(e)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		actions = append(actions, a)
+	if err := p.appendEvents(&plan.writes, plan.events); err != nil {
+		return nil, trace.Wrap(err)
 	}
-	return actions, nil
+	return &plan.writes, nil
 }
 
-// groupActions returns the writes of the group record itself and its event.
-func (p *Provisioner) groupActions(ctx context.Context, pc *pluginContext, old, next *scimrecord.GroupRecord, nchanges int) ([]backend.ConditionalAction, error) {
-	var actions []backend.ConditionalAction
+// groupPlan returns the writes of the group record itself and its event.
+func (p *Provisioner) groupPlan(ctx context.Context, pc *pluginContext, old, next *scimrecord.GroupRecord, nchanges int) (*services.Plan, error) {
+	plan := &services.Plan{}
 	var ev *typesv1.AuditEvent
 	fields := map[string]string{"plugin": pc.name, "member_changes": strconv.Itoa(nchanges)}
 	switch {
 	case next == nil:
-		actions = scimstore.DeleteGroupActions(pc.name, old)
+		plan.DeleteSCIMGroup(pc.name, old)
 		fields["scim_id"] = old.ID
 		ev = &typesv1.AuditEvent{Type: EventGroupDelete, Resource: "scim_group/" + old.DisplayName, Message: "group deleted over SCIM", Fields: fields}
 	default:
 		if err := p.checkGroupUnique(ctx, pc, old, next); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		a, err := scimstore.PutGroupActions(pc.name, old, next)
-		if err != nil {
+		if err := plan.PutSCIMGroup(pc.name, old, next); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		actions = a
 		fields["scim_id"] = next.ID
 		typ, msg := EventGroupUpdate, "group updated over SCIM"
 		if old == nil {
@@ -191,11 +185,10 @@ func (p *Provisioner) groupActions(ctx context.Context, pc *pluginContext, old, 
 		ev = &typesv1.AuditEvent{Type: typ, Resource: "scim_group/" + next.DisplayName, Message: msg, Fields: fields}
 	}
 	ev.User = actor(pc.name)
-	ea, err := p.eventAction(ev)
-	if err != nil {
+	if err := p.appendEvents(plan, []*typesv1.AuditEvent{ev}); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	return append(actions, ea), nil
+	return plan, nil
 }
 
 func (p *Provisioner) checkGroupUnique(ctx context.Context, pc *pluginContext, old, next *scimrecord.GroupRecord) error {
@@ -239,11 +232,11 @@ func (p *Provisioner) writeGroup(ctx context.Context, pc *pluginContext, old, ne
 		// Create the group empty first, then add members as an update.
 		empty := *next
 		empty.Members = nil
-		a, err := p.groupActions(ctx, pc, nil, &empty, 0)
+		gp, err := p.groupPlan(ctx, pc, nil, &empty, 0)
 		if err != nil {
 			return "", trace.Wrap(err)
 		}
-		rev, err := p.cfg.Backend.AtomicWrite(ctx, a)
+		rev, err := gp.Commit(ctx, p.cfg.Backend)
 		if err != nil {
 			return "", trace.Wrap(err)
 		}
@@ -261,19 +254,20 @@ func (p *Provisioner) writeGroup(ctx context.Context, pc *pluginContext, old, ne
 	// when only members changed, but a failure of the group record's own
 	// condition is returned as is.
 	for range maxAttempts {
-		var actions []backend.ConditionalAction
+		plan := &services.Plan{}
 		for _, c := range changes {
-			a, err := p.memberActions(ctx, pc, gid, c)
+			mp, err := p.memberPlan(ctx, pc, gid, c)
 			if err != nil {
 				return "", trace.Wrap(err)
 			}
-			actions = append(actions, a...)
+			plan.Add(mp)
 		}
-		ga, err := p.groupActions(ctx, pc, old, next, len(changes))
+		gp, err := p.groupPlan(ctx, pc, old, next, len(changes))
 		if err != nil {
 			return "", trace.Wrap(err)
 		}
-		rev, err := p.cfg.Backend.AtomicWrite(ctx, append(actions, ga...))
+		plan.Add(gp)
+		rev, err := plan.Commit(ctx, p.cfg.Backend)
 		if trace.IsCompareFailed(err) {
 			if changed, cerr := p.groupChanged(ctx, pc, old, gid); cerr != nil || changed {
 				return "", trace.Wrap(err)
@@ -305,23 +299,21 @@ func (p *Provisioner) groupChanged(ctx context.Context, pc *pluginContext, old *
 // only members changed.
 func (p *Provisioner) writeMemberBatch(ctx context.Context, pc *pluginContext, gid string, old *scimrecord.GroupRecord, batch []memberChange) error {
 	for range maxAttempts {
-		var actions []backend.ConditionalAction
+		plan := &services.Plan{}
 		for _, c := range batch {
-			a, err := p.memberActions(ctx, pc, gid, c)
+			mp, err := p.memberPlan(ctx, pc, gid, c)
 			if err != nil {
 				return trace.Wrap(err)
 			}
-			actions = append(actions, a...)
+			plan.Add(mp)
 		}
-		if len(actions) == 0 {
+		if plan.Len() == 0 {
 			return nil
 		}
 		if old != nil {
-			actions = append(actions, backend.ConditionalAction{
-				Key: scimstore.GroupKey(pc.name, gid), Condition: backend.Revision(old.Revision), Action: backend.Nop(),
-			})
+			plan.RequireSCIMGroup(pc.name, gid, old.Revision)
 		}
-		_, err := p.cfg.Backend.AtomicWrite(ctx, actions)
+		_, err := plan.Commit(ctx, p.cfg.Backend)
 		if trace.IsCompareFailed(err) {
 			if changed, cerr := p.groupChanged(ctx, pc, old, gid); cerr != nil || changed {
 				return trace.Wrap(err)

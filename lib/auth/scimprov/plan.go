@@ -11,15 +11,15 @@ import (
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // A SCIM user transition is decided by planUser, a pure function of what was
 // read (userState) and the plugin's settings: it returns the writes to commit
-// in one AtomicWrite, or a refusal. All reads happen before it
-// (readUserState) and the write after it (commitPlan), so the rules below can
-// be tested as a table without a backend.
+// in one AtomicWrite (a services.Plan: keys and stored bytes are built in
+// lib/services), or a refusal. All reads happen before it (readUserState)
+// and the write after it (commit), so the rules below can be tested as a
+// table without a backend.
 //
 // The rules (the reach of SCIM, invariant 1 in ARCHITECTURE.md):
 //
@@ -77,9 +77,9 @@ type userState struct {
 // userPlan is what planUser decided: the backend actions (records, user,
 // locks) and the audit events to write with them, in one AtomicWrite.
 type userPlan struct {
-	actions []backend.ConditionalAction
-	events  []*typesv1.AuditEvent
-	out     outcome
+	writes services.Plan
+	events []*typesv1.AuditEvent
+	out    outcome
 	// dropped are the roles cut because the plugin may not grant them.
 	dropped []string
 }
@@ -192,13 +192,11 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 		if st.userNameTaken {
 			return nil, trace.AlreadyExists("a SCIM user with userName %q already exists", next.UserName)
 		}
-		a, err := scimstore.PutUserActions(pc.name, old, next)
-		if err != nil {
+		if err := plan.writes.PutSCIMUser(pc.name, old, next); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		plan.actions = append(plan.actions, a...)
 	} else {
-		plan.actions = append(plan.actions, scimstore.DeleteUserActions(pc.name, old)...)
+		plan.writes.DeleteSCIMUser(pc.name, old)
 	}
 
 	kind := classify(pc, st.user, target.ID)
@@ -218,29 +216,24 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 	// A renamed active record leaves its old name: the account there is
 	// deleted if it is ours (its credentials die with its incarnation).
 	if renamed && wasActive && classify(pc, st.oldUser, old.ID) == accountOurs {
-		plan.actions = append(plan.actions, backend.ConditionalAction{
-			Key: services.UserKey(st.oldUser.GetMetadata().GetName()), Condition: backend.Revision(st.oldUser.GetMetadata().GetRevision()), Action: backend.Delete(),
-		})
+		plan.writes.DeleteUser(st.oldUser.GetMetadata().GetName(), st.oldUser.GetMetadata().GetRevision())
 		// Renamed and deactivated at once: the account taken away is the
 		// one under the old name, so that is the name locked, as any
 		// deactivation locks the account it deletes.
 		if !wantUser && (st.oldLock == nil || ownsLock(pc.name, st.oldLock)) {
 			nl := buildLock(pc, old, next == nil, st.now)
-			item, err := services.MarshalLock(nl)
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
 			cond := backend.NotExists()
 			if st.oldLock != nil {
 				cond = backend.Revision(st.oldLock.GetMetadata().GetRevision())
 			}
-			plan.actions = append(plan.actions, backend.ConditionalAction{Key: services.LockKey(nl.GetMetadata().GetName()), Condition: cond, Action: backend.Put(item)})
+			if err := plan.writes.PutLock(nl, cond); err != nil {
+				return nil, trace.Wrap(err)
+			}
 			plan.events = append(plan.events, lockEvent(pc, EventLockCreate, nl, nl.GetSpec().GetMessage()))
 			plan.out.locks++
 		}
 	}
 
-	userKey := services.UserKey(name)
 	deletesAccount := false
 	if wantUser {
 		var base *typesv1.User
@@ -262,11 +255,9 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 		plan.dropped = dropped
 		u := buildUser(pc, next, base, roles, st.now)
 		u.Spec.Incarnation = incarnation
-		item, err := services.MarshalUser(u)
-		if err != nil {
+		if err := plan.writes.PutUser(u, cond); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		plan.actions = append(plan.actions, backend.ConditionalAction{Key: userKey, Condition: cond, Action: backend.Put(item)})
 		switch {
 		case old == nil:
 			plan.events = append(plan.events, userEvent(pc, EventUserCreate, next, "user provisioned over SCIM"))
@@ -288,9 +279,7 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 	} else {
 		switch kind {
 		case accountOurs, accountAdoptable:
-			plan.actions = append(plan.actions, backend.ConditionalAction{
-				Key: userKey, Condition: backend.Revision(st.user.GetMetadata().GetRevision()), Action: backend.Delete(),
-			})
+			plan.writes.DeleteUser(name, st.user.GetMetadata().GetRevision())
 			deletesAccount = true
 		}
 		msgSuffix := ""
@@ -314,20 +303,18 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 	// when the record becomes active under that name.
 	writeLock := !wantUser && (deletesAccount || (kind == accountNone && wasActive && !renamed))
 	removeLock := wantUser && (old == nil || !wasActive || renamed)
-	lockKey := services.LockKey(LockName(pc.name, name))
+	lockName := LockName(pc.name, name)
 	l := st.lock
 	switch {
 	case writeLock && (l == nil || ownsLock(pc.name, l)):
 		nl := buildLock(pc, target, next == nil, st.now)
-		item, err := services.MarshalLock(nl)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
 		cond := backend.NotExists()
 		if l != nil {
 			cond = backend.Revision(l.GetMetadata().GetRevision())
 		}
-		plan.actions = append(plan.actions, backend.ConditionalAction{Key: lockKey, Condition: cond, Action: backend.Put(item)})
+		if err := plan.writes.PutLock(nl, cond); err != nil {
+			return nil, trace.Wrap(err)
+		}
 		plan.events = append(plan.events, lockEvent(pc, EventLockCreate, nl, nl.GetSpec().GetMessage()))
 		plan.out.locks++
 	case writeLock && canonical.Equal(l.GetSpec().GetTarget().GetUser(), name):
@@ -335,17 +322,13 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 	case writeLock:
 		return nil, trace.AlreadyExists("lock %q exists and was not written by plugin %q", l.GetMetadata().GetName(), pc.name)
 	case removeLock && l != nil && ownsLock(pc.name, l):
-		plan.actions = append(plan.actions, backend.ConditionalAction{
-			Key: lockKey, Condition: backend.Revision(l.GetMetadata().GetRevision()), Action: backend.Delete(),
-		})
+		plan.writes.DeleteLock(lockName, l.GetMetadata().GetRevision())
 		plan.events = append(plan.events, lockEvent(pc, EventLockDelete, l, "deactivation lock removed: user reactivated over SCIM"))
 	}
 	// A renamed inactive record's lock leaves the old name with it: the
 	// account it locked is gone, and the plugin no longer claims that name.
 	if renamed && !wasActive && st.oldLock != nil && ownsLock(pc.name, st.oldLock) {
-		plan.actions = append(plan.actions, backend.ConditionalAction{
-			Key: services.LockKey(st.oldLock.GetMetadata().GetName()), Condition: backend.Revision(st.oldLock.GetMetadata().GetRevision()), Action: backend.Delete(),
-		})
+		plan.writes.DeleteLock(st.oldLock.GetMetadata().GetName(), st.oldLock.GetMetadata().GetRevision())
 		plan.events = append(plan.events, lockEvent(pc, EventLockDelete, st.oldLock, "deactivation lock removed: user renamed over SCIM"))
 	}
 	return plan, nil
@@ -370,21 +353,15 @@ type memberState struct {
 // most three actions (see membersPerWrite).
 func planMember(pc *pluginContext, st *memberState) (*userPlan, error) {
 	plan := &userPlan{}
-	a, err := scimstore.PutUserActions(pc.name, st.old, st.next)
-	if err != nil {
+	if err := plan.writes.PutSCIMUser(pc.name, st.old, st.next); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	plan.actions = a
 	ev := userEvent(pc, EventUserUpdate, st.next, "group membership changed over SCIM")
 	if st.old.Active && classify(pc, st.user, st.old.ID) == accountOurs {
 		roles, dropped := grantedRoles(pc, st.next, st.grantable)
-		item, err := services.MarshalUser(buildUser(pc, st.next, st.user, roles, st.now))
-		if err != nil {
+		if err := plan.writes.PutUser(buildUser(pc, st.next, st.user, roles, st.now), backend.Revision(st.user.GetMetadata().GetRevision())); err != nil {
 			return nil, trace.Wrap(err)
 		}
-		plan.actions = append(plan.actions, backend.ConditionalAction{
-			Key: item.Key, Condition: backend.Revision(st.user.GetMetadata().GetRevision()), Action: backend.Put(item),
-		})
 		if len(dropped) > 0 {
 			plan.dropped = dropped
 			ev.Message += fmt.Sprintf("; roles not grantable by plugin %q were not given: %v", pc.name, dropped)

@@ -93,7 +93,7 @@ func ourLock(name string) *typesv1.Lock {
 // "delete locks/y"), sorted, for comparison.
 func summary(p *userPlan) []string {
 	var out []string
-	for _, a := range p.actions {
+	for _, a := range p.writes.Actions() {
 		k := a.Key.String()
 		if strings.HasPrefix(k, "scim/") {
 			continue
@@ -192,7 +192,7 @@ func TestPlanUserReach(t *testing.T) {
 // userPut returns the user a plan writes.
 func userPut(t *testing.T, p *userPlan) *typesv1.User {
 	t.Helper()
-	for _, a := range p.actions {
+	for _, a := range p.writes.Actions() {
 		if a.Action.Kind == backend.ActionPut && strings.HasPrefix(a.Key.String(), services.UsersPrefix+"/") {
 			item := a.Action.Item
 			item.Key = a.Key
@@ -284,7 +284,7 @@ func TestPlanRenameAndDeactivateLocksTheOldName(t *testing.T) {
 	plan, err := planUser(planPC(), &st)
 	require.NoError(t, err)
 	var targets []string
-	for _, a := range plan.actions {
+	for _, a := range plan.writes.Actions() {
 		if a.Action.Kind == backend.ActionPut && strings.HasPrefix(a.Key.String(), services.LocksPrefix+"/") {
 			item := a.Action.Item
 			item.Key = a.Key

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -183,10 +182,11 @@ func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, 
 				continue
 			}
 			before := u.GetSpec().GetRoles()
-			item, err := services.MarshalUser(buildUser(pc, rec, u, roles, p.cfg.Clock.Now()))
-			if err != nil {
+			plan := &services.Plan{}
+			if err := plan.PutUser(buildUser(pc, rec, u, roles, p.cfg.Clock.Now()), backend.Revision(u.GetMetadata().GetRevision())); err != nil {
 				return changed, trace.Wrap(err)
 			}
+			plan.RequireSCIMUser(pc.name, rec.ID, rec.Revision)
 			ev := userEvent(pc, EventRolesReconciled, rec,
 				fmt.Sprintf("roles recomputed because what plugin %q may grant changed: %v -> %v", pc.name, before, roles))
 			ev.Fields["roles_before"] = fmt.Sprint(before)
@@ -194,10 +194,7 @@ func (p *Provisioner) ReconcileGrants(ctx context.Context, plugin string) (int, 
 			if len(dropped) > 0 {
 				ev.Fields["dropped_roles"] = fmt.Sprint(dropped)
 			}
-			_, err = p.commit(ctx, []backend.ConditionalAction{
-				{Key: item.Key, Condition: backend.Revision(u.GetMetadata().GetRevision()), Action: backend.Put(item)},
-				{Key: scimstore.UserKey(pc.name, rec.ID), Condition: backend.Revision(rec.Revision), Action: backend.Nop()},
-			}, []*typesv1.AuditEvent{ev})
+			_, err = p.commit(ctx, plan, []*typesv1.AuditEvent{ev})
 			switch {
 			case trace.IsCompareFailed(err):
 				continue

@@ -442,41 +442,15 @@ func (p *Provisioner) addFingerprint(ctx context.Context, c *credEntry, token st
 	fail := func(err error) {
 		p.cfg.Logger.WarnContext(ctx, "Could not add the fingerprint of a verified SCIM token to its credential.", "credential", c.key.name, "error", err)
 	}
-	item, err := p.cfg.Backend.Get(ctx, services.PluginStaticCredentialsKey(c.key.name))
-	if trace.IsNotFound(err) {
-		return
-	}
+	rev, err := services.AddSCIMTokenFingerprint(ctx, p.cfg.Backend, c.key.name, c.key.revision, token)
 	if err != nil {
 		fail(err)
 		return
 	}
-	if item.Revision != c.key.revision {
+	if rev == "" {
 		return
 	}
-	cred, err := services.UnmarshalPluginStaticCredentials(*item)
-	if err != nil {
-		fail(err)
-		return
-	}
-	if len(cred.GetSpec().GetScimTokenFingerprint()) != 0 {
-		return
-	}
-	cred.Spec.ScimTokenFingerprint = services.SCIMTokenFingerprint(token)
-	next, err := services.MarshalPluginStaticCredentials(cred)
-	if err != nil {
-		fail(err)
-		return
-	}
-	next.Revision, next.Expires = item.Revision, item.Expires
-	lease, err := p.cfg.Backend.ConditionalUpdate(ctx, next)
-	switch {
-	case trace.IsCompareFailed(err) || trace.IsNotFound(err):
-		return
-	case err != nil:
-		fail(err)
-		return
-	}
-	p.tokens.remember(credKey{name: c.key.name, revision: lease.Revision}, digest, true)
+	p.tokens.remember(credKey{name: c.key.name, revision: rev}, digest, true)
 	p.cfg.Logger.InfoContext(ctx, "Added a fingerprint to a SCIM token credential written before fingerprints existed.", "credential", c.key.name)
 }
 

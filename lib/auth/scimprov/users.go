@@ -20,7 +20,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
-	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -128,27 +127,13 @@ func cleanAttributes(raw json.RawMessage, drop ...string) (json.RawMessage, erro
 // readUser reads the Gatehouse user whose name is the canonical form of
 // name, secrets included (so that rewriting it keeps them); nil if missing.
 func (p *Provisioner) readUser(ctx context.Context, name string) (*typesv1.User, error) {
-	item, err := p.cfg.Backend.Get(ctx, services.UserKey(canonical.Username(name)))
-	if trace.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	u, err := services.UnmarshalUser(*item)
+	u, err := services.ReadUser(ctx, p.cfg.Backend, canonical.Username(name))
 	return u, trace.Wrap(err)
 }
 
 // readLock reads a lock by name; nil if missing.
 func (p *Provisioner) readLock(ctx context.Context, name string) (*typesv1.Lock, error) {
-	item, err := p.cfg.Backend.Get(ctx, services.LockKey(name))
-	if trace.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	l, err := services.UnmarshalLock(*item)
+	l, err := services.ReadLock(ctx, p.cfg.Backend, name)
 	return l, trace.Wrap(err)
 }
 
@@ -394,7 +379,7 @@ func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, nex
 		}
 		return "", outcome{}, trace.Wrap(err)
 	}
-	rev, err := p.commit(ctx, plan.actions, plan.events)
+	rev, err := p.commit(ctx, &plan.writes, plan.events)
 	if err != nil {
 		return "", outcome{}, trace.Wrap(err)
 	}
@@ -402,16 +387,12 @@ func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, nex
 	return rev, plan.out, nil
 }
 
-// commit writes actions and events in one AtomicWrite.
-func (p *Provisioner) commit(ctx context.Context, actions []backend.ConditionalAction, events []*typesv1.AuditEvent) (string, error) {
-	for _, e := range events {
-		a, err := p.eventAction(e)
-		if err != nil {
-			return "", trace.Wrap(err)
-		}
-		actions = append(actions, a)
+// commit writes plan and events in one AtomicWrite.
+func (p *Provisioner) commit(ctx context.Context, plan *services.Plan, events []*typesv1.AuditEvent) (string, error) {
+	if err := p.appendEvents(plan, events); err != nil {
+		return "", trace.Wrap(err)
 	}
-	rev, err := p.cfg.Backend.AtomicWrite(ctx, actions)
+	rev, err := plan.Commit(ctx, p.cfg.Backend)
 	return rev, trace.Wrap(err)
 }
 
@@ -590,13 +571,11 @@ func (p *Provisioner) userUnchanged(ctx context.Context, pc *pluginContext, old,
 	if err != nil {
 		return false, nil
 	}
-	recordKey := scimstore.UserKey(pc.name, old.ID)
-	for _, a := range plan.actions {
+	for _, w := range plan.writes.Writes() {
 		switch {
-		case bytes.Equal(a.Key, recordKey):
-		case st.user != nil && a.Action.Kind == backend.ActionPut &&
-			bytes.Equal(a.Key, services.UserKey(st.user.GetMetadata().GetName())):
-			planned, err := services.UnmarshalUser(a.Action.Item)
+		case w.Kind == services.PlanKindSCIMUser && w.Name == old.ID:
+		case st.user != nil && w.Put && w.Kind == services.KindUser && w.Name == st.user.GetMetadata().GetName():
+			planned, err := w.User()
 			if err != nil {
 				return false, trace.Wrap(err)
 			}

@@ -94,8 +94,8 @@ type settingsView struct {
 // that "plugins_x/" is not matched).
 func viewPrefixes() []backend.Key {
 	return []backend.Key{
-		backend.NewKey(services.PluginsPrefix, ""),
-		backend.NewKey(services.PluginStaticCredentialsPrefix, ""),
+		services.PrefixKey(services.PluginsPrefix),
+		services.PrefixKey(services.PluginStaticCredentialsPrefix),
 	}
 }
 

@@ -189,14 +189,9 @@ func (r *Runner) tick(ctx context.Context) time.Duration {
 func (r *Runner) holdLease(ctx context.Context, plugin string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	item := backend.Item{
-		Key:     services.UserSyncLeaseKey(plugin),
-		Value:   []byte(r.cfg.ServerID),
-		Expires: r.cfg.Clock.Now().Add(r.cfg.LeaseTTL),
-	}
+	expires := r.cfg.Clock.Now().Add(r.cfg.LeaseTTL)
 	if l := r.leases[plugin]; l != nil {
-		item.Revision = l.Revision
-		nl, err := r.cfg.Backend.ConditionalUpdate(ctx, item)
+		nl, err := services.HoldUserSyncLease(ctx, r.cfg.Backend, plugin, r.cfg.ServerID, expires, l)
 		if err == nil {
 			r.leases[plugin] = nl
 			return true
@@ -205,7 +200,7 @@ func (r *Runner) holdLease(ctx context.Context, plugin string) bool {
 		r.cfg.Logger.WarnContext(ctx, "Lost the user sync lease.", "plugin", plugin, "error", err)
 		return false
 	}
-	nl, err := r.cfg.Backend.Create(ctx, item)
+	nl, err := services.HoldUserSyncLease(ctx, r.cfg.Backend, plugin, r.cfg.ServerID, expires, nil)
 	if err != nil {
 		return false
 	}

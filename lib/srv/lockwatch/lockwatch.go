@@ -37,7 +37,7 @@ import (
 )
 
 // LocksPrefix is the key prefix lock resources are stored under.
-var LocksPrefix = backend.NewKey(services.LocksPrefix, "")
+var LocksPrefix = services.PrefixKey(services.LocksPrefix)
 
 // Defaults.
 const (

@@ -23,7 +23,7 @@ import (
 )
 
 // UsersPrefix is the key prefix user resources are stored under.
-var UsersPrefix = backend.NewKey(services.UsersPrefix, "")
+var UsersPrefix = services.PrefixKey(services.UsersPrefix)
 
 // Credential is what a certificate says about the account it was issued
 // to.

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/web/sso"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )

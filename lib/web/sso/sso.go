@@ -2,7 +2,7 @@
 // (SP-initiated redirect, ACS, SP metadata), local password login, the
 // current session, logout, SSH certificates for the session's user, and
 // one-time password-set links. SAML validation and the login outcome live
-// in lib/auth/saml; sessions in lib/auth/websession; the session middleware
+// in lib/auth/saml; sessions in lib/services/websession; the session middleware
 // in lib/web.
 //
 // Unauthenticated endpoints resist floods (lib/abuse): the source of a
@@ -54,9 +54,9 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )

@@ -332,11 +332,7 @@ func (p *Process) ready(ctx context.Context) error {
 	if !p.started.Load() {
 		return trace.ConnectionProblem(nil, "gatehouse is starting")
 	}
-	_, err := p.backend.Get(ctx, backend.NewKey("readyz"))
-	if err == nil || trace.IsNotFound(err) {
-		return nil
-	}
-	return trace.Wrap(err)
+	return trace.Wrap(services.CheckBackend(ctx, p.backend))
 }
 
 // Shutdown stops accepting work, waits for what is in flight up to ctx and

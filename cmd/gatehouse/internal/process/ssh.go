@@ -2,7 +2,6 @@ package process
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,9 +12,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	"github.com/gatehouse/gatehouse/lib/srv/sshnode"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -194,42 +193,33 @@ func (p *Process) deleteWebSessions(ctx context.Context, locks []*typesv1.Lock) 
 	if len(locks) == 0 {
 		return
 	}
-	prefix := backend.NewKey(websession.SessionsPrefix, "")
-	start, end := prefix, backend.RangeEnd(prefix)
+	mgr, err := websession.New(websession.Config{Backend: p.backend, Clock: p.cfg.Clock})
+	if err != nil {
+		p.log.Warn("Cannot list web sessions to end locked ones.", "error", err)
+		return
+	}
 	roles := map[string][]string{}
-	for {
-		res, err := p.backend.GetRange(ctx, start, end, backend.MaxRangeLimit)
-		if err != nil {
-			p.log.Warn("Cannot list web sessions to end locked ones.", "error", err)
+	err = mgr.EachSession(ctx, func(s *websession.Session, end func() error) {
+		r, ok := roles[s.User]
+		if !ok {
+			if u, err := p.auth.Services().Users.GetUser(ctx, s.User, false); err == nil {
+				r = u.GetSpec().GetRoles()
+			}
+			roles[s.User] = r
+		}
+		l := services.FindLock(locks, services.LockSubject{User: s.User, Roles: r}, p.cfg.Clock.Now())
+		if l == nil {
 			return
 		}
-		for _, it := range res.Items {
-			var s websession.Session
-			if json.Unmarshal(it.Value, &s) != nil || s.User == "" {
-				continue
-			}
-			r, ok := roles[s.User]
-			if !ok {
-				if u, err := p.auth.Services().Users.GetUser(ctx, s.User, false); err == nil {
-					r = u.GetSpec().GetRoles()
-				}
-				roles[s.User] = r
-			}
-			l := services.FindLock(locks, services.LockSubject{User: s.User, Roles: r}, p.cfg.Clock.Now())
-			if l == nil {
-				continue
-			}
-			if err := p.backend.Delete(ctx, it.Key); err != nil && !trace.IsNotFound(err) {
-				p.log.Warn("Cannot end a locked user's web session.", "user", s.User, "error", err)
-				continue
-			}
-			p.log.Info("Ended a web session under a lock.", "user", s.User, "lock", l.GetMetadata().GetName())
-			p.auth.Recorder().Record(ctx, auditSessionEnded(s.User, l))
-		}
-		if len(res.Items) < backend.MaxRangeLimit {
+		if err := end(); err != nil && !trace.IsNotFound(err) {
+			p.log.Warn("Cannot end a locked user's web session.", "user", s.User, "error", err)
 			return
 		}
-		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+		p.log.Info("Ended a web session under a lock.", "user", s.User, "lock", l.GetMetadata().GetName())
+		p.auth.Recorder().Record(ctx, auditSessionEnded(s.User, l))
+	})
+	if err != nil {
+		p.log.Warn("Cannot list web sessions to end locked ones.", "error", err)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/sso"
 )

@@ -5,8 +5,8 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
 	"github.com/gatehouse/gatehouse/lib/web/sso"
 	"github.com/gatehouse/gatehouse/lib/web/ui"

@@ -10,9 +10,9 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gatehouse/gatehouse/lib/auth/websession"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services/websession"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -117,4 +117,32 @@ func TestPasswordTokenCheckUser(t *testing.T) {
 			require.True(t, trace.IsAccessDenied(err), "got %v", err)
 		})
 	}
+}
+
+func TestEachSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mgr, bk, _ := newManager(t)
+	a, err := mgr.CreateSession(ctx, user("alice", "i1"), websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	b, err := mgr.CreateSession(ctx, user("bob", "i2"), websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	// An undecodable item is skipped, not an error.
+	_, err = bk.Put(ctx, backend.Item{Key: backend.NewKey(websession.SessionsPrefix, "junk"), Value: []byte("{")})
+	require.NoError(t, err)
+
+	var seen []string
+	err = mgr.EachSession(ctx, func(s *websession.Session, end func() error) {
+		seen = append(seen, s.User)
+		if s.User == "bob" {
+			require.NoError(t, end())
+			require.True(t, trace.IsNotFound(end()), "a second end finds nothing")
+		}
+	})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"alice", "bob"}, seen)
+	_, err = mgr.GetSession(ctx, a.ID)
+	require.NoError(t, err)
+	_, err = mgr.GetSession(ctx, b.ID)
+	require.Error(t, err)
 }

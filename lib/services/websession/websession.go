@@ -220,6 +220,34 @@ func (t *PasswordToken) CheckUser(u *typesv1.User) error {
 	return nil
 }
 
+// EachSession calls visit with every stored session that names a user,
+// page by page, and with end, which deletes that session (trace.NotFound if
+// it is gone already). Sessions are keyed by a hash of their ID, so this is
+// the only way to reach one without its ID: to end the sessions of a user
+// a lock now targets. It returns the error of a failed listing.
+func (m *Manager) EachSession(ctx context.Context, visit func(s *Session, end func() error)) error {
+	prefix := backend.NewKey(SessionsPrefix, "")
+	start, end := prefix, backend.RangeEnd(prefix)
+	for {
+		res, err := m.cfg.Backend.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, it := range res.Items {
+			var s Session
+			if json.Unmarshal(it.Value, &s) != nil || s.User == "" {
+				continue
+			}
+			key := it.Key
+			visit(&s, func() error { return trace.Wrap(m.cfg.Backend.Delete(ctx, key)) })
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			return nil
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
+}
+
 // CreatePasswordToken returns a one-time token that sets the password of
 // user, as just read: the token is bound to its stored name and its
 // incarnation. It is valid for ttl (DefaultPasswordTokenTTL if zero, at
