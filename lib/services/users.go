@@ -395,11 +395,6 @@ func (s *UserService) ConditionalDeleteUser(ctx context.Context, name, revision 
 	return trace.Wrap(s.svc.ConditionalDelete(ctx, name, revision))
 }
 
-// DeleteAllUsers removes every user.
-func (s *UserService) DeleteAllUsers(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}
-
 // NewIncarnation returns a fresh incarnation for an account being created
 // (or re-created, reactivated or renamed): 128 random bits, hex. Credentials
 // carry the incarnation they were issued to; a new one voids them.
