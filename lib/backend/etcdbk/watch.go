@@ -64,8 +64,6 @@ type watcher struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	stopCtx  func() bool
-
-	closeOnce sync.Once
 }
 
 var _ backend.Watcher = (*watcher)(nil)
