@@ -15,6 +15,8 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -282,18 +284,37 @@ type Backend interface {
 	Close() error
 }
 
-// ErrIncorrectRevision is the message of the CompareFailed error returned when
-// a revision or condition does not hold.
-const ErrIncorrectRevision = "the item was changed or removed since it was read"
+// ErrIncorrectRevision is what every backend's CompareFailed error (see
+// CompareFailed) matches with errors.Is: a revision or condition did not
+// hold. Its text ends the message of those errors.
+var ErrIncorrectRevision = errors.New("the item was changed or removed since it was read")
 
 // CompareFailed returns the error every backend returns when a condition does
-// not hold.
+// not hold: a trace.CompareFailed error (trace.IsCompareFailed holds) that
+// also matches ErrIncorrectRevision with errors.Is. An empty format gives
+// ErrIncorrectRevision's text as the message.
 func CompareFailed(format string, args ...any) error {
-	if format == "" {
-		return trace.CompareFailed(ErrIncorrectRevision)
+	msg := ErrIncorrectRevision.Error()
+	if format != "" {
+		msg = fmt.Sprintf(format, args...)
 	}
-	return trace.CompareFailed(format, args...)
+	// Wrap captures the stack once, as trace.CompareFailed would.
+	return trace.Wrap(&incorrectRevisionError{CompareFailedError: &trace.CompareFailedError{Message: msg}})
 }
+
+// incorrectRevisionError is a trace.CompareFailedError that errors.Is also
+// matches to ErrIncorrectRevision.
+type incorrectRevisionError struct {
+	*trace.CompareFailedError
+}
+
+// Is matches ErrIncorrectRevision and whatever the CompareFailedError matches.
+func (e *incorrectRevisionError) Is(target error) bool {
+	return target == ErrIncorrectRevision || e.CompareFailedError.Is(target)
+}
+
+// Unwrap exposes the CompareFailedError to errors.As (trace.IsCompareFailed).
+func (e *incorrectRevisionError) Unwrap() error { return e.CompareFailedError }
 
 // CheckKey refuses an empty or oversized key.
 func CheckKey(key Key) error {
