@@ -220,12 +220,39 @@ type Event struct {
 type Watch struct {
 	// Name identifies the watcher in logs.
 	Name string
-	// Prefixes are the key prefixes to follow; none means every key.
+	// Prefixes are the key prefixes to follow; none means every key. The
+	// empty prefix is a prefix of every key, so it too follows every key.
 	Prefixes []Key
 	// QueueSize is the event buffer; 0 means DefaultWatchQueueSize. A watcher
 	// whose buffer fills is closed, never silently skipped: its consumer must
 	// start a new one and reload.
 	QueueSize int
+}
+
+// PrepareWatch is the start of every backend's NewWatcher, so that all of
+// them accept and refuse the same watches: it refuses a done ctx, a negative
+// QueueSize and a prefix over MaxKeySize, and returns w with its prefixes
+// copied (the caller may reuse its slices) and QueueSize defaulted to
+// DefaultWatchQueueSize. An empty prefix is accepted: it follows every key.
+func PrepareWatch(ctx context.Context, w Watch) (Watch, error) {
+	if err := ctx.Err(); err != nil {
+		return Watch{}, trace.Wrap(err)
+	}
+	if w.QueueSize < 0 {
+		return Watch{}, trace.BadParameter("watcher %q: queue size must not be negative, got %d", w.Name, w.QueueSize)
+	}
+	prefixes := make([]Key, 0, len(w.Prefixes))
+	for _, p := range w.Prefixes {
+		if len(p) > MaxKeySize {
+			return Watch{}, trace.BadParameter("watcher %q: prefix is over the key size limit of %d", w.Name, MaxKeySize)
+		}
+		prefixes = append(prefixes, bytes.Clone(p))
+	}
+	w.Prefixes = prefixes
+	if w.QueueSize == 0 {
+		w.QueueSize = DefaultWatchQueueSize
+	}
+	return w, nil
 }
 
 // Watcher delivers events in commit order. It is closed when its context is
