@@ -53,10 +53,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 2000x: 2,000 inputs).
 	done
 
 .PHONY: lint
-lint: ## gofmt check, go vet and buf lint.
+lint: ## gofmt check, go vet, golangci-lint (.golangci.yml: the layer rule of docs/architecture.md, errorlint, staticcheck, ...) and buf lint.
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool golangci-lint run ./...
 	$(GO) tool buf lint
 
 .PHONY: proto

@@ -41,7 +41,6 @@ func TestFirstSignInFromBanner(t *testing.T) {
 	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--public-addr", "")
 	_, port, err := net.SplitHostPort(srv.webAddr)
 	require.NoError(t, err)
-	origin := "https://localhost:" + port
 
 	links := firstSignInLink.FindAllString(logs.String(), -1)
 	require.Len(t, links, 1, "one link in the banner:\n%s", logs.String())
@@ -63,7 +62,7 @@ func TestFirstSignInFromBanner(t *testing.T) {
 	srv = startGatehouse(t, gatehouseBin, dataDir, logs2, "--public-addr", "")
 	_, port, err = net.SplitHostPort(srv.webAddr)
 	require.NoError(t, err)
-	origin = "https://localhost:" + port
+	origin := "https://localhost:" + port
 	links = firstSignInLink.FindAllString(logs2.String(), -1)
 	require.Len(t, links, 1, "a new link after a restart:\n%s", logs2.String())
 	second, err := url.Parse(links[0])

@@ -222,17 +222,11 @@ func haStartSession(addr, login string, signer ssh.Signer) (*haSession, error) {
 	case <-started:
 		return s, nil
 	case <-s.done:
-		return nil, fmt.Errorf("session ended before the command started (%v): %s", s.err, s.stderr.String())
+		return nil, fmt.Errorf("session ended before the command started (%w): %s", s.err, s.stderr.String())
 	case <-time.After(20 * time.Second):
 		client.Close()
 		return nil, fmt.Errorf("session did not start within 20s")
 	}
-}
-
-// close ends the session from the client side.
-func (s *haSession) close() {
-	_ = s.client.Close()
-	<-s.done
 }
 
 // haTry sends one SCIM request the way Okta retries: a 503 or 429 is retried after Retry-After,
@@ -261,7 +255,7 @@ func haTry(ctx context.Context, clients []*scimClient, first int, method, path s
 		case <-time.After(wait):
 		}
 	}
-	return scimResponse{}, 20, fmt.Errorf("gave up after 20 attempts: %v", last)
+	return scimResponse{}, 20, fmt.Errorf("gave up after 20 attempts: %w", last)
 }
 
 // haListSCIMUsers pages through GET /Users and returns userName -> ids seen.

@@ -15,6 +15,8 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -218,12 +220,39 @@ type Event struct {
 type Watch struct {
 	// Name identifies the watcher in logs.
 	Name string
-	// Prefixes are the key prefixes to follow; none means every key.
+	// Prefixes are the key prefixes to follow; none means every key. The
+	// empty prefix is a prefix of every key, so it too follows every key.
 	Prefixes []Key
 	// QueueSize is the event buffer; 0 means DefaultWatchQueueSize. A watcher
 	// whose buffer fills is closed, never silently skipped: its consumer must
 	// start a new one and reload.
 	QueueSize int
+}
+
+// PrepareWatch is the start of every backend's NewWatcher, so that all of
+// them accept and refuse the same watches: it refuses a done ctx, a negative
+// QueueSize and a prefix over MaxKeySize, and returns w with its prefixes
+// copied (the caller may reuse its slices) and QueueSize defaulted to
+// DefaultWatchQueueSize. An empty prefix is accepted: it follows every key.
+func PrepareWatch(ctx context.Context, w Watch) (Watch, error) {
+	if err := ctx.Err(); err != nil {
+		return Watch{}, trace.Wrap(err)
+	}
+	if w.QueueSize < 0 {
+		return Watch{}, trace.BadParameter("watcher %q: queue size must not be negative, got %d", w.Name, w.QueueSize)
+	}
+	prefixes := make([]Key, 0, len(w.Prefixes))
+	for _, p := range w.Prefixes {
+		if len(p) > MaxKeySize {
+			return Watch{}, trace.BadParameter("watcher %q: prefix is over the key size limit of %d", w.Name, MaxKeySize)
+		}
+		prefixes = append(prefixes, bytes.Clone(p))
+	}
+	w.Prefixes = prefixes
+	if w.QueueSize == 0 {
+		w.QueueSize = DefaultWatchQueueSize
+	}
+	return w, nil
 }
 
 // Watcher delivers events in commit order. It is closed when its context is
@@ -282,18 +311,37 @@ type Backend interface {
 	Close() error
 }
 
-// ErrIncorrectRevision is the message of the CompareFailed error returned when
-// a revision or condition does not hold.
-const ErrIncorrectRevision = "the item was changed or removed since it was read"
+// ErrIncorrectRevision is what every backend's CompareFailed error (see
+// CompareFailed) matches with errors.Is: a revision or condition did not
+// hold. Its text ends the message of those errors.
+var ErrIncorrectRevision = errors.New("the item was changed or removed since it was read")
 
 // CompareFailed returns the error every backend returns when a condition does
-// not hold.
+// not hold: a trace.CompareFailed error (trace.IsCompareFailed holds) that
+// also matches ErrIncorrectRevision with errors.Is. An empty format gives
+// ErrIncorrectRevision's text as the message.
 func CompareFailed(format string, args ...any) error {
-	if format == "" {
-		return trace.CompareFailed(ErrIncorrectRevision)
+	msg := ErrIncorrectRevision.Error()
+	if format != "" {
+		msg = fmt.Sprintf(format, args...)
 	}
-	return trace.CompareFailed(format, args...)
+	// Wrap captures the stack once, as trace.CompareFailed would.
+	return trace.Wrap(&incorrectRevisionError{CompareFailedError: &trace.CompareFailedError{Message: msg}})
 }
+
+// incorrectRevisionError is a trace.CompareFailedError that errors.Is also
+// matches to ErrIncorrectRevision.
+type incorrectRevisionError struct {
+	*trace.CompareFailedError
+}
+
+// Is matches ErrIncorrectRevision and whatever the CompareFailedError matches.
+func (e *incorrectRevisionError) Is(target error) bool {
+	return target == ErrIncorrectRevision || e.CompareFailedError.Is(target)
+}
+
+// Unwrap exposes the CompareFailedError to errors.As (trace.IsCompareFailed).
+func (e *incorrectRevisionError) Unwrap() error { return e.CompareFailedError }
 
 // CheckKey refuses an empty or oversized key.
 func CheckKey(key Key) error {

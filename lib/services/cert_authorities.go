@@ -131,34 +131,3 @@ func (s *CertAuthorityService) CreateCertAuthority(ctx context.Context, ca *type
 	StripCertAuthoritySecrets(out)
 	return out, nil
 }
-
-// UpdateCertAuthority overwrites a CA still at ca.metadata.revision
-// (required).
-func (s *CertAuthorityService) UpdateCertAuthority(ctx context.Context, ca *typesv1.CertAuthority) (*typesv1.CertAuthority, error) {
-	out, err := s.svc.Update(ctx, ca)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripCertAuthoritySecrets(out)
-	return out, nil
-}
-
-// UpsertCertAuthority writes a CA whether or not it exists.
-func (s *CertAuthorityService) UpsertCertAuthority(ctx context.Context, ca *typesv1.CertAuthority) (*typesv1.CertAuthority, error) {
-	out, err := s.svc.Upsert(ctx, ca)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripCertAuthoritySecrets(out)
-	return out, nil
-}
-
-// DeleteCertAuthority removes a CA; trace.NotFound if missing.
-func (s *CertAuthorityService) DeleteCertAuthority(ctx context.Context, name string) error {
-	return trace.Wrap(s.svc.Delete(ctx, name))
-}
-
-// DeleteAllCertAuthorities removes every CA.
-func (s *CertAuthorityService) DeleteAllCertAuthorities(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}

@@ -205,8 +205,3 @@ func (s *LockService) UpsertLock(ctx context.Context, l *typesv1.Lock) (*typesv1
 func (s *LockService) DeleteLock(ctx context.Context, name string) error {
 	return trace.Wrap(s.svc.Delete(ctx, name))
 }
-
-// DeleteAllLocks removes every lock.
-func (s *LockService) DeleteAllLocks(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}

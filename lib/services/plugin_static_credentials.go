@@ -203,8 +203,3 @@ func (s *PluginStaticCredentialsService) UpsertPluginStaticCredentials(ctx conte
 func (s *PluginStaticCredentialsService) DeletePluginStaticCredentials(ctx context.Context, name string) error {
 	return trace.Wrap(s.svc.Delete(ctx, name))
 }
-
-// DeleteAllPluginStaticCredentials removes every credential.
-func (s *PluginStaticCredentialsService) DeleteAllPluginStaticCredentials(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}

@@ -160,12 +160,6 @@ func (s *PluginService) UpdatePlugin(ctx context.Context, p *typesv1.Plugin) (*t
 	return out, trace.Wrap(err)
 }
 
-// UpsertPlugin writes a plugin whether or not it exists, status included.
-func (s *PluginService) UpsertPlugin(ctx context.Context, p *typesv1.Plugin) (*typesv1.Plugin, error) {
-	out, err := s.svc.Upsert(ctx, p)
-	return out, trace.Wrap(err)
-}
-
 // UpdateAndSwapPlugin reads a plugin, applies modify and writes it back if
 // nobody changed it meanwhile, retrying a bounded number of times.
 func (s *PluginService) UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error) {
@@ -187,9 +181,4 @@ func (s *PluginService) SetPluginStatus(ctx context.Context, name string, status
 // DeletePlugin removes a plugin; trace.NotFound if missing.
 func (s *PluginService) DeletePlugin(ctx context.Context, name string) error {
 	return trace.Wrap(s.svc.Delete(ctx, name))
-}
-
-// DeleteAllPlugins removes every plugin.
-func (s *PluginService) DeleteAllPlugins(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
 }

@@ -195,8 +195,3 @@ func (s *RoleService) UpdateAndSwapRole(ctx context.Context, name string, modify
 func (s *RoleService) DeleteRole(ctx context.Context, name string) error {
 	return trace.Wrap(s.svc.Delete(ctx, name))
 }
-
-// DeleteAllRoles removes every role.
-func (s *RoleService) DeleteAllRoles(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}

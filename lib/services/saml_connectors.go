@@ -222,8 +222,3 @@ func (s *SAMLConnectorService) UpsertSAMLConnector(ctx context.Context, c *types
 func (s *SAMLConnectorService) DeleteSAMLConnector(ctx context.Context, name string) error {
 	return trace.Wrap(s.svc.Delete(ctx, name))
 }
-
-// DeleteAllSAMLConnectors removes every connector.
-func (s *SAMLConnectorService) DeleteAllSAMLConnectors(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}

@@ -99,6 +99,9 @@ const (
 	// users a SAML login creates carry no origin label: that absence is what
 	// lets a SCIM create adopt a temporary SAML user.
 	LabelOrigin = "gatehouse.dev/origin"
+	// LabelPlugin names the plugin a resource belongs to: the plugin that
+	// manages a user or wrote a lock, or owns static credentials.
+	LabelPlugin = "gatehouse.dev/plugin"
 )
 
 const (

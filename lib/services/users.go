@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -395,11 +396,6 @@ func (s *UserService) ConditionalDeleteUser(ctx context.Context, name, revision 
 	return trace.Wrap(s.svc.ConditionalDelete(ctx, name, revision))
 }
 
-// DeleteAllUsers removes every user.
-func (s *UserService) DeleteAllUsers(ctx context.Context) error {
-	return trace.Wrap(s.svc.DeleteAll(ctx))
-}
-
 // NewIncarnation returns a fresh incarnation for an account being created
 // (or re-created, reactivated or renamed): 128 random bits, hex. Credentials
 // carry the incarnation they were issued to; a new one voids them.
@@ -410,6 +406,15 @@ func NewIncarnation() string {
 		panic(err)
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// CheckUserNamePrefix refuses a name prefix no stored username can start
+// with because it holds the key separator, which no name may contain.
+func CheckUserNamePrefix(prefix string) error {
+	if strings.ContainsRune(prefix, backend.Separator) {
+		return trace.BadParameter("no username contains %q", string(backend.Separator))
+	}
+	return nil
 }
 
 // ListUsersWithPrefix is ListUsers restricted to the users whose name

@@ -46,7 +46,7 @@ type UserGetter interface {
 // LockChecker refuses a locked subject with trace.AccessDenied carrying the
 // lock's message (lockwatch.Watcher).
 type LockChecker interface {
-	CheckLockInForce(subject services.LockSubject) error
+	CheckLockInForce(ctx context.Context, subject services.LockSubject) error
 }
 
 // SessionAuthConfig configures SessionAuth.
@@ -184,7 +184,7 @@ func (a *SessionAuth) authenticate(r *http.Request) (*AuthenticatedSession, int,
 		a.denied(ctx, sess.User, "session of an earlier incarnation of the user")
 		return nil, http.StatusUnauthorized, trace.AccessDenied("the session belongs to an earlier incarnation of user %q and has ended; log in again", sess.User)
 	}
-	if err := a.cfg.Locks.CheckLockInForce(services.LockSubject{User: sess.User, Roles: user.GetSpec().GetRoles()}); err != nil {
+	if err := a.cfg.Locks.CheckLockInForce(ctx, services.LockSubject{User: sess.User, Roles: user.GetSpec().GetRoles()}); err != nil {
 		if lockwatch.IsStale(err) {
 			// Fail closed, but do not end the session: the view is only
 			// unavailable (storage unreachable), nobody has locked this user.

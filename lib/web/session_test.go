@@ -187,7 +187,7 @@ func TestRequireSession(t *testing.T) {
 // switchableLocks answers CheckLockInForce with err.
 type switchableLocks struct{ err error }
 
-func (l *switchableLocks) CheckLockInForce(services.LockSubject) error { return l.err }
+func (l *switchableLocks) CheckLockInForce(context.Context, services.LockSubject) error { return l.err }
 
 // TestRequireSessionStaleLockView: while the lock view is stale a request is
 // refused (fail closed) with 503, but the session is not ended, since

@@ -65,7 +65,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	go srv.Serve(lis)
+	go func() { _ = srv.Serve(lis) }() // ends with the Stop below
 	t.Cleanup(srv.Stop)
 	return &Server{Auth: a, Backend: bk, Clock: clock, Addr: lis.Addr().String(), Sealer: sealer}
 }

@@ -36,6 +36,10 @@ const keySize = 32
 // version prefixes every ciphertext, so that the format can change.
 const version byte = 1
 
+// OktaAPIContext binds a sealed Okta API secret (user sync's credential) to
+// its plugin.
+func OktaAPIContext(plugin string) string { return plugin + "/okta_api" }
+
 // Sealer seals and opens secrets with one key.
 type Sealer struct {
 	aead cipher.AEAD

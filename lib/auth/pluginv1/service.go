@@ -41,7 +41,7 @@ import (
 )
 
 // LabelPlugin links static credentials to the plugin they belong to.
-const LabelPlugin = "gatehouse.dev/plugin"
+const LabelPlugin = services.LabelPlugin
 
 // TokenBytes is the entropy of a SCIM token.
 const TokenBytes = 32

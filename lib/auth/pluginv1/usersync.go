@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -37,7 +38,7 @@ const (
 )
 
 // SealContext binds a sealed Okta API secret to its plugin.
-func SealContext(plugin string) string { return plugin + "/okta_api" }
+func SealContext(plugin string) string { return credseal.OktaAPIContext(plugin) }
 
 // SetUserSyncCredentials seals and stores an Okta API credential for
 // plugin's user sync, replacing any previous one. The secret is never

@@ -44,7 +44,7 @@ type Roles interface {
 // trace.AccessDenied carrying the lock's message (lockwatch.Watcher, or
 // LocksFromBackend).
 type LockChecker interface {
-	CheckLockInForce(subject services.LockSubject) error
+	CheckLockInForce(ctx context.Context, subject services.LockSubject) error
 }
 
 // Recorder records audit events.
@@ -286,7 +286,7 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 	mappedMissing := len(roleNames) > 0 && len(roles) == 0
 	// A user lock refuses before anything is read; role locks are checked
 	// once the roles the session would carry are known.
-	if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name}); err != nil {
+	if err := cfg.Locks.CheckLockInForce(ctx, services.LockSubject{User: name}); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
@@ -310,7 +310,7 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 			ttl = SessionTTL(stored)
 			sessionRoles = existing.GetSpec().GetRoles()
 		}
-		if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: sessionRoles}); err != nil {
+		if err := cfg.Locks.CheckLockInForce(ctx, services.LockSubject{User: name, Roles: sessionRoles}); err != nil {
 			return nil, trace.Wrap(err)
 		}
 		switch {
@@ -335,7 +335,7 @@ func Login(ctx context.Context, cfg LoginConfig, c *typesv1.SAMLConnector, a *As
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
-		if err := cfg.Locks.CheckLockInForce(services.LockSubject{User: name, Roles: existing.GetSpec().GetRoles()}); err != nil {
+		if err := cfg.Locks.CheckLockInForce(ctx, services.LockSubject{User: name, Roles: existing.GetSpec().GetRoles()}); err != nil {
 			return nil, trace.Wrap(err)
 		}
 		if scimManaged && proto.Equal(decided, existing) {
@@ -392,8 +392,8 @@ type BackendLocks struct {
 
 // CheckLockInForce implements LockChecker. A failed read refuses (fail
 // closed).
-func (b BackendLocks) CheckLockInForce(subject services.LockSubject) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func (b BackendLocks) CheckLockInForce(ctx context.Context, subject services.LockSubject) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	locks, err := b.Locks.GetLocksInForce(ctx)
 	if err != nil {

@@ -694,7 +694,7 @@ func TestGroups(t *testing.T) {
 			// A deactivated member: record only; reactivation brings the roles.
 			deactivate(t, e, a, false)
 			g.Members = append(g.Members, scimrecord.MemberRef{Value: a.ID})
-			g, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
+			_, err = e.p.UpdateGroup(e.ctx, testPlugin, g)
 			require.NoError(t, err)
 			ar, err = e.p.GetUser(e.ctx, testPlugin, a.ID)
 			require.NoError(t, err)

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -31,7 +30,7 @@ import (
 // Labels and values on the users and locks the provisioner writes.
 const (
 	// LabelPlugin names the plugin that manages a user or wrote a lock.
-	LabelPlugin = pluginv1.LabelPlugin
+	LabelPlugin = services.LabelPlugin
 	// LabelReason says why a lock was written.
 	LabelReason = "gatehouse.dev/reason"
 	// ReasonDeactivation marks a lock written because the user was

@@ -66,7 +66,6 @@ type credEntry struct {
 	fingerprint []byte
 	expires     time.Time
 	err         error
-	hasValue    bool
 }
 
 func live(expires, now time.Time) bool { return expires.IsZero() || expires.After(now) }

@@ -49,7 +49,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
+	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
@@ -323,7 +323,7 @@ func (s *Syncer) credential(ctx context.Context, plugin, kind string) (oktaapi.C
 	if api.GetKind() != kind {
 		return nil, trace.BadParameter("plugin %q: user sync is set to use a %s credential but a %s one is stored", plugin, kind, api.GetKind())
 	}
-	secret, err := s.cfg.Opener.Open(api.GetSealedSecret(), pluginv1.SealContext(plugin), api.GetSealingKeyId())
+	secret, err := s.cfg.Opener.Open(api.GetSealedSecret(), credseal.OktaAPIContext(plugin), api.GetSealingKeyId())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

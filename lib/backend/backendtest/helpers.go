@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -136,9 +137,12 @@ func requireAlreadyExists(t *testing.T, err error, format string, args ...any) {
 	requireKind(t, err, trace.IsAlreadyExists, "AlreadyExists", format, args...)
 }
 
+// requireCompareFailed checks that err is a CompareFailed error that also
+// matches the backend.ErrIncorrectRevision sentinel.
 func requireCompareFailed(t *testing.T, err error, format string, args ...any) {
 	t.Helper()
 	requireKind(t, err, trace.IsCompareFailed, "CompareFailed", format, args...)
+	requireKind(t, err, func(err error) bool { return errors.Is(err, backend.ErrIncorrectRevision) }, "backend.ErrIncorrectRevision", format, args...)
 }
 
 func requireBadParameter(t *testing.T, err error, format string, args ...any) {

@@ -17,6 +17,7 @@ func watchTests() []testCase {
 		{"EveryWriteKind", testWatchEveryWriteKind},
 		{"PrefixFilter", testWatchPrefixFilter},
 		{"NoPrefixesSeesEverything", testWatchNoPrefixes},
+		{"EmptyPrefixSeesEverything", testWatchEmptyPrefix},
 		{"AtomicWrite", testWatchAtomicWrite},
 		{"FailedWritesAreSilent", testWatchFailedWrites},
 		{"ClosesOnContextCancel", testWatchClosesOnCancel},
@@ -97,6 +98,30 @@ func testWatchNoPrefixes(t *testing.T, f *fixture) {
 	b := f.put(f.key("x", "b"), "v")
 	require.NoError(t, f.b.Delete(t.Context(), f.key("a")))
 	w.expect(putEvent(a, "v"), putEvent(b, "v"), deleteEvent(f.key("a")))
+}
+
+// testWatchEmptyPrefix requires the empty prefix, alone or beside another,
+// to follow every key like no prefixes at all (backend.Watch): it is a
+// prefix of every key.
+func testWatchEmptyPrefix(t *testing.T, f *fixture) {
+	for _, tc := range []struct {
+		name     string
+		prefixes []backend.Key
+	}{
+		{name: "nil", prefixes: []backend.Key{nil}},
+		{name: "empty", prefixes: []backend.Key{{}}},
+		{name: "beside another", prefixes: []backend.Key{backend.Key(f.prefix + "a/"), {}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := f.sub(t)
+			w := f.watchWith(t.Context(), backend.Watch{Name: t.Name(), Prefixes: tc.prefixes})
+			w.under = f.prefix
+			a := f.put(f.key("a"), "v")
+			b := f.put(f.key("x", "b"), "v")
+			require.NoError(t, f.b.Delete(t.Context(), f.key("a")))
+			w.expect(putEvent(a, "v"), putEvent(b, "v"), deleteEvent(f.key("a")))
+		})
+	}
 }
 
 func testWatchAtomicWrite(t *testing.T, f *fixture) {

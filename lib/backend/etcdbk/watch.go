@@ -1,7 +1,6 @@
 package etcdbk
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -64,8 +63,6 @@ type watcher struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	stopCtx  func() bool
-
-	closeOnce sync.Once
 }
 
 var _ backend.Watcher = (*watcher)(nil)
@@ -88,22 +85,9 @@ func (w *watcher) Close() error {
 // the backend is closed, or the watcher's queue overflows. It returns once
 // the etcd watch is established, with OpInit queued.
 func (b *Backend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
-	if err := ctx.Err(); err != nil {
+	w, err := backend.PrepareWatch(ctx, w)
+	if err != nil {
 		return nil, trace.Wrap(err)
-	}
-	if w.QueueSize < 0 {
-		return nil, trace.BadParameter("watcher %q: queue size must not be negative, got %d", w.Name, w.QueueSize)
-	}
-	prefixes := make([]backend.Key, 0, len(w.Prefixes))
-	for _, p := range w.Prefixes {
-		if len(p) > backend.MaxKeySize {
-			return nil, trace.BadParameter("watcher %q: prefix is over the key size limit of %d", w.Name, backend.MaxKeySize)
-		}
-		prefixes = append(prefixes, bytes.Clone(p))
-	}
-	size := w.QueueSize
-	if size == 0 {
-		size = backend.DefaultWatchQueueSize
 	}
 
 	b.mu.Lock()
@@ -120,15 +104,15 @@ func (b *Backend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watc
 	wt := &watcher{
 		b:        b,
 		name:     w.Name,
-		prefixes: prefixes,
+		prefixes: w.Prefixes,
 		// One slot more than asked for, so that OpInit does not use up the
 		// consumer's buffer.
-		events: make(chan backend.Event, size+1),
+		events: make(chan backend.Event, w.QueueSize+1),
 		done:   make(chan struct{}),
 		ctx:    wctx,
 		cancel: cancel,
 	}
-	wt.from, wt.to = b.watchRange(prefixes)
+	wt.from, wt.to = b.watchRange(w.Prefixes)
 	wt.stopCtx = context.AfterFunc(ctx, cancel)
 
 	rev, stream, err := wt.open(ctx)

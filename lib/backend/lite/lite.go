@@ -276,11 +276,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	// less the umask): it holds credential hashes, and SQLite gives the WAL
 	// and shared-memory files the database file's mode. An empty file is a
 	// valid empty database.
+	// On each failure below, the open's error is the one to report; a
+	// failure to release what was taken so far adds nothing a caller can act on.
 	if f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		lock.release()
+		_ = lock.release()
 		return nil, trace.ConvertSystemError(err)
 	} else if err := f.Close(); err != nil {
-		lock.release()
+		_ = lock.release()
 		return nil, trace.ConvertSystemError(err)
 	}
 	b := &Backend{
@@ -292,11 +294,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		closed:   make(chan struct{}),
 	}
 	if b.cache, err = newReadCache(cfg.ReadCacheSize); err != nil {
-		lock.release()
+		_ = lock.release()
 		return nil, trace.Wrap(err)
 	}
 	if err := b.open(ctx); err != nil {
-		b.closeDBs()
+		_ = b.closeDBs()
 		b.cache.close()
 		return nil, trace.Wrap(err)
 	}
@@ -393,7 +395,8 @@ func (b *Backend) migrate(ctx context.Context) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	defer tx.Rollback()
+	// After a Commit, Rollback is a no-op that returns sql.ErrTxDone.
+	defer func() { _ = tx.Rollback() }()
 	var version int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return trace.Wrap(err)

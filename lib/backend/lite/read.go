@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -48,7 +49,7 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	)
 	err := b.getStmt.QueryRowContext(ctx, []byte(key), now).Scan(&value, &expires, &rev)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return nil, notFound(key)
 	case err != nil:
 		return nil, trace.Wrap(b.readErr(ctx, err))
@@ -95,7 +96,7 @@ func (b *Backend) GetIndirect(ctx context.Context, indexKey, targetPrefix backen
 	err := b.indirectStmt.QueryRowContext(ctx, []byte(indexKey), []byte(targetPrefix), now).Scan(
 		&ref, &refExpires, &refRev, &key, &value, &expires, &rev)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return nil, notFound(indexKey)
 	case err != nil:
 		return nil, trace.Wrap(b.readErr(ctx, err))

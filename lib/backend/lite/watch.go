@@ -1,7 +1,6 @@
 package lite
 
 import (
-	"bytes"
 	"context"
 	"sync"
 
@@ -41,28 +40,15 @@ func (w *watcher) Close() error {
 // NewWatcher follows changes under w.Prefixes until ctx ends, the watcher
 // or the backend is closed, or the watcher's buffer overflows.
 func (b *Backend) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
-	if err := ctx.Err(); err != nil {
+	w, err := backend.PrepareWatch(ctx, w)
+	if err != nil {
 		return nil, trace.Wrap(err)
-	}
-	if w.QueueSize < 0 {
-		return nil, trace.BadParameter("watcher %q: queue size must not be negative, got %d", w.Name, w.QueueSize)
-	}
-	prefixes := make([]backend.Key, 0, len(w.Prefixes))
-	for _, p := range w.Prefixes {
-		if len(p) > backend.MaxKeySize {
-			return nil, trace.BadParameter("watcher %q: prefix is over the key size limit of %d", w.Name, backend.MaxKeySize)
-		}
-		prefixes = append(prefixes, bytes.Clone(p))
-	}
-	size := w.QueueSize
-	if size == 0 {
-		size = backend.DefaultWatchQueueSize
 	}
 	wt := &watcher{
 		b:        b,
 		name:     w.Name,
-		prefixes: prefixes,
-		events:   make(chan backend.Event, size),
+		prefixes: w.Prefixes,
+		events:   make(chan backend.Event, w.QueueSize),
 		done:     make(chan struct{}),
 	}
 

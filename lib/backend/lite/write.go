@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -46,7 +47,7 @@ func (t *txn) revision(context.Context) (int64, error) {
 func (t *txn) current(ctx context.Context, key backend.Key) (rev int64, ok bool, err error) {
 	err = t.st.current.QueryRowContext(ctx, []byte(key), t.now).Scan(&rev)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return 0, false, nil
 	case err != nil:
 		return 0, false, trace.Wrap(err)

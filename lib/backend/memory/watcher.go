@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"bytes"
 	"context"
 	"sync"
 
@@ -26,21 +25,8 @@ type watcher struct {
 // NewWatcher follows changes under w.Prefixes until ctx ends, Close is
 // called, the consumer falls behind, or the backend closes.
 func (m *Memory) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watcher, error) {
-	if w.QueueSize < 0 {
-		return nil, trace.BadParameter("watcher %q: queue size must not be negative, got %d", w.Name, w.QueueSize)
-	}
-	prefixes := make([]backend.Key, 0, len(w.Prefixes))
-	for _, p := range w.Prefixes {
-		if err := backend.CheckKey(p); err != nil {
-			return nil, trace.BadParameter("watcher %q prefix: %v", w.Name, err)
-		}
-		prefixes = append(prefixes, bytes.Clone(p))
-	}
-	size := w.QueueSize
-	if size == 0 {
-		size = backend.DefaultWatchQueueSize
-	}
-	if err := ctx.Err(); err != nil {
+	w, err := backend.PrepareWatch(ctx, w)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := m.lock(); err != nil {
@@ -48,10 +34,10 @@ func (m *Memory) NewWatcher(ctx context.Context, w backend.Watch) (backend.Watch
 	}
 	wt := &watcher{
 		name:     w.Name,
-		prefixes: prefixes,
+		prefixes: w.Prefixes,
 		// One slot more than asked for, so that OpInit does not use up the
 		// consumer's buffer.
-		events:  make(chan backend.Event, size+1),
+		events:  make(chan backend.Event, w.QueueSize+1),
 		done:    make(chan struct{}),
 		backend: m,
 	}

@@ -14,6 +14,7 @@ package oktaapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -510,7 +511,7 @@ func (c *Client) waitRateLimit(ctx context.Context, resp *http.Response) {
 // redactURLError drops the URL from a transport error: it is the org's and
 // holds no secret, but keep messages short.
 func redactURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		return ue.Err
 	}
 	return err

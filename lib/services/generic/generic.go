@@ -632,12 +632,6 @@ func (s *Service[T]) ConditionalDelete(ctx context.Context, name, revision strin
 	return nil
 }
 
-// DeleteAll removes every resource of the kind.
-func (s *Service[T]) DeleteAll(ctx context.Context) error {
-	prefix := s.prefix()
-	return trace.Wrap(s.cfg.Backend.DeleteRange(ctx, prefix, backend.RangeEnd(prefix)))
-}
-
 // UpdateAndSwap is the one read-modify-write helper: it reads the resource,
 // calls modify on the copy read (secrets included), validates it and writes
 // it back conditionally on the revision read. When someone else wrote in

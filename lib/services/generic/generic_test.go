@@ -188,25 +188,6 @@ func TestCRUD(t *testing.T) {
 	require.True(t, trace.IsBadParameter(svc.Delete(ctx, "")))
 }
 
-func TestDeleteAllKeepsOtherPrefixes(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	svc, _, b := newTestService(t)
-	for i := range 3 {
-		_, err := svc.Create(ctx, lock(fmt.Sprintf("l%d", i), "u"))
-		require.NoError(t, err)
-	}
-	// A neighbour whose prefix starts the same way must survive.
-	_, err := b.Put(ctx, backend.Item{Key: backend.Key("locksmith/x"), Value: []byte("{}")})
-	require.NoError(t, err)
-	require.NoError(t, svc.DeleteAll(ctx))
-	items, _, err := svc.List(ctx, 0, "")
-	require.NoError(t, err)
-	require.Empty(t, items)
-	_, err = b.Get(ctx, backend.Key("locksmith/x"))
-	require.NoError(t, err)
-}
-
 func TestListPaging(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -328,7 +328,10 @@ func (w *Watcher) stopLiveTimerLocked() {
 // CheckLockInForce returns trace.AccessDenied when a lock in force matches
 // subject (`lock targeting user "alice" is in force: <message>`), and
 // also, failing closed, when the view is stale (StaleMessage).
-func (w *Watcher) CheckLockInForce(subject Subject) error {
+//
+// It reads only the in-memory view, so ctx is not consulted; it is there so
+// that every LockChecker has the same signature as one that reads the backend.
+func (w *Watcher) CheckLockInForce(_ context.Context, subject Subject) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	now := w.cfg.Clock.Now()

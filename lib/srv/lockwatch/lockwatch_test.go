@@ -151,7 +151,7 @@ func bob() lockwatch.Subject {
 func TestNewLockNotifiesOnlyMatchingSubscribers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil, false)
-	require.NoError(t, f.w.CheckLockInForce(alice()))
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), alice()))
 
 	subA, err := f.w.Subscribe(alice())
 	require.NoError(t, err)
@@ -171,7 +171,7 @@ func TestNewLockNotifiesOnlyMatchingSubscribers(t *testing.T) {
 	ev = recv(t, subB)
 	require.Equal(t, "l-bob", ev.Lock.GetMetadata().GetName())
 
-	err = f.w.CheckLockInForce(alice())
+	err = f.w.CheckLockInForce(t.Context(), alice())
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
 	require.Equal(t, `lock targeting user "alice" is in force: deprovisioned by Okta`, err.Error())
 	require.Len(t, f.w.LocksInForce(), 2)
@@ -234,13 +234,13 @@ func TestDeletedLock(t *testing.T) {
 	defer sub.Close()
 	f.putLock(t, lockFor("l", &typesv1.LockTarget{User: "alice"}, "m"))
 	require.Equal(t, backend.OpPut, recv(t, sub).Type)
-	require.Error(t, f.w.CheckLockInForce(alice()))
+	require.Error(t, f.w.CheckLockInForce(t.Context(), alice()))
 
 	f.deleteLock(t, "l")
 	ev := recv(t, sub)
 	require.Equal(t, backend.OpDelete, ev.Type)
 	require.Equal(t, "l", ev.Lock.GetMetadata().GetName())
-	require.NoError(t, f.w.CheckLockInForce(alice()))
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), alice()))
 }
 
 func TestExpiredLock(t *testing.T) {
@@ -260,13 +260,13 @@ func TestExpiredLock(t *testing.T) {
 	f.putLock(t, soon)
 	ev := recv(t, sub)
 	require.Equal(t, "soon", ev.Lock.GetMetadata().GetName(), "the expired lock must not be announced")
-	err = f.w.CheckLockInForce(alice())
+	err = f.w.CheckLockInForce(t.Context(), alice())
 	require.Equal(t, `lock targeting user "alice" is in force: temporary`, err.Error())
 
 	// Past its expiry the lock no longer applies, whether or not the backend
 	// purged it yet.
 	f.clock.Advance(time.Hour)
-	require.NoError(t, f.w.CheckLockInForce(alice()))
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), alice()))
 	require.Nil(t, f.w.FindLockInForce(alice()))
 }
 
@@ -283,7 +283,7 @@ func TestStreamBreakReloads(t *testing.T) {
 	// refused at once (fail closed).
 	f.bk.breakStreams(true)
 	require.Eventually(t, f.w.Stale, 5*time.Second, 5*time.Millisecond)
-	err = f.w.CheckLockInForce(bob())
+	err = f.w.CheckLockInForce(t.Context(), bob())
 	require.True(t, trace.IsAccessDenied(err))
 	require.Equal(t, lockwatch.StaleMessage, err.Error())
 
@@ -304,8 +304,8 @@ func TestStreamBreakReloads(t *testing.T) {
 		seen[ev.Lock.GetMetadata().GetName()] = ev.Type
 	}
 	require.Equal(t, map[string]backend.OpType{"gone-later": backend.OpDelete, "during-outage": backend.OpPut}, seen)
-	require.Equal(t, `lock targeting user "alice" is in force: written during the outage`, f.w.CheckLockInForce(alice()).Error())
-	require.NoError(t, f.w.CheckLockInForce(bob()))
+	require.Equal(t, `lock targeting user "alice" is in force: written during the outage`, f.w.CheckLockInForce(t.Context(), alice()).Error())
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), bob()))
 
 	// And the new stream is live.
 	f.putLock(t, lockFor("after", &typesv1.LockTarget{Role: "access"}, "y"))
@@ -315,14 +315,14 @@ func TestStreamBreakReloads(t *testing.T) {
 func TestNeverSyncedFailsClosed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil, true)
-	err := f.w.CheckLockInForce(bob())
+	err := f.w.CheckLockInForce(t.Context(), bob())
 	require.True(t, trace.IsAccessDenied(err))
 	require.Equal(t, lockwatch.StaleMessage, err.Error())
 
 	f.bk.setFail(false)
 	require.Eventually(t, func() bool {
 		f.clock.Advance(lockwatch.DefaultRetryMax)
-		return f.w.CheckLockInForce(bob()) == nil
+		return f.w.CheckLockInForce(t.Context(), bob()) == nil
 	}, 10*time.Second, 10*time.Millisecond)
 }
 
@@ -340,9 +340,9 @@ func TestMaxStaleness(t *testing.T) {
 	// sleeps on the clock (the other sleepers are the memory backend's purge
 	// ticker and the live-session bound's timer).
 	require.NoError(t, f.clock.BlockUntilContext(f.ctx, 3))
-	require.NoError(t, f.w.CheckLockInForce(bob()), "within MaxStaleness the last view is trusted")
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), bob()), "within MaxStaleness the last view is trusted")
 	f.clock.Advance(time.Minute)
-	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(bob()).Error())
+	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(t.Context(), bob()).Error())
 }
 
 func TestSlowSubscriberIsCutNotSkipped(t *testing.T) {
@@ -368,7 +368,7 @@ func TestSubscribeNeedsSubject(t *testing.T) {
 	require.NoError(t, f.w.Close())
 	_, err = f.w.Subscribe(alice())
 	require.Error(t, err)
-	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(alice()).Error())
+	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(t.Context(), alice()).Error())
 }
 
 func TestSubscribeFuncRunsBeforeDelivery(t *testing.T) {
@@ -422,7 +422,7 @@ func TestLiveSessionBound(t *testing.T) {
 	// Noticed, the immediate retry failed, and the watcher sleeps (with the
 	// purge ticker and the live-session timer).
 	require.NoError(t, f.clock.BlockUntilContext(f.ctx, 3))
-	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(bob()).Error(), "new sessions are refused at once")
+	require.Equal(t, lockwatch.StaleMessage, f.w.CheckLockInForce(t.Context(), bob()).Error(), "new sessions are refused at once")
 
 	f.clock.Advance(lockwatch.DefaultLiveSessionStaleness - time.Second)
 	require.Equal(t, lockwatch.DefaultLiveSessionStaleness-time.Second, f.w.StaleFor())
@@ -493,13 +493,13 @@ func (f *fixture) putRaw(t *testing.T, name, value string) {
 func TestUndecodableLockFailsClosed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *lockwatch.Config) { c.LiveSessionStaleness = time.Minute }, false)
-	require.NoError(t, f.w.CheckLockInForce(bob()))
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), bob()))
 	live := f.w.LiveBoundExceeded()
 
 	// Written while the stream is up.
 	f.putRaw(t, "garbled", `{"kind":"lock","spec":{"target":`)
 	require.Eventually(t, f.w.Stale, 5*time.Second, 5*time.Millisecond)
-	err := f.w.CheckLockInForce(bob())
+	err := f.w.CheckLockInForce(t.Context(), bob())
 	require.True(t, lockwatch.IsStale(err), "%v", err)
 	require.True(t, trace.IsAccessDenied(err))
 	f.clock.Advance(time.Minute)
@@ -513,8 +513,8 @@ func TestUndecodableLockFailsClosed(t *testing.T) {
 	// Fixed (rewritten as a valid lock): trusted again, and the lock applies.
 	f.putLock(t, lockFor("garbled", &typesv1.LockTarget{User: "alice"}, "fixed"))
 	require.Eventually(t, func() bool { return !f.w.Stale() }, 5*time.Second, 5*time.Millisecond)
-	require.NoError(t, f.w.CheckLockInForce(bob()))
-	require.Error(t, f.w.CheckLockInForce(alice()))
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), bob()))
+	require.Error(t, f.w.CheckLockInForce(t.Context(), alice()))
 	select {
 	case <-f.w.LiveBoundExceeded():
 		t.Fatal("a fresh live-session bound once trusted again")
@@ -527,7 +527,7 @@ func TestUndecodableLockFailsClosed(t *testing.T) {
 	require.Nil(t, f.w.FindLockInForce(alice()), "the replaced version no longer applies")
 	f.deleteLock(t, "garbled")
 	require.Eventually(t, func() bool { return !f.w.Stale() }, 5*time.Second, 5*time.Millisecond)
-	require.NoError(t, f.w.CheckLockInForce(alice()))
+	require.NoError(t, f.w.CheckLockInForce(t.Context(), alice()))
 }
 
 // TestUndecodableLockAtLoad: the first load with an undecodable lock stored
@@ -545,8 +545,8 @@ func TestUndecodableLockAtLoad(t *testing.T) {
 		return f.w.WaitInit(ctx) == nil
 	}, 10*time.Second, 10*time.Millisecond)
 	require.True(t, f.w.Stale(), "loaded, but not trusted")
-	require.True(t, lockwatch.IsStale(f.w.CheckLockInForce(bob())))
+	require.True(t, lockwatch.IsStale(f.w.CheckLockInForce(t.Context(), bob())))
 	f.deleteLock(t, "garbled")
-	require.Eventually(t, func() bool { return f.w.CheckLockInForce(bob()) == nil }, 5*time.Second, 5*time.Millisecond)
-	require.Error(t, f.w.CheckLockInForce(alice()))
+	require.Eventually(t, func() bool { return f.w.CheckLockInForce(t.Context(), bob()) == nil }, 5*time.Second, 5*time.Millisecond)
+	require.Error(t, f.w.CheckLockInForce(t.Context(), alice()))
 }

@@ -102,7 +102,7 @@ func benchLockToDisconnect(b *testing.B, o nodeOpts) {
 			c.Close()
 		}
 		n.deleteLock(b, "alice-okta")
-		require.Eventually(b, func() bool { return n.lw.CheckLockInForce(aliceSubject(n)) == nil }, 5*time.Second, time.Millisecond)
+		require.Eventually(b, func() bool { return n.lw.CheckLockInForce(b.Context(), aliceSubject(n)) == nil }, 5*time.Second, time.Millisecond)
 	}
 	pct := func(d []time.Duration, p float64) float64 {
 		slices.Sort(d)

@@ -145,7 +145,7 @@ func (c *conn) serve(chans <-chan ssh.NewChannel) {
 	case err != nil:
 		denial = trace.AccessDenied(lockwatch.StaleMessage)
 	default:
-		if err := lw.CheckLockInForce(c.subject); err != nil {
+		if err := lw.CheckLockInForce(ctx, c.subject); err != nil {
 			denial = err
 		} else if accessErr != nil {
 			denial = accessErr

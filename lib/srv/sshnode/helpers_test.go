@@ -166,7 +166,7 @@ func startNodeWith(t testing.TB, o nodeOpts) *node {
 	for name, inc := range incarnations {
 		putUser(t, ctx, bk, name, inc, "access")
 	}
-	var lwBackend backend.Backend = bk
+	lwBackend := backend.Backend(bk)
 	if o.wrap != nil {
 		lwBackend = o.wrap(bk)
 	}

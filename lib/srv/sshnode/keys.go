@@ -12,6 +12,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/gatehouse/gatehouse/lib/atomicfile"
 )
 
 // ParseAuthorizedKeys parses CA public keys in authorized_keys format, one a
@@ -60,13 +62,9 @@ func LoadOrCreateHostKey(path string) (ssh.Signer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, trace.ConvertSystemError(err)
 	}
-	// Write then rename, so a crash never leaves a truncated key behind.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
-		return nil, trace.ConvertSystemError(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, trace.ConvertSystemError(err)
+	// Atomic and durable, so a crash never leaves a truncated key behind.
+	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, trace.Wrap(err)
 	}
 	signer, err := ssh.NewSignerFromKey(priv)
 	return signer, trace.Wrap(err)

@@ -36,9 +36,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// DefaultAddr is the SSH listener's default address.
-const DefaultAddr = ":3022"
-
 // Audit event types this package writes.
 const (
 	// EventSessionStart is a session (exec or shell) that started.
@@ -85,8 +82,6 @@ type Emitter interface {
 
 // Config configures a Server.
 type Config struct {
-	// Addr is the listen address for ListenAndServe; defaults to DefaultAddr.
-	Addr string
 	// NodeName is this node's name, matched by locks targeting a node;
 	// defaults to the host name.
 	NodeName string
@@ -132,9 +127,6 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.Emitter == nil:
 		return trace.BadParameter("sshnode: missing Emitter")
 	}
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
 	if c.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -174,7 +166,7 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// New creates a server; call Serve or ListenAndServe to accept connections.
+// New creates a server; call Serve to accept connections.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, trace.Wrap(err)
@@ -187,15 +179,6 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}, nil
-}
-
-// ListenAndServe listens on cfg.Addr and serves until Close.
-func (s *Server) ListenAndServe() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	return trace.Wrap(s.Serve(ln))
 }
 
 // Serve accepts connections on ln until Close. It closes ln.

@@ -138,7 +138,7 @@ func TestLocksByRoleLoginAndNode(t *testing.T) {
 			waitEnded(t, sess, 2*time.Second)
 			require.Contains(t, stderr.String(), "session terminated: "+tc.want)
 			n.deleteLock(t, "l")
-			require.Eventually(t, func() bool { return n.lw.CheckLockInForce(aliceSubject(n)) == nil }, 5*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return n.lw.CheckLockInForce(t.Context(), aliceSubject(n)) == nil }, 5*time.Second, 5*time.Millisecond)
 		})
 	}
 	// A lock on another node or role leaves the session alone.

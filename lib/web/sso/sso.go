@@ -731,7 +731,7 @@ func (h *Handler) checkPassword(ctx context.Context, req PasswordLoginRequest) (
 	if services.IsUserExpired(user, h.cfg.Clock.Now()) {
 		return nil, bad
 	}
-	if err := h.cfg.Login.Locks.CheckLockInForce(services.LockSubject{User: req.User, Roles: user.GetSpec().GetRoles()}); err != nil {
+	if err := h.cfg.Login.Locks.CheckLockInForce(ctx, services.LockSubject{User: req.User, Roles: user.GetSpec().GetRoles()}); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	services.StripUserSecrets(user)
@@ -899,7 +899,7 @@ func (h *Handler) setPasswordWithLink(ctx context.Context, link *websession.Pass
 		if services.IsUserExpired(u, h.cfg.Clock.Now()) {
 			return trace.AccessDenied("user %q has expired; the password link is void", link.User)
 		}
-		if err := h.cfg.Login.Locks.CheckLockInForce(services.LockSubject{User: link.User, Roles: u.GetSpec().GetRoles()}); err != nil {
+		if err := h.cfg.Login.Locks.CheckLockInForce(ctx, services.LockSubject{User: link.User, Roles: u.GetSpec().GetRoles()}); err != nil {
 			return trace.Wrap(err)
 		}
 		if u.Spec == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
-	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -156,8 +154,9 @@ func (h *Handler) listUsers(_ http.ResponseWriter, r *http.Request) (any, error)
 		return nil, trace.BadParameter("the search text is over %d bytes", maxSearchBytes)
 	case !utf8.ValidString(q):
 		return nil, trace.BadParameter("the search text is not valid UTF-8")
-	case strings.ContainsRune(q, backend.Separator):
-		return nil, trace.BadParameter("no username contains %q", string(backend.Separator))
+	}
+	if err := services.CheckUserNamePrefix(q); err != nil {
+		return nil, trace.Wrap(err)
 	}
 	prefix := canonical.Username(q)
 	users, next, err := h.cfg.Users.ListUsersWithPrefix(ctx, prefix, limit, cursor, false)

@@ -43,7 +43,7 @@ const publicOrigin = "https://gatehouse.example.com"
 // about RBAC and CSRF, lockwatch has its own.
 type noLocks struct{}
 
-func (noLocks) CheckLockInForce(services.LockSubject) error { return nil }
+func (noLocks) CheckLockInForce(context.Context, services.LockSubject) error { return nil }
 
 // storedLocks is the Users page's lock view read from the backend on each
 // call, standing in for the process's lock watcher.

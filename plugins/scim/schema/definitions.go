@@ -188,6 +188,3 @@ func ResourceTypes() []*ResourceType {
 func Schemas() []*Schema {
 	return []*Schema{UserSchemaDef, GroupSchemaDef, EnterpriseSchemaDef}
 }
-
-// CommonAttributes returns the definitions of id, externalId, schemas and meta.
-func CommonAttributes() []*Attribute { return commonAttributes }

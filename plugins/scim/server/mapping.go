@@ -273,17 +273,8 @@ func schemasOf(core string, res schema.Resource) []any {
 	return out
 }
 
-// writeResource answers with one resource: its ETag header, Location when created, and the
-// projection the query asks for.
-func writeResource(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, res schema.Resource, rev string, status int) error {
-	proj, err := parseProjection(rt, r)
-	if err != nil {
-		return err
-	}
-	return writeProjected(w, rt, res, proj, rev, status)
-}
-
-// writeProjected is writeResource with the projection already parsed.
+// writeProjected answers with one resource: its ETag header, Location when
+// created, and the projection the query asked for (parsed by the caller).
 func writeProjected(w http.ResponseWriter, rt *schema.ResourceType, res schema.Resource, proj protocol.Projection, rev string, status int) error {
 	if t := etag(rev); t != "" {
 		w.Header().Set("ETag", t)

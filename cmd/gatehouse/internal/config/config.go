@@ -19,7 +19,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
-	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 )
 
 // Defaults for every setting that has one.
@@ -34,8 +33,9 @@ const (
 	DefaultLogFormat      = "text"
 	DefaultAuditRetention = 90 * 24 * time.Hour
 	DefaultAdminTTL       = 365 * 24 * time.Hour
-	// DefaultLiveSessionStaleness is lockwatch's default bound.
-	DefaultLiveSessionStaleness = lockwatch.DefaultLiveSessionStaleness
+	// DefaultLiveSessionStaleness is lockwatch's default bound (a test keeps
+	// the two equal; config stays a leaf that imports no server package).
+	DefaultLiveSessionStaleness = 5 * time.Minute
 )
 
 // File is the YAML configuration file. Every key is optional; flags override

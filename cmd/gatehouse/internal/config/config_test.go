@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 )
 
 func ptr(s string) *string { return &s }
@@ -251,6 +253,9 @@ func TestLiveSessionStaleness(t *testing.T) {
 	c, err := Build(nil, Overrides{})
 	require.NoError(t, err)
 	require.Equal(t, DefaultLiveSessionStaleness, c.LiveSessionStaleness)
+	// config keeps its own copy of lockwatch's default so that it imports no
+	// server package; the copy must not drift.
+	require.Equal(t, lockwatch.DefaultLiveSessionStaleness, DefaultLiveSessionStaleness)
 	f, err := Parse([]byte("auth:\n  live_session_staleness: 90s\n"))
 	require.NoError(t, err)
 	c, err = Build(f, Overrides{})
