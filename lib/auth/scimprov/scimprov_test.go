@@ -217,7 +217,24 @@ func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	p, err := New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
+	waitFirstReconcile(t, ctx, p, svc)
 	return &env{ctx: ctx, clock: clock, b: b, svc: svc, audit: al, p: p, token: token}
+}
+
+// waitFirstReconcile waits until the reconcile pass the provisioner starts
+// with has recorded its fingerprint, so that its one write never lands in a
+// test's count of the writes an operation makes.
+func waitFirstReconcile(t testing.TB, ctx context.Context, p *Provisioner, svc *services.Services) {
+	t.Helper()
+	pc, err := p.loadPlugin(ctx, testPlugin)
+	require.NoError(t, err)
+	roles, err := svc.ListAllRoles(ctx)
+	require.NoError(t, err)
+	fp := grantFingerprint(pc, roles)
+	require.Eventually(t, func() bool {
+		done, err := p.store.GrantsReconciled(ctx, testPlugin, fp)
+		return err == nil && done
+	}, 10*time.Second, 5*time.Millisecond, "the first reconcile pass")
 }
 
 // rotateToken writes a fresh token hash, as pluginv1 does, and returns the
