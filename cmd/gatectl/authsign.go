@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gatehouse/gatehouse/lib/atomicfile"
 	credentialsv1 "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 )
 
@@ -92,7 +91,7 @@ for identity it is made by the server and sent over the mTLS connection.`,
 				if err != nil {
 					return trace.Wrap(err)
 				}
-				if err := writePrivate(out, r.GetIdentity(), 0o600); err != nil {
+				if err := atomicfile.WriteFile(out, r.GetIdentity(), 0o600); err != nil {
 					return err
 				}
 				_, err = fmt.Fprintf(a.out, "Identity of %q written to %s, valid until %s.\n", user, out, r.GetValidBefore().AsTime().UTC().Format(time.RFC3339))
@@ -114,10 +113,10 @@ for identity it is made by the server and sent over the mTLS connection.`,
 			if err != nil {
 				return trace.Wrap(err)
 			}
-			if err := writePrivate(out, pem.EncodeToMemory(block), 0o600); err != nil {
+			if err := atomicfile.WriteFile(out, pem.EncodeToMemory(block), 0o600); err != nil {
 				return err
 			}
-			if err := writePrivate(out+"-cert.pub", []byte(r.GetCertificate()), 0o644); err != nil {
+			if err := atomicfile.WriteFile(out+"-cert.pub", []byte(r.GetCertificate()), 0o644); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(a.out, "SSH key %s and certificate %s-cert.pub for %q (logins %v), valid until %s.\nUse: ssh -i %s -p 3022 LOGIN@NODE\n",
@@ -132,28 +131,4 @@ for identity it is made by the server and sent over the mTLS connection.`,
 	// Shadows the global --format (text, yaml, json) on this command.
 	f.StringVar(&format, "format", signFormatOpenSSH, "what to write: openssh (key and certificate) or identity (gatectl identity file)")
 	return cmd
-}
-
-// writePrivate replaces path with data at mode through a temporary file and
-// a rename, so that no reader ever sees a partial key and the mode holds
-// from the first byte.
-func writePrivate(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if err := f.Close(); err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	return trace.ConvertSystemError(os.Rename(tmp, path))
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/atomicfile"
 )
 
 // Self-signed certificate file names inside TLSConfig.SelfSignedDir.
@@ -84,10 +86,10 @@ func (c *TLSConfig) load(clock clockwork.Clock, log *slog.Logger) (tls.Certifica
 	if err := os.MkdirAll(c.SelfSignedDir, 0o700); err != nil {
 		return tls.Certificate{}, "", trace.ConvertSystemError(err)
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, "", trace.Wrap(err)
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
 		return tls.Certificate{}, "", trace.Wrap(err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -167,31 +169,4 @@ func GenerateSelfSigned(hosts []string, now time.Time, validity time.Duration) (
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return certPEM, keyPEM, nil
-}
-
-// writeFileAtomic writes data to a temporary file and renames it over path,
-// so a crash never leaves half a key behind.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if err := f.Close(); err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	return trace.ConvertSystemError(os.Rename(tmp, path))
 }

@@ -20,9 +20,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"os"
-	"path/filepath"
 
 	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/atomicfile"
 )
 
 // PEM block types and headers of an identity file.
@@ -165,34 +166,13 @@ func Decode(data []byte) (*Identity, error) {
 }
 
 // Write stores the identity at path with mode 0600, replacing any file there
-// atomically (write to a temporary file in the same directory, then rename).
+// atomically (atomicfile.WriteFile).
 func Write(path string, id *Identity) error {
 	data, err := Encode(id)
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".identity-*")
-	if err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if err := f.Close(); err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	return trace.ConvertSystemError(os.Rename(tmp, path))
+	return trace.Wrap(atomicfile.WriteFile(path, data, 0o600))
 }
 
 // Read loads the identity at path. It refuses a file that group or others

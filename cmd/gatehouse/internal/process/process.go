@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/lib/atomicfile"
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/credentialsv1"
 	"github.com/gatehouse/gatehouse/lib/auth/credseal"
@@ -277,13 +278,13 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 
 	// Files gatectl reads. Written after the listeners are up so that a
 	// reader never finds an address nobody listens on.
-	if err := writeFileAtomic(filepath.Join(set.DataDir, AuthAddrFile), []byte(dialable(p.authLn.Addr())+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(set.DataDir, AuthAddrFile), []byte(dialable(p.authLn.Addr())+"\n"), 0o644); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if err := writeFileAtomic(filepath.Join(set.DataDir, WebAddrFile), []byte(dialable(p.web.Addr())+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(set.DataDir, WebAddrFile), []byte(dialable(p.web.Addr())+"\n"), 0o644); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if err := writeFileAtomic(filepath.Join(set.DataDir, SSHAddrFile), []byte(dialable(p.sshLn.Addr())+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(set.DataDir, SSHAddrFile), []byte(dialable(p.sshLn.Addr())+"\n"), 0o644); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := p.ensureAdminIdentity(ctx); err != nil {
@@ -587,26 +588,4 @@ func nonEmpty(in []string) []string {
 		}
 	}
 	return out
-}
-
-// writeFileAtomic replaces path with data through a rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return trace.ConvertSystemError(err)
-	}
-	if err := f.Close(); err != nil {
-		return trace.ConvertSystemError(err)
-	}
-	return trace.ConvertSystemError(os.Rename(tmp, path))
 }
