@@ -36,16 +36,10 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("auditv1: missing Authorizer")
-	case c.Events == nil:
-		return trace.BadParameter("auditv1: missing Events")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("auditv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Events", c.Events == nil),
+	))
 }
 
 // Service implements auditpb.AuditServiceServer.

@@ -98,22 +98,13 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("credentialsv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("credentialsv1: missing Recorder")
-	case c.Issuer == nil:
-		return trace.BadParameter("credentialsv1: missing Issuer")
-	case c.Users == nil:
-		return trace.BadParameter("credentialsv1: missing Users")
-	case c.Tokens == nil:
-		return trace.BadParameter("credentialsv1: missing Tokens")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("credentialsv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Issuer", c.Issuer == nil),
+		crud.Need("Users", c.Users == nil),
+		crud.Need("Tokens", c.Tokens == nil),
+	))
 }
 
 // Service implements credentialspb.CredentialsServiceServer.

@@ -52,18 +52,11 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("lockv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("lockv1: missing Recorder")
-	case c.Locks == nil:
-		return trace.BadParameter("lockv1: missing Locks")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("lockv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Locks", c.Locks == nil),
+	))
 }
 
 // Service implements lockpb.LockServiceServer.

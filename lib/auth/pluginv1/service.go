@@ -116,24 +116,16 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("pluginv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("pluginv1: missing Recorder")
-	case c.Plugins == nil:
-		return trace.BadParameter("pluginv1: missing Plugins")
-	case c.StaticCredentials == nil:
-		return trace.BadParameter("pluginv1: missing StaticCredentials")
-	case c.Connectors == nil:
-		return trace.BadParameter("pluginv1: missing Connectors")
-	case c.Roles == nil:
-		return trace.BadParameter("pluginv1: missing Roles")
-	case c.Backend == nil:
-		return trace.BadParameter("pluginv1: missing Backend")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
+	if err := crud.CheckConfig("pluginv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Plugins", c.Plugins == nil),
+		crud.Need("StaticCredentials", c.StaticCredentials == nil),
+		crud.Need("Connectors", c.Connectors == nil),
+		crud.Need("Roles", c.Roles == nil),
+		crud.Need("Backend", c.Backend == nil),
+	); err != nil {
+		return trace.Wrap(err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -45,18 +45,11 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("rolev1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("rolev1: missing Recorder")
-	case c.Roles == nil:
-		return trace.BadParameter("rolev1: missing Roles")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("rolev1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Roles", c.Roles == nil),
+	))
 }
 
 // Service implements rolepb.RoleServiceServer.

@@ -51,18 +51,11 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("samlv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("samlv1: missing Recorder")
-	case c.Connectors == nil:
-		return trace.BadParameter("samlv1: missing Connectors")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("samlv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Connectors", c.Connectors == nil),
+	))
 }
 
 // Service implements samlpb.SAMLConnectorServiceServer.

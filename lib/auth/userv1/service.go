@@ -51,18 +51,11 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("userv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("userv1: missing Recorder")
-	case c.Users == nil:
-		return trace.BadParameter("userv1: missing Users")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("userv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Users", c.Users == nil),
+	))
 }
 
 // Service implements userpb.UserServiceServer.
