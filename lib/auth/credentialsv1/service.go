@@ -123,8 +123,17 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
-func (s *Service) authorize(ctx context.Context, kind, verb string) (*authz.Context, error) {
-	return crud.Authorize(ctx, s.cfg.Authorizer, kind, verb)
+// authorize authorizes the caller for verb on kind, then checks the name of
+// the user the call is about.
+func (s *Service) authorize(ctx context.Context, kind, verb, user string) (*authz.Context, error) {
+	actx, err := crud.Authorize(ctx, s.cfg.Authorizer, kind, verb)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindUser, user); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return actx, nil
 }
 
 func (s *Service) record(ctx context.Context, actx *authz.Context, typ, user string, fields map[string]string, err error) {
@@ -154,11 +163,8 @@ func ttlOf(d *durationpb.Duration) (time.Duration, error) {
 
 // SignSSHCert signs the request's public key for the user.
 func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCertRequest) (*credentialspb.SignSSHCertResponse, error) {
-	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate)
+	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	ttl, err := ttlOf(req.GetTtl())
@@ -186,11 +192,8 @@ func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCer
 
 // CreateUserIdentity issues an identity file for the user.
 func (s *Service) CreateUserIdentity(ctx context.Context, req *credentialspb.CreateUserIdentityRequest) (*credentialspb.CreateUserIdentityResponse, error) {
-	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate)
+	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := checkNotBuiltin(req.GetUser()); err != nil {
@@ -230,11 +233,8 @@ func checkNotBuiltin(user string) error {
 
 // CreatePasswordToken returns a one-time password link for a local user.
 func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.CreatePasswordTokenRequest) (*credentialspb.CreatePasswordTokenResponse, error) {
-	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate)
+	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	ttl, err := ttlOf(req.GetTtl())
@@ -263,11 +263,8 @@ func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.Cr
 
 // SetPassword sets a local user's password.
 func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswordRequest) (*credentialspb.SetPasswordResponse, error) {
-	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate)
+	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := services.CheckPassword(req.GetPassword()); err != nil {

@@ -156,6 +156,19 @@ func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Contex
 	return crud.Authorize(ctx, s.cfg.Authorizer, kind, verbs...)
 }
 
+// authorizeOn is authorize for a call on the plugin name: the caller is
+// authorized first, then the name is checked.
+func (s *Service) authorizeOn(ctx context.Context, name string, verbs ...string) (*authz.Context, error) {
+	actx, err := s.authorize(ctx, verbs...)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(kind, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return actx, nil
+}
+
 func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
 	crud.Record(ctx, s.cfg.Recorder, actx, kind, typ, name, err)
 }
@@ -438,12 +451,9 @@ func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typ
 // DeletePlugin deletes a plugin and its linked credentials in one atomic
 // write, so that no token outlives its plugin.
 func (s *Service) DeletePlugin(ctx context.Context, req *pluginpb.DeletePluginRequest) (*pluginpb.DeletePluginResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbDelete)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbDelete)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	err = s.deletePlugin(ctx, name)
@@ -488,12 +498,9 @@ func (s *Service) linkedCredentials(ctx context.Context, p *typesv1.Plugin) ([]*
 // GenerateSCIMToken makes a new SCIM token for a plugin, stores its bcrypt
 // hash in place of any previous one, and returns the plaintext once.
 func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateSCIMTokenRequest) (*pluginpb.GenerateSCIMTokenResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	token, rotated, err := s.generateToken(ctx, name)
