@@ -102,55 +102,34 @@ func NewCertAuthorityService(cfg Config) (*CertAuthorityService, error) {
 // GetCertAuthority reads a CA; private keys only with withSecrets.
 func (s *CertAuthorityService) GetCertAuthority(ctx context.Context, name string, withSecrets bool) (*typesv1.CertAuthority, error) {
 	ca, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(ca, withSecrets, StripCertAuthoritySecrets), nil
+	return strippedResult(ca, err, withSecrets, StripCertAuthoritySecrets)
 }
 
 // ListCertAuthorities returns a page of CAs in name order and the next
 // page's token; private keys only with withSecrets.
 func (s *CertAuthorityService) ListCertAuthorities(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.CertAuthority, string, error) {
 	cas, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, ca := range cas {
-		stripped(ca, withSecrets, StripCertAuthoritySecrets)
-	}
-	return cas, next, nil
+	return strippedPage(cas, next, err, withSecrets, StripCertAuthoritySecrets)
 }
 
 // CreateCertAuthority writes a new CA; trace.AlreadyExists if it exists. It
 // returns it without private keys.
 func (s *CertAuthorityService) CreateCertAuthority(ctx context.Context, ca *typesv1.CertAuthority) (*typesv1.CertAuthority, error) {
 	out, err := s.svc.Create(ctx, ca)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripCertAuthoritySecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripCertAuthoritySecrets)
 }
 
 // UpdateCertAuthority overwrites a CA still at ca.metadata.revision
 // (required).
 func (s *CertAuthorityService) UpdateCertAuthority(ctx context.Context, ca *typesv1.CertAuthority) (*typesv1.CertAuthority, error) {
 	out, err := s.svc.Update(ctx, ca)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripCertAuthoritySecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripCertAuthoritySecrets)
 }
 
 // UpsertCertAuthority writes a CA whether or not it exists.
 func (s *CertAuthorityService) UpsertCertAuthority(ctx context.Context, ca *typesv1.CertAuthority) (*typesv1.CertAuthority, error) {
 	out, err := s.svc.Upsert(ctx, ca)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripCertAuthoritySecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripCertAuthoritySecrets)
 }
 
 // DeleteCertAuthority removes a CA; trace.NotFound if missing.

@@ -165,34 +165,21 @@ func NewSAMLConnectorService(cfg Config) (*SAMLConnectorService, error) {
 // withSecrets.
 func (s *SAMLConnectorService) GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error) {
 	c, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(c, withSecrets, StripSAMLConnectorSecrets), nil
+	return strippedResult(c, err, withSecrets, StripSAMLConnectorSecrets)
 }
 
 // ListSAMLConnectors returns a page of connectors in name order and the next
 // page's token; private keys only with withSecrets.
 func (s *SAMLConnectorService) ListSAMLConnectors(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.SAMLConnector, string, error) {
 	cs, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, c := range cs {
-		stripped(c, withSecrets, StripSAMLConnectorSecrets)
-	}
-	return cs, next, nil
+	return strippedPage(cs, next, err, withSecrets, StripSAMLConnectorSecrets)
 }
 
 // CreateSAMLConnector writes a new connector; trace.AlreadyExists if the
 // name is taken. It returns it without the private key.
 func (s *SAMLConnectorService) CreateSAMLConnector(ctx context.Context, c *typesv1.SAMLConnector) (*typesv1.SAMLConnector, error) {
 	out, err := s.svc.Create(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripSAMLConnectorSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripSAMLConnectorSecrets)
 }
 
 // UpdateSAMLConnector overwrites a connector still at c.metadata.revision
@@ -200,22 +187,14 @@ func (s *SAMLConnectorService) CreateSAMLConnector(ctx context.Context, c *types
 // stored key pair.
 func (s *SAMLConnectorService) UpdateSAMLConnector(ctx context.Context, c *typesv1.SAMLConnector) (*typesv1.SAMLConnector, error) {
 	out, err := updateKeepingSecrets(ctx, s.svc, c, samlSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripSAMLConnectorSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripSAMLConnectorSecrets)
 }
 
 // UpsertSAMLConnector writes a connector whether or not it exists; like
 // UpdateSAMLConnector it keeps the stored key pair when given no private key.
 func (s *SAMLConnectorService) UpsertSAMLConnector(ctx context.Context, c *typesv1.SAMLConnector) (*typesv1.SAMLConnector, error) {
 	out, err := upsertKeepingSecrets(ctx, s.svc, c, samlSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripSAMLConnectorSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripSAMLConnectorSecrets)
 }
 
 // DeleteSAMLConnector removes a connector; trace.NotFound if missing.

@@ -221,23 +221,14 @@ type cacheWhenReader interface {
 // GetUser reads a user; its local_auth only with withSecrets.
 func (s *UserService) GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error) {
 	u, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(u, withSecrets, StripUserSecrets), nil
+	return strippedResult(u, err, withSecrets, StripUserSecrets)
 }
 
 // ListUsers returns a page of users in name order and the next page's token
 // ("" after the last page); local_auth only with withSecrets.
 func (s *UserService) ListUsers(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.User, string, error) {
 	users, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, u := range users {
-		stripped(u, withSecrets, StripUserSecrets)
-	}
-	return users, next, nil
+	return strippedPage(users, next, err, withSecrets, StripUserSecrets)
 }
 
 // CreateUser writes a new user with a fresh incarnation; trace.AlreadyExists
@@ -252,11 +243,7 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 	c := proto.Clone(u).(*typesv1.User)
 	userSecrets.fresh(c)
 	out, err := s.svc.Create(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripUserSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripUserSecrets)
 }
 
 // UpdateUser overwrites a user still at u.metadata.revision (required). A
@@ -266,11 +253,7 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // sent (see keepIncarnation).
 func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
 	out, err := updateKeepingSecrets(ctx, s.svc, u, userSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripUserSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripUserSecrets)
 }
 
 // UpsertUser writes a user whether or not it exists. Like UpdateUser, a user
@@ -280,11 +263,7 @@ func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // wrote in between.
 func (s *UserService) UpsertUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
 	out, err := upsertKeepingSecrets(ctx, s.svc, u, userSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripUserSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripUserSecrets)
 }
 
 // setIncarnation sets u's incarnation.
@@ -418,11 +397,5 @@ func NewIncarnation() string {
 // one key range, whatever the number of users.
 func (s *UserService) ListUsersWithPrefix(ctx context.Context, namePrefix string, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.User, string, error) {
 	users, next, err := s.svc.ListWithPrefix(ctx, namePrefix, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, u := range users {
-		stripped(u, withSecrets, StripUserSecrets)
-	}
-	return users, next, nil
+	return strippedPage(users, next, err, withSecrets, StripUserSecrets)
 }
