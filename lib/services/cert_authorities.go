@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -71,8 +70,7 @@ func MarshalCertAuthority(ca *typesv1.CertAuthority) (backend.Item, error) {
 
 // UnmarshalCertAuthority decodes a stored CA, private keys included.
 func UnmarshalCertAuthority(item backend.Item) (*typesv1.CertAuthority, error) {
-	ca, err := generic.UnmarshalResource[*typesv1.CertAuthority](item, protojson.UnmarshalOptions{})
-	return ca, trace.Wrap(err)
+	return unmarshalStored[*typesv1.CertAuthority](item)
 }
 
 // CertAuthorityService stores CAs at cert_authorities/<name>. Updates write
@@ -84,11 +82,7 @@ type CertAuthorityService struct {
 
 // NewCertAuthorityService returns the CA service.
 func NewCertAuthorityService(cfg Config) (*CertAuthorityService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.CertAuthority]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.CertAuthority]{
 		Kind:      KindCertAuthority,
 		KeyPrefix: CertAuthoritiesPrefix,
 		Validate:  ValidateCertAuthority,

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -85,8 +84,7 @@ func MarshalPluginStaticCredentials(c *typesv1.PluginStaticCredentials) (backend
 // UnmarshalPluginStaticCredentials decodes stored credentials, secrets
 // included.
 func UnmarshalPluginStaticCredentials(item backend.Item) (*typesv1.PluginStaticCredentials, error) {
-	c, err := generic.UnmarshalResource[*typesv1.PluginStaticCredentials](item, protojson.UnmarshalOptions{})
-	return c, trace.Wrap(err)
+	return unmarshalStored[*typesv1.PluginStaticCredentials](item)
 }
 
 // PluginStaticCredentialsService stores credentials at
@@ -97,11 +95,7 @@ type PluginStaticCredentialsService struct {
 
 // NewPluginStaticCredentialsService returns the static credentials service.
 func NewPluginStaticCredentialsService(cfg Config) (*PluginStaticCredentialsService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.PluginStaticCredentials]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.PluginStaticCredentials]{
 		Kind:      KindPluginStaticCredentials,
 		KeyPrefix: PluginStaticCredentialsPrefix,
 		Validate:  ValidatePluginStaticCredentials,

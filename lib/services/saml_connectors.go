@@ -5,7 +5,6 @@ import (
 	"net/url"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -134,8 +133,7 @@ func MarshalSAMLConnector(c *typesv1.SAMLConnector) (backend.Item, error) {
 
 // UnmarshalSAMLConnector decodes a stored connector, secrets included.
 func UnmarshalSAMLConnector(item backend.Item) (*typesv1.SAMLConnector, error) {
-	c, err := generic.UnmarshalResource[*typesv1.SAMLConnector](item, protojson.UnmarshalOptions{})
-	return c, trace.Wrap(err)
+	return unmarshalStored[*typesv1.SAMLConnector](item)
 }
 
 // SAMLConnectorService stores SAML connectors at saml/<name>.
@@ -145,11 +143,7 @@ type SAMLConnectorService struct {
 
 // NewSAMLConnectorService returns the SAML connector service.
 func NewSAMLConnectorService(cfg Config) (*SAMLConnectorService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.SAMLConnector]{
-		Backend:      cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.SAMLConnector]{
 		Kind:         KindSAMLConnector,
 		KeyPrefix:    SAMLConnectorsPrefix,
 		Validate:     ValidateSAMLConnector,

@@ -145,8 +145,7 @@ func MarshalUser(u *typesv1.User) (backend.Item, error) {
 
 // UnmarshalUser decodes a stored user, secrets included.
 func UnmarshalUser(item backend.Item) (*typesv1.User, error) {
-	u, err := generic.UnmarshalResource[*typesv1.User](item, protojson.UnmarshalOptions{})
-	return u, trace.Wrap(err)
+	return unmarshalStored[*typesv1.User](item)
 }
 
 // marshalValidated validates a copy of r and marshals it.
@@ -189,15 +188,10 @@ type UserService struct {
 
 // NewUserService returns the user service.
 func NewUserService(cfg Config) (*UserService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.User]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.User]{
 		Kind:      KindUser,
 		KeyPrefix: UsersPrefix,
 		Validate:  ValidateUser,
-		Binary:    binaryKinds[UsersPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
