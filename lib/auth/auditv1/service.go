@@ -17,9 +17,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
 // Events searches the audit log.
 type Events interface {
 	SearchEvents(ctx context.Context, req services.SearchEventsRequest) ([]*typesv1.AuditEvent, string, error)
@@ -29,7 +26,7 @@ var _ Events = (*services.AuditLog)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
+	Authorizer crud.Authorizer
 	Events     Events
 	Clock      clockwork.Clock
 }

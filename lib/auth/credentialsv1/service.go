@@ -53,12 +53,6 @@ const (
 // PasswordPath is the web UI page a password link opens.
 const PasswordPath = "/web/password"
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Issuer issues certificates from the cluster's user CA (lib/auth's
 // Server, through a small adapter, since this package sits below it).
 type Issuer interface {
@@ -85,8 +79,8 @@ type PasswordTokens interface {
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Issuer     Issuer
 	Users      Users
 	Tokens     PasswordTokens

@@ -24,12 +24,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Locks is the part of the locks service the handlers use.
 type Locks interface {
 	GetLock(ctx context.Context, name string) (*typesv1.Lock, error)
@@ -44,8 +38,8 @@ var _ Locks = (*services.LockService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Locks      Locks
 	Clock      clockwork.Clock
 }

@@ -50,12 +50,6 @@ const TokenBytes = 32
 // change to the plugin or its credentials.
 const maxRotateAttempts = 5
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Plugins is the part of the plugins service the handlers use.
 type Plugins interface {
 	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
@@ -93,8 +87,8 @@ var (
 
 // Config configures the service.
 type Config struct {
-	Authorizer        Authorizer
-	Recorder          Recorder
+	Authorizer        crud.Authorizer
+	Recorder          crud.Recorder
 	Plugins           Plugins
 	StaticCredentials StaticCredentials
 	Connectors        Connectors

@@ -17,12 +17,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Roles is the part of the roles service the handlers use.
 type Roles interface {
 	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
@@ -37,8 +31,8 @@ var _ Roles = (*services.RoleService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Roles      Roles
 	Clock      clockwork.Clock
 }

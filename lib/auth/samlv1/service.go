@@ -19,12 +19,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Connectors is the part of the SAML connectors service the handlers use.
 type Connectors interface {
 	GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error)
@@ -39,8 +33,8 @@ var _ Connectors = (*services.SAMLConnectorService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Connectors Connectors
 	Clock      clockwork.Clock
 	// Prepare, if set, completes a connector before create and upsert:

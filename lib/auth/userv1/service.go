@@ -23,12 +23,6 @@ import (
 	userpb "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Users is the part of the users service the handlers use.
 type Users interface {
 	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
@@ -43,8 +37,8 @@ var _ Users = (*services.UserService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Users      Users
 	Clock      clockwork.Clock
 }
