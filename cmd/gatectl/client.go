@@ -49,6 +49,15 @@ func (a *app) resolveTarget() (target, error) {
 	return t, nil
 }
 
+// checkedClient is client for a command that prints in --format: the
+// format is checked first, so a typo fails before any connection is made.
+func (a *app) checkedClient(ctx context.Context) (*apis, error) {
+	if err := a.checkFormat(); err != nil {
+		return nil, err
+	}
+	return a.client(ctx)
+}
+
 // client connects on first use and returns the API stubs.
 func (a *app) client(ctx context.Context) (*apis, error) {
 	if a.conn != nil {

@@ -122,10 +122,7 @@ compared in canonical form, so "Alice@Example.com" finds alice@example.com).
 		Example: "  gatectl locks ls\n  gatectl locks ls --user alice@example.com",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.checkFormat(); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
+			c, err := a.checkedClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -210,11 +207,8 @@ naming who lifted it; see "gatectl events ls".`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.checkFormat(); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := a.client(ctx)
+			c, err := a.checkedClient(ctx)
 			if err != nil {
 				return err
 			}

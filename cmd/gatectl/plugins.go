@@ -315,10 +315,7 @@ provisioning settings with the new one.
 		Example: "  gatectl plugins rotate-token okta --format json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.checkFormat(); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
+			c, err := a.checkedClient(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -222,11 +222,8 @@ what changed. The command fails if the run fails.`,
 		Example: "  gatectl plugins sync okta --full",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.checkFormat(); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := a.client(ctx)
+			c, err := a.checkedClient(ctx)
 			if err != nil {
 				return err
 			}
@@ -295,10 +292,7 @@ func (a *app) userSyncStatusCommand() *cobra.Command {
 		Short: "Show a plugin's Okta user sync status: last run, next run, counts, last error",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.checkFormat(); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
+			c, err := a.checkedClient(cmd.Context())
 			if err != nil {
 				return err
 			}

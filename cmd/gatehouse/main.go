@@ -104,6 +104,17 @@ type startFlags struct {
 	diagPprof                                            bool
 }
 
+// registerOffline registers the flags of a command that opens the server's
+// storage itself while the server is stopped (recover, sign): where the
+// configuration and the data are, and the cluster's name.
+func (f *startFlags) registerOffline(fs *pflag.FlagSet, configHelp string) {
+	fs.StringVarP(&f.configFile, "config", "c", "", configHelp)
+	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "the server's data directory")
+	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend")
+	f.registerEtcd(fs)
+	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name")
+}
+
 // registerEtcd adds the etcd storage flags.
 func (f *startFlags) registerEtcd(fs *pflag.FlagSet) {
 	fs.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "with --storage etcd: comma-separated etcd client URLs (https://etcd1:2379,https://etcd2:2379)")
@@ -283,11 +294,7 @@ users, roles and other locks stay as they are.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file (the server's)")
-	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "the server's data directory")
-	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend")
-	f.registerEtcd(fs)
-	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name")
+	f.registerOffline(fs, "YAML configuration file (the server's)")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
 	return cmd
 }
@@ -352,11 +359,7 @@ storage admits one process at a time). On etcd storage (--storage etcd
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file")
-	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "the server's data directory")
-	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend")
-	f.registerEtcd(fs)
-	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name")
+	f.registerOffline(fs, "YAML configuration file")
 	fs.StringVar(&user, "user", "", "user to issue the identity for (must exist)")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "certificate lifetime (capped by the user's roles)")
 	fs.StringVar(&out, "out", "", "identity file to write (mode 0600)")

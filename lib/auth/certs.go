@@ -57,18 +57,9 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 	if services.IsUserExpired(user, now) {
 		return nil, trace.AccessDenied("user %q has expired", username)
 	}
-	maxTTL := services.MaxSessionTTL
-	var roles []*typesv1.Role
-	for _, name := range user.GetSpec().GetRoles() {
-		r, err := s.services.Roles.GetRole(ctx, name)
-		if trace.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		roles = append(roles, r)
-		maxTTL = min(maxTTL, services.RoleMaxSessionTTL(r))
+	roles, maxTTL, err := s.userRoles(ctx, user)
+	if err != nil {
+		return nil, trace.Wrap(err)
 	}
 	if ttl == 0 || ttl > maxTTL {
 		ttl = maxTTL
@@ -154,6 +145,26 @@ func sshUserExtensions(user *typesv1.User) (map[string]string, error) {
 		certext.SSHExtIncarnation: user.GetSpec().GetIncarnation(),
 		certext.SSHExtRoles:       roles,
 	}, nil
+}
+
+// userRoles reads user's roles, skipping the ones that no longer exist (a
+// deleted role grants nothing), and the longest session they allow:
+// services.MaxSessionTTL capped by each role's max_session_ttl.
+func (s *Server) userRoles(ctx context.Context, user *typesv1.User) ([]*typesv1.Role, time.Duration, error) {
+	maxTTL := services.MaxSessionTTL
+	var roles []*typesv1.Role
+	for _, name := range user.GetSpec().GetRoles() {
+		r, err := s.services.Roles.GetRole(ctx, name)
+		if trace.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, trace.Wrap(err)
+		}
+		roles = append(roles, r)
+		maxTTL = min(maxTTL, services.RoleMaxSessionTTL(r))
+	}
+	return roles, maxTTL, nil
 }
 
 // loginsFor returns the node logins roles allow user, with

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/services"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // SSHCertBackdate is how far before issue an SSH certificate becomes valid,
@@ -74,18 +73,9 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 	if services.IsUserExpired(user, now) {
 		return nil, trace.AccessDenied("user %q has expired", req.Username)
 	}
-	maxTTL := services.MaxSessionTTL
-	var roles []*typesv1.Role
-	for _, name := range user.GetSpec().GetRoles() {
-		r, err := s.services.Roles.GetRole(ctx, name)
-		if trace.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		roles = append(roles, r)
-		maxTTL = min(maxTTL, services.RoleMaxSessionTTL(r))
+	roles, maxTTL, err := s.userRoles(ctx, user)
+	if err != nil {
+		return nil, trace.Wrap(err)
 	}
 	ttl := req.TTL
 	if ttl == 0 || ttl > maxTTL {

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse/gatehouse/lib/services"
-	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // HostCASSHPublicKey returns the host CA's SSH public key in authorized_keys
@@ -63,16 +62,9 @@ func (s *Server) CheckSSHLogin(ctx context.Context, username, login string) ([]s
 	if services.IsUserExpired(user, s.cfg.Clock.Now()) {
 		return nil, trace.AccessDenied("user %q has expired", username)
 	}
-	var roles []*typesv1.Role
-	for _, name := range user.GetSpec().GetRoles() {
-		r, err := s.services.Roles.GetRole(ctx, name)
-		if trace.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		roles = append(roles, r)
+	roles, _, err := s.userRoles(ctx, user)
+	if err != nil {
+		return nil, trace.Wrap(err)
 	}
 	names := slices.Clone(user.GetSpec().GetRoles())
 	if !slices.Contains(loginsFor(user, roles), login) {

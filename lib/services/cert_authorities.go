@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -71,8 +70,7 @@ func MarshalCertAuthority(ca *typesv1.CertAuthority) (backend.Item, error) {
 
 // UnmarshalCertAuthority decodes a stored CA, private keys included.
 func UnmarshalCertAuthority(item backend.Item) (*typesv1.CertAuthority, error) {
-	ca, err := generic.UnmarshalResource[*typesv1.CertAuthority](item, protojson.UnmarshalOptions{})
-	return ca, trace.Wrap(err)
+	return unmarshalStored[*typesv1.CertAuthority](item)
 }
 
 // CertAuthorityService stores CAs at cert_authorities/<name>. Updates write
@@ -84,11 +82,7 @@ type CertAuthorityService struct {
 
 // NewCertAuthorityService returns the CA service.
 func NewCertAuthorityService(cfg Config) (*CertAuthorityService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.CertAuthority]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.CertAuthority]{
 		Kind:      KindCertAuthority,
 		KeyPrefix: CertAuthoritiesPrefix,
 		Validate:  ValidateCertAuthority,
@@ -102,32 +96,19 @@ func NewCertAuthorityService(cfg Config) (*CertAuthorityService, error) {
 // GetCertAuthority reads a CA; private keys only with withSecrets.
 func (s *CertAuthorityService) GetCertAuthority(ctx context.Context, name string, withSecrets bool) (*typesv1.CertAuthority, error) {
 	ca, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(ca, withSecrets, StripCertAuthoritySecrets), nil
+	return strippedResult(ca, err, withSecrets, StripCertAuthoritySecrets)
 }
 
 // ListCertAuthorities returns a page of CAs in name order and the next
 // page's token; private keys only with withSecrets.
 func (s *CertAuthorityService) ListCertAuthorities(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.CertAuthority, string, error) {
 	cas, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, ca := range cas {
-		stripped(ca, withSecrets, StripCertAuthoritySecrets)
-	}
-	return cas, next, nil
+	return strippedPage(cas, next, err, withSecrets, StripCertAuthoritySecrets)
 }
 
 // CreateCertAuthority writes a new CA; trace.AlreadyExists if it exists. It
 // returns it without private keys.
 func (s *CertAuthorityService) CreateCertAuthority(ctx context.Context, ca *typesv1.CertAuthority) (*typesv1.CertAuthority, error) {
 	out, err := s.svc.Create(ctx, ca)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripCertAuthoritySecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripCertAuthoritySecrets)
 }

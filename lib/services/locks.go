@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
@@ -135,8 +134,7 @@ func MarshalLock(l *typesv1.Lock) (backend.Item, error) {
 
 // UnmarshalLock decodes a stored lock.
 func UnmarshalLock(item backend.Item) (*typesv1.Lock, error) {
-	l, err := generic.UnmarshalResource[*typesv1.Lock](item, protojson.UnmarshalOptions{})
-	return l, trace.Wrap(err)
+	return unmarshalStored[*typesv1.Lock](item)
 }
 
 // LockService stores locks at locks/<name>.
@@ -147,15 +145,10 @@ type LockService struct {
 
 // NewLockService returns the lock service.
 func NewLockService(cfg Config) (*LockService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.Lock]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.Lock]{
 		Kind:      KindLock,
 		KeyPrefix: LocksPrefix,
 		Validate:  ValidateLock,
-		Binary:    binaryKinds[LocksPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

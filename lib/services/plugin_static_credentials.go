@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -85,8 +84,7 @@ func MarshalPluginStaticCredentials(c *typesv1.PluginStaticCredentials) (backend
 // UnmarshalPluginStaticCredentials decodes stored credentials, secrets
 // included.
 func UnmarshalPluginStaticCredentials(item backend.Item) (*typesv1.PluginStaticCredentials, error) {
-	c, err := generic.UnmarshalResource[*typesv1.PluginStaticCredentials](item, protojson.UnmarshalOptions{})
-	return c, trace.Wrap(err)
+	return unmarshalStored[*typesv1.PluginStaticCredentials](item)
 }
 
 // PluginStaticCredentialsService stores credentials at
@@ -97,11 +95,7 @@ type PluginStaticCredentialsService struct {
 
 // NewPluginStaticCredentialsService returns the static credentials service.
 func NewPluginStaticCredentialsService(cfg Config) (*PluginStaticCredentialsService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.PluginStaticCredentials]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.PluginStaticCredentials]{
 		Kind:      KindPluginStaticCredentials,
 		KeyPrefix: PluginStaticCredentialsPrefix,
 		Validate:  ValidatePluginStaticCredentials,
@@ -116,23 +110,14 @@ func NewPluginStaticCredentialsService(cfg Config) (*PluginStaticCredentialsServ
 // withSecrets.
 func (s *PluginStaticCredentialsService) GetPluginStaticCredentials(ctx context.Context, name string, withSecrets bool) (*typesv1.PluginStaticCredentials, error) {
 	c, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(c, withSecrets, StripPluginStaticCredentialsSecrets), nil
+	return strippedResult(c, err, withSecrets, StripPluginStaticCredentialsSecrets)
 }
 
 // ListPluginStaticCredentials returns a page of credentials in name order
 // and the next page's token; the token hashes only with withSecrets.
 func (s *PluginStaticCredentialsService) ListPluginStaticCredentials(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.PluginStaticCredentials, string, error) {
 	cs, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, c := range cs {
-		stripped(c, withSecrets, StripPluginStaticCredentialsSecrets)
-	}
-	return cs, next, nil
+	return strippedPage(cs, next, err, withSecrets, StripPluginStaticCredentialsSecrets)
 }
 
 // ListPluginStaticCredentialsByLabels returns every credential carrying all
@@ -170,32 +155,20 @@ func MatchLabels(have, want map[string]string) bool {
 // if the name is taken. It returns them without the hash.
 func (s *PluginStaticCredentialsService) CreatePluginStaticCredentials(ctx context.Context, c *typesv1.PluginStaticCredentials) (*typesv1.PluginStaticCredentials, error) {
 	out, err := s.svc.Create(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripPluginStaticCredentialsSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripPluginStaticCredentialsSecrets)
 }
 
 // UpdatePluginStaticCredentials overwrites credentials still at
 // c.metadata.revision (required); the hash is required as on create.
 func (s *PluginStaticCredentialsService) UpdatePluginStaticCredentials(ctx context.Context, c *typesv1.PluginStaticCredentials) (*typesv1.PluginStaticCredentials, error) {
 	out, err := s.svc.Update(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripPluginStaticCredentialsSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripPluginStaticCredentialsSecrets)
 }
 
 // UpsertPluginStaticCredentials writes credentials whether or not they exist.
 func (s *PluginStaticCredentialsService) UpsertPluginStaticCredentials(ctx context.Context, c *typesv1.PluginStaticCredentials) (*typesv1.PluginStaticCredentials, error) {
 	out, err := s.svc.Upsert(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripPluginStaticCredentialsSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripPluginStaticCredentialsSecrets)
 }
 
 // DeletePluginStaticCredentials removes credentials; trace.NotFound if

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
@@ -99,8 +98,7 @@ func MarshalPlugin(p *typesv1.Plugin) (backend.Item, error) {
 
 // UnmarshalPlugin decodes a stored plugin.
 func UnmarshalPlugin(item backend.Item) (*typesv1.Plugin, error) {
-	p, err := generic.UnmarshalResource[*typesv1.Plugin](item, protojson.UnmarshalOptions{})
-	return p, trace.Wrap(err)
+	return unmarshalStored[*typesv1.Plugin](item)
 }
 
 // PluginService stores plugins at plugins/<name>.
@@ -113,11 +111,7 @@ type PluginService struct {
 
 // NewPluginService returns the plugin service.
 func NewPluginService(cfg Config) (*PluginService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.Plugin]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.Plugin]{
 		Kind:      KindPlugin,
 		KeyPrefix: PluginsPrefix,
 		Validate:  ValidatePlugin,

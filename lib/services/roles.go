@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -121,8 +120,7 @@ func MarshalRole(r *typesv1.Role) (backend.Item, error) {
 
 // UnmarshalRole decodes a stored role.
 func UnmarshalRole(item backend.Item) (*typesv1.Role, error) {
-	r, err := generic.UnmarshalResource[*typesv1.Role](item, protojson.UnmarshalOptions{})
-	return r, trace.Wrap(err)
+	return unmarshalStored[*typesv1.Role](item)
 }
 
 // RoleService stores roles at roles/<name>.
@@ -132,11 +130,7 @@ type RoleService struct {
 
 // NewRoleService returns the role service.
 func NewRoleService(cfg Config) (*RoleService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.Role]{
-		Backend:      cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.Role]{
 		Kind:         KindRole,
 		KeyPrefix:    RolesPrefix,
 		Validate:     ValidateRole,

@@ -5,7 +5,6 @@ import (
 	"net/url"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
@@ -134,8 +133,7 @@ func MarshalSAMLConnector(c *typesv1.SAMLConnector) (backend.Item, error) {
 
 // UnmarshalSAMLConnector decodes a stored connector, secrets included.
 func UnmarshalSAMLConnector(item backend.Item) (*typesv1.SAMLConnector, error) {
-	c, err := generic.UnmarshalResource[*typesv1.SAMLConnector](item, protojson.UnmarshalOptions{})
-	return c, trace.Wrap(err)
+	return unmarshalStored[*typesv1.SAMLConnector](item)
 }
 
 // SAMLConnectorService stores SAML connectors at saml/<name>.
@@ -145,11 +143,7 @@ type SAMLConnectorService struct {
 
 // NewSAMLConnectorService returns the SAML connector service.
 func NewSAMLConnectorService(cfg Config) (*SAMLConnectorService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.SAMLConnector]{
-		Backend:      cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.SAMLConnector]{
 		Kind:         KindSAMLConnector,
 		KeyPrefix:    SAMLConnectorsPrefix,
 		Validate:     ValidateSAMLConnector,
@@ -165,34 +159,21 @@ func NewSAMLConnectorService(cfg Config) (*SAMLConnectorService, error) {
 // withSecrets.
 func (s *SAMLConnectorService) GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error) {
 	c, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(c, withSecrets, StripSAMLConnectorSecrets), nil
+	return strippedResult(c, err, withSecrets, StripSAMLConnectorSecrets)
 }
 
 // ListSAMLConnectors returns a page of connectors in name order and the next
 // page's token; private keys only with withSecrets.
 func (s *SAMLConnectorService) ListSAMLConnectors(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.SAMLConnector, string, error) {
 	cs, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, c := range cs {
-		stripped(c, withSecrets, StripSAMLConnectorSecrets)
-	}
-	return cs, next, nil
+	return strippedPage(cs, next, err, withSecrets, StripSAMLConnectorSecrets)
 }
 
 // CreateSAMLConnector writes a new connector; trace.AlreadyExists if the
 // name is taken. It returns it without the private key.
 func (s *SAMLConnectorService) CreateSAMLConnector(ctx context.Context, c *typesv1.SAMLConnector) (*typesv1.SAMLConnector, error) {
 	out, err := s.svc.Create(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripSAMLConnectorSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripSAMLConnectorSecrets)
 }
 
 // UpdateSAMLConnector overwrites a connector still at c.metadata.revision
@@ -200,22 +181,14 @@ func (s *SAMLConnectorService) CreateSAMLConnector(ctx context.Context, c *types
 // stored key pair.
 func (s *SAMLConnectorService) UpdateSAMLConnector(ctx context.Context, c *typesv1.SAMLConnector) (*typesv1.SAMLConnector, error) {
 	out, err := updateKeepingSecrets(ctx, s.svc, c, samlSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripSAMLConnectorSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripSAMLConnectorSecrets)
 }
 
 // UpsertSAMLConnector writes a connector whether or not it exists; like
 // UpdateSAMLConnector it keeps the stored key pair when given no private key.
 func (s *SAMLConnectorService) UpsertSAMLConnector(ctx context.Context, c *typesv1.SAMLConnector) (*typesv1.SAMLConnector, error) {
 	out, err := upsertKeepingSecrets(ctx, s.svc, c, samlSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripSAMLConnectorSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripSAMLConnectorSecrets)
 }
 
 // DeleteSAMLConnector removes a connector; trace.NotFound if missing.

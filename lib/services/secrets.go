@@ -103,3 +103,27 @@ func upsertKeepingSecrets[T generic.Resource](ctx context.Context, svc *generic.
 	}
 	return zero, trace.CompareFailed("%s %q: gave up after %d concurrent modifications, try again", svc.Kind(), name, generic.DefaultMaxSwapAttempts)
 }
+
+// strippedResult returns r, or err wrapped, the way every read or write of
+// a kind with secrets answers: without r's secrets (strip removes them)
+// unless withSecrets. Writes pass false: a write never sends back the
+// secrets it stored.
+func strippedResult[T proto.Message](r T, err error, withSecrets bool, strip func(T)) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, trace.Wrap(err)
+	}
+	return stripped(r, withSecrets, strip), nil
+}
+
+// strippedPage is strippedResult for a page of resources and the next
+// page's token.
+func strippedPage[T proto.Message](rs []T, next string, err error, withSecrets bool, strip func(T)) ([]T, string, error) {
+	if err != nil {
+		return nil, "", trace.Wrap(err)
+	}
+	for _, r := range rs {
+		stripped(r, withSecrets, strip)
+	}
+	return rs, next, nil
+}

@@ -146,8 +146,7 @@ func MarshalUser(u *typesv1.User) (backend.Item, error) {
 
 // UnmarshalUser decodes a stored user, secrets included.
 func UnmarshalUser(item backend.Item) (*typesv1.User, error) {
-	u, err := generic.UnmarshalResource[*typesv1.User](item, protojson.UnmarshalOptions{})
-	return u, trace.Wrap(err)
+	return unmarshalStored[*typesv1.User](item)
 }
 
 // marshalValidated validates a copy of r and marshals it.
@@ -190,15 +189,10 @@ type UserService struct {
 
 // NewUserService returns the user service.
 func NewUserService(cfg Config) (*UserService, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	svc, err := generic.New(generic.Config[*typesv1.User]{
-		Backend:   cfg.Backend,
+	svc, err := newGeneric(cfg, generic.Config[*typesv1.User]{
 		Kind:      KindUser,
 		KeyPrefix: UsersPrefix,
 		Validate:  ValidateUser,
-		Binary:    binaryKinds[UsersPrefix],
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -222,23 +216,14 @@ type cacheWhenReader interface {
 // GetUser reads a user; its local_auth only with withSecrets.
 func (s *UserService) GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error) {
 	u, err := s.svc.Get(ctx, name)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return stripped(u, withSecrets, StripUserSecrets), nil
+	return strippedResult(u, err, withSecrets, StripUserSecrets)
 }
 
 // ListUsers returns a page of users in name order and the next page's token
 // ("" after the last page); local_auth only with withSecrets.
 func (s *UserService) ListUsers(ctx context.Context, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.User, string, error) {
 	users, next, err := s.svc.List(ctx, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, u := range users {
-		stripped(u, withSecrets, StripUserSecrets)
-	}
-	return users, next, nil
+	return strippedPage(users, next, err, withSecrets, StripUserSecrets)
 }
 
 // CreateUser writes a new user with a fresh incarnation; trace.AlreadyExists
@@ -253,11 +238,7 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 	c := proto.Clone(u).(*typesv1.User)
 	userSecrets.fresh(c)
 	out, err := s.svc.Create(ctx, c)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripUserSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripUserSecrets)
 }
 
 // UpdateUser overwrites a user still at u.metadata.revision (required). A
@@ -267,11 +248,7 @@ func (s *UserService) CreateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // sent (see keepIncarnation).
 func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
 	out, err := updateKeepingSecrets(ctx, s.svc, u, userSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripUserSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripUserSecrets)
 }
 
 // UpsertUser writes a user whether or not it exists. Like UpdateUser, a user
@@ -281,11 +258,7 @@ func (s *UserService) UpdateUser(ctx context.Context, u *typesv1.User) (*typesv1
 // wrote in between.
 func (s *UserService) UpsertUser(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
 	out, err := upsertKeepingSecrets(ctx, s.svc, u, userSecrets)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	StripUserSecrets(out)
-	return out, nil
+	return strippedResult(out, err, false, StripUserSecrets)
 }
 
 // setIncarnation sets u's incarnation.
@@ -423,11 +396,5 @@ func CheckUserNamePrefix(prefix string) error {
 // one key range, whatever the number of users.
 func (s *UserService) ListUsersWithPrefix(ctx context.Context, namePrefix string, pageSize int, pageToken string, withSecrets bool) ([]*typesv1.User, string, error) {
 	users, next, err := s.svc.ListWithPrefix(ctx, namePrefix, pageSize, pageToken)
-	if err != nil {
-		return nil, "", trace.Wrap(err)
-	}
-	for _, u := range users {
-		stripped(u, withSecrets, StripUserSecrets)
-	}
-	return users, next, nil
+	return strippedPage(users, next, err, withSecrets, StripUserSecrets)
 }

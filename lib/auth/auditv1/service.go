@@ -17,9 +17,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
 // Events searches the audit log.
 type Events interface {
 	SearchEvents(ctx context.Context, req services.SearchEventsRequest) ([]*typesv1.AuditEvent, string, error)
@@ -29,23 +26,17 @@ var _ Events = (*services.AuditLog)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
+	Authorizer crud.Authorizer
 	Events     Events
 	Clock      clockwork.Clock
 }
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("auditv1: missing Authorizer")
-	case c.Events == nil:
-		return trace.BadParameter("auditv1: missing Events")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("auditv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Events", c.Events == nil),
+	))
 }
 
 // Service implements auditpb.AuditServiceServer.

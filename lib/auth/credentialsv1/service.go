@@ -53,12 +53,6 @@ const (
 // PasswordPath is the web UI page a password link opens.
 const PasswordPath = "/web/password"
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Issuer issues certificates from the cluster's user CA (lib/auth's
 // Server, through a small adapter, since this package sits below it).
 type Issuer interface {
@@ -85,8 +79,8 @@ type PasswordTokens interface {
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Issuer     Issuer
 	Users      Users
 	Tokens     PasswordTokens
@@ -98,22 +92,13 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("credentialsv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("credentialsv1: missing Recorder")
-	case c.Issuer == nil:
-		return trace.BadParameter("credentialsv1: missing Issuer")
-	case c.Users == nil:
-		return trace.BadParameter("credentialsv1: missing Users")
-	case c.Tokens == nil:
-		return trace.BadParameter("credentialsv1: missing Tokens")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("credentialsv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Issuer", c.Issuer == nil),
+		crud.Need("Users", c.Users == nil),
+		crud.Need("Tokens", c.Tokens == nil),
+	))
 }
 
 // Service implements credentialspb.CredentialsServiceServer.
@@ -132,8 +117,17 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
-func (s *Service) authorize(ctx context.Context, kind, verb string) (*authz.Context, error) {
-	return crud.Authorize(ctx, s.cfg.Authorizer, kind, verb)
+// authorize authorizes the caller for verb on kind, then checks the name of
+// the user the call is about.
+func (s *Service) authorize(ctx context.Context, kind, verb, user string) (*authz.Context, error) {
+	actx, err := crud.Authorize(ctx, s.cfg.Authorizer, kind, verb)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(services.KindUser, user); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return actx, nil
 }
 
 func (s *Service) record(ctx context.Context, actx *authz.Context, typ, user string, fields map[string]string, err error) {
@@ -163,11 +157,8 @@ func ttlOf(d *durationpb.Duration) (time.Duration, error) {
 
 // SignSSHCert signs the request's public key for the user.
 func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCertRequest) (*credentialspb.SignSSHCertResponse, error) {
-	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate)
+	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	ttl, err := ttlOf(req.GetTtl())
@@ -195,11 +186,8 @@ func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCer
 
 // CreateUserIdentity issues an identity file for the user.
 func (s *Service) CreateUserIdentity(ctx context.Context, req *credentialspb.CreateUserIdentityRequest) (*credentialspb.CreateUserIdentityResponse, error) {
-	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate)
+	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := checkNotBuiltin(req.GetUser()); err != nil {
@@ -239,11 +227,8 @@ func checkNotBuiltin(user string) error {
 
 // CreatePasswordToken returns a one-time password link for a local user.
 func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.CreatePasswordTokenRequest) (*credentialspb.CreatePasswordTokenResponse, error) {
-	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate)
+	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	ttl, err := ttlOf(req.GetTtl())
@@ -272,11 +257,8 @@ func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.Cr
 
 // SetPassword sets a local user's password.
 func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswordRequest) (*credentialspb.SetPasswordResponse, error) {
-	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate)
+	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate, req.GetUser())
 	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if err := generic.CheckName(services.KindUser, req.GetUser()); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := services.CheckPassword(req.GetPassword()); err != nil {

@@ -285,3 +285,28 @@ func (h *Handler[T]) Delete(ctx context.Context, name string) error {
 	h.record(ctx, actx, h.cfg.Events.Delete, name, err)
 	return trace.Wrap(err)
 }
+
+// Dep is one dependency a service's Config requires (see CheckConfig).
+type Dep struct {
+	name    string
+	missing bool
+}
+
+// Need names a required Config field and says whether it is missing
+// (`crud.Need("Roles", c.Roles == nil)`).
+func Need(name string, missing bool) Dep { return Dep{name: name, missing: missing} }
+
+// CheckConfig is the CheckAndSetDefaults every lib/auth gRPC service
+// shares: it refuses the first missing dependency, in the order given, as
+// "<service>: missing <field>", and defaults *clock to the real clock.
+func CheckConfig(service string, clock *clockwork.Clock, deps ...Dep) error {
+	for _, d := range deps {
+		if d.missing {
+			return trace.BadParameter("%s: missing %s", service, d.name)
+		}
+	}
+	if *clock == nil {
+		*clock = clockwork.NewRealClock()
+	}
+	return nil
+}

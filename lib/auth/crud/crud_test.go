@@ -308,3 +308,35 @@ func TestReply(t *testing.T) {
 	require.Nil(t, resp)
 	require.True(t, trace.IsNotFound(err))
 }
+
+func TestCheckConfig(t *testing.T) {
+	t.Parallel()
+	fake := clockwork.NewFakeClock()
+	tests := []struct {
+		name    string
+		clock   clockwork.Clock
+		deps    []crud.Dep
+		wantErr string
+	}{
+		{name: "all there, clock kept", clock: fake, deps: []crud.Dep{crud.Need("A", false), crud.Need("B", false)}},
+		{name: "all there, clock defaulted", deps: []crud.Dep{crud.Need("A", false)}},
+		{name: "first missing is named", clock: fake, deps: []crud.Dep{crud.Need("A", false), crud.Need("B", true), crud.Need("C", true)}, wantErr: "svc: missing B"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := tt.clock
+			err := crud.CheckConfig("svc", &clock, tt.deps...)
+			if tt.wantErr != "" {
+				require.True(t, trace.IsBadParameter(err), "got %v", err)
+				require.EqualError(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.NotNil(t, clock)
+			if tt.clock != nil {
+				require.Same(t, fake, clock)
+			}
+		})
+	}
+}

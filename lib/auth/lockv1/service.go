@@ -24,12 +24,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Locks is the part of the locks service the handlers use.
 type Locks interface {
 	GetLock(ctx context.Context, name string) (*typesv1.Lock, error)
@@ -44,26 +38,19 @@ var _ Locks = (*services.LockService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Locks      Locks
 	Clock      clockwork.Clock
 }
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("lockv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("lockv1: missing Recorder")
-	case c.Locks == nil:
-		return trace.BadParameter("lockv1: missing Locks")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("lockv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Locks", c.Locks == nil),
+	))
 }
 
 // Service implements lockpb.LockServiceServer.

@@ -50,12 +50,6 @@ const TokenBytes = 32
 // change to the plugin or its credentials.
 const maxRotateAttempts = 5
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Plugins is the part of the plugins service the handlers use.
 type Plugins interface {
 	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
@@ -93,8 +87,8 @@ var (
 
 // Config configures the service.
 type Config struct {
-	Authorizer        Authorizer
-	Recorder          Recorder
+	Authorizer        crud.Authorizer
+	Recorder          crud.Recorder
 	Plugins           Plugins
 	StaticCredentials StaticCredentials
 	Connectors        Connectors
@@ -116,24 +110,16 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("pluginv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("pluginv1: missing Recorder")
-	case c.Plugins == nil:
-		return trace.BadParameter("pluginv1: missing Plugins")
-	case c.StaticCredentials == nil:
-		return trace.BadParameter("pluginv1: missing StaticCredentials")
-	case c.Connectors == nil:
-		return trace.BadParameter("pluginv1: missing Connectors")
-	case c.Roles == nil:
-		return trace.BadParameter("pluginv1: missing Roles")
-	case c.Backend == nil:
-		return trace.BadParameter("pluginv1: missing Backend")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
+	if err := crud.CheckConfig("pluginv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Plugins", c.Plugins == nil),
+		crud.Need("StaticCredentials", c.StaticCredentials == nil),
+		crud.Need("Connectors", c.Connectors == nil),
+		crud.Need("Roles", c.Roles == nil),
+		crud.Need("Backend", c.Backend == nil),
+	); err != nil {
+		return trace.Wrap(err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -162,6 +148,19 @@ const kind = services.KindPlugin
 
 func (s *Service) authorize(ctx context.Context, verbs ...string) (*authz.Context, error) {
 	return crud.Authorize(ctx, s.cfg.Authorizer, kind, verbs...)
+}
+
+// authorizeOn is authorize for a call on the plugin name: the caller is
+// authorized first, then the name is checked.
+func (s *Service) authorizeOn(ctx context.Context, name string, verbs ...string) (*authz.Context, error) {
+	actx, err := s.authorize(ctx, verbs...)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := generic.CheckName(kind, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return actx, nil
 }
 
 func (s *Service) record(ctx context.Context, actx *authz.Context, typ, name string, err error) {
@@ -446,12 +445,9 @@ func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typ
 // DeletePlugin deletes a plugin and its linked credentials in one atomic
 // write, so that no token outlives its plugin.
 func (s *Service) DeletePlugin(ctx context.Context, req *pluginpb.DeletePluginRequest) (*pluginpb.DeletePluginResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbDelete)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbDelete)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	err = s.deletePlugin(ctx, name)
@@ -496,12 +492,9 @@ func (s *Service) linkedCredentials(ctx context.Context, p *typesv1.Plugin) ([]*
 // GenerateSCIMToken makes a new SCIM token for a plugin, stores its bcrypt
 // hash in place of any previous one, and returns the plaintext once.
 func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateSCIMTokenRequest) (*pluginpb.GenerateSCIMTokenResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	token, rotated, err := s.generateToken(ctx, name)

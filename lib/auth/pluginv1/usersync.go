@@ -14,7 +14,6 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
 	"github.com/gatehouse/gatehouse/lib/services"
-	"github.com/gatehouse/gatehouse/lib/services/generic"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -44,12 +43,9 @@ func SealContext(plugin string) string { return credseal.OktaAPIContext(plugin) 
 // plugin's user sync, replacing any previous one. The secret is never
 // returned, logged or audited.
 func (s *Service) SetUserSyncCredentials(ctx context.Context, req *pluginpb.SetUserSyncCredentialsRequest) (*pluginpb.SetUserSyncCredentialsResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	api, secret, err := userSyncCredential(req)
@@ -128,12 +124,9 @@ func (s *Service) storeUserSyncCredential(ctx context.Context, name string, api 
 // in the backend that the server holding the sync's lease picks up, so it
 // works whichever server the call lands on.
 func (s *Service) SyncUsers(ctx context.Context, req *pluginpb.SyncUsersRequest) (*pluginpb.SyncUsersResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	id, err := s.triggerSync(ctx, name, req.GetFull())
@@ -162,11 +155,8 @@ func (s *Service) triggerSync(ctx context.Context, name string, full bool) (stri
 // GetUserSyncStatus returns plugin's user sync settings, state and the kind
 // of credential stored (never the credential).
 func (s *Service) GetUserSyncStatus(ctx context.Context, req *pluginpb.GetUserSyncStatusRequest) (*pluginpb.GetUserSyncStatusResponse, error) {
-	if _, err := s.authorize(ctx, authz.VerbReadNoSecrets); err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	if _, err := s.authorizeOn(ctx, name, authz.VerbReadNoSecrets); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	p, err := s.cfg.Plugins.GetPlugin(ctx, name)
@@ -194,12 +184,9 @@ func (s *Service) GetUserSyncStatus(ctx context.Context, req *pluginpb.GetUserSy
 // response, for the operator to fix; only a failure to authorize or read
 // Gatehouse's own state is an error.
 func (s *Service) TestUserSyncConnection(ctx context.Context, req *pluginpb.TestUserSyncConnectionRequest) (*pluginpb.TestUserSyncConnectionResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
 	name := req.GetName()
-	if err := generic.CheckName(kind, name); err != nil {
+	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	resp, err := s.testConnection(ctx, name)

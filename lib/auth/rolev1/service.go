@@ -17,12 +17,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Roles is the part of the roles service the handlers use.
 type Roles interface {
 	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
@@ -37,26 +31,19 @@ var _ Roles = (*services.RoleService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Roles      Roles
 	Clock      clockwork.Clock
 }
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("rolev1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("rolev1: missing Recorder")
-	case c.Roles == nil:
-		return trace.BadParameter("rolev1: missing Roles")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("rolev1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Roles", c.Roles == nil),
+	))
 }
 
 // Service implements rolepb.RoleServiceServer.

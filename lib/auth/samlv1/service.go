@@ -19,12 +19,6 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Connectors is the part of the SAML connectors service the handlers use.
 type Connectors interface {
 	GetSAMLConnector(ctx context.Context, name string, withSecrets bool) (*typesv1.SAMLConnector, error)
@@ -39,8 +33,8 @@ var _ Connectors = (*services.SAMLConnectorService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Connectors Connectors
 	Clock      clockwork.Clock
 	// Prepare, if set, completes a connector before create and upsert:
@@ -51,18 +45,11 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("samlv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("samlv1: missing Recorder")
-	case c.Connectors == nil:
-		return trace.BadParameter("samlv1: missing Connectors")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("samlv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Connectors", c.Connectors == nil),
+	))
 }
 
 // Service implements samlpb.SAMLConnectorServiceServer.

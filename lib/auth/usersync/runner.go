@@ -59,13 +59,7 @@ func (c *RunnerConfig) CheckAndSetDefaults() error {
 	if c.LeaseTTL < 3*c.PollInterval {
 		return trace.BadParameter("usersync: the lease TTL must be at least three poll intervals")
 	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "usersync")
+	c.Clock, c.Logger = defaults(c.Backend, c.Clock, c.Logger)
 	return nil
 }
 

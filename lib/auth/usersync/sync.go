@@ -141,14 +141,21 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.Opener == nil:
 		return trace.BadParameter("usersync: missing Opener")
 	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "usersync")
+	c.Clock, c.Logger = defaults(c.Backend, c.Clock, c.Logger)
 	return nil
+}
+
+// defaults returns clock, or the backend's clock when nil, and logger (the
+// default one when nil) tagged component=usersync: the defaults Config and
+// RunnerConfig share.
+func defaults(b backend.Backend, clock clockwork.Clock, logger *slog.Logger) (clockwork.Clock, *slog.Logger) {
+	if clock == nil {
+		clock = b.Clock()
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return clock, logger.With("component", "usersync")
 }
 
 // Syncer runs user sync for any plugin.

@@ -23,12 +23,6 @@ import (
 	userpb "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 )
 
-// Authorizer identifies and authorizes the caller.
-type Authorizer = crud.Authorizer
-
-// Recorder records audit events.
-type Recorder = crud.Recorder
-
 // Users is the part of the users service the handlers use.
 type Users interface {
 	GetUser(ctx context.Context, name string, withSecrets bool) (*typesv1.User, error)
@@ -43,26 +37,19 @@ var _ Users = (*services.UserService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer Authorizer
-	Recorder   Recorder
+	Authorizer crud.Authorizer
+	Recorder   crud.Recorder
 	Users      Users
 	Clock      clockwork.Clock
 }
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
-	switch {
-	case c.Authorizer == nil:
-		return trace.BadParameter("userv1: missing Authorizer")
-	case c.Recorder == nil:
-		return trace.BadParameter("userv1: missing Recorder")
-	case c.Users == nil:
-		return trace.BadParameter("userv1: missing Users")
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	return nil
+	return trace.Wrap(crud.CheckConfig("userv1", &c.Clock,
+		crud.Need("Authorizer", c.Authorizer == nil),
+		crud.Need("Recorder", c.Recorder == nil),
+		crud.Need("Users", c.Users == nil),
+	))
 }
 
 // Service implements userpb.UserServiceServer.

@@ -269,11 +269,24 @@ func (s *Service[T]) prepare(r T) (T, error) {
 // MarshalItem validates r and returns the backend item that stores it (see
 // MarshalResource). r is not modified.
 func (s *Service[T]) MarshalItem(r T) (backend.Item, error) {
+	_, item, err := s.prepareItem(r)
+	return item, trace.Wrap(err)
+}
+
+// prepareItem is prepare, then the item storing the prepared copy: what
+// every write starts with.
+func (s *Service[T]) prepareItem(r T) (T, backend.Item, error) {
 	c, err := s.prepare(r)
 	if err != nil {
-		return backend.Item{}, trace.Wrap(err)
+		var zero T
+		return zero, backend.Item{}, trace.Wrap(err)
 	}
-	return s.marshalPrepared(c)
+	item, err := s.marshalPrepared(c)
+	if err != nil {
+		var zero T
+		return zero, backend.Item{}, trace.Wrap(err)
+	}
+	return c, item, nil
 }
 
 func (s *Service[T]) marshalPrepared(c T) (backend.Item, error) {
@@ -528,11 +541,7 @@ func (s *Service[T]) ListAll(ctx context.Context, keep func(T) bool) ([]T, error
 // trace.AlreadyExists (`user "alice" already exists`) if the name is taken.
 func (s *Service[T]) Create(ctx context.Context, r T) (T, error) {
 	var zero T
-	c, err := s.prepare(r)
-	if err != nil {
-		return zero, trace.Wrap(err)
-	}
-	item, err := s.marshalPrepared(c)
+	c, item, err := s.prepareItem(r)
 	if err != nil {
 		return zero, trace.Wrap(err)
 	}
@@ -586,11 +595,7 @@ func (s *Service[T]) conditionalError(ctx context.Context, name string, err erro
 // metadata.revision, and returns it with its new revision.
 func (s *Service[T]) Upsert(ctx context.Context, r T) (T, error) {
 	var zero T
-	c, err := s.prepare(r)
-	if err != nil {
-		return zero, trace.Wrap(err)
-	}
-	item, err := s.marshalPrepared(c)
+	c, item, err := s.prepareItem(r)
 	if err != nil {
 		return zero, trace.Wrap(err)
 	}
@@ -655,11 +660,7 @@ func (s *Service[T]) UpdateAndSwap(ctx context.Context, name string, modify func
 		if got := nameOf(cur); got != name {
 			return zero, trace.BadParameter("update of %s %q must not rename it to %q", s.cfg.Kind, name, got)
 		}
-		c, err := s.prepare(cur)
-		if err != nil {
-			return zero, trace.Wrap(err)
-		}
-		item, err := s.marshalPrepared(c)
+		c, item, err := s.prepareItem(cur)
 		if err != nil {
 			return zero, trace.Wrap(err)
 		}

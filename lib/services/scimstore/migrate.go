@@ -57,47 +57,64 @@ type IndexCollision struct {
 // then writes the marker (unless collisions remain, so that the next start
 // reports them again).
 func (s *Store) CanonicalizeUserNameIndex(ctx context.Context, plugin string) (*IndexReport, error) {
-	if err := CheckPlugin(plugin); err != nil {
+	rep := &IndexReport{}
+	skipped, err := s.migrateOnce(ctx, plugin, indexVersionKey(plugin), canonicalIndexVersion, func() (bool, error) {
+		after := ""
+		for {
+			recs, err := s.ListUsers(ctx, plugin, after, backend.MaxRangeLimit)
+			if err != nil {
+				return false, trace.Wrap(err)
+			}
+			for _, rec := range recs {
+				rep.Scanned++
+				moved, holder, err := s.moveUserNameEntry(ctx, plugin, rec)
+				switch {
+				case trace.IsCompareFailed(err):
+					rep.Unfinished++
+				case err != nil:
+					return false, trace.Wrap(err)
+				case moved:
+					rep.Moved++
+				}
+				if holder != "" {
+					rep.Collisions = append(rep.Collisions, IndexCollision{ID: rec.ID, UserName: rec.UserName, HolderID: holder})
+				}
+			}
+			if len(recs) < backend.MaxRangeLimit {
+				return len(rep.Collisions) == 0 && rep.Unfinished == 0, nil
+			}
+			after = recs[len(recs)-1].ID
+		}
+	})
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	rep := &IndexReport{}
-	done, err := s.migrated(ctx, indexVersionKey(plugin), canonicalIndexVersion)
-	if err != nil || done {
-		rep.Skipped = done
-		return rep, trace.Wrap(err)
-	}
-	after := ""
-	for {
-		recs, err := s.ListUsers(ctx, plugin, after, backend.MaxRangeLimit)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		for _, rec := range recs {
-			rep.Scanned++
-			moved, holder, err := s.moveUserNameEntry(ctx, plugin, rec)
-			switch {
-			case trace.IsCompareFailed(err):
-				rep.Unfinished++
-			case err != nil:
-				return nil, trace.Wrap(err)
-			case moved:
-				rep.Moved++
-			}
-			if holder != "" {
-				rep.Collisions = append(rep.Collisions, IndexCollision{ID: rec.ID, UserName: rec.UserName, HolderID: holder})
-			}
-		}
-		if len(recs) < backend.MaxRangeLimit {
-			break
-		}
-		after = recs[len(recs)-1].ID
-	}
-	if len(rep.Collisions) == 0 && rep.Unfinished == 0 {
-		if err := s.markMigrated(ctx, indexVersionKey(plugin), canonicalIndexVersion); err != nil {
-			return nil, trace.Wrap(err)
-		}
-	}
+	rep.Skipped = skipped
 	return rep, nil
+}
+
+// migrateOnce runs the one-time migration of plugin whose marker is key,
+// unless the marker already holds version (skipped), and writes the marker
+// when run reports that it finished (a migration that left work for the
+// next start does not).
+func (s *Store) migrateOnce(ctx context.Context, plugin string, key backend.Key, version string, run func() (finished bool, err error)) (skipped bool, err error) {
+	if err := CheckPlugin(plugin); err != nil {
+		return false, trace.Wrap(err)
+	}
+	done, err := s.migrated(ctx, key, version)
+	if err != nil || done {
+		return done, trace.Wrap(err)
+	}
+	finished, err := run()
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	if finished {
+		if err := s.markMigrated(ctx, key, version); err != nil {
+			return false, trace.Wrap(err)
+		}
+	}
+	return false, nil
 }
 
 // migrated reports whether the one-time migration whose marker is key has
@@ -227,47 +244,35 @@ type ExternalIDReport struct {
 // to its per-record key, each in one AtomicWrite conditioned on the record's
 // revision, then writes the marker (unless some records kept changing).
 func (s *Store) MigrateExternalIDIndex(ctx context.Context, plugin string) (*ExternalIDReport, error) {
-	if err := CheckPlugin(plugin); err != nil {
+	rep := &ExternalIDReport{}
+	skipped, err := s.migrateOnce(ctx, plugin, externalIDIndexKey(plugin), perRecordExternalIDIndex, func() (bool, error) {
+		for _, idx := range legacyExternalIDIndexes {
+			err := s.eachPage(ctx, pluginKey(plugin, idx.part, ""), func(items []backend.Item) error {
+				for _, item := range items {
+					moved, err := s.moveExternalIDEntry(ctx, plugin, idx, item)
+					switch {
+					case trace.IsCompareFailed(err):
+						rep.Unfinished++
+					case err != nil:
+						return trace.Wrap(err)
+					case moved:
+						rep.Moved++
+					default:
+						rep.Dropped++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return false, trace.Wrap(err)
+			}
+		}
+		return rep.Unfinished == 0, nil
+	})
+	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	rep := &ExternalIDReport{}
-	done, err := s.migrated(ctx, externalIDIndexKey(plugin), perRecordExternalIDIndex)
-	if err != nil || done {
-		rep.Skipped = done
-		return rep, trace.Wrap(err)
-	}
-	for _, idx := range legacyExternalIDIndexes {
-		prefix := pluginKey(plugin, idx.part, "")
-		start, end := prefix, backend.RangeEnd(prefix)
-		for {
-			res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			for _, item := range res.Items {
-				moved, err := s.moveExternalIDEntry(ctx, plugin, idx, item)
-				switch {
-				case trace.IsCompareFailed(err):
-					rep.Unfinished++
-				case err != nil:
-					return nil, trace.Wrap(err)
-				case moved:
-					rep.Moved++
-				default:
-					rep.Dropped++
-				}
-			}
-			if len(res.Items) < backend.MaxRangeLimit {
-				break
-			}
-			start = backend.NextKey(res.Items[len(res.Items)-1].Key)
-		}
-	}
-	if rep.Unfinished == 0 {
-		if err := s.markMigrated(ctx, externalIDIndexKey(plugin), perRecordExternalIDIndex); err != nil {
-			return nil, trace.Wrap(err)
-		}
-	}
+	rep.Skipped = skipped
 	return rep, nil
 }
 

@@ -568,32 +568,101 @@ func groupIndexKey(plugin, attr, value string) (backend.Key, error) {
 
 // GetUser reads user record id; trace.NotFound if missing.
 func (s *Store) GetUser(ctx context.Context, plugin, id string) (*scimrecord.UserRecord, error) {
-	if err := checkID(id); err != nil {
-		return nil, trace.NotFound("SCIM user %q not found", id)
-	}
-	item, err := s.b.Get(ctx, UserKey(plugin, id))
-	if err != nil {
-		if trace.IsNotFound(err) {
-			return nil, trace.NotFound("SCIM user %q not found", id)
-		}
-		return nil, trace.Wrap(err)
-	}
-	return UnmarshalUser(*item)
+	return getRecord(ctx, s, userKind, plugin, id)
 }
 
 // GetGroup reads group record id; trace.NotFound if missing.
 func (s *Store) GetGroup(ctx context.Context, plugin, id string) (*scimrecord.GroupRecord, error) {
+	return getRecord(ctx, s, groupKind, plugin, id)
+}
+
+// recordKind describes one kind of SCIM record (users or groups) to the
+// reads both kinds share, so that each read is written once.
+type recordKind[T any] struct {
+	// name is the kind in error messages ("user").
+	name      string
+	prefix    func(plugin string) backend.Key
+	key       func(plugin, id string) backend.Key
+	indexKey  func(plugin, attr, value string) (backend.Key, error)
+	unmarshal func(backend.Item) (T, error)
+}
+
+var (
+	userKind  = recordKind[*scimrecord.UserRecord]{name: "user", prefix: UsersPrefix, key: UserKey, indexKey: userIndexKey, unmarshal: UnmarshalUser}
+	groupKind = recordKind[*scimrecord.GroupRecord]{name: "group", prefix: GroupsPrefix, key: GroupKey, indexKey: groupIndexKey, unmarshal: UnmarshalGroup}
+)
+
+// getRecord reads record id of kind k; trace.NotFound if missing (or if id
+// cannot be an id).
+func getRecord[T any](ctx context.Context, s *Store, k recordKind[T], plugin, id string) (T, error) {
+	var zero T
 	if err := checkID(id); err != nil {
-		return nil, trace.NotFound("SCIM group %q not found", id)
+		return zero, trace.NotFound("SCIM %s %q not found", k.name, id)
 	}
-	item, err := s.b.Get(ctx, GroupKey(plugin, id))
+	item, err := s.b.Get(ctx, k.key(plugin, id))
 	if err != nil {
 		if trace.IsNotFound(err) {
-			return nil, trace.NotFound("SCIM group %q not found", id)
+			return zero, trace.NotFound("SCIM %s %q not found", k.name, id)
 		}
+		return zero, trace.Wrap(err)
+	}
+	return k.unmarshal(*item)
+}
+
+// lookupRecordID is LookupUserID and LookupGroupID.
+func lookupRecordID[T any](ctx context.Context, s *Store, k recordKind[T], plugin, attr, value string) (string, error) {
+	key, err := k.indexKey(plugin, attr, value)
+	if err != nil {
+		return "", trace.Wrap(err)
+	}
+	if key == nil {
+		return value, nil
+	}
+	id, err := s.indexLookup(ctx, key)
+	if trace.IsNotFound(err) {
+		return "", trace.NotFound("no SCIM %s with %s %q", k.name, attr, value)
+	}
+	return id, trace.Wrap(err)
+}
+
+// lookupRecord reads the record attr=value names, in one backend read when
+// the backend can follow the index itself. A missing record is returned
+// unwrapped: FindUser turns it into "none", without a stack trace.
+func lookupRecord[T any](ctx context.Context, s *Store, k recordKind[T], plugin, attr, value string) (T, error) {
+	var zero T
+	key, err := k.indexKey(plugin, attr, value)
+	if err != nil {
+		return zero, trace.Wrap(err)
+	}
+	if key != nil {
+		if item, ok, err := s.lookupIndirect(ctx, key, k.prefix(plugin)); ok {
+			if trace.IsNotFound(err) {
+				return zero, err
+			}
+			if err != nil {
+				return zero, trace.Wrap(err)
+			}
+			return k.unmarshal(*item)
+		}
+	}
+	id, err := lookupRecordID(ctx, s, k, plugin, attr, value)
+	if err != nil {
+		return zero, trace.Wrap(err)
+	}
+	return getRecord(ctx, s, k, plugin, id)
+}
+
+// oneOrNone turns a unique lookup's answer into a list: none for
+// trace.NotFound, which LookupUsers and LookupGroups do not count as an
+// error.
+func oneOrNone[T any](rec T, err error) ([]T, error) {
+	switch {
+	case trace.IsNotFound(err):
+		return nil, nil
+	case err != nil:
 		return nil, trace.Wrap(err)
 	}
-	return UnmarshalGroup(*item)
+	return []T{rec}, nil
 }
 
 // indexLookup reads an index entry and returns the id it holds.
@@ -612,18 +681,7 @@ func (s *Store) indexLookup(ctx context.Context, key backend.Key) (string, error
 // case-insensitive; AttrID) equal to value, from the index; trace.NotFound if
 // none. externalId, which is not unique, is looked up with LookupUsers.
 func (s *Store) LookupUserID(ctx context.Context, plugin, attr, value string) (string, error) {
-	key, err := userIndexKey(plugin, attr, value)
-	if err != nil {
-		return "", trace.Wrap(err)
-	}
-	if key == nil {
-		return value, nil
-	}
-	id, err := s.indexLookup(ctx, key)
-	if trace.IsNotFound(err) {
-		return "", trace.NotFound("no SCIM user with %s %q", attr, value)
-	}
-	return id, trace.Wrap(err)
+	return lookupRecordID(ctx, s, userKind, plugin, attr, value)
 }
 
 // LookupUser returns the user record with attr equal to value (see
@@ -645,7 +703,7 @@ func (s *Store) LookupUser(ctx context.Context, plugin, attr, value string) (*sc
 // nil and no error when there is none, so that no error, and no stack
 // trace, is made for it.
 func (s *Store) FindUser(ctx context.Context, plugin, attr, value string) (*scimrecord.UserRecord, error) {
-	rec, err := s.lookupUser(ctx, plugin, attr, value)
+	rec, err := lookupRecord(ctx, s, userKind, plugin, attr, value)
 	switch {
 	case trace.IsNotFound(err):
 		return nil, nil
@@ -664,88 +722,24 @@ func (s *Store) FindUser(ctx context.Context, plugin, attr, value string) (*scim
 // externalId. No match is an empty list, not an error.
 func (s *Store) LookupUsers(ctx context.Context, plugin, attr, value string) ([]*scimrecord.UserRecord, error) {
 	if !strings.EqualFold(attr, AttrExternalID) {
-		rec, err := s.LookupUser(ctx, plugin, attr, value)
-		switch {
-		case trace.IsNotFound(err):
-			return nil, nil
-		case err != nil:
-			return nil, trace.Wrap(err)
-		}
-		return []*scimrecord.UserRecord{rec}, nil
+		return oneOrNone(s.LookupUser(ctx, plugin, attr, value))
 	}
 	return lookupByExternalID(ctx, s, UserExternalIDPrefix(plugin, value), value,
 		func(id string) (*scimrecord.UserRecord, error) { return s.GetUser(ctx, plugin, id) },
 		func(u *scimrecord.UserRecord) string { return u.ExternalID })
 }
 
-// lookupUser reads the record attr=value names, in one backend read when
-// the backend can follow the index itself.
-func (s *Store) lookupUser(ctx context.Context, plugin, attr, value string) (*scimrecord.UserRecord, error) {
-	key, err := userIndexKey(plugin, attr, value)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if key != nil {
-		if item, ok, err := s.lookupIndirect(ctx, key, UsersPrefix(plugin)); ok {
-			if trace.IsNotFound(err) {
-				return nil, err // unwrapped: FindUser turns it into "none"
-			}
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			return UnmarshalUser(*item)
-		}
-	}
-	id, err := s.LookupUserID(ctx, plugin, attr, value)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return s.GetUser(ctx, plugin, id)
-}
-
-// lookupGroup is lookupUser for groups.
-func (s *Store) lookupGroup(ctx context.Context, plugin, attr, value string) (*scimrecord.GroupRecord, error) {
-	key, err := groupIndexKey(plugin, attr, value)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	if key != nil {
-		if item, ok, err := s.lookupIndirect(ctx, key, GroupsPrefix(plugin)); ok {
-			if err != nil {
-				return nil, trace.Wrap(err)
-			}
-			return UnmarshalGroup(*item)
-		}
-	}
-	id, err := s.LookupGroupID(ctx, plugin, attr, value)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return s.GetGroup(ctx, plugin, id)
-}
-
 // LookupGroupID returns the id of the group record with attr
 // (AttrDisplayName, case-insensitive; AttrID) equal to value; trace.NotFound
 // if none. externalId, which is not unique, is looked up with LookupGroups.
 func (s *Store) LookupGroupID(ctx context.Context, plugin, attr, value string) (string, error) {
-	key, err := groupIndexKey(plugin, attr, value)
-	if err != nil {
-		return "", trace.Wrap(err)
-	}
-	if key == nil {
-		return value, nil
-	}
-	id, err := s.indexLookup(ctx, key)
-	if trace.IsNotFound(err) {
-		return "", trace.NotFound("no SCIM group with %s %q", attr, value)
-	}
-	return id, trace.Wrap(err)
+	return lookupRecordID(ctx, s, groupKind, plugin, attr, value)
 }
 
 // LookupGroup returns the group record with attr equal to value; see
 // LookupUser.
 func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*scimrecord.GroupRecord, error) {
-	rec, err := s.lookupGroup(ctx, plugin, attr, value)
+	rec, err := lookupRecord(ctx, s, groupKind, plugin, attr, value)
 	if err != nil {
 		if trace.IsNotFound(err) {
 			return nil, trace.NotFound("no SCIM group with %s %q", attr, value)
@@ -762,14 +756,7 @@ func (s *Store) LookupGroup(ctx context.Context, plugin, attr, value string) (*s
 // AttrExternalID, any number; AttrID).
 func (s *Store) LookupGroups(ctx context.Context, plugin, attr, value string) ([]*scimrecord.GroupRecord, error) {
 	if !strings.EqualFold(attr, AttrExternalID) {
-		rec, err := s.LookupGroup(ctx, plugin, attr, value)
-		switch {
-		case trace.IsNotFound(err):
-			return nil, nil
-		case err != nil:
-			return nil, trace.Wrap(err)
-		}
-		return []*scimrecord.GroupRecord{rec}, nil
+		return oneOrNone(s.LookupGroup(ctx, plugin, attr, value))
 	}
 	return lookupByExternalID(ctx, s, GroupExternalIDPrefix(plugin, value), value,
 		func(id string) (*scimrecord.GroupRecord, error) { return s.GetGroup(ctx, plugin, id) },
@@ -786,27 +773,42 @@ func lookupByExternalID[T any](ctx context.Context, s *Store, prefix backend.Key
 	if value == "" || len(value) > MaxIndexedValueBytes {
 		return nil, nil
 	}
-	start, end := prefix, backend.RangeEnd(prefix)
 	var out []T
-	for {
-		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		for _, item := range res.Items {
+	err := s.eachPage(ctx, prefix, func(items []backend.Item) error {
+		for _, item := range items {
 			rec, err := get(string(item.Value))
 			if trace.IsNotFound(err) {
 				continue
 			}
 			if err != nil {
-				return nil, trace.Wrap(err)
+				return trace.Wrap(err)
 			}
 			if externalID(rec) == value {
 				out = append(out, rec)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	return out, nil
+}
+
+// eachPage calls fn with every page of the items under prefix, in key
+// order, paging with NextKey, and stops at fn's first error.
+func (s *Store) eachPage(ctx context.Context, prefix backend.Key, fn func([]backend.Item) error) error {
+	start, end := prefix, backend.RangeEnd(prefix)
+	for {
+		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		if err := fn(res.Items); err != nil {
+			return trace.Wrap(err)
+		}
 		if len(res.Items) < backend.MaxRangeLimit {
-			return out, nil
+			return nil
 		}
 		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
 	}
@@ -835,40 +837,28 @@ func checkLimit(limit int) (int, error) {
 // ListUsers returns up to limit user records with ids after startAfterID
 // ("" for the first page), in id order, which is stable across pages.
 func (s *Store) ListUsers(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.UserRecord, error) {
-	limit, err := checkLimit(limit)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	prefix := UsersPrefix(plugin)
-	res, err := s.b.GetRange(ctx, pageStart(prefix, startAfterID), backend.RangeEnd(prefix), limit)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	out := make([]*scimrecord.UserRecord, 0, len(res.Items))
-	for _, item := range res.Items {
-		rec, err := UnmarshalUser(item)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return listRecords(ctx, s, userKind, plugin, startAfterID, limit)
 }
 
 // ListGroups is ListUsers for groups.
 func (s *Store) ListGroups(ctx context.Context, plugin, startAfterID string, limit int) ([]*scimrecord.GroupRecord, error) {
+	return listRecords(ctx, s, groupKind, plugin, startAfterID, limit)
+}
+
+// listRecords is ListUsers and ListGroups.
+func listRecords[T any](ctx context.Context, s *Store, k recordKind[T], plugin, startAfterID string, limit int) ([]T, error) {
 	limit, err := checkLimit(limit)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	prefix := GroupsPrefix(plugin)
+	prefix := k.prefix(plugin)
 	res, err := s.b.GetRange(ctx, pageStart(prefix, startAfterID), backend.RangeEnd(prefix), limit)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	out := make([]*scimrecord.GroupRecord, 0, len(res.Items))
+	out := make([]T, 0, len(res.Items))
 	for _, item := range res.Items {
-		rec, err := UnmarshalGroup(item)
+		rec, err := k.unmarshal(item)
 		if err != nil {
 			return nil, trace.Wrap(err)
 		}
@@ -880,19 +870,15 @@ func (s *Store) ListGroups(ctx context.Context, plugin, startAfterID string, lim
 // count counts the items under prefix, paging with NextKey. The backend
 // has no key-only range, so this reads values: callers should cache.
 func (s *Store) count(ctx context.Context, prefix backend.Key) (int, error) {
-	start, end := prefix, backend.RangeEnd(prefix)
 	n := 0
-	for {
-		res, err := s.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
-		if err != nil {
-			return 0, trace.Wrap(err)
-		}
-		n += len(res.Items)
-		if len(res.Items) < backend.MaxRangeLimit {
-			return n, nil
-		}
-		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	err := s.eachPage(ctx, prefix, func(items []backend.Item) error {
+		n += len(items)
+		return nil
+	})
+	if err != nil {
+		return 0, trace.Wrap(err)
 	}
+	return n, nil
 }
 
 // CountUsers counts the user records of plugin (active and inactive).

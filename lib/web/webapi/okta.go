@@ -436,31 +436,46 @@ func (h *Handler) setSCIM(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := readJSON(w, r, &req); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	var err error
-	for range maxUpdateAttempts {
-		var resp *pluginpb.GetPluginResponse
-		resp, err = h.cfg.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: OktaPlugin})
-		if err != nil {
-			if trace.IsNotFound(err) {
-				return nil, trace.BadParameter("set up SSO first")
-			}
-			return nil, trace.Wrap(err)
-		}
-		p := proto.Clone(resp.GetPlugin()).(*typesv1.Plugin)
-		if p.GetSpec().GetOkta() == nil {
-			return nil, trace.BadParameter("plugin %q has no okta settings", OktaPlugin)
-		}
-		p.Spec.GetOkta().ScimEnabled = req.Enabled
-		_, err = h.cfg.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p})
-		if !trace.IsCompareFailed(err) {
-			break
-		}
-	}
+	err := h.updateOkta(ctx, func(okta *typesv1.OktaPluginSettings) error {
+		okta.ScimEnabled = req.Enabled
+		return nil
+	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	st, err := h.oktaState(ctx)
 	return st, trace.Wrap(err)
+}
+
+// updateOkta applies modify to a copy of the okta plugin's settings and
+// writes the plugin back, reading it again and retrying (maxUpdateAttempts
+// in all) when it changed between the read and the update. No plugin yet is
+// "set up SSO first"; modify's error is returned as is.
+func (h *Handler) updateOkta(ctx context.Context, modify func(okta *typesv1.OktaPluginSettings) error) error {
+	var err error
+	for range maxUpdateAttempts {
+		var resp *pluginpb.GetPluginResponse
+		resp, err = h.cfg.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: OktaPlugin})
+		if trace.IsNotFound(err) {
+			return trace.BadParameter("set up SSO first")
+		}
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		p := proto.Clone(resp.GetPlugin()).(*typesv1.Plugin)
+		okta := p.GetSpec().GetOkta()
+		if okta == nil {
+			return trace.BadParameter("plugin %q has no okta settings", OktaPlugin)
+		}
+		if err := modify(okta); err != nil {
+			return trace.Wrap(err)
+		}
+		_, err = h.cfg.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p})
+		if !trace.IsCompareFailed(err) {
+			break
+		}
+	}
+	return trace.Wrap(err)
 }
 
 // Event is one audit event on the Status tile.

@@ -6,11 +6,9 @@ import (
 	"strings"
 
 	"github.com/gravitational/trace"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
-	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -85,29 +83,12 @@ func (h *Handler) setSettings(w http.ResponseWriter, r *http.Request) (any, erro
 	if err := req.check(); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	var err error
-	for range maxUpdateAttempts {
-		var resp *pluginpb.GetPluginResponse
-		resp, err = h.cfg.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: OktaPlugin})
-		if err != nil {
-			if trace.IsNotFound(err) {
-				return nil, trace.BadParameter("set up SSO first")
-			}
-			return nil, trace.Wrap(err)
-		}
-		p := proto.Clone(resp.GetPlugin()).(*typesv1.Plugin)
-		okta := p.GetSpec().GetOkta()
-		if okta == nil {
-			return nil, trace.BadParameter("plugin %q has no okta settings", OktaPlugin)
-		}
+	err := h.updateOkta(ctx, func(okta *typesv1.OktaPluginSettings) error {
 		okta.DefaultRoles = req.DefaultRoles
 		okta.GrantableRoles = req.GrantableRoles
 		okta.LockTtl = req.LockTTL
-		_, err = h.cfg.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p})
-		if !trace.IsCompareFailed(err) {
-			break
-		}
-	}
+		return nil
+	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

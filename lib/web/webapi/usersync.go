@@ -7,7 +7,6 @@ import (
 
 	"github.com/gravitational/trace"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -125,21 +124,7 @@ func (h *Handler) userSyncStatus(ctx context.Context, api UserSyncAPI) (any, err
 // setUserSync updates the plugin's user sync settings, retrying when the
 // plugin changed between read and update.
 func (h *Handler) setUserSync(ctx context.Context, req UserSyncSettingsRequest) error {
-	var err error
-	for range maxUpdateAttempts {
-		var resp *pluginpb.GetPluginResponse
-		resp, err = h.cfg.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: OktaPlugin})
-		if trace.IsNotFound(err) {
-			return trace.BadParameter("set up SSO first")
-		}
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		p := proto.Clone(resp.GetPlugin()).(*typesv1.Plugin)
-		okta := p.GetSpec().GetOkta()
-		if okta == nil {
-			return trace.BadParameter("plugin %q has no okta settings", OktaPlugin)
-		}
+	return trace.Wrap(h.updateOkta(ctx, func(okta *typesv1.OktaPluginSettings) error {
 		if okta.UserSync == nil {
 			okta.UserSync = &typesv1.OktaUserSyncSettings{}
 		}
@@ -159,10 +144,6 @@ func (h *Handler) setUserSync(ctx context.Context, req UserSyncSettingsRequest) 
 			}
 			okta.ScimEnabled = false
 		}
-		_, err = h.cfg.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p})
-		if !trace.IsCompareFailed(err) {
-			break
-		}
-	}
-	return trace.Wrap(err)
+		return nil
+	}))
 }

@@ -90,15 +90,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Settings == nil {
 		return trace.BadParameter("process: missing settings")
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Stdout == nil {
-		c.Stdout = io.Discard
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
+	c.Logger, c.Stdout, c.Clock = outputDefaults(c.Logger, c.Stdout, c.Clock)
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 		c.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

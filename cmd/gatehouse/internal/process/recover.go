@@ -46,15 +46,7 @@ func (c *RecoverConfig) CheckAndSetDefaults() error {
 	if c.Settings.StorageType == "memory" {
 		return trace.BadParameter("recover works on stored data; --storage memory keeps none")
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Stdout == nil {
-		c.Stdout = io.Discard
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
+	c.Logger, c.Stdout, c.Clock = outputDefaults(c.Logger, c.Stdout, c.Clock)
 	return nil
 }
 
@@ -193,4 +185,20 @@ func builtinAdminLocks(ctx context.Context, locks *services.LockService) ([]*typ
 		}
 		token = next
 	}
+}
+
+// outputDefaults returns logger, stdout and clock, each defaulted when nil
+// (the default logger, no output, the real clock): what Start and Recover
+// both default.
+func outputDefaults(logger *slog.Logger, stdout io.Writer, clock clockwork.Clock) (*slog.Logger, io.Writer, clockwork.Clock) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	return logger, stdout, clock
 }
