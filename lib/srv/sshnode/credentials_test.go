@@ -77,14 +77,7 @@ func TestLiveSessionEndsWithTheAccount(t *testing.T) {
 			t.Parallel()
 			n := startNode(t)
 			key, cert := n.issue(t, certOpts{keyID: "alice"})
-			client, err := n.dial(key, cert, n.login)
-			require.NoError(t, err)
-			defer client.Close()
-			sess, err := client.NewSession()
-			require.NoError(t, err)
-			var stderr syncBuffer
-			sess.Stderr = &stderr
-			require.NoError(t, sess.Start("sleep 30"))
+			sess, stderr := startSleeping(t, n, key, cert)
 
 			// An update that keeps the incarnation and the role (one is
 			// added) leaves the session alone: the change after it ends it
@@ -122,14 +115,7 @@ func TestDeprovisioningTellsTheLock(t *testing.T) {
 	t.Parallel()
 	n := startNode(t)
 	key, cert := n.issue(t, certOpts{keyID: "alice"})
-	client, err := n.dial(key, cert, n.login)
-	require.NoError(t, err)
-	defer client.Close()
-	sess, err := client.NewSession()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	sess.Stderr = &stderr
-	require.NoError(t, sess.Start("sleep 30"))
+	sess, stderr := startSleeping(t, n, key, cert)
 
 	item, err := services.MarshalLock(&typesv1.Lock{
 		Metadata: &typesv1.Metadata{Name: "alice-okta"},

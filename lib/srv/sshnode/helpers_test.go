@@ -298,6 +298,22 @@ func (n *node) issue(t testing.TB, o certOpts) (ssh.Signer, *ssh.Certificate) {
 	return key, cert
 }
 
+// startSleeping dials n as n.login with key and cert and starts a 30 s
+// sleep, for a test to end by what it writes; it returns the session and
+// its stderr, where the node says why it ended the session.
+func startSleeping(t *testing.T, n *node, key ssh.Signer, cert *ssh.Certificate) (*ssh.Session, *syncBuffer) {
+	t.Helper()
+	client, err := n.dial(key, cert, n.login)
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	sess, err := client.NewSession()
+	require.NoError(t, err)
+	stderr := &syncBuffer{}
+	sess.Stderr = stderr
+	require.NoError(t, sess.Start("sleep 30"))
+	return sess, stderr
+}
+
 func (n *node) dial(key ssh.Signer, cert *ssh.Certificate, login string) (*ssh.Client, error) {
 	auth := key
 	if cert != nil {

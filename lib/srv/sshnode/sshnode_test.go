@@ -126,14 +126,7 @@ func TestLocksByRoleLoginAndNode(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key, cert := n.issue(t, certOpts{keyID: "alice"})
-			client, err := n.dial(key, cert, n.login)
-			require.NoError(t, err)
-			defer client.Close()
-			sess, err := client.NewSession()
-			require.NoError(t, err)
-			var stderr syncBuffer
-			sess.Stderr = &stderr
-			require.NoError(t, sess.Start("sleep 30"))
+			sess, stderr := startSleeping(t, n, key, cert)
 			n.putLock(t, "l", tc.target, "m")
 			waitEnded(t, sess, 2*time.Second)
 			require.Contains(t, stderr.String(), "session terminated: "+tc.want)
@@ -212,14 +205,7 @@ func TestCertificateExpiryEndsSession(t *testing.T) {
 	t.Parallel()
 	n := startNode(t)
 	key, cert := n.issue(t, certOpts{keyID: "alice", ttl: 10 * time.Minute})
-	client, err := n.dial(key, cert, n.login)
-	require.NoError(t, err)
-	defer client.Close()
-	sess, err := client.NewSession()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	sess.Stderr = &stderr
-	require.NoError(t, sess.Start("sleep 30"))
+	sess, stderr := startSleeping(t, n, key, cert)
 	// Let the monitor arm its timer before moving the clock.
 	require.Eventually(t, func() bool { return n.audit.find(sshnode.EventSessionStart) != nil }, 5*time.Second, 5*time.Millisecond)
 	// Issued a minute ago for ten minutes: eight minutes on, still valid.
@@ -391,14 +377,7 @@ func TestLockWrittenDuringWatcherOutage(t *testing.T) {
 		return flaky
 	}})
 	key, cert := n.issue(t, certOpts{keyID: "alice"})
-	client, err := n.dial(key, cert, n.login)
-	require.NoError(t, err)
-	defer client.Close()
-	sess, err := client.NewSession()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	sess.Stderr = &stderr
-	require.NoError(t, sess.Start("sleep 30"))
+	sess, stderr := startSleeping(t, n, key, cert)
 
 	flaky.setFail(true, true)
 	require.Eventually(t, n.lw.Stale, 5*time.Second, 5*time.Millisecond)
@@ -438,14 +417,7 @@ func TestStaleViewEndsLiveSessionsAfterBound(t *testing.T) {
 		return flaky
 	}})
 	key, cert := n.issue(t, certOpts{keyID: "alice"})
-	client, err := n.dial(key, cert, n.login)
-	require.NoError(t, err)
-	defer client.Close()
-	sess, err := client.NewSession()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	sess.Stderr = &stderr
-	require.NoError(t, sess.Start("sleep 30"))
+	sess, stderr := startSleeping(t, n, key, cert)
 	require.Eventually(t, func() bool { return n.audit.find(sshnode.EventSessionStart) != nil }, 5*time.Second, 5*time.Millisecond)
 
 	flaky.setFail(true, true)
