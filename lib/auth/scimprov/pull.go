@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/gravitational/trace"
@@ -72,15 +73,7 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 		return PullUnchanged, trace.Wrap(err)
 	}
 	groups := slices.Clone(in.Groups)
-	slices.SortFunc(groups, func(a, b scimrecord.GroupRef) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(groups, func(a, b scimrecord.GroupRef) int { return strings.Compare(a.ID, b.ID) })
 	for range maxAttempts {
 		now := p.cfg.Clock.Now().UTC()
 		recs, err := p.store.LookupUsers(ctx, pc.name, scimstore.AttrExternalID, in.ExternalID)
