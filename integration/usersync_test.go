@@ -206,3 +206,68 @@ func TestUserSyncHAFailover(t *testing.T) {
 	require.Contains(t, adminB("get", "user/second@example.com").stdout, "second@example.com")
 	require.Less(t, time.Since(killed), 40*time.Second, "the lease (15 s) expired and B took over")
 }
+
+// TestUserSyncCannotTakeAccountsOutsideItsReach is an Okta org, driven by
+// whoever administers it, trying to take over accounts the plugin does not
+// own through user sync: the first administrator by another spelling and
+// by a fullwidth look-alike, the reserved operator name, and a local user.
+// Each is refused (and counted as not applied) with the victim's record
+// unchanged to the revision; removing them from the app then deletes and
+// locks nothing of the victims. An ordinary person is still created.
+func TestUserSyncCannotTakeAccountsOutsideItsReach(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	gatehouseBin, gatectlBin := buildBinaries(t)
+	dataDir, work := t.TempDir(), t.TempDir()
+	logs := &syncBuffer{}
+	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--storage", "sqlite")
+	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
+	ssoSetup(t, srv, admin, samltest.NewIdP(t, samltest.Options{}), work)
+	admin("users", "add", "ops", "--roles", "editor")
+	record := func(name string) string {
+		t.Helper()
+		r := gatectl("get", "user/"+name, "--format", "json")
+		require.Equal(t, 0, r.code, "user %s: %s", name, r.String())
+		return r.stdout
+	}
+	// "admin" is the first administrator every new cluster gets.
+	victims := map[string]string{"admin": record("admin"), "ops": record("ops")}
+
+	org := oktatest.New()
+	t.Cleanup(org.Close)
+	var attackers []string
+	for _, login := range []string{"ADMIN", "ａｄｍｉｎ", "@admin", "Ops"} {
+		attackers = append(attackers, org.AddUser(login, true))
+	}
+	org.AddUser("eve@example.com", true)
+	tokenFile := filepath.Join(work, "okta-token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(org.Token), 0o600))
+	admin("plugins", "usersync-credentials", "okta", "--api-token-file", tokenFile)
+	admin("plugins", "usersync-configure", "okta", "--org-url", org.URL(), "--app-id", org.AppID,
+		"--credential-kind", "api_token", "--switch-from-scim")
+
+	r := gatectl("plugins", "sync", "okta", "--full")
+	t.Logf("sync:\n%s", r.String())
+	st := admin("plugins", "status", "okta").stdout
+	require.Contains(t, st, "not applied:    4", st)
+	require.Contains(t, st, "created:        1", st)
+	require.Contains(t, record("eve@example.com"), `"eve@example.com"`)
+	for name, before := range victims {
+		require.Equal(t, before, record(name), "user sync changed %q", name)
+	}
+
+	// Unassigning the four from the app touches none of the victims.
+	for _, id := range attackers {
+		org.Unassign(id)
+	}
+	admin("plugins", "sync", "okta", "--full")
+	for name, before := range victims {
+		require.Equal(t, before, record(name), "unassigning a look-alike changed %q", name)
+	}
+	locks := admin("get", "locks", "--format", "json").stdout
+	require.NotContains(t, locks, `"user": "admin"`, locks)
+	require.NotContains(t, locks, `"user": "ops"`, locks)
+	require.NotContains(t, locks, `"user":"admin"`, locks)
+	require.NotContains(t, locks, `"user":"ops"`, locks)
+}
