@@ -11,9 +11,11 @@ import (
 const (
 	// LabelSCIMID holds the SCIM id of the record a user was provisioned from.
 	LabelSCIMID = "gatehouse.dev/scim-id"
-	// LabelSCIMAttributes holds the SCIM attributes of a provisioned user as a
-	// JSON object (never the password). It is the one label allowed to be
-	// larger than the usual label value limit, up to MaxSCIMAttributesBytes.
+	// LabelSCIMAttributes held a copy of a provisioned user's SCIM attributes
+	// in builds before the attributes were kept in the SCIM record only. It is
+	// no longer written (a SCIM write removes it), but users stored with it
+	// stay valid: it is the one label allowed to be larger than the usual
+	// label value limit, up to MaxSCIMAttributesBytes.
 	LabelSCIMAttributes = "gatehouse.dev/scim-attributes"
 	// MaxSCIMAttributesBytes bounds the SCIM attributes kept for one user.
 	MaxSCIMAttributesBytes = 100 << 10

@@ -305,7 +305,7 @@ func TestCreateLookupListCount(t *testing.T) {
 			require.Nil(t, u.GetMetadata().GetExpires())
 			require.Equal(t, testPlugin, u.GetMetadata().GetLabels()[services.LabelOrigin])
 			require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
-			require.JSONEq(t, string(rec.Attributes), u.GetMetadata().GetLabels()[services.LabelSCIMAttributes])
+			require.NotContains(t, u.GetMetadata().GetLabels(), services.LabelSCIMAttributes, "the attributes live in the record only")
 			require.Equal(t, []string{"access"}, u.GetSpec().GetRoles())
 			cb := u.GetSpec().GetCreatedBy()
 			require.Equal(t, "saml", cb.GetConnector().GetType())
@@ -654,7 +654,7 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 		require.Contains(t, attrs, fmt.Sprintf("k%d", i))
 	}
 	u := e.user(t, "carol")
-	require.JSONEq(t, string(final.Attributes), u.GetMetadata().GetLabels()[services.LabelSCIMAttributes])
+	require.NotContains(t, u.GetMetadata().GetLabels(), services.LabelSCIMAttributes)
 
 	// A stale revision is refused.
 	_, err = e.p.UpdateUser(e.ctx, testPlugin, rec)
@@ -989,4 +989,32 @@ func TestUpdateThatChangesNothing(t *testing.T) {
 			require.Equal(t, []string{"eng", "member"}, e.user(t, "jane@example.com").GetSpec().GetRoles())
 		})
 	}
+}
+
+// TestLegacyAttributesLabelDropped: builds before this one copied the SCIM
+// attributes into a label of the user. A user stored that way keeps
+// working, and the next SCIM write of its record removes the copy.
+func TestLegacyAttributesLabelDropped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory")
+	rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("legacy", "00legacy"))
+	require.NoError(t, err)
+
+	u := e.user(t, "legacy")
+	u.Metadata.Labels[services.LabelSCIMAttributes] = string(rec.Attributes)
+	_, err = e.svc.UpsertUser(e.ctx, u)
+	require.NoError(t, err)
+	require.Contains(t, e.user(t, "legacy").GetMetadata().GetLabels(), services.LabelSCIMAttributes)
+
+	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+	require.NoError(t, err)
+	cur.Attributes = []byte(`{"title":"Engineer"}`)
+	_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+	require.NoError(t, err)
+	got := e.user(t, "legacy")
+	require.NotContains(t, got.GetMetadata().GetLabels(), services.LabelSCIMAttributes)
+	require.Equal(t, rec.ID, got.GetMetadata().GetLabels()[services.LabelSCIMID], "the other labels stay")
+	after, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"title":"Engineer"}`, string(after.Attributes), "the record holds the attributes")
 }

@@ -205,7 +205,9 @@ func buildUser(pc *pluginContext, rec *scimrecord.UserRecord, base *typesv1.User
 	u.Metadata.Labels[services.LabelOrigin] = pc.name
 	u.Metadata.Labels[LabelPlugin] = pc.name
 	u.Metadata.Labels[services.LabelSCIMID] = rec.ID
-	u.Metadata.Labels[services.LabelSCIMAttributes] = string(rec.Attributes)
+	// The attributes live in the record only. Builds before this one copied
+	// them into a label of the user; a base written then loses the copy here.
+	delete(u.Metadata.Labels, services.LabelSCIMAttributes)
 	if groups := groupNames(rec); len(groups) > 0 {
 		u.Spec.Traits[TraitGroups] = services.NewTraits(map[string][]string{TraitGroups: groups})[TraitGroups]
 	} else {
