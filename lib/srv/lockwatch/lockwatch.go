@@ -183,7 +183,9 @@ type Watcher struct {
 	closed      bool
 	// users is the user view by name; credSubs the credential
 	// subscriptions by username (users.go).
-	users    map[string]userState
+	users map[string]userState
+	// roleSets interns the users' role lists (users.go).
+	roleSets roleSets
 	credSubs map[string]map[*CredentialSubscription]struct{}
 	// usersChanged is closed at the next change of users (WatchCredential
 	// waits on it for the view to catch up).

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -231,7 +232,41 @@ func (w *Watcher) parseUser(it backend.Item) (string, userState) {
 		w.cfg.Logger.Error("A stored user cannot be decoded; no credential of it is accepted.", "key", it.Key.String(), "error", err)
 		return name, userState{corrupt: true}
 	}
-	return name, userState{incarnation: u.GetSpec().GetIncarnation(), roles: slices.Clone(u.GetSpec().GetRoles())}
+	return name, userState{incarnation: u.GetSpec().GetIncarnation(), roles: w.roleSets.intern(u.GetSpec().GetRoles())}
+}
+
+// maxRoleSets bounds the distinct role lists roleSets keeps. Past it the
+// table starts over: the lists already handed out stay valid, only their
+// sharing with later users is lost.
+const maxRoleSets = 4096
+
+// roleSets interns role lists. Thousands of users hold one of a few lists
+// (a SCIM plugin's default roles plus what their groups map to), so the
+// view keeps one copy of each list instead of one per user: at 100,000
+// users that is several MiB of the node's heap. The lists it returns are
+// shared and must never be modified.
+type roleSets struct {
+	mu   sync.Mutex
+	sets map[string][]string
+}
+
+// intern returns a shared copy of roles (nil for none).
+func (r *roleSets) intern(roles []string) []string {
+	if len(roles) == 0 {
+		return nil
+	}
+	key := strings.Join(roles, "\x00")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sets[key]; ok {
+		return s
+	}
+	if r.sets == nil || len(r.sets) >= maxRoleSets {
+		r.sets = make(map[string][]string)
+	}
+	s := slices.Clip(slices.Clone(roles))
+	r.sets[key] = s
+	return s
 }
 
 // loadUsers reads every user.
