@@ -149,6 +149,12 @@ func (p *Plan) PutLock(l *typesv1.Lock, cond backend.Condition) error {
 	return nil
 }
 
+// RequireNoLock conditions the plan on there being no lock name, without
+// writing it.
+func (p *Plan) RequireNoLock(name string) {
+	p.add(KindLock, name, LockKey(name), backend.NotExists(), backend.Nop())
+}
+
 // DeleteLock adds the deletion of lock name, still at revision.
 func (p *Plan) DeleteLock(name, revision string) {
 	p.add(KindLock, name, LockKey(name), backend.Revision(revision), backend.Delete())

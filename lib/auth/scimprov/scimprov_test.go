@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,11 +40,26 @@ type countingBackend struct {
 	otherWrites  atomic.Int64
 	// reads counts Get and GetRange, to show what the settings view spares.
 	reads atomic.Int64
+	// got records the keys Get read, to show what a create does not read.
+	mu  sync.Mutex
+	got []string
 }
 
 func (c *countingBackend) Get(ctx context.Context, k backend.Key) (*backend.Item, error) {
 	c.reads.Add(1)
+	c.mu.Lock()
+	c.got = append(c.got, string(k))
+	c.mu.Unlock()
 	return c.Backend.Get(ctx, k)
+}
+
+// keysRead returns the keys Get read since the last call.
+func (c *countingBackend) keysRead() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got := c.got
+	c.got = nil
+	return got
 }
 
 func (c *countingBackend) GetRange(ctx context.Context, start, end backend.Key, limit int) (*backend.GetResult, error) {
@@ -1017,4 +1033,47 @@ func TestLegacyAttributesLabelDropped(t *testing.T) {
 	after, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"title":"Engineer"}`, string(after.Attributes), "the record holds the attributes")
+}
+
+// TestCreateOfNewNameReadsNothingUnderIt: the common create (a userName
+// never seen) plans on "no record, user or lock under the name" without
+// reading them, in one AtomicWrite whose conditions check it; when one of
+// them exists, the write fails with nothing written and the create reads
+// and plans as before (TestDeleteUser, TestAdoption and TestReachAttacks
+// hold those cases).
+func TestCreateOfNewNameReadsNothingUnderIt(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			_, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("warmup", "00w"))
+			require.NoError(t, err)
+			e.b.keysRead()
+			atomicBefore, otherBefore := e.b.writes()
+
+			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("Fresh@Example.com", "00f"))
+			require.NoError(t, err)
+			atomicAfter, otherAfter := e.b.writes()
+			require.Equal(t, int64(1), atomicAfter-atomicBefore, "one AtomicWrite")
+			require.Equal(t, otherBefore, otherAfter)
+			for _, k := range e.b.keysRead() {
+				require.NotContains(t, strings.ToLower(k), "fresh@example.com", "a new name's keys are checked by the write, not read")
+			}
+			u := e.user(t, "fresh@example.com")
+			require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
+			require.NotEmpty(t, u.GetSpec().GetIncarnation())
+			got, err := e.lookupUser(scimstore.AttrUserName, "fresh@example.com")
+			require.NoError(t, err)
+			require.Equal(t, rec.ID, got.ID)
+			require.Len(t, e.events(t, EventUserCreate), 2)
+
+			// The same name again is refused as before: the failed write
+			// left nothing, and the careful path finds the record.
+			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("fresh@example.com", "00g"))
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			_, err = e.lookupUser(scimstore.AttrExternalID, "00g")
+			require.True(t, trace.IsNotFound(err), "%v", err)
+		})
+	}
 }

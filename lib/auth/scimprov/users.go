@@ -371,6 +371,32 @@ func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, nex
 	if err != nil {
 		return "", outcome{}, trace.Wrap(err)
 	}
+	return p.commitUserPlan(ctx, pc, st, nil)
+}
+
+// writeNewUser is writeUser for a new active record whose name was never
+// seen, the common create. Rather than read three keys to find them absent
+// (the userName index entry, the Gatehouse user and the plugin's lock under
+// the name), it plans on that state, and the write checks it: the plan puts
+// the index entry and the user under NotExists, and it requires the lock to
+// be absent. If any of them exists, nothing is written and the error is
+// trace.CompareFailed; CreateUser then reads the state and plans as usual,
+// so a taken name, an account to adopt or refuse, or a lock to lift are
+// handled exactly as before.
+func (p *Provisioner) writeNewUser(ctx context.Context, pc *pluginContext, next *scimrecord.UserRecord) (string, outcome, error) {
+	st := &userState{next: next, incarnation: services.NewIncarnation(), now: p.cfg.Clock.Now()}
+	var err error
+	if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, next)); err != nil {
+		return "", outcome{}, trace.Wrap(err)
+	}
+	return p.commitUserPlan(ctx, pc, st, func(plan *services.Plan) {
+		plan.RequireNoLock(LockName(pc.name, next.UserName))
+	})
+}
+
+// commitUserPlan plans the change st describes, lets require add
+// conditions (if not nil), and commits it.
+func (p *Provisioner) commitUserPlan(ctx context.Context, pc *pluginContext, st *userState, require func(*services.Plan)) (string, outcome, error) {
 	plan, err := planUser(pc, st)
 	if err != nil {
 		var r *refusal
@@ -379,6 +405,9 @@ func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, nex
 			return "", outcome{}, trace.Wrap(r.err)
 		}
 		return "", outcome{}, trace.Wrap(err)
+	}
+	if require != nil {
+		require(&plan.writes)
 	}
 	rev, err := p.commit(ctx, &plan.writes, plan.events)
 	if err != nil {
@@ -435,6 +464,22 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimre
 	in, err := normalizeUser(rec)
 	if err != nil {
 		return nil, trace.Wrap(err)
+	}
+	if in.Active {
+		now := p.cfg.Clock.Now().UTC()
+		next := *in
+		next.ID, next.Created, next.LastModified, next.Revision = uuid.NewString(), now, now, ""
+		rev, o, err := p.writeNewUser(ctx, pc, &next)
+		switch {
+		case err == nil:
+			p.account(pc.name, o)
+			p.counts.add(countKey{pc.name, "users"}, 1)
+			next.Revision = rev
+			return &next, nil
+		case !trace.IsCompareFailed(err):
+			return nil, trace.Wrap(err)
+		}
+		// Something under the name exists: read it and plan as usual.
 	}
 	for range maxAttempts {
 		now := p.cfg.Clock.Now().UTC()
