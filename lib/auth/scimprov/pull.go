@@ -123,7 +123,7 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 				return PullUnchanged, nil
 			}
 		}
-		_, o, err := p.writeUser(ctx, pc, old, next)
+		_, o, err := p.writeUser(ctx, pc, old, next, false)
 		if trace.IsCompareFailed(err) {
 			continue
 		}

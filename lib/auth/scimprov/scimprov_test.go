@@ -1077,3 +1077,81 @@ func TestCreateOfNewNameReadsNothingUnderIt(t *testing.T) {
 		})
 	}
 }
+
+// TestDeactivationChecksTheLockByWriting: a deactivation or deletion under
+// the record's own name does not read the plugin's lock name; the lock it
+// writes under NotExists checks it. Where a lock already holds that name
+// the write fails with nothing written, and the next attempt reads the lock
+// and plans as before: an administrator's lock under the plugin's lock name
+// that targets the user is kept, one that targets someone else makes the
+// deactivation fail, and in both cases nothing else changed.
+func TestDeactivationChecksTheLockByWriting(t *testing.T) {
+	t.Parallel()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, kind)
+			plain, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("plain", "00p"))
+			require.NoError(t, err)
+			e.b.keysRead()
+			atomicBefore, _ := e.b.writes()
+			deactivate(t, e, plain, false)
+			atomicAfter, _ := e.b.writes()
+			require.Equal(t, int64(1), atomicAfter-atomicBefore)
+			lockName := LockName(testPlugin, "plain")
+			for _, k := range e.b.keysRead() {
+				require.NotContains(t, k, lockName, "the lock is checked by the write")
+			}
+			l, err := e.svc.GetLock(e.ctx, lockName)
+			require.NoError(t, err)
+			require.Equal(t, ReasonDeactivation, l.GetMetadata().GetLabels()[LabelReason])
+
+			// An administrator's lock under the plugin's lock name, on the user.
+			same, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("same", "00s"))
+			require.NoError(t, err)
+			mine, err := e.svc.CreateLock(e.ctx, &typesv1.Lock{
+				Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "same")},
+				Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "same"}, Message: "held by an admin", CreatedBy: "admin"},
+			})
+			require.NoError(t, err)
+			deactivate(t, e, same, false)
+			_, err = e.svc.GetUser(e.ctx, "same", false)
+			require.True(t, trace.IsNotFound(err), "the account is deleted: %v", err)
+			kept, err := e.svc.GetLock(e.ctx, mine.GetMetadata().GetName())
+			require.NoError(t, err)
+			require.Equal(t, mine.GetMetadata().GetRevision(), kept.GetMetadata().GetRevision(), "the admin's lock is left as it was")
+
+			// One that locks someone else: the deactivation is refused, and
+			// the first, failed attempt wrote nothing.
+			other, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("other", "00o"))
+			require.NoError(t, err)
+			_, err = e.svc.CreateLock(e.ctx, &typesv1.Lock{
+				Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "other")},
+				Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "somebody-else"}, Message: "unrelated", CreatedBy: "admin"},
+			})
+			require.NoError(t, err)
+			cur, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
+			require.NoError(t, err)
+			cur.Active = false
+			_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+			require.True(t, trace.IsAlreadyExists(err), "%v", err)
+			e.user(t, "other")
+			still, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
+			require.NoError(t, err)
+			require.True(t, still.Active)
+			require.Equal(t, cur.Revision, still.Revision)
+
+			// A deletion takes the same path.
+			gone, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("gone", "00g"))
+			require.NoError(t, err)
+			e.b.keysRead()
+			require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, gone.ID))
+			for _, k := range e.b.keysRead() {
+				require.NotContains(t, k, LockName(testPlugin, "gone"))
+			}
+			l, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "gone"))
+			require.NoError(t, err)
+			require.Equal(t, ReasonDeletion, l.GetMetadata().GetLabels()[LabelReason])
+		})
+	}
+}

@@ -312,7 +312,7 @@ func (p *Provisioner) taken(ctx context.Context, pc *pluginContext, attr, value,
 
 // readUserState reads everything planUser decides the change from old (nil:
 // a new record) to next (nil: delete the record) on.
-func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord) (*userState, error) {
+func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord, assumeNoLock bool) (*userState, error) {
 	st := &userState{old: old, next: next, incarnation: services.NewIncarnation(), now: p.cfg.Clock.Now()}
 	target := next
 	if target == nil {
@@ -350,7 +350,7 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 	// An active record updated in place under the same name neither writes
 	// nor lifts a lock (planUser), so the most common SCIM write, a profile
 	// update, skips that read.
-	if !(old != nil && old.Active && next != nil && next.Active && !renamed) {
+	if !(old != nil && old.Active && next != nil && next.Active && !renamed) && !assumeNoLock {
 		if st.lock, err = p.readLock(ctx, LockName(pc.name, target.UserName)); err != nil {
 			return nil, trace.Wrap(err)
 		}
@@ -366,12 +366,29 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 // trace.CompareFailed means something changed meanwhile and the caller may
 // re-plan from a fresh read. A refused transition is audited and returned
 // as trace.AlreadyExists.
-func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord) (string, outcome, error) {
-	st, err := p.readUserState(ctx, pc, old, next)
+func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord, assumeNoLock bool) (string, outcome, error) {
+	st, err := p.readUserState(ctx, pc, old, next, assumeNoLock)
 	if err != nil {
 		return "", outcome{}, trace.Wrap(err)
 	}
 	return p.commitUserPlan(ctx, pc, st, nil)
+}
+
+// lockAssumedAbsent reports whether the change from old to next may be
+// planned on "no lock under the name" without reading the lock: a
+// deactivation or deletion under the record's own name, the SCIM write that
+// must be fastest. Its plan either writes the plugin's lock under NotExists
+// or never looks at the lock (planUser), so the write itself checks the
+// assumption: a lock that is there fails it with nothing written, and the
+// caller's next attempt, which reads the lock, plans as before.
+func lockAssumedAbsent(old, next *scimrecord.UserRecord) bool {
+	if old == nil {
+		return false
+	}
+	if next == nil {
+		return true
+	}
+	return !next.Active && canonical.Equal(old.UserName, next.UserName)
 }
 
 // writeNewUser is writeUser for a new active record whose name was never
@@ -501,7 +518,7 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimre
 			n.ID, n.Created, n.LastModified, n.Revision = uuid.NewString(), now, now, ""
 			next = &n
 		}
-		rev, o, err := p.writeUser(ctx, pc, old, next)
+		rev, o, err := p.writeUser(ctx, pc, old, next, false)
 		if trace.IsCompareFailed(err) {
 			continue
 		}
@@ -535,7 +552,7 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimre
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		old, err := p.store.GetUser(ctx, pc.name, rec.ID)
 		if err != nil {
 			return nil, trace.Wrap(err)
@@ -560,7 +577,7 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimre
 			}
 		}
 		n.LastModified = p.cfg.Clock.Now().UTC()
-		rev, o, err := p.writeUser(ctx, pc, old, &n)
+		rev, o, err := p.writeUser(ctx, pc, old, &n, attempt == 0 && lockAssumedAbsent(old, &n))
 		if trace.IsCompareFailed(err) {
 			// Re-read: if the record itself changed, the next round says
 			// so; if only the user or lock did, the change is re-planned.
@@ -609,7 +626,7 @@ func sameJSON(a, b json.RawMessage) bool {
 // bring in step, a lock) means the write is needed; a refusal is left to the real write, which
 // audits it.
 func (p *Provisioner) userUnchanged(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord) (bool, error) {
-	st, err := p.readUserState(ctx, pc, old, next)
+	st, err := p.readUserState(ctx, pc, old, next, false)
 	if err != nil {
 		return false, trace.Wrap(err)
 	}
@@ -646,12 +663,12 @@ func (p *Provisioner) DeleteUser(ctx context.Context, plugin, id string) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		old, err := p.store.GetUser(ctx, pc.name, id)
 		if err != nil {
 			return trace.Wrap(err)
 		}
-		_, o, err := p.writeUser(ctx, pc, old, nil)
+		_, o, err := p.writeUser(ctx, pc, old, nil, attempt == 0 && lockAssumedAbsent(old, nil))
 		if trace.IsCompareFailed(err) {
 			continue
 		}
