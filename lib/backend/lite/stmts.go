@@ -23,6 +23,18 @@ const (
 		 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires, revision = excluded.revision`
 	sqlDelete = `DELETE FROM kv WHERE key = ?`
 
+	// The conditional writes of an AtomicWrite, each one statement that
+	// checks its condition itself (the row count says whether it held)
+	// instead of a read of the key followed by the write: most actions of a
+	// SCIM write are puts under NotExists or at a revision. An expired row
+	// counts as absent, as in sqlCurrent.
+	sqlInsertAbsent = `INSERT INTO kv (key, value, expires, revision) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires, revision = excluded.revision
+		 WHERE kv.expires IS NOT NULL AND kv.expires <= ?`
+	sqlUpdateAtRevision = `UPDATE kv SET value = ?, expires = ?, revision = ?
+		 WHERE key = ? AND revision = ? AND (expires IS NULL OR expires > ?)`
+	sqlDeleteAtRevision = `DELETE FROM kv WHERE key = ? AND revision = ? AND (expires IS NULL OR expires > ?)`
+
 	// The savepoint every request of a batch runs in. Savepoints nest by
 	// name, and each is released before the next request opens its own, so
 	// one name serves all.
@@ -36,17 +48,21 @@ const (
 type writeStmts struct {
 	readRevision, setRevision      *sql.Stmt
 	current, upsert, delete        *sql.Stmt
+	insertAbsent, updateAtRevision *sql.Stmt
+	deleteAtRevision               *sql.Stmt
 	savepoint, rollbackTo, release *sql.Stmt
 }
 
 // all lists the statement fields, so that preparing, binding and closing
 // cannot miss one.
 func (s *writeStmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&s.readRevision, &s.setRevision, &s.current, &s.upsert, &s.delete, &s.savepoint, &s.rollbackTo, &s.release}
+	return []**sql.Stmt{&s.readRevision, &s.setRevision, &s.current, &s.upsert, &s.delete,
+		&s.insertAbsent, &s.updateAtRevision, &s.deleteAtRevision, &s.savepoint, &s.rollbackTo, &s.release}
 }
 
 func allSQL() []string {
-	return []string{sqlReadRevision, sqlSetRevision, sqlCurrent, sqlUpsert, sqlDelete, sqlSavepoint, sqlRollbackTo, sqlRelease}
+	return []string{sqlReadRevision, sqlSetRevision, sqlCurrent, sqlUpsert, sqlDelete,
+		sqlInsertAbsent, sqlUpdateAtRevision, sqlDeleteAtRevision, sqlSavepoint, sqlRollbackTo, sqlRelease}
 }
 
 func prepareWriteStmts(ctx context.Context, db *sql.DB) (*writeStmts, error) {

@@ -119,20 +119,29 @@ func (t *txn) deleted(key backend.Key) {
 }
 
 // apply runs actions in t. If a condition fails it returns a CompareFailed
-// error and the caller's transaction is rolled back.
+// error and the request's savepoint is rolled back (batch.go), with
+// whatever actions before it wrote. Each action's condition is checked just
+// before its write, often by the write itself (applyFused): the keys of an
+// AtomicWrite are distinct (backend.CheckAtomicWrite), so no action's write
+// can change what another's condition sees, and every condition still sees
+// the state before the AtomicWrite.
 func (t *txn) apply(ctx context.Context, actions []backend.ConditionalAction) error {
-	// Every condition is checked before anything is written, so a condition
-	// sees the state before the AtomicWrite, whatever the order of actions.
 	for i, a := range actions {
-		ok, err := t.holds(ctx, a.Key, a.Condition)
+		done, ok, err := t.applyFused(ctx, a)
 		if err != nil {
 			return trace.Wrap(err)
+		}
+		if !done {
+			if ok, err = t.holds(ctx, a.Key, a.Condition); err != nil {
+				return trace.Wrap(err)
+			}
 		}
 		if !ok {
 			return backend.CompareFailed("condition of action %d on key %q does not hold: %s", i, a.Key, backend.ErrIncorrectRevision)
 		}
-	}
-	for _, a := range actions {
+		if done {
+			continue
+		}
 		switch a.Action.Kind {
 		case backend.ActionNop:
 		case backend.ActionPut:
@@ -148,6 +157,73 @@ func (t *txn) apply(ctx context.Context, actions []backend.ConditionalAction) er
 		}
 	}
 	return nil
+}
+
+// applyFused runs a put under NotExists or at a revision, or a delete at a
+// revision, as one statement that checks the condition itself. done is
+// false for any other action, which the caller runs as a read and a write;
+// ok reports whether the condition held (nothing was written if not).
+func (t *txn) applyFused(ctx context.Context, a backend.ConditionalAction) (done, ok bool, err error) {
+	var rev int64
+	switch a.Condition.Kind {
+	case backend.ConditionNotExists:
+		if a.Action.Kind != backend.ActionPut {
+			return false, false, nil
+		}
+	case backend.ConditionRevision:
+		if a.Action.Kind != backend.ActionPut && a.Action.Kind != backend.ActionDelete {
+			return false, false, nil
+		}
+		// Revisions are opaque strings compared as text (holds): one this
+		// backend did not write, such as "007" or "x", matches no row.
+		r, perr := strconv.ParseInt(a.Condition.Revision, 10, 64)
+		if perr != nil || formatRevision(r) != a.Condition.Revision {
+			return true, false, nil
+		}
+		rev = r
+	default:
+		return false, false, nil
+	}
+	if a.Action.Kind == backend.ActionDelete {
+		res, err := t.st.deleteAtRevision.ExecContext(ctx, []byte(a.Key), rev, t.now)
+		if ok, err = affectedOne(res, err); ok {
+			t.deleted(a.Key)
+		}
+		return true, ok, trace.Wrap(err)
+	}
+	newRev, err := t.revision(ctx)
+	if err != nil {
+		return true, false, trace.Wrap(err)
+	}
+	item := a.Action.Item
+	exp := encodeExpires(item.Expires)
+	var res sql.Result
+	if a.Condition.Kind == backend.ConditionNotExists {
+		res, err = t.st.insertAbsent.ExecContext(ctx, []byte(a.Key), encodeValue(item.Value), exp, newRev, t.now)
+	} else {
+		res, err = t.st.updateAtRevision.ExecContext(ctx, encodeValue(item.Value), exp, newRev, []byte(a.Key), rev, t.now)
+	}
+	if ok, err = affectedOne(res, err); ok {
+		t.event = append(t.event, backend.Event{Type: backend.OpPut, Item: backend.Item{
+			Key:      bytes.Clone(a.Key),
+			Value:    bytes.Clone(item.Value),
+			Expires:  decodeExpires(exp),
+			Revision: formatRevision(newRev),
+		}})
+	}
+	return true, ok, trace.Wrap(err)
+}
+
+// affectedOne reports whether a statement's result changed a row.
+func affectedOne(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, trace.Wrap(err)
+	}
+	return n > 0, nil
 }
 
 // Create writes a new item; trace.AlreadyExists if a live item has the key.
