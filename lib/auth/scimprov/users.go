@@ -426,11 +426,7 @@ func (p *Provisioner) account(plugin string, o outcome) {
 // adopted if it is a temporary user of the plugin's SAML connector, and
 // refused (trace.AlreadyExists, left untouched) otherwise.
 func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
-	pc, err := p.loadPlugin(ctx, plugin)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	in, err := normalizeUser(rec)
+	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeUser)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -480,11 +476,7 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimre
 	if rec == nil || rec.Revision == "" {
 		return nil, trace.BadParameter("updating a SCIM user needs the revision it was read at")
 	}
-	pc, err := p.loadPlugin(ctx, plugin)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	in, err := normalizeUser(rec)
+	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeUser)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
