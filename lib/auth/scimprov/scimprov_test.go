@@ -990,3 +990,35 @@ func TestUpdateThatChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// withPlugins lists extra plugins besides the stored ones: plugins the
+// plugin service would refuse to store, such as one without settings.
+type withPlugins struct {
+	Plugins
+	extra []*typesv1.Plugin
+}
+
+func (w withPlugins) ListAllPlugins(ctx context.Context) ([]*typesv1.Plugin, error) {
+	stored, err := w.Plugins.ListAllPlugins(ctx)
+	return append(stored, w.extra...), err
+}
+
+// TestSCIMPlugins: the plugins SCIM serves are those with Okta settings.
+func TestSCIMPlugins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory", func(c *Config) {
+		bare := &typesv1.Plugin{Metadata: &typesv1.Metadata{Name: "bare"}, Spec: &typesv1.PluginSpec{}}
+		c.Plugins = withPlugins{Plugins: c.Plugins, extra: []*typesv1.Plugin{bare}}
+	})
+	_, err := e.svc.CreatePlugin(e.ctx, &typesv1.Plugin{
+		Metadata: &typesv1.Metadata{Name: "another-okta"},
+		Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
+			SamlConnector: testConnector,
+		}}},
+	})
+	require.NoError(t, err)
+
+	names, err := e.p.SCIMPlugins(e.ctx)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{testPlugin, "another-okta"}, names)
+}
