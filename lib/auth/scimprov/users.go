@@ -31,14 +31,12 @@ import (
 const (
 	// LabelPlugin names the plugin that manages a user or wrote a lock.
 	LabelPlugin = services.LabelPlugin
-	// LabelReason says why a lock was written.
-	LabelReason = "gatehouse.dev/reason"
-	// ReasonDeactivation marks a lock written because the user was
-	// deactivated in the identity provider.
-	ReasonDeactivation = "scim-deactivation"
-	// ReasonDeletion marks a lock written because the user was deleted
-	// over SCIM.
-	ReasonDeletion = "scim-deletion"
+	// LabelReason says why a lock was written (scimrecord.LabelReason).
+	LabelReason = scimrecord.LabelReason
+	// ReasonDeactivation and ReasonDeletion are the reasons of the locks
+	// of deactivated and of deleted users (scimrecord).
+	ReasonDeactivation = scimrecord.ReasonDeactivation
+	ReasonDeletion     = scimrecord.ReasonDeletion
 	// TraitGroups is the trait holding a user's SCIM group names, and the
 	// attribute name the connector's attributes_to_roles are matched on.
 	TraitGroups = "groups"
@@ -156,8 +154,7 @@ func adoptable(pc *pluginContext, u *typesv1.User) bool {
 // ownsLock reports whether l is a SCIM lock written by plugin.
 func ownsLock(plugin string, l *typesv1.Lock) bool {
 	lb := l.GetMetadata().GetLabels()
-	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin &&
-		(lb[LabelReason] == ReasonDeactivation || lb[LabelReason] == ReasonDeletion)
+	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin && scimrecord.IsLockReason(lb[LabelReason])
 }
 
 func groupNames(rec *scimrecord.UserRecord) []string {
