@@ -463,7 +463,7 @@ func TestDeactivateReactivate(t *testing.T) {
 			require.Equal(t, "jane", lock.GetSpec().GetTarget().GetUser())
 			require.Contains(t, lock.GetSpec().GetMessage(), "deactivated in Okta")
 			require.Equal(t, map[string]string{
-				services.LabelOrigin: testPlugin, LabelPlugin: testPlugin, LabelReason: ReasonDeactivation, services.LabelSCIMID: rec.ID,
+				services.LabelOrigin: testPlugin, LabelPlugin: testPlugin, scimrecord.LabelReason: scimrecord.ReasonDeactivation, services.LabelSCIMID: rec.ID,
 			}, lock.GetMetadata().GetLabels())
 			require.Equal(t, e.clock.Now().Add(720*time.Hour), lock.GetMetadata().GetExpires().AsTime())
 
@@ -551,7 +551,7 @@ func TestDeleteUser(t *testing.T) {
 			require.True(t, trace.IsNotFound(err))
 			lock, err := e.svc.GetLock(e.ctx, LockName(testPlugin, "bob"))
 			require.NoError(t, err)
-			require.Equal(t, ReasonDeletion, lock.GetMetadata().GetLabels()[LabelReason])
+			require.Equal(t, scimrecord.ReasonDeletion, lock.GetMetadata().GetLabels()[scimrecord.LabelReason])
 			require.True(t, trace.IsNotFound(e.p.DeleteUser(e.ctx, testPlugin, rec.ID)))
 
 			// Provisioning the same userName again gets a new id and lifts

@@ -27,16 +27,11 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Labels and values on the users and locks the provisioner writes.
+// Labels and values on the users and locks the provisioner writes (the
+// locks' reason label and values are scimrecord's).
 const (
 	// LabelPlugin names the plugin that manages a user or wrote a lock.
 	LabelPlugin = services.LabelPlugin
-	// LabelReason says why a lock was written (scimrecord.LabelReason).
-	LabelReason = scimrecord.LabelReason
-	// ReasonDeactivation and ReasonDeletion are the reasons of the locks
-	// of deactivated and of deleted users (scimrecord).
-	ReasonDeactivation = scimrecord.ReasonDeactivation
-	ReasonDeletion     = scimrecord.ReasonDeletion
 	// TraitGroups is the trait holding a user's SCIM group names, and the
 	// attribute name the connector's attributes_to_roles are matched on.
 	TraitGroups = "groups"
@@ -154,7 +149,7 @@ func adoptable(pc *pluginContext, u *typesv1.User) bool {
 // ownsLock reports whether l is a SCIM lock written by plugin.
 func ownsLock(plugin string, l *typesv1.Lock) bool {
 	lb := l.GetMetadata().GetLabels()
-	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin && scimrecord.IsLockReason(lb[LabelReason])
+	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin && scimrecord.IsLockReason(lb[scimrecord.LabelReason])
 }
 
 func groupNames(rec *scimrecord.UserRecord) []string {
@@ -218,9 +213,9 @@ func buildUser(pc *pluginContext, rec *scimrecord.UserRecord, base *typesv1.User
 
 // buildLock returns the deactivation lock of rec.
 func buildLock(pc *pluginContext, rec *scimrecord.UserRecord, deleted bool, now time.Time) *typesv1.Lock {
-	reason, what := ReasonDeactivation, "deactivated"
+	reason, what := scimrecord.ReasonDeactivation, "deactivated"
 	if deleted {
-		reason, what = ReasonDeletion, "deleted"
+		reason, what = scimrecord.ReasonDeletion, "deleted"
 	}
 	l := &typesv1.Lock{
 		Kind:    services.KindLock,
@@ -228,10 +223,10 @@ func buildLock(pc *pluginContext, rec *scimrecord.UserRecord, deleted bool, now 
 		Metadata: &typesv1.Metadata{
 			Name: LockName(pc.name, rec.UserName),
 			Labels: map[string]string{
-				services.LabelOrigin: pc.name,
-				LabelPlugin:          pc.name,
-				LabelReason:          reason,
-				services.LabelSCIMID: rec.ID,
+				services.LabelOrigin:   pc.name,
+				LabelPlugin:            pc.name,
+				scimrecord.LabelReason: reason,
+				services.LabelSCIMID:   rec.ID,
 			},
 		},
 		Spec: &typesv1.LockSpec{
@@ -277,7 +272,7 @@ func lockEvent(pc *pluginContext, typ string, l *typesv1.Lock, msg string) *type
 		Fields: map[string]string{
 			"plugin": pc.name,
 			"target": l.GetSpec().GetTarget().GetUser(),
-			"reason": l.GetMetadata().GetLabels()[LabelReason],
+			"reason": l.GetMetadata().GetLabels()[scimrecord.LabelReason],
 		},
 	}
 	if pc.via != "" {
