@@ -13,16 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
+	"github.com/gatehouse/gatehouse/lib/services"
 	lockv1 "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
-)
-
-// Labels SCIM puts on the locks it writes (lib/auth/scimprov, kept as
-// strings so that gatectl does not link the provisioning code).
-const (
-	labelPlugin       = "gatehouse.dev/plugin"
-	labelReason       = "gatehouse.dev/reason"
-	scimReasonsPrefix = "scim-"
 )
 
 // lockOutput is the stable JSON/YAML shape of one lock in locks ls / rm.
@@ -46,7 +40,7 @@ func lockView(l *typesv1.Lock) lockOutput {
 		Message:   l.GetSpec().GetMessage(),
 		CreatedBy: l.GetSpec().GetCreatedBy(),
 		Plugin:    scimLockPlugin(l),
-		Reason:    l.GetMetadata().GetLabels()[labelReason],
+		Reason:    l.GetMetadata().GetLabels()[scimrecord.LabelReason],
 	}
 	if t := l.GetSpec().GetCreatedAt(); t != nil {
 		o.CreatedAt = ts(t)
@@ -57,11 +51,12 @@ func lockView(l *typesv1.Lock) lockOutput {
 	return o
 }
 
-// scimLockPlugin is the plugin whose SCIM deactivation wrote l, or "".
+// scimLockPlugin is the plugin whose SCIM deactivation wrote l (its reason
+// has SCIM's prefix), or "".
 func scimLockPlugin(l *typesv1.Lock) string {
 	labels := l.GetMetadata().GetLabels()
-	if strings.HasPrefix(labels[labelReason], scimReasonsPrefix) {
-		return labels[labelPlugin]
+	if strings.HasPrefix(labels[scimrecord.LabelReason], scimrecord.ReasonPrefix) {
+		return labels[services.LabelPlugin]
 	}
 	return ""
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -144,7 +145,7 @@ func TestLocks(t *testing.T) {
 	}
 	// As SCIM writes them.
 	put(&typesv1.Lock{
-		Metadata: &typesv1.Metadata{Name: "scim-okta-1", Labels: map[string]string{services.LabelOrigin: "okta", labelPlugin: "okta", labelReason: "scim-deactivation"}},
+		Metadata: &typesv1.Metadata{Name: "scim-okta-1", Labels: map[string]string{services.LabelOrigin: "okta", services.LabelPlugin: "okta", scimrecord.LabelReason: "scim-deactivation"}},
 		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "alice@example.com"}, Message: "deactivated in Okta", CreatedBy: "plugin:okta", CreatedAt: timestamppb.New(now)},
 	})
 	put(&typesv1.Lock{

@@ -329,11 +329,7 @@ func (p *Provisioner) writeMemberBatch(ctx context.Context, pc *pluginContext, g
 // displayName (case-insensitive) is taken, BadParameter for a member that is
 // not a user of the plugin. externalId may repeat.
 func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
-	pc, err := p.loadPlugin(ctx, plugin)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	in, err := normalizeGroup(rec)
+	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeGroup)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -368,11 +364,7 @@ func (p *Provisioner) UpdateGroup(ctx context.Context, plugin string, rec *scimr
 	if rec == nil || rec.Revision == "" {
 		return nil, trace.BadParameter("updating a SCIM group needs the revision it was read at")
 	}
-	pc, err := p.loadPlugin(ctx, plugin)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	in, err := normalizeGroup(rec)
+	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeGroup)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -63,6 +63,22 @@ func (p *Provisioner) reconcileLoop(ctx context.Context, t clockwork.Ticker, don
 	}
 }
 
+// SCIMPlugins returns the names of the plugins SCIM can serve: those with
+// Okta settings, in the plugin service's order.
+func (p *Provisioner) SCIMPlugins(ctx context.Context) ([]string, error) {
+	plugins, err := p.cfg.Plugins.ListAllPlugins(ctx)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	var names []string
+	for _, pl := range plugins {
+		if pl.GetSpec().GetOkta() != nil {
+			names = append(names, pl.GetMetadata().GetName())
+		}
+	}
+	return names, nil
+}
+
 // reconcileChanged reconciles each SCIM plugin whose grant inputs differ
 // from seen, and records the fingerprints of those it finished.
 func (p *Provisioner) reconcileChanged(ctx context.Context, seen map[string]string) error {
@@ -70,15 +86,11 @@ func (p *Provisioner) reconcileChanged(ctx context.Context, seen map[string]stri
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	plugins, err := p.cfg.Plugins.ListAllPlugins(ctx)
+	names, err := p.SCIMPlugins(ctx)
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	for _, pl := range plugins {
-		if pl.GetSpec().GetOkta() == nil {
-			continue
-		}
-		name := pl.GetMetadata().GetName()
+	for _, name := range names {
 		pc, err := p.loadPlugin(ctx, name)
 		if err != nil {
 			return trace.Wrap(err)

@@ -284,6 +284,21 @@ type pluginContext struct {
 	via string
 }
 
+// loadAndNormalize is the start of every SCIM create and update: the
+// plugin is loaded (an unknown plugin is NotFound before the record is
+// looked at), then rec is checked and normalized by normalize.
+func loadAndNormalize[R any](ctx context.Context, p *Provisioner, plugin string, rec *R, normalize func(*R) (*R, error)) (*pluginContext, *R, error) {
+	pc, err := p.loadPlugin(ctx, plugin)
+	if err != nil {
+		return nil, nil, trace.Wrap(err)
+	}
+	in, err := normalize(rec)
+	if err != nil {
+		return nil, nil, trace.Wrap(err)
+	}
+	return pc, in, nil
+}
+
 // loadPlugin reads plugin name and its SAML connector. A plugin that is
 // missing or not an Okta plugin is trace.NotFound. A missing connector only
 // means no mapped roles: provisioning (and above all deactivation) must not

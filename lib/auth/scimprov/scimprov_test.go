@@ -479,7 +479,7 @@ func TestDeactivateReactivate(t *testing.T) {
 			require.Equal(t, "jane", lock.GetSpec().GetTarget().GetUser())
 			require.Contains(t, lock.GetSpec().GetMessage(), "deactivated in Okta")
 			require.Equal(t, map[string]string{
-				services.LabelOrigin: testPlugin, LabelPlugin: testPlugin, LabelReason: ReasonDeactivation, services.LabelSCIMID: rec.ID,
+				services.LabelOrigin: testPlugin, LabelPlugin: testPlugin, scimrecord.LabelReason: scimrecord.ReasonDeactivation, services.LabelSCIMID: rec.ID,
 			}, lock.GetMetadata().GetLabels())
 			require.Equal(t, e.clock.Now().Add(720*time.Hour), lock.GetMetadata().GetExpires().AsTime())
 
@@ -567,7 +567,7 @@ func TestDeleteUser(t *testing.T) {
 			require.True(t, trace.IsNotFound(err))
 			lock, err := e.svc.GetLock(e.ctx, LockName(testPlugin, "bob"))
 			require.NoError(t, err)
-			require.Equal(t, ReasonDeletion, lock.GetMetadata().GetLabels()[LabelReason])
+			require.Equal(t, scimrecord.ReasonDeletion, lock.GetMetadata().GetLabels()[scimrecord.LabelReason])
 			require.True(t, trace.IsNotFound(e.p.DeleteUser(e.ctx, testPlugin, rec.ID)))
 
 			// Provisioning the same userName again gets a new id and lifts
@@ -1104,7 +1104,7 @@ func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 			}
 			l, err := e.svc.GetLock(e.ctx, lockName)
 			require.NoError(t, err)
-			require.Equal(t, ReasonDeactivation, l.GetMetadata().GetLabels()[LabelReason])
+			require.Equal(t, scimrecord.ReasonDeactivation, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
 
 			// An administrator's lock under the plugin's lock name, on the user.
 			same, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("same", "00s"))
@@ -1151,7 +1151,39 @@ func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 			}
 			l, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "gone"))
 			require.NoError(t, err)
-			require.Equal(t, ReasonDeletion, l.GetMetadata().GetLabels()[LabelReason])
+			require.Equal(t, scimrecord.ReasonDeletion, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
 		})
 	}
+}
+
+// withPlugins lists extra plugins besides the stored ones: plugins the
+// plugin service would refuse to store, such as one without settings.
+type withPlugins struct {
+	Plugins
+	extra []*typesv1.Plugin
+}
+
+func (w withPlugins) ListAllPlugins(ctx context.Context) ([]*typesv1.Plugin, error) {
+	stored, err := w.Plugins.ListAllPlugins(ctx)
+	return append(stored, w.extra...), err
+}
+
+// TestSCIMPlugins: the plugins SCIM serves are those with Okta settings.
+func TestSCIMPlugins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory", func(c *Config) {
+		bare := &typesv1.Plugin{Metadata: &typesv1.Metadata{Name: "bare"}, Spec: &typesv1.PluginSpec{}}
+		c.Plugins = withPlugins{Plugins: c.Plugins, extra: []*typesv1.Plugin{bare}}
+	})
+	_, err := e.svc.CreatePlugin(e.ctx, &typesv1.Plugin{
+		Metadata: &typesv1.Metadata{Name: "another-okta"},
+		Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
+			SamlConnector: testConnector,
+		}}},
+	})
+	require.NoError(t, err)
+
+	names, err := e.p.SCIMPlugins(e.ctx)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{testPlugin, "another-okta"}, names)
 }

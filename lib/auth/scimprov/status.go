@@ -9,6 +9,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/lib/tick"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -109,17 +110,11 @@ func (p *Provisioner) countProvisioned(plugin string) {
 // The ticker is made by the caller, so that it exists when New returns.
 func (p *Provisioner) flushLoop(ctx context.Context, t clockwork.Ticker) {
 	defer close(p.done)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			p.FlushStatus(fctx)
-			cancel()
-		}
-	}
+	tick.Every(ctx.Done(), t, func() {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		p.FlushStatus(fctx)
+		cancel()
+	})
 }
 
 // FlushStatus writes the pending status of every plugin now: counters are

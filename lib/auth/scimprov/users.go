@@ -27,18 +27,11 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Labels and values on the users and locks the provisioner writes.
+// Labels and values on the users and locks the provisioner writes (the
+// locks' reason label and values are scimrecord's).
 const (
 	// LabelPlugin names the plugin that manages a user or wrote a lock.
 	LabelPlugin = services.LabelPlugin
-	// LabelReason says why a lock was written.
-	LabelReason = "gatehouse.dev/reason"
-	// ReasonDeactivation marks a lock written because the user was
-	// deactivated in the identity provider.
-	ReasonDeactivation = "scim-deactivation"
-	// ReasonDeletion marks a lock written because the user was deleted
-	// over SCIM.
-	ReasonDeletion = "scim-deletion"
 	// TraitGroups is the trait holding a user's SCIM group names, and the
 	// attribute name the connector's attributes_to_roles are matched on.
 	TraitGroups = "groups"
@@ -156,8 +149,7 @@ func adoptable(pc *pluginContext, u *typesv1.User) bool {
 // ownsLock reports whether l is a SCIM lock written by plugin.
 func ownsLock(plugin string, l *typesv1.Lock) bool {
 	lb := l.GetMetadata().GetLabels()
-	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin &&
-		(lb[LabelReason] == ReasonDeactivation || lb[LabelReason] == ReasonDeletion)
+	return lb[services.LabelOrigin] == plugin && lb[LabelPlugin] == plugin && scimrecord.IsLockReason(lb[scimrecord.LabelReason])
 }
 
 func groupNames(rec *scimrecord.UserRecord) []string {
@@ -223,9 +215,9 @@ func buildUser(pc *pluginContext, rec *scimrecord.UserRecord, base *typesv1.User
 
 // buildLock returns the deactivation lock of rec.
 func buildLock(pc *pluginContext, rec *scimrecord.UserRecord, deleted bool, now time.Time) *typesv1.Lock {
-	reason, what := ReasonDeactivation, "deactivated"
+	reason, what := scimrecord.ReasonDeactivation, "deactivated"
 	if deleted {
-		reason, what = ReasonDeletion, "deleted"
+		reason, what = scimrecord.ReasonDeletion, "deleted"
 	}
 	l := &typesv1.Lock{
 		Kind:    services.KindLock,
@@ -233,10 +225,10 @@ func buildLock(pc *pluginContext, rec *scimrecord.UserRecord, deleted bool, now 
 		Metadata: &typesv1.Metadata{
 			Name: LockName(pc.name, rec.UserName),
 			Labels: map[string]string{
-				services.LabelOrigin: pc.name,
-				LabelPlugin:          pc.name,
-				LabelReason:          reason,
-				services.LabelSCIMID: rec.ID,
+				services.LabelOrigin:   pc.name,
+				LabelPlugin:            pc.name,
+				scimrecord.LabelReason: reason,
+				services.LabelSCIMID:   rec.ID,
 			},
 		},
 		Spec: &typesv1.LockSpec{
@@ -282,7 +274,7 @@ func lockEvent(pc *pluginContext, typ string, l *typesv1.Lock, msg string) *type
 		Fields: map[string]string{
 			"plugin": pc.name,
 			"target": l.GetSpec().GetTarget().GetUser(),
-			"reason": l.GetMetadata().GetLabels()[LabelReason],
+			"reason": l.GetMetadata().GetLabels()[scimrecord.LabelReason],
 		},
 	}
 	if pc.via != "" {
@@ -474,11 +466,7 @@ func (p *Provisioner) account(plugin string, o outcome) {
 // adopted if it is a temporary user of the plugin's SAML connector, and
 // refused (trace.AlreadyExists, left untouched) otherwise.
 func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
-	pc, err := p.loadPlugin(ctx, plugin)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	in, err := normalizeUser(rec)
+	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeUser)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -544,11 +532,7 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimre
 	if rec == nil || rec.Revision == "" {
 		return nil, trace.BadParameter("updating a SCIM user needs the revision it was read at")
 	}
-	pc, err := p.loadPlugin(ctx, plugin)
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	in, err := normalizeUser(rec)
+	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeUser)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

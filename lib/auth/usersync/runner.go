@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
+	"github.com/gatehouse/gatehouse/lib/tick"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -249,20 +250,14 @@ func (r *Runner) maybeRun(ctx context.Context, plugin string, p *typesv1.Plugin)
 // renewDuringRun renews the lease while a run lasts, and ends the run if
 // the lease is lost.
 func (r *Runner) renewDuringRun(ctx context.Context, stop context.CancelFunc, plugin string) {
-	t := r.cfg.Clock.NewTicker(r.cfg.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-			if !r.holdLease(ctx, plugin) {
-				if ctx.Err() == nil {
-					r.cfg.Logger.WarnContext(ctx, "User sync lease lost during a run; stopping the run.", "plugin", plugin)
-				}
-				stop()
-				return
-			}
+	tick.While(ctx.Done(), r.cfg.Clock.NewTicker(r.cfg.LeaseTTL/3), func() bool {
+		if r.holdLease(ctx, plugin) {
+			return true
 		}
-	}
+		if ctx.Err() == nil {
+			r.cfg.Logger.WarnContext(ctx, "User sync lease lost during a run; stopping the run.", "plugin", plugin)
+		}
+		stop()
+		return false
+	})
 }

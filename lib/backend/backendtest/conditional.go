@@ -50,54 +50,60 @@ func revisionCases() []revisionCase {
 	}
 }
 
-func testConditionalUpdate(t *testing.T, f *fixture) {
+// forEachRevisionCase runs check once per revisionCase, in a subtest on a
+// fresh fixture, with the key and revision the case set up and the item at
+// key before the conditional write (nil if there was none).
+func forEachRevisionCase(t *testing.T, f *fixture, check func(t *testing.T, f *fixture, tc revisionCase, key backend.Key, rev string, before *backend.Item)) {
 	for _, tc := range revisionCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.sub(t)
 			key, rev := tc.setup(f)
 			before, _ := f.b.Get(t.Context(), key)
-
-			lease, err := f.b.ConditionalUpdate(t.Context(), backend.Item{Key: key, Value: []byte("new"), Revision: rev})
-			if !tc.ok {
-				requireCompareFailed(t, err, "conditional update with %s", tc.name)
-				if before == nil {
-					f.requireMissing(key)
-				} else {
-					f.requireValue(key, string(before.Value), before.Revision)
-				}
-				return
-			}
-			require.NoError(t, err)
-			requireLease(t, lease, key)
-			require.NotEqual(t, rev, lease.Revision)
-			f.requireValue(key, "new", lease.Revision)
-
-			_, err = f.b.ConditionalUpdate(t.Context(), backend.Item{Key: key, Value: []byte("again"), Revision: rev})
-			requireCompareFailed(t, err, "the same revision a second time")
+			check(t, f, tc, key, rev, before)
 		})
 	}
 }
 
-func testConditionalDelete(t *testing.T, f *fixture) {
-	for _, tc := range revisionCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			f := f.sub(t)
-			key, rev := tc.setup(f)
-			before, _ := f.b.Get(t.Context(), key)
-
-			err := f.b.ConditionalDelete(t.Context(), key, rev)
-			if !tc.ok {
-				requireCompareFailed(t, err, "conditional delete with %s", tc.name)
-				if before != nil {
-					f.requireValue(key, string(before.Value), before.Revision)
-				}
-				return
-			}
-			require.NoError(t, err)
-			f.requireMissing(key)
-			requireCompareFailed(t, f.b.ConditionalDelete(t.Context(), key, rev), "delete of a deleted key")
-		})
+// requireUnchanged requires key to hold before (missing if before is nil).
+func (f *fixture) requireUnchanged(key backend.Key, before *backend.Item) {
+	f.t.Helper()
+	if before == nil {
+		f.requireMissing(key)
+		return
 	}
+	f.requireValue(key, string(before.Value), before.Revision)
+}
+
+func testConditionalUpdate(t *testing.T, f *fixture) {
+	forEachRevisionCase(t, f, func(t *testing.T, f *fixture, tc revisionCase, key backend.Key, rev string, before *backend.Item) {
+		lease, err := f.b.ConditionalUpdate(t.Context(), backend.Item{Key: key, Value: []byte("new"), Revision: rev})
+		if !tc.ok {
+			requireCompareFailed(t, err, "conditional update with %s", tc.name)
+			f.requireUnchanged(key, before)
+			return
+		}
+		require.NoError(t, err)
+		requireLease(t, lease, key)
+		require.NotEqual(t, rev, lease.Revision)
+		f.requireValue(key, "new", lease.Revision)
+
+		_, err = f.b.ConditionalUpdate(t.Context(), backend.Item{Key: key, Value: []byte("again"), Revision: rev})
+		requireCompareFailed(t, err, "the same revision a second time")
+	})
+}
+
+func testConditionalDelete(t *testing.T, f *fixture) {
+	forEachRevisionCase(t, f, func(t *testing.T, f *fixture, tc revisionCase, key backend.Key, rev string, before *backend.Item) {
+		err := f.b.ConditionalDelete(t.Context(), key, rev)
+		if !tc.ok {
+			requireCompareFailed(t, err, "conditional delete with %s", tc.name)
+			f.requireUnchanged(key, before)
+			return
+		}
+		require.NoError(t, err)
+		f.requireMissing(key)
+		requireCompareFailed(t, f.b.ConditionalDelete(t.Context(), key, rev), "delete of a deleted key")
+	})
 }
 
 // testConditionalAfterRecreate: a revision read before a delete must not

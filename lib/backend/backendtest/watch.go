@@ -92,7 +92,13 @@ func testWatchPrefixFilter(t *testing.T, f *fixture) {
 }
 
 func testWatchNoPrefixes(t *testing.T, f *fixture) {
-	w := f.watchWith(t.Context(), backend.Watch{Name: t.Name()})
+	requireSeesEverything(t, f, nil)
+}
+
+// requireSeesEverything requires a watch on prefixes to report puts and
+// deletes of keys under and beside one another, like a watch of every key.
+func requireSeesEverything(t *testing.T, f *fixture, prefixes []backend.Key) {
+	w := f.watchWith(t.Context(), backend.Watch{Name: t.Name(), Prefixes: prefixes})
 	w.under = f.prefix
 	a := f.put(f.key("a"), "v")
 	b := f.put(f.key("x", "b"), "v")
@@ -113,13 +119,7 @@ func testWatchEmptyPrefix(t *testing.T, f *fixture) {
 		{name: "beside another", prefixes: []backend.Key{backend.Key(f.prefix + "a/"), {}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := f.sub(t)
-			w := f.watchWith(t.Context(), backend.Watch{Name: t.Name(), Prefixes: tc.prefixes})
-			w.under = f.prefix
-			a := f.put(f.key("a"), "v")
-			b := f.put(f.key("x", "b"), "v")
-			require.NoError(t, f.b.Delete(t.Context(), f.key("a")))
-			w.expect(putEvent(a, "v"), putEvent(b, "v"), deleteEvent(f.key("a")))
+			requireSeesEverything(t, f.sub(t), tc.prefixes)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/lib/tick"
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -184,15 +185,7 @@ func (c *leaseCache) takeEnded(now time.Time) []*window {
 // purgeLoop revokes ended windows' leases on every tick of the clock.
 func (b *Backend) purgeLoop(ticker clockwork.Ticker) {
 	defer b.loops.Done()
-	defer ticker.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-ticker.Chan():
-			b.purge()
-		}
-	}
+	tick.Every(b.ctx.Done(), ticker, b.purge)
 }
 
 // purge revokes the lease of every window that has ended on the clock, which

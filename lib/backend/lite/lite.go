@@ -47,6 +47,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/tick"
 )
 
 // Name is the name the backend is registered under.
@@ -497,15 +498,9 @@ func errClosed() error {
 // purgeLoop deletes expired items on every tick of the clock.
 func (b *Backend) purgeLoop(ticker clockwork.Ticker) {
 	defer b.loops.Done()
-	defer ticker.Stop()
-	for {
-		select {
-		case <-b.closed:
-			return
-		case <-ticker.Chan():
-			if err := b.purgeExpired(context.Background()); err != nil && !b.isClosed() {
-				b.log.WarnContext(context.Background(), "Failed to purge expired items.", "error", err)
-			}
+	tick.Every(b.closed, ticker, func() {
+		if err := b.purgeExpired(context.Background()); err != nil && !b.isClosed() {
+			b.log.WarnContext(context.Background(), "Failed to purge expired items.", "error", err)
 		}
-	}
+	})
 }

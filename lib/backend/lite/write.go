@@ -78,6 +78,25 @@ func (t *txn) holds(ctx context.Context, key backend.Key, cond backend.Condition
 	}
 }
 
+// must returns nil if cond holds for key, and otherwise the error a
+// single-key write documents for it: trace.AlreadyExists when the key must
+// not exist, trace.NotFound when it must, CompareFailed for a revision.
+func (t *txn) must(ctx context.Context, key backend.Key, cond backend.Condition) error {
+	ok, err := t.holds(ctx, key, cond)
+	switch {
+	case err != nil:
+		return trace.Wrap(err)
+	case ok:
+		return nil
+	case cond.Kind == backend.ConditionNotExists:
+		return trace.AlreadyExists("key %q already exists", key)
+	case cond.Kind == backend.ConditionExists:
+		return trace.NotFound("key %q is not found", key)
+	default:
+		return backend.CompareFailed("")
+	}
+}
+
 // put writes key with the transaction's revision.
 func (t *txn) put(ctx context.Context, key backend.Key, value []byte, expires time.Time) (int64, error) {
 	rev, err := t.revision(ctx)
@@ -112,6 +131,36 @@ func (t *txn) del(ctx context.Context, key backend.Key) (bool, error) {
 		t.deleted(key)
 	}
 	return n > 0, nil
+}
+
+// deleteReturning runs query, a DELETE ... RETURNING key, reports each
+// removed key to watchers in key order (RETURNING's order is unspecified),
+// and returns how many rows it removed.
+func (t *txn) deleteReturning(ctx context.Context, query string, args ...any) (int, error) {
+	rows, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, trace.Wrap(err)
+	}
+	var keys []backend.Key
+	for rows.Next() {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return 0, trace.Wrap(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, trace.Wrap(err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, trace.Wrap(err)
+	}
+	slices.SortFunc(keys, func(a, b backend.Key) int { return bytes.Compare(a, b) })
+	for _, k := range keys {
+		t.deleted(k)
+	}
+	return len(keys), nil
 }
 
 func (t *txn) deleted(key backend.Key) {
@@ -228,34 +277,46 @@ func affectedOne(res sql.Result, err error) (bool, error) {
 
 // Create writes a new item; trace.AlreadyExists if a live item has the key.
 func (b *Backend) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
-	if err := backend.CheckItem(i); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	var rev int64
-	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
-		_, exists, err := t.current(ctx, i.Key)
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		if exists {
-			return trace.AlreadyExists("key %q already exists", i.Key)
-		}
-		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
-		return trace.Wrap(err)
-	})
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return newLease(i.Key, rev), nil
+	return b.putItem(ctx, i, backend.NotExists())
 }
 
 // Put writes an item whether or not it exists.
 func (b *Backend) Put(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	return b.putItem(ctx, i, backend.Whatever())
+}
+
+// Update overwrites a live item; trace.NotFound if there is none.
+func (b *Backend) Update(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	return b.putItem(ctx, i, backend.Exists())
+}
+
+// ConditionalUpdate overwrites the item only if it is live at i.Revision.
+func (b *Backend) ConditionalUpdate(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	return b.putItem(ctx, i, backend.Revision(i.Revision))
+}
+
+// Delete removes a live item; trace.NotFound if there is none. An expired
+// row is left for the purge loop, which reports it.
+func (b *Backend) Delete(ctx context.Context, key backend.Key) error {
+	return b.deleteKey(ctx, key, backend.Exists())
+}
+
+// ConditionalDelete removes the item only if it is live at revision.
+func (b *Backend) ConditionalDelete(ctx context.Context, key backend.Key, revision string) error {
+	return b.deleteKey(ctx, key, backend.Revision(revision))
+}
+
+// putItem writes i in one request if cond holds for its key; otherwise it
+// fails with the error of the single-key method (see must).
+func (b *Backend) putItem(ctx context.Context, i backend.Item, cond backend.Condition) (*backend.Lease, error) {
 	if err := backend.CheckItem(i); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	var rev int64
 	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
+		if err := t.must(ctx, i.Key, cond); err != nil {
+			return trace.Wrap(err)
+		}
 		var err error
 		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
 		return trace.Wrap(err)
@@ -266,85 +327,17 @@ func (b *Backend) Put(ctx context.Context, i backend.Item) (*backend.Lease, erro
 	return newLease(i.Key, rev), nil
 }
 
-// Update overwrites a live item; trace.NotFound if there is none.
-func (b *Backend) Update(ctx context.Context, i backend.Item) (*backend.Lease, error) {
-	if err := backend.CheckItem(i); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	var rev int64
-	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
-		_, exists, err := t.current(ctx, i.Key)
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		if !exists {
-			return trace.NotFound("key %q is not found", i.Key)
-		}
-		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
-		return trace.Wrap(err)
-	})
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return newLease(i.Key, rev), nil
-}
-
-// ConditionalUpdate overwrites the item only if it is live at i.Revision.
-func (b *Backend) ConditionalUpdate(ctx context.Context, i backend.Item) (*backend.Lease, error) {
-	if err := backend.CheckItem(i); err != nil {
-		return nil, trace.Wrap(err)
-	}
-	var rev int64
-	err := b.write(ctx, itemSize(i), func(ctx context.Context, t *txn) error {
-		ok, err := t.holds(ctx, i.Key, backend.Revision(i.Revision))
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		if !ok {
-			return backend.CompareFailed("")
-		}
-		rev, err = t.put(ctx, i.Key, i.Value, i.Expires)
-		return trace.Wrap(err)
-	})
-	if err != nil {
-		return nil, trace.Wrap(err)
-	}
-	return newLease(i.Key, rev), nil
-}
-
-// Delete removes a live item; trace.NotFound if there is none.
-func (b *Backend) Delete(ctx context.Context, key backend.Key) error {
+// deleteKey removes key in one request if cond holds for it; otherwise it
+// fails with the error of the single-key method (see must).
+func (b *Backend) deleteKey(ctx context.Context, key backend.Key, cond backend.Condition) error {
 	if err := backend.CheckKey(key); err != nil {
 		return trace.Wrap(err)
 	}
 	return trace.Wrap(b.write(ctx, len(key), func(ctx context.Context, t *txn) error {
-		_, exists, err := t.current(ctx, key)
-		if err != nil {
+		if err := t.must(ctx, key, cond); err != nil {
 			return trace.Wrap(err)
 		}
-		if !exists {
-			// An expired row is left for the purge loop, which reports it.
-			return trace.NotFound("key %q is not found", key)
-		}
-		_, err = t.del(ctx, key)
-		return trace.Wrap(err)
-	}))
-}
-
-// ConditionalDelete removes the item only if it is live at revision.
-func (b *Backend) ConditionalDelete(ctx context.Context, key backend.Key, revision string) error {
-	if err := backend.CheckKey(key); err != nil {
-		return trace.Wrap(err)
-	}
-	return trace.Wrap(b.write(ctx, len(key), func(ctx context.Context, t *txn) error {
-		ok, err := t.holds(ctx, key, backend.Revision(revision))
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		if !ok {
-			return backend.CompareFailed("")
-		}
-		_, err = t.del(ctx, key)
+		_, err := t.del(ctx, key)
 		return trace.Wrap(err)
 	}))
 }
@@ -361,30 +354,8 @@ func (b *Backend) DeleteRange(ctx context.Context, start, end backend.Key) error
 	}
 	where, args := rangeWhere(start, end)
 	return trace.Wrap(b.write(ctx, 0, func(ctx context.Context, t *txn) error {
-		rows, err := t.tx.QueryContext(ctx, `DELETE FROM kv`+where+` RETURNING key`, args...)
-		if err != nil {
-			return trace.Wrap(err)
-		}
-		var keys []backend.Key
-		for rows.Next() {
-			var k []byte
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return trace.Wrap(err)
-			}
-			keys = append(keys, k)
-		}
-		if err := rows.Close(); err != nil {
-			return trace.Wrap(err)
-		}
-		if err := rows.Err(); err != nil {
-			return trace.Wrap(err)
-		}
-		slices.SortFunc(keys, func(a, b backend.Key) int { return bytes.Compare(a, b) })
-		for _, k := range keys {
-			t.deleted(k)
-		}
-		return nil
+		_, err := t.deleteReturning(ctx, `DELETE FROM kv`+where+` RETURNING key`, args...)
+		return trace.Wrap(err)
 	}))
 }
 
@@ -452,34 +423,12 @@ func (b *Backend) purgeExpired(ctx context.Context) error {
 	for {
 		var n int
 		err := b.write(ctx, 0, func(ctx context.Context, t *txn) error {
-			rows, err := t.tx.QueryContext(ctx,
+			var err error
+			n, err = t.deleteReturning(ctx,
 				`DELETE FROM kv WHERE key IN (
 					SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ? LIMIT ?
 				) RETURNING key`, t.now, purgeBatch)
-			if err != nil {
-				return trace.Wrap(err)
-			}
-			var keys []backend.Key
-			for rows.Next() {
-				var k []byte
-				if err := rows.Scan(&k); err != nil {
-					rows.Close()
-					return trace.Wrap(err)
-				}
-				keys = append(keys, k)
-			}
-			if err := rows.Close(); err != nil {
-				return trace.Wrap(err)
-			}
-			if err := rows.Err(); err != nil {
-				return trace.Wrap(err)
-			}
-			slices.SortFunc(keys, func(a, b backend.Key) int { return bytes.Compare(a, b) })
-			for _, k := range keys {
-				t.deleted(k)
-			}
-			n = len(keys)
-			return nil
+			return trace.Wrap(err)
 		})
 		if err != nil {
 			return trace.Wrap(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/btree"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/tick"
 )
 
 // Name is the name the backend is registered under.
@@ -435,17 +436,11 @@ func (m *Memory) KeepAlive(ctx context.Context, lease backend.Lease, expires tim
 // purgeLoop removes expired items on every tick of the backend's clock.
 func (m *Memory) purgeLoop(ctx context.Context, ticker clockwork.Ticker) {
 	defer m.loops.Done()
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.Chan():
-			if n := m.purge(); n > 0 {
-				m.log.Debug("Purged expired items.", "count", n)
-			}
+	tick.Every(ctx.Done(), ticker, func() {
+		if n := m.purge(); n > 0 {
+			m.log.Debug("Purged expired items.", "count", n)
 		}
-	}
+	})
 }
 
 // purge removes every expired item, reporting each to watchers, and returns

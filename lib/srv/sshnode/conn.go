@@ -3,7 +3,9 @@ package sshnode
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -269,10 +271,16 @@ func (c *conn) onLockEvent(ev lockwatch.Event) {
 	if ev.Type != backend.OpPut || !lockwatch.InForce(ev.Lock, c.s.cfg.Clock.Now()) {
 		return
 	}
+	c.killAll("session terminated: " + lockwatch.LockMessage(ev.Lock))
+}
+
+// killAll kills the connection's processes at once and refuses new channels
+// with denied (unless they are refused already, whose reason is kept).
+func (c *conn) killAll(denied string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.denied == "" {
-		c.denied = "session terminated: " + lockwatch.LockMessage(ev.Lock)
+		c.denied = denied
 	}
 	for s := range c.sessions {
 		s.kill()
@@ -317,14 +325,7 @@ func (c *conn) lockWithVoid(sub *lockwatch.Subscription) *typesv1.Lock {
 // kills the connection's processes at once and refuses new channels; the
 // monitor then tells the client and closes the connection.
 func (c *conn) onCredentialVoided(reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.denied == "" {
-		c.denied = "session terminated: " + reason
-	}
-	for s := range c.sessions {
-		s.kill()
-	}
+	c.killAll("session terminated: " + reason)
 }
 
 // terminate tells every session why, kills its processes, closes it and
@@ -334,10 +335,7 @@ func (c *conn) terminate(reason string, lock *typesv1.Lock) {
 		msg := "session terminated: " + reason
 		c.mu.Lock()
 		c.denied = msg
-		sessions := make([]*session, 0, len(c.sessions))
-		for s := range c.sessions {
-			sessions = append(sessions, s)
-		}
+		sessions := c.sessionsLocked()
 		c.mu.Unlock()
 		c.log.Warn("Terminating SSH connection.", "reason", reason, "sessions", len(sessions))
 		// The connection is closed after the grace period whatever happens:
@@ -368,14 +366,17 @@ func (c *conn) terminate(reason string, lock *typesv1.Lock) {
 	})
 }
 
+// sessionsLocked returns the connection's sessions, to be signalled once
+// c.mu (which the caller holds) is released.
+func (c *conn) sessionsLocked() []*session {
+	return slices.Collect(maps.Keys(c.sessions))
+}
+
 // shutdown kills everything at once (server Close).
 func (c *conn) shutdown() {
 	c.mu.Lock()
 	c.denied = "node is shutting down"
-	sessions := make([]*session, 0, len(c.sessions))
-	for s := range c.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := c.sessionsLocked()
 	c.mu.Unlock()
 	for _, s := range sessions {
 		s.signal(syscall.SIGKILL)
@@ -391,10 +392,7 @@ func (c *conn) hangup() {
 	if c.denied == "" {
 		c.denied = "connection closed"
 	}
-	sessions := make([]*session, 0, len(c.sessions))
-	for s := range c.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := c.sessionsLocked()
 	c.mu.Unlock()
 	for _, s := range sessions {
 		s.signal(syscall.SIGHUP)

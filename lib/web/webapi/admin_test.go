@@ -205,7 +205,7 @@ func TestLocksPage(t *testing.T) {
 	nobody := e.user("nobody", auth.PresetAccessRole)
 	scimLock := scimprov.LockName("okta", "dana")
 	scimLabels := map[string]string{services.LabelOrigin: "okta", scimprov.LabelPlugin: "okta",
-		scimprov.LabelReason: scimprov.ReasonDeactivation, services.LabelSCIMID: "rec-1"}
+		scimrecord.LabelReason: scimrecord.ReasonDeactivation, services.LabelSCIMID: "rec-1"}
 	e.lock(scimLock, &typesv1.LockTarget{User: "dana"}, scimLabels)
 	e.lock("manual", &typesv1.LockTarget{Role: "access"}, nil)
 	e.lock("zz-login", &typesv1.LockTarget{Login: "root"}, nil)
@@ -222,7 +222,7 @@ func TestLocksPage(t *testing.T) {
 	require.Equal(t, scimLock, scimRow.Name)
 	require.True(t, scimRow.SCIM)
 	require.Equal(t, "okta", scimRow.Origin)
-	require.Equal(t, scimprov.ReasonDeactivation, scimRow.Reason)
+	require.Equal(t, scimrecord.ReasonDeactivation, scimRow.Reason)
 	code, body = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/admin/locks?limit=2&cursor="+url.QueryEscape(first.NextCursor), nil)
 	require.Equal(t, http.StatusOK, code, "%v", body)
 	second := decode[webapi.LocksResponse](t, body)

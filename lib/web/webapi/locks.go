@@ -8,7 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
-	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	lockpb "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
@@ -92,9 +92,9 @@ func (h *Handler) lockRow(l *typesv1.Lock) LockRow {
 		Expires:   formatTime(md.GetExpires()),
 		InForce:   services.IsLockInForce(l, h.cfg.Clock.Now()),
 		Origin:    labels[services.LabelOrigin],
-		Reason:    labels[scimprov.LabelReason],
+		Reason:    labels[scimrecord.LabelReason],
 	}
-	row.SCIM = row.Origin != "" && (row.Reason == scimprov.ReasonDeactivation || row.Reason == scimprov.ReasonDeletion)
+	row.SCIM = row.Origin != "" && scimrecord.IsLockReason(row.Reason)
 	return row
 }
 

@@ -35,32 +35,9 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 	case map[string]any:
 		return appendObject(buf, t)
 	case []any:
-		if t == nil {
-			return append(buf, "null"...), nil
-		}
-		buf = append(buf, '[')
-		for i, e := range t {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			var err error
-			if buf, err = appendJSON(buf, e); err != nil {
-				return buf, err
-			}
-		}
-		return append(buf, ']'), nil
+		return appendArray(buf, t, appendJSON)
 	case []string:
-		if t == nil {
-			return append(buf, "null"...), nil
-		}
-		buf = append(buf, '[')
-		for i, e := range t {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendString(buf, e)
-		}
-		return append(buf, ']'), nil
+		return appendArray(buf, t, func(buf []byte, s string) ([]byte, error) { return appendString(buf, s), nil })
 	default:
 		// json.Number, numbers, structs...: rare in a response, and encoding/json knows the rules.
 		b, err := json.Marshal(v)
@@ -69,6 +46,25 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 		}
 		return append(buf, b...), nil
 	}
+}
+
+// appendArray writes s as a JSON array, each element by appendElem; a nil slice is null, as
+// encoding/json writes it.
+func appendArray[E any](buf []byte, s []E, appendElem func([]byte, E) ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return append(buf, "null"...), nil
+	}
+	buf = append(buf, '[')
+	for i, e := range s {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var err error
+		if buf, err = appendElem(buf, e); err != nil {
+			return buf, err
+		}
+	}
+	return append(buf, ']'), nil
 }
 
 // appendObject writes m with its keys sorted, as encoding/json does.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	"github.com/gatehouse/gatehouse/lib/tick"
 )
 
 const (
@@ -108,17 +109,11 @@ func (p *Process) adminIdentityUsable(ctx context.Context, path string) (string,
 // The ticker is made by the caller, before the goroutine starts, so that a
 // clock advanced right after Start is seen.
 func (p *Process) refreshAdminIdentity(ctx context.Context, t clockwork.Ticker) {
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-			if err := p.ensureAdminIdentity(ctx); err != nil && ctx.Err() == nil {
-				p.log.WarnContext(ctx, "Could not refresh the admin identity.", "error", err)
-			}
+	tick.Every(ctx.Done(), t, func() {
+		if err := p.ensureAdminIdentity(ctx); err != nil && ctx.Err() == nil {
+			p.log.WarnContext(ctx, "Could not refresh the admin identity.", "error", err)
 		}
-	}
+	})
 }
 
 func leafOf(id *identityfile.Identity) (*x509.Certificate, error) {

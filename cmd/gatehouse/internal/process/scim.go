@@ -71,15 +71,11 @@ func (p *Process) mountSCIM(ctx context.Context) error {
 // lookup misses one and no second record takes a name. It scans each plugin
 // once; later starts skip it.
 func (p *Process) canonicalizeSCIMIndexes(ctx context.Context, prov *scimprov.Provisioner) error {
-	plugins, err := p.auth.Services().Plugins.ListAllPlugins(ctx)
+	names, err := prov.SCIMPlugins(ctx)
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	for _, pl := range plugins {
-		if pl.GetSpec().GetOkta() == nil {
-			continue
-		}
-		name := pl.GetMetadata().GetName()
+	for _, name := range names {
 		xrep, err := prov.Store().MigrateExternalIDIndex(ctx, name)
 		if err != nil {
 			return trace.Wrap(err, "plugin %q", name)
