@@ -30,6 +30,16 @@ type Recorder interface {
 	Record(ctx context.Context, e audit.Event)
 }
 
+// Deps are the dependencies every lib/auth gRPC service that changes
+// resources shares: who is calling, where audit events go, and the clock
+// (the real one when nil). Each service's Config embeds them, so the auth
+// server builds one Deps and hands it to every service.
+type Deps struct {
+	Authorizer Authorizer
+	Recorder   Recorder
+	Clock      clockwork.Clock
+}
+
 // Authorize authorizes the caller and checks each verb on kind, in order;
 // the first refusal is returned.
 func Authorize(ctx context.Context, a Authorizer, kind string, verbs ...string) (*authz.Context, error) {

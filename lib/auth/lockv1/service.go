@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,10 +37,8 @@ var _ Locks = (*services.LockService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Locks      Locks
-	Clock      clockwork.Clock
+	crud.Deps
+	Locks Locks
 }
 
 // CheckAndSetDefaults validates the config.

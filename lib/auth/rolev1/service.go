@@ -8,7 +8,6 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
@@ -31,10 +30,8 @@ var _ Roles = (*services.RoleService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Roles      Roles
-	Clock      clockwork.Clock
+	crud.Deps
+	Roles Roles
 }
 
 // CheckAndSetDefaults validates the config.

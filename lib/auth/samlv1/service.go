@@ -10,7 +10,6 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
@@ -33,10 +32,8 @@ var _ Connectors = (*services.SAMLConnectorService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
+	crud.Deps
 	Connectors Connectors
-	Clock      clockwork.Clock
 	// Prepare, if set, completes a connector before create and upsert:
 	// it fetches entity_descriptor_url and generates the SP signing key
 	// pair when absent (lib/auth/saml.PrepareConnector).

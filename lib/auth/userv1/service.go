@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -37,10 +36,8 @@ var _ Users = (*services.UserService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Users      Users
-	Clock      clockwork.Clock
+	crud.Deps
+	Users Users
 }
 
 // CheckAndSetDefaults validates the config.
