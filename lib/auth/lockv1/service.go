@@ -65,9 +65,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	h, err := crud.New(crud.Config[*typesv1.Lock]{
-		Kind:       services.KindLock,
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindLock,
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.Lock]{
 			Get:    crud.NoSecrets(cfg.Locks.GetLock),
 			List:   crud.NoSecretsList(cfg.Locks.ListLocks),
@@ -77,7 +76,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Locks.DeleteLock,
 		},
 		Events:       crud.Events{Create: audit.EventLockCreate, Update: audit.EventLockUpdate, Delete: audit.EventLockDelete},
-		Clock:        cfg.Clock,
 		WithDefaults: withDefaults,
 	})
 	if err != nil {

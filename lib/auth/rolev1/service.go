@@ -57,9 +57,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	h, err := crud.New(crud.Config[*typesv1.Role]{
-		Kind:       services.KindRole,
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindRole,
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.Role]{
 			Get:    crud.NoSecrets(cfg.Roles.GetRole),
 			List:   crud.NoSecretsList(cfg.Roles.ListRoles),
@@ -69,7 +68,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Roles.DeleteRole,
 		},
 		Events: crud.Events{Create: audit.EventRoleCreate, Update: audit.EventRoleUpdate, Delete: audit.EventRoleDelete},
-		Clock:  cfg.Clock,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -63,10 +63,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	hcfg := crud.Config[*typesv1.SAMLConnector]{
-		Kind:       services.KindSAMLConnector,
-		Noun:       "SAML connector",
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindSAMLConnector,
+		Noun: "SAML connector",
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.SAMLConnector]{
 			Get:    cfg.Connectors.GetSAMLConnector,
 			List:   cfg.Connectors.ListSAMLConnectors,
@@ -76,7 +75,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Connectors.DeleteSAMLConnector,
 		},
 		Events: crud.Events{Create: audit.EventSAMLConnectorCreate, Update: audit.EventSAMLConnectorUpdate, Delete: audit.EventSAMLConnectorDelete},
-		Clock:  cfg.Clock,
 	}
 	if cfg.Prepare != nil {
 		hcfg.PrepareCreate = cfg.Prepare

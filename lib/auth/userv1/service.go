@@ -63,9 +63,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	h, err := crud.New(crud.Config[*typesv1.User]{
-		Kind:       services.KindUser,
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindUser,
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.User]{
 			Get:    cfg.Users.GetUser,
 			List:   cfg.Users.ListUsers,
@@ -75,7 +74,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Users.DeleteUser,
 		},
 		Events:       crud.Events{Create: audit.EventUserCreate, Update: audit.EventUserUpdate, Delete: audit.EventUserDelete},
-		Clock:        cfg.Clock,
 		WithDefaults: withDefaults,
 	})
 	if err != nil {
