@@ -4,6 +4,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/auditv1"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/auth/lockv1"
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/auth/samlv1"
@@ -21,12 +22,17 @@ type APIs struct {
 	Locks   *lockv1.Service
 }
 
+// serviceDeps are the dependencies the auth server hands every API service:
+// its authorizer, its audit recorder and its clock.
+func (s *Server) serviceDeps() crud.Deps {
+	return crud.Deps{Authorizer: s.authorizer, Recorder: s.recorder, Clock: s.cfg.Clock}
+}
+
 // NewAPIs builds the in-process APIs.
 func (s *Server) NewAPIs() (*APIs, error) {
-	a, r := s.authorizer, s.recorder
+	deps := s.serviceDeps()
 	plugins, err := pluginv1.New(pluginv1.Config{
-		Authorizer:        a,
-		Recorder:          r,
+		Deps:              deps,
 		Plugins:           s.services.Plugins,
 		StaticCredentials: s.services.PluginStaticCredentials,
 		Connectors:        s.services.SAMLConnectors,
@@ -34,21 +40,20 @@ func (s *Server) NewAPIs() (*APIs, error) {
 		Backend:           s.cfg.Backend,
 		PublicAddr:        s.URLAddr(),
 		Sealer:            s.cfg.CredentialSealer,
-		Clock:             s.cfg.Clock,
 		Logger:            s.cfg.Logger,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	saml, err := samlv1.New(samlv1.Config{Authorizer: a, Recorder: r, Connectors: s.services.SAMLConnectors, Prepare: s.prepareSAMLConnector})
+	saml, err := samlv1.New(samlv1.Config{Deps: deps, Connectors: s.services.SAMLConnectors, Prepare: s.prepareSAMLConnector})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	events, err := auditv1.New(auditv1.Config{Authorizer: a, Events: s.services.Events, Clock: s.cfg.Clock})
+	events, err := auditv1.New(auditv1.Config{Authorizer: s.authorizer, Events: s.services.Events, Clock: s.cfg.Clock})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	locks, err := lockv1.New(lockv1.Config{Authorizer: a, Recorder: r, Locks: s.services.Locks, Clock: s.cfg.Clock})
+	locks, err := lockv1.New(lockv1.Config{Deps: deps, Locks: s.services.Locks})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -35,13 +35,11 @@ func (s *Server) newCredentialsService() (*credentialsv1.Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	svc, err := credentialsv1.New(credentialsv1.Config{
-		Authorizer: s.authorizer,
-		Recorder:   s.recorder,
+		Deps:       s.serviceDeps(),
 		Issuer:     credentialsIssuer{s: s},
 		Users:      s.services.Users,
 		Tokens:     tokens,
 		PublicAddr: s.URLAddr(),
-		Clock:      s.cfg.Clock,
 	})
 	return svc, trace.Wrap(err)
 }

@@ -52,7 +52,7 @@ func (s *Server) NewGRPCServer(tlsCfg *tls.Config, opts ...grpc.ServerOption) (*
 // RegisterServices registers every auth API on srv. The server must run the
 // auth interceptors (NewGRPCServer does).
 func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
-	a, r := s.authorizer, s.recorder
+	deps := s.serviceDeps()
 	// The plugin, SAML and audit handlers are the ones in-process callers
 	// (the web API) get from NewAPIs: one construction, so both paths
 	// authorize, validate and audit alike.
@@ -61,15 +61,15 @@ func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
 		return trace.Wrap(err)
 	}
 	plugins, saml, events := apis.Plugins, apis.SAML, apis.Events
-	users, err := userv1.New(userv1.Config{Authorizer: a, Recorder: r, Users: s.services.Users, Clock: s.cfg.Clock})
+	users, err := userv1.New(userv1.Config{Deps: deps, Users: s.services.Users})
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	roles, err := rolev1.New(rolev1.Config{Authorizer: a, Recorder: r, Roles: s.services.Roles})
+	roles, err := rolev1.New(rolev1.Config{Deps: deps, Roles: s.services.Roles})
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	locks, err := lockv1.New(lockv1.Config{Authorizer: a, Recorder: r, Locks: s.services.Locks, Clock: s.cfg.Clock})
+	locks, err := lockv1.New(lockv1.Config{Deps: deps, Locks: s.services.Locks})
 	if err != nil {
 		return trace.Wrap(err)
 	}

@@ -250,14 +250,9 @@ func (a *AuditLog) Search(ctx context.Context, from, to time.Time, types []strin
 // token of the next page; "" when there is none. A full page always carries
 // a token, so the last page may be empty.
 func (a *AuditLog) SearchEvents(ctx context.Context, req SearchEventsRequest) ([]*typesv1.AuditEvent, string, error) {
-	limit := req.Limit
-	switch {
-	case limit < 0:
-		return nil, "", trace.BadParameter("search limit must not be negative, got %d", limit)
-	case limit == 0:
-		limit = DefaultSearchLimit
-	case limit > MaxSearchLimit:
-		return nil, "", trace.BadParameter("search limit %d is over the maximum of %d", limit, MaxSearchLimit)
+	limit, err := generic.CheckLimit("search limit", req.Limit, DefaultSearchLimit, MaxSearchLimit)
+	if err != nil {
+		return nil, "", trace.Wrap(err)
 	}
 	if err := checkEventTime(req.From); err != nil {
 		return nil, "", trace.Wrap(err)

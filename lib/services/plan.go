@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
+	"github.com/gatehouse/gatehouse/lib/services/generic"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -115,16 +116,22 @@ func (p *Plan) add(kind, name string, key backend.Key, cond backend.Condition, a
 	})
 }
 
-// PutUser adds the write of u (validated on a copy, stored at its name)
-// under cond.
-func (p *Plan) PutUser(u *typesv1.User, cond backend.Condition) error {
-	item, err := MarshalUser(u)
+// putResource adds the write of r, which marshal validates (on a copy) and
+// encodes, at key(its name), under cond: the body of every typed Put.
+func putResource[T generic.Resource](p *Plan, kind string, r T, marshal func(T) (backend.Item, error), key func(string) backend.Key, cond backend.Condition) error {
+	item, err := marshal(r)
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	name := u.GetMetadata().GetName()
-	p.add(KindUser, name, UserKey(name), cond, backend.Put(item))
+	name := r.GetMetadata().GetName()
+	p.add(kind, name, key(name), cond, backend.Put(item))
 	return nil
+}
+
+// PutUser adds the write of u (validated on a copy, stored at its name)
+// under cond.
+func (p *Plan) PutUser(u *typesv1.User, cond backend.Condition) error {
+	return trace.Wrap(putResource(p, KindUser, u, MarshalUser, UserKey, cond))
 }
 
 // DeleteUser adds the deletion of user name, still at revision.
@@ -140,13 +147,7 @@ func (p *Plan) RequireUser(name, revision string) {
 
 // PutLock adds the write of l under cond.
 func (p *Plan) PutLock(l *typesv1.Lock, cond backend.Condition) error {
-	item, err := MarshalLock(l)
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	name := l.GetMetadata().GetName()
-	p.add(KindLock, name, LockKey(name), cond, backend.Put(item))
-	return nil
+	return trace.Wrap(putResource(p, KindLock, l, MarshalLock, LockKey, cond))
 }
 
 // RequireNoLock conditions the plan on there being no lock name, without
@@ -162,13 +163,7 @@ func (p *Plan) DeleteLock(name, revision string) {
 
 // PutPlugin adds the write of plugin pl under cond.
 func (p *Plan) PutPlugin(pl *typesv1.Plugin, cond backend.Condition) error {
-	item, err := MarshalPlugin(pl)
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	name := pl.GetMetadata().GetName()
-	p.add(KindPlugin, name, PluginKey(name), cond, backend.Put(item))
-	return nil
+	return trace.Wrap(putResource(p, KindPlugin, pl, MarshalPlugin, PluginKey, cond))
 }
 
 // DeletePlugin adds the deletion of plugin name, still at revision.
@@ -184,13 +179,7 @@ func (p *Plan) RequirePlugin(name, revision string) {
 
 // PutPluginStaticCredentials adds the write of c under cond.
 func (p *Plan) PutPluginStaticCredentials(c *typesv1.PluginStaticCredentials, cond backend.Condition) error {
-	item, err := MarshalPluginStaticCredentials(c)
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	name := c.GetMetadata().GetName()
-	p.add(KindPluginStaticCredentials, name, PluginStaticCredentialsKey(name), cond, backend.Put(item))
-	return nil
+	return trace.Wrap(putResource(p, KindPluginStaticCredentials, c, MarshalPluginStaticCredentials, PluginStaticCredentialsKey, cond))
 }
 
 // DeletePluginStaticCredentials adds the deletion of credentials name,

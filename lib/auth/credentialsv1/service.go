@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/ssh"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -79,15 +78,13 @@ type PasswordTokens interface {
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Issuer     Issuer
-	Users      Users
-	Tokens     PasswordTokens
+	crud.Deps
+	Issuer Issuer
+	Users  Users
+	Tokens PasswordTokens
 	// PublicAddr is the web listener's public host:port, for password
 	// links; without it the response carries the token and a relative URL.
 	PublicAddr string
-	Clock      clockwork.Clock
 }
 
 // CheckAndSetDefaults validates the config.

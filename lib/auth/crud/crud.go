@@ -30,6 +30,17 @@ type Recorder interface {
 	Record(ctx context.Context, e audit.Event)
 }
 
+// Deps are the dependencies every lib/auth gRPC service that changes
+// resources shares: who is calling, where audit events go, and the clock
+// (the real one when nil). Each service's Config embeds them, so the auth
+// server builds one Deps and hands it to every service, and a service hands
+// its Deps on to its Handler's Config.
+type Deps struct {
+	Authorizer Authorizer
+	Recorder   Recorder
+	Clock      clockwork.Clock
+}
+
 // Authorize authorizes the caller and checks each verb on kind, in order;
 // the first refusal is returned.
 func Authorize(ctx context.Context, a Authorizer, kind string, verbs ...string) (*authz.Context, error) {
@@ -99,12 +110,10 @@ type Config[T generic.Resource] struct {
 	Kind string
 	// Noun names one resource in error messages ("SAML connector");
 	// defaults to Kind.
-	Noun       string
-	Authorizer Authorizer
-	Recorder   Recorder
-	Store      Store[T]
-	Events     Events
-	Clock      clockwork.Clock
+	Noun string
+	Deps
+	Store  Store[T]
+	Events Events
 	// WithDefaults, if set, returns the resource to create or upsert with
 	// what the caller left unset filled in (created_by, ...). It must not
 	// modify r: it returns a copy, or r itself when nothing is missing.

@@ -84,7 +84,7 @@ func newHandler(t *testing.T, verbs []string, edit func(*crud.Config[*typesv1.Lo
 	f := &fixture{store: &store{items: map[string]*typesv1.Lock{}}, recorder: &recorder{}, clock: clockwork.NewFakeClock()}
 	cfg := crud.Config[*typesv1.Lock]{
 		Kind: kind, Noun: "blue widget",
-		Authorizer: caller(verbs), Recorder: f.recorder, Store: f.store.funcs(), Clock: f.clock,
+		Deps: crud.Deps{Authorizer: caller(verbs), Recorder: f.recorder, Clock: f.clock}, Store: f.store.funcs(),
 		Events: crud.Events{Create: "widget.create", Update: "widget.update", Delete: "widget.delete"},
 	}
 	if edit != nil {
@@ -276,7 +276,7 @@ func TestConfig(t *testing.T) {
 	t.Parallel()
 	full := func() crud.Config[*typesv1.Lock] {
 		return crud.Config[*typesv1.Lock]{
-			Kind: kind, Authorizer: caller(nil), Recorder: &recorder{}, Store: (&store{}).funcs(),
+			Kind: kind, Deps: crud.Deps{Authorizer: caller(nil), Recorder: &recorder{}}, Store: (&store{}).funcs(),
 			Events: crud.Events{Create: "c", Update: "u", Delete: "d"},
 		}
 	}

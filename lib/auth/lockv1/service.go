@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,10 +37,8 @@ var _ Locks = (*services.LockService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Locks      Locks
-	Clock      clockwork.Clock
+	crud.Deps
+	Locks Locks
 }
 
 // CheckAndSetDefaults validates the config.
@@ -68,9 +65,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	h, err := crud.New(crud.Config[*typesv1.Lock]{
-		Kind:       services.KindLock,
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindLock,
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.Lock]{
 			Get:    crud.NoSecrets(cfg.Locks.GetLock),
 			List:   crud.NoSecretsList(cfg.Locks.ListLocks),
@@ -80,7 +76,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Locks.DeleteLock,
 		},
 		Events:       crud.Events{Create: audit.EventLockCreate, Update: audit.EventLockUpdate, Delete: audit.EventLockDelete},
-		Clock:        cfg.Clock,
 		WithDefaults: withDefaults,
 	})
 	if err != nil {

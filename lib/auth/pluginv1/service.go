@@ -26,7 +26,6 @@ import (
 	"strings"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/protobuf/proto"
 
@@ -87,8 +86,7 @@ var (
 
 // Config configures the service.
 type Config struct {
-	Authorizer        crud.Authorizer
-	Recorder          crud.Recorder
+	crud.Deps
 	Plugins           Plugins
 	StaticCredentials StaticCredentials
 	Connectors        Connectors
@@ -104,7 +102,6 @@ type Config struct {
 	PublicAddr string
 	// Sealer seals user sync credentials; without it they cannot be set.
 	Sealer Sealer
-	Clock  clockwork.Clock
 	Logger *slog.Logger
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
@@ -31,10 +30,8 @@ var _ Roles = (*services.RoleService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Roles      Roles
-	Clock      clockwork.Clock
+	crud.Deps
+	Roles Roles
 }
 
 // CheckAndSetDefaults validates the config.
@@ -60,9 +57,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	h, err := crud.New(crud.Config[*typesv1.Role]{
-		Kind:       services.KindRole,
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindRole,
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.Role]{
 			Get:    crud.NoSecrets(cfg.Roles.GetRole),
 			List:   crud.NoSecretsList(cfg.Roles.ListRoles),
@@ -72,7 +68,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Roles.DeleteRole,
 		},
 		Events: crud.Events{Create: audit.EventRoleCreate, Update: audit.EventRoleUpdate, Delete: audit.EventRoleDelete},
-		Clock:  cfg.Clock,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

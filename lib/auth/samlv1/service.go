@@ -10,7 +10,6 @@ import (
 	"context"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
@@ -33,10 +32,8 @@ var _ Connectors = (*services.SAMLConnectorService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
+	crud.Deps
 	Connectors Connectors
-	Clock      clockwork.Clock
 	// Prepare, if set, completes a connector before create and upsert:
 	// it fetches entity_descriptor_url and generates the SP signing key
 	// pair when absent (lib/auth/saml.PrepareConnector).
@@ -66,10 +63,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	hcfg := crud.Config[*typesv1.SAMLConnector]{
-		Kind:       services.KindSAMLConnector,
-		Noun:       "SAML connector",
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindSAMLConnector,
+		Noun: "SAML connector",
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.SAMLConnector]{
 			Get:    cfg.Connectors.GetSAMLConnector,
 			List:   cfg.Connectors.ListSAMLConnectors,
@@ -79,7 +75,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Connectors.DeleteSAMLConnector,
 		},
 		Events: crud.Events{Create: audit.EventSAMLConnectorCreate, Update: audit.EventSAMLConnectorUpdate, Delete: audit.EventSAMLConnectorDelete},
-		Clock:  cfg.Clock,
 	}
 	if cfg.Prepare != nil {
 		hcfg.PrepareCreate = cfg.Prepare

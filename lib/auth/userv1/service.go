@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
-	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -37,10 +36,8 @@ var _ Users = (*services.UserService)(nil)
 
 // Config configures the service.
 type Config struct {
-	Authorizer crud.Authorizer
-	Recorder   crud.Recorder
-	Users      Users
-	Clock      clockwork.Clock
+	crud.Deps
+	Users Users
 }
 
 // CheckAndSetDefaults validates the config.
@@ -66,9 +63,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	h, err := crud.New(crud.Config[*typesv1.User]{
-		Kind:       services.KindUser,
-		Authorizer: cfg.Authorizer,
-		Recorder:   cfg.Recorder,
+		Kind: services.KindUser,
+		Deps: cfg.Deps,
 		Store: crud.Store[*typesv1.User]{
 			Get:    cfg.Users.GetUser,
 			List:   cfg.Users.ListUsers,
@@ -78,7 +74,6 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Users.DeleteUser,
 		},
 		Events:       crud.Events{Create: audit.EventUserCreate, Update: audit.EventUserUpdate, Delete: audit.EventUserDelete},
-		Clock:        cfg.Clock,
 		WithDefaults: withDefaults,
 	})
 	if err != nil {

@@ -460,13 +460,9 @@ func (s *Service[T]) List(ctx context.Context, pageSize int, pageToken string) (
 // A prefix that no name could start with (the key separator, invalid
 // UTF-8, over MaxNameLength) is refused with trace.BadParameter.
 func (s *Service[T]) ListWithPrefix(ctx context.Context, namePrefix string, pageSize int, pageToken string) ([]T, string, error) {
-	switch {
-	case pageSize < 0:
-		return nil, "", trace.BadParameter("page size must not be negative, got %d", pageSize)
-	case pageSize == 0:
-		pageSize = DefaultPageSize
-	case pageSize > MaxPageSize:
-		return nil, "", trace.BadParameter("page size %d is over the maximum of %d", pageSize, MaxPageSize)
+	pageSize, err := CheckLimit("page size", pageSize, DefaultPageSize, MaxPageSize)
+	if err != nil {
+		return nil, "", trace.Wrap(err)
 	}
 	switch {
 	case len(namePrefix) > MaxNameLength:
@@ -513,6 +509,22 @@ func (s *Service[T]) ListWithPrefix(ctx context.Context, namePrefix string, page
 		out = append(out, r)
 	}
 	return out, next, nil
+}
+
+// CheckLimit returns the effective value of a caller's page size or limit
+// n, which the error messages call what ("page size"): def when n is 0, n
+// when it is between 1 and max, and trace.BadParameter when it is negative
+// or over max. Every paged read in lib/services bounds its caller this way.
+func CheckLimit(what string, n, def, max int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, trace.BadParameter("%s must not be negative, got %d", what, n)
+	case n == 0:
+		return def, nil
+	case n > max:
+		return 0, trace.BadParameter("%s %d is over the maximum of %d", what, n, max)
+	}
+	return n, nil
 }
 
 // ListAll reads every resource of the kind, page by page, calling keep (if

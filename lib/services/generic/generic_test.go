@@ -101,6 +101,30 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
+func TestCheckLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n       int
+		want    int
+		wantErr string
+	}{
+		{n: 0, want: 10},
+		{n: 1, want: 1},
+		{n: 50, want: 50},
+		{n: -1, wantErr: "page size must not be negative, got -1"},
+		{n: 51, wantErr: "page size 51 is over the maximum of 50"},
+	} {
+		got, err := CheckLimit("page size", tc.n, 10, 50)
+		if tc.wantErr != "" {
+			require.True(t, trace.IsBadParameter(err), "n=%d: %v", tc.n, err)
+			require.EqualError(t, err, tc.wantErr)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "n=%d", tc.n)
+	}
+}
+
 func TestCRUD(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -29,6 +29,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/web"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -65,27 +66,19 @@ type Events interface {
 	SearchEvents(ctx context.Context, req *auditpb.SearchEventsRequest) (*auditpb.SearchEventsResponse, error)
 }
 
-// Authorizer tells the UI what the caller may do, so that it can show a
-// "you lack permission" state instead of buttons that would fail. It never
-// decides a request: the APIs above do.
-type Authorizer interface {
-	Authorize(ctx context.Context) (*authz.Context, error)
-}
-
-// Recorder records the access-denied events the gRPC interceptor records
-// for gRPC calls.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Event)
-}
-
 // Config configures the handler.
 type Config struct {
 	RequireSession RequireSession
 	Plugins        Plugins
 	SAML           SAML
 	Events         Events
-	Authorizer     Authorizer
-	Recorder       Recorder
+	// Authorizer tells the UI what the caller may do, so that it can show
+	// a "you lack permission" state instead of buttons that would fail. It
+	// never decides a request: the APIs above do.
+	Authorizer crud.Authorizer
+	// Recorder records the access-denied events the gRPC interceptor
+	// records for gRPC calls.
+	Recorder crud.Recorder
 	// Users pages through users for the Users page; the handler
 	// authorizes the caller first, as the user API does.
 	Users UserDirectory
