@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"io"
 	"log/slog"
 	"net/http"
@@ -98,25 +99,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.PageLimit <= 0 || c.PageLimit > 500 {
 		c.PageLimit = DefaultPageLimit
 	}
-	if c.MaxRetries <= 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.BaseBackoff <= 0 {
-		c.BaseBackoff = DefaultBaseBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.RateLimitReserve <= 0 {
-		c.RateLimitReserve = DefaultRateLimitReserve
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "oktaapi")
+	defaults.IfNotPositive(&c.MaxRetries, DefaultMaxRetries)
+	defaults.IfNotPositive(&c.BaseBackoff, DefaultBaseBackoff)
+	defaults.IfNotPositive(&c.MaxBackoff, DefaultMaxBackoff)
+	defaults.IfNotPositive(&c.RateLimitReserve, DefaultRateLimitReserve)
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "oktaapi")
 	return nil
 }
 
