@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -100,13 +101,8 @@ func (c *IdPConfig) CheckAndSetDefaults() error {
 	if c.RestartURL == "" {
 		return trace.BadParameter("idp: missing RestartURL")
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "okta-standin-idp")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "okta-standin-idp")
 	return nil
 }
 

@@ -14,6 +14,7 @@ package standin
 import (
 	"context"
 	"errors"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,15 +54,11 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Login == "" {
 		return trace.BadParameter("okta-standin: missing the OS login for the demo role")
 	}
-	if c.StateDir == "" {
-		c.StateDir = filepath.Join(c.Gatehouse.DataDir, "okta-standin")
-	}
+	defaults.IfZero(&c.StateDir, filepath.Join(c.Gatehouse.DataDir, "okta-standin"))
 	if c.People == nil {
 		c.People = DemoPeople
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	defaults.IfZero(&c.Logger, slog.Default())
 	return nil
 }
 
