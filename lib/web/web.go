@@ -14,7 +14,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"github.com/gatehouse/gatehouse/lib/defaults"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Default server timeouts. They bound slow clients (ReadHeaderTimeout is the

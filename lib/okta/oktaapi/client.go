@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gatehouse/gatehouse/lib/defaults"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,6 +26,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Defaults.

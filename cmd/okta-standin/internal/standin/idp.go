@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
-	"github.com/gatehouse/gatehouse/lib/defaults"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -22,6 +21,8 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // SAML attribute names the stand-in sends, those of an Okta app's

@@ -14,7 +14,6 @@ package standin
 import (
 	"context"
 	"errors"
-	"github.com/gatehouse/gatehouse/lib/defaults"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +22,8 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Config configures a Server.
