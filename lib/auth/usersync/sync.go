@@ -286,9 +286,7 @@ func (s *Syncer) prepare(ctx context.Context, r *run, full bool) error {
 	cc := s.cfg.ClientConfig
 	cc.OrgURL = org.String()
 	cc.Credential = cred
-	if cc.Clock == nil {
-		cc.Clock = s.cfg.Clock
-	}
+	defaults.IfZero(&cc.Clock, s.cfg.Clock)
 	cc.Logger = s.cfg.Logger
 	if s.cfg.HTTPClient != nil {
 		cc.HTTPClient = s.cfg.HTTPClient
