@@ -94,9 +94,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("oktaapi: org URL %q is not a URL such as https://example.okta.com", c.OrgURL)
 	}
 	c.OrgURL = u.Scheme + "://" + u.Host
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}
-	}
+	defaults.IfZero(&c.HTTPClient, &http.Client{Timeout: 60 * time.Second})
 	if c.PageLimit <= 0 || c.PageLimit > 500 {
 		c.PageLimit = DefaultPageLimit
 	}
