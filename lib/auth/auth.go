@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -85,16 +86,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Backend == nil {
 		return trace.BadParameter("auth: missing Backend")
 	}
-	if c.ClusterName == "" {
-		c.ClusterName = DefaultClusterName
-	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "auth")
+	defaults.IfZero(&c.ClusterName, DefaultClusterName)
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Logger(&c.Logger, "auth")
 	switch {
 	case c.AuditRetention < 0:
 		return trace.BadParameter("auth: AuditRetention must not be negative")

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -60,19 +61,12 @@ func (c *AuditLogConfig) CheckAndSetDefaults() error {
 	if c.Backend == nil {
 		return trace.BadParameter("audit log: missing Backend")
 	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
 	if c.Retention < 0 {
 		return trace.BadParameter("audit log: retention must not be negative")
 	}
-	if c.Retention == 0 {
-		c.Retention = DefaultAuditRetention
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "audit")
+	defaults.IfZero(&c.Retention, DefaultAuditRetention)
+	defaults.Logger(&c.Logger, "audit")
 	return nil
 }
 

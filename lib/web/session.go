@@ -10,6 +10,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -72,13 +73,8 @@ func (c *SessionAuthConfig) CheckAndSetDefaults() error {
 	case c.Locks == nil:
 		return trace.BadParameter("web: missing Locks")
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "websession")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "websession")
 	return nil
 }
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Default server timeouts. They bound slow clients (ReadHeaderTimeout is the
@@ -77,28 +79,13 @@ func (c *Config) CheckAndSetDefaults() error {
 	if err := c.TLS.check(); err != nil {
 		return trace.Wrap(err)
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "web")
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = DefaultReadyTimeout
-	}
+	defaults.Logger(&c.Logger, "web")
+	defaults.Clock(&c.Clock)
+	defaults.IfZero(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defaults.IfZero(&c.ReadTimeout, DefaultReadTimeout)
+	defaults.IfZero(&c.WriteTimeout, DefaultWriteTimeout)
+	defaults.IfZero(&c.IdleTimeout, DefaultIdleTimeout)
+	defaults.IfZero(&c.ReadyTimeout, DefaultReadyTimeout)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -78,13 +79,8 @@ func (c *RecorderConfig) CheckAndSetDefaults() error {
 	if c.Sink == nil {
 		return trace.BadParameter("audit: missing Sink")
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "audit")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "audit")
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -132,13 +133,8 @@ func (c *Config) CheckAndSetDefaults() error {
 	case len(c.BuiltinAdminRoles) == 0:
 		return trace.BadParameter("authz: missing BuiltinAdminRoles")
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "authz")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "authz")
 	return nil
 }
 

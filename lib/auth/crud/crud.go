@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 )
 
@@ -140,12 +141,8 @@ func (c *Config[T]) CheckAndSetDefaults() error {
 	case c.Events.Create == "" || c.Events.Update == "" || c.Events.Delete == "":
 		return trace.BadParameter("crud: %s: Events needs Create, Update and Delete", c.Kind)
 	}
-	if c.Noun == "" {
-		c.Noun = c.Kind
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
+	defaults.IfZero(&c.Noun, c.Kind)
+	defaults.Clock(&c.Clock)
 	return nil
 }
 
@@ -314,8 +311,6 @@ func CheckConfig(service string, clock *clockwork.Clock, deps ...Dep) error {
 			return trace.BadParameter("%s: missing %s", service, d.name)
 		}
 	}
-	if *clock == nil {
-		*clock = clockwork.NewRealClock()
-	}
+	defaults.Clock(clock)
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/websession"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -100,19 +101,10 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.Role == "":
 		return trace.BadParameter("firstadmin: missing Role")
 	}
-	if c.User == "" {
-		c.User = DefaultUser
-	}
-	if c.TokenTTL == 0 {
-		c.TokenTTL = websession.DefaultPasswordTokenTTL
-	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "firstadmin")
+	defaults.IfZero(&c.User, DefaultUser)
+	defaults.IfZero(&c.TokenTTL, websession.DefaultPasswordTokenTTL)
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Logger(&c.Logger, "firstadmin")
 	return nil
 }
 

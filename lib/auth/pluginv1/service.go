@@ -33,6 +33,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -118,10 +119,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	); err != nil {
 		return trace.Wrap(err)
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "pluginv1")
+	defaults.Logger(&c.Logger, "pluginv1")
 	return nil
 }
 

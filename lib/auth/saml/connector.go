@@ -37,6 +37,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -72,9 +73,7 @@ func PrepareConnector(ctx context.Context, c *typesv1.SAMLConnector, cfg Prepare
 	if c.GetSpec() == nil {
 		return trace.BadParameter("saml connector: missing spec")
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = clockwork.NewRealClock()
-	}
+	defaults.Clock(&cfg.Clock)
 	spec := c.Spec
 	name := c.GetMetadata().GetName()
 	if spec.GetEntityDescriptor() == "" && spec.GetEntityDescriptorUrl() != "" {

@@ -22,6 +22,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -111,13 +112,8 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Backend == nil {
 		return trace.BadParameter("saml: missing Backend")
 	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "saml")
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Logger(&c.Logger, "saml")
 	return nil
 }
 

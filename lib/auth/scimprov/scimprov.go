@@ -51,6 +51,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
@@ -169,25 +170,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.AuditRetention < 0 || c.StatusFlushInterval < 0 || c.SettingsRetry < 0 || c.ReconcileInterval < 0:
 		return trace.BadParameter("scimprov: durations must not be negative")
 	}
-	if c.AuditRetention == 0 {
-		c.AuditRetention = services.DefaultAuditRetention
-	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "scimprov")
-	if c.StatusFlushInterval == 0 {
-		c.StatusFlushInterval = DefaultStatusFlushInterval
-	}
-	if c.ReconcileInterval == 0 {
-		c.ReconcileInterval = DefaultReconcileInterval
-	}
-	if c.SettingsRetry == 0 {
-		c.SettingsRetry = DefaultSettingsRetry
-	}
+	defaults.IfZero(&c.AuditRetention, services.DefaultAuditRetention)
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Logger(&c.Logger, "scimprov")
+	defaults.IfZero(&c.StatusFlushInterval, DefaultStatusFlushInterval)
+	defaults.IfZero(&c.ReconcileInterval, DefaultReconcileInterval)
+	defaults.IfZero(&c.SettingsRetry, DefaultSettingsRetry)
 	switch c.SettingsCache {
 	case SettingsCacheAuto, SettingsCacheOff, SettingsCacheOn:
 	default:

@@ -10,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/tick"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -51,16 +52,13 @@ func (c *RunnerConfig) CheckAndSetDefaults() error {
 	case c.ServerID == "":
 		return trace.BadParameter("usersync: missing ServerID")
 	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = DefaultLeaseTTL
-	}
+	defaults.IfNotPositive(&c.PollInterval, DefaultPollInterval)
+	defaults.IfNotPositive(&c.LeaseTTL, DefaultLeaseTTL)
 	if c.LeaseTTL < 3*c.PollInterval {
 		return trace.BadParameter("usersync: the lease TTL must be at least three poll intervals")
 	}
-	c.Clock, c.Logger = defaults(c.Backend, c.Clock, c.Logger)
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Logger(&c.Logger, "usersync")
 	return nil
 }
 

@@ -52,6 +52,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/auth/scimprov"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -141,21 +142,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.Opener == nil:
 		return trace.BadParameter("usersync: missing Opener")
 	}
-	c.Clock, c.Logger = defaults(c.Backend, c.Clock, c.Logger)
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Logger(&c.Logger, "usersync")
 	return nil
-}
-
-// defaults returns clock, or the backend's clock when nil, and logger (the
-// default one when nil) tagged component=usersync: the defaults Config and
-// RunnerConfig share.
-func defaults(b backend.Backend, clock clockwork.Clock, logger *slog.Logger) (clockwork.Clock, *slog.Logger) {
-	if clock == nil {
-		clock = b.Clock()
-	}
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return clock, logger.With("component", "usersync")
 }
 
 // Syncer runs user sync for any plugin.
@@ -297,9 +286,7 @@ func (s *Syncer) prepare(ctx context.Context, r *run, full bool) error {
 	cc := s.cfg.ClientConfig
 	cc.OrgURL = org.String()
 	cc.Credential = cred
-	if cc.Clock == nil {
-		cc.Clock = s.cfg.Clock
-	}
+	defaults.IfZero(&cc.Clock, s.cfg.Clock)
 	cc.Logger = s.cfg.Logger
 	if s.cfg.HTTPClient != nil {
 		cc.HTTPClient = s.cfg.HTTPClient

@@ -63,6 +63,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Name is the name the backend is registered under.
@@ -272,9 +273,7 @@ func (c *Config) CheckAndSetDefaults() error {
 			return trace.BadParameter("etcd backend: empty endpoint")
 		}
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
+	defaults.IfZero(&c.Prefix, DefaultPrefix)
 	if !strings.HasSuffix(c.Prefix, "/") {
 		return trace.BadParameter("etcd backend: prefix %q must end with \"/\"", c.Prefix)
 	}
@@ -295,45 +294,25 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.ReadCacheWait < 0 || c.ReadCacheStaleness < 0 {
 		return trace.BadParameter("etcd backend: timeouts and intervals must not be negative")
 	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.LeaseWindow == 0 {
-		c.LeaseWindow = DefaultLeaseWindow
-	}
+	defaults.IfZero(&c.DialTimeout, DefaultDialTimeout)
+	defaults.IfZero(&c.RequestTimeout, DefaultRequestTimeout)
+	defaults.IfZero(&c.LeaseWindow, DefaultLeaseWindow)
 	if c.LeaseWindow < time.Second {
 		return trace.BadParameter("etcd backend: lease window must be at least a second, got %v", c.LeaseWindow)
 	}
-	if c.PurgeInterval == 0 {
-		c.PurgeInterval = DefaultPurgeInterval
-	}
-	if c.WatchHealthTimeout == 0 {
-		c.WatchHealthTimeout = DefaultWatchHealthTimeout
-	}
+	defaults.IfZero(&c.PurgeInterval, DefaultPurgeInterval)
+	defaults.IfZero(&c.WatchHealthTimeout, DefaultWatchHealthTimeout)
 	if c.WatchHealthTimeout < 100*time.Millisecond {
 		return trace.BadParameter("etcd backend: watch health timeout must be at least 100ms, got %v", c.WatchHealthTimeout)
 	}
-	if c.ReadCacheSize == 0 {
-		c.ReadCacheSize = DefaultReadCacheSize
-	}
-	if c.ReadCacheWait == 0 {
-		c.ReadCacheWait = DefaultReadCacheWait
-	}
-	if c.ReadCacheStaleness == 0 {
-		c.ReadCacheStaleness = DefaultReadCacheStaleness
-	}
+	defaults.IfZero(&c.ReadCacheSize, DefaultReadCacheSize)
+	defaults.IfZero(&c.ReadCacheWait, DefaultReadCacheWait)
+	defaults.IfZero(&c.ReadCacheStaleness, DefaultReadCacheStaleness)
 	if c.ReadCacheStaleness < 100*time.Millisecond {
 		return trace.BadParameter("etcd backend: read cache staleness must be at least 100ms, got %v", c.ReadCacheStaleness)
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	defaults.Clock(&c.Clock)
+	defaults.IfZero(&c.Logger, slog.Default())
 	return nil
 }
 

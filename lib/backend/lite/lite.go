@@ -47,6 +47,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/tick"
 )
 
@@ -191,28 +192,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	if strings.ContainsRune(c.Path, '?') {
 		return trace.BadParameter("sqlite backend: database path %q must not contain '?'", c.Path)
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
+	defaults.Clock(&c.Clock)
 	if c.PurgeInterval < 0 || c.BusyTimeout < 0 || c.ReadConns < 0 || c.ReadMmapSize < 0 {
 		return trace.BadParameter("sqlite backend: intervals and pool sizes must not be negative")
 	}
-	if c.PurgeInterval == 0 {
-		c.PurgeInterval = DefaultPurgeInterval
-	}
-	if c.BusyTimeout == 0 {
-		c.BusyTimeout = DefaultBusyTimeout
-	}
-	if c.ReadConns == 0 {
-		c.ReadConns = DefaultReadConns
-	}
-	if c.ReadCacheSize == 0 {
-		c.ReadCacheSize = DefaultReadCacheSize
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "backend:sqlite")
+	defaults.IfZero(&c.PurgeInterval, DefaultPurgeInterval)
+	defaults.IfZero(&c.BusyTimeout, DefaultBusyTimeout)
+	defaults.IfZero(&c.ReadConns, DefaultReadConns)
+	defaults.IfZero(&c.ReadCacheSize, DefaultReadCacheSize)
+	defaults.Logger(&c.Logger, "backend:sqlite")
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/btree"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/tick"
 )
 
@@ -54,18 +55,12 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
+	defaults.Clock(&c.Clock)
 	if c.PurgeInterval < 0 {
 		return trace.BadParameter("memory backend purge interval must not be negative, got %v", c.PurgeInterval)
 	}
-	if c.PurgeInterval == 0 {
-		c.PurgeInterval = DefaultPurgeInterval
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	defaults.IfZero(&c.PurgeInterval, DefaultPurgeInterval)
+	defaults.IfZero(&c.Logger, slog.Default())
 	return nil
 }
 

@@ -26,6 +26,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Defaults.
@@ -92,31 +94,16 @@ func (c *Config) CheckAndSetDefaults() error {
 		return trace.BadParameter("oktaapi: org URL %q is not a URL such as https://example.okta.com", c.OrgURL)
 	}
 	c.OrgURL = u.Scheme + "://" + u.Host
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}
-	}
+	defaults.IfZero(&c.HTTPClient, &http.Client{Timeout: 60 * time.Second})
 	if c.PageLimit <= 0 || c.PageLimit > 500 {
 		c.PageLimit = DefaultPageLimit
 	}
-	if c.MaxRetries <= 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.BaseBackoff <= 0 {
-		c.BaseBackoff = DefaultBaseBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.RateLimitReserve <= 0 {
-		c.RateLimitReserve = DefaultRateLimitReserve
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "oktaapi")
+	defaults.IfNotPositive(&c.MaxRetries, DefaultMaxRetries)
+	defaults.IfNotPositive(&c.BaseBackoff, DefaultBaseBackoff)
+	defaults.IfNotPositive(&c.MaxBackoff, DefaultMaxBackoff)
+	defaults.IfNotPositive(&c.RateLimitReserve, DefaultRateLimitReserve)
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "oktaapi")
 	return nil
 }
 

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -103,9 +104,7 @@ func (c *Config[T]) CheckAndSetDefaults() error {
 	case c.MaxSwapAttempts < 0:
 		return trace.BadParameter("generic service for %s: MaxSwapAttempts must not be negative", c.Kind)
 	}
-	if c.MaxSwapAttempts == 0 {
-		c.MaxSwapAttempts = DefaultMaxSwapAttempts
-	}
+	defaults.IfZero(&c.MaxSwapAttempts, DefaultMaxSwapAttempts)
 	c.MarshalOptions.UseProtoNames = true
 	c.UnmarshalOptions.DiscardUnknown = true
 	return nil

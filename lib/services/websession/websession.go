@@ -20,6 +20,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -80,9 +81,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Backend == nil {
 		return trace.BadParameter("websession: missing Backend")
 	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
 	return nil
 }
 

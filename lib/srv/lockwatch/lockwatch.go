@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	"github.com/gravitational/trace"
@@ -99,37 +100,20 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.LiveSessionStaleness < 0 {
 		return trace.BadParameter("lockwatch: LiveSessionStaleness must not be negative")
 	}
-	if c.LiveSessionStaleness == 0 {
-		c.LiveSessionStaleness = DefaultLiveSessionStaleness
-	}
+	defaults.IfZero(&c.LiveSessionStaleness, DefaultLiveSessionStaleness)
 	if c.LiveSessionStaleness < c.MaxStaleness {
 		return trace.BadParameter("lockwatch: LiveSessionStaleness (%v) must not be below MaxStaleness (%v)", c.LiveSessionStaleness, c.MaxStaleness)
 	}
-	if c.Clock == nil {
-		c.Clock = c.Backend.Clock()
-	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "lockwatch")
-	if c.RetryInitial <= 0 {
-		c.RetryInitial = DefaultRetryInitial
-	}
-	if c.RetryMax <= 0 {
-		c.RetryMax = DefaultRetryMax
-	}
+	defaults.ClockFrom(&c.Clock, c.Backend.Clock)
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "lockwatch")
+	defaults.IfNotPositive(&c.RetryInitial, DefaultRetryInitial)
+	defaults.IfNotPositive(&c.RetryMax, DefaultRetryMax)
 	if c.RetryMax < c.RetryInitial {
 		c.RetryMax = c.RetryInitial
 	}
-	if c.InitTimeout <= 0 {
-		c.InitTimeout = DefaultInitTimeout
-	}
-	if c.SubscriptionBuffer <= 0 {
-		c.SubscriptionBuffer = DefaultSubscriptionBuffer
-	}
+	defaults.IfNotPositive(&c.InitTimeout, DefaultInitTimeout)
+	defaults.IfNotPositive(&c.SubscriptionBuffer, DefaultSubscriptionBuffer)
 	if len(c.Prefix) == 0 {
 		c.Prefix = LocksPrefix
 	}

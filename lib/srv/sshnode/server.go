@@ -32,6 +32,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse/gatehouse/lib/auth/certext"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -134,22 +135,11 @@ func (c *Config) CheckAndSetDefaults() error {
 		}
 		c.NodeName = h
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "sshnode")
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 30 * time.Second
-	}
-	if c.MaxSessions <= 0 {
-		c.MaxSessions = 10
-	}
-	if c.TerminateGrace <= 0 {
-		c.TerminateGrace = 2 * time.Second
-	}
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "sshnode")
+	defaults.IfNotPositive(&c.HandshakeTimeout, 30*time.Second)
+	defaults.IfNotPositive(&c.MaxSessions, 10)
+	defaults.IfNotPositive(&c.TerminateGrace, 2*time.Second)
 	return nil
 }
 

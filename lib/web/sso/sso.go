@@ -55,6 +55,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/saml"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/web"
@@ -175,13 +176,8 @@ func (c *Config) CheckAndSetDefaults() error {
 	if err := c.Login.CheckAndSetDefaults(); err != nil {
 		return trace.Wrap(err)
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "sso")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "sso")
 	return nil
 }
 

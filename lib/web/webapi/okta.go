@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -331,12 +332,8 @@ func (h *Handler) createSAML(w http.ResponseWriter, r *http.Request) (any, error
 	if err := readJSON(w, r, &req); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if req.Name == "" {
-		req.Name = OktaPlugin
-	}
-	if req.Display == "" {
-		req.Display = "Okta"
-	}
+	defaults.IfZero(&req.Name, OktaPlugin)
+	defaults.IfZero(&req.Display, "Okta")
 	if strings.TrimSpace(req.EntityDescriptor) == "" {
 		return nil, trace.BadParameter("paste the Okta app's IdP metadata XML")
 	}

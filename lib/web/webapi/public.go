@@ -7,6 +7,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -36,10 +37,7 @@ func NewPublicHandler(connectors ConnectorLister, log *slog.Logger) (http.Handle
 	if connectors == nil {
 		return nil, trace.BadParameter("webapi: missing connectors")
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("component", "webapi")
+	defaults.Logger(&log, "webapi")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/webapi/auth/connectors", func(w http.ResponseWriter, r *http.Request) {
 		list, _, err := connectors.ListSAMLConnectors(r.Context(), maxSignInConnectors, "", false)

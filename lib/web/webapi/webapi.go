@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/web"
 	auditpb "github.com/gatehouse/gatehouse/proto/gatehouse/audit/v1"
 	pluginpb "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -128,13 +129,8 @@ func (c *Config) CheckAndSetDefaults() error {
 	case c.PublicAddr == "" && c.WebAddr == "":
 		return trace.BadParameter("webapi: missing PublicAddr or WebAddr")
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "webapi")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "webapi")
 	return nil
 }
 

@@ -60,6 +60,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
@@ -152,41 +153,20 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "scim")
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
+	defaults.Logger(&c.Logger, "scim")
+	defaults.Clock(&c.Clock)
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "https://") && !strings.HasPrefix(c.PublicURL, "http://") {
 		c.PublicURL = "https://" + c.PublicURL
 	}
-	if c.DefaultRateLimit <= 0 {
-		c.DefaultRateLimit = DefaultRateLimit
-	}
-	if c.DefaultRateBurst <= 0 {
-		c.DefaultRateBurst = DefaultRateBurst
-	}
-	if c.AuthFailureLimit <= 0 {
-		c.AuthFailureLimit = DefaultAuthFailureLimit
-	}
-	if c.AuthFailureWindow <= 0 {
-		c.AuthFailureWindow = DefaultAuthFailureWindow
-	}
-	if c.UpdateRetries <= 0 {
-		c.UpdateRetries = DefaultUpdateRetries
-	}
-	if c.MaxSortResults <= 0 {
-		c.MaxSortResults = DefaultMaxSortResults
-	}
-	if c.SortSnapshotTTL == 0 {
-		c.SortSnapshotTTL = DefaultSortSnapshotTTL
-	}
-	if c.BodyDrainTimeout <= 0 {
-		c.BodyDrainTimeout = DefaultBodyDrainTimeout
-	}
+	defaults.IfNotPositive(&c.DefaultRateLimit, DefaultRateLimit)
+	defaults.IfNotPositive(&c.DefaultRateBurst, DefaultRateBurst)
+	defaults.IfNotPositive(&c.AuthFailureLimit, DefaultAuthFailureLimit)
+	defaults.IfNotPositive(&c.AuthFailureWindow, DefaultAuthFailureWindow)
+	defaults.IfNotPositive(&c.UpdateRetries, DefaultUpdateRetries)
+	defaults.IfNotPositive(&c.MaxSortResults, DefaultMaxSortResults)
+	defaults.IfZero(&c.SortSnapshotTTL, DefaultSortSnapshotTTL)
+	defaults.IfNotPositive(&c.BodyDrainTimeout, DefaultBodyDrainTimeout)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/defaults"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -191,14 +192,8 @@ func builtinAdminLocks(ctx context.Context, locks *services.LockService) ([]*typ
 // (the default logger, no output, the real clock): what Start and Recover
 // both default.
 func outputDefaults(logger *slog.Logger, stdout io.Writer, clock clockwork.Clock) (*slog.Logger, io.Writer, clockwork.Clock) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	if clock == nil {
-		clock = clockwork.NewRealClock()
-	}
+	defaults.IfZero(&logger, slog.Default())
+	defaults.IfZero(&stdout, io.Discard)
+	defaults.Clock(&clock)
 	return logger, stdout, clock
 }

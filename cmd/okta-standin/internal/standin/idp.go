@@ -21,6 +21,8 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // SAML attribute names the stand-in sends, those of an Okta app's
@@ -100,13 +102,8 @@ func (c *IdPConfig) CheckAndSetDefaults() error {
 	if c.RestartURL == "" {
 		return trace.BadParameter("idp: missing RestartURL")
 	}
-	if c.Clock == nil {
-		c.Clock = clockwork.NewRealClock()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "okta-standin-idp")
+	defaults.Clock(&c.Clock)
+	defaults.Logger(&c.Logger, "okta-standin-idp")
 	return nil
 }
 

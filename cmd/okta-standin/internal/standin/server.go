@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Config configures a Server.
@@ -53,15 +55,11 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Login == "" {
 		return trace.BadParameter("okta-standin: missing the OS login for the demo role")
 	}
-	if c.StateDir == "" {
-		c.StateDir = filepath.Join(c.Gatehouse.DataDir, "okta-standin")
-	}
+	defaults.IfZero(&c.StateDir, filepath.Join(c.Gatehouse.DataDir, "okta-standin"))
 	if c.People == nil {
 		c.People = DemoPeople
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	defaults.IfZero(&c.Logger, slog.Default())
 	return nil
 }
 

@@ -31,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/lib/defaults"
 )
 
 // Org is the stand-in's state.
@@ -450,12 +452,8 @@ func (o *Org) route(w http.ResponseWriter, r *http.Request, kind string) (int, [
 	}
 	// Rate limit per endpoint kind, as Okta buckets by endpoint.
 	limit, win := o.RateLimit, o.RateWindow
-	if limit == 0 {
-		limit = 600
-	}
-	if win == 0 {
-		win = time.Minute
-	}
+	defaults.IfZero(&limit, 600)
+	defaults.IfZero(&win, time.Minute)
 	wd := o.windows[kind]
 	if wd == nil || now.Sub(wd.start) >= win {
 		wd = &window{start: now}
