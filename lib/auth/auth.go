@@ -318,7 +318,7 @@ const presetEditorDescription = "Manages every resource; no node logins."
 
 func presetEditorAllow() *typesv1.RoleConditions {
 	return &typesv1.RoleConditions{
-		Rules: []*typesv1.Rule{{Resources: []string{authz.Wildcard}, Verbs: []string{authz.Wildcard}}},
+		Rules: []*typesv1.Rule{{Resources: []string{services.Wildcard}, Verbs: []string{services.Wildcard}}},
 	}
 }
 
@@ -332,8 +332,8 @@ func PresetRoles() []*typesv1.Role {
 		}),
 		role(PresetAuditorRole, "Reads the audit log; sees users, locks, plugins and SAML connectors without secrets; changes nothing.", &typesv1.RoleConditions{
 			Rules: []*typesv1.Rule{
-				{Resources: []string{authz.KindEvent}, Verbs: []string{authz.VerbList, authz.VerbRead}},
-				{Resources: []string{authz.KindUser, authz.KindLock, authz.KindPlugin, authz.KindSAMLConnector}, Verbs: []string{authz.VerbList, authz.VerbReadNoSecrets}},
+				{Resources: []string{authz.KindEvent}, Verbs: []string{services.VerbList, services.VerbRead}},
+				{Resources: []string{services.KindUser, services.KindLock, services.KindPlugin, services.KindSAMLConnector}, Verbs: []string{services.VerbList, services.VerbReadNoSecrets}},
 			},
 		}),
 	}

@@ -68,7 +68,7 @@ func (s *Service) SearchEvents(ctx context.Context, req *auditpb.SearchEventsReq
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if err := actx.Checker.CheckAccess(authz.KindEvent, authz.VerbList); err != nil {
+	if err := actx.Checker.CheckAccess(authz.KindEvent, services.VerbList); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	from, to := searchFloor, searchCeiling

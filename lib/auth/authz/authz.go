@@ -24,26 +24,9 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
-// Verbs a rule may name (aliases of the services constants).
+// Resource kinds the auth API guards besides the stored ones (services.Kind*,
+// with the verbs services.Verb* and services.Wildcard).
 const (
-	VerbList          = services.VerbList
-	VerbRead          = services.VerbRead
-	VerbReadNoSecrets = services.VerbReadNoSecrets
-	VerbCreate        = services.VerbCreate
-	VerbUpdate        = services.VerbUpdate
-	VerbDelete        = services.VerbDelete
-	// Wildcard matches every verb or every kind.
-	Wildcard = services.Wildcard
-)
-
-// Resource kinds the auth API guards.
-const (
-	KindUser                    = services.KindUser
-	KindRole                    = services.KindRole
-	KindLock                    = services.KindLock
-	KindSAMLConnector           = services.KindSAMLConnector
-	KindPlugin                  = services.KindPlugin
-	KindPluginStaticCredentials = services.KindPluginStaticCredentials
 	// KindEvent is the audit log, which the auditor role reads.
 	KindEvent = "event"
 	// KindCert is credentials issued for a user by someone else (SSH

@@ -44,7 +44,7 @@ func (l fixedLocks) GetLocksInForce(context.Context) ([]*typesv1.Lock, error) { 
 
 func TestAuthorizeBuiltinAdmin(t *testing.T) {
 	t.Parallel()
-	editor := role("editor", []*typesv1.Rule{rule([]string{Wildcard}, Wildcard)}, nil)
+	editor := role("editor", []*typesv1.Rule{rule([]string{services.Wildcard}, services.Wildcard)}, nil)
 	lock := func(target *typesv1.LockTarget) *typesv1.Lock {
 		return &typesv1.Lock{Metadata: &typesv1.Metadata{Name: "l"}, Spec: &typesv1.LockSpec{Target: target, Message: "stop"}}
 	}
@@ -74,7 +74,7 @@ func TestAuthorizeBuiltinAdmin(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, services.BuiltinAdmin, actx.Username())
-			require.NoError(t, actx.Checker.CheckAccess(KindRole, VerbDelete))
+			require.NoError(t, actx.Checker.CheckAccess(services.KindRole, services.VerbDelete))
 			// The roles handed out are copies: a caller cannot edit the set.
 			actx.Roles[0].Spec.Allow = nil
 			require.NotNil(t, editor.GetSpec().GetAllow())
@@ -91,7 +91,7 @@ func TestAuthorizeBuiltinAdmin(t *testing.T) {
 // replaces, so a leaked admin.identity dies with the recovery.
 func TestAuthorizeBuiltinAdminIncarnation(t *testing.T) {
 	t.Parallel()
-	editor := role("editor", []*typesv1.Rule{rule([]string{Wildcard}, Wildcard)}, nil)
+	editor := role("editor", []*typesv1.Rule{rule([]string{services.Wildcard}, services.Wildcard)}, nil)
 	for _, tc := range []struct {
 		name    string
 		stored  adminIncarnation

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -68,18 +69,18 @@ func (c *Checker) decide(kind, verb string) (allowed bool, denier *typesv1.Role)
 // allowedBy reports whether a rule verb grants verb: read grants
 // readnosecrets too.
 func allowedBy(ruleVerb, verb string) bool {
-	return ruleVerb == Wildcard || ruleVerb == verb || (ruleVerb == VerbRead && verb == VerbReadNoSecrets)
+	return ruleVerb == services.Wildcard || ruleVerb == verb || (ruleVerb == services.VerbRead && verb == services.VerbReadNoSecrets)
 }
 
 // deniedBy reports whether a rule verb refuses verb: denying readnosecrets
 // denies read too, since read returns everything readnosecrets does.
 func deniedBy(ruleVerb, verb string) bool {
-	return ruleVerb == Wildcard || ruleVerb == verb || (ruleVerb == VerbReadNoSecrets && verb == VerbRead)
+	return ruleVerb == services.Wildcard || ruleVerb == verb || (ruleVerb == services.VerbReadNoSecrets && verb == services.VerbRead)
 }
 
 func rulesMatch(rules []*typesv1.Rule, kind, verb string, verbMatch func(ruleVerb, verb string) bool) bool {
 	for _, rule := range rules {
-		if !slices.Contains(rule.GetResources(), Wildcard) && !slices.Contains(rule.GetResources(), kind) {
+		if !slices.Contains(rule.GetResources(), services.Wildcard) && !slices.Contains(rule.GetResources(), kind) {
 			continue
 		}
 		for _, v := range rule.GetVerbs() {
@@ -95,11 +96,11 @@ func rulesMatch(rules []*typesv1.Rule, kind, verb string, verbMatch func(ruleVer
 // cluster: whoever may create, update or delete one of them can grant
 // themselves (or anyone) more access, or take it away from others.
 var AdministrativeKinds = []string{
-	KindPlugin, KindPluginStaticCredentials, KindSAMLConnector, KindRole, KindUser, KindLock, KindCert,
+	services.KindPlugin, services.KindPluginStaticCredentials, services.KindSAMLConnector, services.KindRole, services.KindUser, services.KindLock, KindCert,
 }
 
 // writeVerbs are the verbs that change resources.
-var writeVerbs = []string{VerbCreate, VerbUpdate, VerbDelete}
+var writeVerbs = []string{services.VerbCreate, services.VerbUpdate, services.VerbDelete}
 
 // IsAdministrative reports whether role r, on its own, allows a write verb on
 // an administrative kind (AdministrativeKinds). Such roles are never granted

@@ -154,7 +154,7 @@ func ttlOf(d *durationpb.Duration) (time.Duration, error) {
 
 // SignSSHCert signs the request's public key for the user.
 func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCertRequest) (*credentialspb.SignSSHCertResponse, error) {
-	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate, req.GetUser())
+	actx, err := s.authorize(ctx, authz.KindCert, services.VerbCreate, req.GetUser())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -183,7 +183,7 @@ func (s *Service) SignSSHCert(ctx context.Context, req *credentialspb.SignSSHCer
 
 // CreateUserIdentity issues an identity file for the user.
 func (s *Service) CreateUserIdentity(ctx context.Context, req *credentialspb.CreateUserIdentityRequest) (*credentialspb.CreateUserIdentityResponse, error) {
-	actx, err := s.authorize(ctx, authz.KindCert, authz.VerbCreate, req.GetUser())
+	actx, err := s.authorize(ctx, authz.KindCert, services.VerbCreate, req.GetUser())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -224,7 +224,7 @@ func checkNotBuiltin(user string) error {
 
 // CreatePasswordToken returns a one-time password link for a local user.
 func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.CreatePasswordTokenRequest) (*credentialspb.CreatePasswordTokenResponse, error) {
-	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate, req.GetUser())
+	actx, err := s.authorize(ctx, services.KindUser, services.VerbUpdate, req.GetUser())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -254,7 +254,7 @@ func (s *Service) CreatePasswordToken(ctx context.Context, req *credentialspb.Cr
 
 // SetPassword sets a local user's password.
 func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswordRequest) (*credentialspb.SetPasswordResponse, error) {
-	actx, err := s.authorize(ctx, services.KindUser, authz.VerbUpdate, req.GetUser())
+	actx, err := s.authorize(ctx, services.KindUser, services.VerbUpdate, req.GetUser())
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

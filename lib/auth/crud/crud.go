@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/defaults"
+	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 )
 
@@ -186,9 +187,9 @@ func (h *Handler[T]) withDefaults(actx *authz.Context, r T) T {
 // the read verb; otherwise readnosecrets is enough.
 func (h *Handler[T]) Get(ctx context.Context, name string, withSecrets bool) (T, error) {
 	var zero T
-	verb := authz.VerbReadNoSecrets
+	verb := services.VerbReadNoSecrets
 	if withSecrets {
-		verb = authz.VerbRead
+		verb = services.VerbRead
 	}
 	if _, err := h.authorize(ctx, verb); err != nil {
 		return zero, trace.Wrap(err)
@@ -206,7 +207,7 @@ func (h *Handler[T]) Get(ctx context.Context, name string, withSecrets bool) (T,
 // List pages through resources, never with secrets; it needs list and
 // readnosecrets.
 func (h *Handler[T]) List(ctx context.Context, pageSize int32, pageToken string) ([]T, string, error) {
-	if _, err := h.authorize(ctx, authz.VerbList, authz.VerbReadNoSecrets); err != nil {
+	if _, err := h.authorize(ctx, services.VerbList, services.VerbReadNoSecrets); err != nil {
 		return nil, "", trace.Wrap(err)
 	}
 	if pageSize < 0 {
@@ -221,13 +222,13 @@ func (h *Handler[T]) List(ctx context.Context, pageSize int32, pageToken string)
 
 // Create creates r (with defaults, prepared); it needs create.
 func (h *Handler[T]) Create(ctx context.Context, r T) (T, error) {
-	return h.put(ctx, r, h.cfg.Events.Create, h.cfg.PrepareCreate, h.cfg.Store.Create, authz.VerbCreate)
+	return h.put(ctx, r, h.cfg.Events.Create, h.cfg.PrepareCreate, h.cfg.Store.Create, services.VerbCreate)
 }
 
 // Upsert creates or replaces r (with defaults, prepared); it needs create
 // and update, and is audited as an update.
 func (h *Handler[T]) Upsert(ctx context.Context, r T) (T, error) {
-	return h.put(ctx, r, h.cfg.Events.Update, h.cfg.PrepareUpsert, h.cfg.Store.Upsert, authz.VerbCreate, authz.VerbUpdate)
+	return h.put(ctx, r, h.cfg.Events.Update, h.cfg.PrepareUpsert, h.cfg.Store.Upsert, services.VerbCreate, services.VerbUpdate)
 }
 
 // put is Create and Upsert: authorize, validate, fill defaults, prepare,
@@ -260,7 +261,7 @@ func (h *Handler[T]) put(ctx context.Context, r T, event string, prepare func(co
 // writes what the caller read and changed.
 func (h *Handler[T]) Update(ctx context.Context, r T) (T, error) {
 	var zero T
-	actx, err := h.authorize(ctx, authz.VerbUpdate)
+	actx, err := h.authorize(ctx, services.VerbUpdate)
 	if err != nil {
 		return zero, trace.Wrap(err)
 	}
@@ -280,7 +281,7 @@ func (h *Handler[T]) Update(ctx context.Context, r T) (T, error) {
 
 // Delete deletes the named resource; it needs delete.
 func (h *Handler[T]) Delete(ctx context.Context, name string) error {
-	actx, err := h.authorize(ctx, authz.VerbDelete)
+	actx, err := h.authorize(ctx, services.VerbDelete)
 	if err != nil {
 		return trace.Wrap(err)
 	}

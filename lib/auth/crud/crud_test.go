@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -107,31 +108,31 @@ func TestVerbs(t *testing.T) {
 		verbs []string
 		call  func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error
 	}{
-		"get": {[]string{authz.VerbReadNoSecrets}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"get": {[]string{services.VerbReadNoSecrets}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			_, err := h.Get(ctx, "w", false)
 			return err
 		}},
-		"get with secrets": {[]string{authz.VerbRead}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"get with secrets": {[]string{services.VerbRead}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			_, err := h.Get(ctx, "w", true)
 			return err
 		}},
-		"list": {[]string{authz.VerbList, authz.VerbReadNoSecrets}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"list": {[]string{services.VerbList, services.VerbReadNoSecrets}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			_, _, err := h.List(ctx, 0, "")
 			return err
 		}},
-		"create": {[]string{authz.VerbCreate}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"create": {[]string{services.VerbCreate}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			_, err := h.Create(ctx, widget("new"))
 			return err
 		}},
-		"update": {[]string{authz.VerbUpdate}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"update": {[]string{services.VerbUpdate}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			_, err := h.Update(ctx, widget("w"))
 			return err
 		}},
-		"upsert": {[]string{authz.VerbCreate, authz.VerbUpdate}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"upsert": {[]string{services.VerbCreate, services.VerbUpdate}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			_, err := h.Upsert(ctx, widget("w"))
 			return err
 		}},
-		"delete": {[]string{authz.VerbDelete}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
+		"delete": {[]string{services.VerbDelete}, func(ctx context.Context, h *crud.Handler[*typesv1.Lock]) error {
 			return h.Delete(ctx, "w")
 		}},
 	}
@@ -157,7 +158,7 @@ func TestVerbs(t *testing.T) {
 func TestSecrets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h, f := newHandler(t, []string{authz.VerbRead, authz.VerbList}, nil)
+	h, f := newHandler(t, []string{services.VerbRead, services.VerbList}, nil)
 	f.store.items["w"] = widget("w")
 	_, err := h.Get(ctx, "w", true)
 	require.NoError(t, err)
@@ -171,7 +172,7 @@ func TestSecrets(t *testing.T) {
 func TestValidation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	all := []string{authz.VerbList, authz.VerbRead, authz.VerbCreate, authz.VerbUpdate, authz.VerbDelete}
+	all := []string{services.VerbList, services.VerbRead, services.VerbCreate, services.VerbUpdate, services.VerbDelete}
 	h, f := newHandler(t, all, nil)
 
 	_, err := h.Create(ctx, nil)
@@ -197,7 +198,7 @@ func TestValidation(t *testing.T) {
 func TestAudit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h, f := newHandler(t, []string{authz.VerbCreate, authz.VerbUpdate, authz.VerbDelete}, nil)
+	h, f := newHandler(t, []string{services.VerbCreate, services.VerbUpdate, services.VerbDelete}, nil)
 	_, err := h.Create(ctx, widget("a"))
 	require.NoError(t, err)
 	_, err = h.Update(ctx, widget("a"))
@@ -224,7 +225,7 @@ func TestHooks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var prepared []string
-	h, f := newHandler(t, []string{authz.VerbCreate, authz.VerbUpdate}, func(c *crud.Config[*typesv1.Lock]) {
+	h, f := newHandler(t, []string{services.VerbCreate, services.VerbUpdate}, func(c *crud.Config[*typesv1.Lock]) {
 		c.WithDefaults = func(actx *authz.Context, now time.Time, l *typesv1.Lock) *typesv1.Lock {
 			l = proto.Clone(l).(*typesv1.Lock)
 			l.Spec.CreatedBy = actx.Username() + "@" + now.UTC().Format(time.RFC3339)

@@ -139,7 +139,7 @@ func (s *Service) UpsertLock(ctx context.Context, req *lockpb.UpsertLockRequest)
 // audit log would not say whose lock was lifted.
 func (s *Service) DeleteLock(ctx context.Context, req *lockpb.DeleteLockRequest) (*lockpb.DeleteLockResponse, error) {
 	name := req.GetName()
-	actx, err := crud.Authorize(ctx, s.cfg.Authorizer, services.KindLock, authz.VerbDelete)
+	actx, err := crud.Authorize(ctx, s.cfg.Authorizer, services.KindLock, services.VerbDelete)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -241,7 +241,7 @@ func (s *Service) checkGrants(ctx context.Context, actx *authz.Context, p *types
 		slices.Equal(cur.GetSpec().GetOkta().GetGrantableRoles(), okta.GetGrantableRoles()):
 		return nil
 	}
-	if actx.Checker.CheckAccess(authz.KindUser, authz.VerbCreate) == nil && actx.Checker.CheckAccess(authz.KindUser, authz.VerbUpdate) == nil {
+	if actx.Checker.CheckAccess(services.KindUser, services.VerbCreate) == nil && actx.Checker.CheckAccess(services.KindUser, services.VerbUpdate) == nil {
 		return nil
 	}
 	held := actx.Checker.RoleNames()
@@ -289,7 +289,7 @@ func (s *Service) checkLockTTL(ctx context.Context, p *typesv1.Plugin) error {
 
 // CreatePlugin creates a plugin.
 func (s *Service) CreatePlugin(ctx context.Context, req *pluginpb.CreatePluginRequest) (*pluginpb.CreatePluginResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbCreate)
+	actx, err := s.authorize(ctx, services.VerbCreate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -307,9 +307,9 @@ func (s *Service) CreatePlugin(ctx context.Context, req *pluginpb.CreatePluginRe
 
 // GetPlugin reads a plugin; with_secrets (verb read) adds its credentials.
 func (s *Service) GetPlugin(ctx context.Context, req *pluginpb.GetPluginRequest) (*pluginpb.GetPluginResponse, error) {
-	verb := authz.VerbReadNoSecrets
+	verb := services.VerbReadNoSecrets
 	if req.GetWithSecrets() {
-		verb = authz.VerbRead
+		verb = services.VerbRead
 	}
 	if _, err := s.authorize(ctx, verb); err != nil {
 		return nil, trace.Wrap(err)
@@ -336,7 +336,7 @@ func (s *Service) GetPlugin(ctx context.Context, req *pluginpb.GetPluginRequest)
 
 // ListPlugins pages through plugins; never with secrets.
 func (s *Service) ListPlugins(ctx context.Context, req *pluginpb.ListPluginsRequest) (*pluginpb.ListPluginsResponse, error) {
-	if _, err := s.authorize(ctx, authz.VerbList, authz.VerbReadNoSecrets); err != nil {
+	if _, err := s.authorize(ctx, services.VerbList, services.VerbReadNoSecrets); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if req.GetPageSize() < 0 {
@@ -351,7 +351,7 @@ func (s *Service) ListPlugins(ctx context.Context, req *pluginpb.ListPluginsRequ
 
 // UpdatePlugin replaces a plugin at the revision given.
 func (s *Service) UpdatePlugin(ctx context.Context, req *pluginpb.UpdatePluginRequest) (*pluginpb.UpdatePluginResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
+	actx, err := s.authorize(ctx, services.VerbUpdate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -441,7 +441,7 @@ func (s *Service) updatePlugin(ctx context.Context, p *typesv1.Plugin) (out *typ
 // write, so that no token outlives its plugin.
 func (s *Service) DeletePlugin(ctx context.Context, req *pluginpb.DeletePluginRequest) (*pluginpb.DeletePluginResponse, error) {
 	name := req.GetName()
-	actx, err := s.authorizeOn(ctx, name, authz.VerbDelete)
+	actx, err := s.authorizeOn(ctx, name, services.VerbDelete)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -488,7 +488,7 @@ func (s *Service) linkedCredentials(ctx context.Context, p *typesv1.Plugin) ([]*
 // hash in place of any previous one, and returns the plaintext once.
 func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateSCIMTokenRequest) (*pluginpb.GenerateSCIMTokenResponse, error) {
 	name := req.GetName()
-	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	actx, err := s.authorizeOn(ctx, name, services.VerbUpdate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -559,7 +559,7 @@ func (s *Service) generateToken(ctx context.Context, name string) (token string,
 
 // SetPluginStatus replaces a plugin's status.
 func (s *Service) SetPluginStatus(ctx context.Context, req *pluginpb.SetPluginStatusRequest) (*pluginpb.SetPluginStatusResponse, error) {
-	actx, err := s.authorize(ctx, authz.VerbUpdate)
+	actx, err := s.authorize(ctx, services.VerbUpdate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
-	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/credseal"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/okta/oktaapi"
@@ -44,7 +43,7 @@ func SealContext(plugin string) string { return credseal.OktaAPIContext(plugin) 
 // returned, logged or audited.
 func (s *Service) SetUserSyncCredentials(ctx context.Context, req *pluginpb.SetUserSyncCredentialsRequest) (*pluginpb.SetUserSyncCredentialsResponse, error) {
 	name := req.GetName()
-	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	actx, err := s.authorizeOn(ctx, name, services.VerbUpdate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -125,7 +124,7 @@ func (s *Service) storeUserSyncCredential(ctx context.Context, name string, api 
 // works whichever server the call lands on.
 func (s *Service) SyncUsers(ctx context.Context, req *pluginpb.SyncUsersRequest) (*pluginpb.SyncUsersResponse, error) {
 	name := req.GetName()
-	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	actx, err := s.authorizeOn(ctx, name, services.VerbUpdate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -156,7 +155,7 @@ func (s *Service) triggerSync(ctx context.Context, name string, full bool) (stri
 // of credential stored (never the credential).
 func (s *Service) GetUserSyncStatus(ctx context.Context, req *pluginpb.GetUserSyncStatusRequest) (*pluginpb.GetUserSyncStatusResponse, error) {
 	name := req.GetName()
-	if _, err := s.authorizeOn(ctx, name, authz.VerbReadNoSecrets); err != nil {
+	if _, err := s.authorizeOn(ctx, name, services.VerbReadNoSecrets); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	p, err := s.cfg.Plugins.GetPlugin(ctx, name)
@@ -185,7 +184,7 @@ func (s *Service) GetUserSyncStatus(ctx context.Context, req *pluginpb.GetUserSy
 // Gatehouse's own state is an error.
 func (s *Service) TestUserSyncConnection(ctx context.Context, req *pluginpb.TestUserSyncConnectionRequest) (*pluginpb.TestUserSyncConnectionResponse, error) {
 	name := req.GetName()
-	actx, err := s.authorizeOn(ctx, name, authz.VerbUpdate)
+	actx, err := s.authorizeOn(ctx, name, services.VerbUpdate)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -118,7 +117,7 @@ func (h *Handler) listLocks(_ http.ResponseWriter, r *http.Request) (any, error)
 		out.Locks = append(out.Locks, h.lockRow(l))
 	}
 	if actx, err := h.cfg.Authorizer.Authorize(ctx); err == nil {
-		out.CanLift = actx.Checker.CheckAccess(authz.KindLock, authz.VerbDelete) == nil
+		out.CanLift = actx.Checker.CheckAccess(services.KindLock, services.VerbDelete) == nil
 	}
 	return out, nil
 }
@@ -131,7 +130,7 @@ func (h *Handler) liftLock(_ http.ResponseWriter, r *http.Request) (any, error) 
 	name := r.PathValue("name")
 	// A caller who may not lift locks learns nothing of the lock: refused
 	// before it is read (the lock API checks again when it deletes).
-	if _, err := crud.Authorize(ctx, h.cfg.Authorizer, authz.KindLock, authz.VerbDelete); err != nil {
+	if _, err := crud.Authorize(ctx, h.cfg.Authorizer, services.KindLock, services.VerbDelete); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := generic.CheckName(services.KindLock, name); err != nil {

@@ -158,9 +158,9 @@ func (h *Handler) permissions(ctx context.Context) (Permissions, string, error) 
 		return true
 	}
 	return Permissions{
-		Read:   may(authz.KindPlugin, authz.VerbReadNoSecrets) && may(authz.KindSAMLConnector, authz.VerbReadNoSecrets),
-		Manage: may(authz.KindPlugin, authz.VerbCreate, authz.VerbUpdate) && may(authz.KindSAMLConnector, authz.VerbCreate),
-		Events: may(authz.KindEvent, authz.VerbList),
+		Read:   may(services.KindPlugin, services.VerbReadNoSecrets) && may(services.KindSAMLConnector, services.VerbReadNoSecrets),
+		Manage: may(services.KindPlugin, services.VerbCreate, services.VerbUpdate) && may(services.KindSAMLConnector, services.VerbCreate),
+		Events: may(authz.KindEvent, services.VerbList),
 	}, actx.Username(), nil
 }
 

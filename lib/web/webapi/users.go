@@ -9,7 +9,6 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
@@ -140,7 +139,7 @@ func pageParams(r *http.Request) (int, string, error) {
 // readnosecrets on kind user), and reads users without secrets.
 func (h *Handler) listUsers(_ http.ResponseWriter, r *http.Request) (any, error) {
 	ctx := r.Context()
-	actx, err := crud.Authorize(ctx, h.cfg.Authorizer, authz.KindUser, authz.VerbList, authz.VerbReadNoSecrets)
+	actx, err := crud.Authorize(ctx, h.cfg.Authorizer, services.KindUser, services.VerbList, services.VerbReadNoSecrets)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -168,7 +167,7 @@ func (h *Handler) listUsers(_ http.ResponseWriter, r *http.Request) (any, error)
 	}
 	out := UsersResponse{Users: make([]UserRow, 0, len(users)), NextCursor: next}
 	var locks *userLocks
-	if actx.Checker.CheckAccess(authz.KindLock, authz.VerbList) == nil && actx.Checker.CheckAccess(authz.KindLock, authz.VerbReadNoSecrets) == nil {
+	if actx.Checker.CheckAccess(services.KindLock, services.VerbList) == nil && actx.Checker.CheckAccess(services.KindLock, services.VerbReadNoSecrets) == nil {
 		out.LocksVisible = true
 		locks = newUserLocks(h.cfg.LockView.LocksInForce(), h.cfg.Clock.Now())
 	}
