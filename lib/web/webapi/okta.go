@@ -25,21 +25,24 @@ import (
 // OktaPlugin is the name of the Okta plugin the UI manages.
 const OktaPlugin = "okta"
 
-// Integration states shown on the Integrations page.
+// IntegrationState is the state of an integration on the Integrations page.
+type IntegrationState string
+
+// Integration states.
 const (
-	StateNotConfigured = "not_configured"
-	StateSSOOnly       = "sso_only"
-	StateSSOAndSCIM    = "sso_scim"
+	StateNotConfigured IntegrationState = "not_configured"
+	StateSSOOnly       IntegrationState = "sso_only"
+	StateSSOAndSCIM    IntegrationState = "sso_scim"
 	// StateSSOAndUserSync: user sync (the pull) keeps the accounts.
-	StateSSOAndUserSync = "sso_usersync"
-	StateError          = "error"
+	StateSSOAndUserSync IntegrationState = "sso_usersync"
+	StateError          IntegrationState = "error"
 )
 
 // Integration is one row of the Integrations page.
 type Integration struct {
-	Name  string `json:"name"`
-	Title string `json:"title"`
-	State string `json:"state"`
+	Name  string           `json:"name"`
+	Title string           `json:"title"`
+	State IntegrationState `json:"state"`
 	// Error explains StateError.
 	Error string `json:"error,omitempty"`
 }
@@ -113,13 +116,13 @@ type StatusTile struct {
 
 // OktaState is GET /v1/webapi/plugins/okta.
 type OktaState struct {
-	State       string      `json:"state"`
-	Error       string      `json:"error,omitempty"`
-	User        string      `json:"user"`
-	Permissions Permissions `json:"permissions"`
-	SSO         SSOTile     `json:"sso"`
-	SCIM        SCIMTile    `json:"scim"`
-	Status      StatusTile  `json:"status"`
+	State       IntegrationState `json:"state"`
+	Error       string           `json:"error,omitempty"`
+	User        string           `json:"user"`
+	Permissions Permissions      `json:"permissions"`
+	SSO         SSOTile          `json:"sso"`
+	SCIM        SCIMTile         `json:"scim"`
+	Status      StatusTile       `json:"status"`
 	// Settings are the provisioning settings; empty until the plugin exists.
 	Settings OktaSettings `json:"settings"`
 }

@@ -49,18 +49,24 @@ const (
 	maxSearchBytes = 253
 )
 
-// User origins on the Users page.
+// UserOrigin says where a user on the Users page comes from.
+type UserOrigin string
+
+// User origins.
 const (
-	OriginLocal = "local"
-	OriginSAML  = "saml"
-	OriginSCIM  = "scim"
+	OriginLocal UserOrigin = "local"
+	OriginSAML  UserOrigin = "saml"
+	OriginSCIM  UserOrigin = "scim"
 )
 
-// User states on the Users page.
+// UserState is the state of a user on the Users page.
+type UserState string
+
+// User states.
 const (
-	UserActive   = "active"
-	UserLocked   = "locked"
-	UserExpiring = "expiring"
+	UserActive   UserState = "active"
+	UserLocked   UserState = "locked"
+	UserExpiring UserState = "expiring"
 )
 
 // UserRow is one user on the Users page.
@@ -68,16 +74,16 @@ type UserRow struct {
 	Name string `json:"name"`
 	// Origin is OriginLocal, OriginSAML (a temporary user a SAML login
 	// created) or OriginSCIM (provisioned by Plugin).
-	Origin string `json:"origin"`
+	Origin UserOrigin `json:"origin"`
 	// Plugin is the SCIM plugin that manages the user.
 	Plugin string `json:"plugin,omitempty"`
 	// Connector is the SAML connector a temporary user signed in through.
 	Connector string `json:"connector,omitempty"`
 	// State is UserActive, UserLocked or UserExpiring (a temporary user).
-	State   string   `json:"state"`
-	Roles   []string `json:"roles"`
-	Expires string   `json:"expires,omitempty"`
-	Created string   `json:"created,omitempty"`
+	State   UserState `json:"state"`
+	Roles   []string  `json:"roles"`
+	Expires string    `json:"expires,omitempty"`
+	Created string    `json:"created,omitempty"`
 	// Lock is the lock in force on the user, if any (and if the caller may
 	// read locks).
 	Lock *LockRef `json:"lock,omitempty"`

@@ -302,7 +302,7 @@ func TestAccess(t *testing.T) {
 	// Nothing was changed by any refused request.
 	code, st = e.do(&admin, csrfRight, http.MethodGet, "/v1/webapi/plugins/okta", nil)
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, webapi.StateSSOOnly, st["state"])
+	require.Equal(t, string(webapi.StateSSOOnly), st["state"])
 	require.Equal(t, "http://www.okta.com/exk0", st["sso"].(map[string]any)["connector"].(map[string]any)["idp_entity_id"])
 	tokens, err := e.events.Search(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour), []string{"plugin.token.create", "plugin.token.rotate", "plugin.update"}, 10)
 	require.NoError(t, err)
@@ -437,11 +437,11 @@ func TestDisableSCIMVoidsToken(t *testing.T) {
 		}
 		return err
 	}
-	setSCIM := func(on bool, want string) {
+	setSCIM := func(on bool, want webapi.IntegrationState) {
 		t.Helper()
 		code, st := e.do(&admin, csrfRight, http.MethodPut, "/v1/webapi/plugins/okta/scim", webapi.SetSCIMRequest{Enabled: on})
 		require.Equal(t, http.StatusOK, code, "%v", st)
-		require.Equal(t, want, st["state"])
+		require.Equal(t, string(want), st["state"])
 	}
 	newToken := func() string {
 		t.Helper()

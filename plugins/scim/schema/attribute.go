@@ -23,27 +23,36 @@ const (
 	Complex   Type = "complex"
 )
 
-// Mutability values (RFC 7643 §7).
+// Mutability says whether and when clients may set an attribute (RFC 7643 §7).
+type Mutability string
+
+// Mutability values.
 const (
-	ReadOnly  = "readOnly"
-	ReadWrite = "readWrite"
-	Immutable = "immutable"
-	WriteOnly = "writeOnly"
+	ReadOnly  Mutability = "readOnly"
+	ReadWrite Mutability = "readWrite"
+	Immutable Mutability = "immutable"
+	WriteOnly Mutability = "writeOnly"
 )
 
-// Returned values (RFC 7643 §7).
+// Returned says when an attribute is in a response (RFC 7643 §7).
+type Returned string
+
+// Returned values.
 const (
-	Always  = "always"
-	Never   = "never"
-	Default = "default"
-	Request = "request"
+	Always  Returned = "always"
+	Never   Returned = "never"
+	Default Returned = "default"
+	Request Returned = "request"
 )
 
-// Uniqueness values (RFC 7643 §7).
+// Uniqueness says across what an attribute's value is unique (RFC 7643 §7).
+type Uniqueness string
+
+// Uniqueness values.
 const (
-	None   = "none"
-	Server = "server"
-	Global = "global"
+	None   Uniqueness = "none"
+	Server Uniqueness = "server"
+	Global Uniqueness = "global"
 )
 
 // Attribute is one attribute definition as published under /Schemas.
@@ -55,9 +64,9 @@ type Attribute struct {
 	Required        bool         `json:"required"`
 	CanonicalValues []string     `json:"canonicalValues,omitempty"`
 	CaseExact       bool         `json:"caseExact"`
-	Mutability      string       `json:"mutability"`
-	Returned        string       `json:"returned"`
-	Uniqueness      string       `json:"uniqueness"`
+	Mutability      Mutability   `json:"mutability"`
+	Returned        Returned     `json:"returned"`
+	Uniqueness      Uniqueness   `json:"uniqueness"`
 	ReferenceTypes  []string     `json:"referenceTypes,omitempty"`
 	SubAttributes   []*Attribute `json:"subAttributes,omitempty"`
 }
@@ -109,7 +118,7 @@ func immutable(a *Attribute) { a.Mutability = Immutable }
 func writeOnly(a *Attribute) { a.Mutability = WriteOnly }
 func never(a *Attribute)     { a.Returned = Never }
 func always(a *Attribute)    { a.Returned = Always }
-func unique(u string) func(*Attribute) {
+func unique(u Uniqueness) func(*Attribute) {
 	return func(a *Attribute) { a.Uniqueness = u }
 }
 func canonical(v ...string) func(*Attribute) {
