@@ -139,6 +139,55 @@ func TestHAOnEtcd(t *testing.T) {
 		}
 	})
 
+	t.Run("a token rotated through A is refused by B on its next request, under load", func(t *testing.T) {
+		// Over etcd each request reads the token hashes; concurrent requests share a read only
+		// if it started after they arrived. B is kept busy with lookups so that reads are always
+		// in flight when the rotation is acknowledged.
+		withToken := func(c *scimClient, tok string) *scimClient { cc := *c; cc.token = tok; return &cc }
+		var current atomic.Value
+		current.Store(token)
+		stop := make(chan struct{})
+		var busy sync.WaitGroup
+		for range 16 {
+			busy.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, _ = withToken(scimB, current.Load().(string)).try(http.MethodGet, "/Users?"+filterQuery(`userName eq "alt00@example.com"`), nil)
+				}
+			})
+		}
+		defer func() { close(stop); busy.Wait() }()
+		// A refused token is answered 401, or 429 once the source has failed too often (the
+		// busy workers' requests in flight at each rotation fail too); either way it is refused.
+		refused := func(c *scimClient) {
+			t.Helper()
+			r := c.do(http.MethodGet, "/Users?count=1", nil)
+			require.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, r.status, "%s", r.raw)
+		}
+		old := token
+		for i := range 5 {
+			r := adminA("plugins", "rotate-token", "okta", "--format", "json")
+			require.Equal(t, 0, r.code, r.String())
+			var rotated struct {
+				Token string `json:"token"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &rotated), r.stdout)
+			refused(withToken(scimB, old))
+			refused(withToken(scimA, old))
+			withToken(scimB, rotated.Token).do(http.MethodGet, "/Users?count=1", nil).expect(t, http.StatusOK)
+			current.Store(rotated.Token)
+			t.Logf("rotation %d: the old token is refused and the new one accepted on both servers at once", i+1)
+			old = rotated.Token
+		}
+		token = old
+		scimA, scimB = withToken(scimA, token), withToken(scimB, token)
+		both = []*scimClient{scimA, scimB}
+	})
+
 	t.Run("an etcd member dies during 2,000 creates over both servers", func(t *testing.T) {
 		const n, conc = 2000, 16
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -189,6 +189,8 @@ type Provisioner struct {
 	cfg    Config
 	store  *scimstore.Store
 	tokens tokenCache
+	// creds shares the token check's credential reads when the view is off.
+	creds  freshReads
 	counts countCache
 	status statusAggregator
 	// view is the watcher-fed copy of plugin settings and credentials; nil

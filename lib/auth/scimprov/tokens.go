@@ -265,7 +265,7 @@ func (p *Provisioner) credentials(ctx context.Context, ps *pluginState) ([]*cred
 	if ps.credsKnown {
 		return ps.creds, nil
 	}
-	creds, err := p.cfg.Credentials.ListPluginStaticCredentialsByLabels(ctx, ps.credLabels, true)
+	creds, err := p.creds.list(ctx, p.cfg.Credentials.ListPluginStaticCredentialsByLabels, ps.credLabels)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -308,7 +308,7 @@ func (p *Provisioner) AuthenticateSCIM(ctx context.Context, plugin, token string
 		settings = nil
 		if !fromView {
 			// The read a real plugin's check makes.
-			if _, err := p.cfg.Credentials.ListPluginStaticCredentialsByLabels(ctx, decoyLabels, true); err != nil {
+			if _, err := p.creds.list(ctx, p.cfg.Credentials.ListPluginStaticCredentialsByLabels, decoyLabels); err != nil {
 				return nil, trace.Wrap(err)
 			}
 		}
