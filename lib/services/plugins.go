@@ -115,6 +115,10 @@ func NewPluginService(cfg Config) (*PluginService, error) {
 		Kind:      KindPlugin,
 		KeyPrefix: PluginsPrefix,
 		Validate:  ValidatePlugin,
+		// Over etcd the SCIM token check reads the plugin on every request
+		// (the settings view is off there): decoding it was 12% of an etcd
+		// server's CPU during lookups.
+		CacheDecoded: true,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
