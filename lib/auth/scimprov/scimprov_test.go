@@ -116,6 +116,36 @@ type env struct {
 
 var backends = []string{"memory", "lite"}
 
+// onEachBackend runs fn as a parallel subtest per backend, each with its
+// own env.
+func onEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newEnv(t, kind))
+		})
+	}
+}
+
+// create provisions userName (externalId externalID) and fails the test
+// if it cannot.
+func (e *env) create(t *testing.T, userName, externalID string) *scimrecord.UserRecord {
+	t.Helper()
+	rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord(userName, externalID))
+	require.NoError(t, err)
+	return rec
+}
+
+// requireNotRead fails the test if a key read since the last keysRead
+// contains part.
+func (e *env) requireNotRead(t *testing.T, part, why string) {
+	t.Helper()
+	for _, k := range e.b.keysRead() {
+		require.NotContains(t, strings.ToLower(k), strings.ToLower(part), why)
+	}
+}
+
 // adminRole is a role of the fixture that can write users: administrative,
 // so SCIM may not grant it by default.
 const adminRole = "user-admin"
@@ -1043,39 +1073,31 @@ func TestLegacyAttributesLabelDropped(t *testing.T) {
 // hold those cases).
 func TestCreateOfNewNameReadsNothingUnderIt(t *testing.T) {
 	t.Parallel()
-	for _, kind := range backends {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, kind)
-			_, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("warmup", "00w"))
-			require.NoError(t, err)
-			e.b.keysRead()
-			atomicBefore, otherBefore := e.b.writes()
+	onEachBackend(t, func(t *testing.T, e *env) {
+		e.create(t, "warmup", "00w")
+		e.b.keysRead()
+		atomicBefore, otherBefore := e.b.writes()
 
-			rec, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("Fresh@Example.com", "00f"))
-			require.NoError(t, err)
-			atomicAfter, otherAfter := e.b.writes()
-			require.Equal(t, int64(1), atomicAfter-atomicBefore, "one AtomicWrite")
-			require.Equal(t, otherBefore, otherAfter)
-			for _, k := range e.b.keysRead() {
-				require.NotContains(t, strings.ToLower(k), "fresh@example.com", "a new name's keys are checked by the write, not read")
-			}
-			u := e.user(t, "fresh@example.com")
-			require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
-			require.NotEmpty(t, u.GetSpec().GetIncarnation())
-			got, err := e.lookupUser(scimstore.AttrUserName, "fresh@example.com")
-			require.NoError(t, err)
-			require.Equal(t, rec.ID, got.ID)
-			require.Len(t, e.events(t, EventUserCreate), 2)
+		rec := e.create(t, "Fresh@Example.com", "00f")
+		atomicAfter, otherAfter := e.b.writes()
+		require.Equal(t, int64(1), atomicAfter-atomicBefore, "one AtomicWrite")
+		require.Equal(t, otherBefore, otherAfter)
+		e.requireNotRead(t, "fresh@example.com", "a new name's keys are checked by the write, not read")
+		u := e.user(t, "fresh@example.com")
+		require.Equal(t, rec.ID, u.GetMetadata().GetLabels()[services.LabelSCIMID])
+		require.NotEmpty(t, u.GetSpec().GetIncarnation())
+		got, err := e.lookupUser(scimstore.AttrUserName, "fresh@example.com")
+		require.NoError(t, err)
+		require.Equal(t, rec.ID, got.ID)
+		require.Len(t, e.events(t, EventUserCreate), 2)
 
-			// The same name again is refused as before: the failed write
-			// left nothing, and the careful path finds the record.
-			_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("fresh@example.com", "00g"))
-			require.True(t, trace.IsAlreadyExists(err), "%v", err)
-			_, err = e.lookupUser(scimstore.AttrExternalID, "00g")
-			require.True(t, trace.IsNotFound(err), "%v", err)
-		})
-	}
+		// The same name again is refused as before: the failed write
+		// left nothing, and the careful path finds the record.
+		_, err = e.p.CreateUser(e.ctx, testPlugin, newRecord("fresh@example.com", "00g"))
+		require.True(t, trace.IsAlreadyExists(err), "%v", err)
+		_, err = e.lookupUser(scimstore.AttrExternalID, "00g")
+		require.True(t, trace.IsNotFound(err), "%v", err)
+	})
 }
 
 // TestDeactivationChecksTheLockByWriting: a deactivation or deletion under
@@ -1087,73 +1109,60 @@ func TestCreateOfNewNameReadsNothingUnderIt(t *testing.T) {
 // deactivation fail, and in both cases nothing else changed.
 func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 	t.Parallel()
-	for _, kind := range backends {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, kind)
-			plain, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("plain", "00p"))
-			require.NoError(t, err)
-			e.b.keysRead()
-			atomicBefore, _ := e.b.writes()
-			deactivate(t, e, plain, false)
-			atomicAfter, _ := e.b.writes()
-			require.Equal(t, int64(1), atomicAfter-atomicBefore)
-			lockName := LockName(testPlugin, "plain")
-			for _, k := range e.b.keysRead() {
-				require.NotContains(t, k, lockName, "the lock is checked by the write")
-			}
-			l, err := e.svc.GetLock(e.ctx, lockName)
-			require.NoError(t, err)
-			require.Equal(t, scimrecord.ReasonDeactivation, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
+	onEachBackend(t, func(t *testing.T, e *env) {
+		plain := e.create(t, "plain", "00p")
+		e.b.keysRead()
+		atomicBefore, _ := e.b.writes()
+		deactivate(t, e, plain, false)
+		atomicAfter, _ := e.b.writes()
+		require.Equal(t, int64(1), atomicAfter-atomicBefore)
+		e.requireNotRead(t, LockName(testPlugin, "plain"), "the lock is checked by the write")
+		l, err := e.svc.GetLock(e.ctx, LockName(testPlugin, "plain"))
+		require.NoError(t, err)
+		require.Equal(t, scimrecord.ReasonDeactivation, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
 
-			// An administrator's lock under the plugin's lock name, on the user.
-			same, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("same", "00s"))
-			require.NoError(t, err)
-			mine, err := e.svc.CreateLock(e.ctx, &typesv1.Lock{
-				Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "same")},
-				Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "same"}, Message: "held by an admin", CreatedBy: "admin"},
-			})
-			require.NoError(t, err)
-			deactivate(t, e, same, false)
-			_, err = e.svc.GetUser(e.ctx, "same", false)
-			require.True(t, trace.IsNotFound(err), "the account is deleted: %v", err)
-			kept, err := e.svc.GetLock(e.ctx, mine.GetMetadata().GetName())
-			require.NoError(t, err)
-			require.Equal(t, mine.GetMetadata().GetRevision(), kept.GetMetadata().GetRevision(), "the admin's lock is left as it was")
-
-			// One that locks someone else: the deactivation is refused, and
-			// the first, failed attempt wrote nothing.
-			other, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("other", "00o"))
-			require.NoError(t, err)
-			_, err = e.svc.CreateLock(e.ctx, &typesv1.Lock{
-				Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "other")},
-				Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "somebody-else"}, Message: "unrelated", CreatedBy: "admin"},
-			})
-			require.NoError(t, err)
-			cur, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
-			require.NoError(t, err)
-			cur.Active = false
-			_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
-			require.True(t, trace.IsAlreadyExists(err), "%v", err)
-			e.user(t, "other")
-			still, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
-			require.NoError(t, err)
-			require.True(t, still.Active)
-			require.Equal(t, cur.Revision, still.Revision)
-
-			// A deletion takes the same path.
-			gone, err := e.p.CreateUser(e.ctx, testPlugin, newRecord("gone", "00g"))
-			require.NoError(t, err)
-			e.b.keysRead()
-			require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, gone.ID))
-			for _, k := range e.b.keysRead() {
-				require.NotContains(t, k, LockName(testPlugin, "gone"))
-			}
-			l, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "gone"))
-			require.NoError(t, err)
-			require.Equal(t, scimrecord.ReasonDeletion, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
+		// An administrator's lock under the plugin's lock name, on the user.
+		same := e.create(t, "same", "00s")
+		mine, err := e.svc.CreateLock(e.ctx, &typesv1.Lock{
+			Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "same")},
+			Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "same"}, Message: "held by an admin", CreatedBy: "admin"},
 		})
-	}
+		require.NoError(t, err)
+		deactivate(t, e, same, false)
+		_, err = e.svc.GetUser(e.ctx, "same", false)
+		require.True(t, trace.IsNotFound(err), "the account is deleted: %v", err)
+		kept, err := e.svc.GetLock(e.ctx, mine.GetMetadata().GetName())
+		require.NoError(t, err)
+		require.Equal(t, mine.GetMetadata().GetRevision(), kept.GetMetadata().GetRevision(), "the admin's lock is left as it was")
+
+		// One that locks someone else: the deactivation is refused, and
+		// the first, failed attempt wrote nothing.
+		other := e.create(t, "other", "00o")
+		_, err = e.svc.CreateLock(e.ctx, &typesv1.Lock{
+			Metadata: &typesv1.Metadata{Name: LockName(testPlugin, "other")},
+			Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "somebody-else"}, Message: "unrelated", CreatedBy: "admin"},
+		})
+		require.NoError(t, err)
+		cur, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
+		require.NoError(t, err)
+		cur.Active = false
+		_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+		require.True(t, trace.IsAlreadyExists(err), "%v", err)
+		e.user(t, "other")
+		still, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
+		require.NoError(t, err)
+		require.True(t, still.Active)
+		require.Equal(t, cur.Revision, still.Revision)
+
+		// A deletion takes the same path.
+		gone := e.create(t, "gone", "00g")
+		e.b.keysRead()
+		require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, gone.ID))
+		e.requireNotRead(t, LockName(testPlugin, "gone"), "the lock is checked by the write")
+		l, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "gone"))
+		require.NoError(t, err)
+		require.Equal(t, scimrecord.ReasonDeletion, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
+	})
 }
 
 // withPlugins lists extra plugins besides the stored ones: plugins the
