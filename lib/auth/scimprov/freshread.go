@@ -89,7 +89,7 @@ func (f *freshReads) startLocked(ctx context.Context, read credentialLister, key
 		close(r.done)
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.inFlight[key] = false
+		delete(f.inFlight, key) // the maps hold only selectors in use
 		if _, waiting := f.next[key]; waiting {
 			f.startLocked(rctx, read, key, labels)
 		}

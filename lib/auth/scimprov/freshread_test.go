@@ -120,3 +120,20 @@ func TestSelectorKeyIsUnambiguous(t *testing.T) {
 	require.NotEqual(t, selectorKey(map[string]string{"a": "b\x00c"}), selectorKey(map[string]string{"a": "b", "c": ""}))
 	require.NotEqual(t, selectorKey(map[string]string{"ab": "c"}), selectorKey(map[string]string{"a": "bc"}))
 }
+
+// TestFreshReadsForgetIdleSelectors: selectors come and go (plugins, the
+// decoy); once their reads are done nothing of them is kept.
+func TestFreshReadsForgetIdleSelectors(t *testing.T) {
+	t.Parallel()
+	var f freshReads
+	v := &versioned{}
+	for i := range 100 {
+		_, err := f.list(context.Background(), v.list, map[string]string{"plugin": fmt.Sprint(i)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.next) == 0 && len(f.inFlight) == 0
+	}, 5*time.Second, time.Millisecond)
+}
