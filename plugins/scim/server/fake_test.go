@@ -25,6 +25,9 @@ type fakeProvisioner struct {
 	users    map[string]*scimrecord.UserRecord
 	groups   map[string]*scimrecord.GroupRecord
 
+	// countLag makes CountUsers report that many users fewer than there are,
+	// as a cached count does before another server's creates reach it.
+	countLag int
 	// failUpdates makes the next n UpdateUser calls fail with CompareFailed (a lost race).
 	failUpdates int
 	// panicOn makes the named method panic.
@@ -151,7 +154,7 @@ func (f *fakeProvisioner) ListUsers(_ context.Context, _, after string, limit in
 func (f *fakeProvisioner) CountUsers(context.Context, string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.users), f.enter("CountUsers")
+	return max(len(f.users)-f.countLag, 0), f.enter("CountUsers")
 }
 
 func (f *fakeProvisioner) UpdateUser(_ context.Context, _ string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {

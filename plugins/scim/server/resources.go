@@ -139,7 +139,12 @@ func query[T any](ctx context.Context, l lister[T], f *filter.Filter, page proto
 	if err != nil {
 		return 0, nil, trace.Wrap(err)
 	}
-	if count == 0 || offset >= total {
+	// The total may lag behind the records: a count is cached for a few
+	// seconds and another server's creates are not in it yet. The page is
+	// therefore what the scan finds, not what the total says: a page past a
+	// total that is too low must still return the records there, or a client
+	// paging to the end (Okta's import) would miss them.
+	if count == 0 {
 		return total, nil, nil
 	}
 	var out []schema.Resource
