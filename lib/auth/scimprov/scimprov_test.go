@@ -1121,6 +1121,13 @@ func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 		atomicAfter, _ := e.b.writes()
 		require.Equal(t, int64(1), atomicAfter-atomicBefore)
 		e.requireNotRead(t, LockName(testPlugin, "plain"), "the lock is checked by the write")
+		e.b.keysRead()
+		plain2 := e.create(t, "plain2", "00p2")
+		e.b.keysRead()
+		deactivate(t, e, plain2, false)
+		e.requireNotRead(t, "users/plain2", "the account is checked by the write")
+		_, err := e.svc.GetUser(e.ctx, "plain2", false)
+		require.True(t, trace.IsNotFound(err), "%v", err)
 		l, err := e.svc.GetLock(e.ctx, LockName(testPlugin, "plain"))
 		require.NoError(t, err)
 		require.Equal(t, scimrecord.ReasonDeactivation, l.GetMetadata().GetLabels()[scimrecord.LabelReason])
@@ -1158,11 +1165,43 @@ func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 		require.True(t, still.Active)
 		require.Equal(t, cur.Revision, still.Revision)
 
+		// The account is taken to be the one written with the record, at its
+		// revision, and not read either; where it is not, the next attempt
+		// reads it. Changed since (an administrator's edit): still the
+		// plugin's, deleted, locked.
+		edited := e.create(t, "edited", "00e")
+		u := e.user(t, "edited")
+		u.Metadata.Description = "edited by an admin"
+		_, err = e.svc.UpsertUser(e.ctx, u)
+		require.NoError(t, err)
+		e.b.keysRead()
+		deactivate(t, e, edited, false)
+		_, err = e.svc.GetUser(e.ctx, "edited", false)
+		require.True(t, trace.IsNotFound(err), "%v", err)
+		_, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "edited"))
+		require.NoError(t, err)
+		// Deleted since: the deactivation locks the name all the same.
+		removed := e.create(t, "removed", "00r")
+		require.NoError(t, e.svc.DeleteUser(e.ctx, "removed"))
+		deactivate(t, e, removed, false)
+		_, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "removed"))
+		require.NoError(t, err)
+		// Replaced by someone else's account under the same name: left alone.
+		taken := e.create(t, "taken", "00t")
+		require.NoError(t, e.svc.DeleteUser(e.ctx, "taken"))
+		_, err = e.svc.CreateUser(e.ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: "taken"}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}})
+		require.NoError(t, err)
+		deactivate(t, e, taken, false)
+		local := e.user(t, "taken")
+		require.Empty(t, local.GetMetadata().GetLabels()[services.LabelSCIMID], "a local account is never the plugin's to delete")
+
 		// A deletion takes the same path.
 		gone := e.create(t, "gone", "00g")
 		e.b.keysRead()
 		require.NoError(t, e.p.DeleteUser(e.ctx, testPlugin, gone.ID))
 		e.requireNotRead(t, LockName(testPlugin, "gone"), "the lock is checked by the write")
+		_, err = e.svc.GetUser(e.ctx, "gone", false)
+		require.True(t, trace.IsNotFound(err), "%v", err)
 		l, err = e.svc.GetLock(e.ctx, LockName(testPlugin, "gone"))
 		require.NoError(t, err)
 		require.Equal(t, scimrecord.ReasonDeletion, l.GetMetadata().GetLabels()[scimrecord.LabelReason])

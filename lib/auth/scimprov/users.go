@@ -304,7 +304,7 @@ func (p *Provisioner) taken(ctx context.Context, pc *pluginContext, attr, value,
 
 // readUserState reads everything planUser decides the change from old (nil:
 // a new record) to next (nil: delete the record) on.
-func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord, assumeNoLock bool) (*userState, error) {
+func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord, checkByWriting bool) (*userState, error) {
 	st := &userState{old: old, next: next, incarnation: services.NewIncarnation(), now: p.cfg.Clock.Now()}
 	target := next
 	if target == nil {
@@ -336,13 +336,15 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 			return nil, trace.Wrap(err)
 		}
 	}
-	if st.user, err = p.readUser(ctx, target.UserName); err != nil {
+	if checkByWriting && old != nil && old.Active {
+		st.user = userWrittenWith(pc, old)
+	} else if st.user, err = p.readUser(ctx, target.UserName); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	// An active record updated in place under the same name neither writes
 	// nor lifts a lock (planUser), so the most common SCIM write, a profile
 	// update, skips that read.
-	if !(old != nil && old.Active && next != nil && next.Active && !renamed) && !assumeNoLock {
+	if !(old != nil && old.Active && next != nil && next.Active && !renamed) && !checkByWriting {
 		if st.lock, err = p.readLock(ctx, LockName(pc.name, target.UserName)); err != nil {
 			return nil, trace.Wrap(err)
 		}
@@ -358,22 +360,51 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 // trace.CompareFailed means something changed meanwhile and the caller may
 // re-plan from a fresh read. A refused transition is audited and returned
 // as trace.AlreadyExists.
-func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord, assumeNoLock bool) (string, outcome, error) {
-	st, err := p.readUserState(ctx, pc, old, next, assumeNoLock)
+func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, next *scimrecord.UserRecord, checkByWriting bool) (string, outcome, error) {
+	st, err := p.readUserState(ctx, pc, old, next, checkByWriting)
 	if err != nil {
 		return "", outcome{}, trace.Wrap(err)
 	}
 	return p.commitUserPlan(ctx, pc, st, nil)
 }
 
-// lockAssumedAbsent reports whether the change from old to next may be
-// planned on "no lock under the name" without reading the lock: a
-// deactivation or deletion under the record's own name, the SCIM write that
-// must be fastest. Its plan either writes the plugin's lock under NotExists
-// or never looks at the lock (planUser), so the write itself checks the
-// assumption: a lock that is there fails it with nothing written, and the
-// caller's next attempt, which reads the lock, plans as before.
-func lockAssumedAbsent(old, next *scimrecord.UserRecord) bool {
+// userWrittenWith returns what the Gatehouse user under rec's name is if it
+// was last written by the same AtomicWrite as rec: the plugin's account for
+// rec, at rec's revision. A backend gives every item of one AtomicWrite the
+// revision that write returns, and no two writes the same revision
+// (backend.Backend), so a user still at rec's revision is the one that write
+// built for rec (buildUser: ours, with rec's id), and nothing else can be.
+// A plan made on it conditions the user on that revision, so if the user was
+// written since, deleted, or never written with rec, the write fails with
+// nothing written and the next attempt reads the user. Only the fields
+// planUser reads for an account it deletes are set: name, revision, and
+// the labels that make it the plugin's.
+func userWrittenWith(pc *pluginContext, rec *scimrecord.UserRecord) *typesv1.User {
+	return &typesv1.User{
+		Kind:    services.KindUser,
+		Version: services.V1,
+		Metadata: &typesv1.Metadata{
+			Name:     canonical.Username(rec.UserName),
+			Revision: rec.Revision,
+			Labels: map[string]string{
+				services.LabelOrigin: pc.name,
+				LabelPlugin:          pc.name,
+				services.LabelSCIMID: rec.ID,
+			},
+		},
+	}
+}
+
+// mayPlanUnread reports whether the change from old to next may be
+// planned without reading what it will find under the name: a deactivation
+// or deletion under the record's own name, the SCIM write that must be
+// fastest. Its plan either writes the plugin's lock under NotExists or
+// never looks at the lock (planUser), and an active record's account is
+// taken to be the one written with the record (userWrittenWith), deleted at
+// that revision; so the write itself checks both assumptions: a lock that is
+// there, or an account that is not that one, fails it with nothing written,
+// and the caller's next attempt reads them and plans as before.
+func mayPlanUnread(old, next *scimrecord.UserRecord) bool {
 	if old == nil {
 		return false
 	}
@@ -561,7 +592,7 @@ func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimre
 			}
 		}
 		n.LastModified = p.cfg.Clock.Now().UTC()
-		rev, o, err := p.writeUser(ctx, pc, old, &n, attempt == 0 && lockAssumedAbsent(old, &n))
+		rev, o, err := p.writeUser(ctx, pc, old, &n, attempt == 0 && mayPlanUnread(old, &n))
 		if trace.IsCompareFailed(err) {
 			// Re-read: if the record itself changed, the next round says
 			// so; if only the user or lock did, the change is re-planned.
@@ -652,7 +683,7 @@ func (p *Provisioner) DeleteUser(ctx context.Context, plugin, id string) error {
 		if err != nil {
 			return trace.Wrap(err)
 		}
-		_, o, err := p.writeUser(ctx, pc, old, nil, attempt == 0 && lockAssumedAbsent(old, nil))
+		_, o, err := p.writeUser(ctx, pc, old, nil, attempt == 0 && mayPlanUnread(old, nil))
 		if trace.IsCompareFailed(err) {
 			continue
 		}
