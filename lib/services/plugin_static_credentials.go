@@ -99,6 +99,10 @@ func NewPluginStaticCredentialsService(cfg Config) (*PluginStaticCredentialsServ
 		Kind:      KindPluginStaticCredentials,
 		KeyPrefix: PluginStaticCredentialsPrefix,
 		Validate:  ValidatePluginStaticCredentials,
+		// Over etcd the SCIM token check lists a plugin's credentials for
+		// every wave of requests (scimprov's fresh reads); they are few, and
+		// change only on a rotation.
+		CacheDecoded: true,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)

@@ -80,7 +80,7 @@ type Config[T Resource] struct {
 	// (UnmarshalResource), so a data dir written before keeps working and is
 	// rewritten in binary one resource at a time as resources change.
 	Binary bool
-	// CacheDecoded keeps the decoded form of what Get read, keyed by the
+	// CacheDecoded keeps the decoded form of what Get and List read, keyed by the
 	// item's key and revision, so that a resource read on every request
 	// (the SAML connector and roles behind each SCIM write) is decoded once
 	// per revision instead of once per read. The backend is still read
@@ -410,11 +410,18 @@ func (s *Service[T]) Get(ctx context.Context, name string) (T, error) {
 		}
 		return zero, trace.Wrap(err)
 	}
+	r, err := s.decode(*item)
+	return r, trace.Wrap(err)
+}
+
+// decode decodes an item this service read, through the decode cache when
+// the kind has one.
+func (s *Service[T]) decode(item backend.Item) (T, error) {
 	if s.decoded != nil {
-		r, err := s.decoded.unmarshal(*item, s.cfg.UnmarshalOptions)
+		r, err := s.decoded.unmarshal(item, s.cfg.UnmarshalOptions)
 		return r, trace.Wrap(err)
 	}
-	r, err := s.UnmarshalItem(*item)
+	r, err := s.UnmarshalItem(item)
 	return r, trace.Wrap(err)
 }
 
@@ -501,7 +508,7 @@ func (s *Service[T]) ListWithPrefix(ctx context.Context, namePrefix string, page
 	}
 	out := make([]T, 0, len(items))
 	for _, item := range items {
-		r, err := s.UnmarshalItem(item)
+		r, err := s.decode(item)
 		if err != nil {
 			return nil, "", trace.Wrap(err)
 		}

@@ -640,4 +640,20 @@ func TestCacheDecoded(t *testing.T) {
 	fourth, err := svc.Get(ctx, "l")
 	require.NoError(t, err)
 	require.Equal(t, "bob", fourth.GetSpec().GetTarget().GetUser())
+
+	// Lists go through the same cache, with the same rules.
+	listed, _, err := svc.List(ctx, 0, "")
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	require.Equal(t, "bob", listed[0].GetSpec().GetTarget().GetUser())
+	listed[0].Spec.Target.User = "mallory"
+	again, _, err := svc.List(ctx, 0, "")
+	require.NoError(t, err)
+	require.Equal(t, "bob", again[0].GetSpec().GetTarget().GetUser(), "the caller owns what a list returns")
+	again[0].Spec.Message = "listed then changed"
+	_, err = svc.Update(ctx, again[0])
+	require.NoError(t, err)
+	last, _, err := svc.List(ctx, 0, "")
+	require.NoError(t, err)
+	require.Equal(t, "listed then changed", last[0].GetSpec().GetMessage(), "a write is seen by the next list")
 }
