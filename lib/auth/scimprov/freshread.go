@@ -33,8 +33,6 @@ type freshReads struct {
 	next map[string]*freshRead
 	// inFlight marks the selectors with a read running.
 	inFlight map[string]bool
-	// reads counts the reads started, for tests.
-	reads int64
 }
 
 // freshRead is one shared read; its result is set before done is closed
@@ -82,7 +80,6 @@ func (f *freshReads) startLocked(ctx context.Context, read credentialLister, key
 	r := f.next[key]
 	delete(f.next, key)
 	f.inFlight[key] = true
-	f.reads++
 	rctx := context.WithoutCancel(ctx)
 	go func() {
 		r.creds, r.err = read(rctx, labels, true)
@@ -94,13 +91,6 @@ func (f *freshReads) startLocked(ctx context.Context, read credentialLister, key
 			f.startLocked(rctx, read, key, labels)
 		}
 	}()
-}
-
-// startedReads reports how many reads were started.
-func (f *freshReads) startedReads() int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.reads
 }
 
 // selectorKey is a canonical, unambiguous string for a label selector

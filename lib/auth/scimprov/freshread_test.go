@@ -60,7 +60,7 @@ func TestFreshReadsShareAWave(t *testing.T) {
 	close(v.release)
 	wg.Wait()
 	require.NoError(t, <-first)
-	require.Equal(t, int64(2), f.startedReads())
+	require.Equal(t, int64(2), v.started.Load(), "one read in flight, one for the ten")
 
 	// Another selector never shares a read with this one.
 	got, err := f.list(ctx, v.list, map[string]string{"plugin": "other"})

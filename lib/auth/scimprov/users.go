@@ -336,10 +336,16 @@ func (p *Provisioner) readUserState(ctx context.Context, pc *pluginContext, old,
 			return nil, trace.Wrap(err)
 		}
 	}
-	if checkByWriting && old != nil && old.Active {
+	switch {
+	case checkByWriting && old == nil:
+		// A new record: no account under the name, which the plan's
+		// NotExists on the user checks.
+	case checkByWriting && old.Active:
 		st.user = userWrittenWith(pc, old)
-	} else if st.user, err = p.readUser(ctx, target.UserName); err != nil {
-		return nil, trace.Wrap(err)
+	default:
+		if st.user, err = p.readUser(ctx, target.UserName); err != nil {
+			return nil, trace.Wrap(err)
+		}
 	}
 	// An active record updated in place under the same name neither writes
 	// nor lifts a lock (planUser), so the most common SCIM write, a profile
@@ -365,7 +371,27 @@ func (p *Provisioner) writeUser(ctx context.Context, pc *pluginContext, old, nex
 	if err != nil {
 		return "", outcome{}, trace.Wrap(err)
 	}
-	return p.commitUserPlan(ctx, pc, st, nil)
+	plan, err := planUser(pc, st)
+	if err != nil {
+		var r *refusal
+		if errors.As(err, &r) {
+			p.auditRefusal(ctx, pc, r)
+			return "", outcome{}, trace.Wrap(r.err)
+		}
+		return "", outcome{}, trace.Wrap(err)
+	}
+	if checkByWriting && old == nil {
+		// planUser leaves an absent lock alone; a create that did not read
+		// the lock name still requires it absent (a lock there is one to
+		// lift, which the next, reading attempt plans).
+		plan.writes.RequireNoLock(LockName(pc.name, next.UserName))
+	}
+	rev, err := p.commit(ctx, &plan.writes, plan.events)
+	if err != nil {
+		return "", outcome{}, trace.Wrap(err)
+	}
+	p.noteDropped(pc.name, plan.dropped)
+	return rev, plan.out, nil
 }
 
 // userWrittenWith returns what the Gatehouse user under rec's name is if it
@@ -395,66 +421,27 @@ func userWrittenWith(pc *pluginContext, rec *scimrecord.UserRecord) *typesv1.Use
 	}
 }
 
-// mayPlanUnread reports whether the change from old to next may be
-// planned without reading what it will find under the name: a deactivation
-// or deletion under the record's own name, the SCIM write that must be
-// fastest. Its plan either writes the plugin's lock under NotExists or
-// never looks at the lock (planUser), and an active record's account is
-// taken to be the one written with the record (userWrittenWith), deleted at
-// that revision; so the write itself checks both assumptions: a lock that is
-// there, or an account that is not that one, fails it with nothing written,
-// and the caller's next attempt reads them and plans as before.
+// mayPlanUnread reports whether the change from old to next may be planned
+// without reading what it will find under the name, the write itself
+// checking what the plan assumed; the caller's next attempt, which reads,
+// plans as before if it was wrong.
+//   - A create of an active record assumes nothing is there: its plan puts
+//     the index entry and the user under NotExists, and writeUser requires
+//     the lock name absent.
+//   - A deactivation or deletion under the record's own name (the SCIM
+//     write that must be fastest) assumes no lock, and, for an active
+//     record, that the account is the one written with the record
+//     (userWrittenWith): its plan writes the plugin's lock under NotExists
+//     or never looks at the lock (planUser), and deletes the account at
+//     that revision.
 func mayPlanUnread(old, next *scimrecord.UserRecord) bool {
 	if old == nil {
-		return false
+		return next != nil && next.Active
 	}
 	if next == nil {
 		return true
 	}
 	return !next.Active && canonical.Equal(old.UserName, next.UserName)
-}
-
-// writeNewUser is writeUser for a new active record whose name was never
-// seen, the common create. Rather than read three keys to find them absent
-// (the userName index entry, the Gatehouse user and the plugin's lock under
-// the name), it plans on that state, and the write checks it: the plan puts
-// the index entry and the user under NotExists, and it requires the lock to
-// be absent. If any of them exists, nothing is written and the error is
-// trace.CompareFailed; CreateUser then reads the state and plans as usual,
-// so a taken name, an account to adopt or refuse, or a lock to lift are
-// handled exactly as before.
-func (p *Provisioner) writeNewUser(ctx context.Context, pc *pluginContext, next *scimrecord.UserRecord) (string, outcome, error) {
-	st := &userState{next: next, incarnation: services.NewIncarnation(), now: p.cfg.Clock.Now()}
-	var err error
-	if st.grantable, err = p.grantable(ctx, pc, candidateRoles(pc, next)); err != nil {
-		return "", outcome{}, trace.Wrap(err)
-	}
-	return p.commitUserPlan(ctx, pc, st, func(plan *services.Plan) {
-		plan.RequireNoLock(LockName(pc.name, next.UserName))
-	})
-}
-
-// commitUserPlan plans the change st describes, lets require add
-// conditions (if not nil), and commits it.
-func (p *Provisioner) commitUserPlan(ctx context.Context, pc *pluginContext, st *userState, require func(*services.Plan)) (string, outcome, error) {
-	plan, err := planUser(pc, st)
-	if err != nil {
-		var r *refusal
-		if errors.As(err, &r) {
-			p.auditRefusal(ctx, pc, r)
-			return "", outcome{}, trace.Wrap(r.err)
-		}
-		return "", outcome{}, trace.Wrap(err)
-	}
-	if require != nil {
-		require(&plan.writes)
-	}
-	rev, err := p.commit(ctx, &plan.writes, plan.events)
-	if err != nil {
-		return "", outcome{}, trace.Wrap(err)
-	}
-	p.noteDropped(pc.name, plan.dropped)
-	return rev, plan.out, nil
 }
 
 // commit writes plan and events in one AtomicWrite.
@@ -501,25 +488,17 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimre
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if in.Active {
+	for attempt := range maxAttempts {
 		now := p.cfg.Clock.Now().UTC()
-		next := *in
-		next.ID, next.Created, next.LastModified, next.Revision = uuid.NewString(), now, now, ""
-		rev, o, err := p.writeNewUser(ctx, pc, &next)
-		switch {
-		case err == nil:
-			p.account(pc.name, o)
-			p.counts.add(countKey{pc.name, "users"}, 1)
-			next.Revision = rev
-			return &next, nil
-		case !trace.IsCompareFailed(err):
-			return nil, trace.Wrap(err)
+		// The first attempt of the common create (an active record) plans on
+		// nothing being under the name, and its write checks that; from the
+		// second attempt on, what is there is read.
+		fresh := attempt == 0 && mayPlanUnread(nil, in)
+		var existing *scimrecord.UserRecord
+		var err error
+		if !fresh {
+			existing, err = p.store.FindUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
 		}
-		// Something under the name exists: read it and plan as usual.
-	}
-	for range maxAttempts {
-		now := p.cfg.Clock.Now().UTC()
-		existing, err := p.store.FindUser(ctx, pc.name, scimstore.AttrUserName, in.UserName)
 		var old, next *scimrecord.UserRecord
 		switch {
 		case err != nil:
@@ -537,7 +516,7 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimre
 			n.ID, n.Created, n.LastModified, n.Revision = uuid.NewString(), now, now, ""
 			next = &n
 		}
-		rev, o, err := p.writeUser(ctx, pc, old, next, false)
+		rev, o, err := p.writeUser(ctx, pc, old, next, fresh)
 		if trace.IsCompareFailed(err) {
 			continue
 		}
