@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,34 @@ func TestSCIMTokenHolderAttacks(t *testing.T) {
 		ev := admin("events", "ls", "--type", "scim.user.refused", "--format", "json")
 		require.Contains(t, ev.stdout, `"holder": "admin"`)
 		require.Contains(t, ev.stdout, "a local user")
+	})
+
+	t.Run("deactivating or deleting a record never takes the account now under its name", func(t *testing.T) {
+		// A deactivation or deletion takes the account under the record's
+		// name to be the one written with the record, checked by the write.
+		// Here an administrator deleted the SCIM account and made a local
+		// one under the same name: the token holder deactivates, then
+		// deletes, the old record, and the local account must be neither
+		// deleted, changed nor locked.
+		for i, how := range []string{"deactivate", "delete"} {
+			name := fmt.Sprintf("erin%d@example.com", i)
+			id := scim.do(http.MethodPost, "/Users", oktaUser(name, "00uerin"+strconv.Itoa(i))).expect(t, http.StatusCreated).body["id"].(string)
+			require.NotNil(t, getUser(name))
+			admin("rm", "user/"+name)
+			apply("local-"+name, "kind: user\nversion: v1\nmetadata:\n  name: "+name+"\nspec:\n  roles: [dev]\n")
+			local := getUser(name)
+			require.NotNil(t, local)
+			if how == "deactivate" {
+				scim.do(http.MethodPatch, "/Users/"+id, patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})).expect(t, http.StatusOK)
+			} else {
+				scim.do(http.MethodDelete, "/Users/"+id, nil).expect(t, http.StatusNoContent)
+			}
+			after := getUser(name)
+			require.NotNil(t, after, "%s: the local account was deleted", how)
+			require.Equal(t, local.Metadata.Revision, after.Metadata.Revision, "%s: the local account was changed", how)
+			require.False(t, lockedUsers()[name], "%s: the local account was locked", how)
+		}
+		untouched(t)
 	})
 
 	t.Run("look-alike names", func(t *testing.T) {
