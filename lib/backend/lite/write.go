@@ -108,29 +108,28 @@ func (t *txn) put(ctx context.Context, key backend.Key, value []byte, expires ti
 	if err != nil {
 		return 0, trace.Wrap(err)
 	}
+	t.written(key, value, exp, rev)
+	return rev, nil
+}
+
+// written reports a put of key at rev to watchers (after the commit).
+func (t *txn) written(key backend.Key, value []byte, exp any, rev int64) {
 	t.event = append(t.event, backend.Event{Type: backend.OpPut, Item: backend.Item{
 		Key:      bytes.Clone(key),
 		Value:    bytes.Clone(value),
 		Expires:  decodeExpires(exp),
 		Revision: formatRevision(rev),
 	}})
-	return rev, nil
 }
 
 // del removes key (live or expired) and reports whether a row was removed.
 func (t *txn) del(ctx context.Context, key backend.Key) (bool, error) {
 	res, err := t.st.delete.ExecContext(ctx, []byte(key))
-	if err != nil {
-		return false, trace.Wrap(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, trace.Wrap(err)
-	}
-	if n > 0 {
+	removed, err := affectedOne(res, err)
+	if removed {
 		t.deleted(key)
 	}
-	return n > 0, nil
+	return removed, trace.Wrap(err)
 }
 
 // deleteReturning runs query, a DELETE ... RETURNING key, reports each
@@ -253,12 +252,7 @@ func (t *txn) applyFused(ctx context.Context, a backend.ConditionalAction) (done
 		res, err = t.st.updateAtRevision.ExecContext(ctx, encodeValue(item.Value), exp, newRev, []byte(a.Key), rev, t.now)
 	}
 	if ok, err = affectedOne(res, err); ok {
-		t.event = append(t.event, backend.Event{Type: backend.OpPut, Item: backend.Item{
-			Key:      bytes.Clone(a.Key),
-			Value:    bytes.Clone(item.Value),
-			Expires:  decodeExpires(exp),
-			Revision: formatRevision(newRev),
-		}})
+		t.written(a.Key, item.Value, exp, newRev)
 	}
 	return true, ok, trace.Wrap(err)
 }
@@ -408,12 +402,7 @@ func (b *Backend) KeepAlive(ctx context.Context, lease backend.Lease, expires ti
 		if err != nil {
 			return trace.Wrap(err)
 		}
-		t.event = append(t.event, backend.Event{Type: backend.OpPut, Item: backend.Item{
-			Key:      bytes.Clone(lease.Key),
-			Value:    value,
-			Expires:  decodeExpires(exp),
-			Revision: formatRevision(rev),
-		}})
+		t.written(lease.Key, value, exp, rev)
 		return nil
 	}))
 }
