@@ -2,7 +2,6 @@ package integration
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,19 +63,7 @@ spec:
       roles: [eng]
   entity_descriptor: |
 `+indent(idp.MetadataXML(t), "    ")+"\n")
-	web := newPerson(t, srv)
-	resp, err := web.c.Get(base + "/v1/webapi/saml/metadata/okta")
-	require.NoError(t, err)
-	md, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(md))
-	idp.RegisterSP(t, "gatehouse", md)
-	r := admin("plugins", "install", "okta", "--saml-connector", "okta", "--default-roles", "dev", "--format", "json")
-	var install struct {
-		Token string `json:"token"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &install), r.stdout)
-	scim := newSCIMClient(t, srv, "okta", install.Token, 2)
+	scim := newSCIMClient(t, srv, "okta", registerAndInstallOkta(t, srv, admin, idp), 2)
 
 	type userJSON struct {
 		Metadata struct {
@@ -160,7 +147,7 @@ spec:
 	scim.do(http.MethodPatch, "/Users/"+janeID, patchBody(
 		map[string]any{"op": "replace", "value": map[string]any{"active": false}},
 	)).expect(t, http.StatusOK)
-	r = admin("locks", "ls", "--user", "Jane@Example.com", "--format", "json")
+	r := admin("locks", "ls", "--user", "Jane@Example.com", "--format", "json")
 	var locks []struct {
 		Name   string `json:"name"`
 		Target string `json:"target"`

@@ -72,8 +72,16 @@ spec:
   entity_descriptor: |
 `+indent(idp.MetadataXML(t), "    ")+"\n"), 0o600))
 	admin("create", "-f", connector)
+	return registerAndInstallOkta(t, srv, admin, idp)
+}
+
+// registerAndInstallOkta registers Gatehouse's SAML service provider (the
+// "okta" connector, already created) at idp and installs the okta plugin
+// with default role dev; it returns the SCIM token.
+func registerAndInstallOkta(t testing.TB, srv *server, admin func(args ...string) result, idp *samltest.IdP) string {
+	t.Helper()
 	b := newPerson(t, srv)
-	resp, err := b.c.Get(base + "/v1/webapi/saml/metadata/okta")
+	resp, err := b.c.Get("https://" + srv.webAddr + "/v1/webapi/saml/metadata/okta")
 	require.NoError(t, err)
 	md, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
