@@ -91,13 +91,7 @@ func TestBrowserAdminPages(t *testing.T) {
 	b := newBrowser(t)
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir := t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv := startGatehouseLogged(t, gatehouseBin, dataDir)
 	base := "https://" + srv.webAddr
 	_, admin := gatectlOn(t, gatectlBin, dataDir)
 	token := installOkta(t, admin, t.TempDir())

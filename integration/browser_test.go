@@ -143,13 +143,7 @@ func TestBrowserOktaSetup(t *testing.T) {
 	b := newBrowser(t)
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir := t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv := startGatehouseLogged(t, gatehouseBin, dataDir)
 	base := "https://" + srv.webAddr
 
 	// A local admin and a user without plugin rights, with passwords.

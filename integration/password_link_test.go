@@ -25,13 +25,7 @@ func TestPasswordLinkDiesWithAccount(t *testing.T) {
 	}
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--storage", "sqlite")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv := startGatehouseLogged(t, gatehouseBin, dataDir, "--storage", "sqlite")
 	_, admin := gatectlOn(t, gatectlBin, dataDir)
 	hc := newSCIMClient(t, srv, "", "", 1).http
 	post := func(path string, body any) (int, string) {

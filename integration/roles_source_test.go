@@ -26,13 +26,7 @@ func TestSCIMUserRolesHaveOneSource(t *testing.T) {
 	}
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv := startGatehouseLogged(t, gatehouseBin, dataDir)
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	base := "https://" + srv.webAddr
 	apply := func(name, doc string) {

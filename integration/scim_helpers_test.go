@@ -17,6 +17,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// startGatehouseLogged is startGatehouse with its own log buffer, printed
+// if the test fails.
+func startGatehouseLogged(t testing.TB, bin, dataDir string, extra ...string) *server {
+	t.Helper()
+	logs := &syncBuffer{}
+	srv := startGatehouse(t, bin, dataDir, logs, extra...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gatehouse logs:\n%s", logs.String())
+		}
+	})
+	return srv
+}
+
 // startGatehouse is startServer with extra flags (later flags win: "--log-level", "info").
 func startGatehouse(t testing.TB, bin, dataDir string, logs *syncBuffer, extra ...string) *server {
 	t.Helper()

@@ -25,13 +25,7 @@ func TestBrowserUserSyncCard(t *testing.T) {
 	b := newBrowser(t)
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv := startGatehouseLogged(t, gatehouseBin, dataDir)
 	_, admin := gatectlOn(t, gatectlBin, dataDir)
 	const adminPassword = "correct-horse-battery-staple"
 	addLocalUser(t, gatectlBin, dataDir, "alice", adminPassword, "editor")
