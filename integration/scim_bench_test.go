@@ -110,6 +110,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) lo
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var lookupErr atomic.Value
+	prof.start("lookup")
 	deadline := time.Now().Add(lookupDur)
 	start = time.Now()
 	for w := range lookupConc {
@@ -142,6 +143,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) lo
 	}
 	wg.Wait()
 	lookupSecs := time.Since(start).Seconds()
+	prof.wait()
 	cpu2 := procCPU(b, pid)
 	if err, _ := lookupErr.Load().(error); err != nil {
 		b.Fatal(err)
