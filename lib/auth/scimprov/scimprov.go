@@ -189,8 +189,14 @@ type Provisioner struct {
 	cfg    Config
 	store  *scimstore.Store
 	tokens tokenCache
-	// creds shares the token check's credential reads when the view is off.
-	creds  freshReads
+	// creds shares the token check's credential reads when the view is off
+	// and the backend does not fence them.
+	creds freshReads
+	// fenced says the backend's reads of plugins and credentials see every
+	// write acknowledged before them on any server, at the cost of a memory
+	// read (etcdbk.Backend.FenceReads): the token check then reads them
+	// directly, without freshReads.
+	fenced bool
 	counts countCache
 	status statusAggregator
 	// view is the watcher-fed copy of plugin settings and credentials; nil
@@ -231,8 +237,18 @@ func New(cfg Config) (*Provisioner, error) {
 		go p.runSettingsView(ctx, p.view, settingsApplyInterval, cfg.SettingsRetry)
 	} else {
 		close(p.viewDone)
+		if fb, ok := cfg.Backend.(fencedBackend); ok && cfg.SettingsCache == SettingsCacheAuto {
+			p.fenced = fb.FenceReads(viewPrefixes()...)
+		}
 	}
 	return p, nil
+}
+
+// fencedBackend is implemented by backends that can make reads of a few
+// prefixes see every write acknowledged before them on any server while
+// answering them from memory (etcdbk.Backend).
+type fencedBackend interface {
+	FenceReads(prefixes ...backend.Key) bool
 }
 
 func useView(cfg Config) bool {
