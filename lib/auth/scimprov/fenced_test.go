@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/pluginv1"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/etcdbk"
 	"github.com/gatehouse/gatehouse/lib/backend/etcdbk/etcdtest"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -62,6 +63,26 @@ func TestFencedTokenCheckOnEtcd(t *testing.T) {
 		require.Equal(t, misses, bb.CacheStats().Misses, "rotation %d: server B read etcd for the token check", i)
 		token = next
 	}
+	// Items are decoded once per revision: two requests share the entries.
+	ps1, err := pb.pluginState(a.ctx, testPlugin)
+	require.NoError(t, err)
+	ps2, err := pb.pluginState(a.ctx, testPlugin)
+	require.NoError(t, err)
+	require.Len(t, ps1.creds, 1)
+	require.Same(t, ps1.creds[0], ps2.creds[0])
+	require.Same(t, ps1.okta, ps2.okta)
+
+	// A credential the check cannot decode fails it closed, with the
+	// services' error.
+	_, err = ba.Put(a.ctx, backend.Item{Key: services.PluginStaticCredentialsKey("junk"), Value: []byte("{not json")})
+	require.NoError(t, err)
+	_, err = pb.AuthenticateSCIM(a.ctx, testPlugin, token, nil)
+	require.Error(t, err)
+	require.False(t, trace.IsAccessDenied(err), "a corrupt credential is a failure to read, not a refused token: %v", err)
+	require.NoError(t, ba.Delete(a.ctx, services.PluginStaticCredentialsKey("junk")))
+	_, err = pb.AuthenticateSCIM(a.ctx, testPlugin, token, nil)
+	require.NoError(t, err)
+
 	require.NoError(t, a.svc.DeletePluginStaticCredentials(a.ctx, pluginv1.CredentialsName(testPlugin)))
 	_, err = pb.AuthenticateSCIM(a.ctx, testPlugin, token, nil)
 	require.True(t, trace.IsAccessDenied(err), "server B accepted a token whose credentials were deleted: %v", err)

@@ -195,10 +195,11 @@ type Provisioner struct {
 	// fenced says the backend's reads of plugins and credentials see every
 	// write acknowledged before them on any server, at the cost of a memory
 	// read (etcdbk.Backend.FenceReads): the token check then reads them
-	// directly, without freshReads.
-	fenced bool
-	counts countCache
-	status statusAggregator
+	// directly, without freshReads, and decodes them once per revision.
+	fenced      bool
+	fencedReads fencedReads
+	counts      countCache
+	status      statusAggregator
 	// view is the watcher-fed copy of plugin settings and credentials; nil
 	// when every request reads the backend.
 	view *settingsView

@@ -252,6 +252,19 @@ func (p *Provisioner) resolve(ctx context.Context, plugin string) (ps *pluginSta
 			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, true, nil
 		}
 	}
+	if p.fenced {
+		av, ok, err := p.fencedReads.get(ctx, p.cfg.Backend, plugin, p.cfg.Clock.Now())
+		if err != nil {
+			return nil, false, trace.Wrap(err)
+		}
+		if ok {
+			if av.plugin == nil {
+				return nil, false, trace.NotFound("plugin %q not found", plugin)
+			}
+			// fromView false: a refusal still makes the decoy's read.
+			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, false, nil
+		}
+	}
 	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
 	if err != nil {
 		return nil, false, trace.Wrap(err)
