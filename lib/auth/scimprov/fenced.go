@@ -61,8 +61,8 @@ func (f *fencedReads) decode(item backend.Item, plugin bool) decodedItem {
 // get reads plugin and the credentials its reference selects. ok is false
 // when an item could not be decoded: the caller then reads through the
 // services, which report the error as they always did.
-func (f *fencedReads) get(ctx context.Context, b backend.Backend, plugin string, now time.Time) (av authView, ok bool, err error) {
-	item, err := b.Get(ctx, services.PluginKey(plugin))
+func (f *fencedReads) get(ctx context.Context, plugins Plugins, b backend.Backend, plugin string, now time.Time) (av authView, ok bool, err error) {
+	item, err := plugins.GetPluginItem(ctx, plugin)
 	switch {
 	case trace.IsNotFound(err):
 		return authView{}, true, nil

@@ -71,6 +71,9 @@ const (
 // (*services.PluginService).
 type Plugins interface {
 	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
+	// GetPluginItem is GetPlugin as stored, for the fenced token check,
+	// which decodes it once per revision (fenced.go).
+	GetPluginItem(ctx context.Context, name string) (*backend.Item, error)
 	ListAllPlugins(ctx context.Context) ([]*typesv1.Plugin, error)
 	UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error)
 }

@@ -253,7 +253,7 @@ func (p *Provisioner) resolve(ctx context.Context, plugin string) (ps *pluginSta
 		}
 	}
 	if p.fenced {
-		av, ok, err := p.fencedReads.get(ctx, p.cfg.Backend, plugin, p.cfg.Clock.Now())
+		av, ok, err := p.fencedReads.get(ctx, p.cfg.Plugins, p.cfg.Backend, plugin, p.cfg.Clock.Now())
 		if err != nil {
 			return nil, false, trace.Wrap(err)
 		}
