@@ -173,12 +173,12 @@ func (c *readCache) fresh() bool {
 }
 
 // get answers a read of key from the cache once it has applied at least
-// fence; it waits for that up to ReadCacheWait. A nil item sends the read to
+// fence; it waits for that up to ReadCacheWait. ok false sends the read to
 // etcd.
 //
 // A fenced key is answered only while the fence serves (fence.go), and
-// then a key the cache does not hold is answered too: found is false, and
-// ok true.
+// then a key the cache does not hold is answered too: a nil item with ok
+// true means that it does not exist.
 func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) (item *backend.Item, ok bool) {
 	if c == nil {
 		return nil, false
