@@ -82,9 +82,8 @@ type fenceReader struct {
 	prefixes []string
 }
 
-// encode is "<acked> <ttl in ms>" then one prefix per line (backend keys
-// never contain a newline: backend.CheckKey refuses control characters
-// only in names, so prefixes are quoted).
+// encode is "<acked> <ttl in ms>" then one Go-quoted prefix per line
+// (quoted: a backend key may hold any byte, a newline included).
 func (r fenceReader) encode() string {
 	var sb strings.Builder
 	sb.WriteString(strconv.FormatInt(r.acked, 10))
@@ -313,8 +312,8 @@ func newFenceWait(rev int64, readers []*mvccpb.KeyValue, changed func(prefix str
 	return w
 }
 
-// await waits until every pending reader acknowledged the write or lost its
-// lease (see above).
+// awaitReaders waits until every pending reader acknowledged the write or
+// lost its lease (see above).
 func (b *Backend) awaitReaders(ctx context.Context, w *fenceWait) error {
 	if len(w.pending) == 0 {
 		return nil
