@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,27 +114,40 @@ Cross-server deprovision-to-disconnect, 2 servers on a 3-member etcd, %d SSH ses
 // process. It reports each rate, etcd's ratio to SQLite, two etcd servers' ratio to one, and
 // each server's CPU per lookup. The client shares the machine's cores with every server, so
 // on a small machine the two-server ratio is bounded by the CPU left, not by etcd.
+// HA_BENCH_PROFILE_DIR=/tmp/prof writes a CPU profile of the SQLite server and of the single
+// etcd server during their lookup phases (sqlite-lookups.pprof, etcd-lookups.pprof; see
+// phaseProfiler).
 //
 //	go test -run '^$' -bench BenchmarkHALookups -benchtime 1x -timeout 30m ./integration/
 func BenchmarkHALookups(b *testing.B) {
 	users := envInt(b, "HA_BENCH_USERS", 10_000)
 	dur := time.Duration(envInt(b, "HA_BENCH_LOOKUP_SECONDS", 15)) * time.Second
+	profDir := os.Getenv("HA_BENCH_PROFILE_DIR")
+	var profArgs []string
+	if profDir != "" {
+		profArgs = []string{"--diag-addr", "127.0.0.1:0", "--diag-pprof"}
+	}
 	gatehouseBin, gatectlBin := buildBinaries(b)
 	b.ResetTimer()
 
 	// SQLite, then stopped so that it takes no CPU from the etcd runs.
 	dirS, work := b.TempDir(), b.TempDir()
-	srvS := startGatehouse(b, gatehouseBin, dirS, &syncBuffer{}, "--storage", "sqlite", "--log-level", "warn")
+	logsS := &syncBuffer{}
+	srvS := startGatehouse(b, gatehouseBin, dirS, logsS, append([]string{"--storage", "sqlite", "--log-level", "warn"}, profArgs...)...)
 	adminS, _ := gatectlOn(b, gatectlBin, dirS)
 	scimS := newSCIMClient(b, srvS, "okta", installOkta(b, adminS, work), 64)
 	haPreload(b, scimS, users)
+	profS := newPhaseProfiler(b, profDir, logsS)
+	profS.start("sqlite-lookups")
 	sqlite := haLookups(b, []*scimClient{scimS}, []*server{srvS}, users, dur)
+	profS.wait()
 	haStop(b, srvS)
 
 	endpoints := etcdtest.Start(b, 1)
 	args := append(haEtcdArgs(endpoints), "--log-level", "warn")
 	dirA, dirB, dirC := b.TempDir(), b.TempDir(), b.TempDir()
-	srvA := haLaunch(b, gatehouseBin, dirA, &syncBuffer{}, args...)
+	logsA := &syncBuffer{}
+	srvA := haLaunch(b, gatehouseBin, dirA, logsA, append(slices.Clone(args), profArgs...)...)
 	haWaitReady(b, srvA)
 	srvB := haLaunch(b, gatehouseBin, dirB, &syncBuffer{}, args...)
 	haWaitReady(b, srvB)
@@ -144,7 +158,10 @@ func BenchmarkHALookups(b *testing.B) {
 	scimA := newSCIMClient(b, srvA, "okta", token, 64)
 	scimB := newSCIMClient(b, srvB, "okta", token, 64)
 	haPreload(b, scimA, users)
+	profA := newPhaseProfiler(b, profDir, logsA)
+	profA.start("etcd-lookups")
 	one := haLookups(b, []*scimClient{scimA}, []*server{srvA}, users, dur)
+	profA.wait()
 	two := haLookups(b, []*scimClient{scimA, scimB}, []*server{srvA, srvB}, users, dur)
 	haStop(b, srvA)
 	haStop(b, srvB)

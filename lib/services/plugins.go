@@ -132,6 +132,21 @@ func (s *PluginService) GetPlugin(ctx context.Context, name string) (*typesv1.Pl
 	return p, trace.Wrap(err)
 }
 
+// GetPluginItem reads plugin name as stored, for a caller that decodes it
+// itself, once per revision, and shares the result (the SCIM token check
+// over a fenced backend, lib/auth/scimprov/fenced.go). trace.NotFound as
+// GetPlugin.
+func (s *PluginService) GetPluginItem(ctx context.Context, name string) (*backend.Item, error) {
+	if err := generic.CheckName(KindPlugin, name); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	item, err := s.b.Get(ctx, s.svc.Key(name))
+	if trace.IsNotFound(err) {
+		return nil, trace.NotFound("%s %q not found", KindPlugin, name)
+	}
+	return item, trace.Wrap(err)
+}
+
 // ListPlugins returns a page of plugins in name order and the next page's
 // token.
 func (s *PluginService) ListPlugins(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Plugin, string, error) {

@@ -276,6 +276,29 @@ func TestCertAuthoritySecrets(t *testing.T) {
 	require.NotEmpty(t, list[0].GetSpec().GetTlsPrivateKey())
 }
 
+// TestGetPluginItem: the stored item decodes to what GetPlugin returns, and
+// a missing plugin is NotFound with the service's message.
+func TestGetPluginItem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newServices(t)
+	_, err := s.GetPluginItem(ctx, "okta")
+	require.True(t, trace.IsNotFound(err))
+	require.Contains(t, err.Error(), `plugin "okta" not found`)
+	_, err = s.GetPluginItem(ctx, "a/b")
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+
+	_, err = s.CreatePlugin(ctx, validPlugin())
+	require.NoError(t, err)
+	item, err := s.GetPluginItem(ctx, "okta")
+	require.NoError(t, err)
+	fromItem, err := UnmarshalPlugin(*item)
+	require.NoError(t, err)
+	got, err := s.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.True(t, proto.Equal(got, fromItem))
+}
+
 func TestSetPluginStatus(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

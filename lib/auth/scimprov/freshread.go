@@ -14,8 +14,10 @@ import (
 )
 
 // freshReads coalesces the token check's credential reads without weakening
-// what any request sees. Over a backend where the settings view is off
-// (etcd), every SCIM request reads the credentials its plugin references,
+// what any request sees. Over a backend where the settings view is off and
+// that does not fence these reads (etcd with its read cache off; see
+// Provisioner.fenced), every SCIM request reads the credentials its plugin
+// references,
 // so that a rotation or a deletion acknowledged on any server is seen by
 // the next request on every server. Concurrent requests that want the same
 // credentials share one read, on one condition: the read starts after every

@@ -71,6 +71,9 @@ const (
 // (*services.PluginService).
 type Plugins interface {
 	GetPlugin(ctx context.Context, name string) (*typesv1.Plugin, error)
+	// GetPluginItem is GetPlugin as stored, for the fenced token check,
+	// which decodes it once per revision (fenced.go).
+	GetPluginItem(ctx context.Context, name string) (*backend.Item, error)
 	ListAllPlugins(ctx context.Context) ([]*typesv1.Plugin, error)
 	UpdateAndSwapPlugin(ctx context.Context, name string, modify func(*typesv1.Plugin) error) (*typesv1.Plugin, error)
 }
@@ -189,10 +192,17 @@ type Provisioner struct {
 	cfg    Config
 	store  *scimstore.Store
 	tokens tokenCache
-	// creds shares the token check's credential reads when the view is off.
-	creds  freshReads
-	counts countCache
-	status statusAggregator
+	// creds shares the token check's credential reads when the view is off
+	// and the backend does not fence them.
+	creds freshReads
+	// fenced says the backend's reads of plugins and credentials see every
+	// write acknowledged before them on any server, at the cost of a memory
+	// read (etcdbk.Backend.FenceReads): the token check then reads them
+	// directly, without freshReads, and decodes them once per revision.
+	fenced      bool
+	fencedReads fencedReads
+	counts      countCache
+	status      statusAggregator
 	// view is the watcher-fed copy of plugin settings and credentials; nil
 	// when every request reads the backend.
 	view *settingsView
@@ -231,8 +241,18 @@ func New(cfg Config) (*Provisioner, error) {
 		go p.runSettingsView(ctx, p.view, settingsApplyInterval, cfg.SettingsRetry)
 	} else {
 		close(p.viewDone)
+		if fb, ok := cfg.Backend.(fencedBackend); ok && cfg.SettingsCache == SettingsCacheAuto {
+			p.fenced = fb.FenceReads(viewPrefixes()...)
+		}
 	}
 	return p, nil
+}
+
+// fencedBackend is implemented by backends that can make reads of a few
+// prefixes see every write acknowledged before them on any server while
+// answering them from memory (etcdbk.Backend).
+type fencedBackend interface {
+	FenceReads(prefixes ...backend.Key) bool
 }
 
 func useView(cfg Config) bool {

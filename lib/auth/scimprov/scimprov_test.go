@@ -199,6 +199,15 @@ func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
 	b := &countingBackend{Backend: raw}
+	e := newEnvOn(t, clock, b, opts...)
+	e.b = b
+	return e
+}
+
+// newEnvOn is newEnv over backend b, which it does not close.
+func newEnvOn(t testing.TB, clock *clockwork.FakeClock, b backend.Backend, opts ...func(*Config)) *env {
+	t.Helper()
+	ctx := context.Background()
 	svc, err := services.New(services.Config{Backend: b})
 	require.NoError(t, err)
 	al, err := services.NewAuditLog(services.AuditLogConfig{Backend: b, Clock: clock})
@@ -264,7 +273,7 @@ func newEnv(t testing.TB, kind string, opts ...func(*Config)) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	waitFirstReconcile(t, ctx, p, svc)
-	return &env{ctx: ctx, clock: clock, b: b, svc: svc, audit: al, p: p, token: token}
+	return &env{ctx: ctx, clock: clock, svc: svc, audit: al, p: p, token: token}
 }
 
 // waitFirstReconcile waits until the reconcile pass the provisioner starts

@@ -252,11 +252,37 @@ func (p *Provisioner) resolve(ctx context.Context, plugin string) (ps *pluginSta
 			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, true, nil
 		}
 	}
+	if p.fenced {
+		av, ok, err := p.fencedReads.get(ctx, p.cfg.Plugins, p.cfg.Backend, plugin, p.cfg.Clock.Now())
+		if err != nil {
+			return nil, false, trace.Wrap(err)
+		}
+		if ok {
+			if av.plugin == nil {
+				return nil, false, trace.NotFound("plugin %q not found", plugin)
+			}
+			// fromView false: a refusal still makes the decoy's read.
+			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, false, nil
+		}
+	}
 	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
 	if err != nil {
 		return nil, false, trace.Wrap(err)
 	}
 	return &pluginState{okta: pl.GetSpec().GetOkta(), credLabels: pl.GetSpec().GetStaticCredentialsRef().GetLabels()}, false, nil
+}
+
+// freshCredentials reads the credentials labels selects, as of a read that
+// started after this call did: directly when the backend fences these reads
+// (every write acknowledged before is in its memory), else through the
+// shared reads of freshReads.
+func (p *Provisioner) freshCredentials(ctx context.Context, labels map[string]string) ([]*typesv1.PluginStaticCredentials, error) {
+	if p.fenced {
+		creds, err := p.cfg.Credentials.ListPluginStaticCredentialsByLabels(ctx, labels, true)
+		return creds, trace.Wrap(err)
+	}
+	creds, err := p.creds.list(ctx, p.cfg.Credentials.ListPluginStaticCredentialsByLabels, labels)
+	return creds, trace.Wrap(err)
 }
 
 // credentials returns the credentials ps's reference selects, reading them
@@ -265,7 +291,7 @@ func (p *Provisioner) credentials(ctx context.Context, ps *pluginState) ([]*cred
 	if ps.credsKnown {
 		return ps.creds, nil
 	}
-	creds, err := p.creds.list(ctx, p.cfg.Credentials.ListPluginStaticCredentialsByLabels, ps.credLabels)
+	creds, err := p.freshCredentials(ctx, ps.credLabels)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -308,7 +334,7 @@ func (p *Provisioner) AuthenticateSCIM(ctx context.Context, plugin, token string
 		settings = nil
 		if !fromView {
 			// The read a real plugin's check makes.
-			if _, err := p.creds.list(ctx, p.cfg.Credentials.ListPluginStaticCredentialsByLabels, decoyLabels); err != nil {
+			if _, err := p.freshCredentials(ctx, decoyLabels); err != nil {
 				return nil, trace.Wrap(err)
 			}
 		}

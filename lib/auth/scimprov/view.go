@@ -25,7 +25,8 @@ const (
 	// backend (etcd: events arrive over a stream some time after the write,
 	// possibly written by another server) every request reads the backend,
 	// so that a rotation, a disable or a deletion on any server takes
-	// effect on the next request everywhere.
+	// effect on the next request everywhere; over etcd with its read cache
+	// those reads are fenced and answered from memory (Provisioner.fenced).
 	SettingsCacheAuto SettingsCacheMode = iota
 	// SettingsCacheOff always reads the backend.
 	SettingsCacheOff

@@ -3,6 +3,8 @@ package etcdbk
 import (
 	"bytes"
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +121,27 @@ type readCache struct {
 	// known to hold every acknowledged write; 0 when not serving.
 	confirmed atomic.Int64
 
+	// Fenced reads (fence.go). fenceWant is what FenceReads asked for;
+	// resync makes the sync start over to track it.
+	fenceMu   sync.Mutex
+	fenceWant []string
+	resync    chan struct{}
+	// Under mu: fenced are the prefixes this sync tracks; fencedIn holds
+	// the fenced keys in entries, uncached the fenced keys etcd holds that
+	// entries do not; fenceIncomplete is set when the load stopped at the
+	// memory bound; fenceFrom is the registration's revision (0: not
+	// registered).
+	fenced          []string
+	fencedIn        map[string]struct{}
+	uncached        map[string]struct{}
+	fenceIncomplete bool
+	fenceFrom       int64
+	// fenceUntil is the real time (since base) until which the reader's
+	// lease is certainly alive; 0 when not registered.
+	fenceUntil atomic.Int64
+	// ackWanted asks the fence session to acknowledge what was applied.
+	ackWanted chan struct{}
+
 	hits, misses, waits, fills, evictions, syncs atomic.Int64
 }
 
@@ -127,11 +150,15 @@ func newReadCache(b *Backend, limit int64) *readCache {
 		return nil
 	}
 	return &readCache{
-		b:        b,
-		limit:    max(limit, minReadCacheSize),
-		base:     time.Now(),
-		entries:  map[string]cacheEntry{},
-		advanced: make(chan struct{}),
+		b:         b,
+		limit:     max(limit, minReadCacheSize),
+		base:      time.Now(),
+		entries:   map[string]cacheEntry{},
+		advanced:  make(chan struct{}),
+		resync:    make(chan struct{}, 1),
+		fencedIn:  map[string]struct{}{},
+		uncached:  map[string]struct{}{},
+		ackWanted: make(chan struct{}, 1),
 	}
 }
 
@@ -146,13 +173,33 @@ func (c *readCache) fresh() bool {
 }
 
 // get answers a read of key from the cache once it has applied at least
-// fence; it waits for that up to ReadCacheWait. A nil item sends the read to
+// fence; it waits for that up to ReadCacheWait. ok false sends the read to
 // etcd.
-func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) *backend.Item {
+//
+// A fenced key is answered only while the fence serves (fence.go), and
+// then a key the cache does not hold is answered too: a nil item with ok
+// true means that it does not exist.
+func (c *readCache) get(ctx context.Context, key backend.Key, fence int64) (item *backend.Item, ok bool) {
 	if c == nil {
-		return nil
+		return nil, false
 	}
-	return c.read(ctx, fence, func() *backend.Item { return c.lookupLocked(key) })
+	ok = c.read(ctx, fence, func() bool {
+		var found bool
+		item, found = c.lookupLocked(key)
+		return found || item == nil && c.isFencedLocked(string(key)) && c.answersMissingLocked(string(key))
+	})
+	return item, ok
+}
+
+// answersMissingLocked reports whether the cache may say that key, which
+// it does not hold, does not exist: only for a fenced key while the fence
+// serves.
+func (c *readCache) answersMissingLocked(key string) bool {
+	if !c.ready || !c.fresh() || !c.fenceServingLocked() {
+		return false
+	}
+	_, held := c.uncached[key]
+	return !held
 }
 
 // getIndirect is GetIndirect from the cache: the index entry and its target
@@ -161,41 +208,45 @@ func (c *readCache) getIndirect(ctx context.Context, indexKey, targetPrefix back
 	if c == nil {
 		return nil
 	}
-	return c.read(ctx, fence, func() *backend.Item {
-		idx := c.lookupLocked(indexKey)
-		if idx == nil {
-			return nil
+	var item *backend.Item
+	c.read(ctx, fence, func() bool {
+		idx, found := c.lookupLocked(indexKey)
+		if !found {
+			return false
 		}
-		return c.lookupLocked(append(append(make(backend.Key, 0, len(targetPrefix)+len(idx.Value)), targetPrefix...), idx.Value...))
+		item, found = c.lookupLocked(append(append(make(backend.Key, 0, len(targetPrefix)+len(idx.Value)), targetPrefix...), idx.Value...))
+		return found
 	})
+	return item
 }
 
 // read runs lookup under the read lock once the cache has applied at least
-// fence, waiting for that up to ReadCacheWait; nil if it cannot.
-func (c *readCache) read(ctx context.Context, fence int64, lookup func() *backend.Item) *backend.Item {
+// fence, waiting for that up to ReadCacheWait; lookup reports whether it
+// answered. False if the cache could not answer.
+func (c *readCache) read(ctx context.Context, fence int64, lookup func() bool) bool {
 	if !c.fresh() {
-		return nil
+		return false
 	}
 	var timer *time.Timer
 	for {
 		c.mu.RLock()
 		if c.applied >= fence {
-			item := lookup()
+			answered := lookup()
 			c.mu.RUnlock()
 			if timer != nil {
 				timer.Stop()
 			}
-			if item == nil {
-				c.misses.Add(1)
-			} else {
+			if answered {
 				c.hits.Add(1)
+			} else {
+				c.misses.Add(1)
 			}
-			return item
+			return answered
 		}
 		advanced, ready := c.advanced, c.ready
 		c.mu.RUnlock()
 		if !ready {
-			return nil
+			return false
 		}
 		if timer == nil {
 			c.waits.Add(1)
@@ -204,31 +255,71 @@ func (c *readCache) read(ctx context.Context, fence int64, lookup func() *backen
 		select {
 		case <-advanced:
 		case <-timer.C:
-			return nil
+			return false
 		case <-ctx.Done():
 			timer.Stop()
-			return nil
+			return false
 		}
 	}
 }
 
-// lookupLocked returns the item at key, or nil, under at least the read
-// lock.
-func (c *readCache) lookupLocked(key backend.Key) *backend.Item {
+// lookupLocked returns the item at key and true, or false, under at least
+// the read lock. A fenced key is returned only while the fence serves.
+func (c *readCache) lookupLocked(key backend.Key) (*backend.Item, bool) {
 	if !c.ready || !c.fresh() {
-		return nil
+		return nil, false
 	}
 	e, ok := c.entries[string(key)]
-	if !ok {
-		return nil
+	if !ok || c.isFencedLocked(string(key)) && !c.fenceServingLocked() {
+		return nil, false
 	}
-	value := make([]byte, len(e.value))
-	copy(value, e.value)
+	return e.item(key), true
+}
+
+// item is the entry as an item the caller owns.
+func (e cacheEntry) item(key backend.Key) *backend.Item {
 	return &backend.Item{
 		Key:      backend.Key(string(key)),
-		Value:    value,
+		Value:    bytes.Clone(e.value),
 		Revision: formatRevision(e.rev),
 	}
+}
+
+// getRange answers GetRange from memory when [start, end) lies inside one
+// fenced prefix and the fence serves: the cache then holds every key of it.
+func (c *readCache) getRange(ctx context.Context, start, end backend.Key, limit int, fence int64) (*backend.GetResult, bool) {
+	if c == nil || end == nil {
+		return nil, false
+	}
+	var res *backend.GetResult
+	ok := c.read(ctx, fence, func() bool {
+		inside := slices.ContainsFunc(c.fenced, func(p string) bool {
+			pend := backend.RangeEnd(backend.Key(p))
+			return bytes.HasPrefix(start, []byte(p)) && (pend == nil || bytes.Compare(end, pend) <= 0)
+		})
+		if !inside || !c.ready || !c.fresh() || !c.fenceServingLocked() {
+			return false
+		}
+		in := func(k string) bool { return k >= string(start) && k < string(end) }
+		for k := range c.uncached {
+			if in(k) {
+				return false
+			}
+		}
+		var keys []string
+		for k := range c.fencedIn {
+			if in(k) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		res = &backend.GetResult{Items: make([]backend.Item, 0, min(len(keys), limit))}
+		for _, k := range keys[:min(len(keys), limit)] {
+			res.Items = append(res.Items, *c.entries[k].item(backend.Key(k)))
+		}
+		return true
+	})
+	return res, ok
 }
 
 // setLocked stores an entry, making room by dropping others. It reports
@@ -238,6 +329,7 @@ func (c *readCache) setLocked(key string, e cacheEntry) bool {
 	if had {
 		c.bytes -= old.size(key)
 		delete(c.entries, key)
+		delete(c.fencedIn, key)
 	}
 	n := e.size(key)
 	if n > c.limit/16 {
@@ -248,6 +340,9 @@ func (c *readCache) setLocked(key string, e cacheEntry) bool {
 		// Map iteration starts at a random place: random eviction, no
 		// bookkeeping per entry.
 		for k, v := range c.entries {
+			if c.isFencedLocked(k) {
+				continue // fenced prefixes are held whole (fence.go)
+			}
 			c.bytes -= v.size(k)
 			delete(c.entries, k)
 			c.evictions.Add(1)
@@ -258,6 +353,9 @@ func (c *readCache) setLocked(key string, e cacheEntry) bool {
 	}
 	c.entries[key] = e
 	c.bytes += n
+	if c.isFencedLocked(key) {
+		c.fencedIn[key] = struct{}{}
+	}
 	return true
 }
 
@@ -265,6 +363,7 @@ func (c *readCache) deleteLocked(key string) {
 	if old, ok := c.entries[key]; ok {
 		c.bytes -= old.size(key)
 		delete(c.entries, key)
+		delete(c.fencedIn, key)
 	}
 }
 
@@ -287,6 +386,10 @@ func (c *readCache) stop() {
 	clear(c.entries)
 	c.bytes = 0
 	c.applied = 0
+	c.fenceUntil.Store(0)
+	clear(c.fencedIn)
+	clear(c.uncached)
+	c.fenced, c.fenceIncomplete, c.fenceFrom = nil, false, 0
 	// Wake waiting readers: they see ready false and go to etcd.
 	close(c.advanced)
 	c.advanced = make(chan struct{})
@@ -325,6 +428,9 @@ func (c *readCache) decodeEntry(kv *mvccpb.KeyValue) (key string, e cacheEntry, 
 	return string(kv.Key[len(c.b.prefix):]), cacheEntry{value: value, rev: kv.ModRevision}, true
 }
 
+// errResync ends a sync so that the next one tracks new fenced prefixes.
+var errResync = errors.New("the fenced prefixes changed")
+
 // run keeps the cache synced until the backend closes.
 func (c *readCache) run() {
 	defer c.b.loops.Done()
@@ -334,6 +440,9 @@ func (c *readCache) run() {
 		c.stop()
 		if c.b.ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errResync) {
+			continue
 		}
 		c.b.log.Warn("Read cache stopped serving; reads go to etcd until it has re-synced.", "error", err)
 		if !retry.wait(c.b.ctx) {
@@ -357,6 +466,7 @@ func (c *readCache) load() (int64, int64, error) {
 	from, to := b.prefix, b.etcdEnd(nil)
 	var rev int64
 	c.mu.Lock()
+	c.fenced = c.fenceWanted()
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(to), clientv3.WithLimit(cacheLoadPage)}
 		if rev != 0 {
@@ -376,14 +486,16 @@ func (c *readCache) load() (int64, int64, error) {
 		for _, kv := range resp.Kvs {
 			key, e, ok := c.decodeEntry(kv)
 			if !ok {
+				c.noteFencedLocked(string(kv.Key[len(b.prefix):]), false)
 				continue
 			}
 			if c.bytes+e.size(key) > c.limit {
 				// The rest is read on demand; keep the loaded part.
 				full = true
+				c.fenceIncomplete = len(c.fenced) > 0
 				break
 			}
-			c.setLocked(key, e)
+			c.noteFencedLocked(key, c.setLocked(key, e))
 		}
 		if full || !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -422,6 +534,12 @@ func (c *readCache) sync(retry *retryDelay) error {
 	c.confirmed.Store(max(loadSent, 1))
 	b.log.Debug("Read cache synced.", "revision", rev)
 	retry.reset()
+	var fenceWG sync.WaitGroup
+	defer fenceWG.Wait()
+	defer cancel()
+	if len(c.fenced) > 0 {
+		fenceWG.Go(func() { c.runFence(ctx) })
+	}
 
 	interval := b.cfg.ReadCacheStaleness / 4
 	ticker := time.NewTicker(interval)
@@ -448,6 +566,8 @@ func (c *readCache) sync(retry *retryDelay) error {
 		select {
 		case <-b.ctx.Done():
 			return nil
+		case <-c.resync:
+			return errResync
 		case <-ticker.C:
 			if !probing {
 				probing = true
@@ -491,12 +611,14 @@ func (c *readCache) apply(wr clientv3.WatchResponse, loaded int64) {
 		return
 	}
 	last := c.applied
+	fencedEvent := false
 	for _, ev := range wr.Events {
 		if ev.Kv == nil || ev.Kv.ModRevision <= loaded || len(ev.Kv.Key) < len(c.b.prefix) {
 			continue
 		}
 		last = max(last, ev.Kv.ModRevision)
 		key := string(ev.Kv.Key[len(c.b.prefix):])
+		fencedEvent = fencedEvent || c.isFencedLocked(key)
 		cur, had := c.entries[key]
 		if had && cur.rev >= ev.Kv.ModRevision {
 			continue // a fill already holds this or a newer version
@@ -504,15 +626,24 @@ func (c *readCache) apply(wr clientv3.WatchResponse, loaded int64) {
 		switch ev.Type {
 		case clientv3.EventTypePut:
 			if k, e, ok := c.decodeEntry(ev.Kv); ok {
-				c.setLocked(k, e)
+				c.noteFencedLocked(k, c.setLocked(k, e))
 			} else {
 				c.deleteLocked(key) // an older version must not stay
+				c.noteFencedLocked(key, false)
 			}
 		case clientv3.EventTypeDelete:
 			c.deleteLocked(key)
+			delete(c.uncached, key)
 		}
 	}
 	c.advanceLocked(last)
+	if fencedEvent {
+		// Writers of fenced keys wait for this server's acknowledgement.
+		select {
+		case c.ackWanted <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // cacheProbe is one freshness probe: the revision etcd was at when it
@@ -543,8 +674,9 @@ func (c *readCache) probe(ctx context.Context, timeout time.Duration) cacheProbe
 type CacheStats struct {
 	// Entries and Bytes are what the cache holds; Limit is its bound.
 	Entries, Bytes, Limit int64
-	// Serving says reads are answered from the cache now.
-	Serving bool
+	// Serving says reads are answered from the cache now; Fenced that
+	// reads of the fenced prefixes are (fence.go).
+	Serving, Fenced bool
 	// Applied is the etcd revision the cache is at.
 	Applied int64
 	// Hits and Misses count reads the cache answered or passed to etcd
@@ -565,7 +697,7 @@ func (b *Backend) CacheStats() CacheStats {
 	defer c.mu.RUnlock()
 	return CacheStats{
 		Entries: int64(len(c.entries)), Bytes: c.bytes, Limit: c.limit,
-		Serving: c.ready && c.fresh(), Applied: c.applied,
+		Serving: c.ready && c.fresh(), Fenced: c.ready && c.fresh() && c.fenceServingLocked(), Applied: c.applied,
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Waits: c.waits.Load(),
 		Fills: c.fills.Load(), Evictions: c.evictions.Load(), Syncs: c.syncs.Load(),
 	}

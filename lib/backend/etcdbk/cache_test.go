@@ -255,7 +255,7 @@ func TestReadCacheCoherence(t *testing.T) {
 			want, err := s.decode(kv)
 			require.NoError(t, err)
 			s.cache.mu.RLock()
-			got := s.cache.lookupLocked(want.Key)
+			got, _ := s.cache.lookupLocked(want.Key)
 			s.cache.mu.RUnlock()
 			if got == nil {
 				require.Equal(t, 1, si, "the big cache lacks %s", want.Key)

@@ -41,6 +41,7 @@ package etcdbk
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -256,6 +257,15 @@ type Config struct {
 	// misses no write acknowledged more than this before it. Real time.
 	// Defaults to DefaultReadCacheStaleness.
 	ReadCacheStaleness time.Duration
+	// FenceTTL is the lease TTL of this server as a fenced reader
+	// (fence.go): how long a write that it failed to acknowledge waits
+	// after revoking it. etcd may raise it to its minimum TTL. Defaults to
+	// DefaultFenceTTL.
+	FenceTTL time.Duration
+	// FenceAckWait is how long a write to a fenced prefix waits for the
+	// fenced readers' acknowledgements before it revokes the late ones.
+	// Defaults to DefaultFenceAckWait.
+	FenceAckWait time.Duration
 	// Logger receives the backend's logs; defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -291,11 +301,13 @@ func (c *Config) CheckAndSetDefaults() error {
 		}
 	}
 	if c.DialTimeout < 0 || c.RequestTimeout < 0 || c.LeaseWindow < 0 || c.PurgeInterval < 0 || c.WatchHealthTimeout < 0 ||
-		c.ReadCacheWait < 0 || c.ReadCacheStaleness < 0 {
+		c.ReadCacheWait < 0 || c.ReadCacheStaleness < 0 || c.FenceTTL < 0 || c.FenceAckWait < 0 {
 		return trace.BadParameter("etcd backend: timeouts and intervals must not be negative")
 	}
 	defaults.IfZero(&c.DialTimeout, DefaultDialTimeout)
 	defaults.IfZero(&c.RequestTimeout, DefaultRequestTimeout)
+	defaults.IfZero(&c.FenceTTL, DefaultFenceTTL)
+	defaults.IfZero(&c.FenceAckWait, DefaultFenceAckWait)
 	defaults.IfZero(&c.LeaseWindow, DefaultLeaseWindow)
 	if c.LeaseWindow < time.Second {
 		return trace.BadParameter("etcd backend: lease window must be at least a second, got %v", c.LeaseWindow)
@@ -364,6 +376,8 @@ type Backend struct {
 	leases *leaseCache
 	// cache serves reads from a watch-fed replica (nil when off).
 	cache *readCache
+	// readerID names this backend's key as a fenced reader (fence.go).
+	readerID string
 	// fence is the highest etcd revision any call of this backend has
 	// seen; the cache serves a read only once it has applied it.
 	fence atomic.Int64
@@ -432,8 +446,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		log:    cfg.Logger.With("component", "backend:etcd"),
 		client: client,
 		prefix: cfg.Prefix,
-		ctx:    loopCtx,
-		cancel: cancel,
+		// Unique per process and backend: a reader key is never shared.
+		readerID: rand.Text(),
+		ctx:      loopCtx,
+		cancel:   cancel,
 	}
 	b.leases = newLeaseCache(b)
 	if b.cache = newReadCache(b, cfg.ReadCacheSize); b.cache != nil {

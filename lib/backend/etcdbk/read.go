@@ -43,7 +43,11 @@ func (b *Backend) Get(ctx context.Context, key backend.Key) (*backend.Item, erro
 	if b.isClosed() {
 		return nil, errClosed()
 	}
-	if item := b.cache.get(ctx, key, b.fence.Load()); item != nil {
+	if item, ok := b.cache.get(ctx, key, b.fence.Load()); ok {
+		if item == nil {
+			// A fenced key the cache knows does not exist (fence.go).
+			return nil, trace.NotFound("key %q is not found", key)
+		}
 		return item, nil
 	}
 	item, _, err := b.getFromEtcd(ctx, key, 0)
@@ -134,6 +138,9 @@ func (b *Backend) GetRange(ctx context.Context, start, end backend.Key, limit in
 	res := &backend.GetResult{}
 	if end != nil && bytes.Compare(start, end) >= 0 {
 		return res, nil
+	}
+	if cached, ok := b.cache.getRange(ctx, start, end, limit, b.fence.Load()); ok {
+		return cached, nil
 	}
 	now := b.cfg.Clock.Now()
 	from, to := b.etcdKey(start), b.etcdEnd(end)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -78,6 +79,8 @@ func (b *Backend) apply(ctx context.Context, actions []backend.ConditionalAction
 		var cmps []clientv3.Cmp
 		var ops, reads []clientv3.Op
 		var readIdx []int
+		// opKeys[j] is the key ops[j] writes.
+		var opKeys []backend.Key
 		var leases []clientv3.LeaseID
 		for i, a := range actions {
 			k := b.etcdKey(a.Key)
@@ -112,13 +115,17 @@ func (b *Backend) apply(ctx context.Context, actions []backend.ConditionalAction
 					ops = append(ops, clientv3.OpPut(k, string(env), clientv3.WithLease(lease)))
 					leases = append(leases, lease)
 				}
+				opKeys = append(opKeys, a.Key)
 			case backend.ActionDelete:
 				ops = append(ops, clientv3.OpDelete(k))
+				opKeys = append(opKeys, a.Key)
 			}
 		}
+		// The fenced readers, as of the write (see fence.go).
+		then := append(ops, b.readersOp())
 
 		callCtx, cancel := b.callCtx(ctx)
-		resp, err := b.client.Txn(callCtx).If(cmps...).Then(ops...).Else(reads...).Commit()
+		resp, err := b.client.Txn(callCtx).If(cmps...).Then(then...).Else(reads...).Commit()
 		cancel()
 		if err != nil {
 			if errors.Is(err, rpctypes.ErrLeaseNotFound) && leaseRetries < 2 {
@@ -136,7 +143,19 @@ func (b *Backend) apply(ctx context.Context, actions []backend.ConditionalAction
 		// the write, or the write that made a condition fail.
 		b.observe(resp.Header.Revision)
 		if resp.Succeeded {
-			return resp.Header.Revision, nil
+			rev := resp.Header.Revision
+			var changed []backend.Key
+			for j, r := range resp.Responses[:len(ops)] {
+				if d := r.GetResponseDeleteRange(); d != nil && d.Deleted == 0 {
+					continue // deleting a missing key changes nothing
+				}
+				changed = append(changed, opKeys[j])
+			}
+			readers := resp.Responses[len(ops)].GetResponseRange().GetKvs()
+			if err := b.awaitReaders(ctx, newFenceWait(rev, readers, keyChanged(changed))); err != nil {
+				return 0, trace.Wrap(err, "the write was made, but not every server acknowledged it")
+			}
+			return rev, nil
 		}
 
 		// Decide with the clock, on the state the compares saw.
@@ -277,14 +296,71 @@ func (b *Backend) DeleteRange(ctx context.Context, start, end backend.Key) error
 	if end != nil && bytes.Compare(start, end) >= 0 {
 		return nil
 	}
+	// Which fenced prefixes the range overlaps is known only from the
+	// readers: read them first, then count what the delete removes under
+	// each of their prefixes in the transaction that deletes (a reader
+	// that registered in between is waited for whatever was deleted).
 	callCtx, cancel := b.callCtx(ctx)
-	defer cancel()
-	resp, err := b.client.Delete(callCtx, b.etcdKey(start), clientv3.WithRange(b.etcdEnd(end)))
+	before, err := b.client.Get(callCtx, b.fenceReadersPrefix(), clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return trace.Wrap(convertErr(err))
+	}
+	var counted []string
+	var ops []clientv3.Op
+	for _, kv := range before.Kvs {
+		r, _ := decodeFenceReader(kv.Value)
+		for _, p := range r.prefixes {
+			if slices.Contains(counted, p) {
+				continue
+			}
+			lo, hi, ok := overlap(start, end, backend.Key(p))
+			if !ok {
+				continue
+			}
+			counted = append(counted, p)
+			ops = append(ops, clientv3.OpGet(b.etcdKey(lo), clientv3.WithRange(b.etcdEnd(hi)), clientv3.WithCountOnly()))
+		}
+	}
+	ops = append(ops, clientv3.OpDelete(b.etcdKey(start), clientv3.WithRange(b.etcdEnd(end))), b.readersOp())
+	callCtx, cancel = b.callCtx(ctx)
+	resp, err := b.client.Txn(callCtx).Then(ops...).Commit()
+	cancel()
 	if err != nil {
 		return trace.Wrap(convertErr(err))
 	}
 	b.observe(resp.Header.Revision)
-	return nil
+	n := len(counted)
+	deleted := resp.Responses[n].GetResponseDeleteRange().GetDeleted()
+	changed := func(prefix string) bool {
+		if deleted == 0 {
+			return false
+		}
+		if i := slices.Index(counted, prefix); i >= 0 {
+			return resp.Responses[i].GetResponseRange().GetCount() > 0
+		}
+		_, _, ok := overlap(start, end, backend.Key(prefix))
+		return ok
+	}
+	err = b.awaitReaders(ctx, newFenceWait(resp.Header.Revision, resp.Responses[n+1].GetResponseRange().GetKvs(), changed))
+	return trace.Wrap(err)
+}
+
+// overlap returns the part of [start, end) (end nil: no end) under prefix,
+// and false when they do not overlap.
+func overlap(start, end, prefix backend.Key) (lo, hi backend.Key, ok bool) {
+	pend := backend.RangeEnd(prefix)
+	lo, hi = start, end
+	if bytes.Compare(prefix, lo) > 0 {
+		lo = prefix
+	}
+	if hi == nil || (pend != nil && bytes.Compare(pend, hi) < 0) {
+		hi = pend
+	}
+	if hi != nil && bytes.Compare(lo, hi) >= 0 {
+		return nil, nil, false
+	}
+	return lo, hi, true
 }
 
 // AtomicWrite applies every action if every condition holds, or none, in one
