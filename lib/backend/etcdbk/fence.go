@@ -318,6 +318,12 @@ func (b *Backend) awaitReaders(ctx context.Context, w *fenceWait) error {
 	if len(w.pending) == 0 {
 		return nil
 	}
+	// The write is already in etcd: finish its fence even if the caller
+	// went away (a client that hung up mid-rotation), or a reader whose
+	// watch lags could serve the old value until its staleness check
+	// stops it. The wait is bounded: FenceAckWait, the revocations, one
+	// lease TTL.
+	ctx = context.WithoutCancel(ctx)
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.FenceAckWait)
 	wch := b.client.Watch(clientv3.WithRequireLeader(wctx), b.fenceReadersPrefix(), clientv3.WithPrefix(), clientv3.WithRev(w.rev+1))
 	for len(w.pending) > 0 {
@@ -348,9 +354,6 @@ func (b *Backend) awaitReaders(ctx context.Context, w *fenceWait) error {
 	if len(w.pending) == 0 {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return trace.Wrap(err)
-	}
 	var longest time.Duration
 	for key, p := range w.pending {
 		callCtx, cancel := b.callCtx(ctx)
@@ -364,12 +367,8 @@ func (b *Backend) awaitReaders(ctx context.Context, w *fenceWait) error {
 	}
 	t := time.NewTimer(longest)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return trace.Wrap(ctx.Err())
-	}
+	<-t.C
+	return nil
 }
 
 // keyChanged returns the changed func of a write that changed keys (backend

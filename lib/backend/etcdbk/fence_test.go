@@ -1,6 +1,7 @@
 package etcdbk
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strconv"
@@ -133,6 +134,40 @@ func TestFencedReadsStalledReader(t *testing.T) {
 	require.Equal(t, hits, a.CacheStats().Hits, "a range holding an item the cache does not keep must come from etcd")
 	_, err = a.Get(ctx, backend.Key("creds/temporary"))
 	require.NoError(t, err, "a fenced key the cache does not hold is not missing")
+}
+
+// TestFencedWriteOutlivesItsCaller: a fenced write whose caller goes away
+// while it waits for a stalled reader (a client that hangs up mid-rotation)
+// still revokes that reader and waits out its lease: the write is in etcd,
+// so no server may go on answering the old value from memory.
+func TestFencedWriteOutlivesItsCaller(t *testing.T) {
+	t.Parallel()
+	endpoints := etcdtest.Start(t, 1)
+	cfg := Config{Endpoints: endpoints, Prefix: randomPrefix(), FenceTTL: 2 * time.Second, FenceAckWait: 200 * time.Millisecond}
+	a := newServer(t, cfg)
+	b := newServer(t, cfg)
+	fenced := backend.Key("creds/")
+	for _, s := range []*Backend{a, b} {
+		require.True(t, s.FenceReads(fenced))
+	}
+	waitFenced(t, a)
+	waitFenced(t, b)
+	key := backend.Key("creds/okta")
+	_, err := b.Put(t.Context(), backend.Item{Key: key, Value: []byte("old")})
+	require.NoError(t, err)
+
+	a.cache.mu.Lock()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = b.Put(ctx, backend.Item{Key: key, Value: []byte("new")})
+	took := time.Since(start)
+	fenceUntil := a.cache.fenceUntil.Load()
+	now := a.cache.now()
+	a.cache.mu.Unlock()
+	require.NoError(t, err, "the write is in etcd; its caller's deadline does not make it fail")
+	require.GreaterOrEqual(t, took, cfg.FenceAckWait+time.Second, "the write gave up on the fence when its caller went away")
+	require.Less(t, fenceUntil, now, "the stalled server could still answer the fenced prefix from memory")
 }
 
 // TestFencedReaderRecord checks the reader key's encoding round trip and
