@@ -276,15 +276,19 @@ func schemasOf(core string, res schema.Resource) []any {
 // writeProjected answers with one resource: its ETag header, Location when
 // created, and the projection the query asked for (parsed by the caller).
 func writeProjected(w http.ResponseWriter, rt *schema.ResourceType, res schema.Resource, proj protocol.Projection, rev string, status int) error {
+	m, _ := res["meta"].(map[string]any)
+	loc, _ := m["location"].(string)
+	setResourceHeaders(w, rev, loc, status)
+	return writeJSON(w, status, proj.Apply(rt, res))
+}
+
+// setResourceHeaders sets the headers of an answer with one resource: its ETag, and its
+// location when it was created.
+func setResourceHeaders(w http.ResponseWriter, rev, location string, status int) {
 	if t := etag(rev); t != "" {
 		w.Header().Set("ETag", t)
 	}
-	if status == http.StatusCreated {
-		if m, ok := res["meta"].(map[string]any); ok {
-			if loc, ok := m["location"].(string); ok {
-				w.Header().Set("Location", loc)
-			}
-		}
+	if status == http.StatusCreated && location != "" {
+		w.Header().Set("Location", location)
 	}
-	return writeJSON(w, status, proj.Apply(rt, res))
 }
