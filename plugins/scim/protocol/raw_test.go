@@ -3,9 +3,11 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
+	fp "github.com/scim2/filter-parser/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
@@ -230,4 +232,57 @@ func FuzzKeepsRaw(f *testing.F) {
 			require.Equal(t, keptWhole(t, rt, key, value), Projection{}.KeepsRaw(rt, key, value), "%s", obj)
 		}
 	})
+}
+
+var attrPathSeeds = []string{
+	"userName", "name.givenName", "emails.value", "a", "A1-_b.c", "x509Certificates.value",
+	"$ref", "members.$ref", "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName",
+	"a.", ".a", "a..b", "a.b.c", "1a", "-a", "a b", "é", "a.é", "", "name.1", "urn:x:y",
+}
+
+// FuzzSimpleAttrPath: a path ParseAttrPath reads itself is one the parser reads the same way.
+func FuzzSimpleAttrPath(f *testing.F) {
+	for _, s := range attrPathSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		name, sub, ok := simpleAttrPath(s)
+		if !ok {
+			return
+		}
+		want, err := func() (ap fp.AttributePath, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return fp.ParseAttrPath([]byte(s))
+		}()
+		require.NoError(t, err, "%q", s)
+		require.Nil(t, want.URIPrefix, "%q", s)
+		require.Equal(t, want.AttributeName, name, "%q", s)
+		require.Equal(t, want.SubAttributeName(), sub, "%q", s)
+		require.Equal(t, want.SubAttribute != nil, sub != "", "%q", s)
+		got, err := ParseAttrPath(s)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	})
+}
+
+// TestParseAttrPath: the paths the quick reader leaves to the parser are still parsed or refused
+// by it.
+func TestParseAttrPath(t *testing.T) {
+	t.Parallel()
+	ap, err := ParseAttrPath("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
+	require.NoError(t, err)
+	require.Equal(t, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", ap.URI())
+	require.Equal(t, "manager", ap.AttributeName)
+	require.Equal(t, "value", ap.SubAttributeName())
+	ap, err = ParseAttrPath("members.$ref")
+	require.NoError(t, err)
+	require.Equal(t, "$ref", ap.SubAttributeName())
+	for _, bad := range []string{"a.b.c", "1a", "", "a b", "a."} {
+		_, err := ParseAttrPath(bad)
+		require.Error(t, err, bad)
+	}
 }
