@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -318,4 +320,91 @@ func skipString(s string, i int) int {
 		}
 	}
 	return i
+}
+
+// DecodeCanonicalObject decodes obj, an object IsCanonicalObject accepted, into what
+// encoding/json decodes it to with UseNumber (strings, bool, nil, json.Number, []any,
+// map[string]any), with every map and slice made at its final size: a stored record's
+// attributes are read on every slow-path response, and filters that scan read every record's.
+// Strings without escapes share obj's memory.
+func DecodeCanonicalObject(obj string) map[string]any {
+	return decodeCanonical(obj).(map[string]any)
+}
+
+func decodeCanonical(s string) any {
+	switch s[0] {
+	case '{':
+		n := 0
+		for it := NewMembers(s); ; n++ {
+			if _, _, ok := it.Next(); !ok {
+				break
+			}
+		}
+		m := make(map[string]any, n)
+		it := NewMembers(s)
+		for k, v, ok := it.Next(); ok; k, v, ok = it.Next() {
+			m[k] = decodeCanonical(v)
+		}
+		return m
+	case '[':
+		n := 0
+		for it := NewElements(s); ; n++ {
+			if _, ok := it.Next(); !ok {
+				break
+			}
+		}
+		list := make([]any, 0, n)
+		it := NewElements(s)
+		for e, ok := it.Next(); ok; e, ok = it.Next() {
+			list = append(list, decodeCanonical(e))
+		}
+		return list
+	case '"':
+		return unquoteCanonical(s)
+	case 't':
+		return true
+	case 'f':
+		return false
+	case 'n':
+		return nil
+	default:
+		return json.Number(s)
+	}
+}
+
+// unquoteCanonical returns the value of a canonical JSON string (only the escapes
+// canonicalEscape accepts).
+func unquoteCanonical(s string) string {
+	s = s[1 : len(s)-1]
+	i := strings.IndexByte(s, '\\')
+	if i < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i >= 0 {
+		b = append(b, s[:i]...)
+		switch c := s[i+1]; c {
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, _ := strconv.ParseUint(s[i+2:i+6], 16, 32)
+			b = utf8.AppendRune(b, rune(r))
+			s = s[i+6:]
+			i = strings.IndexByte(s, '\\')
+			continue
+		default: // '"', '\\'
+			b = append(b, c)
+		}
+		s = s[i+2:]
+		i = strings.IndexByte(s, '\\')
+	}
+	return string(append(b, s...))
 }

@@ -286,3 +286,18 @@ func TestParseAttrPath(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// FuzzDecodeCanonicalObject: canonical text decodes to what the slow path's decoder gives.
+func FuzzDecodeCanonicalObject(f *testing.F) {
+	for _, s := range canonicalSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !IsCanonicalObject(s) {
+			return
+		}
+		want, err := schema.Decode([]byte(s))
+		require.NoError(t, err)
+		require.Equal(t, map[string]any(want), DecodeCanonicalObject(s), "%q", s)
+	})
+}

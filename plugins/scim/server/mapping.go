@@ -110,10 +110,15 @@ func userFields(res schema.Resource) (rec scimrecord.UserRecord, hasActive bool,
 	return rec, hasActive, nil
 }
 
-// decodeAttributes parses stored attributes (UseNumber, as requests are parsed).
+// decodeAttributes parses stored attributes (UseNumber, as requests are parsed): canonical ones,
+// as the store keeps what userFields and groupFields write, by the direct decoder; anything
+// else by encoding/json.
 func decodeAttributes(raw json.RawMessage) schema.Resource {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return schema.Resource{}
+	}
+	if s := string(raw); protocol.IsCanonicalObject(s) {
+		return protocol.DecodeCanonicalObject(s)
 	}
 	res, err := schema.Decode(raw)
 	if err != nil {
