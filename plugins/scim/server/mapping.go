@@ -265,7 +265,7 @@ func meta(resourceType, location string, created, modified time.Time, rev string
 func schemasOf(core string, res schema.Resource) []any {
 	var ext []string
 	for k, v := range res {
-		if _, isObj := v.(map[string]any); isObj && strings.HasPrefix(strings.ToLower(k), "urn:") {
+		if _, isObj := v.(map[string]any); isObj && hasURNPrefix(k) {
 			ext = append(ext, k)
 		}
 	}
