@@ -112,7 +112,7 @@ func (h *resourceHandler[R]) write(ctx context.Context, w http.ResponseWriter, r
 	if err != nil {
 		return err
 	}
-	if h.render != nil && proj.IsDefault() {
+	if h.render != nil && h.complete == nil && proj.IsDefault() {
 		location := req.base + h.rt.Endpoint + "/" + h.id(rec)
 		if written, err := writeRendered(w, h.render, req.base, rec, h.revision(rec), location, status); written {
 			return err
