@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -97,13 +98,7 @@ func appendObject(buf []byte, m map[string]any) ([]byte, error) {
 func appendListResponse(buf []byte, r *ListResponse) ([]byte, error) {
 	buf = append(buf, `{"schemas":`...)
 	buf, _ = appendJSON(buf, r.Schemas)
-	buf = append(buf, `,"totalResults":`...)
-	buf = appendInt(buf, r.TotalResults)
-	buf = append(buf, `,"startIndex":`...)
-	buf = appendInt(buf, r.StartIndex)
-	buf = append(buf, `,"itemsPerPage":`...)
-	buf = appendInt(buf, r.ItemsPerPage)
-	buf = append(buf, `,"Resources":`...)
+	buf = appendListCounts(buf, r.TotalResults, r.StartIndex, r.ItemsPerPage)
 	if r.Resources == nil {
 		buf = append(buf, "null"...)
 	} else {
@@ -122,14 +117,60 @@ func appendListResponse(buf []byte, r *ListResponse) ([]byte, error) {
 	return append(buf, '}'), nil
 }
 
+func appendListCounts(buf []byte, total, startIndex, itemsPerPage int) []byte {
+	buf = append(buf, `,"totalResults":`...)
+	buf = appendInt(buf, total)
+	buf = append(buf, `,"startIndex":`...)
+	buf = appendInt(buf, startIndex)
+	buf = append(buf, `,"itemsPerPage":`...)
+	buf = appendInt(buf, itemsPerPage)
+	return append(buf, `,"Resources":`...)
+}
+
+// AppendListStart writes what NewListResponse(total, page, resources) encodes to before its first
+// resource, for items resources: a caller that encodes resources itself (AppendString,
+// IsCanonicalObject) writes them, separated by commas, then AppendListEnd.
+func AppendListStart(buf []byte, total int, page Page, items int) []byte {
+	buf = append(buf, `{"schemas":[`...)
+	buf = appendString(buf, ListResponseSchema)
+	buf = append(buf, ']')
+	buf = appendListCounts(buf, total, page.StartIndex, items)
+	return append(buf, '[')
+}
+
+// AppendListEnd closes what AppendListStart opened.
+func AppendListEnd(buf []byte) []byte { return append(buf, "]}"...) }
+
 func appendInt(buf []byte, n int) []byte { return strconv.AppendInt(buf, int64(n), 10) }
 
 const hexDigits = "0123456789abcdef"
+
+// AppendString writes the concatenation of parts as a JSON string, escaped as every string of a
+// response is (see appendString), without building the concatenation when it can.
+func AppendString(buf []byte, parts ...string) []byte {
+	for _, p := range parts {
+		if !utf8.ValidString(p) {
+			// A sequence cut between two parts must be replaced as one.
+			return appendString(buf, strings.Join(parts, ""))
+		}
+	}
+	buf = append(buf, '"')
+	for _, p := range parts {
+		buf = appendStringBody(buf, p)
+	}
+	return append(buf, '"')
+}
 
 // appendString writes s as a JSON string with encoding/json's escaping: HTML-significant
 // characters, control characters, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
 func appendString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
+	buf = appendStringBody(buf, s)
+	return append(buf, '"')
+}
+
+// appendStringBody is appendString without the quotes.
+func appendStringBody(buf []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
@@ -175,6 +216,5 @@ func appendString(buf []byte, s string) []byte {
 		}
 		i += size
 	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
+	return append(buf, s[start:]...)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -67,4 +68,38 @@ func TestWriteJSONBadValue(t *testing.T) {
 	err := WriteJSON(rec, 200, map[string]any{"bad": make(chan int)})
 	require.Error(t, err)
 	require.Empty(t, rec.Body.String())
+}
+
+// TestAppendStringParts: parts are escaped as their concatenation is, even when a UTF-8
+// sequence is cut between two of them.
+func TestAppendStringParts(t *testing.T) {
+	t.Parallel()
+	for _, parts := range [][]string{
+		{}, {""}, {"a<b", "&", "\u2028c"}, {"\xe2\x80", "\xa8"}, {"é\xe2", "\x80", "x"}, {"\xff", "ok"},
+	} {
+		whole := ""
+		for _, p := range parts {
+			whole += p
+		}
+		require.Equal(t, string(appendString(nil, whole)), string(AppendString(nil, parts...)), "%q", parts)
+	}
+}
+
+// TestAppendListStart: a list written in parts is the list NewListResponse encodes to.
+func TestAppendListStart(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 2} {
+		resources := make([]map[string]any, n)
+		buf := AppendListStart(nil, 7, Page{StartIndex: 3, Count: 10}, n)
+		for i := range resources {
+			resources[i] = map[string]any{"id": strconv.Itoa(i)}
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"id":"`+strconv.Itoa(i)+`"}`...)
+		}
+		want, err := appendListResponse(nil, NewListResponse(7, Page{StartIndex: 3, Count: 10}, resources))
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(AppendListEnd(buf)))
+	}
 }

@@ -47,7 +47,7 @@ func parseAttrList(rt *schema.ResourceType, s string) (map[string]bool, error) {
 		if item == "" {
 			continue
 		}
-		ap, err := parseAttrPath(item)
+		ap, err := ParseAttrPath(item)
 		if err != nil {
 			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%q is not an attribute path", item)
 		}
@@ -57,13 +57,50 @@ func parseAttrList(rt *schema.ResourceType, s string) (map[string]bool, error) {
 	return out, nil
 }
 
-func parseAttrPath(s string) (ap fp.AttributePath, err error) {
+// ParseAttrPath parses an attribute path (RFC 7644 §3.10: [URI ":"] ATTRNAME ["." ATTRNAME]).
+// The common unqualified forms ("userName", "name.givenName") are read directly: the
+// third-party parser is a backtracking PEG that cost a projected lookup several times what the
+// rest of it did. Anything else goes to that parser, which must never take the server down.
+func ParseAttrPath(s string) (ap fp.AttributePath, err error) {
+	if name, sub, ok := simpleAttrPath(s); ok {
+		ap.AttributeName = name
+		if sub != "" {
+			ap.SubAttribute = &sub
+		}
+		return ap, nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = scimerr.BadRequest(scimerr.InvalidValue, "bad attribute path")
 		}
 	}()
 	return fp.ParseAttrPath([]byte(s))
+}
+
+// simpleAttrPath splits s when it is ATTRNAME or ATTRNAME "." ATTRNAME in the parser's grammar
+// (ATTRNAME = ["$"] ALPHA *("-" / "_" / DIGIT / ALPHA), ASCII), without "$" or a URI: for
+// such s the parser gives the same two names (FuzzSimpleAttrPath holds them together).
+func simpleAttrPath(s string) (name, sub string, ok bool) {
+	name, sub, dotted := strings.Cut(s, ".")
+	if !isSimpleAttrName(name) || (dotted && !isSimpleAttrName(sub)) {
+		return "", "", false
+	}
+	return name, sub, true
+}
+
+func isSimpleAttrName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // refKey is the lower-case selection key of a reference: "name.givenname",
@@ -117,6 +154,83 @@ func (p Projection) Apply(rt *schema.ResourceType, r schema.Resource) map[string
 	return out
 }
 
+// IsDefault reports whether p is the default projection: no attributes and no
+// excludedAttributes.
+func (p Projection) IsDefault() bool { return len(p.include) == 0 && len(p.exclude) == 0 }
+
+// KeepsRaw reports whether Apply outputs the top-level member key of a resource of type rt
+// exactly as it is, value being the member's canonical text (see IsCanonicalObject): neither
+// dropped nor filtered, so that a caller may copy value into the response instead of decoding
+// it. It answers only for the default projection (false for any other), step by step as Apply
+// and attr decide; false means "build the response through Apply", never "drop it".
+func (p Projection) KeepsRaw(rt *schema.ResourceType, key, value string) bool {
+	if !p.IsDefault() || value == "" {
+		return false
+	}
+	ext := rt.Extension(key)
+	if ext == nil && !(value[0] == '{' && hasURNPrefix(key)) {
+		return keepsRawValue(rt.Attribute(key), value)
+	}
+	// An extension: Apply keeps the object's members that attr keeps, and the object if any.
+	if value[0] != '{' || value == "{}" {
+		return false
+	}
+	members := NewMembers(value)
+	for k, v, ok := members.Next(); ok; k, v, ok = members.Next() {
+		var def *schema.Attribute
+		if ext != nil {
+			def = ext.Attribute(k)
+		}
+		if !keepsRawValue(def, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// keepsRawValue is attr under the default projection, for an attribute that must come out
+// whole: not returned:never nor returned:request, and kept whole by projectValue.
+func keepsRawValue(def *schema.Attribute, value string) bool {
+	if def != nil && (def.Returned == schema.Never || def.Returned == schema.Request) {
+		return false
+	}
+	switch value[0] {
+	case '{':
+		return keepsRawObject(def, value)
+	case '[':
+		if value == "[]" {
+			return false
+		}
+		elems := NewElements(value)
+		for e, ok := elems.Next(); ok; e, ok = elems.Next() {
+			if e[0] == '{' && !keepsRawObject(def, e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// keepsRawObject is keepsWhole for one object: not empty, and no returned:never sub-attribute.
+func keepsRawObject(def *schema.Attribute, obj string) bool {
+	if obj == "{}" {
+		return false
+	}
+	if def == nil {
+		return true
+	}
+	members := NewMembers(obj)
+	for k, _, ok := members.Next(); ok; k, _, ok = members.Next() {
+		if !(subFilter{def: def}).keep(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasURNPrefix is strings.HasPrefix(strings.ToLower(k), "urn:") without the copy.
+func hasURNPrefix(k string) bool { return len(k) >= 4 && strings.EqualFold(k[:4], "urn:") }
+
 // Returns reports whether the projection outputs sub-attribute sub of the core attribute name
 // when a resource has it ("members", "display"): a caller skips the work of filling in what
 // would not be output. It asks attr itself, with a one-element probe, so that it cannot drift
@@ -132,7 +246,7 @@ func (p Projection) Returns(rt *schema.ResourceType, name, sub string) bool {
 
 func isExtObject(k string, v any) bool {
 	_, ok := v.(map[string]any)
-	return ok && strings.HasPrefix(strings.ToLower(k), "urn:")
+	return ok && hasURNPrefix(k)
 }
 
 // attr projects one attribute; forced is set when an enclosing extension was selected whole.
@@ -141,7 +255,7 @@ func (p Projection) attr(prefix, name string, def *schema.Attribute, v any, forc
 		return nil, false
 	}
 	always := def != nil && def.Returned == schema.Always
-	if len(p.include) == 0 && len(p.exclude) == 0 {
+	if p.IsDefault() {
 		// The default projection (every lookup): no selection key to build.
 		if !always && !forced && def != nil && def.Returned == schema.Request {
 			return nil, false

@@ -97,32 +97,47 @@ func ExpectsContinue(r *http.Request) bool {
 // WriteJSON writes v as a SCIM response with the given status. Resources (map[string]any) and
 // list responses are encoded directly into a pooled buffer; other values go through json.Marshal.
 func WriteJSON(w http.ResponseWriter, status int, v any) error {
+	var err error
+	_, werr := WriteEncoded(w, status, func(buf []byte) ([]byte, bool) {
+		switch t := v.(type) {
+		case *ListResponse:
+			buf, err = appendListResponse(buf, t)
+		case map[string]any:
+			buf, err = appendObject(buf, t)
+		default:
+			var b []byte
+			b, err = json.Marshal(v)
+			buf = append(buf, b...)
+		}
+		return buf, err == nil
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// WriteEncoded answers with the JSON body that encode appends to a pooled buffer (given empty),
+// unless encode declines (ok false): then nothing is written and written is false, so that the
+// caller can still answer another way.
+func WriteEncoded(w http.ResponseWriter, status int, encode func(buf []byte) (body []byte, ok bool)) (written bool, err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledBuf {
 			bufPool.Put(bp)
 		}
 	}()
-	var body []byte
-	var err error
-	switch t := v.(type) {
-	case *ListResponse:
-		body, err = appendListResponse((*bp)[:0], t)
-	case map[string]any:
-		body, err = appendObject((*bp)[:0], t)
-	default:
-		body, err = json.Marshal(v)
-	}
-	if err != nil {
-		return err
-	}
+	body, ok := encode((*bp)[:0])
 	if cap(body) > cap(*bp) {
 		*bp = body[:0]
+	}
+	if !ok {
+		return false, nil
 	}
 	w.Header().Set("Content-Type", scimerr.ContentType)
 	w.WriteHeader(status)
 	_, err = w.Write(body)
-	return err
+	return true, err
 }
 
 // ListResponse is the body of a query answer (RFC 7644 §3.4.2).

@@ -36,7 +36,12 @@ func newLookupServer(tb testing.TB) *Server {
 }
 
 func lookupRequest() *http.Request {
-	r := httptest.NewRequest(http.MethodGet, base+"/Users?filter="+url.QueryEscape(`userName eq "jane.doe@example.com"`), nil)
+	return lookupRequestWith("")
+}
+
+// lookupRequestWith is lookupRequest with more query parameters (extra starts with "&").
+func lookupRequestWith(extra string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, base+"/Users?filter="+url.QueryEscape(`userName eq "jane.doe@example.com"`)+extra, nil)
 	r.RemoteAddr = "192.0.2.1:40000"
 	r.Header.Set("Authorization", "Bearer secret-token")
 	return r
@@ -48,6 +53,22 @@ func lookupRequest() *http.Request {
 func BenchmarkLookupHandler(b *testing.B) {
 	srv := newLookupServer(b)
 	r := lookupRequest()
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkLookupHandlerProjected is BenchmarkLookupHandler with an attributes selection, which
+// the representation is built and projected for (no fast path): what a lookup cost before the
+// fast path, and what a client that selects attributes still pays.
+func BenchmarkLookupHandlerProjected(b *testing.B) {
+	srv := newLookupServer(b)
+	r := lookupRequestWith("&attributes=userName,emails,name.givenName")
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()

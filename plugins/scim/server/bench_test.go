@@ -38,7 +38,8 @@ func BenchmarkLookupHTTPS(b *testing.B) {
 	_, prov, token := newLiteProvisioner(b)
 	const users = 2000
 	for i := range users {
-		attrs := fmt.Sprintf(`{"userName":"u%05d@example.com","name":{"givenName":"U","familyName":"Doe"},"emails":[{"primary":true,"value":"u%05d@example.com","type":"work"}],"displayName":"U Doe","locale":"en-US","externalId":"00u%d"}`, i, i, i)
+		// The attributes as POST /Users stores them: normalized, keys sorted (json.Marshal).
+		attrs := fmt.Sprintf(`{"displayName":"U Doe","emails":[{"primary":true,"type":"work","value":"u%05d@example.com"}],"externalId":"00u%d","locale":"en-US","name":{"familyName":"Doe","givenName":"U"},"userName":"u%05d@example.com"}`, i, i, i)
 		_, err := prov.CreateUser(ctx, "okta", &scimrecord.UserRecord{
 			UserName: fmt.Sprintf("u%05d@example.com", i), ExternalID: fmt.Sprintf("00u%d", i), Active: true, Attributes: []byte(attrs),
 		})
@@ -78,7 +79,7 @@ func BenchmarkLookupHTTPS(b *testing.B) {
 
 // newLiteProvisioner is the real provisioner over a SQLite backend with plugin "okta" (SCIM on)
 // and its token.
-func newLiteProvisioner(b *testing.B) (backend.Backend, *scimprov.Provisioner, string) {
+func newLiteProvisioner(b testing.TB) (backend.Backend, *scimprov.Provisioner, string) {
 	ctx := context.Background()
 	bk, err := lite.New(ctx, lite.Config{Path: filepath.Join(b.TempDir(), "gatehouse.db")})
 	require.NoError(b, err)

@@ -37,6 +37,9 @@ type resourceHandler[R any] struct {
 	revision func(*R) string
 	// toRes builds the full SCIM representation of a record, base being the plugin's SCIM URL.
 	toRes func(base string, rec *R) schema.Resource
+	// render, when set, encodes a record's default-projection representation straight from the
+	// record, or declines (render.go); only for a kind without complete.
+	render renderFunc[*R]
 	// blank is a new record before the request's fields are set on it: its defaults.
 	blank func() R
 	// fields reads the client-writable fields of a cleaned resource (or refuses it, 400), and
@@ -91,6 +94,8 @@ func (h *resourceHandler[R]) lister(plugin, base string) lister[*R] {
 		indexed:  h.indexed,
 		id:       h.id,
 		toRes:    func(rec *R) schema.Resource { return h.toRes(base, rec) },
+		base:     base,
+		render:   h.render,
 	}
 	if h.complete != nil {
 		l.complete = func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error {
@@ -106,6 +111,12 @@ func (h *resourceHandler[R]) write(ctx context.Context, w http.ResponseWriter, r
 	proj, err := parseProjection(h.rt, r)
 	if err != nil {
 		return err
+	}
+	if h.render != nil && h.complete == nil && proj.IsDefault() {
+		location := req.base + h.rt.Endpoint + "/" + h.id(rec)
+		if written, err := writeRendered(w, h.render, req.base, rec, h.revision(rec), location, status); written {
+			return err
+		}
 	}
 	res := h.toRes(req.base, rec)
 	if h.complete != nil {

@@ -110,10 +110,15 @@ func userFields(res schema.Resource) (rec scimrecord.UserRecord, hasActive bool,
 	return rec, hasActive, nil
 }
 
-// decodeAttributes parses stored attributes (UseNumber, as requests are parsed).
+// decodeAttributes parses stored attributes (UseNumber, as requests are parsed): canonical ones,
+// as the store keeps what userFields and groupFields write, by the direct decoder; anything
+// else by encoding/json.
 func decodeAttributes(raw json.RawMessage) schema.Resource {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return schema.Resource{}
+	}
+	if s := string(raw); protocol.IsCanonicalObject(s) {
+		return protocol.DecodeCanonicalObject(s)
 	}
 	res, err := schema.Decode(raw)
 	if err != nil {
@@ -260,7 +265,7 @@ func meta(resourceType, location string, created, modified time.Time, rev string
 func schemasOf(core string, res schema.Resource) []any {
 	var ext []string
 	for k, v := range res {
-		if _, isObj := v.(map[string]any); isObj && strings.HasPrefix(strings.ToLower(k), "urn:") {
+		if _, isObj := v.(map[string]any); isObj && hasURNPrefix(k) {
 			ext = append(ext, k)
 		}
 	}
@@ -276,15 +281,19 @@ func schemasOf(core string, res schema.Resource) []any {
 // writeProjected answers with one resource: its ETag header, Location when
 // created, and the projection the query asked for (parsed by the caller).
 func writeProjected(w http.ResponseWriter, rt *schema.ResourceType, res schema.Resource, proj protocol.Projection, rev string, status int) error {
+	m, _ := res["meta"].(map[string]any)
+	loc, _ := m["location"].(string)
+	setResourceHeaders(w, rev, loc, status)
+	return writeJSON(w, status, proj.Apply(rt, res))
+}
+
+// setResourceHeaders sets the headers of an answer with one resource: its ETag, and its
+// location when it was created.
+func setResourceHeaders(w http.ResponseWriter, rev, location string, status int) {
 	if t := etag(rev); t != "" {
 		w.Header().Set("ETag", t)
 	}
-	if status == http.StatusCreated {
-		if m, ok := res["meta"].(map[string]any); ok {
-			if loc, ok := m["location"].(string); ok {
-				w.Header().Set("Location", loc)
-			}
-		}
+	if status == http.StatusCreated && location != "" {
+		w.Header().Set("Location", location)
 	}
-	return writeJSON(w, status, proj.Apply(rt, res))
 }

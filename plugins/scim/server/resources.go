@@ -32,6 +32,10 @@ type lister[T any] struct {
 	sortKeys map[string]sortKeyFunc[T]
 	id       func(T) string
 	toRes    func(T) schema.Resource
+	// base is the plugin's SCIM URL; render, when set, encodes a record's default-projection
+	// representation from base and the record, or declines (render.go).
+	base   string
+	render renderFunc[T]
 	// complete, when set, fills in what a response shows but the records do not hold (a group
 	// member's display), on the resources of the page only, once they are picked.
 	complete func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error
@@ -62,7 +66,17 @@ func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q u
 	)
 	raw := q.Get("filter")
 	if attr, value, ok := quickEquality(raw, l.indexed); ok {
-		total, items, err = lookupIndexed(ctx, l, attr, value, nil, spec, page)
+		recs, lookupErr := l.lookup(ctx, attr, value)
+		if lookupErr != nil {
+			return trace.Wrap(lookupErr)
+		}
+		// Okta's lookup: no sortBy, no complete, the default projection.
+		if l.render != nil && l.complete == nil && spec.attr == "" && proj.IsDefault() {
+			if written, err := writeRenderedList(w, l.render, l.base, len(recs), page, protocol.Slice(recs, page)); written {
+				return err
+			}
+		}
+		total, items = pageIndexed(l, recs, nil, spec, page)
 	} else {
 		if strings.TrimSpace(raw) != "" {
 			if f, err = filter.Parse(raw, l.rt); err != nil {
@@ -167,6 +181,12 @@ func lookupIndexed[T any](ctx context.Context, l lister[T], attr, value string, 
 	if err != nil {
 		return 0, nil, trace.Wrap(err)
 	}
+	total, out := pageIndexed(l, items, f, spec, page)
+	return total, out, nil
+}
+
+// pageIndexed is lookupIndexed once the records are read.
+func pageIndexed[T any](l lister[T], items []T, f *filter.Filter, spec sortSpec, page protocol.Page) (int, []schema.Resource) {
 	type match struct {
 		res   schema.Resource
 		entry sortEntry
@@ -196,7 +216,7 @@ func lookupIndexed[T any](ctx context.Context, l lister[T], attr, value string, 
 	for _, m := range protocol.Slice(matches, page) {
 		out = append(out, m.res)
 	}
-	return len(matches), out, nil
+	return len(matches), out
 }
 
 // scan visits every record after `after` in id order until visit returns false.

@@ -12,11 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/gravitational/trace"
-	fp "github.com/scim2/filter-parser/v2"
 
 	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/plugins/scim/filter"
+	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -177,7 +177,7 @@ func parseSort(q url.Values, rts ...*schema.ResourceType) (sortSpec, error) {
 	if len(raw) > 1024 {
 		return sortSpec{}, unsupported()
 	}
-	ap, err := parseSortPath(raw)
+	ap, err := protocol.ParseAttrPath(raw)
 	if err != nil {
 		return sortSpec{}, unsupported()
 	}
@@ -196,16 +196,6 @@ func parseSort(q url.Values, rts ...*schema.ResourceType) (sortSpec, error) {
 		}
 	}
 	return sortSpec{}, unsupported()
-}
-
-// parseSortPath parses an attribute path; the third-party parser must never take the server down.
-func parseSortPath(s string) (ap fp.AttributePath, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = scimerr.BadRequest(scimerr.InvalidValue, "bad attribute path")
-		}
-	}()
-	return fp.ParseAttrPath([]byte(s))
 }
 
 // sortEntry is one match of a sorted query.

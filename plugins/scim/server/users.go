@@ -32,6 +32,7 @@ func newUserHandler(s *Server) *resourceHandler[scimrecord.UserRecord] {
 		id:       func(u *scimrecord.UserRecord) string { return u.ID },
 		revision: func(u *scimrecord.UserRecord) string { return u.Revision },
 		toRes:    userResource,
+		render:   renderUser,
 		blank:    func() scimrecord.UserRecord { return scimrecord.UserRecord{Active: true} },
 		fields: func(res schema.Resource) (func(*scimrecord.UserRecord), error) {
 			fields, hasActive, err := userFields(res)
