@@ -24,6 +24,23 @@ func waitFenced(t *testing.T, b *Backend) {
 	require.Eventually(t, func() bool { return b.CacheStats().Fenced }, waitTimeout, 10*time.Millisecond, "the fenced reads never started serving")
 }
 
+// fencedPrefix is the prefix the two-server fence tests fence.
+var fencedPrefix = backend.Key("creds/")
+
+// fencedPair starts one etcd member and two servers on it (cfg's endpoints
+// and prefix are filled in) that both fence fencedPrefix and serve it from
+// memory.
+func fencedPair(t *testing.T, cfg Config) (a, b *Backend) {
+	t.Helper()
+	cfg.Endpoints, cfg.Prefix = etcdtest.Start(t, 1), randomPrefix()
+	a, b = newServer(t, cfg), newServer(t, cfg)
+	for _, s := range []*Backend{a, b} {
+		require.True(t, s.FenceReads(fencedPrefix))
+		waitFenced(t, s)
+	}
+	return a, b
+}
+
 // TestComplianceFenced runs the compliance suite with every key the suite
 // writes under a fenced prefix, so that its reads (Get of missing keys and
 // GetRange included) are answered from the cache's fenced path.
@@ -48,18 +65,9 @@ func TestComplianceFenced(t *testing.T) {
 func TestFencedReadsSeeOtherServersWrites(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	endpoints := etcdtest.Start(t, 1)
-	prefix := randomPrefix()
-	a := newServer(t, Config{Endpoints: endpoints, Prefix: prefix})
-	b := newServer(t, Config{Endpoints: endpoints, Prefix: prefix})
-	fenced := backend.Key("creds/")
-	for _, s := range []*Backend{a, b} {
-		require.True(t, s.FenceReads(fenced))
-	}
-	waitFenced(t, a)
-	waitFenced(t, b)
+	a, b := fencedPair(t, Config{})
 	key := backend.Key("creds/okta")
-	end := backend.RangeEnd(fenced)
+	end := backend.RangeEnd(fencedPrefix)
 
 	hits := a.CacheStats().Hits
 	for i := range 50 {
@@ -69,7 +77,7 @@ func TestFencedReadsSeeOtherServersWrites(t *testing.T) {
 		got, err := a.Get(ctx, key)
 		require.NoError(t, err, "rotation %d", i)
 		require.Equal(t, value, got.Value, "rotation %d: the other server read the old credentials", i)
-		res, err := a.GetRange(ctx, fenced, end, 10)
+		res, err := a.GetRange(ctx, fencedPrefix, end, 10)
 		require.NoError(t, err)
 		require.Len(t, res.Items, 1)
 		require.Equal(t, value, res.Items[0].Value, "rotation %d: the other server's range read the old credentials", i)
@@ -77,7 +85,7 @@ func TestFencedReadsSeeOtherServersWrites(t *testing.T) {
 		require.NoError(t, b.Delete(ctx, key))
 		_, err = a.Get(ctx, key)
 		require.True(t, trace.IsNotFound(err), "deletion %d: the other server still reads the deleted credentials: %v", i, err)
-		res, err = a.GetRange(ctx, fenced, end, 10)
+		res, err = a.GetRange(ctx, fencedPrefix, end, 10)
 		require.NoError(t, err)
 		require.Empty(t, res.Items, "deletion %d", i)
 	}
@@ -93,17 +101,8 @@ func TestFencedReadsSeeOtherServersWrites(t *testing.T) {
 func TestFencedReadsStalledReader(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	endpoints := etcdtest.Start(t, 1)
-	prefix := randomPrefix()
-	cfg := Config{Endpoints: endpoints, Prefix: prefix, FenceTTL: 2 * time.Second, FenceAckWait: 200 * time.Millisecond}
-	a := newServer(t, cfg)
-	b := newServer(t, cfg)
-	fenced := backend.Key("creds/")
-	for _, s := range []*Backend{a, b} {
-		require.True(t, s.FenceReads(fenced))
-	}
-	waitFenced(t, a)
-	waitFenced(t, b)
+	cfg := Config{FenceTTL: 2 * time.Second, FenceAckWait: 200 * time.Millisecond}
+	a, b := fencedPair(t, cfg)
 	key := backend.Key("creds/okta")
 	_, err := b.Put(ctx, backend.Item{Key: key, Value: []byte("old")})
 	require.NoError(t, err)
@@ -128,7 +127,7 @@ func TestFencedReadsStalledReader(t *testing.T) {
 	_, err = b.Put(ctx, backend.Item{Key: backend.Key("creds/temporary"), Value: []byte("x"), Expires: a.Clock().Now().Add(time.Hour)})
 	require.NoError(t, err)
 	hits := a.CacheStats().Hits
-	res, err := a.GetRange(ctx, fenced, backend.RangeEnd(fenced), 10)
+	res, err := a.GetRange(ctx, fencedPrefix, backend.RangeEnd(fencedPrefix), 10)
 	require.NoError(t, err)
 	require.Len(t, res.Items, 2)
 	require.Equal(t, hits, a.CacheStats().Hits, "a range holding an item the cache does not keep must come from etcd")
@@ -142,16 +141,8 @@ func TestFencedReadsStalledReader(t *testing.T) {
 // so no server may go on answering the old value from memory.
 func TestFencedWriteOutlivesItsCaller(t *testing.T) {
 	t.Parallel()
-	endpoints := etcdtest.Start(t, 1)
-	cfg := Config{Endpoints: endpoints, Prefix: randomPrefix(), FenceTTL: 2 * time.Second, FenceAckWait: 200 * time.Millisecond}
-	a := newServer(t, cfg)
-	b := newServer(t, cfg)
-	fenced := backend.Key("creds/")
-	for _, s := range []*Backend{a, b} {
-		require.True(t, s.FenceReads(fenced))
-	}
-	waitFenced(t, a)
-	waitFenced(t, b)
+	cfg := Config{FenceTTL: 2 * time.Second, FenceAckWait: 200 * time.Millisecond}
+	a, b := fencedPair(t, cfg)
 	key := backend.Key("creds/okta")
 	_, err := b.Put(t.Context(), backend.Item{Key: key, Value: []byte("old")})
 	require.NoError(t, err)
