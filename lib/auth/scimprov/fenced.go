@@ -70,39 +70,16 @@ func (f *fencedReads) get(ctx context.Context, plugins Plugins, b backend.Backen
 		return authView{}, false, trace.Wrap(err)
 	}
 	pe := f.decode(*item, true).plugin
-	if pe.err != nil {
-		return authView{}, false, nil
+	var scanErr error
+	creds := func(yield func(*credEntry) bool) {
+		prefix := services.PrefixKey(services.PluginStaticCredentialsPrefix)
+		scanErr = scanPrefix(ctx, b, prefix, func(_ string, item backend.Item) bool {
+			return yield(f.decode(item, false).cred)
+		})
 	}
-	if !live(pe.expires, now) {
-		return authView{}, true, nil
+	av, ok = authViewOf(pe, now, creds)
+	if scanErr != nil {
+		return authView{}, false, trace.Wrap(scanErr)
 	}
-	av.plugin = pe
-	if len(pe.credLabels) == 0 {
-		return av, true, nil
-	}
-	prefix := services.PrefixKey(services.PluginStaticCredentialsPrefix)
-	start, end := prefix, backend.RangeEnd(prefix)
-	for {
-		res, err := b.GetRange(ctx, start, end, backend.MaxRangeLimit)
-		if err != nil {
-			return authView{}, false, trace.Wrap(err)
-		}
-		for _, item := range res.Items {
-			if _, direct := nameIn(item.Key, prefix); !direct {
-				continue
-			}
-			c := f.decode(item, false).cred
-			if c.err != nil {
-				// Cannot tell whether it matches.
-				return authView{}, false, nil
-			}
-			if live(c.expires, now) && services.MatchLabels(c.labels, pe.credLabels) {
-				av.creds = append(av.creds, c)
-			}
-		}
-		if len(res.Items) < backend.MaxRangeLimit {
-			return av, true, nil
-		}
-		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
-	}
+	return av, ok, nil
 }

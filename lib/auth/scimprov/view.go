@@ -3,6 +3,8 @@ package scimprov
 import (
 	"bytes"
 	"context"
+	"iter"
+	"maps"
 	"sync"
 	"time"
 
@@ -225,18 +227,26 @@ func (v *settingsView) get(plugin string, now time.Time) (av authView, ok bool) 
 }
 
 func (v *settingsView) lookupLocked(plugin string, now time.Time) (authView, bool) {
-	pe := v.plugins[plugin]
+	return authViewOf(v.plugins[plugin], now, maps.Values(v.creds))
+}
+
+// authViewOf is what the token check sees of the plugin entry pe (nil: no
+// such plugin) and the stored credentials creds yields: the plugin, if it is
+// live, and the live credentials its reference selects. ok is false when an
+// entry could not be decoded: the caller must then read through the
+// services, which report the error.
+func authViewOf(pe *pluginEntry, now time.Time, creds iter.Seq[*credEntry]) (av authView, ok bool) {
 	if pe == nil || !live(pe.expires, now) {
 		return authView{}, true
 	}
 	if pe.err != nil {
 		return authView{}, false
 	}
-	av := authView{plugin: pe}
+	av = authView{plugin: pe}
 	if len(pe.credLabels) == 0 {
 		return av, true
 	}
-	for _, c := range v.creds {
+	for c := range creds {
 		if c.err != nil {
 			// Cannot tell whether it matches: let the backend decide.
 			return authView{}, false
@@ -248,32 +258,42 @@ func (v *settingsView) lookupLocked(plugin string, now time.Time) (authView, boo
 	return av, true
 }
 
+// scanPrefix visits the items directly under prefix (see nameIn), in key
+// order, page by page, until visit returns false.
+func scanPrefix(ctx context.Context, b backend.Backend, prefix backend.Key, visit func(name string, item backend.Item) bool) error {
+	start, end := prefix, backend.RangeEnd(prefix)
+	for {
+		res, err := b.GetRange(ctx, start, end, backend.MaxRangeLimit)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, item := range res.Items {
+			if name, ok := nameIn(item.Key, prefix); ok && !visit(name, item) {
+				return nil
+			}
+		}
+		if len(res.Items) < backend.MaxRangeLimit {
+			return nil
+		}
+		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+	}
+}
+
 // load reads both prefixes in full.
 func (v *settingsView) load(ctx context.Context) (map[string]*pluginEntry, map[string]*credEntry, error) {
 	plugins := map[string]*pluginEntry{}
 	creds := map[string]*credEntry{}
 	for i, prefix := range viewPrefixes() {
-		start, end := prefix, backend.RangeEnd(prefix)
-		for {
-			res, err := v.b.GetRange(ctx, start, end, backend.MaxRangeLimit)
-			if err != nil {
-				return nil, nil, trace.Wrap(err)
+		err := scanPrefix(ctx, v.b, prefix, func(name string, item backend.Item) bool {
+			if i == 0 {
+				plugins[name] = decodePlugin(item)
+			} else {
+				creds[name] = decodeCred(item)
 			}
-			for _, item := range res.Items {
-				name, ok := nameIn(item.Key, prefix)
-				if !ok {
-					continue
-				}
-				if i == 0 {
-					plugins[name] = decodePlugin(item)
-				} else {
-					creds[name] = decodeCred(item)
-				}
-			}
-			if len(res.Items) < backend.MaxRangeLimit {
-				break
-			}
-			start = backend.NextKey(res.Items[len(res.Items)-1].Key)
+			return true
+		})
+		if err != nil {
+			return nil, nil, trace.Wrap(err)
 		}
 	}
 	return plugins, creds, nil
