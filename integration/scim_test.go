@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -255,6 +256,21 @@ func TestSCIMOktaEndToEnd(t *testing.T) {
 	require.Contains(t, roles(getUser(bob)), "auditor")
 	r = c.do(http.MethodGet, "/Groups?"+filterQuery(`displayName eq "ADMINS"`), nil).expect(t, http.StatusOK)
 	require.Equal(t, 1.0, r.body["totalResults"])
+
+	// The owner narrows what SCIM may grant: members of the mapped group lose the role within
+	// seconds, though Okta sends nothing (the reconcile looks every 2 s), and get it back once the
+	// ceiling allows it again.
+	hasAuditor := func(name string) bool { return slices.Contains(roles(getUser(name)), any("auditor")) }
+	rr = admin("plugins", "update", "okta", "--grantable-roles", "access")
+	require.Equal(t, 0, rr.code, rr.String())
+	narrowed := time.Now()
+	require.Eventually(t, func() bool { return !hasAuditor(jane) && !hasAuditor(bob) }, 10*time.Second, 100*time.Millisecond,
+		"a role the plugin may no longer grant stayed on existing SCIM users")
+	t.Logf("narrowed grant reached existing users in %s", time.Since(narrowed).Round(time.Millisecond))
+	require.Contains(t, roles(getUser(jane)), "access", "the roles still allowed stay")
+	rr = admin("plugins", "update", "okta", "--grantable-roles", "")
+	require.Equal(t, 0, rr.code, rr.String())
+	require.Eventually(t, func() bool { return hasAuditor(jane) && hasAuditor(bob) }, 10*time.Second, 100*time.Millisecond)
 
 	// Unlink: DELETE → 204; members lose the mapped role.
 	require.Equal(t, http.StatusNoContent, c.do(http.MethodDelete, "/Groups/"+gid, nil).status)
