@@ -368,5 +368,18 @@ func TestHAOnEtcd(t *testing.T) {
 		}
 		t.Logf("after the outage, the session on B ended %v after the deactivation on A was sent", live.ended.Sub(sent))
 	})
+	t.Run("a plugin removed through A is refused by B on its very next request", func(t *testing.T) {
+		// B answers the token check from its replica; the removal must still reach it before
+		// A acknowledges it (fenced reads), not a watch delay later.
+		scimB.do(http.MethodGet, "/Users?count=1", nil).expect(t, http.StatusOK)
+		r := adminA("rm", "plugin/okta")
+		require.Equal(t, 0, r.code, r.String())
+		// 401, or 429 because the rotations above used up the source's failed-attempt budget:
+		// only a token that fails is answered 429 (the same token got 200 just before).
+		for _, c := range []*scimClient{scimB, scimA} {
+			rr := c.do(http.MethodGet, "/Users?count=1", nil)
+			require.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, rr.status, "%s", rr.raw)
+		}
+	})
 	t.Logf("whole test: %v", time.Since(started))
 }
