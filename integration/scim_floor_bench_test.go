@@ -51,11 +51,12 @@ import (
 //     default curves, the same timeouts), a bearer token compared in constant time, the create's
 //     body decoded with encoding/json into a map and the answer encoded from it (the same size as
 //     gatehouse's), users kept in a mutex-guarded map. Nothing is durable.
-//   - lite: mem, plus each create and each deactivation is ONE durable AtomicWrite on the real lib/backend/lite
-//     backend (synchronous=FULL, its group commit, its read cache), of the keys, conditions and
-//     value sizes a real SCIM write has (see floorCreateActions, floorDeactivateActions). Lookups
-//     are answered from memory, as gatehouse answers them from its read cache.
-//   - lite-nohttp (opt-in): lite's creates and deactivations without HTTP, JSON or TLS: the floor
+//   - lite: mem, plus each create and each deactivation is ONE durable AtomicWrite on the real
+//     lib/backend/lite backend (synchronous=FULL, its group commit, its read cache), of the keys,
+//     conditions and value sizes a real SCIM write has (see floorCreateActions,
+//     floorDeactivateActions). Lookups are answered from memory, as gatehouse answers them from
+//     its read cache.
+//   - lite-nohttp: lite's creates and deactivations without HTTP, JSON or TLS: the floor
 //     process itself issues the same AtomicWrites from 32 and 16 goroutines, so its CPU is the
 //     durable write's alone. It has no lookup phase (a map read is not worth measuring).
 //
@@ -93,10 +94,10 @@ const (
 
 // Environment of the floor server process (TestFloorServerProcess).
 const (
-	floorEnvVariant = "GATEHOUSE_SCIM_FLOOR_VARIANT" // mem or lite; unset: not the floor server
+	floorEnvVariant = "GATEHOUSE_SCIM_FLOOR_VARIANT" // a variant; unset: not the floor server
 	floorEnvDir     = "GATEHOUSE_SCIM_FLOOR_DIR"     // where web.crt and the lite database go
 	floorEnvToken   = "GATEHOUSE_SCIM_FLOOR_TOKEN"   // the bearer token to accept
-	floorEnvWrites  = "GATEHOUSE_SCIM_FLOOR_WRITES"  // lite-nohttp: "<creates>,<deactivations>"
+	floorEnvWrites  = "GATEHOUSE_SCIM_FLOOR_WRITES"  // lite-nohttp: "<users>,<deactivations>,<create concurrency>"
 	floorAddrPrefix = "floor-addr "                  // stdout line with the listen address
 	floorDonePrefix = "floor-result "                // lite-nohttp: stdout line with its result
 )
@@ -137,7 +138,6 @@ func floorLoad(b *testing.B, variant string, users int) floorResult {
 	})
 	createSecs := time.Since(start).Seconds()
 	cpu1 := procCPU(b, pid)
-	rssLoaded := procStatusKB(b, pid, "VmRSS")
 
 	start = time.Now()
 	lookups := floorLookups(b, c, users, lookupConc, lookupDur)
@@ -159,7 +159,6 @@ func floorLoad(b *testing.B, variant string, users int) floorResult {
 	deactSecs := time.Since(start).Seconds()
 	cpu3 := procCPU(b, pid)
 	b.StopTimer()
-	rssEnd := procStatusKB(b, pid, "VmRSS")
 	dataMB := dirSizeMB(srv.dir)
 	stop()
 
@@ -168,10 +167,9 @@ func floorLoad(b *testing.B, variant string, users int) floorResult {
 		createRate: float64(users) / createSecs, lookupRate: float64(len(lookups)) / lookupSecs,
 		deacRate:  float64(deactivations) / deactSecs,
 		createP99: percentile(createLat, .99), lookupP99: percentile(lookups, .99),
-		cpuCreate:    (cpu1 - cpu0) / time.Duration(users),
-		cpuLookup:    (cpu2 - cpu1) / time.Duration(max(1, len(lookups))),
-		cpuDeac:      (cpu3 - cpu2) / time.Duration(max(1, deactivations)),
-		rssLoadedMiB: float64(rssLoaded) / 1024, rssEndMiB: float64(rssEnd) / 1024,
+		cpuCreate: (cpu1 - cpu0) / time.Duration(users),
+		cpuLookup: (cpu2 - cpu1) / time.Duration(max(1, len(lookups))),
+		cpuDeac:   (cpu3 - cpu2) / time.Duration(max(1, deactivations)),
 		dataDirMB: dataMB,
 	}}
 	b.ReportMetric(r.createRate, "creates/s")
@@ -231,17 +229,17 @@ func floorTable(users int, rs []floorResult) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nSCIM floor, %d users (%s, load average at the end %s; 2 cores shared with the client)\n\n",
 		users, time.Now().UTC().Format("2006-01-02"), loadAvg())
-	sb.WriteString("| variant | creates/s (p99) | server CPU per create | lookups/s (p50 / p99) | server CPU per lookup | deactivations/s (p99) | server CPU per deactivation | RSS after creates / end | data dir |\n")
-	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	sb.WriteString("| variant | creates/s (p99) | server CPU per create | lookups/s (p50 / p99) | server CPU per lookup | deactivations/s (p99) | server CPU per deactivation | data dir |\n")
+	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rs {
 		lookups, lookupCPU := "—", "—" // lite-nohttp has no lookup phase
 		if r.lookupRate > 0 {
 			lookups = fmt.Sprintf("%.0f (%.2f / %.2f ms)", r.lookupRate, ms(r.lookupP50), ms(r.lookupP99))
 			lookupCPU = fmt.Sprintf("%.3f ms", ms(r.cpuLookup))
 		}
-		fmt.Fprintf(&sb, "| %s | %.0f (%.1f ms) | %.3f ms | %s | %s | %.0f (%.1f ms) | %.3f ms | %.0f / %.0f MiB | %.0f MB |\n",
+		fmt.Fprintf(&sb, "| %s | %.0f (%.1f ms) | %.3f ms | %s | %s | %.0f (%.1f ms) | %.3f ms | %.0f MB |\n",
 			r.variant, r.createRate, ms(r.createP99), ms(r.cpuCreate), lookups, lookupCPU,
-			r.deacRate, ms(r.deactP99), ms(r.cpuDeac), r.rssLoadedMiB, r.rssEndMiB, r.dataDirMB)
+			r.deacRate, ms(r.deactP99), ms(r.cpuDeac), r.dataDirMB)
 	}
 	return sb.String()
 }
@@ -694,7 +692,6 @@ func floorNoHTTP(b *testing.B, users int) floorResult {
 	b.StopTimer()
 	var res floorWritesResult
 	require.NoError(b, json.Unmarshal([]byte(line), &res))
-	rss := procStatusKB(b, srv.cmd.Process.Pid, "VmRSS")
 	dataMB := dirSizeMB(srv.dir)
 	stop()
 	r := floorResult{variant: floorLiteNoHTTP, deactP99: res.DeactP99, loadResult: loadResult{
@@ -702,7 +699,6 @@ func floorNoHTTP(b *testing.B, users int) floorResult {
 		createRate: float64(users) / res.CreateSecs, deacRate: float64(deactivations) / res.DeactSecs,
 		createP99: res.CreateP99,
 		cpuCreate: res.CreateCPU / time.Duration(users), cpuDeac: res.DeactCPU / time.Duration(max(1, deactivations)),
-		rssLoadedMiB: res.RSSLoadedMiB, rssEndMiB: float64(rss) / 1024,
 		dataDirMB: dataMB,
 	}}
 	b.ReportMetric(r.createRate, "creates/s")
@@ -717,7 +713,6 @@ type floorWritesResult struct {
 	CreateSecs, DeactSecs float64
 	CreateCPU, DeactCPU   time.Duration
 	CreateP99, DeactP99   time.Duration
-	RSSLoadedMiB          float64
 }
 
 // floorWrites is lite-nohttp's load, in the floor process: the creates of floorCreateActions from
@@ -740,7 +735,6 @@ func floorWrites(t *testing.T, be *lite.Backend) {
 	})
 	res.CreateSecs, res.CreateCPU = time.Since(t0).Seconds(), floorSelfCPU(t)-cpu0
 	res.CreateP99 = percentile(createLat, .99)
-	res.RSSLoadedMiB = float64(floorSelfRSSKB(t)) / 1024
 
 	cpu0, t0 = floorSelfCPU(t), time.Now()
 	deactLat := floorWorkers(t, 16, deactivations, func(i int) error {
@@ -788,18 +782,4 @@ func floorSelfCPU(t *testing.T) time.Duration {
 	var ru syscall.Rusage
 	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func floorSelfRSSKB(t *testing.T) int {
-	data, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
 }
