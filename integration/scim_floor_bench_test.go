@@ -18,6 +18,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -328,7 +329,7 @@ func TestFloorServerProcess(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	fs := &floorServer{token: []byte(token), byID: map[string]*floorUser{}, byName: map[string]*floorUser{}}
+	fs := newFloorServer(token)
 	switch variant {
 	case floorMem:
 	case floorLite, floorLiteNoHTTP:
@@ -412,6 +413,11 @@ type floorUser struct {
 }
 
 const floorBase = "/v1/webapi/scim/okta"
+
+// newFloorServer is the mem variant's server; the lite variants set be.
+func newFloorServer(token string) *floorServer {
+	return &floorServer{token: []byte(token), byID: map[string]*floorUser{}, byName: map[string]*floorUser{}}
+}
 
 func (s *floorServer) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -782,4 +788,72 @@ func floorSelfCPU(t *testing.T) time.Duration {
 	var ru syscall.Rusage
 	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestFloorServerAnswers checks that the floor answers what BenchmarkSCIMFloor's client checks,
+// in the sizes of gatehouse's own answers to the same requests (read from a real server: 728 bytes
+// for benchUser(0)'s create, 858 for its lookup, 729 for its deactivation), and refuses what it
+// does not serve.
+func TestFloorServerAnswers(t *testing.T) {
+	t.Parallel()
+	fs := newFloorServer("tok")
+	fs.seq.Store(15) // a fresh gatehouse's first SCIM write has revision 16: the same ETag length
+	h := fs.routes()
+	create, err := json.Marshal(oktaUser(benchUser(0), "00u0"))
+	require.NoError(t, err)
+	deactivate, err := json.Marshal(patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}}))
+	require.NoError(t, err)
+	rename, err := json.Marshal(patchBody(map[string]any{"op": "replace", "value": map[string]any{"userName": "x"}}))
+	require.NoError(t, err)
+	lookup := func(name string) string {
+		return floorBase + "/Users?filter=" + url.QueryEscape(`userName eq "`+name+`"`) + "&startIndex=1&count=100"
+	}
+	var id string
+	for _, step := range []struct {
+		name, method, path, token string
+		body                      []byte
+		code, size                int // size 0: not checked
+		check                     func(t *testing.T, body map[string]any)
+	}{
+		{name: "no token", method: http.MethodPost, path: floorBase + "/Users", token: "", body: create, code: http.StatusUnauthorized},
+		{name: "wrong token", method: http.MethodGet, path: lookup(benchUser(0)), token: "tok2", code: http.StatusUnauthorized},
+		{name: "not JSON", method: http.MethodPost, path: floorBase + "/Users", token: "tok", body: []byte("{"), code: http.StatusBadRequest},
+		{name: "create", method: http.MethodPost, path: floorBase + "/Users", token: "tok", body: create, code: http.StatusCreated, size: 728,
+			check: func(t *testing.T, body map[string]any) {
+				id, _ = body["id"].(string)
+				require.NotEmpty(t, id)
+				require.NotContains(t, body, "password")
+			}},
+		{name: "create again", method: http.MethodPost, path: floorBase + "/Users", token: "tok", body: create, code: http.StatusConflict},
+		{name: "lookup", method: http.MethodGet, path: lookup(benchUser(0)), token: "tok", code: http.StatusOK, size: 858,
+			check: func(t *testing.T, body map[string]any) { require.Equal(t, 1.0, body["totalResults"]) }},
+		{name: "lookup of nobody", method: http.MethodGet, path: lookup(benchUser(1)), token: "tok", code: http.StatusOK,
+			check: func(t *testing.T, body map[string]any) { require.Equal(t, 0.0, body["totalResults"]) }},
+		{name: "other filter", method: http.MethodGet, path: floorBase + "/Users?filter=" + url.QueryEscape(`externalId eq "00u0"`), token: "tok", code: http.StatusBadRequest},
+		{name: "other patch", method: http.MethodPatch, path: floorBase + "/Users/{id}", token: "tok", body: rename, code: http.StatusBadRequest},
+		{name: "deactivate nobody", method: http.MethodPatch, path: floorBase + "/Users/nobody", token: "tok", body: deactivate, code: http.StatusNotFound},
+		{name: "deactivate", method: http.MethodPatch, path: floorBase + "/Users/{id}", token: "tok", body: deactivate, code: http.StatusOK, size: 729,
+			check: func(t *testing.T, body map[string]any) { require.Equal(t, false, body["active"]) }},
+		{name: "lookup after", method: http.MethodGet, path: lookup(benchUser(0)), token: "tok", code: http.StatusOK,
+			check: func(t *testing.T, body map[string]any) {
+				require.Equal(t, false, body["Resources"].([]any)[0].(map[string]any)["active"])
+			}},
+	} {
+		req := httptest.NewRequest(step.method, strings.ReplaceAll(step.path, "{id}", id), bytes.NewReader(step.body))
+		if step.token != "" {
+			req.Header.Set("Authorization", "Bearer "+step.token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		require.Equal(t, step.code, w.Code, "%s: %s", step.name, w.Body)
+		require.Equal(t, "application/scim+json", w.Header().Get("Content-Type"), step.name)
+		if step.size != 0 {
+			require.Equal(t, step.size, w.Body.Len(), "%s: %s", step.name, w.Body)
+		}
+		var body map[string]any
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), step.name)
+		if step.check != nil {
+			step.check(t, body)
+		}
+	}
 }
