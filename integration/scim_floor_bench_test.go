@@ -692,6 +692,8 @@ func floorNoHTTP(b *testing.B, users int) floorResult {
 	var line string
 	select {
 	case line = <-srv.result:
+	case err := <-srv.done:
+		b.Fatalf("floor writes failed (%v):\n%s", err, srv.out.String())
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("floor writes did not finish:\n%s", srv.out.String())
 	}
