@@ -106,6 +106,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) lo
 	cpu1 := procCPU(b, pid)
 	io1 := readProcIO(b, pid)
 	rssLoaded := procStatusKB(b, pid, "VmRSS")
+	prof.heap("heap-after-preload")
 
 	// Lookups: Okta's lookup-before-create filter on random users, concurrency 16, fixed duration.
 	var lookups []time.Duration
