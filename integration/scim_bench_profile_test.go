@@ -24,7 +24,8 @@ import (
 type phaseProfiler struct {
 	b    *testing.B
 	dir  string
-	url  string
+	base string // the pprof handlers' URL
+	url  string // the CPU profile's
 	secs int
 	done chan error
 }
@@ -40,7 +41,8 @@ func newPhaseProfiler(b *testing.B, dir string, logs *syncBuffer) *phaseProfiler
 	m := regexp.MustCompile(`metrics: +http://(\S+)/metrics`).FindStringSubmatch(logs.String())
 	require.NotNil(b, m, "the startup banner names the diagnostics listener")
 	p.secs = envInt(b, "SCIM_BENCH_PROFILE_SECONDS", 5)
-	p.url = fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", m[1], p.secs)
+	p.base = "http://" + m[1] + "/debug/pprof/"
+	p.url = fmt.Sprintf("%sprofile?seconds=%d", p.base, p.secs)
 	require.NoError(b, os.MkdirAll(dir, 0o755))
 	return p
 }
@@ -56,9 +58,23 @@ func (p *phaseProfiler) start(phase string) {
 	}()
 }
 
+// heap writes a profile of the server's live heap, after a GC, to
+// <dir>/<name>.pprof: what the memory after a phase is made of
+// (`go tool pprof -sample_index=inuse_space -top`).
+func (p *phaseProfiler) heap(name string) {
+	if p.dir == "" {
+		return
+	}
+	require.NoError(p.b, p.fetchURL(p.base+"heap?gc=1", filepath.Join(p.dir, name+".pprof")), "heap profile")
+}
+
 func (p *phaseProfiler) fetch(path string) error {
+	return p.fetchURL(p.url, path)
+}
+
+func (p *phaseProfiler) fetchURL(url, path string) error {
 	c := &http.Client{Timeout: time.Duration(p.secs+30) * time.Second}
-	resp, err := c.Get(p.url)
+	resp, err := c.Get(url)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
@@ -341,7 +340,7 @@ func (p *Provisioner) CreateGroup(ctx context.Context, plugin string, rec *scimr
 		}
 		now := p.cfg.Clock.Now().UTC()
 		next := *in
-		next.ID, next.Created, next.LastModified, next.Revision = uuid.NewString(), now, now, ""
+		next.ID, next.Created, next.LastModified, next.Revision = newResourceID(), now, now, ""
 		rev, err := p.writeGroup(ctx, pc, nil, &next)
 		if trace.IsCompareFailed(err) {
 			continue

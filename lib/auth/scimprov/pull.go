@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
@@ -106,7 +105,7 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 			}
 		}
 		if old == nil {
-			next = &scimrecord.UserRecord{ID: uuid.NewString(), Created: now}
+			next = &scimrecord.UserRecord{ID: newResourceID(), Created: now}
 		} else {
 			n := *old
 			next = &n

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
@@ -1247,4 +1248,28 @@ func TestSCIMPlugins(t *testing.T) {
 	names, err := e.p.SCIMPlugins(e.ctx)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{testPlugin, "another-okta"}, names)
+}
+
+// TestNewIDsSortInCreationOrder: the ids of users and groups created one
+// after another sort in the order they were created, so that their storage
+// keys append to the key index instead of landing on random pages (see
+// newResourceID). A random (version 4) id fails this for nearly every run.
+func TestNewIDsSortInCreationOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "memory")
+	var ids []string
+	for i := range 40 {
+		rec := e.create(t, fmt.Sprintf("user%02d", i), fmt.Sprintf("00u%02d", i))
+		ids = append(ids, rec.ID)
+		g, err := e.p.CreateGroup(e.ctx, testPlugin, &scimrecord.GroupRecord{DisplayName: fmt.Sprintf("group%02d", i)})
+		require.NoError(t, err)
+		ids = append(ids, g.ID)
+	}
+	require.True(t, slices.IsSorted(ids), "ids in creation order: %v", ids)
+	require.Len(t, slices.Compact(slices.Clone(ids)), len(ids), "ids are unique")
+	for _, id := range ids {
+		u, err := uuid.Parse(id)
+		require.NoError(t, err)
+		require.Equal(t, uuid.Version(7), u.Version(), id)
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -513,7 +512,7 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimre
 			next = &n
 		default:
 			n := *in
-			n.ID, n.Created, n.LastModified, n.Revision = uuid.NewString(), now, now, ""
+			n.ID, n.Created, n.LastModified, n.Revision = newResourceID(), now, now, ""
 			next = &n
 		}
 		rev, o, err := p.writeUser(ctx, pc, old, next, fresh)

@@ -170,22 +170,58 @@ func (p *Process) followLocks(ctx context.Context) error {
 		case <-w.Done():
 			return trace.ConnectionProblem(nil, "lock stream closed")
 		case ev := <-w.Events():
-			switch ev.Type {
-			case backend.OpInit:
-				locks, err := p.auth.Services().Locks.GetLocksInForce(ctx)
-				if err != nil {
-					return trace.Wrap(err)
-				}
-				p.deleteWebSessions(ctx, locks)
-			case backend.OpPut:
-				l, err := services.UnmarshalLock(ev.Item)
-				if err != nil || !services.IsLockInForce(l, p.cfg.Clock.Now()) {
-					continue
-				}
-				p.deleteWebSessions(ctx, []*typesv1.Lock{l})
+			locks, err := p.locksIn(ctx, takeQueued(ev, w.Events(), maxLockEventsPerSweep))
+			if err != nil {
+				return trace.Wrap(err)
 			}
+			p.deleteWebSessions(ctx, locks)
 		}
 	}
+}
+
+// maxLockEventsPerSweep bounds how many queued lock events one sweep of the
+// web sessions takes, so that a long burst still ends sessions as it goes.
+const maxLockEventsPerSweep = 256
+
+// takeQueued returns first and the events already queued behind it, up to
+// max in all. It never waits: a lone lock is enforced at once, and a burst
+// of deactivations (each writes a lock) costs one sweep of the web sessions
+// instead of one per lock.
+func takeQueued(first backend.Event, queue <-chan backend.Event, max int) []backend.Event {
+	batch := []backend.Event{first}
+	for len(batch) < max {
+		select {
+		case ev := <-queue:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// locksIn returns the locks in force that events bring, in their order: on
+// OpInit (the stream's start) every lock in force, on OpPut the lock put if
+// it is in force. Deletes lift locks and end nothing.
+func (p *Process) locksIn(ctx context.Context, events []backend.Event) ([]*typesv1.Lock, error) {
+	var locks []*typesv1.Lock
+	for _, ev := range events {
+		switch ev.Type {
+		case backend.OpInit:
+			all, err := p.auth.Services().Locks.GetLocksInForce(ctx)
+			if err != nil {
+				return nil, trace.Wrap(err)
+			}
+			locks = append(locks, all...)
+		case backend.OpPut:
+			l, err := services.UnmarshalLock(ev.Item)
+			if err != nil || !services.IsLockInForce(l, p.cfg.Clock.Now()) {
+				continue
+			}
+			locks = append(locks, l)
+		}
+	}
+	return locks, nil
 }
 
 // deleteWebSessions deletes every web session whose user locks target.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
+	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/websession"
 	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -166,5 +168,51 @@ func TestSSHAddrForUsers(t *testing.T) {
 	} {
 		p := &Process{set: &config.Config{PublicAddr: tc.publicAddr}, sshLn: ln}
 		require.Equal(t, tc.want, p.sshAddrForUsers(), "public address %q", tc.publicAddr)
+	}
+}
+
+// TestTakeQueued: one sweep of the web sessions takes the lock events
+// already queued, never waits for more, and stops at its bound, leaving the
+// rest queued for the next sweep.
+func TestTakeQueued(t *testing.T) {
+	t.Parallel()
+	ev := func(name string) backend.Event {
+		return backend.Event{Type: backend.OpPut, Item: backend.Item{Key: backend.NewKey("locks", name)}}
+	}
+	names := func(evs []backend.Event) []string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, string(e.Item.Key))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		queued int
+		max    int
+		want   int
+		left   int
+	}{
+		{name: "nothing queued", queued: 0, max: 4, want: 1},
+		{name: "all queued fit", queued: 2, max: 4, want: 3},
+		{name: "bound reached", queued: 6, max: 4, want: 4, left: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			queue := make(chan backend.Event, tc.queued)
+			var want []string
+			want = append(want, string(ev("first").Item.Key))
+			for i := range tc.queued {
+				e := ev(fmt.Sprintf("l%d", i))
+				queue <- e
+				if len(want) < tc.max {
+					want = append(want, string(e.Item.Key))
+				}
+			}
+			got := takeQueued(ev("first"), queue, tc.max)
+			require.Equal(t, want, names(got), "in queue order")
+			require.Len(t, got, tc.want)
+			require.Len(t, queue, tc.left)
+		})
 	}
 }
