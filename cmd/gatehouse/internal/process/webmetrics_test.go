@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -316,3 +317,30 @@ func (w *h1ShapeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, http.ErrNotSupported
 }
 func (w *h1ShapeWriter) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
+
+// TestWebMetricsConcurrent: requests racing to make the same children all count, once each.
+func TestWebMetricsConcurrent(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	h := newWebMetrics(reg)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusCreated)
+		}
+	}))
+	const workers, each = 8, 50
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			method := []string{http.MethodGet, http.MethodPost}[i%2]
+			for range each {
+				h.ServeHTTP(&h1ShapeWriter{header: http.Header{}}, httptest.NewRequest(method, "/", nil))
+			}
+		})
+	}
+	wg.Wait()
+	got := exposed(t, reg)
+	require.Contains(t, got, fmt.Sprintf("gatehouse_web_requests_total{code=200,method=get} %d", workers/2*each))
+	require.Contains(t, got, fmt.Sprintf("gatehouse_web_requests_total{code=201,method=post} %d", workers/2*each))
+	require.Contains(t, got, fmt.Sprintf("gatehouse_web_request_duration_seconds{method=get} count=%d", workers/2*each))
+	require.Contains(t, got, "gatehouse_web_requests_in_flight{} 0")
+}
