@@ -17,8 +17,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -99,6 +102,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	mounted map[string]bool
+	// mounts are the mounted handlers, longest prefix first, for route's fast path; replaced
+	// whole (under mu) on every Mount.
+	mounts  atomic.Pointer[[]mount]
 	serveWG sync.WaitGroup
 	started bool
 }
@@ -125,7 +131,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/web/", http.StatusFound)
 	})
-	var handler http.Handler = s.mux
+	s.mounts.Store(&[]mount{})
+	var handler http.Handler = http.HandlerFunc(s.route)
 	handler = withSecurityHeaders(handler)
 	if cfg.Middleware != nil {
 		handler = cfg.Middleware(handler)
@@ -183,8 +190,68 @@ func (s *Server) Mount(prefix string, h http.Handler) error {
 	}
 	s.mounted[prefix] = true
 	s.mux.Handle(prefix, h)
+	mounts := append(slices.Clone(*s.mounts.Load()), mount{prefix: prefix, h: h})
+	slices.SortStableFunc(mounts, func(a, b mount) int { return len(b.prefix) - len(a.prefix) })
+	s.mounts.Store(&mounts)
 	s.cfg.Logger.Debug("Mounted handler.", "prefix", prefix)
 	return nil
+}
+
+// mount is one mounted handler.
+type mount struct {
+	prefix string
+	h      http.Handler
+}
+
+// route serves r with the handler the mux would pick, finding the common case itself: the mux
+// costs a request five allocations, for a choice that, for a clean path under a mount, is
+// always the longest mounted prefix (unless the path with a slash added is a mount: then the mux
+// redirects). That holds because the only other patterns are New's
+// ("GET /healthz", "GET /readyz", "GET /{$}"), which Mount keeps every prefix from shadowing,
+// and a mount matches every method and host. Everything else (CONNECT, a path the mux would
+// redirect, one with escapes that may hide a separator, no mount) goes to the mux, which
+// answers 301/404/405 as ever. TestRouteMatchesMux holds the two to the same answers.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := s.fastRoute(r); h != nil {
+		r.Pattern = pattern
+		h.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// fastRoute returns the mounted handler for r and its pattern, or nil when the mux must decide.
+func (s *Server) fastRoute(r *http.Request) (http.Handler, string) {
+	p := r.URL.Path
+	if r.Method == http.MethodConnect || r.URL.RawPath != "" || !isCleanPath(p) {
+		return nil, ""
+	}
+	mounts := *s.mounts.Load()
+	for _, m := range mounts {
+		// The mux redirects /x to /x/ when /x/ is mounted, whatever else /x matches.
+		if len(m.prefix) == len(p)+1 && strings.HasPrefix(m.prefix, p) {
+			return nil, ""
+		}
+	}
+	for _, m := range mounts {
+		if strings.HasPrefix(p, m.prefix) {
+			return m.h, m.prefix
+		}
+	}
+	return nil, ""
+}
+
+// isCleanPath reports whether the mux leaves p as it is rather than redirecting to a cleaned
+// form (net/http's cleanPath(p) == p).
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		return len(p) == len(np)+1 && strings.HasPrefix(p, np)
+	}
+	return np == p
 }
 
 // Start serves in the background until Shutdown or Close.
@@ -255,13 +322,26 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// securityHeaders are set on every answer. The names are canonical (TestSecurityHeaders), so
+// withSecurityHeaders may assign them as Header.Set would.
+var securityHeaders = [...][2]string{
+	{"Strict-Transport-Security", "max-age=31536000"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "DENY"},
+	{"Referrer-Policy", "no-referrer"},
+}
+
 func withSecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		// What four Header.Set calls do, with the four values in one allocation instead of
+		// four. Each value slice is capped at its length, so a handler's Add copies rather
+		// than writing over the next header's value.
+		values := make([]string, len(securityHeaders))
+		for i, kv := range securityHeaders {
+			values[i] = kv[1]
+			h[kv[0]] = values[i : i+1 : i+1]
+		}
 		next.ServeHTTP(w, r)
 	})
 }

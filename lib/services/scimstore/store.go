@@ -45,8 +45,20 @@ const MaxIndexedValueBytes = 512
 
 func esc(s string) string { return url.PathEscape(s) }
 
+// pluginKey is backend.NewKey(Prefix, plugin, parts...), built in one
+// allocation: every SCIM read makes a key or two, and NewKey's join and
+// conversion cost three.
 func pluginKey(plugin string, parts ...string) backend.Key {
-	return backend.NewKey(append([]string{Prefix, plugin}, parts...)...)
+	n := len(Prefix) + 1 + len(plugin)
+	for _, p := range parts {
+		n += 1 + len(p)
+	}
+	k := make(backend.Key, 0, n)
+	k = append(append(append(k, Prefix...), backend.Separator), plugin...)
+	for _, p := range parts {
+		k = append(append(k, backend.Separator), p...)
+	}
+	return k
 }
 
 // UsersPrefix is the prefix of every user record of plugin, with a trailing
@@ -108,10 +120,24 @@ func CheckPlugin(plugin string) error {
 // checkID refuses an id that cannot be a key part. Ids are server-assigned
 // UUIDs, but they arrive from clients in URLs and filters.
 func checkID(id string) error {
-	if id == "" || len(id) > generic.MaxNameLength || strings.ContainsRune(id, backend.Separator) {
+	if !validID(id) {
 		return trace.BadParameter("invalid SCIM id %q", id)
 	}
 	return nil
+}
+
+// validID is checkID's rule, also for the id part of a key found (bytes, so
+// that a lookup does not copy it to a string only to check it).
+func validID[S ~string | ~[]byte](id S) bool {
+	if len(id) == 0 || len(id) > generic.MaxNameLength {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] == backend.Separator {
+			return false
+		}
+	}
+	return true
 }
 
 func checkIndexed(what, v string) error {
@@ -534,7 +560,7 @@ func (s *Store) lookupIndirect(ctx context.Context, key, prefix backend.Key) (it
 	if err != nil {
 		return nil, true, trace.Wrap(err)
 	}
-	if checkID(string(item.Key[len(prefix):])) != nil {
+	if !validID(item.Key[len(prefix):]) {
 		return nil, true, trace.NotFound("no such record")
 	}
 	return item, true, nil

@@ -80,29 +80,20 @@ func (h *resourceHandler[R]) routes() resourceRoutes {
 
 // lister is what listing (search.go) needs from the kind, for one plugin.
 func (h *resourceHandler[R]) lister(plugin, base string) lister[*R] {
-	l := lister[*R]{
-		plugin: plugin,
-		rt:     h.rt,
-		list: func(ctx context.Context, after string, limit int) ([]*R, error) {
-			return h.list(ctx, plugin, after, limit)
-		},
-		count: func(ctx context.Context) (int, error) { return h.count(ctx, plugin) },
-		lookup: func(ctx context.Context, attr, value string) ([]*R, error) {
-			return h.lookup(ctx, plugin, attr, value)
-		},
-		sortKeys: h.sortKeys,
-		indexed:  h.indexed,
-		id:       h.id,
-		toRes:    func(rec *R) schema.Resource { return h.toRes(base, rec) },
-		base:     base,
-		render:   h.render,
+	return lister[*R]{
+		plugin:     plugin,
+		rt:         h.rt,
+		listFn:     h.list,
+		countFn:    h.count,
+		lookupFn:   h.lookup,
+		sortKeys:   h.sortKeys,
+		indexed:    h.indexed,
+		id:         h.id,
+		toResFn:    h.toRes,
+		base:       base,
+		render:     h.render,
+		completeFn: h.complete,
 	}
-	if h.complete != nil {
-		l.complete = func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error {
-			return h.complete(ctx, plugin, items, proj)
-		}
-	}
-	return l
 }
 
 // write answers with one record: its ETag header, Location when created, and the projection the

@@ -23,22 +23,44 @@ const scanBatch = 500
 type lister[T any] struct {
 	plugin string
 	rt     *schema.ResourceType
-	list   func(ctx context.Context, after string, limit int) ([]T, error)
-	count  func(ctx context.Context) (int, error)
-	// lookup returns every record whose indexed attr equals value (none: an empty list).
-	lookup  func(ctx context.Context, attr, value string) ([]T, error)
-	indexed map[string]bool
+	// The kind's store calls and mapping, unbound: the methods below pass plugin and base, so
+	// that making a lister, on every list request, allocates no closures.
+	listFn   func(ctx context.Context, plugin, after string, limit int) ([]T, error)
+	countFn  func(ctx context.Context, plugin string) (int, error)
+	lookupFn func(ctx context.Context, plugin, attr, value string) ([]T, error)
+	indexed  map[string]bool
 	// sortKeys are the attributes sortBy accepts (lower-case paths, see sort.go).
 	sortKeys map[string]sortKeyFunc[T]
 	id       func(T) string
-	toRes    func(T) schema.Resource
+	toResFn  func(base string, rec T) schema.Resource
 	// base is the plugin's SCIM URL; render, when set, encodes a record's default-projection
 	// representation from base and the record, or declines (render.go).
 	base   string
 	render renderFunc[T]
-	// complete, when set, fills in what a response shows but the records do not hold (a group
-	// member's display), on the resources of the page only, once they are picked.
-	complete func(ctx context.Context, items []schema.Resource, proj protocol.Projection) error
+	// completeFn, when set, fills in what a response shows but the records do not hold (a
+	// group member's display), on the resources of the page only, once they are picked.
+	completeFn func(ctx context.Context, plugin string, items []schema.Resource, proj protocol.Projection) error
+}
+
+func (l lister[T]) list(ctx context.Context, after string, limit int) ([]T, error) {
+	return l.listFn(ctx, l.plugin, after, limit)
+}
+
+func (l lister[T]) count(ctx context.Context) (int, error) { return l.countFn(ctx, l.plugin) }
+
+// lookup returns every record whose indexed attr equals value (none: an empty list).
+func (l lister[T]) lookup(ctx context.Context, attr, value string) ([]T, error) {
+	return l.lookupFn(ctx, l.plugin, attr, value)
+}
+
+func (l lister[T]) toRes(rec T) schema.Resource { return l.toResFn(l.base, rec) }
+
+// complete runs completeFn, if the kind has one, on items.
+func (l lister[T]) complete(ctx context.Context, items []schema.Resource, proj protocol.Projection) error {
+	if l.completeFn == nil || len(items) == 0 {
+		return nil
+	}
+	return l.completeFn(ctx, l.plugin, items, proj)
 }
 
 // serveList answers a list/query request (RFC 7644 §3.4.2), from the query string of a GET or
@@ -71,7 +93,7 @@ func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q u
 			return trace.Wrap(lookupErr)
 		}
 		// Okta's lookup: no sortBy, no complete, the default projection.
-		if l.render != nil && l.complete == nil && spec.attr == "" && proj.IsDefault() {
+		if l.render != nil && l.completeFn == nil && spec.attr == "" && proj.IsDefault() {
 			if written, err := writeRenderedList(w, l.render, l.base, len(recs), page, protocol.Slice(recs, page)); written {
 				return err
 			}
@@ -92,10 +114,8 @@ func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q u
 	if err != nil {
 		return err
 	}
-	if l.complete != nil && len(items) > 0 {
-		if err := l.complete(ctx, items, proj); err != nil {
-			return err
-		}
+	if err := l.complete(ctx, items, proj); err != nil {
+		return err
 	}
 	out := make([]map[string]any, 0, len(items))
 	for _, res := range items {

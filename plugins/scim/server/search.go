@@ -190,10 +190,8 @@ func (s *Server) searchAll(ctx context.Context, w http.ResponseWriter, r *http.R
 			groupItems = append(groupItems, res)
 		}
 	}
-	if groups.complete != nil && len(groupItems) > 0 {
-		if err := groups.complete(ctx, groupItems, gproj); err != nil {
-			return err
-		}
+	if err := groups.complete(ctx, groupItems, gproj); err != nil {
+		return err
 	}
 	out := make([]map[string]any, 0, len(resources))
 	for _, res := range resources {

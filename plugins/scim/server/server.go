@@ -351,10 +351,11 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 		return nil, fail("bad bearer token or no such plugin")
 	}
 	settings, err := s.cfg.Tokens.AuthenticateSCIM(ctx, plugin, token, gate)
+	// err != nil first: trace's Is* checks allocate even for a nil error, on every request.
 	switch {
-	case trace.IsLimitExceeded(err) && gate.wait > 0:
+	case err != nil && trace.IsLimitExceeded(err) && gate.wait > 0:
 		return nil, scimerr.TooManyRequests(gate.wait)
-	case trace.IsAccessDenied(err):
+	case err != nil && trace.IsAccessDenied(err):
 		return nil, fail("bad bearer token, no such plugin, or SCIM disabled")
 	case err != nil:
 		return nil, trace.Wrap(err)

@@ -516,29 +516,6 @@ func (p *Process) printBanner(firstSignIn string) {
 	_, _ = io.WriteString(p.cfg.Stdout, b.String())
 }
 
-// newWebMetrics instruments the web listener.
-func newWebMetrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "gatehouse", Subsystem: "web", Name: "requests_total",
-		Help: "HTTP requests served by the web listener, by method and status code.",
-	}, []string{"method", "code"})
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "gatehouse", Subsystem: "web", Name: "request_duration_seconds",
-		Help:    "Time to serve HTTP requests on the web listener.",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"method"})
-	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: "gatehouse", Subsystem: "web", Name: "requests_in_flight",
-		Help: "HTTP requests being served by the web listener.",
-	})
-	reg.MustRegister(requests, duration, inFlight)
-	return func(next http.Handler) http.Handler {
-		return promhttp.InstrumentHandlerInFlight(inFlight,
-			promhttp.InstrumentHandlerDuration(duration,
-				promhttp.InstrumentHandlerCounter(requests, next)))
-	}
-}
-
 // dialable turns a bound address into one a local client can dial: an
 // unspecified host (":3025", "[::]:3025") becomes 127.0.0.1.
 func dialable(a net.Addr) string {
