@@ -262,7 +262,9 @@ func (p *Plan) AppendEvent(e *typesv1.AuditEvent, now time.Time, retention time.
 	if err := ValidateAuditEvent(e); err != nil {
 		return trace.Wrap(err)
 	}
-	value, err := MarshalAuditEvent(e)
+	// e is the caller's, and this already sets its id and time: marshal
+	// it as it is rather than a clone.
+	value, err := marshalOwnedEvent(e)
 	if err != nil {
 		return trace.Wrap(err)
 	}
