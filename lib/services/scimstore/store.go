@@ -45,8 +45,20 @@ const MaxIndexedValueBytes = 512
 
 func esc(s string) string { return url.PathEscape(s) }
 
+// pluginKey is backend.NewKey(Prefix, plugin, parts...), written into one
+// allocation: every SCIM write and lookup builds several of these keys, and
+// the general form built a slice of the parts, a string, then the key.
 func pluginKey(plugin string, parts ...string) backend.Key {
-	return backend.NewKey(append([]string{Prefix, plugin}, parts...)...)
+	n := len(Prefix) + 1 + len(plugin)
+	for _, p := range parts {
+		n += 1 + len(p)
+	}
+	k := make(backend.Key, 0, n)
+	k = append(append(append(k, Prefix...), backend.Separator), plugin...)
+	for _, p := range parts {
+		k = append(append(k, backend.Separator), p...)
+	}
+	return k
 }
 
 // UsersPrefix is the prefix of every user record of plugin, with a trailing

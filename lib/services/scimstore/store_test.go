@@ -252,3 +252,13 @@ func TestUserRecordEncoding(t *testing.T) {
 		})
 	}
 }
+
+// TestPluginKeyIsNewKey holds pluginKey to backend.NewKey, which it writes in one allocation.
+func TestPluginKeyIsNewKey(t *testing.T) {
+	t.Parallel()
+	for _, parts := range [][]string{nil, {""}, {usersPart, ""}, {usersPart, "id-1"}, {"a", "b/c", "é", ""}} {
+		for _, plugin := range []string{"okta", "", "p%2F"} {
+			require.Equal(t, backend.NewKey(append([]string{Prefix, plugin}, parts...)...), pluginKey(plugin, parts...), "%q %q", plugin, parts)
+		}
+	}
+}
