@@ -7,7 +7,6 @@ import (
 
 	"github.com/gravitational/trace"
 
-	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -36,7 +35,7 @@ type cachedConnector struct {
 // samlConnector returns connector name as SAMLConnectors.GetSAMLConnector(ctx, name, false)
 // does (errors included: anything but a read of the very item already decoded goes to it).
 func (p *Provisioner) samlConnector(ctx context.Context, name string) (*typesv1.SAMLConnector, error) {
-	if item, err := p.cfg.Backend.Get(ctx, backend.NewKey(services.SAMLConnectorsPrefix, name)); err == nil {
+	if item, err := p.cfg.Backend.Get(ctx, services.SAMLConnectorKey(name)); err == nil {
 		p.connectors.mu.Lock()
 		c, ok := p.connectors.m[name]
 		p.connectors.mu.Unlock()

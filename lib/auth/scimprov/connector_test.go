@@ -6,7 +6,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -32,7 +31,7 @@ func TestConnectorReadEveryWriteDecodedOnce(t *testing.T) {
 		require.Empty(t, first.GetSpec().GetSigningKeyPair().GetPrivateKey(), "never the private key")
 		e.b.keysRead()
 		require.Same(t, first, load(), "the same item is not decoded again")
-		key := backend.NewKey(services.SAMLConnectorsPrefix, testConnector).String()
+		key := services.SAMLConnectorKey(testConnector).String()
 		read := 0
 		for _, k := range e.b.keysRead() {
 			if k == key {
