@@ -107,9 +107,17 @@ func checkEventTime(t time.Time) error {
 // The event's id and time are not in the value: the key (EventKey) holds
 // them, and UnmarshalAuditEvent takes them from there.
 func MarshalAuditEvent(e *typesv1.AuditEvent) ([]byte, error) {
-	c := proto.Clone(e).(*typesv1.AuditEvent)
-	c.Id, c.Time = "", nil
-	value, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	return marshalOwnedEvent(proto.Clone(e).(*typesv1.AuditEvent))
+}
+
+// marshalOwnedEvent is MarshalAuditEvent of an event the caller owns (no
+// other goroutine sees it while this runs): its id and time are cleared for
+// the marshal and put back, instead of cloning it, fields and all.
+func marshalOwnedEvent(e *typesv1.AuditEvent) ([]byte, error) {
+	id, t := e.Id, e.Time
+	e.Id, e.Time = "", nil
+	value, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	e.Id, e.Time = id, t
 	return value, trace.Wrap(err)
 }
 

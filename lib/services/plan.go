@@ -107,7 +107,16 @@ func (p *Plan) Commit(ctx context.Context, b backend.Backend) (string, error) {
 	return rev, trace.Wrap(err)
 }
 
+// planCapacity is the room a plan starts with: a SCIM write plans up to
+// about eight writes (the record, its index entries, the user, a lock, the
+// audit event), and growing the slice of these large entries from one by
+// doubling copied them three or four times per write.
+const planCapacity = 8
+
 func (p *Plan) add(kind, name string, key backend.Key, cond backend.Condition, action backend.Action) {
+	if p.writes == nil {
+		p.writes = make([]PlannedWrite, 0, planCapacity)
+	}
 	p.writes = append(p.writes, PlannedWrite{
 		Kind:   kind,
 		Name:   name,
@@ -253,7 +262,9 @@ func (p *Plan) AppendEvent(e *typesv1.AuditEvent, now time.Time, retention time.
 	if err := ValidateAuditEvent(e); err != nil {
 		return trace.Wrap(err)
 	}
-	value, err := MarshalAuditEvent(e)
+	// e is the caller's, and this already sets its id and time: marshal
+	// it as it is rather than a clone.
+	value, err := marshalOwnedEvent(e)
 	if err != nil {
 		return trace.Wrap(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
@@ -217,4 +218,22 @@ func TestPlanFirstAdminMarkerAndPasswordToken(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.Get(ctx, backend.Key(ref))
 	require.True(t, trace.IsNotFound(err))
+}
+
+// TestPlanAppendEventMarshalsTheEventItself holds AppendEvent, which marshals the caller's event
+// instead of a clone, to MarshalAuditEvent's value and to leaving the event with its id and time.
+func TestPlanAppendEventMarshalsTheEventItself(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	e := &typesv1.AuditEvent{Type: "scim.user.create", User: "okta", Resource: "alice", Fields: map[string]string{"b": "2", "a": "1"}}
+	var p Plan
+	require.NoError(t, p.AppendEvent(e, now, time.Hour))
+	require.NotEmpty(t, e.GetId())
+	require.True(t, e.GetTime().AsTime().Equal(now))
+	want, err := MarshalAuditEvent(e)
+	require.NoError(t, err)
+	require.Equal(t, want, p.Actions()[0].Action.Item.Value)
+	back, err := UnmarshalAuditEvent(backend.Item{Key: EventKey(now, e.GetId()), Value: want})
+	require.NoError(t, err)
+	require.True(t, proto.Equal(e, back), "%v", back)
 }

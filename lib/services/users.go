@@ -158,11 +158,8 @@ func marshalValidated[T generic.Resource](prefix string, r T, validate func(T) e
 	if err := validate(c); err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}
-	if binaryKinds[prefix] {
-		item, err := generic.MarshalResourceBinary(prefix, c)
-		return item, trace.Wrap(err)
-	}
-	item, err := generic.MarshalResource(prefix, c, protojson.MarshalOptions{})
+	// c is this call's own copy: marshalled as it is, not cloned again.
+	item, err := generic.MarshalOwned(prefix, c, binaryKinds[prefix], protojson.MarshalOptions{})
 	return item, trace.Wrap(err)
 }
 

@@ -202,6 +202,7 @@ type Provisioner struct {
 	fenced      bool
 	fencedReads fencedReads
 	counts      countCache
+	connectors  connectorCache
 	status      statusAggregator
 	// view is the watcher-fed copy of plugin settings and credentials; nil
 	// when every request reads the backend.
@@ -331,7 +332,7 @@ func (p *Provisioner) loadPlugin(ctx context.Context, name string) (*pluginConte
 			return nil, trace.Wrap(err)
 		}
 	}
-	conn, err := p.cfg.SAMLConnectors.GetSAMLConnector(ctx, okta.GetSamlConnector(), false)
+	conn, err := p.samlConnector(ctx, okta.GetSamlConnector())
 	switch {
 	case err == nil:
 		pc.connector = conn

@@ -94,6 +94,18 @@ func cleanAttributes(raw json.RawMessage, drop ...string) (json.RawMessage, erro
 	if len(raw) == 0 || string(raw) == "null" {
 		return json.RawMessage("{}"), nil
 	}
+	if out, ok := cleanCanonical(raw, drop); ok {
+		if len(out) > services.MaxSCIMAttributesBytes {
+			return nil, trace.BadParameter("SCIM attributes are %d bytes, over the limit of %d", len(out), services.MaxSCIMAttributesBytes)
+		}
+		return out, nil
+	}
+	return cleanAttributesDecoded(raw, drop)
+}
+
+// cleanAttributesDecoded is cleanAttributes through encoding/json, for what cleanCanonical
+// declines.
+func cleanAttributesDecoded(raw json.RawMessage, drop []string) (json.RawMessage, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, trace.BadParameter("SCIM attributes must be a JSON object")

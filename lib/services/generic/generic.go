@@ -288,12 +288,9 @@ func (s *Service[T]) prepareItem(r T) (T, backend.Item, error) {
 	return c, item, nil
 }
 
+// marshalPrepared marshals c, the copy prepare made (see MarshalOwned).
 func (s *Service[T]) marshalPrepared(c T) (backend.Item, error) {
-	if s.cfg.Binary {
-		item, err := MarshalResourceBinary(s.cfg.KeyPrefix, c)
-		return item, trace.Wrap(err)
-	}
-	item, err := MarshalResource(s.cfg.KeyPrefix, c, s.cfg.MarshalOptions)
+	item, err := MarshalOwned(s.cfg.KeyPrefix, c, s.cfg.Binary, s.cfg.MarshalOptions)
 	return item, trace.Wrap(err)
 }
 
@@ -318,12 +315,36 @@ func MarshalResource[T Resource](keyPrefix string, r T, opts protojson.MarshalOp
 // (deterministic: map entries sorted), without metadata.expires in the
 // value, since the item's expiry holds it. UnmarshalResource reads it.
 func MarshalResourceBinary[T Resource](keyPrefix string, r T) (backend.Item, error) {
-	return marshalResource(keyPrefix, r, true, func(c T) ([]byte, error) {
-		return proto.MarshalOptions{Deterministic: true}.Marshal(c)
-	})
+	return marshalResource(keyPrefix, r, true, marshalBinary[T])
+}
+
+// MarshalOwned is MarshalResourceBinary when binary is set, else
+// MarshalResource, for a resource the caller owns: a copy it made, which no
+// other goroutine sees while this runs. It marshals r itself rather than a
+// clone of it (the clone is a good part of a write's CPU, and the caller's
+// copy already is one): metadata.revision, and in the binary encoding
+// metadata.expires, are cleared for the marshal and put back, so that r is
+// as it was when this returns, and the value is the one MarshalResource
+// writes.
+func MarshalOwned[T Resource](keyPrefix string, r T, binary bool, opts protojson.MarshalOptions) (backend.Item, error) {
+	if binary {
+		return marshalResourceIn(keyPrefix, r, true, false, marshalBinary[T])
+	}
+	opts.UseProtoNames = true
+	return marshalResourceIn(keyPrefix, r, false, false, func(c T) ([]byte, error) { return opts.Marshal(c) })
+}
+
+func marshalBinary[T Resource](c T) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(c)
 }
 
 func marshalResource[T Resource](keyPrefix string, r T, dropExpires bool, marshal func(T) ([]byte, error)) (backend.Item, error) {
+	return marshalResourceIn(keyPrefix, r, dropExpires, true, marshal)
+}
+
+// marshalResourceIn is marshalResource; clone says whether to marshal a
+// clone of r (r may be shared) or r itself (owned: see MarshalOwned).
+func marshalResourceIn[T Resource](keyPrefix string, r T, dropExpires, clone bool, marshal func(T) ([]byte, error)) (backend.Item, error) {
 	if !r.ProtoReflect().IsValid() {
 		return backend.Item{}, trace.BadParameter("missing resource")
 	}
@@ -331,12 +352,21 @@ func marshalResource[T Resource](keyPrefix string, r T, dropExpires bool, marsha
 	if err := CheckName("resource", md.GetName()); err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}
-	c := proto.Clone(r).(T)
-	metadataOf(c).Revision = ""
+	// md is not nil past CheckName: a resource without metadata has no name.
+	rev, exp := md.GetRevision(), md.GetExpires()
+	c := r
+	if clone {
+		c = proto.Clone(r).(T)
+	}
+	cmd := c.GetMetadata()
+	cmd.Revision = ""
 	if dropExpires {
-		metadataOf(c).Expires = nil
+		cmd.Expires = nil
 	}
 	value, err := marshal(c)
+	if !clone {
+		cmd.Revision, cmd.Expires = rev, exp
+	}
 	if err != nil {
 		return backend.Item{}, trace.Wrap(err, "marshalling %q", md.GetName())
 	}

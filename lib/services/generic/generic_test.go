@@ -657,3 +657,40 @@ func TestCacheDecoded(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "listed then changed", last[0].GetSpec().GetMessage(), "a write is seen by the next list")
 }
+
+// TestMarshalOwnedMatchesMarshalResource holds MarshalOwned, which marshals the caller's copy
+// instead of a clone, to the items MarshalResource and MarshalResourceBinary write, and to leaving
+// that copy as it was (revision and expiry put back), on success and on failure.
+func TestMarshalOwnedMatchesMarshalResource(t *testing.T) {
+	t.Parallel()
+	exp := timestamppb.New(time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC))
+	full := lock("x", "u")
+	full.Metadata.Revision = "rev-1"
+	full.Metadata.Labels = map[string]string{"b": "2", "a": "1", "c": "3"}
+	full.Metadata.Expires = exp
+	noRev := lock("y", "u")
+	badExpiry := lock("z", "u")
+	badExpiry.Metadata.Expires = &timestamppb.Timestamp{Seconds: -1 << 62}
+	for _, tc := range []struct {
+		name string
+		l    *typesv1.Lock
+	}{{"revision, labels and expiry", full}, {"bare", noRev}, {"invalid expiry", badExpiry}, {"no name", lock("", "u")}} {
+		for _, binary := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s binary=%v", tc.name, binary), func(t *testing.T) {
+				t.Parallel()
+				want, wantErr := MarshalResource("locks", tc.l, protojson.MarshalOptions{})
+				if binary {
+					want, wantErr = MarshalResourceBinary("locks", tc.l)
+				}
+				owned := proto.Clone(tc.l).(*typesv1.Lock)
+				got, err := MarshalOwned("locks", owned, binary, protojson.MarshalOptions{})
+				require.Equal(t, wantErr == nil, err == nil, "errors: %v, %v", wantErr, err)
+				if wantErr != nil {
+					require.Equal(t, wantErr.Error(), err.Error())
+				}
+				require.Equal(t, want, got)
+				require.True(t, proto.Equal(tc.l, owned), "the owned copy is put back: %v", owned)
+			})
+		}
+	}
+}

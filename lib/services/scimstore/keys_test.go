@@ -14,9 +14,9 @@ func TestPluginKeyMatchesNewKey(t *testing.T) {
 	t.Parallel()
 	for _, parts := range [][]string{
 		nil, {""}, {usersPart, ""}, {usersPart, "id"}, {userNamesPart, "a%2Fb"},
-		{userExternalIDsPart, "x", "id"}, {"", "", ""}, {strings.Repeat("p", 300)},
+		{userExternalIDsPart, "x", "id"}, {"", "", ""}, {strings.Repeat("p", 300)}, {"a", "b/c", "é", ""},
 	} {
-		for _, plugin := range []string{"okta", "", "a-b.c"} {
+		for _, plugin := range []string{"okta", "", "a-b.c", "p%2F"} {
 			want := backend.NewKey(append([]string{Prefix, plugin}, parts...)...)
 			got := pluginKey(plugin, parts...)
 			require.Equal(t, want, got, "plugin %q parts %q", plugin, parts)

@@ -19,7 +19,14 @@ const maxPathLength = 1024
 // Apply applies ops in order to a copy of r (a normalized resource of type rt) and returns the
 // normalized, validated result. r itself is never modified. Errors are *scimerr.Error.
 func Apply(rt *schema.ResourceType, r schema.Resource, ops []Operation) (schema.Resource, error) {
-	out := r.Clone()
+	return ApplyTo(rt, r.Clone(), ops)
+}
+
+// ApplyTo is Apply on r itself rather than a copy, for a caller that owns r (a representation
+// built for this request, sharing no map or slice with anything else): it saves the deep copy of
+// the whole resource. r is modified; after an error it is left half-patched, to be dropped.
+func ApplyTo(rt *schema.ResourceType, r schema.Resource, ops []Operation) (schema.Resource, error) {
+	out := r
 	if out == nil {
 		out = schema.Resource{}
 	}

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +115,11 @@ func (rt *ResourceType) Validate(r Resource) error {
 func (rt *ResourceType) StripReadOnly(r Resource) {
 	strip := func(attrs []*Attribute, c map[string]any) {
 		for _, a := range attrs {
+			// Most attributes are writable through and through: nothing to strip, so no need
+			// to look for them (a miss compares every key of c, ignoring case).
+			if !a.ReadOnly() && !slices.ContainsFunc(a.SubAttributes, (*Attribute).ReadOnly) {
+				continue
+			}
 			k, ok := Key(c, a.Name)
 			if !ok {
 				continue

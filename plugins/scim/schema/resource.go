@@ -21,6 +21,9 @@ type Resource map[string]any
 // Decode parses a JSON object into a Resource. Anything but exactly one JSON object is an
 // invalidSyntax error.
 func Decode(data []byte) (Resource, error) {
+	if m, ok := decodeSimple(data); ok {
+		return Resource(m), nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var m map[string]any

@@ -192,7 +192,8 @@ func (h *resourceHandler[R]) servePatch(ctx context.Context, w http.ResponseWrit
 		return err
 	}
 	return h.readModifyWrite(ctx, w, r, req, func(cur *R) (func(*R), error) {
-		patched, err := patch.Apply(h.rt, h.toRes(req.base, cur), preq.Operations)
+		// toRes builds a new representation on every call: the patch may work on it in place.
+		patched, err := patch.ApplyTo(h.rt, h.toRes(req.base, cur), preq.Operations)
 		if err != nil {
 			return nil, err
 		}

@@ -103,7 +103,7 @@ func userFields(res schema.Resource) (rec scimrecord.UserRecord, hasActive bool,
 		}
 		attrs[k] = v
 	}
-	rec.Attributes, err = json.Marshal(attrs)
+	rec.Attributes, err = protocol.Marshal(attrs)
 	if err != nil {
 		return rec, false, scimerr.BadRequest(scimerr.InvalidValue, "attributes cannot be encoded")
 	}
@@ -213,7 +213,7 @@ func groupFields(res schema.Resource) (scimrecord.GroupRecord, error) {
 		attrs[k] = v
 	}
 	if len(attrs) > 0 {
-		raw, err := json.Marshal(attrs)
+		raw, err := protocol.Marshal(attrs)
 		if err != nil {
 			return rec, scimerr.BadRequest(scimerr.InvalidValue, "attributes cannot be encoded")
 		}
