@@ -206,10 +206,10 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) lo
 SCIM load on %s over HTTPS, %d users
 | measure | value |
 | --- | --- |
-| creates/s (POST /Users, concurrency %d) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.2f ms/create) |
-| filter lookups/s (userName eq, concurrency %d, %s) | %.0f (%d lookups; server CPU %.2f ms/lookup) |
+| creates/s (POST /Users, concurrency %d) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.3f ms/create) |
+| filter lookups/s (userName eq, concurrency %d, %s) | %.0f (%d lookups; server CPU %.3f ms/lookup) |
 | lookup latency p50 / p99 / max | %.2f / %.2f / %.2f ms |
-| deactivations/s (PATCH active:false, concurrency %d, %d users) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.2f ms/deactivation) |
+| deactivations/s (PATCH active:false, concurrency %d, %d users) | %.0f (p50 %.1f ms, p99 %.1f ms; server CPU %.3f ms/deactivation) |
 | server writes per create / deactivation (write syscalls, KB; WAL and TLS) | %.1f, %.1f KB / %.1f, %.1f KB |
 | machine load average at the end (2 cores, shared) | %s |
 | server RSS: start / after preload / after lookups / end / peak (VmHWM) | %d / %d / %d / %d / %d MiB |
