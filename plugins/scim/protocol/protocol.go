@@ -54,7 +54,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if err := CheckContentType(r); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -64,6 +64,32 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "could not read the request body")
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll with the buffer sized from the request's Content-Length (one byte
+// more, to see the end without growing): io.ReadAll starts at 512 bytes and grows, which took
+// three or four allocations for a typical SCIM body. A body that is longer than announced (or
+// of unknown length) grows the buffer as io.ReadAll would; what is read and the error are
+// io.ReadAll's.
+func readAll(rd io.Reader, contentLength int64) ([]byte, error) {
+	size := 512
+	if contentLength >= 0 && contentLength < MaxBodyBytes {
+		size = int(contentLength) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // DrainBody reads and discards what is left of r's body, at most MaxDrainBytes and until timeout,
@@ -134,11 +160,23 @@ func WriteEncoded(w http.ResponseWriter, status int, encode func(buf []byte) (bo
 	if !ok {
 		return false, nil
 	}
-	w.Header().Set("Content-Type", scimerr.ContentType)
+	w.Header()["Content-Type"] = contentTypeValue
 	w.WriteHeader(status)
 	_, err = w.Write(body)
 	return true, err
 }
+
+// Header values every response sets, made once: Header.Set allocates a new []string for each.
+// Sharing them is safe because nothing writes a header value in place (net/http copies them
+// when it clones a header), and each has len == cap, so an Add to the same header appends to a
+// new array.
+var (
+	contentTypeValue = []string{scimerr.ContentType}
+	noStoreValue     = []string{"no-store"}
+)
+
+// SetNoStore is h.Set("Cache-Control", "no-store") without allocating.
+func SetNoStore(h http.Header) { h["Cache-Control"] = noStoreValue }
 
 // ListResponse is the body of a query answer (RFC 7644 §3.4.2).
 type ListResponse struct {

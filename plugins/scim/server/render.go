@@ -237,7 +237,7 @@ func writeRenderedList[T any](w http.ResponseWriter, render renderFunc[T], base 
 				return buf, false
 			}
 		}
-		w.Header().Set("Cache-Control", "no-store")
+		protocol.SetNoStore(w.Header())
 		return protocol.AppendListEnd(buf), true
 	})
 	return written, trace.Wrap(err)
@@ -250,7 +250,7 @@ func writeRendered[T any](w http.ResponseWriter, render renderFunc[T], base stri
 		buf, ok := render(buf, base, rec)
 		if ok {
 			setResourceHeaders(w, rev, location, status)
-			w.Header().Set("Cache-Control", "no-store")
+			protocol.SetNoStore(w.Header())
 		}
 		return buf, ok
 	})

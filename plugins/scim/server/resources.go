@@ -282,7 +282,7 @@ func parseProjection(rt *schema.ResourceType, r *http.Request) (protocol.Project
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Cache-Control", "no-store")
+	protocol.SetNoStore(w.Header())
 	return trace.Wrap(protocol.WriteJSON(w, status, v))
 }
 
