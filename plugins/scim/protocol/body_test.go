@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -47,4 +49,28 @@ func TestReadAllMatchesIOReadAll(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzQueryMatchesURLQuery holds Query to url.URL.Query on any raw query: the same keys and
+// values in the same order, whatever the escapes (bad ones too), repeats, empty pairs,
+// semicolons and lengths.
+func FuzzQueryMatchesURLQuery(f *testing.F) {
+	for _, q := range []string{"", "filter=userName+eq+%22jane%40example.com%22&startIndex=1&count=100",
+		"a=1&a=2&b&&c=%zz&d=%41", "x;y=1&z=2", "=v&k=", "attributes=userName,emails&excludedAttributes=",
+		"a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8", "a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9", "%=1&k=%"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u := &url.URL{RawQuery: raw}
+		want := u.Query()
+		got := Query(u)
+		require.Equal(t, want, got)
+		// Appending to one key's values leaves the others alone.
+		for k := range got {
+			got[k] = append(got[k], "appended")
+		}
+		for k, v := range want {
+			require.Equal(t, append(slices.Clone(v), "appended"), got[k])
+		}
+	})
 }

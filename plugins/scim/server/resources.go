@@ -274,7 +274,7 @@ func contended() error {
 }
 
 func parseProjection(rt *schema.ResourceType, r *http.Request) (protocol.Projection, error) {
-	q := r.URL.Query()
+	q := protocol.Query(r.URL)
 	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" {
 		return protocol.Projection{}, nil
 	}

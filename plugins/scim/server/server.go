@@ -376,9 +376,9 @@ func (s *Server) baseURL(r *http.Request, plugin string) string {
 // authenticate runs the bearer check with the source's failure limiter. The only errors
 // returned are 401, 429 and 500.
 func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string, gate *sourceGate) (*scimrecord.SCIMSettings, error) {
-	*gate = sourceGate{s: s, source: s.cfg.Sources.Key(r)}
+	*gate = sourceGate{s: s, r: r}
 	fail := func(reason string) error {
-		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.source, "reason", reason)
+		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.Source(), "reason", reason)
 		return scimerr.Unauthorized()
 	}
 	token, ok := bearerToken(r)
@@ -411,7 +411,10 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 // sourceGate is the failure limiter of one request's source, lent to the provisioner's token
 // check (scimrecord.AuthGate).
 type sourceGate struct {
-	s      *Server
+	s *Server
+	// r is the request; source, its key (Config.Sources), is worked out on first use: a
+	// request with the token already verified never needs it.
+	r      *http.Request
 	source string
 	// reserved: Admit counted a failure, to give back on success.
 	reserved bool
@@ -423,11 +426,16 @@ type sourceGate struct {
 
 var _ scimrecord.AuthGate = (*sourceGate)(nil)
 
-func (g *sourceGate) Source() string { return g.source }
+func (g *sourceGate) Source() string {
+	if g.source == "" {
+		g.source = g.s.cfg.Sources.Key(g.r)
+	}
+	return g.source
+}
 
 // Admit reserves a failure; a throttled source goes on only with a token that may be right.
 func (g *sourceGate) Admit(p scimrecord.Prefilter) error {
-	wait := g.s.failures.Reserve(g.source)
+	wait := g.s.failures.Reserve(g.Source())
 	if wait == 0 {
 		g.reserved = true
 		return nil
@@ -450,9 +458,9 @@ func (g *sourceGate) Admit(p scimrecord.Prefilter) error {
 func (g *sourceGate) Done(ok bool) {
 	switch {
 	case ok && g.reserved:
-		g.s.failures.Refund(g.source)
+		g.s.failures.Refund(g.Source())
 	case !ok && !g.reserved:
-		g.s.failures.Add(g.source)
+		g.s.failures.Add(g.Source())
 	}
 	if g.legacySlot {
 		g.s.legacy.Release()
