@@ -66,14 +66,18 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// maxPresizedBody bounds the buffer readAll makes before any byte has arrived: a client that
+// announces a large body and sends it slowly must not get more memory than it has sent.
+const maxPresizedBody = 64 << 10
+
 // readAll is io.ReadAll with the buffer sized from the request's Content-Length (one byte
-// more, to see the end without growing): io.ReadAll starts at 512 bytes and grows, which took
-// three or four allocations for a typical SCIM body. A body that is longer than announced (or
-// of unknown length) grows the buffer as io.ReadAll would; what is read and the error are
-// io.ReadAll's.
+// more, to see the end without growing), up to maxPresizedBody: io.ReadAll starts at 512 bytes
+// and grows, which took three or four allocations for a typical SCIM body. A body that is
+// longer than that (or announced, or of unknown length) grows the buffer as io.ReadAll would;
+// what is read and the error are io.ReadAll's.
 func readAll(rd io.Reader, contentLength int64) ([]byte, error) {
 	size := 512
-	if contentLength >= 0 && contentLength < MaxBodyBytes {
+	if contentLength >= 0 && contentLength < maxPresizedBody {
 		size = int(contentLength) + 1
 	}
 	b := make([]byte, 0, size)
