@@ -212,23 +212,52 @@ func (c *tokenCache) remember(k credKey, digest [sha256.Size]byte, matched bool)
 type pluginState struct {
 	okta       *typesv1.OktaPluginSettings
 	credLabels map[string]string
+	// scim is okta's SCIM settings made once per decoded plugin (view and
+	// fenced reads), shared and read-only; nil when read from the backend.
+	scim *scimrecord.SCIMSettings
 	// creds are the credentials credLabels selects; valid when credsKnown
 	// (always from the view; from the backend only once loaded).
 	creds      []*credEntry
 	credsKnown bool
 }
 
-// settings returns the SCIM settings of an Okta plugin; trace.NotFound for
+// scimSettingsOf returns the SCIM settings of an Okta plugin; nil for
 // another kind of plugin.
+func scimSettingsOf(okta *typesv1.OktaPluginSettings) *scimrecord.SCIMSettings {
+	if okta == nil {
+		return nil
+	}
+	return &scimrecord.SCIMSettings{
+		Enabled:   okta.GetScimEnabled(),
+		RateLimit: int(okta.GetScimRateLimit()),
+		RateBurst: int(okta.GetScimRateBurst()),
+	}
+}
+
+// settings returns the SCIM settings of an Okta plugin, the caller's own
+// copy; trace.NotFound for another kind of plugin.
 func (ps *pluginState) settings(plugin string) (*scimrecord.SCIMSettings, error) {
+	s, err := ps.sharedSettings(plugin)
+	if err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if s == ps.scim {
+		c := *s
+		s = &c
+	}
+	return s, nil
+}
+
+// sharedSettings is settings without the copy: what it returns may be
+// shared with other requests and must only be read.
+func (ps *pluginState) sharedSettings(plugin string) (*scimrecord.SCIMSettings, error) {
 	if ps.okta == nil {
 		return nil, trace.NotFound("plugin %q is not a SCIM provisioning plugin", plugin)
 	}
-	return &scimrecord.SCIMSettings{
-		Enabled:   ps.okta.GetScimEnabled(),
-		RateLimit: int(ps.okta.GetScimRateLimit()),
-		RateBurst: int(ps.okta.GetScimRateBurst()),
-	}, nil
+	if ps.scim != nil {
+		return ps.scim, nil
+	}
+	return scimSettingsOf(ps.okta), nil
 }
 
 // pluginState resolves plugin once per request. trace.NotFound if there is
@@ -241,35 +270,49 @@ func (p *Provisioner) pluginState(ctx context.Context, plugin string) (*pluginSt
 // resolve is pluginState, and says whether the answer came from the view
 // (no backend read).
 func (p *Provisioner) resolve(ctx context.Context, plugin string) (ps *pluginState, fromView bool, err error) {
+	ps = new(pluginState)
+	fromView, err = p.resolveInto(ctx, plugin, ps)
+	if err != nil {
+		return nil, fromView, trace.Wrap(err)
+	}
+	return ps, fromView, nil
+}
+
+// resolveInto is resolve into the caller's ps (the token check keeps it
+// on its stack), which it leaves zero on an error.
+func (p *Provisioner) resolveInto(ctx context.Context, plugin string, ps *pluginState) (fromView bool, err error) {
 	if err := scimstore.CheckPlugin(plugin); err != nil {
-		return nil, false, trace.NotFound("plugin %q not found", plugin)
+		return false, trace.NotFound("plugin %q not found", plugin)
 	}
 	if p.view != nil {
 		if av, ok := p.view.get(plugin, p.cfg.Clock.Now()); ok {
 			if av.plugin == nil {
-				return nil, true, trace.NotFound("plugin %q not found", plugin)
+				return true, trace.NotFound("plugin %q not found", plugin)
 			}
-			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, true, nil
+			*ps = pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, scim: av.plugin.scim, creds: av.creds, credsKnown: true}
+			return true, nil
 		}
 	}
 	if p.fenced {
 		av, ok, err := p.fencedReads.get(ctx, p.cfg.Plugins, p.cfg.Backend, plugin, p.cfg.Clock.Now())
 		if err != nil {
-			return nil, false, trace.Wrap(err)
+			return false, trace.Wrap(err)
 		}
 		if ok {
 			if av.plugin == nil {
-				return nil, false, trace.NotFound("plugin %q not found", plugin)
+				return false, trace.NotFound("plugin %q not found", plugin)
 			}
 			// fromView false: a refusal still makes the decoy's read.
-			return &pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, creds: av.creds, credsKnown: true}, false, nil
+			*ps = pluginState{okta: av.plugin.okta, credLabels: av.plugin.credLabels, scim: av.plugin.scim, creds: av.creds, credsKnown: true}
+			return false, nil
 		}
 	}
 	pl, err := p.cfg.Plugins.GetPlugin(ctx, plugin)
 	if err != nil {
-		return nil, false, trace.Wrap(err)
+		return false, trace.Wrap(err)
 	}
-	return &pluginState{okta: pl.GetSpec().GetOkta(), credLabels: pl.GetSpec().GetStaticCredentialsRef().GetLabels()}, false, nil
+	*ps = pluginState{okta: pl.GetSpec().GetOkta(), credLabels: pl.GetSpec().GetStaticCredentialsRef().GetLabels()}
+	return false, nil
 }
 
 // freshCredentials reads the credentials labels selects, as of a read that
@@ -315,19 +358,23 @@ func (p *Provisioner) credentials(ctx context.Context, ps *pluginState) ([]*cred
 // other error is a failure to read the plugin or its credentials. gate may
 // be nil (no failure limiter).
 func (p *Provisioner) AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimrecord.AuthGate) (*scimrecord.SCIMSettings, error) {
-	ps, fromView, err := p.resolve(ctx, plugin)
+	var ps pluginState
+	fromView, err := p.resolveInto(ctx, plugin, &ps)
+	// err != nil first: trace's Is* checks allocate even for a nil error.
 	if err != nil && !trace.IsNotFound(err) {
 		return nil, trace.Wrap(err)
 	}
 	var settings *scimrecord.SCIMSettings
-	if ps != nil {
-		if settings, err = ps.settings(plugin); err != nil && !trace.IsNotFound(err) {
+	if err == nil {
+		// Shared when it comes from the view or the fenced reads: the
+		// endpoint only reads it (seam.go).
+		if settings, err = ps.sharedSettings(plugin); err != nil && !trace.IsNotFound(err) {
 			return nil, trace.Wrap(err)
 		}
 	}
 	var creds []*credEntry
 	if settings != nil && settings.Enabled && len(ps.credLabels) > 0 {
-		if creds, err = p.credentials(ctx, ps); err != nil {
+		if creds, err = p.credentials(ctx, &ps); err != nil {
 			return nil, trace.Wrap(err)
 		}
 	} else {
@@ -376,7 +423,7 @@ func (p *Provisioner) VerifySCIMToken(ctx context.Context, plugin, token string)
 // checkToken runs steps 1 to 4 for token against creds (none: a decoy
 // check that refuses), and audits a refusal.
 func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*credEntry, token string, gate scimrecord.AuthGate) error {
-	digest := sha256.Sum256([]byte(token))
+	digest := tokenDigest(token)
 	// 1. The remembered verified token, before any limiter.
 	for _, c := range creds {
 		if matched, known := p.tokens.lookup(c.key, digest); known && matched {
@@ -439,6 +486,14 @@ func (p *Provisioner) checkToken(ctx context.Context, plugin string, creds []*cr
 	}
 	p.auditDenied(ctx, plugin, source)
 	return trace.AccessDenied("invalid SCIM bearer token")
+}
+
+// tokenDigest is sha256.Sum256([]byte(token)) with the token copied into
+// a buffer on the stack: the conversion's own buffer holds 32 bytes, and
+// generated tokens are longer, so every request allocated a copy.
+func tokenDigest(token string) [sha256.Size]byte {
+	var buf [256]byte
+	return sha256.Sum256(append(buf[:0], token...))
 }
 
 // hashCheck runs bcrypt for the candidates until one matches; a legacy

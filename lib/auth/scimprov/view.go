@@ -11,6 +11,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -54,7 +55,10 @@ type pluginEntry struct {
 	okta *typesv1.OktaPluginSettings
 	// credLabels is the static_credentials_ref selector.
 	credLabels map[string]string
-	expires    time.Time
+	// scim is the SCIM settings okta gives, made once: the token check
+	// returns it to every request, which only reads it.
+	scim    *scimrecord.SCIMSettings
+	expires time.Time
 	// err is set when the stored plugin could not be decoded: the request
 	// path then reads the backend, which reports the error as it always did.
 	err error
@@ -90,6 +94,40 @@ type settingsView struct {
 	w       backend.Watcher
 	plugins map[string]*pluginEntry
 	creds   map[string]*credEntry
+	// auth caches lookupLocked's answer for each existing plugin (plugin
+	// name → *authCacheEntry), so that a request does not walk the
+	// credentials and build its authView again. Every change of plugins or
+	// creds clears it under mu.Lock, and entries are stored only while mu
+	// is held (for reading or writing), so an entry always describes the
+	// maps as readers see them. Only plugins the view holds get an entry:
+	// its size is bounded by theirs, whatever names requests carry.
+	auth sync.Map
+}
+
+// authCacheEntry is authViewOf's answer for one plugin, valid from at (a
+// clock that went back is recomputed) until the first expiry among the
+// plugin and the credentials it selects (zero: none expires).
+type authCacheEntry struct {
+	av        authView
+	at, until time.Time
+}
+
+// valid reports whether the entry is what authViewOf would answer at now:
+// nothing it holds has expired, and what it left out as expired still is.
+func (e *authCacheEntry) valid(now time.Time) bool {
+	return !now.Before(e.at) && (e.until.IsZero() || e.until.After(now))
+}
+
+// firstExpiry is the earliest non-zero expiry of av's plugin and
+// credentials.
+func firstExpiry(av authView) time.Time {
+	first := av.plugin.expires
+	for _, c := range av.creds {
+		if !c.expires.IsZero() && (first.IsZero() || c.expires.Before(first)) {
+			first = c.expires
+		}
+	}
+	return first
 }
 
 // viewPrefixes are the watched prefixes (with their trailing separator, so
@@ -106,9 +144,11 @@ func decodePlugin(item backend.Item) *pluginEntry {
 	if err != nil {
 		return &pluginEntry{err: err}
 	}
+	okta := pl.GetSpec().GetOkta()
 	return &pluginEntry{
-		okta:       pl.GetSpec().GetOkta(),
+		okta:       okta,
 		credLabels: pl.GetSpec().GetStaticCredentialsRef().GetLabels(),
+		scim:       scimSettingsOf(okta),
 		expires:    item.Expires,
 	}
 }
@@ -142,6 +182,7 @@ func nameIn(key, prefix backend.Key) (string, bool) {
 
 // applyLocked applies one watcher event; mu is held for writing.
 func (v *settingsView) applyLocked(ev backend.Event) {
+	v.auth.Clear()
 	prefixes := viewPrefixes()
 	if name, ok := nameIn(ev.Item.Key, prefixes[0]); ok {
 		if ev.Type == backend.OpPut {
@@ -226,8 +267,22 @@ func (v *settingsView) get(plugin string, now time.Time) (av authView, ok bool) 
 	return v.lookupLocked(plugin, now)
 }
 
+// lookupLocked answers get from the maps; mu is held (for reading or
+// writing) and the view is in sync.
 func (v *settingsView) lookupLocked(plugin string, now time.Time) (authView, bool) {
-	return authViewOf(v.plugins[plugin], now, maps.Values(v.creds))
+	if e, ok := v.auth.Load(plugin); ok {
+		if ce := e.(*authCacheEntry); ce.valid(now) {
+			return ce.av, true
+		}
+	}
+	av, ok := authViewOf(v.plugins[plugin], now, maps.Values(v.creds))
+	if ok && av.plugin != nil {
+		// Full slice: a caller that appended could not write into the
+		// entry's array.
+		av.creds = av.creds[:len(av.creds):len(av.creds)]
+		v.auth.Store(plugin, &authCacheEntry{av: av, at: now, until: firstExpiry(av)})
+	}
+	return av, ok
 }
 
 // authViewOf is what the token check sees of the plugin entry pe (nil: no
@@ -328,6 +383,7 @@ func (v *settingsView) connect(ctx context.Context) (backend.Watcher, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.plugins, v.creds, v.w = plugins, creds, w
+	v.auth.Clear()
 	if !v.syncLocked() {
 		return nil, trace.ConnectionProblem(nil, "settings watcher closed during the initial load")
 	}

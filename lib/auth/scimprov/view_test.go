@@ -2,11 +2,14 @@ package scimprov
 
 import (
 	"context"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -15,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/backend/lite"
 	"github.com/gatehouse/gatehouse/lib/backend/memory"
+	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -309,4 +313,77 @@ func TestTokenVerifySingleFlight(t *testing.T) {
 	require.Equal(t, int64(1), e.p.tokens.compares.Load())
 	run(rotateToken(t, e.ctx, e.svc))
 	require.Equal(t, int64(2), e.p.tokens.compares.Load())
+}
+
+// TestSettingsViewAuthCacheMatchesUncached drives a view through random
+// writes and deletions of plugins and credentials (with and without
+// expiries, labels that select them or not, an undecodable item) and a
+// clock that moves forward and, now and then, back, and checks after each
+// step that the cached lookup answers exactly what authViewOf answers from
+// the maps as they are: the plugin entry, the credentials (as a set: the
+// maps' order was never fixed) and ok.
+func TestSettingsViewAuthCacheMatchesUncached(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(13, 13))
+	v := &settingsView{plugins: map[string]*pluginEntry{}, creds: map[string]*credEntry{}}
+	start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := start
+	plugins := []string{"okta", "okta-2", "bare"}
+	credNames := []string{"c1", "c2", "c3", "c4"}
+	expiry := func() time.Time {
+		if rng.IntN(3) == 0 {
+			return now.Add(time.Duration(rng.IntN(20)) * time.Second)
+		}
+		return time.Time{}
+	}
+	put := func(key backend.Key, value []byte, expires time.Time) {
+		v.applyLocked(backend.Event{Type: backend.OpPut, Item: backend.Item{Key: key, Value: value, Revision: uuid.NewString(), Expires: expires}})
+	}
+	for step := range 3000 {
+		switch op := rng.IntN(10); {
+		case op < 3:
+			name := plugins[rng.IntN(len(plugins))]
+			pl := &typesv1.Plugin{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.PluginSpec{
+				Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{SamlConnector: testConnector, ScimEnabled: rng.IntN(2) == 0, ScimRateLimit: int32(rng.IntN(3))}},
+			}}
+			if name != "bare" { // "bare" selects no credentials
+				pl.Spec.StaticCredentialsRef = &typesv1.PluginStaticCredentialsRef{Labels: pluginv1.CredentialsLabels(plugins[rng.IntN(2)])}
+			}
+			item, err := services.MarshalPlugin(pl)
+			require.NoError(t, err)
+			put(item.Key, item.Value, expiry())
+		case op < 6:
+			name := credNames[rng.IntN(len(credNames))]
+			c := &typesv1.PluginStaticCredentials{
+				Metadata: &typesv1.Metadata{Name: name, Labels: pluginv1.CredentialsLabels(plugins[rng.IntN(2)])},
+				Spec:     &typesv1.PluginStaticCredentialsSpec{ScimTokenHash: []byte("hash-" + name)},
+			}
+			item, err := services.MarshalPluginStaticCredentials(c)
+			require.NoError(t, err)
+			value := item.Value
+			if rng.IntN(20) == 0 {
+				value = []byte("not a credential")
+			}
+			put(item.Key, value, expiry())
+		case op < 7:
+			key := services.PluginStaticCredentialsKey(credNames[rng.IntN(len(credNames))])
+			if rng.IntN(2) == 0 {
+				key = services.PluginKey(plugins[rng.IntN(len(plugins))])
+			}
+			v.applyLocked(backend.Event{Type: backend.OpDelete, Item: backend.Item{Key: key}})
+		case op < 9:
+			now = now.Add(time.Duration(rng.IntN(4)) * time.Second)
+		default:
+			now = now.Add(-time.Duration(rng.IntN(3)) * time.Second)
+		}
+		for _, name := range plugins {
+			for range 2 { // the second answer is the cached one
+				got, gotOK := v.lookupLocked(name, now)
+				want, wantOK := authViewOf(v.plugins[name], now, maps.Values(v.creds))
+				require.Equal(t, wantOK, gotOK, "step %d, plugin %s", step, name)
+				require.Same(t, want.plugin, got.plugin, "step %d, plugin %s", step, name)
+				require.ElementsMatch(t, want.creds, got.creds, "step %d, plugin %s", step, name)
+			}
+		}
+	}
 }

@@ -173,14 +173,14 @@ func UnmarshalUser(item backend.Item) (*scimrecord.UserRecord, error) {
 	var err error
 	if len(item.Value) > 0 && item.Value[0] == '{' {
 		err = json.Unmarshal(item.Value, &rec)
+		if err == nil && rec.ID == "" {
+			rec.ID = lastKeyPart(item.Key)
+		}
 	} else {
-		err = decodeUserRecord(item.Value, &rec)
+		err = decodeUserRecord(item.Value, item.Key, &rec)
 	}
 	if err != nil {
 		return nil, trace.BadParameter("stored SCIM user at %q is corrupt: %v", item.Key, err)
-	}
-	if rec.ID == "" {
-		rec.ID = lastKeyPart(item.Key)
 	}
 	rec.Revision = item.Revision
 	return &rec, nil
@@ -224,11 +224,46 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
 }
 
-// decodeUserRecord decodes what encodeUserRecord wrote into rec.
-func decodeUserRecord(v []byte, rec *scimrecord.UserRecord) error {
-	d := recordDecoder{buf: v}
+// decodeUserRecord decodes what encodeUserRecord wrote into rec, and takes
+// the id from key (the part after its last separator): every string of the
+// record is cut from one string holding the encoded fields and the id, one
+// allocation instead of one per string (lookups decode a record each).
+func decodeUserRecord(v []byte, key backend.Key, rec *scimrecord.UserRecord) error {
+	// The first pass finds where the attributes start, which is where the
+	// strings end, and checks the whole encoding.
+	d := recordDecoder{buf: v, skip: true}
+	d.fields(&scimrecord.UserRecord{}, false)
+	if d.err != nil {
+		return d.err
+	}
+	attrs := d.pos
+	id := key[bytes.LastIndexByte(key, backend.Separator)+1:]
+	var sb strings.Builder
+	sb.Grow(attrs + len(id))
+	sb.Write(v[:attrs])
+	sb.Write(id)
+	all := sb.String()
+	// The second pass cuts the strings from all, which holds v[:attrs].
+	d = recordDecoder{buf: v, str: all[:attrs]}
+	d.fields(rec, true)
+	if d.err != nil {
+		return d.err
+	}
+	rec.ID = all[attrs:]
+	rec.Attributes = json.RawMessage(bytes.Clone(v[attrs:]))
+	if len(rec.Attributes) == 0 {
+		rec.Attributes = nil
+	}
+	return nil
+}
+
+// fields decodes the record's fields up to its attributes into rec; with
+// groups false, the groups are read but not kept.
+func (d *recordDecoder) fields(rec *scimrecord.UserRecord, groups bool) {
 	if d.byte() != userRecordV1 {
-		return trace.BadParameter("unknown record encoding")
+		d.fail()
+		d.err = trace.BadParameter("unknown record encoding")
+		return
 	}
 	rec.UserName = d.string()
 	rec.ExternalID = d.string()
@@ -236,77 +271,87 @@ func decodeUserRecord(v []byte, rec *scimrecord.UserRecord) error {
 	rec.Created = d.time()
 	rec.LastModified = d.time()
 	n := d.uvarint()
-	if n > uint64(len(d.buf)) {
+	if n > uint64(len(d.buf)-d.pos) {
 		d.fail()
 	}
-	if n > 0 && d.err == nil {
+	if n == 0 || d.err != nil {
+		return
+	}
+	if groups {
 		rec.Groups = make([]scimrecord.GroupRef, n)
 		for i := range rec.Groups {
 			rec.Groups[i] = scimrecord.GroupRef{ID: d.string(), DisplayName: d.string()}
 		}
+		return
 	}
-	if d.err != nil {
-		return d.err
+	for range 2 * n {
+		d.string()
 	}
-	rec.Attributes = json.RawMessage(bytes.Clone(d.buf))
-	if len(rec.Attributes) == 0 {
-		rec.Attributes = nil
-	}
-	return nil
 }
 
-// recordDecoder reads the compact record encoding; the first error sticks
-// and later reads return zero values.
+// recordDecoder reads the compact record encoding from buf, at pos; the
+// first error sticks and later reads return zero values. Strings are cut
+// from str, which holds buf's first bytes, where it reaches; else copied,
+// or with skip, only passed over.
 type recordDecoder struct {
-	buf []byte
-	err error
+	buf  []byte
+	pos  int
+	str  string
+	skip bool
+	err  error
 }
 
 func (d *recordDecoder) fail() {
 	if d.err == nil {
 		d.err = trace.BadParameter("truncated record")
 	}
-	d.buf = nil
+	d.pos = len(d.buf)
 }
 
 func (d *recordDecoder) byte() byte {
-	if len(d.buf) == 0 {
+	if d.pos >= len(d.buf) {
 		d.fail()
 		return 0
 	}
-	c := d.buf[0]
-	d.buf = d.buf[1:]
+	c := d.buf[d.pos]
+	d.pos++
 	return c
 }
 
 func (d *recordDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf)
+	v, n := binary.Uvarint(d.buf[d.pos:])
 	if n <= 0 {
 		d.fail()
 		return 0
 	}
-	d.buf = d.buf[n:]
+	d.pos += n
 	return v
 }
 
 func (d *recordDecoder) string() string {
 	n := d.uvarint()
-	if n > uint64(len(d.buf)) {
+	if n > uint64(len(d.buf)-d.pos) {
 		d.fail()
 		return ""
 	}
-	s := string(d.buf[:n])
-	d.buf = d.buf[n:]
-	return s
+	start := d.pos
+	d.pos += int(n)
+	switch {
+	case d.pos <= len(d.str):
+		return d.str[start:d.pos]
+	case d.skip:
+		return ""
+	}
+	return string(d.buf[start:d.pos])
 }
 
 func (d *recordDecoder) time() time.Time {
-	sec, n := binary.Varint(d.buf)
+	sec, n := binary.Varint(d.buf[d.pos:])
 	if n <= 0 {
 		d.fail()
 		return time.Time{}
 	}
-	d.buf = d.buf[n:]
+	d.pos += n
 	nsec := d.uvarint()
 	if nsec >= uint64(time.Second) {
 		d.fail()

@@ -54,7 +54,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if err := CheckContentType(r); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -64,6 +64,36 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "could not read the request body")
 	}
 	return body, nil
+}
+
+// maxPresizedBody bounds the buffer readAll makes before any byte has arrived: a client that
+// announces a large body and sends it slowly must not get more memory than it has sent.
+const maxPresizedBody = 64 << 10
+
+// readAll is io.ReadAll with the buffer sized from the request's Content-Length (one byte
+// more, to see the end without growing), up to maxPresizedBody: io.ReadAll starts at 512 bytes
+// and grows, which took three or four allocations for a typical SCIM body. A body that is
+// longer than that (or announced, or of unknown length) grows the buffer as io.ReadAll would;
+// what is read and the error are io.ReadAll's.
+func readAll(rd io.Reader, contentLength int64) ([]byte, error) {
+	size := 512
+	if contentLength >= 0 && contentLength < maxPresizedBody {
+		size = int(contentLength) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // DrainBody reads and discards what is left of r's body, at most MaxDrainBytes and until timeout,
@@ -134,11 +164,23 @@ func WriteEncoded(w http.ResponseWriter, status int, encode func(buf []byte) (bo
 	if !ok {
 		return false, nil
 	}
-	w.Header().Set("Content-Type", scimerr.ContentType)
+	w.Header()["Content-Type"] = contentTypeValue
 	w.WriteHeader(status)
 	_, err = w.Write(body)
 	return true, err
 }
+
+// Header values every response sets, made once: Header.Set allocates a new []string for each.
+// Sharing them is safe because nothing writes a header value in place (net/http copies them
+// when it clones a header), and each has len == cap, so an Add to the same header appends to a
+// new array.
+var (
+	contentTypeValue = []string{scimerr.ContentType}
+	noStoreValue     = []string{"no-store"}
+)
+
+// SetNoStore is h.Set("Cache-Control", "no-store") without allocating.
+func SetNoStore(h http.Header) { h["Cache-Control"] = noStoreValue }
 
 // ListResponse is the body of a query answer (RFC 7644 §3.4.2).
 type ListResponse struct {
@@ -172,6 +214,46 @@ type Page struct {
 
 // Offset returns the 0-based offset of the page.
 func (p Page) Offset() int { return p.StartIndex - 1 }
+
+// maxQuickQueryParams bounds the queries Query parses itself; longer ones go to url.ParseQuery.
+const maxQuickQueryParams = 8
+
+// Query is u.Query() (url.ParseQuery of the raw query, its error ignored) in fewer
+// allocations: for a short query without a semicolon (every query a SCIM client sends), the
+// values share one array and the map is made at its size. Anything else is u.Query() itself.
+// FuzzQueryMatchesURLQuery holds the two to the same values.
+func Query(u *url.URL) url.Values {
+	q := u.RawQuery
+	n := strings.Count(q, "&") + 1
+	if n > maxQuickQueryParams || strings.Contains(q, ";") {
+		return u.Query()
+	}
+	m := make(url.Values, n)
+	values := make([]string, 0, n)
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(key)
+		if err != nil {
+			continue
+		}
+		if value, err = url.QueryUnescape(value); err != nil {
+			continue
+		}
+		if prev, ok := m[key]; ok {
+			// prev's capacity ends at its length: this append copies it out of values.
+			m[key] = append(prev, value)
+			continue
+		}
+		values = append(values, value)
+		m[key] = values[len(values)-1 : len(values) : len(values)]
+	}
+	return m
+}
 
 // ParsePage reads startIndex and count from the query with the RFC 7644 §3.4.2.4 rules: startIndex
 // below 1 is 1, a negative count is 0, a missing count is DefaultCount, and count is capped at

@@ -119,7 +119,7 @@ func (h *resourceHandler[R]) write(ctx context.Context, w http.ResponseWriter, r
 }
 
 func (h *resourceHandler[R]) serveList(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	return serveList(ctx, h.s, w, r.URL.Query(), h.lister(req.plugin, req.base))
+	return serveList(ctx, h.s, w, protocol.Query(r.URL), h.lister(req.plugin, req.base))
 }
 
 func (h *resourceHandler[R]) serveSearch(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {

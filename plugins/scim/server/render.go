@@ -170,8 +170,46 @@ func appendMeta(buf []byte, resourceType, base, endpoint, id string, created, mo
 // "-:.TZ+", which the encoder copies as they are.
 func appendTime(buf []byte, t time.Time) []byte {
 	buf = append(buf, '"')
-	buf = t.UTC().AppendFormat(buf, timeFormat)
+	buf = appendUTCMillis(buf, t)
 	return append(buf, '"')
+}
+
+// appendUTCMillis is t.UTC().AppendFormat(buf, timeFormat) written digit by digit, for the
+// years 0 to 9999 that timeFormat writes in four digits (AppendFormat itself for the others):
+// the layout interpreter was a tenth of a lookup's encoding. TestAppendUTCMillis and
+// FuzzAppendUTCMillis hold the two to the same bytes.
+func appendUTCMillis(buf []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(buf, timeFormat)
+	}
+	hour, minute, sec := t.Clock()
+	buf = appendDigits(buf, year, 4)
+	buf = append(buf, '-')
+	buf = appendDigits(buf, int(month), 2)
+	buf = append(buf, '-')
+	buf = appendDigits(buf, day, 2)
+	buf = append(buf, 'T')
+	buf = appendDigits(buf, hour, 2)
+	buf = append(buf, ':')
+	buf = appendDigits(buf, minute, 2)
+	buf = append(buf, ':')
+	buf = appendDigits(buf, sec, 2)
+	buf = append(buf, '.')
+	// Truncated, as AppendFormat's ".000" does.
+	buf = appendDigits(buf, t.Nanosecond()/int(time.Millisecond), 3)
+	return append(buf, 'Z')
+}
+
+// appendDigits writes 0 <= n < 10^width in exactly width digits.
+func appendDigits(buf []byte, n, width int) []byte {
+	var d [4]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(buf, d[:width]...)
 }
 
 // appendComma separates a member from the one before it (none after the opening brace).
@@ -237,7 +275,7 @@ func writeRenderedList[T any](w http.ResponseWriter, render renderFunc[T], base 
 				return buf, false
 			}
 		}
-		w.Header().Set("Cache-Control", "no-store")
+		protocol.SetNoStore(w.Header())
 		return protocol.AppendListEnd(buf), true
 	})
 	return written, trace.Wrap(err)
@@ -250,7 +288,7 @@ func writeRendered[T any](w http.ResponseWriter, render renderFunc[T], base stri
 		buf, ok := render(buf, base, rec)
 		if ok {
 			setResourceHeaders(w, rev, location, status)
-			w.Header().Set("Cache-Control", "no-store")
+			protocol.SetNoStore(w.Header())
 		}
 		return buf, ok
 	})

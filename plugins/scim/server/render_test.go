@@ -264,3 +264,30 @@ func FuzzLookupRender(f *testing.F) {
 		check(rec)
 	})
 }
+
+// TestAppendUTCMillis holds appendUTCMillis to AppendFormat(timeFormat) at the edges: the
+// years it writes itself and those it leaves to AppendFormat, zones other than UTC, and
+// nanoseconds that the milliseconds truncate.
+func TestAppendUTCMillis(t *testing.T) {
+	t.Parallel()
+	east := time.FixedZone("east", 5*3600+30*60)
+	for _, tm := range []time.Time{
+		{}, time.Unix(0, 0), time.Date(2025, 1, 2, 3, 4, 5, 999_999_999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 1_000_000, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2030, 1, 1, 1, 0, 0, 500_000, east),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(999, 1, 1, 0, 0, 0, 0, east),
+	} {
+		require.Equal(t, tm.UTC().Format(timeFormat), string(appendUTCMillis(nil, tm)), "%v", tm)
+	}
+}
+
+// FuzzAppendUTCMillis compares appendUTCMillis with AppendFormat on any instant and zone offset.
+func FuzzAppendUTCMillis(f *testing.F) {
+	f.Add(int64(1735787045), int64(123456789), 0)
+	f.Add(int64(-62135596800), int64(0), 3600)
+	f.Add(int64(253402300799), int64(999999999), -7200)
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int) {
+		tm := time.Unix(sec, nsec).In(time.FixedZone("z", offset%(24*3600)))
+		require.Equal(t, tm.UTC().Format(timeFormat), string(appendUTCMillis([]byte("x"), tm))[1:])
+	})
+}

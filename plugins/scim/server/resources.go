@@ -274,7 +274,7 @@ func contended() error {
 }
 
 func parseProjection(rt *schema.ResourceType, r *http.Request) (protocol.Projection, error) {
-	q := r.URL.Query()
+	q := protocol.Query(r.URL)
 	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" {
 		return protocol.Projection{}, nil
 	}
@@ -282,7 +282,7 @@ func parseProjection(rt *schema.ResourceType, r *http.Request) (protocol.Project
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Cache-Control", "no-store")
+	protocol.SetNoStore(w.Header())
 	return trace.Wrap(protocol.WriteJSON(w, status, v))
 }
 

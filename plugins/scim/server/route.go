@@ -94,22 +94,28 @@ func newRouteTables(s *Server) routeTables {
 // always carries the plugin and an operation name (opUnknown when the path or method is not
 // served, with the error to answer once the caller is authenticated).
 func (s *Server) route(r *http.Request) (*request, error) {
-	req := &request{op: opUnknown}
+	req := new(request)
+	return req, s.routeInto(r, req)
+}
+
+// routeInto is route into the caller's req (ServeHTTP's exchange), which it overwrites.
+func (s *Server) routeInto(r *http.Request, req *request) error {
+	*req = request{op: opUnknown}
 	rest, ok := strings.CutPrefix(r.URL.Path, MountPrefix)
 	if !ok {
-		return req, scimerr.NotFound("no such SCIM endpoint")
+		return scimerr.NotFound("no such SCIM endpoint")
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	// plugin/resource[/id], cut rather than split: no slice to allocate on every request.
 	plugin, rest, ok := strings.Cut(rest, "/")
 	req.plugin = plugin
 	if !ok || strings.Count(rest, "/") > 1 {
-		return req, scimerr.NotFound("no such SCIM endpoint")
+		return scimerr.NotFound("no such SCIM endpoint")
 	}
 	endpoint, id, hasID := strings.Cut(rest, "/")
 	resource := canonicalEndpoint(endpoint)
 	if hasID && id == "" {
-		return req, scimerr.NotFound("no such SCIM endpoint")
+		return scimerr.NotFound("no such SCIM endpoint")
 	}
 	req.id = id
 	var table routeTable
@@ -120,12 +126,12 @@ func (s *Server) route(r *http.Request) (*request, error) {
 		table = s.routes.groups.forID(id)
 	case searchPath:
 		if id != "" {
-			return req, scimerr.NotFound("no such SCIM endpoint")
+			return scimerr.NotFound("no such SCIM endpoint")
 		}
 		table = s.routes.search
 	case "ServiceProviderConfig":
 		if id != "" {
-			return req, scimerr.NotFound("no such SCIM endpoint")
+			return scimerr.NotFound("no such SCIM endpoint")
 		}
 		table = s.routes.serviceProviderConfig
 	case "ResourceTypes":
@@ -133,7 +139,7 @@ func (s *Server) route(r *http.Request) (*request, error) {
 	case "Schemas":
 		table = s.routes.schemas
 	default:
-		return req, scimerr.NotFound("no such SCIM endpoint")
+		return scimerr.NotFound("no such SCIM endpoint")
 	}
 	e, ok := table[r.Method]
 	if !ok {
@@ -147,10 +153,10 @@ func (s *Server) route(r *http.Request) (*request, error) {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			return scimerr.New(http.StatusMethodNotAllowed, "", "method %s is not allowed here", r.Method)
 		}
-		return req, nil
+		return nil
 	}
 	req.op, req.handler = e.op, e.h
-	return req, nil
+	return nil
 }
 
 func serviceProviderConfig(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {

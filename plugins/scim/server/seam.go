@@ -63,7 +63,8 @@ type TokenChecker interface {
 	// plugin, SCIM disabled: one answer after the same work); the error of gate.Admit when the
 	// source is throttled. A token equal to the one already verified is accepted without
 	// consulting gate; any other calls gate.Admit before it is verified and gate.Done after.
-	// Any other error is a failure to read the plugin (500/503).
+	// Any other error is a failure to read the plugin (500/503). The settings may be shared
+	// with other requests: the endpoint only reads them.
 	AuthenticateSCIM(ctx context.Context, plugin, token string, gate scimrecord.AuthGate) (*scimrecord.SCIMSettings, error)
 }
 

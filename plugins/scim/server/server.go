@@ -52,6 +52,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -192,7 +193,16 @@ type Server struct {
 	routes routeTables
 
 	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	limiters map[string]*pluginLimiter
+	// bases caches baseURL's answers (baseKey → string), at most maxCachedBases of them.
+	bases      sync.Map
+	basesCount atomic.Int32
+}
+
+// pluginLimiter is one plugin's token bucket and the limit and burst last set on it.
+type pluginLimiter struct {
+	lim          *rate.Limiter
+	limit, burst int
 }
 
 // New returns the endpoint and registers its metrics.
@@ -212,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 		legacy:    abuse.NewSemaphore(1),
 		sortSlots: abuse.NewSemaphore(sortConcurrency),
 		snaps:     newSnapshots(),
-		limiters:  map[string]*rate.Limiter{},
+		limiters:  map[string]*pluginLimiter{},
 	}
 	s.users, s.groups = newUserHandler(s), newGroupHandler(s)
 	s.routes = newRouteTables(s)
@@ -229,11 +239,20 @@ type request struct {
 	handler func(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error
 }
 
+// exchange is what ServeHTTP allocates for one request, in one allocation: the writer that
+// records the status, the routed request and the source's failure gate.
+type exchange struct {
+	sw   statusWriter
+	req  request
+	gate sourceGate
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Clock.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	req, routeErr := s.route(r)
+	x := &exchange{sw: statusWriter{ResponseWriter: w}}
+	sw, req := &x.sw, &x.req
+	routeErr := s.routeInto(r, req)
 	pluginLabel := unauthenticatedPlugin
 	authenticated := false
 	var failure error
@@ -266,13 +285,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	ctx := r.Context()
-	settings, err := s.authenticate(ctx, r, req.plugin)
+	settings, err := s.authenticate(ctx, r, req.plugin, &x.gate)
 	if err != nil {
 		scimerr.Write(sw, s.log, err)
 		return
 	}
 	authenticated, pluginLabel = true, req.plugin
-	if err := s.allow(req.plugin, settings); err != nil {
+	// The request's start is the rate limiter's now: one clock read fewer per request.
+	if err := s.allow(req.plugin, settings, start); err != nil {
 		scimerr.Write(sw, s.log, err)
 		return
 	}
@@ -322,20 +342,43 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request, req *request) {
 // plugin name is attacker-chosen and must not create metric series.
 const unauthenticatedPlugin = "-"
 
+// maxCachedBases bounds baseURL's cache: plugins are few, and so are the Hosts an authenticated
+// client sends when no PublicURL is configured.
+const maxCachedBases = 64
+
+// baseKey names one cached base URL: the request's Host counts only without a PublicURL.
+type baseKey struct{ host, plugin string }
+
+// baseURL is the plugin's SCIM base URL, built once per plugin (and Host) rather than on every
+// request. Only authenticated requests get here, so the plugin exists; past maxCachedBases,
+// answers are built and not kept.
 func (s *Server) baseURL(r *http.Request, plugin string) string {
+	k := baseKey{plugin: plugin}
+	if s.cfg.PublicURL == "" {
+		k.host = r.Host
+	}
+	if v, ok := s.bases.Load(k); ok {
+		return v.(string)
+	}
 	origin := s.cfg.PublicURL
 	if origin == "" {
 		origin = "https://" + r.Host
 	}
-	return origin + MountPrefix + plugin
+	base := origin + MountPrefix + plugin
+	if s.basesCount.Load() < maxCachedBases {
+		if _, loaded := s.bases.LoadOrStore(k, base); !loaded {
+			s.basesCount.Add(1)
+		}
+	}
+	return base
 }
 
 // authenticate runs the bearer check with the source's failure limiter. The only errors
 // returned are 401, 429 and 500.
-func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string) (*scimrecord.SCIMSettings, error) {
-	gate := &sourceGate{s: s, source: s.cfg.Sources.Key(r)}
+func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin string, gate *sourceGate) (*scimrecord.SCIMSettings, error) {
+	*gate = sourceGate{s: s, r: r}
 	fail := func(reason string) error {
-		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.source, "reason", reason)
+		s.log.WarnContext(ctx, "Refused a SCIM request.", "plugin_path", truncate(plugin, 64), "source", gate.Source(), "reason", reason)
 		return scimerr.Unauthorized()
 	}
 	token, ok := bearerToken(r)
@@ -368,7 +411,10 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, plugin strin
 // sourceGate is the failure limiter of one request's source, lent to the provisioner's token
 // check (scimrecord.AuthGate).
 type sourceGate struct {
-	s      *Server
+	s *Server
+	// r is the request; source, its key (Config.Sources), is worked out on first use: a
+	// request with the token already verified never needs it.
+	r      *http.Request
 	source string
 	// reserved: Admit counted a failure, to give back on success.
 	reserved bool
@@ -380,11 +426,16 @@ type sourceGate struct {
 
 var _ scimrecord.AuthGate = (*sourceGate)(nil)
 
-func (g *sourceGate) Source() string { return g.source }
+func (g *sourceGate) Source() string {
+	if g.source == "" {
+		g.source = g.s.cfg.Sources.Key(g.r)
+	}
+	return g.source
+}
 
 // Admit reserves a failure; a throttled source goes on only with a token that may be right.
 func (g *sourceGate) Admit(p scimrecord.Prefilter) error {
-	wait := g.s.failures.Reserve(g.source)
+	wait := g.s.failures.Reserve(g.Source())
 	if wait == 0 {
 		g.reserved = true
 		return nil
@@ -407,9 +458,9 @@ func (g *sourceGate) Admit(p scimrecord.Prefilter) error {
 func (g *sourceGate) Done(ok bool) {
 	switch {
 	case ok && g.reserved:
-		g.s.failures.Refund(g.source)
+		g.s.failures.Refund(g.Source())
 	case !ok && !g.reserved:
-		g.s.failures.Add(g.source)
+		g.s.failures.Add(g.Source())
 	}
 	if g.legacySlot {
 		g.s.legacy.Release()
@@ -418,8 +469,8 @@ func (g *sourceGate) Done(ok bool) {
 	g.reserved = false
 }
 
-// allow applies the plugin's rate limit.
-func (s *Server) allow(plugin string, settings *scimrecord.SCIMSettings) error {
+// allow applies the plugin's rate limit at now.
+func (s *Server) allow(plugin string, settings *scimrecord.SCIMSettings, now time.Time) error {
 	limit, burst := s.cfg.DefaultRateLimit, s.cfg.DefaultRateBurst
 	if settings.RateLimit > 0 {
 		limit = settings.RateLimit
@@ -427,22 +478,26 @@ func (s *Server) allow(plugin string, settings *scimrecord.SCIMSettings) error {
 	if settings.RateBurst > 0 {
 		burst = settings.RateBurst
 	}
-	now := s.cfg.Clock.Now()
 	s.mu.Lock()
-	lim, ok := s.limiters[plugin]
+	pl, ok := s.limiters[plugin]
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(limit), burst)
+		pl = &pluginLimiter{lim: rate.NewLimiter(rate.Limit(limit), burst), limit: limit, burst: burst}
 		// A new bucket starts full at the limiter's creation time.
-		lim.AllowN(now, 0)
-		s.limiters[plugin] = lim
+		pl.lim.AllowN(now, 0)
+		s.limiters[plugin] = pl
 	} else {
-		if lim.Limit() != rate.Limit(limit) {
-			lim.SetLimitAt(now, rate.Limit(limit))
+		// Compared with what was last set rather than read back from the limiter: each read
+		// takes the limiter's lock.
+		if pl.limit != limit {
+			pl.lim.SetLimitAt(now, rate.Limit(limit))
+			pl.limit = limit
 		}
-		if lim.Burst() != burst {
-			lim.SetBurstAt(now, burst)
+		if pl.burst != burst {
+			pl.lim.SetBurstAt(now, burst)
+			pl.burst = burst
 		}
 	}
+	lim := pl.lim
 	s.mu.Unlock()
 	if !lim.AllowN(now, 1) {
 		// One token comes back every 1/limit seconds; Retry-After is whole seconds, at least 1.
