@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
@@ -129,8 +130,20 @@ func FindLock(locks []*typesv1.Lock, subject LockSubject, now time.Time) *typesv
 // MarshalLock validates l (on a copy) and returns the backend item storing
 // it at LockKey(name), with metadata.expires as the item's expiry.
 func MarshalLock(l *typesv1.Lock) (backend.Item, error) {
-	return marshalValidated(LocksPrefix, l, ValidateLock)
+	if !l.ProtoReflect().IsValid() {
+		return backend.Item{}, trace.BadParameter("missing resource")
+	}
+	// As marshalValidated does (locks are a binary kind), with the direct encoder: every
+	// deactivation writes a lock.
+	c := proto.Clone(l).(*typesv1.Lock)
+	if err := ValidateLock(c); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	item, err := generic.MarshalOwnedBinaryWith(LocksPrefix, c, marshalLockValue)
+	return item, trace.Wrap(err)
 }
+
+func marshalLockValue(l *typesv1.Lock) ([]byte, error) { return marshalDeterministic(l) }
 
 // UnmarshalLock decodes a stored lock.
 func UnmarshalLock(item backend.Item) (*typesv1.Lock, error) {

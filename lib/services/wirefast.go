@@ -1,0 +1,274 @@
+package services
+
+import (
+	"slices"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
+)
+
+// A deactivation marshals a lock and two audit events, and proto's deterministic encoding sorts
+// every map (the lock's labels, the events' fields) through reflection: a sorted copy of the
+// keys, a boxed value per entry, a few dozen allocations per message, a good part of the write's
+// marshalling CPU. The encoders below write the same bytes directly for the two kinds that every
+// deactivation writes. They decline (ok false) anything they cannot prove they encode exactly as
+// proto.MarshalOptions{Deterministic: true} does (unknown fields kept from a decode, a string
+// that is not valid UTF-8, which proto refuses with an error), and the caller then marshals with
+// proto as before. FuzzFastWire compares them with proto byte for byte, and
+// TestFastWireCoversEveryField fails when a field is added to one of these messages without
+// being added here.
+
+// marshalDeterministic is proto.MarshalOptions{Deterministic: true}.Marshal(m), through
+// the direct encoder of m's kind when it applies.
+func marshalDeterministic(m proto.Message) ([]byte, error) {
+	var (
+		out []byte
+		ok  bool
+	)
+	switch v := m.(type) {
+	case *typesv1.Lock:
+		out, ok = appendLockFast(nil, v)
+	case *typesv1.AuditEvent:
+		out, ok = appendAuditEventFast(nil, v)
+	}
+	if ok {
+		if out == nil {
+			// proto answers an empty message with an empty, not nil, slice.
+			out = []byte{}
+		}
+		return out, nil
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+// wireSizer accumulates a message's encoded size and whether the fast encoder may write it.
+type wireSizer struct {
+	ok bool
+}
+
+func (s *wireSizer) str(num protowire.Number, v string) int {
+	if v == "" {
+		return 0
+	}
+	if !utf8.ValidString(v) {
+		s.ok = false
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(v))
+}
+
+// msgSize is the size of a present submessage field num whose body is n bytes.
+func msgSize(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+func appendStr(b []byte, num protowire.Number, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, v)
+}
+
+func appendMsgHeader(b []byte, num protowire.Number, n int) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(n))
+}
+
+func noUnknown(m proto.Message) bool {
+	return len(m.ProtoReflect().GetUnknown()) == 0
+}
+
+// timestampSize is the body size of t (not nil).
+func timestampSize(s *wireSizer, t *timestamppb.Timestamp) int {
+	if !noUnknown(t) {
+		s.ok = false
+	}
+	n := 0
+	if t.Seconds != 0 {
+		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(t.Seconds))
+	}
+	if t.Nanos != 0 {
+		// int32 is encoded sign-extended to 64 bits, as proto does.
+		n += protowire.SizeTag(2) + protowire.SizeVarint(uint64(int64(t.Nanos)))
+	}
+	return n
+}
+
+func appendTimestamp(b []byte, num protowire.Number, t *timestamppb.Timestamp, n int) []byte {
+	b = appendMsgHeader(b, num, n)
+	if t.Seconds != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(t.Seconds))
+	}
+	if t.Nanos != 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(int64(t.Nanos)))
+	}
+	return b
+}
+
+// stringMap is a map<string, string> field's entries in key order, with the size of each entry's
+// body: proto writes both the key and the value of every entry, empty or not.
+type stringMap struct {
+	keys  []string
+	sizes []int
+	total int
+}
+
+// mapKeysInline is how many keys a stringMap sorts without allocating beyond its arrays.
+const mapKeysInline = 8
+
+func sizeStringMap(s *wireSizer, num protowire.Number, m map[string]string, keys []string, sizes []int) stringMap {
+	sm := stringMap{keys: keys[:0], sizes: sizes[:0]}
+	for k, v := range m {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			s.ok = false
+		}
+		sm.keys = append(sm.keys, k)
+	}
+	slices.Sort(sm.keys)
+	for _, k := range sm.keys {
+		v := m[k]
+		n := protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeBytes(len(v))
+		sm.sizes = append(sm.sizes, n)
+		sm.total += msgSize(num, n)
+	}
+	return sm
+}
+
+func appendStringMap(b []byte, num protowire.Number, m map[string]string, sm *stringMap) []byte {
+	for i, k := range sm.keys {
+		b = appendMsgHeader(b, num, sm.sizes[i])
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, m[k])
+	}
+	return b
+}
+
+// metadataSizes are the sizes the encoding of a Metadata needs.
+type metadataSizes struct {
+	body, expires int
+	labels        stringMap
+}
+
+func sizeMetadata(s *wireSizer, md *typesv1.Metadata, keys []string, sizes []int) metadataSizes {
+	if !noUnknown(md) {
+		s.ok = false
+	}
+	var ms metadataSizes
+	ms.body = s.str(1, md.Name) + s.str(2, md.Description)
+	ms.labels = sizeStringMap(s, 3, md.Labels, keys, sizes)
+	ms.body += ms.labels.total
+	if md.Expires != nil {
+		ms.expires = timestampSize(s, md.Expires)
+		ms.body += msgSize(4, ms.expires)
+	}
+	ms.body += s.str(5, md.Revision)
+	return ms
+}
+
+func appendMetadata(b []byte, num protowire.Number, md *typesv1.Metadata, ms *metadataSizes) []byte {
+	b = appendMsgHeader(b, num, ms.body)
+	b = appendStr(b, 1, md.Name)
+	b = appendStr(b, 2, md.Description)
+	b = appendStringMap(b, 3, md.Labels, &ms.labels)
+	if md.Expires != nil {
+		b = appendTimestamp(b, 4, md.Expires, ms.expires)
+	}
+	return appendStr(b, 5, md.Revision)
+}
+
+// appendLockFast appends l's deterministic encoding to b; ok false if it must be left to proto.
+func appendLockFast(b []byte, l *typesv1.Lock) ([]byte, bool) {
+	s := wireSizer{ok: noUnknown(l)}
+	var keys [mapKeysInline]string
+	var sizes [mapKeysInline]int
+	size := s.str(1, l.Kind) + s.str(2, l.Version)
+	var ms metadataSizes
+	if l.Metadata != nil {
+		ms = sizeMetadata(&s, l.Metadata, keys[:], sizes[:])
+		size += msgSize(3, ms.body)
+	}
+	var specBody, targetBody, createdAt int
+	spec := l.Spec
+	if spec != nil {
+		if !noUnknown(spec) {
+			s.ok = false
+		}
+		if t := spec.Target; t != nil {
+			if !noUnknown(t) {
+				s.ok = false
+			}
+			targetBody = s.str(1, t.User) + s.str(2, t.Role) + s.str(3, t.Login) + s.str(4, t.Node)
+			specBody += msgSize(1, targetBody)
+		}
+		specBody += s.str(2, spec.Message) + s.str(3, spec.CreatedBy)
+		if spec.CreatedAt != nil {
+			createdAt = timestampSize(&s, spec.CreatedAt)
+			specBody += msgSize(4, createdAt)
+		}
+		size += msgSize(4, specBody)
+	}
+	if !s.ok {
+		return nil, false
+	}
+	b = slices.Grow(b, size)
+	b = appendStr(b, 1, l.Kind)
+	b = appendStr(b, 2, l.Version)
+	if l.Metadata != nil {
+		b = appendMetadata(b, 3, l.Metadata, &ms)
+	}
+	if spec != nil {
+		b = appendMsgHeader(b, 4, specBody)
+		if t := spec.Target; t != nil {
+			b = appendMsgHeader(b, 1, targetBody)
+			b = appendStr(b, 1, t.User)
+			b = appendStr(b, 2, t.Role)
+			b = appendStr(b, 3, t.Login)
+			b = appendStr(b, 4, t.Node)
+		}
+		b = appendStr(b, 2, spec.Message)
+		b = appendStr(b, 3, spec.CreatedBy)
+		if spec.CreatedAt != nil {
+			b = appendTimestamp(b, 4, spec.CreatedAt, createdAt)
+		}
+	}
+	return b, true
+}
+
+// appendAuditEventFast appends e's deterministic encoding to b; ok false if it must be left to
+// proto.
+func appendAuditEventFast(b []byte, e *typesv1.AuditEvent) ([]byte, bool) {
+	s := wireSizer{ok: noUnknown(e)}
+	var keys [mapKeysInline]string
+	var sizes [mapKeysInline]int
+	size := s.str(1, e.Id) + s.str(2, e.Type)
+	var ts int
+	if e.Time != nil {
+		ts = timestampSize(&s, e.Time)
+		size += msgSize(3, ts)
+	}
+	size += s.str(4, e.User) + s.str(5, e.Outcome) + s.str(6, e.Resource) + s.str(7, e.Message)
+	fields := sizeStringMap(&s, 8, e.Fields, keys[:], sizes[:])
+	size += fields.total
+	if !s.ok {
+		return nil, false
+	}
+	b = slices.Grow(b, size)
+	b = appendStr(b, 1, e.Id)
+	b = appendStr(b, 2, e.Type)
+	if e.Time != nil {
+		b = appendTimestamp(b, 3, e.Time, ts)
+	}
+	b = appendStr(b, 4, e.User)
+	b = appendStr(b, 5, e.Outcome)
+	b = appendStr(b, 6, e.Resource)
+	b = appendStr(b, 7, e.Message)
+	return appendStringMap(b, 8, e.Fields, &fields), true
+}
