@@ -135,7 +135,10 @@ func MarshalLock(l *typesv1.Lock) (backend.Item, error) {
 	}
 	// As marshalValidated does (locks are a binary kind), with the direct encoder: every
 	// deactivation writes a lock.
-	c := proto.Clone(l).(*typesv1.Lock)
+	c, ok := cloneLock(l)
+	if !ok {
+		c = proto.Clone(l).(*typesv1.Lock)
+	}
 	if err := ValidateLock(c); err != nil {
 		return backend.Item{}, trace.Wrap(err)
 	}

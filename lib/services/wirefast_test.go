@@ -108,7 +108,7 @@ func TestFastWireMatchesProto(t *testing.T) {
 
 	// Unknown fields (kept by a decode without DiscardUnknown) are left to proto.
 	unknown := sampleLock()
-	unknown.Spec.Target.ProtoReflect().SetUnknown(protowire.AppendTag(nil, 99, protowire.VarintType))
+	unknown.Spec.Target.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
 	_, ok := appendLockFast(nil, unknown)
 	require.False(t, ok)
 	out, err := marshalDeterministic(unknown)
@@ -195,4 +195,78 @@ func BenchmarkMarshalEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// FuzzCloneLock holds cloneLock to proto.Clone: an equal lock sharing no message or map with the
+// original, or a decline (unknown fields only).
+func FuzzCloneLock(f *testing.F) {
+	f.Add("scim-okta-x", "okta", "id-1", "jane", int64(1700000000), int32(5), 4, true, true, false)
+	f.Add("", "", "", "", int64(0), int32(0), 0, false, false, true)
+	f.Fuzz(func(t *testing.T, name, label, value, user string, secs int64, nanos int32, labels int, withSpec, withTimes, unknown bool) {
+		l := sampleLock()
+		l.Metadata.Name = name
+		l.Metadata.Labels = nil
+		if labels > 0 {
+			l.Metadata.Labels = map[string]string{}
+		}
+		for i := range min(labels, 16) {
+			l.Metadata.Labels[fmt.Sprint(label, i)] = value
+		}
+		if !withSpec {
+			l.Spec = nil
+		} else {
+			l.Spec.Target.User, l.Spec.Target.Login = user, value
+		}
+		if withTimes {
+			l.Metadata.Expires = &timestamppb.Timestamp{Seconds: secs, Nanos: nanos}
+		} else {
+			l.Metadata.Expires = nil
+		}
+		if unknown {
+			l.Metadata.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
+		}
+		c, ok := cloneLock(l)
+		if unknown {
+			require.False(t, ok)
+			return
+		}
+		require.True(t, ok)
+		require.True(t, proto.Equal(proto.Clone(l), c))
+		want := proto.Clone(l)
+		// Nothing is shared: changing the copy leaves the original as it was.
+		c.Metadata.Name += "x"
+		if c.Metadata.Labels != nil {
+			c.Metadata.Labels["new"] = "x"
+		}
+		if c.Metadata.Expires != nil {
+			c.Metadata.Expires.Seconds++
+		}
+		if c.Spec != nil {
+			c.Spec.Target.User += "x"
+			c.Spec.CreatedAt.Nanos++
+			c.Spec.Message += "x"
+		}
+		require.True(t, proto.Equal(want, l))
+	})
+}
+
+// TestMarshalLockLeavesTheLockAlone: the validation's defaults and canonical target go into the
+// stored copy, not into the caller's lock, through the direct copy as through proto.Clone.
+func TestMarshalLockLeavesTheLockAlone(t *testing.T) {
+	t.Parallel()
+	for _, unknown := range []bool{false, true} {
+		l := sampleLock()
+		l.Kind, l.Version, l.Spec.Target.User = "", "", "Jane.Doe@Example.com"
+		if unknown {
+			l.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
+		}
+		before := proto.Clone(l)
+		item, err := MarshalLock(l)
+		require.NoError(t, err)
+		require.True(t, proto.Equal(before, l))
+		stored, err := UnmarshalLock(item)
+		require.NoError(t, err)
+		require.Equal(t, KindLock, stored.GetKind())
+		require.Equal(t, "jane.doe@example.com", stored.GetSpec().GetTarget().GetUser())
+	}
 }
