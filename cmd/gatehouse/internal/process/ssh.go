@@ -176,12 +176,17 @@ func (p *Process) followLocks(ctx context.Context) error {
 			return trace.ConnectionProblem(nil, "lock stream closed")
 		case ev := <-w.Events():
 			batch := takeQueued(ev, w.Events(), maxLockEventsPerSweep)
+			for _, ev := range batch {
+				view.apply(ev)
+			}
+			if batch[0].Type != backend.OpInit && len(view.users) == 0 {
+				// No session to end (mayEnd is false whatever the locks): the locks are not
+				// even decoded. OpInit is only ever a watcher's first event.
+				continue
+			}
 			locks, init, err := p.locksIn(ctx, batch)
 			if err != nil {
 				return trace.Wrap(err)
-			}
-			for _, ev := range batch {
-				view.apply(ev)
 			}
 			if init || view.mayEnd(locks) {
 				p.deleteWebSessions(ctx, locks)
