@@ -7,6 +7,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
@@ -150,6 +151,20 @@ func marshalLockValue(l *typesv1.Lock) ([]byte, error) { return marshalDetermini
 
 // UnmarshalLock decodes a stored lock.
 func UnmarshalLock(item backend.Item) (*typesv1.Lock, error) {
+	if !generic.IsJSON(item.Value) {
+		if l, ok := decodeLockFast(item.Value); ok {
+			// As generic.UnmarshalResource finishes a decoded resource.
+			if l.Metadata == nil {
+				l.Metadata = &typesv1.Metadata{}
+			}
+			l.Metadata.Revision = item.Revision
+			l.Metadata.Expires = nil
+			if !item.Expires.IsZero() {
+				l.Metadata.Expires = timestamppb.New(item.Expires)
+			}
+			return l, nil
+		}
+	}
 	return unmarshalStored[*typesv1.Lock](item)
 }
 

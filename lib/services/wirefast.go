@@ -327,3 +327,221 @@ func cloneTimestamp(t *timestamppb.Timestamp) (*timestamppb.Timestamp, bool) {
 	}
 	return &timestamppb.Timestamp{Seconds: t.Seconds, Nanos: t.Nanos}, true
 }
+
+// Every lock write is decoded by each lock watcher of every server. decodeLockFast reads the
+// encoding appendLockFast (and proto's deterministic marshal) writes: every field at most once,
+// in field order, with its wire type, map entries of a key then a value, strings in UTF-8, no
+// field it does not know. It declines (ok false) anything else, valid or not, for proto, which
+// then decides the value or the error (unknown fields dropped, repeated fields merged, ...).
+// FuzzDecodeLockFast holds it to proto.Unmarshal.
+func decodeLockFast(b []byte) (*typesv1.Lock, bool) {
+	l := &typesv1.Lock{}
+	d := wireDecoder{b: b}
+	for d.next(4) {
+		switch d.num {
+		case 1:
+			l.Kind = d.str()
+		case 2:
+			l.Version = d.str()
+		case 3:
+			l.Metadata = decodeMetadataFast(d.msg())
+		case 4:
+			l.Spec = decodeLockSpecFast(d.msg())
+		}
+	}
+	return l, d.done()
+}
+
+func decodeMetadataFast(d wireDecoder, ok bool) *typesv1.Metadata {
+	// A failed sub-decoder fails its parent through wireDecoder.sub.
+	md := &typesv1.Metadata{}
+	if !ok {
+		return md
+	}
+	for d.nextRepeated(5, 3) {
+		switch d.num {
+		case 1:
+			md.Name = d.str()
+		case 2:
+			md.Description = d.str()
+		case 3:
+			e, eok := d.msg()
+			k, v, kvok := decodeStringEntry(e, eok)
+			if !kvok {
+				d.bad = true
+				break
+			}
+			if md.Labels == nil {
+				md.Labels = map[string]string{}
+			}
+			md.Labels[k] = v
+		case 4:
+			md.Expires = decodeTimestampFast(&d)
+		case 5:
+			md.Revision = d.str()
+		}
+	}
+	d.finishSub()
+	return md
+}
+
+func decodeLockSpecFast(d wireDecoder, ok bool) *typesv1.LockSpec {
+	s := &typesv1.LockSpec{}
+	if !ok {
+		return s
+	}
+	for d.next(4) {
+		switch d.num {
+		case 1:
+			t := &typesv1.LockTarget{}
+			td, tok := d.msg()
+			if !tok {
+				break
+			}
+			for td.next(4) {
+				switch td.num {
+				case 1:
+					t.User = td.str()
+				case 2:
+					t.Role = td.str()
+				case 3:
+					t.Login = td.str()
+				case 4:
+					t.Node = td.str()
+				}
+			}
+			if !td.done() {
+				d.bad = true
+			}
+			s.Target = t
+		case 2:
+			s.Message = d.str()
+		case 3:
+			s.CreatedBy = d.str()
+		case 4:
+			s.CreatedAt = decodeTimestampFast(&d)
+		}
+	}
+	d.finishSub()
+	return s
+}
+
+func decodeTimestampFast(parent *wireDecoder) *timestamppb.Timestamp {
+	t := &timestamppb.Timestamp{}
+	d, ok := parent.msg()
+	if !ok {
+		return t
+	}
+	for d.next(2) {
+		v := d.varint()
+		if d.num == 1 {
+			t.Seconds = int64(v)
+		} else {
+			t.Nanos = int32(v)
+		}
+	}
+	if !d.done() {
+		parent.bad = true
+	}
+	return t
+}
+
+// decodeStringEntry reads a map<string, string> entry as proto writes it: key, then value.
+func decodeStringEntry(d wireDecoder, ok bool) (k, v string, _ bool) {
+	if !ok {
+		return "", "", false
+	}
+	if !d.next(2) || d.num != 1 {
+		return "", "", false
+	}
+	k = d.str()
+	if !d.next(2) || d.num != 2 {
+		return "", "", false
+	}
+	v = d.str()
+	return k, v, !d.next(2) && d.done()
+}
+
+// wireDecoder reads the fields of one message strictly (see decodeLockFast).
+type wireDecoder struct {
+	b      []byte
+	num    protowire.Number
+	typ    protowire.Type
+	last   protowire.Number
+	bad    bool
+	parent *wireDecoder
+}
+
+// next reads the next field's tag; false at the end or on anything out of the strict form
+// (then done reports it). Field numbers must rise, up to max.
+func (d *wireDecoder) next(max protowire.Number) bool {
+	return d.nextRepeated(max, 0)
+}
+
+// nextRepeated is next where field rep may repeat (a map's entries).
+func (d *wireDecoder) nextRepeated(max, rep protowire.Number) bool {
+	if d.bad || len(d.b) == 0 {
+		return false
+	}
+	num, typ, n := protowire.ConsumeTag(d.b)
+	if n < 0 || num > max || num < d.last || (num == d.last && num != rep) || num < 1 {
+		d.bad = true
+		return false
+	}
+	d.b = d.b[n:]
+	d.num, d.typ, d.last = num, typ, num
+	return true
+}
+
+func (d *wireDecoder) str() string {
+	if d.typ != protowire.BytesType {
+		d.bad = true
+		return ""
+	}
+	v, n := protowire.ConsumeBytes(d.b)
+	if n < 0 || !utf8.Valid(v) {
+		d.bad = true
+		return ""
+	}
+	d.b = d.b[n:]
+	return string(v)
+}
+
+func (d *wireDecoder) varint() uint64 {
+	if d.typ != protowire.VarintType {
+		d.bad = true
+		return 0
+	}
+	v, n := protowire.ConsumeVarint(d.b)
+	if n < 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// msg returns a decoder of the embedded message field just read, whose failure fails d.
+func (d *wireDecoder) msg() (wireDecoder, bool) {
+	if d.typ != protowire.BytesType {
+		d.bad = true
+		return wireDecoder{}, false
+	}
+	v, n := protowire.ConsumeBytes(d.b)
+	if n < 0 {
+		d.bad = true
+		return wireDecoder{}, false
+	}
+	d.b = d.b[n:]
+	return wireDecoder{b: v, parent: d}, true
+}
+
+// finishSub fails the parent if this embedded message was not read whole and strictly.
+func (d *wireDecoder) finishSub() {
+	if !d.done() && d.parent != nil {
+		d.parent.bad = true
+	}
+}
+
+// done reports whether the message was read to its end in the strict form.
+func (d *wireDecoder) done() bool { return !d.bad && len(d.b) == 0 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/lib/backend"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
@@ -268,5 +269,80 @@ func TestMarshalLockLeavesTheLockAlone(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, KindLock, stored.GetKind())
 		require.Equal(t, "jane.doe@example.com", stored.GetSpec().GetTarget().GetUser())
+	}
+}
+
+// FuzzDecodeLockFast holds decodeLockFast to proto.Unmarshal (as stored locks are read, unknown
+// fields dropped): whatever it accepts, proto decodes to an equal lock.
+func FuzzDecodeLockFast(f *testing.F) {
+	for _, l := range []*typesv1.Lock{sampleLock(), {}, {Metadata: &typesv1.Metadata{Labels: map[string]string{"": ""}}, Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{}}}} {
+		f.Add(protoDeterministic(f, l))
+	}
+	f.Add([]byte{0x1a, 0x00, 0x1a, 0x00})
+	f.Add([]byte{0x0a, 0x01, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := decodeLockFast(b)
+		if !ok {
+			return
+		}
+		var want typesv1.Lock
+		require.NoError(t, proto.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, &want))
+		require.True(t, proto.Equal(&want, got), "%x", b)
+	})
+}
+
+// TestUnmarshalLockMatchesGeneric: a stored lock read through the direct decoder is the lock the
+// generic path reads (revision and expiry from the item), and the locks a write stores take it.
+func TestUnmarshalLockMatchesGeneric(t *testing.T) {
+	t.Parallel()
+	noMeta := &typesv1.Lock{Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "u"}}}
+	for name, l := range map[string]*typesv1.Lock{"sample": sampleLock(), "no expiry": {Kind: KindLock, Metadata: &typesv1.Metadata{Name: "n"}, Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{Role: "r"}}}} {
+		item, err := MarshalLock(l)
+		require.NoError(t, err, name)
+		item.Revision = "42"
+		_, ok := decodeLockFast(item.Value)
+		require.True(t, ok, name)
+		got, err := UnmarshalLock(item)
+		require.NoError(t, err)
+		want, err := unmarshalStored[*typesv1.Lock](item)
+		require.NoError(t, err)
+		require.True(t, proto.Equal(want, got), name)
+		require.Equal(t, "42", got.GetMetadata().GetRevision())
+	}
+	value := protoDeterministic(t, noMeta)
+	item := backend.Item{Key: LockKey("x"), Value: value, Revision: "7", Expires: time.Unix(100, 0)}
+	got, err := UnmarshalLock(item)
+	require.NoError(t, err)
+	want, err := unmarshalStored[*typesv1.Lock](item)
+	require.NoError(t, err)
+	require.True(t, proto.Equal(want, got))
+	// What the direct decoder declines still decodes, or fails, as before.
+	for _, v := range [][]byte{append(value, 0x48, 0x01), {0x0a, 0x01, 0xff}} {
+		item := backend.Item{Key: LockKey("x"), Value: v}
+		got, gotErr := UnmarshalLock(item)
+		want, wantErr := unmarshalStored[*typesv1.Lock](item)
+		if wantErr != nil {
+			require.EqualError(t, gotErr, wantErr.Error())
+			continue
+		}
+		require.NoError(t, gotErr)
+		require.True(t, proto.Equal(want, got))
+	}
+}
+
+// BenchmarkUnmarshalLock is the lock a deactivation writes, read as every lock watcher reads it:
+// directly, and through proto (the generic path).
+func BenchmarkUnmarshalLock(b *testing.B) {
+	item, err := MarshalLock(sampleLock())
+	require.NoError(b, err)
+	for name, read := range map[string]func(backend.Item) (*typesv1.Lock, error){"direct": UnmarshalLock, "proto": unmarshalStored[*typesv1.Lock]} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := read(item); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
