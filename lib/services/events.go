@@ -116,7 +116,7 @@ func MarshalAuditEvent(e *typesv1.AuditEvent) ([]byte, error) {
 func marshalOwnedEvent(e *typesv1.AuditEvent) ([]byte, error) {
 	id, t := e.Id, e.Time
 	e.Id, e.Time = "", nil
-	value, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	value, err := marshalDeterministic(e)
 	e.Id, e.Time = id, t
 	return value, trace.Wrap(err)
 }

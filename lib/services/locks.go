@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
@@ -129,11 +131,40 @@ func FindLock(locks []*typesv1.Lock, subject LockSubject, now time.Time) *typesv
 // MarshalLock validates l (on a copy) and returns the backend item storing
 // it at LockKey(name), with metadata.expires as the item's expiry.
 func MarshalLock(l *typesv1.Lock) (backend.Item, error) {
-	return marshalValidated(LocksPrefix, l, ValidateLock)
+	if !l.ProtoReflect().IsValid() {
+		return backend.Item{}, trace.BadParameter("missing resource")
+	}
+	// As marshalValidated does (locks are a binary kind), with the direct encoder: every
+	// deactivation writes a lock.
+	c, ok := cloneLock(l)
+	if !ok {
+		c = proto.Clone(l).(*typesv1.Lock)
+	}
+	if err := ValidateLock(c); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	item, err := generic.MarshalOwnedBinaryWith(LocksPrefix, c, marshalLockValue)
+	return item, trace.Wrap(err)
 }
+
+func marshalLockValue(l *typesv1.Lock) ([]byte, error) { return marshalDeterministic(l) }
 
 // UnmarshalLock decodes a stored lock.
 func UnmarshalLock(item backend.Item) (*typesv1.Lock, error) {
+	if !generic.IsJSON(item.Value) {
+		if l, ok := decodeLockFast(item.Value); ok {
+			// As generic.UnmarshalResource finishes a decoded resource.
+			if l.Metadata == nil {
+				l.Metadata = &typesv1.Metadata{}
+			}
+			l.Metadata.Revision = item.Revision
+			l.Metadata.Expires = nil
+			if !item.Expires.IsZero() {
+				l.Metadata.Expires = timestamppb.New(item.Expires)
+			}
+			return l, nil
+		}
+	}
 	return unmarshalStored[*typesv1.Lock](item)
 }
 

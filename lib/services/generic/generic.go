@@ -334,6 +334,13 @@ func MarshalOwned[T Resource](keyPrefix string, r T, binary bool, opts protojson
 	return marshalResourceIn(keyPrefix, r, false, false, func(c T) ([]byte, error) { return opts.Marshal(c) })
 }
 
+// MarshalOwnedBinaryWith is MarshalOwned in the binary encoding, with marshal writing the
+// value: for a kind whose encoder writes exactly proto's deterministic encoding faster (see
+// services.marshalDeterministic).
+func MarshalOwnedBinaryWith[T Resource](keyPrefix string, r T, marshal func(T) ([]byte, error)) (backend.Item, error) {
+	return marshalResourceIn(keyPrefix, r, true, false, marshal)
+}
+
 func marshalBinary[T Resource](c T) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(c)
 }

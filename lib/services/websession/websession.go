@@ -225,7 +225,23 @@ func (t *PasswordToken) CheckUser(u *typesv1.User) error {
 // the only way to reach one without its ID: to end the sessions of a user
 // a lock now targets. It returns the error of a failed listing.
 func (m *Manager) EachSession(ctx context.Context, visit func(s *Session, end func() error)) error {
-	prefix := backend.NewKey(SessionsPrefix, "")
+	return trace.Wrap(m.eachItem(ctx, func(key backend.Key, s *Session) {
+		visit(s, func() error { return trace.Wrap(m.cfg.Backend.Delete(ctx, key)) })
+	}))
+}
+
+// SessionUsers returns the user of every stored session, by the session's key: what
+// EachSession visits, for a view of the sessions that a watch of SessionsKeyPrefix then keeps
+// current (SessionUser).
+func (m *Manager) SessionUsers(ctx context.Context) (map[string]string, error) {
+	users := map[string]string{}
+	err := m.eachItem(ctx, func(key backend.Key, s *Session) { users[string(key)] = s.User })
+	return users, trace.Wrap(err)
+}
+
+// eachItem visits every stored session that EachSession visits, with its key.
+func (m *Manager) eachItem(ctx context.Context, visit func(key backend.Key, s *Session)) error {
+	prefix := SessionsKeyPrefix()
 	start, end := prefix, backend.RangeEnd(prefix)
 	for {
 		res, err := m.cfg.Backend.GetRange(ctx, start, end, backend.MaxRangeLimit)
@@ -234,17 +250,34 @@ func (m *Manager) EachSession(ctx context.Context, visit func(s *Session, end fu
 		}
 		for _, it := range res.Items {
 			var s Session
-			if json.Unmarshal(it.Value, &s) != nil || s.User == "" {
+			if !decodeSession(it.Value, &s) {
 				continue
 			}
-			key := it.Key
-			visit(&s, func() error { return trace.Wrap(m.cfg.Backend.Delete(ctx, key)) })
+			visit(it.Key, &s)
 		}
 		if len(res.Items) < backend.MaxRangeLimit {
 			return nil
 		}
 		start = backend.NextKey(res.Items[len(res.Items)-1].Key)
 	}
+}
+
+// SessionsKeyPrefix is the start of the key range holding the sessions.
+func SessionsKeyPrefix() backend.Key { return backend.NewKey(SessionsPrefix, "") }
+
+// SessionUser returns the user of a stored session's value, as EachSession reads it; false for
+// a value EachSession skips.
+func SessionUser(value []byte) (string, bool) {
+	var s Session
+	if !decodeSession(value, &s) {
+		return "", false
+	}
+	return s.User, true
+}
+
+// decodeSession decodes a stored session; false if it is unreadable or has no user.
+func decodeSession(value []byte, s *Session) bool {
+	return json.Unmarshal(value, s) == nil && s.User != ""
 }
 
 // CreatePasswordToken returns a one-time token that sets the password of

@@ -146,3 +146,30 @@ func TestEachSession(t *testing.T) {
 	_, err = mgr.GetSession(ctx, b.ID)
 	require.Error(t, err)
 }
+
+// TestSessionUsers: the users of the sessions EachSession visits, by key, and SessionUser reads
+// a stored value the same way (an unreadable one is skipped by both).
+func TestSessionUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mgr, bk, _ := newManager(t)
+	a, err := mgr.CreateSession(ctx, user("alice", "i1"), websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	_, err = bk.Put(ctx, backend.Item{Key: backend.NewKey(websession.SessionsPrefix, "junk"), Value: []byte("{")})
+	require.NoError(t, err)
+
+	users, err := mgr.SessionUsers(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{string(websession.SessionKey(a.ID)): "alice"}, users)
+
+	it, err := bk.Get(ctx, websession.SessionKey(a.ID))
+	require.NoError(t, err)
+	u, ok := websession.SessionUser(it.Value)
+	require.True(t, ok)
+	require.Equal(t, "alice", u)
+	for _, v := range []string{"{", `{"user":""}`, `{}`} {
+		_, ok := websession.SessionUser([]byte(v))
+		require.False(t, ok, v)
+	}
+	require.Equal(t, backend.NewKey(websession.SessionsPrefix, ""), websession.SessionsKeyPrefix())
+}

@@ -59,6 +59,14 @@ type wireRequest struct {
 // operations, known op names. Failures are 400 invalidSyntax (or invalidValue for a malformed
 // value).
 func Parse(body []byte) (*Request, error) {
+	if schemas, ops, ok := scan(body); ok {
+		return check(schemas, ops)
+	}
+	return parseDecoded(body)
+}
+
+// parseDecoded is Parse through encoding/json, for the bodies scan declines.
+func parseDecoded(body []byte) (*Request, error) {
 	var w wireRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&w); err != nil {
@@ -67,8 +75,20 @@ func Parse(body []byte) (*Request, error) {
 	if dec.More() {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "PATCH body has data after the JSON object")
 	}
+	ops := make([]scannedOp, len(w.Operations))
+	for i, o := range w.Operations {
+		ops[i] = scannedOp{op: o.Op, raw: o.Value}
+		if o.Path != nil {
+			ops[i].path, ops[i].hasPath = *o.Path, true
+		}
+	}
+	return check(w.Schemas, ops)
+}
+
+// check builds the request from a decoded body, with Parse's checks in their order.
+func check(schemas []string, ops []scannedOp) (*Request, error) {
 	hasSchema := false
-	for _, s := range w.Schemas {
+	for _, s := range schemas {
 		if strings.EqualFold(s, PatchOpSchema) {
 			hasSchema = true
 		}
@@ -76,25 +96,28 @@ func Parse(body []byte) (*Request, error) {
 	if !hasSchema {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "PATCH body must list schema %s", PatchOpSchema)
 	}
-	if len(w.Operations) == 0 {
+	if len(ops) == 0 {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "PATCH body has no Operations")
 	}
-	if len(w.Operations) > MaxOperations {
+	if len(ops) > MaxOperations {
 		return nil, scimerr.BadRequest(scimerr.TooMany, "PATCH body has more than %d operations", MaxOperations)
 	}
-	req := &Request{Operations: make([]Operation, 0, len(w.Operations))}
-	for i, o := range w.Operations {
-		op := Operation{Op: strings.ToLower(strings.TrimSpace(o.Op))}
+	req := &Request{Operations: make([]Operation, 0, len(ops))}
+	for i, o := range ops {
+		op := Operation{Op: strings.ToLower(strings.TrimSpace(o.op))}
 		switch op.Op {
 		case OpAdd, OpRemove, OpReplace:
 		default:
 			return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "operation %d: op must be add, remove or replace", i)
 		}
-		if o.Path != nil {
-			op.Path = strings.TrimSpace(*o.Path)
+		if o.hasPath {
+			op.Path = strings.TrimSpace(o.path)
 		}
-		if len(o.Value) > 0 {
-			v, err := schema.DecodeValue(o.Value)
+		switch {
+		case o.hasValue:
+			op.Value, op.HasValue = o.value, true
+		case len(o.raw) > 0:
+			v, err := schema.DecodeValue(o.raw)
 			if err != nil {
 				return nil, scimerr.BadRequest(scimerr.InvalidValue, "operation %d: value is not valid JSON", i)
 			}

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth"
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/backend"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/websession"
 	"github.com/gatehouse/gatehouse/lib/srv/lockwatch"
@@ -158,11 +160,14 @@ func (p *Process) endLockedWebSessions(ctx context.Context) {
 }
 
 func (p *Process) followLocks(ctx context.Context) error {
-	w, err := p.backend.NewWatcher(ctx, backend.Watch{Name: "websession-locks", Prefixes: []backend.Key{lockwatch.LocksPrefix}})
+	// The sessions come through the same watch as the locks, so that, in commit order, every
+	// session written before a lock is in the view when the lock is seen.
+	w, err := p.backend.NewWatcher(ctx, backend.Watch{Name: "websession-locks", Prefixes: []backend.Key{lockwatch.LocksPrefix, websession.SessionsKeyPrefix()}})
 	if err != nil {
 		return trace.Wrap(err)
 	}
 	defer w.Close()
+	view := newSessionView()
 	for {
 		select {
 		case <-ctx.Done():
@@ -170,13 +175,121 @@ func (p *Process) followLocks(ctx context.Context) error {
 		case <-w.Done():
 			return trace.ConnectionProblem(nil, "lock stream closed")
 		case ev := <-w.Events():
-			locks, err := p.locksIn(ctx, takeQueued(ev, w.Events(), maxLockEventsPerSweep))
+			batch := takeQueued(ev, w.Events(), maxLockEventsPerSweep)
+			for _, ev := range batch {
+				view.apply(ev)
+			}
+			if batch[0].Type != backend.OpInit && len(view.users) == 0 {
+				// No session to end (mayEnd is false whatever the locks): the locks are not
+				// even decoded. OpInit is only ever a watcher's first event.
+				continue
+			}
+			locks, init, err := p.locksIn(ctx, batch)
 			if err != nil {
 				return trace.Wrap(err)
 			}
-			p.deleteWebSessions(ctx, locks)
+			if init || view.mayEnd(locks) {
+				p.deleteWebSessions(ctx, locks)
+			}
+			if init {
+				// After the sweep, which may end some: from here on the watch keeps the view
+				// current (an event it also holds is applied again, to the same end).
+				if err := p.loadSessionView(ctx, view); err != nil {
+					return trace.Wrap(err)
+				}
+			}
 		}
 	}
+}
+
+// loadSessionView fills view with the stored sessions.
+func (p *Process) loadSessionView(ctx context.Context, view *sessionView) error {
+	mgr, err := websession.New(websession.Config{Backend: p.backend, Clock: p.cfg.Clock})
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	users, err := mgr.SessionUsers(ctx)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	view.reset(users)
+	return nil
+}
+
+// sessionView is which users hold web sessions, from the sessions watch: a lock that targets
+// users alone, none of whom holds a session, ends none, and its sweep (a range read of every
+// session, on every deactivation) is skipped. It only ever says "none" for sessions it has seen
+// gone or never seen written before the lock in commit order; an entry it holds too long (an
+// unreadable value, an expiry not yet reported) only costs a sweep.
+type sessionView struct {
+	// users is each session's user by the session's key; held counts them by canonical name.
+	users map[string]string
+	held  map[string]int
+}
+
+func newSessionView() *sessionView {
+	return &sessionView{users: map[string]string{}, held: map[string]int{}}
+}
+
+// reset replaces the view's sessions with users (user by session key).
+func (v *sessionView) reset(users map[string]string) {
+	v.users, v.held = map[string]string{}, map[string]int{}
+	for k, u := range users {
+		v.add(k, u)
+	}
+}
+
+func (v *sessionView) add(key, user string) {
+	v.remove(key)
+	v.users[key] = user
+	v.held[canonical.Username(user)]++
+}
+
+func (v *sessionView) remove(key string) {
+	u, ok := v.users[key]
+	if !ok {
+		return
+	}
+	delete(v.users, key)
+	c := canonical.Username(u)
+	if v.held[c]--; v.held[c] <= 0 {
+		delete(v.held, c)
+	}
+}
+
+// apply follows a session's put or delete; other events are left alone.
+func (v *sessionView) apply(ev backend.Event) {
+	if !bytes.HasPrefix(ev.Item.Key, websession.SessionsKeyPrefix()) {
+		return
+	}
+	key := string(ev.Item.Key)
+	switch ev.Type {
+	case backend.OpPut:
+		if user, ok := websession.SessionUser(ev.Item.Value); ok {
+			v.add(key, user)
+		} else {
+			// EachSession skips it too: it ends nothing.
+			v.remove(key)
+		}
+	case backend.OpDelete:
+		v.remove(key)
+	}
+}
+
+// mayEnd reports whether deleteWebSessions could end a session in the view for locks: false
+// only when every lock targets a user alone (whose match depends on the session's user alone,
+// services.LockTargetMatches) and none of those users holds a session.
+func (v *sessionView) mayEnd(locks []*typesv1.Lock) bool {
+	for _, l := range locks {
+		t := l.GetSpec().GetTarget()
+		if t.GetRole() != "" || t.GetLogin() != "" || t.GetNode() != "" {
+			return len(v.users) > 0
+		}
+		if u := t.GetUser(); u != "" && v.held[canonical.Username(u)] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // maxLockEventsPerSweep bounds how many queued lock events one sweep of the
@@ -202,18 +315,19 @@ func takeQueued(first backend.Event, queue <-chan backend.Event, max int) []back
 
 // locksIn returns the locks in force that events bring, in their order: on
 // OpInit (the stream's start) every lock in force, on OpPut the lock put if
-// it is in force. Deletes lift locks and end nothing.
-func (p *Process) locksIn(ctx context.Context, events []backend.Event) ([]*typesv1.Lock, error) {
-	var locks []*typesv1.Lock
+// it is in force. Deletes lift locks and end nothing. init says whether
+// OpInit was among the events. Events of other keys (sessions) are skipped.
+func (p *Process) locksIn(ctx context.Context, events []backend.Event) (locks []*typesv1.Lock, init bool, err error) {
 	for _, ev := range events {
-		switch ev.Type {
-		case backend.OpInit:
+		switch {
+		case ev.Type == backend.OpInit:
 			all, err := p.auth.Services().Locks.GetLocksInForce(ctx)
 			if err != nil {
-				return nil, trace.Wrap(err)
+				return nil, false, trace.Wrap(err)
 			}
 			locks = append(locks, all...)
-		case backend.OpPut:
+			init = true
+		case ev.Type == backend.OpPut && bytes.HasPrefix(ev.Item.Key, lockwatch.LocksPrefix):
 			l, err := services.UnmarshalLock(ev.Item)
 			if err != nil || !services.IsLockInForce(l, p.cfg.Clock.Now()) {
 				continue
@@ -221,7 +335,7 @@ func (p *Process) locksIn(ctx context.Context, events []backend.Event) ([]*types
 			locks = append(locks, l)
 		}
 	}
-	return locks, nil
+	return locks, init, nil
 }
 
 // deleteWebSessions deletes every web session whose user locks target.

@@ -216,3 +216,129 @@ func TestTakeQueued(t *testing.T) {
 		})
 	}
 }
+
+func sessionEvent(t *testing.T, op backend.OpType, id, user string) backend.Event {
+	t.Helper()
+	ev := backend.Event{Type: op, Item: backend.Item{Key: websession.SessionKey(id)}}
+	if op == backend.OpPut {
+		ev.Item.Value = []byte(fmt.Sprintf(`{"user":%q,"incarnation":"i"}`, user))
+	}
+	return ev
+}
+
+func userLock(user string) *typesv1.Lock {
+	return &typesv1.Lock{Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{User: user}}}
+}
+
+// TestSessionViewFollowsSessions: the view holds the users of the sessions its events wrote and
+// not of those they deleted, and a lock of a user alone may end sessions only if one of the
+// view's sessions is that user's (canonically); any other lock, if the view holds any session.
+func TestSessionViewFollowsSessions(t *testing.T) {
+	t.Parallel()
+	v := newSessionView()
+	require.False(t, v.mayEnd([]*typesv1.Lock{userLock("dana")}))
+
+	v.apply(sessionEvent(t, backend.OpPut, "s1", "Dana"))
+	v.apply(sessionEvent(t, backend.OpPut, "s2", "erin"))
+	v.apply(backend.Event{Type: backend.OpPut, Item: backend.Item{Key: backend.NewKey("locks", "x"), Value: []byte(`{"user":"frank"}`)}})
+	require.True(t, v.mayEnd([]*typesv1.Lock{userLock("dana")}), "canonical names match")
+	require.True(t, v.mayEnd([]*typesv1.Lock{userLock("zoe"), userLock("erin")}))
+	require.False(t, v.mayEnd([]*typesv1.Lock{userLock("frank")}), "a lock's key is not a session")
+	require.False(t, v.mayEnd(nil))
+	require.False(t, v.mayEnd([]*typesv1.Lock{{Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{}}}}), "an empty target matches nobody")
+	for _, target := range []*typesv1.LockTarget{{Role: "r"}, {Login: "root"}, {Node: "n"}, {User: "zoe", Role: "r"}} {
+		require.True(t, v.mayEnd([]*typesv1.Lock{{Spec: &typesv1.LockSpec{Target: target}}}), "%v", target)
+	}
+
+	// Written again (same key), then deleted: counted once, then gone.
+	v.apply(sessionEvent(t, backend.OpPut, "s1", "dana"))
+	v.apply(sessionEvent(t, backend.OpDelete, "s1", ""))
+	require.False(t, v.mayEnd([]*typesv1.Lock{userLock("dana")}))
+	// A session rewritten unreadable ends nothing in a sweep: it leaves the view.
+	v.apply(backend.Event{Type: backend.OpPut, Item: backend.Item{Key: websession.SessionKey("s2"), Value: []byte("{")}})
+	require.False(t, v.mayEnd([]*typesv1.Lock{userLock("erin")}))
+	require.False(t, v.mayEnd([]*typesv1.Lock{{Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{Role: "r"}}}}), "no session at all")
+
+	v.reset(map[string]string{string(websession.SessionKey("s3")): "gil"})
+	require.True(t, v.mayEnd([]*typesv1.Lock{userLock("GIL")}))
+	require.False(t, v.mayEnd([]*typesv1.Lock{userLock("erin")}))
+}
+
+// TestSessionViewNeverSkipsASweepThatEnds holds mayEnd to the sweep it gates: whenever it says
+// no, the sweep (services.FindLock against every session, whatever the user's roles) would end
+// nothing.
+func TestSessionViewNeverSkipsASweepThatEnds(t *testing.T) {
+	t.Parallel()
+	users := []string{"ann", "ANN", "bob", "@admin", "carl"}
+	targets := []*typesv1.LockTarget{
+		{User: "ann"}, {User: "Ann"}, {User: "bob"}, {User: "dave"}, {Role: "access"}, {Login: "root"}, {Node: "n1"},
+		{User: "bob", Role: "access"}, {}, nil,
+	}
+	now := time.Now()
+	for mask := range 1 << len(users) {
+		v := newSessionView()
+		var held []string
+		for i, u := range users {
+			if mask&(1<<i) != 0 {
+				v.apply(sessionEvent(t, backend.OpPut, fmt.Sprint("s", i), u))
+				held = append(held, u)
+			}
+		}
+		for a := range targets {
+			for b := a; b < len(targets); b++ {
+				locks := []*typesv1.Lock{{Spec: &typesv1.LockSpec{Target: targets[a]}}, {Spec: &typesv1.LockSpec{Target: targets[b]}}}
+				if v.mayEnd(locks) {
+					continue
+				}
+				for _, u := range held {
+					for _, roles := range [][]string{nil, {"access"}} {
+						require.Nil(t, services.FindLock(locks, services.LockSubject{User: u, Roles: roles, Logins: []string{"root"}, Node: "n1"}, now),
+							"sessions %v, locks %v %v", held, targets[a], targets[b])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestLockEndsWebSessionFromBeforeStart: a session stored before the process started is in the
+// view its lock follower loads at the start, so a later lock of its user ends it at once, and a
+// lock of a user without a session leaves the others alone.
+func TestLockEndsWebSessionFromBeforeStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := start(t, settings(t, dir), nil, io.Discard)
+	svc := p.Auth().Services()
+	for _, name := range []string{"hana", "ivan"} {
+		_, err := svc.Users.CreateUser(ctx, &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}})
+		require.NoError(t, err)
+	}
+	mgr, err := websession.New(websession.Config{Backend: p.backend})
+	require.NoError(t, err)
+	hana, err := svc.Users.GetUser(ctx, "hana", false)
+	require.NoError(t, err)
+	sess, err := mgr.CreateSession(ctx, hana, websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	stop(t, p)
+
+	p = start(t, settings(t, dir), nil, io.Discard)
+	defer stop(t, p)
+	svc = p.Auth().Services()
+	mgr, err = websession.New(websession.Config{Backend: p.backend})
+	require.NoError(t, err)
+	_, err = svc.Locks.CreateLock(ctx, &typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: "ivan-off"},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "ivan"}, Message: "offboarded"},
+	})
+	require.NoError(t, err)
+	_, err = svc.Locks.CreateLock(ctx, &typesv1.Lock{
+		Metadata: &typesv1.Metadata{Name: "hana-off"},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "HANA"}, Message: "offboarded"},
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := mgr.GetSession(ctx, sess.ID)
+		return trace.IsNotFound(err)
+	}, 5*time.Second, 10*time.Millisecond, "the locked user's web session is deleted")
+}
