@@ -71,11 +71,12 @@ verify-proto: proto ## Fail if the committed generated code differs from the .pr
 	  if [ -n "$$untracked" ]; then echo "untracked generated files: $$untracked"; exit 1; fi
 
 .PHONY: bench
-bench: ## Run the benchmarks of docs/benchmarks.md (backend on 100,000 keys; SCIM load and its scaling curve at 10,000 and 100,000 users, SCIM_BENCH_USERS=1000000 adds a million; etcd; HA).
+bench: ## Run the benchmarks of docs/benchmarks.md (backend on 100,000 keys; SCIM load and its scaling curve at 10,000 and 100,000 users, SCIM_BENCH_USERS=1000000 adds a million; the floor; etcd; HA).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./lib/backend/lite/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./lib/backend/etcdbk/
 	$(GO) test -run '^$$' -bench DeprovisionToDisconnect -benchtime 3x -timeout 10m ./integration/
 	$(GO) test -run '^$$' -bench 'BenchmarkSCIMScaling$$' -benchtime 1x -timeout 180m ./integration/
+	$(GO) test -run '^$$' -bench 'BenchmarkSCIMFloor$$' -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench 'BenchmarkSCIMLoadEtcd$$' -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench BenchmarkHADeprovisionLatency -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench BenchmarkHALookups -benchtime 1x -timeout 30m ./integration/
