@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -141,7 +140,8 @@ func floorLoad(b *testing.B, variant string, users int) floorResult {
 	cpu1 := procCPU(b, pid)
 
 	start = time.Now()
-	lookups := floorLookups(b, c, users, lookupConc, lookupDur)
+	var throttled atomic.Int64
+	lookups := runLookups(b, c, users, lookupConc, lookupDur, &throttled)
 	lookupSecs := time.Since(start).Seconds()
 	cpu2 := procCPU(b, pid)
 
@@ -180,49 +180,6 @@ func floorLoad(b *testing.B, variant string, users int) floorResult {
 	b.ReportMetric(ms(r.cpuLookup), "cpu-ms/lookup")
 	b.ReportMetric(ms(r.cpuDeac), "cpu-ms/deactivation")
 	return r
-}
-
-// floorLookups runs BenchmarkSCIMLoad's lookup phase: Okta's userName filter on random users from
-// conc workers for dur; it returns each lookup's latency.
-func floorLookups(b *testing.B, c *scimClient, users, conc int, dur time.Duration) []time.Duration {
-	b.Helper()
-	var (
-		lookups []time.Duration
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		failed  atomic.Value
-	)
-	deadline := time.Now().Add(dur)
-	for w := range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := mrand.New(mrand.NewPCG(uint64(w), 42))
-			var local []time.Duration
-			for time.Now().Before(deadline) {
-				i := rng.IntN(users)
-				q := "/Users?filter=" + url.QueryEscape(`userName eq "`+benchUser(i)+`"`) + "&startIndex=1&count=100"
-				t0 := time.Now()
-				r, err := c.try(http.MethodGet, q, nil)
-				local = append(local, time.Since(t0))
-				if err == nil && (r.status != http.StatusOK || r.body["totalResults"] != 1.0) {
-					err = fmt.Errorf("lookup %d: %d %s", i, r.status, r.raw)
-				}
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-			}
-			mu.Lock()
-			lookups = append(lookups, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
-	}
-	return lookups
 }
 
 // floorTable renders the results as Markdown, like BenchmarkSCIMLoad's table.
