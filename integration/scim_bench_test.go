@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +110,7 @@ func scimLoad(b *testing.B, storage string, users int, storageArgs ...string) lo
 	// Lookups: Okta's lookup-before-create filter on random users, concurrency 16, fixed duration.
 	prof.start("lookup")
 	start = time.Now()
-	lookups := runLookups(b, c, users, lookupConc, lookupDur, &throttled)
+	lookups := runLookups(b, []*scimClient{c}, users, lookupConc, lookupDur, 42, &throttled)
 	lookupSecs := time.Since(start).Seconds()
 	prof.wait()
 	cpu2 := procCPU(b, pid)
@@ -200,9 +199,10 @@ SCIM load on %s over HTTPS, %d users
 }
 
 // runLookups is the load's lookup phase: Okta's userName filter on random users from conc
-// workers for dur, each answer checked to hold the one user. It returns each lookup's latency;
-// answers of 429 (which also fail the check) are counted in throttled.
-func runLookups(b *testing.B, c *scimClient, users, conc int, dur time.Duration, throttled *atomic.Int64) []time.Duration {
+// workers for dur, worker w on clients[w % len(clients)] with random seed (w, seed), each answer
+// checked to hold the one user. It returns each lookup's latency; answers of 429 (which also
+// fail the check) are counted in throttled.
+func runLookups(b *testing.B, clients []*scimClient, users, conc int, dur time.Duration, seed uint64, throttled *atomic.Int64) []time.Duration {
 	b.Helper()
 	var (
 		lookups []time.Duration
@@ -215,11 +215,12 @@ func runLookups(b *testing.B, c *scimClient, users, conc int, dur time.Duration,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			c := clients[w%len(clients)]
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
 			var local []time.Duration
 			for time.Now().Before(deadline) {
 				i := rng.IntN(users)
-				q := "/Users?filter=" + url.QueryEscape(`userName eq "`+benchUser(i)+`"`) + "&startIndex=1&count=100"
+				q := "/Users?" + filterQuery(`userName eq "`+benchUser(i)+`"`) + "&startIndex=1&count=100"
 				t0 := time.Now()
 				r, err := c.try(http.MethodGet, q, nil)
 				local = append(local, time.Since(t0))

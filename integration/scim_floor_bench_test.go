@@ -141,7 +141,7 @@ func floorLoad(b *testing.B, variant string, users int) floorResult {
 
 	start = time.Now()
 	var throttled atomic.Int64
-	lookups := runLookups(b, c, users, lookupConc, lookupDur, &throttled)
+	lookups := runLookups(b, []*scimClient{c}, users, lookupConc, lookupDur, 42, &throttled)
 	lookupSecs := time.Since(start).Seconds()
 	cpu2 := procCPU(b, pid)
 
