@@ -415,16 +415,11 @@ func (s *floorServer) create(w http.ResponseWriter, r *http.Request) {
 	delete(attrs, "groups")
 	u := &floorUser{id: uuid.NewString(), userName: userName, externalID: externalID}
 	now := time.Now().UTC()
-	if s.be != nil {
-		rev, err := s.be.AtomicWrite(r.Context(), floorCreateActions(u, now))
-		if err != nil {
-			floorWriteError(w, err)
-			return
-		}
-		u.rev = rev
-	} else {
-		u.rev = strconv.FormatInt(s.seq.Add(1), 10)
+	rev, ok := s.write(w, r, func(now time.Time) []backend.ConditionalAction { return floorCreateActions(u, now) }, now)
+	if !ok {
+		return
 	}
+	u.rev = rev
 	attrs["id"] = u.id
 	attrs["meta"] = floorMeta(u, now, now)
 	u.attrs = attrs
@@ -480,6 +475,20 @@ func (s *floorServer) lookup(w http.ResponseWriter, r *http.Request) {
 }
 
 // patch serves Okta's deactivation, PATCH {"op":"replace","value":{"active":false}}, and
+// write is the floor's durable write: actions(now) as one AtomicWrite on lite, or, for the mem
+// variant, a counter for the version. ok is false when the write failed and w has the answer.
+func (s *floorServer) write(w http.ResponseWriter, r *http.Request, actions func(time.Time) []backend.ConditionalAction, now time.Time) (rev string, ok bool) {
+	if s.be == nil {
+		return strconv.FormatInt(s.seq.Add(1), 10), true
+	}
+	rev, err := s.be.AtomicWrite(r.Context(), actions(now))
+	if err != nil {
+		floorWriteError(w, err)
+		return "", false
+	}
+	return rev, true
+}
+
 // refuses every other operation.
 func (s *floorServer) patch(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -506,16 +515,11 @@ func (s *floorServer) patch(w http.ResponseWriter, r *http.Request) {
 	}
 	u := *old
 	now := time.Now().UTC()
-	if s.be != nil {
-		rev, err := s.be.AtomicWrite(r.Context(), floorDeactivateActions(old, now))
-		if err != nil {
-			floorWriteError(w, err)
-			return
-		}
-		u.rev = rev
-	} else {
-		u.rev = strconv.FormatInt(s.seq.Add(1), 10)
+	rev, ok := s.write(w, r, func(now time.Time) []backend.ConditionalAction { return floorDeactivateActions(old, now) }, now)
+	if !ok {
+		return
 	}
+	u.rev = rev
 	created, _ := old.attrs["meta"].(map[string]any)["created"].(string)
 	createdAt, _ := time.Parse(floorTimeFormat, created)
 	u.attrs = maps.Clone(old.attrs)
