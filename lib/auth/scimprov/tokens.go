@@ -263,23 +263,16 @@ func (ps *pluginState) sharedSettings(plugin string) (*scimrecord.SCIMSettings, 
 // pluginState resolves plugin once per request. trace.NotFound if there is
 // no such plugin.
 func (p *Provisioner) pluginState(ctx context.Context, plugin string) (*pluginState, error) {
-	ps, _, err := p.resolve(ctx, plugin)
-	return ps, trace.Wrap(err)
-}
-
-// resolve is pluginState, and says whether the answer came from the view
-// (no backend read).
-func (p *Provisioner) resolve(ctx context.Context, plugin string) (ps *pluginState, fromView bool, err error) {
-	ps = new(pluginState)
-	fromView, err = p.resolveInto(ctx, plugin, ps)
-	if err != nil {
-		return nil, fromView, trace.Wrap(err)
+	ps := new(pluginState)
+	if _, err := p.resolveInto(ctx, plugin, ps); err != nil {
+		return nil, trace.Wrap(err)
 	}
-	return ps, fromView, nil
+	return ps, nil
 }
 
-// resolveInto is resolve into the caller's ps (the token check keeps it
-// on its stack), which it leaves zero on an error.
+// resolveInto resolves plugin into the caller's ps (the token check keeps
+// it on its stack), which it leaves zero on an error, and says whether the
+// answer came from the view (no backend read).
 func (p *Provisioner) resolveInto(ctx context.Context, plugin string, ps *pluginState) (fromView bool, err error) {
 	if err := scimstore.CheckPlugin(plugin); err != nil {
 		return false, trace.NotFound("plugin %q not found", plugin)
