@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"testing"
 
@@ -100,4 +102,53 @@ func TestSCIMHandWrittenParsersOnTheRealServer(t *testing.T) {
 	r = lookup(filterQuery(`userName eq "dup@example.com"`) + ";count=1")
 	require.NotEqual(t, http.StatusInternalServerError, r.status, string(r.raw))
 	require.False(t, strings.Contains(string(r.raw), "panic"), string(r.raw))
+}
+
+// TestSCIMStaleTokenRefusedOnTheRealServer: the token check now answers from a cache of the
+// settings view (the plugin and the credentials it selects, per plugin), and requests are
+// routed to the SCIM endpoint without the mux. A token that was just accepted, and so is in
+// every cache, is refused on the very next request once it is rotated out or its plugin is
+// removed; a path that climbs out of the plugin's base URL is not served under that plugin.
+func TestSCIMStaleTokenRefusedOnTheRealServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	gatehouseBin, gatectlBin := buildBinaries(t)
+	dataDir, work := t.TempDir(), t.TempDir()
+	srv := startGatehouse(t, gatehouseBin, dataDir, &syncBuffer{}, "--storage", "sqlite")
+	_, admin := gatectlOn(t, gatectlBin, dataDir)
+	old := newSCIMClient(t, srv, "okta", installOkta(t, admin, work), 2)
+	for range 3 {
+		require.Equal(t, http.StatusOK, old.do(http.MethodGet, "/Users?count=1", nil).status, "the token works, and is cached")
+	}
+
+	// A path that leaves the base URL is the mux's to clean (a redirect), never served here.
+	noFollow := *old.http
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, p := range []string{"/../other/Users", "/Users/../../other/Users", "//Users", "/./Users"} {
+		req, err := http.NewRequest(http.MethodGet, old.base+p, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+old.token)
+		resp, err := noFollow.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Contains(t, []int{http.StatusMovedPermanently, http.StatusTemporaryRedirect}, resp.StatusCode,
+			"%s is redirected to its clean form, not served", p)
+		require.Equal(t, path.Clean("/v1/webapi/scim/okta"+p), resp.Header.Get("Location"), p)
+	}
+
+	r := admin("plugins", "rotate-token", "okta", "--format", "json")
+	var rotated struct {
+		Token string `json:"token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rotated), r.stdout)
+	got := old.do(http.MethodGet, "/Users?count=1", nil)
+	require.Equal(t, http.StatusUnauthorized, got.status, "the rotated-out token, on the very next request: %s", got.raw)
+	fresh := newSCIMClient(t, srv, "okta", rotated.Token, 2)
+	require.Equal(t, http.StatusOK, fresh.do(http.MethodGet, "/Users?count=1", nil).status)
+	require.Equal(t, http.StatusUnauthorized, old.do(http.MethodGet, "/Users?count=1", nil).status, "still refused once the cache is rebuilt")
+
+	admin("rm", "plugin/okta")
+	got = fresh.do(http.MethodGet, "/Users?count=1", nil)
+	require.Contains(t, []int{http.StatusUnauthorized, http.StatusNotFound}, got.status, "the removed plugin's token, on the very next request: %s", got.raw)
 }
