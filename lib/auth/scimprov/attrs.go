@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/lib/jsonscan"
 )
 
 // cleanCanonical is cleanAttributes, without encoding/json's reflection, for raw that
@@ -37,7 +39,7 @@ func cleanCanonical(raw []byte, drop []string) (out json.RawMessage, ok bool) {
 		if raw[i] != '"' {
 			return nil, false
 		}
-		keyEnd := skipString(raw, i)
+		keyEnd := jsonscan.SkipString(raw, i)
 		key := raw[i+1 : keyEnd-1]
 		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) || (prev != nil && bytes.Compare(prev, key) >= 0) {
 			return nil, false
@@ -46,8 +48,9 @@ func cleanCanonical(raw []byte, drop []string) (out json.RawMessage, ok bool) {
 		if keyEnd >= len(raw) || raw[keyEnd] != ':' {
 			return nil, false
 		}
-		end, compact := skipCompactValue(raw, keyEnd+1)
-		if !compact {
+		// A value that runs to the end of raw leaves no room for the object's '}'.
+		end, compact := jsonscan.SkipValue(raw, keyEnd+1)
+		if !compact || end >= len(raw) {
 			return nil, false
 		}
 		if !dropped(string(key), drop) {
@@ -76,52 +79,4 @@ func dropped(key string, drop []string) bool {
 		}
 	}
 	return false
-}
-
-// skipString returns the index just past the string that starts (with its quote) at raw[i], in
-// text json.Valid accepted.
-func skipString(raw []byte, i int) int {
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(raw)
-}
-
-// skipCompactValue returns the index just past the value that starts at raw[i], in an object
-// json.Valid accepted; compact is false if the value has whitespace outside its strings.
-func skipCompactValue(raw []byte, i int) (end int, compact bool) {
-	depth := 0
-	for i < len(raw) {
-		switch raw[i] {
-		case '"':
-			i = skipString(raw, i)
-			if depth == 0 {
-				return i, true
-			}
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 { // the enclosing object ends: a number or literal did
-				return i, true
-			}
-			depth--
-			if depth == 0 {
-				return i + 1, true
-			}
-		case ',':
-			if depth == 0 {
-				return i, true
-			}
-		case ' ', '\t', '\n', '\r':
-			return 0, false
-		}
-		i++
-	}
-	return 0, false
 }

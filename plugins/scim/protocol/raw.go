@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/lib/jsonscan"
 )
 
 // Canonical JSON is text that this package's encoder writes back byte for byte from the value
@@ -247,7 +249,8 @@ func (m *Members) Next() (key, value string, ok bool) {
 	end := m.i + 1 + strings.IndexByte(m.s[m.i+1:], '"')
 	key = m.s[m.i+1 : end]
 	start := end + 2
-	stop := skipValue(m.s, start)
+	// Canonical text is compact: the compactness report has nothing to add.
+	stop, _ := jsonscan.SkipValue(m.s, start)
 	m.i = stop
 	if m.i < len(m.s) && m.s[m.i] == ',' {
 		m.i++
@@ -270,56 +273,12 @@ func (e *Elements) Next() (value string, ok bool) {
 		return "", false
 	}
 	start := e.i
-	e.i = skipValue(e.s, start)
+	e.i, _ = jsonscan.SkipValue(e.s, start)
 	value = e.s[start:e.i]
 	if e.i < len(e.s) && e.s[e.i] == ',' {
 		e.i++
 	}
 	return value, true
-}
-
-// skipValue returns the end of the canonical value at s[i], without checking it.
-func skipValue(s string, i int) int {
-	depth := 0
-	for i < len(s) {
-		switch s[i] {
-		case '"':
-			i = skipString(s, i)
-			if depth == 0 {
-				return i
-			}
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return i
-			}
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case ',':
-			if depth == 0 {
-				return i
-			}
-		}
-		i++
-	}
-	return i
-}
-
-// skipString returns the end of the string at s[i] (a quote).
-func skipString(s string, i int) int {
-	for i++; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
 }
 
 // DecodeCanonicalObject decodes obj, an object IsCanonicalObject accepted, into what
