@@ -222,10 +222,20 @@ func FuzzKeepsRaw(f *testing.F) {
 	}
 	f.Add("emails", `[{"primary":true,"type":"work","value":"a@x"}]`)
 	f.Add("password", `"x"`)
+	f.Add("0", `{},"1":0`) // two members in one: not an input (found by the fuzzer)
 	f.Add("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", `{"manager":{"value":"m"}}`)
 	f.Fuzz(func(t *testing.T, key, value string) {
 		obj := `{"` + key + `":` + value + `}`
 		if !IsCanonicalObject(obj) {
+			return
+		}
+		// KeepsRaw is given one member as Members reads it: a value that is itself
+		// several members (`{},"1":0`) is not an input it can be given.
+		m := NewMembers(obj)
+		if k, v, ok := m.Next(); !ok || k != key || v != value {
+			return
+		}
+		if _, _, more := m.Next(); more {
 			return
 		}
 		for _, rt := range []*schema.ResourceType{rawTestRT, schema.UserResourceType} {
