@@ -3,8 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,12 +27,7 @@ func TestSCIMConnectorChangeCountsFromTheNextWrite(t *testing.T) {
 	srv := startGatehouseLogged(t, gatehouseBin, dataDir)
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	base := "https://" + srv.webAddr
-	write := func(name, doc string) string {
-		t.Helper()
-		f := filepath.Join(work, name+".yaml")
-		require.NoError(t, os.WriteFile(f, []byte(doc), 0o600))
-		return f
-	}
+	write := func(name, doc string) string { return resourceFile(t, work, name, doc) }
 	for _, r := range []string{"dev", "eng", "ops"} {
 		admin("create", "-f", write(r, "kind: role\nversion: v1\nmetadata:\n  name: "+r+"\nspec:\n  allow:\n    logins: ["+r+"]\n"))
 	}

@@ -230,6 +230,15 @@ func filesContaining(t *testing.T, dir string, needle string) []string {
 	return hits
 }
 
+// resourceFile writes doc, a resource in YAML, to dir/name.yaml for `gatectl create -f` and
+// returns its path.
+func resourceFile(t testing.TB, dir, name, doc string) string {
+	t.Helper()
+	f := filepath.Join(dir, name+".yaml")
+	require.NoError(t, os.WriteFile(f, []byte(doc), 0o600))
+	return f
+}
+
 // gatectlOn returns two ways of running gatectl against the server whose
 // data dir is dataDir: gatectl returns the result whatever it is, mustGatectl
 // also requires that the command succeeded.

@@ -3,8 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,9 +29,7 @@ func TestSCIMUserRolesHaveOneSource(t *testing.T) {
 	base := "https://" + srv.webAddr
 	apply := func(name, doc string) {
 		t.Helper()
-		f := filepath.Join(work, name+".yaml")
-		require.NoError(t, os.WriteFile(f, []byte(doc), 0o600))
-		admin("create", "-f", f)
+		admin("create", "-f", resourceFile(t, work, name, doc))
 	}
 	for _, r := range []string{"dev", "eng", "samlonly"} {
 		apply(r, "kind: role\nversion: v1\nmetadata:\n  name: "+r+"\nspec:\n  allow:\n    logins: ["+r+"]\n  options:\n    max_session_ttl: 8h\n")

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,9 +32,7 @@ func TestSCIMTokenHolderAttacks(t *testing.T) {
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	apply := func(name, doc string) {
 		t.Helper()
-		f := filepath.Join(work, name+".yaml")
-		require.NoError(t, os.WriteFile(f, []byte(doc), 0o600))
-		admin("create", "--force", "-f", f)
+		admin("create", "--force", "-f", resourceFile(t, work, name, doc))
 	}
 	type userJSON struct {
 		Metadata struct {
