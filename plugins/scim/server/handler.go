@@ -29,7 +29,8 @@ type resourceHandler[R any] struct {
 	lookup func(ctx context.Context, plugin, attr, value string) ([]*R, error)
 	list   func(ctx context.Context, plugin, startAfterID string, limit int) ([]*R, error)
 	count  func(ctx context.Context, plugin string) (int, error)
-	update func(ctx context.Context, plugin string, rec *R) (*R, error)
+	// update writes rec, read being the stored record it was built from (as get returned it).
+	update func(ctx context.Context, plugin string, read, rec *R) (*R, error)
 	del    func(ctx context.Context, plugin, id string) error
 
 	// id and revision read a record's SCIM id and backend revision (its ETag).
@@ -227,7 +228,7 @@ func (h *resourceHandler[R]) readModifyWrite(ctx context.Context, w http.Respons
 		}
 		next := *cur
 		set(&next)
-		out, err := h.update(ctx, req.plugin, &next)
+		out, err := h.update(ctx, req.plugin, cur, &next)
 		switch {
 		case err == nil:
 			return h.write(ctx, w, r, req, out, http.StatusOK)
