@@ -1,7 +1,8 @@
 package server
 
 import (
-	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
@@ -80,14 +81,28 @@ func userInNormalForm(rec *scimrecord.UserRecord) bool {
 	if !protocol.IsCanonicalObject(raw) {
 		return false
 	}
+	// The canonical text is read as it is, without decoding it: DecodeCanonicalObject gives
+	// what each value's text says (a string, true or false, null, a json.Number, an array, an
+	// object), which is what the checks below look at.
 	rt := schema.UserResourceType
-	for k, v := range protocol.DecodeCanonicalObject(raw) {
-		if isUserRecordKey(k) || hasURNPrefix(k) || rt.Extension(k) != nil || schema.IsEmpty(v) {
+	members := protocol.NewMembers(raw)
+	for k, v, ok := members.Next(); ok; k, v, ok = members.Next() {
+		if isUserRecordKey(k) || emptyValue(v) {
 			return false
+		}
+		if ext := rt.Extension(k); ext != nil {
+			// Normalize keys it by its URN and normalizes its members as a complex value's;
+			// Validate checks its required attributes (left to the full path, as is any
+			// extension that has some).
+			if ext.ID != k || slices.ContainsFunc(ext.Attributes, func(a *schema.Attribute) bool { return a.Required }) ||
+				!normalObject(v, ext.Attribute) {
+				return false
+			}
+			continue
 		}
 		a := rt.Attribute(k)
 		if a == nil {
-			continue // unknown: kept as it is
+			continue // unknown (an unknown extension's URN too): kept as it is
 		}
 		if a.Name != k || a.ReadOnly() || !normalValue(a, v) {
 			return false
@@ -96,18 +111,46 @@ func userInNormalForm(rec *scimrecord.UserRecord) bool {
 	return true
 }
 
-// normalValue reports whether normalizeValue(a, v) returns v itself, with nothing dropped,
-// renamed, converted, merged or refused, and StripReadOnly would strip nothing from it.
-func normalValue(a *schema.Attribute, v any) bool {
+// normalObject reports whether normalizeObject leaves the canonical object text v as it is
+// (attribute looking its members' definitions up), and StripReadOnly would strip nothing from
+// it.
+func normalObject(v string, attribute func(name string) *schema.Attribute) bool {
+	if v[0] != '{' || emptyValue(v) {
+		return false
+	}
+	members := protocol.NewMembers(v)
+	for k, sv, ok := members.Next(); ok; k, sv, ok = members.Next() {
+		if emptyValue(sv) {
+			return false
+		}
+		s := attribute(k)
+		if s == nil {
+			continue // unknown: kept as it is
+		}
+		if s.Name != k || s.ReadOnly() || !normalValue(s, sv) {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyValue is schema.IsEmpty of what the canonical value text v decodes to.
+func emptyValue(v string) bool { return v == "null" || v == "[]" || v == "{}" }
+
+// normalValue reports whether normalizeValue(a, x) returns x itself, x being what the canonical
+// value text v decodes to, with nothing dropped, renamed, converted, merged or refused, and
+// StripReadOnly would strip nothing from it.
+func normalValue(a *schema.Attribute, v string) bool {
 	if !a.MultiValued {
 		return normalSingle(a, v)
 	}
-	list, ok := v.([]any)
-	if !ok || len(list) == 0 || (a.Type == schema.Complex && len(list) > 1) {
+	if v[0] != '[' || emptyValue(v) {
 		return false
 	}
-	for _, e := range list {
-		if schema.IsEmpty(e) || !normalSingle(a, e) {
+	elems := protocol.NewElements(v)
+	n := 0
+	for e, ok := elems.Next(); ok; e, ok = elems.Next() {
+		if n++; emptyValue(e) || !normalSingle(a, e) || (a.Type == schema.Complex && n > 1) {
 			return false
 		}
 	}
@@ -115,52 +158,30 @@ func normalValue(a *schema.Attribute, v any) bool {
 }
 
 // normalSingle is normalValue for one value of a.
-func normalSingle(a *schema.Attribute, v any) bool {
+func normalSingle(a *schema.Attribute, v string) bool {
 	switch a.Type {
 	case schema.Complex:
-		m, ok := v.(map[string]any)
-		if !ok || len(m) == 0 {
-			return false
-		}
-		for k, sv := range m {
-			if schema.IsEmpty(sv) {
-				return false
-			}
-			s := a.SubAttribute(k)
-			if s == nil {
-				continue // unknown: kept as it is
-			}
-			if s.Name != k || s.ReadOnly() || !normalValue(s, sv) {
-				return false
-			}
-		}
-		return true
+		return normalObject(v, a.SubAttribute)
 	case schema.Boolean:
-		_, ok := v.(bool)
-		return ok
+		return v == "true" || v == "false"
 	case schema.String, schema.Reference, schema.Binary:
-		_, ok := v.(string)
-		return ok
+		return v[0] == '"'
 	case schema.DateTime:
-		s, ok := v.(string)
-		if !ok {
+		// A string with escapes is left to the full path rather than unescaped here.
+		if v[0] != '"' || strings.IndexByte(v, '\\') >= 0 {
 			return false
 		}
-		_, ok = schema.ParseDateTime(s)
+		_, ok := schema.ParseDateTime(v[1 : len(v)-1])
 		return ok
 	case schema.Integer:
-		n, ok := v.(json.Number)
-		if !ok {
-			return false
-		}
-		_, err := n.Int64()
+		// json.Number's Int64 and Float64 are these parses of its text.
+		_, err := strconv.ParseInt(v, 10, 64)
 		return err == nil
 	case schema.Decimal:
-		n, ok := v.(json.Number)
-		if !ok {
+		if v[0] == '"' {
 			return false
 		}
-		_, err := n.Float64()
+		_, err := strconv.ParseFloat(v, 64)
 		return err == nil
 	}
 	return false
