@@ -143,6 +143,15 @@ func (p *Plan) PutUser(u *typesv1.User, cond backend.Condition) error {
 	return trace.Wrap(putResource(p, KindUser, u, MarshalUser, UserKey, cond))
 }
 
+// PutOwnedUser is PutUser for a user the caller built for this plan and
+// does not use again, nor shares with another goroutine while this runs (a
+// SCIM write's account): it is validated, which may set its defaults, and
+// marshalled as it is, without the copy PutUser makes (a reflective clone, a
+// tenth of a SCIM create's allocations). The stored bytes are PutUser's.
+func (p *Plan) PutOwnedUser(u *typesv1.User, cond backend.Condition) error {
+	return trace.Wrap(putResource(p, KindUser, u, marshalOwnedUser, UserKey, cond))
+}
+
 // DeleteUser adds the deletion of user name, still at revision.
 func (p *Plan) DeleteUser(name, revision string) {
 	p.add(KindUser, name, UserKey(name), backend.Revision(revision), backend.Delete())

@@ -9,6 +9,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
@@ -86,6 +87,55 @@ func TestPlanActions(t *testing.T) {
 	bad.Metadata.Name = ""
 	require.Error(t, p.PutUser(bad, backend.Whatever()))
 	require.Equal(t, len(want), p.Len())
+}
+
+// TestPutOwnedUserMatchesPutUser: a user put without the copy is stored as PutUser stores it,
+// and refused where PutUser refuses it.
+func TestPutOwnedUserMatchesPutUser(t *testing.T) {
+	t.Parallel()
+	full := func() *typesv1.User {
+		u := validUser()
+		u.Kind, u.Version = KindUser, V1
+		u.Metadata.Revision = "rev-7"
+		u.Metadata.Description = "from Okta"
+		u.Metadata.Labels = map[string]string{"b": "2", "a": "1", LabelPlugin: "okta"}
+		u.Metadata.Expires = timestamppb.New(time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC))
+		u.Spec.Traits = NewTraits(map[string][]string{"groups": {"Everyone", "Eng"}, "logins": {"alice"}})
+		u.Spec.Incarnation = "inc-1"
+		u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: []byte("hash")}
+		u.Spec.CreatedBy = &typesv1.CreatedBy{Time: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)),
+			Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "00u1"}}
+		return u
+	}
+	for _, tc := range []struct {
+		name string
+		user func() *typesv1.User
+	}{
+		{"full", full},
+		{"defaults to set", validUser},
+		{"no spec", func() *typesv1.User { u := validUser(); u.Spec = nil; return u }},
+		{"bad name", func() *typesv1.User { u := validUser(); u.Metadata.Name = "@admin"; return u }},
+		{"no metadata", func() *typesv1.User { u := validUser(); u.Metadata = nil; return u }},
+		{"bad kind", func() *typesv1.User { u := validUser(); u.Kind = KindLock; return u }},
+		{"bad created time", func() *typesv1.User {
+			u := full()
+			u.Spec.CreatedBy.Time = &timestamppb.Timestamp{Seconds: -1 << 62}
+			return u
+		}},
+		{"nil", func() *typesv1.User { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var want, got Plan
+			wantErr := want.PutUser(tc.user(), backend.Revision("r1"))
+			err := got.PutOwnedUser(tc.user(), backend.Revision("r1"))
+			require.Equal(t, wantErr == nil, err == nil, "errors: %v, %v", wantErr, err)
+			if wantErr != nil {
+				require.Equal(t, wantErr.Error(), err.Error())
+			}
+			require.Equal(t, want.Actions(), got.Actions())
+		})
+	}
 }
 
 func TestPlanSCIMRecords(t *testing.T) {

@@ -149,6 +149,19 @@ func UnmarshalUser(item backend.Item) (*typesv1.User, error) {
 	return unmarshalStored[*typesv1.User](item)
 }
 
+// marshalOwnedUser is MarshalUser on u itself rather than a copy: see
+// Plan.PutOwnedUser.
+func marshalOwnedUser(u *typesv1.User) (backend.Item, error) {
+	if !u.ProtoReflect().IsValid() {
+		return backend.Item{}, trace.BadParameter("missing resource")
+	}
+	if err := ValidateUser(u); err != nil {
+		return backend.Item{}, trace.Wrap(err)
+	}
+	item, err := generic.MarshalOwned(UsersPrefix, u, binaryKinds[UsersPrefix], protojson.MarshalOptions{})
+	return item, trace.Wrap(err)
+}
+
 // marshalValidated validates a copy of r and marshals it.
 func marshalValidated[T generic.Resource](prefix string, r T, validate func(T) error) (backend.Item, error) {
 	if !r.ProtoReflect().IsValid() {

@@ -71,7 +71,7 @@ func BenchmarkLite(b *testing.B) {
 				b.Fatal(err)
 			}
 			cur.Active = !cur.Active
-			if _, err := e.p.UpdateUser(e.ctx, testPlugin, cur); err != nil {
+			if _, err := e.p.UpdateUser(e.ctx, testPlugin, nil, cur); err != nil {
 				b.Fatal(err)
 			}
 			i++

@@ -255,7 +255,8 @@ func planUser(pc *pluginContext, st *userState) (*userPlan, error) {
 		plan.dropped = dropped
 		u := buildUser(pc, next, base, roles, st.now)
 		u.Spec.Incarnation = incarnation
-		if err := plan.writes.PutUser(u, cond); err != nil {
+		// u is this plan's own (buildUser): marshalled without a copy.
+		if err := plan.writes.PutOwnedUser(u, cond); err != nil {
 			return nil, trace.Wrap(err)
 		}
 		switch {
@@ -359,7 +360,7 @@ func planMember(pc *pluginContext, st *memberState) (*userPlan, error) {
 	ev := userEvent(pc, EventUserUpdate, st.next, "group membership changed over SCIM")
 	if st.old.Active && classify(pc, st.user, st.old.ID) == accountOurs {
 		roles, dropped := grantedRoles(pc, st.next, st.grantable)
-		if err := plan.writes.PutUser(buildUser(pc, st.next, st.user, roles, st.now), backend.Revision(st.user.GetMetadata().GetRevision())); err != nil {
+		if err := plan.writes.PutOwnedUser(buildUser(pc, st.next, st.user, roles, st.now), backend.Revision(st.user.GetMetadata().GetRevision())); err != nil {
 			return nil, trace.Wrap(err)
 		}
 		if len(dropped) > 0 {

@@ -486,7 +486,7 @@ func deactivate(t *testing.T, e *env, rec *scimrecord.UserRecord, active bool) *
 	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
 	require.NoError(t, err)
 	cur.Active = active
-	out, err := e.p.UpdateUser(e.ctx, testPlugin, cur)
+	out, err := e.p.UpdateUser(e.ctx, testPlugin, nil, cur)
 	require.NoError(t, err)
 	return out
 }
@@ -686,7 +686,7 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 				}
 				attrs[fmt.Sprintf("k%d", i)] = i
 				cur.Attributes, _ = json.Marshal(attrs)
-				_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+				_, err = e.p.UpdateUser(e.ctx, testPlugin, nil, cur)
 				if trace.IsCompareFailed(err) {
 					continue
 				}
@@ -713,7 +713,7 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 	require.NotContains(t, u.GetMetadata().GetLabels(), services.LabelSCIMAttributes)
 
 	// A stale revision is refused.
-	_, err = e.p.UpdateUser(e.ctx, testPlugin, rec)
+	_, err = e.p.UpdateUser(e.ctx, testPlugin, nil, rec)
 	require.True(t, trace.IsCompareFailed(err), "%v", err)
 }
 
@@ -897,7 +897,7 @@ func TestReachAttacks(t *testing.T) {
 			require.NoError(t, err)
 			next := *cur
 			next.UserName, next.Active = tc.userName, tc.active
-			_, err = e.p.UpdateUser(e.ctx, testPlugin, &next)
+			_, err = e.p.UpdateUser(e.ctx, testPlugin, nil, &next)
 			require.True(t, trace.IsAlreadyExists(err), "%v", err)
 			require.Equal(t, fmt.Sprintf("userName %q is already taken", tc.userName), trace.UserMessage(err))
 			untouched(t)
@@ -963,7 +963,7 @@ func TestRoleCeiling(t *testing.T) {
 	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
 	require.NoError(t, err)
 	cur.Attributes = []byte(`{"displayName":"Jane"}`)
-	_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+	_, err = e.p.UpdateUser(e.ctx, testPlugin, nil, cur)
 	require.NoError(t, err)
 	require.Equal(t, []string{"access", "member", adminRole}, e.user(t, "jane@example.com").GetSpec().GetRoles())
 	incarnation := e.user(t, "jane@example.com").GetSpec().GetIncarnation()
@@ -1023,7 +1023,7 @@ func TestUpdateThatChangesNothing(t *testing.T) {
 			same := *rec
 			same.Attributes = json.RawMessage(`{ "emails":[{"value":"jane@example.com","primary":true}],
 				"name":{"givenName":"Jane"}, "externalId":"00j", "userName":"jane@example.com" }`)
-			got, err := e.p.UpdateUser(e.ctx, testPlugin, &same)
+			got, err := e.p.UpdateUser(e.ctx, testPlugin, nil, &same)
 			require.NoError(t, err)
 			require.Equal(t, rec.Revision, got.Revision)
 			require.Equal(t, rec.LastModified, got.LastModified)
@@ -1043,7 +1043,7 @@ func TestUpdateThatChangesNothing(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.Contains(t, e.user(t, "jane@example.com").GetSpec().GetRoles(), "access")
-			got, err = e.p.UpdateUser(e.ctx, testPlugin, &same)
+			got, err = e.p.UpdateUser(e.ctx, testPlugin, nil, &same)
 			require.NoError(t, err)
 			require.NotEqual(t, rec.Revision, got.Revision)
 			require.Equal(t, []string{"eng", "member"}, e.user(t, "jane@example.com").GetSpec().GetRoles())
@@ -1069,7 +1069,7 @@ func TestLegacyAttributesLabelDropped(t *testing.T) {
 	cur, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
 	require.NoError(t, err)
 	cur.Attributes = []byte(`{"title":"Engineer"}`)
-	_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+	_, err = e.p.UpdateUser(e.ctx, testPlugin, nil, cur)
 	require.NoError(t, err)
 	got := e.user(t, "legacy")
 	require.NotContains(t, got.GetMetadata().GetLabels(), services.LabelSCIMAttributes)
@@ -1121,6 +1121,46 @@ func TestCreateOfNewNameReadsNothingUnderIt(t *testing.T) {
 // and plans as before: an administrator's lock under the plugin's lock name
 // that targets the user is kept, one that targets someone else makes the
 // deactivation fail, and in both cases nothing else changed.
+// TestUpdatePlansOnTheRecordRead: an update given the record its caller read (the SCIM
+// handler's PATCH and PUT) does not read it again, and a record changed since that read still
+// fails the write, with nothing written, as when the update read it itself.
+func TestUpdatePlansOnTheRecordRead(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, func(t *testing.T, e *env) {
+		rec := e.create(t, "readonce", "00read1")
+		read, err := e.p.GetUser(e.ctx, testPlugin, rec.ID)
+		require.NoError(t, err)
+		next := *read
+		next.Active = false
+		e.b.keysRead()
+		out, err := e.p.UpdateUser(e.ctx, testPlugin, read, &next)
+		require.NoError(t, err)
+		e.requireNotRead(t, rec.ID, "the record the caller read is planned on")
+		require.False(t, out.Active)
+		_, err = e.svc.GetUser(e.ctx, "readonce", false)
+		require.True(t, trace.IsNotFound(err), "deactivated: %v", err)
+
+		// Read, then changed by another write before the update: the update's write fails on
+		// the record's revision, and its next attempt, reading, says it changed.
+		stale := e.create(t, "stale", "00read2")
+		read, err = e.p.GetUser(e.ctx, testPlugin, stale.ID)
+		require.NoError(t, err)
+		moved := deactivate(t, e, stale, false)
+		reactivate := *read
+		reactivate.Attributes = json.RawMessage(`{"displayName":"Stale"}`)
+		_, err = e.p.UpdateUser(e.ctx, testPlugin, read, &reactivate)
+		require.True(t, trace.IsCompareFailed(err), "%v", err)
+		still, err := e.p.GetUser(e.ctx, testPlugin, stale.ID)
+		require.NoError(t, err)
+		require.Equal(t, moved.Revision, still.Revision, "nothing written")
+		require.False(t, still.Active)
+
+		// A read record of another id is the caller's mistake.
+		_, err = e.p.UpdateUser(e.ctx, testPlugin, rec, &reactivate)
+		require.True(t, trace.IsBadParameter(err), "%v", err)
+	})
+}
+
 func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 	t.Parallel()
 	onEachBackend(t, func(t *testing.T, e *env) {
@@ -1167,7 +1207,7 @@ func TestDeactivationChecksTheLockByWriting(t *testing.T) {
 		cur, err := e.p.GetUser(e.ctx, testPlugin, other.ID)
 		require.NoError(t, err)
 		cur.Active = false
-		_, err = e.p.UpdateUser(e.ctx, testPlugin, cur)
+		_, err = e.p.UpdateUser(e.ctx, testPlugin, nil, cur)
 		require.True(t, trace.IsAlreadyExists(err), "%v", err)
 		e.user(t, "other")
 		still, err := e.p.GetUser(e.ctx, testPlugin, other.ID)

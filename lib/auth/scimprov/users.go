@@ -549,18 +549,31 @@ func (p *Provisioner) CreateUser(ctx context.Context, plugin string, rec *scimre
 // externalId, active and attributes; id, groups and created are kept. An
 // active change deactivates (user deleted and locked) or reactivates (user
 // recreated, the plugin's lock removed) in the same atomic write.
-func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
+//
+// read, when not nil, is the record as GetUser returned it (unmodified) at
+// rec.Revision, which the caller read to build rec: the first attempt plans
+// on it instead of reading the record a second time. That is safe because
+// the write conditions the record on read's revision and every write gives
+// its items a revision no other write has: if the record is not at that
+// revision any more, the write fails with nothing written and the next
+// attempt reads it.
+func (p *Provisioner) UpdateUser(ctx context.Context, plugin string, read, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	if rec == nil || rec.Revision == "" {
 		return nil, trace.BadParameter("updating a SCIM user needs the revision it was read at")
+	}
+	if read != nil && read.ID != rec.ID {
+		return nil, trace.BadParameter("SCIM user %q was read to update %q", read.ID, rec.ID)
 	}
 	pc, in, err := loadAndNormalize(ctx, p, plugin, rec, normalizeUser)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	for attempt := range maxAttempts {
-		old, err := p.store.GetUser(ctx, pc.name, rec.ID)
-		if err != nil {
-			return nil, trace.Wrap(err)
+		old := read
+		if attempt > 0 || old == nil {
+			if old, err = p.store.GetUser(ctx, pc.name, rec.ID); err != nil {
+				return nil, trace.Wrap(err)
+			}
 		}
 		if old.Revision != rec.Revision {
 			return nil, trace.CompareFailed("SCIM user %q was changed since it was read", rec.ID)

@@ -157,7 +157,7 @@ func (f *fakeProvisioner) CountUsers(context.Context, string) (int, error) {
 	return max(len(f.users)-f.countLag, 0), f.enter("CountUsers")
 }
 
-func (f *fakeProvisioner) UpdateUser(_ context.Context, _ string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
+func (f *fakeProvisioner) UpdateUser(_ context.Context, _ string, _, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter("UpdateUser"); err != nil {

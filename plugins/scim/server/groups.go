@@ -33,7 +33,7 @@ func newGroupHandler(s *Server) *resourceHandler[scimrecord.GroupRecord] {
 		lookup:   groups.LookupGroups,
 		list:     groups.ListGroups,
 		count:    groups.CountGroups,
-		update:   groups.UpdateGroup,
+		update:   updateGroup(groups),
 		del:      groups.DeleteGroup,
 		id:       func(g *scimrecord.GroupRecord) string { return g.ID },
 		revision: func(g *scimrecord.GroupRecord) string { return g.Revision },
@@ -89,4 +89,12 @@ func (s *Server) memberDisplays(ctx context.Context, plugin string, items []sche
 		}
 	}
 	return nil
+}
+
+// updateGroup is the handler's update call for groups: a group update reads the record itself,
+// so the one the handler read is not passed on.
+func updateGroup(groups Groups) func(ctx context.Context, plugin string, read, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
+	return func(ctx context.Context, plugin string, _, rec *scimrecord.GroupRecord) (*scimrecord.GroupRecord, error) {
+		return groups.UpdateGroup(ctx, plugin, rec)
+	}
 }

@@ -29,7 +29,8 @@ type resourceHandler[R any] struct {
 	lookup func(ctx context.Context, plugin, attr, value string) ([]*R, error)
 	list   func(ctx context.Context, plugin, startAfterID string, limit int) ([]*R, error)
 	count  func(ctx context.Context, plugin string) (int, error)
-	update func(ctx context.Context, plugin string, rec *R) (*R, error)
+	// update writes rec, read being the stored record it was built from (as get returned it).
+	update func(ctx context.Context, plugin string, read, rec *R) (*R, error)
 	del    func(ctx context.Context, plugin, id string) error
 
 	// id and revision read a record's SCIM id and backend revision (its ETag).
@@ -46,6 +47,9 @@ type resourceHandler[R any] struct {
 	// returns what sets them on a record: on blank for a POST, on a copy of the stored record for
 	// PUT and PATCH, so that what the client cannot write (id, revision, a user's groups) stays.
 	fields func(res schema.Resource) (set func(rec *R), err error)
+	// patchActive, when set, is the fast path of a PATCH that only sets active (patchactive.go):
+	// what sets active on a copy of cur, or false when only patchFull can tell the result.
+	patchActive func(cur *R, active bool) (set func(*R), ok bool)
 	// indexed are the attributes an equality filter is answered on by key; sortKeys the sortBy
 	// attributes (lower-case paths, see sort.go).
 	indexed  map[string]bool
@@ -191,18 +195,32 @@ func (h *resourceHandler[R]) servePatch(ctx context.Context, w http.ResponseWrit
 	if err != nil {
 		return err
 	}
-	return h.readModifyWrite(ctx, w, r, req, func(cur *R) (func(*R), error) {
-		// toRes builds a new representation on every call: the patch may work on it in place.
-		patched, err := patch.ApplyTo(h.rt, h.toRes(req.base, cur), preq.Operations)
-		if err != nil {
-			return nil, err
+	full := func(cur *R) (func(*R), error) { return h.patchFull(req.base, cur, preq.Operations) }
+	mutate := full
+	if active, ok := activeOnly(preq.Operations); ok && h.patchActive != nil {
+		mutate = func(cur *R) (func(*R), error) {
+			if set, ok := h.patchActive(cur, active); ok {
+				return set, nil
+			}
+			return full(cur)
 		}
-		if h.rt == schema.UserResourceType {
-			schema.Delete(patched, "password")
-		}
-		h.rt.StripReadOnly(patched)
-		return h.fields(patched)
-	})
+	}
+	return h.readModifyWrite(ctx, w, r, req, mutate)
+}
+
+// patchFull applies ops to the full representation of cur and returns what sets the resulting
+// fields on a copy of cur.
+func (h *resourceHandler[R]) patchFull(base string, cur *R, ops []patch.Operation) (func(*R), error) {
+	// toRes builds a new representation on every call: the patch may work on it in place.
+	patched, err := patch.ApplyTo(h.rt, h.toRes(base, cur), ops)
+	if err != nil {
+		return nil, err
+	}
+	if h.rt == schema.UserResourceType {
+		schema.Delete(patched, "password")
+	}
+	h.rt.StripReadOnly(patched)
+	return h.fields(patched)
 }
 
 // readModifyWrite is the loop of PUT and PATCH: mutate says, from the stored record, which fields
@@ -227,7 +245,7 @@ func (h *resourceHandler[R]) readModifyWrite(ctx context.Context, w http.Respons
 		}
 		next := *cur
 		set(&next)
-		out, err := h.update(ctx, req.plugin, &next)
+		out, err := h.update(ctx, req.plugin, cur, &next)
 		switch {
 		case err == nil:
 			return h.write(ctx, w, r, req, out, http.StatusOK)

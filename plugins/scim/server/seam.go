@@ -32,7 +32,9 @@ type Users interface {
 	CountUsers(ctx context.Context, plugin string) (int, error)
 	// UpdateUser writes rec conditionally on rec.Revision (CompareFailed when it moved). An active
 	// true→false change deactivates (lock and delete the user atomically), false→true reactivates.
-	UpdateUser(ctx context.Context, plugin string, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error)
+	// read is the record as GetUser returned it at rec.Revision, unmodified, which the
+	// implementation may plan on instead of reading it again (nil: it reads it).
+	UpdateUser(ctx context.Context, plugin string, read, rec *scimrecord.UserRecord) (*scimrecord.UserRecord, error)
 	// DeleteUser deprovisions the user and removes the record.
 	DeleteUser(ctx context.Context, plugin, id string) error
 }

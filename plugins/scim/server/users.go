@@ -46,7 +46,8 @@ func newUserHandler(s *Server) *resourceHandler[scimrecord.UserRecord] {
 				}
 			}, nil
 		},
-		indexed:  map[string]bool{"userName": true, "externalId": true, "id": true},
-		sortKeys: userSortKeys,
+		patchActive: patchUserActive,
+		indexed:     map[string]bool{"userName": true, "externalId": true, "id": true},
+		sortKeys:    userSortKeys,
 	}
 }
