@@ -193,6 +193,32 @@ func (r scimResponse) expect(t testing.TB, status int) scimResponse {
 	return r
 }
 
+// oktaOnSQLite is a real gatehouse on SQLite with the okta plugin installed (installOkta), for
+// the tests that speak SCIM to the real binary.
+type oktaOnSQLite struct {
+	srv     *server
+	work    string
+	gatectl func(args ...string) result // whatever the exit code
+	admin   func(args ...string) result // must succeed
+	token   string
+	scim    *scimClient
+}
+
+// startOktaOnSQLite builds the binaries and starts an oktaOnSQLite; it skips in -short mode.
+func startOktaOnSQLite(t *testing.T) *oktaOnSQLite {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	gatehouseBin, gatectlBin := buildBinaries(t)
+	dataDir, work := t.TempDir(), t.TempDir()
+	o := &oktaOnSQLite{srv: startGatehouse(t, gatehouseBin, dataDir, &syncBuffer{}, "--storage", "sqlite"), work: work}
+	o.gatectl, o.admin = gatectlOn(t, gatectlBin, dataDir)
+	o.token = installOkta(t, o.admin, work)
+	o.scim = newSCIMClient(t, o.srv, "okta", o.token, 2)
+	return o
+}
+
 // installOkta creates the "okta" SAML connector (groups=admins → auditor) and installs the okta
 // plugin with default role access; it returns the bearer token.
 func installOkta(t testing.TB, admin func(args ...string) result, work string) string {

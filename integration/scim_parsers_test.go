@@ -19,14 +19,7 @@ import (
 // duplicate query parameters read as url.Values.Get reads them. The differential fuzzers hold
 // each fast path to its general parser in process; this holds the wiring, over HTTPS.
 func TestSCIMHandWrittenParsersOnTheRealServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs binaries")
-	}
-	gatehouseBin, gatectlBin := buildBinaries(t)
-	dataDir, work := t.TempDir(), t.TempDir()
-	srv := startGatehouse(t, gatehouseBin, dataDir, &syncBuffer{}, "--storage", "sqlite")
-	_, admin := gatectlOn(t, gatectlBin, dataDir)
-	c := newSCIMClient(t, srv, "okta", installOkta(t, admin, work), 2)
+	c := startOktaOnSQLite(t).scim
 	const userSchema = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 	create := func(body string) scimResponse {
@@ -110,14 +103,8 @@ func TestSCIMHandWrittenParsersOnTheRealServer(t *testing.T) {
 // every cache, is refused on the very next request once it is rotated out or its plugin is
 // removed; a path that climbs out of the plugin's base URL is not served under that plugin.
 func TestSCIMStaleTokenRefusedOnTheRealServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs binaries")
-	}
-	gatehouseBin, gatectlBin := buildBinaries(t)
-	dataDir, work := t.TempDir(), t.TempDir()
-	srv := startGatehouse(t, gatehouseBin, dataDir, &syncBuffer{}, "--storage", "sqlite")
-	_, admin := gatectlOn(t, gatectlBin, dataDir)
-	old := newSCIMClient(t, srv, "okta", installOkta(t, admin, work), 2)
+	o := startOktaOnSQLite(t)
+	srv, admin, old := o.srv, o.admin, o.scim
 	for range 3 {
 		require.Equal(t, http.StatusOK, old.do(http.MethodGet, "/Users?count=1", nil).status, "the token works, and is cached")
 	}

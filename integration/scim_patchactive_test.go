@@ -18,14 +18,8 @@ import (
 // keeps the record's other attributes exactly; what is not a boolean is refused with nothing
 // changed; a stale If-Match changes nothing.
 func TestSCIMActiveOnlyPatchOnTheRealServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs binaries")
-	}
-	gatehouseBin, gatectlBin := buildBinaries(t)
-	dataDir, work := t.TempDir(), t.TempDir()
-	srv := startGatehouse(t, gatehouseBin, dataDir, &syncBuffer{}, "--storage", "sqlite")
-	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
-	c := newSCIMClient(t, srv, "okta", installOkta(t, admin, work), 2)
+	o := startOktaOnSQLite(t)
+	gatectl, admin, c := o.gatectl, o.admin, o.scim
 	const patchSchema = `"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`
 
 	n := 0

@@ -17,14 +17,8 @@ import (
 // over an account the other plugin provisioned by creating the same userName in any case or
 // Unicode spelling, and it cannot lift the lock the other plugin's deactivation left.
 func TestSCIMTwoPluginsStayApart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs binaries")
-	}
-	gatehouseBin, gatectlBin := buildBinaries(t)
-	dataDir, work := t.TempDir(), t.TempDir()
-	srv := startGatehouse(t, gatehouseBin, dataDir, &syncBuffer{}, "--storage", "sqlite")
-	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
-	staffToken := installOkta(t, admin, work)
+	o := startOktaOnSQLite(t)
+	srv, work, gatectl, admin, staffToken, staff := o.srv, o.work, o.gatectl, o.admin, o.token, o.scim
 	admin("create", "-f", resourceFile(t, work, "contractors-saml", `kind: saml
 version: v1
 metadata:
@@ -39,7 +33,6 @@ spec:
 	}
 	out := admin("plugins", "install", "okta", "--name", "contractors", "--saml-connector", "contractors", "--default-roles", "access", "--format", "json").stdout
 	require.NoError(t, json.Unmarshal([]byte(out), &install), out)
-	staff := newSCIMClient(t, srv, "okta", staffToken, 2)
 	contractors := newSCIMClient(t, srv, "contractors", install.Token, 2)
 
 	// Each token only on its own URL.
