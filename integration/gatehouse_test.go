@@ -193,6 +193,11 @@ spec:
 	r = record(admin("users", "add", "＠admin", "--roles", "editor"))
 	require.Equal(t, 1, r.code, r.String())
 	require.Contains(t, r.stderr, "reserved")
+	// A typo in a role is refused, not kept for a role created later under that name.
+	r = record(admin("users", "add", "tom", "--roles", "access,acess"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, `role "acess" does not exist`)
+	require.Equal(t, 1, admin("get", "user/tom").code, "nothing was created")
 
 	// The operator identity: a lock on a user "admin" leaves it alone; an
 	// editor's lock on @admin locks it out, and gatehouse recover, with the

@@ -61,7 +61,7 @@ func (s *Server) RegisterServices(srv grpc.ServiceRegistrar) error {
 		return trace.Wrap(err)
 	}
 	plugins, saml, events := apis.Plugins, apis.SAML, apis.Events
-	users, err := userv1.New(userv1.Config{Deps: deps, Users: s.services.Users})
+	users, err := userv1.New(userv1.Config{Deps: deps, Users: s.services.Users, Roles: s.services.Roles})
 	if err != nil {
 		return trace.Wrap(err)
 	}

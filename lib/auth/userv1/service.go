@@ -2,7 +2,8 @@
 // generated messages to a lib/auth/crud Handler for kind "user", which
 // authorizes, checks the verb, validates, calls the users service, audits
 // and wraps the error. What is particular to users: secrets with
-// with_secrets, and created_by defaulting to the caller.
+// with_secrets, created_by defaulting to the caller, and no role given
+// that does not exist.
 package userv1
 
 import (
@@ -34,10 +35,19 @@ type Users interface {
 
 var _ Users = (*services.UserService)(nil)
 
+// Roles is the part of the roles service the handlers use.
+type Roles interface {
+	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
+}
+
+var _ Roles = (*services.RoleService)(nil)
+
 // Config configures the service.
 type Config struct {
 	crud.Deps
 	Users Users
+	// Roles is where a role given to a user must exist.
+	Roles Roles
 }
 
 // CheckAndSetDefaults validates the config.
@@ -46,6 +56,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		crud.Need("Authorizer", c.Authorizer == nil),
 		crud.Need("Recorder", c.Recorder == nil),
 		crud.Need("Users", c.Users == nil),
+		crud.Need("Roles", c.Roles == nil),
 	))
 }
 
@@ -65,12 +76,15 @@ func New(cfg Config) (*Service, error) {
 	h, err := crud.New(crud.Config[*typesv1.User]{
 		Kind: services.KindUser,
 		Deps: cfg.Deps,
+		// The writes check the roles after the handler has authorized the
+		// caller: whether a role exists is not told to one who may not write
+		// users.
 		Store: crud.Store[*typesv1.User]{
 			Get:    cfg.Users.GetUser,
 			List:   cfg.Users.ListUsers,
-			Create: cfg.Users.CreateUser,
-			Update: cfg.Users.UpdateUser,
-			Upsert: cfg.Users.UpsertUser,
+			Create: checkedWrite(cfg, cfg.Users.CreateUser),
+			Update: checkedWrite(cfg, cfg.Users.UpdateUser),
+			Upsert: checkedWrite(cfg, cfg.Users.UpsertUser),
 			Delete: cfg.Users.DeleteUser,
 		},
 		Events:       crud.Events{Create: audit.EventUserCreate, Update: audit.EventUserUpdate, Delete: audit.EventUserDelete},
@@ -80,6 +94,39 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	return &Service{h: h}, nil
+}
+
+// checkedWrite is write, refused when u is given a role that does not
+// exist. A role name that does not exist grants nothing today, but the
+// account would hold it: whoever later creates a role of that name (a typo's
+// correction, or another administrator's new role) would grant it to the
+// account without anyone deciding so. Only the roles the write adds are
+// checked, so that an account still holding a role deleted since can be
+// updated, and keeps it (it grants nothing while it does not exist).
+func checkedWrite(cfg Config, write func(context.Context, *typesv1.User) (*typesv1.User, error)) func(context.Context, *typesv1.User) (*typesv1.User, error) {
+	return func(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
+		held := map[string]bool{}
+		old, err := cfg.Users.GetUser(ctx, u.GetMetadata().GetName(), false)
+		switch {
+		case err == nil:
+			for _, r := range old.GetSpec().GetRoles() {
+				held[r] = true
+			}
+		case !trace.IsNotFound(err):
+			return nil, trace.Wrap(err)
+		}
+		for _, r := range u.GetSpec().GetRoles() {
+			if held[r] {
+				continue
+			}
+			if _, err := cfg.Roles.GetRole(ctx, r); trace.IsNotFound(err) {
+				return nil, trace.BadParameter("user %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to the user unnoticed", u.GetMetadata().GetName(), r)
+			} else if err != nil {
+				return nil, trace.Wrap(err)
+			}
+		}
+		return write(ctx, u)
+	}
 }
 
 // withDefaults fills created_by with the caller and now when the admin set

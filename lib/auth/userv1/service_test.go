@@ -145,3 +145,62 @@ func TestCreateCanonicalName(t *testing.T) {
 	require.True(t, trace.IsBadParameter(err), "%v", err)
 	require.Contains(t, err.Error(), `Gatehouse stores it as "carol"`)
 }
+
+// TestRolesMustExist: a write through the API may not give a user a role that does not exist
+// (a role created later under that name would be granted unnoticed). The refusal names the role,
+// writes nothing and is audited as a failure; a caller who may not write users learns nothing
+// of which roles exist; an account still holding a role deleted since can be updated and keeps
+// it.
+func TestRolesMustExist(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	c := s.UserWith(t, "ed", services.KindUser, services.VerbCreate, services.VerbUpdate, services.VerbReadNoSecrets)
+	ctx := context.Background()
+	withRoles := func(name string, roles ...string) *typesv1.User {
+		return &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: roles}}
+	}
+	requireRefused := func(err error, role string) {
+		t.Helper()
+		require.True(t, trace.IsBadParameter(err), "%v", err)
+		require.Contains(t, err.Error(), `role "`+role+`" does not exist`)
+	}
+
+	_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: withRoles("bob", "access", "acess")})
+	requireRefused(err, "acess")
+	_, err = s.Auth.Services().Users.GetUser(ctx, "bob", false)
+	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+	ev := authtest.RequireEvent(t, s, "user.create", "ed")
+	require.NotEqual(t, "success", ev.GetOutcome(), "the refusal is audited: %v", ev)
+	require.Contains(t, ev.GetMessage(), "acess", "%v", ev)
+	_, err = c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: withRoles("bob", "nosuch")})
+	requireRefused(err, "nosuch")
+
+	_, err = c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: withRoles("bob", "access")})
+	require.NoError(t, err)
+	cur, err := s.Auth.Services().Users.GetUser(ctx, "bob", false)
+	require.NoError(t, err)
+	cur.Spec.Roles = []string{"access", "nosuch"}
+	_, err = c.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{User: cur})
+	requireRefused(err, "nosuch")
+	_, err = c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: withRoles("bob", "access", "nosuch")})
+	requireRefused(err, "nosuch")
+
+	// A role the account holds and that was deleted since: kept on an update that does not add
+	// one.
+	s.CreateRole(t, "gone", []string{services.KindRole}, []string{services.VerbList})
+	s.CreateUser(t, "carol", "access", "gone")
+	require.NoError(t, s.Auth.Services().Roles.DeleteRole(ctx, "gone"))
+	cur, err = s.Auth.Services().Users.GetUser(ctx, "carol", false)
+	require.NoError(t, err)
+	cur.Spec.Traits = nil
+	_, err = c.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{User: cur})
+	require.NoError(t, err)
+	_, err = c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: withRoles("carol", "gone")})
+	require.NoError(t, err)
+
+	// Without the right to write users: denied before any role is looked at.
+	reader := s.UserWith(t, "rita", services.KindUser, services.VerbReadNoSecrets)
+	_, err = reader.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: withRoles("dave", "nosuch")})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.NotContains(t, err.Error(), "nosuch")
+}
