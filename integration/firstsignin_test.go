@@ -93,6 +93,14 @@ func TestFirstSignInFromBanner(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	code, body = post("/v1/webapi/users/password", map[string]string{"token": second.Query().Get("token"), "password": "someone else's password"})
 	require.Equal(t, http.StatusForbidden, code, "the link works once: %s", body)
+	// A stranger's malformed logins: 400 in the client's terms, never the server's Go types.
+	for _, bad := range []any{[]int{1}, map[string]any{"user": 1, "password": password}} {
+		code, body = post("/v1/webapi/sessions", bad)
+		require.Equal(t, http.StatusBadRequest, code, body)
+		require.Contains(t, body, "request body")
+		require.NotContains(t, body, "Go value", body)
+		require.NotContains(t, body, "sso.", body)
+	}
 	code, body = post("/v1/webapi/sessions", map[string]string{"user": "admin", "password": password})
 	require.Equal(t, http.StatusOK, code, body)
 	var session struct {

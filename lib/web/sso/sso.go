@@ -44,6 +44,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/lib/web/jsonbody"
+
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/bcrypt"
@@ -503,7 +505,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return trace.BadParameter("request body is unreadable or over %d bytes", maxJSONBody)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return trace.BadParameter("request body is not the expected JSON: %v", err)
+		return trace.BadParameter("%s", jsonbody.Problem(err))
 	}
 	return nil
 }

@@ -340,7 +340,7 @@ func TestOktaSettingsEdit(t *testing.T) {
 		"empty role":              {webapi.OktaSettings{GrantableRoles: []string{""}}, http.StatusBadRequest, "Grantable roles"},
 		"duplicate role":          {webapi.OktaSettings{DefaultRoles: []string{"access", "access"}}, http.StatusBadRequest, "twice"},
 		"unknown field":           {map[string]any{"default_roles": []string{}, "admin": true}, http.StatusBadRequest, "unknown field"},
-		"wrong type":              {map[string]any{"lock_ttl": 5}, http.StatusBadRequest, "bad JSON"},
+		"wrong type":              {map[string]any{"lock_ttl": 5}, http.StatusBadRequest, `"lock_ttl" must be a string, not number`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, body := e.do(&admin, csrfRight, http.MethodPut, path, tc.body)

@@ -24,6 +24,8 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/gatehouse/gatehouse/lib/web/jsonbody"
+
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 
@@ -246,10 +248,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return trace.Wrap(mbe) // 413, see writeTraceError
 		}
-		return trace.BadParameter("bad JSON body: %v", err)
+		return trace.BadParameter("%s", jsonbody.Problem(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return trace.BadParameter("bad JSON body: trailing data")
+		return trace.BadParameter("request body is not valid JSON (data after the object)")
 	}
 	return nil
 }
