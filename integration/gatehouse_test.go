@@ -75,8 +75,12 @@ spec:
 	require.Equal(t, 1, r.code, r.String())
 	require.Contains(t, r.stderr, `SAML connector "nosuch" not found`)
 	require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
+	// So is a default role that does not exist (a typo the grants reconcile would later hand out).
+	r = record(admin("plugins", "install", "okta", "--saml-connector", "okta", "--default-roles", "access,acess"))
+	require.Equal(t, 1, r.code, r.String())
+	require.Contains(t, r.stderr, `role "acess" does not exist`)
 	r = record(ok(admin("get", "plugins", "--format", "json")))
-	require.JSONEq(t, "[]", r.stdout, "nothing was created by the refused install")
+	require.JSONEq(t, "[]", r.stdout, "nothing was created by the refused installs")
 
 	// Install: base URL and token, once.
 	r = ok(admin("plugins", "install", "okta", "--saml-connector", "okta", "--default-roles", "access", "--lock-ttl", "720h", "--format", "json"))

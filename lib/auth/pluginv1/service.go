@@ -183,8 +183,9 @@ func SCIMBaseURL(publicAddr, name string) string {
 // prepare validates a plugin from a request and links it to its
 // credentials: the server owns spec.static_credentials_ref, so any other
 // value is refused. An Okta plugin's SAML connector must exist, its grants
-// must be the caller's to give (checkGrants), and its lock_ttl must outlast
-// every certificate (checkLockTTL).
+// must be the caller's to give (checkGrants) and name roles that exist
+// (checkRolesExist), and its lock_ttl must outlast every certificate
+// (checkLockTTL).
 func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.Plugin) (*typesv1.Plugin, error) {
 	if p == nil {
 		return nil, trace.BadParameter("missing plugin")
@@ -206,6 +207,9 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 		}
 	}
 	if err := s.checkGrants(ctx, actx, p); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := s.checkRolesExist(ctx, p); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := s.checkLockTTL(ctx, p); err != nil {
@@ -254,6 +258,42 @@ func (s *Service) checkGrants(ctx context.Context, actx *authz.Context, p *types
 	if len(missing) > 0 {
 		return trace.AccessDenied("plugin %q: setting default_roles or grantable_roles requires holding every role listed (or the right to create and update users); you do not hold %s",
 			p.GetMetadata().GetName(), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// checkRolesExist refuses default_roles or grantable_roles that newly list a
+// role that does not exist (checked after checkGrants, so that whether a role
+// exists is not told to a caller who may not list it). Such a name grants
+// nothing today, but the grants reconcile gives every SCIM user the plugin's
+// default roles within seconds of a change, so a role created later under
+// that name (a typo's correction, another administrator's new role) would go
+// to all of them without anyone deciding so. Names the stored plugin already
+// lists are not checked again: a role deleted since does not block an
+// unrelated update (and grants nothing while it does not exist).
+func (s *Service) checkRolesExist(ctx context.Context, p *typesv1.Plugin) error {
+	okta := p.GetSpec().GetOkta()
+	listed := slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())
+	if len(listed) == 0 {
+		return nil
+	}
+	var known []string
+	cur, err := s.cfg.Plugins.GetPlugin(ctx, p.GetMetadata().GetName())
+	switch {
+	case err == nil:
+		known = slices.Concat(cur.GetSpec().GetOkta().GetDefaultRoles(), cur.GetSpec().GetOkta().GetGrantableRoles())
+	case !trace.IsNotFound(err):
+		return trace.Wrap(err)
+	}
+	roles, err := s.cfg.Roles.ListAllRoles(ctx)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	for _, r := range listed {
+		if slices.Contains(known, r) || slices.ContainsFunc(roles, func(role *typesv1.Role) bool { return role.GetMetadata().GetName() == r }) {
+			continue
+		}
+		return trace.BadParameter("plugin %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to SCIM users unnoticed", p.GetMetadata().GetName(), r)
 	}
 	return nil
 }

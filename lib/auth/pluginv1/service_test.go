@@ -445,3 +445,54 @@ func TestPluginGrants(t *testing.T) {
 	require.Contains(t, err.Error(), "shorter than the longest session a role allows (20h0m0s, role long)")
 	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.LockTtl = "20h" }))
 }
+
+// TestPluginRolesMustExist: default_roles and grantable_roles may not newly list a role that
+// does not exist (the grants reconcile would hand a role created later under that name to every
+// SCIM user at once). A caller who may not list the role is told AccessDenied first; a role the
+// stored plugin already lists and that was deleted since does not block an unrelated update.
+func TestPluginRolesMustExist(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	ensureConnector(t, s, "")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+	s.CreateRole(t, "plugin-writer", []string{services.KindPlugin}, []string{"*"})
+	s.CreateUser(t, "pw", "plugin-writer")
+	pw := s.Client(t, "pw")
+
+	p := plugin("okta")
+	p.Spec.GetOkta().DefaultRoles = []string{"access", "acess"}
+	_, err := ed.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: p})
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), `role "acess" does not exist`)
+	_, err = s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+
+	p.Spec.GetOkta().DefaultRoles = []string{"access"}
+	_, err = ed.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: p})
+	require.NoError(t, err)
+	set := func(c *client.Client, modify func(*typesv1.OktaPluginSettings)) error {
+		cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+		require.NoError(t, err)
+		modify(cur.GetSpec().GetOkta())
+		_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
+		return err
+	}
+	err = set(ed, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = []string{"access", "nosuch"} })
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), `role "nosuch" does not exist`)
+	// Without the reach to list it, the caller learns only that.
+	err = set(pw, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"nosuch"} })
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.NotContains(t, err.Error(), "does not exist")
+
+	// Listed, then deleted: an unrelated update still works and keeps it.
+	s.CreateRole(t, "gone", []string{"event"}, []string{services.VerbList})
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"access", "gone"} }))
+	require.NoError(t, s.Auth.Services().Roles.DeleteRole(ctx, "gone"))
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 50 }))
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.Equal(t, []string{"access", "gone"}, cur.GetSpec().GetOkta().GetDefaultRoles())
+}
