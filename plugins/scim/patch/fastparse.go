@@ -2,7 +2,8 @@ package patch
 
 import (
 	"encoding/json"
-	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/plugins/scim/schema"
 )
 
 // Every deactivation is a PATCH, and decoding its small body with encoding/json (into the wire
@@ -10,12 +11,10 @@ import (
 // reads the plain PatchOp bodies clients send, into the same wire struct and values that the
 // encoding/json path makes, and declines (ok false) anything else: keys other than the exact
 // field names, a key given twice, null or non-string op and path, strings with escapes, control
-// characters or invalid UTF-8, nesting deeper than maxScanDepth, anything after the object.
+// characters or invalid UTF-8, a value schema's request decoder declines (nested too deep, say),
+// anything after the object.
 // Whatever it declines, valid or not, goes to encoding/json as before, which then decides the
 // value or the error. FuzzParse compares the two.
-
-// maxScanDepth bounds the nesting scan decodes itself.
-const maxScanDepth = 16
 
 // scannedOp is a decoded operation: its value decoded by scan (hasValue: one was given), or
 // still raw from encoding/json's path (decoded by check, in the order of its checks).
@@ -139,30 +138,15 @@ func (s *scanner) array(elem func()) {
 	}
 }
 
-// str reads a string without escapes or control characters, valid UTF-8.
+// str reads a string without escapes or control characters, valid UTF-8 (schema's decoder).
 func (s *scanner) str() string {
-	if s.peek() != '"' {
+	v, end, ok := schema.DecodeSimpleString(s.b, s.i)
+	if !ok {
 		s.bad = true
 		return ""
 	}
-	start := s.i + 1
-	for j := start; j < len(s.b); j++ {
-		c := s.b[j]
-		switch {
-		case c == '"':
-			s.i = j + 1
-			v := s.b[start:j]
-			if !utf8.Valid(v) {
-				s.bad = true
-			}
-			return string(v)
-		case c == '\\' || c < 0x20:
-			s.bad = true
-			return ""
-		}
-	}
-	s.bad = true
-	return ""
+	s.i = end
+	return v
 }
 
 func (s *scanner) stringArray() []string {
@@ -198,7 +182,7 @@ func (s *scanner) operations() []scannedOp {
 				o.path = s.str()
 			case key == "value" && !o.hasValue:
 				o.hasValue = true
-				o.value = s.value(0)
+				o.value = s.value()
 			default:
 				s.bad = true
 			}
@@ -208,87 +192,14 @@ func (s *scanner) operations() []scannedOp {
 	return out
 }
 
-// value decodes any JSON value as encoding/json does into an any with UseNumber.
-func (s *scanner) value(depth int) any {
-	if depth > maxScanDepth {
+// value decodes any JSON value as encoding/json does into an any with UseNumber, with the
+// request body decoder of package schema: what it declines, scan declines.
+func (s *scanner) value() any {
+	v, end, ok := schema.DecodeSimpleValue(s.b, s.i)
+	if !ok {
 		s.bad = true
 		return nil
 	}
-	switch c := s.peek(); {
-	case c == '{':
-		m := map[string]any{}
-		s.object(func(key string) { m[key] = s.value(depth + 1) })
-		return m
-	case c == '[':
-		a := []any{}
-		s.array(func() { a = append(a, s.value(depth+1)) })
-		return a
-	case c == '"':
-		return s.str()
-	case c == '-' || (c >= '0' && c <= '9'):
-		return s.number()
-	case c == 't':
-		s.literal("true")
-		return true
-	case c == 'f':
-		s.literal("false")
-		return false
-	case c == 'n':
-		s.literal("null")
-		return nil
-	}
-	s.bad = true
-	return nil
-}
-
-func (s *scanner) literal(lit string) {
-	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
-		s.bad = true
-		return
-	}
-	s.i += len(lit)
-}
-
-// number reads a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (s *scanner) number() json.Number {
-	start := s.i
-	if s.peek() == '-' {
-		s.i++
-	}
-	switch c := s.peek(); {
-	case c == '0':
-		s.i++
-	case c >= '1' && c <= '9':
-		s.digits()
-	default:
-		s.bad = true
-		return ""
-	}
-	if s.peek() == '.' {
-		s.i++
-		if !s.digits() {
-			s.bad = true
-			return ""
-		}
-	}
-	if c := s.peek(); c == 'e' || c == 'E' {
-		s.i++
-		if c := s.peek(); c == '+' || c == '-' {
-			s.i++
-		}
-		if !s.digits() {
-			s.bad = true
-			return ""
-		}
-	}
-	return json.Number(s.b[start:s.i])
-}
-
-// digits reads one or more digits; false if there were none.
-func (s *scanner) digits() bool {
-	start := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-	}
-	return s.i > start
+	s.i = end
+	return v
 }

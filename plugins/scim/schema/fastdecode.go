@@ -30,6 +30,32 @@ func decodeSimple(data []byte) (m map[string]any, ok bool) {
 	return v.(map[string]any), true
 }
 
+// DecodeSimpleValue is decodeSimple for the value that starts at data[i] (after whitespace),
+// inside a larger text that its caller reads: the value as encoding/json with UseNumber decodes
+// it, and the index just past it. ok is false for anything decodeSimple would decline; the
+// caller then hands the whole text to encoding/json. The PATCH body reader uses it for an
+// operation's value.
+func DecodeSimpleValue(data []byte, i int) (v any, end int, ok bool) {
+	d := simpleDecoder{data: data, i: i}
+	if v, ok = d.value(0); !ok {
+		return nil, i, false
+	}
+	return v, d.i, true
+}
+
+// DecodeSimpleString is DecodeSimpleValue for a string, which must start at data[i] (its
+// opening quote).
+func DecodeSimpleString(data []byte, i int) (s string, end int, ok bool) {
+	if i >= len(data) || data[i] != '"' {
+		return "", i, false
+	}
+	d := simpleDecoder{data: data, i: i}
+	if s, ok = d.str(); !ok {
+		return "", i, false
+	}
+	return s, d.i, true
+}
+
 // simpleMaxDepth bounds the nesting decodeSimple takes (encoding/json's own limit is far higher;
 // deeper text goes to it). SCIM resources nest three or four levels.
 const simpleMaxDepth = 32
