@@ -148,6 +148,21 @@ func (s *RoleService) GetRole(ctx context.Context, name string) (*typesv1.Role, 
 	return r, trace.Wrap(err)
 }
 
+// FirstMissingRole returns the first of names that is not a stored role, read with get, or ""
+// when every one exists. The APIs that give roles (to a user, as a plugin's defaults) refuse a
+// name that does not exist: it grants nothing today, but a role created later under that name
+// would be granted without anyone deciding so.
+func FirstMissingRole(ctx context.Context, get func(context.Context, string) (*typesv1.Role, error), names []string) (string, error) {
+	for _, name := range names {
+		if _, err := get(ctx, name); trace.IsNotFound(err) {
+			return name, nil
+		} else if err != nil {
+			return "", trace.Wrap(err)
+		}
+	}
+	return "", nil
+}
+
 // ListRoles returns a page of roles in name order and the next page's token.
 func (s *RoleService) ListRoles(ctx context.Context, pageSize int, pageToken string) ([]*typesv1.Role, string, error) {
 	roles, next, err := s.svc.List(ctx, pageSize, pageToken)

@@ -76,6 +76,7 @@ type Connectors interface {
 // Roles lists roles, to bound lock_ttl by the longest session a role allows.
 type Roles interface {
 	ListAllRoles(ctx context.Context) ([]*typesv1.Role, error)
+	GetRole(ctx context.Context, name string) (*typesv1.Role, error)
 }
 
 var (
@@ -206,10 +207,18 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 			return nil, trace.Wrap(err)
 		}
 	}
-	if err := s.checkGrants(ctx, actx, p); err != nil {
+	// The stored plugin, if any: both checks look only at what this write changes.
+	cur, err := s.cfg.Plugins.GetPlugin(ctx, name)
+	switch {
+	case trace.IsNotFound(err):
+		cur = nil
+	case err != nil:
 		return nil, trace.Wrap(err)
 	}
-	if err := s.checkRolesExist(ctx, p); err != nil {
+	if err := s.checkGrants(actx, p, cur); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := s.checkRolesExist(ctx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := s.checkLockTTL(ctx, p); err != nil {
@@ -231,16 +240,13 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 // may list any role, since they can already give it to any account, and the
 // plugin adds nothing to that power. Unchanged lists are not checked again,
 // so that an unrelated update by someone else still works.
-func (s *Service) checkGrants(ctx context.Context, actx *authz.Context, p *typesv1.Plugin) error {
+func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error {
 	okta := p.GetSpec().GetOkta()
 	if okta == nil || (len(okta.GetDefaultRoles()) == 0 && len(okta.GetGrantableRoles()) == 0) {
 		return nil
 	}
-	cur, err := s.cfg.Plugins.GetPlugin(ctx, p.GetMetadata().GetName())
 	switch {
-	case trace.IsNotFound(err):
-	case err != nil:
-		return trace.Wrap(err)
+	case cur == nil:
 	case slices.Equal(cur.GetSpec().GetOkta().GetDefaultRoles(), okta.GetDefaultRoles()) &&
 		slices.Equal(cur.GetSpec().GetOkta().GetGrantableRoles(), okta.GetGrantableRoles()):
 		return nil
@@ -271,31 +277,17 @@ func (s *Service) checkGrants(ctx context.Context, actx *authz.Context, p *types
 // to all of them without anyone deciding so. Names the stored plugin already
 // lists are not checked again: a role deleted since does not block an
 // unrelated update (and grants nothing while it does not exist).
-func (s *Service) checkRolesExist(ctx context.Context, p *typesv1.Plugin) error {
+func (s *Service) checkRolesExist(ctx context.Context, p, cur *typesv1.Plugin) error {
 	okta := p.GetSpec().GetOkta()
-	listed := slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())
-	if len(listed) == 0 {
-		return nil
-	}
-	var known []string
-	cur, err := s.cfg.Plugins.GetPlugin(ctx, p.GetMetadata().GetName())
-	switch {
-	case err == nil:
-		known = slices.Concat(cur.GetSpec().GetOkta().GetDefaultRoles(), cur.GetSpec().GetOkta().GetGrantableRoles())
-	case !trace.IsNotFound(err):
+	known := slices.Concat(cur.GetSpec().GetOkta().GetDefaultRoles(), cur.GetSpec().GetOkta().GetGrantableRoles())
+	added := slices.DeleteFunc(slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles()), func(r string) bool {
+		return slices.Contains(known, r)
+	})
+	missing, err := services.FirstMissingRole(ctx, s.cfg.Roles.GetRole, added)
+	if err != nil || missing == "" {
 		return trace.Wrap(err)
 	}
-	roles, err := s.cfg.Roles.ListAllRoles(ctx)
-	if err != nil {
-		return trace.Wrap(err)
-	}
-	for _, r := range listed {
-		if slices.Contains(known, r) || slices.ContainsFunc(roles, func(role *typesv1.Role) bool { return role.GetMetadata().GetName() == r }) {
-			continue
-		}
-		return trace.BadParameter("plugin %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to SCIM users unnoticed", p.GetMetadata().GetName(), r)
-	}
-	return nil
+	return trace.BadParameter("plugin %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to SCIM users unnoticed", p.GetMetadata().GetName(), missing)
 }
 
 // checkLockTTL refuses a lock_ttl shorter than the longest max_session_ttl

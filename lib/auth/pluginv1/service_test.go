@@ -407,11 +407,7 @@ func TestPluginGrants(t *testing.T) {
 	_, err := pw.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
 	require.NoError(t, err)
 	set := func(c *client.Client, modify func(*typesv1.OktaPluginSettings)) error {
-		cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
-		require.NoError(t, err)
-		modify(cur.GetSpec().GetOkta())
-		_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
-		return err
+		return updateOkta(t, s, c, modify)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -473,11 +469,7 @@ func TestPluginRolesMustExist(t *testing.T) {
 	_, err = ed.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: p})
 	require.NoError(t, err)
 	set := func(c *client.Client, modify func(*typesv1.OktaPluginSettings)) error {
-		cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
-		require.NoError(t, err)
-		modify(cur.GetSpec().GetOkta())
-		_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
-		return err
+		return updateOkta(t, s, c, modify)
 	}
 	err = set(ed, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = []string{"access", "nosuch"} })
 	require.True(t, trace.IsBadParameter(err), "%v", err)
@@ -495,4 +487,16 @@ func TestPluginRolesMustExist(t *testing.T) {
 	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
 	require.NoError(t, err)
 	require.Equal(t, []string{"access", "gone"}, cur.GetSpec().GetOkta().GetDefaultRoles())
+}
+
+// updateOkta reads plugin "okta" as stored, changes its settings with modify and writes it back
+// as c.
+func updateOkta(t *testing.T, s *authtest.Server, c *client.Client, modify func(*typesv1.OktaPluginSettings)) error {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	modify(cur.GetSpec().GetOkta())
+	_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
+	return err
 }

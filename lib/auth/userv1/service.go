@@ -8,6 +8,7 @@ package userv1
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -105,25 +106,19 @@ func New(cfg Config) (*Service, error) {
 // updated, and keeps it (it grants nothing while it does not exist).
 func checkedWrite(cfg Config, write func(context.Context, *typesv1.User) (*typesv1.User, error)) func(context.Context, *typesv1.User) (*typesv1.User, error) {
 	return func(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-		held := map[string]bool{}
 		old, err := cfg.Users.GetUser(ctx, u.GetMetadata().GetName(), false)
-		switch {
-		case err == nil:
-			for _, r := range old.GetSpec().GetRoles() {
-				held[r] = true
-			}
-		case !trace.IsNotFound(err):
+		if err != nil && !trace.IsNotFound(err) {
 			return nil, trace.Wrap(err)
 		}
-		for _, r := range u.GetSpec().GetRoles() {
-			if held[r] {
-				continue
-			}
-			if _, err := cfg.Roles.GetRole(ctx, r); trace.IsNotFound(err) {
-				return nil, trace.BadParameter("user %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to the user unnoticed", u.GetMetadata().GetName(), r)
-			} else if err != nil {
-				return nil, trace.Wrap(err)
-			}
+		added := slices.DeleteFunc(slices.Clone(u.GetSpec().GetRoles()), func(r string) bool {
+			return slices.Contains(old.GetSpec().GetRoles(), r)
+		})
+		missing, err := services.FirstMissingRole(ctx, cfg.Roles.GetRole, added)
+		if err != nil {
+			return nil, trace.Wrap(err)
+		}
+		if missing != "" {
+			return nil, trace.BadParameter("user %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to the user unnoticed", u.GetMetadata().GetName(), missing)
 		}
 		return write(ctx, u)
 	}
