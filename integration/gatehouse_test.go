@@ -186,6 +186,13 @@ spec:
 	require.Contains(t, strings.ToLower(r.stderr), "denied")
 	r = record(bob("create", "-f", connector, "--force"))
 	require.Equal(t, 1, r.code, r.String())
+	// Whether a role exists is not told to one who may not write users or plugins.
+	for _, args := range [][]string{{"users", "add", "tom", "--roles", "nosuch"}, {"plugins", "update", "okta", "--default-roles", "nosuch"}} {
+		r = record(bob(args...))
+		require.Equal(t, 1, r.code, r.String())
+		require.Contains(t, strings.ToLower(r.stderr), "denied")
+		require.NotContains(t, r.stderr, "does not exist")
+	}
 	r = record(ok(bob("events", "ls", "--format", "json")))
 	require.Contains(t, r.stdout, "bob", "the denied calls were recorded")
 
