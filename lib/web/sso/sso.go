@@ -852,7 +852,20 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 	// A real link, used: whatever follows, it is gone.
 	att.refund()
 	err = h.setPasswordWithLink(ctx, link, req.Password)
-	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: link.User, Resource: services.KindUser + "/" + link.User, Fields: map[string]string{"method": "password_link", "remote_addr": h.clientAddr(r)}, Err: err})
+	fields := map[string]string{"method": "password_link", "remote_addr": h.clientAddr(r)}
+	if err == nil {
+		// Whoever signed in with the old password (a reset link is what
+		// someone gets whose password leaked) must sign in again.
+		n, endErr := h.cfg.Sessions.EndUserSessions(context.WithoutCancel(ctx), link.User)
+		fields["sessions_ended"] = strconv.Itoa(n)
+		if endErr != nil {
+			// The password is set and the link spent: the person cannot
+			// retry, so say it in the log and the audit event.
+			h.cfg.Logger.ErrorContext(ctx, "The password is set but the user's web sessions could not all be ended", "user", link.User, "error", endErr)
+			fields["sessions_error"] = "the web sessions could not all be ended"
+		}
+	}
+	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: link.User, Resource: services.KindUser + "/" + link.User, Fields: fields, Err: err})
 	if err != nil {
 		web.WriteError(w, web.StatusFor(err), err)
 		return
