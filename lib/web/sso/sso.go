@@ -458,6 +458,9 @@ func checkRedirect(raw string) (string, error) {
 	return raw, nil
 }
 
+// ErrorPageCSP is the Content-Security-Policy of the login error page.
+const ErrorPageCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
 var errorPage = template.Must(template.New("error").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Gatehouse login failed</title></head>
 <body><h1>Login failed</h1><p>{{.}}</p></body></html>
@@ -472,6 +475,9 @@ func (h *Handler) writeLoginError(w http.ResponseWriter, r *http.Request, code i
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// The page runs nothing and loads nothing: should the escaping of msg
+	// ever fail, no script or style of it runs.
+	w.Header().Set("Content-Security-Policy", ErrorPageCSP)
 	w.WriteHeader(code)
 	_ = errorPage.Execute(w, msg)
 }
