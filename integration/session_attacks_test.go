@@ -345,6 +345,18 @@ func TestSessionAttacks(t *testing.T) {
 		require.False(t, lockExists())
 	})
 
+	t.Run("a web session acts with the account's current roles", func(t *testing.T) {
+		web := web.with(t)
+		addUser(t, "rex", "rex's long password!!", "editor")
+		s := signIn(t, "rex", "rex's long password!!")
+		lock("rex-probe", "somebody-else", "stays")
+		apply("rex", "kind: user\nversion: v1\nmetadata:\n  name: rex\nspec:\n  roles: [access]\n")
+		r := web.do(http.MethodDelete, "/v1/webapi/admin/locks/rex-probe", map[string]string{"Cookie": s.cookie(), atkCSRFHeader: s.csrf}, "")
+		require.Equal(t, http.StatusForbidden, r.status, "editor was taken away after the login: %s", r.body)
+		require.Contains(t, r.body, `no role of [access] allows \"delete\" on \"lock\"`)
+		admin("get", "lock/rex-probe")
+	})
+
 	t.Run("a session cookie after logout is dead", func(t *testing.T) {
 		web := web.with(t)
 		addUser(t, "lou", "lou's long password!!", "access")
