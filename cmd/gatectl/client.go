@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gravitational/trace"
 
@@ -74,6 +76,9 @@ func (a *app) client(ctx context.Context) (*apis, error) {
 		}
 		return nil, trace.Wrap(err)
 	}
+	if err := checkNotExpired(t.identity, id, time.Now()); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	c, err := dial(ctx, t.addr, id)
 	if err != nil {
 		return nil, trace.Wrap(err, "connecting to the auth server at %s", t.addr)
@@ -89,4 +94,23 @@ func (a *app) close() error {
 	err := a.conn.close()
 	a.conn = nil
 	return trace.Wrap(err)
+}
+
+// checkNotExpired refuses an identity whose certificate has expired, saying
+// so: the server refuses it in the TLS handshake, which the client sees
+// only as a broken connection ("write: broken pipe").
+func checkNotExpired(path string, id *identityfile.Identity, now time.Time) error {
+	cert, err := id.TLSCertificate()
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return trace.BadParameter("identity file %s: unreadable certificate: %v", path, err)
+	}
+	if now.After(leaf.NotAfter) {
+		return trace.AccessDenied("identity file %s expired at %s; get a new one (gatectl auth sign --format identity, or the server's admin.identity, which it renews)",
+			path, leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

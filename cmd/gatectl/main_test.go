@@ -3,12 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 )
 
 func TestParseRef(t *testing.T) {
@@ -91,4 +101,30 @@ func TestHelpEverywhere(t *testing.T) {
 		require.Equal(t, 0, run(context.Background(), args, &out, &errOut), "%v: %s", args, errOut.String())
 		require.Contains(t, out.String(), "Usage:", "%v", args)
 	}
+}
+
+// TestExpiredIdentity: an expired identity is refused before dialing, with
+// a message that says so, rather than the broken connection the server's
+// handshake leaves a client with.
+func TestExpiredIdentity(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	notAfter := time.Now().Add(-time.Minute).Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "alice"}, NotBefore: notAfter.Add(-time.Hour), NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	ident := filepath.Join(dir, "alice.identity")
+	require.NoError(t, identityfile.Write(ident, &identityfile.Identity{
+		Username: "alice", KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), CertPEM: certPEM, CACertsPEM: [][]byte{certPEM},
+	}))
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"--auth-server", "127.0.0.1:1", "--identity", ident, "get", "roles"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut.String(), "identity file "+ident+" expired at "+notAfter.UTC().Format(time.RFC3339))
 }

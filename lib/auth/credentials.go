@@ -39,6 +39,7 @@ func (s *Server) newCredentialsService() (*credentialsv1.Service, error) {
 		Issuer:     credentialsIssuer{s: s},
 		Users:      s.services.Users,
 		Tokens:     tokens,
+		Sessions:   tokens,
 		PublicAddr: s.URLAddr(),
 	})
 	return svc, trace.Wrap(err)

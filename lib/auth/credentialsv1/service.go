@@ -17,6 +17,7 @@ package credentialsv1
 import (
 	"context"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -76,12 +77,19 @@ type PasswordTokens interface {
 	CreatePasswordToken(ctx context.Context, user *typesv1.User, ttl time.Duration) (string, time.Time, error)
 }
 
+// SessionEnder ends a user's web sessions (websession.Manager).
+type SessionEnder interface {
+	EndUserSessions(ctx context.Context, user string) (int, error)
+}
+
 // Config configures the service.
 type Config struct {
 	crud.Deps
 	Issuer Issuer
 	Users  Users
 	Tokens PasswordTokens
+	// Sessions ends the web sessions of a user whose password is set.
+	Sessions SessionEnder
 	// PublicAddr is the web listener's public host:port, for password
 	// links; without it the response carries the token and a relative URL.
 	PublicAddr string
@@ -95,6 +103,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		crud.Need("Issuer", c.Issuer == nil),
 		crud.Need("Users", c.Users == nil),
 		crud.Need("Tokens", c.Tokens == nil),
+		crud.Need("Sessions", c.Sessions == nil),
 	))
 }
 
@@ -262,7 +271,19 @@ func (s *Service) SetPassword(ctx context.Context, req *credentialspb.SetPasswor
 		return nil, trace.Wrap(err)
 	}
 	err = s.cfg.Users.SetLocalPassword(ctx, req.GetUser(), req.GetPassword())
-	s.record(ctx, actx, EventPasswordSet, req.GetUser(), nil, err)
+	var fields map[string]string
+	if err == nil {
+		// Whoever signed in with the old password (an administrator resets
+		// one that leaked) must sign in again. On failure the call can be
+		// made again.
+		var n int
+		n, err = s.cfg.Sessions.EndUserSessions(ctx, req.GetUser())
+		fields = map[string]string{"sessions_ended": strconv.Itoa(n)}
+		if err != nil {
+			err = trace.Wrap(err, "the password of %q is set, but its web sessions could not all be ended; set it again", req.GetUser())
+		}
+	}
+	s.record(ctx, actx, EventPasswordSet, req.GetUser(), fields, err)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}

@@ -272,3 +272,36 @@ func TestPasswordLinkIsBoundToTheAccount(t *testing.T) {
 	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: services.BuiltinAdmin})
 	require.True(t, trace.IsAccessDenied(err), "got %v", err)
 }
+
+// TestSetPasswordEndsWebSessions: a password set by an administrator ends
+// every web session of that user (one opened with the leaked password
+// included), and no one else's.
+func TestSetPasswordEndsWebSessions(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	admin := s.UserWith(t, "pwadmin", services.KindUser, services.VerbUpdate)
+	s.CreateUser(t, "erin", "access")
+	s.CreateUser(t, "frank", "access")
+	sessions, err := websession.New(websession.Config{Backend: s.Backend, Clock: s.Clock})
+	require.NoError(t, err)
+	open := func(name string) *websession.Session {
+		u, err := s.Auth.Services().Users.GetUser(ctx, name, false)
+		require.NoError(t, err)
+		sess, err := sessions.CreateSession(ctx, u, websession.MethodPassword, "", time.Hour)
+		require.NoError(t, err)
+		return sess
+	}
+	erin1, erin2, frank := open("erin"), open("erin"), open("frank")
+
+	_, err = admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "erin", Password: "correct horse battery"})
+	require.NoError(t, err)
+	for _, sess := range []*websession.Session{erin1, erin2} {
+		_, err := sessions.GetSession(ctx, sess.ID)
+		require.True(t, trace.IsNotFound(err), "got %v", err)
+	}
+	_, err = sessions.GetSession(ctx, frank.ID)
+	require.NoError(t, err)
+	ev := authtest.RequireEvent(t, s, credentialsv1.EventPasswordSet, "pwadmin")
+	require.Equal(t, "2", ev.GetFields()["sessions_ended"])
+}

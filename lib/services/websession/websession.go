@@ -230,6 +230,36 @@ func (m *Manager) EachSession(ctx context.Context, visit func(s *Session, end fu
 	}))
 }
 
+// EndUserSessions deletes every stored session of the user named user (the
+// name as stored, which sessions carry) and returns how many it ended. A
+// password change calls it: whoever signed in with the old password, a thief
+// included, must sign in again. It walks every session (they are keyed by a
+// hash of their ID), which a password change, being rare, can afford. A
+// session that is created after the walk by a login that checked the old
+// password just before the change is not caught.
+func (m *Manager) EndUserSessions(ctx context.Context, user string) (int, error) {
+	if user == "" {
+		return 0, trace.BadParameter("websession: missing user")
+	}
+	ended := 0
+	var failed error
+	err := m.eachItem(ctx, func(key backend.Key, s *Session) {
+		if s.User != user {
+			return
+		}
+		switch err := m.cfg.Backend.Delete(ctx, key); {
+		case err == nil:
+			ended++
+		case !trace.IsNotFound(err) && failed == nil:
+			failed = err
+		}
+	})
+	if err != nil {
+		return ended, trace.Wrap(err)
+	}
+	return ended, trace.Wrap(failed)
+}
+
 // SessionUsers returns the user of every stored session, by the session's key: what
 // EachSession visits, for a view of the sessions that a watch of SessionsKeyPrefix then keeps
 // current (SessionUser).

@@ -147,6 +147,43 @@ func TestEachSession(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestEndUserSessions: every session of the user ends, those of other users
+// (a name that differs only in case included) stay.
+func TestEndUserSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mgr, bk, _ := newManager(t)
+	var alice []*websession.Session
+	for range 3 {
+		s, err := mgr.CreateSession(ctx, user("alice", "i1"), websession.MethodPassword, "", time.Hour)
+		require.NoError(t, err)
+		alice = append(alice, s)
+	}
+	bob, err := mgr.CreateSession(ctx, user("bob", "i2"), websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	upper, err := mgr.CreateSession(ctx, user("Alice", "i3"), websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	_, err = bk.Put(ctx, backend.Item{Key: backend.NewKey(websession.SessionsPrefix, "junk"), Value: []byte("{")})
+	require.NoError(t, err)
+
+	n, err := mgr.EndUserSessions(ctx, "alice")
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	for _, s := range alice {
+		_, err := mgr.GetSession(ctx, s.ID)
+		require.True(t, trace.IsNotFound(err), "got %v", err)
+	}
+	for _, s := range []*websession.Session{bob, upper} {
+		_, err := mgr.GetSession(ctx, s.ID)
+		require.NoError(t, err, s.User)
+	}
+	n, err = mgr.EndUserSessions(ctx, "alice")
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = mgr.EndUserSessions(ctx, "")
+	require.True(t, trace.IsBadParameter(err), "got %v", err)
+}
+
 // TestSessionUsers: the users of the sessions EachSession visits, by key, and SessionUser reads
 // a stored value the same way (an unreadable one is skipped by both).
 func TestSessionUsers(t *testing.T) {

@@ -198,3 +198,32 @@ func TestPasswordLinkDiesWithAccount(t *testing.T) {
 		})
 	}
 }
+
+// TestPasswordLinkEndsSessions: setting a password through a link (what a
+// person whose password leaked is sent) ends every web session of the
+// account, so a thief's session dies with the old password; other users'
+// sessions stay.
+func TestPasswordLinkEndsSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h, svc, mgr, rec, _ := newHandlerOn(t)
+	alice := createLocalUser(t, svc, "alice")
+	bob := createLocalUser(t, svc, "bob")
+	require.NoError(t, svc.SetLocalPassword(ctx, "alice", oldPassword))
+	stolen, err := mgr.CreateSession(ctx, alice, websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	other, err := mgr.CreateSession(ctx, bob, websession.MethodPassword, "", time.Hour)
+	require.NoError(t, err)
+	tok, _, err := mgr.CreatePasswordToken(ctx, alice, time.Hour)
+	require.NoError(t, err)
+
+	w := setPassword(t, h, tok, linkPassword)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	_, err = mgr.GetSession(ctx, stolen.ID)
+	require.True(t, trace.IsNotFound(err), "the session opened with the old password ended: %v", err)
+	_, err = mgr.GetSession(ctx, other.ID)
+	require.NoError(t, err, "another user's session stays")
+	ev := rec.events[len(rec.events)-1]
+	require.Equal(t, sso.EventPasswordSet, ev.Type)
+	require.Equal(t, "1", ev.Fields["sessions_ended"])
+}

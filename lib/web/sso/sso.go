@@ -458,6 +458,9 @@ func checkRedirect(raw string) (string, error) {
 	return raw, nil
 }
 
+// ErrorPageCSP is the Content-Security-Policy of the login error page.
+const ErrorPageCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
 var errorPage = template.Must(template.New("error").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Gatehouse login failed</title></head>
 <body><h1>Login failed</h1><p>{{.}}</p></body></html>
@@ -472,6 +475,9 @@ func (h *Handler) writeLoginError(w http.ResponseWriter, r *http.Request, code i
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// The page runs nothing and loads nothing: should the escaping of msg
+	// ever fail, no script or style of it runs.
+	w.Header().Set("Content-Security-Policy", ErrorPageCSP)
 	w.WriteHeader(code)
 	_ = errorPage.Execute(w, msg)
 }
@@ -852,7 +858,20 @@ func (h *Handler) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 	// A real link, used: whatever follows, it is gone.
 	att.refund()
 	err = h.setPasswordWithLink(ctx, link, req.Password)
-	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: link.User, Resource: services.KindUser + "/" + link.User, Fields: map[string]string{"method": "password_link", "remote_addr": h.clientAddr(r)}, Err: err})
+	fields := map[string]string{"method": "password_link", "remote_addr": h.clientAddr(r)}
+	if err == nil {
+		// Whoever signed in with the old password (a reset link is what
+		// someone gets whose password leaked) must sign in again.
+		n, endErr := h.cfg.Sessions.EndUserSessions(context.WithoutCancel(ctx), link.User)
+		fields["sessions_ended"] = strconv.Itoa(n)
+		if endErr != nil {
+			// The password is set and the link spent: the person cannot
+			// retry, so say it in the log and the audit event.
+			h.cfg.Logger.ErrorContext(ctx, "The password is set but the user's web sessions could not all be ended", "user", link.User, "error", endErr)
+			fields["sessions_error"] = "the web sessions could not all be ended"
+		}
+	}
+	h.cfg.Recorder.Record(ctx, audit.Event{Type: EventPasswordSet, User: link.User, Resource: services.KindUser + "/" + link.User, Fields: fields, Err: err})
 	if err != nil {
 		web.WriteError(w, web.StatusFor(err), err)
 		return

@@ -164,6 +164,10 @@ func TestACSRefusesHugeAndUnknown(t *testing.T) {
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url=https://evil.example.com/", nil))
 	require.Equal(t, http.StatusBadRequest, w.Code)
+	// A browser gets an HTML page that may run and load nothing.
+	require.Equal(t, "text/html; charset=utf-8", w.Header().Get("Content-Type"))
+	require.Equal(t, sso.ErrorPageCSP, w.Header().Get("Content-Security-Policy"))
+	require.Contains(t, sso.ErrorPageCSP, "default-src 'none'")
 }
 
 func TestPasswordLogin(t *testing.T) {
