@@ -290,6 +290,28 @@ func TestBadResponses(t *testing.T) {
 		_, err = f.provider.ParseResponse(ctx, c, sha1IdP.IdPInitiated(t, acsURL).SAMLResponse, "", f.binding)
 		requireReason(t, err, saml.ReasonSignature)
 	})
+	t.Run("DOCTYPE", func(t *testing.T) {
+		// A genuine signed response with a DTD before its root: the
+		// signatures do not cover it, so only a check for the DTD refuses
+		// it. A fresh response each time, so no refusal is a replay.
+		for _, dtd := range []string{
+			`<!DOCTYPE r [<!ENTITY x "admin@example.com">]>`,
+			`<!DOCTYPE r SYSTEM "https://attacker.example.com/x.dtd">`,
+			`<!DOCTYPE r [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>`,
+		} {
+			raw, err := base64.StdEncoding.DecodeString(f.idp.IdPInitiated(t, spID).SAMLResponse)
+			require.NoError(t, err)
+			_, err = f.provider.ParseResponse(ctx, f.connector, base64.StdEncoding.EncodeToString(append([]byte(dtd), raw...)), "", f.binding)
+			requireReason(t, err, saml.ReasonMalformed)
+			var re *saml.ResponseError
+			require.ErrorAs(t, err, &re)
+			require.Contains(t, re.Detail, "<!DOCTYPE>", dtd)
+		}
+		// Without the DTD the same kind of response is accepted: the DTD
+		// alone was refused.
+		_, err := f.provider.ParseResponse(ctx, f.connector, f.idp.IdPInitiated(t, spID).SAMLResponse, "", f.binding)
+		require.NoError(t, err)
+	})
 	t.Run("wrong audience", func(t *testing.T) {
 		other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")
 		_, err := f.provider.ParseResponse(ctx, other, f.idp.IdPInitiated(t, spID).SAMLResponse, "", f.binding)
