@@ -543,3 +543,48 @@ func TestSessionInfoSSHAddr(t *testing.T) {
 		})
 	}
 }
+
+// TestACSNeedsAForm: the HTTP-POST binding is an HTML form. A genuine
+// response sent in any other body is refused with a 415 that says so, and
+// the refusal is audited; the same response posted as a form is accepted
+// (the refusals did not consume it).
+func TestACSNeedsAForm(t *testing.T) {
+	t.Parallel()
+	h, idp, rec := samlFixture(t, false)
+	const acs = "https://gatehouse.example.com/v1/webapi/saml/acs/okta"
+	form := idp.IdPInitiated(t, acs)
+	asJSON, err := json.Marshal(map[string]string{"SAMLResponse": form.SAMLResponse})
+	require.NoError(t, err)
+	asForm := url.Values{"SAMLResponse": {form.SAMLResponse}}.Encode()
+	for _, tc := range []struct{ contentType, body string }{
+		{"application/json", string(asJSON)},
+		{"multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n" + form.SAMLResponse + "\r\n--x--\r\n"},
+		{"text/plain", asForm},
+		{"", asForm},
+		{"application/x-www-form-urlencoded-x", asForm},
+	} {
+		t.Run(tc.contentType, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(tc.body))
+			req.RemoteAddr = fmt.Sprintf("[2001:db8:%x::1]:443", acsSources.Add(1))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			req.Header.Set("Accept", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			require.Equal(t, http.StatusUnsupportedMediaType, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), "must be posted as an HTML form")
+			require.Nil(t, findCookie(w, web.SessionCookie))
+			last := rec.events[len(rec.events)-1]
+			require.Equal(t, saml.EventLogin, last.Type)
+			require.Contains(t, last.Message, "Content-Type is")
+			require.Error(t, last.Err)
+		})
+	}
+	// With a charset parameter, as browsers may send it.
+	req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(asForm))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	requireSession(t, w, sso.DefaultRedirect)
+}
