@@ -1,0 +1,667 @@
+package integration
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	dsig "github.com/russellhaering/goxmldsig"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/auth/saml"
+	"github.com/gatehouse/gatehouse/lib/auth/saml/samltest"
+	"github.com/gatehouse/gatehouse/lib/web"
+	"github.com/gatehouse/gatehouse/lib/web/sso"
+)
+
+// TestSAMLAttacks is an attacker's review of SAML sign-in on the real
+// binary (SQLite, the default storage). The attacker can reach the ACS,
+// holds valid assertions of their own (mallory, whose IdP email is
+// alice@example.com.evil), can replay or edit captured ones, controls a
+// second IdP, and for the responses "the IdP really signed, but not for
+// this login" (another service provider's audience, an expired one...) the
+// test signs with the IdP's own key, to show that only the rule under test
+// refuses them: the same response re-signed without the edit is accepted.
+//
+// Every refusal must be a clear 4xx naming the reason, set no session
+// cookie, leave no session, be audited (saml.login, denied, with the
+// library's detail and the source address), and log no secret. Each attack
+// posts from its own loopback address (127.0.0.N), so that the per-source
+// failure limiter and the per-source aggregation of the audit events of
+// failed posts (issue 10) do not blur one attack into another.
+func TestSAMLAttacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	top := t // the restarted server must outlive the subtest that starts it
+	gatehouseBin, gatectlBin := buildBinaries(t)
+	dataDir, work := t.TempDir(), t.TempDir()
+	logs := &syncBuffer{}
+	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gatehouse logs:\n%s", logs.String())
+		}
+	})
+	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
+	acsURL := "https://" + srv.webAddr + "/v1/webapi/saml/acs/okta"
+
+	idp := samltest.NewIdP(t, samltest.Options{})
+	token := ssoSetup(t, srv, admin, idp, work)
+	scim := newSCIMClient(t, srv, "okta", token, 2)
+	idp.AddUser(t, "mallory", "alice@example.com.evil", "mallory-password", "admins")
+	idp.AddUser(t, "bob", "bob@example.com", "bob-password", "admins")
+	idp.AddUser(t, "dan", "dan@example.com", "dan-password", "admins")
+
+	a := &attacker{t: t, srv: srv, idp: idp, acsURL: acsURL}
+	// mallory's own, genuine IdP-initiated response: what the attacker holds.
+	own := func() string {
+		t.Helper()
+		idp.Login(t, "mallory", "mallory-password")
+		return idp.IdPInitiated(t, acsURL).SAMLResponse
+	}
+
+	t.Run("replayed IdP-initiated response", func(t *testing.T) {
+		resp := own()
+		first := a.from()
+		first.post("okta", resp, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		// The same response from another browser, then from the first again.
+		a.from().post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		first.post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+	})
+
+	t.Run("replayed SP-initiated response", func(t *testing.T) {
+		victim := a.from()
+		form := victim.spForm("mallory", "mallory-password", "")
+		victim.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		// Again from the same browser: the request was answered, so the
+		// response answers no login started here.
+		victim.post("okta", form.SAMLResponse, form.RelayState).refused(t, http.StatusBadRequest, saml.ReasonRequest, "InResponseTo")
+		// From another browser, with a login of its own under way (its
+		// relay state and binding cookie): the response answers another
+		// request.
+		thief := a.from()
+		relay := thief.startLogin("")
+		thief.post("okta", form.SAMLResponse, relay).refused(t, http.StatusBadRequest, saml.ReasonRequest, "InResponseTo")
+	})
+
+	t.Run("InResponseTo of a request this server never made", func(t *testing.T) {
+		forged := a.resign(own(), func(resp, as *etree.Element) {
+			resp.CreateAttr("InResponseTo", "id-never-sent")
+			as.FindElement("./Subject/SubjectConfirmation/SubjectConfirmationData").CreateAttr("InResponseTo", "id-never-sent")
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonRequest, "InResponseTo")
+	})
+
+	t.Run("unsolicited response to a connector without IdP-initiated login", func(t *testing.T) {
+		strictACS := "https://" + srv.webAddr + "/v1/webapi/saml/acs/strict"
+		admin("create", "-f", resourceFile(t, work, "strict", `kind: saml
+version: v1
+metadata:
+  name: strict
+spec:
+  acs: `+strictACS+`
+  disable_idp_initiated: true
+  attributes_to_roles:
+    - name: `+samltest.GroupsAttribute+`
+      value: admins
+      roles: [dev]
+  entity_descriptor: |
+`+indent(idp.MetadataXML(t), "    ")+"\n"))
+		status, md := a.from().get("/v1/webapi/saml/metadata/strict")
+		require.Equal(t, http.StatusOK, status, md)
+		idp.RegisterSP(t, "strict", []byte(md))
+		idp.Login(t, "mallory", "mallory-password")
+		form := idp.IdPInitiated(t, strictACS)
+		a.from().post("strict", form.SAMLResponse, "").refused(t, http.StatusForbidden, "IdP-initiated login is disabled", "disable_idp_initiated")
+	})
+
+	// Responses the IdP signed, but not for this login. The control is the
+	// same response re-signed without an edit: accepted.
+	now := func(d time.Duration) string { return time.Now().Add(d).UTC().Format("2006-01-02T15:04:05.000Z") }
+	for _, tc := range []struct {
+		name           string
+		edit           func(resp, as *etree.Element)
+		status         int
+		reason, detail string
+	}{
+		{name: "control: re-signed, not edited", edit: func(_, _ *etree.Element) {}},
+		{name: "NotBefore in the future within the allowed skew", edit: func(_, as *etree.Element) {
+			as.FindElement("./Conditions").CreateAttr("NotBefore", now(time.Minute))
+		}},
+		{name: "audience of another service provider", edit: func(_, as *etree.Element) {
+			as.FindElement("./Conditions/AudienceRestriction/Audience").SetText("https://other-app.example.com/saml")
+		}, status: http.StatusBadRequest, reason: saml.ReasonAudience, detail: "AudienceRestriction"},
+		{name: "Recipient of another ACS", edit: func(_, as *etree.Element) {
+			as.FindElement("./Subject/SubjectConfirmation/SubjectConfirmationData").CreateAttr("Recipient", "https://other-app.example.com/acs")
+		}, status: http.StatusBadRequest, reason: saml.ReasonDestination, detail: "Recipient"},
+		{name: "Destination of another ACS", edit: func(resp, _ *etree.Element) {
+			resp.CreateAttr("Destination", "https://other-app.example.com/acs")
+		}, status: http.StatusBadRequest, reason: saml.ReasonDestination, detail: "Destination"},
+		{name: "Conditions NotOnOrAfter passed", edit: func(_, as *etree.Element) {
+			as.FindElement("./Conditions").CreateAttr("NotOnOrAfter", now(-10*time.Minute))
+		}, status: http.StatusBadRequest, reason: saml.ReasonExpired, detail: "Conditions is expired"},
+		{name: "SubjectConfirmationData NotOnOrAfter passed", edit: func(_, as *etree.Element) {
+			as.FindElement("./Subject/SubjectConfirmation/SubjectConfirmationData").CreateAttr("NotOnOrAfter", now(-10*time.Minute))
+		}, status: http.StatusBadRequest, reason: saml.ReasonExpired, detail: "SubjectConfirmationData is expired"},
+		{name: "NotBefore beyond the allowed skew", edit: func(_, as *etree.Element) {
+			as.FindElement("./Conditions").CreateAttr("NotBefore", now(10*time.Minute))
+		}, status: http.StatusBadRequest, reason: saml.ReasonExpired, detail: "not yet valid"},
+		{name: "no SubjectConfirmation", edit: func(_, as *etree.Element) {
+			subject := as.FindElement("./Subject")
+			subject.RemoveChild(subject.FindElement("./SubjectConfirmation"))
+		}, status: http.StatusBadRequest, reason: saml.ReasonMalformed, detail: "no bearer SubjectConfirmation"},
+	} {
+		t.Run("IdP-signed: "+tc.name, func(t *testing.T) {
+			r := a.from().post("okta", a.resign(own(), tc.edit), "")
+			if tc.status == 0 {
+				r.accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+				return
+			}
+			r.refused(t, tc.status, tc.reason, tc.detail)
+		})
+	}
+
+	// Signatures: the attacker has no IdP key.
+	edit := func(b64 string, f func(doc *etree.Document)) string {
+		t.Helper()
+		doc := etree.NewDocument()
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		require.NoError(t, err)
+		require.NoError(t, doc.ReadFromBytes(raw))
+		f(doc)
+		out, err := doc.WriteToBytes()
+		require.NoError(t, err)
+		return base64.StdEncoding.EncodeToString(out)
+	}
+	// evilAssertion is a copy of the signed assertion, unsigned, for alice.
+	evilAssertion := func(doc *etree.Document) (signed, evil *etree.Element) {
+		signed = doc.FindElement("./Response/Assertion")
+		evil = signed.Copy()
+		removeSignatures(evil)
+		evil.CreateAttr("ID", "id-injected")
+		evil.FindElement("./Subject/NameID").SetText("alice@example.com")
+		return signed, evil
+	}
+	t.Run("unsigned response and assertion", func(t *testing.T) {
+		forged := edit(own(), func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			removeSignatures(doc.FindElement("./Response/Assertion"))
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
+	})
+	t.Run("signed by another key under the IdP's name", func(t *testing.T) {
+		impostor := samltest.NewIdP(t, samltest.Options{AsURL: idp.URL})
+		impostor.AddUser(t, "mallory", "alice@example.com", "mallory-password", "admins")
+		_, md := a.from().get("/v1/webapi/saml/metadata/okta")
+		impostor.RegisterSP(t, "gatehouse", []byte(md))
+		impostor.Login(t, "mallory", "mallory-password")
+		form := impostor.IdPInitiated(t, acsURL)
+		a.from().post("okta", form.SAMLResponse, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "")
+	})
+	t.Run("wrapping: an injected assertion beside the signed one", func(t *testing.T) {
+		forged := edit(own(), func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			signed, evil := evilAssertion(doc)
+			doc.Root().InsertChildAt(signed.Index(), evil)
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "exactly one Assertion")
+	})
+	t.Run("wrapping: the signed assertion inside the injected one", func(t *testing.T) {
+		forged := edit(own(), func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			signed, evil := evilAssertion(doc)
+			doc.Root().InsertChildAt(signed.Index(), evil)
+			doc.Root().RemoveChild(signed)
+			evil.FindElement("./Subject").AddChild(signed)
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
+	})
+	t.Run("wrapping: the signed assertion hidden in Extensions", func(t *testing.T) {
+		forged := edit(own(), func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			signed, evil := evilAssertion(doc)
+			doc.Root().InsertChildAt(signed.Index(), evil)
+			doc.Root().RemoveChild(signed)
+			ext := etree.NewElement("samlp:Extensions")
+			ext.AddChild(signed)
+			doc.Root().InsertChildAt(evil.Index(), ext)
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
+	})
+	t.Run("signed response wrapping an edited assertion", func(t *testing.T) {
+		forged := edit(own(), func(doc *etree.Document) {
+			as := doc.FindElement("./Response/Assertion")
+			removeSignatures(as)
+			as.FindElement("./Subject/NameID").SetText("alice@example.com")
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "Signature could not be verified")
+	})
+	t.Run("comment in the NameID does not truncate it", func(t *testing.T) {
+		// Canonicalization drops comments, so both signatures still verify;
+		// a reader that took the first text node would see alice's name.
+		forged := edit(own(), func(doc *etree.Document) {
+			nameID := doc.FindElement("./Response/Assertion/Subject/NameID")
+			require.Equal(t, "alice@example.com.evil", nameID.Text())
+			nameID.SetText("alice@example.com")
+			nameID.AddChild(etree.NewComment(""))
+			nameID.CreateText(".evil")
+		})
+		require.Contains(t, mustDecode(t, forged), "alice@example.com<!---->.evil")
+		a.from().post("okta", forged, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		require.Contains(t, gatectl("get", "user/alice@example.com").stderr, "not found", "nobody signed in as alice")
+	})
+	t.Run("DOCTYPE before a genuine response", func(t *testing.T) {
+		raw := mustDecode(t, own())
+		forged := base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE r [<!ENTITY x "alice@example.com">]>` + raw))
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
+	})
+	t.Run("entity in the NameID", func(t *testing.T) {
+		raw := strings.Replace(mustDecode(t, own()), ">alice@example.com.evil<", ">&x;<", 1)
+		forged := base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE r [<!ENTITY x "alice@example.com">]>` + raw))
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
+	})
+
+	t.Run("open redirects", func(t *testing.T) {
+		for _, target := range []string{
+			"https://evil.example.com/", "//evil.example.com/", "/\\evil.example.com", "\\\\evil.example.com",
+			"/\t/evil.example.com", "https:evil.example.com", "javascript:alert(1)", "evil.example.com",
+		} {
+			p := a.from()
+			resp := p.do(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url="+url.QueryEscape(target), "", nil)
+			require.Equal(t, http.StatusBadRequest, resp.status, "redirect_url %q: %s", target, resp.body)
+			require.Contains(t, resp.body, "redirect_url must be a path on this server")
+			require.Empty(t, resp.location, "redirect_url %q", target)
+		}
+		// A RelayState is an opaque key, never a target: an IdP-initiated
+		// response with a URL for a RelayState lands on the default page.
+		p := a.from()
+		p.post("okta", own(), "https://evil.example.com/").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		// A local path that cleans to "//host" would leave the site; it
+		// lands on this server's /evil.example.com.
+		p = a.from()
+		form := p.spForm("mallory", "mallory-password", "/.//evil.example.com")
+		p.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "alice@example.com.evil", "/evil.example.com")
+	})
+
+	t.Run("garbage, oversized and mistyped posts", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, contentType, body string
+			status                  int
+			reason                  string
+		}{
+			{"no SAMLResponse", "application/x-www-form-urlencoded", "RelayState=x", http.StatusBadRequest, saml.ReasonMalformed},
+			{"not base64", "application/x-www-form-urlencoded", "SAMLResponse=%25%25%25not-base64", http.StatusBadRequest, saml.ReasonMalformed},
+			{"base64 of garbage", "application/x-www-form-urlencoded", url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte("\x00\xff<samlp:Response"))}}.Encode(), http.StatusBadRequest, saml.ReasonMalformed},
+			{"over the size limit", "application/x-www-form-urlencoded", "SAMLResponse=" + strings.Repeat("QUFB", (sso.MaxACSBody/4)+1024), http.StatusRequestEntityTooLarge, saml.ReasonTooLarge},
+			{"JSON", "application/json", `{"SAMLResponse":"` + own() + `"}`, http.StatusUnsupportedMediaType, sso.ReasonContentType},
+			{"multipart", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n" + own() + "\r\n--x--\r\n", http.StatusUnsupportedMediaType, sso.ReasonContentType},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				p := a.from()
+				r := p.do(http.MethodPost, "/v1/webapi/saml/acs/okta", tc.contentType, strings.NewReader(tc.body))
+				r.refused(t, tc.status, tc.reason, "")
+			})
+		}
+	})
+
+	t.Run("a SCIM-deactivated user signs in through SAML again", func(t *testing.T) {
+		r := scim.do(http.MethodPost, "/Users", oktaUser("bob@example.com", "00ubob")).expect(t, http.StatusCreated)
+		id, _ := r.body["id"].(string)
+		bob := a.from()
+		form := bob.spForm("bob", "bob-password", "")
+		bob.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "bob@example.com", sso.DefaultRedirect)
+		scim.do(http.MethodPatch, "/Users/"+id, patchBody(map[string]any{"op": "replace", "path": "active", "value": false})).expect(t, http.StatusOK)
+		require.Contains(t, gatectl("get", "user/bob@example.com").stderr, "not found")
+
+		form = bob.spForm("bob", "bob-password", "")
+		bob.post("okta", form.SAMLResponse, form.RelayState).deniedByLogin(t, "deactivated in Okta")
+		_, status, body := bob.person.sshCert(work, "bob")
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, status, "no certificate: %s", body)
+		require.Contains(t, gatectl("get", "user/bob@example.com").stderr, "not found", "the refused login created no account")
+		a.audited(bob, "bob@example.com", "deactivated in Okta")
+	})
+
+	t.Run("a user locked by name signs in through SAML again", func(t *testing.T) {
+		dan := a.from()
+		form := dan.spForm("dan", "dan-password", "")
+		dan.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "dan@example.com", sso.DefaultRedirect)
+		before := gatectl("get", "user/dan@example.com", "--format", "json").stdout
+		// Another spelling of the name: locks match canonical names.
+		admin("create", "-f", resourceFile(t, work, "lock-dan", "kind: lock\nversion: v1\nmetadata:\n  name: stop-dan\nspec:\n  target:\n    user: Dan@Example.COM\n  message: laptop stolen\n"))
+		require.Eventually(t, func() bool {
+			status, _ := dan.get("/v1/webapi/sessions/current")
+			return status != http.StatusOK
+		}, 10*time.Second, 50*time.Millisecond, "the lock reaches the web listener")
+
+		form = dan.spForm("dan", "dan-password", "")
+		dan.post("okta", form.SAMLResponse, form.RelayState).deniedByLogin(t, "laptop stolen")
+		_, status, body := dan.person.sshCert(work, "dan")
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, status, "no certificate: %s", body)
+		require.Equal(t, before, gatectl("get", "user/dan@example.com", "--format", "json").stdout, "the refused login changed nothing")
+		a.audited(dan, "dan@example.com", "laptop stolen")
+	})
+
+	t.Run("replay after a restart", func(t *testing.T) {
+		// Two genuine responses: the first used before the restart, the
+		// second kept. MaxIssueDelay (90s) bounds how long both are valid,
+		// and so how long their replay records must live.
+		used, kept := own(), own()
+		a.from().post("okta", used, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		srv.stop(t)
+		srv = startGatehouse(top, gatehouseBin, dataDir, logs)
+		a.srv = srv
+		a.from().post("okta", used, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		// The restarted server accepts a valid response it has not seen:
+		// the refusal above is the replay record, not the restart.
+		a.from().post("okta", kept, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+	})
+
+	t.Run("every refusal is audited", func(t *testing.T) {
+		a.checkAudit(t, admin)
+	})
+	t.Run("no secret in the logs", func(t *testing.T) {
+		out := logs.String()
+		require.NotEmpty(t, a.secrets)
+		for _, s := range a.secrets {
+			require.NotContains(t, out, s)
+		}
+	})
+}
+
+// attacker posts from a fresh loopback source for every browser it opens,
+// and records what each refusal must have left in the audit log and what
+// must never reach the server's log.
+type attacker struct {
+	t      *testing.T
+	srv    *server
+	idp    *samltest.IdP
+	acsURL string
+	next   int
+	// want are the refusals the audit log must show, by source.
+	want []auditWant
+	// secrets must never appear in the server's log: SAMLResponses,
+	// signature values, session and binding cookies.
+	secrets []string
+}
+
+type auditWant struct {
+	source, user, fragment string
+}
+
+// attackerBrowser is one person's browser at one source address.
+type attackerBrowser struct {
+	*person
+	a      *attacker
+	source string
+	// signedIn is set once a post of this browser was accepted: it holds
+	// a session that a later refusal leaves alone.
+	signedIn bool
+}
+
+// from opens a browser at a source address no other browser used.
+func (a *attacker) from() *attackerBrowser {
+	a.next++
+	require.Less(a.t, a.next, 250)
+	source := fmt.Sprintf("127.0.0.%d", 10+a.next)
+	p := newPerson(a.t, a.srv)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 10 * time.Second}
+	p.c.Transport.(*http.Transport).DialContext = d.DialContext
+	return &attackerBrowser{person: p, a: a, source: source}
+}
+
+// acsResult is the server's answer to one request, redirects not followed.
+type acsResult struct {
+	b              *attackerBrowser
+	status         int
+	body, location string
+	cookies        []*http.Cookie
+}
+
+func (b *attackerBrowser) do(method, path, contentType string, body io.Reader) *acsResult {
+	t := b.a.t
+	t.Helper()
+	req, err := http.NewRequest(method, b.base+path, body)
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	c := *b.c
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return &acsResult{b: b, status: resp.StatusCode, body: string(raw), location: resp.Header.Get("Location"), cookies: resp.Cookies()}
+}
+
+// post posts a SAMLResponse to connector's ACS as the IdP's form would.
+func (b *attackerBrowser) post(connector, samlResponse, relayState string) *acsResult {
+	b.a.t.Helper()
+	b.a.secrets = append(b.a.secrets, samlResponse)
+	if raw, err := base64.StdEncoding.DecodeString(samlResponse); err == nil {
+		doc := etree.NewDocument()
+		if doc.ReadFromBytes(raw) == nil {
+			for _, sv := range doc.FindElements("//SignatureValue") {
+				b.a.secrets = append(b.a.secrets, strings.TrimSpace(sv.Text()))
+			}
+		}
+	}
+	form := url.Values{"SAMLResponse": {samlResponse}}
+	if relayState != "" {
+		form.Set("RelayState", relayState)
+	}
+	return b.do(http.MethodPost, "/v1/webapi/saml/acs/"+connector, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
+// startLogin starts an SP-initiated login and returns its relay state,
+// without going to the IdP; the browser keeps the binding cookie.
+func (b *attackerBrowser) startLogin(redirect string) string {
+	t := b.a.t
+	t.Helper()
+	path := "/v1/webapi/saml/sso?connector_id=okta"
+	if redirect != "" {
+		path += "&redirect_url=" + url.QueryEscape(redirect)
+	}
+	r := b.do(http.MethodGet, path, "", nil)
+	require.Equal(t, http.StatusFound, r.status, r.body)
+	u, err := url.Parse(r.location)
+	require.NoError(t, err)
+	relay := u.Query().Get("RelayState")
+	require.NotEmpty(t, relay)
+	b.recordCookies()
+	return relay
+}
+
+// spForm runs an SP-initiated login as user at the IdP up to the IdP's
+// form, which it returns without posting it.
+func (b *attackerBrowser) spForm(user, password, redirect string) samltest.Form {
+	t := b.a.t
+	t.Helper()
+	resp, err := b.c.PostForm(b.a.idp.URL+"/login", url.Values{"user": {user}, "password": {password}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	path := "/v1/webapi/saml/sso?connector_id=okta"
+	if redirect != "" {
+		path += "&redirect_url=" + url.QueryEscape(redirect)
+	}
+	resp, err = b.c.Get(b.base + path)
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(page))
+	b.recordCookies()
+	return samltest.ParseForm(t, string(page))
+}
+
+// recordCookies adds the browser's Gatehouse cookies to the secrets.
+func (b *attackerBrowser) recordCookies() {
+	u, err := url.Parse(b.base + "/")
+	require.NoError(b.a.t, err)
+	for _, ck := range b.c.Jar.Cookies(u) {
+		b.a.secrets = append(b.a.secrets, ck.Value)
+	}
+}
+
+// accepted checks that the post signed user in and sent the browser to
+// target.
+func (r *acsResult) accepted(t *testing.T, user, target string) {
+	t.Helper()
+	require.Equal(t, http.StatusSeeOther, r.status, r.body)
+	require.Equal(t, target, r.location)
+	var session string
+	for _, ck := range r.cookies {
+		if ck.Name == web.SessionCookie {
+			session = ck.Value
+		}
+	}
+	require.NotEmpty(t, session, "a session cookie")
+	r.b.signedIn = true
+	r.b.recordCookies()
+	var info struct {
+		User string `json:"user"`
+	}
+	status, body := r.b.get("/v1/webapi/sessions/current")
+	require.Equal(t, http.StatusOK, status, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &info))
+	require.Equal(t, user, info.User)
+}
+
+// refused checks a refusal of the post itself (before any user is looked
+// at): the status, the reason on the page, no session, and an audit event
+// from the browser's source with detail in its message.
+func (r *acsResult) refused(t *testing.T, status int, reason, detail string) {
+	t.Helper()
+	require.Equal(t, status, r.status, r.body)
+	require.Contains(t, r.body, htmlEscape(reason))
+	r.noSession(t)
+	r.b.a.want = append(r.b.a.want, auditWant{source: r.b.source, fragment: detail})
+}
+
+// deniedByLogin checks a post that passed validation and was refused for
+// its user (Login audits those itself, under the user).
+func (r *acsResult) deniedByLogin(t *testing.T, message string) {
+	t.Helper()
+	require.Equal(t, http.StatusForbidden, r.status, r.body)
+	require.Contains(t, r.body, message)
+	r.noSession(t)
+}
+
+func (r *acsResult) noSession(t *testing.T) {
+	t.Helper()
+	require.Less(t, r.status, 500)
+	for _, ck := range r.cookies {
+		require.False(t, ck.Name == web.SessionCookie && ck.Value != "", "a refusal sets no session cookie")
+	}
+	if r.b.signedIn {
+		return
+	}
+	// 401 without a session; 403 for one the browser held before that a
+	// lock now refuses.
+	status, body := r.b.get("/v1/webapi/sessions/current")
+	require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, status, "no session after a refusal: %s", body)
+}
+
+// audited expects a saml.login event refusing user with message.
+func (a *attacker) audited(b *attackerBrowser, user, message string) {
+	a.want = append(a.want, auditWant{user: user, fragment: message})
+}
+
+// checkAudit finds, for every refusal, a saml.login event that is not a
+// success: from its source (failed posts) or for its user (refused logins).
+func (a *attacker) checkAudit(t *testing.T, admin func(args ...string) result) {
+	t.Helper()
+	var events []struct {
+		User    string            `json:"user"`
+		Outcome string            `json:"outcome"`
+		Message string            `json:"message"`
+		Fields  map[string]string `json:"fields"`
+	}
+	out := admin("events", "ls", "--type", saml.EventLogin, "--format", "json").stdout
+	require.NoError(t, json.Unmarshal([]byte(out), &events), out)
+	require.NotEmpty(t, a.want)
+	for _, w := range a.want {
+		found := false
+		for _, e := range events {
+			// denied for a refused response, failure for a body that is
+			// no response at all (too large, not a form).
+			if e.Outcome == "success" || !strings.Contains(e.Message, w.fragment) {
+				continue
+			}
+			if (w.source != "" && e.Fields["remote_addr"] == w.source) || (w.user != "" && e.User == w.user) {
+				found = true
+				break
+			}
+		}
+		require.True(t, found, "no refused %s event for %+v in:\n%s", saml.EventLogin, w, out)
+	}
+}
+
+// resign edits a genuine response and signs it again with the IdP's own
+// key, as the IdP signs (assertion, then response): a response the IdP
+// really issued, but not for this login.
+func (a *attacker) resign(b64 string, f func(resp, as *etree.Element)) string {
+	t := a.t
+	t.Helper()
+	doc := etree.NewDocument()
+	require.NoError(t, doc.ReadFromBytes([]byte(mustDecode(t, b64))))
+	resp := doc.Root()
+	removeSignatures(resp)
+	as := resp.FindElement("./Assertion")
+	removeSignatures(as)
+	f(resp, as)
+	i := as.Index()
+	resp.RemoveChildAt(i)
+	resp.InsertChildAt(i, a.idpSign(as))
+	doc.SetRoot(a.idpSign(resp))
+	out, err := doc.WriteToBytes()
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(out)
+}
+
+// idpSign returns a copy of el with an enveloped signature by the IdP's
+// key, placed after the Issuer as the SAML schema wants it.
+func (a *attacker) idpSign(el *etree.Element) *etree.Element {
+	t := a.t
+	t.Helper()
+	ctx, err := dsig.NewSigningContext(a.idp.Server.IDP.Signer, [][]byte{a.idp.Server.IDP.Certificate.Raw})
+	require.NoError(t, err)
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	require.NoError(t, ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod))
+	signed, err := ctx.SignEnveloped(el.Copy())
+	require.NoError(t, err)
+	children := signed.ChildElements()
+	out := el.Copy()
+	out.InsertChildAt(1, children[len(children)-1].Copy())
+	return out
+}
+
+// removeSignatures removes el's own ds:Signature children.
+func removeSignatures(el *etree.Element) {
+	for _, c := range el.ChildElements() {
+		if c.Tag == "Signature" {
+			el.RemoveChild(c)
+		}
+	}
+}
+
+func mustDecode(t *testing.T, b64 string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	require.NoError(t, err)
+	return string(raw)
+}
+
+// htmlEscape is what html/template makes of a reason on the error page.
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}
