@@ -2,13 +2,16 @@ package saml_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
@@ -311,6 +314,37 @@ func TestBadResponses(t *testing.T) {
 		// alone was refused.
 		_, err := f.provider.ParseResponse(ctx, f.connector, f.idp.IdPInitiated(t, spID).SAMLResponse, "", f.binding)
 		require.NoError(t, err)
+	})
+	t.Run("encrypted assertion", func(t *testing.T) {
+		// The IdP's signed assertion, encrypted to the SP's certificate
+		// (published in its metadata) as an IdP told to encrypt would:
+		// Gatehouse asks for unencrypted assertions and decrypts nothing
+		// an unauthenticated post carries.
+		doc := decodeDoc(t, f.idp.IdPInitiated(t, spID).SAMLResponse)
+		for _, sig := range doc.FindElements("./Response/Signature") {
+			doc.Root().RemoveChild(sig)
+		}
+		as := doc.FindElement("./Response/Assertion")
+		plain := etree.NewDocument()
+		plain.SetRoot(as.Copy())
+		raw, err := plain.WriteToBytes()
+		require.NoError(t, err)
+		block, _ := pem.Decode([]byte(f.connector.GetSpec().GetSigningKeyPair().GetCert()))
+		require.NotNil(t, block)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		require.NoError(t, err)
+		enc := xmlenc.OAEP()
+		enc.BlockCipher = xmlenc.AES128CBC
+		data, err := enc.Encrypt(cert, raw, nil)
+		require.NoError(t, err)
+		data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+		encrypted := etree.NewElement("saml:EncryptedAssertion")
+		encrypted.AddChild(data)
+		i := as.Index()
+		doc.Root().RemoveChildAt(i)
+		doc.Root().InsertChildAt(i, encrypted)
+		_, err = f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
+		requireReason(t, err, saml.ReasonEncrypted)
 	})
 	t.Run("wrong audience", func(t *testing.T) {
 		other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")

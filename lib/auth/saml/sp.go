@@ -252,6 +252,7 @@ const (
 	ReasonTooLarge    = "the SAML response is too large"
 	ReasonBrowser     = "this SAML login was started in another browser; start the login again from Gatehouse's login page in this browser"
 	ReasonStatus      = "the identity provider refused the login"
+	ReasonEncrypted   = "the SAML assertion is encrypted; Gatehouse accepts signed, unencrypted assertions: turn assertion encryption off at the identity provider"
 	ReasonGeneric     = "the SAML response is not valid"
 )
 
@@ -322,6 +323,8 @@ func classify(err error) *ResponseError {
 		reason = ReasonExpired
 	case errors.Is(err, crewjam.ErrRequestIDMismatch):
 		reason = ReasonRequest
+	case errors.Is(err, crewjam.ErrDecryptionFailed):
+		reason = ReasonEncrypted
 	case errors.Is(err, crewjam.ErrMalformedMessage), errors.Is(err, crewjam.ErrMissingElement):
 		reason = ReasonMalformed
 	default:
@@ -366,6 +369,13 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		return nil, trace.Wrap(err)
 	}
 	sp.ReplayCache = &replayCache{ctx: ctx, logins: p.logins}
+	// Gatehouse asks for unencrypted assertions (see Metadata), so the
+	// library gets no key to decrypt with: the SP key would otherwise
+	// decrypt whatever an unauthenticated post carries, one RSA operation
+	// per EncryptedKey, and answer differently when the plaintext is
+	// well-formed XML (the XML Encryption CBC oracle). An encrypted
+	// element is refused (ReasonEncrypted) before any ciphertext is read.
+	sp.Key = nil
 
 	var (
 		possibleIDs []string
