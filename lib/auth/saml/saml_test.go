@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml/xmlenc"
@@ -345,6 +346,22 @@ func TestBadResponses(t *testing.T) {
 		doc.Root().InsertChildAt(i, encrypted)
 		_, err = f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
 		requireReason(t, err, saml.ReasonEncrypted)
+	})
+	t.Run("detail quoting a huge attribute is bounded", func(t *testing.T) {
+		// No key is needed: an unsigned response's Destination is checked
+		// (and quoted in the library's error) before any signature.
+		doc := decodeDoc(t, f.idp.IdPInitiated(t, spID).SAMLResponse)
+		for _, sig := range doc.FindElements("//Signature") {
+			sig.Parent().RemoveChild(sig)
+		}
+		doc.Root().CreateAttr("Destination", strings.Repeat("é", 50<<10))
+		_, err := f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
+		requireReason(t, err, saml.ReasonDestination)
+		var re *saml.ResponseError
+		require.ErrorAs(t, err, &re)
+		require.Less(t, len(re.Detail), 600)
+		require.True(t, utf8.ValidString(re.Detail), re.Detail)
+		require.Contains(t, re.Detail, "more bytes)")
 	})
 	t.Run("wrong audience", func(t *testing.T) {
 		other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")

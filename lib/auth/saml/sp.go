@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	crewjam "github.com/crewjam/saml"
 	"github.com/gravitational/trace"
@@ -336,7 +337,25 @@ func classify(err error) *ResponseError {
 			reason = ReasonSignature
 		}
 	}
-	return &ResponseError{Reason: reason, Detail: detail}
+	return &ResponseError{Reason: reason, Detail: boundDetail(detail)}
+}
+
+// maxDetail bounds a refusal's Detail. The library quotes parts of the
+// response in its errors (a Destination, a Version...), and an
+// unauthenticated post must not write an audit event or a log line as
+// large as the response itself.
+const maxDetail = 512
+
+// boundDetail cuts s to maxDetail bytes, at a rune boundary.
+func boundDetail(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", s[:cut], len(s)-cut)
 }
 
 // ParseResponse validates a base64 SAMLResponse posted to connector c's
