@@ -1,18 +1,22 @@
 package integration
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/stretchr/testify/require"
 
@@ -270,6 +274,123 @@ spec:
 		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
 	})
 
+	t.Run("encrypted assertion", func(t *testing.T) {
+		// mallory's signed assertion, encrypted to the SP's certificate (not
+		// secret, though the SP metadata does not list it, as Gatehouse
+		// wants no encrypted assertion): refused, not decrypted.
+		var conn struct {
+			Spec struct {
+				SigningKeyPair struct {
+					Cert string `json:"cert"`
+				} `json:"signing_key_pair"`
+			} `json:"spec"`
+		}
+		out := admin("get", "saml/okta", "--format", "json").stdout
+		require.NoError(t, json.Unmarshal([]byte(out), &conn), out)
+		block, _ := pem.Decode([]byte(conn.Spec.SigningKeyPair.Cert))
+		require.NotNil(t, block, out)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		require.NoError(t, err)
+		forged := edit(own(), func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			as := doc.FindElement("./Response/Assertion")
+			plain := etree.NewDocument()
+			plain.SetRoot(as.Copy())
+			raw, err := plain.WriteToBytes()
+			require.NoError(t, err)
+			enc := xmlenc.OAEP()
+			enc.BlockCipher = xmlenc.AES128CBC
+			data, err := enc.Encrypt(cert, raw, nil)
+			require.NoError(t, err)
+			data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+			encrypted := etree.NewElement("saml:EncryptedAssertion")
+			encrypted.AddChild(data)
+			i := as.Index()
+			doc.Root().RemoveChildAt(i)
+			doc.Root().InsertChildAt(i, encrypted)
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonEncrypted, "decrypt")
+	})
+	t.Run("a huge attribute quoted in the refusal", func(t *testing.T) {
+		// Checked, and quoted, before any signature: no key needed. The
+		// audit event and the log line stay small (checked at the end).
+		forged := edit(own(), func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			doc.Root().CreateAttr("Destination", "https://"+strings.Repeat("x", 100<<10))
+		})
+		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonDestination, "more bytes)")
+	})
+	t.Run("the same response posted at once from many sources", func(t *testing.T) {
+		resp := own()
+		browsers := make([]*attackerBrowser, 8)
+		for i := range browsers {
+			browsers[i] = a.from()
+		}
+		results := make([]*acsResult, len(browsers))
+		var wg sync.WaitGroup
+		for i, b := range browsers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = b.postQuiet("okta", resp)
+			}()
+		}
+		wg.Wait()
+		a.secrets = append(a.secrets, resp)
+		accepted := 0
+		for _, r := range results {
+			if r.status == http.StatusSeeOther {
+				accepted++
+				r.accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+				continue
+			}
+			r.refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		}
+		require.Equal(t, 1, accepted, "one response, one session")
+	})
+	t.Run("a second IdP names accounts it does not own", func(t *testing.T) {
+		// The attacker controls the IdP of connector "evil" and picks any
+		// NameID: an account of the okta connector (temporary or
+		// SCIM-managed, in any spelling), a local account, the built-in
+		// operator identity. Each is refused with the account untouched.
+		evilIdP := samltest.NewIdP(t, samltest.Options{})
+		evilACS := "https://" + a.srv.webAddr + "/v1/webapi/saml/acs/evil"
+		admin("create", "-f", resourceFile(t, work, "evil", `kind: saml
+version: v1
+metadata:
+  name: evil
+spec:
+  acs: `+evilACS+`
+  attributes_to_roles:
+    - name: `+samltest.GroupsAttribute+`
+      value: admins
+      roles: [dev]
+  entity_descriptor: |
+`+indent(evilIdP.MetadataXML(t), "    ")+"\n"))
+		_, md := a.from().get("/v1/webapi/saml/metadata/evil")
+		evilIdP.RegisterSP(t, "gatehouse", []byte(md))
+		victim := a.from()
+		form := victim.spForm("dan", "dan-password", "")
+		victim.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "dan@example.com", sso.DefaultRedirect)
+		r := scim.do(http.MethodPost, "/Users", oktaUser("erin@example.com", "00uerin")).expect(t, http.StatusCreated)
+		require.NotEmpty(t, r.body["id"])
+		for _, tc := range []struct{ nameID, reason string }{
+			{"dan@example.com", "belongs to saml connector"},
+			{"DAN@Example.com", "belongs to saml connector"},
+			{"erin@example.com", "is managed by"},
+			{"admin", "local user"},
+			{"@admin", "built-in identity"},
+		} {
+			before := gatectl("get", "user/"+tc.nameID, "--format", "json")
+			user := "u" + strings.NewReplacer("@", "", ".", "").Replace(strings.ToLower(tc.nameID))
+			evilIdP.AddUser(t, user, tc.nameID, "pw", "admins")
+			evilIdP.Login(t, user, "pw")
+			form := evilIdP.IdPInitiated(t, evilACS)
+			a.from().post("evil", form.SAMLResponse, "").deniedByLogin(t, htmlEscape(tc.reason))
+			after := gatectl("get", "user/"+tc.nameID, "--format", "json")
+			require.Equal(t, before.stdout, after.stdout, "%s is unchanged", tc.nameID)
+		}
+	})
 	t.Run("open redirects", func(t *testing.T) {
 		for _, target := range []string{
 			"https://evil.example.com/", "//evil.example.com/", "/\\evil.example.com", "\\\\evil.example.com",
@@ -374,6 +495,9 @@ spec:
 		for _, s := range a.secrets {
 			require.NotContains(t, out, s)
 		}
+		for _, line := range strings.Split(out, "\n") {
+			require.Less(t, len(line), 2<<10, "no post makes a large log line: %.200s", line)
+		}
 	})
 }
 
@@ -459,6 +583,12 @@ func (b *attackerBrowser) post(connector, samlResponse, relayState string) *acsR
 	if relayState != "" {
 		form.Set("RelayState", relayState)
 	}
+	return b.do(http.MethodPost, "/v1/webapi/saml/acs/"+connector, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
+// postQuiet is post without recording secrets, for concurrent posts.
+func (b *attackerBrowser) postQuiet(connector, samlResponse string) *acsResult {
+	form := url.Values{"SAMLResponse": {samlResponse}}
 	return b.do(http.MethodPost, "/v1/webapi/saml/acs/"+connector, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 }
 
@@ -589,6 +719,9 @@ func (a *attacker) checkAudit(t *testing.T, admin func(args ...string) result) {
 	out := admin("events", "ls", "--type", saml.EventLogin, "--format", "json").stdout
 	require.NoError(t, json.Unmarshal([]byte(out), &events), out)
 	require.NotEmpty(t, a.want)
+	for _, e := range events {
+		require.Less(t, len(e.Message), 1<<10, "an unauthenticated post writes no large event: %.200s", e.Message)
+	}
 	for _, w := range a.want {
 		found := false
 		for _, e := range events {
