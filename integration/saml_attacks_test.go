@@ -80,6 +80,17 @@ func TestSAMLAttacks(t *testing.T) {
 		// The same response from another browser, then from the first again.
 		a.from().post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 		first.post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		// The used assertion, its own signature intact, in a new unsigned
+		// Response with a fresh ID: the assertion ID is what is used once.
+		rewrapped := a.edit(resp, func(doc *etree.Document) {
+			removeSignatures(doc.Root())
+			doc.Root().CreateAttr("ID", "id-rewrapped")
+		})
+		a.from().post("okta", rewrapped, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		// Another assertion the IdP signed under the used ID.
+		usedID := mustAttr(t, resp, "./Response/Assertion", "ID")
+		reused := a.resign(own(), func(_, as *etree.Element) { as.CreateAttr("ID", usedID) })
+		a.from().post("okta", reused, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 	})
 
 	t.Run("replayed SP-initiated response", func(t *testing.T) {
@@ -175,17 +186,7 @@ spec:
 	}
 
 	// Signatures: the attacker has no IdP key.
-	edit := func(b64 string, f func(doc *etree.Document)) string {
-		t.Helper()
-		doc := etree.NewDocument()
-		raw, err := base64.StdEncoding.DecodeString(b64)
-		require.NoError(t, err)
-		require.NoError(t, doc.ReadFromBytes(raw))
-		f(doc)
-		out, err := doc.WriteToBytes()
-		require.NoError(t, err)
-		return base64.StdEncoding.EncodeToString(out)
-	}
+	edit := a.edit
 	// evilAssertion is a copy of the signed assertion, unsigned, for alice.
 	evilAssertion := func(doc *etree.Document) (signed, evil *etree.Element) {
 		signed = doc.FindElement("./Response/Assertion")
@@ -737,6 +738,30 @@ func (a *attacker) checkAudit(t *testing.T, admin func(args ...string) result) {
 		}
 		require.True(t, found, "no refused %s event for %+v in:\n%s", saml.EventLogin, w, out)
 	}
+}
+
+// edit returns the response b64 as f edits it, signed or not.
+func (a *attacker) edit(b64 string, f func(doc *etree.Document)) string {
+	t := a.t
+	t.Helper()
+	doc := etree.NewDocument()
+	require.NoError(t, doc.ReadFromString(mustDecode(t, b64)))
+	f(doc)
+	out, err := doc.WriteToBytes()
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(out)
+}
+
+// mustAttr returns attribute attr of the element at path in response b64.
+func mustAttr(t *testing.T, b64, path, attr string) string {
+	t.Helper()
+	doc := etree.NewDocument()
+	require.NoError(t, doc.ReadFromString(mustDecode(t, b64)))
+	el := doc.FindElement(path)
+	require.NotNil(t, el, path)
+	v := el.SelectAttrValue(attr, "")
+	require.NotEmpty(t, v, "%s/@%s", path, attr)
+	return v
 }
 
 // resign edits a genuine response and signs it again with the IdP's own
