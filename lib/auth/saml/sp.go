@@ -387,7 +387,8 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	sp.ReplayCache = &replayCache{ctx: ctx, logins: p.logins}
+	replays := &replayCache{ctx: ctx, logins: p.logins}
+	sp.ReplayCache = replays
 	// Gatehouse asks for unencrypted assertions (see Metadata), so the
 	// library gets no key to decrypt with: the SP key would otherwise
 	// decrypt whatever an unauthenticated post carries, one RSA operation
@@ -439,6 +440,12 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		}
 	}
 	assertion, err := p.parse(sp, raw, possibleIDs)
+	if replays.err != nil {
+		// The response was valid but could not be recorded as used: the
+		// server's fault, not a refusal of the response (which stays
+		// unused and may be posted again).
+		return nil, trace.Wrap(replays.err, "recording the SAML assertion as used")
+	}
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -532,6 +539,10 @@ func (p *Provider) parse(sp *crewjam.ServiceProvider, raw []byte, possibleIDs []
 type replayCache struct {
 	ctx    context.Context
 	logins *services.SAMLLogins
+	// err is the storage error of the last Consume, if any: the library
+	// turns it into an invalid response, which ParseResponse must not
+	// report as the client's.
+	err error
 }
 
 func (r *replayCache) Consume(assertionID string, expiresAt time.Time) error {
@@ -541,6 +552,7 @@ func (r *replayCache) Consume(assertionID string, expiresAt time.Time) error {
 	if trace.IsAlreadyExists(err) {
 		return crewjam.ErrAssertionReplayed
 	}
+	r.err = err
 	return err
 }
 

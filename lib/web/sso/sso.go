@@ -396,7 +396,10 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 			fail(code, re.Reason, re.Detail, trace.AccessDenied("%s", re.Reason))
 			return
 		}
+		// Not a refusal of the response (the storage failed): the server's
+		// fault, so the source's failure is given back.
 		h.cfg.Logger.ErrorContext(ctx, "Validating a SAML response failed", "connector", name, "error", err)
+		att.refund()
 		fail(web.StatusFor(err), "the SAML login failed", trace.UserMessage(err), err)
 		return
 	}
