@@ -567,9 +567,12 @@ func randomToken() (string, error) {
 }
 
 // Metadata returns the SP metadata of connector c, to register Gatehouse
-// at the IdP. It advertises the signing certificate only, no encryption
-// key: Gatehouse asks for signed, unencrypted assertions (what Okta sends
-// by default), which keeps the signature check on the assertion itself.
+// at the IdP. It advertises no encryption key: Gatehouse asks for signed,
+// unencrypted assertions (what Okta sends by default), which keeps the
+// signature check on the assertion itself, and ParseResponse decrypts
+// nothing. A signing certificate would be listed only for signed
+// AuthnRequests, which Gatehouse does not send, so today the metadata
+// lists no key at all.
 func Metadata(c *typesv1.SAMLConnector, clock clockwork.Clock) ([]byte, error) {
 	sp, err := ServiceProvider(c, clock)
 	if err != nil {
