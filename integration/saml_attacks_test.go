@@ -65,36 +65,36 @@ func TestSAMLAttacks(t *testing.T) {
 	idp.AddUser(t, "bob", "bob@example.com", "bob-password", "admins")
 	idp.AddUser(t, "dan", "dan@example.com", "dan-password", "admins")
 
-	a := &attacker{t: t, srv: srv, idp: idp, acsURL: acsURL}
+	a := &attacker{srv: srv, idp: idp}
 	// mallory's own, genuine IdP-initiated response: what the attacker holds.
-	own := func() string {
+	own := func(t *testing.T) string {
 		t.Helper()
 		idp.Login(t, "mallory", "mallory-password")
 		return idp.IdPInitiated(t, acsURL).SAMLResponse
 	}
 
 	t.Run("replayed IdP-initiated response", func(t *testing.T) {
-		resp := own()
-		first := a.from()
+		resp := own(t)
+		first := a.from(t)
 		first.post("okta", resp, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 		// The same response from another browser, then from the first again.
-		a.from().post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		a.from(t).post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 		first.post("okta", resp, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 		// The used assertion, its own signature intact, in a new unsigned
 		// Response with a fresh ID: the assertion ID is what is used once.
-		rewrapped := a.edit(resp, func(doc *etree.Document) {
+		rewrapped := a.edit(t, resp, func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			doc.Root().CreateAttr("ID", "id-rewrapped")
 		})
-		a.from().post("okta", rewrapped, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		a.from(t).post("okta", rewrapped, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 		// Another assertion the IdP signed under the used ID.
 		usedID := mustAttr(t, resp, "./Response/Assertion", "ID")
-		reused := a.resign(own(), func(_, as *etree.Element) { as.CreateAttr("ID", usedID) })
-		a.from().post("okta", reused, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		reused := a.resign(t, own(t), func(_, as *etree.Element) { as.CreateAttr("ID", usedID) })
+		a.from(t).post("okta", reused, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 	})
 
 	t.Run("replayed SP-initiated response", func(t *testing.T) {
-		victim := a.from()
+		victim := a.from(t)
 		form := victim.spForm("mallory", "mallory-password", "")
 		victim.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 		// Again from the same browser: the request was answered, so the
@@ -103,17 +103,17 @@ func TestSAMLAttacks(t *testing.T) {
 		// From another browser, with a login of its own under way (its
 		// relay state and binding cookie): the response answers another
 		// request.
-		thief := a.from()
+		thief := a.from(t)
 		relay := thief.startLogin("")
 		thief.post("okta", form.SAMLResponse, relay).refused(t, http.StatusBadRequest, saml.ReasonRequest, "InResponseTo")
 	})
 
 	t.Run("InResponseTo of a request this server never made", func(t *testing.T) {
-		forged := a.resign(own(), func(resp, as *etree.Element) {
+		forged := a.resign(t, own(t), func(resp, as *etree.Element) {
 			resp.CreateAttr("InResponseTo", "id-never-sent")
 			as.FindElement("./Subject/SubjectConfirmation/SubjectConfirmationData").CreateAttr("InResponseTo", "id-never-sent")
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonRequest, "InResponseTo")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonRequest, "InResponseTo")
 	})
 
 	t.Run("unsolicited response to a connector without IdP-initiated login", func(t *testing.T) {
@@ -131,12 +131,12 @@ spec:
       roles: [dev]
   entity_descriptor: |
 `+indent(idp.MetadataXML(t), "    ")+"\n"))
-		status, md := a.from().get("/v1/webapi/saml/metadata/strict")
+		status, md := a.from(t).get("/v1/webapi/saml/metadata/strict")
 		require.Equal(t, http.StatusOK, status, md)
 		idp.RegisterSP(t, "strict", []byte(md))
 		idp.Login(t, "mallory", "mallory-password")
 		form := idp.IdPInitiated(t, strictACS)
-		a.from().post("strict", form.SAMLResponse, "").refused(t, http.StatusForbidden, "IdP-initiated login is disabled", "disable_idp_initiated")
+		a.from(t).post("strict", form.SAMLResponse, "").refused(t, http.StatusForbidden, "IdP-initiated login is disabled", "disable_idp_initiated")
 	})
 
 	// Responses the IdP signed, but not for this login. The control is the
@@ -176,7 +176,7 @@ spec:
 		}, status: http.StatusBadRequest, reason: saml.ReasonMalformed, detail: "no bearer SubjectConfirmation"},
 	} {
 		t.Run("IdP-signed: "+tc.name, func(t *testing.T) {
-			r := a.from().post("okta", a.resign(own(), tc.edit), "")
+			r := a.from(t).post("okta", a.resign(t, own(t), tc.edit), "")
 			if tc.status == 0 {
 				r.accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 				return
@@ -185,9 +185,8 @@ spec:
 		})
 	}
 
-	// Signatures: the attacker has no IdP key.
-	edit := a.edit
-	// evilAssertion is a copy of the signed assertion, unsigned, for alice.
+	// Signatures: from here on the attacker has no IdP key. evilAssertion
+	// is a copy of the signed assertion, unsigned, naming alice.
 	evilAssertion := func(doc *etree.Document) (signed, evil *etree.Element) {
 		signed = doc.FindElement("./Response/Assertion")
 		evil = signed.Copy()
@@ -197,41 +196,41 @@ spec:
 		return signed, evil
 	}
 	t.Run("unsigned response and assertion", func(t *testing.T) {
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			removeSignatures(doc.FindElement("./Response/Assertion"))
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
 	})
 	t.Run("signed by another key under the IdP's name", func(t *testing.T) {
 		impostor := samltest.NewIdP(t, samltest.Options{AsURL: idp.URL})
 		impostor.AddUser(t, "mallory", "alice@example.com", "mallory-password", "admins")
-		_, md := a.from().get("/v1/webapi/saml/metadata/okta")
+		_, md := a.from(t).get("/v1/webapi/saml/metadata/okta")
 		impostor.RegisterSP(t, "gatehouse", []byte(md))
 		impostor.Login(t, "mallory", "mallory-password")
 		form := impostor.IdPInitiated(t, acsURL)
-		a.from().post("okta", form.SAMLResponse, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "")
+		a.from(t).post("okta", form.SAMLResponse, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "")
 	})
 	t.Run("wrapping: an injected assertion beside the signed one", func(t *testing.T) {
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			signed, evil := evilAssertion(doc)
 			doc.Root().InsertChildAt(signed.Index(), evil)
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "exactly one Assertion")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "exactly one Assertion")
 	})
 	t.Run("wrapping: the signed assertion inside the injected one", func(t *testing.T) {
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			signed, evil := evilAssertion(doc)
 			doc.Root().InsertChildAt(signed.Index(), evil)
 			doc.Root().RemoveChild(signed)
 			evil.FindElement("./Subject").AddChild(signed)
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
 	})
 	t.Run("wrapping: the signed assertion hidden in Extensions", func(t *testing.T) {
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			signed, evil := evilAssertion(doc)
 			doc.Root().InsertChildAt(signed.Index(), evil)
@@ -240,20 +239,20 @@ spec:
 			ext.AddChild(signed)
 			doc.Root().InsertChildAt(evil.Index(), ext)
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "signature")
 	})
 	t.Run("signed response wrapping an edited assertion", func(t *testing.T) {
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			as := doc.FindElement("./Response/Assertion")
 			removeSignatures(as)
 			as.FindElement("./Subject/NameID").SetText("alice@example.com")
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "Signature could not be verified")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "Signature could not be verified")
 	})
 	t.Run("comment in the NameID does not truncate it", func(t *testing.T) {
 		// Canonicalization drops comments, so both signatures still verify;
 		// a reader that took the first text node would see alice's name.
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			nameID := doc.FindElement("./Response/Assertion/Subject/NameID")
 			require.Equal(t, "alice@example.com.evil", nameID.Text())
 			nameID.SetText("alice@example.com")
@@ -261,18 +260,18 @@ spec:
 			nameID.CreateText(".evil")
 		})
 		require.Contains(t, mustDecode(t, forged), "alice@example.com<!---->.evil")
-		a.from().post("okta", forged, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		a.from(t).post("okta", forged, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 		require.Contains(t, gatectl("get", "user/alice@example.com").stderr, "not found", "nobody signed in as alice")
 	})
 	t.Run("DOCTYPE before a genuine response", func(t *testing.T) {
-		raw := mustDecode(t, own())
+		raw := mustDecode(t, own(t))
 		forged := base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE r [<!ENTITY x "alice@example.com">]>` + raw))
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
 	})
 	t.Run("entity in the NameID", func(t *testing.T) {
-		raw := strings.Replace(mustDecode(t, own()), ">alice@example.com.evil<", ">&x;<", 1)
+		raw := strings.Replace(mustDecode(t, own(t)), ">alice@example.com.evil<", ">&x;<", 1)
 		forged := base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE r [<!ENTITY x "alice@example.com">]>` + raw))
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonMalformed, "<!DOCTYPE>")
 	})
 
 	t.Run("encrypted assertion", func(t *testing.T) {
@@ -292,7 +291,7 @@ spec:
 		require.NotNil(t, block, out)
 		cert, err := x509.ParseCertificate(block.Bytes)
 		require.NoError(t, err)
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			as := doc.FindElement("./Response/Assertion")
 			plain := etree.NewDocument()
@@ -310,36 +309,39 @@ spec:
 			doc.Root().RemoveChildAt(i)
 			doc.Root().InsertChildAt(i, encrypted)
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonEncrypted, "decrypt")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonEncrypted, "decrypt")
 	})
 	t.Run("a huge attribute quoted in the refusal", func(t *testing.T) {
 		// Checked, and quoted, before any signature: no key needed. The
 		// audit event and the log line stay small (checked at the end).
-		forged := edit(own(), func(doc *etree.Document) {
+		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
 			doc.Root().CreateAttr("Destination", "https://"+strings.Repeat("x", 100<<10))
 		})
-		a.from().post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonDestination, "more bytes)")
+		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonDestination, "more bytes)")
 	})
 	t.Run("the same response posted at once from many sources", func(t *testing.T) {
-		resp := own()
+		resp := own(t)
 		browsers := make([]*attackerBrowser, 8)
 		for i := range browsers {
-			browsers[i] = a.from()
+			browsers[i] = a.from(t)
 		}
 		results := make([]*acsResult, len(browsers))
+		errs := make([]error, len(browsers))
+		body := url.Values{"SAMLResponse": {resp}}.Encode()
 		var wg sync.WaitGroup
 		for i, b := range browsers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = b.postQuiet("okta", resp)
+				results[i], errs[i] = b.try(http.MethodPost, "/v1/webapi/saml/acs/okta", "application/x-www-form-urlencoded", strings.NewReader(body))
 			}()
 		}
 		wg.Wait()
 		a.secrets = append(a.secrets, resp)
 		accepted := 0
-		for _, r := range results {
+		for i, r := range results {
+			require.NoError(t, errs[i])
 			if r.status == http.StatusSeeOther {
 				accepted++
 				r.accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
@@ -368,9 +370,9 @@ spec:
       roles: [dev]
   entity_descriptor: |
 `+indent(evilIdP.MetadataXML(t), "    ")+"\n"))
-		_, md := a.from().get("/v1/webapi/saml/metadata/evil")
+		_, md := a.from(t).get("/v1/webapi/saml/metadata/evil")
 		evilIdP.RegisterSP(t, "gatehouse", []byte(md))
-		victim := a.from()
+		victim := a.from(t)
 		form := victim.spForm("dan", "dan-password", "")
 		victim.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "dan@example.com", sso.DefaultRedirect)
 		r := scim.do(http.MethodPost, "/Users", oktaUser("erin@example.com", "00uerin")).expect(t, http.StatusCreated)
@@ -387,7 +389,7 @@ spec:
 			evilIdP.AddUser(t, user, tc.nameID, "pw", "admins")
 			evilIdP.Login(t, user, "pw")
 			form := evilIdP.IdPInitiated(t, evilACS)
-			a.from().post("evil", form.SAMLResponse, "").deniedByLogin(t, htmlEscape(tc.reason))
+			a.from(t).post("evil", form.SAMLResponse, "").deniedByLogin(t, htmlEscape(tc.reason))
 			a.audited(tc.user, tc.reason)
 			after := gatectl("get", "user/"+tc.nameID, "--format", "json")
 			require.Equal(t, before.stdout, after.stdout, "%s is unchanged", tc.nameID)
@@ -398,7 +400,7 @@ spec:
 			"https://evil.example.com/", "//evil.example.com/", "/\\evil.example.com", "\\\\evil.example.com",
 			"/\t/evil.example.com", "https:evil.example.com", "javascript:alert(1)", "evil.example.com",
 		} {
-			p := a.from()
+			p := a.from(t)
 			resp := p.do(http.MethodGet, "/v1/webapi/saml/sso?connector_id=okta&redirect_url="+url.QueryEscape(target), "", nil)
 			require.Equal(t, http.StatusBadRequest, resp.status, "redirect_url %q: %s", target, resp.body)
 			require.Contains(t, resp.body, "redirect_url must be a path on this server")
@@ -406,11 +408,11 @@ spec:
 		}
 		// A RelayState is an opaque key, never a target: an IdP-initiated
 		// response with a URL for a RelayState lands on the default page.
-		p := a.from()
-		p.post("okta", own(), "https://evil.example.com/").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		p := a.from(t)
+		p.post("okta", own(t), "https://evil.example.com/").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 		// A local path that cleans to "//host" would leave the site; it
 		// lands on this server's /evil.example.com.
-		p = a.from()
+		p = a.from(t)
 		form := p.spForm("mallory", "mallory-password", "/.//evil.example.com")
 		p.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "alice@example.com.evil", "/evil.example.com")
 	})
@@ -425,11 +427,11 @@ spec:
 			{"not base64", "application/x-www-form-urlencoded", "SAMLResponse=%25%25%25not-base64", http.StatusBadRequest, saml.ReasonMalformed},
 			{"base64 of garbage", "application/x-www-form-urlencoded", url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte("\x00\xff<samlp:Response"))}}.Encode(), http.StatusBadRequest, saml.ReasonMalformed},
 			{"over the size limit", "application/x-www-form-urlencoded", "SAMLResponse=" + strings.Repeat("QUFB", (sso.MaxACSBody/4)+1024), http.StatusRequestEntityTooLarge, saml.ReasonTooLarge},
-			{"JSON", "application/json", `{"SAMLResponse":"` + own() + `"}`, http.StatusUnsupportedMediaType, sso.ReasonContentType},
-			{"multipart", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n" + own() + "\r\n--x--\r\n", http.StatusUnsupportedMediaType, sso.ReasonContentType},
+			{"JSON", "application/json", `{"SAMLResponse":"` + own(t) + `"}`, http.StatusUnsupportedMediaType, sso.ReasonContentType},
+			{"multipart", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n" + own(t) + "\r\n--x--\r\n", http.StatusUnsupportedMediaType, sso.ReasonContentType},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				p := a.from()
+				p := a.from(t)
 				r := p.do(http.MethodPost, "/v1/webapi/saml/acs/okta", tc.contentType, strings.NewReader(tc.body))
 				r.refused(t, tc.status, tc.reason, "")
 			})
@@ -439,7 +441,7 @@ spec:
 	t.Run("a SCIM-deactivated user signs in through SAML again", func(t *testing.T) {
 		r := scim.do(http.MethodPost, "/Users", oktaUser("bob@example.com", "00ubob")).expect(t, http.StatusCreated)
 		id, _ := r.body["id"].(string)
-		bob := a.from()
+		bob := a.from(t)
 		form := bob.spForm("bob", "bob-password", "")
 		bob.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "bob@example.com", sso.DefaultRedirect)
 		scim.do(http.MethodPatch, "/Users/"+id, patchBody(map[string]any{"op": "replace", "path": "active", "value": false})).expect(t, http.StatusOK)
@@ -454,7 +456,7 @@ spec:
 	})
 
 	t.Run("a user locked by name signs in through SAML again", func(t *testing.T) {
-		dan := a.from()
+		dan := a.from(t)
 		form := dan.spForm("dan", "dan-password", "")
 		dan.post("okta", form.SAMLResponse, form.RelayState).accepted(t, "dan@example.com", sso.DefaultRedirect)
 		before := gatectl("get", "user/dan@example.com", "--format", "json").stdout
@@ -477,15 +479,15 @@ spec:
 		// Two genuine responses: the first used before the restart, the
 		// second kept. MaxIssueDelay (90s) bounds how long both are valid,
 		// and so how long their replay records must live.
-		used, kept := own(), own()
-		a.from().post("okta", used, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		used, kept := own(t), own(t)
+		a.from(t).post("okta", used, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 		srv.stop(t)
 		srv = startGatehouse(top, gatehouseBin, dataDir, logs)
 		a.srv = srv
-		a.from().post("okta", used, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
+		a.from(t).post("okta", used, "").refused(t, http.StatusBadRequest, saml.ReasonReplayed, "already been used")
 		// The restarted server accepts a valid response it has not seen:
 		// the refusal above is the replay record, not the restart.
-		a.from().post("okta", kept, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
+		a.from(t).post("okta", kept, "").accepted(t, "alice@example.com.evil", sso.DefaultRedirect)
 	})
 
 	t.Run("every refusal is audited", func(t *testing.T) {
@@ -507,11 +509,9 @@ spec:
 // and records what each refusal must have left in the audit log and what
 // must never reach the server's log.
 type attacker struct {
-	t      *testing.T
-	srv    *server
-	idp    *samltest.IdP
-	acsURL string
-	next   int
+	srv  *server
+	idp  *samltest.IdP
+	next int
 	// want are the refusals the audit log must show, by source.
 	want []auditWant
 	// secrets must never appear in the server's log: SAMLResponses,
@@ -526,6 +526,7 @@ type auditWant struct {
 // attackerBrowser is one person's browser at one source address.
 type attackerBrowser struct {
 	*person
+	t      *testing.T
 	a      *attacker
 	source string
 	// signedIn is set once a post of this browser was accepted: it holds
@@ -534,14 +535,15 @@ type attackerBrowser struct {
 }
 
 // from opens a browser at a source address no other browser used.
-func (a *attacker) from() *attackerBrowser {
+func (a *attacker) from(t *testing.T) *attackerBrowser {
+	t.Helper()
 	a.next++
-	require.Less(a.t, a.next, 250)
+	require.Less(t, a.next, 250)
 	source := fmt.Sprintf("127.0.0.%d", 10+a.next)
-	p := newPerson(a.t, a.srv)
+	p := newPerson(t, a.srv)
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 10 * time.Second}
 	p.c.Transport.(*http.Transport).DialContext = d.DialContext
-	return &attackerBrowser{person: p, a: a, source: source}
+	return &attackerBrowser{person: p, t: t, a: a, source: source}
 }
 
 // acsResult is the server's answer to one request, redirects not followed.
@@ -553,25 +555,38 @@ type acsResult struct {
 }
 
 func (b *attackerBrowser) do(method, path, contentType string, body io.Reader) *acsResult {
-	t := b.a.t
-	t.Helper()
+	b.t.Helper()
+	r, err := b.try(method, path, contentType, body)
+	require.NoError(b.t, err)
+	return r
+}
+
+// try is do without failing the test, for other goroutines than the test's.
+func (b *attackerBrowser) try(method, path, contentType string, body io.Reader) (*acsResult, error) {
 	req, err := http.NewRequest(method, b.base+path, body)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
 	c := *b.c
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
-	require.NoError(t, err)
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return &acsResult{b: b, status: resp.StatusCode, body: string(raw), location: resp.Header.Get("Location"), cookies: resp.Cookies()}
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &acsResult{b: b, status: resp.StatusCode, body: string(raw), location: resp.Header.Get("Location"), cookies: resp.Cookies()}, nil
 }
 
 // post posts a SAMLResponse to connector's ACS as the IdP's form would.
 func (b *attackerBrowser) post(connector, samlResponse, relayState string) *acsResult {
-	b.a.t.Helper()
+	b.t.Helper()
 	b.a.secrets = append(b.a.secrets, samlResponse)
 	if raw, err := base64.StdEncoding.DecodeString(samlResponse); err == nil {
 		doc := etree.NewDocument()
@@ -588,16 +603,10 @@ func (b *attackerBrowser) post(connector, samlResponse, relayState string) *acsR
 	return b.do(http.MethodPost, "/v1/webapi/saml/acs/"+connector, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 }
 
-// postQuiet is post without recording secrets, for concurrent posts.
-func (b *attackerBrowser) postQuiet(connector, samlResponse string) *acsResult {
-	form := url.Values{"SAMLResponse": {samlResponse}}
-	return b.do(http.MethodPost, "/v1/webapi/saml/acs/"+connector, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-}
-
 // startLogin starts an SP-initiated login and returns its relay state,
 // without going to the IdP; the browser keeps the binding cookie.
 func (b *attackerBrowser) startLogin(redirect string) string {
-	t := b.a.t
+	t := b.t
 	t.Helper()
 	path := "/v1/webapi/saml/sso?connector_id=okta"
 	if redirect != "" {
@@ -616,7 +625,7 @@ func (b *attackerBrowser) startLogin(redirect string) string {
 // spForm runs an SP-initiated login as user at the IdP up to the IdP's
 // form, which it returns without posting it.
 func (b *attackerBrowser) spForm(user, password, redirect string) samltest.Form {
-	t := b.a.t
+	t := b.t
 	t.Helper()
 	resp, err := b.c.PostForm(b.a.idp.URL+"/login", url.Values{"user": {user}, "password": {password}})
 	require.NoError(t, err)
@@ -638,7 +647,7 @@ func (b *attackerBrowser) spForm(user, password, redirect string) samltest.Form 
 // recordCookies adds the browser's Gatehouse cookies to the secrets.
 func (b *attackerBrowser) recordCookies() {
 	u, err := url.Parse(b.base + "/")
-	require.NoError(b.a.t, err)
+	require.NoError(b.t, err)
 	for _, ck := range b.c.Jar.Cookies(u) {
 		b.a.secrets = append(b.a.secrets, ck.Value)
 	}
@@ -742,8 +751,7 @@ func (a *attacker) checkAudit(t *testing.T, admin func(args ...string) result) {
 }
 
 // edit returns the response b64 as f edits it, signed or not.
-func (a *attacker) edit(b64 string, f func(doc *etree.Document)) string {
-	t := a.t
+func (a *attacker) edit(t *testing.T, b64 string, f func(doc *etree.Document)) string {
 	t.Helper()
 	doc := etree.NewDocument()
 	require.NoError(t, doc.ReadFromString(mustDecode(t, b64)))
@@ -768,8 +776,7 @@ func mustAttr(t *testing.T, b64, path, attr string) string {
 // resign edits a genuine response and signs it again with the IdP's own
 // key, as the IdP signs (assertion, then response): a response the IdP
 // really issued, but not for this login.
-func (a *attacker) resign(b64 string, f func(resp, as *etree.Element)) string {
-	t := a.t
+func (a *attacker) resign(t *testing.T, b64 string, f func(resp, as *etree.Element)) string {
 	t.Helper()
 	doc := etree.NewDocument()
 	require.NoError(t, doc.ReadFromBytes([]byte(mustDecode(t, b64))))
@@ -780,8 +787,8 @@ func (a *attacker) resign(b64 string, f func(resp, as *etree.Element)) string {
 	f(resp, as)
 	i := as.Index()
 	resp.RemoveChildAt(i)
-	resp.InsertChildAt(i, a.idpSign(as))
-	doc.SetRoot(a.idpSign(resp))
+	resp.InsertChildAt(i, a.idpSign(t, as))
+	doc.SetRoot(a.idpSign(t, resp))
 	out, err := doc.WriteToBytes()
 	require.NoError(t, err)
 	return base64.StdEncoding.EncodeToString(out)
@@ -789,8 +796,7 @@ func (a *attacker) resign(b64 string, f func(resp, as *etree.Element)) string {
 
 // idpSign returns a copy of el with an enveloped signature by the IdP's
 // key, placed after the Issuer as the SAML schema wants it.
-func (a *attacker) idpSign(el *etree.Element) *etree.Element {
-	t := a.t
+func (a *attacker) idpSign(t *testing.T, el *etree.Element) *etree.Element {
 	t.Helper()
 	ctx, err := dsig.NewSigningContext(a.idp.Server.IDP.Signer, [][]byte{a.idp.Server.IDP.Certificate.Raw})
 	require.NoError(t, err)
