@@ -394,6 +394,11 @@ spec:
 			after := gatectl("get", "user/"+tc.nameID, "--format", "json")
 			require.Equal(t, before.stdout, after.stdout, "%s is unchanged", tc.nameID)
 		}
+		// Its own user's response, posted to the okta connector.
+		evilIdP.AddUser(t, "own", "own@example.com", "pw", "admins")
+		evilIdP.Login(t, "own", "pw")
+		form = evilIdP.IdPInitiated(t, evilACS)
+		a.from(t).post("okta", form.SAMLResponse, "").refused(t, http.StatusBadRequest, saml.ReasonSignature, "")
 	})
 	t.Run("open redirects", func(t *testing.T) {
 		for _, target := range []string{
