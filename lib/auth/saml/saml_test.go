@@ -2,13 +2,19 @@ package saml_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
@@ -223,6 +229,47 @@ func TestIdPInitiatedLoginAndReplay(t *testing.T) {
 	requireReason(t, err, saml.ReasonReplayed)
 }
 
+// replayStoreDown fails every write to the replay cache while down is set.
+type replayStoreDown struct {
+	backend.Backend
+	down atomic.Bool
+}
+
+func (b *replayStoreDown) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	if b.down.Load() && i.Key.HasPrefix(backend.NewKey(saml.AssertionsPrefix, "")) {
+		return nil, trace.ConnectionProblem(nil, "storage unavailable")
+	}
+	return b.Backend.Create(ctx, i)
+}
+
+// TestReplayCacheStorageFailure: a valid response that cannot be recorded
+// as used is not refused as the client's mistake (no *ResponseError, the
+// storage error's kind kept), and stays unused: once the storage is back
+// it is accepted, once.
+func TestReplayCacheStorageFailure(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	store := &replayStoreDown{Backend: f.bk}
+	p, err := saml.New(saml.Config{Backend: store, Clock: f.clock})
+	require.NoError(t, err)
+	f.idp.Login(t, "alice", "alice-password")
+	form := f.idp.IdPInitiated(t, f.connector.GetSpec().GetAudience())
+
+	store.down.Store(true)
+	_, err = p.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
+	require.Error(t, err)
+	var re *saml.ResponseError
+	require.False(t, errors.As(err, &re), "a storage failure is not a refusal of the response: %v", err)
+	require.True(t, trace.IsConnectionProblem(err), "%v", err)
+
+	store.down.Store(false)
+	a, err := p.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
+	require.NoError(t, err)
+	require.Equal(t, "alice@example.com", a.NameID)
+	_, err = p.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
+	requireReason(t, err, saml.ReasonReplayed)
+}
+
 func decodeDoc(t *testing.T, b64 string) *etree.Document {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(b64)
@@ -289,6 +336,75 @@ func TestBadResponses(t *testing.T) {
 		sha1IdP.Login(t, "alice", "alice-password")
 		_, err = f.provider.ParseResponse(ctx, c, sha1IdP.IdPInitiated(t, acsURL).SAMLResponse, "", f.binding)
 		requireReason(t, err, saml.ReasonSignature)
+	})
+	t.Run("DOCTYPE", func(t *testing.T) {
+		// A genuine signed response with a DTD before its root: the
+		// signatures do not cover it, so only a check for the DTD refuses
+		// it. A fresh response each time, so no refusal is a replay.
+		for _, dtd := range []string{
+			`<!DOCTYPE r [<!ENTITY x "admin@example.com">]>`,
+			`<!DOCTYPE r SYSTEM "https://attacker.example.com/x.dtd">`,
+			`<!DOCTYPE r [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>`,
+		} {
+			raw, err := base64.StdEncoding.DecodeString(f.idp.IdPInitiated(t, spID).SAMLResponse)
+			require.NoError(t, err)
+			_, err = f.provider.ParseResponse(ctx, f.connector, base64.StdEncoding.EncodeToString(append([]byte(dtd), raw...)), "", f.binding)
+			requireReason(t, err, saml.ReasonMalformed)
+			var re *saml.ResponseError
+			require.ErrorAs(t, err, &re)
+			require.Contains(t, re.Detail, "<!DOCTYPE>", dtd)
+		}
+		// Without the DTD the same kind of response is accepted: the DTD
+		// alone was refused.
+		_, err := f.provider.ParseResponse(ctx, f.connector, f.idp.IdPInitiated(t, spID).SAMLResponse, "", f.binding)
+		require.NoError(t, err)
+	})
+	t.Run("encrypted assertion", func(t *testing.T) {
+		// The IdP's signed assertion, encrypted to the SP's certificate
+		// (published in its metadata) as an IdP told to encrypt would:
+		// Gatehouse asks for unencrypted assertions and decrypts nothing
+		// an unauthenticated post carries.
+		doc := decodeDoc(t, f.idp.IdPInitiated(t, spID).SAMLResponse)
+		for _, sig := range doc.FindElements("./Response/Signature") {
+			doc.Root().RemoveChild(sig)
+		}
+		as := doc.FindElement("./Response/Assertion")
+		plain := etree.NewDocument()
+		plain.SetRoot(as.Copy())
+		raw, err := plain.WriteToBytes()
+		require.NoError(t, err)
+		block, _ := pem.Decode([]byte(f.connector.GetSpec().GetSigningKeyPair().GetCert()))
+		require.NotNil(t, block)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		require.NoError(t, err)
+		enc := xmlenc.OAEP()
+		enc.BlockCipher = xmlenc.AES128CBC
+		data, err := enc.Encrypt(cert, raw, nil)
+		require.NoError(t, err)
+		data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+		encrypted := etree.NewElement("saml:EncryptedAssertion")
+		encrypted.AddChild(data)
+		i := as.Index()
+		doc.Root().RemoveChildAt(i)
+		doc.Root().InsertChildAt(i, encrypted)
+		_, err = f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
+		requireReason(t, err, saml.ReasonEncrypted)
+	})
+	t.Run("detail quoting a huge attribute is bounded", func(t *testing.T) {
+		// No key is needed: an unsigned response's Destination is checked
+		// (and quoted in the library's error) before any signature.
+		doc := decodeDoc(t, f.idp.IdPInitiated(t, spID).SAMLResponse)
+		for _, sig := range doc.FindElements("//Signature") {
+			sig.Parent().RemoveChild(sig)
+		}
+		doc.Root().CreateAttr("Destination", strings.Repeat("é", 50<<10))
+		_, err := f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
+		requireReason(t, err, saml.ReasonDestination)
+		var re *saml.ResponseError
+		require.ErrorAs(t, err, &re)
+		require.Less(t, len(re.Detail), 600)
+		require.True(t, utf8.ValidString(re.Detail), re.Detail)
+		require.Contains(t, re.Detail, "more bytes)")
 	})
 	t.Run("wrong audience", func(t *testing.T) {
 		other := connector(t, "other", f.idp.MetadataXML(t), "https://other.example.com/sp")

@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	crewjam "github.com/crewjam/saml"
 	"github.com/gravitational/trace"
@@ -251,6 +253,7 @@ const (
 	ReasonTooLarge    = "the SAML response is too large"
 	ReasonBrowser     = "this SAML login was started in another browser; start the login again from Gatehouse's login page in this browser"
 	ReasonStatus      = "the identity provider refused the login"
+	ReasonEncrypted   = "the SAML assertion is encrypted; Gatehouse accepts signed, unencrypted assertions: turn assertion encryption off at the identity provider"
 	ReasonGeneric     = "the SAML response is not valid"
 )
 
@@ -321,6 +324,8 @@ func classify(err error) *ResponseError {
 		reason = ReasonExpired
 	case errors.Is(err, crewjam.ErrRequestIDMismatch):
 		reason = ReasonRequest
+	case errors.Is(err, crewjam.ErrDecryptionFailed):
+		reason = ReasonEncrypted
 	case errors.Is(err, crewjam.ErrMalformedMessage), errors.Is(err, crewjam.ErrMissingElement):
 		reason = ReasonMalformed
 	default:
@@ -332,7 +337,25 @@ func classify(err error) *ResponseError {
 			reason = ReasonSignature
 		}
 	}
-	return &ResponseError{Reason: reason, Detail: detail}
+	return &ResponseError{Reason: reason, Detail: boundDetail(detail)}
+}
+
+// maxDetail bounds a refusal's Detail. The library quotes parts of the
+// response in its errors (a Destination, a Version...), and an
+// unauthenticated post must not write an audit event or a log line as
+// large as the response itself.
+const maxDetail = 512
+
+// boundDetail cuts s to maxDetail bytes, at a rune boundary.
+func boundDetail(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", s[:cut], len(s)-cut)
 }
 
 // ParseResponse validates a base64 SAMLResponse posted to connector c's
@@ -357,11 +380,22 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 	if err != nil {
 		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "SAMLResponse is not base64: " + err.Error()})
 	}
+	if hasDirective(raw) {
+		return nil, trace.Wrap(&ResponseError{Reason: ReasonMalformed, Detail: "the response carries a <!DOCTYPE> or other <!...> declaration"})
+	}
 	sp, err := ServiceProvider(c, p.cfg.Clock)
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
-	sp.ReplayCache = &replayCache{ctx: ctx, logins: p.logins}
+	replays := &replayCache{ctx: ctx, logins: p.logins}
+	sp.ReplayCache = replays
+	// Gatehouse asks for unencrypted assertions (see Metadata), so the
+	// library gets no key to decrypt with: the SP key would otherwise
+	// decrypt whatever an unauthenticated post carries, one RSA operation
+	// per EncryptedKey, and answer differently when the plaintext is
+	// well-formed XML (the XML Encryption CBC oracle). An encrypted
+	// element is refused (ReasonEncrypted) before any ciphertext is read.
+	sp.Key = nil
 
 	var (
 		possibleIDs []string
@@ -406,6 +440,12 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 		}
 	}
 	assertion, err := p.parse(sp, raw, possibleIDs)
+	if replays.err != nil {
+		// The response was valid but could not be recorded as used: the
+		// server's fault, not a refusal of the response (which stays
+		// unused and may be posted again).
+		return nil, trace.Wrap(replays.err, "recording the SAML assertion as used")
+	}
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -455,6 +495,28 @@ func (p *Provider) ParseResponse(ctx context.Context, c *typesv1.SAMLConnector, 
 	return out, nil
 }
 
+// hasDirective reports whether raw holds an XML declaration such as
+// <!DOCTYPE>. No IdP puts a DTD in a SAML response, and the signature does
+// not cover one before the root, so one is an attacker's: entity expansion
+// and XXE need it. Go's XML reader expands no entity, but the response is
+// refused rather than parsed around it, as other SAML service providers do.
+// A response the tokenizer cannot read is left for the library to refuse.
+func hasDirective(raw []byte) bool {
+	if !bytes.Contains(raw, []byte("<!")) {
+		return false
+	}
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return false
+		}
+		if _, ok := tok.(xml.Directive); ok {
+			return true
+		}
+	}
+}
+
 // parse runs the library's validation, turning any error or panic into a
 // *ResponseError.
 func (p *Provider) parse(sp *crewjam.ServiceProvider, raw []byte, possibleIDs []string) (a *crewjam.Assertion, err error) {
@@ -477,6 +539,10 @@ func (p *Provider) parse(sp *crewjam.ServiceProvider, raw []byte, possibleIDs []
 type replayCache struct {
 	ctx    context.Context
 	logins *services.SAMLLogins
+	// err is the storage error of the last Consume, if any: the library
+	// turns it into an invalid response, which ParseResponse must not
+	// report as the client's.
+	err error
 }
 
 func (r *replayCache) Consume(assertionID string, expiresAt time.Time) error {
@@ -486,6 +552,7 @@ func (r *replayCache) Consume(assertionID string, expiresAt time.Time) error {
 	if trace.IsAlreadyExists(err) {
 		return crewjam.ErrAssertionReplayed
 	}
+	r.err = err
 	return err
 }
 
@@ -500,9 +567,12 @@ func randomToken() (string, error) {
 }
 
 // Metadata returns the SP metadata of connector c, to register Gatehouse
-// at the IdP. It advertises the signing certificate only, no encryption
-// key: Gatehouse asks for signed, unencrypted assertions (what Okta sends
-// by default), which keeps the signature check on the assertion itself.
+// at the IdP. It advertises no encryption key: Gatehouse asks for signed,
+// unencrypted assertions (what Okta sends by default), which keeps the
+// signature check on the assertion itself, and ParseResponse decrypts
+// nothing. A signing certificate would be listed only for signed
+// AuthnRequests, which Gatehouse does not send, so today the metadata
+// lists no key at all.
 func Metadata(c *typesv1.SAMLConnector, clock clockwork.Clock) ([]byte, error) {
 	sp, err := ServiceProvider(c, clock)
 	if err != nil {

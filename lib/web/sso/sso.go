@@ -19,7 +19,7 @@
 // Endpoints (all under /v1/webapi/):
 //
 //	GET    saml/sso?connector_id=NAME[&redirect_url=/path]   302 to the IdP, and the browser binding cookie
-//	POST   saml/acs/NAME                                      SAMLResponse (POST binding), SP- or IdP-initiated (unless the connector sets disable_idp_initiated)
+//	POST   saml/acs/NAME                                      SAMLResponse (POST binding, application/x-www-form-urlencoded, else 415), SP- or IdP-initiated (unless the connector sets disable_idp_initiated)
 //	GET    saml/metadata/NAME                                 SP metadata for the IdP
 //	POST   sessions            {"user","password"}            local login (Content-Type: application/json, else 415)
 //	GET    sessions/current                                   the session (user, roles, expiry, CSRF token, SSH address)
@@ -96,6 +96,12 @@ const (
 	// maxAggregated bounds the sources whose ACS failures are aggregated.
 	maxAggregated = 10000
 )
+
+// formContentType is the content type of the HTTP-POST binding's form.
+const formContentType = "application/x-www-form-urlencoded"
+
+// ReasonContentType refuses an ACS post that is not an HTML form.
+const ReasonContentType = "the SAML response must be posted as an HTML form (Content-Type: " + formContentType + ")"
 
 // BindingCookie binds an SP-initiated SAML login to the browser that
 // started it (see saml.NewBinding): set by saml/sso, required by the ACS
@@ -335,6 +341,13 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 		h.writeLoginError(w, r, http.StatusTooManyRequests, "too many failed sign-ins from this address; try again in a few seconds")
 		return
 	}
+	// The HTTP-POST binding is an HTML form. Any other body would be read
+	// as an empty form and refused as a malformed response, which misleads
+	// whoever debugs the integration; say what is wrong instead.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != formContentType {
+		fail(http.StatusUnsupportedMediaType, ReasonContentType, "Content-Type is "+quote(r.Header.Get("Content-Type")), trace.BadParameter("%s", ReasonContentType))
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
@@ -383,7 +396,10 @@ func (h *Handler) handleACS(w http.ResponseWriter, r *http.Request) {
 			fail(code, re.Reason, re.Detail, trace.AccessDenied("%s", re.Reason))
 			return
 		}
+		// Not a refusal of the response (the storage failed): the server's
+		// fault, so the source's failure is given back.
 		h.cfg.Logger.ErrorContext(ctx, "Validating a SAML response failed", "connector", name, "error", err)
+		att.refund()
 		fail(web.StatusFor(err), "the SAML login failed", trace.UserMessage(err), err)
 		return
 	}

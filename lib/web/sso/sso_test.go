@@ -354,9 +354,9 @@ func TestACSDisableIdPInitiated(t *testing.T) {
 
 // samlFixture is a handler with connector "okta" on a real test IdP where
 // alice is signed in.
-func samlFixture(t *testing.T, disableIdPInitiated bool) (*sso.Handler, *samltest.IdP, *recorder) {
+func samlFixture(t *testing.T, disableIdPInitiated bool, opts ...func(*sso.Config)) (*sso.Handler, *samltest.IdP, *recorder) {
 	t.Helper()
-	h, svc, _, rec := newHandler(t)
+	h, svc, _, rec := newHandler(t, opts...)
 	ctx := context.Background()
 	_, err := svc.CreateRole(ctx, &typesv1.Role{Metadata: &typesv1.Metadata{Name: "dev"}, Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{"ubuntu"}}}})
 	require.NoError(t, err)
@@ -546,4 +546,97 @@ func TestSessionInfoSSHAddr(t *testing.T) {
 			require.Equal(t, tc.addr, info["ssh_addr"])
 		})
 	}
+}
+
+// TestACSNeedsAForm: the HTTP-POST binding is an HTML form. A genuine
+// response sent in any other body is refused with a 415 that says so, and
+// the refusal is audited; the same response posted as a form is accepted
+// (the refusals did not consume it).
+func TestACSNeedsAForm(t *testing.T) {
+	t.Parallel()
+	h, idp, rec := samlFixture(t, false)
+	const acs = "https://gatehouse.example.com/v1/webapi/saml/acs/okta"
+	form := idp.IdPInitiated(t, acs)
+	asJSON, err := json.Marshal(map[string]string{"SAMLResponse": form.SAMLResponse})
+	require.NoError(t, err)
+	asForm := url.Values{"SAMLResponse": {form.SAMLResponse}}.Encode()
+	for _, tc := range []struct{ contentType, body string }{
+		{"application/json", string(asJSON)},
+		{"multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n" + form.SAMLResponse + "\r\n--x--\r\n"},
+		{"text/plain", asForm},
+		{"", asForm},
+		{"application/x-www-form-urlencoded-x", asForm},
+	} {
+		t.Run(tc.contentType, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(tc.body))
+			req.RemoteAddr = fmt.Sprintf("[2001:db8:%x::1]:443", acsSources.Add(1))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			req.Header.Set("Accept", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			require.Equal(t, http.StatusUnsupportedMediaType, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), "must be posted as an HTML form")
+			require.Nil(t, findCookie(w, web.SessionCookie))
+			last := rec.events[len(rec.events)-1]
+			require.Equal(t, saml.EventLogin, last.Type)
+			require.Contains(t, last.Message, "Content-Type is")
+			require.Error(t, last.Err)
+		})
+	}
+	// With a charset parameter, as browsers may send it.
+	req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(asForm))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	requireSession(t, w, sso.DefaultRedirect)
+}
+
+// replayStoreDown fails every write to the replay cache while down is set.
+type replayStoreDown struct {
+	backend.Backend
+	down atomic.Bool
+}
+
+func (b *replayStoreDown) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
+	if b.down.Load() && i.Key.HasPrefix(backend.NewKey(saml.AssertionsPrefix, "")) {
+		return nil, trace.ConnectionProblem(nil, "storage unavailable")
+	}
+	return b.Backend.Create(ctx, i)
+}
+
+// TestACSStorageFailureIsNotTheClients: when a valid response cannot be
+// recorded as used, the ACS answers 5xx, not a refusal of the response,
+// and gives the source's failure back: more such posts than the failure
+// limiter's burst are never throttled, and the response, still unused,
+// signs the user in once the storage is back.
+func TestACSStorageFailureIsNotTheClients(t *testing.T) {
+	t.Parallel()
+	bk, err := memory.New(context.Background(), memory.Config{Clock: clockwork.NewFakeClockAt(time.Now())})
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	store := &replayStoreDown{Backend: bk}
+	p, err := saml.New(saml.Config{Backend: store})
+	require.NoError(t, err)
+	h, idp, _ := samlFixture(t, false, func(c *sso.Config) { c.SAML = p })
+	form := idp.IdPInitiated(t, "https://gatehouse.example.com/v1/webapi/saml/acs/okta")
+	post := func() *httptest.ResponseRecorder {
+		body := url.Values{"SAMLResponse": {form.SAMLResponse}}.Encode()
+		req := httptest.NewRequest(http.MethodPost, "/v1/webapi/saml/acs/okta", strings.NewReader(body))
+		req.RemoteAddr = "192.0.2.7:5555"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	store.down.Store(true)
+	for i := 0; i < 25; i++ {
+		w := post()
+		require.GreaterOrEqual(t, w.Code, 500, "post %d: %s", i, w.Body.String())
+		require.Contains(t, w.Body.String(), "the SAML login failed")
+		require.Nil(t, findCookie(w, web.SessionCookie))
+	}
+	store.down.Store(false)
+	requireSession(t, post(), sso.DefaultRedirect)
 }
