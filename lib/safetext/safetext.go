@@ -8,9 +8,11 @@
 // (ESC starts ANSI and OSC sequences, OSC 52 writes the clipboard; NUL cuts C
 // strings; CR and BS overwrite what was printed), DEL, the C1 controls (U+009B
 // is a one-character CSI), the bidirectional embeddings, overrides and
-// isolates (U+202A-U+202E, U+2066-U+2069: "Trojan Source" reordering), and
-// the line and paragraph separators U+2028 and U+2029. Check refuses them
-// where text enters; Escape and Writer make them visible where text leaves.
+// isolates (U+202A-U+202E, U+2066-U+2069: "Trojan Source" reordering). The
+// line and paragraph separators U+2028 and U+2029 are not among them: no
+// terminal acts on them and every encoder we use escapes them. Check refuses
+// the unsafe characters where text enters; Escape and Writer make them
+// visible where text leaves.
 package safetext
 
 import (
@@ -27,7 +29,7 @@ func Unsafe(r rune) bool {
 	switch {
 	case r < 0x20, r == 0x7f, 0x80 <= r && r <= 0x9f:
 		return true
-	case 0x202a <= r && r <= 0x202e, 0x2066 <= r && r <= 0x2069, r == 0x2028, r == 0x2029:
+	case 0x202a <= r && r <= 0x202e, 0x2066 <= r && r <= 0x2069:
 		return true
 	}
 	return false
@@ -76,7 +78,7 @@ func (e *Error) Error() string {
 	if e.invalid {
 		return fmt.Sprintf("%s is not valid UTF-8 (at byte %d)", e.Field, e.Offset)
 	}
-	return fmt.Sprintf("%s holds the control character U+%04X at byte %d: control characters, bidirectional overrides and line separators are refused", e.Field, e.Rune, e.Offset)
+	return fmt.Sprintf("%s holds the control character U+%04X at byte %d: control characters and bidirectional overrides are refused", e.Field, e.Rune, e.Offset)
 }
 
 // Escape returns s with every unsafe character but tab and line feed written

@@ -30,7 +30,7 @@ func TestCheck(t *testing.T) {
 		{name: "C1 CSI", in: "a\u009b31m", badRune: 0x9b, badIndex: 1},
 		{name: "RLO", in: "gro\u202eup", badRune: 0x202e, badIndex: 3},
 		{name: "isolate", in: "\u2066x", badRune: 0x2066},
-		{name: "line separator", in: "a\u2028b", badRune: 0x2028, badIndex: 1},
+		{name: "line separator", in: "a\u2028b\u2029", nameOK: true, textOK: true},
 		{name: "tab", in: "a\tb", textOK: true, badRune: '\t', badIndex: 1},
 		{name: "newline", in: "street\ncity", textOK: true, badRune: '\n', badIndex: 6},
 	} {
