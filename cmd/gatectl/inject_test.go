@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 // TestOutputEscapesControlCharacters: what identity providers and SCIM
-// clients wrote (an audit event's user and fields, a lock's message) reaches
+// clients wrote (an audit event's user and fields, a user's traits) reaches
 // the operator's terminal with its control characters and bidirectional
 // overrides as visible \uXXXX escapes, in text, YAML and JSON, and the JSON
 // still decodes to the same values.
@@ -33,9 +34,13 @@ func TestOutputEscapesControlCharacters(t *testing.T) {
 		Time: timestamppb.New(s.Clock.Now()),
 	})
 	require.NoError(t, err)
-	_, err = s.Auth.Services().Locks.CreateLock(ctx, &typesv1.Lock{
-		Metadata: &typesv1.Metadata{Name: "hold"},
-		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "eve"}, Message: "bye" + osc52 + csi + rlo},
+	// A user's traits are not checked for control characters (an operator
+	// may write any; SAML's are filtered at the boundary, lib/auth/saml).
+	_, err = s.Auth.Services().Users.CreateUser(ctx, &typesv1.User{
+		Metadata: &typesv1.Metadata{Name: "eve"},
+		Spec: &typesv1.UserSpec{Traits: map[string]*structpb.ListValue{
+			"display": {Values: []*structpb.Value{structpb.NewStringValue("bye" + osc52 + csi + rlo)}},
+		}},
 	})
 	require.NoError(t, err)
 
@@ -50,9 +55,8 @@ func TestOutputEscapesControlCharacters(t *testing.T) {
 		{"events", "ls", "--since", "1000000h"},
 		{"--format", "yaml", "events", "ls", "--since", "1000000h"},
 		{"--format", "json", "events", "ls", "--since", "1000000h"},
-		{"locks", "ls"},
-		{"--format", "yaml", "get", "locks"},
-		{"--format", "json", "get", "lock/hold"},
+		{"--format", "yaml", "get", "users"},
+		{"--format", "json", "get", "user/eve"},
 	} {
 		out := gatectl(args...)
 		name := strings.Join(args, " ")
@@ -65,12 +69,12 @@ func TestOutputEscapesControlCharacters(t *testing.T) {
 		}
 	}
 	// The JSON decodes to the values as stored: the escapes are JSON's own.
-	var lock struct {
+	var user struct {
 		Spec struct {
-			Message string `json:"message"`
+			Traits map[string][]string `json:"traits"`
 		} `json:"spec"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(gatectl("--format", "json", "get", "lock/hold")), &lock))
-	require.Equal(t, "bye"+osc52+csi+rlo, lock.Spec.Message)
-	require.Contains(t, gatectl("locks", "ls"), `bye\u001b]52;c;Y3VybCBldmlsfHNo\u0007\u009b2J\u202e`)
+	require.NoError(t, json.Unmarshal([]byte(gatectl("--format", "json", "get", "user/eve")), &user))
+	require.Equal(t, []string{"bye" + osc52 + csi + rlo}, user.Spec.Traits["display"])
+	require.Contains(t, gatectl("events", "ls", "--since", "1000000h"), `eve\u001b]52;c;Y3VybCBldmlsfHNo\u0007`)
 }
