@@ -46,7 +46,9 @@ func TestInjectAttacks(t *testing.T) {
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
 	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
+	// JSON logs: the text handler quotes a value with a control character
+	// itself, the JSON handler did not escape C1 controls or bidi overrides.
+	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--log-format", "json")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("gatehouse logs:\n%s", logs.String())
@@ -266,11 +268,36 @@ func TestInjectAttacks(t *testing.T) {
 	})
 
 	t.Run("the server log holds no raw control character, and no forged line", func(t *testing.T) {
+		// Any SSH client, before it is authenticated, names the login it
+		// wants, and a refused certificate is logged with it.
+		host, port := srv.sshAddr(t)
+		key := filepath.Join(work, "oscar")
+		raw, err := os.ReadFile(key + "-cert.pub")
+		require.NoError(t, err)
+		pub, _, _, _, err := ssh.ParseAuthorizedKey(raw)
+		require.NoError(t, err)
+		pemKey, err := os.ReadFile(key)
+		require.NoError(t, err)
+		signer, err := ssh.ParsePrivateKey(pemKey)
+		require.NoError(t, err)
+		certSigner, err := ssh.NewCertSigner(pub.(*ssh.Certificate), signer)
+		require.NoError(t, err)
+		for _, user := range []string{"alice,root", "root\u009b2J\u202e\x1b]52;c;eA==\x07\nforged", strings.Repeat("ü", 20000)} {
+			_, err := ssh.Dial("tcp", host+":"+port, &ssh.ClientConfig{
+				User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
+			})
+			require.Error(t, err, "login %.20q", user)
+		}
+		require.Eventually(t, func() bool { return strings.Contains(logs.String(), "alice,root") }, 5*time.Second, 20*time.Millisecond)
+
 		out := logs.String()
 		requireNoRawControls(t, out, "the server log")
 		for _, line := range strings.Split(out, "\n") {
-			require.False(t, strings.HasPrefix(line, "level=ERROR msg=forged"), "a forged log line: %q", line)
 			require.Less(t, len(line), 16<<10, "a log line is bounded")
+			if strings.HasPrefix(line, "{") {
+				require.True(t, json.Valid([]byte(line)), "a log line that is not one JSON object: %q", line)
+			}
 		}
 	})
 }
