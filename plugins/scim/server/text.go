@@ -21,22 +21,25 @@ import (
 // what the record already says).
 
 // checkText refuses the unsafe text of res, the cleaned resource a POST, PUT or PATCH would store;
-// cur is the stored record (nil for a POST), whose own text is tolerated.
+// cur is the stored record (nil for a POST), whose own text is tolerated. Clean text costs no
+// allocation but the walk's path (a write is on the hot path, docs/benchmarks.md).
 func (h *resourceHandler[R]) checkText(base string, cur *R, res schema.Resource) error {
 	var held map[string]bool
 	var refused error
-	walkText(res, "", func(path string, s string, name bool) bool {
-		err := safetext.CheckText(path, s)
-		if err == nil && strings.ContainsAny(s, "\t\n") && (name || h.identifiers[strings.ToLower(path)]) {
-			err = safetext.CheckName(path, s)
+	path := make([]string, 0, 4)
+	walkText(res, &path, func(path []string, s string, name bool) bool {
+		check := safetext.CheckText
+		if name || (strings.ContainsAny(s, "\t\n") && h.identifiers[strings.ToLower(strings.Join(path, "."))]) {
+			check = safetext.CheckName
 		}
-		if err == nil {
+		if check("", s) == nil {
 			return true
 		}
 		if cur != nil {
 			if held == nil {
 				held = map[string]bool{}
-				walkText(h.toRes(base, cur), "", func(_ string, s string, _ bool) bool {
+				var p []string
+				walkText(h.toRes(base, cur), &p, func(_ []string, s string, _ bool) bool {
 					held[s] = true
 					return true
 				})
@@ -45,14 +48,13 @@ func (h *resourceHandler[R]) checkText(base string, cur *R, res schema.Resource)
 				return true
 			}
 		}
-		if e, ok := err.(*safetext.Error); ok && name {
+		// The field is named only now: clean text builds no path string.
+		field := strings.Join(path, ".")
+		if name {
 			// Never the name itself: the error does not echo what it refuses.
-			e.Field = "an attribute name"
-			if path != "" {
-				e.Field += " in " + path
-			}
+			field = strings.TrimSuffix("an attribute name in "+field, " in ")
 		}
-		refused = err
+		refused = check(field, s)
 		return false
 	})
 	if refused == nil {
@@ -62,12 +64,12 @@ func (h *resourceHandler[R]) checkText(base string, cur *R, res schema.Resource)
 }
 
 // walkText calls f with every attribute name (name true; path is then its parent's) and string
-// value of v, path being the dotted attribute path ("name.givenName", "emails.value"); it stops
-// when f returns false.
-func walkText(v any, path string, f func(path, s string, name bool) bool) bool {
+// value of v, path being the attribute path ("name", "givenName"); it stops when f returns false.
+// path is reused: f must not keep it.
+func walkText(v any, path *[]string, f func(path []string, s string, name bool) bool) bool {
 	switch t := v.(type) {
 	case string:
-		return f(path, t, false)
+		return f(*path, t, false)
 	case []any:
 		for _, e := range t {
 			if !walkText(e, path, f) {
@@ -77,11 +79,13 @@ func walkText(v any, path string, f func(path, s string, name bool) bool) bool {
 	case map[string]any:
 		// Map order: with several unsafe values, which one the error names may vary.
 		for k, e := range t {
-			p := k
-			if path != "" {
-				p = path + "." + k
+			if !f(*path, k, true) {
+				return false
 			}
-			if !f(path, k, true) || !walkText(e, p, f) {
+			*path = append(*path, k)
+			ok := walkText(e, path, f)
+			*path = (*path)[:len(*path)-1]
+			if !ok {
 				return false
 			}
 		}
