@@ -188,6 +188,13 @@ func TestInjectAttacks(t *testing.T) {
 		idp.AddUser(t, "eve", nameID, password, "admins")
 		status, _ := newPerson(t, srv).samlAttempt(idp, "eve", password)
 		require.NotEqual(t, http.StatusOK, status, "no account is named with a control character")
+		// HTML in a NameID: the login error page (html/template, under a CSP
+		// that runs nothing) shows it as text.
+		idp.AddUser(t, "xss", `<script>alert(1)</script>@example.com`, password, "admins")
+		status, page := newPerson(t, srv).samlAttempt(idp, "xss", password)
+		require.NotEqual(t, http.StatusOK, status)
+		require.NotContains(t, page, "<script>")
+		require.Contains(t, page, "&lt;script&gt;alert(1)&lt;/script&gt;@example.com")
 		var found bool
 		for _, format := range []string{"text", "yaml", "json"} {
 			r := admin("--format", format, "events", "ls", "--type", "saml.login")
