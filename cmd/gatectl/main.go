@@ -17,6 +17,8 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/lib/safetext"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -31,14 +33,26 @@ func main() {
 
 // run executes gatectl with args and returns the process exit code. Errors
 // are printed as one line on stderr.
+//
+// Everything gatectl prints, in every format, goes through a safetext.Writer:
+// names, messages, traits and audit fields come from identity providers and
+// SCIM clients, and a control character or a bidirectional override in them
+// must reach the operator's terminal as a visible \uXXXX escape (an OSC 52
+// sequence would otherwise write the operator's clipboard). Tab and line
+// feed pass; JSON output stays valid JSON of the same values.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout)
+	out, errOut := &safetext.Writer{W: stdout}, &safetext.Writer{W: stderr}
+	defer func() {
+		_ = out.Flush()
+		_ = errOut.Flush()
+	}()
+	app := newApp(out)
 	root := app.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(out)
+	root.SetErr(errOut)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "ERROR: "+oneLine(userMessage(err)))
+		fmt.Fprintln(errOut, "ERROR: "+oneLine(userMessage(err)))
 		return 1
 	}
 	return 0

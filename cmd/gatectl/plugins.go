@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
 	samlv1 "github.com/gatehouse/gatehouse/proto/gatehouse/saml/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -364,7 +365,11 @@ func printData(w io.Writer, format string, v any) error {
 		return trace.Wrap(err)
 	}
 	if format == "yaml" {
-		if b, err = sigsyaml.JSONToYAML(b); err != nil {
+		// The YAML parser refuses a raw C1 control or DEL in its input
+		// (encoding/json leaves them raw), which would make one hostile
+		// string fail the whole listing: escaped, the JSON text says the
+		// same and the YAML emitter writes them as escapes itself.
+		if b, err = sigsyaml.JSONToYAML([]byte(safetext.Escape(string(b)))); err != nil {
 			return trace.Wrap(err)
 		}
 		_, err = w.Write(b)

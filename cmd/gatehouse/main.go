@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gravitational/trace"
 	"github.com/spf13/cobra"
@@ -29,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/services"
 )
 
@@ -188,11 +190,51 @@ func (f *startFlags) load(fs *pflag.FlagSet) (*config.Config, error) {
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: safeLogAttr}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// maxLogValue bounds one string in a log line: values come from outside
+// (a SAML NameID, the login an unauthenticated SSH client asks for, a
+// certificate's key id) and may be as long as a packet.
+const maxLogValue = 1024
+
+// safeLogAttr bounds every string and error value of a log line and shows
+// its control characters and bidi overrides as \uXXXX escapes. The text
+// handler quotes such a value itself, but the JSON handler writes C1
+// controls, DEL and bidi overrides raw, which a terminal tailing the log
+// acts on.
+func safeLogAttr(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch a.Value.Kind() {
+	case slog.KindString:
+		s = a.Value.String()
+	case slog.KindAny:
+		err, ok := a.Value.Any().(error)
+		if !ok || err == nil {
+			return a
+		}
+		s = err.Error()
+	default:
+		return a
+	}
+	b := s
+	if len(b) > maxLogValue {
+		cut := maxLogValue
+		for cut > 0 && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		b = fmt.Sprintf("%s...(%d bytes in all)", b[:cut], len(s))
+	}
+	// A value that needs neither is left as it is (an error keeps the
+	// handler's own formatting).
+	if b = safetext.Escape(b); b != s {
+		a.Value = slog.StringValue(b)
+	}
+	return a
 }
 
 func startCommand(stdout, stderr io.Writer) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,5 +275,42 @@ func TestGenerateUserIdentity(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = c.Plugins.ListPlugins(ctx, &pluginpb.ListPluginsRequest{})
+	require.NoError(t, err)
+}
+
+// TestOddLoginsNeverBecomePrincipals: a "logins" trait (from an identity
+// provider) that is not an OS login never becomes a certificate principal,
+// nor a login CheckSSHLogin allows: a comma (OpenSSH's principals="..."
+// option splits a principal on it, so "alice,root" would pass for root), a
+// wildcard, a space, a leading dash or dot, a control character, an
+// over-long name.
+func TestOddLoginsNeverBecomePrincipals(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	odd := []string{"alice,root", "*", "a b", "-oProxyCommand=x", ".hidden", "..", "x\x1b[8m", "ro\u202eot",
+		"root\n", "$", "a$b", "@corp", strings.Repeat("a", 65)}
+	vals := []*structpb.Value{structpb.NewStringValue("carol"), structpb.NewStringValue("svc-01.ops@corp.example.com"), structpb.NewStringValue("HOST01$")}
+	for _, l := range odd {
+		vals = append(vals, structpb.NewStringValue(l))
+	}
+	_, err := s.Auth.Services().Users.CreateUser(ctx, &typesv1.User{
+		Metadata: &typesv1.Metadata{Name: "carol"},
+		Spec: &typesv1.UserSpec{
+			Roles:  []string{auth.PresetAccessRole},
+			Traits: map[string]*structpb.ListValue{"logins": {Values: vals}},
+		},
+	})
+	require.NoError(t, err)
+	id, err := s.Auth.GenerateUserIdentity(ctx, "carol", 0)
+	require.NoError(t, err)
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(id.SSHCert)
+	require.NoError(t, err)
+	require.Equal(t, []string{"HOST01$", "carol", "svc-01.ops@corp.example.com"}, pub.(*ssh.Certificate).ValidPrincipals)
+	for _, l := range odd {
+		_, err := s.Auth.CheckSSHLogin(ctx, "carol", l)
+		require.True(t, trace.IsAccessDenied(err), "login %q: %v", l, err)
+	}
+	_, err = s.Auth.CheckSSHLogin(ctx, "carol", "carol")
 	require.NoError(t, err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -49,6 +50,11 @@ func ValidateLock(l *typesv1.Lock) error {
 	}
 	if len(l.GetSpec().GetMessage()) > maxLockMessage {
 		return trace.BadParameter("lock %q: message is over %d bytes", name, maxLockMessage)
+	}
+	// The message is printed into the locked person's SSH session and the
+	// operator's terminal: no escape sequences (lines and tabs are fine).
+	if err := safetext.CheckText("message", l.GetSpec().GetMessage()); err != nil {
+		return trace.BadParameter("lock %q: %v", name, err)
 	}
 	if ts := l.GetSpec().GetCreatedAt(); ts != nil {
 		if err := ts.CheckValid(); err != nil {

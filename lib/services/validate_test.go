@@ -166,6 +166,9 @@ func TestValidateLock(t *testing.T) {
 		{name: "empty target", mutate: func(l *typesv1.Lock) { l.Spec.Target = &typesv1.LockTarget{} }, wantErr: "target must set"},
 		{name: "huge target", mutate: func(l *typesv1.Lock) { l.Spec.Target.User = strings.Repeat("u", 300) }, wantErr: "over"},
 		{name: "huge message", mutate: func(l *typesv1.Lock) { l.Spec.Message = strings.Repeat("m", 5000) }, wantErr: "message"},
+		{name: "message on lines", mutate: func(l *typesv1.Lock) { l.Spec.Message = "deprovisioned\n\tticket 42 <b>" }},
+		{name: "escape sequence in message", mutate: func(l *typesv1.Lock) { l.Spec.Message = "bye\x1b]52;c;eA==\x07" }, wantErr: "message holds the control character U+001B"},
+		{name: "bidi override in message", mutate: func(l *typesv1.Lock) { l.Spec.Message = "bye\u202e" }, wantErr: "U+202E"},
 		{name: "built-in identity", mutate: func(l *typesv1.Lock) { l.Spec.Target = &typesv1.LockTarget{User: BuiltinAdmin} }},
 		{name: "built-in identity by an integration", mutate: func(l *typesv1.Lock) {
 			l.Spec.Target = &typesv1.LockTarget{User: "＠admin"}

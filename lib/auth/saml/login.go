@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
@@ -206,11 +207,14 @@ const (
 )
 
 // boundTraits keeps the traits ValidateUser accepts, in a stable way (by
-// name) when there are too many.
+// name) when there are too many. A name or value with a control character
+// or a bidirectional override (lib/safetext) is dropped too: traits become
+// SSH logins and are shown by the UI and gatectl, and a real IdP never
+// sends one.
 func boundTraits(in map[string][]string) map[string][]string {
 	names := make([]string, 0, len(in))
 	for k := range in {
-		if k != "" && len(k) <= maxTraitBytes {
+		if k != "" && len(k) <= maxTraitBytes && safetext.CheckName("", k) == nil {
 			names = append(names, k)
 		}
 	}
@@ -222,7 +226,7 @@ func boundTraits(in map[string][]string) map[string][]string {
 		}
 		var vals []string
 		for _, v := range in[k] {
-			if v != "" && len(v) <= maxTraitBytes && len(vals) < maxTraitValues && !slices.Contains(vals, v) {
+			if v != "" && len(v) <= maxTraitBytes && len(vals) < maxTraitValues && !slices.Contains(vals, v) && safetext.CheckName("", v) == nil {
 				vals = append(vals, v)
 			}
 		}

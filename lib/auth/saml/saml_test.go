@@ -848,3 +848,29 @@ func TestDisableIdPInitiated(t *testing.T) {
 		})
 	}
 }
+
+// TestUnsafeTraitsDropped: an attribute name or value with a control
+// character or a bidirectional override never becomes a trait (traits become
+// SSH logins, and the UI and gatectl show them); the rest stay.
+func TestUnsafeTraitsDropped(t *testing.T) {
+	t.Parallel()
+	a := &saml.Assertion{NameID: "alice@example.com", Traits: map[string][]string{
+		"logins":         {"alice", "root\x1b[8m", "ops\nroot", "adm\u202enimda", "bob"},
+		"groups":         {"Eng", "Ops\x00"},
+		"evil\x1b]52;c;": {"x"},
+		"only\u009b":     {"y"},
+		"display":        {"Zoë <b>&amp;</b>"},
+	}}
+	u, created, _, err := saml.Decide(nil, "okta", a, []string{"access"}, time.Hour, time.Unix(1e9, 0))
+	require.NoError(t, err)
+	require.True(t, created)
+	got := map[string][]string{}
+	for k := range u.GetSpec().GetTraits() {
+		got[k] = services.TraitValues(u, k)
+	}
+	require.Equal(t, map[string][]string{
+		"logins":  {"alice", "bob"},
+		"groups":  {"Eng"},
+		"display": {"Zoë <b>&amp;</b>"},
+	}, got)
+}

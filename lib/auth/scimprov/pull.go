@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/scim/scimrecord"
 	"github.com/gatehouse/gatehouse/lib/services/scimstore"
 )
@@ -66,6 +68,15 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 	pc.via = ViaUserSync
 	if in.ExternalID == "" {
 		return PullUnchanged, trace.BadParameter("a pulled user needs its provider id")
+	}
+	// An active user is refused when the provider sent a control
+	// character or a bidirectional override (they would reach the UI,
+	// gatectl and the logs; a real Okta never sends one). An inactive one is
+	// never refused for it: deprovisioning does not wait on a clean profile.
+	if in.Active {
+		if err := checkPulledText(in); err != nil {
+			return PullUnchanged, trace.Wrap(err)
+		}
 	}
 	norm, err := normalizeUser(&scimrecord.UserRecord{UserName: in.UserName, ExternalID: in.ExternalID, Active: in.Active, Attributes: in.Attributes})
 	if err != nil {
@@ -142,4 +153,63 @@ func (p *Provisioner) ApplyPulledUser(ctx context.Context, plugin string, in Pul
 		return PullUpdated, nil
 	}
 	return PullUnchanged, trace.CompareFailed("pulled user %q kept changing while it was being applied; the next run retries", in.ExternalID)
+}
+
+// checkPulledText refuses a pulled user whose login, id, group or profile
+// text holds a character lib/safetext calls unsafe.
+func checkPulledText(in PulledUser) error {
+	check := func(err error) error {
+		if err != nil {
+			return trace.BadParameter("%v", err)
+		}
+		return nil
+	}
+	if err := check(safetext.CheckName("the login", in.UserName)); err != nil {
+		return err
+	}
+	if err := check(safetext.CheckName("the user id", in.ExternalID)); err != nil {
+		return err
+	}
+	for _, g := range in.Groups {
+		if err := check(safetext.CheckName("a group id", g.ID)); err != nil {
+			return err
+		}
+		if err := check(safetext.CheckName("the name of group "+strconv.Quote(g.ID), g.DisplayName)); err != nil {
+			return err
+		}
+	}
+	if len(in.Attributes) == 0 {
+		return nil
+	}
+	var attrs any
+	if err := json.Unmarshal(in.Attributes, &attrs); err != nil {
+		return trace.BadParameter("the profile is not JSON")
+	}
+	return check(checkJSONText("profile", attrs))
+}
+
+// checkJSONText checks every string and object key of a decoded JSON value
+// as free text (lib/safetext's CheckText; keys as names).
+func checkJSONText(path string, v any) error {
+	switch t := v.(type) {
+	case string:
+		return safetext.CheckText(path, t)
+	case []any:
+		for _, e := range t {
+			if err := checkJSONText(path, e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, e := range t {
+			if err := safetext.CheckName("an attribute name in "+path, k); err != nil {
+				// The error must not echo the refused text: the key is not named.
+				return err
+			}
+			if err := checkJSONText(path+"."+k, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -460,3 +460,39 @@ func TestRename(t *testing.T) {
 	require.NotNil(t, renamed)
 	require.NotEqual(t, inc, renamed.GetSpec().GetIncarnation())
 }
+
+// TestUnsafeTextRefused: an active Okta user whose login or profile holds a
+// control character or a bidirectional override is not applied (counted and
+// reported, escaped); the rest of the run goes on. Deprovisioning such a user
+// is never refused.
+func TestUnsafeTextRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 100)
+	osc := e.org.AddUser("eve@example.com", true)
+	e.org.SetName(osc, "Eve\x1b]52;c;Y3VybCBldmlsfHNo\x07", "Test")
+	rlo := e.org.AddUser("rlo@example.com", true)
+	e.org.SetName(rlo, "R", "gnp\u202eexe")
+	e.org.AddUser("dev@example.com", true)
+	st, err := e.run(t, true)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, st.GetUsersRefused())
+	require.EqualValues(t, 1, st.GetUsersCreated())
+	require.Contains(t, st.GetLastError(), osc)
+	require.Contains(t, st.GetLastError(), "profile.name.givenName holds the control character U+001B")
+	require.NotContains(t, st.GetLastError(), "\x1b")
+	require.Nil(t, e.user(t, "eve@example.com"))
+	require.Nil(t, e.user(t, "rlo@example.com"))
+	require.NotNil(t, e.user(t, "dev@example.com"))
+
+	// An account made before the profile went bad is still deprovisioned.
+	e.org.SetName(rlo, "R", "Test")
+	_, err = e.run(t, true)
+	require.NoError(t, err)
+	require.NotNil(t, e.user(t, "rlo@example.com"))
+	e.org.SetName(rlo, "R", "gnp\u202eexe")
+	e.org.SetStatus(rlo, "SUSPENDED")
+	_, err = e.run(t, true)
+	require.NoError(t, err)
+	require.Nil(t, e.user(t, "rlo@example.com"))
+	require.NotNil(t, e.lock(t, "rlo@example.com"))
+}

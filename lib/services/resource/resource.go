@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 	k8syaml "sigs.k8s.io/yaml"
 
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -261,7 +262,10 @@ func Marshal(format Format, resources ...proto.Message) ([]byte, error) {
 	case YAML, "":
 		var buf bytes.Buffer
 		for i, js := range objs {
-			y, err := k8syaml.JSONToYAML(js)
+			// The YAML parser refuses a raw C1 control or DEL in its input
+			// (protojson leaves them raw), which would make one hostile
+			// string fail a whole listing; escaped, the JSON says the same.
+			y, err := k8syaml.JSONToYAML([]byte(safetext.Escape(string(js))))
 			if err != nil {
 				return nil, trace.Wrap(err)
 			}

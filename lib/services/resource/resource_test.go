@@ -240,3 +240,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestYAMLWithControlCharacters: a C1 control or DEL in a value (text from
+// outside) neither fails printing as YAML nor changes on the way back.
+func TestYAMLWithControlCharacters(t *testing.T) {
+	t.Parallel()
+	lock := &typesv1.Lock{
+		Kind: services.KindLock, Version: services.V1,
+		Metadata: &typesv1.Metadata{Name: "hold"},
+		Spec:     &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "eve"}, Message: "a\u009b2J b\x7f c\x1b]52;c;eA==\x07 d\u202e"},
+	}
+	out, err := Marshal(YAML, lock)
+	require.NoError(t, err)
+	require.NotContains(t, string(out), "\u009b")
+	msgs, err := Parse(out)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.True(t, proto.Equal(lock, msgs[0]), "%s", out)
+}

@@ -550,3 +550,15 @@ func TestUndecodableLockAtLoad(t *testing.T) {
 	require.Eventually(t, func() bool { return f.w.CheckLockInForce(t.Context(), bob()) == nil }, 5*time.Second, 5*time.Millisecond)
 	require.Error(t, f.w.CheckLockInForce(t.Context(), alice()))
 }
+
+// TestLockMessageIsOneSafeLine: the text printed into a locked SSH session
+// shows a control character or bidi override of a lock's message (one
+// written before they were refused) as an escape, on one line.
+func TestLockMessageIsOneSafeLine(t *testing.T) {
+	t.Parallel()
+	l := &typesv1.Lock{Spec: &typesv1.LockSpec{
+		Target:  &typesv1.LockTarget{User: "eve"},
+		Message: "bye\x1b]52;c;eA==\x07\r\n  next\u202e\u009b2J",
+	}}
+	require.Equal(t, `lock targeting user "eve" is in force: bye\u001b]52;c;eA==\u0007\u000d next\u202e\u009b2J`, lockwatch.LockMessage(l))
+}

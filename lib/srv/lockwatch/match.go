@@ -7,6 +7,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -72,11 +73,14 @@ func DescribeTarget(t *typesv1.LockTarget) string {
 }
 
 // LockMessage is the text shown to a locked party:
-// `lock targeting user "alice" is in force: <message>`.
+// `lock targeting user "alice" is in force: <message>`. It goes to the
+// party's terminal (an SSH session): a control character or bidi override
+// in the message (a lock written before ValidateLock refused them) is
+// shown as an escape, and the message is one line.
 func LockMessage(lock *typesv1.Lock) string {
 	msg := fmt.Sprintf("lock targeting %s is in force", DescribeTarget(lock.GetSpec().GetTarget()))
 	if m := lock.GetSpec().GetMessage(); m != "" {
-		msg += ": " + m
+		msg += ": " + strings.Join(strings.Fields(safetext.Escape(m)), " ")
 	}
 	return msg
 }

@@ -48,9 +48,10 @@ func newGroupHandler(s *Server) *resourceHandler[scimrecord.GroupRecord] {
 				next.DisplayName, next.ExternalID, next.Members, next.Attributes = fields.DisplayName, fields.ExternalID, fields.Members, fields.Attributes
 			}, nil
 		},
-		indexed:  map[string]bool{"displayName": true, "externalId": true, "id": true},
-		sortKeys: groupSortKeys,
-		complete: s.memberDisplays,
+		identifiers: map[string]bool{"displayname": true, "externalid": true, "members.value": true, "members.display": true},
+		indexed:     map[string]bool{"displayName": true, "externalId": true, "id": true},
+		sortKeys:    groupSortKeys,
+		complete:    s.memberDisplays,
 	}
 }
 

@@ -47,6 +47,9 @@ type resourceHandler[R any] struct {
 	// returns what sets them on a record: on blank for a POST, on a copy of the stored record for
 	// PUT and PATCH, so that what the client cannot write (id, revision, a user's groups) stays.
 	fields func(res schema.Resource) (set func(rec *R), err error)
+	// identifiers are the lower-case attribute paths whose values are one line of text
+	// (checkText, text.go).
+	identifiers map[string]bool
 	// patchActive, when set, is the fast path of a PATCH that only sets active (patchactive.go):
 	// what sets active on a copy of cur, or false when only patchFull can tell the result.
 	patchActive func(cur *R, active bool) (set func(*R), ok bool)
@@ -146,22 +149,27 @@ func (h *resourceHandler[R]) serveGet(ctx context.Context, w http.ResponseWriter
 	return h.write(ctx, w, r, req, rec, http.StatusOK)
 }
 
-// readResource reads and cleans the body of a POST or PUT, and reads its fields.
-func (h *resourceHandler[R]) readResource(w http.ResponseWriter, r *http.Request) (func(*R), error) {
+// readResource reads and cleans the body of a POST or PUT, and reads its fields. It returns the
+// cleaned resource too, for checkText.
+func (h *resourceHandler[R]) readResource(w http.ResponseWriter, r *http.Request) (func(*R), schema.Resource, error) {
 	body, err := protocol.ReadBody(w, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := decodeRequest(h.rt, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return h.fields(res)
+	set, err := h.fields(res)
+	return set, res, err
 }
 
 func (h *resourceHandler[R]) serveCreate(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	set, err := h.readResource(w, r)
+	set, res, err := h.readResource(w, r)
 	if err != nil {
+		return err
+	}
+	if err := h.checkText(req.base, nil, res); err != nil {
 		return err
 	}
 	rec := h.blank()
@@ -176,11 +184,16 @@ func (h *resourceHandler[R]) serveCreate(ctx context.Context, w http.ResponseWri
 // serveReplace is PUT: the body replaces every client-writable attribute (what the kind's fields
 // say). Read-only attributes in it (id, meta, a user's groups, as Okta echoes them) are ignored.
 func (h *resourceHandler[R]) serveReplace(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	set, err := h.readResource(w, r)
+	set, res, err := h.readResource(w, r)
 	if err != nil {
 		return err
 	}
-	return h.readModifyWrite(ctx, w, r, req, func(*R) (func(*R), error) { return set, nil })
+	return h.readModifyWrite(ctx, w, r, req, func(cur *R) (func(*R), error) {
+		if err := h.checkText(req.base, cur, res); err != nil {
+			return nil, err
+		}
+		return set, nil
+	})
 }
 
 // servePatch is PATCH: the operations are applied to the record's full representation, and the
@@ -220,6 +233,9 @@ func (h *resourceHandler[R]) patchFull(base string, cur *R, ops []patch.Operatio
 		schema.Delete(patched, "password")
 	}
 	h.rt.StripReadOnly(patched)
+	if err := h.checkText(base, cur, patched); err != nil {
+		return nil, err
+	}
 	return h.fields(patched)
 }
 

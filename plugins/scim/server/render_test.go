@@ -212,7 +212,11 @@ func TestFastPathResponses(t *testing.T) {
 	requireSameResponse(t, fast.req(http.MethodPut, base+"/Users/id-001", put), slow.req(http.MethodPut, base+"/Users/id-001", put), "put")
 	patch := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":true}}]}`
 	requireSameResponse(t, fast.req(http.MethodPatch, base+"/Users/id-002", patch), slow.req(http.MethodPatch, base+"/Users/id-002", patch), "patch")
-	for _, body := range []string{janeJSON, oktaFullBody} {
+	// A POST with control characters is refused (text.go): the corpus stores oktaFullBody's
+	// directly, the POST goes without them.
+	oktaPost := strings.Replace(oktaFullBody, `,"ctl":"\u0001\u001f\u007f"`, "", 1)
+	require.NotEqual(t, oktaFullBody, oktaPost)
+	for _, body := range []string{janeJSON, oktaPost} {
 		wf, ws := fast.req(http.MethodPost, base+"/Users", body), slow.req(http.MethodPost, base+"/Users", body)
 		require.Equal(t, http.StatusCreated, wf.Code, wf.Body.String())
 		// The ids are random: the fast answer with the slow one's id.

@@ -46,6 +46,7 @@ func newUserHandler(s *Server) *resourceHandler[scimrecord.UserRecord] {
 				}
 			}, nil
 		},
+		identifiers: map[string]bool{"username": true, "externalid": true},
 		patchActive: patchUserActive,
 		indexed:     map[string]bool{"userName": true, "externalId": true, "id": true},
 		sortKeys:    userSortKeys,

@@ -307,6 +307,19 @@ func (o *Org) SetLogin(id, login string) {
 	}
 }
 
+// SetName changes user id's first and last name (its profile's firstName
+// and lastName), as a person editing their own Okta profile can.
+func (o *Org) SetName(id, first, last string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.tick()
+	u := o.users[id]
+	u.First, u.Last, u.LastUpdated = first, last, now
+	if a := o.assigned[id]; a != nil {
+		a.lastUpdated = now
+	}
+}
+
 // AddGroup creates a group and returns its id.
 func (o *Org) AddGroup(name string) string {
 	o.mu.Lock()
