@@ -61,7 +61,7 @@ user gets nothing. The private key never leaves this machine for openssh;
 for identity it is made by the server and sent over the mTLS connection.`,
 		Example: `  gatectl auth sign --user alice --ttl 1h --out alice && ssh -i alice -p 3022 alice@node
   gatectl auth sign --user ci-reader --ttl 8h --out ci.identity --format identity`,
-		Args: cobra.NoArgs,
+		Args: noArgs("pass the user with --user NAME"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case user == "":

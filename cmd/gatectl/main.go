@@ -119,7 +119,7 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print gatectl's version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs(""),
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintf(a.out, "gatectl %s\n", version)
 			return trace.Wrap(err)
@@ -134,4 +134,37 @@ func (a *app) checkFormat() error {
 		return nil
 	}
 	return trace.BadParameter("unknown --format %q: want text, yaml or json", a.format)
+}
+
+// oneArg checks that a command got exactly one argument, and otherwise says
+// which one it wants and how it looks. cobra's own check ("accepts 1
+// arg(s), received 0") names neither the command nor the argument.
+func oneArg(what, example string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch len(args) {
+		case 1:
+			return nil
+		case 0:
+			return trace.BadParameter("%s needs %s, for example: %s", cmd.CommandPath(), what, example)
+		default:
+			return trace.BadParameter("%s takes one argument, %s; got %d: %s", cmd.CommandPath(), what, len(args), strings.Join(args, " "))
+		}
+	}
+}
+
+// noArgs refuses arguments to a command that takes none. cobra's own check
+// calls a stray argument an "unknown command", which misleads on a command
+// without subcommands (gatectl create okta-saml.yaml, without -f). hint, if
+// set, says what the argument was probably meant to be.
+func noArgs(hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("%s takes no argument, got %q", cmd.CommandPath(), strings.Join(args, " "))
+		if hint != "" {
+			msg += ": " + hint
+		}
+		return trace.BadParameter("%s", msg)
+	}
 }

@@ -76,6 +76,23 @@ func TestErrorsAreOneLineAndExitOne(t *testing.T) {
 		{"create without file", []string{"--data-dir", dir, "create"}, "-f FILE"},
 		{"create refused kind", []string{"--data-dir", dir, "create", "-f", bad}, "unknown resource kind"},
 		{"events bad since", []string{"--data-dir", dir, "events", "ls", "--since", "-1h"}, "--since"},
+		// Missing or stray arguments name the command and what it wants,
+		// not cobra's "accepts 1 arg(s), received 0" or "unknown command".
+		{"get without kind", []string{"get"}, "gatectl get needs KIND or KIND/NAME (kinds: user, role, lock, saml, plugin), for example: gatectl get users"},
+		{"get two kinds", []string{"get", "users", "roles"}, "gatectl get takes one argument, KIND or KIND/NAME (kinds: user, role, lock, saml, plugin); got 2: users roles"},
+		{"rm without ref", []string{"rm"}, "gatectl rm needs KIND/NAME, for example: gatectl rm user/alice"},
+		{"rotate-token without name", []string{"plugins", "rotate-token"}, "gatectl plugins rotate-token needs the plugin's NAME"},
+		{"status without name", []string{"plugins", "status"}, "gatectl plugins status needs the plugin's NAME"},
+		{"sync without name", []string{"plugins", "sync"}, "gatectl plugins sync needs the plugin's NAME"},
+		{"usersync-test without name", []string{"plugins", "usersync-test"}, "gatectl plugins usersync-test needs the plugin's NAME"},
+		{"usersync-configure without name", []string{"plugins", "usersync-configure"}, "gatectl plugins usersync-configure needs the plugin's NAME"},
+		{"usersync-credentials without name", []string{"plugins", "usersync-credentials"}, "gatectl plugins usersync-credentials needs the plugin's NAME"},
+		{"create file without -f", []string{"create", "okta-saml.yaml"}, `gatectl create takes no argument, got "okta-saml.yaml": give the file with -f FILE`},
+		{"locks ls with a user", []string{"locks", "ls", "alice"}, `gatectl locks ls takes no argument, got "alice": pass a user with --user NAME`},
+		{"events ls with a type", []string{"events", "ls", "lock.delete"}, `gatectl events ls takes no argument, got "lock.delete"`},
+		{"auth sign with a user", []string{"auth", "sign", "alice"}, `gatectl auth sign takes no argument, got "alice": pass the user with --user NAME`},
+		{"version with an argument", []string{"version", "x"}, `gatectl version takes no argument, got "x"`},
+		{"unknown subcommand", []string{"plugins", "bogus"}, `unknown command "bogus" for "gatectl plugins"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

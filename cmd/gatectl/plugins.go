@@ -313,7 +313,7 @@ provisioning settings with the new one.
 
 --format json prints {"base_url": "...", "token": "..."}.`,
 		Example: "  gatectl plugins rotate-token okta --format json",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins rotate-token okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.checkedClient(cmd.Context())
 			if err != nil {

@@ -30,7 +30,7 @@ func (a *app) userSyncTestCommand() *cobra.Command {
 		Long: `Call Okta once with the plugin's user sync settings and stored credential,
 whether or not user sync is on, and say whether the org answered, the
 credential was accepted and the app exists. Fails (exit 1) if not.`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("the plugin's NAME", "gatectl plugins usersync-test okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client(cmd.Context())
 			if err != nil {
@@ -69,7 +69,7 @@ deleted); accounts SCIM created stay and are taken over by user sync.
 Set the credential with "gatectl plugins usersync-credentials" (before or
 after this command: the sync reports a missing credential as its error).`,
 		Example: "  gatectl plugins usersync-configure okta --org-url https://example.okta.com --app-id 0oa1b2c3 --credential-kind oauth_private_key_jwt --switch-from-scim",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins usersync-configure okta --org-url https://example.okta.com --app-id 0oa1b2c3 --credential-kind api_token"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
@@ -148,7 +148,7 @@ The secret is sealed on the server with the data dir's credentials.key and is
 never shown again by any command. Secrets are read from files, never from
 flags, so that they stay out of shell history and process lists.`,
 		Example: "  gatectl plugins usersync-credentials okta --client-id 0oa9x8y7 --private-key-file okta-sync.pem",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins usersync-credentials okta --api-token-file token.txt"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &pluginv1.SetUserSyncCredentialsRequest{Name: args[0], ClientId: clientID, KeyId: keyID}
 			switch {
@@ -220,7 +220,7 @@ progress while it runs, and the counts when it ends. --full asks for a full
 pass (every assigned user, catching unassignments) instead of reading only
 what changed. The command fails if the run fails.`,
 		Example: "  gatectl plugins sync okta --full",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins sync okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.checkedClient(ctx)
@@ -290,7 +290,7 @@ func (a *app) userSyncStatusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status NAME",
 		Short: "Show a plugin's Okta user sync status: last run, next run, counts, last error",
-		Args:  cobra.ExactArgs(1),
+		Args:  oneArg("the plugin's NAME", "gatectl plugins status okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.checkedClient(cmd.Context())
 			if err != nil {
