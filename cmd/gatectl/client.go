@@ -17,6 +17,7 @@ import (
 const (
 	adminIdentityFile = "admin.identity"
 	authAddrFile      = "auth_addr"
+	sshAddrFile       = "ssh_addr"
 )
 
 // target is where to connect and with which identity.

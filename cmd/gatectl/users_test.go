@@ -177,3 +177,42 @@ func TestUsersAndAuthHelp(t *testing.T) {
 		require.Contains(t, out.String(), "Usage:", "%v", args)
 	}
 }
+
+// TestAuthSignPrintsTheNodesPort: the ssh command auth sign prints works as
+// printed on a server whose SSH node is not on the default port, because
+// with --data-dir it takes the port the server wrote to ssh_addr.
+func TestAuthSignPrintsTheNodesPort(t *testing.T) {
+	t.Parallel()
+	s, idFile := adminServer(t)
+	_, errMsg, code := gatectlAgainst(t, s, idFile, "", "users", "add", "erin", "--roles", "access", "--logins", "erin")
+	require.Equal(t, 0, code, errMsg)
+
+	dataDir := t.TempDir()
+	idPEM, err := os.ReadFile(idFile)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, adminIdentityFile), idPEM, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, authAddrFile), []byte(s.Addr+"\n"), 0o644))
+	key := filepath.Join(t.TempDir(), "erin")
+	for _, tc := range []struct {
+		name     string
+		sshAddr  string // "" writes no ssh_addr file
+		wantPort string
+	}{
+		{name: "node on another port", sshAddr: "127.0.0.1:5122\n", wantPort: "5122"},
+		{name: "IPv6 node", sshAddr: "[::1]:6022\n", wantPort: "6022"},
+		{name: "no ssh_addr file", wantPort: "3022"},
+		{name: "unreadable ssh_addr", sshAddr: "not an address\n", wantPort: "3022"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sshAddr := filepath.Join(dataDir, sshAddrFile)
+			require.NoError(t, os.RemoveAll(sshAddr))
+			if tc.sshAddr != "" {
+				require.NoError(t, os.WriteFile(sshAddr, []byte(tc.sshAddr), 0o644))
+			}
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"--data-dir", dataDir, "auth", "sign", "--user", "erin", "--out", key}, &out, &errOut)
+			require.Equal(t, 0, code, errOut.String())
+			require.Contains(t, out.String(), "Use: ssh -i "+key+" -p "+tc.wantPort+" LOGIN@NODE\n")
+		})
+	}
+}
