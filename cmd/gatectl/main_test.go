@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 func TestParseRef(t *testing.T) {
@@ -144,4 +145,32 @@ func TestExpiredIdentity(t *testing.T) {
 	code := run(context.Background(), []string{"--auth-server", "127.0.0.1:1", "--identity", ident, "get", "roles"}, &out, &errOut)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut.String(), "identity file "+ident+" expired at "+notAfter.UTC().Format(time.RFC3339))
+}
+
+// TestPluginRowStatus: a plugin whose status code nobody set shows "-" in
+// gatectl get plugins, not "unspecified"; a set code shows by name.
+func TestPluginRowStatus(t *testing.T) {
+	t.Parallel()
+	k, err := lookupKind("plugin")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name   string
+		status *typesv1.PluginStatus
+		want   string
+	}{
+		{name: "no status", want: "-"},
+		{name: "unset code", status: &typesv1.PluginStatus{Okta: &typesv1.OktaPluginStatus{UsersProvisioned: 1}}, want: "-"},
+		{name: "running", status: &typesv1.PluginStatus{Code: typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_RUNNING}, want: "running"},
+		{name: "error", status: &typesv1.PluginStatus{Code: typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_OTHER_ERROR}, want: "other_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := &typesv1.Plugin{
+				Metadata: &typesv1.Metadata{Name: "okta"},
+				Spec:     &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{SamlConnector: "okta", ScimEnabled: true}}},
+				Status:   tc.status,
+			}
+			require.Equal(t, []string{"okta", "okta", "okta", "enabled", "disabled", tc.want}, k.row(p))
+		})
+	}
 }

@@ -240,7 +240,13 @@ var kinds = []*kindOps{
 					userSync = "enabled"
 				}
 			}
-			status := strings.ToLower(strings.TrimPrefix(p.GetStatus().GetCode().String(), "PLUGIN_STATUS_CODE_"))
+			// The server sets no status code of its own (only a SetPluginStatus
+			// call does), so an unset one is "-", not "unspecified", which read
+			// as a state of the plugin.
+			status := "-"
+			if code := p.GetStatus().GetCode(); code != typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_UNSPECIFIED {
+				status = strings.ToLower(strings.TrimPrefix(code.String(), "PLUGIN_STATUS_CODE_"))
+			}
 			return []string{p.GetMetadata().GetName(), typ, conn, scim, userSync, status}
 		},
 	},
