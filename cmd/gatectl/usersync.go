@@ -177,7 +177,7 @@ flags, so that they stay out of shell history and process lists.`,
 			if err != nil {
 				return trace.Wrap(err)
 			}
-			_, err = fmt.Fprintf(a.out, "Stored a %s credential for plugin %q's user sync (sealed on the server; it cannot be read back).\n", resp.GetKind(), args[0])
+			_, err = fmt.Fprintf(a.out, "Stored the %s credential for plugin %q's user sync (sealed on the server; it cannot be read back).\n", resp.GetKind(), args[0])
 			return trace.Wrap(err)
 		},
 	}
@@ -257,13 +257,24 @@ what changed. The command fails if the run fails.`,
 
 // waitUserSync polls the status until the run answering id has ended,
 // printing progress (in text format) while it runs.
-func (a *app) waitUserSync(ctx context.Context, c *apis, name, id string, timeout time.Duration) (*typesv1.OktaUserSyncState, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (a *app) waitUserSync(parent context.Context, c *apis, name, id string, timeout time.Duration) (*typesv1.OktaUserSyncState, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
+	// stopped says why the wait ended early. Interrupted (Ctrl-C) is not
+	// timed out: the run goes on, and "within 30m" would be false.
+	stopped := func() error {
+		if parent.Err() != nil {
+			return trace.Errorf("stopped waiting for the user sync run; it goes on on the server: follow it with gatectl plugins status %s", name)
+		}
+		return trace.LimitExceeded("no server finished the requested run within %s: is user sync enabled, and is a server running? (gatectl plugins status %s)", timeout, name)
+	}
 	lastProgress := ""
 	for {
 		resp, err := c.plugins.GetUserSyncStatus(ctx, &pluginv1.GetUserSyncStatusRequest{Name: name})
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, stopped()
+			}
 			return nil, trace.Wrap(err)
 		}
 		st := resp.GetState()
@@ -280,7 +291,7 @@ func (a *app) waitUserSync(ctx context.Context, c *apis, name, id string, timeou
 		}
 		select {
 		case <-ctx.Done():
-			return nil, trace.LimitExceeded("no server finished the requested run within %s: is user sync enabled, and is a server running? (gatectl plugins status %s)", timeout, name)
+			return nil, stopped()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
