@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
@@ -98,7 +99,8 @@ func TestUsersAdd(t *testing.T) {
 		{"no roles", "", []string{"users", "add", "carol"}, "--roles"},
 		{"no name", "", []string{"users", "add", "--roles", "access"}, "exactly one NAME"},
 		{"empty stdin", "", []string{"users", "add", "carol", "--roles", "access", "--password-stdin"}, "no password on stdin"},
-		{"weak password", "short\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at least 12"},
+		{"weak password", "short\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at least 12 characters; no user was created"},
+		{"long password", strings.Repeat("x", 73) + "\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at most 72 bytes; no user was created"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errMsg, code := gatectlAgainst(t, s, idFile, tc.stdin, tc.args...)
@@ -106,6 +108,10 @@ func TestUsersAdd(t *testing.T) {
 			require.Contains(t, errMsg, tc.want)
 		})
 	}
+	// A refused password leaves no user behind, without the password asked
+	// for, to delete by hand.
+	_, err = s.Auth.Services().Users.GetUser(ctx, "dave", false)
+	require.True(t, trace.IsNotFound(err), "%v", err)
 }
 
 func TestAuthSign(t *testing.T) {
