@@ -135,7 +135,7 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the reverse proxies in front of the web listener whose X-Forwarded-For is believed (none unless set)")
 	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (user certificates from the cluster's user CA); port 0 picks a free port")
-	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics (off unless set)")
+	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics and /healthz over plain HTTP (off unless set)")
 	fs.BoolVar(&f.diagPprof, "diag-pprof", false, "with --diag-addr: also serve Go runtime profiles at /debug/pprof/ (for operators only)")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log format: text or json")
@@ -265,8 +265,8 @@ role can take it over or lock it out. Only a lock whose target is the user
 leaves nobody able to lift it, run this on the server's host:
 
   1. stop the server (the gatehouse start process);
-  2. gatehouse recover --data-dir DIR (the same --data-dir or --config as the
-     server): it voids every admin identity issued before (a leaked copy of
+  2. gatehouse recover --data-dir DIR (the server's --data-dir, and its
+     --cluster-name if it sets one; or its --config): it voids every admin identity issued before (a leaked copy of
      admin.identity included), removes every lock whose target user is @admin,
      printing each one and recording it in the audit log, and writes a fresh
      DIR/admin.identity;
@@ -315,9 +315,9 @@ the identity can do exactly what those roles allow; its lifetime is capped by
 the roles' max_session_ttl.
 
 This opens the storage directly: run it on the server's host, with the same
---data-dir (or --config), while "gatehouse start" is stopped (the SQLite
-storage admits one process at a time). On etcd storage (--storage etcd
---etcd-endpoints ...) it may run while the servers are up.`,
+--data-dir and --cluster-name (or --config), while "gatehouse start" is
+stopped (the SQLite storage admits one process at a time). On etcd storage
+(--storage etcd --etcd-endpoints ...) it may run while the servers are up.`,
 		Example: "  gatehouse sign --data-dir ./data --user alice --ttl 8h --out alice.identity",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
