@@ -92,6 +92,8 @@ Elsewhere, give the auth address and an identity file:
 			return a.close()
 		},
 	}
+	// The same line as gatectl version (cobra's default is "gatectl version dev").
+	root.SetVersionTemplate("gatectl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return trace.BadParameter("%v (see %s --help)", err, c.CommandPath())
 	})

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -172,5 +173,19 @@ func TestPluginRowStatus(t *testing.T) {
 			}
 			require.Equal(t, []string{"okta", "okta", "okta", "enabled", "disabled", tc.want}, k.row(p))
 		})
+	}
+}
+
+// TestVersionFlagMatchesCommand: gatectl --version and gatectl version
+// print the same line.
+func TestVersionFlagMatchesCommand(t *testing.T) {
+	t.Parallel()
+	var want bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"version"}, &want, io.Discard))
+	require.Equal(t, "gatectl "+version+"\n", want.String())
+	for _, flag := range []string{"--version", "-v"} {
+		var out bytes.Buffer
+		require.Equal(t, 0, run(context.Background(), []string{flag}, &out, io.Discard))
+		require.Equal(t, want.String(), out.String(), flag)
 	}
 }
