@@ -80,6 +80,7 @@ func (a *app) client(ctx context.Context) (*apis, error) {
 	if err := checkNotExpired(t.identity, id, time.Now()); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	a.addr = t.addr
 	c, err := dial(ctx, t.addr, id)
 	if err != nil {
 		return nil, trace.Wrap(err, "connecting to the auth server at %s", t.addr)

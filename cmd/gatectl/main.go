@@ -38,7 +38,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "ERROR: "+oneLine(userMessage(err)))
+		msg := oneLine(userMessage(err))
+		// gRPC connects lazily, so an auth server that cannot be reached
+		// shows first as the call's error, which names no address.
+		if trace.IsConnectionProblem(err) && app.addr != "" && !strings.Contains(msg, "auth server at") {
+			msg = fmt.Sprintf("auth server at %s: %s (is gatehouse running there? the address comes from --auth-server or <data-dir>/auth_addr)", app.addr, msg)
+		}
+		fmt.Fprintln(stderr, "ERROR: "+msg)
 		return 1
 	}
 	return 0
@@ -53,9 +59,17 @@ func userMessage(err error) string {
 	return msg
 }
 
+// oneLine joins a multi-line message into one line. trace puts each message
+// a wrap added on its own line above the cause, so lines are joined with
+// ": " ("user "x" was created but ...: the password must be ...").
 func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, ": ")
 }
 
 // app holds the global flags and the connection, opened on first use.
@@ -66,6 +80,8 @@ type app struct {
 	identity   string
 	format     string
 	conn       *apis
+	// addr is the auth server the connection was opened to, for errors.
+	addr string
 }
 
 func newApp(out io.Writer) *app { return &app{out: out} }

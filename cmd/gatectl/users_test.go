@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -221,4 +222,30 @@ func TestAuthSignPrintsTheNodesPort(t *testing.T) {
 			require.Contains(t, out.String(), "Use: ssh -i "+key+" -p "+tc.wantPort+" LOGIN@NODE\n")
 		})
 	}
+}
+
+// TestUnreachableAuthServerIsNamed: gRPC connects lazily, so an auth server
+// that is down shows as the first call's error; the message names the
+// address it came from and where that address is set.
+func TestUnreachableAuthServerIsNamed(t *testing.T) {
+	t.Parallel()
+	_, idFile := adminServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"--auth-server", addr, "--identity", idFile, "get", "roles"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	require.True(t, strings.HasPrefix(errOut.String(), "ERROR: auth server at "+addr+": "), errOut.String())
+	require.Contains(t, errOut.String(), "(is gatehouse running there? the address comes from --auth-server or <data-dir>/auth_addr)")
+}
+
+// TestOneLineKeepsTheWrapSeparator: trace puts a wrap's message on its own
+// line above the cause; one line keeps them apart with ": ".
+func TestOneLineKeepsTheWrapSeparator(t *testing.T) {
+	t.Parallel()
+	err := trace.Wrap(trace.BadParameter("the password must be at least 12 characters"), "user %q was created but its password was not set", "dave")
+	require.Equal(t, `user "dave" was created but its password was not set: the password must be at least 12 characters`, oneLine(userMessage(err)))
+	require.Equal(t, "plain message", oneLine("  plain   message \n"))
 }
