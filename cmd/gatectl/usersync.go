@@ -55,7 +55,7 @@ func (a *app) userSyncConfigureCommand() *cobra.Command {
 		disable, switchFromSCIM                 bool
 	)
 	cmd := &cobra.Command{
-		Use:   "usersync-configure NAME --org-url URL --app-id ID --credential-kind KIND",
+		Use:   "usersync-configure NAME (--org-url URL --app-id ID --credential-kind KIND [--interval 10m] [--full-pass-interval 1h] [--switch-from-scim] | --disable)",
 		Short: "Turn Okta user sync on (or off) for a plugin",
 		Long: `Configure user sync, the pull alternative to SCIM: Gatehouse reads the users
 assigned to the Okta app from Okta's management API every --interval and
@@ -135,7 +135,7 @@ after this command: the sync reports a missing credential as its error).`,
 func (a *app) userSyncCredentialsCommand() *cobra.Command {
 	var tokenFile, clientID, keyFile, keyID string
 	cmd := &cobra.Command{
-		Use:   "usersync-credentials NAME (--api-token-file FILE | --client-id ID --private-key-file FILE)",
+		Use:   "usersync-credentials NAME (--api-token-file FILE | --client-id ID [--key-id KID] --private-key-file FILE)",
 		Short: "Store the Okta API credential user sync calls Okta with",
 		Long: `Store the credential user sync authenticates to Okta with: an API token
 (read from --api-token-file, "-" for stdin) or, preferred, an OAuth 2.0
