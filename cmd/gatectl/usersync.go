@@ -69,7 +69,7 @@ deleted); accounts SCIM created stay and are taken over by user sync.
 Set the credential with "gatectl plugins usersync-credentials" (before or
 after this command: the sync reports a missing credential as its error).`,
 		Example: "  gatectl plugins usersync-configure okta --org-url https://example.okta.com --app-id 0oa1b2c3 --credential-kind oauth_private_key_jwt --switch-from-scim",
-		Args:    oneArg("the plugin's NAME", "gatectl plugins usersync-configure okta --org-url https://example.okta.com --app-id 0oa1b2c3 --credential-kind api_token"),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins usersync-configure okta --org-url URL --app-id ID --credential-kind KIND"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
