@@ -238,7 +238,7 @@ once behind a load balancer (see docs/ha.md).
 
 SIGINT or SIGTERM shuts it down gracefully.`,
 		Example: "  gatehouse start --data-dir ./data --public-addr localhost:3080\n  gatehouse start --config /etc/gatehouse.yaml --log-format json",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.load(cmd.Flags())
 			if err != nil {
@@ -291,7 +291,7 @@ locks go, and the old admin identities stop working, at once (each server
 rewrites its own admin.identity within 10 minutes). It changes nothing else:
 users, roles and other locks stay as they are.`,
 		Example: "  gatehouse recover --data-dir /var/lib/gatehouse\n  gatehouse recover --config /etc/gatehouse.yaml",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.load(cmd.Flags())
 			if err != nil {
@@ -331,7 +331,7 @@ This opens the storage directly: run it on the server's host, with the same
 stopped (the SQLite storage admits one process at a time). On etcd storage
 (--storage etcd --etcd-endpoints ...) it may run while the servers are up.`,
 		Example: "  gatehouse sign --data-dir ./data --user alice --ttl 8h --out alice.identity",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if user == "" || out == "" {
 				return trace.BadParameter("sign needs --user NAME and --out FILE")
@@ -376,4 +376,14 @@ stopped (the SQLite storage admits one process at a time). On etcd storage
 	fs.DurationVar(&ttl, "ttl", time.Hour, "certificate lifetime (capped by the user's roles)")
 	fs.StringVar(&out, "out", "", "identity file to write (mode 0600)")
 	return cmd
+}
+
+// noArgs refuses arguments: every setting is a flag. cobra's own check calls
+// a stray argument an "unknown command", which misleads on "gatehouse start
+// ./data" (meant: --data-dir ./data).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return trace.BadParameter("%s takes no argument, got %q: settings are flags, such as --data-dir DIR (see %s --help)", cmd.CommandPath(), strings.Join(args, " "), cmd.CommandPath())
 }
