@@ -5,6 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gravitational/trace"
@@ -48,8 +52,10 @@ which the editor role has).
 
 --format openssh (the default) makes a new ed25519 key here and writes it to
 FILE (mode 0600) and its certificate to FILE-cert.pub, so that
-"ssh -i FILE -p 3022 LOGIN@NODE" works: the certificate's principals are
-the logins the user's roles allow, its key id is the username.
+"ssh -i FILE -p PORT LOGIN@NODE" works: the certificate's principals are
+the logins the user's roles allow, its key id is the username. The command
+it prints uses the SSH node's port from <data-dir>/ssh_addr with --data-dir,
+else the default, 3022.
 
 --format identity writes an identity file (mode 0600) to FILE for
 "gatectl --identity FILE --auth-server HOST:PORT": an mTLS client
@@ -61,7 +67,7 @@ user gets nothing. The private key never leaves this machine for openssh;
 for identity it is made by the server and sent over the mTLS connection.`,
 		Example: `  gatectl auth sign --user alice --ttl 1h --out alice && ssh -i alice -p 3022 alice@node
   gatectl auth sign --user ci-reader --ttl 8h --out ci.identity --format identity`,
-		Args: cobra.NoArgs,
+		Args: noArgs("pass the user with --user NAME"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case user == "":
@@ -119,8 +125,8 @@ for identity it is made by the server and sent over the mTLS connection.`,
 			if err := atomicfile.WriteFile(out+"-cert.pub", []byte(r.GetCertificate()), 0o644); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(a.out, "SSH key %s and certificate %s-cert.pub for %q (logins %v), valid until %s.\nUse: ssh -i %s -p 3022 LOGIN@NODE\n",
-				out, out, user, r.GetPrincipals(), r.GetValidBefore().AsTime().UTC().Format(time.RFC3339), out)
+			_, err = fmt.Fprintf(a.out, "SSH key %s and certificate %s-cert.pub for %q (logins %v), valid until %s.\nUse: ssh -i %s -p %s LOGIN@NODE\n",
+				out, out, user, r.GetPrincipals(), r.GetValidBefore().AsTime().UTC().Format(time.RFC3339), out, a.sshPort())
 			return trace.Wrap(err)
 		},
 	}
@@ -131,4 +137,26 @@ for identity it is made by the server and sent over the mTLS connection.`,
 	// Shadows the global --format (text, yaml, json) on this command.
 	f.StringVar(&format, "format", signFormatOpenSSH, "what to write: openssh (key and certificate) or identity (gatectl identity file)")
 	return cmd
+}
+
+// defaultSSHPort is gatehouse start's default --ssh-addr port.
+const defaultSSHPort = "3022"
+
+// sshPort is the SSH node's port for the command auth sign prints: the one
+// the server on --data-dir bound (its ssh_addr file), so that the command
+// works as printed on a server started with another --ssh-addr; else the
+// default. It is only a hint, so an unreadable file falls back quietly.
+func (a *app) sshPort() string {
+	if a.dataDir == "" {
+		return defaultSSHPort
+	}
+	data, err := os.ReadFile(filepath.Join(a.dataDir, sshAddrFile))
+	if err != nil {
+		return defaultSSHPort
+	}
+	_, port, err := net.SplitHostPort(strings.TrimSpace(string(data)))
+	if err != nil || port == "" {
+		return defaultSSHPort
+	}
+	return port
 }

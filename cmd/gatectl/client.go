@@ -17,6 +17,7 @@ import (
 const (
 	adminIdentityFile = "admin.identity"
 	authAddrFile      = "auth_addr"
+	sshAddrFile       = "ssh_addr"
 )
 
 // target is where to connect and with which identity.
@@ -79,6 +80,7 @@ func (a *app) client(ctx context.Context) (*apis, error) {
 	if err := checkNotExpired(t.identity, id, time.Now()); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	a.addr = t.addr
 	c, err := dial(ctx, t.addr, id)
 	if err != nil {
 		return nil, trace.Wrap(err, "connecting to the auth server at %s", t.addr)

@@ -35,8 +35,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		Long: `List audit events, oldest first: every change to users, roles, locks,
 connectors, plugins and tokens, and every denied call.
 Needs the list verb on kind "event" (roles editor and auditor have it).`,
-		Example: "  gatectl events ls --since 1h\n  gatectl events ls --type plugin.create,scim.token --format json",
-		Args:    cobra.NoArgs,
+		Example: "  gatectl events ls --since 1h\n  gatectl events ls --type plugin.create,plugin.token.rotate --format json",
+		Args:    noArgs("filter with --type, --since and --limit"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkFormat(); err != nil {
 				return err

@@ -115,7 +115,7 @@ compared in canonical form, so "Alice@Example.com" finds alice@example.com).
 --format json prints a list of {"name", "target", "message", "created_by",
 "created_at", "expires", "plugin", "reason"}.`,
 		Example: "  gatectl locks ls\n  gatectl locks ls --user alice@example.com",
-		Args:    cobra.NoArgs,
+		Args:    noArgs("pass a user with --user NAME"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.checkedClient(cmd.Context())
 			if err != nil {

@@ -52,7 +52,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(out)
 	root.SetErr(errOut)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(errOut, "ERROR: "+oneLine(userMessage(err)))
+		msg := oneLine(userMessage(err))
+		// gRPC connects lazily, so an auth server that cannot be reached
+		// shows first as the call's error, which names no address.
+		if trace.IsConnectionProblem(err) && app.addr != "" && !strings.Contains(msg, "auth server at") {
+			msg = fmt.Sprintf("auth server at %s: %s (is gatehouse running there? the address comes from --auth-server or <data-dir>/auth_addr)", app.addr, msg)
+		}
+		fmt.Fprintln(errOut, "ERROR: "+msg)
 		return 1
 	}
 	return 0
@@ -67,9 +73,17 @@ func userMessage(err error) string {
 	return msg
 }
 
+// oneLine joins a multi-line message into one line. trace puts each message
+// a wrap added on its own line above the cause, so lines are joined with
+// ": " ("user "x" was created but ...: the password must be ...").
 func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, ": ")
 }
 
 // app holds the global flags and the connection, opened on first use.
@@ -80,6 +94,8 @@ type app struct {
 	identity   string
 	format     string
 	conn       *apis
+	// addr is the auth server the connection was opened to, for errors.
+	addr string
 }
 
 func newApp(out io.Writer) *app { return &app{out: out} }
@@ -106,6 +122,8 @@ Elsewhere, give the auth address and an identity file:
 			return a.close()
 		},
 	}
+	// The same line as gatectl version (cobra's default is "gatectl version dev").
+	root.SetVersionTemplate("gatectl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return trace.BadParameter("%v (see %s --help)", err, c.CommandPath())
 	})
@@ -133,7 +151,7 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print gatectl's version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs(""),
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintf(a.out, "gatectl %s\n", version)
 			return trace.Wrap(err)
@@ -148,4 +166,37 @@ func (a *app) checkFormat() error {
 		return nil
 	}
 	return trace.BadParameter("unknown --format %q: want text, yaml or json", a.format)
+}
+
+// oneArg checks that a command got exactly one argument, and otherwise says
+// which one it wants and how it looks. cobra's own check ("accepts 1
+// arg(s), received 0") names neither the command nor the argument.
+func oneArg(what, example string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch len(args) {
+		case 1:
+			return nil
+		case 0:
+			return trace.BadParameter("%s needs %s, for example: %s", cmd.CommandPath(), what, example)
+		default:
+			return trace.BadParameter("%s takes one argument, %s; got %d: %s", cmd.CommandPath(), what, len(args), strings.Join(args, " "))
+		}
+	}
+}
+
+// noArgs refuses arguments to a command that takes none. cobra's own check
+// calls a stray argument an "unknown command", which misleads on a command
+// without subcommands (gatectl create okta-saml.yaml, without -f). hint, if
+// set, says what the argument was probably meant to be.
+func noArgs(hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("%s takes no argument, got %q", cmd.CommandPath(), strings.Join(args, " "))
+		if hint != "" {
+			msg += ": " + hint
+		}
+		return trace.BadParameter("%s", msg)
+	}
 }

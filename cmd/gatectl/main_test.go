@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
+	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
 func TestParseRef(t *testing.T) {
@@ -76,6 +78,23 @@ func TestErrorsAreOneLineAndExitOne(t *testing.T) {
 		{"create without file", []string{"--data-dir", dir, "create"}, "-f FILE"},
 		{"create refused kind", []string{"--data-dir", dir, "create", "-f", bad}, "unknown resource kind"},
 		{"events bad since", []string{"--data-dir", dir, "events", "ls", "--since", "-1h"}, "--since"},
+		// Missing or stray arguments name the command and what it wants,
+		// not cobra's "accepts 1 arg(s), received 0" or "unknown command".
+		{"get without kind", []string{"get"}, "gatectl get needs KIND or KIND/NAME (kinds: user, role, lock, saml, plugin), for example: gatectl get users"},
+		{"get two kinds", []string{"get", "users", "roles"}, "gatectl get takes one argument, KIND or KIND/NAME (kinds: user, role, lock, saml, plugin); got 2: users roles"},
+		{"rm without ref", []string{"rm"}, "gatectl rm needs KIND/NAME, for example: gatectl rm user/alice"},
+		{"rotate-token without name", []string{"plugins", "rotate-token"}, "gatectl plugins rotate-token needs the plugin's NAME"},
+		{"status without name", []string{"plugins", "status"}, "gatectl plugins status needs the plugin's NAME"},
+		{"sync without name", []string{"plugins", "sync"}, "gatectl plugins sync needs the plugin's NAME"},
+		{"usersync-test without name", []string{"plugins", "usersync-test"}, "gatectl plugins usersync-test needs the plugin's NAME"},
+		{"usersync-configure without name", []string{"plugins", "usersync-configure"}, "gatectl plugins usersync-configure needs the plugin's NAME"},
+		{"usersync-credentials without name", []string{"plugins", "usersync-credentials"}, "gatectl plugins usersync-credentials needs the plugin's NAME"},
+		{"create file without -f", []string{"create", "okta-saml.yaml"}, `gatectl create takes no argument, got "okta-saml.yaml": give the file with -f FILE`},
+		{"locks ls with a user", []string{"locks", "ls", "alice"}, `gatectl locks ls takes no argument, got "alice": pass a user with --user NAME`},
+		{"events ls with a type", []string{"events", "ls", "lock.delete"}, `gatectl events ls takes no argument, got "lock.delete"`},
+		{"auth sign with a user", []string{"auth", "sign", "alice"}, `gatectl auth sign takes no argument, got "alice": pass the user with --user NAME`},
+		{"version with an argument", []string{"version", "x"}, `gatectl version takes no argument, got "x"`},
+		{"unknown subcommand", []string{"plugins", "bogus"}, `unknown command "bogus" for "gatectl plugins"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -127,4 +146,46 @@ func TestExpiredIdentity(t *testing.T) {
 	code := run(context.Background(), []string{"--auth-server", "127.0.0.1:1", "--identity", ident, "get", "roles"}, &out, &errOut)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut.String(), "identity file "+ident+" expired at "+notAfter.UTC().Format(time.RFC3339))
+}
+
+// TestPluginRowStatus: a plugin whose status code nobody set shows "-" in
+// gatectl get plugins, not "unspecified"; a set code shows by name.
+func TestPluginRowStatus(t *testing.T) {
+	t.Parallel()
+	k, err := lookupKind("plugin")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name   string
+		status *typesv1.PluginStatus
+		want   string
+	}{
+		{name: "no status", want: "-"},
+		{name: "unset code", status: &typesv1.PluginStatus{Okta: &typesv1.OktaPluginStatus{UsersProvisioned: 1}}, want: "-"},
+		{name: "running", status: &typesv1.PluginStatus{Code: typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_RUNNING}, want: "running"},
+		{name: "error", status: &typesv1.PluginStatus{Code: typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_OTHER_ERROR}, want: "other_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := &typesv1.Plugin{
+				Metadata: &typesv1.Metadata{Name: "okta"},
+				Spec:     &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{SamlConnector: "okta", ScimEnabled: true}}},
+				Status:   tc.status,
+			}
+			require.Equal(t, []string{"okta", "okta", "okta", "enabled", "disabled", tc.want}, k.row(p))
+		})
+	}
+}
+
+// TestVersionFlagMatchesCommand: gatectl --version and gatectl version
+// print the same line.
+func TestVersionFlagMatchesCommand(t *testing.T) {
+	t.Parallel()
+	var want bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"version"}, &want, io.Discard))
+	require.Equal(t, "gatectl "+version+"\n", want.String())
+	for _, flag := range []string{"--version", "-v"} {
+		var out bytes.Buffer
+		require.Equal(t, 0, run(context.Background(), []string{flag}, &out, io.Discard))
+		require.Equal(t, want.String(), out.String(), flag)
+	}
 }

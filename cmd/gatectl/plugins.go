@@ -167,8 +167,9 @@ the flags given change; everything else, the SCIM token included, is kept.
 
 A SCIM user's roles are --default-roles plus the roles its pushed Okta groups
 map to through the SAML connector, cut to --grantable-roles. Existing SCIM
-users are brought in line with the new settings within about 30 seconds (the
-change is audited per user). The server checks the settings: listing a role
+users are brought in line with the new settings within a few seconds (a
+reconcile pass starts within 2 s; each change is audited as
+scim.roles.reconciled). The server checks the settings: listing a role
 needs holding it (or the right to create and update users), and --lock-ttl
 must be at least the longest max_session_ttl of any role.
 
@@ -314,7 +315,7 @@ provisioning settings with the new one.
 
 --format json prints {"base_url": "...", "token": "..."}.`,
 		Example: "  gatectl plugins rotate-token okta --format json",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins rotate-token okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.checkedClient(cmd.Context())
 			if err != nil {

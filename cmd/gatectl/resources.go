@@ -240,7 +240,13 @@ var kinds = []*kindOps{
 					userSync = "enabled"
 				}
 			}
-			status := strings.ToLower(strings.TrimPrefix(p.GetStatus().GetCode().String(), "PLUGIN_STATUS_CODE_"))
+			// The server sets no status code of its own (only a SetPluginStatus
+			// call does), so an unset one is "-", not "unspecified", which read
+			// as a state of the plugin.
+			status := "-"
+			if code := p.GetStatus().GetCode(); code != typesv1.PluginStatusCode_PLUGIN_STATUS_CODE_UNSPECIFIED {
+				status = strings.ToLower(strings.TrimPrefix(code.String(), "PLUGIN_STATUS_CODE_"))
+			}
 			return []string{p.GetMetadata().GetName(), typ, conn, scim, userSync, status}
 		},
 	},
@@ -289,7 +295,7 @@ Kinds: user, role, lock, saml, plugin (plural forms are accepted).
 --format json prints one object for KIND/NAME and an array for KIND.
 Secrets (SCIM token hashes, private keys) are never shown.`,
 		Example: "  gatectl get plugins\n  gatectl get user/alice --format yaml",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("KIND or KIND/NAME (kinds: user, role, lock, saml, plugin)", "gatectl get users"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkFormat(); err != nil {
 				return err
@@ -331,7 +337,7 @@ func (a *app) createCommand() *cobra.Command {
 and spec. Without --force an existing resource is an error; with --force it is
 replaced (created if missing). See docs/reference.md for examples of each kind.`,
 		Example: "  gatectl create -f okta-saml.yaml\n  gatectl create --force -f roles.yaml",
-		Args:    cobra.NoArgs,
+		Args:    noArgs("give the file with -f FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkFormat(); err != nil {
 				return err
@@ -401,7 +407,7 @@ func (a *app) rmCommand() *cobra.Command {
 		Long: `Delete one resource. Deleting a plugin also deletes its SCIM token hash.
 Kinds: user, role, lock, saml, plugin.`,
 		Example: "  gatectl rm user/alice\n  gatectl rm lock/alice-offboarded",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("KIND/NAME", "gatectl rm user/alice"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkFormat(); err != nil {
 				return err

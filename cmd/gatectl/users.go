@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/lib/canonical"
+	"github.com/gatehouse/gatehouse/lib/services"
 	credentialsv1 "github.com/gatehouse/gatehouse/proto/gatehouse/credentials/v1"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -183,6 +184,12 @@ func readPassword(r io.Reader) (string, error) {
 	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
 		return "", trace.BadParameter("--password-stdin: no password on stdin")
+	}
+	// Checked here too, before the user is created: the server checks it
+	// only when setting it, which would leave a user without the password
+	// asked for.
+	if err := services.CheckPassword(pw); err != nil {
+		return "", trace.BadParameter("--password-stdin: %s; no user was created", trace.UserMessage(err))
 	}
 	return pw, nil
 }

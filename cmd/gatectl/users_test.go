@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
@@ -98,7 +100,8 @@ func TestUsersAdd(t *testing.T) {
 		{"no roles", "", []string{"users", "add", "carol"}, "--roles"},
 		{"no name", "", []string{"users", "add", "--roles", "access"}, "exactly one NAME"},
 		{"empty stdin", "", []string{"users", "add", "carol", "--roles", "access", "--password-stdin"}, "no password on stdin"},
-		{"weak password", "short\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at least 12"},
+		{"weak password", "short\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at least 12 characters; no user was created"},
+		{"long password", strings.Repeat("x", 73) + "\n", []string{"users", "add", "dave", "--roles", "access", "--password-stdin"}, "at most 72 bytes; no user was created"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errMsg, code := gatectlAgainst(t, s, idFile, tc.stdin, tc.args...)
@@ -106,6 +109,10 @@ func TestUsersAdd(t *testing.T) {
 			require.Contains(t, errMsg, tc.want)
 		})
 	}
+	// A refused password leaves no user behind, without the password asked
+	// for, to delete by hand.
+	_, err = s.Auth.Services().Users.GetUser(ctx, "dave", false)
+	require.True(t, trace.IsNotFound(err), "%v", err)
 }
 
 func TestAuthSign(t *testing.T) {
@@ -176,4 +183,69 @@ func TestUsersAndAuthHelp(t *testing.T) {
 		require.Equal(t, 0, run(context.Background(), args, &out, &errOut), "%v: %s", args, errOut.String())
 		require.Contains(t, out.String(), "Usage:", "%v", args)
 	}
+}
+
+// TestAuthSignPrintsTheNodesPort: the ssh command auth sign prints works as
+// printed on a server whose SSH node is not on the default port, because
+// with --data-dir it takes the port the server wrote to ssh_addr.
+func TestAuthSignPrintsTheNodesPort(t *testing.T) {
+	t.Parallel()
+	s, idFile := adminServer(t)
+	_, errMsg, code := gatectlAgainst(t, s, idFile, "", "users", "add", "erin", "--roles", "access", "--logins", "erin")
+	require.Equal(t, 0, code, errMsg)
+
+	dataDir := t.TempDir()
+	idPEM, err := os.ReadFile(idFile)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, adminIdentityFile), idPEM, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, authAddrFile), []byte(s.Addr+"\n"), 0o644))
+	key := filepath.Join(t.TempDir(), "erin")
+	for _, tc := range []struct {
+		name     string
+		sshAddr  string // "" writes no ssh_addr file
+		wantPort string
+	}{
+		{name: "node on another port", sshAddr: "127.0.0.1:5122\n", wantPort: "5122"},
+		{name: "IPv6 node", sshAddr: "[::1]:6022\n", wantPort: "6022"},
+		{name: "no ssh_addr file", wantPort: "3022"},
+		{name: "unreadable ssh_addr", sshAddr: "not an address\n", wantPort: "3022"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sshAddr := filepath.Join(dataDir, sshAddrFile)
+			require.NoError(t, os.RemoveAll(sshAddr))
+			if tc.sshAddr != "" {
+				require.NoError(t, os.WriteFile(sshAddr, []byte(tc.sshAddr), 0o644))
+			}
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"--data-dir", dataDir, "auth", "sign", "--user", "erin", "--out", key}, &out, &errOut)
+			require.Equal(t, 0, code, errOut.String())
+			require.Contains(t, out.String(), "Use: ssh -i "+key+" -p "+tc.wantPort+" LOGIN@NODE\n")
+		})
+	}
+}
+
+// TestUnreachableAuthServerIsNamed: gRPC connects lazily, so an auth server
+// that is down shows as the first call's error; the message names the
+// address it came from and where that address is set.
+func TestUnreachableAuthServerIsNamed(t *testing.T) {
+	t.Parallel()
+	_, idFile := adminServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"--auth-server", addr, "--identity", idFile, "get", "roles"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	require.True(t, strings.HasPrefix(errOut.String(), "ERROR: auth server at "+addr+": "), errOut.String())
+	require.Contains(t, errOut.String(), "(is gatehouse running there? the address comes from --auth-server or <data-dir>/auth_addr)")
+}
+
+// TestOneLineKeepsTheWrapSeparator: trace puts a wrap's message on its own
+// line above the cause; one line keeps them apart with ": ".
+func TestOneLineKeepsTheWrapSeparator(t *testing.T) {
+	t.Parallel()
+	err := trace.Wrap(trace.BadParameter("the password must be at least 12 characters"), "user %q was created but its password was not set", "dave")
+	require.Equal(t, `user "dave" was created but its password was not set: the password must be at least 12 characters`, oneLine(userMessage(err)))
+	require.Equal(t, "plain message", oneLine("  plain   message \n"))
 }

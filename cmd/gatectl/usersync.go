@@ -30,7 +30,7 @@ func (a *app) userSyncTestCommand() *cobra.Command {
 		Long: `Call Okta once with the plugin's user sync settings and stored credential,
 whether or not user sync is on, and say whether the org answered, the
 credential was accepted and the app exists. Fails (exit 1) if not.`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("the plugin's NAME", "gatectl plugins usersync-test okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client(cmd.Context())
 			if err != nil {
@@ -55,7 +55,7 @@ func (a *app) userSyncConfigureCommand() *cobra.Command {
 		disable, switchFromSCIM                 bool
 	)
 	cmd := &cobra.Command{
-		Use:   "usersync-configure NAME --org-url URL --app-id ID --credential-kind KIND",
+		Use:   "usersync-configure NAME (--org-url URL --app-id ID --credential-kind KIND [--interval 10m] [--full-pass-interval 1h] [--switch-from-scim] | --disable)",
 		Short: "Turn Okta user sync on (or off) for a plugin",
 		Long: `Configure user sync, the pull alternative to SCIM: Gatehouse reads the users
 assigned to the Okta app from Okta's management API every --interval and
@@ -69,7 +69,7 @@ deleted); accounts SCIM created stay and are taken over by user sync.
 Set the credential with "gatectl plugins usersync-credentials" (before or
 after this command: the sync reports a missing credential as its error).`,
 		Example: "  gatectl plugins usersync-configure okta --org-url https://example.okta.com --app-id 0oa1b2c3 --credential-kind oauth_private_key_jwt --switch-from-scim",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins usersync-configure okta --org-url URL --app-id ID --credential-kind KIND"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
@@ -135,7 +135,7 @@ after this command: the sync reports a missing credential as its error).`,
 func (a *app) userSyncCredentialsCommand() *cobra.Command {
 	var tokenFile, clientID, keyFile, keyID string
 	cmd := &cobra.Command{
-		Use:   "usersync-credentials NAME (--api-token-file FILE | --client-id ID --private-key-file FILE)",
+		Use:   "usersync-credentials NAME (--api-token-file FILE | --client-id ID [--key-id KID] --private-key-file FILE)",
 		Short: "Store the Okta API credential user sync calls Okta with",
 		Long: `Store the credential user sync authenticates to Okta with: an API token
 (read from --api-token-file, "-" for stdin) or, preferred, an OAuth 2.0
@@ -148,7 +148,7 @@ The secret is sealed on the server with the data dir's credentials.key and is
 never shown again by any command. Secrets are read from files, never from
 flags, so that they stay out of shell history and process lists.`,
 		Example: "  gatectl plugins usersync-credentials okta --client-id 0oa9x8y7 --private-key-file okta-sync.pem",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins usersync-credentials okta --api-token-file token.txt"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &pluginv1.SetUserSyncCredentialsRequest{Name: args[0], ClientId: clientID, KeyId: keyID}
 			switch {
@@ -177,7 +177,7 @@ flags, so that they stay out of shell history and process lists.`,
 			if err != nil {
 				return trace.Wrap(err)
 			}
-			_, err = fmt.Fprintf(a.out, "Stored a %s credential for plugin %q's user sync (sealed on the server; it cannot be read back).\n", resp.GetKind(), args[0])
+			_, err = fmt.Fprintf(a.out, "Stored the %s credential for plugin %q's user sync (sealed on the server; it cannot be read back).\n", resp.GetKind(), args[0])
 			return trace.Wrap(err)
 		},
 	}
@@ -220,7 +220,7 @@ progress while it runs, and the counts when it ends. --full asks for a full
 pass (every assigned user, catching unassignments) instead of reading only
 what changed. The command fails if the run fails.`,
 		Example: "  gatectl plugins sync okta --full",
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("the plugin's NAME", "gatectl plugins sync okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.checkedClient(ctx)
@@ -257,13 +257,24 @@ what changed. The command fails if the run fails.`,
 
 // waitUserSync polls the status until the run answering id has ended,
 // printing progress (in text format) while it runs.
-func (a *app) waitUserSync(ctx context.Context, c *apis, name, id string, timeout time.Duration) (*typesv1.OktaUserSyncState, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (a *app) waitUserSync(parent context.Context, c *apis, name, id string, timeout time.Duration) (*typesv1.OktaUserSyncState, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
+	// stopped says why the wait ended early. Interrupted (Ctrl-C) is not
+	// timed out: the run goes on, and "within 30m" would be false.
+	stopped := func() error {
+		if parent.Err() != nil {
+			return trace.Errorf("stopped waiting for the user sync run; it goes on on the server: follow it with gatectl plugins status %s", name)
+		}
+		return trace.LimitExceeded("no server finished the requested run within %s: is user sync enabled, and is a server running? (gatectl plugins status %s)", timeout, name)
+	}
 	lastProgress := ""
 	for {
 		resp, err := c.plugins.GetUserSyncStatus(ctx, &pluginv1.GetUserSyncStatusRequest{Name: name})
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, stopped()
+			}
 			return nil, trace.Wrap(err)
 		}
 		st := resp.GetState()
@@ -280,7 +291,7 @@ func (a *app) waitUserSync(ctx context.Context, c *apis, name, id string, timeou
 		}
 		select {
 		case <-ctx.Done():
-			return nil, trace.LimitExceeded("no server finished the requested run within %s: is user sync enabled, and is a server running? (gatectl plugins status %s)", timeout, name)
+			return nil, stopped()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -290,7 +301,7 @@ func (a *app) userSyncStatusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status NAME",
 		Short: "Show a plugin's Okta user sync status: last run, next run, counts, last error",
-		Args:  cobra.ExactArgs(1),
+		Args:  oneArg("the plugin's NAME", "gatectl plugins status okta"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.checkedClient(cmd.Context())
 			if err != nil {

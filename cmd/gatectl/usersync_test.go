@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pluginv1 "github.com/gatehouse/gatehouse/proto/gatehouse/plugin/v1"
@@ -59,4 +62,44 @@ func TestUserSyncCredentialsNeedsAFile(t *testing.T) {
 	require.ErrorContains(t, err, "--private-key-file")
 	_, err = readSecretFile("-", strings.NewReader("  \n"))
 	require.ErrorContains(t, err, "empty")
+}
+
+// runningSync is a plugin service whose user sync run never ends.
+type runningSync struct {
+	pluginv1.PluginServiceClient
+	polled chan struct{}
+}
+
+func (r *runningSync) GetUserSyncStatus(ctx context.Context, _ *pluginv1.GetUserSyncStatusRequest, _ ...grpc.CallOption) (*pluginv1.GetUserSyncStatusResponse, error) {
+	select {
+	case r.polled <- struct{}{}:
+	default:
+	}
+	return &pluginv1.GetUserSyncStatusResponse{State: &typesv1.OktaUserSyncState{Running: true, LastTriggerId: "t1", Holder: "srv-1"}}, nil
+}
+
+// TestWaitUserSyncSaysWhyItStopped: a wait cut short by Ctrl-C says the
+// run goes on, not that it did not finish within --timeout; a real timeout
+// still says so.
+func TestWaitUserSyncSaysWhyItStopped(t *testing.T) {
+	t.Parallel()
+	t.Run("interrupted", func(t *testing.T) {
+		t.Parallel()
+		svc := &runningSync{polled: make(chan struct{}, 1)}
+		a := &app{out: io.Discard, format: "text"}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-svc.polled
+			cancel()
+		}()
+		_, err := a.waitUserSync(ctx, &apis{plugins: svc}, "okta", "t1", time.Hour)
+		require.ErrorContains(t, err, "stopped waiting for the user sync run; it goes on on the server")
+		require.NotContains(t, err.Error(), "within")
+	})
+	t.Run("timed out", func(t *testing.T) {
+		t.Parallel()
+		a := &app{out: io.Discard, format: "text"}
+		_, err := a.waitUserSync(context.Background(), &apis{plugins: &runningSync{}}, "okta", "t1", time.Millisecond)
+		require.ErrorContains(t, err, "no server finished the requested run within 1ms")
+	})
 }

@@ -47,11 +47,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
-		msg := trace.UserMessage(err)
-		fmt.Fprintln(stderr, "ERROR: "+strings.Join(strings.Fields(msg), " "))
+		fmt.Fprintln(stderr, "ERROR: "+oneLine(err))
 		return 1
 	}
 	return 0
+}
+
+// oneLine is err's message on one line. trace puts each message a wrap
+// added on its own line above the cause; joining the lines with spaces read
+// "opening DIR (...) database ... is in use", so they are joined with ": ".
+func oneLine(err error) string {
+	var parts []string
+	for _, l := range strings.Split(trace.UserMessage(err), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, ": ")
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -130,14 +142,14 @@ func (f *startFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file (flags override it)")
 	fs.StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "directory for the database, keys, admin identity and address files")
 	fs.StringVar(&f.clusterName, "cluster-name", config.DefaultClusterName, "cluster name, written into certificates")
-	fs.StringVar(&f.publicAddr, "public-addr", "", "host:port people and Okta reach the web listener at (used in the SCIM base URL)")
-	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend: "+strings.Join(backend.Names(), ", "))
+	fs.StringVar(&f.publicAddr, "public-addr", "", "host:port people and Okta reach the web listener at (used in the SCIM base URL, the SAML ACS URL and password links; default: the web listener's address)")
+	fs.StringVar(&f.storage, "storage", config.DefaultStorage, "storage backend: "+strings.Join(backend.Names(), ", ")+" (memory: for tests, lost on exit)")
 	f.registerEtcd(fs)
 	fs.StringVar(&f.authAddr, "auth-addr", config.DefaultAuthAddr, "auth gRPC (mTLS) listen address; port 0 picks a free port")
 	fs.StringVar(&f.webAddr, "web-addr", config.DefaultWebAddr, "HTTPS web listen address; port 0 picks a free port")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the reverse proxies in front of the web listener whose X-Forwarded-For is believed (none unless set)")
 	fs.StringVar(&f.sshAddr, "ssh-addr", config.DefaultSSHAddr, "SSH node listen address (user certificates from the cluster's user CA); port 0 picks a free port")
-	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics (off unless set)")
+	fs.StringVar(&f.diagAddr, "diag-addr", "", "diagnostics listen address serving Prometheus /metrics and /healthz over plain HTTP (off unless set)")
 	fs.BoolVar(&f.diagPprof, "diag-pprof", false, "with --diag-addr: also serve Go runtime profiles at /debug/pprof/ (for operators only)")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log format: text or json")
@@ -268,7 +280,7 @@ once behind a load balancer (see docs/ha.md).
 
 SIGINT or SIGTERM shuts it down gracefully.`,
 		Example: "  gatehouse start --data-dir ./data --public-addr localhost:3080\n  gatehouse start --config /etc/gatehouse.yaml --log-format json",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.load(cmd.Flags())
 			if err != nil {
@@ -307,8 +319,8 @@ role can take it over or lock it out. Only a lock whose target is the user
 leaves nobody able to lift it, run this on the server's host:
 
   1. stop the server (the gatehouse start process);
-  2. gatehouse recover --data-dir DIR (the same --data-dir or --config as the
-     server): it voids every admin identity issued before (a leaked copy of
+  2. gatehouse recover --data-dir DIR (the server's --data-dir, and its
+     --cluster-name if it sets one; or its --config): it voids every admin identity issued before (a leaked copy of
      admin.identity included), removes every lock whose target user is @admin,
      printing each one and recording it in the audit log, and writes a fresh
      DIR/admin.identity;
@@ -321,7 +333,7 @@ locks go, and the old admin identities stop working, at once (each server
 rewrites its own admin.identity within 10 minutes). It changes nothing else:
 users, roles and other locks stay as they are.`,
 		Example: "  gatehouse recover --data-dir /var/lib/gatehouse\n  gatehouse recover --config /etc/gatehouse.yaml",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.load(cmd.Flags())
 			if err != nil {
@@ -357,11 +369,11 @@ the identity can do exactly what those roles allow; its lifetime is capped by
 the roles' max_session_ttl.
 
 This opens the storage directly: run it on the server's host, with the same
---data-dir (or --config), while "gatehouse start" is stopped (the SQLite
-storage admits one process at a time). On etcd storage (--storage etcd
---etcd-endpoints ...) it may run while the servers are up.`,
+--data-dir and --cluster-name (or --config), while "gatehouse start" is
+stopped (the SQLite storage admits one process at a time). On etcd storage
+(--storage etcd --etcd-endpoints ...) it may run while the servers are up.`,
 		Example: "  gatehouse sign --data-dir ./data --user alice --ttl 8h --out alice.identity",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if user == "" || out == "" {
 				return trace.BadParameter("sign needs --user NAME and --out FILE")
@@ -406,4 +418,14 @@ storage admits one process at a time). On etcd storage (--storage etcd
 	fs.DurationVar(&ttl, "ttl", time.Hour, "certificate lifetime (capped by the user's roles)")
 	fs.StringVar(&out, "out", "", "identity file to write (mode 0600)")
 	return cmd
+}
+
+// noArgs refuses arguments: every setting is a flag. cobra's own check calls
+// a stray argument an "unknown command", which misleads on "gatehouse start
+// ./data" (meant: --data-dir ./data).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return trace.BadParameter("%s takes no argument, got %q: settings are flags, such as --data-dir DIR (see %s --help)", cmd.CommandPath(), strings.Join(args, " "), cmd.CommandPath())
 }

@@ -50,9 +50,22 @@ type options struct {
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "ERROR: "+strings.Join(strings.Fields(trace.UserMessage(err)), " "))
+		fmt.Fprintln(os.Stderr, "ERROR: "+oneLine(err))
 		os.Exit(1)
 	}
+}
+
+// oneLine is err's message on one line. trace puts each message a wrap
+// added on its own line above the cause; joining the lines with spaces read
+// "setting Gatehouse up turning SCIM on ...", so they are joined with ": ".
+func oneLine(err error) string {
+	var parts []string
+	for _, l := range strings.Split(trace.UserMessage(err), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, ": ")
 }
 
 func run(args []string, stdout, stderr io.Writer) error {

@@ -33,3 +33,10 @@ func TestCheckLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestOneLine: a wrapped error keeps its messages apart on one line.
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	err := trace.Wrap(trace.Wrap(trace.BadParameter("plugin \"okta\" runs SCIM or user sync, never both"), "turning SCIM on in plugin %q", "okta"), "setting Gatehouse up")
+	require.Equal(t, `setting Gatehouse up: turning SCIM on in plugin "okta": plugin "okta" runs SCIM or user sync, never both`, oneLine(err))
+}

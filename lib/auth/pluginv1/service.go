@@ -302,19 +302,21 @@ func (s *Service) checkLockTTL(ctx context.Context, p *typesv1.Plugin) error {
 	if err != nil {
 		return trace.Wrap(err)
 	}
-	longest, longestRole := services.DefaultSessionTTL, "(default)"
+	// from names where the bound comes from, for the error: "role (default)"
+	// read as a role named "(default)".
+	longest, from := services.DefaultSessionTTL, "the default for roles without max_session_ttl"
 	roles, err := s.cfg.Roles.ListAllRoles(ctx)
 	if err != nil {
 		return trace.Wrap(err)
 	}
 	for _, r := range roles {
 		if d := services.RoleMaxSessionTTL(r); d > longest {
-			longest, longestRole = d, r.GetMetadata().GetName()
+			longest, from = d, "role "+r.GetMetadata().GetName()
 		}
 	}
 	if ttl < longest {
-		return trace.BadParameter("plugin %q: lock_ttl %s is shorter than the longest session a role allows (%s, role %s): a lock must outlast every certificate issued before it; use at least %s or leave lock_ttl empty",
-			p.GetMetadata().GetName(), ttl, longest, longestRole, longest)
+		return trace.BadParameter("plugin %q: lock_ttl %s is shorter than the longest session a role allows (%s, %s): a lock must outlast every certificate issued before it; use at least %s or leave lock_ttl empty",
+			p.GetMetadata().GetName(), ttl, longest, from, longest)
 	}
 	return nil
 }

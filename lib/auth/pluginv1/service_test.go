@@ -429,7 +429,11 @@ func TestPluginGrants(t *testing.T) {
 	// An unchanged list does not stop an unrelated update.
 	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 100 }))
 
-	// lock_ttl shorter than the longest session a role allows.
+	// lock_ttl shorter than the longest session a role allows: while no
+	// role sets max_session_ttl, the error names the default as the bound.
+	err = set(ed, func(o *typesv1.OktaPluginSettings) { o.LockTtl = "1h" })
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), "shorter than the longest session a role allows (12h0m0s, the default for roles without max_session_ttl)")
 	s.CreateRole(t, "long", []string{"event"}, []string{services.VerbList})
 	_, err = s.Auth.Services().Roles.UpdateAndSwapRole(ctx, "long", func(r *typesv1.Role) error {
 		r.Spec.Options = &typesv1.RoleOptions{MaxSessionTtl: "20h"}

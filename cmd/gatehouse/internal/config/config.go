@@ -275,6 +275,13 @@ func Build(f *File, o Overrides) (*Config, error) {
 	default:
 		return nil, trace.BadParameter("log format %q: want text or json", c.LogFormat)
 	}
+	// Checked here, before anything starts, so that a typo is refused with
+	// the choices rather than after the listeners opened and closed again.
+	switch c.StorageType {
+	case DefaultStorage, "memory", StorageEtcd:
+	default:
+		return nil, trace.BadParameter("storage type %q: want sqlite, memory or etcd (storage.type, --storage)", c.StorageType)
+	}
 	if c.AuditRetention, err = parseDuration("auth.audit_retention", f.Auth.AuditRetention, DefaultAuditRetention); err != nil {
 		return nil, trace.Wrap(err)
 	}

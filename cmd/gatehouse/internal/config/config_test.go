@@ -111,6 +111,8 @@ func TestRefused(t *testing.T) {
 		{name: "bad yaml", yaml: "web: [\n", want: ""},
 		{name: "bad level", o: Overrides{LogLevel: ptr("loud")}, want: "log level"},
 		{name: "bad format", o: Overrides{LogFormat: ptr("xml")}, want: "log format"},
+		{name: "unknown storage", o: Overrides{Storage: ptr("postgres")}, want: `storage type "postgres": want sqlite, memory or etcd`},
+		{name: "unknown storage in file", yaml: "storage:\n  type: lite\n", want: `storage type "lite": want sqlite, memory or etcd`},
 		{name: "bad addr", o: Overrides{WebAddr: ptr("3080")}, want: "web address"},
 		{name: "bad retention", yaml: "auth:\n  audit_retention: forever\n", want: "audit_retention"},
 		{name: "cert without key", yaml: "web:\n  cert_file: /x.pem\n", want: "cert_file"},
