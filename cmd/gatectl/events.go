@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse/gatehouse/cmd/internal/errline"
+
 	"github.com/gravitational/trace"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -100,7 +102,7 @@ func printEvents(a *app, events []*typesv1.AuditEvent) error {
 	fmt.Fprintln(tw, "TIME\tTYPE\tUSER\tOUTCOME\tRESOURCE\tMESSAGE")
 	for _, e := range events {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ts(e.GetTime()), e.GetType(), dash(e.GetUser()),
-			dash(e.GetOutcome()), dash(e.GetResource()), dash(oneLine(e.GetMessage()+fieldsText(e.GetFields()))))
+			dash(e.GetOutcome()), dash(e.GetResource()), dash(errline.Join(e.GetMessage()+fieldsText(e.GetFields()))))
 	}
 	return trace.Wrap(tw.Flush())
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gatehouse/gatehouse/cmd/internal/errline"
+
 	"github.com/gravitational/trace"
 	"github.com/spf13/cobra"
 
@@ -52,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(out)
 	root.SetErr(errOut)
 	if err := root.ExecuteContext(ctx); err != nil {
-		msg := oneLine(userMessage(err))
+		msg := errline.Join(userMessage(err))
 		// gRPC connects lazily, so an auth server that cannot be reached
 		// shows first as the call's error, which names no address.
 		if trace.IsConnectionProblem(err) && app.addr != "" && !strings.Contains(msg, "auth server at") {
@@ -71,19 +73,6 @@ func userMessage(err error) string {
 		msg = err.Error()
 	}
 	return msg
-}
-
-// oneLine joins a multi-line message into one line. trace puts each message
-// a wrap added on its own line above the cause, so lines are joined with
-// ": " ("user "x" was created but ...: the password must be ...").
-func oneLine(s string) string {
-	var parts []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.Join(strings.Fields(l), " "); l != "" {
-			parts = append(parts, l)
-		}
-	}
-	return strings.Join(parts, ": ")
 }
 
 // app holds the global flags and the connection, opened on first use.

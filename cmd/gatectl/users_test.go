@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/cmd/internal/errline"
+
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
@@ -246,6 +248,6 @@ func TestUnreachableAuthServerIsNamed(t *testing.T) {
 func TestOneLineKeepsTheWrapSeparator(t *testing.T) {
 	t.Parallel()
 	err := trace.Wrap(trace.BadParameter("the password must be at least 12 characters"), "user %q was created but its password was not set", "dave")
-	require.Equal(t, `user "dave" was created but its password was not set: the password must be at least 12 characters`, oneLine(userMessage(err)))
-	require.Equal(t, "plain message", oneLine("  plain   message \n"))
+	require.Equal(t, `user "dave" was created but its password was not set: the password must be at least 12 characters`, errline.Join(userMessage(err)))
+	require.Equal(t, "plain message", errline.Join("  plain   message \n"))
 }

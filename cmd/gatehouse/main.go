@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gatehouse/gatehouse/cmd/internal/errline"
+
 	"github.com/gravitational/trace"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -47,23 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(stderr, "ERROR: "+oneLine(err))
+		fmt.Fprintln(stderr, "ERROR: "+errline.Of(err))
 		return 1
 	}
 	return 0
-}
-
-// oneLine is err's message on one line. trace puts each message a wrap
-// added on its own line above the cause; joining the lines with spaces read
-// "opening DIR (...) database ... is in use", so they are joined with ": ".
-func oneLine(err error) string {
-	var parts []string
-	for _, l := range strings.Split(trace.UserMessage(err), "\n") {
-		if l = strings.Join(strings.Fields(l), " "); l != "" {
-			parts = append(parts, l)
-		}
-	}
-	return strings.Join(parts, ": ")
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {

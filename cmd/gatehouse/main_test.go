@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/config"
@@ -45,14 +44,6 @@ func TestLogValuesAreSafe(t *testing.T) {
 	// Nothing to escape: left as it is.
 	a := slog.String("user", "alice@example.com")
 	require.Equal(t, a, safeLogAttr(nil, a))
-}
-
-// TestOneLine: a wrapped error keeps its messages apart on one line.
-func TestOneLine(t *testing.T) {
-	t.Parallel()
-	err := trace.Wrap(trace.Wrap(trace.ConnectionProblem(nil, "bind: address already in use"), "listen tcp 127.0.0.1:3080"), "web: listening on 127.0.0.1:3080")
-	require.Equal(t, "web: listening on 127.0.0.1:3080: listen tcp 127.0.0.1:3080: bind: address already in use", oneLine(err))
-	require.Equal(t, "log level \"loud\": want debug, info, warn or error", oneLine(trace.BadParameter("log level %q: want debug, info, warn or error", "loud")))
 }
 
 // TestStrayArgument: an argument where a flag was meant is named as such,

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/cmd/internal/errline"
+
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/cmd/okta-standin/internal/standin"
@@ -50,22 +52,9 @@ type options struct {
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "ERROR: "+oneLine(err))
+		fmt.Fprintln(os.Stderr, "ERROR: "+errline.Of(err))
 		os.Exit(1)
 	}
-}
-
-// oneLine is err's message on one line. trace puts each message a wrap
-// added on its own line above the cause; joining the lines with spaces read
-// "setting Gatehouse up turning SCIM on ...", so they are joined with ": ".
-func oneLine(err error) string {
-	var parts []string
-	for _, l := range strings.Split(trace.UserMessage(err), "\n") {
-		if l = strings.Join(strings.Fields(l), " "); l != "" {
-			parts = append(parts, l)
-		}
-	}
-	return strings.Join(parts, ": ")
 }
 
 func run(args []string, stdout, stderr io.Writer) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 
+	"github.com/gatehouse/gatehouse/cmd/internal/errline"
+
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 )
@@ -38,5 +40,5 @@ func TestCheckLoopback(t *testing.T) {
 func TestOneLine(t *testing.T) {
 	t.Parallel()
 	err := trace.Wrap(trace.Wrap(trace.BadParameter("plugin \"okta\" runs SCIM or user sync, never both"), "turning SCIM on in plugin %q", "okta"), "setting Gatehouse up")
-	require.Equal(t, `setting Gatehouse up: turning SCIM on in plugin "okta": plugin "okta" runs SCIM or user sync, never both`, oneLine(err))
+	require.Equal(t, `setting Gatehouse up: turning SCIM on in plugin "okta": plugin "okta" runs SCIM or user sync, never both`, errline.Of(err))
 }
