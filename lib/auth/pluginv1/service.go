@@ -20,10 +20,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/bcrypt"
@@ -236,10 +236,10 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 // role the caller could not give anyone directly, when either list is new or
 // changed: whoever may only update the plugin must not be able to make SCIM
 // hand out more than they hold (invariant 4, "grants have a ceiling"). A
-// caller may list a role they hold; a caller who may create and update users
-// may list any role, since they can already give it to any account, and the
-// plugin adds nothing to that power. Unchanged lists are not checked again,
-// so that an unrelated update by someone else still works.
+// caller may list a role they hold, the same rule as for giving a role
+// directly through the user API (authz.Checker.CheckGrant); a caller whose
+// roles allow every verb on every kind may list any. Unchanged lists are not
+// checked again, so that an unrelated update by someone else still works.
 func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error {
 	okta := p.GetSpec().GetOkta()
 	if okta == nil || (len(okta.GetDefaultRoles()) == 0 && len(okta.GetGrantableRoles()) == 0) {
@@ -251,21 +251,7 @@ func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error
 		slices.Equal(cur.GetSpec().GetOkta().GetGrantableRoles(), okta.GetGrantableRoles()):
 		return nil
 	}
-	if actx.Checker.CheckAccess(services.KindUser, services.VerbCreate) == nil && actx.Checker.CheckAccess(services.KindUser, services.VerbUpdate) == nil {
-		return nil
-	}
-	held := actx.Checker.RoleNames()
-	var missing []string
-	for _, r := range slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles()) {
-		if !slices.Contains(held, r) && !slices.Contains(missing, r) {
-			missing = append(missing, r)
-		}
-	}
-	if len(missing) > 0 {
-		return trace.AccessDenied("plugin %q: setting default_roles or grantable_roles requires holding every role listed (or the right to create and update users); you do not hold %s",
-			p.GetMetadata().GetName(), strings.Join(missing, ", "))
-	}
-	return nil
+	return trace.Wrap(actx.Checker.CheckGrant(fmt.Sprintf("plugin %q default_roles or grantable_roles", p.GetMetadata().GetName()), slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())))
 }
 
 // checkRolesExist refuses default_roles or grantable_roles that newly list a

@@ -403,6 +403,12 @@ func TestPluginGrants(t *testing.T) {
 	pw := s.Client(t, "pw")
 	s.CreateUser(t, "ed", "editor")
 	ed := s.Client(t, "ed")
+	// The right to create and update users no longer lets a caller give a
+	// role it does not hold (the user API refuses that too), so it does not
+	// let the plugin hand one out either.
+	s.CreateRole(t, "user-writer", []string{services.KindUser}, []string{services.VerbCreate, services.VerbUpdate})
+	s.CreateUser(t, "uw", "plugin-writer", "user-writer", "viewer")
+	uw := s.Client(t, "uw")
 
 	_, err := pw.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
 	require.NoError(t, err)
@@ -417,9 +423,11 @@ func TestPluginGrants(t *testing.T) {
 		{"grantable_roles editor", func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = []string{"viewer", "editor"} }},
 		{"default_roles access", func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"access"} }},
 	} {
-		err := set(pw, tc.modify)
-		require.True(t, trace.IsAccessDenied(err), "%s: %v", tc.name, err)
-		require.Contains(t, err.Error(), "requires holding every role listed")
+		for _, c := range []*client.Client{pw, uw} {
+			err := set(c, tc.modify)
+			require.True(t, trace.IsAccessDenied(err), "%s: %v", tc.name, err)
+			require.Contains(t, err.Error(), "you may give only roles you hold yourself")
+		}
 	}
 	// Roles the caller holds are fine; so is any role for an editor.
 	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"viewer"} }))

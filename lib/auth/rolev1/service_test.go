@@ -11,8 +11,11 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
+// newRes is a role that grants and denies nothing, which the coverage
+// test's callers (holding only the verbs of the RPC) may write
+// (authz.Checker.CheckRoleWrite).
 func newRes(name string) *typesv1.Role {
-	return &typesv1.Role{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.RoleSpec{Allow: &typesv1.RoleConditions{Logins: []string{"ops"}}}}
+	return &typesv1.Role{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.RoleSpec{Options: &typesv1.RoleOptions{MaxSessionTtl: "1h"}}}
 }
 
 func existing(t *testing.T, s *authtest.Server, name string) {
