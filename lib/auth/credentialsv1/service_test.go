@@ -322,3 +322,29 @@ func TestSetPasswordEndsWebSessions(t *testing.T) {
 	ev := authtest.RequireEvent(t, s, credentialsv1.EventPasswordSet, "pwadmin")
 	require.Equal(t, "2", ev.GetFields()["sessions_ended"])
 }
+
+// TestPasswordOfAStrongerAccount: user update lets a caller set passwords, but not the password
+// of an account holding a role the caller does not hold (that is signing in as an editor); the
+// refusal is AccessDenied, sets nothing and is audited. An editor may.
+func TestPasswordOfAStrongerAccount(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com:3080"})
+	ctx := context.Background()
+	admin := passwordAdmin(t, s)
+	s.CreateUser(t, "boss", "editor")
+
+	_, err := admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "boss", Password: "correct horse battery"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), `user "boss" holds role "editor"`)
+	u, err := s.Auth.Services().Users.GetUser(ctx, "boss", true)
+	require.NoError(t, err)
+	require.Empty(t, u.GetSpec().GetLocalAuth().GetPasswordHash(), "no password set")
+	ev := authtest.RequireEvent(t, s, credentialsv1.EventPasswordSet, "pwadmin")
+	require.NotEqual(t, "success", ev.GetOutcome())
+	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "BOSS"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+
+	s.CreateUser(t, "ed", "editor")
+	_, err = s.Client(t, "ed").Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "boss", Password: "correct horse battery"})
+	require.NoError(t, err)
+}
