@@ -218,6 +218,9 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 	if err := s.checkGrants(actx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := checkConnectorSwitch(actx, p, cur); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	if err := s.checkRolesExist(ctx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -252,6 +255,19 @@ func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error
 		return nil
 	}
 	return trace.Wrap(actx.Checker.CheckGrant(fmt.Sprintf("plugin %q default_roles or grantable_roles", p.GetMetadata().GetName()), slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())))
+}
+
+// checkConnectorSwitch refuses a caller whose roles do not allow every verb
+// on every kind pointing an Okta plugin that has a SAML connector at another
+// one: the plugin's connector signs in the plugin's SCIM users, so a
+// connector of the caller's own (with an identity provider it controls)
+// would sign it in as any of them, with the roles SCIM gave them.
+func checkConnectorSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
+	old := cur.GetSpec().GetOkta().GetSamlConnector()
+	if old == "" || old == p.GetSpec().GetOkta().GetSamlConnector() || actx.Checker.Unrestricted() {
+		return nil
+	}
+	return trace.AccessDenied("plugin %q: its SAML connector %q signs in its SCIM users; only a caller whose roles allow every verb on every kind may point it at another connector", p.GetMetadata().GetName(), old)
 }
 
 // checkRolesExist refuses default_roles or grantable_roles that newly list a

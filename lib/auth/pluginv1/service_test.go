@@ -508,3 +508,34 @@ func updateOkta(t *testing.T, s *authtest.Server, c *client.Client, modify func(
 	_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
 	return err
 }
+
+// TestConnectorSwitch: the plugin's SAML connector signs in its SCIM users, so a caller who may
+// update plugins but whose roles do not allow everything cannot point it at another connector
+// (one of its own, with an IdP it controls), nor clear it to set another later. An editor may.
+func TestConnectorSwitch(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	ensureConnector(t, s, "")
+	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(ctx, &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: "evil"},
+		Spec:     &typesv1.SAMLConnectorSpec{EntityDescriptorUrl: "https://attacker.example.com/metadata", Acs: "https://gatehouse.example.com/v1/webapi/saml/acs/evil"},
+	})
+	require.NoError(t, err)
+	_, err = s.Auth.Services().Plugins.CreatePlugin(ctx, plugin("okta"))
+	require.NoError(t, err)
+	pw := s.UserWith(t, "pw", services.KindPlugin, "*")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+
+	for _, conn := range []string{"evil", ""} {
+		err := updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.SamlConnector = conn })
+		require.True(t, trace.IsAccessDenied(err), "%q: %v", conn, err)
+		require.Contains(t, err.Error(), `its SAML connector "okta-app" signs in its SCIM users`)
+	}
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.Equal(t, "okta-app", cur.GetSpec().GetOkta().GetSamlConnector(), "nothing written")
+	require.NoError(t, updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 50 }), "an unrelated update")
+	require.NoError(t, updateOkta(t, s, ed, func(o *typesv1.OktaPluginSettings) { o.SamlConnector = "evil" }))
+}
