@@ -221,6 +221,9 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 	if err := checkConnectorSwitch(actx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := s.checkOrgSwitch(ctx, actx, p, cur); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	if err := s.checkRolesExist(ctx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
@@ -268,6 +271,23 @@ func checkConnectorSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
 		return nil
 	}
 	return trace.AccessDenied("plugin %q: its SAML connector %q signs in its SCIM users; only a caller whose roles allow every verb on every kind may point it at another connector", p.GetMetadata().GetName(), old)
+}
+
+// checkOrgSwitch refuses a caller whose roles do not allow every verb on
+// every kind pointing user sync at another Okta org while a user sync
+// credential is stored: the next connection test or sync would send that
+// credential (an Okta API token, or a JWT signed with the service app's
+// key) to the new org's host, which the caller may control.
+func (s *Service) checkOrgSwitch(ctx context.Context, actx *authz.Context, p, cur *typesv1.Plugin) error {
+	old := cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl()
+	if old == "" || old == p.GetSpec().GetOkta().GetUserSync().GetOrgUrl() || actx.Checker.Unrestricted() {
+		return nil
+	}
+	creds, err := s.cfg.StaticCredentials.ListPluginStaticCredentialsByLabels(ctx, services.UserSyncCredentialsLabels(p.GetMetadata().GetName()), false)
+	if err != nil || len(creds) == 0 {
+		return trace.Wrap(err)
+	}
+	return trace.AccessDenied("plugin %q: user sync has a credential for %s; only a caller whose roles allow every verb on every kind may point user sync at another org while it is stored, since it would be sent there", p.GetMetadata().GetName(), old)
 }
 
 // checkRolesExist refuses default_roles or grantable_roles that newly list a

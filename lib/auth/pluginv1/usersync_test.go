@@ -220,3 +220,33 @@ func TestUserSyncConnection(t *testing.T) {
 	require.False(t, resp.GetOk())
 	require.Contains(t, resp.GetMessage(), "no app")
 }
+
+// TestUserSyncOrgSwitch: with a user sync credential stored, a caller who may update plugins but
+// whose roles do not allow everything cannot point user sync at another org (its own server),
+// which would receive the credential on the next test or sync. An editor may.
+func TestUserSyncOrgSwitch(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	pw := s.UserWith(t, "pw", services.KindPlugin, "*")
+	ensureConnector(t, s, "")
+	p := plugin("okta")
+	p.GetSpec().GetOkta().ScimEnabled = false
+	p.GetSpec().GetOkta().UserSync = &typesv1.OktaUserSyncSettings{OrgUrl: "https://example.okta.com", AppId: "0oa1"}
+	_, err := s.Auth.Services().Plugins.CreatePlugin(ctx, p)
+	require.NoError(t, err)
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+	_, err = ed.Plugins.SetUserSyncCredentials(ctx, &pluginpb.SetUserSyncCredentialsRequest{Name: "okta", ApiToken: "the-real-okta-token"})
+	require.NoError(t, err)
+	toAttacker := func(o *typesv1.OktaPluginSettings) { o.UserSync.OrgUrl = "https://attacker.example.com" }
+
+	err = updateOkta(t, s, pw, toAttacker)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "user sync has a credential for https://example.okta.com")
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.Equal(t, "https://example.okta.com", cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl(), "nothing written")
+	require.NoError(t, updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.UserSync.AppId = "0oa2" }), "an unrelated update")
+	require.NoError(t, updateOkta(t, s, ed, toAttacker))
+}
