@@ -9,6 +9,7 @@ package userv1
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -202,11 +203,15 @@ const trustedLabelPrefix = "gatehouse.dev/"
 // changedTrustedLabel returns a label under trustedLabelPrefix that
 // a write adds, removes or changes, or "" if none.
 func changedTrustedLabel(old, updated map[string]string) string {
-	for _, m := range []map[string]string{old, updated} {
-		for k := range m {
-			if strings.HasPrefix(k, trustedLabelPrefix) && old[k] != updated[k] {
-				return k
-			}
+	// Sorted, so that the error names the same label every time.
+	for _, k := range slices.Sorted(maps.Keys(old)) {
+		if strings.HasPrefix(k, trustedLabelPrefix) && old[k] != updated[k] {
+			return k
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(updated)) {
+		if strings.HasPrefix(k, trustedLabelPrefix) && old[k] != updated[k] {
+			return k
 		}
 	}
 	return ""
