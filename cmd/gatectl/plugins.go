@@ -168,7 +168,7 @@ A SCIM user's roles are --default-roles plus the roles its pushed Okta groups
 map to through the SAML connector, cut to --grantable-roles. Existing SCIM
 users are brought in line with the new settings within about 30 seconds (the
 change is audited per user). The server checks the settings: listing a role
-needs holding it (or the right to create and update users), and --lock-ttl
+needs holding it (unless your roles allow everything), and --lock-ttl
 must be at least the longest max_session_ttl of any role.
 
 --format json prints the plugin's settings after the update.`,
