@@ -227,6 +227,8 @@ spec:
 		requireGatectlDenied(t, asMallory("create", "--force", "-f", certs), `on "cert", which your roles do not allow`)
 		root := resourceFile(t, work, "role-root", "kind: role\nversion: v1\nmetadata:\n  name: rootly\nspec:\n  allow:\n    logins: [root]\n")
 		requireGatectlDenied(t, asMallory("create", "-f", root), `allows login "root"`)
+		long := resourceFile(t, work, "role-long", "kind: role\nversion: v1\nmetadata:\n  name: long\nspec:\n  options:\n    max_session_ttl: 30h\n")
+		requireGatectlDenied(t, asMallory("create", "-f", long), "longer than your own sessions may last")
 		emptyEditor := resourceFile(t, work, "role-editor", "kind: role\nversion: v1\nmetadata:\n  name: editor\nspec: {}\n")
 		requireGatectlDenied(t, asMallory("create", "--force", "-f", emptyEditor), `role "editor" allows`)
 		// Deleting the editor role would take it from every editor; the presets within her own

@@ -3,6 +3,7 @@ package authz
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gravitational/trace"
 
@@ -63,8 +64,10 @@ func (c *Checker) CheckGrant(what string, roles []string) error {
 // has: old is the role as stored (nil when created), updated what it
 // becomes (nil when deleted). The caller must have every (kind, verb) and
 // login that old and updated allow (a caller may not edit or delete a role
-// stronger than itself), and updated must deny everything old denied, since
-// lifting a deny gives its holders what it took away.
+// stronger than itself), updated must not let sessions last longer than the
+// caller's own may (unless it already did), and updated must deny
+// everything old denied, since lifting a deny gives its holders what it
+// took away.
 func (c *Checker) CheckRoleWrite(old, updated *typesv1.Role) error {
 	if c.Unrestricted() {
 		return nil
@@ -92,6 +95,12 @@ func (c *Checker) CheckRoleWrite(old, updated *typesv1.Role) error {
 			}
 		}
 	}
+	if updated != nil {
+		ttl, limit := services.RoleMaxSessionTTL(updated), c.sessionLimit()
+		if ttl > limit && (old == nil || ttl > services.RoleMaxSessionTTL(old)) {
+			return trace.AccessDenied("role %q: max_session_ttl %s is longer than your own sessions may last (%s): you may write only roles that grant no more than you have", name, ttl, limit)
+		}
+	}
 	if old == nil {
 		return nil
 	}
@@ -110,6 +119,16 @@ func (c *Checker) CheckRoleWrite(old, updated *typesv1.Role) error {
 		}
 	}
 	return nil
+}
+
+// sessionLimit is how long the caller's own sessions may last: the shortest
+// max_session_ttl of its roles, as certificates are issued.
+func (c *Checker) sessionLimit() time.Duration {
+	limit := services.MaxSessionTTL
+	for _, r := range c.roles {
+		limit = min(limit, services.RoleMaxSessionTTL(r))
+	}
+	return limit
 }
 
 // HasDenies reports whether r denies anything (a rule or a login): taking

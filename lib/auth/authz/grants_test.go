@@ -15,6 +15,11 @@ func withLogins(r *typesv1.Role, allow, deny []string) *typesv1.Role {
 	return r
 }
 
+func withTTL(r *typesv1.Role, ttl string) *typesv1.Role {
+	r.Spec.Options = &typesv1.RoleOptions{MaxSessionTtl: ttl}
+	return r
+}
+
 func TestUnrestricted(t *testing.T) {
 	t.Parallel()
 	all := rule([]string{services.Wildcard}, services.Wildcard)
@@ -100,6 +105,10 @@ func TestCheckRoleWrite(t *testing.T) {
 		{"adding a deny", role("r", nil, nil), deny(role("r", nil, nil), []*typesv1.Rule{all}, "ops"), ""},
 		{"keeping a deny, in other words", restricted, deny(role("restricted", nil, nil), []*typesv1.Rule{rule([]string{services.KindRole}, services.VerbDelete, services.VerbUpdate)}, "root"), ""},
 		{"deleting a role within the caller's access", role("r", []*typesv1.Rule{rule([]string{services.KindRole}, services.VerbList)}, nil), nil, ""},
+		{"longer sessions than the caller's", nil, withTTL(role("r", nil, nil), "30h"), "max_session_ttl 30h0m0s is longer than your own sessions may last (12h0m0s)"},
+		{"raising a role's session length", withTTL(role("r", nil, nil), "1h"), withTTL(role("r", nil, nil), "20h"), "max_session_ttl 20h0m0s"},
+		{"keeping a long session length set by an editor", withTTL(role("r", nil, nil), "30h"), withTTL(role("r", []*typesv1.Rule{rule([]string{services.KindRole}, services.VerbList)}, nil), "30h"), ""},
+		{"sessions as long as the caller's", nil, withTTL(role("r", nil, nil), "12h"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
