@@ -154,6 +154,9 @@ spec:
 			{"her own logins", "mallory", "traits of your own account", func(u *typesv1.User) {
 				u.Spec.Traits = map[string]*structpb.ListValue{"logins": logins}
 			}},
+			{"a friend's logins", "friend", `login "root": you may give only logins you have yourself`, func(u *typesv1.User) {
+				u.Spec.Traits = map[string]*structpb.ListValue{"logins": logins}
+			}},
 			{"a friend auditor", "friend", "you do not hold auditor", func(u *typesv1.User) { u.Spec.Roles = append(u.Spec.Roles, "auditor") }},
 			{"the editor's roles", "boss", `user "boss" holds role "editor"`, func(u *typesv1.User) { u.Spec.Roles = []string{"access"} }},
 			{"a local account to SCIM", "friend", `label "gatehouse.dev/origin"`, func(u *typesv1.User) {
@@ -199,11 +202,13 @@ spec:
 		deniedAudited(t, "user.delete", `holds role "editor"`)
 		deniedAudited(t, "user.password.set", `holds role "editor"`)
 
-		// Within her reach: a friend's logins, a new account with a role she holds.
-		f := user(t, "friend")
-		f.Spec.Traits = map[string]*structpb.ListValue{"logins": logins}
-		_, err = mc.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{User: f})
-		require.NoError(t, err, "by design: whoever may update users sets the logins of accounts within their reach")
+		// A sock puppet she could sign in as (through a password link she may make) gets only
+		// logins she has herself: none.
+		sock := resourceFile(t, work, "sock-root", "kind: user\nversion: v1\nmetadata:\n  name: sock\nspec:\n  roles: [access]\n  traits:\n    logins: [root]\n")
+		requireGatectlDenied(t, asMallory("create", "-f", sock), `login "root": you may give only logins you have yourself`)
+		_, err = op.Users.GetUser(ctx, &userpb.GetUserRequest{Name: "sock"})
+		require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+		deniedAudited(t, "user.create", `login "root"`)
 	})
 
 	t.Run("a role writer writes no role stronger than itself", func(t *testing.T) {

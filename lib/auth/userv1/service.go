@@ -154,7 +154,7 @@ func checkWrite(ctx context.Context, cfg Config, actx *authz.Context, u *typesv1
 // that created it (a SAML connector signs in its own users), its password
 // hash (SetPassword sets passwords, and ends the account's web sessions),
 // and, on its own account, its traits (the logins trait is what the access
-// role logs in as).
+// role logs in as). On other accounts it may add only logins it has.
 func checkReach(ctx context.Context, cfg Config, actx *authz.Context, old, u *typesv1.User, added []string) error {
 	c := actx.Checker
 	if c.Unrestricted() {
@@ -193,7 +193,53 @@ func checkReach(ctx context.Context, cfg Config, actx *authz.Context, old, u *ty
 	if canonical.Username(name) == canonical.Username(actx.Username()) && !traitsEqual(old.GetSpec().GetTraits(), u.GetSpec().GetTraits()) {
 		return trace.AccessDenied("user %q: you may not change the traits of your own account (they say which logins your roles give you)", name)
 	}
+	if l := firstLoginNotHad(actx, old, u); l != "" {
+		return trace.AccessDenied("user %q: login %q: you may give only logins you have yourself (through your roles and your own logins trait)", name, l)
+	}
 	return nil
+}
+
+// loginsTrait is the user trait the logins template of a role
+// (auth.LoginsTraitTemplate) expands to: the node logins an account holding
+// the access role gets.
+const (
+	loginsTrait         = "logins"
+	loginsTraitTemplate = "{{internal.logins}}"
+)
+
+// firstLoginNotHad returns a value the write adds to the account's logins
+// trait that the caller cannot log in as itself, or "". Giving an account
+// (a sock puppet's, say) a login is giving that login to whoever signs in as
+// it, so the ceiling on roles holds for logins too.
+func firstLoginNotHad(actx *authz.Context, old, u *typesv1.User) string {
+	added := slices.DeleteFunc(services.TraitValues(u, loginsTrait), func(l string) bool {
+		return slices.Contains(services.TraitValues(old, loginsTrait), l)
+	})
+	if len(added) == 0 {
+		return ""
+	}
+	expand := func(in []string) []string {
+		var out []string
+		for _, l := range in {
+			if l == loginsTraitTemplate {
+				out = append(out, services.TraitValues(actx.User, loginsTrait)...)
+				continue
+			}
+			out = append(out, l)
+		}
+		return out
+	}
+	var have, deny []string
+	for _, r := range actx.Roles {
+		have = append(have, expand(r.GetSpec().GetAllow().GetLogins())...)
+		deny = append(deny, expand(r.GetSpec().GetDeny().GetLogins())...)
+	}
+	for _, l := range added {
+		if !slices.Contains(have, l) || slices.Contains(deny, l) || slices.Contains(deny, "*") {
+			return l
+		}
+	}
+	return ""
 }
 
 // trustedLabelPrefix starts the labels Gatehouse and its integrations set

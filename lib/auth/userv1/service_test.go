@@ -242,6 +242,13 @@ func TestGrantCeiling(t *testing.T) {
 	})
 	require.NoError(t, err)
 	hd := clientHolding(t, s, "helpdesk", []string{services.VerbCreate, services.VerbUpdate, services.VerbReadNoSecrets}, "access", "restricted")
+	// The helpdesk logs in to nodes as "friend" (through access and its logins trait), and so
+	// may give that login, and no other.
+	_, err = s.Auth.Services().Users.UpdateAndSwapUser(ctx, "helpdesk", func(u *typesv1.User) error {
+		u.Spec.Traits = services.NewTraits(map[string][]string{"logins": {"friend"}})
+		return nil
+	})
+	require.NoError(t, err)
 	s.CreateUser(t, "ed", "editor")
 	ed := s.Client(t, "ed")
 	s.CreateUser(t, "friend", "access")
@@ -288,6 +295,13 @@ func TestGrantCeiling(t *testing.T) {
 		{"change one's own logins", "helpdesk", func(c *client.Client) error {
 			return update(c, "helpdesk", func(u *typesv1.User) { u.Spec.Traits = logins("root") })
 		}, "traits of your own account"},
+		{"give a friend a login one does not have", "friend", func(c *client.Client) error {
+			return update(c, "friend", func(u *typesv1.User) { u.Spec.Traits = logins("friend", "root") })
+		}, `login "root": you may give only logins you have yourself`},
+		{"make a sock puppet with a login one does not have", "sock", func(c *client.Client) error {
+			_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: &typesv1.User{Metadata: &typesv1.Metadata{Name: "sock"}, Spec: &typesv1.UserSpec{Roles: []string{"access"}, Traits: logins("root")}}})
+			return err
+		}, `login "root": you may give only logins you have yourself`},
 		{"demote an editor", "boss", func(c *client.Client) error {
 			return update(c, "boss", func(u *typesv1.User) { u.Spec.Roles = []string{"access"} })
 		}, `user "boss" holds role "editor"`},
