@@ -52,7 +52,7 @@ func TestRBACAttacks(t *testing.T) {
 		t.Helper()
 		admin("create", "--force", "-f", resourceFile(t, work, name, doc))
 	}
-	installOkta(t, admin, work)
+	scimToken := installOkta(t, admin, work)
 	apply("role-insider", `kind: role
 version: v1
 metadata:
@@ -314,9 +314,17 @@ spec:
 		require.NoError(t, err)
 		events, err := json.Marshal(resp.GetEvents())
 		require.NoError(t, err)
-		for _, secret := range []string{malloryPassword, "mallory knows this one", "$2a$"} {
+		for _, secret := range []string{malloryPassword, "mallory knows this one", "$2a$", scimToken} {
 			require.NotContains(t, string(events), secret)
 		}
+		// Nor does the plugin or the connector as she may read them without the read verb's
+		// secrets: no token hash, no SP signing key.
+		r = asMallory("get", "plugins", "--format", "json")
+		require.Equal(t, 0, r.code, r.String())
+		require.NotContains(t, r.stdout, "$2a$")
+		r = asMallory("get", "saml", "--format", "json")
+		require.Equal(t, 0, r.code, r.String())
+		require.NotContains(t, r.stdout, "PRIVATE KEY")
 	})
 
 	t.Run("the same through the web API with her web session", func(t *testing.T) {
@@ -335,6 +343,15 @@ spec:
 		require.Contains(t, r.body, "you do not hold editor")
 		require.Equal(t, before, snapshot(t), "nothing written")
 		deniedAudited(t, "access.denied", "you do not hold editor")
+
+		// What her session may read carries no secret.
+		for _, path := range []string{"/v1/webapi/admin/users", "/v1/webapi/admin/locks", "/v1/webapi/plugins/okta", "/v1/webapi/plugins/okta/events", "/v1/webapi/plugins/okta/usersync"} {
+			r := web.do(http.MethodGet, path, map[string]string{"Cookie": s.cookie()}, "")
+			require.Equal(t, http.StatusOK, r.status, "%s: %s", path, r.body)
+			for _, secret := range []string{scimToken, "$2a$", "password_hash", "private_key", "PRIVATE KEY"} {
+				require.NotContains(t, r.body, secret, path)
+			}
+		}
 	})
 
 	require.NotContains(t, logs.String(), "panic")
