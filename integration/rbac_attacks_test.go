@@ -295,6 +295,14 @@ spec:
 		c.GetSamlConnector().Spec.EntityDescriptor = strings.Replace(c.GetSamlConnector().GetSpec().GetEntityDescriptor(), "entityID=\"", "entityID=\"https://attacker.example.com/", 1)
 		_, err = mc.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: c.GetSamlConnector()})
 		requireDenied(t, err, "changing its identity provider")
+		// Nor may a plugin of her own share the connector: its SCIM (whose token she would
+		// take) would adopt the connector's users.
+		_, err = mc.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: &typesv1.Plugin{
+			Kind: "plugin", Version: "v1", Metadata: &typesv1.Metadata{Name: "evil"},
+			Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{SamlConnector: "okta"}}},
+		}})
+		require.True(t, trace.IsBadParameter(err), "%v", err)
+		require.Contains(t, err.Error(), `SAML connector "okta" belongs to plugin "okta"`)
 		_, err = op.SAML.DeleteSAMLConnector(ctx, &samlpb.DeleteSAMLConnectorRequest{Name: "mine"})
 		require.NoError(t, err)
 		require.Equal(t, before, snapshot(t), "nothing written")

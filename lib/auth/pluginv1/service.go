@@ -207,6 +207,9 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 			return nil, trace.Wrap(err)
 		}
 	}
+	if err := s.checkConnectorFree(ctx, p); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	// The stored plugin, if any: both checks look only at what this write changes.
 	cur, err := s.cfg.Plugins.GetPlugin(ctx, name)
 	switch {
@@ -258,6 +261,34 @@ func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error
 		return nil
 	}
 	return trace.Wrap(actx.Checker.CheckGrant(fmt.Sprintf("plugin %q default_roles or grantable_roles", p.GetMetadata().GetName()), slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())))
+}
+
+// checkConnectorFree refuses an Okta plugin naming a SAML connector that
+// another plugin already names. A plugin's SCIM adopts the temporary users
+// of its connector and the connector signs in the plugin's SCIM users, so a
+// second plugin on the same connector (whose SCIM token its writer takes)
+// would reach the first one's accounts (invariant 1). Two writes racing
+// each other are not caught.
+func (s *Service) checkConnectorFree(ctx context.Context, p *typesv1.Plugin) error {
+	conn := p.GetSpec().GetOkta().GetSamlConnector()
+	if conn == "" {
+		return nil
+	}
+	for token := ""; ; {
+		plugins, next, err := s.cfg.Plugins.ListPlugins(ctx, 0, token)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, o := range plugins {
+			if o.GetMetadata().GetName() != p.GetMetadata().GetName() && o.GetSpec().GetOkta().GetSamlConnector() == conn {
+				return trace.BadParameter("plugin %q: SAML connector %q belongs to plugin %q; each plugin needs a connector of its own", p.GetMetadata().GetName(), conn, o.GetMetadata().GetName())
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
 }
 
 // checkConnectorSwitch refuses a caller whose roles do not allow every verb

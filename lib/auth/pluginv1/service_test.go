@@ -22,22 +22,33 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
+// connectorOf names the SAML connector of the test plugin name ("okta-app"
+// for "okta"): each plugin needs a connector of its own.
+func connectorOf(name string) string {
+	if name == "" {
+		name = "okta"
+	}
+	return name + "-app"
+}
+
 func plugin(name string) *typesv1.Plugin {
 	return &typesv1.Plugin{
 		Metadata: &typesv1.Metadata{Name: name},
 		Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
-			SamlConnector: "okta-app",
+			SamlConnector: connectorOf(name),
 			ScimEnabled:   true,
 		}}},
 	}
 }
 
-func ensureConnector(t *testing.T, s *authtest.Server, _ string) {
+// ensureConnector creates the SAML connector of the test plugin name (of
+// "okta" when name is empty).
+func ensureConnector(t *testing.T, s *authtest.Server, name string) {
 	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(context.Background(), &typesv1.SAMLConnector{
-		Metadata: &typesv1.Metadata{Name: "okta-app"},
+		Metadata: &typesv1.Metadata{Name: connectorOf(name)},
 		Spec: &typesv1.SAMLConnectorSpec{
 			EntityDescriptorUrl: "https://idp.example.com/metadata",
-			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/okta-app",
+			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/" + connectorOf(name),
 		},
 	})
 	require.NoError(t, err)
@@ -538,4 +549,25 @@ func TestConnectorSwitch(t *testing.T) {
 	require.Equal(t, "okta-app", cur.GetSpec().GetOkta().GetSamlConnector(), "nothing written")
 	require.NoError(t, updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 50 }), "an unrelated update")
 	require.NoError(t, updateOkta(t, s, ed, func(o *typesv1.OktaPluginSettings) { o.SamlConnector = "evil" }))
+}
+
+// TestConnectorBelongsToOnePlugin: a second plugin cannot name the SAML connector of another,
+// whose temporary users its SCIM would adopt and whose logins would sign in its SCIM users; not
+// even an editor's. The plugin itself keeps its connector through updates.
+func TestConnectorBelongsToOnePlugin(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	existing(t, s, "okta")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+
+	evil := plugin("evil")
+	evil.GetSpec().GetOkta().SamlConnector = "okta-app"
+	_, err := ed.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: evil})
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), `SAML connector "okta-app" belongs to plugin "okta"`)
+	_, err = s.Auth.Services().Plugins.GetPlugin(ctx, "evil")
+	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+	require.NoError(t, updateOkta(t, s, ed, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 10 }))
 }
