@@ -104,11 +104,11 @@ func (c *Checker) CheckRoleWrite(old, updated *typesv1.Role) error {
 	if old == nil {
 		return nil
 	}
-	denyOld := NewChecker([]*typesv1.Role{{Spec: &typesv1.RoleSpec{Allow: old.GetSpec().GetDeny()}}})
-	denyNew := NewChecker([]*typesv1.Role{{Spec: &typesv1.RoleSpec{Allow: updated.GetSpec().GetDeny()}}})
+	// Denies are compared as they refuse (deniedBy: a deny of readnosecrets
+	// refuses read too), not as allows would grant.
 	for _, kind := range AllKinds {
 		for _, verb := range services.Verbs {
-			if denyOld.allows(kind, verb) && !denyNew.allows(kind, verb) {
+			if rulesMatch(old.GetSpec().GetDeny().GetRules(), kind, verb, deniedBy) && !rulesMatch(updated.GetSpec().GetDeny().GetRules(), kind, verb, deniedBy) {
 				return trace.AccessDenied("role %q denies %q on %q: only a caller whose roles allow every verb on every kind may lift that deny (by editing or deleting the role)", name, verb, kind)
 			}
 		}
