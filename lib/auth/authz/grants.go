@@ -148,8 +148,11 @@ func (c *Checker) logins() []string {
 			}
 		}
 	}
+	// A deny of "*" refuses every login, as certificates are issued.
 	return slices.DeleteFunc(out, func(l string) bool {
-		return slices.ContainsFunc(c.roles, func(r *typesv1.Role) bool { return slices.Contains(r.GetSpec().GetDeny().GetLogins(), l) })
+		return slices.ContainsFunc(c.roles, func(r *typesv1.Role) bool {
+			return slices.Contains(r.GetSpec().GetDeny().GetLogins(), l) || slices.Contains(r.GetSpec().GetDeny().GetLogins(), "*")
+		})
 	})
 }
 

@@ -125,6 +125,10 @@ func TestCheckRoleWrite(t *testing.T) {
 			require.Contains(t, err.Error(), tc.wantErr)
 		})
 	}
+	// A caller denied every login gives none.
+	noLogins := NewChecker([]*typesv1.Role{roleWriter, deny(role("nologin", nil, nil), nil, "*")})
+	err := noLogins.CheckRoleWrite(nil, withLogins(role("r", nil, nil), []string{"ops"}, nil))
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
 	// A caller whose roles allow everything writes anything.
 	require.NoError(t, NewChecker([]*typesv1.Role{role("editor", []*typesv1.Rule{all}, nil)}).CheckRoleWrite(restricted, nil))
 }
