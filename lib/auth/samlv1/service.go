@@ -100,8 +100,9 @@ func New(cfg Config) (*Service, error) {
 // its users with the roles its attributes_to_roles map to, and signs in the
 // SCIM users of the plugin whose connector it is. So a caller whose roles do
 // not allow every verb on every kind may map groups only to roles it holds
-// (roles the stored connector already maps are not checked again, so that an
-// unrelated edit still works), and may not point an existing connector at
+// (a mapping the stored connector already has, same attribute, value and
+// role, is not checked again, so that an unrelated edit still works), and
+// may not point an existing connector at
 // another identity provider (entity_descriptor, entity_descriptor_url),
 // which would hand that provider the accounts the connector signs in.
 func checkWrite(ctx context.Context, connectors Connectors, actx *authz.Context, c *typesv1.SAMLConnector) error {
@@ -116,13 +117,19 @@ func checkWrite(ctx context.Context, connectors Connectors, actx *authz.Context,
 	case err != nil:
 		return trace.Wrap(err)
 	}
-	var known, added []string
+	// A grant is an (attribute, value, role) triple: moving a stored role to
+	// another group (admins -> Everyone) grants it anew.
+	type grant struct{ name, value, role string }
+	var known []grant
 	for _, m := range cur.GetSpec().GetAttributesToRoles() {
-		known = append(known, m.GetRoles()...)
+		for _, r := range m.GetRoles() {
+			known = append(known, grant{m.GetName(), m.GetValue(), r})
+		}
 	}
+	var added []string
 	for _, m := range c.GetSpec().GetAttributesToRoles() {
 		for _, r := range m.GetRoles() {
-			if !slices.Contains(known, r) {
+			if !slices.Contains(known, grant{m.GetName(), m.GetValue(), r}) {
 				added = append(added, r)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
@@ -151,6 +152,12 @@ func TestConnectorGrantCeiling(t *testing.T) {
 	require.NoError(t, err)
 	_, err = sw.SAML.UpsertSAMLConnector(ctx, &samlpb.UpsertSAMLConnectorRequest{SamlConnector: mapped("mine", "access", "editor")})
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	// Moving the stored mapping to editor to another group grants editor anew.
+	moved := proto.Clone(resp.GetSamlConnector()).(*typesv1.SAMLConnector)
+	moved.Spec.AttributesToRoles[0].Value = "Contractors"
+	_, err = sw.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: moved})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "you do not hold editor")
 	cur = resp.GetSamlConnector()
 	cur.Spec.EntityDescriptorUrl = "https://attacker.example.com/metadata"
 	_, err = sw.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: cur})

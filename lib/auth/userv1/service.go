@@ -188,7 +188,7 @@ func checkReach(ctx context.Context, cfg Config, actx *authz.Context, old, u *ty
 		return trace.AccessDenied("user %q: created_by.connector says which SAML connector signs the account in; only a caller whose roles allow every verb on every kind may set it", name)
 	}
 	if old != nil && u.GetSpec().GetLocalAuth() != nil {
-		return trace.AccessDenied("user %q: set a password with gatectl users reset (SetPassword), which also ends the account's web sessions, not by writing local_auth", name)
+		return trace.AccessDenied("user %q: set a password with the credentials API (SetPassword, or a one-time link from CreatePasswordToken), which also ends the account's web sessions, not by writing local_auth", name)
 	}
 	if canonical.Username(name) == canonical.Username(actx.Username()) && !traitsEqual(old.GetSpec().GetTraits(), u.GetSpec().GetTraits()) {
 		return trace.AccessDenied("user %q: you may not change the traits of your own account (they say which logins your roles give you)", name)
