@@ -251,6 +251,12 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 // checked again, so that an unrelated update by someone else still works.
 func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error {
 	okta := p.GetSpec().GetOkta()
+	// An empty grantable_roles is the default ceiling, every role that
+	// administers nothing: emptying the list widens what the connector's
+	// mappings (written by someone else) may grant.
+	if len(cur.GetSpec().GetOkta().GetGrantableRoles()) > 0 && len(okta.GetGrantableRoles()) == 0 && !actx.Checker.Unrestricted() {
+		return trace.AccessDenied("plugin %q: emptying grantable_roles lifts SCIM's ceiling to every role that administers nothing; only a caller whose roles allow every verb on every kind may do that", p.GetMetadata().GetName())
+	}
 	if okta == nil || (len(okta.GetDefaultRoles()) == 0 && len(okta.GetGrantableRoles()) == 0) {
 		return nil
 	}

@@ -447,6 +447,12 @@ func TestPluginGrants(t *testing.T) {
 	}))
 	// An unchanged list does not stop an unrelated update.
 	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 100 }))
+	// Emptying grantable_roles (the editor set it above) widens the ceiling to every role that
+	// administers nothing: refused for pw, fine for an editor.
+	err = set(pw, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = nil })
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "emptying grantable_roles lifts SCIM's ceiling")
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = nil }))
 
 	// lock_ttl shorter than the longest session a role allows.
 	s.CreateRole(t, "long", []string{"event"}, []string{services.VerbList})
