@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,8 @@ func (c *Checker) Holds(role string) bool {
 // CheckGrant refuses (trace.AccessDenied) giving any of roles to an account,
 // directly (the user API) or through an integration (a SAML connector's
 // mapping, a plugin's default or grantable roles), when the caller does not
-// hold the role itself and is not Unrestricted. what names the write in the
+// hold the role itself, or when the role grants more than the caller has
+// (its other roles deny part of it), and is not Unrestricted. what names the write in the
 // error ("user \"bob\"").
 func (c *Checker) CheckGrant(what string, roles []string) error {
 	if len(roles) == 0 || c.Unrestricted() {
@@ -55,6 +57,15 @@ func (c *Checker) CheckGrant(what string, roles []string) error {
 	}
 	if len(missing) > 0 {
 		return trace.AccessDenied("%s: you may give only roles you hold yourself (unless your roles allow every verb on every kind); you do not hold %s", what, strings.Join(missing, ", "))
+	}
+	// A role held alongside one that denies part of it grants its new
+	// holder more than the caller has.
+	for _, r := range c.roles {
+		if slices.Contains(roles, r.GetMetadata().GetName()) {
+			if why := c.beyond(r.GetMetadata().GetName(), r); why != "" {
+				return trace.AccessDenied("%s: %s (your other roles deny it): you may give only roles that grant no more than you have", what, why)
+			}
+		}
 	}
 	return nil
 }
@@ -76,23 +87,12 @@ func (c *Checker) CheckRoleWrite(old, updated *typesv1.Role) error {
 	if updated == nil {
 		name = old.GetMetadata().GetName()
 	}
-	logins := c.logins()
 	for _, r := range []*typesv1.Role{old, updated} {
 		if r == nil {
 			continue
 		}
-		one := NewChecker([]*typesv1.Role{r})
-		for _, kind := range AllKinds {
-			for _, verb := range services.Verbs {
-				if one.allows(kind, verb) && !c.allows(kind, verb) {
-					return trace.AccessDenied("role %q allows %q on %q, which your roles do not allow: you may write only roles that grant no more than you have", name, verb, kind)
-				}
-			}
-		}
-		for _, l := range r.GetSpec().GetAllow().GetLogins() {
-			if !slices.Contains(logins, l) {
-				return trace.AccessDenied("role %q allows login %q, which your roles do not allow: you may write only roles that grant no more than you have", name, l)
-			}
+		if why := c.beyond(name, r); why != "" {
+			return trace.AccessDenied("%s: you may write only roles that grant no more than you have", why)
 		}
 	}
 	if updated != nil {
@@ -129,6 +129,26 @@ func (c *Checker) sessionLimit() time.Duration {
 		limit = min(limit, services.RoleMaxSessionTTL(r))
 	}
 	return limit
+}
+
+// beyond says what role r, named name, allows that the checker's roles do
+// not (a (kind, verb) or a login), or "" if nothing.
+func (c *Checker) beyond(name string, r *typesv1.Role) string {
+	one := NewChecker([]*typesv1.Role{r})
+	for _, kind := range AllKinds {
+		for _, verb := range services.Verbs {
+			if one.allows(kind, verb) && !c.allows(kind, verb) {
+				return fmt.Sprintf("role %q allows %q on %q, which your roles do not allow", name, verb, kind)
+			}
+		}
+	}
+	logins := c.logins()
+	for _, l := range r.GetSpec().GetAllow().GetLogins() {
+		if !slices.Contains(logins, l) {
+			return fmt.Sprintf("role %q allows login %q, which your roles do not allow", name, l)
+		}
+	}
+	return ""
 }
 
 // HasDenies reports whether r denies anything (a rule or a login): taking

@@ -56,6 +56,14 @@ func TestCheckGrant(t *testing.T) {
 		require.Contains(t, err.Error(), "you do not hold "+roles[len(roles)-1])
 	}
 	require.NoError(t, NewChecker([]*typesv1.Role{editor}).CheckGrant("user \"bob\"", []string{"auditor", "anything"}))
+
+	// Holding a role is not enough when another role of the caller denies part of it: the new
+	// holder would get what the caller is denied.
+	noDelete := role("no-delete", nil, []*typesv1.Rule{rule([]string{services.KindUser}, services.VerbDelete)})
+	err := NewChecker([]*typesv1.Role{userWriter, access, noDelete}).CheckGrant("user \"bob\"", []string{"user-writer"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), `role "user-writer" allows "delete" on "user", which your roles do not allow (your other roles deny it)`)
+	require.NoError(t, NewChecker([]*typesv1.Role{userWriter, access, noDelete}).CheckGrant("user \"bob\"", []string{"access", "no-delete"}))
 }
 
 func TestCheckManage(t *testing.T) {

@@ -250,23 +250,21 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 // roles allow every verb on every kind may list any. Unchanged lists are not
 // checked again, so that an unrelated update by someone else still works.
 func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error {
-	okta := p.GetSpec().GetOkta()
+	okta, old := p.GetSpec().GetOkta(), cur.GetSpec().GetOkta()
+	if cur != nil && slices.Equal(old.GetDefaultRoles(), okta.GetDefaultRoles()) && slices.Equal(old.GetGrantableRoles(), okta.GetGrantableRoles()) {
+		return nil
+	}
+	name := p.GetMetadata().GetName()
+	if err := actx.Checker.CheckGrant(fmt.Sprintf("plugin %q default_roles or grantable_roles", name), slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())); err != nil {
+		return trace.Wrap(err)
+	}
 	// An empty grantable_roles is the default ceiling, every role that
 	// administers nothing: emptying the list widens what the connector's
 	// mappings (written by someone else) may grant.
-	if len(cur.GetSpec().GetOkta().GetGrantableRoles()) > 0 && len(okta.GetGrantableRoles()) == 0 && !actx.Checker.Unrestricted() {
-		return trace.AccessDenied("plugin %q: emptying grantable_roles lifts SCIM's ceiling to every role that administers nothing; only a caller whose roles allow every verb on every kind may do that", p.GetMetadata().GetName())
+	if len(old.GetGrantableRoles()) > 0 && len(okta.GetGrantableRoles()) == 0 && !actx.Checker.Unrestricted() {
+		return trace.AccessDenied("plugin %q: emptying grantable_roles lifts SCIM's ceiling to every role that administers nothing; only a caller whose roles allow every verb on every kind may do that", name)
 	}
-	if okta == nil || (len(okta.GetDefaultRoles()) == 0 && len(okta.GetGrantableRoles()) == 0) {
-		return nil
-	}
-	switch {
-	case cur == nil:
-	case slices.Equal(cur.GetSpec().GetOkta().GetDefaultRoles(), okta.GetDefaultRoles()) &&
-		slices.Equal(cur.GetSpec().GetOkta().GetGrantableRoles(), okta.GetGrantableRoles()):
-		return nil
-	}
-	return trace.Wrap(actx.Checker.CheckGrant(fmt.Sprintf("plugin %q default_roles or grantable_roles", p.GetMetadata().GetName()), slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())))
+	return nil
 }
 
 // checkConnectorFree refuses an Okta plugin naming a SAML connector that

@@ -449,6 +449,7 @@ func TestPluginGrants(t *testing.T) {
 	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 100 }))
 	// Emptying grantable_roles (the editor set it above) widens the ceiling to every role that
 	// administers nothing: refused for pw, fine for an editor.
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"viewer"} }))
 	err = set(pw, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = nil })
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
 	require.Contains(t, err.Error(), "emptying grantable_roles lifts SCIM's ceiling")
