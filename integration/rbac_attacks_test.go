@@ -279,6 +279,10 @@ spec:
   entity_descriptor: |
 `+indent(idpMetadata(t), "    ")+"\n")
 		requireGatectlDenied(t, asMallory("create", "-f", evil), "you do not hold editor")
+		// Taking the SCIM token would let her push SCIM users (herself, were she one) into the
+		// connector's "admins" group, mapped to auditor, which she does not hold.
+		requireGatectlDenied(t, asMallory("plugins", "rotate-token", "okta"), "you do not hold auditor")
+		deniedAudited(t, "plugin.token.create", "you do not hold auditor")
 
 		// Her own connector, mapping only to roles she holds, is fine; making it the plugin's
 		// (whose connector signs in every SCIM user) is not, and neither is pointing the
@@ -349,6 +353,9 @@ spec:
 		}))
 		require.Equal(t, http.StatusForbidden, r.status, r.body)
 		require.Contains(t, r.body, "you do not hold editor")
+		r = web.do(http.MethodPost, "/v1/webapi/plugins/okta/scim/token", hdr, "{}")
+		require.Equal(t, http.StatusForbidden, r.status, r.body)
+		require.Contains(t, r.body, "you do not hold auditor")
 		require.Equal(t, before, snapshot(t), "nothing written")
 		deniedAudited(t, "access.denied", "you do not hold editor")
 

@@ -581,6 +581,10 @@ func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateS
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := s.checkTokenReach(ctx, actx, name); err != nil {
+		s.record(ctx, actx, audit.EventPluginTokenCreate, name, err)
+		return nil, trace.Wrap(err)
+	}
 	token, rotated, err := s.generateToken(ctx, name)
 	typ := audit.EventPluginTokenCreate
 	if rotated {
@@ -591,6 +595,38 @@ func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateS
 		return nil, trace.Wrap(err)
 	}
 	return &pluginpb.GenerateSCIMTokenResponse{Token: token, BaseUrl: SCIMBaseURL(s.cfg.PublicAddr, name)}, nil
+}
+
+// checkTokenReach refuses the SCIM token of plugin name to a caller whose
+// roles do not allow every verb on every kind, unless it holds every role
+// the token can hand out: whoever holds the token gives SCIM users (the
+// caller's own account among them, if the plugin manages it) the plugin's
+// default_roles and the roles its connector maps pushed groups to, within
+// grantable_roles. Without grantable_roles, every mapped role counts, even
+// one the default ceiling would drop.
+func (s *Service) checkTokenReach(ctx context.Context, actx *authz.Context, name string) error {
+	if actx.Checker.Unrestricted() {
+		return nil
+	}
+	p, err := s.cfg.Plugins.GetPlugin(ctx, name)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	okta := p.GetSpec().GetOkta()
+	roles := slices.Clone(okta.GetDefaultRoles())
+	if conn := okta.GetSamlConnector(); conn != "" {
+		c, err := s.cfg.Connectors.GetSAMLConnector(ctx, conn, false)
+		if err != nil && !trace.IsNotFound(err) {
+			return trace.Wrap(err)
+		}
+		for _, m := range c.GetSpec().GetAttributesToRoles() {
+			roles = append(roles, m.GetRoles()...)
+		}
+	}
+	if g := okta.GetGrantableRoles(); len(g) > 0 {
+		roles = slices.DeleteFunc(roles, func(r string) bool { return !slices.Contains(g, r) })
+	}
+	return trace.Wrap(actx.Checker.CheckGrant(fmt.Sprintf("plugin %q SCIM token (whoever holds it gives SCIM users the plugin's default roles and the roles its connector maps groups to)", name), roles))
 }
 
 // NewToken returns a random SCIM token and its bcrypt hash.

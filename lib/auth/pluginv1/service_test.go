@@ -578,3 +578,51 @@ func TestConnectorBelongsToOnePlugin(t *testing.T) {
 	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
 	require.NoError(t, updateOkta(t, s, ed, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 10 }))
 }
+
+// TestSCIMTokenNeedsTheGrants: whoever holds the SCIM token gives SCIM users (itself among them,
+// if the plugin manages its account) the plugin's default roles and its connector's mapped roles
+// within grantable_roles; a caller who may update plugins but does not hold those roles (and
+// whose roles do not allow everything) gets no token, and the stored one stays. The refusal is
+// audited.
+func TestSCIMTokenNeedsTheGrants(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(ctx, &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: connectorOf("okta")},
+		Spec: &typesv1.SAMLConnectorSpec{
+			EntityDescriptorUrl: "https://idp.example.com/metadata",
+			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/" + connectorOf("okta"),
+			AttributesToRoles:   []*typesv1.AttributeMapping{{Name: "groups", Value: "admins", Roles: []string{"auditor"}}},
+		},
+	})
+	require.NoError(t, err)
+	p := plugin("okta")
+	p.GetSpec().GetOkta().DefaultRoles = []string{"access"}
+	_, err = s.Auth.Services().Plugins.CreatePlugin(ctx, p)
+	require.NoError(t, err)
+	s.CreateUser(t, "ed", "editor")
+	first, err := s.Client(t, "ed").Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
+	s.CreateRole(t, "plugin-writer", []string{services.KindPlugin}, []string{"*"})
+	s.CreateUser(t, "pw", "plugin-writer", "access")
+	pw := s.Client(t, "pw")
+
+	_, err = pw.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "you do not hold auditor")
+	authtest.RequireEvent(t, s, "plugin.token.create", "pw")
+	creds, err := s.Auth.Services().PluginStaticCredentials.ListPluginStaticCredentialsByLabels(ctx, pluginv1.CredentialsLabels("okta"), true)
+	require.NoError(t, err)
+	require.Len(t, creds, 1)
+	require.NoError(t, bcrypt.CompareHashAndPassword(creds[0].GetSpec().GetScimTokenHash(), []byte(first.GetToken())), "the stored token is untouched")
+
+	// With grantable_roles [access], the mapping to auditor grants nothing: pw holds all SCIM can give.
+	_, err = s.Auth.Services().Plugins.UpdateAndSwapPlugin(ctx, "okta", func(p *typesv1.Plugin) error {
+		p.GetSpec().GetOkta().GrantableRoles = []string{"access"}
+		return nil
+	})
+	require.NoError(t, err)
+	_, err = pw.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
+}
