@@ -224,7 +224,7 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 	if err := checkConnectorSwitch(actx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
-	if err := s.checkOrgSwitch(ctx, actx, p, cur); err != nil {
+	if err := checkOrgSwitch(actx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := s.checkRolesExist(ctx, p, cur); err != nil {
@@ -309,20 +309,19 @@ func checkConnectorSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
 }
 
 // checkOrgSwitch refuses a caller whose roles do not allow every verb on
-// every kind pointing user sync at another Okta org while a user sync
-// credential is stored: the next connection test or sync would send that
-// credential (an Okta API token, or a JWT signed with the service app's
-// key) to the new org's host, which the caller may control.
-func (s *Service) checkOrgSwitch(ctx context.Context, actx *authz.Context, p, cur *typesv1.Plugin) error {
+// every kind pointing user sync at another Okta org once one is set. The
+// org decides which accounts user sync keeps: pointed at an org the caller
+// runs (with a credential of the caller's own), a full pass would
+// deprovision every account of the plugin missing there. And while a user
+// sync credential is stored, the next connection test or sync would send it
+// (an Okta API token, or a JWT signed with the service app's key) to the new
+// org's host.
+func checkOrgSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
 	old := cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl()
 	if old == "" || old == p.GetSpec().GetOkta().GetUserSync().GetOrgUrl() || actx.Checker.Unrestricted() {
 		return nil
 	}
-	creds, err := s.cfg.StaticCredentials.ListPluginStaticCredentialsByLabels(ctx, services.UserSyncCredentialsLabels(p.GetMetadata().GetName()), false)
-	if err != nil || len(creds) == 0 {
-		return trace.Wrap(err)
-	}
-	return trace.AccessDenied("plugin %q: user sync has a credential for %s; only a caller whose roles allow every verb on every kind may point user sync at another org while it is stored, since it would be sent there", p.GetMetadata().GetName(), old)
+	return trace.AccessDenied("plugin %q: user sync's org %s decides which accounts it keeps and is where its credential is sent; only a caller whose roles allow every verb on every kind may point it at another org", p.GetMetadata().GetName(), old)
 }
 
 // checkRolesExist refuses default_roles or grantable_roles that newly list a

@@ -221,9 +221,10 @@ func TestUserSyncConnection(t *testing.T) {
 	require.Contains(t, resp.GetMessage(), "no app")
 }
 
-// TestUserSyncOrgSwitch: with a user sync credential stored, a caller who may update plugins but
-// whose roles do not allow everything cannot point user sync at another org (its own server),
-// which would receive the credential on the next test or sync. An editor may.
+// TestUserSyncOrgSwitch: a caller who may update plugins but whose roles do not allow everything
+// cannot point user sync at another org (its own server), which would receive the stored
+// credential on the next test or sync, or, with a credential of the caller's own, decide which
+// accounts a full pass deprovisions. An editor may.
 func TestUserSyncOrgSwitch(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
@@ -237,13 +238,16 @@ func TestUserSyncOrgSwitch(t *testing.T) {
 	require.NoError(t, err)
 	s.CreateUser(t, "ed", "editor")
 	ed := s.Client(t, "ed")
+	toAttacker := func(o *typesv1.OktaPluginSettings) { o.UserSync.OrgUrl = "https://attacker.example.com" }
+	// Without a credential stored too: the caller would set one of its own for its org.
+	err = updateOkta(t, s, pw, toAttacker)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
 	_, err = ed.Plugins.SetUserSyncCredentials(ctx, &pluginpb.SetUserSyncCredentialsRequest{Name: "okta", ApiToken: "the-real-okta-token"})
 	require.NoError(t, err)
-	toAttacker := func(o *typesv1.OktaPluginSettings) { o.UserSync.OrgUrl = "https://attacker.example.com" }
 
 	err = updateOkta(t, s, pw, toAttacker)
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
-	require.Contains(t, err.Error(), "user sync has a credential for https://example.okta.com")
+	require.Contains(t, err.Error(), "user sync's org https://example.okta.com decides which accounts it keeps")
 	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
 	require.NoError(t, err)
 	require.Equal(t, "https://example.okta.com", cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl(), "nothing written")
