@@ -314,6 +314,21 @@ spec:
 		require.Equal(t, before, snapshot(t), "nothing written")
 		deniedAudited(t, "access.denied", "you do not hold editor")
 		deniedAudited(t, "saml.create", "you do not hold editor")
+
+		// Once the operator has set user sync's org, she cannot point it at hers: a full pass
+		// there would deprovision the plugin's accounts, and a stored credential would go there.
+		p, err = op.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta"})
+		require.NoError(t, err)
+		p.GetPlugin().GetSpec().GetOkta().UserSync = &typesv1.OktaUserSyncSettings{OrgUrl: "https://example.okta.com", AppId: "0oa1", CredentialKind: "api_token"}
+		_, err = op.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p.GetPlugin()})
+		require.NoError(t, err)
+		before = snapshot(t)
+		p, err = mc.Plugins.GetPlugin(ctx, &pluginpb.GetPluginRequest{Name: "okta"})
+		require.NoError(t, err)
+		p.GetPlugin().GetSpec().GetOkta().UserSync.OrgUrl = "https://mallory.okta.com"
+		_, err = mc.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: p.GetPlugin()})
+		requireDenied(t, err, "user sync's org https://example.okta.com decides which accounts it keeps")
+		require.Equal(t, before, snapshot(t), "nothing written")
 	})
 
 	t.Run("no secret is read without the read verb", func(t *testing.T) {
