@@ -263,6 +263,49 @@ spec:
 		require.Equal(t, 0, r.code, "the operator still works: %s", r)
 	})
 
+	t.Run("a lock writer cannot unlock herself, and lifting a deprovisioning lock revives nothing", func(t *testing.T) {
+		// Locked, her certificate reaches nothing, the lock API included.
+		_, err := op.Locks.CreateLock(ctx, &lockpb.CreateLockRequest{Lock: &typesv1.Lock{
+			Kind: "lock", Version: "v1", Metadata: &typesv1.Metadata{Name: "mallory-hold"},
+			Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{User: "mallory"}, Message: "under review"},
+		}})
+		require.NoError(t, err)
+		_, err = mc.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: "mallory-hold"})
+		requireDenied(t, err, `user "mallory" is locked: under review`)
+		_, err = op.Locks.GetLock(ctx, &lockpb.GetLockRequest{Name: "mallory-hold"})
+		require.NoError(t, err, "the lock is still there")
+		_, err = op.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: "mallory-hold"})
+		require.NoError(t, err)
+
+		// A deactivation deletes the account and locks its name. Lifting that lock (by design,
+		// what delete on lock allows) brings back neither the account nor its credentials.
+		scim := newSCIMClient(t, srv, "okta", scimToken, 1)
+		r := scim.do(http.MethodPost, "/Users", oktaUser("leaver@example.com", "00uleaver")).expect(t, http.StatusCreated)
+		id, _ := r.body["id"].(string)
+		require.NotEmpty(t, id)
+		leaverIdent := filepath.Join(work, "leaver.identity")
+		admin("auth", "sign", "--user", "leaver@example.com", "--format", "identity", "--out", leaverIdent)
+		leaver := dial(leaverIdent)
+		_, err = leaver.Roles.ListRoles(ctx, &rolepb.ListRolesRequest{})
+		requireDenied(t, err, "no role of [access] allows")
+		scim.do(http.MethodPatch, "/Users/"+id, patchBody(map[string]any{"op": "replace", "value": map[string]any{"active": false}})).expect(t, http.StatusOK)
+		locks, err := mc.Locks.ListLocks(ctx, &lockpb.ListLocksRequest{})
+		require.NoError(t, err)
+		var lifted int
+		for _, l := range locks.GetLocks() {
+			if l.GetSpec().GetTarget().GetUser() == "leaver@example.com" {
+				_, err := mc.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: l.GetMetadata().GetName()})
+				require.NoError(t, err)
+				lifted++
+			}
+		}
+		require.Equal(t, 1, lifted, "the deactivation wrote one lock: %v", locks.GetLocks())
+		_, err = leaver.Roles.ListRoles(ctx, &rolepb.ListRolesRequest{})
+		requireDenied(t, err, `user "leaver@example.com" no longer exists`)
+		_, err = op.Users.GetUser(ctx, &userpb.GetUserRequest{Name: "leaver@example.com"})
+		require.True(t, trace.IsNotFound(err), "%v", err)
+	})
+
 	t.Run("a plugin or SAML writer makes no integration grant what it may not", func(t *testing.T) {
 		before := snapshot(t)
 		requireGatectlDenied(t, asMallory("plugins", "update", "okta", "--default-roles", "access,editor"), "you do not hold editor")
