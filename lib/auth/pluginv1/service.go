@@ -309,19 +309,20 @@ func checkConnectorSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
 }
 
 // checkOrgSwitch refuses a caller whose roles do not allow every verb on
-// every kind pointing user sync at another Okta org once one is set. The
-// org decides which accounts user sync keeps: pointed at an org the caller
-// runs (with a credential of the caller's own), a full pass would
-// deprovision every account of the plugin missing there. And while a user
-// sync credential is stored, the next connection test or sync would send it
-// (an Okta API token, or a JWT signed with the service app's key) to the new
-// org's host.
+// every kind setting or changing the Okta org of an existing plugin's user
+// sync. The org decides which of the plugin's accounts live: pointed at an
+// org the caller runs (with a credential of the caller's own), a full pass
+// would deprovision every account of the plugin missing there, its SCIM
+// users included once user sync takes over from SCIM. And while a user sync
+// credential is stored, the next connection test or sync would send it (an
+// Okta API token, or a JWT signed with the service app's key) to the new
+// org's host. A new plugin, which has no accounts yet, may name its org.
 func checkOrgSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
 	old := cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl()
-	if old == "" || old == p.GetSpec().GetOkta().GetUserSync().GetOrgUrl() || actx.Checker.Unrestricted() {
+	if cur == nil || old == p.GetSpec().GetOkta().GetUserSync().GetOrgUrl() || actx.Checker.Unrestricted() {
 		return nil
 	}
-	return trace.AccessDenied("plugin %q: user sync's org %s decides which accounts it keeps and is where its credential is sent; only a caller whose roles allow every verb on every kind may point it at another org", p.GetMetadata().GetName(), old)
+	return trace.AccessDenied("plugin %q: user sync's org decides which of the plugin's accounts live and is where its credential is sent; only a caller whose roles allow every verb on every kind may set or change it (now %q)", p.GetMetadata().GetName(), old)
 }
 
 // checkRolesExist refuses default_roles or grantable_roles that newly list a

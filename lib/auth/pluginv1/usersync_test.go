@@ -247,10 +247,23 @@ func TestUserSyncOrgSwitch(t *testing.T) {
 
 	err = updateOkta(t, s, pw, toAttacker)
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
-	require.Contains(t, err.Error(), "user sync's org https://example.okta.com decides which accounts it keeps")
+	require.Contains(t, err.Error(), `user sync's org decides which of the plugin's accounts live`)
 	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
 	require.NoError(t, err)
 	require.Equal(t, "https://example.okta.com", cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl(), "nothing written")
 	require.NoError(t, updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.UserSync.AppId = "0oa2" }), "an unrelated update")
 	require.NoError(t, updateOkta(t, s, ed, toAttacker))
+
+	// Setting it the first time on an existing plugin (whose SCIM users a full pass would
+	// deprovision once user sync takes over) is refused too.
+	ensureConnector(t, s, "second")
+	second := plugin("second")
+	second.GetSpec().GetOkta().ScimEnabled = false
+	_, err = s.Auth.Services().Plugins.CreatePlugin(ctx, second)
+	require.NoError(t, err)
+	cur, err = s.Auth.Services().Plugins.GetPlugin(ctx, "second")
+	require.NoError(t, err)
+	cur.GetSpec().GetOkta().UserSync = &typesv1.OktaUserSyncSettings{OrgUrl: "https://attacker.example.com", AppId: "0oa1"}
+	_, err = pw.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
 }
