@@ -61,8 +61,8 @@ SCIM grants a user --default-roles plus the roles its Okta groups map to
 through the SAML connector, cut to --grantable-roles. Without
 --grantable-roles, SCIM may grant every role that cannot write plugins,
 connectors, roles, users, locks or certificates; anything else is dropped
-and the drop is audited. Listing a role needs holding it (or the right to
-create and update users). --lock-ttl must be at least the longest
+and the drop is audited. Listing a role needs holding it (unless your
+roles allow everything). --lock-ttl must be at least the longest
 max_session_ttl of any role.
 
 --format json prints {"base_url": "...", "token": "..."}.`,
@@ -170,7 +170,7 @@ map to through the SAML connector, cut to --grantable-roles. Existing SCIM
 users are brought in line with the new settings within a few seconds (a
 reconcile pass starts within 2 s; each change is audited as
 scim.roles.reconciled). The server checks the settings: listing a role
-needs holding it (or the right to create and update users), and --lock-ttl
+needs holding it (unless your roles allow everything), and --lock-ttl
 must be at least the longest max_session_ttl of any role.
 
 --format json prints the plugin's settings after the update.`,

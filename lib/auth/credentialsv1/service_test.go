@@ -45,6 +45,23 @@ func target(t *testing.T, s *authtest.Server, name string) {
 	s.CreateUser(t, name, loginsRole)
 }
 
+// roleless creates a local user name holding no role, whose password a
+// caller with only user update may set (authz.Checker.CheckManage).
+func roleless(t *testing.T, s *authtest.Server, name string) {
+	t.Helper()
+	s.CreateUser(t, name)
+}
+
+// passwordAdmin returns a client for a user whose role allows only user
+// update and who also holds access, so that it may set the password of the
+// accounts holding access (and no more) that the tests use.
+func passwordAdmin(t *testing.T, s *authtest.Server) *client.Client {
+	t.Helper()
+	s.CreateRole(t, "pwadmin-role", []string{services.KindUser}, []string{services.VerbUpdate})
+	s.CreateUser(t, "pwadmin", "pwadmin-role", "access")
+	return s.Client(t, "pwadmin")
+}
+
 func pubKey(t *testing.T) string {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
@@ -78,7 +95,7 @@ func TestEveryRPC(t *testing.T) {
 		"CreatePasswordToken": {
 			Kind:  services.KindUser,
 			Verbs: []string{services.VerbUpdate},
-			Setup: target,
+			Setup: roleless,
 			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
 				_, err := c.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: name})
 				return err
@@ -87,7 +104,7 @@ func TestEveryRPC(t *testing.T) {
 		"SetPassword": {
 			Kind:  services.KindUser,
 			Verbs: []string{services.VerbUpdate},
-			Setup: target,
+			Setup: roleless,
 			Call: call(func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
 				_, err := c.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: name, Password: "correct horse battery"})
 				return err
@@ -192,7 +209,7 @@ func TestPasswords(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com:3080"})
 	ctx := context.Background()
-	admin := s.UserWith(t, "pwadmin", services.KindUser, services.VerbUpdate)
+	admin := passwordAdmin(t, s)
 	s.CreateUser(t, "carol", "access")
 
 	resp, err := admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "carol"})
@@ -242,7 +259,7 @@ func TestPasswordLinkIsBoundToTheAccount(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
 	ctx := context.Background()
-	admin := s.UserWith(t, "pwadmin", services.KindUser, services.VerbUpdate)
+	admin := passwordAdmin(t, s)
 	s.CreateUser(t, "dave", "access")
 	users := s.Auth.Services().Users
 	tokens, err := websession.New(websession.Config{Backend: s.Backend, Clock: s.Clock})
@@ -280,7 +297,7 @@ func TestSetPasswordEndsWebSessions(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
 	ctx := context.Background()
-	admin := s.UserWith(t, "pwadmin", services.KindUser, services.VerbUpdate)
+	admin := passwordAdmin(t, s)
 	s.CreateUser(t, "erin", "access")
 	s.CreateUser(t, "frank", "access")
 	sessions, err := websession.New(websession.Config{Backend: s.Backend, Clock: s.Clock})
@@ -304,4 +321,30 @@ func TestSetPasswordEndsWebSessions(t *testing.T) {
 	require.NoError(t, err)
 	ev := authtest.RequireEvent(t, s, credentialsv1.EventPasswordSet, "pwadmin")
 	require.Equal(t, "2", ev.GetFields()["sessions_ended"])
+}
+
+// TestPasswordOfAStrongerAccount: user update lets a caller set passwords, but not the password
+// of an account holding a role the caller does not hold (that is signing in as an editor); the
+// refusal is AccessDenied, sets nothing and is audited. An editor may.
+func TestPasswordOfAStrongerAccount(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{PublicAddr: "gatehouse.example.com:3080"})
+	ctx := context.Background()
+	admin := passwordAdmin(t, s)
+	s.CreateUser(t, "boss", "editor")
+
+	_, err := admin.Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "boss", Password: "correct horse battery"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), `user "boss" holds role "editor"`)
+	u, err := s.Auth.Services().Users.GetUser(ctx, "boss", true)
+	require.NoError(t, err)
+	require.Empty(t, u.GetSpec().GetLocalAuth().GetPasswordHash(), "no password set")
+	ev := authtest.RequireEvent(t, s, credentialsv1.EventPasswordSet, "pwadmin")
+	require.NotEqual(t, "success", ev.GetOutcome())
+	_, err = admin.Credentials.CreatePasswordToken(ctx, &credentialspb.CreatePasswordTokenRequest{User: "BOSS"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+
+	s.CreateUser(t, "ed", "editor")
+	_, err = s.Client(t, "ed").Credentials.SetPassword(ctx, &credentialspb.SetPasswordRequest{User: "boss", Password: "correct horse battery"})
+	require.NoError(t, err)
 }

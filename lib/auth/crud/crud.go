@@ -125,6 +125,15 @@ type Config[T generic.Resource] struct {
 	// error is audited as the failed change and returned.
 	PrepareCreate func(ctx context.Context, r T) error
 	PrepareUpsert func(ctx context.Context, r T) error
+	// CheckWrite and CheckDelete, if set, refuse a write (create, update,
+	// upsert) or a delete that the caller's verbs allow but that would give
+	// someone more than the caller has (a role the caller does not hold, a
+	// deny lifted). They run after the verbs are checked and the request
+	// validated, so that nothing about the stored resources is told to a
+	// caller without the verb; their refusal is audited as the failed
+	// change.
+	CheckWrite  func(ctx context.Context, actx *authz.Context, r T) error
+	CheckDelete func(ctx context.Context, actx *authz.Context, name string) error
 }
 
 // CheckAndSetDefaults validates the config.
@@ -181,6 +190,13 @@ func (h *Handler[T]) withDefaults(actx *authz.Context, r T) T {
 		return r
 	}
 	return h.cfg.WithDefaults(actx, h.cfg.Clock.Now(), r)
+}
+
+func (h *Handler[T]) checkWrite(ctx context.Context, actx *authz.Context, r T) error {
+	if h.cfg.CheckWrite == nil {
+		return nil
+	}
+	return trace.Wrap(h.cfg.CheckWrite(ctx, actx, r))
 }
 
 // Get reads one resource. Secrets come only with withSecrets, which needs
@@ -242,6 +258,10 @@ func (h *Handler[T]) put(ctx context.Context, r T, event string, prepare func(co
 	if err := h.checkResource(r); err != nil {
 		return zero, trace.Wrap(err)
 	}
+	if err := h.checkWrite(ctx, actx, r); err != nil {
+		h.record(ctx, actx, event, r.GetMetadata().GetName(), err)
+		return zero, trace.Wrap(err)
+	}
 	if prepare != nil {
 		if err := trace.Wrap(prepare(ctx, r)); err != nil {
 			h.record(ctx, actx, event, r.GetMetadata().GetName(), err)
@@ -271,6 +291,10 @@ func (h *Handler[T]) Update(ctx context.Context, r T) (T, error) {
 	if r.GetMetadata().GetRevision() == "" {
 		return zero, trace.BadParameter("%s %q: metadata.revision is required to update; read the %s first", h.cfg.Noun, r.GetMetadata().GetName(), h.cfg.Noun)
 	}
+	if err := h.checkWrite(ctx, actx, r); err != nil {
+		h.record(ctx, actx, h.cfg.Events.Update, r.GetMetadata().GetName(), err)
+		return zero, trace.Wrap(err)
+	}
 	out, err := h.cfg.Store.Update(ctx, r)
 	h.record(ctx, actx, h.cfg.Events.Update, r.GetMetadata().GetName(), err)
 	if err != nil {
@@ -288,7 +312,12 @@ func (h *Handler[T]) Delete(ctx context.Context, name string) error {
 	if err := generic.CheckName(h.cfg.Kind, name); err != nil {
 		return trace.Wrap(err)
 	}
-	err = h.cfg.Store.Delete(ctx, name)
+	if h.cfg.CheckDelete != nil {
+		err = h.cfg.CheckDelete(ctx, actx, name)
+	}
+	if err == nil {
+		err = h.cfg.Store.Delete(ctx, name)
+	}
 	h.record(ctx, actx, h.cfg.Events.Delete, name, err)
 	return trace.Wrap(err)
 }

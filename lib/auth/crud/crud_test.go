@@ -341,3 +341,61 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckHooks: CheckWrite runs on create, upsert and update, and CheckDelete on delete, after
+// the verbs and the request are checked and before anything is prepared or written; a refusal
+// writes nothing and is audited as the failed change.
+func TestCheckHooks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	refused := trace.AccessDenied("too strong")
+	var checked []string
+	h, f := newHandler(t, []string{services.VerbCreate, services.VerbUpdate, services.VerbDelete}, func(c *crud.Config[*typesv1.Lock]) {
+		c.CheckWrite = func(_ context.Context, actx *authz.Context, l *typesv1.Lock) error {
+			checked = append(checked, actx.Username()+":"+l.GetMetadata().GetName())
+			if l.GetMetadata().GetName() == "strong" {
+				return refused
+			}
+			return nil
+		}
+		c.CheckDelete = func(_ context.Context, actx *authz.Context, name string) error {
+			checked = append(checked, actx.Username()+":rm:"+name)
+			if name == "strong" {
+				return refused
+			}
+			return nil
+		}
+		c.PrepareCreate = func(context.Context, *typesv1.Lock) error {
+			checked = append(checked, "prepared")
+			return nil
+		}
+	})
+	f.store.items["strong"] = widget("strong")
+	for name, call := range map[string]func() error{
+		"create": func() error { _, err := h.Create(ctx, widget("strong")); return err },
+		"upsert": func() error { _, err := h.Upsert(ctx, widget("strong")); return err },
+		"update": func() error {
+			l := widget("strong")
+			l.Metadata.Revision = "1"
+			_, err := h.Update(ctx, l)
+			return err
+		},
+		"delete": func() error { return h.Delete(ctx, "strong") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			checked, f.store.written = nil, nil
+			n := len(f.recorder.events)
+			require.ErrorIs(t, call(), refused)
+			require.Nil(t, f.store.written, "nothing written")
+			require.Contains(t, f.store.items, "strong", "nothing deleted")
+			require.NotContains(t, checked, "prepared", "nothing prepared")
+			require.Len(t, f.recorder.events, n+1, "the refusal is audited")
+			require.ErrorIs(t, f.recorder.events[n].Err, refused)
+		})
+	}
+	checked = nil
+	_, err := h.Create(ctx, widget("weak"))
+	require.NoError(t, err)
+	require.NoError(t, h.Delete(ctx, "weak"))
+	require.Equal(t, []string{"alice:weak", "prepared", "alice:rm:weak"}, checked)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
 	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/lib/services"
 	"github.com/gatehouse/gatehouse/lib/services/generic"
 	lockpb "github.com/gatehouse/gatehouse/proto/gatehouse/lock/v1"
@@ -77,11 +78,25 @@ func New(cfg Config) (*Service, error) {
 		},
 		Events:       crud.Events{Create: audit.EventLockCreate, Update: audit.EventLockUpdate, Delete: audit.EventLockDelete},
 		WithDefaults: withDefaults,
+		CheckWrite:   checkWrite,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return &Service{h: h, cfg: cfg}, nil
+}
+
+// checkWrite refuses a lock on the built-in operator identity by a caller
+// whose roles do not allow every verb on every kind: @admin is the way back
+// in when everything else is locked, and with it locked only gatehouse
+// recover, with the server stopped, restores access. Whoever may only write
+// locks must not be able to force that outage (a lock on a user or a role,
+// which is what incident response needs, stays theirs to write).
+func checkWrite(_ context.Context, actx *authz.Context, l *typesv1.Lock) error {
+	if !services.IsBuiltinAdmin(canonical.Username(l.GetSpec().GetTarget().GetUser())) || actx.Checker.Unrestricted() {
+		return nil
+	}
+	return trace.AccessDenied("lock %q: only a caller whose roles allow every verb on every kind may lock %s, the operator identity", l.GetMetadata().GetName(), services.BuiltinAdmin)
 }
 
 // withDefaults fills spec.created_by with the caller and spec.created_at

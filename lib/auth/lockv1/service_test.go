@@ -119,3 +119,40 @@ func TestDeleteLockAudit(t *testing.T) {
 	_, err = lifter.Locks.DeleteLock(ctx, &lockpb.DeleteLockRequest{Name: "scim-okta-0123"})
 	require.True(t, trace.IsNotFound(err), "%v", err)
 }
+
+// TestOnlyUnrestrictedLocksTheOperator: a caller who may write locks but whose roles do not
+// allow everything cannot lock the built-in operator identity (which would leave only gatehouse
+// recover, with the server stopped), under any spelling; it may lock users and roles. An editor
+// may lock @admin.
+func TestOnlyUnrestrictedLocksTheOperator(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	sec := s.UserWith(t, "security", services.KindLock, services.VerbCreate, services.VerbUpdate)
+	lock := func(name, user string) *typesv1.Lock {
+		return &typesv1.Lock{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.LockSpec{Target: &typesv1.LockTarget{User: user}, Message: "bye"}}
+	}
+	for _, user := range []string{services.BuiltinAdmin, "＠ADMIN"} {
+		_, err := sec.Locks.CreateLock(ctx, &lockpb.CreateLockRequest{Lock: lock("op", user)})
+		require.True(t, trace.IsAccessDenied(err), "%s: %v", user, err)
+		require.Contains(t, err.Error(), "only a caller whose roles allow every verb on every kind may lock @admin")
+		_, err = sec.Locks.UpsertLock(ctx, &lockpb.UpsertLockRequest{Lock: lock("op", user)})
+		require.True(t, trace.IsAccessDenied(err), "%s: %v", user, err)
+	}
+	_, err := s.Auth.Services().Locks.GetLock(ctx, "op")
+	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+	authtest.RequireEvent(t, s, audit.EventLockCreate, "security")
+
+	// Retargeting an existing lock at @admin is refused the same way.
+	_, err = sec.Locks.CreateLock(ctx, &lockpb.CreateLockRequest{Lock: lock("l", "mallory")})
+	require.NoError(t, err)
+	cur, err := s.Auth.Services().Locks.GetLock(ctx, "l")
+	require.NoError(t, err)
+	cur.Spec.Target.User = services.BuiltinAdmin
+	_, err = sec.Locks.UpdateLock(ctx, &lockpb.UpdateLockRequest{Lock: cur})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+
+	s.CreateUser(t, "ed", "editor")
+	_, err = s.Client(t, "ed").Locks.CreateLock(ctx, &lockpb.CreateLockRequest{Lock: lock("op", services.BuiltinAdmin)})
+	require.NoError(t, err)
+}

@@ -20,10 +20,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/bcrypt"
@@ -207,6 +207,9 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 			return nil, trace.Wrap(err)
 		}
 	}
+	if err := s.checkConnectorFree(ctx, p); err != nil {
+		return nil, trace.Wrap(err)
+	}
 	// The stored plugin, if any: both checks look only at what this write changes.
 	cur, err := s.cfg.Plugins.GetPlugin(ctx, name)
 	switch {
@@ -216,6 +219,12 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 		return nil, trace.Wrap(err)
 	}
 	if err := s.checkGrants(actx, p, cur); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := checkConnectorSwitch(actx, p, cur); err != nil {
+		return nil, trace.Wrap(err)
+	}
+	if err := checkOrgSwitch(actx, p, cur); err != nil {
 		return nil, trace.Wrap(err)
 	}
 	if err := s.checkRolesExist(ctx, p, cur); err != nil {
@@ -236,36 +245,84 @@ func (s *Service) prepare(ctx context.Context, actx *authz.Context, p *typesv1.P
 // role the caller could not give anyone directly, when either list is new or
 // changed: whoever may only update the plugin must not be able to make SCIM
 // hand out more than they hold (invariant 4, "grants have a ceiling"). A
-// caller may list a role they hold; a caller who may create and update users
-// may list any role, since they can already give it to any account, and the
-// plugin adds nothing to that power. Unchanged lists are not checked again,
-// so that an unrelated update by someone else still works.
+// caller may list a role they hold, the same rule as for giving a role
+// directly through the user API (authz.Checker.CheckGrant); a caller whose
+// roles allow every verb on every kind may list any. Unchanged lists are not
+// checked again, so that an unrelated update by someone else still works.
 func (s *Service) checkGrants(actx *authz.Context, p, cur *typesv1.Plugin) error {
-	okta := p.GetSpec().GetOkta()
-	if okta == nil || (len(okta.GetDefaultRoles()) == 0 && len(okta.GetGrantableRoles()) == 0) {
+	okta, old := p.GetSpec().GetOkta(), cur.GetSpec().GetOkta()
+	if cur != nil && slices.Equal(old.GetDefaultRoles(), okta.GetDefaultRoles()) && slices.Equal(old.GetGrantableRoles(), okta.GetGrantableRoles()) {
 		return nil
 	}
-	switch {
-	case cur == nil:
-	case slices.Equal(cur.GetSpec().GetOkta().GetDefaultRoles(), okta.GetDefaultRoles()) &&
-		slices.Equal(cur.GetSpec().GetOkta().GetGrantableRoles(), okta.GetGrantableRoles()):
-		return nil
+	name := p.GetMetadata().GetName()
+	if err := actx.Checker.CheckGrant(fmt.Sprintf("plugin %q default_roles or grantable_roles", name), slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles())); err != nil {
+		return trace.Wrap(err)
 	}
-	if actx.Checker.CheckAccess(services.KindUser, services.VerbCreate) == nil && actx.Checker.CheckAccess(services.KindUser, services.VerbUpdate) == nil {
-		return nil
-	}
-	held := actx.Checker.RoleNames()
-	var missing []string
-	for _, r := range slices.Concat(okta.GetDefaultRoles(), okta.GetGrantableRoles()) {
-		if !slices.Contains(held, r) && !slices.Contains(missing, r) {
-			missing = append(missing, r)
-		}
-	}
-	if len(missing) > 0 {
-		return trace.AccessDenied("plugin %q: setting default_roles or grantable_roles requires holding every role listed (or the right to create and update users); you do not hold %s",
-			p.GetMetadata().GetName(), strings.Join(missing, ", "))
+	// An empty grantable_roles is the default ceiling, every role that
+	// administers nothing: emptying the list widens what the connector's
+	// mappings (written by someone else) may grant.
+	if len(old.GetGrantableRoles()) > 0 && len(okta.GetGrantableRoles()) == 0 && !actx.Checker.Unrestricted() {
+		return trace.AccessDenied("plugin %q: emptying grantable_roles lifts SCIM's ceiling to every role that administers nothing; only a caller whose roles allow every verb on every kind may do that", name)
 	}
 	return nil
+}
+
+// checkConnectorFree refuses an Okta plugin naming a SAML connector that
+// another plugin already names. A plugin's SCIM adopts the temporary users
+// of its connector and the connector signs in the plugin's SCIM users, so a
+// second plugin on the same connector (whose SCIM token its writer takes)
+// would reach the first one's accounts (invariant 1). Two writes racing
+// each other are not caught.
+func (s *Service) checkConnectorFree(ctx context.Context, p *typesv1.Plugin) error {
+	conn := p.GetSpec().GetOkta().GetSamlConnector()
+	if conn == "" {
+		return nil
+	}
+	for token := ""; ; {
+		plugins, next, err := s.cfg.Plugins.ListPlugins(ctx, 0, token)
+		if err != nil {
+			return trace.Wrap(err)
+		}
+		for _, o := range plugins {
+			if o.GetMetadata().GetName() != p.GetMetadata().GetName() && o.GetSpec().GetOkta().GetSamlConnector() == conn {
+				return trace.BadParameter("plugin %q: SAML connector %q belongs to plugin %q; each plugin needs a connector of its own", p.GetMetadata().GetName(), conn, o.GetMetadata().GetName())
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
+// checkConnectorSwitch refuses a caller whose roles do not allow every verb
+// on every kind pointing an Okta plugin that has a SAML connector at another
+// one: the plugin's connector signs in the plugin's SCIM users, so a
+// connector of the caller's own (with an identity provider it controls)
+// would sign it in as any of them, with the roles SCIM gave them.
+func checkConnectorSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
+	old := cur.GetSpec().GetOkta().GetSamlConnector()
+	if old == "" || old == p.GetSpec().GetOkta().GetSamlConnector() || actx.Checker.Unrestricted() {
+		return nil
+	}
+	return trace.AccessDenied("plugin %q: its SAML connector %q signs in its SCIM users; only a caller whose roles allow every verb on every kind may point it at another connector", p.GetMetadata().GetName(), old)
+}
+
+// checkOrgSwitch refuses a caller whose roles do not allow every verb on
+// every kind setting or changing the Okta org of an existing plugin's user
+// sync. The org decides which of the plugin's accounts live: pointed at an
+// org the caller runs (with a credential of the caller's own), a full pass
+// would deprovision every account of the plugin missing there, its SCIM
+// users included once user sync takes over from SCIM. And while a user sync
+// credential is stored, the next connection test or sync would send it (an
+// Okta API token, or a JWT signed with the service app's key) to the new
+// org's host. A new plugin, which has no accounts yet, may name its org.
+func checkOrgSwitch(actx *authz.Context, p, cur *typesv1.Plugin) error {
+	old := cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl()
+	if cur == nil || old == p.GetSpec().GetOkta().GetUserSync().GetOrgUrl() || actx.Checker.Unrestricted() {
+		return nil
+	}
+	return trace.AccessDenied("plugin %q: user sync's org decides which of the plugin's accounts live and is where its credential is sent; only a caller whose roles allow every verb on every kind may set or change it (now %q)", p.GetMetadata().GetName(), old)
 }
 
 // checkRolesExist refuses default_roles or grantable_roles that newly list a
@@ -526,6 +583,10 @@ func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateS
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
+	if err := s.checkTokenReach(ctx, actx, name); err != nil {
+		s.record(ctx, actx, audit.EventPluginTokenCreate, name, err)
+		return nil, trace.Wrap(err)
+	}
 	token, rotated, err := s.generateToken(ctx, name)
 	typ := audit.EventPluginTokenCreate
 	if rotated {
@@ -536,6 +597,38 @@ func (s *Service) GenerateSCIMToken(ctx context.Context, req *pluginpb.GenerateS
 		return nil, trace.Wrap(err)
 	}
 	return &pluginpb.GenerateSCIMTokenResponse{Token: token, BaseUrl: SCIMBaseURL(s.cfg.PublicAddr, name)}, nil
+}
+
+// checkTokenReach refuses the SCIM token of plugin name to a caller whose
+// roles do not allow every verb on every kind, unless it holds every role
+// the token can hand out: whoever holds the token gives SCIM users (the
+// caller's own account among them, if the plugin manages it) the plugin's
+// default_roles and the roles its connector maps pushed groups to, within
+// grantable_roles. Without grantable_roles, every mapped role counts, even
+// one the default ceiling would drop.
+func (s *Service) checkTokenReach(ctx context.Context, actx *authz.Context, name string) error {
+	if actx.Checker.Unrestricted() {
+		return nil
+	}
+	p, err := s.cfg.Plugins.GetPlugin(ctx, name)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	okta := p.GetSpec().GetOkta()
+	roles := slices.Clone(okta.GetDefaultRoles())
+	if conn := okta.GetSamlConnector(); conn != "" {
+		c, err := s.cfg.Connectors.GetSAMLConnector(ctx, conn, false)
+		if err != nil && !trace.IsNotFound(err) {
+			return trace.Wrap(err)
+		}
+		for _, m := range c.GetSpec().GetAttributesToRoles() {
+			roles = append(roles, m.GetRoles()...)
+		}
+	}
+	if g := okta.GetGrantableRoles(); len(g) > 0 {
+		roles = slices.DeleteFunc(roles, func(r string) bool { return !slices.Contains(g, r) })
+	}
+	return trace.Wrap(actx.Checker.CheckGrant(fmt.Sprintf("plugin %q SCIM token (whoever holds it gives SCIM users the plugin's default roles and the roles its connector maps groups to)", name), roles))
 }
 
 // NewToken returns a random SCIM token and its bcrypt hash.

@@ -22,22 +22,33 @@ import (
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
 
+// connectorOf names the SAML connector of the test plugin name ("okta-app"
+// for "okta"): each plugin needs a connector of its own.
+func connectorOf(name string) string {
+	if name == "" {
+		name = "okta"
+	}
+	return name + "-app"
+}
+
 func plugin(name string) *typesv1.Plugin {
 	return &typesv1.Plugin{
 		Metadata: &typesv1.Metadata{Name: name},
 		Spec: &typesv1.PluginSpec{Settings: &typesv1.PluginSpec_Okta{Okta: &typesv1.OktaPluginSettings{
-			SamlConnector: "okta-app",
+			SamlConnector: connectorOf(name),
 			ScimEnabled:   true,
 		}}},
 	}
 }
 
-func ensureConnector(t *testing.T, s *authtest.Server, _ string) {
+// ensureConnector creates the SAML connector of the test plugin name (of
+// "okta" when name is empty).
+func ensureConnector(t *testing.T, s *authtest.Server, name string) {
 	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(context.Background(), &typesv1.SAMLConnector{
-		Metadata: &typesv1.Metadata{Name: "okta-app"},
+		Metadata: &typesv1.Metadata{Name: connectorOf(name)},
 		Spec: &typesv1.SAMLConnectorSpec{
 			EntityDescriptorUrl: "https://idp.example.com/metadata",
-			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/okta-app",
+			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/" + connectorOf(name),
 		},
 	})
 	require.NoError(t, err)
@@ -403,6 +414,12 @@ func TestPluginGrants(t *testing.T) {
 	pw := s.Client(t, "pw")
 	s.CreateUser(t, "ed", "editor")
 	ed := s.Client(t, "ed")
+	// The right to create and update users no longer lets a caller give a
+	// role it does not hold (the user API refuses that too), so it does not
+	// let the plugin hand one out either.
+	s.CreateRole(t, "user-writer", []string{services.KindUser}, []string{services.VerbCreate, services.VerbUpdate})
+	s.CreateUser(t, "uw", "plugin-writer", "user-writer", "viewer")
+	uw := s.Client(t, "uw")
 
 	_, err := pw.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: plugin("okta")})
 	require.NoError(t, err)
@@ -417,9 +434,11 @@ func TestPluginGrants(t *testing.T) {
 		{"grantable_roles editor", func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = []string{"viewer", "editor"} }},
 		{"default_roles access", func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"access"} }},
 	} {
-		err := set(pw, tc.modify)
-		require.True(t, trace.IsAccessDenied(err), "%s: %v", tc.name, err)
-		require.Contains(t, err.Error(), "requires holding every role listed")
+		for _, c := range []*client.Client{pw, uw} {
+			err := set(c, tc.modify)
+			require.True(t, trace.IsAccessDenied(err), "%s: %v", tc.name, err)
+			require.Contains(t, err.Error(), "you may give only roles you hold yourself")
+		}
 	}
 	// Roles the caller holds are fine; so is any role for an editor.
 	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"viewer"} }))
@@ -428,6 +447,13 @@ func TestPluginGrants(t *testing.T) {
 	}))
 	// An unchanged list does not stop an unrelated update.
 	require.NoError(t, set(pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 100 }))
+	// Emptying grantable_roles (the editor set it above) widens the ceiling to every role that
+	// administers nothing: refused for pw, fine for an editor.
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.DefaultRoles = []string{"viewer"} }))
+	err = set(pw, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = nil })
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "emptying grantable_roles lifts SCIM's ceiling")
+	require.NoError(t, set(ed, func(o *typesv1.OktaPluginSettings) { o.GrantableRoles = nil }))
 
 	// lock_ttl shorter than the longest session a role allows: while no
 	// role sets max_session_ttl, the error names the default as the bound.
@@ -503,4 +529,104 @@ func updateOkta(t *testing.T, s *authtest.Server, c *client.Client, modify func(
 	modify(cur.GetSpec().GetOkta())
 	_, err = c.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
 	return err
+}
+
+// TestConnectorSwitch: the plugin's SAML connector signs in its SCIM users, so a caller who may
+// update plugins but whose roles do not allow everything cannot point it at another connector
+// (one of its own, with an IdP it controls), nor clear it to set another later. An editor may.
+func TestConnectorSwitch(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	ensureConnector(t, s, "")
+	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(ctx, &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: "evil"},
+		Spec:     &typesv1.SAMLConnectorSpec{EntityDescriptorUrl: "https://attacker.example.com/metadata", Acs: "https://gatehouse.example.com/v1/webapi/saml/acs/evil"},
+	})
+	require.NoError(t, err)
+	_, err = s.Auth.Services().Plugins.CreatePlugin(ctx, plugin("okta"))
+	require.NoError(t, err)
+	pw := s.UserWith(t, "pw", services.KindPlugin, "*")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+
+	for _, conn := range []string{"evil", ""} {
+		err := updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.SamlConnector = conn })
+		require.True(t, trace.IsAccessDenied(err), "%q: %v", conn, err)
+		require.Contains(t, err.Error(), `its SAML connector "okta-app" signs in its SCIM users`)
+	}
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.Equal(t, "okta-app", cur.GetSpec().GetOkta().GetSamlConnector(), "nothing written")
+	require.NoError(t, updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 50 }), "an unrelated update")
+	require.NoError(t, updateOkta(t, s, ed, func(o *typesv1.OktaPluginSettings) { o.SamlConnector = "evil" }))
+}
+
+// TestConnectorBelongsToOnePlugin: a second plugin cannot name the SAML connector of another,
+// whose temporary users its SCIM would adopt and whose logins would sign in its SCIM users; not
+// even an editor's. The plugin itself keeps its connector through updates.
+func TestConnectorBelongsToOnePlugin(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	existing(t, s, "okta")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+
+	evil := plugin("evil")
+	evil.GetSpec().GetOkta().SamlConnector = "okta-app"
+	_, err := ed.Plugins.CreatePlugin(ctx, &pluginpb.CreatePluginRequest{Plugin: evil})
+	require.True(t, trace.IsBadParameter(err), "%v", err)
+	require.Contains(t, err.Error(), `SAML connector "okta-app" belongs to plugin "okta"`)
+	_, err = s.Auth.Services().Plugins.GetPlugin(ctx, "evil")
+	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+	require.NoError(t, updateOkta(t, s, ed, func(o *typesv1.OktaPluginSettings) { o.ScimRateLimit = 10 }))
+}
+
+// TestSCIMTokenNeedsTheGrants: whoever holds the SCIM token gives SCIM users (itself among them,
+// if the plugin manages its account) the plugin's default roles and its connector's mapped roles
+// within grantable_roles; a caller who may update plugins but does not hold those roles (and
+// whose roles do not allow everything) gets no token, and the stored one stays. The refusal is
+// audited.
+func TestSCIMTokenNeedsTheGrants(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	_, err := s.Auth.Services().SAMLConnectors.UpsertSAMLConnector(ctx, &typesv1.SAMLConnector{
+		Metadata: &typesv1.Metadata{Name: connectorOf("okta")},
+		Spec: &typesv1.SAMLConnectorSpec{
+			EntityDescriptorUrl: "https://idp.example.com/metadata",
+			Acs:                 "https://gatehouse.example.com/v1/webapi/saml/acs/" + connectorOf("okta"),
+			AttributesToRoles:   []*typesv1.AttributeMapping{{Name: "groups", Value: "admins", Roles: []string{"auditor"}}},
+		},
+	})
+	require.NoError(t, err)
+	p := plugin("okta")
+	p.GetSpec().GetOkta().DefaultRoles = []string{"access"}
+	_, err = s.Auth.Services().Plugins.CreatePlugin(ctx, p)
+	require.NoError(t, err)
+	s.CreateUser(t, "ed", "editor")
+	first, err := s.Client(t, "ed").Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
+	s.CreateRole(t, "plugin-writer", []string{services.KindPlugin}, []string{"*"})
+	s.CreateUser(t, "pw", "plugin-writer", "access")
+	pw := s.Client(t, "pw")
+
+	_, err = pw.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "you do not hold auditor")
+	authtest.RequireEvent(t, s, "plugin.token.create", "pw")
+	creds, err := s.Auth.Services().PluginStaticCredentials.ListPluginStaticCredentialsByLabels(ctx, pluginv1.CredentialsLabels("okta"), true)
+	require.NoError(t, err)
+	require.Len(t, creds, 1)
+	require.NoError(t, bcrypt.CompareHashAndPassword(creds[0].GetSpec().GetScimTokenHash(), []byte(first.GetToken())), "the stored token is untouched")
+
+	// With grantable_roles [access], the mapping to auditor grants nothing: pw holds all SCIM can give.
+	_, err = s.Auth.Services().Plugins.UpdateAndSwapPlugin(ctx, "okta", func(p *typesv1.Plugin) error {
+		p.GetSpec().GetOkta().GrantableRoles = []string{"access"}
+		return nil
+	})
+	require.NoError(t, err)
+	_, err = pw.Plugins.GenerateSCIMToken(ctx, &pluginpb.GenerateSCIMTokenRequest{Name: "okta"})
+	require.NoError(t, err)
 }

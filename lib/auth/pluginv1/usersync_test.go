@@ -220,3 +220,50 @@ func TestUserSyncConnection(t *testing.T) {
 	require.False(t, resp.GetOk())
 	require.Contains(t, resp.GetMessage(), "no app")
 }
+
+// TestUserSyncOrgSwitch: a caller who may update plugins but whose roles do not allow everything
+// cannot point user sync at another org (its own server), which would receive the stored
+// credential on the next test or sync, or, with a credential of the caller's own, decide which
+// accounts a full pass deprovisions. An editor may.
+func TestUserSyncOrgSwitch(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	pw := s.UserWith(t, "pw", services.KindPlugin, "*")
+	ensureConnector(t, s, "")
+	p := plugin("okta")
+	p.GetSpec().GetOkta().ScimEnabled = false
+	p.GetSpec().GetOkta().UserSync = &typesv1.OktaUserSyncSettings{OrgUrl: "https://example.okta.com", AppId: "0oa1"}
+	_, err := s.Auth.Services().Plugins.CreatePlugin(ctx, p)
+	require.NoError(t, err)
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+	toAttacker := func(o *typesv1.OktaPluginSettings) { o.UserSync.OrgUrl = "https://attacker.example.com" }
+	// Without a credential stored too: the caller would set one of its own for its org.
+	err = updateOkta(t, s, pw, toAttacker)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	_, err = ed.Plugins.SetUserSyncCredentials(ctx, &pluginpb.SetUserSyncCredentialsRequest{Name: "okta", ApiToken: "the-real-okta-token"})
+	require.NoError(t, err)
+
+	err = updateOkta(t, s, pw, toAttacker)
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), `user sync's org decides which of the plugin's accounts live`)
+	cur, err := s.Auth.Services().Plugins.GetPlugin(ctx, "okta")
+	require.NoError(t, err)
+	require.Equal(t, "https://example.okta.com", cur.GetSpec().GetOkta().GetUserSync().GetOrgUrl(), "nothing written")
+	require.NoError(t, updateOkta(t, s, pw, func(o *typesv1.OktaPluginSettings) { o.UserSync.AppId = "0oa2" }), "an unrelated update")
+	require.NoError(t, updateOkta(t, s, ed, toAttacker))
+
+	// Setting it the first time on an existing plugin (whose SCIM users a full pass would
+	// deprovision once user sync takes over) is refused too.
+	ensureConnector(t, s, "second")
+	second := plugin("second")
+	second.GetSpec().GetOkta().ScimEnabled = false
+	_, err = s.Auth.Services().Plugins.CreatePlugin(ctx, second)
+	require.NoError(t, err)
+	cur, err = s.Auth.Services().Plugins.GetPlugin(ctx, "second")
+	require.NoError(t, err)
+	cur.GetSpec().GetOkta().UserSync = &typesv1.OktaUserSyncSettings{OrgUrl: "https://attacker.example.com", AppId: "0oa1"}
+	_, err = pw.Plugins.UpdatePlugin(ctx, &pluginpb.UpdatePluginRequest{Plugin: cur})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+}

@@ -1,7 +1,9 @@
 // Package rolev1 serves gatehouse.role.v1.RoleService: it translates the
 // generated messages to a lib/auth/crud Handler for kind "role", which
 // authorizes, checks the verb, validates, calls the roles service, audits
-// and wraps the error.
+// and wraps the error. What is particular to roles: a caller whose roles do
+// not allow every verb on every kind writes only roles that grant no more
+// than it has and lift no deny (authz.Checker.CheckRoleWrite).
 package rolev1
 
 import (
@@ -10,6 +12,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
 	rolepb "github.com/gatehouse/gatehouse/proto/gatehouse/role/v1"
@@ -68,11 +71,36 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Roles.DeleteRole,
 		},
 		Events: crud.Events{Create: audit.EventRoleCreate, Update: audit.EventRoleUpdate, Delete: audit.EventRoleDelete},
+		// A role writer could otherwise write itself (or a friend) a role
+		// that allows everything, or lift a deny that holds it back.
+		CheckWrite: func(ctx context.Context, actx *authz.Context, r *typesv1.Role) error {
+			old, err := storedRole(ctx, cfg.Roles, r.GetMetadata().GetName())
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			return trace.Wrap(actx.Checker.CheckRoleWrite(old, r))
+		},
+		CheckDelete: func(ctx context.Context, actx *authz.Context, name string) error {
+			old, err := cfg.Roles.GetRole(ctx, name)
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			return trace.Wrap(actx.Checker.CheckRoleWrite(old, nil))
+		},
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
 	}
 	return &Service{h: h}, nil
+}
+
+// storedRole returns the role stored under name, nil if there is none.
+func storedRole(ctx context.Context, roles Roles, name string) (*typesv1.Role, error) {
+	r, err := roles.GetRole(ctx, name)
+	if trace.IsNotFound(err) {
+		return nil, nil
+	}
+	return r, trace.Wrap(err)
 }
 
 // GetRole reads one role.

@@ -8,10 +8,13 @@ package samlv1
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/gravitational/trace"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/crud"
 	"github.com/gatehouse/gatehouse/lib/services"
 	samlpb "github.com/gatehouse/gatehouse/proto/gatehouse/saml/v1"
@@ -75,6 +78,9 @@ func New(cfg Config) (*Service, error) {
 			Delete: cfg.Connectors.DeleteSAMLConnector,
 		},
 		Events: crud.Events{Create: audit.EventSAMLConnectorCreate, Update: audit.EventSAMLConnectorUpdate, Delete: audit.EventSAMLConnectorDelete},
+		CheckWrite: func(ctx context.Context, actx *authz.Context, c *typesv1.SAMLConnector) error {
+			return checkWrite(ctx, cfg.Connectors, actx, c)
+		},
 	}
 	if cfg.Prepare != nil {
 		hcfg.PrepareCreate = cfg.Prepare
@@ -87,6 +93,59 @@ func New(cfg Config) (*Service, error) {
 		return nil, trace.Wrap(err)
 	}
 	return &Service{h: h}, nil
+}
+
+// checkWrite keeps a SAML connector within its writer's own access
+// (invariant 4): whoever controls the connector's identity provider signs in
+// its users with the roles its attributes_to_roles map to, and signs in the
+// SCIM users of the plugin whose connector it is. So a caller whose roles do
+// not allow every verb on every kind may map groups only to roles it holds
+// (a mapping the stored connector already has, same attribute, value and
+// role, is not checked again, so that an unrelated edit still works), and
+// may not point an existing connector at
+// another identity provider (entity_descriptor, entity_descriptor_url),
+// which would hand that provider the accounts the connector signs in.
+func checkWrite(ctx context.Context, connectors Connectors, actx *authz.Context, c *typesv1.SAMLConnector) error {
+	if actx.Checker.Unrestricted() {
+		return nil
+	}
+	name := c.GetMetadata().GetName()
+	cur, err := connectors.GetSAMLConnector(ctx, name, false)
+	switch {
+	case trace.IsNotFound(err):
+		cur = nil
+	case err != nil:
+		return trace.Wrap(err)
+	}
+	// A grant is an (attribute, value, role) triple: moving a stored role to
+	// another group (admins -> Everyone) grants it anew.
+	type grant struct{ name, value, role string }
+	var known []grant
+	for _, m := range cur.GetSpec().GetAttributesToRoles() {
+		for _, r := range m.GetRoles() {
+			known = append(known, grant{m.GetName(), m.GetValue(), r})
+		}
+	}
+	var added []string
+	for _, m := range c.GetSpec().GetAttributesToRoles() {
+		for _, r := range m.GetRoles() {
+			if !slices.Contains(known, grant{m.GetName(), m.GetValue(), r}) {
+				added = append(added, r)
+			}
+		}
+	}
+	if err := actx.Checker.CheckGrant(fmt.Sprintf("SAML connector %q attributes_to_roles", name), added); err != nil {
+		return trace.Wrap(err)
+	}
+	if cur == nil {
+		return nil
+	}
+	spec, old := c.GetSpec(), cur.GetSpec()
+	if (spec.GetEntityDescriptorUrl() != "" && spec.GetEntityDescriptorUrl() != old.GetEntityDescriptorUrl()) ||
+		(spec.GetEntityDescriptor() != "" && spec.GetEntityDescriptor() != old.GetEntityDescriptor()) {
+		return trace.AccessDenied("SAML connector %q: changing its identity provider (entity_descriptor, entity_descriptor_url) hands that provider every account the connector signs in; only a caller whose roles allow every verb on every kind may do it", name)
+	}
+	return nil
 }
 
 // prepareUpsert prepares a connector about to be upserted. When one is

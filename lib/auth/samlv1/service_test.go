@@ -6,6 +6,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
 	"github.com/gatehouse/gatehouse/lib/auth/client"
@@ -109,4 +110,60 @@ func TestGetWithSecrets(t *testing.T) {
 	}
 	_, err = noSecrets.SAML.GetSAMLConnector(ctx, &samlpb.GetSAMLConnectorRequest{Name: "okta", WithSecrets: true})
 	require.True(t, trace.IsAccessDenied(err), "got %v", err)
+}
+
+// TestConnectorGrantCeiling: a caller who may write SAML connectors but whose roles do not allow
+// everything maps groups only to roles it holds (a connector mapping a group to editor makes
+// every user its IdP signs in an editor), and cannot point an existing connector at another
+// identity provider (which would sign in that connector's users). Refusals are AccessDenied,
+// write nothing and are audited; an editor may do both.
+func TestConnectorGrantCeiling(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	s.CreateRole(t, "saml-writer", []string{services.KindSAMLConnector}, []string{"*"})
+	s.CreateUser(t, "sw", "saml-writer", "access")
+	sw := s.Client(t, "sw")
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+	mapped := func(name string, roles ...string) *typesv1.SAMLConnector {
+		c := newRes(name)
+		c.Spec.AttributesToRoles = []*typesv1.AttributeMapping{{Name: "groups", Value: "Everyone", Roles: roles}}
+		return c
+	}
+
+	_, err := sw.SAML.CreateSAMLConnector(ctx, &samlpb.CreateSAMLConnectorRequest{SamlConnector: mapped("mine", "access", "editor")})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "you do not hold editor")
+	_, err = s.Auth.Services().SAMLConnectors.GetSAMLConnector(ctx, "mine", false)
+	require.True(t, trace.IsNotFound(err), "nothing written: %v", err)
+	authtest.RequireEvent(t, s, "saml.create", "sw")
+	_, err = sw.SAML.CreateSAMLConnector(ctx, &samlpb.CreateSAMLConnectorRequest{SamlConnector: mapped("mine", "access")})
+	require.NoError(t, err)
+
+	// The stored connector maps to editor (an editor wrote it): an unrelated edit still works,
+	// a new mapping to editor does not, and neither does another IdP.
+	_, err = ed.SAML.UpsertSAMLConnector(ctx, &samlpb.UpsertSAMLConnectorRequest{SamlConnector: mapped("okta", "editor")})
+	require.NoError(t, err)
+	cur, err := s.Auth.Services().SAMLConnectors.GetSAMLConnector(ctx, "okta", false)
+	require.NoError(t, err)
+	cur.Spec.Display = "Okta"
+	resp, err := sw.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: cur})
+	require.NoError(t, err)
+	_, err = sw.SAML.UpsertSAMLConnector(ctx, &samlpb.UpsertSAMLConnectorRequest{SamlConnector: mapped("mine", "access", "editor")})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	// Moving the stored mapping to editor to another group grants editor anew.
+	moved := proto.Clone(resp.GetSamlConnector()).(*typesv1.SAMLConnector)
+	moved.Spec.AttributesToRoles[0].Value = "Contractors"
+	_, err = sw.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: moved})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "you do not hold editor")
+	cur = resp.GetSamlConnector()
+	cur.Spec.EntityDescriptorUrl = "https://attacker.example.com/metadata"
+	_, err = sw.SAML.UpdateSAMLConnector(ctx, &samlpb.UpdateSAMLConnectorRequest{SamlConnector: cur})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	require.Contains(t, err.Error(), "changing its identity provider")
+	got, err := s.Auth.Services().SAMLConnectors.GetSAMLConnector(ctx, "okta", false)
+	require.NoError(t, err)
+	require.Equal(t, "https://idp.example.com/metadata", got.GetSpec().GetEntityDescriptorUrl())
 }

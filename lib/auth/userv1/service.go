@@ -8,11 +8,15 @@ package userv1
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gravitational/trace"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
@@ -77,16 +81,26 @@ func New(cfg Config) (*Service, error) {
 	h, err := crud.New(crud.Config[*typesv1.User]{
 		Kind: services.KindUser,
 		Deps: cfg.Deps,
-		// The writes check the roles after the handler has authorized the
-		// caller: whether a role exists is not told to one who may not write
-		// users.
 		Store: crud.Store[*typesv1.User]{
 			Get:    cfg.Users.GetUser,
 			List:   cfg.Users.ListUsers,
-			Create: checkedWrite(cfg, cfg.Users.CreateUser),
-			Update: checkedWrite(cfg, cfg.Users.UpdateUser),
-			Upsert: checkedWrite(cfg, cfg.Users.UpsertUser),
+			Create: cfg.Users.CreateUser,
+			Update: cfg.Users.UpdateUser,
+			Upsert: cfg.Users.UpsertUser,
 			Delete: cfg.Users.DeleteUser,
+		},
+		// The checks run after the handler has authorized the caller:
+		// whether a role or an account exists is not told to one who may
+		// not write users.
+		CheckWrite: func(ctx context.Context, actx *authz.Context, u *typesv1.User) error {
+			return checkWrite(ctx, cfg, actx, u)
+		},
+		CheckDelete: func(ctx context.Context, actx *authz.Context, name string) error {
+			old, err := cfg.Users.GetUser(ctx, name, false)
+			if err != nil {
+				return trace.Wrap(err)
+			}
+			return trace.Wrap(actx.Checker.CheckManage(old))
 		},
 		Events:       crud.Events{Create: audit.EventUserCreate, Update: audit.EventUserUpdate, Delete: audit.EventUserDelete},
 		WithDefaults: withDefaults,
@@ -97,31 +111,169 @@ func New(cfg Config) (*Service, error) {
 	return &Service{h: h}, nil
 }
 
-// checkedWrite is write, refused when u is given a role that does not
-// exist. A role name that does not exist grants nothing today, but the
-// account would hold it: whoever later creates a role of that name (a typo's
+// checkWrite refuses a user write that would give someone more than the
+// caller has (checkReach), then one that gives a role that does not exist.
+// A role name that does not exist grants nothing today, but the account
+// would hold it: whoever later creates a role of that name (a typo's
 // correction, or another administrator's new role) would grant it to the
 // account without anyone deciding so. Only the roles the write adds are
 // checked, so that an account still holding a role deleted since can be
 // updated, and keeps it (it grants nothing while it does not exist).
-func checkedWrite(cfg Config, write func(context.Context, *typesv1.User) (*typesv1.User, error)) func(context.Context, *typesv1.User) (*typesv1.User, error) {
-	return func(ctx context.Context, u *typesv1.User) (*typesv1.User, error) {
-		old, err := cfg.Users.GetUser(ctx, u.GetMetadata().GetName(), false)
-		if err != nil && !trace.IsNotFound(err) {
-			return nil, trace.Wrap(err)
-		}
-		added := slices.DeleteFunc(slices.Clone(u.GetSpec().GetRoles()), func(r string) bool {
-			return slices.Contains(old.GetSpec().GetRoles(), r)
-		})
-		missing, err := services.FirstMissingRole(ctx, cfg.Roles.GetRole, added)
-		if err != nil {
-			return nil, trace.Wrap(err)
-		}
-		if missing != "" {
-			return nil, trace.BadParameter("user %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to the user unnoticed", u.GetMetadata().GetName(), missing)
-		}
-		return write(ctx, u)
+func checkWrite(ctx context.Context, cfg Config, actx *authz.Context, u *typesv1.User) error {
+	old, err := cfg.Users.GetUser(ctx, u.GetMetadata().GetName(), false)
+	switch {
+	case trace.IsNotFound(err):
+		old = nil
+	case err != nil:
+		return trace.Wrap(err)
 	}
+	added := slices.DeleteFunc(slices.Clone(u.GetSpec().GetRoles()), func(r string) bool {
+		return slices.Contains(old.GetSpec().GetRoles(), r)
+	})
+	if err := checkReach(ctx, cfg, actx, old, u, added); err != nil {
+		return trace.Wrap(err)
+	}
+	missing, err := services.FirstMissingRole(ctx, cfg.Roles.GetRole, added)
+	if err != nil {
+		return trace.Wrap(err)
+	}
+	if missing != "" {
+		return trace.BadParameter("user %q: role %q does not exist; create the role first (gatectl create -f role.yaml), so that a role created later under that name is not granted to the user unnoticed", u.GetMetadata().GetName(), missing)
+	}
+	return nil
+}
+
+// checkReach is invariant 4 ("no one grants a role they do not hold") for
+// the user API. A caller whose roles allow every verb on every kind may
+// write any account. Any other caller may add only roles it holds, may not
+// touch an account holding a role it does not hold (authz.CheckManage), may
+// not take away a role that denies something (that lifts the deny), and may
+// not write what other code trusts about an account: the gatehouse.dev/
+// labels (origin, plugin, SCIM record), which give an integration reach over
+// it or take that reach away (and with it deprovisioning), the connector
+// that created it (a SAML connector signs in its own users), its password
+// hash (SetPassword sets passwords, and ends the account's web sessions),
+// and, on its own account, its traits (the logins trait is what the access
+// role logs in as). On other accounts it may add only logins it has.
+func checkReach(ctx context.Context, cfg Config, actx *authz.Context, old, u *typesv1.User, added []string) error {
+	c := actx.Checker
+	if c.Unrestricted() {
+		return nil
+	}
+	name := u.GetMetadata().GetName()
+	if err := c.CheckGrant(fmt.Sprintf("user %q", name), added); err != nil {
+		return trace.Wrap(err)
+	}
+	if err := c.CheckManage(old); err != nil {
+		return trace.Wrap(err)
+	}
+	for _, r := range old.GetSpec().GetRoles() {
+		if slices.Contains(u.GetSpec().GetRoles(), r) {
+			continue
+		}
+		role, err := cfg.Roles.GetRole(ctx, r)
+		switch {
+		case trace.IsNotFound(err):
+			continue
+		case err != nil:
+			return trace.Wrap(err)
+		case authz.HasDenies(role):
+			return trace.AccessDenied("user %q: taking role %q away lifts what it denies; only a caller whose roles allow every verb on every kind may do that", name, r)
+		}
+	}
+	if k := changedTrustedLabel(old.GetMetadata().GetLabels(), u.GetMetadata().GetLabels()); k != "" {
+		return trace.AccessDenied("user %q: label %q is set by Gatehouse and its integrations, which trust it; only a caller whose roles allow every verb on every kind may change it", name, k)
+	}
+	if conn := u.GetSpec().GetCreatedBy().GetConnector(); conn != nil && !proto.Equal(conn, old.GetSpec().GetCreatedBy().GetConnector()) {
+		return trace.AccessDenied("user %q: created_by.connector says which SAML connector signs the account in; only a caller whose roles allow every verb on every kind may set it", name)
+	}
+	if old != nil && u.GetSpec().GetLocalAuth() != nil {
+		return trace.AccessDenied("user %q: set a password with the credentials API (SetPassword, or a one-time link from CreatePasswordToken), which also ends the account's web sessions, not by writing local_auth", name)
+	}
+	if canonical.Username(name) == canonical.Username(actx.Username()) && !traitsEqual(old.GetSpec().GetTraits(), u.GetSpec().GetTraits()) {
+		return trace.AccessDenied("user %q: you may not change the traits of your own account (they say which logins your roles give you)", name)
+	}
+	if l := firstLoginNotHad(actx, old, u); l != "" {
+		return trace.AccessDenied("user %q: login %q: you may give only logins you have yourself (through your roles and your own logins trait)", name, l)
+	}
+	return nil
+}
+
+// loginsTrait is the user trait the logins template of a role
+// (auth.LoginsTraitTemplate) expands to: the node logins an account holding
+// the access role gets.
+const (
+	loginsTrait         = "logins"
+	loginsTraitTemplate = "{{internal.logins}}"
+)
+
+// firstLoginNotHad returns a value the write adds to the account's logins
+// trait that the caller cannot log in as itself, or "". Giving an account
+// (a sock puppet's, say) a login is giving that login to whoever signs in as
+// it, so the ceiling on roles holds for logins too.
+func firstLoginNotHad(actx *authz.Context, old, u *typesv1.User) string {
+	added := slices.DeleteFunc(services.TraitValues(u, loginsTrait), func(l string) bool {
+		return slices.Contains(services.TraitValues(old, loginsTrait), l)
+	})
+	if len(added) == 0 {
+		return ""
+	}
+	expand := func(in []string) []string {
+		var out []string
+		for _, l := range in {
+			if l == loginsTraitTemplate {
+				out = append(out, services.TraitValues(actx.User, loginsTrait)...)
+				continue
+			}
+			out = append(out, l)
+		}
+		return out
+	}
+	var have, deny []string
+	for _, r := range actx.Roles {
+		have = append(have, expand(r.GetSpec().GetAllow().GetLogins())...)
+		deny = append(deny, expand(r.GetSpec().GetDeny().GetLogins())...)
+	}
+	for _, l := range added {
+		if !slices.Contains(have, l) || slices.Contains(deny, l) || slices.Contains(deny, "*") {
+			return l
+		}
+	}
+	return ""
+}
+
+// trustedLabelPrefix starts the labels Gatehouse and its integrations set
+// and trust (services.LabelOrigin, services.LabelPlugin, the SCIM record's).
+const trustedLabelPrefix = "gatehouse.dev/"
+
+// changedTrustedLabel returns a label under trustedLabelPrefix that
+// a write adds, removes or changes, or "" if none.
+func changedTrustedLabel(old, updated map[string]string) string {
+	// Sorted, so that the error names the same label every time.
+	for _, k := range slices.Sorted(maps.Keys(old)) {
+		if strings.HasPrefix(k, trustedLabelPrefix) && old[k] != updated[k] {
+			return k
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(updated)) {
+		if strings.HasPrefix(k, trustedLabelPrefix) && old[k] != updated[k] {
+			return k
+		}
+	}
+	return ""
+}
+
+func traitsEqual(a, b map[string]*structpb.ListValue) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !proto.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // withDefaults fills created_by with the caller and now when the admin set

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/lib/auth/authtest"
@@ -20,8 +21,23 @@ func user(name string) *typesv1.User {
 	return &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}}
 }
 
+// plain is a user holding no role: the coverage test's callers hold only
+// the verbs of the RPC, and may give no role (authz.Checker.CheckGrant).
+func plain(name string) *typesv1.User {
+	return &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{}}
+}
+
 func existing(t *testing.T, s *authtest.Server, name string) {
-	s.CreateUser(t, name, "access")
+	s.CreateUser(t, name)
+}
+
+// clientHolding returns a client for name, whose role allows verbs on users
+// and who also holds the extra roles (which it may then give).
+func clientHolding(t *testing.T, s *authtest.Server, name string, verbs []string, extra ...string) *client.Client {
+	t.Helper()
+	s.CreateRole(t, name+"-role", []string{services.KindUser}, verbs)
+	s.CreateUser(t, name, append([]string{name + "-role"}, extra...)...)
+	return s.Client(t, name)
 }
 
 func TestEveryRPC(t *testing.T) {
@@ -45,7 +61,7 @@ func TestEveryRPC(t *testing.T) {
 		"CreateUser": {
 			Verbs: []string{services.VerbCreate},
 			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
-				_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: user(name)})
+				_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: plain(name)})
 				return err
 			},
 		},
@@ -59,7 +75,7 @@ func TestEveryRPC(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				cur.Spec.Roles = []string{"auditor"}
+				cur.Metadata.Description = "updated"
 				_, err = c.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{User: cur})
 				return err
 			},
@@ -67,7 +83,7 @@ func TestEveryRPC(t *testing.T) {
 		"UpsertUser": {
 			Verbs: []string{services.VerbCreate, services.VerbUpdate},
 			Call: func(ctx context.Context, s *authtest.Server, c *client.Client, name string) error {
-				_, err := c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: user(name)})
+				_, err := c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: plain(name)})
 				return err
 			},
 		},
@@ -87,7 +103,10 @@ func TestEveryRPC(t *testing.T) {
 func TestAdminFieldsKept(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
-	c := s.UserWith(t, "admin", services.KindUser, services.VerbCreate, services.VerbReadNoSecrets)
+	// created_by.connector is trusted (a SAML connector signs in its own
+	// users): only an unrestricted caller may set it.
+	s.CreateUser(t, "admin", "editor")
+	c := s.Client(t, "admin")
 	ctx := context.Background()
 	exp := timestamppb.New(s.Clock.Now().Add(48 * time.Hour))
 	created := timestamppb.New(s.Clock.Now().Add(-time.Hour))
@@ -113,7 +132,7 @@ func TestAdminFieldsKept(t *testing.T) {
 func TestCreateCanonicalName(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
-	c := s.UserWith(t, "ed", services.KindUser, services.VerbCreate, services.VerbUpdate)
+	c := clientHolding(t, s, "ed", []string{services.VerbCreate, services.VerbUpdate}, "access")
 	ctx := context.Background()
 
 	// A create stores the canonical spelling and says so in the response.
@@ -154,7 +173,10 @@ func TestCreateCanonicalName(t *testing.T) {
 func TestRolesMustExist(t *testing.T) {
 	t.Parallel()
 	s := authtest.NewServer(t, authtest.Options{})
-	c := s.UserWith(t, "ed", services.KindUser, services.VerbCreate, services.VerbUpdate, services.VerbReadNoSecrets)
+	// The caller may give every role (checked by TestGrantCeiling), so that
+	// only existence decides here.
+	s.CreateUser(t, "ed", "editor")
+	c := s.Client(t, "ed")
 	ctx := context.Background()
 	withRoles := func(name string, roles ...string) *typesv1.User {
 		return &typesv1.User{Metadata: &typesv1.Metadata{Name: name}, Spec: &typesv1.UserSpec{Roles: roles}}
@@ -203,4 +225,134 @@ func TestRolesMustExist(t *testing.T) {
 	_, err = reader.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: withRoles("dave", "nosuch")})
 	require.True(t, trace.IsAccessDenied(err), "%v", err)
 	require.NotContains(t, err.Error(), "nosuch")
+}
+
+// TestGrantCeiling: a caller who may write users but whose roles do not allow everything gives
+// only roles it holds, touches no account stronger than itself, lifts no deny by taking a role
+// away, and writes none of what other code trusts about an account (the gatehouse.dev/ labels,
+// created_by.connector, the password hash, its own traits). Each refusal is AccessDenied, writes
+// nothing and is audited; an editor may do all of it.
+func TestGrantCeiling(t *testing.T) {
+	t.Parallel()
+	s := authtest.NewServer(t, authtest.Options{})
+	ctx := context.Background()
+	_, err := s.Auth.Services().Roles.UpsertRole(ctx, &typesv1.Role{
+		Metadata: &typesv1.Metadata{Name: "restricted"},
+		Spec:     &typesv1.RoleSpec{Deny: &typesv1.RoleConditions{Rules: []*typesv1.Rule{{Resources: []string{services.KindUser}, Verbs: []string{services.VerbDelete}}}}},
+	})
+	require.NoError(t, err)
+	hd := clientHolding(t, s, "helpdesk", []string{services.VerbCreate, services.VerbUpdate, services.VerbReadNoSecrets}, "access", "restricted")
+	// The helpdesk logs in to nodes as "friend" (through access and its logins trait), and so
+	// may give that login, and no other.
+	_, err = s.Auth.Services().Users.UpdateAndSwapUser(ctx, "helpdesk", func(u *typesv1.User) error {
+		u.Spec.Traits = services.NewTraits(map[string][]string{"logins": {"friend"}})
+		return nil
+	})
+	require.NoError(t, err)
+	s.CreateUser(t, "ed", "editor")
+	ed := s.Client(t, "ed")
+	s.CreateUser(t, "friend", "access")
+	s.CreateUser(t, "boss", "editor")
+	s.CreateUser(t, "scimmed", "access")
+	_, err = s.Auth.Services().Users.UpdateAndSwapUser(ctx, "scimmed", func(u *typesv1.User) error {
+		u.Metadata.Labels = map[string]string{services.LabelOrigin: "okta"}
+		return nil
+	})
+	require.NoError(t, err)
+
+	update := func(c *client.Client, name string, modify func(u *typesv1.User)) error {
+		cur, err := s.Auth.Services().Users.GetUser(ctx, name, false)
+		require.NoError(t, err)
+		modify(cur)
+		_, err = c.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{User: cur})
+		return err
+	}
+	logins := func(l ...any) map[string]*structpb.ListValue {
+		v, err := structpb.NewList(l)
+		require.NoError(t, err)
+		return map[string]*structpb.ListValue{"logins": v}
+	}
+	for _, tc := range []struct {
+		name    string
+		user    string
+		write   func(c *client.Client) error
+		wantErr string
+	}{
+		{"create an editor", "mallory", func(c *client.Client) error {
+			_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: &typesv1.User{Metadata: &typesv1.Metadata{Name: "mallory"}, Spec: &typesv1.UserSpec{Roles: []string{"access", "editor"}}}})
+			return err
+		}, "you do not hold editor"},
+		{"upsert a friend with a role not held", "friend", func(c *client.Client) error {
+			_, err := c.Users.UpsertUser(ctx, &userpb.UpsertUserRequest{User: &typesv1.User{Metadata: &typesv1.Metadata{Name: "friend"}, Spec: &typesv1.UserSpec{Roles: []string{"access", "auditor"}}}})
+			return err
+		}, "you do not hold auditor"},
+		{"give oneself editor", "helpdesk", func(c *client.Client) error {
+			return update(c, "helpdesk", func(u *typesv1.User) { u.Spec.Roles = append(u.Spec.Roles, "editor") })
+		}, "you do not hold editor"},
+		{"take away one's own deny", "helpdesk", func(c *client.Client) error {
+			return update(c, "helpdesk", func(u *typesv1.User) { u.Spec.Roles = []string{"helpdesk-role", "access"} })
+		}, `taking role "restricted" away lifts what it denies`},
+		{"change one's own logins", "helpdesk", func(c *client.Client) error {
+			return update(c, "helpdesk", func(u *typesv1.User) { u.Spec.Traits = logins("root") })
+		}, "traits of your own account"},
+		{"give a friend a login one does not have", "friend", func(c *client.Client) error {
+			return update(c, "friend", func(u *typesv1.User) { u.Spec.Traits = logins("friend", "root") })
+		}, `login "root": you may give only logins you have yourself`},
+		{"make a sock puppet with a login one does not have", "sock", func(c *client.Client) error {
+			_, err := c.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: &typesv1.User{Metadata: &typesv1.Metadata{Name: "sock"}, Spec: &typesv1.UserSpec{Roles: []string{"access"}, Traits: logins("root")}}})
+			return err
+		}, `login "root": you may give only logins you have yourself`},
+		{"demote an editor", "boss", func(c *client.Client) error {
+			return update(c, "boss", func(u *typesv1.User) { u.Spec.Roles = []string{"access"} })
+		}, `user "boss" holds role "editor"`},
+		{"give a local account to SCIM", "friend", func(c *client.Client) error {
+			return update(c, "friend", func(u *typesv1.User) { u.Metadata.Labels = map[string]string{services.LabelOrigin: "okta"} })
+		}, `label "gatehouse.dev/origin"`},
+		{"take a SCIM account away from deprovisioning", "scimmed", func(c *client.Client) error {
+			return update(c, "scimmed", func(u *typesv1.User) { u.Metadata.Labels = nil })
+		}, `label "gatehouse.dev/origin"`},
+		{"make an account a SAML connector's", "friend", func(c *client.Client) error {
+			return update(c, "friend", func(u *typesv1.User) {
+				u.Spec.CreatedBy = &typesv1.CreatedBy{Connector: &typesv1.ConnectorRef{Type: "saml", Id: "okta", Identity: "friend@example.com"}}
+			})
+		}, "created_by.connector"},
+		{"write a password hash", "friend", func(c *client.Client) error {
+			return update(c, "friend", func(u *typesv1.User) {
+				u.Spec.LocalAuth = &typesv1.LocalAuthSecrets{PasswordHash: []byte("$2a$10$abcdefghijklmnopqrstuv")}
+			})
+		}, "SetPassword"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, beforeErr := s.Auth.Services().Users.GetUser(ctx, tc.user, true)
+			err := tc.write(hd)
+			require.True(t, trace.IsAccessDenied(err), "%v", err)
+			require.Contains(t, err.Error(), tc.wantErr)
+			after, afterErr := s.Auth.Services().Users.GetUser(ctx, tc.user, true)
+			require.Equal(t, trace.IsNotFound(beforeErr), trace.IsNotFound(afterErr))
+			require.Equal(t, before.GetMetadata().GetRevision(), after.GetMetadata().GetRevision(), "nothing written")
+		})
+	}
+	ev := authtest.RequireEvent(t, s, "user.update", "helpdesk")
+	require.NotEqual(t, "success", ev.GetOutcome(), "the refusal is audited: %v", ev)
+
+	// Within the ceiling: roles the caller holds, a friend's logins.
+	_, err = hd.Users.CreateUser(ctx, &userpb.CreateUserRequest{User: &typesv1.User{Metadata: &typesv1.Metadata{Name: "newbie"}, Spec: &typesv1.UserSpec{Roles: []string{"access"}}}})
+	require.NoError(t, err)
+	require.NoError(t, update(hd, "friend", func(u *typesv1.User) { u.Spec.Traits = logins("friend") }))
+	// An editor may do what the helpdesk may not.
+	require.NoError(t, update(ed, "helpdesk", func(u *typesv1.User) { u.Spec.Roles = []string{"helpdesk-role", "access"} }))
+	require.NoError(t, update(ed, "friend", func(u *typesv1.User) { u.Spec.Roles = append(u.Spec.Roles, "editor") }))
+	require.NoError(t, update(ed, "scimmed", func(u *typesv1.User) { u.Metadata.Labels = nil }))
+
+	// Deleting: only accounts within the caller's roles.
+	s.CreateRole(t, "deleter", []string{services.KindUser}, []string{services.VerbDelete})
+	s.CreateUser(t, "del", "deleter", "access")
+	del := s.Client(t, "del")
+	_, err = del.Users.DeleteUser(ctx, &userpb.DeleteUserRequest{Name: "boss"})
+	require.True(t, trace.IsAccessDenied(err), "%v", err)
+	_, err = s.Auth.Services().Users.GetUser(ctx, "boss", false)
+	require.NoError(t, err, "boss is still there")
+	authtest.RequireEvent(t, s, "user.delete", "del")
+	_, err = del.Users.DeleteUser(ctx, &userpb.DeleteUserRequest{Name: "newbie"})
+	require.NoError(t, err)
 }

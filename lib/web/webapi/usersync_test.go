@@ -71,7 +71,13 @@ func TestUserSyncCard(t *testing.T) {
 	require.Equal(t, services.UserSyncCredentialAPIToken, body["credential_kind"])
 
 	settings.SwitchFromSCIM = true
+	// Which org decides the plugin's accounts (a full pass deprovisions those missing there) is
+	// for a caller whose roles allow everything: the plugin verbs alone get a readable 403.
 	status, body = e.do(&admin, csrfRight, http.MethodPut, "/v1/webapi/plugins/okta/usersync", settings)
+	require.Equal(t, http.StatusForbidden, status, body)
+	require.Contains(t, body["error"], "user sync's org decides which of the plugin's accounts live")
+	editor := e.user("erin", auth.PresetEditorRole)
+	status, body = e.do(&editor, csrfRight, http.MethodPut, "/v1/webapi/plugins/okta/usersync", settings)
 	require.Equal(t, http.StatusOK, status, body)
 	require.Equal(t, true, body["settings"].(map[string]any)["enabled"])
 	require.Equal(t, services.UserSyncCredentialAPIToken, body["credential_kind"])
