@@ -45,15 +45,9 @@ func TestInjectAttacks(t *testing.T) {
 	}
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
 	// JSON logs: the text handler quotes a value with a control character
 	// itself, the JSON handler did not escape C1 controls or bidi overrides.
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--log-format", "json")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv, logs := startGatehouseWithLogs(t, gatehouseBin, dataDir, "--log-format", "json")
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	idp := samltest.NewIdP(t, samltest.Options{})
 	token := ssoSetup(t, srv, admin, idp, work)

@@ -39,13 +39,7 @@ func TestRBACAttacks(t *testing.T) {
 	}
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--storage", "sqlite", "--trusted-proxies", "127.0.0.1")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv, logs := startGatehouseWithLogs(t, gatehouseBin, dataDir, "--storage", "sqlite", "--trusted-proxies", "127.0.0.1")
 	ctx := context.Background()
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	apply := func(name, doc string) {

@@ -48,13 +48,7 @@ func TestSAMLAttacks(t *testing.T) {
 	top := t // the restarted server must outlive the subtest that starts it
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv, logs := startGatehouseWithLogs(t, gatehouseBin, dataDir)
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	acsURL := "https://" + srv.webAddr + "/v1/webapi/saml/acs/okta"
 

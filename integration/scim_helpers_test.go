@@ -21,6 +21,14 @@ import (
 // if the test fails.
 func startGatehouseLogged(t testing.TB, bin, dataDir string, extra ...string) *server {
 	t.Helper()
+	srv, _ := startGatehouseWithLogs(t, bin, dataDir, extra...)
+	return srv
+}
+
+// startGatehouseWithLogs is startGatehouseLogged that also returns the log
+// buffer, for tests that check what reaches the log.
+func startGatehouseWithLogs(t testing.TB, bin, dataDir string, extra ...string) (*server, *syncBuffer) {
+	t.Helper()
 	logs := &syncBuffer{}
 	srv := startGatehouse(t, bin, dataDir, logs, extra...)
 	t.Cleanup(func() {
@@ -28,7 +36,7 @@ func startGatehouseLogged(t testing.TB, bin, dataDir string, extra ...string) *s
 			t.Logf("gatehouse logs:\n%s", logs.String())
 		}
 	})
-	return srv
+	return srv, logs
 }
 
 // startGatehouse is startServer with extra flags (later flags win: "--log-level", "info").

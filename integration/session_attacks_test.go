@@ -200,15 +200,9 @@ func TestSessionAttacks(t *testing.T) {
 	}
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	logs := &syncBuffer{}
 	// The loopback is a trusted proxy, so that X-Forwarded-For can play the
 	// client addresses of the brute-force checks.
-	srv := startGatehouse(t, gatehouseBin, dataDir, logs, "--storage", "sqlite", "--trusted-proxies", "127.0.0.1")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gatehouse logs:\n%s", logs.String())
-		}
-	})
+	srv, logs := startGatehouseWithLogs(t, gatehouseBin, dataDir, "--storage", "sqlite", "--trusted-proxies", "127.0.0.1")
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	apply := func(name, doc string) {
 		t.Helper()
