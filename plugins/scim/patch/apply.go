@@ -261,6 +261,14 @@ func parsePath(rt *schema.ResourceType, raw string) (t target, err error) {
 	if t.ref.SubName != "" && t.ref.Attr != nil && t.ref.Attr.Type != schema.Complex {
 		return t, scimerr.BadRequest(scimerr.InvalidPath, "%s has no sub-attributes", t.ref.Name)
 	}
+	// A sub-attribute the schema does not define, of an attribute it does ("name.middle" for
+	// name.middleName): RFC 7644 §3.5.2 answers a path that names no attribute of the resource
+	// with invalidPath, and storing it as a new sub-attribute would drop the change the client
+	// meant, as for the same key in a path-less value (pathlessKey).
+	if t.ref.Attr != nil && t.ref.Attr.Type == schema.Complex &&
+		((t.ref.SubName != "" && t.ref.Sub == nil) || (t.sub != "" && t.subDef == nil)) {
+		return t, scimerr.BadRequest(scimerr.InvalidPath, "path %q names no sub-attribute of %s", truncate(raw), t.ref.Name)
+	}
 	return t, nil
 }
 
