@@ -416,6 +416,12 @@ func checkValue(t target, value any) (any, error) {
 	if def == nil || value == nil {
 		return schema.CloneValue(value), nil
 	}
+	if id, ok := value.(string); ok && !single && id != "" && isManager(def) {
+		// Microsoft Entra ID sends the enterprise manager as its bare id
+		// ("value": "<id>"), not as the complex {"value": "<id>"}: one meaning only, since
+		// value is the one sub-attribute that names the manager.
+		value = map[string]any{"value": id}
+	}
 	var (
 		v   any
 		err error
@@ -430,6 +436,12 @@ func checkValue(t target, value any) (any, error) {
 	}
 	dropReadOnlySubs(def, v)
 	return v, nil
+}
+
+// isManager reports whether a is the enterprise extension's manager (RFC 7643 §4.3), the one
+// single-valued complex attribute of that name in the schemas.
+func isManager(a *schema.Attribute) bool {
+	return a.Name == "manager" && a.Type == schema.Complex && !a.MultiValued
 }
 
 // dropReadOnlySubs removes read-only sub-attributes (manager.displayName) from a value: the server

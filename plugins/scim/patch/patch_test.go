@@ -190,6 +190,21 @@ var patchCases = []patchCase{
 		},
 	},
 	{
+		name: "Entra ID's manager as a bare id", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"u-2"},
+		       {"op":"Replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"Eng"}}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `{"department":"Eng","manager":{"value":"u-2"}}`, asJSON(t, r[schema.EnterpriseSchema]))
+		},
+	},
+	{
+		name: "Entra ID's manager as a bare id, path-less", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"Replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"u-3"}}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `{"manager":{"value":"u-3"}}`, asJSON(t, r[schema.EnterpriseSchema]))
+		},
+	},
+	{
 		name: "path-less value with an extension object", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Eng","manager":{"value":"u-2","displayName":"ignored"}}}}]`,
 		check: func(t *testing.T, r schema.Resource) {
@@ -281,6 +296,10 @@ var patchCases = []patchCase{
 		ops: `[{"op":"replace","value":{"urn:example:custom:1.0:User:badge.number":"7"}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less filtered key naming no sub-attribute", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"add","value":{"emails[type eq \"work\"].shoe":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
+	{name: "manager as a number", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":7}]`, scimType: scimerr.InvalidValue, status: 400},
+	{name: "name as a bare string", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"replace","path":"name","value":"Jane"}]`, scimType: scimerr.InvalidValue, status: 400},
 	{name: "path naming no sub-attribute of a known attribute", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"add","path":"name.middle","value":"x"}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "filtered path naming no sub-attribute", rt: schema.UserResourceType, start: userJSON,
