@@ -13,8 +13,8 @@ import (
 // are not Okta: a strict client written from RFC 7643/7644 alone, Microsoft Entra ID's
 // provisioning service with its known habits, and a generic SCIM compliance suite. Each request
 // is one those clients send; each answer is checked against the section of the RFC it quotes, or
-// against the dialect rule of docs/scim.md. What the Okta flows already hold (scim_test.go,
-// scim_patchactive_test.go) is not repeated.
+// against the dialect rule of docs/scim.md, section by section on one server. What the Okta
+// flows already hold (scim_test.go, scim_patchactive_test.go) is not repeated.
 func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 	o := startOktaOnSQLite(t)
 	c := o.scim
@@ -67,7 +67,8 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 	}).expect(t, http.StatusCreated)
 	bobID := bob.body["id"].(string)
 
-	t.Run("discovery", func(t *testing.T) {
+	// Discovery.
+	{
 		// RFC 7644 §4: "If a "filter" is provided, the service provider SHOULD respond with HTTP
 		// status code 403 (Forbidden) to ensure that clients cannot incorrectly assume that any
 		// matching conditions specified in a filter are true." It was the whole list with 200.
@@ -105,9 +106,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		spc := c.do(http.MethodGet, "/ServiceProviderConfig", nil).expect(t, http.StatusOK)
 		require.Equal(t, false, spc.body["bulk"].(map[string]any)["supported"])
 		require.Equal(t, true, spc.body["etag"].(map[string]any)["supported"])
-	})
+	}
 
-	t.Run("password is never returned", func(t *testing.T) {
+	// The password is never returned.
+	{
 		// RFC 7643 §4.1.1 password: returned "never", even when asked for by name.
 		for _, q := range []string{"", "?attributes=password", "?attributes=userName,password"} {
 			r := c.do(http.MethodGet, "/Users/"+adaID+q, nil).expect(t, http.StatusOK)
@@ -116,9 +118,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		}
 		r := c.do(http.MethodPost, "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"attributes":["password"]}`).expect(t, http.StatusOK)
 		require.NotContains(t, string(r.raw), "t1meMach1ne!")
-	})
+	}
 
-	t.Run("location and versions", func(t *testing.T) {
+	// Location and versions.
+	{
 		// RFC 7644 §3.3: the Location header is the resource's URI, meta.location;
 		// §3.14: the ETag header is meta.version.
 		require.Equal(t, ada.header.Get("Location"), ada.body["meta"].(map[string]any)["location"])
@@ -131,9 +134,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		require.Equal(t, http.StatusNotModified, c.do(http.MethodGet, "/Users/"+adaID, nil, "If-None-Match", etag).status)
 		scimErr(patch("Users", adaID, `[{"op":"replace","path":"title","value":"x"}]`, "If-Match", `W/"1"`), http.StatusPreconditionFailed, "")
 		require.Equal(t, etag, c.do(http.MethodGet, "/Users/"+adaID, nil).expect(t, http.StatusOK).header.Get("ETag"))
-	})
+	}
 
-	t.Run("paging edges", func(t *testing.T) {
+	// Paging edges.
+	{
 		// RFC 7644 §3.4.2.4: "A value less than 1 SHALL be interpreted as 1" (startIndex), and
 		// count "A negative value SHALL be interpreted as 0"; count 0 asks for the total only.
 		for _, q := range []string{"startIndex=0&count=1", "startIndex=-4&count=1"} {
@@ -154,9 +158,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		// Not an integer: 400 invalidValue (§3.12), never a silent default.
 		scimErr(c.do(http.MethodGet, "/Users?count=ten", nil), http.StatusBadRequest, "invalidValue")
 		scimErr(c.do(http.MethodGet, "/Users?startIndex=one", nil), http.StatusBadRequest, "invalidValue")
-	})
+	}
 
-	t.Run("filters", func(t *testing.T) {
+	// Filters.
+	{
 		// RFC 7644 §3.4.2.2: every operator, grouping and not; attribute names are
 		// case-insensitive (RFC 7643 §2.1); userName is caseExact false, externalId true.
 		lastModified := ada.body["meta"].(map[string]any)["lastModified"].(string)
@@ -193,9 +198,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		got := r.body["Resources"].([]any)[0].(map[string]any)
 		require.Equal(t, "bob@example.com", got["userName"])
 		require.NotContains(t, got, "title")
-	})
+	}
 
-	t.Run("attributes and excludedAttributes", func(t *testing.T) {
+	// attributes and excludedAttributes.
+	{
 		// RFC 7644 §3.9: names in any case, sub-attributes by path; returned "always"
 		// attributes (id, schemas, meta) cannot be excluded.
 		r := c.do(http.MethodGet, "/Users/"+adaID+"?attributes=USERNAME,Name.GivenName", nil).expect(t, http.StatusOK)
@@ -207,9 +213,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		for _, k := range []string{"id", "meta", "schemas", "userName"} {
 			require.Contains(t, r.body, k)
 		}
-	})
+	}
 
-	t.Run("errors", func(t *testing.T) {
+	// Errors.
+	{
 		// RFC 7644 §3.12's status and scimType for each mistake a client makes.
 		scimErr(c.do(http.MethodPost, "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"displayName":"x"}`), http.StatusBadRequest, "invalidValue")
 		scimErr(c.do(http.MethodPost, "/Users", `{"schemas":`), http.StatusBadRequest, "invalidSyntax")
@@ -231,9 +238,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		}
 		r := c.do(http.MethodGet, "/Users/"+adaID, nil).expect(t, http.StatusOK)
 		require.Equal(t, map[string]any{"givenName": "Ada", "familyName": "Lovelace"}, r.body["name"])
-	})
+	}
 
-	t.Run("schemas in bodies", func(t *testing.T) {
+	// schemas in bodies.
+	{
 		// RFC 7643 §3 makes "schemas" REQUIRED. Deliberately lenient (docs/scim.md): a body
 		// without it, or naming another resource's schema, is read as the endpoint's resource,
 		// and the answer carries the right schemas only.
@@ -247,9 +255,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 			require.Equal(t, "User", r.body["meta"].(map[string]any)["resourceType"])
 			c.do(http.MethodDelete, "/Users/"+r.body["id"].(string), nil).expect(t, http.StatusNoContent)
 		}
-	})
+	}
 
-	t.Run("Entra ID", func(t *testing.T) {
+	// Microsoft Entra ID.
+	{
 		entra := *c
 		entraDo := func(method, path string, body any) scimResponse {
 			t.Helper()
@@ -336,7 +345,7 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		scimErr(entraPatch("Users", graceID, `[{"op":"Replace","path":"userName","value":"admin"}]`), http.StatusConflict, "uniqueness")
 		r = entraDo(http.MethodGet, "/users/"+graceID, nil).expect(t, http.StatusOK)
 		require.Equal(t, "grace@example.com", r.body["userName"])
-	})
+	}
 
 	// Nothing leaked the password.
 	for _, r := range []scimResponse{ada, bob} {
