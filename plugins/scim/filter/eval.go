@@ -340,7 +340,17 @@ func (n *cmpNode) match(m map[string]any) bool {
 		}
 		return false
 	case fp.NE:
-		// ne is "not eq": true when no value equals, including when the attribute is absent.
+		// ne is "not eq": true when no value equals, including when the attribute is absent;
+		// `attr ne null` is so the complement of `attr eq null` (an assigned attribute), not
+		// true of every resource.
+		if n.value == nil {
+			for _, v := range vals {
+				if !schema.IsEmpty(v) {
+					return true
+				}
+			}
+			return false
+		}
 		return !n.any(vals, fp.EQ)
 	case fp.EQ:
 		if n.value == nil {

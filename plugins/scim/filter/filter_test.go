@@ -103,6 +103,9 @@ var filterCases = []struct {
 	{`userName eq "jane\u0040example.com"`, true},
 	{`nickName eq null`, true},
 	{`userName eq null`, false},
+	{`nickName ne null`, false},
+	{`userName ne null`, true},
+	{`not (nickName eq null)`, false},
 	// Unknown attributes never match.
 	{`unknownAttr eq "x"`, false},
 	{`unknownAttr pr`, false},
