@@ -171,6 +171,10 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 		}{
 			{`title pr`, []string{"bob@example.com"}},
 			{`not (title pr)`, []string{"ada@example.com"}},
+			// eq null asks for an unassigned attribute and ne null, its complement, for an
+			// assigned one (ne null matched every user).
+			{`title eq null`, []string{"ada@example.com"}},
+			{`title ne null`, []string{"bob@example.com"}},
 			{`meta.lastModified ge "` + lastModified + `"`, []string{"ada@example.com", "bob@example.com"}},
 			{`meta.lastModified gt "2999-01-01T00:00:00Z"`, nil},
 			{`(userName sw "ADA" or userName sw "bob") and not (title eq "nobody")`, []string{"ada@example.com", "bob@example.com"}},
