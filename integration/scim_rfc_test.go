@@ -179,6 +179,13 @@ func TestSCIMStrangersOnTheRealServer(t *testing.T) {
 			{`meta.lastModified gt "2999-01-01T00:00:00Z"`, nil},
 			{`(userName sw "ADA" or userName sw "bob") and not (title eq "nobody")`, []string{"ada@example.com", "bob@example.com"}},
 			{`USERNAME Eq "BOB@EXAMPLE.COM"`, []string{"bob@example.com"}},
+			// userName compares in its canonical form (NFKC plus case folding, issue #10) in
+			// every filter, as the index answering a lone equality does: a fullwidth "ＡＤＡ"
+			// found Ada alone but not inside an or, and not() matched her.
+			{`userName eq "ＡＤＡ@example.com"`, []string{"ada@example.com"}},
+			{`userName eq "ＡＤＡ@example.com" or title eq "nobody"`, []string{"ada@example.com"}},
+			{`not (userName eq "ＡＤＡ@example.com")`, []string{"bob@example.com"}},
+			{`userName sw "ＡＤＡ"`, []string{"ada@example.com"}},
 			{`externalId eq "Ext-Ada"`, []string{"ada@example.com"}},
 			{`externalId eq "ext-ada"`, nil},
 			{`emails[type eq "work" and value co "ada"]`, []string{"ada@example.com"}},
