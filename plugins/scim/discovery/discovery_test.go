@@ -48,6 +48,18 @@ func TestSchemasTellTheTruth(t *testing.T) {
 	require.Equal(t, "readOnly", byName["groups"]["mutability"])
 	require.NotEmpty(t, byName["emails"]["subAttributes"])
 
+	// A group's displayName is unique per plugin (409 uniqueness), and says so.
+	g, ok := SchemaByID("", schema.GroupSchema)
+	require.True(t, ok)
+	b, err = json.Marshal(g)
+	require.NoError(t, err)
+	var group struct {
+		Attributes []map[string]any `json:"attributes"`
+	}
+	require.NoError(t, json.Unmarshal(b, &group))
+	require.Equal(t, "displayName", group.Attributes[0]["name"])
+	require.Equal(t, "server", group.Attributes[0]["uniqueness"])
+
 	rt, ok := ResourceTypeByID("https://h/scim", "user")
 	require.True(t, ok)
 	require.Equal(t, "/Users", rt.Endpoint)

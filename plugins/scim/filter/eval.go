@@ -71,8 +71,11 @@ type cmpNode struct {
 	// (RFC 7644 §3.4.2.2: `emails co "example.com"`).
 	useValueSub bool
 	caseExact   bool
-	when        time.Time // parsed compare value for dateTime leaves
-	num         *big.Rat  // parsed compare value for numbers
+	// fold, when set, maps both sides of a string comparison to one form (the value at
+	// compile time); see FoldUserName.
+	fold func(string) string
+	when time.Time // parsed compare value for dateTime leaves
+	num  *big.Rat  // parsed compare value for numbers
 }
 
 // scope is the context of attribute names: the resource type at top level, or the parent attribute
@@ -82,7 +85,8 @@ type scope struct {
 }
 
 type compiler struct {
-	rt *schema.ResourceType
+	rt           *schema.ResourceType
+	foldUserName func(string) string
 }
 
 func invalid(format string, args ...any) error {
@@ -197,6 +201,10 @@ func (c *compiler) compileCmp(e *fp.AttributeExpression, sc *scope) (node, error
 			return nil, invalid("filter has a malformed string")
 		}
 		n.value = s
+		if c.foldUserName != nil && sc == nil && c.rt == schema.UserResourceType &&
+			n.leaf != nil && n.leaf.Name == "userName" && ref.SubName == "" {
+			n.fold, n.value = c.foldUserName, c.foldUserName(s)
+		}
 	case json.Number:
 		r, ok := new(big.Rat).SetString(string(v))
 		if !ok {
@@ -340,7 +348,17 @@ func (n *cmpNode) match(m map[string]any) bool {
 		}
 		return false
 	case fp.NE:
-		// ne is "not eq": true when no value equals, including when the attribute is absent.
+		// ne is "not eq": true when no value equals, including when the attribute is absent;
+		// `attr ne null` is so the complement of `attr eq null` (an assigned attribute), not
+		// true of every resource.
+		if n.value == nil {
+			for _, v := range vals {
+				if !schema.IsEmpty(v) {
+					return true
+				}
+			}
+			return false
+		}
 		return !n.any(vals, fp.EQ)
 	case fp.EQ:
 		if n.value == nil {
@@ -401,7 +419,10 @@ func (n *cmpNode) compare(v any, op fp.CompareOperator) bool {
 			}
 			return ordered(t.Compare(n.when), op)
 		}
-		if !n.caseExact {
+		switch {
+		case n.fold != nil:
+			s = n.fold(s) // cv was folded when the filter was compiled
+		case !n.caseExact:
 			s, cv = strings.ToLower(s), strings.ToLower(cv)
 		}
 		switch op {

@@ -46,7 +46,7 @@ func (f *Filter) Match(r schema.Resource) bool {
 
 // Parse parses and compiles a filter for resources of type rt. Every failure is a 400
 // invalidFilter *scimerr.Error.
-func Parse(raw string, rt *schema.ResourceType) (*Filter, error) {
+func Parse(raw string, rt *schema.ResourceType, opts ...Option) (*Filter, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, scimerr.BadRequest(scimerr.InvalidFilter, "filter is empty")
 	}
@@ -63,11 +63,25 @@ func Parse(raw string, rt *schema.ResourceType) (*Filter, error) {
 		return nil, err
 	}
 	c := compiler{rt: rt}
+	for _, o := range opts {
+		o(&c)
+	}
 	root, err := c.compile(expr, nil, 0)
 	if err != nil {
 		return nil, err
 	}
 	return &Filter{raw: raw, root: root}, nil
+}
+
+// Option adjusts how Parse compiles a filter.
+type Option func(*compiler)
+
+// FoldUserName compares a User's userName, in every operator, in the form fold gives both sides
+// (the server's canonical identity form) instead of by lower-casing alone: the index that answers
+// a lone `userName eq` is keyed by that form, and a filter must not match an account or not
+// depending on whether the index or a scan answers it.
+func FoldUserName(fold func(string) string) Option {
+	return func(c *compiler) { c.foldUserName = fold }
 }
 
 // nestingDepth is the deepest nesting of parentheses and brackets in raw outside string literals

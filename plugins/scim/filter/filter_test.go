@@ -8,6 +8,7 @@ import (
 	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
 	"github.com/gatehouse/gatehouse/plugins/scim/scimerr"
 )
@@ -103,6 +104,9 @@ var filterCases = []struct {
 	{`userName eq "jane\u0040example.com"`, true},
 	{`nickName eq null`, true},
 	{`userName eq null`, false},
+	{`nickName ne null`, false},
+	{`userName ne null`, true},
+	{`not (nickName eq null)`, false},
 	// Unknown attributes never match.
 	{`unknownAttr eq "x"`, false},
 	{`unknownAttr pr`, false},
@@ -118,6 +122,40 @@ func TestFilterMatch(t *testing.T) {
 			require.Equal(t, tc.match, f.Match(r))
 		})
 	}
+}
+
+// TestFoldUserName: with FoldUserName, userName compares in the folded form in every operator
+// and inside logical expressions, as the server's userName index does; other attributes, and
+// userName without the option, keep lower-casing.
+func TestFoldUserName(t *testing.T) {
+	t.Parallel()
+	r := mustResource(t, `{"userName":"ada@example.com","displayName":"ada"}`)
+	fold := canonical.Username
+	for _, tc := range []struct {
+		filter       string
+		folded, bare bool
+	}{
+		{`userName eq "ＡＤＡ@example.com"`, true, false},
+		{`userName eq "ＡＤＡ@example.com" or title eq "x"`, true, false},
+		{`not (userName eq "ＡＤＡ@example.com")`, false, true},
+		{`userName sw "Ａda"`, true, false},
+		{`userName ne "ａｄａ@ｅｘａｍｐｌｅ.ｃｏｍ"`, false, true},
+		{`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ＡＤＡ@example.com"`, true, false},
+		{`USERNAME eq "ADA@EXAMPLE.COM"`, true, true},
+		{`displayName eq "ＡＤＡ"`, false, false},
+	} {
+		f, err := Parse(tc.filter, schema.UserResourceType, FoldUserName(fold))
+		require.NoError(t, err)
+		require.Equal(t, tc.folded, f.Match(r), "folded: %s", tc.filter)
+		f, err = Parse(tc.filter, schema.UserResourceType)
+		require.NoError(t, err)
+		require.Equal(t, tc.bare, f.Match(r), "bare: %s", tc.filter)
+	}
+	// A group has no userName: the option changes nothing there.
+	g := mustResource(t, `{"displayName":"ＡＤＡ"}`)
+	f, err := Parse(`displayName eq "ada"`, schema.GroupResourceType, FoldUserName(fold))
+	require.NoError(t, err)
+	require.False(t, f.Match(g))
 }
 
 func TestFilterEscapes(t *testing.T) {

@@ -261,6 +261,14 @@ func parsePath(rt *schema.ResourceType, raw string) (t target, err error) {
 	if t.ref.SubName != "" && t.ref.Attr != nil && t.ref.Attr.Type != schema.Complex {
 		return t, scimerr.BadRequest(scimerr.InvalidPath, "%s has no sub-attributes", t.ref.Name)
 	}
+	// A sub-attribute the schema does not define, of an attribute it does ("name.middle" for
+	// name.middleName): RFC 7644 §3.5.2 answers a path that names no attribute of the resource
+	// with invalidPath, and storing it as a new sub-attribute would drop the change the client
+	// meant, as for the same key in a path-less value (pathlessKey).
+	if t.ref.Attr != nil && t.ref.Attr.Type == schema.Complex &&
+		((t.ref.SubName != "" && t.ref.Sub == nil) || (t.sub != "" && t.subDef == nil)) {
+		return t, scimerr.BadRequest(scimerr.InvalidPath, "path %q names no sub-attribute of %s", truncate(raw), t.ref.Name)
+	}
 	return t, nil
 }
 
@@ -408,6 +416,12 @@ func checkValue(t target, value any) (any, error) {
 	if def == nil || value == nil {
 		return schema.CloneValue(value), nil
 	}
+	if id, ok := value.(string); ok && !single && id != "" && isManager(def) {
+		// Microsoft Entra ID sends the enterprise manager as its bare id
+		// ("value": "<id>"), not as the complex {"value": "<id>"}: one meaning only, since
+		// value is the one sub-attribute that names the manager.
+		value = map[string]any{"value": id}
+	}
 	var (
 		v   any
 		err error
@@ -422,6 +436,12 @@ func checkValue(t target, value any) (any, error) {
 	}
 	dropReadOnlySubs(def, v)
 	return v, nil
+}
+
+// isManager reports whether a is the enterprise extension's manager (RFC 7643 §4.3), the one
+// single-valued complex attribute of that name in the schemas.
+func isManager(a *schema.Attribute) bool {
+	return a.Name == "manager" && a.Type == schema.Complex && !a.MultiValued
 }
 
 // dropReadOnlySubs removes read-only sub-attributes (manager.displayName) from a value: the server

@@ -190,6 +190,21 @@ var patchCases = []patchCase{
 		},
 	},
 	{
+		name: "Entra ID's manager as a bare id", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"u-2"},
+		       {"op":"Replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"Eng"}}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `{"department":"Eng","manager":{"value":"u-2"}}`, asJSON(t, r[schema.EnterpriseSchema]))
+		},
+	},
+	{
+		name: "Entra ID's manager as a bare id, path-less", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"Replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"u-3"}}]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, `{"manager":{"value":"u-3"}}`, asJSON(t, r[schema.EnterpriseSchema]))
+		},
+	},
+	{
 		name: "path-less value with an extension object", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Eng","manager":{"value":"u-2","displayName":"ignored"}}}}]`,
 		check: func(t *testing.T, r schema.Resource) {
@@ -281,14 +296,26 @@ var patchCases = []patchCase{
 		ops: `[{"op":"replace","value":{"urn:example:custom:1.0:User:badge.number":"7"}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less filtered key naming no sub-attribute", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"add","value":{"emails[type eq \"work\"].shoe":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
+	{name: "manager as a number", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":7}]`, scimType: scimerr.InvalidValue, status: 400},
+	{name: "name as a bare string", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"replace","path":"name","value":"Jane"}]`, scimType: scimerr.InvalidValue, status: 400},
+	{name: "path naming no sub-attribute of a known attribute", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"add","path":"name.middle","value":"x"}]`, scimType: scimerr.InvalidPath, status: 400},
+	{name: "filtered path naming no sub-attribute", rt: schema.UserResourceType, start: userJSON,
+		ops: `[{"op":"replace","path":"emails[type eq \"work\"].shoe","value":"x"}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less key that is not a path", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":{"emails[type eq":"x"}}]`, scimType: scimerr.InvalidPath, status: 400},
 	{name: "path-less value not an object", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","value":false}]`, scimType: scimerr.InvalidValue, status: 400},
 	{name: "unknown op", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"move","path":"active"}]`, scimType: scimerr.InvalidSyntax, status: 400},
-	{name: "no operations", rt: schema.UserResourceType, start: userJSON,
-		ops: `[]`, scimType: scimerr.InvalidSyntax, status: 400},
+	{name: "no operations (Entra ID's empty PATCH) changes nothing", rt: schema.UserResourceType, start: userJSON,
+		ops: `[]`,
+		check: func(t *testing.T, r schema.Resource) {
+			require.JSONEq(t, asJSON(t, load(t, schema.UserResourceType, userJSON)), asJSON(t, r))
+		},
+	},
 	{name: "replace without value", rt: schema.UserResourceType, start: userJSON,
 		ops: `[{"op":"replace","path":"active"}]`, scimType: scimerr.InvalidValue, status: 400},
 	{
@@ -343,6 +370,24 @@ func TestParseSchemaRequired(t *testing.T) {
 	require.Equal(t, scimerr.InvalidSyntax, scimerr.From(err).ScimType)
 	_, err = Parse([]byte(`not json`))
 	require.Equal(t, scimerr.InvalidSyntax, scimerr.From(err).ScimType)
+	// Operations absent or null is malformed; an empty list is a PATCH that changes nothing,
+	// on the fast scanner's path and on encoding/json's (an escape in a key declines the scanner).
+	for _, b := range []string{
+		`{"schemas":["` + PatchOpSchema + `"]}`,
+		`{"schemas":["` + PatchOpSchema + `"],"Operations":null}`,
+		`{"schemas":["` + PatchOpSchema + `"],"operations":null}`,
+	} {
+		_, err = Parse([]byte(b))
+		require.Equal(t, scimerr.InvalidSyntax, scimerr.From(err).ScimType, b)
+	}
+	for _, b := range []string{
+		`{"schemas":["` + PatchOpSchema + `"],"Operations":[]}`,
+		`{"schemas":["` + PatchOpSchema + `"],"Operation\u0073":[]}`,
+	} {
+		req, err := Parse([]byte(b))
+		require.NoError(t, err, b)
+		require.Empty(t, req.Operations, b)
+	}
 }
 
 func FuzzPatch(f *testing.F) {

@@ -55,8 +55,8 @@ type wireRequest struct {
 	Operations []wireOp `json:"Operations"`
 }
 
-// Parse parses and checks a PATCH request body: the PatchOp schema, one to MaxOperations
-// operations, known op names. Failures are 400 invalidSyntax (or invalidValue for a malformed
+// Parse parses and checks a PATCH request body: the PatchOp schema, an Operations list of zero to
+// MaxOperations operations, known op names. Failures are 400 invalidSyntax (or invalidValue for a malformed
 // value).
 func Parse(body []byte) (*Request, error) {
 	if schemas, ops, ok := scan(body); ok {
@@ -75,7 +75,10 @@ func parseDecoded(body []byte) (*Request, error) {
 	if dec.More() {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "PATCH body has data after the JSON object")
 	}
-	ops := make([]scannedOp, len(w.Operations))
+	var ops []scannedOp // nil when Operations is absent or null; empty for []
+	if w.Operations != nil {
+		ops = make([]scannedOp, len(w.Operations))
+	}
 	for i, o := range w.Operations {
 		ops[i] = scannedOp{op: o.Op, raw: o.Value}
 		if o.Path != nil {
@@ -96,7 +99,10 @@ func check(schemas []string, ops []scannedOp) (*Request, error) {
 	if !hasSchema {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "PATCH body must list schema %s", PatchOpSchema)
 	}
-	if len(ops) == 0 {
+	// An empty list ("Operations": []) is a PATCH that changes nothing, answered with the resource
+	// as it is: RFC 7644 §3.5.2 asks for "one or more" operations, but Microsoft Entra ID sends
+	// empty PATCHes, and their meaning is plain. A body without Operations is malformed.
+	if ops == nil {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "PATCH body has no Operations")
 	}
 	if len(ops) > MaxOperations {

@@ -136,7 +136,10 @@ var GroupSchemaDef = &Schema{
 	Name:        "Group",
 	Description: "Group",
 	Attributes: []*Attribute{
-		attr("displayName", String, "A human-readable name for the Group.", required),
+		// Unique per plugin (a taken name is 409 uniqueness, as a group's displayName keys the
+		// roles it maps to), so advertised "server" rather than RFC 7643 §4.2's "none": a client
+		// reading /Schemas must not expect a second group of the same name to be created.
+		attr("displayName", String, "A human-readable name for the Group; unique per plugin, in any case.", required, unique(Server)),
 		attr("members", Complex, "A list of members of the Group.", multi, subs(
 			attr("value", String, "The id of the member resource.", caseExact, immutable),
 			attr("$ref", Reference, "The URI of the member resource.", immutable, refs("User", "Group")),

@@ -153,6 +153,13 @@ func safeMessage(err error) string {
 	return msg
 }
 
+// serverFault reports whether status is a server's fault, whose detail could describe internals:
+// every 5xx but 501, which answers a client asking for a feature the server does not have
+// (RFC 7644 §3.11 /Me) and whose detail is ours to say.
+func serverFault(status int) bool {
+	return status >= 500 && status != http.StatusNotImplemented
+}
+
 // Body is the JSON shape of a SCIM error (RFC 7644 §3.12).
 type Body struct {
 	Schemas  []string `json:"schemas"`
@@ -164,7 +171,7 @@ type Body struct {
 // BodyOf returns the body Write sends for e.
 func BodyOf(e *Error) Body {
 	detail := e.Detail
-	if e.Status >= 500 {
+	if serverFault(e.Status) {
 		detail = internalDetail
 	}
 	return Body{
@@ -186,7 +193,7 @@ func Write(w http.ResponseWriter, log *slog.Logger, err error) {
 	if e.Status < 400 || e.Status > 599 {
 		e = Internal()
 	}
-	if e.Status >= 500 && log != nil {
+	if serverFault(e.Status) && log != nil {
 		log.Error("SCIM request failed", "error", err)
 	}
 	h := w.Header()

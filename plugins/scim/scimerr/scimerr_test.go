@@ -34,6 +34,7 @@ func TestWrite(t *testing.T) {
 		{"internal", errors.New("sqlite: disk I/O error at /var/lib/x"), 500, "", "internal error", nil},
 		{"storage unavailable", trace.Wrap(trace.ConnectionProblem(nil, "etcd at 10.0.0.1 did not answer")), 503, "", "internal error", map[string]string{"Retry-After": "3"}},
 		{"5xx scim error hides detail", New(503, "", "etcd down at 10.0.0.1"), 503, "", "internal error", nil},
+		{"not implemented keeps its detail", New(501, "", "/Me is not supported"), 501, "", "/Me is not supported", nil},
 		{"unauthorized", Unauthorized(), 401, "", "authentication required", map[string]string{"WWW-Authenticate": `Bearer realm="gatehouse-scim"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gravitational/trace"
 
+	"github.com/gatehouse/gatehouse/lib/canonical"
 	"github.com/gatehouse/gatehouse/plugins/scim/filter"
 	"github.com/gatehouse/gatehouse/plugins/scim/protocol"
 	"github.com/gatehouse/gatehouse/plugins/scim/schema"
@@ -101,7 +102,7 @@ func serveList[T any](ctx context.Context, s *Server, w http.ResponseWriter, q u
 		total, items = pageIndexed(l, recs, nil, spec, page)
 	} else {
 		if strings.TrimSpace(raw) != "" {
-			if f, err = filter.Parse(raw, l.rt); err != nil {
+			if f, err = parseFilter(raw, l.rt); err != nil {
 				return err
 			}
 		}
@@ -296,4 +297,12 @@ func notModified(w http.ResponseWriter, rev string) error {
 func noContent(w http.ResponseWriter) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// parseFilter parses a query's filter for rt, comparing userName in its canonical form (NFKC plus
+// case folding), the form the userName index is keyed by and every account name is compared in:
+// `userName eq "ＡＤＡ@example.com"` then finds the same account whether the index answers it
+// alone or a scan evaluates it inside a larger filter.
+func parseFilter(raw string, rt *schema.ResourceType) (*filter.Filter, error) {
+	return filter.Parse(raw, rt, filter.FoldUserName(canonical.Username))
 }

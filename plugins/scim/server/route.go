@@ -139,6 +139,13 @@ func (s *Server) routeInto(r *http.Request, req *request) error {
 	case "Schemas":
 		table = s.routes.schemas
 	default:
+		if strings.EqualFold(endpoint, "Me") {
+			// RFC 7644 §3.11: "A service provider that does NOT support this feature SHOULD
+			// respond with HTTP status code 501 (Not Implemented)." A 404 reads as a wrong base
+			// URL to a client probing for /Me.
+			return scimerr.New(http.StatusNotImplemented, "",
+				"/Me is not supported: the bearer token belongs to the identity provider, not to a SCIM user")
+		}
 		return scimerr.NotFound("no such SCIM endpoint")
 	}
 	e, ok := table[r.Method]
@@ -159,14 +166,20 @@ func (s *Server) routeInto(r *http.Request, req *request) error {
 	return nil
 }
 
-func serviceProviderConfig(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+func serviceProviderConfig(_ context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	if err := refuseDiscoveryFilter(r); err != nil {
+		return err
+	}
 	return protocol.WriteJSON(w, http.StatusOK, discovery.NewServiceProviderConfig(req.base))
 }
 
 // discoveryEndpoint serves a discovery collection (/ResourceTypes, /Schemas) and its documents by
 // id; what names a document in the 404, which quotes at most maxID bytes of the id asked for.
 func discoveryEndpoint[T any](all func(base string) []T, byID func(base, id string) (T, bool), what string, maxID int) handlerFunc {
-	return func(_ context.Context, w http.ResponseWriter, _ *http.Request, req *request) error {
+	return func(_ context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+		if err := refuseDiscoveryFilter(r); err != nil {
+			return err
+		}
 		if req.id == "" {
 			return protocol.WriteJSON(w, http.StatusOK, discovery.List(all(req.base)))
 		}
@@ -176,4 +189,17 @@ func discoveryEndpoint[T any](all func(base string) []T, byID func(base, id stri
 		}
 		return protocol.WriteJSON(w, http.StatusOK, doc)
 	}
+}
+
+// refuseDiscoveryFilter answers a filter on /ServiceProviderConfig, /ResourceTypes or /Schemas,
+// which are not filtered. RFC 7644 §4: "If a "filter" is provided, the service provider SHOULD
+// respond with HTTP status code 403 (Forbidden) to ensure that clients cannot incorrectly assume
+// that any matching conditions specified in a filter are true." Answering the whole list with a
+// 200 would let a client read it as the filtered result.
+func refuseDiscoveryFilter(r *http.Request) error {
+	if strings.TrimSpace(protocol.Query(r.URL).Get("filter")) == "" {
+		return nil
+	}
+	return scimerr.New(http.StatusForbidden, "",
+		"the discovery endpoints (ServiceProviderConfig, ResourceTypes, Schemas) do not support filter")
 }

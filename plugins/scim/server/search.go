@@ -164,10 +164,10 @@ func (s *Server) searchAll(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	var uf, gf *filter.Filter
 	if raw := q.Get("filter"); strings.TrimSpace(raw) != "" {
-		if uf, err = filter.Parse(raw, userRT); err != nil {
+		if uf, err = parseFilter(raw, userRT); err != nil {
 			return err
 		}
-		if gf, err = filter.Parse(raw, groupRT); err != nil {
+		if gf, err = parseFilter(raw, groupRT); err != nil {
 			return err
 		}
 	}

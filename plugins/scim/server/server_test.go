@@ -325,6 +325,25 @@ func TestRoutingAndContentTypes(t *testing.T) {
 	for _, path := range []string{"/Nope", "/Users/a/b", "/ResourceTypes/Nope", "/Schemas/urn:nope", "", "/ServiceProviderConfig/x"} {
 		requireSCIMError(t, h.req(http.MethodGet, base+path, ""), http.StatusNotFound, "")
 	}
+	// RFC 7644 §3.11: /Me, which Gatehouse does not serve, is 501 (in any case, any method),
+	// with a detail that says why; unauthenticated, it is the same 401 as any other path.
+	for _, path := range []string{"/Me", "/me", "/Me/x"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			w := h.req(method, base+path, "")
+			requireSCIMError(t, w, http.StatusNotImplemented, "")
+			require.Contains(t, w.Body.String(), "/Me is not supported", "%s %s", method, path)
+		}
+	}
+	anon := httptest.NewRequest(http.MethodGet, base+"/Me", nil)
+	rec := httptest.NewRecorder()
+	h.srv.ServeHTTP(rec, anon)
+	requireSCIMError(t, rec, http.StatusUnauthorized, "")
+	// RFC 7644 §4: a filter on a discovery endpoint is 403, never the unfiltered list as if it
+	// were the filtered one.
+	for _, path := range []string{"/ServiceProviderConfig", "/ResourceTypes", "/ResourceTypes/User", "/Schemas",
+		"/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"} {
+		requireSCIMError(t, h.req(http.MethodGet, base+path+"?filter=id%20pr", ""), http.StatusForbidden, "")
+	}
 	w := h.req(http.MethodDelete, base+"/Users", "")
 	requireSCIMError(t, w, http.StatusMethodNotAllowed, "")
 	require.Equal(t, "GET, POST", w.Header().Get("Allow"))
@@ -344,7 +363,7 @@ func TestRoutingAndContentTypes(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, base+"/Users", strings.NewReader(big))
 	r.ContentLength = -1 // chunked: only the reader can tell
 	r.Header.Set("Authorization", "Bearer secret-token")
-	rec := httptest.NewRecorder()
+	rec = httptest.NewRecorder()
 	h.srv.ServeHTTP(rec, r)
 	requireSCIMError(t, rec, http.StatusRequestEntityTooLarge, "")
 }
