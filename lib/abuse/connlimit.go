@@ -24,6 +24,13 @@ type ConnLimits struct {
 	// Total is the most connections open at once on the listener; zero
 	// means no such bound.
 	Total int
+	// Reserve is how many of Total are kept for sources holding fewer
+	// than ReservePerSource connections: a few sources that fill the
+	// listener up to their PerSource share still leave room for a source
+	// that holds one or two (Okta with the request that deprovisions
+	// someone). Zero keeps none.
+	Reserve          int
+	ReservePerSource int
 	// Exempt are peers counted only against Total: trusted reverse
 	// proxies, which carry every client behind them on their own address.
 	Exempt []netip.Prefix
@@ -128,6 +135,9 @@ func (l *LimitedListener) admit(key string, perSource bool) string {
 	}
 	if perSource && l.lim.PerSource > 0 && l.open[key] >= l.lim.PerSource {
 		return "too many connections open from this source"
+	}
+	if perSource && l.lim.Total > 0 && l.total >= l.lim.Total-l.lim.Reserve && l.open[key] >= l.lim.ReservePerSource {
+		return "too many connections open (the rest is kept for sources holding few)"
 	}
 	l.total++
 	if perSource {

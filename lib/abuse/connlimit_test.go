@@ -80,3 +80,52 @@ func TestLimitListener(t *testing.T) {
 	total, _ = ln.Open("")
 	require.Equal(t, 4, total)
 }
+
+// TestLimitListenerReserve: once the sources holding many connections have
+// taken all but the reserve, only a source holding fewer than
+// ReservePerSource gets one of the rest.
+func TestLimitListenerReserve(t *testing.T) {
+	t.Parallel()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := LimitListener(raw, ConnLimits{PerSource: 3, Total: 6, Reserve: 2, ReservePerSource: 1})
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	open := func(src string) bool {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", raw.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		select {
+		case <-accepted:
+			return true
+		case <-time.After(time.Second):
+			// Refused: the server closed it.
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+			_, err := c.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF)
+			return false
+		}
+	}
+	require.True(t, open("127.0.0.1"))
+	require.True(t, open("127.0.0.1"))
+	require.True(t, open("127.0.0.2"))
+	require.True(t, open("127.0.0.2"))
+	// Four open, two reserved: the flooders' third connections are refused.
+	require.False(t, open("127.0.0.1"))
+	require.False(t, open("127.0.0.2"))
+	// A source holding none gets one, then no more.
+	require.True(t, open("127.0.0.3"))
+	require.False(t, open("127.0.0.3"))
+	require.True(t, open("127.0.0.4"))
+	require.False(t, open("127.0.0.5"), "the total holds")
+}
