@@ -198,6 +198,8 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err, "auth listener on %s", set.AuthAddr)
 	}
+	// Every listener is bounded before any of them serves.
+	p.limitListeners(cfg.Clock, cfg.Logger)
 	tlsCfg, err := p.auth.ServerTLSConfig(ctx, p.serverHosts(p.authLn.Addr()))
 	if err != nil {
 		return nil, trace.Wrap(err)
