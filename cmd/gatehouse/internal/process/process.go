@@ -230,6 +230,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		Logger:     cfg.Logger,
 		Clock:      cfg.Clock,
 		Middleware: metrics,
+		// Their clients share their address: the per-source bounds would
+		// throttle them all together.
+		TrustedProxies: set.WebTrustedProxies,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
