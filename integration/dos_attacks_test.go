@@ -2,6 +2,8 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/gatehouse/gatehouse/lib/auth/saml/samltest"
 )
@@ -176,4 +180,115 @@ func TestDoSConnectionFloods(t *testing.T) {
 	t.Logf("idle connections cut after: auth %v, web %v", authIdle, webIdle)
 	require.Less(t, authIdle, 12*time.Second, "auth gRPC handshake timeout")
 	require.Less(t, webIdle, 12*time.Second, "web handshake timeout")
+}
+
+// TestDoSHTTP2StreamFlood: HTTP/2 streams whose bodies never come, to the password login (which
+// reads its body before anything else), from one source: beyond the source's bound of requests in
+// flight (256) each is answered 429 at once instead of holding a handler (and its memory) until
+// the read timeout; another source is still served.
+func TestDoSHTTP2StreamFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs binaries")
+	}
+	gatehouseBin, _ := buildBinaries(t)
+	srv := startGatehouseLogged(t, gatehouseBin, t.TempDir(), "--log-level", "info")
+
+	const perSource, perConn, conns = 256, 150, 2 // lib/web DefaultMaxHTTP2RequestsPerSource
+	statuses := make(chan string, perConn*conns)
+	for range conns {
+		fr := dialHTTP2(t, "127.0.0.2", srv.webAddr)
+		go func() {
+			dec := hpack.NewDecoder(4096, nil)
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if h, ok := f.(*http2.HeadersFrame); ok {
+					fields, err := dec.DecodeFull(h.HeaderBlockFragment())
+					if err != nil {
+						return
+					}
+					for _, hf := range fields {
+						if hf.Name == ":status" {
+							statuses <- hf.Value
+						}
+					}
+				}
+			}
+		}()
+		for i := range perConn {
+			writeHTTP2Request(t, fr, uint32(2*i+1), http.MethodPost, "/v1/webapi/sessions", "60000")
+			require.NoError(t, fr.WriteData(uint32(2*i+1), false, []byte("{")))
+		}
+	}
+	want := perConn*conns - perSource
+	got := map[string]int{}
+	deadline := time.After(10 * time.Second)
+	for got["429"] < want {
+		select {
+		case s := <-statuses:
+			got[s]++
+		case <-deadline:
+			t.Fatalf("after 10 s, answers %v; want %d times 429 (the other %d wait for their bodies)", got, want, perSource)
+		}
+	}
+	require.Equal(t, map[string]int{"429": want}, got, "the streams within the bound wait for their bodies")
+
+	// Another source, over HTTP/2 too, is served.
+	fr := dialHTTP2(t, "127.0.0.3", srv.webAddr)
+	writeHTTP2Request(t, fr, 1, http.MethodGet, "/healthz", "")
+	dec := hpack.NewDecoder(4096, nil)
+	require.NoError(t, fr.Conn().SetReadDeadline(time.Now().Add(10*time.Second)))
+	for {
+		f, err := fr.ReadFrame()
+		require.NoError(t, err)
+		if h, ok := f.(*http2.HeadersFrame); ok {
+			fields, err := dec.DecodeFull(h.HeaderBlockFragment())
+			require.NoError(t, err)
+			require.Equal(t, ":status", fields[0].Name)
+			require.Equal(t, "200", fields[0].Value)
+			return
+		}
+	}
+}
+
+// framerConn is an HTTP/2 framer with its connection.
+type framerConn struct {
+	*http2.Framer
+	conn net.Conn
+}
+
+func (f framerConn) Conn() net.Conn { return f.conn }
+
+// dialHTTP2 opens an HTTP/2 connection from src (without verifying the server: only the protocol
+// matters here) and sends the preface; it acknowledges nothing, which HTTP/2 allows for a while.
+func dialHTTP2(t *testing.T, src, addr string) framerConn {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // the attacker trusts anything
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.Equal(t, "h2", c.ConnectionState().NegotiatedProtocol, "HTTP/2 is on")
+	_, err = c.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	fr := http2.NewFramer(c, c)
+	require.NoError(t, fr.WriteSettings())
+	return framerConn{Framer: fr, conn: c}
+}
+
+// writeHTTP2Request opens stream id with a request's headers, its body left open when
+// contentLength is set.
+func writeHTTP2Request(t *testing.T, fr framerConn, id uint32, method, path, contentLength string) {
+	t.Helper()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	fields := []hpack.HeaderField{{Name: ":method", Value: method}, {Name: ":scheme", Value: "https"}, {Name: ":path", Value: path}, {Name: ":authority", Value: "localhost"}}
+	if contentLength != "" {
+		fields = append(fields, hpack.HeaderField{Name: "content-type", Value: "application/json"}, hpack.HeaderField{Name: "content-length", Value: contentLength})
+	}
+	for _, f := range fields {
+		require.NoError(t, enc.WriteField(f))
+	}
+	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: contentLength == ""}))
 }
