@@ -26,6 +26,11 @@ const (
 	maxWebConns        = 8192
 	maxSSHConns        = 2048
 	maxAuthConns       = 2048
+	// The diagnostics listener serves Prometheus and an operator: a few
+	// connections. It is bounded too, because an operator may bind it
+	// beyond loopback, and its descriptors are the process's.
+	diagConnsPerSource = 16
+	maxDiagConns       = 64
 	// reservePerSource: a source holding fewer connections may use the
 	// reserve (an eighth of a listener's total).
 	reservePerSource = 4
@@ -51,21 +56,23 @@ func connBudget(nofile uint64) (web, ssh, auth int) {
 // the total.
 func (p *Process) limitListeners(clock clockwork.Clock, logger *slog.Logger) {
 	web, ssh, auth := connBudget(openFileLimit())
-	limit := func(ln net.Listener, perSource, total int, exempt []netip.Prefix, name string) net.Listener {
-		return abuse.LimitListener(ln, abuse.ConnLimits{
-			PerSource: perSource,
-			Total:     total,
-			// An eighth of each listener is kept for sources holding at most
-			// a few connections, so that sources filling the listener up to
-			// their share still leave Okta room.
-			Reserve:          total / 8,
-			ReservePerSource: reservePerSource,
-			Exempt:           exempt,
-			Clock:            clock,
-			Logger:           logger.With("component", "connlimit", "listener_name", name),
-		})
-	}
-	p.webLn = limit(p.webLn, webConnsPerSource, web, p.set.WebTrustedProxies, "web")
-	p.sshLn = limit(p.sshLn, sshConnsPerSource, ssh, nil, "ssh")
-	p.authLn = limit(p.authLn, authConnsPerSource, auth, nil, "auth")
+	p.webLn = limitListener(p.webLn, webConnsPerSource, web, p.set.WebTrustedProxies, "web", clock, logger)
+	p.sshLn = limitListener(p.sshLn, sshConnsPerSource, ssh, nil, "ssh", clock, logger)
+	p.authLn = limitListener(p.authLn, authConnsPerSource, auth, nil, "auth", clock, logger)
+}
+
+// limitListener puts ln under its bounds (ConnLimits).
+func limitListener(ln net.Listener, perSource, total int, exempt []netip.Prefix, name string, clock clockwork.Clock, logger *slog.Logger) net.Listener {
+	return abuse.LimitListener(ln, abuse.ConnLimits{
+		PerSource: perSource,
+		Total:     total,
+		// An eighth of each listener is kept for sources holding at most
+		// a few connections, so that sources filling the listener up to
+		// their share still leave Okta room.
+		Reserve:          total / 8,
+		ReservePerSource: reservePerSource,
+		Exempt:           exempt,
+		Clock:            clock,
+		Logger:           logger.With("component", "connlimit", "listener_name", name),
+	})
 }

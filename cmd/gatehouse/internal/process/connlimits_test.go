@@ -1,8 +1,12 @@
 package process
 
 import (
+	"io"
+	"net"
 	"testing"
+	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,5 +29,47 @@ func TestConnBudget(t *testing.T) {
 		if tc.nofile >= 16 {
 			require.LessOrEqual(t, uint64(web+ssh+auth), tc.nofile/2)
 		}
+	}
+}
+
+// TestListenersBounded: every listener of a started process, the
+// diagnostics one included, is under its bounds: the connection past a
+// source's share is closed before any handshake, and the source's own
+// connections are still served.
+func TestListenersBounded(t *testing.T) {
+	t.Parallel()
+	p := start(t, settings(t, t.TempDir()), clockwork.NewFakeClockAt(time.Now()), io.Discard)
+	t.Cleanup(func() { stop(t, p) })
+	for _, tc := range []struct {
+		name      string
+		addr      net.Addr
+		perSource int
+	}{
+		{name: "diag", addr: p.diagLn.Addr(), perSource: diagConnsPerSource},
+		{name: "ssh", addr: p.sshLn.Addr(), perSource: sshConnsPerSource},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var held []net.Conn
+			t.Cleanup(func() {
+				for _, c := range held {
+					c.Close()
+				}
+			})
+			open := func() net.Conn {
+				c, err := net.DialTimeout("tcp", tc.addr.String(), 5*time.Second)
+				require.NoError(t, err)
+				held = append(held, c)
+				return c
+			}
+			for range tc.perSource {
+				open()
+			}
+			// The listener admits in order: once the extra connection is refused,
+			// all before it were counted.
+			over := open()
+			require.NoError(t, over.SetReadDeadline(time.Now().Add(5*time.Second)))
+			_, err := over.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF, "connection %d from one source must be closed", tc.perSource+1)
+		})
 	}
 }

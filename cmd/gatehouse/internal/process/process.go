@@ -401,6 +401,7 @@ func (p *Process) startDiag() error {
 	if err != nil {
 		return trace.Wrap(err, "diagnostics listener on %s", p.set.DiagAddr)
 	}
+	ln = limitListener(ln, diagConnsPerSource, maxDiagConns, nil, "diag", p.cfg.Clock, p.cfg.Logger)
 	p.diagLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{}))
