@@ -101,7 +101,7 @@ func TestDoSConnectionFloods(t *testing.T) {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		return bufio.NewReader(c).ReadString('\n')
 	}
-	const sshPerSource = 128 // cmd/gatehouse/internal/process sshConnsPerSource
+	const sshPerSource = 256 // cmd/gatehouse/internal/process sshConnsPerSource
 	var held []net.Conn
 	for i := range sshPerSource {
 		c, err := dialFrom("127.0.0.2", sshAddr)

@@ -21,7 +21,7 @@ import (
 // memory than they are worth.
 const (
 	webConnsPerSource  = 256
-	sshConnsPerSource  = 128
+	sshConnsPerSource  = 256
 	authConnsPerSource = 128
 	maxWebConns        = 8192
 	maxSSHConns        = 2048
