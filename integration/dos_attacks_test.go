@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +40,11 @@ const dosNoFile = 4096
 func TestDoSConnectionFloods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs binaries")
+	}
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Cur < 2*dosNoFile+1024 {
+		t.Skipf("the flood needs %d descriptors here, the limit is %d", 2*dosNoFile+1024, lim.Cur)
 	}
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
