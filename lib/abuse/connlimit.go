@@ -34,6 +34,9 @@ type ConnLimits struct {
 	// Exempt are peers counted only against Total: trusted reverse
 	// proxies, which carry every client behind them on their own address.
 	Exempt []netip.Prefix
+	// OnRefuse, if set, is called for every refused connection with the
+	// bound it hit ("total" or "source"): a metric.
+	OnRefuse func(bound string)
 	// Logger receives one warning per refusing source and minute.
 	Logger *slog.Logger
 	// Clock drives that aggregation; nil means the real clock.
@@ -80,7 +83,11 @@ func (l *LimitedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		key, perSource := l.source(c.RemoteAddr())
-		if why := l.admit(key, perSource); why != "" {
+		if bound, why := l.admit(key, perSource); why != "" {
+			// Counted before the close, so that whoever sees the close sees the count.
+			if l.lim.OnRefuse != nil {
+				l.lim.OnRefuse(bound)
+			}
 			c.Close()
 			record, flush := l.refusals.Note(key)
 			if record {
@@ -93,13 +100,6 @@ func (l *LimitedListener) Accept() (net.Conn, error) {
 		}
 		return &limitedConn{Conn: c, release: func() { l.release(key, perSource) }}, nil
 	}
-}
-
-// Open returns the number of connections open, in all and from key.
-func (l *LimitedListener) Open(key string) (total, fromKey int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total, l.open[key]
 }
 
 // source returns the key a connection is counted under and whether it
@@ -126,24 +126,30 @@ func (l *LimitedListener) source(a net.Addr) (string, bool) {
 	return AddrKey(addr), true
 }
 
-// admit counts one connection from key, or says why it may not be opened.
-func (l *LimitedListener) admit(key string, perSource bool) string {
+// Bounds a refused connection hit (ConnLimits.OnRefuse).
+const (
+	BoundTotal  = "total"
+	BoundSource = "source"
+)
+
+// admit counts one connection from key, or says which bound it hit and why.
+func (l *LimitedListener) admit(key string, perSource bool) (bound, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lim.Total > 0 && l.total >= l.lim.Total {
-		return "too many connections open"
+		return BoundTotal, "too many connections open"
 	}
 	if perSource && l.lim.PerSource > 0 && l.open[key] >= l.lim.PerSource {
-		return "too many connections open from this source"
+		return BoundSource, "too many connections open from this source"
 	}
 	if perSource && l.lim.Total > 0 && l.total >= l.lim.Total-l.lim.Reserve && l.open[key] >= l.lim.ReservePerSource {
-		return "too many connections open (the rest is kept for sources holding few)"
+		return BoundTotal, "too many connections open (the rest is kept for sources holding few)"
 	}
 	l.total++
 	if perSource {
 		l.open[key]++
 	}
-	return ""
+	return "", ""
 }
 
 func (l *LimitedListener) release(key string, perSource bool) {

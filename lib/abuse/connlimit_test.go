@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,18 @@ func TestLimitListener(t *testing.T) {
 	t.Parallel()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ln := LimitListener(raw, ConnLimits{PerSource: 2, Total: 4, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}})
+	var refusedMu sync.Mutex
+	refused := map[string]int{}
+	ln := LimitListener(raw, ConnLimits{PerSource: 2, Total: 4, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}, OnRefuse: func(bound string) {
+		refusedMu.Lock()
+		defer refusedMu.Unlock()
+		refused[bound]++
+	}})
+	open := func(key string) (total, fromKey int) {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return ln.total, ln.open[key]
+	}
 	t.Cleanup(func() { ln.Close() })
 	accepted := make(chan net.Conn, 16)
 	go func() {
@@ -49,7 +61,7 @@ func TestLimitListener(t *testing.T) {
 			return nil
 		}
 	}
-	refused := func(src string) {
+	refuse := func(src string) {
 		c := dial(src)
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 		_, err := c.Read(make([]byte, 1))
@@ -59,8 +71,8 @@ func TestLimitListener(t *testing.T) {
 
 	first := admitted("127.0.0.1")
 	admitted("127.0.0.1")
-	refused("127.0.0.1")
-	total, from := ln.Open("127.0.0.1")
+	refuse("127.0.0.1")
+	total, from := open("127.0.0.1")
 	require.Equal(t, 2, total)
 	require.Equal(t, 2, from)
 
@@ -71,14 +83,17 @@ func TestLimitListener(t *testing.T) {
 	require.NoError(t, first.Close())
 	first.Close()
 	admitted("127.0.0.1")
-	refused("127.0.0.1")
+	refuse("127.0.0.1")
 
 	// The exempt proxy is bound only by the total, which it fills.
 	admitted("127.0.0.9")
-	refused("127.0.0.9")
-	refused("127.0.0.3")
-	total, _ = ln.Open("")
+	refuse("127.0.0.9")
+	refuse("127.0.0.3")
+	total, _ = open("")
 	require.Equal(t, 4, total)
+	refusedMu.Lock()
+	defer refusedMu.Unlock()
+	require.Equal(t, map[string]int{BoundSource: 2, BoundTotal: 2}, refused)
 }
 
 // TestLimitListenerReserve: once the sources holding many connections have

@@ -1,11 +1,10 @@
 package process
 
 import (
-	"log/slog"
 	"net"
 	"net/netip"
 
-	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse/gatehouse/lib/abuse"
 )
@@ -54,15 +53,21 @@ func connBudget(nofile uint64) (web, ssh, auth int) {
 // limitListeners puts the web, SSH and auth listeners under their bounds.
 // Trusted proxies carry many clients on one address: they are bound only by
 // the total.
-func (p *Process) limitListeners(clock clockwork.Clock, logger *slog.Logger) {
+func (p *Process) limitListeners() {
+	p.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Name: "connections_refused_total",
+		Help: "Connections closed as soon as accepted, by listener and the bound they hit (source or total).",
+	}, []string{"listener", "bound"})
+	p.cfg.Registry.MustRegister(p.connsRefused)
 	web, ssh, auth := connBudget(openFileLimit())
-	p.webLn = limitListener(p.webLn, webConnsPerSource, web, p.set.WebTrustedProxies, "web", clock, logger)
-	p.sshLn = limitListener(p.sshLn, sshConnsPerSource, ssh, nil, "ssh", clock, logger)
-	p.authLn = limitListener(p.authLn, authConnsPerSource, auth, nil, "auth", clock, logger)
+	p.webLn = p.limitListener(p.webLn, webConnsPerSource, web, p.set.WebTrustedProxies, "web")
+	p.sshLn = p.limitListener(p.sshLn, sshConnsPerSource, ssh, nil, "ssh")
+	p.authLn = p.limitListener(p.authLn, authConnsPerSource, auth, nil, "auth")
 }
 
 // limitListener puts ln under its bounds (ConnLimits).
-func limitListener(ln net.Listener, perSource, total int, exempt []netip.Prefix, name string, clock clockwork.Clock, logger *slog.Logger) net.Listener {
+func (p *Process) limitListener(ln net.Listener, perSource, total int, exempt []netip.Prefix, name string) net.Listener {
+	refused := p.connsRefused.MustCurryWith(prometheus.Labels{"listener": name})
 	return abuse.LimitListener(ln, abuse.ConnLimits{
 		PerSource: perSource,
 		Total:     total,
@@ -72,7 +77,8 @@ func limitListener(ln net.Listener, perSource, total int, exempt []netip.Prefix,
 		Reserve:          total / 8,
 		ReservePerSource: reservePerSource,
 		Exempt:           exempt,
-		Clock:            clock,
-		Logger:           logger.With("component", "connlimit", "listener_name", name),
+		OnRefuse:         func(bound string) { refused.WithLabelValues(bound).Inc() },
+		Clock:            p.cfg.Clock,
+		Logger:           p.cfg.Logger.With("component", "connlimit", "listener_name", name),
 	})
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gatehouse/gatehouse/lib/abuse"
 )
 
 // TestConnBudget: the listeners together hold at most half the process's
@@ -70,6 +72,30 @@ func TestListenersBounded(t *testing.T) {
 			require.NoError(t, over.SetReadDeadline(time.Now().Add(5*time.Second)))
 			_, err := over.Read(make([]byte, 1))
 			require.ErrorIs(t, err, io.EOF, "connection %d from one source must be closed", tc.perSource+1)
+			require.Equal(t, 1.0, refusedMetric(t, p, tc.name, abuse.BoundSource), "counted")
 		})
 	}
+}
+
+// refusedMetric reads gatehouse_connections_refused_total{listener, bound}
+// from the process's registry, as /metrics shows it.
+func refusedMetric(t *testing.T, p *Process, listener, bound string) float64 {
+	t.Helper()
+	families, err := p.cfg.Registry.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "gatehouse_connections_refused_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["listener"] == listener && labels["bound"] == bound {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
