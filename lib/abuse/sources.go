@@ -2,8 +2,9 @@
 // authentication, password login, SAML) share to resist floods: the
 // client source of a request (trusted proxies, IPv6 grouping), a failure
 // limiter that counts before it verifies, a bound on concurrent password
-// hashing, and an aggregator that turns a burst of refusals into one audit
-// event per source and window.
+// hashing, an aggregator that turns a burst of refusals into one audit
+// event per source and window, and a listener that bounds the connections
+// it holds open per source and in all (LimitListener).
 //
 // It imports nothing of Gatehouse, so every layer may use it.
 package abuse

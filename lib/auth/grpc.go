@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"runtime/debug"
+	"time"
 
 	"github.com/gravitational/trace"
 	"google.golang.org/grpc"
@@ -26,6 +27,10 @@ import (
 	userpb "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 )
 
+// HandshakeTimeout bounds a gRPC connection's TLS handshake, as the web
+// listener's ReadHeaderTimeout bounds its own.
+const HandshakeTimeout = 10 * time.Second
+
 // NewGRPCServer returns a gRPC server serving every auth API over tlsCfg
 // (from ServerTLSConfig), with the auth interceptors: the caller's identity
 // from its verified client certificate, panic recovery, an audit event for
@@ -39,6 +44,10 @@ func (s *Server) NewGRPCServer(tlsCfg *tls.Config, opts ...grpc.ServerOption) (*
 	}
 	opts = append([]grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		// A connection that has not finished its TLS handshake in this time
+		// is closed: grpc-go's default (120 s) lets anyone hold a descriptor
+		// for two minutes per idle connection, unauthenticated.
+		grpc.ConnectionTimeout(HandshakeTimeout),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	}, opts...)

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -41,6 +42,10 @@ const (
 	DefaultReadyTimeout = 3 * time.Second
 	// DefaultMaxHeaderBytes caps request headers.
 	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxHTTP2RequestsPerSource bounds the HTTP/2 requests one
+	// source has in flight at once, as many as the HTTP/1.1 connections
+	// the process lets a source hold (cmd/gatehouse/internal/process).
+	DefaultMaxHTTP2RequestsPerSource = 256
 )
 
 // ReadyFunc reports whether the process can serve: typically a cheap backend
@@ -72,6 +77,17 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Middleware, if set, wraps the whole mux (metrics, request logs).
 	Middleware func(http.Handler) http.Handler
+	// MaxHTTP2RequestsPerSource bounds the HTTP/2 requests one source (an
+	// IPv4 address, an IPv6 /64) has in flight at once; beyond it a request
+	// gets 429 before any handler reads its body. An HTTP/1.1 connection
+	// carries one request at a time, so bounding connections (the
+	// listener's job) bounds those; one HTTP/2 connection carries up to
+	// 250 streams, each a handler that may wait for its body until
+	// ReadTimeout. Zero means DefaultMaxHTTP2RequestsPerSource.
+	MaxHTTP2RequestsPerSource int
+	// TrustedProxies are exempt from MaxHTTP2RequestsPerSource: every
+	// client behind one shares its address.
+	TrustedProxies []netip.Prefix
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -89,6 +105,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	defaults.IfZero(&c.WriteTimeout, DefaultWriteTimeout)
 	defaults.IfZero(&c.IdleTimeout, DefaultIdleTimeout)
 	defaults.IfZero(&c.ReadyTimeout, DefaultReadyTimeout)
+	defaults.IfZero(&c.MaxHTTP2RequestsPerSource, DefaultMaxHTTP2RequestsPerSource)
 	return nil
 }
 
@@ -138,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		handler = cfg.Middleware(handler)
 	}
 	handler = withRecover(handler, cfg.Logger)
+	handler = newStreamLimit(cfg.MaxHTTP2RequestsPerSource, cfg.TrustedProxies).wrap(handler)
 	s.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

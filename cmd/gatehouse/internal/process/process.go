@@ -115,6 +115,8 @@ type Process struct {
 	sshLn   net.Listener
 	diag    *http.Server
 	diagLn  net.Listener
+	// connsRefused counts the connections the listeners' bounds refused.
+	connsRefused *prometheus.CounterVec
 
 	// sealer holds the credentials key (data dir, created on first use).
 	sealer   *credseal.File
@@ -198,6 +200,8 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 	if err != nil {
 		return nil, trace.Wrap(err, "auth listener on %s", set.AuthAddr)
 	}
+	// Every listener is bounded before any of them serves.
+	p.limitListeners()
 	tlsCfg, err := p.auth.ServerTLSConfig(ctx, p.serverHosts(p.authLn.Addr()))
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -228,6 +232,9 @@ func Start(ctx context.Context, cfg Config) (_ *Process, err error) {
 		Logger:     cfg.Logger,
 		Clock:      cfg.Clock,
 		Middleware: metrics,
+		// Their clients share their address: the per-source bounds would
+		// throttle them all together.
+		TrustedProxies: set.WebTrustedProxies,
 	})
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -396,6 +403,7 @@ func (p *Process) startDiag() error {
 	if err != nil {
 		return trace.Wrap(err, "diagnostics listener on %s", p.set.DiagAddr)
 	}
+	ln = p.limitListener(ln, diagConnsPerSource, maxDiagConns, nil, "diag")
 	p.diagLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{}))
