@@ -20,9 +20,10 @@ import (
 
 // The crash test's shape: crashUsers users are created over SCIM, crashReactivate of them
 // deactivated at once (the round's reactivations need inactive records); then crashRounds
-// rounds each send crashDeactivations deactivations, crashReactivations reactivations and
-// crashCreates creates of new users from crashWorkers goroutines, and SIGKILL the server a few
-// milliseconds to a few hundred milliseconds in. Every user is touched by at most one round, so
+// rounds each send crashDeactivations deactivations, crashDeletes deletions (the other write
+// that takes an account away), crashReactivations reactivations and crashCreates creates of new
+// users from crashWorkers goroutines, and SIGKILL the server a few milliseconds to a few hundred
+// milliseconds in. Every user is touched by at most one round, so
 // each one's state after the restart is either before or after its one request.
 const (
 	crashUsers         = 300
@@ -30,6 +31,7 @@ const (
 	crashDeactivations = 36
 	crashReactivations = 5
 	crashCreates       = 5
+	crashDeletes       = 4
 	crashReactivate    = crashRounds * crashReactivations
 	crashWorkers       = 8
 )
@@ -41,10 +43,11 @@ const (
 	opDeactivate crashOp = iota + 1
 	opReactivate
 	opCreate
+	opDelete
 )
 
 func (o crashOp) String() string {
-	return map[crashOp]string{opDeactivate: "deactivation", opReactivate: "reactivation", opCreate: "create"}[o]
+	return map[crashOp]string{opDeactivate: "deactivation", opReactivate: "reactivation", opCreate: "create", opDelete: "deletion"}[o]
 }
 
 // crashState is what the server holds for one userName, read as an operator reads it.
@@ -56,6 +59,7 @@ type crashState struct {
 	deactEvts int  // scim.user.deactivate events for the userName
 	reactEvts int  // scim.user.reactivate events
 	createEvt int  // scim.user.create events
+	deleteEvt int  // scim.user.delete events
 	lockEvts  int  // lock.create events of the user's deactivation lock
 	unlockEvt int  // lock.delete events of it
 }
@@ -86,8 +90,8 @@ type crashUser struct {
 
 // TestSCIMDeactivationsSurviveKill is invariant 6 against the real binary: a deactivation is
 // one atomic write (the record, the user delete, the lock and the audit event) and once
-// acknowledged it survives a crash. Rounds of concurrent SCIM deactivations, reactivations and
-// creates are cut by SIGKILL at a random moment; after each restart on the same data dir every
+// acknowledged it survives a crash. Rounds of concurrent SCIM deactivations, deletions,
+// reactivations and creates are cut by SIGKILL at a random moment; after each restart on the same data dir every
 // user touched so far is read back through gatectl and SCIM GET: an acknowledged request is
 // there in full, a request in flight is there in full or not at all, and a certificate issued
 // before a deactivation that took effect is refused by the SSH node (with the lock's message,
@@ -138,8 +142,8 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 	})
 	t.Logf("setup: %d users created, %d deactivated in %v", crashUsers, crashReactivate, time.Since(started))
 
-	// The rounds' work: reactivations of users 0.., deactivations of the active users in a
-	// random order, creates of new users.
+	// The rounds' work: reactivations of users 0.., deactivations and deletions of the active
+	// users in a random order, creates of new users.
 	active := rng.Perm(crashUsers - crashReactivate)
 	newUser := 0
 	var rounds [crashRounds][]*crashUser
@@ -149,6 +153,13 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 			u := users[crashReactivate+active[0]]
 			active = active[1:]
 			u.op, u.round, u.after = opDeactivate, r, crashInactive(1, 1, 0)
+			batch = append(batch, u)
+		}
+		for range crashDeletes {
+			u := users[crashReactivate+active[0]]
+			active = active[1:]
+			u.op, u.round = opDelete, r
+			u.after = crashState{lock: true, createEvt: 1, deleteEvt: 1, lockEvts: 1}
 			batch = append(batch, u)
 		}
 		for i := range crashReactivations {
@@ -173,6 +184,8 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 			return scim.try(http.MethodPatch, "/Users/"+u.id, deactivate)
 		case opReactivate:
 			return scim.try(http.MethodPatch, "/Users/"+u.id, reactivate)
+		case opDelete:
+			return scim.try(http.MethodDelete, "/Users/"+u.id, nil)
 		default:
 			return scim.try(http.MethodPost, "/Users", oktaUser(u.name, "00u"+u.name))
 		}
@@ -307,6 +320,10 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 				if resp.status != http.StatusConflict {
 					return fmt.Errorf("retry of the committed create of %s: %d %s", u.name, resp.status, resp.raw)
 				}
+			case i >= len(dropped) && u.op == opDelete:
+				if resp.status != http.StatusNotFound {
+					return fmt.Errorf("retry of the committed deletion of %s: %d %s", u.name, resp.status, resp.raw)
+				}
 			case resp.status/100 != 2:
 				return fmt.Errorf("retry of the %s of %s: %d %s", u.op, u.name, resp.status, resp.raw)
 			}
@@ -426,7 +443,7 @@ func crashRead(t *testing.T, gatectl func(args ...string) result, scim *scimClie
 		Fields   map[string]string `json:"fields"`
 	}
 	crashJSON(t, gatectl("events", "ls", "--since", "1h", "--format", "json",
-		"--type", strings.Join([]string{scimprov.EventUserCreate, scimprov.EventUserDeactivate, scimprov.EventUserReactivate, scimprov.EventLockCreate, scimprov.EventLockDelete}, ",")), &events)
+		"--type", strings.Join([]string{scimprov.EventUserCreate, scimprov.EventUserDeactivate, scimprov.EventUserReactivate, scimprov.EventUserDelete, scimprov.EventLockCreate, scimprov.EventLockDelete}, ",")), &events)
 	for _, e := range events {
 		switch e.Type {
 		case scimprov.EventUserCreate:
@@ -435,6 +452,8 @@ func crashRead(t *testing.T, gatectl func(args ...string) result, scim *scimClie
 			update(e.Fields["username"], func(s *crashState) { s.deactEvts++ })
 		case scimprov.EventUserReactivate:
 			update(e.Fields["username"], func(s *crashState) { s.reactEvts++ })
+		case scimprov.EventUserDelete:
+			update(e.Fields["username"], func(s *crashState) { s.deleteEvt++ })
 		case scimprov.EventLockCreate:
 			name := e.Fields["target"]
 			require.Equal(t, "lock/"+scimprov.LockName("okta", name), e.Resource)
