@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,7 +104,10 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 	started := time.Now()
 	gatehouseBin, gatectlBin := buildBinaries(t)
 	dataDir, work := t.TempDir(), t.TempDir()
-	serverArgs := []string{"--storage", "sqlite", "--log-level", "warn"}
+	// The SSH node keeps one port across restarts, so that a client can try it from the moment
+	// the restarted process starts, before it has loaded its lock view.
+	sshAddr := freeLoopbackAddr(t)
+	serverArgs := []string{"--storage", "sqlite", "--log-level", "warn", "--ssh-addr", sshAddr}
 	srv := startGatehouseLogged(t, gatehouseBin, dataDir, serverArgs...)
 	gatectl, admin := gatectlOn(t, gatectlBin, dataDir)
 	token := installOkta(t, admin, work)
@@ -266,7 +270,9 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 		wg.Wait()
 		t.Logf("round %d: SIGKILL %v in; %d of %d requests acknowledged", r, killed.Round(time.Millisecond), acked, len(batch))
 
+		early := probeSSHDuringStart(sshAddr, sshLogin(t), targets[0])
 		srv = startGatehouseLogged(t, gatehouseBin, dataDir, serverArgs...)
+		earlyAnswers := early()
 		scim = newSCIMClient(t, srv, "okta", token, crashWorkers)
 
 		// Certificates first: the restarted server must enforce the locks from its first
@@ -280,6 +286,19 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 		// Then everyone touched so far, this round and every earlier one.
 		got := crashRead(t, gatectl, scim)
 		var committed, dropped []*crashUser
+		stale := 0
+		for _, a := range earlyAnswers {
+			if strings.Contains(a.stderr, "lock view is stale") {
+				stale++
+			}
+		}
+		if !got[targets[0].name].account {
+			for _, a := range earlyAnswers {
+				require.False(t, a.accepted, "%s's certificate was accepted while the restarted server started, before its lock view was loaded", targets[0].name)
+				require.True(t, strings.Contains(a.stderr, "lock view is stale") || strings.Contains(a.stderr, `lock targeting user "`+targets[0].name+`" is in force`),
+					"%s's certificate during the start: refused for another reason than the lock: %s", targets[0].name, a.stderr)
+			}
+		}
 		refused := 0
 		for u, a := range sshAnswers {
 			checkCrashCert(t, srv, gatectlBin, u, a, got[u.name])
@@ -304,7 +323,7 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 				t.Fatalf("%s of %s (round %d) in flight at the kill left half a write:\nbefore %+v\nafter  %+v\ngot    %+v", u.op, u.name, u.round, u.before, u.after, st)
 			}
 		}
-		t.Logf("round %d: of the requests not acknowledged, %d were committed in full and %d not at all; %d of %d certificates refused for the lock", r, len(committed), len(dropped), refused, len(sshAnswers))
+		t.Logf("round %d: of the requests not acknowledged, %d were committed in full and %d not at all; %d of %d certificates refused for the lock; %d SSH answers during the start (%d stale)", r, len(committed), len(dropped), refused, len(sshAnswers), len(earlyAnswers), stale)
 		// Okta retries what got no answer. A crash must leave nothing (an index entry, a
 		// lock, a half-held name) that makes the retry of a request not committed fail; the
 		// retry of one committed changes nothing (a create is told the userName is taken).
@@ -367,6 +386,54 @@ func trySSHAfterRestart(t *testing.T, srv *server, u *crashUser) crashSSH {
 		require.True(t, time.Now().Before(deadline), "the SSH node's lock view stayed stale for 10s after the restart")
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// probeSSHDuringStart connects with u's certificate to addr over and over, from now until the
+// returned function is called, and that function returns every answer the SSH node gave (a
+// connection refused because nothing listens yet is no answer).
+func probeSSHDuringStart(addr, login string, u *crashUser) func() []crashSSH {
+	host, port, _ := strings.Cut(addr, ":")
+	stop := make(chan struct{})
+	done := make(chan []crashSSH)
+	go func() {
+		var answers []crashSSH
+		for {
+			select {
+			case <-stop:
+				done <- answers
+				return
+			default:
+			}
+			cmd := opensshCmd(host, port, u.cert, login, "true")
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				continue
+			}
+			timer := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() })
+			err := cmd.Wait()
+			timer.Stop()
+			if err == nil || strings.Contains(stderr.String(), "administratively prohibited") {
+				answers = append(answers, crashSSH{accepted: err == nil, stderr: stderr.String()})
+			} else {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	return func() []crashSSH {
+		close(stop)
+		return <-done
+	}
+}
+
+// freeLoopbackAddr returns a loopback address with a port free at the time of the call.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
 }
 
 // checkCrashCert checks how the restarted server answered u's certificate and identity, issued
