@@ -92,11 +92,12 @@ type crashUser struct {
 // TestSCIMDeactivationsSurviveKill is invariant 6 against the real binary: a deactivation is
 // one atomic write (the record, the user delete, the lock and the audit event) and once
 // acknowledged it survives a crash. Rounds of concurrent SCIM deactivations, deletions,
-// reactivations and creates are cut by SIGKILL at a random moment; after each restart on the same data dir every
-// user touched so far is read back through gatectl and SCIM GET: an acknowledged request is
-// there in full, a request in flight is there in full or not at all, and a certificate issued
-// before a deactivation that took effect is refused by the SSH node (with the lock's message,
-// so the lock is enforced from the restarted server's first connections) and over gRPC.
+// reactivations and creates are cut by SIGKILL at a random moment; after each restart on the
+// same data dir every user touched so far is read back through gatectl and SCIM GET: an
+// acknowledged request is there in full, a request in flight is there in full or not at all
+// (and Okta's retry of it works), and a certificate issued before a deactivation that took
+// effect is refused by the SSH node (with the lock's message, also to connections made while
+// the restarted process starts: the lock is enforced from its first answer) and over gRPC.
 func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs binaries")
