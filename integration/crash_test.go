@@ -417,7 +417,7 @@ func probeSSHDuringStart(addr, login string, u *crashUser) func() []crashSSH {
 			if err == nil || strings.Contains(stderr.String(), "administratively prohibited") {
 				answers = append(answers, crashSSH{accepted: err == nil, stderr: stderr.String()})
 			} else {
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // nothing listens yet
 			}
 		}
 	}()
