@@ -129,15 +129,15 @@ func TestSCIMDeactivationsSurviveKill(t *testing.T) {
 	runParallelT(t, crashWorkers, crashUsers, func(i int) error {
 		u := &crashUser{name: fmt.Sprintf("crash%04d@example.com", i), settled: true}
 		r, err := scim.try(http.MethodPost, "/Users", oktaUser(u.name, fmt.Sprintf("00ucrash%d", i)))
-		if err != nil || r.status != http.StatusCreated {
-			return fmt.Errorf("create %s: %v %d %s", u.name, err, r.status, r.raw)
+		if err := crashAnswer("create "+u.name, r, err, http.StatusCreated); err != nil {
+			return err
 		}
 		u.id, _ = r.body["id"].(string)
 		u.before = crashActive(1, 0, 0)
 		if i < crashReactivate {
 			r, err := scim.try(http.MethodPatch, "/Users/"+u.id, deactivate)
-			if err != nil || r.status != http.StatusOK {
-				return fmt.Errorf("deactivate %s: %v %d %s", u.name, err, r.status, r.raw)
+			if err := crashAnswer("deactivate "+u.name, r, err, http.StatusOK); err != nil {
+				return err
 			}
 			u.before = crashInactive(1, 1, 0)
 		}
@@ -531,6 +531,17 @@ func crashRead(t *testing.T, gatectl func(args ...string) result, scim *scimClie
 		}
 	}
 	return got
+}
+
+// crashAnswer is nil if a request what was answered with status, else why not.
+func crashAnswer(what string, r scimResponse, err error, status int) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case r.status != status:
+		return fmt.Errorf("%s: %d %s", what, r.status, r.raw)
+	}
+	return nil
 }
 
 func crashJSON(t *testing.T, r result, v any) {
