@@ -533,7 +533,7 @@ func crashRead(t *testing.T, gatectl func(args ...string) result, scim *scimClie
 	return got
 }
 
-// crashAnswer is nil if a request what was answered with status, else why not.
+// crashAnswer is nil if the request was answered with status, else it says what went wrong.
 func crashAnswer(what string, r scimResponse, err error, status int) error {
 	switch {
 	case err != nil:
