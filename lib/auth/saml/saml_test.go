@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -229,19 +228,6 @@ func TestIdPInitiatedLoginAndReplay(t *testing.T) {
 	requireReason(t, err, saml.ReasonReplayed)
 }
 
-// replayStoreDown fails every write to the replay cache while down is set.
-type replayStoreDown struct {
-	backend.Backend
-	down atomic.Bool
-}
-
-func (b *replayStoreDown) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
-	if b.down.Load() && i.Key.HasPrefix(backend.NewKey(saml.AssertionsPrefix, "")) {
-		return nil, trace.ConnectionProblem(nil, "storage unavailable")
-	}
-	return b.Backend.Create(ctx, i)
-}
-
 // TestReplayCacheStorageFailure: a valid response that cannot be recorded
 // as used is not refused as the client's mistake (no *ResponseError, the
 // storage error's kind kept), and stays unused: once the storage is back
@@ -249,20 +235,20 @@ func (b *replayStoreDown) Create(ctx context.Context, i backend.Item) (*backend.
 func TestReplayCacheStorageFailure(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	store := &replayStoreDown{Backend: f.bk}
+	store := &samltest.ReplayStoreDown{Backend: f.bk}
 	p, err := saml.New(saml.Config{Backend: store, Clock: f.clock})
 	require.NoError(t, err)
 	f.idp.Login(t, "alice", "alice-password")
 	form := f.idp.IdPInitiated(t, f.connector.GetSpec().GetAudience())
 
-	store.down.Store(true)
+	store.Down.Store(true)
 	_, err = p.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
 	require.Error(t, err)
 	var re *saml.ResponseError
 	require.False(t, errors.As(err, &re), "a storage failure is not a refusal of the response: %v", err)
 	require.True(t, trace.IsConnectionProblem(err), "%v", err)
 
-	store.down.Store(false)
+	store.Down.Store(false)
 	a, err := p.ParseResponse(ctx, f.connector, form.SAMLResponse, "", f.binding)
 	require.NoError(t, err)
 	require.Equal(t, "alice@example.com", a.NameID)

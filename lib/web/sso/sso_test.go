@@ -593,19 +593,6 @@ func TestACSNeedsAForm(t *testing.T) {
 	requireSession(t, w, sso.DefaultRedirect)
 }
 
-// replayStoreDown fails every write to the replay cache while down is set.
-type replayStoreDown struct {
-	backend.Backend
-	down atomic.Bool
-}
-
-func (b *replayStoreDown) Create(ctx context.Context, i backend.Item) (*backend.Lease, error) {
-	if b.down.Load() && i.Key.HasPrefix(backend.NewKey(saml.AssertionsPrefix, "")) {
-		return nil, trace.ConnectionProblem(nil, "storage unavailable")
-	}
-	return b.Backend.Create(ctx, i)
-}
-
 // TestACSStorageFailureIsNotTheClients: when a valid response cannot be
 // recorded as used, the ACS answers 5xx, not a refusal of the response,
 // and gives the source's failure back: more such posts than the failure
@@ -616,7 +603,7 @@ func TestACSStorageFailureIsNotTheClients(t *testing.T) {
 	bk, err := memory.New(context.Background(), memory.Config{Clock: clockwork.NewFakeClockAt(time.Now())})
 	require.NoError(t, err)
 	t.Cleanup(func() { bk.Close() })
-	store := &replayStoreDown{Backend: bk}
+	store := &samltest.ReplayStoreDown{Backend: bk}
 	p, err := saml.New(saml.Config{Backend: store})
 	require.NoError(t, err)
 	h, idp, _ := samlFixture(t, false, func(c *sso.Config) { c.SAML = p })
@@ -630,13 +617,13 @@ func TestACSStorageFailureIsNotTheClients(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w
 	}
-	store.down.Store(true)
+	store.Down.Store(true)
 	for i := 0; i < 25; i++ {
 		w := post()
 		require.GreaterOrEqual(t, w.Code, 500, "post %d: %s", i, w.Body.String())
 		require.Contains(t, w.Body.String(), "the SAML login failed")
 		require.Nil(t, findCookie(w, web.SessionCookie))
 	}
-	store.down.Store(false)
+	store.Down.Store(false)
 	requireSession(t, post(), sso.DefaultRedirect)
 }
