@@ -21,7 +21,7 @@ help: ## List the targets.
 .PHONY: build
 build: ## Build gatehouse, gatectl and the demo's okta-standin into ./bin.
 	@mkdir -p $(BIN_DIR)
-	@for cmd in $$(ls cmd 2>/dev/null); do $(GO) build -o $(BIN_DIR)/$$cmd ./cmd/$$cmd || exit 1; done
+	@for cmd in gatehouse gatectl okta-standin; do $(GO) build -o $(BIN_DIR)/$$cmd ./cmd/$$cmd || exit 1; done
 
 .PHONY: run
 run: build ## Build and start Gatehouse on SQLite in ./data (web https://localhost:3080, auth localhost:3025).
