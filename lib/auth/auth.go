@@ -298,12 +298,12 @@ const (
 	PresetAuditorRole = "auditor"
 )
 
-// LoginsTraitTemplate in a role's logins stands for the values of the
-// user's "logins" trait; it is expanded when certificates are issued.
-const LoginsTraitTemplate = "{{internal.logins}}"
-
-// LoginsTrait is the user trait LoginsTraitTemplate expands to.
-const LoginsTrait = "logins"
+// LoginsTraitTemplate and LoginsTrait: see authz, which expands them
+// (authz.LoginsFor).
+const (
+	LoginsTraitTemplate = authz.LoginsTraitTemplate
+	LoginsTrait         = authz.LoginsTrait
+)
 
 func presetRole(name, desc string, allow *typesv1.RoleConditions) *typesv1.Role {
 	return &typesv1.Role{

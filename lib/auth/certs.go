@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/auth/certext"
 	"github.com/gatehouse/gatehouse/lib/auth/identityfile"
 	"github.com/gatehouse/gatehouse/lib/services"
@@ -68,7 +69,7 @@ func (s *Server) GenerateUserIdentity(ctx context.Context, username string, ttl 
 		// A temporary user's certificates end with the user.
 		ttl = exp.AsTime().Sub(now)
 	}
-	logins := loginsFor(user, roles)
+	logins := authz.LoginsFor(user, roles)
 	locks, err := s.services.Locks.GetLocksInForce(ctx)
 	if err != nil {
 		return nil, trace.Wrap(err)
@@ -165,70 +166,6 @@ func (s *Server) userRoles(ctx context.Context, user *typesv1.User) ([]*typesv1.
 		maxTTL = min(maxTTL, services.RoleMaxSessionTTL(r))
 	}
 	return roles, maxTTL, nil
-}
-
-// loginsFor returns the node logins roles allow user, with
-// LoginsTraitTemplate expanded to the user's "logins" trait, minus the logins
-// any role denies and those that are not an OS login (validLogin); sorted and
-// without duplicates.
-func loginsFor(user *typesv1.User, roles []*typesv1.Role) []string {
-	expand := func(in []string) []string {
-		var out []string
-		for _, l := range in {
-			if l == LoginsTraitTemplate {
-				out = append(out, services.TraitValues(user, LoginsTrait)...)
-				continue
-			}
-			out = append(out, l)
-		}
-		return out
-	}
-	var allow, deny []string
-	for _, r := range roles {
-		allow = append(allow, expand(r.GetSpec().GetAllow().GetLogins())...)
-		deny = append(deny, expand(r.GetSpec().GetDeny().GetLogins())...)
-	}
-	allow = slices.DeleteFunc(allow, func(l string) bool {
-		return !validLogin(l) || slices.Contains(deny, l) || slices.Contains(deny, "*")
-	})
-	slices.Sort(allow)
-	return slices.Compact(allow)
-}
-
-// maxLoginLen bounds a login: 32 is Linux's, and a directory login with a
-// domain ("alice@corp.example.com") may need more.
-const maxLoginLen = 64
-
-// validLogin reports whether l can be an OS login and so a certificate
-// principal. The "logins" trait comes from an identity provider (a SAML
-// attribute a person may edit in their own profile), so it may say anything:
-// a comma would make one principal read as several by OpenSSH's
-// principals="..." option (match_list splits it), "*" or a space is no
-// login, a leading "-" reads as an option to the commands a login reaches, a
-// control character reaches terminals and logs. Allowed: letters, digits,
-// "_", "." and "-", "@" after the first character, and a trailing "$"
-// (Samba machine accounts); not "." or "..".
-func validLogin(l string) bool {
-	if l == "" || len(l) > maxLoginLen || l == "." || l == ".." {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_':
-		case c == '.' || c == '@' || c == '-':
-			if i == 0 {
-				return false
-			}
-		case c == '$':
-			if i == 0 || i != len(l)-1 {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // UserCACertPEM returns the user CA's TLS certificate: what servers trust

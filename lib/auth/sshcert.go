@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gatehouse/gatehouse/lib/auth/audit"
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/services"
 )
 
@@ -91,7 +92,7 @@ func (s *Server) SignSSHUserCert(ctx context.Context, req SSHCertRequest) (_ []b
 	if !notAfter.After(now) {
 		return nil, trace.AccessDenied("no time left to issue a certificate for user %q", req.Username)
 	}
-	logins := loginsFor(user, roles)
+	logins := authz.LoginsFor(user, roles)
 	if len(logins) == 0 {
 		return nil, trace.AccessDenied("the roles of user %q allow no SSH logins", req.Username)
 	}

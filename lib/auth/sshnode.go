@@ -9,6 +9,7 @@ import (
 	"github.com/gravitational/trace"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gatehouse/gatehouse/lib/auth/authz"
 	"github.com/gatehouse/gatehouse/lib/services"
 )
 
@@ -67,7 +68,7 @@ func (s *Server) CheckSSHLogin(ctx context.Context, username, login string) ([]s
 		return nil, trace.Wrap(err)
 	}
 	names := slices.Clone(user.GetSpec().GetRoles())
-	if !slices.Contains(loginsFor(user, roles), login) {
+	if !slices.Contains(authz.LoginsFor(user, roles), login) {
 		return names, trace.AccessDenied("user %q is not allowed to log in as %q", username, login)
 	}
 	return names, nil

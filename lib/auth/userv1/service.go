@@ -199,43 +199,20 @@ func checkReach(ctx context.Context, cfg Config, actx *authz.Context, old, u *ty
 	return nil
 }
 
-// loginsTrait is the user trait the logins template of a role
-// (auth.LoginsTraitTemplate) expands to: the node logins an account holding
-// the access role gets.
-const (
-	loginsTrait         = "logins"
-	loginsTraitTemplate = "{{internal.logins}}"
-)
-
 // firstLoginNotHad returns a value the write adds to the account's logins
 // trait that the caller cannot log in as itself, or "". Giving an account
 // (a sock puppet's, say) a login is giving that login to whoever signs in as
 // it, so the ceiling on roles holds for logins too.
 func firstLoginNotHad(actx *authz.Context, old, u *typesv1.User) string {
-	added := slices.DeleteFunc(services.TraitValues(u, loginsTrait), func(l string) bool {
-		return slices.Contains(services.TraitValues(old, loginsTrait), l)
+	added := slices.DeleteFunc(services.TraitValues(u, authz.LoginsTrait), func(l string) bool {
+		return slices.Contains(services.TraitValues(old, authz.LoginsTrait), l)
 	})
 	if len(added) == 0 {
 		return ""
 	}
-	expand := func(in []string) []string {
-		var out []string
-		for _, l := range in {
-			if l == loginsTraitTemplate {
-				out = append(out, services.TraitValues(actx.User, loginsTrait)...)
-				continue
-			}
-			out = append(out, l)
-		}
-		return out
-	}
-	var have, deny []string
-	for _, r := range actx.Roles {
-		have = append(have, expand(r.GetSpec().GetAllow().GetLogins())...)
-		deny = append(deny, expand(r.GetSpec().GetDeny().GetLogins())...)
-	}
+	have := authz.LoginsFor(actx.User, actx.Roles)
 	for _, l := range added {
-		if !slices.Contains(have, l) || slices.Contains(deny, l) || slices.Contains(deny, "*") {
+		if !slices.Contains(have, l) {
 			return l
 		}
 	}
