@@ -18,7 +18,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/cmd/internal/errline"
 
@@ -224,11 +223,7 @@ func safeLogAttr(_ []string, a slog.Attr) slog.Attr {
 	}
 	b := s
 	if len(b) > maxLogValue {
-		cut := maxLogValue
-		for cut > 0 && !utf8.RuneStart(b[cut]) {
-			cut--
-		}
-		b = fmt.Sprintf("%s...(%d bytes in all)", b[:cut], len(s))
+		b = fmt.Sprintf("%s...(%d bytes in all)", safetext.Prefix(b, maxLogValue), len(s))
 	}
 	// A value that needs neither is left as it is (an error keeps the
 	// handler's own formatting).

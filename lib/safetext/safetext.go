@@ -163,3 +163,16 @@ func (w *Writer) Flush() error {
 	_, err := io.WriteString(w.W, s)
 	return err
 }
+
+// Prefix returns the longest prefix of s of at most n bytes that does not
+// split a UTF-8 character: where a value from outside is cut before it is
+// logged or audited.
+func Prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

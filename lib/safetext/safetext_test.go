@@ -120,3 +120,13 @@ func FuzzEscape(f *testing.F) {
 		}
 	})
 }
+
+// TestPrefix: a cut never splits a character, and a short value is kept.
+func TestPrefix(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "abc", Prefix("abc", 5))
+	require.Equal(t, "ab", Prefix("abc", 2))
+	require.Equal(t, "a", Prefix("aé", 2), "é is two bytes: the cut moves before it")
+	require.Equal(t, "aé", Prefix("aéb", 3))
+	require.Empty(t, Prefix("é", 1))
+}

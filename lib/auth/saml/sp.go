@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	crewjam "github.com/crewjam/saml"
 	"github.com/gravitational/trace"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/lib/backend"
 	"github.com/gatehouse/gatehouse/lib/defaults"
+	"github.com/gatehouse/gatehouse/lib/safetext"
 	"github.com/gatehouse/gatehouse/lib/services"
 	typesv1 "github.com/gatehouse/gatehouse/proto/gatehouse/types/v1"
 )
@@ -351,11 +351,8 @@ func boundDetail(s string) string {
 	if len(s) <= maxDetail {
 		return s
 	}
-	cut := maxDetail
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s... (%d more bytes)", s[:cut], len(s)-cut)
+	cut := safetext.Prefix(s, maxDetail)
+	return fmt.Sprintf("%s... (%d more bytes)", cut, len(s)-len(cut))
 }
 
 // ParseResponse validates a base64 SAMLResponse posted to connector c's
