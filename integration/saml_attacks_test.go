@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/stretchr/testify/require"
 
@@ -287,21 +286,7 @@ spec:
 		require.NoError(t, err)
 		forged := a.edit(t, own(t), func(doc *etree.Document) {
 			removeSignatures(doc.Root())
-			as := doc.FindElement("./Response/Assertion")
-			plain := etree.NewDocument()
-			plain.SetRoot(as.Copy())
-			raw, err := plain.WriteToBytes()
-			require.NoError(t, err)
-			enc := xmlenc.OAEP()
-			enc.BlockCipher = xmlenc.AES128CBC
-			data, err := enc.Encrypt(cert, raw, nil)
-			require.NoError(t, err)
-			data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
-			encrypted := etree.NewElement("saml:EncryptedAssertion")
-			encrypted.AddChild(data)
-			i := as.Index()
-			doc.Root().RemoveChildAt(i)
-			doc.Root().InsertChildAt(i, encrypted)
+			samltest.EncryptAssertion(t, doc, cert)
 		})
 		a.from(t).post("okta", forged, "").refused(t, http.StatusBadRequest, saml.ReasonEncrypted, "decrypt")
 	})

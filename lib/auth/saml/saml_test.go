@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
-	"github.com/crewjam/saml/xmlenc"
 	"github.com/gravitational/trace"
 	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
@@ -354,25 +353,11 @@ func TestBadResponses(t *testing.T) {
 		for _, sig := range doc.FindElements("./Response/Signature") {
 			doc.Root().RemoveChild(sig)
 		}
-		as := doc.FindElement("./Response/Assertion")
-		plain := etree.NewDocument()
-		plain.SetRoot(as.Copy())
-		raw, err := plain.WriteToBytes()
-		require.NoError(t, err)
 		block, _ := pem.Decode([]byte(f.connector.GetSpec().GetSigningKeyPair().GetCert()))
 		require.NotNil(t, block)
 		cert, err := x509.ParseCertificate(block.Bytes)
 		require.NoError(t, err)
-		enc := xmlenc.OAEP()
-		enc.BlockCipher = xmlenc.AES128CBC
-		data, err := enc.Encrypt(cert, raw, nil)
-		require.NoError(t, err)
-		data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
-		encrypted := etree.NewElement("saml:EncryptedAssertion")
-		encrypted.AddChild(data)
-		i := as.Index()
-		doc.Root().RemoveChildAt(i)
-		doc.Root().InsertChildAt(i, encrypted)
+		samltest.EncryptAssertion(t, doc, cert)
 		_, err = f.provider.ParseResponse(ctx, f.connector, encodeDoc(t, doc), "", f.binding)
 		requireReason(t, err, saml.ReasonEncrypted)
 	})
